@@ -1,0 +1,28 @@
+package mxgatewayv1
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every gateway error.
+const ErrorDomain = "mxgateway"
+
+// ErrorInfo reasons. Every gateway failure carries exactly one of these in a
+// google.rpc.ErrorInfo detail; clients branch on them, never on messages.
+const (
+	ReasonSessionNotFound    = "SESSION_NOT_FOUND"     // NOT_FOUND: unknown or expired session id
+	ReasonSessionNotReady    = "SESSION_NOT_READY"     // FAILED_PRECONDITION: starting or closing
+	ReasonSessionFaulted     = "SESSION_FAULTED"       // FAILED_PRECONDITION: the worker failed earlier
+	ReasonWorkerExited       = "WORKER_EXITED"         // UNAVAILABLE: the worker died or its pipe broke
+	ReasonWorkerStartFailed  = "WORKER_START_FAILED"   // UNAVAILABLE: the worker could not be started
+	ReasonHeartbeatExpired   = "HEARTBEAT_EXPIRED"     // UNAVAILABLE: the worker stopped sending heartbeats
+	ReasonCommandTimeout     = "COMMAND_TIMEOUT"       // DEADLINE_EXCEEDED: no reply in time
+	ReasonSessionLimit       = "SESSION_LIMIT"         // RESOURCE_EXHAUSTED: max_sessions reached
+	ReasonPendingLimit       = "PENDING_LIMIT"         // RESOURCE_EXHAUSTED: max_pending_commands reached
+	ReasonSubscriberLimit    = "SUBSCRIBER_LIMIT"      // RESOURCE_EXHAUSTED: too many subscribers
+	ReasonSlowConsumer       = "SLOW_CONSUMER"         // RESOURCE_EXHAUSTED: a subscriber fell behind
+	ReasonInvalidRequest     = "INVALID_REQUEST"       // INVALID_ARGUMENT: malformed request
+	ReasonShuttingDown       = "SHUTTING_DOWN"         // UNAVAILABLE: the gateway is stopping
+	ReasonSessionClosed      = "SESSION_CLOSED"        // UNAVAILABLE/FAILED_PRECONDITION: closed while in use
+	ReasonUnauthenticated    = "UNAUTHENTICATED"       // UNAUTHENTICATED: no, malformed, unknown or revoked key
+	ReasonPermissionDenied   = "PERMISSION_DENIED"     // PERMISSION_DENIED: scope missing
+	ReasonNotSessionOwner    = "NOT_SESSION_OWNER"     // PERMISSION_DENIED: the session belongs to another key
+	ReasonReferenceForbidden = "REFERENCE_NOT_ALLOWED" // per-entry or PERMISSION_DENIED: key constraint
+	ReasonInternal           = "INTERNAL"              // INTERNAL: details only in the gateway log
+)

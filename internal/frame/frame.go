@@ -1,0 +1,165 @@
+package frame
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/proto"
+
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
+)
+
+// HeaderBytes is the size of the length prefix.
+const HeaderBytes = 4
+
+// Options configure a Reader or Writer. The zero value uses the defaults.
+type Options struct {
+	// MaxFrameBytes is the largest payload accepted or sent; 0 means
+	// protocol.DefaultMaxFrameBytes.
+	MaxFrameBytes int
+	// ProtocolVersion every envelope must carry; 0 means protocol.Version.
+	ProtocolVersion uint32
+	// SessionID every envelope must carry; empty disables the check (used
+	// before the session is known).
+	SessionID string
+}
+
+func (o Options) max() int {
+	if o.MaxFrameBytes <= 0 {
+		return protocol.DefaultMaxFrameBytes
+	}
+	return o.MaxFrameBytes
+}
+
+func (o Options) version() uint32 {
+	if o.ProtocolVersion == 0 {
+		return protocol.Version
+	}
+	return o.ProtocolVersion
+}
+
+// Reader reads frames. It is not safe for concurrent use.
+type Reader struct {
+	br   *bufio.Reader
+	opts Options
+	hdr  [HeaderBytes]byte
+	buf  []byte
+	um   proto.UnmarshalOptions
+}
+
+// NewReader returns a Reader on r.
+func NewReader(r io.Reader, opts Options) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10), opts: opts}
+}
+
+// SetSessionID sets the session id every later envelope must carry.
+func (r *Reader) SetSessionID(id string) { r.opts.SessionID = id }
+
+// ReadPayload reads one frame and returns its payload. The slice is reused
+// by the next call.
+func (r *Reader) ReadPayload() ([]byte, error) {
+	n, err := io.ReadFull(r.br, r.hdr[:])
+	if err != nil {
+		if n == 0 && errors.Is(err, io.EOF) {
+			return nil, &Error{Code: CodeEndOfStream, Err: io.EOF}
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, &Error{Code: CodeTruncated, Detail: fmt.Sprintf("header: got %d of %d bytes", n, HeaderBytes)}
+		}
+		return nil, err
+	}
+	size := binary.LittleEndian.Uint32(r.hdr[:])
+	if size == 0 {
+		return nil, &Error{Code: CodeZeroLength}
+	}
+	if uint64(size) > uint64(r.opts.max()) {
+		return nil, &Error{Code: CodeOversized, Detail: fmt.Sprintf("length %d exceeds limit %d", size, r.opts.max())}
+	}
+	if cap(r.buf) < int(size) {
+		r.buf = make([]byte, size)
+	}
+	r.buf = r.buf[:size]
+	if n, err := io.ReadFull(r.br, r.buf); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, &Error{Code: CodeTruncated, Detail: fmt.Sprintf("payload: got %d of %d bytes", n, size)}
+		}
+		return nil, err
+	}
+	return r.buf, nil
+}
+
+// Read reads and validates one envelope.
+func (r *Reader) Read() (*workerv1.WorkerEnvelope, error) {
+	env := &workerv1.WorkerEnvelope{}
+	if err := r.ReadInto(env); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// ReadInto reads and validates one envelope into env, which is reset first.
+func (r *Reader) ReadInto(env *workerv1.WorkerEnvelope) error {
+	payload, err := r.ReadPayload()
+	if err != nil {
+		return err
+	}
+	if err := r.um.Unmarshal(payload, env); err != nil {
+		return &Error{Code: CodeMalformed, Err: err}
+	}
+	return Validate(env, r.opts)
+}
+
+// Validate checks an envelope's version, session id and body.
+func Validate(env *workerv1.WorkerEnvelope, opts Options) error {
+	if v := opts.version(); env.GetProtocolVersion() != v {
+		return &Error{Code: CodeVersionMismatch, Detail: fmt.Sprintf("got %d, want %d", env.GetProtocolVersion(), v)}
+	}
+	if opts.SessionID != "" && env.GetSessionId() != opts.SessionID {
+		return &Error{Code: CodeSessionMismatch, Detail: fmt.Sprintf("got %q", env.GetSessionId())}
+	}
+	if env.GetBody() == nil {
+		return &Error{Code: CodeNoBody}
+	}
+	return nil
+}
+
+// Writer writes frames. It is meant for one writer goroutine; it is not safe
+// for concurrent use.
+type Writer struct {
+	w    io.Writer
+	opts Options
+	buf  []byte
+	mo   proto.MarshalOptions
+}
+
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer, opts Options) *Writer {
+	return &Writer{w: w, opts: opts, buf: make([]byte, HeaderBytes, 4<<10)}
+}
+
+// Write serialises env and writes it as one frame with one Write call. The
+// envelope is not validated beyond its size; senders build it correctly.
+func (w *Writer) Write(env *workerv1.WorkerEnvelope) error {
+	b, err := w.mo.MarshalAppend(w.buf[:HeaderBytes], env)
+	if err != nil {
+		return &Error{Code: CodeMalformed, Err: err}
+	}
+	size := len(b) - HeaderBytes
+	if size == 0 {
+		return &Error{Code: CodeZeroLength}
+	}
+	if size > w.opts.max() {
+		return &Error{Code: CodeOversized, Detail: fmt.Sprintf("length %d exceeds limit %d", size, w.opts.max())}
+	}
+	binary.LittleEndian.PutUint32(b[:HeaderBytes], uint32(size))
+	// Keep a grown buffer for reuse, but do not pin a huge one forever.
+	if cap(b) <= 1<<20 {
+		w.buf = b[:HeaderBytes]
+	}
+	_, err = w.w.Write(b)
+	return err
+}

@@ -1,0 +1,41 @@
+// Package protocol holds the constants of the gateway-worker protocol: its
+// version, frame limits, default timings and the worker's exit codes.
+package protocol
+
+import "time"
+
+// Version is the gateway-worker protocol version. Both sides refuse a peer
+// that speaks another one.
+const Version uint32 = 1
+
+// DefaultMaxFrameBytes is the default largest frame payload (16 MiB).
+const DefaultMaxFrameBytes = 16 << 20
+
+// Default timings of the worker protocol.
+const (
+	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultHeartbeatGrace    = 15 * time.Second
+	// DefaultHeartbeatCeiling bounds how long a running command may keep a
+	// silent worker alive (long bulk reads must not self-fault).
+	DefaultHeartbeatCeiling = 75 * time.Second
+	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultStartupTimeout   = 15 * time.Second
+)
+
+// NonceBytes is the length of the one-time nonce passed on the worker's stdin.
+const NonceBytes = 32
+
+// Worker exit codes. They are documented in docs/worker.md.
+const (
+	ExitOK              = 0  // clean shutdown after ShutdownAck
+	ExitBadArguments    = 2  // missing or invalid command-line arguments
+	ExitVersionMismatch = 3  // GatewayHello spoke another protocol version
+	ExitNoNonce         = 4  // stdin did not carry a nonce
+	ExitHandshakeFailed = 5  // dial, hello or nonce check failed
+	ExitBackendInit     = 6  // the backend could not initialise (Fault sent)
+	ExitConnectionLost  = 7  // the gateway connection ended without Shutdown
+	ExitProtocolError   = 8  // the gateway broke the protocol
+	ExitEventOverflow   = 9  // the outbound event queue overflowed (Fault sent)
+	ExitInternal        = 10 // a panic or internal error (Fault sent if possible)
+	ExitSimulatedCrash  = 42 // default code of the simulator's crash fault
+)
