@@ -59,8 +59,8 @@ func NewReader(r io.Reader, opts Options) *Reader {
 // SetSessionID sets the session id every later envelope must carry.
 func (r *Reader) SetSessionID(id string) { r.opts.SessionID = id }
 
-// ReadPayload reads one frame and returns its payload. The slice is reused
-// by the next call.
+// ReadPayload reads one frame and returns its payload. The slice is only
+// valid until the next call.
 func (r *Reader) ReadPayload() ([]byte, error) {
 	n, err := io.ReadFull(r.br, r.hdr[:])
 	if err != nil {
@@ -79,18 +79,29 @@ func (r *Reader) ReadPayload() ([]byte, error) {
 	if uint64(size) > uint64(r.opts.max()) {
 		return nil, &Error{Code: CodeOversized, Detail: fmt.Sprintf("length %d exceeds limit %d", size, r.opts.max())}
 	}
-	if cap(r.buf) < int(size) {
+	var buf []byte
+	switch {
+	case cap(r.buf) >= int(size):
+		buf = r.buf[:size]
+	case size <= keepBufferBytes:
 		r.buf = make([]byte, size)
+		buf = r.buf
+	default:
+		// A rare large frame gets a one-off buffer so that one burst
+		// does not pin up to the frame limit for the connection's life.
+		buf = make([]byte, size)
 	}
-	r.buf = r.buf[:size]
-	if n, err := io.ReadFull(r.br, r.buf); err != nil {
+	if n, err := io.ReadFull(r.br, buf); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, &Error{Code: CodeTruncated, Detail: fmt.Sprintf("payload: got %d of %d bytes", n, size)}
 		}
 		return nil, err
 	}
-	return r.buf, nil
+	return buf, nil
 }
+
+// keepBufferBytes is the largest buffer a Reader or Writer keeps for reuse.
+const keepBufferBytes = 1 << 20
 
 // Read reads and validates one envelope.
 func (r *Reader) Read() (*workerv1.WorkerEnvelope, error) {
@@ -157,7 +168,7 @@ func (w *Writer) Write(env *workerv1.WorkerEnvelope) error {
 	}
 	binary.LittleEndian.PutUint32(b[:HeaderBytes], uint32(size))
 	// Keep a grown buffer for reuse, but do not pin a huge one forever.
-	if cap(b) <= 1<<20 {
+	if cap(b) <= keepBufferBytes {
 		w.buf = b[:HeaderBytes]
 	}
 	_, err = w.w.Write(b)

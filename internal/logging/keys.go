@@ -1,5 +1,3 @@
-// Package logging sets up log/slog for every mxgateway binary: text or JSON
-// output, the shared attribute keys, and redaction of secrets.
 package logging
 
 // Shared attribute keys. Every package logs with these names so that logs
@@ -13,4 +11,9 @@ const (
 	KeyKeyID       = "key_id"
 	KeyErr         = "err"
 	KeyComponent   = "component"
+	KeyAddr        = "addr"      // a listen or peer address
+	KeyReason      = "reason"    // a bounded reason (also the metrics label)
+	KeyExitCode    = "exit_code" // a process exit code
+	KeyCheck       = "check"     // a readiness check name
+	KeyLine        = "line"      // an unparsed worker output line
 )

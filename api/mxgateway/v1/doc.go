@@ -1,0 +1,6 @@
+// Package mxgatewayv1 is the public gRPC API of mxgateway (protobuf package
+// mxgateway.v1): the Gateway service, MXAccess commands and replies, values,
+// statuses and events. The .proto files beside this file are the reference
+// documentation; the Go code is generated from them by `make generate`,
+// except reasons.go and this file.
+package mxgatewayv1

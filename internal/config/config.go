@@ -1,0 +1,280 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mxgateway/mxgateway/internal/protocol"
+)
+
+// AuthMode says how clients authenticate.
+type AuthMode string
+
+// Authentication modes.
+const (
+	AuthAPIKey AuthMode = "apikey" // API keys from the key store (default)
+	AuthNone   AuthMode = "none"   // no authentication; loopback listeners only
+)
+
+// TLSMode says where the gRPC listener's certificate comes from.
+type TLSMode string
+
+// TLS modes.
+const (
+	TLSOff        TLSMode = "off"         // plaintext h2c (default)
+	TLSFiles      TLSMode = "files"       // tls_cert and tls_key
+	TLSSelfSigned TLSMode = "self-signed" // generated once and kept in data_dir
+)
+
+// Backend names the worker backend sessions run on.
+type Backend string
+
+// Worker backends.
+const (
+	BackendSim      Backend = "sim"      // the Galaxy simulator (every OS; default)
+	BackendMXAccess Backend = "mxaccess" // real MXAccess COM (mxworker.exe, windows/386)
+)
+
+// SlowConsumerPolicy says what happens when a subscriber's queue is full.
+type SlowConsumerPolicy string
+
+// Slow-consumer policies.
+const (
+	// PolicyFaultSession faults the whole session (default, parity-safe).
+	PolicyFaultSession SlowConsumerPolicy = "fault-session"
+	// PolicyDisconnectSubscriber ends the slow subscriber's stream; it may
+	// resume from the replay ring.
+	PolicyDisconnectSubscriber SlowConsumerPolicy = "disconnect-subscriber"
+)
+
+// Log formats.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// Config is the gateway's whole configuration. Default returns the working
+// configuration every field comment describes: loopback listeners, API-key
+// authentication, no TLS and the simulator backend. Load layers a config
+// file, the environment and flags on top; Validate checks it.
+type Config struct {
+	// Listen is the gRPC listen address. Default 127.0.0.1:5000; MXGATEWAY_LISTEN.
+	Listen string
+	// HTTPListen is the metrics and health listen address. Default
+	// 127.0.0.1:5001; MXGATEWAY_HTTP_LISTEN.
+	HTTPListen string
+	// DataDir holds the key store, pepper, self-signed certificate and the
+	// first-run admin key. Default per OS (see DefaultDataDir); MXGATEWAY_DATA_DIR.
+	DataDir string
+
+	// LogLevel is debug, info, warn or error. Default info; MXGATEWAY_LOG_LEVEL.
+	LogLevel string
+	// LogFormat is text or json. Default text; MXGATEWAY_LOG_FORMAT.
+	LogFormat string
+	// LogFile, when set, receives the log instead of stderr (a Windows
+	// service has no stderr). Default empty; MXGATEWAY_LOG_FILE.
+	LogFile string
+
+	// Auth is apikey or none. Default apikey; MXGATEWAY_AUTH.
+	Auth AuthMode
+	// PepperFile is the path of the API-key pepper. Default empty, meaning
+	// <data_dir>/pepper (see PepperPath); MXGATEWAY_PEPPER_FILE.
+	PepperFile string
+
+	// TLS is off, files or self-signed. Default off; MXGATEWAY_TLS.
+	TLS TLSMode
+	// TLSCert is the PEM certificate chain path (tls=files); MXGATEWAY_TLS_CERT.
+	TLSCert string
+	// TLSKey is the PEM private key path (tls=files); MXGATEWAY_TLS_KEY.
+	TLSKey string
+	// TLSExtraNames are extra DNS names or IPs for the self-signed
+	// certificate. Default none; MXGATEWAY_TLS_EXTRA_NAMES (comma-separated).
+	TLSExtraNames []string
+
+	// WorkerBackend is sim or mxaccess. Default sim; MXGATEWAY_WORKER_BACKEND.
+	WorkerBackend Backend
+	// WorkerExe is the worker executable. Default empty: the gateway
+	// re-executes itself as `mxgateway worker` (sim only); MXGATEWAY_WORKER_EXE.
+	WorkerExe string
+	// MXAccessProgID is the COM ProgID the mxaccess worker creates. Default
+	// LMXProxy.LMXProxyServer; MXGATEWAY_MXACCESS_PROG_ID.
+	MXAccessProgID string
+	// SimModel is a Galaxy model file for the simulator. Default empty: the
+	// built-in demo Galaxy; MXGATEWAY_SIM_MODEL.
+	SimModel string
+	// SimProfile is the simulator behaviour profile, default or test.
+	// Default default; MXGATEWAY_SIM_PROFILE.
+	SimProfile string
+
+	// StartupTimeout bounds worker launch and handshake. Default 15s;
+	// MXGATEWAY_STARTUP_TIMEOUT.
+	StartupTimeout time.Duration
+	// HeartbeatInterval is how often workers send heartbeats. Default 5s;
+	// MXGATEWAY_HEARTBEAT_INTERVAL.
+	HeartbeatInterval time.Duration
+	// HeartbeatGrace is how long a silent idle worker lives before it is
+	// faulted. Default 15s; MXGATEWAY_HEARTBEAT_GRACE.
+	HeartbeatGrace time.Duration
+	// HeartbeatCeiling bounds how long a running command may keep a silent
+	// worker alive. Default 75s; MXGATEWAY_HEARTBEAT_CEILING.
+	HeartbeatCeiling time.Duration
+	// ShutdownTimeout is how long a worker gets to shut down before it is
+	// killed. Default 10s; MXGATEWAY_SHUTDOWN_TIMEOUT.
+	ShutdownTimeout time.Duration
+	// CommandTimeout bounds one command's round trip when the client set no
+	// deadline. Default 30s; MXGATEWAY_COMMAND_TIMEOUT.
+	CommandTimeout time.Duration
+
+	// MaxSessions caps open sessions (one worker each). Default 64;
+	// MXGATEWAY_MAX_SESSIONS.
+	MaxSessions int
+	// MaxPendingCommands caps in-flight commands per session. Default 256;
+	// MXGATEWAY_MAX_PENDING_COMMANDS.
+	MaxPendingCommands int
+	// MaxSubscribers caps event streams per session. Default 8;
+	// MXGATEWAY_MAX_SUBSCRIBERS.
+	MaxSubscribers int
+	// SubscriberQueue is each subscriber's queue length in events. Default
+	// 10000; MXGATEWAY_SUBSCRIBER_QUEUE.
+	SubscriberQueue int
+	// EventBuffer is the per-session queue between the worker pipe and the
+	// distributor, in events. Default 10000; MXGATEWAY_EVENT_BUFFER.
+	EventBuffer int
+	// SlowConsumerPolicy is fault-session or disconnect-subscriber. Default
+	// fault-session; MXGATEWAY_SLOW_CONSUMER_POLICY.
+	SlowConsumerPolicy SlowConsumerPolicy
+	// ReplaySize is the per-session replay ring length in events; 0 turns
+	// resume off. Default 100000; MXGATEWAY_REPLAY_SIZE.
+	ReplaySize int
+	// ReplayAge is the oldest event the replay ring keeps; 0 bounds the ring
+	// by ReplaySize only. Default 10m; MXGATEWAY_REPLAY_AGE.
+	ReplayAge time.Duration
+	// Lease is how long a session lives without calls or an attached stream.
+	// Default 5m; MXGATEWAY_LEASE.
+	Lease time.Duration
+	// DetachGrace is how long a session outlives its last subscriber so a
+	// client can reconnect and resume. Default 2m; MXGATEWAY_DETACH_GRACE.
+	DetachGrace time.Duration
+	// MaxMessageBytes is the largest gRPC message received or sent. Default
+	// 16MiB; MXGATEWAY_MAX_MESSAGE_BYTES.
+	MaxMessageBytes int
+	// MaxFrameBytes is the largest gateway-worker frame. Default 16MiB;
+	// MXGATEWAY_MAX_FRAME_BYTES.
+	MaxFrameBytes int
+	// ShutdownGrace bounds a graceful gateway shutdown: streams end, sessions
+	// close in parallel, and whatever remains after it is killed. Default
+	// 30s; MXGATEWAY_SHUTDOWN_GRACE.
+	ShutdownGrace time.Duration
+}
+
+// Default returns the default configuration for this machine: the data
+// directory is resolved from the process environment (see DefaultDataDir).
+func Default() Config {
+	return defaults(os.Getenv, runtime.GOOS)
+}
+
+func defaults(env func(string) string, goos string) Config {
+	return Config{
+		Listen:             "127.0.0.1:5000",
+		HTTPListen:         "127.0.0.1:5001",
+		DataDir:            DefaultDataDir(env, goos),
+		LogLevel:           "info",
+		LogFormat:          LogFormatText,
+		Auth:               AuthAPIKey,
+		TLS:                TLSOff,
+		WorkerBackend:      BackendSim,
+		MXAccessProgID:     "LMXProxy.LMXProxyServer",
+		SimProfile:         "default",
+		StartupTimeout:     protocol.DefaultStartupTimeout,
+		HeartbeatInterval:  protocol.DefaultHeartbeatInterval,
+		HeartbeatGrace:     protocol.DefaultHeartbeatGrace,
+		HeartbeatCeiling:   protocol.DefaultHeartbeatCeiling,
+		ShutdownTimeout:    protocol.DefaultShutdownTimeout,
+		CommandTimeout:     30 * time.Second,
+		MaxSessions:        64,
+		MaxPendingCommands: 256,
+		MaxSubscribers:     8,
+		SubscriberQueue:    10000,
+		EventBuffer:        10000,
+		SlowConsumerPolicy: PolicyFaultSession,
+		ReplaySize:         100000,
+		ReplayAge:          10 * time.Minute,
+		Lease:              5 * time.Minute,
+		DetachGrace:        2 * time.Minute,
+		MaxMessageBytes:    16 << 20,
+		MaxFrameBytes:      protocol.DefaultMaxFrameBytes,
+		ShutdownGrace:      30 * time.Second,
+	}
+}
+
+// DefaultDataDir returns the default data directory for goos, reading the
+// environment through env:
+//
+//   - windows: %ProgramData%\mxgateway (C:\ProgramData when unset)
+//   - darwin: $HOME/Library/Application Support/mxgateway
+//   - others: $XDG_STATE_HOME/mxgateway, else $HOME/.local/state/mxgateway
+//
+// It returns "" when the needed variables are unset; Validate then asks for
+// data_dir explicitly.
+func DefaultDataDir(env func(string) string, goos string) string {
+	switch goos {
+	case "windows":
+		base := env("ProgramData")
+		if base == "" {
+			base = `C:\ProgramData`
+		}
+		return strings.TrimRight(base, `\/`) + `\mxgateway`
+	case "darwin":
+		if home := env("HOME"); home != "" {
+			return strings.TrimRight(home, "/") + "/Library/Application Support/mxgateway"
+		}
+		return ""
+	default:
+		if state := env("XDG_STATE_HOME"); state != "" {
+			return strings.TrimRight(state, "/") + "/mxgateway"
+		}
+		if home := env("HOME"); home != "" {
+			return strings.TrimRight(home, "/") + "/.local/state/mxgateway"
+		}
+		return ""
+	}
+}
+
+// PepperPath returns the effective pepper file: PepperFile, or "pepper" in
+// DataDir when it is empty.
+func (c *Config) PepperPath() string {
+	if c.PepperFile != "" {
+		return c.PepperFile
+	}
+	return joinPath(c.DataDir, "pepper")
+}
+
+// SlogLevel returns LogLevel as a slog.Level (info when it is not valid).
+func (c *Config) SlogLevel() slog.Level {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// joinPath joins dir and name with the separator dir already uses, so that
+// a Windows path stays a Windows path whichever OS formats it.
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	sep := "/"
+	if strings.Contains(dir, `\`) && !strings.Contains(dir, "/") {
+		sep = `\`
+	}
+	return strings.TrimRight(dir, `\/`) + sep + name
+}

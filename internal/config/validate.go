@@ -1,0 +1,115 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Validate checks every key and every rule between keys, and returns all
+// problems at once: an errors.Join of *FieldError values, each naming the
+// key, the bad value and what is allowed. It reads the file system only to
+// check that tls_cert and tls_key exist when tls=files. It returns nil for
+// a valid configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	for i := range keys {
+		if msg := keys[i].check(c); msg != "" {
+			bad(keys[i].name, "%s", msg)
+		}
+	}
+
+	listenOK := checkAddr(c.Listen) == ""
+	if msg := checkAddr(c.Listen); msg != "" {
+		bad("listen", "%s", msg)
+	}
+	if msg := checkAddr(c.HTTPListen); msg != "" {
+		bad("http_listen", "%s", msg)
+	} else if listenOK && sameAddr(c.Listen, c.HTTPListen) {
+		bad("http_listen", "%q is the same address as listen", c.HTTPListen)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must be set (no default: neither XDG_STATE_HOME nor HOME is set)")
+	}
+
+	if c.Auth == AuthNone && listenOK && !isLoopback(c.Listen) {
+		bad("auth", "none is allowed only when listen is a loopback address (listen is %q)", c.Listen)
+	}
+
+	if c.TLS == TLSFiles {
+		for _, f := range []struct{ key, path string }{{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}} {
+			if f.path == "" {
+				bad(f.key, "must be set when tls is files")
+				continue
+			}
+			if st, err := os.Stat(f.path); err != nil {
+				bad(f.key, "%q cannot be read: %v", f.path, errors.Unwrap(err))
+			} else if st.IsDir() {
+				bad(f.key, "%q is a directory, not a PEM file", f.path)
+			}
+		}
+	}
+
+	if c.WorkerBackend == BackendMXAccess {
+		if c.WorkerExe == "" {
+			bad("worker_exe", "must be set when worker_backend is mxaccess (the path of mxworker.exe)")
+		}
+		if strings.TrimSpace(c.MXAccessProgID) == "" {
+			bad("mxaccess_prog_id", "must be set when worker_backend is mxaccess")
+		}
+	}
+
+	if c.HeartbeatGrace <= c.HeartbeatInterval {
+		bad("heartbeat_grace", "%s must be greater than heartbeat_interval (%s)",
+			FormatDuration(c.HeartbeatGrace), FormatDuration(c.HeartbeatInterval))
+	}
+	if c.HeartbeatCeiling < c.HeartbeatGrace {
+		bad("heartbeat_ceiling", "%s must be at least heartbeat_grace (%s)",
+			FormatDuration(c.HeartbeatCeiling), FormatDuration(c.HeartbeatGrace))
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddr returns the problem with a host:port listen address, or "".
+func checkAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port (for example 127.0.0.1:5000)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("%q has an invalid port (allowed 0-65535)", addr)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Sprintf("%q has an invalid host", addr)
+	}
+	return ""
+}
+
+// sameAddr reports whether two valid listen addresses would collide. Port 0
+// never collides.
+func sameAddr(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa == "0" || pa != pb {
+		return false
+	}
+	return ha == hb || ha == "" || hb == "" || ha == "0.0.0.0" || hb == "0.0.0.0" || ha == "::" || hb == "::"
+}
+
+// isLoopback reports whether a valid listen address binds only loopback.
+func isLoopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,232 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
+	"github.com/mxgateway/mxgateway/internal/session"
+)
+
+// APIVersion is the public API version reported by OpenSession.
+const APIVersion = 1
+
+// Service implements mxgatewayv1.GatewayServer on a session.Manager. It
+// validates every request before anything reaches a worker and maps every
+// error through toStatus.
+type Service struct {
+	mxgatewayv1.UnimplementedGatewayServer
+
+	sessions *session.Manager
+	log      *slog.Logger
+	maxBulk  int
+	identity func(ctx context.Context) string
+	access   func(ctx context.Context, ownerKeyID string) error
+
+	// stopping is cancelled when the server shuts down: streams end and
+	// new sessions are refused.
+	stopping context.Context
+}
+
+var _ mxgatewayv1.GatewayServer = (*Service)(nil)
+
+func (sv *Service) refusing() bool { return sv.stopping.Err() != nil }
+
+// lookup finds a session the caller may use and renews its lease.
+func (sv *Service) lookup(ctx context.Context, id string) (*session.Session, error) {
+	s, err := sv.sessions.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if sv.access != nil {
+		if err := sv.access(ctx, s.OwnerKeyID()); err != nil {
+			return nil, err
+		}
+	}
+	s.Touch()
+	return s, nil
+}
+
+// OpenSession launches a worker and returns the new session.
+func (sv *Service) OpenSession(ctx context.Context, req *mxgatewayv1.OpenSessionRequest) (*mxgatewayv1.OpenSessionResponse, error) {
+	const method = "OpenSession"
+	v := &validator{}
+	v.text("client_name", req.GetClientName(), maxNameLen, false)
+	if err := v.err(); err != nil {
+		return nil, toStatus(sv.log, method, err)
+	}
+	if sv.refusing() {
+		return nil, toStatus(sv.log, method, ErrShuttingDown)
+	}
+	owner := ""
+	if sv.identity != nil {
+		owner = sv.identity(ctx)
+	}
+	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner})
+	if err != nil {
+		return nil, toStatus(sv.log, method, err)
+	}
+	return &mxgatewayv1.OpenSessionResponse{
+		SessionId:             s.ID(),
+		LeaseExpiresAt:        timestamppb.New(s.LeaseExpiresAt()),
+		Backend:               s.Backend(),
+		ApiVersion:            APIVersion,
+		WorkerProtocolVersion: protocol.Version,
+		WorkerPid:             int32(s.WorkerPID()),
+	}, nil
+}
+
+// CloseSession closes a session; closing a closed session reports
+// already_closed.
+func (sv *Service) CloseSession(ctx context.Context, req *mxgatewayv1.CloseSessionRequest) (*mxgatewayv1.CloseSessionResponse, error) {
+	const method = "CloseSession"
+	v := &validator{}
+	v.sessionID("session_id", req.GetSessionId())
+	if err := v.err(); err != nil {
+		return nil, toStatus(sv.log, method, err)
+	}
+	s, err := sv.lookup(ctx, req.GetSessionId())
+	if errors.Is(err, session.ErrNotFound) {
+		// Maybe recently closed: the manager remembers those.
+		res, err := sv.sessions.CloseSession(ctx, req.GetSessionId())
+		if err != nil {
+			return nil, toStatus(sv.log, method, err)
+		}
+		return &mxgatewayv1.CloseSessionResponse{AlreadyClosed: res.AlreadyClosed, State: res.State}, nil
+	}
+	if err != nil {
+		return nil, toStatus(sv.log, method, err)
+	}
+	// The teardown is bounded by the manager's CloseTimeout; a client that
+	// hangs up must not turn a graceful close into a kill.
+	res := s.Close(context.WithoutCancel(ctx))
+	return &mxgatewayv1.CloseSessionResponse{
+		AlreadyClosed:    res.AlreadyClosed,
+		State:            res.State,
+		TeardownWarnings: res.Warnings,
+	}, nil
+}
+
+// Invoke validates the command and runs it on the session's worker.
+// MXAccess refusals are replies, never errors.
+func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (*mxgatewayv1.InvokeResponse, error) {
+	const method = "Invoke"
+	if err := validateInvoke(req, sv.maxBulk); err != nil {
+		return nil, toStatus(sv.log, method, err)
+	}
+	s, err := sv.lookup(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, toStatus(sv.log, method, err)
+	}
+	reply, err := s.Invoke(ctx, req.GetCommand(), time.Duration(req.GetTimeoutMs())*time.Millisecond)
+	if err != nil {
+		return nil, toStatus(sv.log, method, err)
+	}
+	if reply == nil {
+		return nil, toStatus(sv.log, method, errors.New("gateway: worker returned no reply"))
+	}
+	return &mxgatewayv1.InvokeResponse{Reply: reply}, nil
+}
+
+// StreamEvents attaches a subscriber and sends events until the session
+// ends, the subscriber falls behind, the client leaves or the server shuts
+// down. This goroutine is the stream's only sender.
+func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]) error {
+	const method = "StreamEvents"
+	v := &validator{}
+	v.sessionID("session_id", req.GetSessionId())
+	if err := v.err(); err != nil {
+		return toStatus(sv.log, method, err)
+	}
+	if sv.refusing() {
+		return toStatus(sv.log, method, ErrShuttingDown)
+	}
+	s, err := sv.lookup(stream.Context(), req.GetSessionId())
+	if err != nil {
+		return toStatus(sv.log, method, err)
+	}
+	sub, err := s.Subscribe(session.SubscribeRequest{
+		AfterSequence: req.GetAfterSequence(),
+		LiveOnly:      req.GetLiveOnly(),
+		Conflate:      req.GetConflate(),
+	})
+	if err != nil {
+		return toStatus(sv.log, method, err)
+	}
+	defer sub.Close()
+	// Headers tell the client the subscription is registered: every event
+	// from now on reaches it (useful with live_only).
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(sv.stopping, cancel)
+	defer stop()
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			switch {
+			case errors.Is(err, session.ErrClosed):
+				return nil // the session was closed: the stream is complete
+			case sv.refusing() && ctx.Err() != nil:
+				return toStatus(sv.log, method, ErrShuttingDown)
+			case stream.Context().Err() != nil:
+				return status.FromContextError(stream.Context().Err()).Err()
+			}
+			return toStatus(sv.log, method, err)
+		}
+		if err := stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev}); err != nil {
+			return err
+		}
+	}
+}
+
+// ListSessions lists the sessions the caller may see, oldest first.
+func (sv *Service) ListSessions(ctx context.Context, _ *mxgatewayv1.ListSessionsRequest) (*mxgatewayv1.ListSessionsResponse, error) {
+	infos := sv.sessions.List()
+	slices.SortFunc(infos, func(a, b session.Info) int {
+		if c := a.OpenedAt.Compare(b.OpenedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	resp := &mxgatewayv1.ListSessionsResponse{Sessions: make([]*mxgatewayv1.SessionInfo, 0, len(infos))}
+	for _, in := range infos {
+		if sv.access != nil && sv.access(ctx, in.OwnerKeyID) != nil {
+			continue
+		}
+		resp.Sessions = append(resp.Sessions, sessionInfo(in))
+	}
+	return resp, nil
+}
+
+func sessionInfo(in session.Info) *mxgatewayv1.SessionInfo {
+	return &mxgatewayv1.SessionInfo{
+		SessionId:         in.ID,
+		State:             in.State,
+		WorkerPid:         int32(in.WorkerPID),
+		ClientName:        in.ClientName,
+		OwnerKeyId:        in.OwnerKeyID,
+		OpenedAt:          timestamppb.New(in.OpenedAt),
+		LeaseExpiresAt:    timestamppb.New(in.LeaseExpiresAt),
+		Subscribers:       uint32(in.Subscribers),
+		LastSequence:      in.LastSequence,
+		CommandsCompleted: in.CommandsCompleted,
+		CommandsPending:   uint32(in.CommandsPending),
+		FaultReason:       in.FaultReason,
+		Backend:           in.Backend,
+	}
+}
+

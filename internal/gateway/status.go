@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/internal/session"
+	"github.com/mxgateway/mxgateway/internal/workerclient"
+)
+
+// ErrShuttingDown is returned for calls that arrive after Shutdown began.
+var ErrShuttingDown = errors.New("gateway: shutting down")
+
+// errorMapping maps one error (matched with errors.Is) to a status.
+type errorMapping struct {
+	err    error
+	code   codes.Code
+	reason string // ErrorInfo reason; "" attaches none
+	quota  bool   // attach a QuotaFailure
+}
+
+// errorTable is the only place where gateway errors become gRPC codes. The
+// first match wins, so specific causes come before the generic ones they
+// are wrapped with (a *session.FaultError carries both ErrWorkerFailed and
+// its cause).
+var errorTable = []errorMapping{
+	{err: session.ErrNotFound, code: codes.NotFound, reason: mxgatewayv1.ReasonSessionNotFound},
+	{err: session.ErrFaulted, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionFaulted},
+	{err: session.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
+	{err: session.ErrClosed, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionClosed},
+	{err: session.ErrLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSessionLimit, quota: true},
+	{err: session.ErrPendingLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonPendingLimit, quota: true},
+	{err: session.ErrSubscriberLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSubscriberLimit, quota: true},
+	{err: session.ErrSlowConsumer, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSlowConsumer, quota: true},
+	{err: session.ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
+	{err: ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
+	{err: session.ErrStartFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerStartFailed},
+	{err: session.ErrAfterSequence, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: workerclient.ErrHeartbeatExpired, code: codes.Unavailable, reason: mxgatewayv1.ReasonHeartbeatExpired},
+	{err: workerclient.ErrCommandTimeout, code: codes.DeadlineExceeded, reason: mxgatewayv1.ReasonCommandTimeout},
+	{err: workerclient.ErrClosed, code: codes.Unavailable, reason: mxgatewayv1.ReasonSessionClosed},
+	{err: workerclient.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
+	{err: workerclient.ErrWorkerGone, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	{err: workerclient.ErrKilled, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	{err: workerclient.ErrWorkerFault, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	{err: workerclient.ErrProtocol, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	{err: workerclient.ErrShutdownTimeout, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	{err: workerclient.ErrEventOverflow, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	{err: session.ErrWorkerFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	{err: context.DeadlineExceeded, code: codes.DeadlineExceeded, reason: mxgatewayv1.ReasonCommandTimeout},
+	{err: context.Canceled, code: codes.Canceled},
+}
+
+// toStatus turns err into the status error a handler returns. Errors that
+// already are statuses (from hooks such as an ownership check) pass
+// through; validation errors carry a BadRequest; unknown errors become
+// INTERNAL with a generic message and are logged with their details.
+func toStatus(log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var inv *invalidError
+	if errors.As(err, &inv) {
+		return withDetails(codes.InvalidArgument, inv.Error(), mxgatewayv1.ReasonInvalidRequest,
+			&errdetails.BadRequest{FieldViolations: inv.violations})
+	}
+	for _, m := range errorTable {
+		if !errors.Is(err, m.err) {
+			continue
+		}
+		if m.reason == "" {
+			return status.Error(m.code, err.Error())
+		}
+		if m.quota {
+			return withDetails(m.code, err.Error(), m.reason, &errdetails.QuotaFailure{
+				Violations: []*errdetails.QuotaFailure_Violation{{Subject: m.reason, Description: err.Error()}},
+			})
+		}
+		return withDetails(m.code, err.Error(), m.reason)
+	}
+	log.Error("internal error", slog.String(logging.KeyMethod, method), slog.Any(logging.KeyErr, err))
+	return withDetails(codes.Internal, "internal error (details in the gateway log)", mxgatewayv1.ReasonInternal)
+}
+
+// withDetails builds a status carrying an ErrorInfo and any extra details.
+func withDetails(code codes.Code, msg, reason string, extra ...protoadapt.MessageV1) error {
+	details := append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: mxgatewayv1.ErrorDomain}}, extra...)
+	st, err := status.New(code, msg).WithDetails(details...)
+	if err != nil {
+		return status.Error(code, msg)
+	}
+	return st.Err()
+}

@@ -1,0 +1,197 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
+)
+
+// Worker is the part of a worker connection the session manager uses. The
+// gateway's *workerclient.Client satisfies it.
+type Worker interface {
+	// PID is the worker's process id.
+	PID() int
+	// Backend describes what the worker drives.
+	Backend() *mxgatewayv1.BackendInfo
+	// Invoke runs one command and waits for its reply (at most timeout).
+	Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error)
+	// Events delivers the worker's events in order; it is closed after the
+	// worker reached a terminal state.
+	Events() <-chan *mxgatewayv1.Event
+	// Done is closed when the worker reached a terminal state.
+	Done() <-chan struct{}
+	// Err is the terminal error (nil after a clean shutdown).
+	Err() error
+	// Shutdown asks the worker to tear down gracefully within ctx and
+	// returns its teardown warnings.
+	Shutdown(ctx context.Context) ([]string, error)
+	// Kill ends the worker at once.
+	Kill(reason string)
+}
+
+// LaunchFunc starts a worker for sessionID and returns it once it is ready.
+type LaunchFunc func(ctx context.Context, sessionID string) (Worker, error)
+
+// SlowConsumerPolicy says what happens when a subscriber's queue is full.
+type SlowConsumerPolicy string
+
+const (
+	// PolicyDisconnectSubscriber ends the slow subscriber's stream with
+	// ErrSlowConsumer; the client may resume with after_sequence.
+	PolicyDisconnectSubscriber SlowConsumerPolicy = "disconnect-subscriber"
+	// PolicyFaultSession faults the whole session and kills its worker.
+	PolicyFaultSession SlowConsumerPolicy = "fault-session"
+)
+
+// ParseSlowConsumerPolicy parses a policy name.
+func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
+	switch p := SlowConsumerPolicy(s); p {
+	case PolicyDisconnectSubscriber, PolicyFaultSession:
+		return p, nil
+	}
+	return "", fmt.Errorf("session: unknown slow consumer policy %q (want %q or %q)", s, PolicyDisconnectSubscriber, PolicyFaultSession)
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxSessions        = 64
+	DefaultMaxPendingCommands = 128
+	DefaultCommandTimeout     = 30 * time.Second
+	DefaultLease              = 60 * time.Second
+	DefaultDetachGrace        = 30 * time.Second
+	DefaultCloseTimeout       = protocol.DefaultShutdownTimeout
+	DefaultMaxSubscribers     = 8
+	DefaultSubscriberQueue    = 4096
+	DefaultReplaySize         = 10000
+	DefaultReplayAge          = 5 * time.Minute
+	DefaultSlowConsumerPolicy = PolicyDisconnectSubscriber
+)
+
+// Hooks are optional callbacks for metrics. They run synchronously, some
+// while a session lock is held: they must be quick and must not call back
+// into the package.
+type Hooks struct {
+	// SessionOpened runs after a session became ready and was registered.
+	SessionOpened func(id string)
+	// SessionFaulted runs once when a session faults.
+	SessionFaulted func(id string, reason string)
+	// SessionClosed runs once when a session's worker is gone and the
+	// session was removed; final is CLOSED or FAULTED.
+	SessionClosed func(id string, final mxgatewayv1.SessionState, reason string)
+	// CommandDone runs after every command that reached a worker.
+	CommandDone func(kind string, elapsed time.Duration, err error)
+	// EventReceived runs for every event accepted from a worker.
+	EventReceived func(family mxgatewayv1.EventFamily)
+	// SlowConsumer runs for every subscriber queue overflow.
+	SlowConsumer func(policy SlowConsumerPolicy)
+}
+
+// Options configure a Manager. Zero fields take the documented defaults.
+type Options struct {
+	// Launch starts a worker. Required.
+	Launch LaunchFunc
+	// Logger receives lifecycle logs; nil discards them.
+	Logger *slog.Logger
+	// MaxSessions caps open and opening sessions. Default 64.
+	MaxSessions int
+	// MaxPendingCommands caps in-flight commands per session. Default 128.
+	MaxPendingCommands int
+	// CommandTimeout applies when a call gives none. Default 30s.
+	CommandTimeout time.Duration
+	// Lease is how long a session lives after its last call when no
+	// stream is attached. Default 60s.
+	Lease time.Duration
+	// DetachGrace is how long a session lives after its last subscriber
+	// left, even when the lease ran out meanwhile. Default 30s.
+	DetachGrace time.Duration
+	// CloseTimeout bounds a graceful worker shutdown before the worker is
+	// killed. Default protocol.DefaultShutdownTimeout (10s).
+	CloseTimeout time.Duration
+	// MaxSubscribers caps event subscribers per session. Default 8.
+	MaxSubscribers int
+	// SubscriberQueue is each subscriber's live queue length. Default 4096.
+	SubscriberQueue int
+	// SlowConsumerPolicy applies when a subscriber queue is full.
+	// Default PolicyDisconnectSubscriber.
+	SlowConsumerPolicy SlowConsumerPolicy
+	// ReplaySize is how many events the replay ring keeps. Default 10000.
+	ReplaySize int
+	// ReplayAge is how long the replay ring keeps an event. Default 5m.
+	ReplayAge time.Duration
+	// SweepInterval is how often leases are checked. Default: a quarter of
+	// the shorter of Lease and DetachGrace, between 10ms and 1s.
+	SweepInterval time.Duration
+	// Hooks are optional metric callbacks.
+	Hooks Hooks
+	// Now returns the current time; nil uses time.Now. Tests inject a clock.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if o.Launch == nil {
+		errs = append(errs, errors.New("session: Options.Launch is required"))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	ints := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxSessions", &o.MaxSessions, DefaultMaxSessions},
+		{"MaxPendingCommands", &o.MaxPendingCommands, DefaultMaxPendingCommands},
+		{"MaxSubscribers", &o.MaxSubscribers, DefaultMaxSubscribers},
+		{"SubscriberQueue", &o.SubscriberQueue, DefaultSubscriberQueue},
+		{"ReplaySize", &o.ReplaySize, DefaultReplaySize},
+	}
+	for _, f := range ints {
+		switch {
+		case *f.v < 0:
+			errs = append(errs, fmt.Errorf("session: %s must not be negative (got %d)", f.name, *f.v))
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	durs := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"CommandTimeout", &o.CommandTimeout, DefaultCommandTimeout},
+		{"Lease", &o.Lease, DefaultLease},
+		{"DetachGrace", &o.DetachGrace, DefaultDetachGrace},
+		{"CloseTimeout", &o.CloseTimeout, DefaultCloseTimeout},
+		{"ReplayAge", &o.ReplayAge, DefaultReplayAge},
+	}
+	for _, f := range durs {
+		switch {
+		case *f.v < 0:
+			errs = append(errs, fmt.Errorf("session: %s must not be negative (got %v)", f.name, *f.v))
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	if o.SlowConsumerPolicy == "" {
+		o.SlowConsumerPolicy = DefaultSlowConsumerPolicy
+	} else if _, err := ParseSlowConsumerPolicy(string(o.SlowConsumerPolicy)); err != nil {
+		errs = append(errs, err)
+	}
+	if o.SweepInterval < 0 {
+		errs = append(errs, fmt.Errorf("session: SweepInterval must not be negative (got %v)", o.SweepInterval))
+	} else if o.SweepInterval == 0 {
+		o.SweepInterval = min(o.Lease, o.DetachGrace) / 4
+		o.SweepInterval = max(10*time.Millisecond, min(o.SweepInterval, time.Second))
+	}
+	return o, errors.Join(errs...)
+}

@@ -1,0 +1,100 @@
+package session
+
+import (
+	"time"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
+
+// ring is the replay ring of one session: the most recent events, bounded by
+// count (size) and by age. It holds events with contiguous sequence numbers,
+// oldest first, so an event's position follows from its sequence. It grows on
+// demand up to size so idle sessions stay small. Not safe for concurrent use:
+// the owning Session's mu guards it.
+type ring struct {
+	size  int
+	buf   []ringEntry
+	start int // index of the oldest entry
+	n     int
+}
+
+type ringEntry struct {
+	ev *mxgatewayv1.Event
+	at time.Time // gateway receive time, for the age bound
+}
+
+const ringInitial = 64
+
+func newRing(size int) *ring {
+	return &ring{size: size, buf: make([]ringEntry, min(size, ringInitial))}
+}
+
+// push appends ev, evicting the oldest entry when the ring is full. It
+// reports whether an entry was evicted.
+func (r *ring) push(ev *mxgatewayv1.Event, at time.Time) (evicted bool) {
+	if r.n == len(r.buf) && len(r.buf) < r.size {
+		r.grow()
+	}
+	if r.n == len(r.buf) {
+		r.buf[r.start] = ringEntry{}
+		r.start = (r.start + 1) % len(r.buf)
+		r.n--
+		evicted = true
+	}
+	r.buf[(r.start+r.n)%len(r.buf)] = ringEntry{ev: ev, at: at}
+	r.n++
+	return evicted
+}
+
+func (r *ring) grow() {
+	nb := make([]ringEntry, min(2*len(r.buf), r.size))
+	for i := range r.n {
+		nb[i] = r.buf[(r.start+i)%len(r.buf)]
+	}
+	r.buf, r.start = nb, 0
+}
+
+// trimBefore drops entries received before cutoff and reports how many.
+func (r *ring) trimBefore(cutoff time.Time) int {
+	dropped := 0
+	for r.n > 0 && r.buf[r.start].at.Before(cutoff) {
+		r.buf[r.start] = ringEntry{}
+		r.start = (r.start + 1) % len(r.buf)
+		r.n--
+		dropped++
+	}
+	return dropped
+}
+
+// len is the number of events held.
+func (r *ring) len() int { return r.n }
+
+// firstSeq is the sequence of the oldest event held; ok is false when the
+// ring is empty.
+func (r *ring) firstSeq() (seq uint64, ok bool) {
+	if r.n == 0 {
+		return 0, false
+	}
+	return r.buf[r.start].ev.GetSequence(), true
+}
+
+// since returns the held events with a sequence above after, oldest first,
+// in a new slice.
+func (r *ring) since(after uint64) []*mxgatewayv1.Event {
+	first, ok := r.firstSeq()
+	if !ok {
+		return nil
+	}
+	skip := 0
+	if after >= first {
+		skip = int(after - first + 1)
+	}
+	if skip >= r.n {
+		return nil
+	}
+	out := make([]*mxgatewayv1.Event, 0, r.n-skip)
+	for i := skip; i < r.n; i++ {
+		out = append(out, r.buf[(r.start+i)%len(r.buf)].ev)
+	}
+	return out
+}

@@ -1,0 +1,509 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/logging"
+)
+
+// Session is one client session: its worker, its lease, its command budget
+// and its event distributor. A Session is created by Manager.Open; all of
+// its methods are safe for concurrent use.
+type Session struct {
+	m          *Manager
+	id         string
+	clientName string
+	ownerKeyID string
+	openedAt   time.Time
+	w          Worker
+	pid        int
+	backend    *mxgatewayv1.BackendInfo
+	log        *slog.Logger
+
+	pumpDone chan struct{} // closed when the pump returned
+	closed   chan struct{} // closed when a close finished
+
+	mu            sync.Mutex
+	state         mxgatewayv1.SessionState
+	fault         *FaultError
+	closing       bool // a close has started
+	final         mxgatewayv1.SessionState
+	lastActivity  time.Time
+	lastDetach    time.Time
+	pending       int
+	completed     uint64
+	ring          *ring
+	lastSeq       uint64
+	subs          map[*Subscription]struct{}
+	ended         error // the pump's terminal error, for late subscribers
+	slowConsumers uint64
+}
+
+// Info is a snapshot of a session for listings.
+type Info struct {
+	ID                string
+	ClientName        string
+	OwnerKeyID        string
+	State             mxgatewayv1.SessionState
+	WorkerPID         int
+	OpenedAt          time.Time
+	LeaseExpiresAt    time.Time
+	Subscribers       int
+	LastSequence      uint64
+	CommandsCompleted uint64
+	CommandsPending   int
+	FaultReason       string
+	SlowConsumers     uint64
+	Backend           *mxgatewayv1.BackendInfo
+}
+
+// CloseResult reports how a close ended.
+type CloseResult struct {
+	// AlreadyClosed is true when another call closed the session.
+	AlreadyClosed bool
+	// State is the final state: CLOSED, or FAULTED when the worker had
+	// failed before the close.
+	State mxgatewayv1.SessionState
+	// Warnings are the worker's teardown warnings.
+	Warnings []string
+}
+
+func newSession(m *Manager, id string, req OpenRequest, w Worker) *Session {
+	now := m.opts.Now()
+	return &Session{
+		m:            m,
+		id:           id,
+		clientName:   req.ClientName,
+		ownerKeyID:   req.OwnerKeyID,
+		openedAt:     now,
+		w:            w,
+		pid:          w.PID(),
+		backend:      w.Backend(),
+		log:          m.log.With(logging.KeySession, id, logging.KeyWorkerPID, w.PID()),
+		pumpDone:     make(chan struct{}),
+		closed:       make(chan struct{}),
+		state:        mxgatewayv1.SessionState_SESSION_STATE_READY,
+		lastActivity: now,
+		ring:         newRing(m.opts.ReplaySize),
+		subs:         make(map[*Subscription]struct{}),
+	}
+}
+
+// ID is the session id.
+func (s *Session) ID() string { return s.id }
+
+// ClientName is the name the client gave at open.
+func (s *Session) ClientName() string { return s.clientName }
+
+// OwnerKeyID is the id of the API key that opened the session ("" without
+// authentication).
+func (s *Session) OwnerKeyID() string { return s.ownerKeyID }
+
+// WorkerPID is the worker's process id.
+func (s *Session) WorkerPID() int { return s.pid }
+
+// Backend describes what the worker drives.
+func (s *Session) Backend() *mxgatewayv1.BackendInfo { return s.backend }
+
+// State is the current state.
+func (s *Session) State() mxgatewayv1.SessionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Touch renews the lease.
+func (s *Session) Touch() {
+	now := s.m.opts.Now()
+	s.mu.Lock()
+	s.lastActivity = now
+	s.mu.Unlock()
+}
+
+// LeaseExpiresAt is when the session expires unless renewed. While a
+// subscriber is attached the lease keeps moving forward.
+func (s *Session) LeaseExpiresAt() time.Time {
+	now := s.m.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expiresAtLocked(now)
+}
+
+func (s *Session) expiresAtLocked(now time.Time) time.Time {
+	if len(s.subs) > 0 {
+		return now.Add(s.m.opts.Lease)
+	}
+	exp := s.lastActivity.Add(s.m.opts.Lease)
+	if !s.lastDetach.IsZero() {
+		if d := s.lastDetach.Add(s.m.opts.DetachGrace); d.After(exp) {
+			exp = d
+		}
+	}
+	return exp
+}
+
+// expired reports whether the lease ran out (never while a close runs or a
+// subscriber is attached).
+func (s *Session) expired(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closing && len(s.subs) == 0 && !now.Before(s.expiresAtLocked(now))
+}
+
+// Info returns a snapshot of the session.
+func (s *Session) Info() Info {
+	now := s.m.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info := Info{
+		ID:                s.id,
+		ClientName:        s.clientName,
+		OwnerKeyID:        s.ownerKeyID,
+		State:             s.state,
+		WorkerPID:         s.pid,
+		OpenedAt:          s.openedAt,
+		LeaseExpiresAt:    s.expiresAtLocked(now),
+		Subscribers:       len(s.subs),
+		LastSequence:      s.lastSeq,
+		CommandsCompleted: s.completed,
+		CommandsPending:   s.pending,
+		SlowConsumers:     s.slowConsumers,
+		Backend:           s.backend,
+	}
+	if s.fault != nil {
+		info.FaultReason = s.fault.Reason
+	}
+	return info
+}
+
+// usableLocked says why the session cannot take a command or a subscriber.
+func (s *Session) usableLocked() error {
+	switch {
+	case s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED:
+		return fmt.Errorf("%w: %s", ErrFaulted, s.fault.Reason)
+	case s.closing:
+		return ErrClosed
+	case s.state != mxgatewayv1.SessionState_SESSION_STATE_READY:
+		return ErrNotReady
+	}
+	return nil
+}
+
+// Invoke runs cmd on the worker. A timeout of 0 uses the manager's default.
+// It fails fast with ErrPendingLimit when the session already has
+// MaxPendingCommands commands in flight. MXAccess refusals come back as
+// replies; errors are gateway failures (the worker's own errors pass
+// through unchanged).
+func (s *Session) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+	opts := &s.m.opts
+	now := opts.Now()
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if s.pending >= opts.MaxPendingCommands {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d in flight", ErrPendingLimit, opts.MaxPendingCommands)
+	}
+	s.pending++
+	s.lastActivity = now
+	s.mu.Unlock()
+
+	if timeout <= 0 {
+		timeout = opts.CommandTimeout
+	}
+	start := time.Now()
+	reply, err := s.w.Invoke(ctx, cmd, timeout)
+	elapsed := time.Since(start)
+
+	s.mu.Lock()
+	s.pending--
+	s.completed++
+	s.lastActivity = opts.Now()
+	s.mu.Unlock()
+	if h := opts.Hooks.CommandDone; h != nil {
+		h(CommandKind(cmd), elapsed, err)
+	}
+	return reply, err
+}
+
+// Subscribe attaches an event subscriber. The replay snapshot and the live
+// registration happen under one lock, so the subscriber sees every event
+// after req.AfterSequence exactly once. When the replay ring no longer
+// reaches back that far, the first event is a gateway-generated replay-gap
+// marker.
+func (s *Session) Subscribe(req SubscribeRequest) (*Subscription, error) {
+	opts := &s.m.opts
+	now := opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usableLocked(); err != nil {
+		return nil, err
+	}
+	if s.ended != nil {
+		return nil, s.ended
+	}
+	if len(s.subs) >= opts.MaxSubscribers {
+		return nil, fmt.Errorf("%w: %d attached", ErrSubscriberLimit, opts.MaxSubscribers)
+	}
+	var replay []*mxgatewayv1.Event
+	if !req.LiveOnly {
+		if req.AfterSequence > s.lastSeq {
+			return nil, fmt.Errorf("%w: asked for events after %d, last is %d", ErrAfterSequence, req.AfterSequence, s.lastSeq)
+		}
+		s.ring.trimBefore(now.Add(-opts.ReplayAge))
+		firstAvail := s.lastSeq + 1
+		if seq, ok := s.ring.firstSeq(); ok {
+			firstAvail = seq
+		}
+		held := s.ring.since(req.AfterSequence)
+		if req.AfterSequence+1 < firstAvail {
+			replay = make([]*mxgatewayv1.Event, 0, 1+len(held))
+			replay = append(replay, s.gapMarker(req.AfterSequence, firstAvail, now))
+		}
+		replay = append(replay, held...)
+	}
+	sub := newSubscription(s, replay, opts.SubscriberQueue, req.Conflate)
+	s.subs[sub] = struct{}{}
+	s.lastActivity = now
+	return sub, nil
+}
+
+func (s *Session) gapMarker(after, firstAvail uint64, now time.Time) *mxgatewayv1.Event {
+	return &mxgatewayv1.Event{
+		SessionId:        s.id,
+		Sequence:         firstAvail,
+		Family:           mxgatewayv1.EventFamily_EVENT_FAMILY_REPLAY_GAP,
+		GatewayTime:      timestamppb.New(now),
+		GatewayGenerated: true,
+		Body: &mxgatewayv1.Event_ReplayGap{ReplayGap: &mxgatewayv1.ReplayGap{
+			RequestedAfterSequence: after,
+			FirstAvailableSequence: firstAvail,
+			Reason: fmt.Sprintf("replay ring no longer holds events %d to %d (it keeps %d events for at most %v)",
+				after+1, firstAvail-1, s.m.opts.ReplaySize, s.m.opts.ReplayAge),
+		}},
+	}
+}
+
+// detach removes sub; the detach grace starts when the last one leaves.
+func (s *Session) detach(sub *Subscription) {
+	now := s.m.opts.Now()
+	s.mu.Lock()
+	if _, ok := s.subs[sub]; ok {
+		delete(s.subs, sub)
+		if len(s.subs) == 0 {
+			s.lastDetach = now
+		}
+	}
+	s.mu.Unlock()
+	sub.mu.Lock()
+	sub.closed = true
+	sub.replay, sub.q, sub.head, sub.live = nil, nil, 0, 0
+	sub.mu.Unlock()
+}
+
+// pump is the session's one event goroutine: it reads the worker's events
+// until the worker reaches a terminal state, then records how it ended.
+func (s *Session) pump() {
+	defer close(s.pumpDone)
+	for ev := range s.w.Events() {
+		s.deliver(ev)
+	}
+	<-s.w.Done()
+	s.workerEnded(s.w.Err())
+}
+
+// deliver checks the sequence, stores ev in the ring and offers it to every
+// subscriber. It never blocks on a subscriber.
+func (s *Session) deliver(ev *mxgatewayv1.Event) {
+	opts := &s.m.opts
+	now := opts.Now()
+	var kill string
+	slow := 0
+	s.mu.Lock()
+	if s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
+		// The gateway faulted the session itself and is killing the worker:
+		// nothing after the fault is delivered.
+		s.mu.Unlock()
+		return
+	}
+	want := s.lastSeq + 1
+	switch ev.GetSequence() {
+	case 0:
+		ev.Sequence = want
+	case want:
+	default:
+		reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.lastSeq)
+		s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
+		s.mu.Unlock()
+		s.w.Kill(reason)
+		return
+	}
+	ev.SessionId = s.id
+	if ev.GatewayTime == nil {
+		ev.GatewayTime = timestamppb.New(now)
+	}
+	s.lastSeq = ev.Sequence
+	s.ring.push(ev, now)
+	s.ring.trimBefore(now.Add(-opts.ReplayAge))
+	for sub := range s.subs {
+		if sub.offer(ev) {
+			continue
+		}
+		slow++
+		s.slowConsumers++
+		if opts.SlowConsumerPolicy == PolicyFaultSession {
+			reason := fmt.Sprintf("subscriber queue of %d events overflowed at sequence %d", opts.SubscriberQueue, ev.Sequence)
+			s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSlowConsumer, reason))
+			kill = "slow consumer"
+			break
+		}
+		sub.fail(fmt.Errorf("%w: queue of %d events overflowed at sequence %d", ErrSlowConsumer, opts.SubscriberQueue, ev.Sequence))
+		delete(s.subs, sub)
+		if len(s.subs) == 0 {
+			s.lastDetach = now
+		}
+	}
+	s.mu.Unlock()
+	if h := opts.Hooks.EventReceived; h != nil {
+		h(ev.GetFamily())
+	}
+	if h := opts.Hooks.SlowConsumer; h != nil {
+		for range slow {
+			h(opts.SlowConsumerPolicy)
+		}
+	}
+	if kill != "" {
+		s.log.Warn("slow consumer: faulting session", slog.Uint64("sequence", ev.Sequence))
+		s.w.Kill(kill)
+	}
+}
+
+// faultLocked moves the session to FAULTED (once) and ends every
+// subscription with the fault after its queued events.
+func (s *Session) faultLocked(reason string, cause error) {
+	if s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED || s.closing {
+		return
+	}
+	s.state = mxgatewayv1.SessionState_SESSION_STATE_FAULTED
+	s.fault = &FaultError{Reason: reason, Cause: cause}
+	for sub := range s.subs {
+		sub.end(s.fault)
+	}
+	if h := s.m.opts.Hooks.SessionFaulted; h != nil {
+		h(s.id, reason)
+	}
+	s.log.Warn("session faulted", slog.String("reason", reason))
+}
+
+// workerEnded runs once the worker is terminal and every event it sent was
+// delivered.
+func (s *Session) workerEnded(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing {
+		cause := err
+		if cause == nil {
+			cause = errors.New("session: worker stopped without being asked")
+		}
+		s.faultLocked(cause.Error(), cause)
+	}
+	end := error(ErrClosed)
+	if s.fault != nil {
+		end = s.fault
+	}
+	s.ended = end
+	for sub := range s.subs {
+		sub.end(end)
+	}
+}
+
+// Close shuts the worker down gracefully (within the manager's CloseTimeout
+// and ctx), kills it if that fails, and removes the session. It is
+// idempotent: later and concurrent calls wait for the first and report
+// AlreadyClosed.
+func (s *Session) Close(ctx context.Context) CloseResult {
+	return s.close(ctx, "closed by client")
+}
+
+func (s *Session) close(ctx context.Context, why string) CloseResult {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		select {
+		case <-s.closed:
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		st := s.final
+		if st == mxgatewayv1.SessionState_SESSION_STATE_UNSPECIFIED {
+			st = s.state // ctx ended before the first close finished
+		}
+		return CloseResult{AlreadyClosed: true, State: st}
+	}
+	s.closing = true
+	faulted := s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED
+	if !faulted {
+		s.state = mxgatewayv1.SessionState_SESSION_STATE_CLOSING
+	}
+	s.mu.Unlock()
+	s.log.Info("closing session", slog.String("why", why))
+
+	var warnings []string
+	if faulted {
+		s.w.Kill("session closed after a fault")
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, s.m.opts.CloseTimeout)
+		w, err := s.w.Shutdown(sctx)
+		cancel()
+		warnings = w
+		if err != nil {
+			s.log.Warn("graceful worker shutdown failed, killing", slog.Any(logging.KeyErr, err))
+			s.w.Kill("graceful shutdown failed")
+		}
+	}
+	<-s.pumpDone
+
+	final := mxgatewayv1.SessionState_SESSION_STATE_CLOSED
+	reason := why
+	s.mu.Lock()
+	if faulted {
+		final = mxgatewayv1.SessionState_SESSION_STATE_FAULTED
+		reason = s.fault.Reason
+	}
+	s.state = mxgatewayv1.SessionState_SESSION_STATE_CLOSED
+	s.final = final
+	s.mu.Unlock()
+	s.m.remove(s, final)
+	close(s.closed)
+	if h := s.m.opts.Hooks.SessionClosed; h != nil {
+		h(s.id, final, reason)
+	}
+	s.log.Info("session closed", slog.String("final", final.String()))
+	return CloseResult{State: final, Warnings: warnings}
+}
+
+// CommandKind names the kind of cmd as its oneof field ("write",
+// "subscribe_bulk", ...), or "none".
+func CommandKind(cmd *mxgatewayv1.Command) string {
+	if cmd == nil {
+		return "none"
+	}
+	m := cmd.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName(protoreflect.Name("kind")))
+	if fd == nil {
+		return "none"
+	}
+	return string(fd.Name())
+}

@@ -1,0 +1,231 @@
+package session
+
+import (
+	"context"
+	"sync"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
+
+// SubscribeRequest says where a new subscription starts.
+type SubscribeRequest struct {
+	// AfterSequence delivers events with a higher sequence first from the
+	// replay ring, then live. 0 replays everything the ring still holds.
+	AfterSequence uint64
+	// LiveOnly starts at the live tail; AfterSequence is ignored.
+	LiveOnly bool
+	// Conflate (non-parity) keeps only the latest undelivered OnDataChange
+	// per (server handle, item handle) while the subscriber is behind.
+	// Other families are never conflated.
+	Conflate bool
+}
+
+// Subscription is one event subscriber of a session. The session's pump
+// offers events without ever blocking; exactly one goroutine (the stream's
+// sender) calls Next. Close detaches it.
+type Subscription struct {
+	s        *Session
+	capacity int
+	conflate bool
+	notify   chan struct{} // capacity 1: "something changed"
+
+	mu        sync.Mutex
+	replay    []*mxgatewayv1.Event // the snapshot taken at subscribe time
+	ri        int                  // next replay index
+	q         []*mxgatewayv1.Event // live queue; nil entries were conflated away
+	head      int                  // next live index in q
+	base      uint64               // absolute position of q[0]
+	live      int                  // non-nil entries in q[head:]
+	latest    map[itemKey]uint64   // conflation: item → absolute position in q
+	conflated uint64
+	err       error // terminal: delivered after the queue drains
+	abort     bool  // deliver err at once, dropping the queue (slow consumer)
+	closed    bool
+}
+
+type itemKey struct{ server, item int32 }
+
+func newSubscription(s *Session, replay []*mxgatewayv1.Event, capacity int, conflate bool) *Subscription {
+	sub := &Subscription{
+		s:        s,
+		capacity: capacity,
+		conflate: conflate,
+		notify:   make(chan struct{}, 1),
+		replay:   replay,
+	}
+	if conflate {
+		sub.latest = make(map[itemKey]uint64)
+	}
+	return sub
+}
+
+// Next returns the next event, blocking until one is available, the
+// subscription ends or ctx is done. After the subscription ends it returns
+// the terminal error: ErrClosed when the session closed normally, an error
+// wrapping ErrSlowConsumer when this subscriber was disconnected, or a
+// *FaultError. Events received before the end are delivered first, except
+// after a slow-consumer disconnect.
+func (sub *Subscription) Next(ctx context.Context) (*mxgatewayv1.Event, error) {
+	for {
+		sub.mu.Lock()
+		if sub.abort {
+			err := sub.err
+			sub.mu.Unlock()
+			return nil, err
+		}
+		if sub.ri < len(sub.replay) {
+			ev := sub.replay[sub.ri]
+			sub.replay[sub.ri] = nil
+			sub.ri++
+			if sub.ri == len(sub.replay) {
+				sub.replay, sub.ri = nil, 0
+			}
+			sub.mu.Unlock()
+			return ev, nil
+		}
+		if ev := sub.popLocked(); ev != nil {
+			sub.mu.Unlock()
+			return ev, nil
+		}
+		if sub.err != nil {
+			err := sub.err
+			sub.mu.Unlock()
+			return nil, err
+		}
+		sub.mu.Unlock()
+		select {
+		case <-sub.notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close detaches the subscription from its session. Safe to call twice and
+// concurrently with Next.
+func (sub *Subscription) Close() {
+	sub.s.detach(sub)
+}
+
+// Conflated reports how many events conflation dropped for this subscriber.
+func (sub *Subscription) Conflated() uint64 {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.conflated
+}
+
+// offer queues ev without blocking and reports false when the queue is full.
+// Called by the pump with Session.mu held.
+func (sub *Subscription) offer(ev *mxgatewayv1.Event) bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.err != nil || sub.closed {
+		return true
+	}
+	var key itemKey
+	keyed := false
+	if dc := ev.GetDataChange(); sub.conflate && dc != nil {
+		key, keyed = itemKey{dc.GetServerHandle(), dc.GetItemHandle()}, true
+		if pos, ok := sub.latest[key]; ok {
+			sub.q[pos-sub.base] = nil
+			sub.live--
+			sub.conflated++
+		}
+	}
+	if sub.live >= sub.capacity {
+		return false
+	}
+	if keyed {
+		sub.latest[key] = sub.base + uint64(len(sub.q))
+	}
+	sub.q = append(sub.q, ev)
+	sub.live++
+	if sub.conflate && len(sub.q)-sub.head > 2*sub.capacity {
+		sub.compactLocked()
+	}
+	sub.signal()
+	return true
+}
+
+// popLocked takes the next live event, or nil.
+func (sub *Subscription) popLocked() *mxgatewayv1.Event {
+	for sub.head < len(sub.q) {
+		pos := sub.base + uint64(sub.head)
+		ev := sub.q[sub.head]
+		sub.q[sub.head] = nil
+		sub.head++
+		if ev == nil {
+			continue
+		}
+		sub.live--
+		if dc := ev.GetDataChange(); sub.conflate && dc != nil {
+			key := itemKey{dc.GetServerHandle(), dc.GetItemHandle()}
+			if sub.latest[key] == pos {
+				delete(sub.latest, key)
+			}
+		}
+		if sub.head >= 64 && sub.head*2 >= len(sub.q) {
+			sub.compactLocked()
+		}
+		return ev
+	}
+	sub.base += uint64(len(sub.q))
+	sub.q, sub.head = sub.q[:0], 0
+	return nil
+}
+
+// compactLocked drops consumed and conflated slots in place and renumbers
+// the conflation positions.
+func (sub *Subscription) compactLocked() {
+	n := 0
+	for _, ev := range sub.q[sub.head:] {
+		if ev != nil {
+			sub.q[n] = ev
+			n++
+		}
+	}
+	clear(sub.q[n:])
+	sub.base += uint64(len(sub.q)) // positions are never reused
+	sub.q, sub.head = sub.q[:n], 0
+	if sub.conflate {
+		clear(sub.latest)
+		for i, ev := range sub.q {
+			if dc := ev.GetDataChange(); dc != nil {
+				sub.latest[itemKey{dc.GetServerHandle(), dc.GetItemHandle()}] = sub.base + uint64(i)
+			}
+		}
+	}
+}
+
+// end records the terminal error; queued events are still delivered.
+func (sub *Subscription) end(err error) {
+	sub.mu.Lock()
+	if sub.err == nil {
+		sub.err = err
+	}
+	sub.mu.Unlock()
+	sub.signal()
+}
+
+// fail ends the subscription at once, dropping whatever is queued.
+func (sub *Subscription) fail(err error) {
+	sub.mu.Lock()
+	if sub.err == nil {
+		sub.err = err
+	}
+	sub.abort = true
+	sub.replay, sub.ri = nil, 0
+	sub.q, sub.head, sub.live = nil, 0, 0
+	if sub.latest != nil {
+		clear(sub.latest)
+	}
+	sub.mu.Unlock()
+	sub.signal()
+}
+
+func (sub *Subscription) signal() {
+	select {
+	case sub.notify <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,502 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/frame"
+	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/internal/protocol"
+)
+
+// outItem is one queued outbound message: a control envelope (reply,
+// heartbeat, ack) or an event. The writer stamps version, session and
+// sequence.
+type outItem struct {
+	env *workerv1.WorkerEnvelope
+	ev  *mxgatewayv1.Event
+}
+
+// outbox is the single FIFO the writer drains. Events and control messages
+// share it, so a reply never overtakes an event the backend produced before
+// it. Only events are bounded (control messages are bounded by the command
+// queue and the heartbeat cadence); a fault jumps the queue and ends it.
+type outbox struct {
+	mu         sync.Mutex
+	items      []outItem
+	limit      int
+	fault      *workerv1.Fault
+	faultTaken bool
+	final      bool
+	wake       chan struct{}
+
+	// events counts events queued or in the writer's hands; it is only
+	// increased under mu.
+	events  atomic.Int64
+	faulted atomic.Bool
+}
+
+func newOutbox(limit int) *outbox {
+	return &outbox{limit: limit, wake: make(chan struct{}, 1)}
+}
+
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues a control envelope. After a fault or finish it is dropped:
+// nothing follows a Fault, and nothing follows the ShutdownAck.
+func (o *outbox) push(env *workerv1.WorkerEnvelope) {
+	o.mu.Lock()
+	if o.fault != nil || o.final {
+		o.mu.Unlock()
+		return
+	}
+	o.items = append(o.items, outItem{env: env})
+	o.mu.Unlock()
+	o.signal()
+}
+
+// pushEvent queues an event without blocking. It returns false, with the
+// number of events queued, when the queue is full.
+func (o *outbox) pushEvent(ev *mxgatewayv1.Event) (ok bool, queued int) {
+	o.mu.Lock()
+	if o.fault != nil || o.final {
+		o.mu.Unlock()
+		return true, 0
+	}
+	n := o.events.Load()
+	if n >= int64(o.limit) {
+		o.mu.Unlock()
+		return false, int(n)
+	}
+	o.events.Add(1)
+	o.items = append(o.items, outItem{ev: ev})
+	o.mu.Unlock()
+	o.signal()
+	return true, 0
+}
+
+// setFault makes f the next and last thing the writer sends.
+func (o *outbox) setFault(f *workerv1.Fault) {
+	o.mu.Lock()
+	if o.fault == nil {
+		o.fault = f
+		o.faulted.Store(true)
+	}
+	o.mu.Unlock()
+	o.signal()
+}
+
+// finish lets the writer end once everything queued is written.
+func (o *outbox) finish() {
+	o.mu.Lock()
+	o.final = true
+	o.mu.Unlock()
+	o.signal()
+}
+
+// take blocks until there is something to write. It returns the queued
+// items (swapping in buf as the new queue), or the fault, or done.
+func (o *outbox) take(buf []outItem) (items []outItem, fault *workerv1.Fault, done bool) {
+	o.mu.Lock()
+	for {
+		if o.fault != nil && !o.faultTaken {
+			o.faultTaken = true
+			f := o.fault
+			o.mu.Unlock()
+			return nil, f, false
+		}
+		if o.faultTaken {
+			o.mu.Unlock()
+			return nil, nil, true
+		}
+		if len(o.items) > 0 {
+			items = o.items
+			o.items = buf[:0]
+			o.mu.Unlock()
+			return items, nil, false
+		}
+		if o.final {
+			o.mu.Unlock()
+			return nil, nil, true
+		}
+		o.mu.Unlock()
+		<-o.wake
+		o.mu.Lock()
+	}
+}
+
+// writeLoop is the only user of the frame.Writer after the handshake.
+func (w *worker) writeLoop() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("worker: panic in writer", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("worker: panic in writer: %v", r)
+			w.terminate(ending{code: protocol.ExitInternal, reason: err.Error()})
+		}
+		if err != nil {
+			w.terminate(ending{code: protocol.ExitConnectionLost, reason: "worker: write to gateway failed: " + err.Error()})
+		}
+	}()
+	bw := bufio.NewWriterSize(w.conn, 64<<10)
+	fw := frame.NewWriter(bw, frame.Options{MaxFrameBytes: w.maxFrame})
+	seq := w.sentSeq
+	var spare []outItem
+	for {
+		items, fault, done := w.out.take(spare)
+		if done {
+			return nil
+		}
+		if fault != nil {
+			seq++
+			env := w.envelope(seq, 0)
+			env.Body = &workerv1.WorkerEnvelope_Fault{Fault: fault}
+			if err := fw.Write(env); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			w.log.Debug("worker: fault sent", "code", fault.GetCode().String())
+			continue // take reports done next
+		}
+		for i := range items {
+			if w.out.faulted.Load() {
+				break
+			}
+			it := items[i]
+			items[i] = outItem{}
+			env := it.env
+			if it.ev != nil {
+				env = &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Event{Event: &workerv1.WorkerEvent{Event: it.ev}}}
+			}
+			seq++
+			env.ProtocolVersion = protocol.Version
+			env.SessionId = w.cfg.SessionID
+			env.Sequence = seq
+			if err := fw.Write(env); err != nil {
+				if frame.CodeOf(err) == frame.CodeOversized {
+					seq--
+					w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL,
+						"worker: outbound message exceeds the frame limit: "+err.Error())
+					break
+				}
+				return err
+			}
+			if it.ev != nil {
+				w.out.events.Add(-1)
+			}
+		}
+		clear(items)
+		spare = items[:0]
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// readLoop reads the gateway's frames until the connection ends.
+func (w *worker) readLoop(r *frame.Reader) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			w.log.Error("worker: panic in reader", "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL, fmt.Sprintf("worker: panic in reader: %v", rec))
+		}
+	}()
+	for {
+		env, err := r.Read()
+		if err != nil {
+			w.readFailed(err)
+			return
+		}
+		switch b := env.GetBody().(type) {
+		case *workerv1.WorkerEnvelope_Command:
+			w.onCommand(env.GetCorrelationId(), b.Command)
+		case *workerv1.WorkerEnvelope_Cancel:
+			target := b.Cancel.GetTargetCorrelationId()
+			if w.cmds.cancel(target) {
+				w.log.Debug("worker: cancelled queued command", logging.KeyCorrelation, target)
+				w.replyCancelled(target, "worker: cancelled before it ran")
+			}
+		case *workerv1.WorkerEnvelope_Shutdown:
+			w.log.Info("worker: shutdown requested", "reason", b.Shutdown.GetReason())
+			w.terminate(ending{code: protocol.ExitOK, reason: "shutdown: " + b.Shutdown.GetReason(), shutdown: b.Shutdown})
+		default:
+			w.fatal(protocol.ExitProtocolError, workerv1.FaultCode_FAULT_CODE_PROTOCOL,
+				fmt.Sprintf("worker: unexpected %s from the gateway", bodyName(env)))
+			return
+		}
+	}
+}
+
+func bodyName(env *workerv1.WorkerEnvelope) string {
+	m := env.ProtoReflect()
+	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("body")); fd != nil {
+		return string(fd.Name())
+	}
+	return "empty body"
+}
+
+func (w *worker) readFailed(err error) {
+	if w.ending() != nil {
+		return // we are stopping; the connection ending is expected
+	}
+	switch frame.CodeOf(err) {
+	case 0, frame.CodeEndOfStream, frame.CodeTruncated:
+		w.terminate(ending{code: protocol.ExitConnectionLost, reason: "worker: gateway connection lost: " + err.Error()})
+	default:
+		w.fatal(protocol.ExitProtocolError, workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: bad frame from the gateway: "+err.Error())
+	}
+}
+
+func (w *worker) onCommand(correlation uint64, cmd *workerv1.WorkerCommand) {
+	err := w.cmds.push(&queuedCmd{correlation: correlation, cmd: cmd, received: time.Now()})
+	switch {
+	case err == nil:
+	case errors.Is(err, errQueueClosed):
+		w.replyCancelled(correlation, "worker: shutting down")
+	default:
+		w.fatal(protocol.ExitProtocolError, workerv1.FaultCode_FAULT_CODE_PROTOCOL, err.Error())
+	}
+}
+
+// commandLoop runs commands one at a time and, when told to stop, closes the
+// backend on the same goroutine that made every other backend call.
+func (w *worker) commandLoop(closed chan<- []string) {
+	defer func() { closed <- w.teardown() }()
+	for {
+		c, ok := w.cmds.next()
+		if !ok {
+			return
+		}
+		if !w.runCommand(c) {
+			return
+		}
+	}
+}
+
+func (w *worker) teardown() (warnings []string) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("worker: panic in backend Close", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			warnings = append(warnings, fmt.Sprintf("panic in backend Close: %v", r))
+		}
+	}()
+	return w.be.Close()
+}
+
+func (w *worker) runCommand(c *queuedCmd) (ok bool) {
+	kind := kindName(c.cmd.GetCommand())
+	defer w.cmds.done()
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("worker: panic running command", logging.KeyCommand, kind,
+				logging.KeyCorrelation, c.correlation, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL, fmt.Sprintf("worker: panic running %s: %v", kind, r))
+			ok = false
+		}
+	}()
+	start := time.Now()
+	reply, err := w.execute(c)
+	took := time.Since(start)
+	if err != nil {
+		w.log.Error("worker: backend failed", logging.KeyCommand, kind, logging.KeyCorrelation, c.correlation, logging.KeyErr, err)
+		w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL, fmt.Sprintf("worker: backend failed in %s: %v", kind, err))
+		return false
+	}
+	w.log.Debug("worker: command done", logging.KeyCommand, kind, logging.KeyCorrelation, c.correlation,
+		"status", reply.GetStatus().String(), "hresult", reply.GetHresult(), "took", took.String())
+	w.out.push(&workerv1.WorkerEnvelope{
+		CorrelationId: c.correlation,
+		Body: &workerv1.WorkerEnvelope_CommandReply{CommandReply: &workerv1.WorkerCommandReply{
+			Reply:    reply,
+			Duration: durationpb.New(took),
+		}},
+	})
+	return true
+}
+
+// heartbeatLoop sends a heartbeat every interval, each after a round trip
+// through the backend's thread: a wedged backend stops heartbeats.
+func (w *worker) heartbeatLoop(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("worker: panic in heartbeat", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL, fmt.Sprintf("worker: panic in heartbeat: %v", r))
+		}
+	}()
+	t := time.NewTicker(w.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := w.be.Ping(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.log.Warn("worker: backend liveness probe failed", logging.KeyErr, err)
+		}
+		w.out.push(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Heartbeat{Heartbeat: w.heartbeatBody(err == nil)}})
+	}
+}
+
+func (w *worker) heartbeatBody(responsive bool) *workerv1.Heartbeat {
+	depth, running, kind, since := w.cmds.snapshot()
+	w.mu.Lock()
+	last := w.eventSeq
+	w.mu.Unlock()
+	hb := &workerv1.Heartbeat{
+		SentAt:              timestamppb.Now(),
+		EventQueueDepth:     uint32(max(w.out.events.Load(), 0)),
+		CommandQueueDepth:   uint32(depth),
+		CommandInFlight:     running,
+		CommandInFlightKind: kind,
+		LastEventSequence:   last,
+		BackendResponsive:   responsive,
+	}
+	if running != 0 {
+		hb.CommandRunningFor = durationpb.New(time.Since(since))
+	}
+	return hb
+}
+
+// queuedCmd is a command waiting for the command goroutine.
+type queuedCmd struct {
+	correlation uint64
+	cmd         *workerv1.WorkerCommand
+	received    time.Time
+}
+
+var (
+	errQueueClosed = errors.New("worker: command queue closed")
+	errQueueFull   = errors.New("worker: command queue full")
+)
+
+// cmdQueue is the bounded FIFO of commands behind the running one.
+type cmdQueue struct {
+	mu     sync.Mutex
+	items  []*queuedCmd
+	limit  int
+	closed bool
+	wake   chan struct{}
+
+	running uint64
+	kind    string
+	started time.Time
+}
+
+func newCmdQueue(limit int) *cmdQueue {
+	return &cmdQueue{limit: limit, wake: make(chan struct{}, 1)}
+}
+
+func (q *cmdQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *cmdQueue) push(c *queuedCmd) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return errQueueClosed
+	}
+	if len(q.items) >= q.limit {
+		return fmt.Errorf("%w: %d commands queued", errQueueFull, len(q.items))
+	}
+	q.items = append(q.items, c)
+	q.signal()
+	return nil
+}
+
+// cancel removes a queued command; it reports whether it was still queued.
+func (q *cmdQueue) cancel(correlation uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, c := range q.items {
+		if c.correlation == correlation {
+			q.items = append(q.items[:i], q.items[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// next blocks for the next command; false once the queue is closed.
+func (q *cmdQueue) next() (*queuedCmd, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return nil, false
+		}
+		if len(q.items) > 0 {
+			c := q.items[0]
+			q.items[0] = nil
+			q.items = q.items[1:]
+			q.running = c.correlation
+			q.kind = kindName(c.cmd.GetCommand())
+			q.started = time.Now()
+			q.mu.Unlock()
+			return c, true
+		}
+		q.mu.Unlock()
+		<-q.wake
+	}
+}
+
+// done clears the command in flight.
+func (q *cmdQueue) done() {
+	q.mu.Lock()
+	q.running, q.kind = 0, ""
+	q.mu.Unlock()
+}
+
+// close stops the queue and returns the commands that will never run.
+func (q *cmdQueue) close() []*queuedCmd {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	left := q.items
+	q.items = nil
+	q.closed = true
+	q.signal()
+	return left
+}
+
+func (q *cmdQueue) snapshot() (depth int, running uint64, kind string, started time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items), q.running, q.kind, q.started
+}
+
+// kindName names a command's kind as its oneof field, e.g. "add_item".
+func kindName(c *mxgatewayv1.Command) string {
+	if c == nil {
+		return "none"
+	}
+	m := c.ProtoReflect()
+	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind")); fd != nil {
+		return string(fd.Name())
+	}
+	return "unknown"
+}

@@ -1,0 +1,946 @@
+package workerclient
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/buildinfo"
+	"github.com/mxgateway/mxgateway/internal/frame"
+	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/internal/protocol"
+)
+
+// State is the lifecycle state of a Client.
+type State int
+
+// Client states. Closed and Faulted are terminal.
+const (
+	StateCreated State = iota
+	StateHandshaking
+	StateReady
+	StateClosing
+	StateClosed
+	StateFaulted
+)
+
+var stateNames = [...]string{"created", "handshaking", "ready", "closing", "closed", "faulted"}
+
+// String names the state.
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// terminal reports whether s is Closed or Faulted.
+func (s State) terminal() bool { return s == StateClosed || s == StateFaulted }
+
+// Defaults of Options.
+const (
+	DefaultEventBuffer       = 1024
+	DefaultEventStallTimeout = 5 * time.Second
+	// DefaultCommandTimeout applies when Invoke gets a timeout <= 0.
+	DefaultCommandTimeout = 30 * time.Second
+	// outboundQueue bounds envelopes waiting for the write loop.
+	outboundQueue = 64
+	// exitStatusWait bounds how long a pipe EOF waits for the process exit
+	// report, so that the fault reason can carry the exit status.
+	exitStatusWait = 500 * time.Millisecond
+	// exitDrainWait bounds how long a process exit waits for the read loop
+	// to drain the pipe before faulting on its own.
+	exitDrainWait = 500 * time.Millisecond
+)
+
+// Options configure a Client. The zero value uses the defaults.
+type Options struct {
+	// HeartbeatInterval is announced to the worker in GatewayHello; default
+	// protocol.DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// HeartbeatGrace is how long the worker may stay silent; default
+	// protocol.DefaultHeartbeatGrace.
+	HeartbeatGrace time.Duration
+	// HeartbeatCeiling is how long the worker may stay silent while at least
+	// one command is pending (a long backend call may block the worker's
+	// heartbeats); default protocol.DefaultHeartbeatCeiling, and never less
+	// than HeartbeatGrace.
+	HeartbeatCeiling time.Duration
+	// EventBuffer is the capacity of the Events channel; default
+	// DefaultEventBuffer.
+	EventBuffer int
+	// EventStallTimeout is how long the read loop waits for room in a full
+	// Events channel before faulting with ErrEventOverflow; default
+	// DefaultEventStallTimeout.
+	EventStallTimeout time.Duration
+	// MaxFrameBytes limits frames both ways and is announced in
+	// GatewayHello; default protocol.DefaultMaxFrameBytes.
+	MaxFrameBytes int
+	// GatewayVersion is announced in GatewayHello; default the build version.
+	GatewayVersion string
+	// PID is the process id the supervisor started (and verified as the
+	// pipe's peer). When set, WorkerHello must report the same pid; when 0
+	// the client takes the pid from WorkerHello.
+	PID int
+	// Logger receives the client's logs; nil discards them.
+	Logger *slog.Logger
+	// Exited, when set, is closed by the owner of the worker process when
+	// the process has exited. A pending command then fails with
+	// ErrWorkerGone, and a clean Shutdown waits for it.
+	Exited <-chan struct{}
+	// ExitStatus, when set, describes how the process exited ("exit status
+	// 3"); it is called only after Exited is closed.
+	ExitStatus func() string
+	// Kill, when set, kills the worker process (and its group or job). The
+	// client calls it at most once, on any fault and on Kill.
+	Kill func()
+}
+
+func (o *Options) setDefaults() {
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = protocol.DefaultHeartbeatInterval
+	}
+	if o.HeartbeatGrace <= 0 {
+		o.HeartbeatGrace = protocol.DefaultHeartbeatGrace
+	}
+	if o.HeartbeatCeiling <= 0 {
+		o.HeartbeatCeiling = protocol.DefaultHeartbeatCeiling
+	}
+	o.HeartbeatCeiling = max(o.HeartbeatCeiling, o.HeartbeatGrace)
+	if o.EventBuffer <= 0 {
+		o.EventBuffer = DefaultEventBuffer
+	}
+	if o.EventStallTimeout <= 0 {
+		o.EventStallTimeout = DefaultEventStallTimeout
+	}
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = protocol.DefaultMaxFrameBytes
+	}
+	if o.GatewayVersion == "" {
+		o.GatewayVersion = buildinfo.Get().Version
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// result completes one pending command.
+type result struct {
+	reply *mxgatewayv1.Reply
+	err   error
+}
+
+type pendingCmd struct {
+	kind string
+	ch   chan result // buffered 1; written once, by whoever removes the entry
+}
+
+// Client is the gateway's end of one worker connection. Its methods are safe
+// for concurrent use.
+type Client struct {
+	conn      net.Conn
+	sessionID string
+	nonce     []byte
+	opts      Options
+	log       *slog.Logger
+
+	r *frame.Reader // used by Start, then only by the read loop
+	w *frame.Writer // used by Start, then only by the write loop
+
+	out    chan *workerv1.WorkerEnvelope // to the write loop
+	events chan *mxgatewayv1.Event       // sent by the read loop; closed by run
+	stop   chan struct{}                 // closed on the terminal transition
+	done   chan struct{}                 // closed when every goroutine has ended
+	loops  sync.WaitGroup                // read and write loops
+
+	killOnce sync.Once
+
+	mu            sync.Mutex
+	state         State
+	err           error
+	started       bool // loops running; run owns closing events and done
+	pid           int
+	backend       *mxgatewayv1.BackendInfo
+	pending       map[uint64]*pendingCmd
+	lastCorr      uint64
+	lastHeartbeat time.Time
+	ceilingLogged bool
+	eventsBlocked bool
+	ackReceived   bool
+	warnings      []string
+	eofSeen       bool
+	exitSeen      bool
+}
+
+// New returns a Client in state Created for conn, which must already be
+// connected to the worker. nonce is the raw one-time nonce written to the
+// worker's stdin. New starts nothing; call Start.
+func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, error) {
+	var errs []error
+	if conn == nil {
+		errs = append(errs, errors.New("workerclient: conn is required"))
+	}
+	if sessionID == "" {
+		errs = append(errs, errors.New("workerclient: session id is required"))
+	}
+	if len(nonce) == 0 {
+		errs = append(errs, errors.New("workerclient: nonce is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	opts.setDefaults()
+	fo := frame.Options{MaxFrameBytes: opts.MaxFrameBytes, SessionID: sessionID}
+	return &Client{
+		conn:      conn,
+		sessionID: sessionID,
+		nonce:     append([]byte(nil), nonce...),
+		opts:      opts,
+		log:       opts.Logger.With(logging.KeySession, sessionID),
+		r:         frame.NewReader(conn, fo),
+		w:         frame.NewWriter(conn, fo),
+		out:       make(chan *workerv1.WorkerEnvelope, outboundQueue),
+		events:    make(chan *mxgatewayv1.Event, opts.EventBuffer),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		pid:       opts.PID,
+		pending:   make(map[uint64]*pendingCmd),
+	}, nil
+}
+
+// PID returns the worker's process id (0 before the handshake when the
+// supervisor did not supply it).
+func (c *Client) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pid
+}
+
+// Backend returns what the worker drives, as reported in WorkerReady; nil
+// before Ready.
+func (c *Client) Backend() *mxgatewayv1.BackendInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.backend
+}
+
+// State returns the current state.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Events returns the worker's events in pipe order, each stamped with the
+// session id and the gateway receive time. The channel is closed after the
+// terminal state, once drained. It has one intended reader.
+func (c *Client) Events() <-chan *mxgatewayv1.Event { return c.events }
+
+// Done is closed when the client reaches Closed or Faulted and its
+// goroutines have ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the client is not terminal and after a clean close;
+// otherwise the terminal reason.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Start runs the handshake: GatewayHello → WorkerHello (protocol version,
+// nonce in constant time, pid) → WorkerReady. It returns once the client is
+// Ready, or with an error wrapping ErrHandshake after faulting the client.
+// ctx bounds the whole handshake, including the worker's backend
+// initialisation.
+func (c *Client) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.state != StateCreated {
+		st, err := c.state, c.err
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: start in state %v", ErrNotReady, st)
+	}
+	c.state = StateHandshaking
+	c.mu.Unlock()
+
+	ready, err := c.handshake(ctx)
+	if err != nil {
+		c.terminate(StateFaulted, err)
+		return c.Err()
+	}
+
+	c.mu.Lock()
+	if c.state != StateHandshaking { // Kill during the handshake
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	c.state = StateReady
+	c.started = true
+	c.backend = ready.GetBackend()
+	c.lastHeartbeat = time.Now()
+	pid := c.pid
+	c.mu.Unlock()
+
+	c.loops.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+	go c.run()
+	c.log.Info("workerclient: ready", logging.KeyWorkerPID, pid,
+		"backend", ready.GetBackend().GetKind(), "worker_version", ready.GetBackend().GetWorkerVersion())
+	return nil
+}
+
+// handshake performs the exchange on the connection directly; the loops do
+// not exist yet, so it is the only reader and writer.
+func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.conn.SetDeadline(dl)
+	}
+	// Cancelling ctx unblocks a pending read or write at once.
+	stopAfter := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		stopAfter()
+		_ = c.conn.SetDeadline(time.Time{})
+	}()
+	fail := func(cause error, format string, args ...any) error {
+		return fmt.Errorf("%w: %w: %s", ErrHandshake, cause, fmt.Sprintf(format, args...))
+	}
+	ioFail := func(step string, err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return fail(cerr, "%s", step)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connection deadline is ctx's deadline; it may fire a
+			// moment before ctx reports it.
+			return fail(context.DeadlineExceeded, "%s", step)
+		}
+		return fail(c.classify(err), "%s: %v", step, err)
+	}
+
+	hello := &workerv1.WorkerEnvelope{
+		ProtocolVersion: protocol.Version,
+		SessionId:       c.sessionID,
+		Sequence:        1,
+		Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
+			ProtocolVersion:   protocol.Version,
+			Nonce:             c.nonce,
+			HeartbeatInterval: durationpb.New(c.opts.HeartbeatInterval),
+			MaxFrameBytes:     uint32(c.opts.MaxFrameBytes),
+			GatewayVersion:    c.opts.GatewayVersion,
+		}},
+	}
+	if err := c.w.Write(hello); err != nil {
+		return nil, ioFail("send GatewayHello", err)
+	}
+
+	env, err := c.r.Read()
+	if err != nil {
+		return nil, ioFail("read WorkerHello", err)
+	}
+	if env.GetSequence() != 1 {
+		return nil, fail(ErrProtocol, "WorkerHello has sequence %d, want 1", env.GetSequence())
+	}
+	if f := env.GetFault(); f != nil {
+		return nil, fail(ErrWorkerFault, "%s", faultText(f))
+	}
+	wh := env.GetWorkerHello()
+	if wh == nil {
+		return nil, fail(ErrProtocol, "expected WorkerHello, got %s", bodyName(env))
+	}
+	if wh.GetProtocolVersion() != protocol.Version {
+		return nil, fail(ErrVersionMismatch, "worker speaks %d, gateway speaks %d", wh.GetProtocolVersion(), protocol.Version)
+	}
+	if subtle.ConstantTimeCompare(wh.GetNonce(), c.nonce) != 1 {
+		return nil, fail(ErrNonceMismatch, "WorkerHello echoed another nonce")
+	}
+	c.mu.Lock()
+	switch {
+	case c.pid == 0:
+		c.pid = int(wh.GetPid())
+	case int(wh.GetPid()) != c.pid:
+		want := c.pid
+		c.mu.Unlock()
+		return nil, fail(ErrProtocol, "WorkerHello reports pid %d, the launched process is %d", wh.GetPid(), want)
+	}
+	c.mu.Unlock()
+
+	env, err = c.r.Read()
+	if err != nil {
+		return nil, ioFail("read WorkerReady", err)
+	}
+	if env.GetSequence() != 2 {
+		return nil, fail(ErrProtocol, "WorkerReady has sequence %d, want 2", env.GetSequence())
+	}
+	if f := env.GetFault(); f != nil {
+		return nil, fail(ErrWorkerFault, "%s", faultText(f))
+	}
+	ready := env.GetWorkerReady()
+	if ready == nil {
+		return nil, fail(ErrProtocol, "expected WorkerReady, got %s", bodyName(env))
+	}
+	return ready, nil
+}
+
+// classify maps a read or write error to the sentinel it means.
+func (c *Client) classify(err error) error {
+	switch frame.CodeOf(err) {
+	case frame.CodeEndOfStream, frame.CodeTruncated:
+		return ErrWorkerGone
+	case frame.CodeVersionMismatch:
+		return ErrVersionMismatch
+	case 0:
+		// Not a frame error: the connection itself failed (reset, broken
+		// pipe, closed).
+		return ErrWorkerGone
+	default:
+		return ErrProtocol
+	}
+}
+
+// Invoke sends cmd to the worker and waits for its reply, at most timeout
+// (DefaultCommandTimeout when timeout <= 0) and at most until ctx ends. A
+// reply that arrives later is logged at Debug and dropped; a timeout or
+// cancellation fails only this command (the worker is asked to drop it if it
+// has not started it) and the client stays Ready. When the client reaches a
+// terminal state every pending command fails with the terminal reason.
+func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+	kind := commandKind(cmd)
+	if kind == "" {
+		return nil, errors.New("workerclient: command has no kind")
+	}
+	if timeout <= 0 {
+		timeout = DefaultCommandTimeout
+	}
+
+	p := &pendingCmd{kind: kind, ch: make(chan result, 1)}
+	c.mu.Lock()
+	if c.state != StateReady {
+		err := c.notReadyErr()
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.lastCorr++
+	corr := c.lastCorr
+	c.pending[corr] = p
+	c.mu.Unlock()
+
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	env := &workerv1.WorkerEnvelope{
+		CorrelationId: corr,
+		Body: &workerv1.WorkerEnvelope_Command{Command: &workerv1.WorkerCommand{
+			Command: cmd,
+			Timeout: durationpb.New(timeout),
+		}},
+	}
+	select {
+	case c.out <- env:
+	case r := <-p.ch: // terminal fault while queueing
+		return r.reply, r.err
+	case <-timer.C:
+		return c.abandon(corr, p, fmt.Errorf("%w: %s not sent within %v", ErrCommandTimeout, kind, timeout), false)
+	case <-ctx.Done():
+		return c.abandon(corr, p, fmt.Errorf("workerclient: invoke %s: %w", kind, ctx.Err()), false)
+	}
+
+	select {
+	case r := <-p.ch:
+		return r.reply, r.err
+	case <-timer.C:
+		return c.abandon(corr, p, fmt.Errorf("%w: %s after %v", ErrCommandTimeout, kind, timeout), true)
+	case <-ctx.Done():
+		return c.abandon(corr, p, fmt.Errorf("workerclient: invoke %s: %w", kind, ctx.Err()), true)
+	}
+}
+
+// abandon removes a command that timed out or was cancelled. If a reply or
+// the terminal fault won the race, that outcome is returned instead.
+func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) (*mxgatewayv1.Reply, error) {
+	c.mu.Lock()
+	_, still := c.pending[corr]
+	delete(c.pending, corr)
+	c.mu.Unlock()
+	if !still {
+		r := <-p.ch
+		return r.reply, r.err
+	}
+	if sent {
+		// Best effort: a queued command is dropped by the worker; a running
+		// one completes and its reply is discarded as late.
+		cancel := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Cancel{
+			Cancel: &workerv1.Cancel{TargetCorrelationId: corr}}}
+		select {
+		case c.out <- cancel:
+		default:
+		}
+	}
+	c.log.Debug("workerclient: command abandoned", logging.KeyCorrelation, corr, logging.KeyCommand, p.kind, logging.KeyErr, err)
+	return nil, err
+}
+
+// notReadyErr explains why a command cannot run. c.mu must be held.
+func (c *Client) notReadyErr() error {
+	switch {
+	case c.state.terminal() && c.err != nil:
+		return c.err
+	case c.state.terminal():
+		return ErrClosed
+	default:
+		return fmt.Errorf("%w: state %v", ErrNotReady, c.state)
+	}
+}
+
+// Shutdown asks the worker to tear down (Shutdown frame) and waits for its
+// ShutdownAck and, when Options.Exited is set, its exit (otherwise for the
+// pipe to close). It returns the worker's teardown warnings. If ctx ends first
+// (protocol.DefaultShutdownTimeout when ctx has no deadline) the worker is
+// killed and the error wraps ErrShutdownTimeout. Shutdown of a closed client
+// returns nil; of a faulted client, its terminal reason. Concurrent calls all
+// wait for the same outcome.
+func (c *Client) Shutdown(ctx context.Context) (teardownWarnings []string, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, protocol.DefaultShutdownTimeout)
+		defer cancel()
+	}
+	c.mu.Lock()
+	switch c.state {
+	case StateCreated, StateHandshaking:
+		c.mu.Unlock()
+		// No worker protocol yet: nothing to tear down gracefully.
+		c.terminate(StateFaulted, fmt.Errorf("%w: shut down before ready", ErrClosed))
+		<-c.done
+		return nil, nil
+	case StateReady:
+		c.state = StateClosing
+		c.mu.Unlock()
+		timeout := protocol.DefaultShutdownTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		c.log.Info("workerclient: shutting down")
+		env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Shutdown{Shutdown: &workerv1.Shutdown{
+			Timeout: durationpb.New(timeout),
+			Reason:  "gateway: close session",
+		}}}
+		select {
+		case c.out <- env:
+		case <-c.stop:
+		case <-ctx.Done():
+		}
+	default:
+		c.mu.Unlock()
+	}
+
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.terminate(StateFaulted, fmt.Errorf("%w: no ShutdownAck and exit before the deadline (%v)", ErrShutdownTimeout, ctx.Err()))
+		<-c.done
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.warnings...), c.err
+}
+
+// Kill kills the worker process (Options.Kill) and faults the client with
+// ErrKilled and reason. It does not wait; use Done.
+func (c *Client) Kill(reason string) {
+	c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrKilled, reason))
+}
+
+// kill runs Options.Kill at most once.
+func (c *Client) kill() {
+	c.killOnce.Do(func() {
+		if c.opts.Kill != nil {
+			c.opts.Kill()
+		}
+	})
+}
+
+// terminate moves the client to a terminal state once: it records err, stops
+// the loops, closes the connection, kills the worker on a fault and fails
+// every pending command. Later calls do nothing.
+func (c *Client) terminate(state State, err error) {
+	c.mu.Lock()
+	if c.state.terminal() {
+		c.mu.Unlock()
+		return
+	}
+	prev := c.state
+	c.state = state
+	c.err = err
+	pending := c.pending
+	c.pending = make(map[uint64]*pendingCmd)
+	started := c.started
+	pid := c.pid
+	c.mu.Unlock()
+
+	if state == StateFaulted {
+		c.log.Warn("workerclient: faulted", "from", prev.String(), logging.KeyWorkerPID, pid, logging.KeyErr, err)
+		c.kill()
+	} else {
+		c.log.Info("workerclient: closed", logging.KeyWorkerPID, pid)
+	}
+	close(c.stop)
+	_ = c.conn.Close()
+	perr := err
+	if perr == nil {
+		perr = ErrClosed
+	}
+	for _, p := range pending {
+		p.ch <- result{err: perr}
+	}
+	if !started {
+		close(c.events)
+		close(c.done)
+	}
+}
+
+// run owns the loops once Ready: it watches heartbeats and the process exit,
+// and after the terminal transition waits for the loops, then closes Events
+// and Done.
+func (c *Client) run() {
+	check := min(c.opts.HeartbeatGrace/4, time.Second)
+	check = max(check, time.Millisecond)
+	ticker := time.NewTicker(check)
+	exited := c.opts.Exited
+loop:
+	for {
+		select {
+		case <-c.stop:
+			break loop
+		case <-exited:
+			exited = nil
+			c.processExited()
+		case now := <-ticker.C:
+			c.checkHeartbeat(now)
+		}
+	}
+	ticker.Stop()
+	_ = c.conn.Close()
+	c.loops.Wait()
+	close(c.events)
+	close(c.done)
+}
+
+// processExited handles the report that the worker process ended. Frames
+// the worker wrote before it died (a ShutdownAck, a Fault, replies) may still
+// sit in the pipe, so the read loop gets the first chance to drain them and
+// reach the pipe's end, which gives the more precise reason. During Closing
+// the read loop decides alone (the Shutdown deadline bounds it); otherwise it
+// gets exitDrainWait before the exit itself faults the client.
+func (c *Client) processExited() {
+	c.mu.Lock()
+	c.exitSeen = true
+	closing := c.state == StateClosing
+	c.mu.Unlock()
+	if closing {
+		c.maybeClosed()
+		return
+	}
+	t := time.NewTimer(exitDrainWait)
+	defer t.Stop()
+	select {
+	case <-c.stop:
+	case <-t.C:
+		c.terminate(StateFaulted, fmt.Errorf("%w: process exited: %s", ErrWorkerGone, c.exitStatus()))
+	}
+}
+
+// maybeClosed completes a clean shutdown once the ack has arrived and the
+// worker is gone (process exit when reported, else the pipe's end).
+func (c *Client) maybeClosed() bool {
+	c.mu.Lock()
+	ok := c.state == StateClosing && c.ackReceived && (c.exitSeen || c.opts.Exited == nil && c.eofSeen)
+	c.mu.Unlock()
+	if ok {
+		c.terminate(StateClosed, nil)
+	}
+	return ok
+}
+
+func (c *Client) exitStatus() string {
+	if c.opts.ExitStatus == nil {
+		return "status unknown"
+	}
+	return c.opts.ExitStatus()
+}
+
+// checkHeartbeat faults the client when the worker has been silent too long.
+// Only Ready is watched: during Closing the worker stops heartbeating to tear
+// down, and the Shutdown deadline bounds it instead.
+func (c *Client) checkHeartbeat(now time.Time) {
+	c.mu.Lock()
+	if c.state != StateReady || c.eventsBlocked {
+		c.mu.Unlock()
+		return
+	}
+	silence := now.Sub(c.lastHeartbeat)
+	pending := len(c.pending)
+	if silence <= c.opts.HeartbeatGrace {
+		c.ceilingLogged = false
+		c.mu.Unlock()
+		return
+	}
+	if pending > 0 && silence <= c.opts.HeartbeatCeiling {
+		first := !c.ceilingLogged
+		c.ceilingLogged = true
+		c.mu.Unlock()
+		if first {
+			c.log.Warn("workerclient: worker silent past the heartbeat grace while a command runs",
+				"silence", silence.String(), "ceiling", c.opts.HeartbeatCeiling.String(), "pending", pending)
+		}
+		return
+	}
+	c.mu.Unlock()
+	limit := c.opts.HeartbeatGrace
+	if pending > 0 {
+		limit = c.opts.HeartbeatCeiling
+	}
+	c.terminate(StateFaulted, fmt.Errorf("%w: no heartbeat for %v (limit %v, %d commands pending)",
+		ErrHeartbeatExpired, silence.Round(time.Millisecond), limit, pending))
+}
+
+// writeLoop is the only writer after the handshake. It numbers envelopes so
+// that the wire order and the sequence agree.
+func (c *Client) writeLoop() {
+	defer c.loops.Done()
+	seq := uint64(1) // GatewayHello was 1
+	for {
+		select {
+		case <-c.stop:
+			return
+		case env := <-c.out:
+			seq++
+			env.ProtocolVersion = protocol.Version
+			env.SessionId = c.sessionID
+			env.Sequence = seq
+			if err := c.w.Write(env); err != nil {
+				select {
+				case <-c.stop:
+				default:
+					if frame.CodeOf(err) == frame.CodeOversized {
+						// Our own frame is too big: only that command can fail,
+						// but its position in the sequence is lost, so stop.
+						c.terminate(StateFaulted, fmt.Errorf("%w: outbound frame: %v", ErrProtocol, err))
+					} else {
+						c.terminate(StateFaulted, fmt.Errorf("%w: write: %v", ErrWorkerGone, err))
+					}
+				}
+				return
+			}
+		}
+	}
+}
+
+// readLoop is the only reader after the handshake.
+func (c *Client) readLoop() {
+	defer c.loops.Done()
+	seq := uint64(2) // WorkerHello and WorkerReady were 1 and 2
+	var lastEvent uint64
+	for {
+		env, err := c.r.Read()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		seq++
+		if env.GetSequence() != seq {
+			c.terminate(StateFaulted, fmt.Errorf("%w: envelope sequence %d, want %d", ErrProtocol, env.GetSequence(), seq))
+			return
+		}
+		if !c.dispatch(env, &lastEvent) {
+			return
+		}
+	}
+}
+
+// readFailed ends the read loop: quietly when the client is already
+// stopping or the pipe closed after a ShutdownAck, otherwise with a fault.
+func (c *Client) readFailed(err error) {
+	select {
+	case <-c.stop:
+		return
+	default:
+	}
+	cause := c.classify(err)
+	if cause == ErrWorkerGone {
+		c.mu.Lock()
+		c.eofSeen = true
+		acked := c.state == StateClosing && c.ackReceived
+		c.mu.Unlock()
+		if acked {
+			c.maybeClosed() // else wait for the process exit report in run
+			return
+		}
+		// Give the process waiter a moment so the reason can carry the
+		// exit status; the socket usually closes as the process dies.
+		detail := "pipe closed: " + err.Error()
+		if c.opts.Exited != nil {
+			t := time.NewTimer(exitStatusWait)
+			select {
+			case <-c.opts.Exited:
+				detail = "process exited: " + c.exitStatus()
+			case <-t.C:
+			case <-c.stop:
+			}
+			t.Stop()
+		}
+		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerGone, detail))
+		return
+	}
+	if errors.Is(cause, ErrVersionMismatch) {
+		c.terminate(StateFaulted, fmt.Errorf("%w: %w: %v", ErrProtocol, ErrVersionMismatch, err))
+		return
+	}
+	c.terminate(StateFaulted, fmt.Errorf("%w: %v", ErrProtocol, err))
+}
+
+// dispatch handles one envelope; it returns false when the loop must end.
+func (c *Client) dispatch(env *workerv1.WorkerEnvelope, lastEvent *uint64) bool {
+	switch b := env.GetBody().(type) {
+	case *workerv1.WorkerEnvelope_CommandReply:
+		return c.completeCommand(env.GetCorrelationId(), b.CommandReply)
+	case *workerv1.WorkerEnvelope_Event:
+		return c.deliverEvent(b.Event.GetEvent(), lastEvent)
+	case *workerv1.WorkerEnvelope_Heartbeat:
+		c.mu.Lock()
+		c.lastHeartbeat = time.Now()
+		c.mu.Unlock()
+		return true
+	case *workerv1.WorkerEnvelope_Fault:
+		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerFault, faultText(b.Fault)))
+		return false
+	case *workerv1.WorkerEnvelope_ShutdownAck:
+		c.mu.Lock()
+		closing := c.state == StateClosing
+		if closing {
+			c.ackReceived = true
+			c.warnings = b.ShutdownAck.GetTeardownWarnings()
+		}
+		c.mu.Unlock()
+		if !closing {
+			c.terminate(StateFaulted, fmt.Errorf("%w: ShutdownAck without Shutdown", ErrProtocol))
+			return false
+		}
+		c.maybeClosed()
+		return true
+	default:
+		c.terminate(StateFaulted, fmt.Errorf("%w: unexpected body %s", ErrProtocol, bodyName(env)))
+		return false
+	}
+}
+
+func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply) bool {
+	c.mu.Lock()
+	p, ok := c.pending[corr]
+	delete(c.pending, corr)
+	issued := c.lastCorr
+	c.mu.Unlock()
+	switch {
+	case corr == 0 || corr > issued:
+		c.terminate(StateFaulted, fmt.Errorf("%w: reply to correlation id %d, never issued", ErrProtocol, corr))
+		return false
+	case !ok:
+		c.log.Debug("workerclient: late reply dropped", logging.KeyCorrelation, corr)
+		return true
+	case reply.GetReply() == nil:
+		p.ch <- result{err: fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr)}
+		c.terminate(StateFaulted, fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr))
+		return false
+	}
+	p.ch <- result{reply: reply.GetReply()}
+	return true
+}
+
+// deliverEvent validates the event sequence, stamps the event and queues it.
+// A full queue is waited on for at most EventStallTimeout; meanwhile the
+// heartbeat check is suspended, because the read loop is not reading them.
+func (c *Client) deliverEvent(ev *mxgatewayv1.Event, lastEvent *uint64) bool {
+	if ev == nil {
+		c.terminate(StateFaulted, fmt.Errorf("%w: event envelope without an event", ErrProtocol))
+		return false
+	}
+	want := *lastEvent + 1
+	if ev.GetSequence() != want {
+		what := "gap"
+		if ev.GetSequence() <= *lastEvent {
+			what = "duplicate"
+		}
+		c.terminate(StateFaulted, fmt.Errorf("%w: event sequence %s: got %d, want %d", ErrProtocol, what, ev.GetSequence(), want))
+		return false
+	}
+	*lastEvent = want
+	ev.SessionId = c.sessionID
+	ev.GatewayTime = timestamppb.Now()
+
+	select {
+	case c.events <- ev:
+		return true
+	default:
+	}
+	c.mu.Lock()
+	c.eventsBlocked = true
+	c.mu.Unlock()
+	t := time.NewTimer(c.opts.EventStallTimeout)
+	defer t.Stop()
+	ok := true
+	select {
+	case c.events <- ev:
+	case <-t.C:
+		c.terminate(StateFaulted, fmt.Errorf("%w: %d events unread for %v", ErrEventOverflow, cap(c.events), c.opts.EventStallTimeout))
+		ok = false
+	case <-c.stop:
+		ok = false
+	}
+	c.mu.Lock()
+	c.eventsBlocked = false
+	// Heartbeats queued in the pipe while we waited were not read; restart
+	// the silence clock rather than blame the worker for our stall.
+	c.lastHeartbeat = time.Now()
+	c.mu.Unlock()
+	return ok
+}
+
+func faultText(f *workerv1.Fault) string {
+	return fmt.Sprintf("%s: %s", f.GetCode(), f.GetMessage())
+}
+
+// bodyName names an envelope's body for errors ("worker_hello").
+func bodyName(env *workerv1.WorkerEnvelope) string {
+	m := env.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("body"))
+	if fd == nil {
+		return "none"
+	}
+	return string(fd.Name())
+}
+
+// commandKind names a command's kind ("add_item"), or "" when unset.
+func commandKind(cmd *mxgatewayv1.Command) string {
+	if cmd == nil {
+		return ""
+	}
+	m := cmd.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
+	if fd == nil {
+		return ""
+	}
+	return string(fd.Name())
+}

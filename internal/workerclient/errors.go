@@ -1,0 +1,44 @@
+package workerclient
+
+import "errors"
+
+// Sentinel errors. Terminal errors wrap one of them with detail
+// (fmt.Errorf("%w: ...")); test them with errors.Is.
+var (
+	// ErrNotReady: the client is not (yet, or no longer) Ready for commands.
+	ErrNotReady = errors.New("workerclient: not ready")
+	// ErrClosed: the client was closed cleanly; pending and later commands
+	// fail with it.
+	ErrClosed = errors.New("workerclient: closed")
+	// ErrWorkerGone: the pipe ended or the worker process exited.
+	ErrWorkerGone = errors.New("workerclient: worker gone")
+	// ErrCommandTimeout: a command's reply did not arrive within its timeout.
+	// It fails only that command; the client stays Ready.
+	ErrCommandTimeout = errors.New("workerclient: command timeout")
+	// ErrHeartbeatExpired: the worker sent no heartbeat within the grace (or,
+	// while a command was pending, within the ceiling).
+	ErrHeartbeatExpired = errors.New("workerclient: heartbeat expired")
+	// ErrProtocol: the worker broke the protocol (bad frame, wrong session,
+	// unexpected body, sequence gap or duplicate, unknown correlation id).
+	ErrProtocol = errors.New("workerclient: protocol violation")
+	// ErrHandshake: the handshake failed; it is wrapped together with the
+	// specific cause (ErrNonceMismatch, ErrVersionMismatch, ErrWorkerGone,
+	// ErrWorkerFault, ErrProtocol or a context error).
+	ErrHandshake = errors.New("workerclient: handshake failed")
+	// ErrNonceMismatch: WorkerHello echoed another nonce.
+	ErrNonceMismatch = errors.New("workerclient: nonce mismatch")
+	// ErrVersionMismatch: the worker speaks another protocol version.
+	ErrVersionMismatch = errors.New("workerclient: protocol version mismatch")
+	// ErrWorkerFault: the worker sent a Fault; the error text carries its
+	// code and message.
+	ErrWorkerFault = errors.New("workerclient: worker fault")
+	// ErrShutdownTimeout: the worker did not acknowledge Shutdown and exit
+	// before the deadline, and was killed.
+	ErrShutdownTimeout = errors.New("workerclient: shutdown timeout")
+	// ErrKilled: Kill was called.
+	ErrKilled = errors.New("workerclient: killed")
+	// ErrEventOverflow: the Events channel stayed full for longer than
+	// Options.EventStallTimeout (its reader stalled), so the worker pipe
+	// could not be drained.
+	ErrEventOverflow = errors.New("workerclient: event buffer overflow")
+)
