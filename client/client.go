@@ -58,7 +58,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		useTLS = true
 	case transportInsecure:
 		if !loopback && !o.anyHost {
-			return nil, fmt.Errorf("client: refusing plaintext to non-loopback address %s (the API key would travel in clear); use TLS or WithInsecureAnyHost", addr)
+			return nil, fmt.Errorf("%w %s: use TLS, or WithInsecureAnyHost on a trusted network", ErrInsecureRemote, addr)
 		}
 	case transportAuto:
 		useTLS = !loopback

@@ -49,6 +49,9 @@ var (
 
 	// ErrClosed is returned by a Client or Session after Close.
 	ErrClosed = errors.New("client: closed")
+	// ErrInsecureRemote: plaintext was asked for a non-loopback address
+	// without WithInsecureAnyHost.
+	ErrInsecureRemote = errors.New("client: refusing plaintext to a non-loopback address (the API key would travel in clear)")
 	// ErrAuthenticationFailed: AuthenticateUser gave user id 0.
 	ErrAuthenticationFailed = errors.New("client: authentication failed")
 )

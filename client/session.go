@@ -133,6 +133,9 @@ func (s *Session) stopBackground() {
 // ServerHandle returns the registration handle (hLMX) the conveniences use,
 // registering on first use as "mxgateway-go/<session name>".
 func (s *Session) ServerHandle(ctx context.Context) (int32, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	if s.hLMX != 0 {

@@ -1,18 +1,18 @@
-// Command mxctl is the mxgateway client CLI, built on the Go SDK.
+// Command mxctl is the mxgateway client CLI, built on the Go SDK
+// (package client): health, sessions, read, write, subscribe, apikey, bench
+// and version. Run `mxctl help` for usage.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
-
-	"github.com/mxgateway/mxgateway/internal/buildinfo"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "version" {
-		fmt.Println("mxctl", buildinfo.Get())
-		return
-	}
-	fmt.Fprintln(os.Stderr, "mxctl: not built yet")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }

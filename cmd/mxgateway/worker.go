@@ -1,11 +1,40 @@
 package main
 
 import (
-	"fmt"
+	"context"
+	"log/slog"
 	"os"
+
+	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
+	"github.com/mxgateway/mxgateway/internal/ipc"
+	"github.com/mxgateway/mxgateway/internal/worker"
 )
 
+// runWorker is `mxgateway worker`: the simulator worker the gateway
+// re-executes itself as for sim sessions, so `mxgateway serve` works without
+// a separate binary. It takes the same flags as mxworker; only --backend=sim
+// is accepted (the real MXAccess backend lives in mxworker.exe, windows/386).
 func runWorker(args []string) int {
-	fmt.Fprintln(os.Stderr, "mxgateway worker: not built yet")
-	return 1
+	return worker.Main(context.Background(), args, worker.MainOptions{
+		Prog:   "mxgateway worker",
+		Stdin:  os.Stdin,
+		Stderr: os.Stderr,
+		Dial:   ipc.Dial,
+		Backends: map[string]worker.BackendFactory{
+			"sim": func(f worker.Flags, logger *slog.Logger) (backend.Backend, error) {
+				b, err := sim.New(sim.Options{
+					ModelPath: f.SimModel,
+					Profile:   f.SimProfile,
+					Seed:      f.SimSeed,
+					Exit:      os.Exit,
+					Logger:    logger,
+				})
+				if err != nil {
+					return nil, err // not a typed nil inside the interface
+				}
+				return b, nil
+			},
+		},
+	})
 }

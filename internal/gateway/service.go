@@ -229,4 +229,3 @@ func sessionInfo(in session.Info) *mxgatewayv1.SessionInfo {
 		Backend:           in.Backend,
 	}
 }
-

@@ -262,3 +262,26 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, repl Key, audit *Au
 	})
 	return out, err
 }
+
+// CreateFirstKey inserts k only when the store holds no key at all (revoked
+// keys count), checking and inserting in one IMMEDIATE transaction so that
+// two processes starting together cannot both create one. It reports whether
+// it inserted.
+func (s *Store) CreateFirstKey(ctx context.Context, k Key, audit *AuditEvent) (bool, error) {
+	created := false
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_keys`).Scan(&n); err != nil {
+			return fmt.Errorf("store: count keys: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if err := insertKey(ctx, tx, &k); err != nil {
+			return err
+		}
+		created = true
+		return appendAudit(ctx, tx, audit)
+	})
+	return created, err
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 
@@ -139,7 +140,9 @@ type MainOptions struct {
 }
 
 // Main parses args, builds the backend and runs the worker; it returns the
-// process exit code. A backend that cannot be built is reported to the
+// process exit code. It is the whole worker process: it also makes the
+// process ignore SIGINT (a Ctrl+C at the gateway's console reaches the whole
+// process group; the gateway decides the shutdown order, not the terminal). A backend that cannot be built is reported to the
 // gateway as a BACKEND_INIT fault after the handshake (exit code
 // protocol.ExitBackendInit), so the gateway can show the reason (a model
 // file error, mxaccess on the wrong platform).
@@ -162,6 +165,7 @@ func Main(ctx context.Context, args []string, opts MainOptions) int {
 		fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Prog, err)
 		return protocol.ExitBadArguments
 	}
+	signal.Ignore(os.Interrupt)
 	logger = logger.With(logging.KeyComponent, opts.Prog, logging.KeyWorkerPID, os.Getpid())
 	be, err := opts.Backends[f.Backend](f, logger)
 	if err != nil {

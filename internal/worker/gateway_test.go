@@ -24,7 +24,12 @@ import (
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(childMain())
+	}
+	testutil.VerifyNoLeaks(m)
+}
 
 const testSession = "sess-1"
 
@@ -35,18 +40,19 @@ func nonceLine() string { return hex.EncodeToString(testNonce) + "\n" }
 // harness is an in-test gateway: it listens on a real Unix socket, runs the
 // worker in a goroutine and speaks the protocol frame by frame.
 type harness struct {
-	t        *testing.T
-	be       backend.Backend
-	ln       net.Listener
-	conn     net.Conn
-	w        *frame.Writer
-	frames   chan *workerv1.WorkerEnvelope
-	readDone chan struct{}
-	readErr  error // set before frames closes
-	sendSeq  uint64
-	recvSeq  uint64
-	code     chan int
-	logs     *syncBuffer
+	t         *testing.T
+	ln        net.Listener
+	conn      net.Conn
+	w         *frame.Writer
+	inProcess bool  // the worker runs in this process (Run), not a child
+	readyPID  int32 // the pid WorkerHello announced
+	frames    chan *workerv1.WorkerEnvelope
+	readDone  chan struct{}
+	readErr   error // set before frames closes
+	sendSeq   uint64
+	recvSeq   uint64
+	code      chan int
+	logs      *syncBuffer
 }
 
 type harnessOpts struct {
@@ -71,29 +77,40 @@ func dialUnix(ctx context.Context, endpoint string) (net.Conn, error) {
 // start runs the worker against be and accepts its connection.
 func start(t *testing.T, be backend.Backend, o harnessOpts) *harness {
 	t.Helper()
+	return launch(t, func(h *harness, path string) {
+		stdin := nonceLine()
+		if o.stdin != nil {
+			stdin = *o.stdin
+		}
+		cfg := Config{
+			SessionID:    testSession,
+			Endpoint:     path,
+			Nonce:        strings.NewReader(stdin),
+			Backend:      be,
+			Dial:         dialUnix,
+			Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			CloseTimeout: 5 * time.Second,
+		}
+		if o.cfg != nil {
+			o.cfg(&cfg)
+		}
+		h.inProcess = true
+		go func() { h.code <- Run(context.Background(), cfg) }()
+	})
+}
+
+// launch listens on a fresh socket, lets run start a worker that reports
+// its exit code on h.code, and accepts the worker's connection (unless the
+// worker exits first).
+func launch(t *testing.T, run func(h *harness, path string)) *harness {
+	t.Helper()
 	path := socketPath(t)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, be: be, ln: ln, code: make(chan int, 1), logs: &syncBuffer{}}
-	stdin := nonceLine()
-	if o.stdin != nil {
-		stdin = *o.stdin
-	}
-	cfg := Config{
-		SessionID:    testSession,
-		Endpoint:     path,
-		Nonce:        strings.NewReader(stdin),
-		Backend:      be,
-		Dial:         dialUnix,
-		Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		CloseTimeout: 5 * time.Second,
-	}
-	if o.cfg != nil {
-		o.cfg(&cfg)
-	}
-	go func() { h.code <- Run(context.Background(), cfg) }()
+	h := &harness{t: t, ln: ln, code: make(chan int, 1), logs: &syncBuffer{}}
+	run(h, path)
 	t.Cleanup(func() {
 		ln.Close()
 		if h.conn != nil {
@@ -237,7 +254,8 @@ func (h *harness) ready(interval time.Duration) *workerv1.WorkerReady {
 	if wh == nil {
 		h.t.Fatal("no WorkerHello")
 	}
-	if !bytes.Equal(wh.GetNonce(), testNonce) || wh.GetProtocolVersion() != protocol.Version || wh.GetPid() != int32(os.Getpid()) {
+	h.readyPID = wh.GetPid()
+	if !bytes.Equal(wh.GetNonce(), testNonce) || wh.GetProtocolVersion() != protocol.Version || (h.inProcess && wh.GetPid() != int32(os.Getpid())) {
 		h.t.Fatalf("bad WorkerHello: version %d pid %d", wh.GetProtocolVersion(), wh.GetPid())
 	}
 	r := h.next().GetWorkerReady()

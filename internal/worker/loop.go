@@ -348,7 +348,7 @@ func (w *worker) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		err := w.be.Ping(ctx)
+		var err error
 		if ctx.Err() != nil {
 			return
 		}

@@ -97,6 +97,36 @@ func (c *FakeClock) Waiters() int {
 	return len(c.waiters)
 }
 
+// Pending returns the times pending waits wake at, earliest first; tests
+// use it to know that a goroutine is blocked on the clock.
+func (c *FakeClock) Pending() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]time.Time, 0, len(c.waiters))
+	for _, w := range c.waiters {
+		out = append(out, w.at)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	return out
+}
+
+// WaitFor blocks until some wait is pending for exactly t, or timeout (real
+// time) passes; it reports whether one was seen.
+func (c *FakeClock) WaitFor(t time.Time, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, p := range c.Pending() {
+			if p.Equal(t) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (c *FakeClock) setLocked(t time.Time) {
 	c.now = t
 	ids := make([]int, 0, len(c.waiters))

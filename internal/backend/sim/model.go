@@ -270,6 +270,24 @@ func (m *Model) finish() error {
 			if a.Security < FreeAccess || a.Security > ViewOnly {
 				bad("%s.%s: unknown security classification %d", o.Tag, a.Name, a.Security)
 			}
+			if g := a.Generator; g != nil {
+				if e := g.validate(); e != "" {
+					bad("%s.%s: generator %s: %s", o.Tag, a.Name, g.Kind, e)
+				}
+			}
+		}
+	}
+	for _, f := range m.Faults {
+		switch f.Kind {
+		case FaultCrash, FaultHang, FaultSlowCall, FaultStorm, FaultQualityFlip, FaultHResult,
+			FaultWithholdWriteComplete, FaultLateEventAfterUnadvise, FaultSilentDeath:
+		default:
+			bad("unknown fault kind %q", f.Kind)
+		}
+		if f.Kind == FaultHResult {
+			if _, ok := canonicalMethod(f.Method); !ok {
+				bad("hresult fault for unknown method %q", f.Method)
+			}
 		}
 	}
 	if !seen[strings.ToLower(SimObjectTag)] {
@@ -340,4 +358,41 @@ func simObject() *Object {
 	}
 	o.indexAttrs()
 	return o
+}
+
+// validate checks a generator built in Go; "" means fine.
+func (g *Generator) validate() string {
+	switch g.Kind {
+	case GenConstant:
+	case GenRamp, GenCounter, GenRandomWalk:
+		if g.Every <= 0 || g.Max <= g.Min || g.Step == 0 {
+			return "needs every > 0, max > min and a non-zero step"
+		}
+	case GenSine:
+		if g.Every <= 0 || g.Period <= 0 {
+			return "needs every > 0 and period > 0"
+		}
+	case GenSquare, GenToggle:
+		if g.Every <= 0 || len(g.Values) < 2 {
+			return "needs every > 0 and two values"
+		}
+	case GenClock:
+		if g.Every <= 0 {
+			return "needs every > 0"
+		}
+	case GenScript:
+		var total time.Duration
+		for _, s := range g.Steps {
+			if s.After < 0 {
+				return "negative step delay"
+			}
+			total += s.After
+		}
+		if len(g.Steps) == 0 || (g.Loop && total <= 0) {
+			return "needs steps (that take time when looping)"
+		}
+	default:
+		return "unknown kind"
+	}
+	return ""
 }

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgateway/mxgateway/test/e2e/harness"
+	"go.uber.org/goleak"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// invoke runs mxctl in-process.
+func invoke(t *testing.T, envMap map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, args, strings.NewReader(stdin), &out, &errb, func(k string) string { return envMap[k] })
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+var (
+	timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
+	durRE  = regexp.MustCompile(`in [0-9.]+(ms|s|m)`)
+)
+
+// mask makes output deterministic: timestamps and the gateway address vary.
+func mask(s, addr string) string {
+	if addr != "" {
+		s = strings.ReplaceAll(s, addr, "<ADDR>")
+	}
+	s = timeRE.ReplaceAllStringFunc(s, func(m string) string {
+		// Keep the demo Galaxy's fixed times; mask "now".
+		if strings.HasPrefix(m, "2025-") {
+			return m
+		}
+		return "<TIME>"
+	})
+	return durRE.ReplaceAllString(s, "in <DUR>")
+}
+
+func golden(t *testing.T, name string, r result, addr string) {
+	t.Helper()
+	got := fmt.Sprintf("exit: %d\n--- stdout\n%s--- stderr\n%s", r.code, mask(r.stdout, addr), mask(r.stderr, addr))
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from %s:\n--- got\n%s\n--- want\n%s", name, path, got, want)
+	}
+}
+
+// TestGolden runs mxctl against the real gateway and simulator and compares
+// output formats and exit codes with testdata/*.golden.
+func TestGolden(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	g := harness.Start(t)
+	env := map[string]string{"MXGATEWAY_ADDR": g.GRPCAddr, "MXGATEWAY_DATA_DIR": g.DataDir}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range env {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	fixed := []string{"Tank1.Material", "Tank1.Volume", "Pump1.StartCount", "Tank1.HighLevel", "Line1.Counts[]",
+		"Line1.Recipe[]", "Valve1.TravelTime", "Tank1.LastCleaned", "Line1.Operator"}
+	cases := []struct {
+		name  string
+		env   map[string]string
+		stdin string
+		args  []string
+	}{
+		{"read_table", env, "", append([]string{"read"}, fixed...)},
+		{"read_json", env, "", append([]string{"read", "--json"}, fixed...)},
+		{"read_bad_reference", env, "", []string{"read", "Tank1.Material", "Nope.Missing", "Line1.Counts"}},
+		{"write_ok", env, "", []string{"write", "TIC101.SP", "42.5"}},
+		{"write_negative", env, "", []string{"write", "Pump1.StartCount", "-5"}},
+		{"write_json", env, "", []string{"write", "Pump1.StartCount", "7", "--json"}},
+		{"write_typed", env, "", []string{"write", "Tank1.Material", "Water", "--type", "string", "--timestamp", "2026-01-02T03:04:05Z"}},
+		{"write_array", env, "", []string{"write", "Line1.Counts[]", "[1,2,3,4,5,6,7,8]"}},
+		{"write_security_refused", env, "", []string{"write", "TIC101.PV", "1"}},
+		{"write_bad_value", env, "", []string{"write", "TIC101.SP", "abc"}},
+		{"write_bad_reference", env, "", []string{"write", "Nope.Missing", "1"}},
+		{"write_secured", with("MXCTL_PASSWORD", "operator1"), "", []string{"write", "Pump1.StartCmd", "true", "--secured", "--user", "operator"}},
+		{"write_verified", with("MXCTL_PASSWORD", "operator1", "MXCTL_VERIFIER_PASSWORD", "supervisor1"), "", []string{"write", "Valve1.Cmd", "2", "--secured", "--user", "operator", "--verifier", "supervisor"}},
+		{"write_password_stdin", env, "operator1\n", []string{"write", "Pump1.StartCmd", "true", "--secured", "--user", "operator"}},
+		{"write_bad_password", with("MXCTL_PASSWORD", "wrong"), "", []string{"write", "Pump1.StartCmd", "true", "--user", "operator"}},
+		{"write_no_password", env, "", []string{"write", "Pump1.StartCmd", "true", "--secured", "--user", "operator"}},
+		{"subscribe_json", env, "", []string{"subscribe", "Tank1.Material", "Pump1.StartCount", "Nope.Missing", "--duration", "500ms"}},
+		{"health", env, "", []string{"health"}},
+		{"health_json", env, "", []string{"health", "--json"}},
+		{"usage_read_no_args", env, "", []string{"read"}},
+		{"usage_unknown_command", env, "", []string{"frobnicate"}},
+		{"usage_bad_flag", env, "", []string{"read", "--bogus", "X"}},
+		{"usage_write_verifier_without_secured", env, "", []string{"write", "A.B", "1", "--verifier", "x"}},
+		{"usage_apikey_create", env, "", []string{"apikey", "create", "--name", "x"}},
+		{"unreachable", with("MXGATEWAY_ADDR", "127.0.0.1:1"), "", []string{"read", "Tank1.Material"}},
+		{"insecure_remote", with("MXGATEWAY_ADDR", "192.0.2.1:5000"), "", []string{"read", "--insecure", "Tank1.Material"}},
+		{"help_read", env, "", []string{"help", "read"}},
+		{"help_write", env, "", []string{"write", "--help"}},
+		{"help", env, "", []string{"--help"}},
+		{"bench", env, "", []string{"bench"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := invoke(t, tc.env, tc.stdin, tc.args...)
+			golden(t, tc.name, r, g.GRPCAddr)
+		})
+	}
+}
+
+// TestReadAfterWriteSameSession checks exit codes that depend on gateway
+// state beyond one command: sessions and version.
+func TestSessionsAndVersion(t *testing.T) {
+	g := harness.Start(t)
+	env := map[string]string{"MXGATEWAY_ADDR": g.GRPCAddr, "MXGATEWAY_DATA_DIR": g.DataDir}
+	r := invoke(t, env, "", "sessions")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "SESSION") {
+		t.Fatalf("sessions: %+v", r)
+	}
+	r = invoke(t, env, "", "sessions", "--json")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "[") {
+		t.Fatalf("sessions --json: %+v", r)
+	}
+	r = invoke(t, env, "", "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "mxctl ") {
+		t.Fatalf("version: %+v", r)
+	}
+	r = invoke(t, env, "", "apikey", "list")
+	if r.code != exitOK && r.code != exitGateway {
+		t.Fatalf("apikey list: %+v", r)
+	}
+}
+
+func TestDataDir(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		goos string
+		want string
+	}{
+		{map[string]string{"MXGATEWAY_DATA_DIR": "/d"}, "linux", "/d"},
+		{map[string]string{"XDG_STATE_HOME": "/s/", "HOME": "/h"}, "linux", "/s/mxgateway"},
+		{map[string]string{"HOME": "/h"}, "linux", "/h/.local/state/mxgateway"},
+		{map[string]string{"HOME": "/h"}, "darwin", "/h/Library/Application Support/mxgateway"},
+		{map[string]string{"ProgramData": `D:\PD`}, "windows", `D:\PD\mxgateway`},
+		{map[string]string{}, "windows", `C:\ProgramData\mxgateway`},
+		{map[string]string{}, "linux", ""},
+	}
+	for _, tc := range cases {
+		if got := dataDir(func(k string) string { return tc.env[k] }, tc.goos); got != tc.want {
+			t.Errorf("dataDir(%v, %s) = %q, want %q", tc.env, tc.goos, got, tc.want)
+		}
+	}
+}
+
+// TestLocalAdminKeyOnlyForLoopback: the first-run key is read from the data
+// directory, and never offered to a remote address.
+func TestLocalAdminKey(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, adminKeyFile), []byte("mxgw_abc_def\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{env: func(k string) string { return map[string]string{"MXGATEWAY_DATA_DIR": dir}[k] }}
+	if got := c.localAdminKey(); got != "mxgw_abc_def" {
+		t.Fatalf("localAdminKey = %q", got)
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	cmd := &command{name: "x"}
+	c := &cli{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	fs := c.flagSet(cmd, nil)
+	j := fs.Bool("json", false, "")
+	pos, _, ok := c.parse(cmd, fs, []string{"A", "--json", "-5", "B", "--", "--C"})
+	if !ok || !*j || strings.Join(pos, " ") != "A -5 B --C" {
+		t.Fatalf("pos=%q json=%v ok=%v", pos, *j, ok)
+	}
+}

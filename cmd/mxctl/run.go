@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mxgateway/mxgateway/client"
+	"google.golang.org/grpc/codes"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0 // success
+	exitFailed   = 1 // MXAccess said no: bad status, failed write, bad read entry
+	exitUsage    = 2 // bad command line
+	exitGateway  = 3 // the gateway could not be reached, or refused the key
+	defaultAddr  = "127.0.0.1:5000"
+	adminKeyFile = "admin.key"
+)
+
+// env reads the environment; tests pass a map.
+type env func(string) string
+
+// cli carries one invocation's streams and environment.
+type cli struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	env    env
+}
+
+type command struct {
+	name    string
+	summary string
+	usage   string // argument synopsis
+	help    string // long help with examples
+	run     func(ctx context.Context, c *cli, args []string) int
+}
+
+func commands() []*command {
+	return []*command{
+		healthCmd(), sessionsCmd(), readCmd(), writeCmd(), subscribeCmd(), apikeyCmd(), benchCmd(), versionCmd(),
+	}
+}
+
+const topUsage = `mxctl is the command line client of mxgateway.
+
+Usage:
+  mxctl <command> [flags] [arguments]
+
+Commands:
+%s
+Connection (every command that talks to the gateway):
+  --addr ADDR       gateway address (env MXGATEWAY_ADDR, default 127.0.0.1:5000)
+  --api-key KEY     API key mxgw_<id>_<secret> (env MXGATEWAY_API_KEY; on a
+                    loopback address the local first-run admin key is used when
+                    none is given)
+  --ca-file PATH    verify the gateway's TLS certificate against PATH (env
+                    MXGATEWAY_CA_FILE); implies --tls
+  --tls             use TLS with the system roots
+  --insecure        use plaintext (loopback addresses only)
+  --timeout D       per-call timeout (default 30s)
+
+Exit codes: 0 success, 1 MXAccess refused (bad status or quality), 2 usage,
+3 gateway unreachable or key refused.
+
+Examples:
+  mxctl read TIC101.PV
+  mxctl write TIC101.SP 42.5
+  mxctl subscribe TIC101.PV FIC102.PV
+
+Run "mxctl help <command>" for a command's flags and examples.
+`
+
+func printTopUsage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, topUsage, b.String())
+}
+
+// run is the whole CLI, testable in-process: it returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: getenv}
+	if len(args) == 0 {
+		printTopUsage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help", "-help":
+		printTopUsage(stdout)
+		return exitOK
+	case "help":
+		if len(args) == 1 {
+			printTopUsage(stdout)
+			return exitOK
+		}
+		for _, cmd := range commands() {
+			if cmd.name == args[1] {
+				return cmd.run(ctx, c, []string{"--help"})
+			}
+		}
+		fmt.Fprintf(stderr, "mxctl: unknown command %q (run \"mxctl help\")\n", args[1])
+		return exitUsage
+	case "--version":
+		name = "version"
+	}
+	for _, cmd := range commands() {
+		if cmd.name == name {
+			return cmd.run(ctx, c, args[1:])
+		}
+	}
+	fmt.Fprintf(stderr, "mxctl: unknown command %q (run \"mxctl help\")\n", name)
+	return exitUsage
+}
+
+// connFlags are the connection settings shared by every command.
+type connFlags struct {
+	addr     string
+	apiKey   string
+	caFile   string
+	useTLS   bool
+	insecure bool
+	timeout  time.Duration
+}
+
+func (f *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", "", "gateway address (env MXGATEWAY_ADDR, default "+defaultAddr+")")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key (env MXGATEWAY_API_KEY)")
+	fs.StringVar(&f.caFile, "ca-file", "", "CA certificate file for TLS (env MXGATEWAY_CA_FILE)")
+	fs.BoolVar(&f.useTLS, "tls", false, "use TLS with the system roots")
+	fs.BoolVar(&f.insecure, "insecure", false, "use plaintext (loopback only)")
+	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "per-call timeout")
+}
+
+// flagSet builds a command's flag set; usage goes to stdout for --help.
+func (c *cli) flagSet(cmd *command, conn *connFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if conn != nil {
+		conn.register(fs)
+	}
+	return fs
+}
+
+func (c *cli) printHelp(cmd *command, fs *flag.FlagSet) {
+	fmt.Fprintf(c.stdout, "Usage: mxctl %s %s\n\n%s\n", cmd.name, cmd.usage, strings.TrimSpace(cmd.help))
+	fmt.Fprintln(c.stdout, "\nFlags (-flag and --flag both work, before or after the arguments):")
+	fs.SetOutput(c.stdout)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// parse parses flags interspersed with arguments ("read A --json B") and
+// returns the positional arguments. A lone "--" ends the flags; a negative
+// number is an argument, not a flag. It returns ok=false after printing help
+// or a usage error, with the exit code.
+func (c *cli) parse(cmd *command, fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	for {
+		for len(args) > 0 && looksNegativeNumber(args[0]) {
+			pos = append(pos, args[0])
+			args = args[1:]
+		}
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				c.printHelp(cmd, fs)
+				return nil, exitOK, false
+			}
+			fmt.Fprintf(c.stderr, "mxctl %s: %v (run \"mxctl help %s\")\n", cmd.name, err, cmd.name)
+			return nil, exitUsage, false
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, 0, true
+		}
+		// fs.Parse stops at the first non-flag, or after "--".
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), 0, true
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func looksNegativeNumber(s string) bool {
+	if len(s) < 2 || s[0] != '-' {
+		return false
+	}
+	c := s[1]
+	return (c >= '0' && c <= '9') || c == '.'
+}
+
+// dial connects with the resolved connection settings.
+func (c *cli) dial(ctx context.Context, f *connFlags) (*client.Client, string, error) {
+	addr := firstNonEmpty(f.addr, c.env("MXGATEWAY_ADDR"), defaultAddr)
+	key := firstNonEmpty(f.apiKey, c.env("MXGATEWAY_API_KEY"))
+	if key == "" && client.IsLoopbackAddr(addr) {
+		// Only to this machine: never send the local admin key elsewhere.
+		key = c.localAdminKey()
+	}
+	opts := []client.Option{client.WithAPIKey(key), client.WithTimeout(f.timeout), client.WithUserAgent("mxctl")}
+	ca := firstNonEmpty(f.caFile, c.env("MXGATEWAY_CA_FILE"))
+	switch {
+	case f.insecure && (f.useTLS || f.caFile != ""):
+		return nil, addr, usageError("--insecure conflicts with --tls and --ca-file")
+	case f.insecure:
+		opts = append(opts, client.WithInsecure())
+	case ca != "":
+		opts = append(opts, client.WithCAFile(ca))
+	case f.useTLS:
+		opts = append(opts, client.WithTLS())
+	}
+	dctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	cl, err := client.Dial(dctx, addr, opts...)
+	return cl, addr, err
+}
+
+// localAdminKey reads the gateway's first-run admin key from its data
+// directory, or returns "".
+func (c *cli) localAdminKey() string {
+	dir := dataDir(c.env, runtime.GOOS)
+	if dir == "" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(dir, adminKeyFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// dataDir mirrors the gateway's default data directory: MXGATEWAY_DATA_DIR,
+// else %ProgramData%\mxgateway on Windows, ~/Library/Application
+// Support/mxgateway on macOS, $XDG_STATE_HOME/mxgateway or
+// ~/.local/state/mxgateway elsewhere.
+func dataDir(getenv env, goos string) string {
+	if d := getenv("MXGATEWAY_DATA_DIR"); d != "" {
+		return d
+	}
+	switch goos {
+	case "windows":
+		base := getenv("ProgramData")
+		if base == "" {
+			base = `C:\ProgramData`
+		}
+		return strings.TrimRight(base, `\/`) + `\mxgateway`
+	case "darwin":
+		if home := getenv("HOME"); home != "" {
+			return strings.TrimRight(home, "/") + "/Library/Application Support/mxgateway"
+		}
+	default:
+		if s := getenv("XDG_STATE_HOME"); s != "" {
+			return strings.TrimRight(s, "/") + "/mxgateway"
+		}
+		if home := getenv("HOME"); home != "" {
+			return strings.TrimRight(home, "/") + "/.local/state/mxgateway"
+		}
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+type usageError string
+
+func (u usageError) Error() string { return string(u) }
+
+// fail prints err on one line and returns the exit code for it.
+func (c *cli) fail(cmd string, addr string, err error) int {
+	msg, code := describe(addr, err)
+	fmt.Fprintf(c.stderr, "mxctl %s: %s\n", cmd, msg)
+	return code
+}
+
+// describe turns an error into one helpful line and an exit code. No stack
+// traces, no Go type names.
+func describe(addr string, err error) (string, int) {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return string(ue), exitUsage
+	}
+	var me *client.MxAccessError
+	if errors.As(err, &me) {
+		return strings.TrimPrefix(me.Error(), "client: ") + hint(me), exitFailed
+	}
+	var ce *client.ConversionError
+	if errors.As(err, &ce) {
+		return strings.TrimPrefix(ce.Error(), "client: "), exitFailed
+	}
+	if errors.Is(err, client.ErrAuthenticationFailed) {
+		return "Galaxy user " + strings.TrimPrefix(err.Error(), "client: "), exitFailed
+	}
+	if errors.Is(err, client.ErrInsecureRemote) {
+		return fmt.Sprintf("plaintext (--insecure) is allowed only to loopback addresses, not %s: use --tls or --ca-file", addr), exitUsage
+	}
+	var ge *client.GatewayError
+	if errors.As(err, &ge) {
+		switch {
+		case strings.Contains(err.Error(), "cannot reach gateway"):
+			return fmt.Sprintf("cannot reach the gateway at %s (is \"mxgateway serve\" running?): %s", addr, lastPart(ge.Message)), exitGateway
+		case ge.Code == codes.Unauthenticated:
+			return "the gateway refused the API key: set --api-key or MXGATEWAY_API_KEY (on the gateway host the first-run admin key is in <data_dir>/admin.key)", exitGateway
+		case ge.Code == codes.PermissionDenied:
+			return fmt.Sprintf("permission denied: %s", nonEmpty(ge.Message, "the API key lacks the scope for this")), exitGateway
+		case ge.Code == codes.Unimplemented:
+			return fmt.Sprintf("the gateway at %s does not offer this (%s)", addr, ge.Message), exitGateway
+		case ge.Code == codes.Unavailable:
+			return fmt.Sprintf("gateway unavailable at %s: %s", addr, lastPart(ge.Message)), exitGateway
+		}
+		if ge.Reason != "" {
+			return fmt.Sprintf("%s (%s)", nonEmpty(ge.Message, ge.Code.String()), ge.Reason), exitGateway
+		}
+		return nonEmpty(ge.Message, ge.Code.String()), exitGateway
+	}
+	if errors.Is(err, context.Canceled) {
+		return "interrupted", exitFailed
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out", exitFailed
+	}
+	return strings.TrimPrefix(err.Error(), "client: "), exitFailed
+}
+
+// hint adds a short explanation of common MXAccess refusals.
+func hint(me *client.MxAccessError) string {
+	switch {
+	case me.Detail() == 1003:
+		return " (an array attribute: add [] to the reference)"
+	case me.IsConfigurationError():
+		return " (unknown or malformed reference?)"
+	case me.IsSecurityError():
+		return " (refused by Galaxy security: see the attribute's security classification, --user and --secured)"
+	case me.IsInvalidArg() && strings.HasPrefix(me.Method, "Write"):
+		return " (the value's type is not acceptable for the attribute)"
+	case me.IsInvalidArg() && me.Method == "AuthenticateUser":
+		return " (bad user name or password)"
+	case me.Timeout():
+		return " (no answer from MXAccess in time)"
+	}
+	return ""
+}
+
+// lastPart shortens gRPC's nested transport messages to their cause, for
+// example "connect: connection refused".
+func lastPart(msg string) string {
+	msg = strings.TrimSuffix(msg, "\"")
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "dial") {
+		prev := strings.LastIndex(msg[:i], ": ")
+		if prev >= 0 {
+			return msg[prev+2:]
+		}
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

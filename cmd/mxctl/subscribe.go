@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mxgateway/mxgateway/client"
+	"golang.org/x/term"
+)
+
+func subscribeCmd() *command {
+	cmd := &command{name: "subscribe", summary: "watch references change live", usage: "REF... [--json] [--duration D] [--conflate]",
+		help: `Subscribes to each reference (Register + SubscribeBulk) and shows every
+OnDataChange. On a terminal it draws a table updated in place: value,
+quality, timestamp and age. When standard output is not a terminal, or with
+--json, it prints one JSON object per change. The stream resumes by itself
+after a dropped connection; a replay gap is reported, never hidden. Ctrl-C
+(or --duration) ends it cleanly with a summary on standard error.
+
+--conflate asks the gateway for only the latest value per item when mxctl
+falls behind (a non-parity mode for dashboards).
+
+Examples:
+  mxctl subscribe TIC101.PV FIC102.PV
+  mxctl subscribe TIC101.PV --duration 30s --json > changes.jsonl
+  mxctl subscribe TIC101.PV --conflate`}
+	cmd.run = func(ctx context.Context, c *cli, args []string) int {
+		var conn connFlags
+		fs := c.flagSet(cmd, &conn)
+		asJSON := fs.Bool("json", false, "print JSON lines even on a terminal")
+		duration := fs.Duration("duration", 0, "stop after this long (default: until Ctrl-C)")
+		conflate := fs.Bool("conflate", false, "deliver only the latest value per item when behind (non-parity)")
+		pos, code, ok := c.parse(cmd, fs, args)
+		if !ok {
+			return code
+		}
+		if len(pos) == 0 {
+			return c.fail(cmd.name, "", usageError("give at least one reference, for example: mxctl subscribe TIC101.PV"))
+		}
+		if *duration < 0 {
+			return c.fail(cmd.name, "", usageError("--duration must be positive"))
+		}
+		cl, addr, err := c.dial(ctx, &conn)
+		if err != nil {
+			return c.fail(cmd.name, addr, err)
+		}
+		defer cl.Close()
+		s, err := cl.OpenSession(ctx, "mxctl subscribe")
+		if err != nil {
+			return c.fail(cmd.name, addr, err)
+		}
+		hLMX, err := s.ServerHandle(ctx)
+		if err != nil {
+			return c.fail(cmd.name, addr, err)
+		}
+		entries, err := s.Subscribe(ctx, pos...)
+		if err != nil {
+			return c.fail(cmd.name, addr, err)
+		}
+		exit := exitOK
+		w := &watch{rows: map[int32]*watchRow{}}
+		for i, e := range entries {
+			if err := e.Err(); err != nil {
+				fmt.Fprintf(c.stderr, "mxctl subscribe: %s: %s\n", pos[i], errText(err))
+				exit = exitFailed
+				continue
+			}
+			if _, dup := w.rows[e.ItemHandle]; dup {
+				continue
+			}
+			r := &watchRow{ref: pos[i]}
+			w.rows[e.ItemHandle] = r
+			w.order = append(w.order, r)
+		}
+		if len(w.order) == 0 {
+			return exit
+		}
+		if *duration > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *duration)
+			defer cancel()
+		}
+		tty := !*asJSON && isTerminal(c.stdout)
+		var opts []client.EventsOption
+		if *conflate {
+			opts = append(opts, client.Conflate())
+		}
+		start := time.Now()
+		code = w.loop(ctx, c, s, hLMX, tty, opts)
+		if code > exit {
+			exit = code
+		}
+		fmt.Fprintf(c.stderr, "mxctl subscribe: %d updates for %d references in %s, %d replay gaps\n",
+			w.updates, len(w.order), time.Since(start).Round(100*time.Millisecond), w.gaps)
+		return exit
+	}
+	return cmd
+}
+
+type watchRow struct {
+	ref     string
+	dc      *client.DataChange
+	updates int
+}
+
+type watch struct {
+	rows    map[int32]*watchRow
+	order   []*watchRow
+	updates int
+	gaps    int
+	drawn   int // lines drawn last time on a terminal
+}
+
+type evOrErr struct {
+	ev  client.Event
+	err error
+}
+
+// loop consumes events until ctx ends. On a terminal it also redraws once a
+// second so ages stay current; the event reader runs in one goroutine that
+// loop starts and waits for.
+func (w *watch) loop(ctx context.Context, c *cli, s *client.Session, hLMX int32, tty bool, opts []client.EventsOption) int {
+	ctx, cancel := context.WithCancel(ctx)
+	events := make(chan evOrErr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev, err := range s.Events(ctx, opts...) {
+			select {
+			case events <- evOrErr{ev, err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	var tick <-chan time.Time
+	if tty {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+		w.draw(c.stdout)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-tick:
+			w.draw(c.stdout)
+		case e := <-events:
+			if e.err != nil {
+				return c.fail("subscribe", "", e.err)
+			}
+			if g := e.ev.Gap(); g != nil {
+				w.gaps++
+				fmt.Fprintf(c.stderr, "mxctl subscribe: replay gap: %d events lost (%s); values shown may have skipped changes\n", g.Missed(), g.Reason)
+				if !tty {
+					writeJSON(c.stdout, map[string]any{"seq": e.ev.Sequence(), "gap": map[string]any{
+						"requested_after": g.RequestedAfter, "first_available": g.FirstAvailable, "missed": g.Missed(), "reason": g.Reason}})
+				}
+				continue
+			}
+			dc := e.ev.DataChange()
+			if dc == nil || dc.ServerHandle != hLMX {
+				continue
+			}
+			r, ok := w.rows[dc.ItemHandle]
+			if !ok {
+				continue
+			}
+			r.dc = dc
+			r.updates++
+			w.updates++
+			if tty {
+				w.draw(c.stdout)
+				continue
+			}
+			derr := dc.Err()
+			var me *client.MxAccessError
+			if errors.As(derr, &me) {
+				me.Reference = r.ref
+			}
+			writeJSON(c.stdout, readRow{Sequence: e.ev.Sequence(), Reference: r.ref, Value: dc.Value, Type: typeName(dc.Value),
+				Quality: uint16(dc.Quality), QualityText: dc.Quality.String(), Timestamp: tsString(dc.Timestamp, true),
+				OK: derr == nil, Error: errText(derr)})
+		}
+	}
+}
+
+// draw redraws the table in place (ANSI cursor-up and clear-line).
+func (w *watch) draw(out io.Writer) {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REFERENCE\tVALUE\tQUALITY\tTIMESTAMP\tAGE\tUPDATES")
+	now := time.Now()
+	for _, r := range w.order {
+		if r.dc == nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.ref, "…", "waiting", "-", "-", 0)
+			continue
+		}
+		q := r.dc.Quality.String()
+		if err := r.dc.Err(); err != nil {
+			q += ", " + statusText(err)
+		}
+		age := "-"
+		if !r.dc.Timestamp.IsZero() {
+			age = now.Sub(r.dc.Timestamp).Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.ref, cell(r.dc.Value.String()), q, tsString(r.dc.Timestamp, true), age, r.updates)
+	}
+	tw.Flush()
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	var o strings.Builder
+	if w.drawn > 0 {
+		fmt.Fprintf(&o, "\x1b[%dA", w.drawn)
+	}
+	for _, l := range lines {
+		o.WriteString("\r\x1b[2K")
+		o.WriteString(l)
+		o.WriteString("\n")
+	}
+	w.drawn = len(lines)
+	_, _ = io.WriteString(out, o.String())
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,160 @@
+package auth
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
+
+// fullServer registers every service the gateway serves.
+func fullServer() *grpc.Server {
+	s := grpc.NewServer()
+	mxgatewayv1.RegisterGatewayServer(s, mxgatewayv1.UnimplementedGatewayServer{})
+	mxgatewayv1.RegisterAdminServer(s, mxgatewayv1.UnimplementedAdminServer{})
+	grpc_health_v1.RegisterHealthServer(s, health.NewServer())
+	reflection.Register(s)
+	return s
+}
+
+// Every method of every registered service has exactly one row (or its
+// service's row); nothing is left to a default.
+func TestScopeTableCoversServer(t *testing.T) {
+	s := fullServer()
+	defer s.Stop()
+	info := s.GetServiceInfo()
+	for _, want := range []string{"mxgateway.v1.Gateway", "mxgateway.v1.Admin", "grpc.health.v1.Health",
+		"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} {
+		if _, ok := info[want]; !ok {
+			t.Fatalf("service %s not registered: the test server is incomplete", want)
+		}
+	}
+	n := 0
+	for svc, si := range info {
+		for _, m := range si.Methods {
+			full := "/" + svc + "/" + m.Name
+			n++
+			sc, exempt, ok := MethodScope(full)
+			if !ok {
+				t.Errorf("%s has no scope", full)
+				continue
+			}
+			if exempt {
+				if svc != grpc_health_v1.Health_ServiceDesc.ServiceName {
+					t.Errorf("%s is exempt; only health may be", full)
+				}
+				continue
+			}
+			if sc == "" && full != mxgatewayv1.Gateway_Invoke_FullMethodName {
+				t.Errorf("%s has no scope of its own", full)
+			}
+			if sc != "" && !slices.Contains(AllScopes, sc) {
+				t.Errorf("%s maps to unknown scope %q", full, sc)
+			}
+			if strings.HasPrefix(full, "/mxgateway.v1.Admin/") && sc != ScopeAdmin {
+				t.Errorf("%s must need admin, has %q", full, sc)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("walked only %d methods", n)
+	}
+}
+
+// Every kind of the Command oneof has exactly one scope.
+func TestScopeTableCoversCommands(t *testing.T) {
+	od := (&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")
+	if od == nil || od.Fields().Len() == 0 {
+		t.Fatal("Command has no kind oneof")
+	}
+	for i := range od.Fields().Len() {
+		f := od.Fields().Get(i)
+		sc, ok := CommandScope(f.Name())
+		if !ok {
+			t.Errorf("command kind %s has no scope", f.Name())
+			continue
+		}
+		switch sc {
+		case ScopeInvokeRead, ScopeInvokeWrite, ScopeInvokeSecure:
+		default:
+			t.Errorf("command kind %s maps to %q, want an invoke:* scope", f.Name(), sc)
+		}
+		// Writes and secured calls must never hide under invoke:read.
+		name := string(f.Name())
+		if strings.Contains(name, "secured") || strings.Contains(name, "authenticate") || strings.Contains(name, "user_to_id") {
+			if sc != ScopeInvokeSecure {
+				t.Errorf("%s must need invoke:secure, has %s", name, sc)
+			}
+		} else if strings.HasPrefix(name, "write") && sc != ScopeInvokeWrite {
+			t.Errorf("%s must need invoke:write, has %s", name, sc)
+		}
+	}
+	// And the table holds no command kinds that do not exist.
+	for _, r := range ScopeTable() {
+		if r.Command != "" && od.Fields().ByName(protoName(r.Command)) == nil {
+			t.Errorf("scope table lists unknown command kind %s", r.Command)
+		}
+	}
+}
+
+func TestUnlistedIsDenied(t *testing.T) {
+	if _, _, ok := MethodScope("/mxgateway.v1.Gateway/Nope"); ok {
+		t.Error("unknown Gateway method is listed")
+	}
+	if _, _, ok := MethodScope("/other.Service/Call"); ok {
+		t.Error("unknown service is listed")
+	}
+	if _, ok := CommandScope("no_such_kind"); ok {
+		t.Error("unknown command kind is listed")
+	}
+	if _, ok := CommandScope(""); ok {
+		t.Error("empty command kind is listed")
+	}
+}
+
+func TestAdminImpliesAllScopes(t *testing.T) {
+	admin := NewPrincipal("a", "a", []Scope{ScopeAdmin}, Constraints{})
+	for _, s := range AllScopes {
+		if !admin.Has(s) {
+			t.Errorf("admin lacks %s", s)
+		}
+	}
+	reader := NewPrincipal("r", "r", []Scope{ScopeInvokeRead}, Constraints{})
+	for _, s := range AllScopes {
+		if got := reader.Has(s); got != (s == ScopeInvokeRead) {
+			t.Errorf("reader.Has(%s) = %v", s, got)
+		}
+	}
+}
+
+func TestParseScope(t *testing.T) {
+	for _, s := range AllScopes {
+		if got, err := ParseScope(string(s)); err != nil || got != s {
+			t.Errorf("ParseScope(%s) = %v, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "Admin", "invoke", "session:*"} {
+		if _, err := ParseScope(s); err == nil {
+			t.Errorf("ParseScope(%q) accepted", s)
+		}
+	}
+}
+
+func TestCommandKind(t *testing.T) {
+	if k := CommandKind(nil); k != "" {
+		t.Errorf("nil command kind %q", k)
+	}
+	if k := CommandKind(&mxgatewayv1.Command{}); k != "" {
+		t.Errorf("empty command kind %q", k)
+	}
+	cmd := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured2Bulk{WriteSecured2Bulk: &mxgatewayv1.WriteSecured2BulkCommand{}}}
+	if k := CommandKind(cmd); k != "write_secured2_bulk" {
+		t.Errorf("kind %q", k)
+	}
+}

@@ -1,0 +1,495 @@
+package sim
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/buildinfo"
+)
+
+// The real component's identity; the simulator reports it with Simulated
+// set so logs never pass for a real host.
+const (
+	ProgID = "LMXProxy.LMXProxyServer.1"
+	CLSID  = "{C30B52F5-2CB5-4760-AF0A-3A344A7EB5DC}"
+)
+
+// Errors of the simulator itself (not MXAccess refusals).
+var (
+	// ErrNotOpen is returned by calls made before Open.
+	ErrNotOpen = errors.New("sim: backend not open")
+	// ErrCrashed is returned by calls made after the crash fault fired and
+	// Options.Exit returned.
+	ErrCrashed = errors.New("sim: backend crashed (simulated)")
+)
+
+// Options configure a simulator backend.
+type Options struct {
+	// Model is the Galaxy. Nil loads ModelPath, or the embedded demo Galaxy
+	// when ModelPath is "".
+	Model *Model
+	// ModelPath is a YAML model file, used when Model is nil.
+	ModelPath string
+	// Profile is "default" (firstBind 300 ms, rebind 50 ms, update 20 ms) or
+	// "test" (all 0). "" means "default".
+	Profile string
+	// Knobs, when set, is the complete knob set (start from DefaultKnobs);
+	// nil uses the profile's defaults with the model file's knob overrides.
+	Knobs *Knobs
+	// Clock is the time source; nil means the wall clock.
+	Clock Clock
+	// Seed seeds the randomness (random walks, random echo order).
+	Seed int64
+	// Exit is called by the crash fault on the simulator's STA goroutine,
+	// after the Write that requested it returned S_OK. Nil means os.Exit.
+	// If Exit returns, the backend is dead: later calls return ErrCrashed.
+	Exit func(code int)
+	// Logger receives lifecycle and fault logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Backend is the Galaxy simulator. It implements backend.Backend. All
+// MXAccess state is owned by one goroutine (the simulated STA) started by
+// Open and stopped by Close.
+type Backend struct {
+	model *Model
+	knobs Knobs
+	clock Clock
+	log   *slog.Logger
+	exit  func(int)
+	seed  int64
+
+	reqs  chan *request
+	abort chan struct{} // closed by Close: interrupts hangs and slow calls
+	quit  chan struct{} // closed by Close after teardown: the STA returns
+	dead  chan struct{} // closed by the STA goroutine when it returns
+	wg    sync.WaitGroup
+
+	mu        sync.Mutex // guards the fields below; never held across sink calls
+	state     int        // stateNew, stateOpen, stateClosed
+	deadErr   error
+	warnings  []string
+	audit     []WriteRecord
+	teardown  []string
+	closeOnce sync.Once
+	closeWarn []string
+
+	// Owned by the STA goroutine.
+	sink       backend.Sink
+	rng        *rand.Rand
+	q          actionQueue
+	seq        uint64
+	now        time.Time
+	start      time.Time
+	attrs      map[*Attribute]*attrState
+	regs       map[int32]*registration
+	nextReg    int32
+	nextItemID uint64
+	nextUserID int32
+	bound      map[string]bool
+	halted     bool
+	silenced   bool // teardown: no more events
+	fault      faultState
+}
+
+const (
+	stateNew = iota
+	stateOpen
+	stateClosed
+)
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New validates opts and builds a backend. It starts nothing; Open does.
+func New(opts Options) (*Backend, error) {
+	m := opts.Model
+	var err error
+	switch {
+	case m != nil:
+		if !m.finished {
+			if err := m.finish(); err != nil {
+				return nil, err
+			}
+		}
+	case opts.ModelPath != "":
+		if m, err = LoadModel(opts.ModelPath); err != nil {
+			return nil, err
+		}
+	default:
+		m = DemoModel()
+	}
+	var k Knobs
+	if opts.Knobs != nil {
+		k = *opts.Knobs
+	} else {
+		if k, err = DefaultKnobs(opts.Profile); err != nil {
+			return nil, err
+		}
+		if m.knobs != nil {
+			m.knobs(&k)
+		}
+	}
+	if err := k.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Backend{
+		model: m,
+		knobs: k,
+		clock: opts.Clock,
+		log:   opts.Logger,
+		exit:  opts.Exit,
+		seed:  opts.Seed,
+		reqs:  make(chan *request),
+		abort: make(chan struct{}),
+		quit:  make(chan struct{}),
+		dead:  make(chan struct{}),
+	}
+	if b.clock == nil {
+		b.clock = RealClock{}
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.exit == nil {
+		b.exit = os.Exit
+	}
+	return b, nil
+}
+
+// Model returns the Galaxy model the backend serves.
+func (b *Backend) Model() *Model { return b.model }
+
+// Knobs returns the knobs in effect.
+func (b *Backend) Knobs() Knobs { return b.knobs }
+
+// Open starts the simulated STA and event delivery to sink.
+func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.BackendInfo, error) {
+	if sink == nil {
+		return nil, errors.New("sim: nil sink")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.state != stateNew {
+		b.mu.Unlock()
+		return nil, errors.New("sim: Open called twice")
+	}
+	b.state = stateOpen
+	b.mu.Unlock()
+
+	b.sink = sink
+	b.rng = rand.New(rand.NewPCG(uint64(b.seed), uint64(b.seed)^0x9e3779b97f4a7c15))
+	b.start = b.clock.Now()
+	b.now = b.start
+	b.regs = make(map[int32]*registration)
+	b.bound = make(map[string]bool)
+	b.nextReg, b.nextUserID = 1, 1
+	b.attrs = make(map[*Attribute]*attrState)
+	for _, o := range b.model.Objects {
+		for _, a := range o.Attributes {
+			st := &attrState{obj: o, attr: a, quality: a.Quality, ts: backend.TruncateTime(b.start)}
+			st.value = a.Initial
+			if st.value == nil {
+				st.value = zeroValue(a.Type, a.Dimension)
+			}
+			if !hasValue(a.Type) {
+				st.value = backend.NullValue(a.Type)
+			}
+			b.attrs[a] = st
+			b.startGenerator(st)
+		}
+	}
+	for i := range b.model.Faults {
+		b.scheduleFault(b.model.Faults[i], b.start.Add(b.model.Faults[i].At))
+	}
+	b.wg.Add(1)
+	go b.run()
+	b.log.Info("simulator open", "galaxy", b.model.Galaxy, "objects", len(b.model.Objects),
+		"profile_first_bind", b.knobs.FirstBindDelay, "security", b.knobs.SecurityMode)
+	return &mxgatewayv1.BackendInfo{
+		Kind:           "sim",
+		Description:    fmt.Sprintf("mxgateway Galaxy simulator, not a real MXAccess host (Galaxy %s)", b.model.Galaxy),
+		ProgId:         ProgID,
+		Clsid:          CLSID,
+		InterfaceLevel: int32(b.knobs.MaxInterfaceLevel),
+		TypelibVersion: "simulated",
+		ModelName:      b.model.Galaxy,
+		WorkerVersion:  buildinfo.Get().Version,
+		Simulated:      true,
+	}, nil
+}
+
+// Close tears down in MXAccess order (unadvise all, remove all, unregister
+// all), best effort, and stops the STA. It returns one warning per failed
+// step. No event is delivered after Close returns. Safe to call twice.
+func (b *Backend) Close() []string {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		st := b.state
+		b.state = stateClosed
+		b.mu.Unlock()
+		if st == stateNew {
+			return
+		}
+		close(b.abort)
+		req := &request{fn: func() { b.closeWarn = b.teardownAll() }, done: make(chan struct{})}
+		select {
+		case b.reqs <- req:
+			<-req.done
+		case <-b.dead:
+			b.closeWarn = append(b.closeWarn, "sim: backend had crashed; nothing to tear down")
+		}
+		close(b.quit)
+		b.wg.Wait()
+		b.log.Info("simulator closed", "warnings", len(b.closeWarn))
+	})
+	return append([]string(nil), b.closeWarn...)
+}
+
+// TakeParityWarnings returns and clears the parity warnings raised since
+// the last call.
+func (b *Backend) TakeParityWarnings() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w := b.warnings
+	b.warnings = nil
+	return w
+}
+
+func (b *Backend) parityWarning(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	b.mu.Lock()
+	b.warnings = append(b.warnings, msg)
+	b.mu.Unlock()
+}
+
+// Ping round-trips through the STA: it blocks while the STA hangs or runs
+// a slow call.
+func (b *Backend) Ping(ctx context.Context) error {
+	return b.do(ctx, false, func() {})
+}
+
+// WriteRecord is one applied or refused write, for tests and audits
+// (contract item 19).
+type WriteRecord struct {
+	Time        time.Time
+	Method      string
+	Server      int32
+	Item        int32
+	Reference   string
+	Supervisory bool   // connection kind of the item
+	User        string // authenticated user name, "" for none
+	Verifier    string // verifier user name of WriteSecured, "" for none
+	Attribution string // who the audit trail names: the user, or the client name
+	Value       *mxgatewayv1.MxValue
+	Accepted    bool // false when security refused the write
+}
+
+// WriteAudit returns the writes completed so far, oldest first.
+func (b *Backend) WriteAudit() []WriteRecord {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]WriteRecord(nil), b.audit...)
+}
+
+// ---- the STA ----
+
+type request struct {
+	fn   func()
+	slow bool
+	done chan struct{}
+}
+
+// do runs fn on the STA and waits for it. slow requests are delayed by the
+// slowCall fault.
+func (b *Backend) do(ctx context.Context, slow bool, fn func()) error {
+	b.mu.Lock()
+	st := b.state
+	b.mu.Unlock()
+	switch st {
+	case stateNew:
+		return ErrNotOpen
+	case stateClosed:
+		return backend.ErrClosed
+	}
+	req := &request{fn: fn, slow: slow, done: make(chan struct{})}
+	select {
+	case b.reqs <- req:
+	case <-b.dead:
+		return b.deadError()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-b.dead:
+		select {
+		case <-req.done:
+			return nil
+		default:
+			return b.deadError()
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Backend) deadError() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deadErr != nil {
+		return b.deadErr
+	}
+	return backend.ErrClosed
+}
+
+// call runs an MXAccess method on the STA.
+func (b *Backend) call(fn func()) error {
+	return b.do(context.Background(), true, fn)
+}
+
+func (b *Backend) run() {
+	defer b.wg.Done()
+	defer close(b.dead)
+	for {
+		b.runDue()
+		if b.halted {
+			return
+		}
+		var timer <-chan time.Time
+		stop := func() {}
+		if len(b.q) > 0 {
+			timer, stop = b.clock.At(b.q[0].due)
+		}
+		select {
+		case <-b.quit:
+			stop()
+			return
+		case req := <-b.reqs:
+			stop()
+			b.runDue()
+			if b.halted {
+				return
+			}
+			if req.slow && b.fault.slowCall > 0 {
+				b.wait(b.fault.slowCall)
+			}
+			b.now = b.clock.Now()
+			req.fn()
+			close(req.done)
+		case <-timer:
+		}
+	}
+}
+
+// runDue runs the actions that are due, oldest first. Actions scheduled
+// during this pass wait for the next one, so a long chain (an event storm)
+// cannot starve method calls.
+func (b *Backend) runDue() {
+	limit := b.seq
+	now := b.clock.Now()
+	for len(b.q) > 0 && !b.halted {
+		a := b.q[0]
+		if a.due.After(now) || a.seq > limit {
+			return
+		}
+		heap.Pop(&b.q)
+		b.now = a.due
+		a.fn()
+	}
+}
+
+// wait blocks the STA for d of clock time, or until Close.
+func (b *Backend) wait(d time.Duration) {
+	ch, stop := b.clock.At(b.clock.Now().Add(d))
+	select {
+	case <-ch:
+	case <-b.abort:
+		stop()
+	}
+}
+
+// schedule runs fn on the STA at due (never inside the current call).
+func (b *Backend) schedule(due time.Time, fn func()) {
+	b.seq++
+	heap.Push(&b.q, &action{due: due, seq: b.seq, fn: fn})
+}
+
+func (b *Backend) after(d time.Duration, fn func()) { b.schedule(b.now.Add(d), fn) }
+
+type action struct {
+	due time.Time
+	seq uint64
+	fn  func()
+}
+
+type actionQueue []*action
+
+func (q actionQueue) Len() int { return len(q) }
+func (q actionQueue) Less(i, j int) bool {
+	if q[i].due.Equal(q[j].due) {
+		return q[i].seq < q[j].seq
+	}
+	return q[i].due.Before(q[j].due)
+}
+func (q actionQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *actionQueue) Push(x any)   { *q = append(*q, x.(*action)) }
+func (q *actionQueue) Pop() any {
+	old := *q
+	a := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return a
+}
+
+// ---- events ----
+
+func (b *Backend) emit(ev *mxgatewayv1.Event) {
+	if b.silenced || b.fault.silentDeath || b.halted {
+		return
+	}
+	ev.WorkerTime = backend.Timestamp(b.clock.Now())
+	b.sink.Event(ev)
+}
+
+func (b *Backend) okStatuses() []*mxgatewayv1.MxStatus {
+	return b.statuses(b.knobs.StatusSuccessValue, 0, 0, 0)
+}
+
+func (b *Backend) failStatuses(category, source int32, detail int16) []*mxgatewayv1.MxStatus {
+	return b.statuses(0, category, source, detail)
+}
+
+func (b *Backend) statuses(success int16, category, source int32, detail int16) []*mxgatewayv1.MxStatus {
+	out := make([]*mxgatewayv1.MxStatus, b.knobs.StatusArrayLength)
+	for i := range out {
+		out[i] = backend.NewStatus(success, category, source, detail)
+	}
+	return out
+}
+
+// Status sources and categories used by the simulator.
+const (
+	srcRequestingLmx = int32(mxgatewayv1.MxStatusSource_MX_STATUS_SOURCE_REQUESTING_LMX)
+	srcRespondingLmx = int32(mxgatewayv1.MxStatusSource_MX_STATUS_SOURCE_RESPONDING_LMX)
+	srcRespondingAO  = int32(mxgatewayv1.MxStatusSource_MX_STATUS_SOURCE_RESPONDING_AUTOMATION_OBJECT)
+	catOk            = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_OK)
+	catPending       = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_PENDING)
+	catConfig        = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_CONFIGURATION_ERROR)
+	catOperational   = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_OPERATIONAL_ERROR)
+	catSecurity      = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_SECURITY_ERROR)
+)
+
+// detailArrayWithoutBrackets is the one known MXAccess detail code.
+const detailArrayWithoutBrackets = 1003

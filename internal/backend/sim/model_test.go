@@ -1,0 +1,418 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/backend"
+)
+
+func TestModelErrorsNameFileLineAndProblem(t *testing.T) {
+	cases := []struct {
+		name, src string
+		line      int
+		problem   string
+	}{
+		{"unknown type", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - {name: X, type: MxDouble}
+      - {name: Y, type: MxWidget}
+`, 6, `unknown type "MxWidget"`},
+		{"bad array dimension", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - name: X
+        type: MxInteger
+        array: 0
+`, 7, "array dimension 0 out of range"},
+		{"array of structs", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - {name: X, type: MxQualifiedStruct, array: 3}
+`, 5, "cannot be an array"},
+		{"duplicate tag", `galaxy: G
+objects:
+  - tag: A
+  - tag: B
+  - tag: a
+`, 5, `duplicate tag "a"`},
+		{"duplicate attribute", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - {name: X, type: MxDouble}
+      - {name: x, type: MxDouble}
+`, 6, `duplicate attribute "x"`},
+		{"reserved Sim", `galaxy: G
+objects:
+  - tag: Sim
+`, 3, "reserved"},
+		{"yaml syntax", `galaxy: G
+objects:
+  - tag: A
+   attributes: [
+`, 2, "did not find expected"},
+		{"unknown field", `galaxy: G
+objects:
+  - tag: A
+    atributes: []
+`, 4, `unknown field "atributes"`},
+		{"missing galaxy", `objects: []
+`, 1, "missing galaxy"},
+		{"bad value", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - {name: X, type: MxInteger, value: 1.5}
+`, 5, `"1.5" is not a valid MxInteger value`},
+		{"too many array values", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - {name: X, type: MxInteger, array: 2, value: [1, 2, 3]}
+`, 5, "3 values for an array of dimension 2"},
+		{"bad security", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - {name: X, type: MxInteger, security: Secret}
+`, 5, `unknown security classification "Secret"`},
+		{"generator on wrong type", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - name: X
+        type: MxString
+        generator: {kind: sine}
+`, 7, "needs a numeric scalar"},
+		{"unknown generator", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - name: X
+        type: MxDouble
+        generator:
+          kind: chaos
+`, 8, `unknown generator kind "chaos"`},
+		{"bad duration", `galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - name: X
+        type: MxDouble
+        generator: {kind: ramp, every: soon}
+`, 7, `"soon" is not a duration`},
+		{"unknown area", `galaxy: G
+areas: [{name: P}]
+objects:
+  - {tag: A, area: Q}
+`, 4, `unknown area "Q"`},
+		{"unknown permission", `galaxy: G
+users:
+  - {name: u, password: p, permissions: [operate, fly]}
+`, 3, `unknown permission "fly"`},
+		{"bad knob", `galaxy: G
+knobs:
+  writeCoercion: loose
+`, 3, `writeCoercion: "loose" is not one of`},
+		{"bad fault", `galaxy: G
+faults:
+  - {kind: hresult, method: Frobnicate, hresult: 0x80004005}
+`, 3, `unknown method "Frobnicate"`},
+		{"fault on unknown object", `galaxy: G
+faults:
+  - {kind: qualityFlip, object: Nope}
+`, 3, `unknown object "Nope"`},
+		{"bad tag", `galaxy: G
+objects:
+  - tag: "Tank 1"
+`, 3, `invalid tag name "Tank 1"`},
+		{"empty", ``, 1, "empty model"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseModel([]byte(c.src), "plant.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			prefix := fmt.Sprintf("plant.yaml:%d: ", c.line)
+			if !strings.Contains(msg, prefix) || !strings.Contains(msg, c.problem) {
+				t.Fatalf("error %q, want %q...%q", msg, prefix, c.problem)
+			}
+		})
+	}
+}
+
+func TestLoadModelFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "m.yaml")
+	if err := os.WriteFile(p, []byte("galaxy: G\nobjects:\n  - tag: A\n    attributes: [{name: X, type: Bogus}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadModel(p)
+	if err == nil || !strings.HasPrefix(err.Error(), p+":4: ") {
+		t.Fatalf("LoadModel error %v, want %s:4: ...", err, p)
+	}
+	if _, err := LoadModel(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("missing file loaded")
+	}
+	if _, err := New(Options{ModelPath: p}); err == nil {
+		t.Fatal("New accepted a bad model file")
+	}
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("galaxy: G\nknobs: {firstBindDelay: 1s, securityMode: galaxy, unresolvedCategory: MxCategoryOperationalError}\nobjects:\n  - tag: A\n    attributes: [{name: PV, type: MxDouble, value: 3}]\n"), 0o600)
+	b, err := New(Options{ModelPath: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := b.Knobs()
+	if k.FirstBindDelay != time.Second || k.SecurityMode != SecurityGalaxy || k.UnresolvedCategory != catOperational || k.RebindDelay != 50*time.Millisecond {
+		t.Fatalf("model knobs not applied: %+v", k)
+	}
+	if b.Model().Object("Sim") == nil {
+		t.Fatal("Sim object missing")
+	}
+	b.Close() // never opened: a no-op
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := New(Options{Profile: "fast"}); err == nil {
+		t.Fatal("unknown profile accepted")
+	}
+	k, _ := DefaultKnobs(ProfileTest)
+	k.WriteEchoOrder = "sideways"
+	if _, err := New(Options{Knobs: &k}); err == nil {
+		t.Fatal("bad knob accepted")
+	}
+	m := &Model{Galaxy: "G", Objects: []*Object{{Tag: "A"}, {Tag: "A"}}}
+	if _, err := New(Options{Model: m}); err == nil || !strings.Contains(err.Error(), "duplicate tag") {
+		t.Fatalf("Go-built model with duplicate tags: %v", err)
+	}
+	m = &Model{Galaxy: "G", Objects: []*Object{{Tag: "A", Attributes: []*Attribute{
+		{Name: "X", Type: tDouble, Generator: &Generator{Kind: GenRamp}}}}}}
+	if _, err := New(Options{Model: m}); err == nil {
+		t.Fatal("Go-built model with a bad generator accepted")
+	}
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Register("x"); err != ErrNotOpen {
+		t.Fatalf("Register before Open: %v", err)
+	}
+}
+
+// TestDemoModel checks the embedded demo Galaxy promises of docs/simulator.md.
+func TestDemoModel(t *testing.T) {
+	m := DemoModel()
+	types := map[mxgatewayv1.MxDataType]bool{}
+	classes := map[SecurityClassification]bool{}
+	arrays, generators := 0, 0
+	for _, o := range m.Objects {
+		for _, a := range o.Attributes {
+			types[a.Type] = true
+			classes[a.Security] = true
+			if a.Dimension > 0 {
+				arrays++
+			}
+			if a.Generator != nil && a.Generator.Kind != GenConstant {
+				generators++
+			}
+		}
+	}
+	for dt := range typeNames {
+		if !types[dt] {
+			t.Errorf("demo does not use %s", typeName(dt))
+		}
+	}
+	for c := FreeAccess; c <= ViewOnly; c++ {
+		if !classes[c] {
+			t.Errorf("demo does not use %s", c)
+		}
+	}
+	if len(m.Users) < 2 || len(m.Areas) < 3 || arrays < 3 || generators < 5 {
+		t.Errorf("demo too small: %d users, %d areas, %d arrays, %d generators", len(m.Users), len(m.Areas), arrays, generators)
+	}
+	// Every demo tag and Sim attribute is documented.
+	doc, err := os.ReadFile("../../../docs/simulator.md")
+	if err != nil {
+		t.Fatalf("docs/simulator.md: %v", err)
+	}
+	for _, o := range m.Objects {
+		for _, a := range o.Attributes {
+			ref := o.Tag + "." + a.Name
+			if !regexp.MustCompile("`" + regexp.QuoteMeta(ref) + "(\\[\\])?`").Match(doc) {
+				t.Errorf("%s is not listed in docs/simulator.md", ref)
+			}
+		}
+	}
+}
+
+// TestDemoModelMoves runs the demo Galaxy on the real clock with the test
+// profile and checks that its always-changing tags move.
+func TestDemoModelMoves(t *testing.T) {
+	clk := NewFakeClock(testStart)
+	b, err := New(Options{Profile: ProfileTest, Clock: clk, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if _, err := b.Open(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	e := &env{t: t, b: b, rec: rec, clk: clk}
+	h := e.reg()
+	refs := []string{"TIC101.PV", "TIC101.OUT", "Tank1.Level", "Tank1.Temperature", "Tank2.Level",
+		"Pump1.Speed", "Pump1.RunHours", "Line1.ProductCount", "Line1.Clock"}
+	for _, r := range refs {
+		hi := e.add(h, r)
+		if err := b.Advise(h, hi); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.settle()
+	initial := len(dataChanges(rec.take()))
+	if initial != len(refs) {
+		t.Fatalf("%d initial values, want %d", initial, len(refs))
+	}
+	e.advance(time.Second)
+	moved := map[int32]bool{}
+	for _, dc := range dataChanges(rec.take()) {
+		if dc.GetQuality().GetRaw() != 192 {
+			t.Errorf("item %d quality %d", dc.GetItemHandle(), dc.GetQuality().GetRaw())
+		}
+		moved[dc.GetItemHandle()] = true
+	}
+	if len(moved) != len(refs) {
+		t.Fatalf("%d of %d demo tags moved within a second", len(moved), len(refs))
+	}
+	// Spot checks of the documented demo values.
+	for ref, want := range map[string]*mxgatewayv1.MxValue{
+		"Tank1.Material":     backend.StringValue("Ethanol"),
+		"Tank1.Inlet":        backend.TypedStringValue(tRef, "Valve1"),
+		"Pump1.FaultCode.02": backend.BoolValue(true),
+		"Line1.Recipe[2]":    backend.StringValue("Cola 500ml"),
+		"TIC101.SP":          backend.DoubleValue(65),
+	} {
+		hi := e.add(h, ref)
+		b.Advise(h, hi)
+		e.settle()
+		dcs := dataChanges(rec.take())
+		if len(dcs) != 1 || dcs[0].GetValue().String() != want.String() {
+			t.Errorf("%s = %v, want %v", ref, dcs, want)
+		}
+	}
+}
+
+func TestGenerators(t *testing.T) {
+	model := `
+galaxy: G
+objects:
+  - tag: A
+    attributes:
+      - {name: Ramp, type: MxInteger, value: 8, generator: {kind: ramp, every: 1s, min: 0, max: 10, step: 1}}
+      - {name: Down, type: MxDouble, value: 1, generator: {kind: ramp, every: 1s, min: 0, max: 2, step: -0.5}}
+      - {name: Walk, type: MxFloat, value: 50, generator: {kind: randomWalk, every: 1s, min: 49, max: 51, step: 5}}
+      - {name: Sine, type: MxDouble, generator: {kind: sine, every: 1s, amplitude: 10, offset: 5, period: 4s}}
+      - {name: Sq, type: MxString, value: lo, generator: {kind: square, every: 2s, values: [lo, hi]}}
+      - {name: Tog, type: MxBoolean, generator: {kind: toggle, every: 1s}}
+      - {name: Cnt, type: MxElapsedTime, generator: {kind: counter, every: 1s, step: 2, max: 5}}
+      - {name: Clk, type: MxTime, generator: {kind: clock, every: 1s}}
+      - name: Scr
+        type: MxInteger
+        generator:
+          kind: script
+          loop: true
+          steps: [{after: 1s, value: 1}, {after: 2s, value: 2, quality: 24}]
+`
+	e := newEnv(t, envOpt{model: model, knobs: func(k *Knobs) { k.FirstBindDelay = 0; k.RebindDelay = 0 }})
+	h := e.reg()
+	names := []string{"Ramp", "Down", "Walk", "Sine", "Sq", "Tog", "Cnt", "Clk", "Scr"}
+	for _, n := range names {
+		e.b.Advise(h, e.add(h, "A."+n))
+	}
+	e.settle()
+	e.rec.take()
+	series := map[string][]string{}
+	for i := 0; i < 6; i++ {
+		e.advance(time.Second)
+		for _, dc := range dataChanges(e.rec.take()) {
+			n := names[dc.GetItemHandle()-1]
+			v := dc.GetValue()
+			var s string
+			switch {
+			case v.GetTimestampValue() != nil:
+				s = v.GetTimestampValue().AsTime().Sub(testStart).String()
+			case v.GetStringValue() != "":
+				s = v.GetStringValue()
+			default:
+				s = fmt.Sprint(math.Round(numeric(v)*1e6) / 1e6)
+				if _, ok := v.GetKind().(*mxgatewayv1.MxValue_BoolValue); ok {
+					s = fmt.Sprint(v.GetBoolValue())
+				}
+			}
+			if dc.GetQuality().GetRaw() != 192 {
+				s += fmt.Sprintf("/q%d", dc.GetQuality().GetRaw())
+			}
+			series[n] = append(series[n], s)
+		}
+	}
+	want := map[string]string{
+		"Ramp": "9 10 0 1 2 3",
+		"Down": "0.5 0 2 1.5 1 0.5",
+		"Sine": "15 5 -5 5 15 5",
+		"Sq":   "hi lo hi",
+		"Tog":  "true false true false true false",
+		"Cnt":  "2 4 0 2 4 0",
+		"Clk":  "1s 2s 3s 4s 5s 6s",
+		"Scr":  "1 2/q24 1/q24 2/q24",
+	}
+	for n, w := range want {
+		if got := strings.Join(series[n], " "); got != w {
+			t.Errorf("%s: %s, want %s", n, got, w)
+		}
+	}
+	for _, s := range series["Walk"] {
+		var f float64
+		fmt.Sscan(s, &f)
+		if f < 49 || f > 51 {
+			t.Errorf("random walk left its bounds: %v", series["Walk"])
+		}
+	}
+	if len(series["Walk"]) == 0 {
+		t.Error("random walk never moved")
+	}
+}
+
+func FuzzParseModel(f *testing.F) {
+	f.Add([]byte(testModelYAML))
+	f.Add(demoYAML)
+	f.Add([]byte("galaxy: G\nobjects:\n  - tag: A\n    attributes: [{name: X, type: MxInteger, array: 3, value: [1]}]\n"))
+	f.Add([]byte("galaxy: G\nfaults: [{kind: storm, count: 5}]\nknobs: {handleReuse: lowest}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseModel(data, "fuzz.yaml")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		if m.Object(SimObjectTag) == nil {
+			t.Fatal("accepted model without the Sim object")
+		}
+	})
+}

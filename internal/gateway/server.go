@@ -1,0 +1,284 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/internal/session"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// Defaults of Options.
+const (
+	DefaultMaxMessageBytes      = 16 << 20
+	DefaultMaxConcurrentStreams = 1024
+	DefaultKeepaliveTime        = 30 * time.Second
+	DefaultKeepaliveTimeout     = 10 * time.Second
+	DefaultKeepaliveMinTime     = 10 * time.Second
+)
+
+// Options configure a Server. Zero fields take the documented defaults.
+type Options struct {
+	// Sessions is the session manager. Required. The Server's Shutdown and
+	// Close also shut it down.
+	Sessions *session.Manager
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// MaxMessageBytes bounds received and sent messages. Default 16 MiB.
+	MaxMessageBytes int
+	// MaxConcurrentStreams bounds streams per client connection. Default 1024.
+	MaxConcurrentStreams uint32
+	// KeepaliveTime is how long a connection may be idle before the server
+	// pings it, so dead clients free their workers. Default 30s.
+	KeepaliveTime time.Duration
+	// KeepaliveTimeout is how long the server waits for a ping's answer.
+	// Default 10s.
+	KeepaliveTimeout time.Duration
+	// KeepaliveMinTime is the shortest client ping interval tolerated
+	// (pings without streams are allowed). Default 10s.
+	KeepaliveMinTime time.Duration
+	// MaxBulkEntries bounds the list of a bulk command. Default 10000.
+	MaxBulkEntries int
+	// UnaryInterceptors run after the built-in recover interceptor, in
+	// order (request log, metrics, auth, scope).
+	UnaryInterceptors []grpc.UnaryServerInterceptor
+	// StreamInterceptors run after the built-in recover interceptor.
+	StreamInterceptors []grpc.StreamServerInterceptor
+	// ServerOptions are appended to the built-in ones (for example TLS
+	// credentials).
+	ServerOptions []grpc.ServerOption
+	// Identity returns the id of the API key behind ctx; sessions record it
+	// as their owner. Nil records "".
+	Identity func(ctx context.Context) string
+	// Access decides whether the caller behind ctx may use a session owned
+	// by ownerKeyID; it returns a status error (PERMISSION_DENIED) to
+	// refuse. Sessions it refuses are also hidden from ListSessions. Nil
+	// allows everything.
+	Access func(ctx context.Context, ownerKeyID string) error
+}
+
+// Server is the gRPC server: the Gateway service, grpc.health.v1 and server
+// reflection, with keepalive enforcement, size limits and a recover
+// interceptor in front of the configured ones.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	grpc    *grpc.Server
+	health  *health.Server
+	service *Service
+
+	stopCtx  context.Context
+	stopping context.CancelFunc
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	done         chan struct{} // closed when Shutdown finished
+}
+
+// New validates opts and builds the server. It starts nothing.
+func New(opts Options) (*Server, error) {
+	if opts.Sessions == nil {
+		return nil, errors.New("gateway: Options.Sessions is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.MaxMessageBytes < 0 || opts.MaxBulkEntries < 0 || opts.KeepaliveTime < 0 || opts.KeepaliveTimeout < 0 || opts.KeepaliveMinTime < 0 {
+		return nil, errors.New("gateway: negative limit in Options")
+	}
+	if opts.MaxMessageBytes == 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if opts.MaxConcurrentStreams == 0 {
+		opts.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if opts.KeepaliveTime == 0 {
+		opts.KeepaliveTime = DefaultKeepaliveTime
+	}
+	if opts.KeepaliveTimeout == 0 {
+		opts.KeepaliveTimeout = DefaultKeepaliveTimeout
+	}
+	if opts.KeepaliveMinTime == 0 {
+		opts.KeepaliveMinTime = DefaultKeepaliveMinTime
+	}
+	if opts.MaxBulkEntries == 0 {
+		opts.MaxBulkEntries = DefaultMaxBulkEntries
+	}
+	log := opts.Logger.With(logging.KeyComponent, "gateway")
+	s := &Server{opts: opts, log: log, health: health.NewServer(), done: make(chan struct{})}
+	s.stopCtx, s.stopping = context.WithCancel(context.Background())
+	s.service = &Service{
+		sessions: opts.Sessions,
+		log:      log,
+		maxBulk:  opts.MaxBulkEntries,
+		identity: opts.Identity,
+		access:   opts.Access,
+		stopping: s.stopCtx,
+	}
+
+	unary := append([]grpc.UnaryServerInterceptor{s.recoverUnary}, opts.UnaryInterceptors...)
+	stream := append([]grpc.StreamServerInterceptor{s.recoverStream}, opts.StreamInterceptors...)
+	sopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		grpc.MaxSendMsgSize(opts.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}
+	s.grpc = grpc.NewServer(append(sopts, opts.ServerOptions...)...)
+	mxgatewayv1.RegisterGatewayServer(s.grpc, s.service)
+	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, stop: s.stopCtx})
+	reflection.Register(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s, nil
+}
+
+// GRPCServer returns the underlying grpc.Server (for registering more
+// services before Serve).
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Health returns the health service, so callers can report per-service
+// status.
+func (s *Server) Health() *health.Server { return s.health }
+
+// Service returns the Gateway service implementation.
+func (s *Server) Service() *Service { return s.service }
+
+// Serve accepts connections on lis until Shutdown or Close, then returns
+// ErrServerClosed; any other error ends it early.
+func (s *Server) Serve(lis net.Listener) error {
+	if s.stopCtx.Err() != nil {
+		lis.Close()
+		return ErrServerClosed
+	}
+	err := s.grpc.Serve(lis)
+	if err == nil || errors.Is(err, grpc.ErrServerStopped) || s.stopCtx.Err() != nil {
+		return ErrServerClosed
+	}
+	return fmt.Errorf("gateway: serve: %w", err)
+}
+
+// Shutdown stops the server in order: health goes NOT_SERVING, new sessions
+// are refused, event streams end (UNAVAILABLE SHUTTING_DOWN), in-flight
+// calls finish (GracefulStop, falling back to Stop when ctx ends), then
+// every session closes in parallel (graceful worker shutdown, killed when
+// ctx ends). It returns ctx's error when the deadline forced anything.
+// Later calls wait for the first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	first := false
+	s.shutdownOnce.Do(func() {
+		first = true
+		s.shutdownErr = s.shutdown(ctx)
+		close(s.done)
+	})
+	if !first {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.log.Info("shutting down")
+	s.health.Shutdown()
+	s.opts.Sessions.StopAccepting()
+	s.stopping()
+	stop := context.AfterFunc(ctx, func() {
+		s.log.Warn("shutdown deadline passed: stopping the gRPC server hard")
+		s.grpc.Stop()
+	})
+	s.grpc.GracefulStop()
+	stop()
+	err := s.opts.Sessions.Shutdown(ctx)
+	if err != nil {
+		s.log.Warn("sessions closed past the deadline; workers killed", slog.Any(logging.KeyErr, err))
+	}
+	s.log.Info("shut down")
+	return err
+}
+
+// Close stops at once: connections are closed and workers killed. Safe to
+// call twice.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// recoverUnary turns a handler panic into INTERNAL and logs the stack.
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.panicked(info.FullMethod, r)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// recoverStream is recoverUnary for streams.
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.panicked(info.FullMethod, r)
+		}
+	}()
+	return handler(srv, ss)
+}
+
+func (s *Server) panicked(method string, r any) error {
+	s.log.Error("handler panicked", slog.String(logging.KeyMethod, method),
+		slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+	return withDetails(codes.Internal, "internal error (details in the gateway log)", mxgatewayv1.ReasonInternal)
+}
+
+// healthService ends Watch streams when the server stops, after they saw
+// NOT_SERVING, so that long-lived health watchers do not hold GracefulStop
+// until its deadline.
+type healthService struct {
+	*health.Server
+	stop context.Context
+}
+
+// Watch implements healthpb.HealthServer.
+func (h *healthService) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(h.stop, cancel)
+	defer stop()
+	return h.Server.Watch(req, &watchStream{Health_WatchServer: stream, ctx: ctx})
+}
+
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w *watchStream) Context() context.Context { return w.ctx }

@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/protocol"
+)
+
+// The process tests re-execute the test binary as a worker: childMain runs
+// instead of the tests when childEnv is set, with the worker's arguments in
+// childArgsEnv (separated by \x1f).
+const (
+	childEnv     = "MXWORKER_TEST_CHILD"
+	childArgsEnv = "MXWORKER_TEST_ARGS"
+)
+
+func childMain() int {
+	args := strings.Split(os.Getenv(childArgsEnv), "\x1f")
+	return Main(context.Background(), args, MainOptions{
+		Prog:   "mxworker-test",
+		Stdin:  os.Stdin,
+		Stderr: os.Stderr,
+		Dial:   dialUnix,
+		Backends: map[string]BackendFactory{
+			"sim": func(Flags, *slog.Logger) (backend.Backend, error) { return newFake(), nil },
+			"mxaccess": func(Flags, *slog.Logger) (backend.Backend, error) {
+				return nil, errors.New("backend mxaccess is only available in the windows/386 build")
+			},
+		},
+	})
+}
+
+// startProcess runs the worker as a child process with stdin as its input.
+func startProcess(t *testing.T, stdin string, extra ...string) (*harness, *bytes.Buffer) {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("the process test uses a Unix socket endpoint")
+	}
+	stderr := &bytes.Buffer{}
+	h := launch(t, func(h *harness, path string) {
+		args := append([]string{"--session-id", testSession, "--endpoint", path, "--log-level", "debug"}, extra...)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=1", childArgsEnv+"="+strings.Join(args, "\x1f"))
+		cmd.Stdin = strings.NewReader(stdin)
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			switch {
+			case err == nil:
+				h.code <- 0
+			case errors.As(err, &ee):
+				h.code <- ee.ExitCode()
+			default:
+				h.code <- -1
+			}
+		}()
+	})
+	return h, stderr
+}
+
+func TestProcessLifecycle(t *testing.T) {
+	h, stderr := startProcess(t, nonceLine())
+	ready := h.ready(noHeartbeats)
+	if ready.GetBackend().GetKind() != "fake" {
+		t.Fatalf("backend %v", ready.GetBackend())
+	}
+	if runtime.GOOS != "windows" {
+		// SIGINT is ignored: the gateway decides when the worker stops.
+		pid := int(h.readyPID)
+		p, err := os.FindProcess(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := h.call(5, register(), nil)
+	wantStatus(t, "Register", rep, mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK)
+	h.shutdown()
+	h.expectEOF()
+	if code := h.exitCode(); code != protocol.ExitOK {
+		t.Fatalf("exit code %d\n%s", code, stderr)
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"msg":"worker: ready"`) || strings.Contains(logs, nonceLine()[:64]) {
+		t.Fatalf("stderr logs unexpected:\n%s", logs)
+	}
+}
+
+func TestProcessExitCodes(t *testing.T) {
+	cases := []struct {
+		name    string
+		stdin   string
+		args    []string
+		connect bool
+		want    int
+	}{
+		{"bad flag", nonceLine(), []string{"--no-such-flag"}, false, protocol.ExitBadArguments},
+		{"bad backend", nonceLine(), []string{"--backend", "opc"}, false, protocol.ExitBadArguments},
+		{"no nonce", "", nil, false, protocol.ExitNoNonce},
+		{"mxaccess elsewhere", nonceLine(), []string{"--backend", "mxaccess"}, true, protocol.ExitBackendInit},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, stderr := startProcess(t, tc.stdin, tc.args...)
+			if tc.connect {
+				h.hello(noHeartbeats)
+				if h.next().GetWorkerHello() == nil {
+					t.Fatal("no WorkerHello")
+				}
+				if f := h.expectFault(); !strings.Contains(f.GetMessage(), "windows/386") {
+					t.Fatalf("fault %q does not explain", f.GetMessage())
+				}
+			} else if h.conn != nil {
+				t.Fatal("worker connected")
+			}
+			if code := h.exitCode(); code != tc.want {
+				t.Fatalf("exit code %d, want %d\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+}

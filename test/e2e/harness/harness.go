@@ -1,0 +1,385 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
+
+// Timeouts of the harness itself.
+const (
+	// StartTimeout bounds how long a gateway may take to print its
+	// addresses.
+	StartTimeout = 30 * time.Second
+	// StopTimeout bounds how long a gateway may take to exit after SIGTERM.
+	StopTimeout = 30 * time.Second
+	// LeftoverTimeout bounds how long worker processes and sockets may take
+	// to disappear after their gateway exited.
+	LeftoverTimeout = 10 * time.Second
+)
+
+const modulePath = "github.com/mxgateway/mxgateway"
+
+// suite is the state of one test binary run: one build, one root directory.
+var suite struct {
+	mainCalled atomic.Bool
+	once       sync.Once
+	root       string // holds bin/ and one directory per gateway
+	binary     string
+	err        error
+	count      atomic.Int64
+}
+
+// Main builds mxgateway, runs the tests, then fails the run if any process
+// started from the built binary is still alive or any socket file is left
+// under the harness's directories; finally it removes them. Call it from
+// TestMain.
+func Main(m *testing.M) {
+	suite.mainCalled.Store(true)
+	code := m.Run()
+	if suite.root != "" {
+		if err := suiteLeftovers(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: e2e leftovers after the suite: %v\n", err)
+			code = 1
+		}
+		if code == 0 {
+			os.RemoveAll(suite.root)
+		} else {
+			fmt.Fprintf(os.Stderr, "e2e: kept %s for inspection\n", suite.root)
+		}
+	}
+	os.Exit(code)
+}
+
+// Binary returns the path of the mxgateway binary, building it on first use.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if !suite.mainCalled.Load() {
+		t.Fatal("harness: call harness.Main(m) from TestMain")
+	}
+	suite.once.Do(func() {
+		suite.root, suite.err = os.MkdirTemp("", "mxg-e2e-")
+		if suite.err != nil {
+			return
+		}
+		exe := "mxgateway"
+		if runtime.GOOS == "windows" {
+			exe += ".exe"
+		}
+		suite.binary = filepath.Join(suite.root, "bin", exe)
+		cmd := exec.Command("go", "build", "-o", suite.binary, modulePath+"/cmd/mxgateway")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			suite.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if suite.err != nil {
+		t.Fatalf("harness: build mxgateway: %v", suite.err)
+	}
+	return suite.binary
+}
+
+// Gateway is one running `mxgateway serve` process.
+type Gateway struct {
+	// GRPCAddr and HTTPAddr are the addresses the gateway printed.
+	GRPCAddr string
+	HTTPAddr string
+	// Dir is this gateway's own directory; DataDir (--data-dir) and TempDir
+	// (its $TMPDIR, where worker endpoints live) are inside it.
+	Dir     string
+	DataDir string
+	TempDir string
+	// Stdout and Stderr capture the process's output.
+	Stdout *Buffer
+	Stderr *Buffer
+
+	t      testing.TB
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // exit status, valid after exited is closed
+
+	mu      sync.Mutex
+	conn    *grpc.ClientConn
+	stopped bool
+	killed  bool
+}
+
+// Start starts `mxgateway serve` on loopback ports chosen by the kernel,
+// with --sim-profile test, its own data and temp directories, and
+// extraArgs appended (later flags win, so extraArgs may override the
+// defaults). It waits until the gateway printed both addresses. Cleanup
+// closes the connection, stops the gateway (SIGTERM), fails the test if it
+// did not exit 0, and checks that no worker process or socket is left.
+func Start(t testing.TB, extraArgs ...string) *Gateway {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("harness: e2e tests run on Unix-like systems")
+	}
+	bin := Binary(t)
+	dir := filepath.Join(suite.root, fmt.Sprintf("g%03d", suite.count.Add(1)))
+	g := &Gateway{
+		Dir:     dir,
+		DataDir: filepath.Join(dir, "data"),
+		TempDir: filepath.Join(dir, "tmp"),
+		Stdout:  &Buffer{},
+		Stderr:  &Buffer{},
+		t:       t,
+		exited:  make(chan struct{}),
+	}
+	for _, d := range []string{g.DataDir, g.TempDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+	}
+	args := append([]string{"serve",
+		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+		"--data-dir=" + g.DataDir, "--sim-profile=test", "--log-format=json",
+	}, extraArgs...)
+	g.cmd = exec.Command(bin, args...)
+	g.cmd.Env = append(os.Environ(), "TMPDIR="+g.TempDir)
+	g.cmd.Stderr = g.Stderr
+	stdout, err := g.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	if err := g.cmd.Start(); err != nil {
+		t.Fatalf("harness: start %s: %v", bin, err)
+	}
+	addrs := make(chan [2]string, 1)
+	go g.readStdout(stdout, addrs) // ends when the process closes stdout
+	go func() {
+		g.err = g.cmd.Wait()
+		close(g.exited)
+	}()
+	t.Cleanup(g.cleanup)
+
+	select {
+	case a := <-addrs:
+		g.GRPCAddr, g.HTTPAddr = a[0], a[1]
+	case <-g.exited:
+		t.Fatalf("harness: gateway exited before listening (%v)\nstderr:\n%s", g.err, g.Stderr.String())
+	case <-time.After(StartTimeout):
+		t.Fatalf("harness: gateway did not print its addresses within %v\nstderr:\n%s", StartTimeout, g.Stderr.String())
+	}
+	return g
+}
+
+// readStdout copies stdout into g.Stdout and reports both listen addresses
+// once they were printed.
+func (g *Gateway) readStdout(r io.Reader, addrs chan<- [2]string) {
+	var grpcAddr, httpAddr string
+	sent := false
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		g.Stdout.Write([]byte(line + "\n"))
+		if a, ok := strings.CutPrefix(line, "mxgateway: gRPC listening on "); ok {
+			grpcAddr = strings.TrimSpace(a)
+		}
+		if a, ok := strings.CutPrefix(line, "mxgateway: HTTP listening on "); ok {
+			httpAddr = strings.TrimSpace(a)
+		}
+		if !sent && grpcAddr != "" && httpAddr != "" {
+			addrs <- [2]string{grpcAddr, httpAddr}
+			sent = true
+		}
+	}
+	io.Copy(io.Discard, r)
+}
+
+// PID is the gateway's process id.
+func (g *Gateway) PID() int { return g.cmd.Process.Pid }
+
+// Conn returns a client connection to the gateway (created once, closed at
+// cleanup).
+func (g *Gateway) Conn() *grpc.ClientConn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conn == nil {
+		conn, err := grpc.NewClient(g.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			g.t.Fatalf("harness: dial %s: %v", g.GRPCAddr, err)
+		}
+		g.conn = conn
+	}
+	return g.conn
+}
+
+// Client returns the generated Gateway client on Conn.
+func (g *Gateway) Client() mxgatewayv1.GatewayClient {
+	return mxgatewayv1.NewGatewayClient(g.Conn())
+}
+
+// Exited is closed when the gateway process has exited.
+func (g *Gateway) Exited() <-chan struct{} { return g.exited }
+
+// ExitErr is the process's exit status (nil for exit code 0); valid after
+// Exited is closed.
+func (g *Gateway) ExitErr() error {
+	<-g.exited
+	return g.err
+}
+
+// Stop sends SIGTERM and waits for the gateway to exit; it returns the
+// exit status (nil for exit code 0). Safe to call twice.
+func (g *Gateway) Stop() error {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	select {
+	case <-g.exited:
+		return g.err
+	default:
+	}
+	if err := terminate(g.cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		g.cmd.Process.Kill()
+	}
+	select {
+	case <-g.exited:
+	case <-time.After(StopTimeout):
+		g.cmd.Process.Kill()
+		<-g.exited
+		return fmt.Errorf("harness: gateway did not exit within %v of SIGTERM", StopTimeout)
+	}
+	return g.err
+}
+
+// Kill kills the gateway process at once (SIGKILL) and waits for it.
+func (g *Gateway) Kill() {
+	g.mu.Lock()
+	g.stopped, g.killed = true, true
+	g.mu.Unlock()
+	g.cmd.Process.Kill()
+	<-g.exited
+}
+
+// WorkerPIDs lists the live worker processes of this gateway (Linux; nil
+// elsewhere). Workers are recognised by their endpoint inside TempDir.
+func (g *Gateway) WorkerPIDs() []int {
+	return processesMatching(g.TempDir)
+}
+
+// Leftovers reports worker processes and socket files of this gateway that
+// still exist.
+func (g *Gateway) Leftovers() error {
+	var errs []error
+	if pids := g.WorkerPIDs(); len(pids) > 0 {
+		errs = append(errs, fmt.Errorf("worker processes still running: %v", pids))
+	}
+	if socks := socketsUnder(g.Dir); len(socks) > 0 {
+		errs = append(errs, fmt.Errorf("socket files left: %v", socks))
+	}
+	return errors.Join(errs...)
+}
+
+// cleanup stops the gateway and checks that it left nothing behind.
+func (g *Gateway) cleanup() {
+	t := g.t
+	g.mu.Lock()
+	conn, killed := g.conn, g.killed
+	g.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+	if err := g.Stop(); err != nil && !killed {
+		t.Errorf("harness: gateway exit: %v", err)
+	}
+	deadline := time.Now().Add(LeftoverTimeout)
+	for {
+		err := g.Leftovers()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("harness: gateway left things behind: %v", err)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if t.Failed() {
+		t.Logf("gateway stderr (last 8 KiB):\n%s", tail(g.Stderr.String(), 8<<10))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+// suiteLeftovers checks, after every test, for processes started from the
+// built binary and socket files anywhere under the suite directory.
+func suiteLeftovers() error {
+	deadline := time.Now().Add(LeftoverTimeout)
+	for {
+		var errs []error
+		if pids := processesMatching(suite.root); len(pids) > 0 {
+			errs = append(errs, fmt.Errorf("processes of %s still running: %v", suite.binary, pids))
+		}
+		if socks := socketsUnder(suite.root); len(socks) > 0 {
+			errs = append(errs, fmt.Errorf("socket files left: %v", socks))
+		}
+		err := errors.Join(errs...)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// socketsUnder lists socket files below dir.
+func socketsUnder(dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type()&os.ModeSocket != 0 {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out
+}
+
+// Buffer is a goroutine-safe bytes.Buffer for captured output.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Context returns a context for one test step, cancelled at cleanup.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
