@@ -909,11 +909,15 @@ func (v Value) Elements() []Value {
 		}
 	case *mxgatewayv1.MxArray_Timestamps:
 		for _, x := range e.Timestamps.GetUnixNanos() {
-			out = append(out, mk(func(p *mxgatewayv1.MxValue) { p.Kind = &mxgatewayv1.MxValue_TimestampValue{TimestampValue: timestamppb.New(time.Unix(0, x).UTC())} }))
+			out = append(out, mk(func(p *mxgatewayv1.MxValue) {
+				p.Kind = &mxgatewayv1.MxValue_TimestampValue{TimestampValue: timestamppb.New(time.Unix(0, x).UTC())}
+			}))
 		}
 	case *mxgatewayv1.MxArray_Durations:
 		for _, x := range e.Durations.GetNanos() {
-			out = append(out, mk(func(p *mxgatewayv1.MxValue) { p.Kind = &mxgatewayv1.MxValue_DurationValue{DurationValue: durationpb.New(time.Duration(x))} }))
+			out = append(out, mk(func(p *mxgatewayv1.MxValue) {
+				p.Kind = &mxgatewayv1.MxValue_DurationValue{DurationValue: durationpb.New(time.Duration(x))}
+			}))
 		}
 	}
 	if out == nil {

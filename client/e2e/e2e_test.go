@@ -419,10 +419,10 @@ func TestValueTypes(t *testing.T) {
 	}{
 		{"Tank1.HighLevel", true},
 		{"Pump1.StartCount", 42},
-		{"Tank1.Volume", 12.25},               // a float64 converts to the MxFloat attribute
-		{"TIC101.HiLimit", 95},                // an int converts to MxDouble
-		{"Tank1.Material", "Water"},           // string
-		{"TIC101.Mode", "Manual"},             // qualified enum as string
+		{"Tank1.Volume", 12.25},     // a float64 converts to the MxFloat attribute
+		{"TIC101.HiLimit", 95},      // an int converts to MxDouble
+		{"Tank1.Material", "Water"}, // string
+		{"TIC101.Mode", "Manual"},   // qualified enum as string
 		{"Tank1.LastCleaned", at("2026-02-03T04:05:06Z")},
 		{"Valve1.TravelTime", 2 * time.Second},
 		{"Line1.Counts[]", []int{1, 2, 3, 4, 5, 6, 7, 8}},

@@ -200,8 +200,9 @@ func TestParseInterspersed(t *testing.T) {
 	c := &cli{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
 	fs := c.flagSet(cmd, nil)
 	j := fs.Bool("json", false, "")
-	pos, _, ok := c.parse(cmd, fs, []string{"A", "--json", "-5", "B", "--", "--C"})
-	if !ok || !*j || strings.Join(pos, " ") != "A -5 B --C" {
-		t.Fatalf("pos=%q json=%v ok=%v", pos, *j, ok)
+	d := fs.Duration("d", 0, "")
+	pos, _, ok := c.parse(cmd, fs, []string{"-7", "A", "--json", "-5", "B", "--d", "-1s", "--", "--C", "-3"})
+	if !ok || !*j || *d != -time.Second || strings.Join(pos, " ") != "-7 A -5 B --C -3" {
+		t.Fatalf("pos=%q json=%v d=%v ok=%v", pos, *j, *d, ok)
 	}
 }

@@ -163,14 +163,24 @@ func (c *cli) printHelp(cmd *command, fs *flag.FlagSet) {
 
 // parse parses flags interspersed with arguments ("read A --json B") and
 // returns the positional arguments. A lone "--" ends the flags; a negative
-// number is an argument, not a flag. It returns ok=false after printing help
-// or a usage error, with the exit code.
+// number is an argument, not a flag, unless it is the value of a flag. It
+// returns ok=false after printing help or a usage error, with the exit code.
 func (c *cli) parse(cmd *command, fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
-	for {
-		for len(args) > 0 && looksNegativeNumber(args[0]) {
-			pos = append(pos, args[0])
-			args = args[1:]
+	// Hide negative numbers that are arguments from the flag package, which
+	// would take "-5" for a flag.
+	const neg = "\x00neg:"
+	hidden := make([]string, len(args))
+	copy(hidden, args)
+	for i, a := range hidden {
+		if a == "--" {
+			break
 		}
+		if looksNegativeNumber(a) && !(i > 0 && takesValue(fs, args[i-1])) {
+			hidden[i] = neg + a
+		}
+	}
+	args = hidden
+	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				c.printHelp(cmd, fs)
@@ -180,17 +190,31 @@ func (c *cli) parse(cmd *command, fs *flag.FlagSet, args []string) (pos []string
 			return nil, exitUsage, false
 		}
 		rest := fs.Args()
-		if len(rest) == 0 {
+		consumed := len(args) - len(rest)
+		if len(rest) == 0 || (consumed > 0 && args[consumed-1] == "--") {
+			for _, r := range rest {
+				pos = append(pos, strings.TrimPrefix(r, neg))
+			}
 			return pos, 0, true
 		}
-		// fs.Parse stops at the first non-flag, or after "--".
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), 0, true
-		}
-		pos = append(pos, rest[0])
+		pos = append(pos, strings.TrimPrefix(rest[0], neg))
 		args = rest[1:]
 	}
+}
+
+// takesValue reports whether arg is a flag that consumes the next argument.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	if !strings.HasPrefix(arg, "-") || strings.Contains(arg, "=") {
+		return false
+	}
+	f := fs.Lookup(strings.TrimLeft(arg, "-"))
+	if f == nil {
+		return false
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return false
+	}
+	return true
 }
 
 func looksNegativeNumber(s string) bool {

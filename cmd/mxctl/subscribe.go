@@ -145,14 +145,14 @@ func (w *watch) loop(ctx context.Context, c *cli, s *client.Session, hLMX int32,
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		tick = t.C
-		w.draw(c.stdout)
+		w.draw(c.stdout, termWidth(c.stdout))
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return exitOK
 		case <-tick:
-			w.draw(c.stdout)
+			w.draw(c.stdout, termWidth(c.stdout))
 		case e := <-events:
 			if e.err != nil {
 				return c.fail("subscribe", "", e.err)
@@ -178,7 +178,7 @@ func (w *watch) loop(ctx context.Context, c *cli, s *client.Session, hLMX int32,
 			r.updates++
 			w.updates++
 			if tty {
-				w.draw(c.stdout)
+				w.draw(c.stdout, termWidth(c.stdout))
 				continue
 			}
 			derr := dc.Err()
@@ -194,28 +194,37 @@ func (w *watch) loop(ctx context.Context, c *cli, s *client.Session, hLMX int32,
 }
 
 // draw redraws the table in place (ANSI cursor-up and clear-line).
-func (w *watch) draw(out io.Writer) {
+func (w *watch) draw(out io.Writer, width int) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REFERENCE\tVALUE\tQUALITY\tTIMESTAMP\tAGE\tUPDATES")
+	fmt.Fprintln(tw, "REFERENCE\tVALUE\tQUALITY\tTIMESTAMP\tAGE\tUPDATES\tSTATUS")
 	now := time.Now()
 	for _, r := range w.order {
 		if r.dc == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.ref, "…", "waiting", "-", "-", 0)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ref, "…", "-", "-", "-", 0, "waiting")
 			continue
 		}
-		q := r.dc.Quality.String()
-		if err := r.dc.Err(); err != nil {
-			q += ", " + statusText(err)
+		st := "ok"
+		var me *client.MxAccessError
+		if errors.As(r.dc.Err(), &me) {
+			st = client.StatusString(me.Statuses.FirstFailure()) + hint(me)
 		}
 		age := "-"
 		if !r.dc.Timestamp.IsZero() {
 			age = now.Sub(r.dc.Timestamp).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.ref, cell(r.dc.Value.String()), q, tsString(r.dc.Timestamp, true), age, r.updates)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ref, cell(r.dc.Value.String()), r.dc.Quality, tsString(r.dc.Timestamp, true), age, r.updates, st)
 	}
 	tw.Flush()
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if width > 0 {
+		// A wrapped line would break the cursor-up redraw.
+		for i, l := range lines {
+			if r := []rune(l); len(r) >= width {
+				lines[i] = string(r[:width-1])
+			}
+		}
+	}
 	var o strings.Builder
 	if w.drawn > 0 {
 		fmt.Fprintf(&o, "\x1b[%dA", w.drawn)
@@ -227,6 +236,16 @@ func (w *watch) draw(out io.Writer) {
 	}
 	w.drawn = len(lines)
 	_, _ = io.WriteString(out, o.String())
+}
+
+// termWidth returns the terminal's width in columns, or 0 when unknown.
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil {
+			return cols
+		}
+	}
+	return 0
 }
 
 func isTerminal(w io.Writer) bool {

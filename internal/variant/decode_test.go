@@ -15,9 +15,9 @@ func u64(b []byte) uint64 {
 
 func TestVTString(t *testing.T) {
 	cases := map[VT]string{
-		VT_I4:                          "VT_I4",
+		VT_I4:                           "VT_I4",
 		VT_BYREF | VT_ARRAY | VT_RECORD: "VT_BYREF|VT_ARRAY|VT_RECORD",
-		VT(0x77):                       "VT_0x77",
+		VT(0x77):                        "VT_0x77",
 	}
 	for vt, want := range cases {
 		if got := vt.String(); got != want {
@@ -33,8 +33,8 @@ func TestReadVariantScalars(t *testing.T) {
 	bstrSlot := a.Alloc(binary.LittleEndian.AppendUint32(nil, bstr))
 	inner := a.Variant(VT_R8, math.Float64bits(2.5))
 	dec := make([]byte, 16)
-	dec[2] = 2                                      // scale
-	dec[3] = 0x80                                   // negative
+	dec[2] = 2                                    // scale
+	dec[3] = 0x80                                 // negative
 	binary.LittleEndian.PutUint64(dec[8:], 12345) // -123.45
 
 	cases := []struct {

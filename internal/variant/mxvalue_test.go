@@ -89,11 +89,15 @@ func TestToMxValueLocalZone(t *testing.T) {
 func TestFromMxValue(t *testing.T) {
 	ts := time.Date(2023, 3, 15, 12, 0, 0, 5e6, time.UTC)
 	oa, _ := ToOADate(ts, time.UTC)
-	i32 := func(v int32) *mxgatewayv1.MxValue { return &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_Int32Value{Int32Value: v}} }
+	i32 := func(v int32) *mxgatewayv1.MxValue {
+		return &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_Int32Value{Int32Value: v}}
+	}
 	dbl := func(v float64) *mxgatewayv1.MxValue {
 		return &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_DoubleValue{DoubleValue: v}}
 	}
-	str := func(v string) *mxgatewayv1.MxValue { return &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_StringValue{StringValue: v}} }
+	str := func(v string) *mxgatewayv1.MxValue {
+		return &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_StringValue{StringValue: v}}
+	}
 	cases := []struct {
 		name    string
 		in      *mxgatewayv1.MxValue

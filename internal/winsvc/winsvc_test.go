@@ -49,11 +49,13 @@ func TestControlStopCancelsRun(t *testing.T) {
 		reqs := make(chan request)
 		runErr := errors.New("stopped cleanly? no: test error")
 		started := make(chan struct{})
+		release := make(chan struct{})
 		result := make(chan error, 1)
 		go func() {
 			result <- control(func(ctx context.Context) error {
 				close(started)
 				<-ctx.Done()
+				<-release // shutting down takes a while
 				return runErr
 			}, reqs, rec.report, time.Hour)
 		}()
@@ -63,6 +65,7 @@ func TestControlStopCancelsRun(t *testing.T) {
 		reqs <- req
 		reqs <- req // a second stop is harmless
 		reqs <- reqInterrogate
+		close(release)
 		if err := <-result; !errors.Is(err, runErr) {
 			t.Fatalf("control returned %v, want run's error", err)
 		}

@@ -60,7 +60,7 @@ type harnessOpts struct {
 	cfg   func(*Config)
 }
 
-func socketPath(t *testing.T) string {
+func socketPath(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "mxw")
 	if err != nil {
 		t.Fatal(err)

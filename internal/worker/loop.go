@@ -348,7 +348,7 @@ func (w *worker) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		var err error
+		err := w.be.Ping(ctx)
 		if ctx.Err() != nil {
 			return
 		}

@@ -52,6 +52,19 @@ func readBulk(sh int32, timeoutMs uint32, refs ...string) *mxgatewayv1.Command {
 	return &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ReadBulk{ReadBulk: &mxgatewayv1.ReadBulkCommand{ServerHandle: sh, ItemDefinitions: refs, TimeoutMs: timeoutMs}}}
 }
 
+// waitFor receives from ch or fails the test after 10 s.
+func waitFor[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for the backend")
+		var zero T
+		return zero
+	}
+}
+
 func wantStatus(t *testing.T, what string, rep *mxgatewayv1.Reply, want mxgatewayv1.GatewayStatusCode) {
 	t.Helper()
 	if rep.GetStatus() != want {
@@ -346,7 +359,7 @@ func TestHeartbeats(t *testing.T) {
 	gate := be.gate("Register")
 	h.command(41, register())
 	h.command(42, register())
-	<-be.entered
+	waitFor(t, be.entered)
 	for {
 		hb := h.recv().GetHeartbeat()
 		if hb == nil || hb.GetCommandInFlight() == 0 || hb.GetCommandQueueDepth() == 0 {
@@ -374,7 +387,7 @@ func TestHungBackendStopsHeartbeats(t *testing.T) {
 	be.mu.Lock()
 	be.pingGate = gate
 	be.mu.Unlock()
-	<-be.pinging // the heartbeat goroutine is now stuck in Ping
+	waitFor(t, be.pinging) // the heartbeat goroutine is now stuck in Ping
 
 	// Drain what was queued before the hang, then nothing may arrive while
 	// Ping is blocked (40 intervals).
@@ -406,7 +419,7 @@ func TestCancelQueuedCommand(t *testing.T) {
 	h.ready(noHeartbeats)
 	gate := be.gate("Register")
 	h.command(1, register()) // runs and blocks
-	<-be.entered
+	waitFor(t, be.entered)
 	h.command(2, register()) // queued
 	h.command(3, register()) // queued
 	cancel := func(target uint64) {
@@ -442,7 +455,7 @@ func TestShutdownOrder(t *testing.T) {
 	h.ready(noHeartbeats)
 	gate := be.gate("Register")
 	h.command(1, register())
-	<-be.entered
+	waitFor(t, be.entered)
 	h.command(2, register())
 	h.send(0, &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Shutdown{Shutdown: &workerv1.Shutdown{Timeout: durationpb.New(5 * time.Second), Reason: "test"}}})
 	env := h.next()
@@ -477,7 +490,7 @@ func TestEventQueueOverflow(t *testing.T) {
 	// The harness stops reading while its channel is full, so the storm
 	// fills the socket, then the worker's queue.
 	be.storm <- 50000
-	<-be.stormDone
+	waitFor(t, be.stormDone)
 	var last uint64
 	var fault *workerv1.Fault
 	for fault == nil {

@@ -182,7 +182,7 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 	b.mu.Lock()
 	if b.state != stateNew {
 		b.mu.Unlock()
-		return nil, errors.New("sim: Open called twice")
+		return nil, errors.New("sim: Open called twice or after Close")
 	}
 	b.state = stateOpen
 	b.mu.Unlock()

@@ -169,10 +169,23 @@ func TestContract05_ArrayWithoutBracketsFailsWithDetail1003(t *testing.T) {
 		category(st) != int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_COMMUNICATION_ERROR) {
 		t.Fatalf("Obj.Arr: quality %d status %v, want 0 / CommunicationError 1003", dc.GetQuality().GetRaw(), st)
 	}
-	c := newEnv(t, envOpt{knobs: func(k *Knobs) { k.ArrayWithoutBracketsCategory = catConfig }})
-	_, dc = c.sub(c.reg(), "Obj.Arr")
+	c := newEnv(t, envOpt{knobs: func(k *Knobs) {
+		k.ArrayWithoutBracketsCategory = catConfig
+		k.EmitTimestampOnlyChanges = true
+	}})
+	h := c.reg()
+	bare, dc := c.sub(h, "Obj.Arr")
 	if st := dc.GetStatuses()[0]; category(st) != catConfig || st.GetDetail() != 1003 {
 		t.Fatalf("configured category: %v", st)
+	}
+	// The failure is reported once; changes of the array do not repeat it.
+	el, _ := c.sub(h, "Obj.Arr[1]")
+	c.write(h, el, backend.IntegerValue(11))
+	c.advance(time.Second)
+	for _, dc := range dataChanges(c.rec.take()) {
+		if dc.GetItemHandle() == bare {
+			t.Fatalf("bare array reference got another OnDataChange: %v", dc)
+		}
 	}
 }
 

@@ -81,6 +81,16 @@ type item struct {
 	samples []*mxgatewayv1.BufferedSample
 }
 
+// readsAttribute reports whether the item follows an attribute's changes
+// (failed items never change after their first value).
+func (it *item) readsAttribute() bool {
+	switch it.kind {
+	case kindValue, kindElement, kindBit, kindProperty:
+		return it.st != nil
+	}
+	return false
+}
+
 // handleHeap is a min-heap of freed item handles.
 type handleHeap []int32
 
@@ -408,7 +418,7 @@ func (b *Backend) unadvise(it *item) {
 	it.adviseGen++
 	it.hasLast, it.lastVal = false, nil
 	it.samples = nil
-	if it.st != nil {
+	if it.readsAttribute() {
 		it.st.unsubscribe(it)
 	}
 }

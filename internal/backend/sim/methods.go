@@ -183,7 +183,7 @@ func (b *Backend) advise(it *item, supervisory bool) {
 	}
 	it.advised, it.supervisory = true, supervisory
 	it.adviseGen++
-	if it.st != nil {
+	if it.readsAttribute() {
 		it.st.subscribe(it)
 	}
 	key := strings.ToLower(it.ref)

@@ -271,7 +271,7 @@ func (m *Model) finish() error {
 				bad("%s.%s: unknown security classification %d", o.Tag, a.Name, a.Security)
 			}
 			if g := a.Generator; g != nil {
-				if e := g.validate(); e != "" {
+				if e := g.validateFor(a); e != "" {
 					bad("%s.%s: generator %s: %s", o.Tag, a.Name, g.Kind, e)
 				}
 			}
@@ -360,8 +360,23 @@ func simObject() *Object {
 	return o
 }
 
-// validate checks a generator built in Go; "" means fine.
-func (g *Generator) validate() string {
+// validateFor checks a generator built in Go for attribute a; "" means fine.
+func (g *Generator) validateFor(a *Attribute) string {
+	numericScalar := isNumericType(a.Type) && a.Dimension == 0
+	switch g.Kind {
+	case GenRamp, GenCounter, GenRandomWalk, GenSine:
+		if !numericScalar {
+			return "needs a numeric scalar attribute"
+		}
+	case GenClock:
+		if a.Type != tTime || a.Dimension != 0 {
+			return "needs a scalar MxTime attribute"
+		}
+	case GenSquare, GenToggle:
+		if a.Dimension != 0 || !hasValue(a.Type) {
+			return "needs a scalar attribute"
+		}
+	}
 	switch g.Kind {
 	case GenConstant:
 	case GenRamp, GenCounter, GenRandomWalk:

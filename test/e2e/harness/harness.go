@@ -49,8 +49,9 @@ var suite struct {
 
 // Main builds mxgateway, runs the tests, then fails the run if any process
 // started from the built binary is still alive or any socket file is left
-// under the harness's directories; finally it removes them. Call it from
-// TestMain.
+// under the harness's directories; finally it removes them (unless a test
+// failed or MXGATEWAY_E2E_KEEP is set: then it says where they are). Call
+// it from TestMain.
 func Main(m *testing.M) {
 	suite.mainCalled.Store(true)
 	code := m.Run()
@@ -59,7 +60,7 @@ func Main(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "FAIL: e2e leftovers after the suite: %v\n", err)
 			code = 1
 		}
-		if code == 0 {
+		if code == 0 && os.Getenv("MXGATEWAY_E2E_KEEP") == "" {
 			os.RemoveAll(suite.root)
 		} else {
 			fmt.Fprintf(os.Stderr, "e2e: kept %s for inspection\n", suite.root)
@@ -101,8 +102,9 @@ type Gateway struct {
 	// GRPCAddr and HTTPAddr are the addresses the gateway printed.
 	GRPCAddr string
 	HTTPAddr string
-	// Dir is this gateway's own directory; DataDir (--data-dir) and TempDir
-	// (its $TMPDIR, where worker endpoints live) are inside it.
+	// Dir is this gateway's own directory; DataDir (--data-dir), TempDir
+	// (its $TMPDIR, where worker endpoints live) and gateway.log (its
+	// stderr) are inside it.
 	Dir     string
 	DataDir string
 	TempDir string
@@ -154,7 +156,13 @@ func Start(t testing.TB, extraArgs ...string) *Gateway {
 	}, extraArgs...)
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Env = append(os.Environ(), "TMPDIR="+g.TempDir)
-	g.cmd.Stderr = g.Stderr
+	logFile, err := os.Create(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	t.Cleanup(func() { logFile.Close() })
+	// The full log stays in Dir/gateway.log (kept when a test fails).
+	g.cmd.Stderr = io.MultiWriter(g.Stderr, logFile)
 	stdout, err := g.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatalf("harness: %v", err)
