@@ -264,6 +264,40 @@ func TestWriteValueWaitsForCompletion(t *testing.T) {
 	}
 }
 
+func TestSubscribeUnsubscribe(t *testing.T) {
+	f := newFakeGateway()
+	c := dialFake(t, f)
+	s, _ := c.OpenSession(testCtx(t), "t")
+	ctx := testCtx(t)
+	got, err := s.Subscribe(ctx, "A.PV", "B.PV", "A.PV")
+	if err != nil || len(got) != 3 || got[0].ItemHandle != got[2].ItemHandle || got[0].ItemHandle == got[1].ItemHandle {
+		t.Fatalf("Subscribe: %+v %v", got, err)
+	}
+	again, err := s.Subscribe(ctx, "B.PV")
+	if err != nil || again[0].ItemHandle != got[1].ItemHandle {
+		t.Fatalf("second Subscribe: %+v %v", again, err)
+	}
+	un, err := s.Unsubscribe(ctx, "A.PV", "C.PV")
+	if err != nil || un[0].Err() != nil || !errors.Is(un[1].Err(), ErrNotSubscribed) {
+		t.Fatalf("Unsubscribe: %+v %v", un, err)
+	}
+	f.mu.Lock()
+	subs := 0
+	for _, c := range f.commands {
+		if sb := c.GetSubscribeBulk(); sb != nil {
+			subs += len(sb.GetItemDefinitions())
+		}
+	}
+	f.mu.Unlock()
+	if subs != 2 {
+		t.Fatalf("%d references sent to SubscribeBulk, want 2", subs)
+	}
+	// After Unsubscribe, a new Subscribe adds the reference again.
+	if re, err := s.Subscribe(ctx, "A.PV"); err != nil || re[0].ItemHandle == got[0].ItemHandle {
+		t.Fatalf("resubscribe: %+v %v", re, err)
+	}
+}
+
 func TestConcurrentWriteValue(t *testing.T) {
 	f := newFakeGateway()
 	c := dialFake(t, f)

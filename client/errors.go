@@ -52,6 +52,9 @@ var (
 	// ErrInsecureRemote: plaintext was asked for a non-loopback address
 	// without WithInsecureAnyHost.
 	ErrInsecureRemote = errors.New("client: refusing plaintext to a non-loopback address (the API key would travel in clear)")
+	// ErrNotSubscribed: Unsubscribe was given a reference that Subscribe or
+	// WriteValue did not add.
+	ErrNotSubscribed = errors.New("client: not subscribed")
 	// ErrAuthenticationFailed: AuthenticateUser gave user id 0.
 	ErrAuthenticationFailed = errors.New("client: authentication failed")
 )

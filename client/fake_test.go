@@ -156,6 +156,14 @@ func (f *fakeGateway) Invoke(_ context.Context, req *mxgatewayv1.InvokeRequest) 
 		}
 		ok.Status = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK
 		ok.Result = &mxgatewayv1.Reply_Bulk{Bulk: &mxgatewayv1.BulkResult{Entries: entries}}
+	case *mxgatewayv1.Command_UnsubscribeBulk:
+		var entries []*mxgatewayv1.BulkEntryResult
+		for _, h := range c.UnsubscribeBulk.GetItemHandles() {
+			delete(f.values, h)
+			entries = append(entries, &mxgatewayv1.BulkEntryResult{ItemHandle: h, Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK})
+		}
+		ok.Status = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK
+		ok.Result = &mxgatewayv1.Reply_Bulk{Bulk: &mxgatewayv1.BulkResult{Entries: entries}}
 	case *mxgatewayv1.Command_Write:
 		w := c.Write
 		if w.GetValue().GetDataType() != f.values[w.GetItemHandle()].GetDataType() {

@@ -236,11 +236,16 @@ type BulkEntry struct {
 	Denial *mxgatewayv1.EntryDenial
 	// ParityWarnings lists tolerated deviations from MXAccess ordering rules.
 	ParityWarnings []string
+
+	err error // set by the conveniences for entries they refused locally
 }
 
 // Err returns nil for a successful entry, a *GatewayError (PermissionDenied,
 // with the denial reason) for a denied one, otherwise an *MxAccessError.
 func (e BulkEntry) Err() error {
+	if e.err != nil {
+		return e.err
+	}
 	if e.Denial != nil {
 		return &GatewayError{Code: codes.PermissionDenied, Reason: e.Denial.GetReason(), Message: e.Denial.GetMessage()}
 	}

@@ -231,7 +231,7 @@ func (s *Session) Unsubscribe(ctx context.Context, refs ...string) ([]BulkEntry,
 	for i, ref := range refs {
 		it, ok := s.items[ref]
 		if !ok {
-			out[i] = BulkEntry{ItemDefinition: ref, Denial: &mxgatewayv1.EntryDenial{Reason: "NOT_SUBSCRIBED", Message: "not subscribed by this session's conveniences"}}
+			out[i] = BulkEntry{ItemDefinition: ref, err: fmt.Errorf("%w: %s", ErrNotSubscribed, ref)}
 			continue
 		}
 		handles = append(handles, it.handle)

@@ -104,6 +104,45 @@ func loadForCommand(name string, args []string, stdout, stderr io.Writer, env fu
 	return cfg, src, 0
 }
 
+// loadServeConfig loads and validates the configuration of `mxgateway
+// serve` (flags in args, the process environment through env). On -h it
+// prints the flags and returns exit code 0 with a nil config; on any
+// problem it prints every problem to stderr and returns a nil config with
+// exit code 2. The worker executable is checked too (exe is the path the
+// supervisor will run: cfg.WorkerExe, or this executable for sim).
+func loadServeConfig(args []string, stdout, stderr io.Writer, env func(string) string) (*config.Config, int) {
+	cfg, _, err := config.Load(args, env)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintln(stdout, "usage: mxgateway serve [flags]")
+		config.Usage(stdout)
+		return nil, 0
+	case cfg == nil:
+		fmt.Fprintf(stderr, "mxgateway serve: %v\n", err)
+		return nil, 2
+	}
+	problems := flattenErrors(err)
+	problems = append(problems, flattenErrors(cfg.Validate())...)
+	if len(problems) == 0 {
+		exe := cfg.WorkerExe
+		if exe == "" {
+			exe, err = os.Executable()
+		}
+		if err == nil {
+			err = config.CheckWorkerExecutable(exe, cfg.WorkerBackend)
+		}
+		if err != nil {
+			problems = append(problems, &config.FieldError{Key: "worker_exe", Msg: err.Error()})
+		}
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(stderr, "mxgateway serve: the configuration is not valid:")
+		printProblems(stderr, errors.Join(problems...))
+		return nil, 2
+	}
+	return cfg, 0
+}
+
 // takeJSONFlag removes --json (or -json, --json=true|false) from args.
 func takeJSONFlag(args []string) ([]string, bool) {
 	var rest []string

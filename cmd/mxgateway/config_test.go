@@ -135,3 +135,60 @@ func TestTakeNameFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadServeConfig(t *testing.T) {
+	env := testEnv(map[string]string{"HOME": "/home/op"})
+	var out, errOut bytes.Buffer
+	cfg, code := loadServeConfig([]string{"--max-sessions", "5"}, &out, &errOut, env)
+	if code != 0 || cfg == nil || cfg.MaxSessions != 5 {
+		t.Fatalf("valid: code %d, cfg %v, stderr %q", code, cfg, errOut.String())
+	}
+	cfg, code = loadServeConfig([]string{"--max-sessions", "0", "--worker-backend", "mxaccess"}, &out, &errOut, env)
+	if code != 2 || cfg != nil || !strings.Contains(errOut.String(), "max_sessions") || !strings.Contains(errOut.String(), "worker_exe") {
+		t.Fatalf("invalid: code %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	cfg, code = loadServeConfig([]string{"--worker-exe", filepath.Join(t.TempDir(), "missing")}, &out, &errOut, env)
+	if code != 2 || cfg != nil || !strings.Contains(errOut.String(), "does not exist") {
+		t.Fatalf("missing exe: code %d, stderr %q", code, errOut.String())
+	}
+	out.Reset()
+	if cfg, code = loadServeConfig([]string{"-h"}, &out, &errOut, env); code != 0 || cfg != nil || !strings.Contains(out.String(), "--listen") {
+		t.Fatalf("help: code %d, %q", code, out.String())
+	}
+}
+
+func TestOpenServeLog(t *testing.T) {
+	cfg := config.Default()
+	cfg.LogFile = filepath.Join(t.TempDir(), "logs", "gw.log")
+	cfg.LogFormat = "json"
+	log, closeLog, err := openServeLog(&cfg, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hello", "api_key", "mxgw_abc_secretsecret")
+	log.Debug("hidden")
+	if err := closeLog(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(cfg.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"msg":"hello"`) || strings.Contains(string(data), "secretsecret") || strings.Contains(string(data), "hidden") {
+		t.Fatalf("log file: %s", data)
+	}
+
+	var stderr bytes.Buffer
+	cfg = config.Default()
+	cfg.LogLevel = "debug"
+	log, closeLog, err = openServeLog(&cfg, &stderr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("to stderr")
+	closeLog()
+	if !strings.Contains(stderr.String(), "msg=\"to stderr\"") {
+		t.Fatalf("stderr: %q", stderr.String())
+	}
+}

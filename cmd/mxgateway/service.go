@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/mxgateway/mxgateway/internal/config"
+	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/winsvc"
 )
 
@@ -127,4 +130,61 @@ func takeNameFlag(args []string) (string, []string, error) {
 		return "", nil, fmt.Errorf("service name %q must not contain slashes or blanks", name)
 	}
 	return name, rest, nil
+}
+
+// runAsService runs run under the Windows service control manager when the
+// process was started by it (SCM Stop and Shutdown cancel run's context)
+// and reports true; otherwise it returns false at once and the caller runs
+// in the foreground. serve calls it first.
+func runAsService(run func(ctx context.Context) error) (bool, error) {
+	is, err := winsvc.IsWindowsService()
+	if err != nil {
+		return false, fmt.Errorf("serve: detect the service manager: %w", err)
+	}
+	if !is {
+		return false, nil
+	}
+	return true, winsvc.Run(winsvc.DefaultName, run)
+}
+
+// openServeLog builds the gateway's logger from the configuration: to
+// log_file when set (else stderr), in log_format at log_level, redacted.
+// Under the service manager (service true) warnings and errors also go to
+// the Windows event log, when its source is registered. close flushes and
+// closes what was opened; call it last.
+func openServeLog(cfg *config.Config, stderr io.Writer, service bool) (*slog.Logger, func() error, error) {
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	w := stderr
+	if cfg.LogFile != "" {
+		f, err := logging.OpenFile(cfg.LogFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, func() error { _ = f.Sync(); return f.Close() })
+		w = f
+	}
+	h, err := logging.NewHandler(w, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		_ = closeAll()
+		return nil, nil, err
+	}
+	if service {
+		el, err := winsvc.OpenEventLog(winsvc.DefaultName, slog.LevelWarn)
+		if err == nil {
+			closers = append(closers, el.Close)
+			h = slog.NewMultiHandler(h, el.Handler())
+		} else {
+			// Not fatal: the source is missing when the service was
+			// registered by hand; the file log still works.
+			slog.New(h).Warn("no event log; logging to the file only", logging.KeyErr, err)
+		}
+	}
+	return slog.New(h), closeAll, nil
 }

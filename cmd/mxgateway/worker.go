@@ -22,12 +22,12 @@ func runWorker(args []string) int {
 		Stderr: os.Stderr,
 		Dial:   ipc.Dial,
 		Backends: map[string]worker.BackendFactory{
-			"sim": func(f worker.Flags, logger *slog.Logger) (backend.Backend, error) {
+			"sim": func(f worker.Flags, logger *slog.Logger, exit func(int)) (backend.Backend, error) {
 				b, err := sim.New(sim.Options{
 					ModelPath: f.SimModel,
 					Profile:   f.SimProfile,
 					Seed:      f.SimSeed,
-					Exit:      os.Exit,
+					Exit:      exit,
 					Logger:    logger,
 				})
 				if err != nil {

@@ -48,7 +48,7 @@ func run(args []string) int {
 		Dial:   ipc.Dial,
 		Backends: map[string]worker.BackendFactory{
 			"sim": newSimBackend,
-			"mxaccess": func(f worker.Flags, logger *slog.Logger) (backend.Backend, error) {
+			"mxaccess": func(f worker.Flags, logger *slog.Logger, _ func(int)) (backend.Backend, error) {
 				return newMXAccessBackend(f.ProgID, logger)
 			},
 		},
@@ -56,12 +56,12 @@ func run(args []string) int {
 }
 
 // newSimBackend builds the Galaxy simulator from the command line.
-func newSimBackend(f worker.Flags, logger *slog.Logger) (backend.Backend, error) {
+func newSimBackend(f worker.Flags, logger *slog.Logger, exit func(int)) (backend.Backend, error) {
 	b, err := sim.New(sim.Options{
 		ModelPath: f.SimModel,
 		Profile:   f.SimProfile,
 		Seed:      f.SimSeed,
-		Exit:      os.Exit,
+		Exit:      exit,
 		Logger:    logger,
 	})
 	if err != nil {

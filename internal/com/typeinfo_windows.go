@@ -317,7 +317,9 @@ func (l TypeLib) Version() (string, error) {
 		}
 		p := uptrAt(out)
 		defer vcall(uintptr(l), tlReleaseTLibAttr, p)
-		b, err := RawMemory{}.Read(uint32(p), 32)
+		// TLIBATTR: guid@0, lcid@16, syskind@20, wMajorVerNum@24,
+		// wMinorVerNum@26, wLibFlags@28.
+		b, err := RawMemory{}.Read(uint32(p), 30)
 		if err != nil {
 			return err
 		}

@@ -146,11 +146,11 @@ type Config struct {
 	// SlowConsumerPolicy is fault-session or disconnect-subscriber. Default
 	// fault-session; MXGATEWAY_SLOW_CONSUMER_POLICY.
 	SlowConsumerPolicy SlowConsumerPolicy
-	// ReplaySize is the per-session replay ring length in events; 0 turns
-	// resume off. Default 100000; MXGATEWAY_REPLAY_SIZE.
+	// ReplaySize is the per-session replay ring length in events. Default
+	// 100000; MXGATEWAY_REPLAY_SIZE.
 	ReplaySize int
-	// ReplayAge is the oldest event the replay ring keeps; 0 bounds the ring
-	// by ReplaySize only. Default 10m; MXGATEWAY_REPLAY_AGE.
+	// ReplayAge is the oldest event the replay ring keeps. Default 10m;
+	// MXGATEWAY_REPLAY_AGE.
 	ReplayAge time.Duration
 	// Lease is how long a session lives without calls or an attached stream.
 	// Default 5m; MXGATEWAY_LEASE.

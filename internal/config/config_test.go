@@ -255,13 +255,13 @@ func TestValidate(t *testing.T) {
 		{"subscriber queue zero", func(c *Config) { c.SubscriberQueue = 0 }, []string{"subscriber_queue"}, "out of range"},
 		{"event buffer negative", func(c *Config) { c.EventBuffer = -1 }, []string{"event_buffer"}, "out of range"},
 		{"bad policy", func(c *Config) { c.SlowConsumerPolicy = "drop" }, []string{"slow_consumer_policy"}, "fault-session|disconnect-subscriber"},
-		{"replay off", func(c *Config) { c.ReplaySize, c.ReplayAge = 0, 0 }, nil, ""},
+		{"replay zero", func(c *Config) { c.ReplaySize, c.ReplayAge = 0, 0 }, []string{"replay_age", "replay_size"}, "out of range"},
 		{"replay negative", func(c *Config) { c.ReplaySize = -5 }, []string{"replay_size"}, "out of range"},
 		{"replay age too long", func(c *Config) { c.ReplayAge = 25 * time.Hour }, []string{"replay_age"}, "out of range"},
 		{"lease too short", func(c *Config) { c.Lease = 0 }, []string{"lease"}, "out of range"},
-		{"detach grace negative", func(c *Config) { c.DetachGrace = -time.Second }, []string{"detach_grace"}, "out of range"},
+		{"detach grace zero", func(c *Config) { c.DetachGrace = 0 }, []string{"detach_grace"}, "0s is out of range [1s, 24h]"},
 		{"message too small", func(c *Config) { c.MaxMessageBytes = 100 }, []string{"max_message_bytes"}, "100 is out of range [64KiB, 1GiB]"},
-		{"frame too large", func(c *Config) { c.MaxFrameBytes = 2 << 30 }, []string{"max_frame_bytes"}, "out of range"},
+		{"frame too large", func(c *Config) { c.MaxFrameBytes = 1<<30 + 1 }, []string{"max_frame_bytes"}, "out of range"},
 		{"shutdown grace too long", func(c *Config) { c.ShutdownGrace = 2 * time.Hour }, []string{"shutdown_grace"}, "out of range"},
 		{"many problems at once", func(c *Config) {
 			c.MaxSessions, c.LogLevel, c.HeartbeatGrace, c.Listen = 0, "loud", time.Second, "nope"
@@ -505,7 +505,7 @@ func TestDocsListEveryKey(t *testing.T) {
 func FuzzLoadYAML(f *testing.F) {
 	f.Add([]byte("listen: 127.0.0.1:6000\nmax_sessions: 3\n"))
 	f.Add([]byte("tls_extra_names: [a, b]\nlease: 5m\n"))
-	f.Add([]byte("max_frame_bytes: 16MiB\nreplay_age: 0\n"))
+	f.Add([]byte("max_frame_bytes: 16MiB\nreplay_age: 0s\n"))
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
 	f.Add([]byte("listen: {a: b}\n"))
 	f.Add([]byte("- 1\n"))

@@ -249,13 +249,13 @@ var keys = []key{
 	intKey("subscriber_queue", "events queued per subscriber before the slow-consumer policy applies", 1, 10000000, func(c *Config) *int { return &c.SubscriberQueue }),
 	intKey("event_buffer", "events buffered per session between the worker pipe and the distributor", 1, 10000000, func(c *Config) *int { return &c.EventBuffer }),
 	enumKey("slow_consumer_policy", "what a full subscriber queue does", []SlowConsumerPolicy{PolicyFaultSession, PolicyDisconnectSubscriber}, func(c *Config) *SlowConsumerPolicy { return &c.SlowConsumerPolicy }),
-	intKey("replay_size", "events kept per session for resume (0: no resume)", 0, 100000000, func(c *Config) *int { return &c.ReplaySize }),
-	durationKey("replay_age", "oldest event kept for resume (0: bounded by replay_size only)", 0, 24*time.Hour, func(c *Config) *time.Duration { return &c.ReplayAge }),
+	intKey("replay_size", "events kept per session for resume", 1, 100000000, func(c *Config) *int { return &c.ReplaySize }),
+	durationKey("replay_age", "oldest event kept for resume", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.ReplayAge }),
 	durationKey("lease", "session lifetime without calls or an attached stream", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.Lease }),
-	durationKey("detach_grace", "how long a session outlives its last subscriber", 0, 24*time.Hour, func(c *Config) *time.Duration { return &c.DetachGrace }),
+	durationKey("detach_grace", "how long a session outlives its last subscriber", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.DetachGrace }),
 	sizeKey("max_message_bytes", "largest gRPC message (bytes; 16MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.MaxMessageBytes }),
 	sizeKey("max_frame_bytes", "largest gateway-worker frame (bytes; 16MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.MaxFrameBytes }),
-	durationKey("shutdown_grace", "graceful gateway shutdown deadline; what remains is then killed", 0, time.Hour, func(c *Config) *time.Duration { return &c.ShutdownGrace }),
+	durationKey("shutdown_grace", "graceful gateway shutdown deadline; what remains is then killed", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.ShutdownGrace }),
 }
 
 // lookupKey returns the key named name, or nil.

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mxgateway/mxgateway/internal/logging"
 )
@@ -29,14 +30,35 @@ const (
 // os/exec's copying goroutine is the only writer; the mutex guards the ring
 // that launch errors read.
 type stderrLog struct {
-	log *slog.Logger // carries the session id and worker pid
 	buf []byte
 
+	ready chan struct{} // closed by setLogger
+	once  sync.Once
+
 	mu   sync.Mutex
+	log  *slog.Logger // carries the session id, then the worker pid
 	last []string
 }
 
-func newStderrLog(log *slog.Logger) *stderrLog { return &stderrLog{log: log} }
+// loggerWait bounds how long a line waits for setLogger; the pid is known
+// microseconds after the process starts, but a line must never block for
+// good.
+const loggerWait = time.Second
+
+// setLogger sets the logger that carries the worker's pid once it is known;
+// lines written before then wait for it (at most loggerWait).
+func (s *stderrLog) setLogger(l *slog.Logger) {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.log = l
+		s.mu.Unlock()
+		close(s.ready)
+	})
+}
+
+func newStderrLog(log *slog.Logger) *stderrLog {
+	return &stderrLog{log: log, ready: make(chan struct{})}
+}
 
 // Write implements io.Writer.
 func (s *stderrLog) Write(p []byte) (int, error) {
@@ -76,6 +98,16 @@ func (s *stderrLog) line(b []byte) {
 	if strings.TrimSpace(text) == "" {
 		return
 	}
+	select {
+	case <-s.ready:
+	default:
+		t := time.NewTimer(loggerWait)
+		select {
+		case <-s.ready:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	s.mu.Lock()
 	quoted := text
 	if len(quoted) > maxQuotedLine {
@@ -85,14 +117,15 @@ func (s *stderrLog) line(b []byte) {
 	if len(s.last) > keptStderrLines {
 		s.last = s.last[len(s.last)-keptStderrLines:]
 	}
+	log := s.log
 	s.mu.Unlock()
 
 	level, msg, attrs, ok := parseJSONLine(b)
 	if !ok {
-		s.log.Warn(text, "stream", "stderr")
+		log.Warn(text, "stream", "stderr")
 		return
 	}
-	s.log.LogAttrs(context.Background(), level, msg, attrs...)
+	log.LogAttrs(context.Background(), level, msg, attrs...)
 }
 
 // lastLines returns the most recent stderr lines, oldest first.

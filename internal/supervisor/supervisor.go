@@ -301,6 +301,7 @@ func (s *Supervisor) start(sessionID, endpoint string, nonce []byte, log *slog.L
 	)
 	cmd := exec.Command(s.opts.Executable, args...)
 	errLog := newStderrLog(log.With("worker_stderr", true))
+	// Until the pid is known, lines carry the session id only.
 	cmd.Stderr = errLog
 	// Stdout is never a protocol channel; nil discards it.
 	// Bound how long Wait waits for stderr after the exit, should a
@@ -321,6 +322,7 @@ func (s *Supervisor) start(sessionID, endpoint string, nonce []byte, log *slog.L
 	osp, err := s.plat.start(cmd)
 	if err != nil {
 		s.mu.Unlock()
+		errLog.setLogger(log.With("worker_stderr", true))
 		return nil, fmt.Errorf("supervisor: start %s: %w", s.opts.Executable, err)
 	}
 	p := &process{
@@ -334,6 +336,7 @@ func (s *Supervisor) start(sessionID, endpoint string, nonce []byte, log *slog.L
 	s.workers[p.pid] = p
 	s.waiters.Add(1)
 	s.mu.Unlock()
+	errLog.setLogger(log.With(logging.KeyWorkerPID, p.pid, "worker_stderr", true))
 
 	if err := writeRecord(filepath.Join(s.runDir, workerRecordName(p.pid)), p.pid, sessionID); err != nil {
 		log.Warn("supervisor: cannot record worker pid", logging.KeyErr, err)

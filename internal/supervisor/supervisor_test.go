@@ -437,8 +437,9 @@ func TestCleanupLeftovers(t *testing.T) {
 	if err := orphan.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- orphan.Wait() }()
+	var waitErr error
+	waited := make(chan struct{})
+	go func() { waitErr = orphan.Wait(); close(waited) }()
 	t.Cleanup(func() { _ = orphan.Process.Kill(); <-waited })
 
 	stale := filepath.Join(root, runDirName(999999999))
@@ -481,8 +482,8 @@ func TestCleanupLeftovers(t *testing.T) {
 		t.Errorf("stale run dir not removed: %v", err)
 	}
 	select {
-	case err := <-waited:
-		if err == nil {
+	case <-waited:
+		if waitErr == nil {
 			t.Error("orphan exited cleanly; want killed")
 		}
 	case <-time.After(waitFor):
@@ -528,6 +529,7 @@ func TestParseJSONLine(t *testing.T) {
 func TestStderrLogSplitsLines(t *testing.T) {
 	c := newCapture()
 	s := newStderrLog(slog.New(c))
+	s.setLogger(slog.New(c))
 	for _, chunk := range []string{`{"level":"INFO","msg":"one"}` + "\n" + `{"level":"DEB`, `UG","msg":"two"}` + "\r\n\n", "tail"} {
 		if _, err := s.Write([]byte(chunk)); err != nil {
 			t.Fatal(err)

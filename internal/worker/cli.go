@@ -123,8 +123,10 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("worker: log format %q is not json or text", format)
 }
 
-// BackendFactory builds the backend a command line asks for.
-type BackendFactory func(f Flags, logger *slog.Logger) (backend.Backend, error)
+// BackendFactory builds the backend a command line asks for. exit is how the
+// backend may end the process (the simulator's crash fault): it flushes what
+// the worker has queued, then exits.
+type BackendFactory func(f Flags, logger *slog.Logger, exit func(code int)) (backend.Backend, error)
 
 // MainOptions wires Main to a binary.
 type MainOptions struct {
@@ -137,6 +139,15 @@ type MainOptions struct {
 	Dial DialFunc
 	// Backends maps each accepted --backend value to its factory.
 	Backends map[string]BackendFactory
+	// Exit ends the process when the backend asks; nil means os.Exit.
+	Exit func(code int)
+}
+
+func (o MainOptions) exit() func(int) {
+	if o.Exit != nil {
+		return o.Exit
+	}
+	return os.Exit
 }
 
 // Main parses args, builds the backend and runs the worker; it returns the
@@ -167,7 +178,8 @@ func Main(ctx context.Context, args []string, opts MainOptions) int {
 	}
 	signal.Ignore(os.Interrupt)
 	logger = logger.With(logging.KeyComponent, opts.Prog, logging.KeyWorkerPID, os.Getpid())
-	be, err := opts.Backends[f.Backend](f, logger)
+	exiter := NewExiter(opts.exit())
+	be, err := opts.Backends[f.Backend](f, logger, exiter.Exit)
 	if err != nil {
 		be = failedBackend{err: err}
 	}
@@ -180,7 +192,7 @@ func Main(ctx context.Context, args []string, opts MainOptions) int {
 		Backend:         be,
 		Dial:            opts.Dial,
 		Logger:          logger,
-		Exit:            os.Exit,
+		Exiter:          exiter,
 	})
 }
 

@@ -45,6 +45,9 @@ type outbox struct {
 	// increased under mu.
 	events  atomic.Int64
 	faulted atomic.Bool
+	// unsent counts items queued or written but not yet flushed to the
+	// connection (Exiter waits for it to reach zero).
+	unsent atomic.Int64
 }
 
 func newOutbox(limit int) *outbox {
@@ -67,6 +70,7 @@ func (o *outbox) push(env *workerv1.WorkerEnvelope) {
 		return
 	}
 	o.items = append(o.items, outItem{env: env})
+	o.unsent.Add(1)
 	o.mu.Unlock()
 	o.signal()
 }
@@ -85,6 +89,7 @@ func (o *outbox) pushEvent(ev *mxgatewayv1.Event) (ok bool, queued int) {
 		return false, int(n)
 	}
 	o.events.Add(1)
+	o.unsent.Add(1)
 	o.items = append(o.items, outItem{ev: ev})
 	o.mu.Unlock()
 	o.signal()
@@ -207,6 +212,7 @@ func (w *worker) writeLoop() (err error) {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
+		w.out.unsent.Add(-int64(len(items)))
 	}
 }
 

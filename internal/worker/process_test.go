@@ -13,6 +13,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
@@ -32,8 +33,15 @@ func childMain() int {
 		Stderr: os.Stderr,
 		Dial:   dialUnix,
 		Backends: map[string]BackendFactory{
-			"sim": func(Flags, *slog.Logger) (backend.Backend, error) { return newFake(), nil },
-			"mxaccess": func(Flags, *slog.Logger) (backend.Backend, error) {
+			"sim": func(Flags, *slog.Logger, func(int)) (backend.Backend, error) { return newFake(), nil },
+			"simreal": func(f Flags, logger *slog.Logger, exit func(int)) (backend.Backend, error) {
+				b, err := sim.New(sim.Options{Profile: f.SimProfile, Seed: f.SimSeed, Exit: exit, Logger: logger})
+				if err != nil {
+					return nil, err
+				}
+				return b, nil
+			},
+			"mxaccess": func(Flags, *slog.Logger, func(int)) (backend.Backend, error) {
 				return nil, errors.New("backend mxaccess is only available in the windows/386 build")
 			},
 		},
@@ -133,5 +141,22 @@ func TestProcessExitCodes(t *testing.T) {
 				t.Fatalf("exit code %d, want %d\n%s", code, tc.want, stderr)
 			}
 		})
+	}
+}
+
+// TestProcessSimCrash: in a real process the simulator's crash fault ends
+// the worker with the chosen code, after the Write that asked for it was
+// answered (the Exiter flushes first).
+func TestProcessSimCrash(t *testing.T) {
+	h, stderr := startProcess(t, nonceLine(), "--backend", "simreal", "--sim-profile", "test")
+	h.ready(noHeartbeats)
+	sh := h.call(1, register(), nil).GetRegister().GetServerHandle()
+	crash := h.call(2, addItem(sh, "Sim.Crash"), nil).GetItemHandle().GetItemHandle()
+	h.call(3, advise(sh, crash), nil)
+	rep := h.call(4, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{
+		ServerHandle: sh, ItemHandle: crash, Value: int32Value(9)}}}, nil)
+	wantStatus(t, "Write Sim.Crash", rep, mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK)
+	if code := h.exitCode(); code != 9 {
+		t.Fatalf("exit code %d, want 9\n%s", code, stderr)
 	}
 }

@@ -78,10 +78,11 @@ type Config struct {
 	// ReadTimeout is the default ReadBulk first-value wait; default
 	// DefaultReadTimeout.
 	ReadTimeout time.Duration
-	// Exit is how the process exits. Run never calls it; it is here so
-	// callers that build the backend (the simulator's crash fault) and the
-	// worker from one Config have it in one place.
-	Exit func(code int)
+	// Exiter, when set, is the Exiter whose Exit the backend was given (the
+	// simulator's crash fault); Run connects it to the running worker so that
+	// an exit requested by the backend first flushes the reply and events
+	// already queued. Run itself never exits the process.
+	Exiter *Exiter
 }
 
 func (c *Config) setDefaults() {
@@ -209,6 +210,10 @@ func Run(ctx context.Context, cfg Config) (code int) {
 	defer conn.Close()
 
 	w := newWorker(cfg, log, conn)
+	if cfg.Exiter != nil {
+		cfg.Exiter.attach(w)
+		defer cfg.Exiter.detach()
+	}
 	return w.run(ctx, nonce)
 }
 

@@ -82,7 +82,9 @@ type Backend struct {
 
 	obj  Object
 	info ObjectInfo
-	dec  eventDecoder
+	// dec is read by the STA (events) and replaced once by the Opener
+	// (SetStatusLayout) before any sink is advised.
+	dec  atomic.Pointer[eventDecoder]
 	sink backend.Sink
 
 	// qmu guards queue against close while the STA pushes.
@@ -170,25 +172,18 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 		return nil, backend.ErrClosed
 	}
 	b.sink = sink
-	b.dec = eventDecoder{loc: b.loc, layout: variant.DefaultStatusLayout}
-	obj, err := b.open(ctx, OpenConfig{ProgID: b.opts.ProgID, Logger: b.logger}, b.onEvent)
+	b.dec.Store(&eventDecoder{loc: b.loc, layout: variant.DefaultStatusLayout})
+	obj, err := b.open(ctx, OpenConfig{ProgID: b.opts.ProgID, Logger: b.logger, SetStatusLayout: b.setStatusLayout}, b.onEvent)
 	if err != nil {
 		return nil, fmt.Errorf("mxaccess: create %s: %w", b.opts.ProgID, err)
 	}
 	info := obj.Info()
-	if info.StatusLayout != (variant.StatusLayout{}) {
-		if err := info.StatusLayout.Validate(); err != nil {
-			warn := obj.Close()
-			return nil, errors.Join(fmt.Errorf("mxaccess: %w", err), warnErr(warn))
-		}
-		b.dec.layout = info.StatusLayout
-	}
 	b.obj, b.info = obj, info
 	b.wg.Add(1)
 	go b.deliver()
 	b.logger.Info("mxaccess object created", "prog_id", info.ProgID, "clsid", info.CLSID,
 		"dll", info.DLLPath, "threading_model", info.ThreadingModel, "interface_level", info.Level,
-		"typelib", info.TypeLibVersion, "status_layout", fmt.Sprintf("%+v", b.dec.layout), "timestamp_zone", b.loc.String())
+		"typelib", info.TypeLibVersion, "status_layout", fmt.Sprintf("%+v", b.dec.Load().layout), "timestamp_zone", b.loc.String())
 	return &mxgatewayv1.BackendInfo{
 		Kind:           "mxaccess",
 		Description:    fmt.Sprintf("MXAccess %s (ILMXProxyServer%d) via COM on windows/386", info.ProgID, info.Level),
@@ -202,11 +197,14 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 	}, nil
 }
 
-func warnErr(w []string) error {
-	if len(w) == 0 {
-		return nil
+// setStatusLayout replaces the compiled-in MXSTATUS_PROXY layout with the
+// one the type library describes.
+func (b *Backend) setStatusLayout(l variant.StatusLayout) error {
+	if err := l.Validate(); err != nil {
+		return err
 	}
-	return fmt.Errorf("mxaccess: teardown: %v", w)
+	b.dec.Store(&eventDecoder{loc: b.loc, layout: l})
+	return nil
 }
 
 // onEvent runs on the STA inside IDispatch::Invoke: decode, push without
@@ -215,7 +213,7 @@ func (b *Backend) onEvent(name string, args []variant.Value, err error) {
 	received := timestamppb.Now()
 	var ev *mxgatewayv1.Event
 	if err == nil {
-		ev, err = b.dec.decode(name, args)
+		ev, err = b.dec.Load().decode(name, args)
 	}
 	if err != nil {
 		// Never drop silently and never guess: an event this build cannot

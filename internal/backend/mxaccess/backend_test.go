@@ -665,3 +665,42 @@ func TestPingAndTrace(t *testing.T) {
 		t.Fatal("parity warnings from the reference backend")
 	}
 }
+
+func TestOpenerSetsStatusLayout(t *testing.T) {
+	packed := variant.StatusLayout{Size: 12, SuccessOff: 0, CategoryOff: 2, DetectedByOff: 6, DetailOff: 10}
+	f := newFake(5)
+	b, err := New(func(ctx context.Context, cfg OpenConfig, events EventHandler) (Object, error) {
+		if err := cfg.SetStatusLayout(variant.StatusLayout{Size: 4, DetailOff: 12}); err == nil {
+			t.Error("invalid layout accepted")
+		}
+		if err := cfg.SetStatusLayout(packed); err != nil {
+			t.Error(err)
+		}
+		f.events = events
+		return f, nil
+	}, Options{Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordingSink{}
+	if _, err := b.Open(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a := variant.NewArena()
+	sa := a.SafeArray(variant.FADF_RECORD, 0, 12, 0, 1, variant.StatusRecord(packed, -1, 1, 2, 3))
+	st, err := variant.ReadVariant(a, a.Variant(variant.VT_ARRAY|variant.VT_RECORD, uint64(sa)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.events(EventOnWriteComplete, []variant.Value{variant.Int32(1), variant.Int32(2), st}, nil)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if sink.count() != 1 {
+			return fmt.Errorf("%d events (fault: %v)", sink.count(), b.Fault())
+		}
+		return nil
+	})
+	if s := sink.events[0].GetWriteComplete().Statuses[0]; s.CategoryRaw != 1 || s.DetectedByRaw != 2 || s.Detail != 3 {
+		t.Fatalf("status %v", s)
+	}
+}

@@ -75,7 +75,7 @@ func OpenCOM(ctx context.Context, cfg OpenConfig, events EventHandler) (Object, 
 	var createErr error
 	// Creation is not cancelled by ctx: a half-created object must be
 	// released on the STA, which Close does.
-	if err := sta.Do(func() { createErr = o.create(cfg.ProgID, events) }); err != nil {
+	if err := sta.Do(func() { createErr = o.create(cfg, events) }); err != nil {
 		createErr = errors.Join(createErr, err)
 	}
 	if createErr != nil {
@@ -88,7 +88,8 @@ func OpenCOM(ctx context.Context, cfg OpenConfig, events EventHandler) (Object, 
 }
 
 // create runs on the STA.
-func (o *comObject) create(progID string, events EventHandler) error {
+func (o *comObject) create(cfg OpenConfig, events EventHandler) error {
+	progID := cfg.ProgID
 	clsid, err := ole.CLSIDFromProgID(progID)
 	if err != nil {
 		return fmt.Errorf("CLSIDFromProgID(%q): %w", progID, err)
@@ -128,7 +129,7 @@ func (o *comObject) create(progID string, events EventHandler) error {
 		o.discover.Levels[i].Dual = dual[i]
 	}
 	o.resolveMethods(shapes, dual)
-	if err := o.connectEvents(tl, events); err != nil {
+	if err := o.connectEvents(tl, events, cfg.SetStatusLayout); err != nil {
 		return err
 	}
 	return nil
@@ -257,7 +258,7 @@ func (o *comObject) resolveMethods(shapes map[string]methodTypeInfo, dual [5]boo
 // interfaces from the type library, takes their DISPIDs from it, and
 // advises one sink per event interface. It also reads MXSTATUS_PROXY's
 // layout from OnDataChange's status parameter.
-func (o *comObject) connectEvents(tl com.TypeLib, events EventHandler) error {
+func (o *comObject) connectEvents(tl com.TypeLib, events EventHandler, setLayout func(variant.StatusLayout) error) error {
 	cps, err := com.ConnectionPoints(o.unk)
 	if err != nil {
 		return fmt.Errorf("enumerate connection points: %w", err)
@@ -318,6 +319,15 @@ func (o *comObject) connectEvents(tl com.TypeLib, events EventHandler) error {
 			com.Release(p.cp.CP)
 		}
 		return errors.New("no connection point for _ILMXProxyServerEvents.OnDataChange identified in the type library")
+	}
+	// The decoder must know the layout before the first event can arrive.
+	if o.info.StatusLayout != (variant.StatusLayout{}) && setLayout != nil {
+		if err := setLayout(o.info.StatusLayout); err != nil {
+			for _, p := range toAdvise {
+				com.Release(p.cp.CP)
+			}
+			return fmt.Errorf("MXSTATUS_PROXY layout from the type library: %w", err)
+		}
 	}
 	// Advise last: from here on, COM may call into Go on this thread.
 	for _, p := range toAdvise {

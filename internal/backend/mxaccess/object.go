@@ -38,8 +38,8 @@ type ObjectInfo struct {
 	TypeLibVersion string
 	// Level is the highest ILMXProxyServerN interface QueryInterface gave.
 	Level int
-	// StatusLayout is the MXSTATUS_PROXY layout to decode with; zero means
-	// variant.DefaultStatusLayout.
+	// StatusLayout is the MXSTATUS_PROXY layout in use (informational; the
+	// Opener hands it over through OpenConfig.SetStatusLayout).
 	StatusLayout variant.StatusLayout
 }
 
@@ -74,6 +74,11 @@ type EventHandler func(name string, args []variant.Value, err error)
 type OpenConfig struct {
 	ProgID string
 	Logger *slog.Logger
+	// SetStatusLayout, when the Opener learns the MXSTATUS_PROXY layout
+	// (from the type library), must be called before the sinks are advised,
+	// so that no event is decoded with another layout. It rejects an
+	// invalid layout.
+	SetStatusLayout func(variant.StatusLayout) error
 }
 
 // Opener creates the COM object (on its own STA), connects the event sinks

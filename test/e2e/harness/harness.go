@@ -69,7 +69,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Binary returns the path of the mxgateway binary, building it on first use.
+// Binary returns the path of the mxgateway binary, building it on first use
+// (with -race when the tests run with -race).
 func Binary(t testing.TB) string {
 	t.Helper()
 	if !suite.mainCalled.Load() {
@@ -85,8 +86,15 @@ func Binary(t testing.TB) string {
 			exe += ".exe"
 		}
 		suite.binary = filepath.Join(suite.root, "bin", exe)
-		cmd := exec.Command("go", "build", "-o", suite.binary, modulePath+"/cmd/mxgateway")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		args := []string{"build", "-o", suite.binary}
+		env := append(os.Environ(), "CGO_ENABLED=0")
+		if raceEnabled {
+			// The gateway and its workers run with the race detector too.
+			args = append(args, "-race")
+			env = append(os.Environ(), "CGO_ENABLED=1")
+		}
+		cmd := exec.Command("go", append(args, modulePath+"/cmd/mxgateway")...)
+		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			suite.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
