@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -162,7 +163,7 @@ func TestOpenServeLog(t *testing.T) {
 	cfg := config.Default()
 	cfg.LogFile = filepath.Join(t.TempDir(), "logs", "gw.log")
 	cfg.LogFormat = "json"
-	log, closeLog, err := openServeLog(&cfg, nil, false)
+	log, closeLog, err := openServeLog(&cfg, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,13 +183,30 @@ func TestOpenServeLog(t *testing.T) {
 	var stderr bytes.Buffer
 	cfg = config.Default()
 	cfg.LogLevel = "debug"
-	log, closeLog, err = openServeLog(&cfg, &stderr, false)
+	log, closeLog, err = openServeLog(&cfg, &stderr, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	log.Debug("to stderr")
 	closeLog()
 	if !strings.Contains(stderr.String(), "msg=\"to stderr\"") {
+		t.Fatalf("stderr: %q", stderr.String())
+	}
+}
+
+func TestOpenServeLogWithoutEventLog(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("opens the real event log on Windows")
+	}
+	var stderr bytes.Buffer
+	cfg := config.Default()
+	log, closeLog, err := openServeLog(&cfg, &stderr, "mxgateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLog()
+	log.Info("still logs")
+	if !strings.Contains(stderr.String(), "no event log") || !strings.Contains(stderr.String(), "still logs") {
 		t.Fatalf("stderr: %q", stderr.String())
 	}
 }

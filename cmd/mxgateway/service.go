@@ -133,9 +133,10 @@ func takeNameFlag(args []string) (string, []string, error) {
 }
 
 // runAsService runs run under the Windows service control manager when the
-// process was started by it (SCM Stop and Shutdown cancel run's context)
-// and reports true; otherwise it returns false at once and the caller runs
-// in the foreground. serve calls it first.
+// process was started by it (SCM Stop and Shutdown cancel run's context,
+// and winsvc.NameFromContext(ctx) gives the service name for the event
+// log) and reports true; otherwise it returns false at once and the caller
+// runs in the foreground. serve calls it first.
 func runAsService(run func(ctx context.Context) error) (bool, error) {
 	is, err := winsvc.IsWindowsService()
 	if err != nil {
@@ -149,10 +150,10 @@ func runAsService(run func(ctx context.Context) error) (bool, error) {
 
 // openServeLog builds the gateway's logger from the configuration: to
 // log_file when set (else stderr), in log_format at log_level, redacted.
-// Under the service manager (service true) warnings and errors also go to
-// the Windows event log, when its source is registered. close flushes and
-// closes what was opened; call it last.
-func openServeLog(cfg *config.Config, stderr io.Writer, service bool) (*slog.Logger, func() error, error) {
+// When eventSource is not empty (the service name, under the SCM),
+// warnings and errors also go to the Windows event log under that source.
+// The returned func flushes and closes what was opened; call it last.
+func openServeLog(cfg *config.Config, stderr io.Writer, eventSource string) (*slog.Logger, func() error, error) {
 	var closers []func() error
 	closeAll := func() error {
 		var errs []error
@@ -175,14 +176,13 @@ func openServeLog(cfg *config.Config, stderr io.Writer, service bool) (*slog.Log
 		_ = closeAll()
 		return nil, nil, err
 	}
-	if service {
-		el, err := winsvc.OpenEventLog(winsvc.DefaultName, slog.LevelWarn)
+	if eventSource != "" {
+		el, err := winsvc.OpenEventLog(eventSource, slog.LevelWarn)
 		if err == nil {
 			closers = append(closers, el.Close)
 			h = slog.NewMultiHandler(h, el.Handler())
 		} else {
-			// Not fatal: the source is missing when the service was
-			// registered by hand; the file log still works.
+			// Not fatal: the file (or stderr) log still works.
 			slog.New(h).Warn("no event log; logging to the file only", logging.KeyErr, err)
 		}
 	}

@@ -51,9 +51,9 @@ const (
 // then cancels its context and waits for it, reporting states through
 // report. It returns run's error. Interrogate re-reports the current state.
 // While stopping, StopPending is re-reported every progress interval.
-func control(run func(ctx context.Context) error, requests <-chan request, report func(state), progress time.Duration) error {
+func control(base context.Context, run func(ctx context.Context) error, requests <-chan request, report func(state), progress time.Duration) error {
 	report(stateStartPending)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx) }()
@@ -86,6 +86,21 @@ func control(run func(ctx context.Context) error, requests <-chan request, repor
 			report(stateStopPending)
 		}
 	}
+}
+
+type nameKey struct{}
+
+// withName returns ctx carrying the service name.
+func withName(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, nameKey{}, name)
+}
+
+// NameFromContext returns the name the SCM started the service under, from
+// the context Run passes to its function. Use it as the event log source:
+// it differs from DefaultName when the service was installed with --name.
+func NameFromContext(ctx context.Context) (string, bool) {
+	name, ok := ctx.Value(nameKey{}).(string)
+	return name, ok && name != ""
 }
 
 // eventWriter is the part of *eventlog.Log the event log handler uses.

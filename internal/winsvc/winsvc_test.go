@@ -52,7 +52,7 @@ func TestControlStopCancelsRun(t *testing.T) {
 		release := make(chan struct{})
 		result := make(chan error, 1)
 		go func() {
-			result <- control(func(ctx context.Context) error {
+			result <- control(context.Background(), func(ctx context.Context) error {
 				close(started)
 				<-ctx.Done()
 				<-release // shutting down takes a while
@@ -79,7 +79,12 @@ func TestControlStopCancelsRun(t *testing.T) {
 func TestControlRunReturnsOnItsOwn(t *testing.T) {
 	var rec recorder
 	reqs := make(chan request)
-	err := control(func(ctx context.Context) error { return nil }, reqs, rec.report, time.Hour)
+	err := control(withName(context.Background(), "gw2"), func(ctx context.Context) error {
+		if name, ok := NameFromContext(ctx); !ok || name != "gw2" {
+			return errors.New("service name not on the context")
+		}
+		return nil
+	}, reqs, rec.report, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +99,7 @@ func TestControlReportsStopProgress(t *testing.T) {
 	release := make(chan struct{})
 	result := make(chan error, 1)
 	go func() {
-		result <- control(func(ctx context.Context) error {
+		result <- control(context.Background(), func(ctx context.Context) error {
 			<-ctx.Done()
 			<-release // a slow shutdown
 			return nil
@@ -212,5 +217,14 @@ func TestStubsOffWindows(t *testing.T) {
 	}
 	if _, err := OpenEventLog(DefaultName, nil); !errors.Is(err, ErrNotSupported) {
 		t.Errorf("OpenEventLog: %v", err)
+	}
+}
+
+func TestNameFromContext(t *testing.T) {
+	if _, ok := NameFromContext(context.Background()); ok {
+		t.Fatal("name on a bare context")
+	}
+	if _, ok := NameFromContext(withName(context.Background(), "")); ok {
+		t.Fatal("empty name reported")
 	}
 }

@@ -162,8 +162,10 @@ func Stop(name string) error {
 	return nil
 }
 
-// Run runs the process as the service name under the SCM: run gets a
-// context that is cancelled on Stop or Shutdown, the SCM sees StartPending,
+// Run runs the process as the service name under the SCM (for a service
+// in its own process the SCM ignores name and starts the one it launched;
+// NameFromContext tells run which that is): run gets a context that is
+// cancelled on Stop or Shutdown, the SCM sees StartPending,
 // Running and StopPending (with progress while run shuts down), and the
 // service stops when run returns. A non-nil error from run becomes
 // service-specific exit code 1 (so the SCM's recovery actions restart the
@@ -182,7 +184,7 @@ type handler struct {
 }
 
 // Execute adapts the SCM's requests and status channel to control.
-func (h *handler) Execute(_ []string, r <-chan svc.ChangeRequest, s chan<- svc.Status) (bool, uint32) {
+func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- svc.Status) (bool, uint32) {
 	reqs := make(chan request)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -222,7 +224,11 @@ func (h *handler) Execute(_ []string, r <-chan svc.ChangeRequest, s chan<- svc.S
 			s <- svc.Status{State: svc.StopPending, CheckPoint: checkpoint, WaitHint: uint32(3 * StopProgressInterval / time.Millisecond)}
 		}
 	}
-	err := control(h.run, reqs, report, StopProgressInterval)
+	base := context.Background()
+	if len(args) > 0 {
+		base = withName(base, args[0]) // the SCM passes the service name first
+	}
+	err := control(base, h.run, reqs, report, StopProgressInterval)
 	close(stop)
 	wg.Wait()
 	h.err = err

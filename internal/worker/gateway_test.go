@@ -58,6 +58,7 @@ type harness struct {
 type harnessOpts struct {
 	stdin *string // stdin content; default nonceLine()
 	cfg   func(*Config)
+	ctx   context.Context // default context.Background()
 }
 
 func socketPath(t testing.TB) string {
@@ -95,7 +96,11 @@ func start(t *testing.T, be backend.Backend, o harnessOpts) *harness {
 			o.cfg(&cfg)
 		}
 		h.inProcess = true
-		go func() { h.code <- Run(context.Background(), cfg) }()
+		ctx := o.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		go func() { h.code <- Run(ctx, cfg) }()
 	})
 }
 

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -685,6 +686,22 @@ func TestConnectionLost(t *testing.T) {
 	h.conn.Close()
 	if code := h.exitCode(); code != protocol.ExitConnectionLost {
 		t.Fatalf("exit code %d, want %d", code, protocol.ExitConnectionLost)
+	}
+	if calls := be.callLog(); len(calls) != 1 || calls[0] != "Close" {
+		t.Fatalf("backend calls = %v, want [Close]", calls)
+	}
+}
+
+func TestContextCancelled(t *testing.T) {
+	be := newFake()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := start(t, be, harnessOpts{ctx: ctx})
+	h.ready(noHeartbeats)
+	cancel()
+	h.expectEOF()
+	if code := h.exitCode(); code != protocol.ExitConnectionLost {
+		t.Fatalf("exit code %d", code)
 	}
 	if calls := be.callLog(); len(calls) != 1 || calls[0] != "Close" {
 		t.Fatalf("backend calls = %v, want [Close]", calls)
