@@ -23,7 +23,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(workerModeEnv); mode != "" {
+	switch mode := os.Getenv(workerModeEnv); mode {
+	case "":
+	case modeSim:
+		os.Exit(simWorker())
+	default:
 		os.Exit(testWorker(mode))
 	}
 	testutil.VerifyNoLeaks(m)

@@ -101,7 +101,7 @@ func TestWorkerKilledMidStream(t *testing.T) {
 // faults the session with HEARTBEAT_EXPIRED and kills the worker.
 func TestHungWorker(t *testing.T) {
 	t.Parallel()
-	g := harness.Start(t, "--heartbeat-interval=100ms", "--heartbeat-grace=600ms", "--heartbeat-ceiling=2s", "--log-level=debug")
+	g := harness.Start(t, "--heartbeat-interval=100ms", "--heartbeat-grace=600ms", "--heartbeat-ceiling=2s")
 	s := openSession(t, g.Client(), "hang")
 	ev := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
@@ -150,4 +150,3 @@ func TestLeaseExpiry(t *testing.T) {
 		return nil
 	})
 }
-
