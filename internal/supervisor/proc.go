@@ -8,9 +8,10 @@ type osProcess interface {
 	// allows it, the process is not reaped yet, so its pid (and process
 	// group) cannot be reused while kill may still signal it.
 	awaitExit()
-	// kill kills the process with its process group or job. It never
-	// signals a pid that may already belong to someone else.
-	kill() error
+	// kill kills the process with its process group or job and reports
+	// whether the process was still running. It never signals a pid that
+	// may already belong to someone else.
+	kill() (bool, error)
 	// release frees what the platform holds for the process after it was
 	// reaped.
 	release()

@@ -17,11 +17,11 @@ type unixProc struct {
 	reaped bool // set before the pid can be reaped; kill is a no-op after
 }
 
-func (u *unixProc) kill() error {
+func (u *unixProc) kill() (bool, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.reaped {
-		return nil
+		return false, nil
 	}
 	err := syscall.Kill(-u.pid, syscall.SIGKILL)
 	if errors.Is(err, syscall.ESRCH) {
@@ -29,9 +29,9 @@ func (u *unixProc) kill() error {
 		err = syscall.Kill(u.pid, syscall.SIGKILL)
 	}
 	if errors.Is(err, syscall.ESRCH) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 func (u *unixProc) awaitExit() {

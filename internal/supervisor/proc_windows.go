@@ -127,20 +127,27 @@ type winProc struct {
 	proc windows.Handle
 
 	mu     sync.Mutex
+	exited bool
 	closed bool
 }
 
 func (w *winProc) awaitExit() {
 	_, _ = windows.WaitForSingleObject(w.proc, windows.INFINITE)
+	w.mu.Lock()
+	w.exited = true
+	w.mu.Unlock()
 }
 
-func (w *winProc) kill() error {
+func (w *winProc) kill() (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return nil
+		return false, nil
 	}
-	return windows.TerminateJobObject(w.job, 1)
+	// Terminate the job even after the worker exited: it may have left
+	// children in it.
+	err := windows.TerminateJobObject(w.job, 1)
+	return err == nil && !w.exited, err
 }
 
 func (w *winProc) release() {

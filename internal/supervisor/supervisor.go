@@ -120,8 +120,9 @@ type Supervisor struct {
 	log    *slog.Logger
 	runDir string // RuntimeDir/gw-<pid>
 
-	// Lock order: mu → process.mu. mu is never held across I/O except the
-	// small record files, and never across a process start or wait.
+	// Lock order: mu → process.mu → the osProcess's own mutex. mu is held
+	// across a process start (so Close cannot miss a process being born)
+	// and the run directory's creation, never across a wait.
 	mu       sync.Mutex
 	plat     *platform // created on first use
 	workers  map[int]*process
@@ -390,10 +391,13 @@ func (s *Supervisor) wait(p *process, log *slog.Logger) {
 // kill kills the process and its group or job. Safe to call at any time and
 // more than once; it never signals a reaped pid.
 func (p *process) kill() {
+	// p.mu is held across the signal so that the waiter, which reads
+	// killed under p.mu after the reap, sees it.
 	p.mu.Lock()
-	p.killed = true
-	p.mu.Unlock()
-	_ = p.os.kill()
+	defer p.mu.Unlock()
+	if sent, _ := p.os.kill(); sent {
+		p.killed = true
+	}
 }
 
 // status describes how the process ended ("exit status 3", "signal:

@@ -119,7 +119,7 @@ func TestReplayGap(t *testing.T) {
 // slowSetup opens a session with two subscribers: a conflating one that
 // keeps up on the default connection, and a stalled one on a connection
 // with minimal HTTP/2 windows that never reads. Then it storms.
-func slowSetup(t *testing.T, g *harness.Gateway) (s *client, fast *stream, stalled grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse], final int32) {
+func slowSetup(t *testing.T, g *harness.Gateway) (s *client, fast *stream, stalled grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse], h, final int32) {
 	t.Helper()
 	s = openSession(t, g.Client(), "slow")
 	fast = s.streamEvents(&mxgatewayv1.StreamEventsRequest{Conflate: true})
@@ -132,8 +132,8 @@ func slowSetup(t *testing.T, g *harness.Gateway) (s *client, fast *stream, stall
 	slowClient := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
 	stalled, _ = slowClient.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
-	_, final = storm(t, s, fast, 20000)
-	return s, fast, stalled, final
+	h, final = storm(t, s, fast, 20000)
+	return s, fast, stalled, h, final
 }
 
 // drain reads a stalled stream to its end and checks that what it got was
@@ -160,7 +160,7 @@ func drain(t *testing.T, st grpc.ServerStreamingClient[mxgatewayv1.StreamEventsR
 func TestSlowSubscriberDisconnected(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--subscriber-queue=16", "--slow-consumer-policy=disconnect-subscriber", "--replay-size=100000")
-	s, fast, stalled, final := slowSetup(t, g)
+	s, fast, stalled, h, final := slowSetup(t, g)
 	eventually(t, "slow subscriber disconnected", func() error {
 		if n := s.info().GetSubscribers(); n != 1 {
 			return fmt.Errorf("%d subscribers", n)
@@ -172,7 +172,7 @@ func TestSlowSubscriberDisconnected(t *testing.T) {
 
 	// The conflating subscriber was not affected and sees the end.
 	fast.waitFor("the storm's last value", func(ev *mxgatewayv1.Event) bool {
-		return ev.GetDataChange().GetValue().GetInt32Value() == final
+		return dataChangeOf(s.hlmx, h)(ev) && ev.GetDataChange().GetValue().GetInt32Value() == final
 	})
 	if st := s.info().GetState(); st != mxgatewayv1.SessionState_SESSION_STATE_READY {
 		t.Fatalf("session state %v, want READY", st)
@@ -196,7 +196,7 @@ func TestSlowSubscriberDisconnected(t *testing.T) {
 func TestSlowSubscriberFaultsSession(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--subscriber-queue=16", "--slow-consumer-policy=fault-session")
-	s, fast, stalled, _ := slowSetup(t, g)
+	s, fast, stalled, _, _ := slowSetup(t, g)
 	_, err := fast.end()
 	wantCode(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer)
 	_, err = drain(t, stalled)
