@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,7 +65,7 @@ func parseServeFlags(args []string, out io.Writer) (serveConfig, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:5000", "gRPC listen address (loopback only until authentication is configured)")
 	fs.StringVar(&c.HTTPListen, "http-listen", "127.0.0.1:5001", "HTTP listen address for /healthz (loopback only)")
-	fs.StringVar(&c.DataDir, "data-dir", "", "data directory for persistent state (default: the user config directory + /mxgateway)")
+	fs.StringVar(&c.DataDir, "data-dir", "", "data directory for persistent state (default: %ProgramData%\\mxgateway on Windows, $XDG_STATE_HOME/mxgateway or ~/.local/state/mxgateway elsewhere)")
 	fs.StringVar(&c.WorkerExe, "worker-exe", "", "worker executable (default: this binary, re-executed as `mxgateway worker`)")
 	fs.StringVar(&c.WorkerBackend, "worker-backend", "sim", "worker backend: sim or mxaccess")
 	fs.StringVar(&c.SimModel, "sim-model", "", "simulator Galaxy model file (default: the built-in demo Galaxy)")
@@ -146,13 +147,36 @@ func parseServeFlags(args []string, out io.Writer) (serveConfig, error) {
 		errs = append(errs, fmt.Errorf("serve: --log-format must be text or json (got %q)", c.LogFormat))
 	}
 	if c.DataDir == "" {
-		dir, err := os.UserConfigDir()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("serve: no --data-dir and no user config directory: %w", err))
+		c.DataDir = defaultDataDir()
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("serve: --data-dir is required (no default: neither XDG_STATE_HOME nor HOME is set)"))
 		}
-		c.DataDir = filepath.Join(dir, "mxgateway")
 	}
 	return c, errors.Join(errs...)
+}
+
+// defaultDataDir is the per-OS default data directory (as in
+// docs/configuration.md), or "" when there is none.
+func defaultDataDir() string {
+	switch runtime.GOOS {
+	case "windows":
+		if pd := os.Getenv("ProgramData"); pd != "" {
+			return filepath.Join(pd, "mxgateway")
+		}
+		return `C:\ProgramData\mxgateway`
+	case "darwin":
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, "Library", "Application Support", "mxgateway")
+		}
+		return ""
+	}
+	if st := os.Getenv("XDG_STATE_HOME"); st != "" {
+		return filepath.Join(st, "mxgateway")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "mxgateway")
+	}
+	return ""
 }
 
 // checkLoopback refuses addresses other hosts can reach: authentication

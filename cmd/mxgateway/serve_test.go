@@ -16,7 +16,7 @@ func TestServeFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen != "127.0.0.1:5000" || c.HTTPListen != "127.0.0.1:5001" || c.WorkerBackend != "sim" ||
-		c.SlowConsumerPolicy != "disconnect-subscriber" || c.MaxMessageBytes != 16<<20 || c.HeartbeatInterval != 5*time.Second {
+		c.SlowConsumerPolicy != "fault-session" || c.MaxMessageBytes != 16<<20 || c.HeartbeatInterval != 5*time.Second {
 		t.Fatalf("defaults %+v", c)
 	}
 	exe, args, err := workerCommand(c)

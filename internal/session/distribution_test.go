@@ -252,7 +252,7 @@ func TestSubscriberLimit(t *testing.T) {
 func TestSlowConsumerDisconnect(t *testing.T) {
 	slow := 0
 	var mu sync.Mutex
-	h := newHarness(t, Options{SubscriberQueue: 2, Hooks: Hooks{SlowConsumer: func(p SlowConsumerPolicy) {
+	h := newHarness(t, Options{SubscriberQueue: 2, SlowConsumerPolicy: PolicyDisconnectSubscriber, Hooks: Hooks{SlowConsumer: func(p SlowConsumerPolicy) {
 		mu.Lock()
 		slow++
 		mu.Unlock()

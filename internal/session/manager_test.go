@@ -26,7 +26,7 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := m.Options()
-	if o.MaxSessions != DefaultMaxSessions || o.SlowConsumerPolicy != PolicyDisconnectSubscriber || o.SweepInterval != time.Second {
+	if o.MaxSessions != DefaultMaxSessions || o.SlowConsumerPolicy != PolicyFaultSession || o.SweepInterval != time.Second {
 		t.Fatalf("defaults not applied: %+v", o)
 	}
 	if _, err := ParseSlowConsumerPolicy("fault-session"); err != nil {

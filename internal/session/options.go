@@ -61,16 +61,16 @@ func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
 // Defaults of Options.
 const (
 	DefaultMaxSessions        = 64
-	DefaultMaxPendingCommands = 128
+	DefaultMaxPendingCommands = 256
 	DefaultCommandTimeout     = 30 * time.Second
-	DefaultLease              = 60 * time.Second
-	DefaultDetachGrace        = 30 * time.Second
+	DefaultLease              = 5 * time.Minute
+	DefaultDetachGrace        = 2 * time.Minute
 	DefaultCloseTimeout       = protocol.DefaultShutdownTimeout
 	DefaultMaxSubscribers     = 8
-	DefaultSubscriberQueue    = 4096
-	DefaultReplaySize         = 10000
-	DefaultReplayAge          = 5 * time.Minute
-	DefaultSlowConsumerPolicy = PolicyDisconnectSubscriber
+	DefaultSubscriberQueue    = 10000
+	DefaultReplaySize         = 100000
+	DefaultReplayAge          = 10 * time.Minute
+	DefaultSlowConsumerPolicy = PolicyFaultSession
 )
 
 // Hooks are optional callbacks for metrics. They run synchronously, some
@@ -100,29 +100,30 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxSessions caps open and opening sessions. Default 64.
 	MaxSessions int
-	// MaxPendingCommands caps in-flight commands per session. Default 128.
+	// MaxPendingCommands caps in-flight commands per session. Default 256.
 	MaxPendingCommands int
 	// CommandTimeout applies when a call gives none. Default 30s.
 	CommandTimeout time.Duration
 	// Lease is how long a session lives after its last call when no
-	// stream is attached. Default 60s.
+	// stream is attached. Default 5m.
 	Lease time.Duration
 	// DetachGrace is how long a session lives after its last subscriber
-	// left, even when the lease ran out meanwhile. Default 30s.
+	// left, even when the lease ran out meanwhile. Default 2m.
 	DetachGrace time.Duration
 	// CloseTimeout bounds a graceful worker shutdown before the worker is
 	// killed. Default protocol.DefaultShutdownTimeout (10s).
 	CloseTimeout time.Duration
 	// MaxSubscribers caps event subscribers per session. Default 8.
 	MaxSubscribers int
-	// SubscriberQueue is each subscriber's live queue length. Default 4096.
+	// SubscriberQueue is each subscriber's live queue length. Default 10000.
 	SubscriberQueue int
 	// SlowConsumerPolicy applies when a subscriber queue is full.
-	// Default PolicyDisconnectSubscriber.
+	// Default PolicyFaultSession.
 	SlowConsumerPolicy SlowConsumerPolicy
-	// ReplaySize is how many events the replay ring keeps. Default 10000.
+	// ReplaySize is how many events the replay ring keeps (it grows on
+	// demand up to this). Default 100000.
 	ReplaySize int
-	// ReplayAge is how long the replay ring keeps an event. Default 5m.
+	// ReplayAge is how long the replay ring keeps an event. Default 10m.
 	ReplayAge time.Duration
 	// SweepInterval is how often leases are checked. Default: a quarter of
 	// the shorter of Lease and DetachGrace, between 10ms and 1s.

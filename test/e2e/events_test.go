@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
@@ -15,12 +16,20 @@ import (
 
 // storm subscribes Sim.StormValue, waits for its first value on ev and
 // triggers a storm of n changes. It returns the item handle and the value
-// the storm ends at.
-func storm(t *testing.T, s *client, ev *stream, n int32) (int32, int32) {
+// the storm ends at. With mayFault the storm may fault the session before
+// the triggering write's reply arrives (UNAVAILABLE is then fine).
+func storm(t *testing.T, s *client, ev *stream, n int32, mayFault bool) (int32, int32) {
 	t.Helper()
 	h := s.subscribe("Sim.StormValue")
 	first := ev.waitFor("first value of Sim.StormValue", dataChangeOf(s.hlmx, h))
-	s.simFault("Storm", n)
+	trigger := s.subscribe("Sim.Storm")
+	r, err := s.invokeErr(writeCmd(s.hlmx, trigger, intValue(n)))
+	switch {
+	case err != nil && !(mayFault && status.Code(err) == codes.Unavailable):
+		t.Fatalf("storm write: %v", err)
+	case err == nil && r.GetStatus() != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK:
+		t.Fatalf("storm write: %v", r)
+	}
 	return h, first.GetDataChange().GetValue().GetInt32Value() + n
 }
 
@@ -56,7 +65,7 @@ func TestDetachGraceAndResume(t *testing.T) {
 		t.Fatal("session expired although a stream was attached")
 	}
 
-	h, final := storm(t, s, a, 300)
+	h, final := storm(t, s, a, 300, false)
 	var seen uint64
 	for range 40 {
 		ev := a.next()
@@ -98,7 +107,7 @@ func TestReplayGap(t *testing.T) {
 	s := openSession(t, g.Client(), "gap")
 	live := s.streamEvents(&mxgatewayv1.StreamEventsRequest{LiveOnly: true})
 	s.register()
-	storm(t, s, live, 50)
+	storm(t, s, live, 50, false)
 	last := settledSequence(t, s, 50)
 	live.stop()
 
@@ -119,7 +128,7 @@ func TestReplayGap(t *testing.T) {
 // slowSetup opens a session with two subscribers: a conflating one that
 // keeps up on the default connection, and a stalled one on a connection
 // with minimal HTTP/2 windows that never reads. Then it storms.
-func slowSetup(t *testing.T, g *harness.Gateway) (s *client, fast *stream, stalled grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse], h, final int32) {
+func slowSetup(t *testing.T, g *harness.Gateway, mayFault bool) (s *client, fast *stream, stalled grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse], h, final int32) {
 	t.Helper()
 	s = openSession(t, g.Client(), "slow")
 	fast = s.streamEvents(&mxgatewayv1.StreamEventsRequest{Conflate: true})
@@ -132,7 +141,7 @@ func slowSetup(t *testing.T, g *harness.Gateway) (s *client, fast *stream, stall
 	slowClient := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
 	stalled, _ = slowClient.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
-	h, final = storm(t, s, fast, 20000)
+	h, final = storm(t, s, fast, 20000, mayFault)
 	return s, fast, stalled, h, final
 }
 
@@ -160,7 +169,7 @@ func drain(t *testing.T, st grpc.ServerStreamingClient[mxgatewayv1.StreamEventsR
 func TestSlowSubscriberDisconnected(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--subscriber-queue=16", "--slow-consumer-policy=disconnect-subscriber", "--replay-size=100000")
-	s, fast, stalled, h, final := slowSetup(t, g)
+	s, fast, stalled, h, final := slowSetup(t, g, false)
 	eventually(t, "slow subscriber disconnected", func() error {
 		if n := s.info().GetSubscribers(); n != 1 {
 			return fmt.Errorf("%d subscribers", n)
@@ -196,7 +205,7 @@ func TestSlowSubscriberDisconnected(t *testing.T) {
 func TestSlowSubscriberFaultsSession(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--subscriber-queue=16", "--slow-consumer-policy=fault-session")
-	s, fast, stalled, _, _ := slowSetup(t, g)
+	s, fast, stalled, _, _ := slowSetup(t, g, true)
 	_, err := fast.end()
 	wantCode(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer)
 	_, err = drain(t, stalled)

@@ -120,10 +120,11 @@ type Gateway struct {
 	Stdout *Buffer
 	Stderr *Buffer
 
-	t      testing.TB
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // exit status, valid after exited is closed
+	t         testing.TB
+	extraArgs []string
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	err       error // exit status, valid after exited is closed
 
 	mu      sync.Mutex
 	conn    *grpc.ClientConn
@@ -142,16 +143,36 @@ func Start(t testing.TB, extraArgs ...string) *Gateway {
 	if runtime.GOOS == "windows" {
 		t.Skip("harness: e2e tests run on Unix-like systems")
 	}
-	bin := Binary(t)
+	Binary(t)
 	dir := filepath.Join(suite.root, fmt.Sprintf("g%03d", suite.count.Add(1)))
+	return start(t, dir, extraArgs)
+}
+
+// Restart starts a new gateway process with the same directories and
+// arguments as g (which must have exited, for example after Kill): the way
+// an operator restarts a crashed gateway. The new gateway has new addresses.
+func (g *Gateway) Restart(t testing.TB) *Gateway {
+	t.Helper()
+	select {
+	case <-g.exited:
+	default:
+		t.Fatal("harness: Restart of a gateway that is still running")
+	}
+	return start(t, g.Dir, g.extraArgs)
+}
+
+func start(t testing.TB, dir string, extraArgs []string) *Gateway {
+	t.Helper()
+	bin := suite.binary
 	g := &Gateway{
-		Dir:     dir,
-		DataDir: filepath.Join(dir, "data"),
-		TempDir: filepath.Join(dir, "tmp"),
-		Stdout:  &Buffer{},
-		Stderr:  &Buffer{},
-		t:       t,
-		exited:  make(chan struct{}),
+		Dir:       dir,
+		DataDir:   filepath.Join(dir, "data"),
+		TempDir:   filepath.Join(dir, "tmp"),
+		Stdout:    &Buffer{},
+		Stderr:    &Buffer{},
+		t:         t,
+		extraArgs: extraArgs,
+		exited:    make(chan struct{}),
 	}
 	for _, d := range []string{g.DataDir, g.TempDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -164,7 +185,7 @@ func Start(t testing.TB, extraArgs ...string) *Gateway {
 	}, extraArgs...)
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Env = append(os.Environ(), "TMPDIR="+g.TempDir)
-	logFile, err := os.Create(filepath.Join(dir, "gateway.log"))
+	logFile, err := os.OpenFile(filepath.Join(dir, "gateway.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
@@ -291,6 +312,9 @@ func (g *Gateway) Kill() {
 func (g *Gateway) WorkerPIDs() []int {
 	return processesMatching(g.TempDir)
 }
+
+// Sockets lists the socket files under Dir (worker endpoints on Unix).
+func (g *Gateway) Sockets() []string { return socketsUnder(g.Dir) }
 
 // Leftovers reports worker processes and socket files of this gateway that
 // still exist.

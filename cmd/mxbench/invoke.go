@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/client"
+)
+
+// InvokeParams is the workload of the Invoke figures.
+type InvokeParams struct {
+	// Calls is the number of timed calls per repetition, issued one at a
+	// time (each waits for its reply) after Warmup untimed ones.
+	Calls  int `json:"calls_per_rep"`
+	Warmup int `json:"warmup_calls"`
+}
+
+// InvokeFigure is the round trip of one command against the echo.
+type InvokeFigure struct {
+	Command string        `json:"command"`
+	Gateway LatencySpread `json:"gateway"`
+	Echo    LatencySpread `json:"echo"`
+	// RatioP50 is median gateway p50 / median echo p50.
+	RatioP50 float64 `json:"ratio_p50"`
+	// RequestBytes and ReplyBytes are the encoded message sizes.
+	RequestBytes int `json:"request_bytes"`
+	ReplyBytes   int `json:"reply_bytes"`
+}
+
+// InvokeResult holds the Write and AddItem figures.
+type InvokeResult struct {
+	Params  InvokeParams   `json:"params"`
+	Figures []InvokeFigure `json:"figures"`
+}
+
+// invokeTarget is what a timed call runs on: a session (gateway or
+// ceiling) with a registration and an advised item.
+type invokeTarget struct {
+	mx    *client.MX
+	h     int32
+	hItem int32
+}
+
+// timedCalls runs n calls of kind one at a time and returns their
+// durations.
+func timedCalls(ctx context.Context, t invokeTarget, kind string, n, warmup int) ([]time.Duration, error) {
+	call := func(i int) error {
+		switch kind {
+		case "write":
+			return t.mx.Write(ctx, t.h, t.hItem, client.MustValue(int32(i)), 0)
+		default:
+			_, err := t.mx.AddItem(ctx, t.h, memRef(i%1000))
+			return err
+		}
+	}
+	for i := range warmup {
+		if err := call(i); err != nil {
+			return nil, err
+		}
+	}
+	ds := make([]time.Duration, n)
+	for i := range n {
+		start := time.Now()
+		if err := call(warmup + i); err != nil {
+			return nil, err
+		}
+		ds[i] = time.Since(start)
+	}
+	return ds, nil
+}
+
+// runInvoke measures Write and AddItem round trips on the gateway and the
+// same calls against the ceiling's unary echo (which answers with the
+// gateway's own reply, so both directions carry the same bytes).
+func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams, reps int, logf func(string, ...any)) (*InvokeResult, error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ec, err := client.Dial(ctx, ce.addr, client.WithInsecure(), client.WithoutSessionCleanup(), client.WithUserAgent("mxbench"))
+	if err != nil {
+		return nil, err
+	}
+	defer ec.Close()
+	res := &InvokeResult{Params: p}
+	for _, kind := range []string{"write", "add_item"} {
+		fig := InvokeFigure{Command: map[string]string{"write": "Write", "add_item": "AddItem"}[kind]}
+		var gw, echo []Latency
+		for rep := range reps {
+			// A fresh session per repetition: AddItem handles and the
+			// write events do not pile up across repetitions.
+			s, err := c.OpenSession(ctx, "mxbench-invoke")
+			if err != nil {
+				return nil, err
+			}
+			mx := s.MX()
+			h, err := mx.Register(ctx, "mxbench")
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			hw, err := mx.AddItem(ctx, h, refWrite)
+			if err == nil {
+				err = mx.Advise(ctx, h, hw)
+			}
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			// Capture one real reply for the echo, and the message sizes.
+			cmd := sampleCommand(kind, h, hw)
+			reply, err := mx.Invoke(ctx, cmd)
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			if reply.GetHresult() != 0 {
+				s.Close()
+				return nil, fmt.Errorf("mxbench: %s failed on the gateway: hresult %#x", kind, uint32(reply.GetHresult()))
+			}
+			ce.setReply(kind, reply)
+			fig.RequestBytes = proto.Size(&mxgatewayv1.InvokeRequest{SessionId: s.ID(), Command: cmd})
+			fig.ReplyBytes = proto.Size(&mxgatewayv1.InvokeResponse{Reply: reply})
+
+			ds, err := timedCalls(ctx, invokeTarget{mx, h, hw}, kind, p.Calls, p.Warmup)
+			s.Close()
+			if err != nil {
+				return nil, err
+			}
+			gw = append(gw, latencyOf(ds))
+
+			es, err := ec.AttachSession(s.ID())
+			if err != nil {
+				return nil, err
+			}
+			eds, err := timedCalls(ctx, invokeTarget{es.MX(), h, hw}, kind, p.Calls, p.Warmup)
+			if err != nil {
+				return nil, err
+			}
+			echo = append(echo, latencyOf(eds))
+			logf("invoke %s rep %d: gateway p50 %.3f ms p99 %.3f ms, echo p50 %.3f ms p99 %.3f ms",
+				fig.Command, rep+1, gw[rep].P50, gw[rep].P99, echo[rep].P50, echo[rep].P99)
+		}
+		fig.Gateway, fig.Echo = latencySpread(gw), latencySpread(echo)
+		fig.RatioP50 = ratio(fig.Gateway.P50.Median, fig.Echo.P50.Median)
+		res.Figures = append(res.Figures, fig)
+	}
+	return res, nil
+}
+
+// sampleCommand is one command of kind, as the SDK builds it.
+func sampleCommand(kind string, h, hw int32) *mxgatewayv1.Command {
+	if kind == "write" {
+		return &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{
+			Write: &mxgatewayv1.WriteCommand{ServerHandle: h, ItemHandle: hw, Value: client.MustValue(int32(1)).Proto()}}}
+	}
+	return &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{
+		AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: h, ItemDefinition: memRef(1)}}}
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"time"
+)
+
+// OpenParams is the workload of the session-open figure.
+type OpenParams struct {
+	// Opens per repetition, one at a time; each session is closed before
+	// the next opens (the close is not timed).
+	Opens int `json:"opens_per_rep"`
+}
+
+// OpenResult is session open (spawn + handshake + ready, as the SDK sees
+// it) against a bare spawn and exit of the same binary (`mxgateway
+// version`).
+type OpenResult struct {
+	Params   OpenParams    `json:"params"`
+	Gateway  LatencySpread `json:"gateway_open"`
+	Spawn    LatencySpread `json:"bare_spawn_exit"`
+	RatioP50 float64       `json:"ratio_p50"`
+	// CloseP50 is the untimed close's median, for information.
+	CloseP50 Spread `json:"close_p50_ms"`
+}
+
+func runOpen(ctx context.Context, g *gatewayProc, bin string, p OpenParams, reps int, logf func(string, ...any)) (*OpenResult, error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	// Warm up: the first spawn pays for the page cache.
+	if s, err := c.OpenSession(ctx, "mxbench-open"); err == nil {
+		s.Close()
+	} else {
+		return nil, err
+	}
+	res := &OpenResult{Params: p}
+	var gw, sp []Latency
+	var closes []float64
+	for rep := range reps {
+		opens := make([]time.Duration, p.Opens)
+		cl := make([]time.Duration, p.Opens)
+		for i := range p.Opens {
+			start := time.Now()
+			s, err := c.OpenSession(ctx, "mxbench-open")
+			opens[i] = time.Since(start)
+			if err != nil {
+				return nil, fmt.Errorf("mxbench: open %d: %w", i, err)
+			}
+			start = time.Now()
+			if err := s.Close(); err != nil {
+				return nil, fmt.Errorf("mxbench: close %d: %w", i, err)
+			}
+			cl[i] = time.Since(start)
+		}
+		spawns := make([]time.Duration, p.Opens)
+		for i := range p.Opens {
+			start := time.Now()
+			if err := exec.CommandContext(ctx, bin, "version").Run(); err != nil {
+				return nil, fmt.Errorf("mxbench: %s version: %w", bin, err)
+			}
+			spawns[i] = time.Since(start)
+		}
+		gw, sp = append(gw, latencyOf(opens)), append(sp, latencyOf(spawns))
+		closes = append(closes, latencyOf(cl).P50)
+		logf("session open rep %d: p50 %.2f ms p99 %.2f ms; bare spawn p50 %.2f ms", rep+1, gw[rep].P50, gw[rep].P99, sp[rep].P50)
+	}
+	res.Gateway, res.Spawn = latencySpread(gw), latencySpread(sp)
+	res.RatioP50 = ratio(res.Gateway.P50.Median, res.Spawn.P50.Median)
+	res.CloseP50 = spreadOf(closes)
+	return res, nil
+}

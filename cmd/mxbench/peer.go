@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mxgateway/mxgateway/client"
+)
+
+// PeerParams is one peer workload: N values, each changing every Interval,
+// one subscriber.
+type PeerParams struct {
+	Values     int `json:"values"`
+	IntervalMs int `json:"change_interval_ms"`
+	// OfferedPerS is Values * 1000 / IntervalMs.
+	OfferedPerS float64 `json:"offered_updates_per_s"`
+	// PublishingMs is the OPC UA subscription's requested publishing
+	// interval (node-opcua's minimum is 50 ms); monitored items sample
+	// exception-based (samplingInterval 0) with a queue of QueueSize.
+	PublishingMs int `json:"opcua_publishing_interval_ms"`
+	QueueSize    int `json:"opcua_queue_size"`
+	WarmupS      int `json:"warmup_s"`
+	DurationS    int `json:"duration_s_per_rep"`
+}
+
+// PeerSide is one side's figures over the repetitions.
+type PeerSide struct {
+	UpdatesPerS Spread        `json:"updates_per_s"`
+	Latency     LatencySpread `json:"latency"`
+	// Note says what else happened (gaps, errors, revised intervals).
+	Note string `json:"note,omitempty"`
+}
+
+// PeerFigure compares mxgateway and the OPC UA peer on one workload.
+type PeerFigure struct {
+	Params PeerParams `json:"params"`
+	// MxGateway is the simulator → gateway → SDK side.
+	MxGateway *PeerSide `json:"mxgateway,omitempty"`
+	// OPCUA is the node-opcua server → node-opcua client side.
+	OPCUA *PeerSide `json:"opcua,omitempty"`
+	// Ratio is median mxgateway updates/s / median OPC UA updates/s.
+	Ratio   float64 `json:"ratio_updates"`
+	Skipped string  `json:"skipped,omitempty"`
+}
+
+// PeerResult holds the peer figures.
+type PeerResult struct {
+	NodeOPCUA string       `json:"node_opcua_version,omitempty"`
+	Node      string       `json:"node_version,omitempty"`
+	Figures   []PeerFigure `json:"figures"`
+	Skipped   string       `json:"skipped,omitempty"`
+}
+
+// peerWindow is one measured window of the mxgateway side.
+type peerWindow struct {
+	count int
+	lat   []float64
+}
+
+// gatewayPeer runs the mxgateway side of a peer workload on g (which
+// serves the model with the Peer object).
+func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*PeerSide, error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	s, err := c.OpenSession(ctx, "mxbench-peer")
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	mx := s.MX()
+	h, err := mx.Register(ctx, "mxbench")
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]string, p.Values)
+	for i := range refs {
+		refs[i] = peerRef(i)
+	}
+
+	var (
+		mu       sync.Mutex
+		counting bool
+		win      peerWindow
+		gaps     int
+	)
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var readErr error
+	attached := make(chan struct{})
+	wg.Go(func() {
+		first := true
+		for ev, err := range s.Events(rctx) {
+			if err != nil {
+				readErr = err
+				return
+			}
+			now := time.Now()
+			if first {
+				close(attached)
+				first = false
+			}
+			if ev.Gap() != nil {
+				mu.Lock()
+				gaps++
+				mu.Unlock()
+				continue
+			}
+			dc := ev.DataChange()
+			if dc == nil {
+				continue
+			}
+			mu.Lock()
+			if counting {
+				win.count++
+				win.lat = append(win.lat, float64(now.Sub(dc.Timestamp))/float64(time.Millisecond))
+			}
+			mu.Unlock()
+		}
+	})
+	entries, err := mx.SubscribeBulk(ctx, h, refs, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if err := e.Err(); err != nil {
+			return nil, fmt.Errorf("mxbench: subscribe %s: %w", e.ItemDefinition, err)
+		}
+	}
+	select {
+	case <-attached:
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("mxbench: no event within 30s of subscribing")
+	}
+	if err := sleepCtx(ctx, time.Duration(p.WarmupS)*time.Second); err != nil {
+		return nil, err
+	}
+	var rates []float64
+	var lats []Latency
+	for range reps {
+		mu.Lock()
+		win, counting = peerWindow{lat: make([]float64, 0, int(p.OfferedPerS)*p.DurationS)}, true
+		mu.Unlock()
+		start := time.Now()
+		if err := sleepCtx(ctx, time.Duration(p.DurationS)*time.Second); err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		w := win
+		counting = false
+		win = peerWindow{}
+		mu.Unlock()
+		elapsed := time.Since(start).Seconds()
+		if readErr != nil {
+			return nil, fmt.Errorf("mxbench: event stream ended: %w", readErr)
+		}
+		rates = append(rates, float64(w.count)/elapsed)
+		lats = append(lats, latencyOfMs(w.lat))
+	}
+	side := &PeerSide{UpdatesPerS: spreadOf(rates), Latency: latencySpread(lats)}
+	mu.Lock()
+	if gaps > 0 {
+		side.Note = fmt.Sprintf("%d replay gaps (the subscriber fell behind)", gaps)
+	}
+	mu.Unlock()
+	return side, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// opcuaPeer runs the node-opcua side of a peer workload: server.js and
+// client.js from dir.
+func opcuaPeer(ctx context.Context, dir, pki string, p PeerParams, reps int, logf func(string, ...any)) (*PeerSide, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	srv := exec.Command("node", "server.js", "--port", strconv.Itoa(port), "--n", strconv.Itoa(p.Values),
+		"--interval-ms", strconv.Itoa(p.IntervalMs), "--pki", pki)
+	srv.Dir = dir
+	srvLog, err := os.Create(filepath.Join(pki, fmt.Sprintf("server-%d.log", p.Values)))
+	if err != nil {
+		return nil, err
+	}
+	defer srvLog.Close()
+	srv.Stderr = srvLog
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("mxbench: start node server.js: %w", err)
+	}
+	exited := make(chan struct{})
+	var srvErr error
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var r struct {
+				Ready    bool   `json:"ready"`
+				Endpoint string `json:"endpoint"`
+			}
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r.Ready {
+				ready <- r.Endpoint
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	go func() {
+		srvErr = srv.Wait()
+		close(exited)
+	}()
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			srv.Process.Kill()
+			<-exited
+		}
+	}()
+	var endpoint string
+	select {
+	case endpoint = <-ready:
+	case <-exited:
+		return nil, fmt.Errorf("mxbench: node server.js exited (%v); see %s", srvErr, srvLog.Name())
+	case <-time.After(90 * time.Second):
+		return nil, fmt.Errorf("mxbench: node server.js not ready within 90s; see %s", srvLog.Name())
+	}
+
+	budget := time.Duration(p.WarmupS+reps*p.DurationS)*time.Second + 120*time.Second
+	cctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	cl := exec.CommandContext(cctx, "node", "client.js", "--endpoint", endpoint, "--n", strconv.Itoa(p.Values),
+		"--publishing-ms", strconv.Itoa(p.PublishingMs), "--queue-size", strconv.Itoa(p.QueueSize),
+		"--warmup-s", strconv.Itoa(p.WarmupS), "--duration-s", strconv.Itoa(p.DurationS),
+		"--reps", strconv.Itoa(reps), "--pki", pki)
+	cl.Dir = dir
+	var stderr strings.Builder
+	cl.Stderr = &stderr
+	stdout, err := cl.Output()
+	if err != nil {
+		return nil, fmt.Errorf("mxbench: node client.js: %v: %s", err, lastLines(stderr.String(), 5))
+	}
+	var rates []float64
+	var lats []Latency
+	side := &PeerSide{}
+	for line := range strings.SplitSeq(string(stdout), "\n") {
+		var r struct {
+			Done        bool    `json:"done"`
+			Rate        float64 `json:"updates_per_s"`
+			Updates     int     `json:"updates"`
+			P50         float64 `json:"latency_p50_ms"`
+			P99         float64 `json:"latency_p99_ms"`
+			Max         float64 `json:"latency_max_ms"`
+			RevisedPubl float64 `json:"revised_publishing_interval_ms"`
+		}
+		if json.Unmarshal([]byte(line), &r) != nil {
+			continue
+		}
+		if r.Done {
+			side.Note = fmt.Sprintf("revised publishing interval %g ms", r.RevisedPubl)
+			continue
+		}
+		rates = append(rates, r.Rate)
+		lats = append(lats, Latency{P50: r.P50, P99: r.P99, Max: r.Max, N: r.Updates})
+	}
+	if len(rates) == 0 {
+		return nil, fmt.Errorf("mxbench: node client.js printed no results: %s", lastLines(stderr.String(), 5))
+	}
+	side.UpdatesPerS, side.Latency = spreadOf(rates), latencySpread(lats)
+	return side, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// peerReady checks that node and the installed node-opcua are usable and
+// returns their versions, or why the peer is skipped.
+func peerReady(ctx context.Context, dir string) (node, opcua, skip string) {
+	if reason := os.Getenv("MXBENCH_PEER_SKIP"); reason != "" {
+		return "", "", reason
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return "", "", "node is not installed"
+	}
+	out, err := exec.CommandContext(ctx, "node", "--version").Output()
+	if err != nil {
+		return "", "", fmt.Sprintf("node --version: %v", err)
+	}
+	node = strings.TrimSpace(string(out))
+	pkg, err := os.ReadFile(filepath.Join(dir, "node_modules", "node-opcua", "package.json"))
+	if err != nil {
+		return node, "", fmt.Sprintf("node-opcua is not installed in %s (run npm ci there; bench/run.sh does)", dir)
+	}
+	var v struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(pkg, &v); err != nil {
+		return node, "", fmt.Sprintf("node-opcua package.json: %v", err)
+	}
+	return node, v.Version, ""
+}
