@@ -30,20 +30,23 @@ const (
 // application needs, not admin.
 var benchScopes = []string{"session:open", "session:close", "invoke:read", "invoke:write", "events:read"}
 
-// buildGateway builds cmd/mxgateway into dir and returns the binary's path.
-func buildGateway(ctx context.Context, dir string) (string, error) {
+// buildBinaries builds cmd/mxgateway and cmd/mxworker into dir (as `make
+// build` does, without version stamping) and returns their paths.
+func buildBinaries(ctx context.Context, dir string) (gateway, worker string, err error) {
 	root, err := moduleRoot(ctx)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	bin := filepath.Join(dir, "mxgateway")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/mxgateway")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("mxbench: go build ./cmd/mxgateway: %v\n%s", err, out)
+	gateway, worker = filepath.Join(dir, "mxgateway"), filepath.Join(dir, "mxworker")
+	for _, b := range []struct{ out, pkg string }{{gateway, "./cmd/mxgateway"}, {worker, "./cmd/mxworker"}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", b.out, b.pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("mxbench: go build %s: %v\n%s", b.pkg, err, out)
+		}
 	}
-	return bin, nil
+	return gateway, worker, nil
 }
 
 // moduleRoot is the directory of the main module's go.mod.

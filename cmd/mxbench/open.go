@@ -18,15 +18,23 @@ type OpenParams struct {
 // it) against a bare spawn and exit of the same binary (`mxgateway
 // version`).
 type OpenResult struct {
-	Params   OpenParams    `json:"params"`
+	Params OpenParams `json:"params"`
+	// Worker is the worker executable: "mxgateway worker" (the default,
+	// the gateway re-executes itself) or "mxworker" (--worker-exe).
+	Worker   string        `json:"worker"`
 	Gateway  LatencySpread `json:"gateway_open"`
 	Spawn    LatencySpread `json:"bare_spawn_exit"`
 	RatioP50 float64       `json:"ratio_p50"`
 	// CloseP50 is the untimed close's median, for information.
 	CloseP50 Spread `json:"close_p50_ms"`
+	// IdleWorkerMiB is the RSS of one idle worker (nothing registered),
+	// over 3 samples; Linux only.
+	IdleWorkerMiB Spread `json:"idle_worker_rss_mib"`
 }
 
-func runOpen(ctx context.Context, g *gatewayProc, bin string, p OpenParams, reps int, logf func(string, ...any)) (*OpenResult, error) {
+// runOpen times session opens on g against spawning workerBin with
+// spawnArgs (a command that exits at once).
+func runOpen(ctx context.Context, g *gatewayProc, worker, workerBin string, spawnArgs []string, p OpenParams, reps int, logf func(string, ...any)) (*OpenResult, error) {
 	c, err := g.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -38,7 +46,7 @@ func runOpen(ctx context.Context, g *gatewayProc, bin string, p OpenParams, reps
 	} else {
 		return nil, err
 	}
-	res := &OpenResult{Params: p}
+	res := &OpenResult{Params: p, Worker: worker}
 	var gw, sp []Latency
 	var closes []float64
 	for rep := range reps {
@@ -60,17 +68,40 @@ func runOpen(ctx context.Context, g *gatewayProc, bin string, p OpenParams, reps
 		spawns := make([]time.Duration, p.Opens)
 		for i := range p.Opens {
 			start := time.Now()
-			if err := exec.CommandContext(ctx, bin, "version").Run(); err != nil {
-				return nil, fmt.Errorf("mxbench: %s version: %w", bin, err)
+			if err := exec.CommandContext(ctx, workerBin, spawnArgs...).Run(); err != nil {
+				return nil, fmt.Errorf("mxbench: %s %v: %w", workerBin, spawnArgs, err)
 			}
 			spawns[i] = time.Since(start)
 		}
 		gw, sp = append(gw, latencyOf(opens)), append(sp, latencyOf(spawns))
 		closes = append(closes, latencyOf(cl).P50)
-		logf("session open rep %d: p50 %.2f ms p99 %.2f ms; bare spawn p50 %.2f ms", rep+1, gw[rep].P50, gw[rep].P99, sp[rep].P50)
+		logf("session open (%s) rep %d: p50 %.2f ms p99 %.2f ms; bare spawn p50 %.2f ms", worker, rep+1, gw[rep].P50, gw[rep].P99, sp[rep].P50)
 	}
 	res.Gateway, res.Spawn = latencySpread(gw), latencySpread(sp)
 	res.RatioP50 = ratio(res.Gateway.P50.Median, res.Spawn.P50.Median)
 	res.CloseP50 = spreadOf(closes)
+
+	s, err := c.OpenSession(ctx, "mxbench-idle")
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return nil, err
+	}
+	var idle []float64
+	for i := range 3 {
+		if i > 0 {
+			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+				return nil, err
+			}
+		}
+		if info := s.Info(); info != nil {
+			if r, err := rssBytes(int(info.GetWorkerPid())); err == nil {
+				idle = append(idle, float64(r)/mib)
+			}
+		}
+	}
+	res.IdleWorkerMiB = spreadOf(idle)
 	return res, nil
 }

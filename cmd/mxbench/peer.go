@@ -16,8 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/mxgateway/mxgateway/client"
 )
 
 // PeerParams is one peer workload: N values, each changing every Interval,
@@ -103,13 +101,15 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	var readErr error
+	var readErr error // under mu
 	attached := make(chan struct{})
 	wg.Go(func() {
 		first := true
 		for ev, err := range s.Events(rctx) {
 			if err != nil {
+				mu.Lock()
 				readErr = err
+				mu.Unlock()
 				return
 			}
 			now := time.Now()
@@ -166,10 +166,11 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*
 		w := win
 		counting = false
 		win = peerWindow{}
+		rerr := readErr
 		mu.Unlock()
 		elapsed := time.Since(start).Seconds()
-		if readErr != nil {
-			return nil, fmt.Errorf("mxbench: event stream ended: %w", readErr)
+		if rerr != nil {
+			return nil, fmt.Errorf("mxbench: event stream ended: %w", rerr)
 		}
 		rates = append(rates, float64(w.count)/elapsed)
 		lats = append(lats, latencyOfMs(w.lat))

@@ -3,201 +3,102 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/gateway"
 	"github.com/mxgateway/mxgateway/internal/logging"
-	"github.com/mxgateway/mxgateway/internal/protocol"
+	"github.com/mxgateway/mxgateway/internal/metrics"
+	"github.com/mxgateway/mxgateway/internal/opshttp"
 	"github.com/mxgateway/mxgateway/internal/session"
+	"github.com/mxgateway/mxgateway/internal/store"
 	"github.com/mxgateway/mxgateway/internal/supervisor"
+	"github.com/mxgateway/mxgateway/internal/tlsutil"
+	"github.com/mxgateway/mxgateway/internal/winsvc"
+	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
 
-// serveConfig is the configuration of `mxgateway serve`, from flags for now
-// (a typed config with environment and file support replaces it later; the
-// flag names stay).
-type serveConfig struct {
-	Listen             string
-	HTTPListen         string
-	DataDir            string
-	WorkerExe          string
-	WorkerBackend      string
-	SimModel           string
-	SimProfile         string
-	StartupTimeout     time.Duration
-	HeartbeatInterval  time.Duration
-	HeartbeatGrace     time.Duration
-	HeartbeatCeiling   time.Duration
-	ShutdownTimeout    time.Duration
-	CommandTimeout     time.Duration
-	MaxSessions        int
-	MaxPendingCommands int
-	MaxSubscribers     int
-	SubscriberQueue    int
-	SlowConsumerPolicy string
-	ReplaySize         int
-	ReplayAge          time.Duration
-	Lease              time.Duration
-	DetachGrace        time.Duration
-	MaxMessageBytes    int
-	ShutdownGrace      time.Duration
-	LogLevel           string
-	LogFormat          string
+// Timings of serve's own background work.
+const (
+	// noAuthWarnInterval repeats the auth=none warning.
+	noAuthWarnInterval = 10 * time.Minute
+	// workerProbeInterval is how long a successful worker_start readiness
+	// probe is trusted; a failed one is retried on every readiness round.
+	workerProbeInterval = 5 * time.Minute
+)
+
+func runServe(args []string) int {
+	cfg, code := loadServeConfig(args, os.Stdout, os.Stderr, os.Getenv)
+	if cfg == nil {
+		return code
+	}
+	if err := checkListeners(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "mxgateway serve:", err)
+		return 2
+	}
+	run := func(ctx context.Context) error {
+		src, _ := winsvc.NameFromContext(ctx)
+		log, closeLog, err := openServeLog(cfg, os.Stderr, src)
+		if err != nil {
+			return err
+		}
+		defer closeLog()
+		err = serve(ctx, cfg, log, os.Stdout, os.Stderr)
+		if err != nil {
+			log.Error("gateway stopped", slog.Any(logging.KeyErr, err))
+		}
+		return err
+	}
+	if ok, err := runAsService(run); ok || err != nil {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mxgateway serve:", err)
+			return 1
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "mxgateway serve:", err)
+		return 1
+	}
+	return 0
 }
 
-// parseServeFlags parses and validates the flags of `mxgateway serve`,
-// reporting every problem at once.
-func parseServeFlags(args []string, out io.Writer) (serveConfig, error) {
-	var c serveConfig
-	fs := flag.NewFlagSet("mxgateway serve", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.StringVar(&c.Listen, "listen", "127.0.0.1:5000", "gRPC listen address (loopback only until authentication is configured)")
-	fs.StringVar(&c.HTTPListen, "http-listen", "127.0.0.1:5001", "HTTP listen address for /healthz (loopback only)")
-	fs.StringVar(&c.DataDir, "data-dir", "", "data directory for persistent state (default: %ProgramData%\\mxgateway on Windows, $XDG_STATE_HOME/mxgateway or ~/.local/state/mxgateway elsewhere)")
-	fs.StringVar(&c.WorkerExe, "worker-exe", "", "worker executable (default: this binary, re-executed as `mxgateway worker`)")
-	fs.StringVar(&c.WorkerBackend, "worker-backend", "sim", "worker backend: sim or mxaccess")
-	fs.StringVar(&c.SimModel, "sim-model", "", "simulator Galaxy model file (default: the built-in demo Galaxy)")
-	fs.StringVar(&c.SimProfile, "sim-profile", "default", "simulator timing profile: default or test")
-	fs.DurationVar(&c.StartupTimeout, "startup-timeout", protocol.DefaultStartupTimeout, "how long a worker may take to become ready")
-	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", protocol.DefaultHeartbeatInterval, "worker heartbeat interval")
-	fs.DurationVar(&c.HeartbeatGrace, "heartbeat-grace", protocol.DefaultHeartbeatGrace, "silence after which a worker is faulted")
-	fs.DurationVar(&c.HeartbeatCeiling, "heartbeat-ceiling", protocol.DefaultHeartbeatCeiling, "longest silence tolerated while a command runs")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", protocol.DefaultShutdownTimeout, "graceful worker shutdown deadline before a kill")
-	fs.DurationVar(&c.CommandTimeout, "command-timeout", session.DefaultCommandTimeout, "default per-command timeout")
-	fs.IntVar(&c.MaxSessions, "max-sessions", session.DefaultMaxSessions, "maximum open sessions")
-	fs.IntVar(&c.MaxPendingCommands, "max-pending-commands", session.DefaultMaxPendingCommands, "maximum in-flight commands per session")
-	fs.IntVar(&c.MaxSubscribers, "max-subscribers", session.DefaultMaxSubscribers, "maximum event subscribers per session")
-	fs.IntVar(&c.SubscriberQueue, "subscriber-queue", session.DefaultSubscriberQueue, "events queued per subscriber before the slow-consumer policy applies")
-	fs.StringVar(&c.SlowConsumerPolicy, "slow-consumer-policy", string(session.DefaultSlowConsumerPolicy), "disconnect-subscriber or fault-session")
-	fs.IntVar(&c.ReplaySize, "replay-size", session.DefaultReplaySize, "events kept per session for resume")
-	fs.DurationVar(&c.ReplayAge, "replay-age", session.DefaultReplayAge, "how long the replay ring keeps an event")
-	fs.DurationVar(&c.Lease, "lease", session.DefaultLease, "session lease, renewed by every call and kept alive by an attached stream")
-	fs.DurationVar(&c.DetachGrace, "detach-grace", session.DefaultDetachGrace, "how long a session outlives its last subscriber")
-	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", gateway.DefaultMaxMessageBytes, "largest gRPC message and worker frame, in bytes")
-	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long a gateway shutdown may take before everything is stopped hard")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format on stderr: text or json")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
+// checkListeners enforces the transport rules that need more than one key:
+// plaintext only on loopback (API keys and values would cross the network
+// in the clear), and auth=none only when every listener is on loopback.
+func checkListeners(cfg *config.Config) error {
 	var errs []error
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("serve: unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	if cfg.TLS == config.TLSOff && !auth.IsLoopbackAddr(cfg.Listen) {
+		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and tls is off: plaintext is allowed on loopback only (set tls: self-signed, or tls: files with tls_cert and tls_key)", cfg.Listen))
 	}
-	errs = append(errs, checkLoopback("--listen", c.Listen), checkLoopback("--http-listen", c.HTTPListen))
-	if c.WorkerBackend != "sim" && c.WorkerBackend != "mxaccess" {
-		errs = append(errs, fmt.Errorf("serve: --worker-backend must be sim or mxaccess (got %q)", c.WorkerBackend))
-	}
-	if c.SimProfile != "default" && c.SimProfile != "test" {
-		errs = append(errs, fmt.Errorf("serve: --sim-profile must be default or test (got %q)", c.SimProfile))
-	}
-	if _, err := session.ParseSlowConsumerPolicy(c.SlowConsumerPolicy); err != nil {
-		errs = append(errs, fmt.Errorf("serve: --slow-consumer-policy: %w", err))
-	}
-	positive := []struct {
-		name string
-		v    time.Duration
-	}{
-		{"--startup-timeout", c.StartupTimeout}, {"--heartbeat-interval", c.HeartbeatInterval},
-		{"--heartbeat-grace", c.HeartbeatGrace}, {"--heartbeat-ceiling", c.HeartbeatCeiling},
-		{"--shutdown-timeout", c.ShutdownTimeout}, {"--command-timeout", c.CommandTimeout},
-		{"--replay-age", c.ReplayAge}, {"--lease", c.Lease}, {"--detach-grace", c.DetachGrace},
-		{"--shutdown-grace", c.ShutdownGrace},
-	}
-	for _, p := range positive {
-		if p.v <= 0 {
-			errs = append(errs, fmt.Errorf("serve: %s must be positive (got %v)", p.name, p.v))
+	if cfg.Auth == config.AuthNone {
+		if err := auth.CheckNoAuthListeners(cfg.Listen, cfg.HTTPListen); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if c.HeartbeatGrace <= c.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("serve: --heartbeat-grace (%v) must exceed --heartbeat-interval (%v)", c.HeartbeatGrace, c.HeartbeatInterval))
-	}
-	if c.HeartbeatCeiling < c.HeartbeatGrace {
-		errs = append(errs, fmt.Errorf("serve: --heartbeat-ceiling (%v) must not be below --heartbeat-grace (%v)", c.HeartbeatCeiling, c.HeartbeatGrace))
-	}
-	counts := []struct {
-		name string
-		v    int
-	}{
-		{"--max-sessions", c.MaxSessions}, {"--max-pending-commands", c.MaxPendingCommands},
-		{"--max-subscribers", c.MaxSubscribers}, {"--subscriber-queue", c.SubscriberQueue},
-		{"--replay-size", c.ReplaySize}, {"--max-message-bytes", c.MaxMessageBytes},
-	}
-	for _, p := range counts {
-		if p.v <= 0 {
-			errs = append(errs, fmt.Errorf("serve: %s must be positive (got %d)", p.name, p.v))
-		}
-	}
-	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
-		errs = append(errs, fmt.Errorf("serve: --log-level: %w", err))
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("serve: --log-format must be text or json (got %q)", c.LogFormat))
-	}
-	if c.DataDir == "" {
-		c.DataDir = defaultDataDir()
-		if c.DataDir == "" {
-			errs = append(errs, errors.New("serve: --data-dir is required (no default: neither XDG_STATE_HOME nor HOME is set)"))
-		}
-	}
-	return c, errors.Join(errs...)
-}
-
-// defaultDataDir is the per-OS default data directory (as in
-// docs/configuration.md), or "" when there is none.
-func defaultDataDir() string {
-	switch runtime.GOOS {
-	case "windows":
-		if pd := os.Getenv("ProgramData"); pd != "" {
-			return filepath.Join(pd, "mxgateway")
-		}
-		return `C:\ProgramData\mxgateway`
-	case "darwin":
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, "Library", "Application Support", "mxgateway")
-		}
-		return ""
-	}
-	if st := os.Getenv("XDG_STATE_HOME"); st != "" {
-		return filepath.Join(st, "mxgateway")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "state", "mxgateway")
-	}
-	return ""
-}
-
-// checkLoopback refuses addresses other hosts can reach: authentication
-// does not exist yet.
-func checkLoopback(name, addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("serve: %s %q: %w", name, addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("serve: %s %q is not a loopback address; without authentication the gateway listens on loopback only", name, addr)
+	return errors.Join(errs...)
 }
 
 // workerCommand returns the worker executable and its arguments (the
 // supervisor adds --session-id, --endpoint and --protocol-version).
-func workerCommand(c serveConfig) (string, []string, error) {
+func workerCommand(c *config.Config) (string, []string, error) {
 	var args []string
 	exe := c.WorkerExe
 	if exe == "" {
@@ -207,55 +108,99 @@ func workerCommand(c serveConfig) (string, []string, error) {
 		}
 		exe, args = self, []string{"worker"}
 	}
-	args = append(args, "--backend="+c.WorkerBackend, "--log-level="+c.LogLevel)
-	if c.WorkerBackend == "sim" {
+	args = append(args, "--backend="+string(c.WorkerBackend), "--log-level="+c.LogLevel)
+	switch c.WorkerBackend {
+	case config.BackendSim:
 		args = append(args, "--sim-profile="+c.SimProfile)
 		if c.SimModel != "" {
 			model, err := filepath.Abs(c.SimModel)
 			if err != nil {
-				return "", nil, fmt.Errorf("serve: --sim-model: %w", err)
+				return "", nil, fmt.Errorf("serve: sim_model: %w", err)
 			}
 			args = append(args, "--sim-model="+model)
 		}
+	case config.BackendMXAccess:
+		args = append(args, "--prog-id="+c.MXAccessProgID)
 	}
 	return exe, args, nil
 }
 
-func runServe(args []string) int {
-	cfg, err := parseServeFlags(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "serve:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, cfg, log, os.Stdout); err != nil {
-		log.Error("gateway stopped", slog.Any(logging.KeyErr, err))
-		return 1
-	}
-	return 0
-}
-
-// serve runs the gateway until ctx ends, then shuts it down in order.
-func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+// serve runs the gateway until ctx ends, then shuts it down in order. The
+// listen lines and the first-run admin key go to stdout and stderr with
+// fmt (never through the logger, whose redaction would mask the key).
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) (retErr error) {
 	exe, wargs, err := workerCommand(cfg)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("serve: create data directory: %w", err)
+	mode, err := auth.ParseMode(string(cfg.Auth))
+	if err != nil {
+		return err
 	}
-	// Worker endpoints live in the supervisor's default runtime directory
-	// under os.TempDir() ($TMPDIR): Unix socket paths must stay short and
-	// must not sit on a network home directory.
+	if err := store.EnsureDataDir(cfg.DataDir); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
+
+	// Cleanup runs in reverse order of construction, whatever fails.
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// Key store, peppers, key manager. The Admin service works in both
+	// modes (with auth=none every caller is an anonymous admin), so keys
+	// can be prepared before authentication is switched on.
+	st, err := store.OpenInDir(ctx, cfg.DataDir, store.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("serve: key store: %w", err)
+	}
+	cleanups = append(cleanups, func() {
+		if err := st.Close(); err != nil {
+			log.Warn("key store close", slog.Any(logging.KeyErr, err))
+		}
+	})
+	peppers, err := auth.LoadPeppers(auth.PepperConfig{File: cfg.PepperFile, DataDir: cfg.DataDir})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	mgr, err := auth.NewManager(auth.ManagerConfig{Store: st, Peppers: peppers, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	reg := metrics.NewRegistry()
+	m := metrics.New(reg)
+
+	guard, err := auth.NewGuard(auth.GuardConfig{Mode: mode, Manager: mgr, Logger: log, OnDenied: m.AuthDenied})
+	if err != nil {
+		return err
+	}
+
+	var serverOpts []grpc.ServerOption
+	caFile := ""
+	switch cfg.TLS {
+	case config.TLSFiles:
+		cert, err := tlsutil.LoadKeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsutil.ServerConfig(cert))))
+	case config.TLSSelfSigned:
+		res, err := tlsutil.EnsureSelfSigned(tlsutil.SelfSignedConfig{Dir: cfg.DataDir, ExtraNames: cfg.TLSExtraNames})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		if res.Generated {
+			log.Info("generated a self-signed TLS certificate", slog.String("cert", res.CertFile), slog.Time("not_after", res.NotAfter))
+		}
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsutil.ServerConfig(res.Certificate))))
+		caFile = res.CertFile
+	}
+
+	// Workers.
+	tracker := newWorkerTracker(m)
 	sup, err := supervisor.New(supervisor.Options{
 		Executable:        exe,
 		Args:              wargs,
@@ -264,28 +209,33 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		HeartbeatGrace:    cfg.HeartbeatGrace,
 		HeartbeatCeiling:  cfg.HeartbeatCeiling,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
-		MaxFrameBytes:     cfg.MaxMessageBytes,
+		MaxFrameBytes:     cfg.MaxFrameBytes,
+		EventBuffer:       cfg.EventBuffer,
 		Logger:            log,
+		OnExit:            tracker.exited,
 	})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Last: every session is closed by now; this reaps what is left.
+	cleanups = append(cleanups, func() {
+		// Last but the store: every session is closed by now; this reaps
+		// what is left.
 		if err := sup.Close(); err != nil {
 			log.Warn("supervisor close", slog.Any(logging.KeyErr, err))
 		}
-	}()
+	})
 	if err := sup.CleanupLeftovers(); err != nil {
 		log.Warn("could not clean up after a previous run", slog.Any(logging.KeyErr, err))
 	}
-	policy, _ := session.ParseSlowConsumerPolicy(cfg.SlowConsumerPolicy)
+
 	sessions, err := session.New(session.Options{
 		Launch: func(ctx context.Context, id string) (session.Worker, error) {
+			began := time.Now()
 			c, err := sup.Launch(ctx, id)
 			if err != nil {
 				return nil, err // never a typed nil in the interface
 			}
+			tracker.started(c, time.Since(began), true)
 			return c, nil
 		},
 		Logger:             log,
@@ -297,80 +247,234 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		CloseTimeout:       cfg.ShutdownTimeout,
 		MaxSubscribers:     cfg.MaxSubscribers,
 		SubscriberQueue:    cfg.SubscriberQueue,
-		SlowConsumerPolicy: policy,
+		SlowConsumerPolicy: session.SlowConsumerPolicy(cfg.SlowConsumerPolicy),
 		ReplaySize:         cfg.ReplaySize,
 		ReplayAge:          cfg.ReplayAge,
+		Hooks:              sessionHooks(m),
 	})
 	if err != nil {
 		return err
 	}
+	m.SetQueueDepthFunc(sessions.QueuedEvents)
+
 	gw, err := gateway.New(gateway.Options{
-		Sessions:        sessions,
-		Logger:          log,
-		MaxMessageBytes: cfg.MaxMessageBytes,
+		Sessions:           sessions,
+		Logger:             log,
+		MaxMessageBytes:    cfg.MaxMessageBytes,
+		UnaryInterceptors:  []grpc.UnaryServerInterceptor{guard.UnaryInterceptor(), gateway.LogUnary(log)},
+		StreamInterceptors: []grpc.StreamServerInterceptor{guard.StreamInterceptor(), gateway.LogStream(log)},
+		ServerOptions:      serverOpts,
+		Identity:           principalKeyID,
+		Access:             guard.CheckSession,
+		Visible: func(ctx context.Context, owner string) bool {
+			p, _ := auth.FromContext(ctx)
+			return auth.CanAccessSession(p, owner)
+		},
+		CheckCommand: func(ctx context.Context, id string, cmd *mxgatewayv1.Command, refOf func(int32) (string, bool)) (map[int]*mxgatewayv1.EntryDenial, error) {
+			return guard.CheckCommand(ctx, id, cmd, refOf)
+		},
+		Metrics: m,
 	})
 	if err != nil {
 		sessions.Close()
 		return err
 	}
+	gwClosed := false
+	cleanups = append(cleanups, func() {
+		if !gwClosed {
+			gw.Close()
+		}
+	})
+	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr))
+
+	// Readiness: /readyz and the gRPC health status follow the same checks.
+	setServing := func(ready bool) {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if ready {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		gw.Health().SetServingStatus("", st)
+		gw.Health().SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, st)
+	}
+	var checks []opshttp.Check
+	if mode == auth.ModeAPIKey {
+		checks = append(checks, opshttp.Check{Name: "key_store", Func: st.Ping})
+	}
+	probe := &workerProbe{interval: workerProbeInterval, run: func(ctx context.Context) error {
+		return probeWorker(ctx, sup, tracker)
+	}}
+	checks = append(checks,
+		opshttp.Check{Name: "worker_executable", Func: func(context.Context) error {
+			return config.CheckWorkerExecutable(exe, cfg.WorkerBackend)
+		}},
+		opshttp.Check{Name: "worker_start", Func: probe.check},
+	)
+	ops, err := opshttp.New(opshttp.Options{
+		Addr:          cfg.HTTPListen,
+		Gatherer:      reg,
+		Checks:        followChecks(checks, setServing),
+		OnReadyChange: setServing,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { ops.Close() })
+
+	// First run: an admin key, shown once.
+	if mode == auth.ModeAPIKey {
+		raw, created, err := auth.EnsureBootstrapKey(ctx, mgr, cfg.DataDir)
+		if created {
+			printBootstrapKey(stderr, raw.Reveal(), auth.AdminKeyPath(cfg.DataDir), err == nil)
+		}
+		switch {
+		case err != nil && created:
+			fmt.Fprintf(stderr, "mxgateway: warning: %v\n", err)
+			log.Warn("first-run admin key not saved to a file", slog.Any(logging.KeyErr, err))
+		case err != nil:
+			return fmt.Errorf("serve: first-run admin key: %w", err)
+		}
+	} else {
+		warnNoAuth(log)
+	}
+
+	// One worker start before listening: the first readiness round then
+	// answers from the cache, so no probe worker runs beside the first
+	// clients' workers, and a broken worker set-up shows at once.
+	pctx, cancelProbe := context.WithTimeout(ctx, cfg.StartupTimeout)
+	err = probe.check(pctx)
+	cancelProbe()
+	if err != nil {
+		log.Warn("a test worker could not be started; the gateway is not ready until one can",
+			slog.String(logging.KeyCheck, "worker_start"), slog.Any(logging.KeyErr, err))
+	}
 
 	grpcLis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		gw.Close()
 		return fmt.Errorf("serve: gRPC listener: %w", err)
 	}
-	httpLis, err := net.Listen("tcp", cfg.HTTPListen)
-	if err != nil {
+	if err := ops.Listen(); err != nil {
 		grpcLis.Close()
-		gw.Close()
 		return fmt.Errorf("serve: HTTP listener: %w", err)
 	}
-	httpSrv := &http.Server{Handler: opsMux(), ReadHeaderTimeout: 10 * time.Second}
-
-	for _, l := range []struct{ what, addr string }{{"gRPC", grpcLis.Addr().String()}, {"HTTP", httpLis.Addr().String()}} {
+	for _, l := range []struct{ what, addr string }{{"gRPC", grpcLis.Addr().String()}, {"HTTP", ops.Addr().String()}} {
 		log.Info(l.what+" listening", slog.String(logging.KeyAddr, l.addr))
 		fmt.Fprintf(stdout, "mxgateway: %s listening on %s\n", l.what, l.addr)
 	}
+	if caFile != "" {
+		log.Info("TLS certificate for clients to pin", slog.String("ca_file", caFile))
+		fmt.Fprintf(stdout, "mxgateway: TLS CA file %s (clients: MXGATEWAY_CA_FILE=%s)\n", caFile, caFile)
+	}
 
+	// Background work, each goroutine owned and waited for here.
+	bgCtx, stopBG := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
 	errc := make(chan error, 2)
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	var srv sync.WaitGroup
+	srv.Go(func() {
 		if err := gw.Serve(grpcLis); !errors.Is(err, gateway.ErrServerClosed) {
 			errc <- err
 		}
 	})
-	wg.Go(func() {
-		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serve: HTTP: %w", err)
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	srv.Go(func() {
+		err := ops.Serve(opsCtx)
+		if err != nil && !errors.Is(err, opshttp.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+			errc <- err
 		}
 	})
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("signal received, shutting down", slog.Duration("grace", cfg.ShutdownGrace))
-	case runErr = <-errc:
+	bg.Go(func() { _ = st.RunLastUsedFlusher(bgCtx, 0) })
+	if mode == auth.ModeNone {
+		bg.Go(func() {
+			t := time.NewTicker(noAuthWarnInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-bgCtx.Done():
+					return
+				case <-t.C:
+					warnNoAuth(log)
+				}
+			}
+		})
 	}
 
+	select {
+	case <-ctx.Done():
+		log.Info("stop requested, shutting down", slog.Duration("grace", cfg.ShutdownGrace))
+	case retErr = <-errc:
+	}
+
+	// Shutdown: not ready → gRPC (health NOT_SERVING, no new sessions,
+	// streams end, drain, sessions close) → HTTP → background → supervisor
+	// → key store (deferred cleanups).
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
+	ops.SetDraining()
 	if err := gw.Shutdown(sctx); err != nil {
 		log.Warn("shutdown deadline passed", slog.Any(logging.KeyErr, err))
 	}
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		httpSrv.Close()
+	gwClosed = true
+	stopOps() // ends the readiness refresh (and a probe in flight) at once
+	if err := ops.Shutdown(sctx); err != nil {
+		ops.Close()
 	}
-	wg.Wait()
+	srv.Wait()
+	stopBG()
+	bg.Wait()
 	log.Info("stopped")
-	return runErr
+	return retErr
 }
 
-// opsMux serves the HTTP side: /healthz (alive) for now.
-func opsMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	return mux
+// principalKeyID is the key id of the caller ("anonymous" with auth=none),
+// recorded as the owner of the sessions it opens.
+func principalKeyID(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok {
+		return p.KeyID
+	}
+	return ""
+}
+
+// printBootstrapKey shows the first-run admin key once, with what to do
+// next.
+func printBootstrapKey(w io.Writer, key, path string, saved bool) {
+	fmt.Fprintln(w, "mxgateway: ================================================================")
+	fmt.Fprintln(w, "mxgateway: first run: created an admin API key (shown only this once):")
+	fmt.Fprintln(w, "mxgateway:")
+	fmt.Fprintf(w, "mxgateway:   %s\n", key)
+	fmt.Fprintln(w, "mxgateway:")
+	if saved {
+		fmt.Fprintf(w, "mxgateway: saved to %s (readable by this user only);\n", path)
+		fmt.Fprintln(w, "mxgateway: mxctl on this machine uses it automatically. Clients send it as")
+	} else {
+		fmt.Fprintln(w, "mxgateway: it could not be saved to a file: copy it now. Clients send it as")
+	}
+	fmt.Fprintln(w, "mxgateway: gRPC metadata \"authorization: Bearer <key>\". Create narrower keys")
+	fmt.Fprintln(w, "mxgateway: (mxgateway apikey create --name N --scopes ...), then revoke this one.")
+	fmt.Fprintln(w, "mxgateway: ================================================================")
+}
+
+func warnNoAuth(log *slog.Logger) {
+	log.Warn("authentication is OFF (auth=none): every local user and process can open sessions, write values and manage API keys; use it for development only")
+}
+
+// sessionHooks feeds the session manager's callbacks into the metrics.
+func sessionHooks(m *metrics.Metrics) session.Hooks {
+	return session.Hooks{
+		SessionOpened: func(string) { m.SessionOpened() },
+		SessionClosed: func(string, mxgatewayv1.SessionState, string) { m.SessionClosed() },
+		SessionFaulted: func(_ string, _ string, cause error) {
+			m.Fault(gateway.ReasonOf(cause))
+			if errors.Is(cause, workerclient.ErrHeartbeatExpired) {
+				m.HeartbeatFailure()
+			}
+		},
+		CommandStarted: m.CommandStarted,
+		CommandDone: func(kind string, d time.Duration, reply *mxgatewayv1.Reply, err error) {
+			failed := reply.GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
+			m.CommandDone(kind, metrics.Outcome(err, failed), d)
+		},
+		EventReceived: func(f mxgatewayv1.EventFamily) { m.EventsReceived(f, 1) },
+		SlowConsumer:  func(p session.SlowConsumerPolicy) { m.QueueOverflow(string(p)) },
+	}
 }

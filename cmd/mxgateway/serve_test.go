@@ -1,84 +1,210 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"flag"
-	"io"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgateway/mxgateway/internal/config"
+	"github.com/mxgateway/mxgateway/internal/metrics"
+	"github.com/mxgateway/mxgateway/internal/opshttp"
+	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
 
-func TestServeFlagsDefaults(t *testing.T) {
-	c, err := parseServeFlags([]string{"--data-dir=/tmp/x"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Listen != "127.0.0.1:5000" || c.HTTPListen != "127.0.0.1:5001" || c.WorkerBackend != "sim" ||
-		c.SlowConsumerPolicy != "fault-session" || c.MaxMessageBytes != 16<<20 || c.HeartbeatInterval != 5*time.Second {
-		t.Fatalf("defaults %+v", c)
-	}
-	exe, args, err := workerCommand(c)
+func TestWorkerCommand(t *testing.T) {
+	c := config.Default()
+	exe, args, err := workerCommand(&c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exe == "" || args[0] != "worker" || !slices.Contains(args, "--backend=sim") || !slices.Contains(args, "--sim-profile=default") {
 		t.Fatalf("worker command %s %q", exe, args)
 	}
-	c.WorkerExe, c.WorkerBackend = "/opt/mxworker.exe", "mxaccess"
-	exe, args, _ = workerCommand(c)
-	if exe != "/opt/mxworker.exe" || args[0] != "--backend=mxaccess" || slices.Contains(args, "--sim-profile=default") {
+	c.WorkerExe, c.WorkerBackend, c.MXAccessProgID = "/opt/mxworker.exe", config.BackendMXAccess, "My.ProgID"
+	exe, args, _ = workerCommand(&c)
+	if exe != "/opt/mxworker.exe" || args[0] != "--backend=mxaccess" || !slices.Contains(args, "--prog-id=My.ProgID") ||
+		slices.Contains(args, "--sim-profile=default") {
 		t.Fatalf("configured worker command %s %q", exe, args)
 	}
 }
 
-func TestServeFlagsRefuseBadValues(t *testing.T) {
+func TestCheckListeners(t *testing.T) {
 	cases := []struct {
-		args []string
-		want string
+		listen, http string
+		auth         config.AuthMode
+		tls          config.TLSMode
+		want         string // "" = accepted
 	}{
-		{[]string{"--listen=0.0.0.0:5000"}, "--listen"},
-		{[]string{"--listen=:5000"}, "not a loopback"},
-		{[]string{"--http-listen=192.168.1.2:80"}, "--http-listen"},
-		{[]string{"--listen=nonsense"}, "--listen"},
-		{[]string{"--worker-backend=com"}, "--worker-backend"},
-		{[]string{"--sim-profile=fast"}, "--sim-profile"},
-		{[]string{"--slow-consumer-policy=drop"}, "--slow-consumer-policy"},
-		{[]string{"--lease=0s"}, "--lease"},
-		{[]string{"--heartbeat-grace=1s", "--heartbeat-interval=2s"}, "--heartbeat-grace"},
-		{[]string{"--max-sessions=0"}, "--max-sessions"},
-		{[]string{"--log-format=xml"}, "--log-format"},
-		{[]string{"--log-level=loud"}, "--log-level"},
-		{[]string{"extra"}, "unexpected arguments"},
+		{"127.0.0.1:5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSOff, ""},
+		{"[::1]:5000", "localhost:5001", config.AuthNone, config.TLSOff, ""},
+		{"0.0.0.0:5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSOff, "plaintext"},
+		{":5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSOff, "plaintext"},
+		{"0.0.0.0:5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSSelfSigned, ""},
+		{"0.0.0.0:5000", "0.0.0.0:5001", config.AuthAPIKey, config.TLSFiles, ""},
+		{"127.0.0.1:5000", "0.0.0.0:5001", config.AuthNone, config.TLSOff, "auth=none"},
 	}
 	for _, tc := range cases {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			_, err := parseServeFlags(append([]string{"--data-dir=/tmp/x"}, tc.args...), io.Discard)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
-			}
-		})
-	}
-	// Every problem is reported at once.
-	_, err := parseServeFlags([]string{"--listen=0.0.0.0:1", "--lease=-1s", "--max-sessions=-3"}, io.Discard)
-	if n := strings.Count(err.Error(), "\n") + 1; n != 3 {
-		t.Fatalf("%d problems reported, want 3: %v", n, err)
-	}
-	if _, err := parseServeFlags([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("-h = %v", err)
+		c := config.Default()
+		c.Listen, c.HTTPListen, c.Auth, c.TLS = tc.listen, tc.http, tc.auth, tc.tls
+		err := checkListeners(&c)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v refused: %v", tc, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: error %v, want one mentioning %q", tc, err, tc.want)
+		}
 	}
 }
 
-func TestLoopbackAddresses(t *testing.T) {
-	for _, ok := range []string{"127.0.0.1:0", "localhost:5000", "[::1]:5000", "127.1.2.3:9"} {
-		if err := checkLoopback("--listen", ok); err != nil {
-			t.Errorf("%s refused: %v", ok, err)
-		}
+func TestKillReason(t *testing.T) {
+	cases := map[string]error{
+		"gateway_shutdown": nil,
+		"heartbeat":        fmt.Errorf("%w: silent for 15s", workerclient.ErrHeartbeatExpired),
+		"shutdown_timeout": fmt.Errorf("%w: graceful shutdown failed", workerclient.ErrKilled),
+		"slow_consumer":    fmt.Errorf("%w: slow consumer", workerclient.ErrKilled),
+		"after_fault":      fmt.Errorf("%w: session closed after a fault", workerclient.ErrKilled),
+		"protocol_error":   fmt.Errorf("%w: bad frame", workerclient.ErrProtocol),
+		"event_overflow":   workerclient.ErrEventOverflow,
+		"gateway":          fmt.Errorf("%w: session not opened", workerclient.ErrKilled),
+		"other":            errors.New("something else"),
 	}
-	for _, bad := range []string{"0.0.0.0:5000", "[::]:5000", "10.0.0.1:5000", "example.com:5000"} {
-		if err := checkLoopback("--listen", bad); err == nil {
-			t.Errorf("%s accepted", bad)
+	for want, err := range cases {
+		if got := killReason(err); got != want {
+			t.Errorf("killReason(%v) = %q, want %q", err, got, want)
 		}
 	}
 }
+
+// metricValue returns the value of the series name{labels} in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue series
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestWorkerTracker: exits are counted once per started session worker,
+// whatever order the launch and the exit report arrive in; probes and
+// failed launches are not counted.
+func TestWorkerTracker(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	tr := newWorkerTracker(metrics.New(reg))
+	client := func(pid int) trackedWorker { return fakeTracked(pid) }
+	running := func() float64 { return metricValue(t, reg, "mxgateway_workers_running", nil) }
+
+	tr.started(client(10), time.Millisecond, true)
+	if running() != 1 {
+		t.Fatalf("running %v after a start", running())
+	}
+	tr.exited(10, 0, false)
+	// The exit overtakes the launch's return.
+	tr.exited(11, 3, true)
+	if running() != 0 {
+		t.Fatalf("running %v", running())
+	}
+	tr.started(client(11), time.Millisecond, true)
+	// A probe and a failed launch.
+	tr.started(client(12), 0, false)
+	tr.exited(12, 0, false)
+	tr.exited(13, -1, true)
+
+	if r := running(); r != 0 {
+		t.Fatalf("running %v, want 0", r)
+	}
+	if v := metricValue(t, reg, "mxgateway_workers_started_total", nil); v != 2 {
+		t.Fatalf("started %v, want 2", v)
+	}
+	if v := metricValue(t, reg, "mxgateway_workers_exited_total", map[string]string{"reason": "ok"}); v != 1 {
+		t.Fatalf("exited ok %v, want 1", v)
+	}
+	if v := metricValue(t, reg, "mxgateway_workers_exited_total", map[string]string{"reason": "killed"}); v != 1 {
+		t.Fatalf("exited killed %v, want 1", v)
+	}
+	if v := metricValue(t, reg, "mxgateway_workers_killed_total", nil); v != 1 {
+		t.Fatalf("killed %v, want 1", v)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.live) != 0 || len(tr.ignore) != 0 || len(tr.early) != 1 {
+		t.Fatalf("tracker state live=%v ignore=%v early=%v", tr.live, tr.ignore, tr.early)
+	}
+}
+
+// TestFollowChecks: the readiness result reaches set at the end of every
+// round, the first included.
+func TestFollowChecks(t *testing.T) {
+	fail := errors.New("down")
+	var aErr, bErr error
+	var got []bool
+	checks := followChecks([]opshttp.Check{
+		{Name: "a", Func: func(context.Context) error { return aErr }},
+		{Name: "b", Func: func(context.Context) error { return bErr }},
+	}, func(ready bool) { got = append(got, ready) })
+	round := func() {
+		for _, c := range checks {
+			c.Func(context.Background())
+		}
+	}
+	aErr = fail
+	round()
+	aErr = nil
+	round()
+	bErr = fail
+	round()
+	if !slices.Equal(got, []bool{false, true, false}) {
+		t.Fatalf("set calls %v", got)
+	}
+}
+
+// TestWorkerProbeCaches: a success is trusted for the interval, a failure
+// is retried at once.
+func TestWorkerProbeCaches(t *testing.T) {
+	runs := 0
+	var err error
+	p := &workerProbe{interval: time.Hour, run: func(context.Context) error { runs++; return err }}
+	err = errors.New("no worker")
+	if p.check(context.Background()) == nil {
+		t.Fatal("failure not reported")
+	}
+	err = nil
+	for range 3 {
+		if e := p.check(context.Background()); e != nil {
+			t.Fatal(e)
+		}
+	}
+	if runs != 2 {
+		t.Fatalf("%d probe runs, want 2", runs)
+	}
+}
+
+type fakeTracked int
+
+func (f fakeTracked) PID() int   { return int(f) }
+func (f fakeTracked) Err() error { return nil }

@@ -20,6 +20,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/session"
 )
 
@@ -68,11 +69,24 @@ type Options struct {
 	// Identity returns the id of the API key behind ctx; sessions record it
 	// as their owner. Nil records "".
 	Identity func(ctx context.Context) string
-	// Access decides whether the caller behind ctx may use a session owned
-	// by ownerKeyID; it returns a status error (PERMISSION_DENIED) to
-	// refuse. Sessions it refuses are also hidden from ListSessions. Nil
+	// Access decides whether the caller behind ctx may use (invoke on,
+	// stream, close) the session sessionID owned by ownerKeyID; it returns
+	// an error that is a gRPC status (PERMISSION_DENIED) to refuse. Nil
 	// allows everything.
-	Access func(ctx context.Context, ownerKeyID string) error
+	Access func(ctx context.Context, sessionID, ownerKeyID string) error
+	// Visible decides whether ListSessions shows the caller a session owned
+	// by ownerKeyID (no denial is recorded). Nil falls back to Access.
+	Visible func(ctx context.Context, ownerKeyID string) bool
+	// CheckCommand applies the caller's reference constraints before a
+	// command reaches the worker. An error fails the call; denials, keyed
+	// by input index, leave those entries of a bulk command out of what
+	// the worker sees and put the denial into their result. refOf resolves
+	// an item handle of the command's registration to the reference it was
+	// added with. Nil checks nothing.
+	CheckCommand func(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command,
+		refOf func(itemHandle int32) (string, bool)) (map[int]*mxgatewayv1.EntryDenial, error)
+	// Metrics counts events sent and stream ends; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Server is the gRPC server: the Gateway service, grpc.health.v1 and server
@@ -131,6 +145,9 @@ func New(opts Options) (*Server, error) {
 		maxBulk:  opts.MaxBulkEntries,
 		identity: opts.Identity,
 		access:   opts.Access,
+		visible:  opts.Visible,
+		check:    opts.CheckCommand,
+		metrics:  opts.Metrics,
 		stopping: s.stopCtx,
 	}
 

@@ -316,7 +316,7 @@ func TestGatewayInvokeWorkerErrors(t *testing.T) {
 func TestGatewayAccessHook(t *testing.T) {
 	g := startGateway(t, Options{
 		Identity: func(ctx context.Context) string { return "owner" },
-		Access: func(ctx context.Context, owner string) error {
+		Access: func(ctx context.Context, id, owner string) error {
 			return status.Error(codes.PermissionDenied, "not your session")
 		},
 	}, session.Options{})

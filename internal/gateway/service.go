@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 )
@@ -31,7 +32,11 @@ type Service struct {
 	log      *slog.Logger
 	maxBulk  int
 	identity func(ctx context.Context) string
-	access   func(ctx context.Context, ownerKeyID string) error
+	access   func(ctx context.Context, sessionID, ownerKeyID string) error
+	visible  func(ctx context.Context, ownerKeyID string) bool
+	check    func(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command,
+		refOf func(int32) (string, bool)) (map[int]*mxgatewayv1.EntryDenial, error)
+	metrics *metrics.Metrics
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -49,7 +54,7 @@ func (sv *Service) lookup(ctx context.Context, id string) (*session.Session, err
 		return nil, err
 	}
 	if sv.access != nil {
-		if err := sv.access(ctx, s.OwnerKeyID()); err != nil {
+		if err := sv.access(ctx, s.ID(), s.OwnerKeyID()); err != nil {
 			return nil, err
 		}
 	}
@@ -128,7 +133,22 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
-	reply, err := s.Invoke(ctx, req.GetCommand(), time.Duration(req.GetTimeoutMs())*time.Millisecond)
+	cmd := req.GetCommand()
+	timeout := time.Duration(req.GetTimeoutMs()) * time.Millisecond
+	var reply *mxgatewayv1.Reply
+	var denials map[int]*mxgatewayv1.EntryDenial
+	if sv.check != nil {
+		server := serverHandleOf(cmd)
+		refOf := func(h int32) (string, bool) { return s.ItemRef(server, h) }
+		if denials, err = sv.check(ctx, s.ID(), cmd, refOf); err != nil {
+			return nil, toStatus(sv.log, method, err)
+		}
+	}
+	if len(denials) == 0 {
+		reply, err = s.Invoke(ctx, cmd, timeout)
+	} else {
+		reply, err = sv.invokeAllowed(ctx, s, cmd, denials, timeout)
+	}
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -179,19 +199,43 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 		if err != nil {
 			switch {
 			case errors.Is(err, session.ErrClosed):
+				sv.metrics.StreamDisconnect(DisconnectSessionClosed)
 				return nil // the session was closed: the stream is complete
 			case sv.refusing() && ctx.Err() != nil:
+				sv.metrics.StreamDisconnect(DisconnectShutdown)
 				return toStatus(sv.log, method, ErrShuttingDown)
 			case stream.Context().Err() != nil:
+				sv.metrics.StreamDisconnect(DisconnectClient)
 				return status.FromContextError(stream.Context().Err()).Err()
+			case errors.Is(err, session.ErrSlowConsumer):
+				sv.metrics.StreamDisconnect(DisconnectSlowConsumer)
+			default:
+				sv.metrics.StreamDisconnect(DisconnectSessionFaulted)
 			}
 			return toStatus(sv.log, method, err)
 		}
 		if err := stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev}); err != nil {
+			sv.metrics.StreamDisconnect(DisconnectClient)
 			return err
+		}
+		if sv.metrics != nil {
+			var latency time.Duration
+			if gt := ev.GetGatewayTime(); gt != nil {
+				latency = max(0, time.Since(gt.AsTime()))
+			}
+			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}
 }
+
+// Reasons of the stream_disconnects_total metric.
+const (
+	DisconnectClient         = "client"          // the client left or its connection broke
+	DisconnectSessionClosed  = "session_closed"  // the session was closed: a normal end
+	DisconnectSessionFaulted = "session_faulted" // the session faulted (worker exit, heartbeat, ...)
+	DisconnectSlowConsumer   = "slow_consumer"   // this subscriber fell behind (disconnect-subscriber)
+	DisconnectShutdown       = "shutdown"        // the gateway is shutting down
+)
 
 // ListSessions lists the sessions the caller may see, oldest first.
 func (sv *Service) ListSessions(ctx context.Context, _ *mxgatewayv1.ListSessionsRequest) (*mxgatewayv1.ListSessionsResponse, error) {
@@ -204,8 +248,15 @@ func (sv *Service) ListSessions(ctx context.Context, _ *mxgatewayv1.ListSessions
 	})
 	resp := &mxgatewayv1.ListSessionsResponse{Sessions: make([]*mxgatewayv1.SessionInfo, 0, len(infos))}
 	for _, in := range infos {
-		if sv.access != nil && sv.access(ctx, in.OwnerKeyID) != nil {
-			continue
+		switch {
+		case sv.visible != nil:
+			if !sv.visible(ctx, in.OwnerKeyID) {
+				continue
+			}
+		case sv.access != nil:
+			if sv.access(ctx, in.ID, in.OwnerKeyID) != nil {
+				continue
+			}
 		}
 		resp.Sessions = append(resp.Sessions, sessionInfo(in))
 	}

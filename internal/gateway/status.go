@@ -102,3 +102,22 @@ func withDetails(code codes.Code, msg, reason string, extra ...protoadapt.Messag
 	}
 	return st.Err()
 }
+
+// ReasonOf returns the ErrorInfo reason err maps to (the same table as the
+// gRPC statuses), or "" when it maps to none; INTERNAL for unknown errors.
+// Metrics use it as a bounded label, for example for session faults.
+func ReasonOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	var inv *invalidError
+	if errors.As(err, &inv) {
+		return mxgatewayv1.ReasonInvalidRequest
+	}
+	for _, m := range errorTable {
+		if errors.Is(err, m.err) {
+			return m.reason
+		}
+	}
+	return mxgatewayv1.ReasonInternal
+}

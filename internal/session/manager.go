@@ -187,6 +187,22 @@ func (m *Manager) List() []Info {
 	return out
 }
 
+// QueuedEvents is the number of events waiting in every subscriber queue of
+// every session together (for the subscriber_queue_depth gauge).
+func (m *Manager) QueuedEvents() int {
+	m.mu.Lock()
+	all := make([]*Session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	n := 0
+	for _, s := range all {
+		n += s.QueuedEvents()
+	}
+	return n
+}
+
 // Len is the number of registered sessions.
 func (m *Manager) Len() int {
 	m.mu.Lock()

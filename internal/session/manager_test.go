@@ -274,7 +274,7 @@ func TestWorkerFaultFaultsSession(t *testing.T) {
 	var done []string
 	var mu sync.Mutex
 	h := newHarness(t, Options{Hooks: Hooks{
-		SessionFaulted: func(id, reason string) { mu.Lock(); done = append(done, reason); mu.Unlock() },
+		SessionFaulted: func(id, reason string, _ error) { mu.Lock(); done = append(done, reason); mu.Unlock() },
 	}})
 	s, w := h.open()
 	sub, err := s.Subscribe(SubscribeRequest{})
@@ -485,7 +485,7 @@ func TestCommandKind(t *testing.T) {
 func TestCommandDoneHook(t *testing.T) {
 	var kinds []string
 	var mu sync.Mutex
-	h := newHarness(t, Options{Hooks: Hooks{CommandDone: func(kind string, _ time.Duration, err error) {
+	h := newHarness(t, Options{Hooks: Hooks{CommandDone: func(kind string, _ time.Duration, _ *mxgatewayv1.Reply, err error) {
 		mu.Lock()
 		kinds = append(kinds, fmt.Sprintf("%s:%v", kind, err))
 		mu.Unlock()

@@ -79,13 +79,18 @@ const (
 type Hooks struct {
 	// SessionOpened runs after a session became ready and was registered.
 	SessionOpened func(id string)
-	// SessionFaulted runs once when a session faults.
-	SessionFaulted func(id string, reason string)
+	// SessionFaulted runs once when a session faults, with a one-line
+	// reason and the error that caused it (for a bounded metrics label).
+	SessionFaulted func(id string, reason string, cause error)
 	// SessionClosed runs once when a session's worker is gone and the
 	// session was removed; final is CLOSED or FAULTED.
 	SessionClosed func(id string, final mxgatewayv1.SessionState, reason string)
-	// CommandDone runs after every command that reached a worker.
-	CommandDone func(kind string, elapsed time.Duration, err error)
+	// CommandStarted runs for every command that passed the session's
+	// checks and goes to the worker.
+	CommandStarted func(kind string)
+	// CommandDone runs after every command that reached a worker, with the
+	// worker's reply (nil on error).
+	CommandDone func(kind string, elapsed time.Duration, reply *mxgatewayv1.Reply, err error)
 	// EventReceived runs for every event accepted from a worker.
 	EventReceived func(family mxgatewayv1.EventFamily)
 	// SlowConsumer runs for every subscriber queue overflow.

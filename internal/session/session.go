@@ -46,6 +46,7 @@ type Session struct {
 	subs          map[*Subscription]struct{}
 	ended         error // the pump's terminal error, for late subscribers
 	slowConsumers uint64
+	refs          itemRefs // item handle → reference, for write constraints
 }
 
 // Info is a snapshot of a session for listings.
@@ -95,7 +96,32 @@ func newSession(m *Manager, id string, req OpenRequest, w Worker) *Session {
 		lastActivity: now,
 		ring:         newRing(m.opts.ReplaySize),
 		subs:         make(map[*Subscription]struct{}),
+		refs:         make(itemRefs),
 	}
+}
+
+// ItemRef returns the reference the item handle item of the registration
+// serverHandle was added with in this session, from the replies of AddItem,
+// AddItem2, AddBufferedItem, AddItemBulk and SubscribeBulk; ok is false for
+// handles the session does not know (never added, or removed since).
+// Reference constraints on writes use it, since writes name items by handle.
+func (s *Session) ItemRef(serverHandle, item int32) (ref string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref, ok = s.refs[itemKey{serverHandle, item}]
+	return ref, ok
+}
+
+// QueuedEvents is the number of events waiting in this session's subscriber
+// queues (replay backlog included).
+func (s *Session) QueuedEvents() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for sub := range s.subs {
+		n += sub.queued()
+	}
+	return n
 }
 
 // ID is the session id.
@@ -222,6 +248,9 @@ func (s *Session) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout 
 	if timeout <= 0 {
 		timeout = opts.CommandTimeout
 	}
+	if h := opts.Hooks.CommandStarted; h != nil {
+		h(CommandKind(cmd))
+	}
 	start := time.Now()
 	reply, err := s.w.Invoke(ctx, cmd, timeout)
 	elapsed := time.Since(start)
@@ -230,9 +259,12 @@ func (s *Session) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout 
 	s.pending--
 	s.completed++
 	s.lastActivity = opts.Now()
+	if err == nil {
+		s.refs.track(cmd, reply)
+	}
 	s.mu.Unlock()
 	if h := opts.Hooks.CommandDone; h != nil {
-		h(CommandKind(cmd), elapsed, err)
+		h(CommandKind(cmd), elapsed, reply, err)
 	}
 	return reply, err
 }
@@ -401,7 +433,7 @@ func (s *Session) faultLocked(reason string, cause error) {
 		sub.end(s.fault)
 	}
 	if h := s.m.opts.Hooks.SessionFaulted; h != nil {
-		h(s.id, reason)
+		h(s.id, reason, cause)
 	}
 	s.log.Warn("session faulted", slog.String("reason", reason))
 }

@@ -114,6 +114,16 @@ func (sub *Subscription) Conflated() uint64 {
 	return sub.conflated
 }
 
+// queued is the number of events waiting for Next (replay and live).
+func (sub *Subscription) queued() int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.abort {
+		return 0
+	}
+	return len(sub.replay) - sub.ri + sub.live
+}
+
 // offer queues ev without blocking and reports false when the queue is full.
 // Called by the pump with Session.mu held.
 func (sub *Subscription) offer(ev *mxgatewayv1.Event) bool {

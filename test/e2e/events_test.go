@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -132,12 +131,7 @@ func slowSetup(t *testing.T, g *harness.Gateway, mayFault bool) (s *client, fast
 	t.Helper()
 	s = openSession(t, g.Client(), "slow")
 	fast = s.streamEvents(&mxgatewayv1.StreamEventsRequest{Conflate: true})
-	conn, err := grpc.NewClient(g.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := g.Dial(t, g.AdminKey, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	slowClient := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
 	stalled, _ = slowClient.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.register()

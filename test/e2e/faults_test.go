@@ -131,7 +131,7 @@ func TestHungWorker(t *testing.T) {
 // lease runs out, and its worker goes away.
 func TestLeaseExpiry(t *testing.T) {
 	t.Parallel()
-	g := harness.Start(t, "--lease=500ms", "--detach-grace=500ms")
+	g := harness.Start(t, "--lease=1s", "--detach-grace=1s") // the shortest the configuration allows
 	s := openSession(t, g.Client(), "lease")
 	s.register()
 	// ListSessions does not renew leases (every session call does).

@@ -17,7 +17,7 @@ import (
 )
 
 // readmeCall is one grpcurl call of the README quick start.
-var readmeCall = regexp.MustCompile("(?s)grpcurl -plaintext (?:-d @ )?127\\.0\\.0\\.1:5000 mxgateway\\.v1\\.Gateway/(\\w+)(?:[^\\n]*<<EOF[^\\n]*\\n(.*?)\\nEOF)?")
+var readmeCall = regexp.MustCompile("(?s)grpcurl -plaintext -H \"authorization: Bearer \\$KEY\" (?:-d @ )?127\\.0\\.0\\.1:5000 mxgateway\\.v1\\.Gateway/(\\w+)(?:[^\\n]*<<EOF[^\\n]*\\n(.*?)\\nEOF)?")
 
 // TestReadmeQuickstart sends the README's grpcurl requests, in order, with
 // the same JSON, and checks what the README says they do.
@@ -115,7 +115,7 @@ func TestReadmeQuickstart(t *testing.T) {
 // what reflection really lists.
 func checkReadmeServiceList(t *testing.T, g *harness.Gateway, readme string) {
 	t.Helper()
-	_, after, ok := strings.Cut(readme, "grpcurl -plaintext 127.0.0.1:5000 list\n```\n\n```\n")
+	_, after, ok := strings.Cut(readme, "grpcurl -plaintext -H \"authorization: Bearer $KEY\" 127.0.0.1:5000 list\n```\n\n```\n")
 	block, _, ok2 := strings.Cut(after, "```")
 	if !ok || !ok2 {
 		t.Fatal("README.md: no `grpcurl ... list` output block")

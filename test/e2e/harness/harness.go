@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +19,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/tlsutil"
 )
 
 // Timeouts of the harness itself.
@@ -119,6 +122,12 @@ type Gateway struct {
 	// Stdout and Stderr capture the process's output.
 	Stdout *Buffer
 	Stderr *Buffer
+	// AdminKey is the first-run admin key the gateway wrote to
+	// DataDir/admin.key ("" with --auth=none). Conn and Client send it.
+	AdminKey string
+	// CAFile is the certificate clients pin when the gateway runs with
+	// --tls=self-signed (as it printed it); "" for plaintext.
+	CAFile string
 
 	t         testing.TB
 	extraArgs []string
@@ -199,7 +208,7 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 	if err := g.cmd.Start(); err != nil {
 		t.Fatalf("harness: start %s: %v", bin, err)
 	}
-	addrs := make(chan [2]string, 1)
+	addrs := make(chan [3]string, 1)
 	go g.readStdout(stdout, addrs) // ends when the process closes stdout
 	go func() {
 		g.err = g.cmd.Wait()
@@ -209,19 +218,48 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 
 	select {
 	case a := <-addrs:
-		g.GRPCAddr, g.HTTPAddr = a[0], a[1]
+		g.GRPCAddr, g.HTTPAddr, g.CAFile = a[0], a[1], a[2]
 	case <-g.exited:
 		t.Fatalf("harness: gateway exited before listening (%v)\nstderr:\n%s", g.err, g.Stderr.String())
 	case <-time.After(StartTimeout):
 		t.Fatalf("harness: gateway did not print its addresses within %v\nstderr:\n%s", StartTimeout, g.Stderr.String())
 	}
+	if !authOff(args) {
+		// The gateway writes the first-run key before it listens; a
+		// restarted gateway finds the file of its first run.
+		key, err := os.ReadFile(filepath.Join(g.DataDir, AdminKeyFile))
+		if err != nil {
+			t.Fatalf("harness: no first-run admin key: %v\nstderr:\n%s", err, g.Stderr.String())
+		}
+		g.AdminKey = strings.TrimSpace(string(key))
+	}
 	return g
 }
 
+// AdminKeyFile is the name of the first-run admin key file in DataDir.
+const AdminKeyFile = "admin.key"
+
+// authOff reports whether the last --auth flag in args turns
+// authentication off.
+func authOff(args []string) bool {
+	off := false
+	for i, a := range args {
+		switch {
+		case a == "--auth=none" || a == "-auth=none":
+			off = true
+		case strings.HasPrefix(a, "--auth=") || strings.HasPrefix(a, "-auth="):
+			off = false
+		case (a == "--auth" || a == "-auth") && i+1 < len(args):
+			off = args[i+1] == "none"
+		}
+	}
+	return off
+}
+
 // readStdout copies stdout into g.Stdout and reports both listen addresses
-// once they were printed.
-func (g *Gateway) readStdout(r io.Reader, addrs chan<- [2]string) {
-	var grpcAddr, httpAddr string
+// (and the CA file, printed between them with TLS) once they were printed.
+func (g *Gateway) readStdout(r io.Reader, addrs chan<- [3]string) {
+	var grpcAddr, httpAddr, caFile string
 	sent := false
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -233,28 +271,39 @@ func (g *Gateway) readStdout(r io.Reader, addrs chan<- [2]string) {
 		if a, ok := strings.CutPrefix(line, "mxgateway: HTTP listening on "); ok {
 			httpAddr = strings.TrimSpace(a)
 		}
-		if !sent && grpcAddr != "" && httpAddr != "" {
-			addrs <- [2]string{grpcAddr, httpAddr}
+		if a, ok := strings.CutPrefix(line, "mxgateway: TLS CA file "); ok {
+			caFile, _, _ = strings.Cut(a, " ")
+		}
+		// The TLS line, when there is one, follows the listen lines.
+		if !sent && grpcAddr != "" && httpAddr != "" && (caFile != "" || !g.tlsOn()) {
+			addrs <- [3]string{grpcAddr, httpAddr, caFile}
 			sent = true
 		}
 	}
 	io.Copy(io.Discard, r)
 }
 
+// tlsOn reports whether the gateway was started with TLS.
+func (g *Gateway) tlsOn() bool {
+	on := false
+	for _, a := range g.extraArgs {
+		if v, ok := strings.CutPrefix(a, "--tls="); ok {
+			on = v != "off"
+		}
+	}
+	return on
+}
+
 // PID is the gateway's process id.
 func (g *Gateway) PID() int { return g.cmd.Process.Pid }
 
-// Conn returns a client connection to the gateway (created once, closed at
-// cleanup).
+// Conn returns a client connection to the gateway that sends AdminKey with
+// every call (created once, closed at cleanup).
 func (g *Gateway) Conn() *grpc.ClientConn {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.conn == nil {
-		conn, err := grpc.NewClient(g.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			g.t.Fatalf("harness: dial %s: %v", g.GRPCAddr, err)
-		}
-		g.conn = conn
+		g.conn = g.dial(g.t, g.AdminKey)
 	}
 	return g.conn
 }
@@ -262,6 +311,99 @@ func (g *Gateway) Conn() *grpc.ClientConn {
 // Client returns the generated Gateway client on Conn.
 func (g *Gateway) Client() mxgatewayv1.GatewayClient {
 	return mxgatewayv1.NewGatewayClient(g.Conn())
+}
+
+// Admin returns the generated Admin client on Conn (the admin key).
+func (g *Gateway) Admin() mxgatewayv1.AdminClient {
+	return mxgatewayv1.NewAdminClient(g.Conn())
+}
+
+// Dial returns a new connection that sends key as "authorization: Bearer
+// <key>" with every call; "" sends no key. It uses TLS, pinned to CAFile,
+// when the gateway runs with it. The connection is closed at t's cleanup.
+func (g *Gateway) Dial(t testing.TB, key string, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	conn := g.dial(t, key, opts...)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func (g *Gateway) dial(t testing.TB, key string, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	creds := insecure.NewCredentials()
+	if g.CAFile != "" {
+		cfg, err := tlsutil.ClientConfig(g.CAFile, "")
+		if err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	all := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if key != "" {
+		all = append(all, grpc.WithPerRPCCredentials(bearer(key)))
+	}
+	conn, err := grpc.NewClient(g.GRPCAddr, append(all, opts...)...)
+	if err != nil {
+		t.Fatalf("harness: dial %s: %v", g.GRPCAddr, err)
+	}
+	return conn
+}
+
+// bearer sends an API key as "authorization: Bearer <key>", also over
+// plaintext (the gateway accepts plaintext on loopback only).
+type bearer string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+func (b bearer) RequireTransportSecurity() bool { return false }
+
+// CreateKey creates an API key through the Admin service (with the admin
+// key) and returns the full key. allowRead and allowWrite are the
+// reference constraints (nil: none).
+func (g *Gateway) CreateKey(t testing.TB, name string, scopes, allowRead, allowWrite []string) string {
+	t.Helper()
+	resp, err := g.Admin().CreateApiKey(Context(t, 30*time.Second), &mxgatewayv1.CreateApiKeyRequest{
+		Name: name, Scopes: scopes, AllowRead: allowRead, AllowWrite: allowWrite,
+	})
+	if err != nil {
+		t.Fatalf("harness: create API key %q: %v", name, err)
+	}
+	return resp.GetRawKey()
+}
+
+// Get fetches path (for example "/readyz") from the HTTP listener and
+// returns the status code and body.
+func (g *Gateway) Get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(Context(t, 30*time.Second), http.MethodGet, "http://"+g.HTTPAddr+path, nil)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("harness: GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("harness: GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// Metrics returns the Prometheus text of /metrics (failing the test unless
+// it answers 200).
+func (g *Gateway) Metrics(t testing.TB) string {
+	t.Helper()
+	code, body := g.Get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("harness: GET /metrics = %d\n%s", code, body)
+	}
+	return body
 }
 
 // Exited is closed when the gateway process has exited.

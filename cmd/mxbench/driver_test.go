@@ -1,0 +1,113 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
+)
+
+// The generated models must be valid simulator models (the simulator
+// refuses a bad model at start-up, which would only show in `make bench`).
+func TestWriteModelLoads(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name        string
+		mem, peer   int
+		peerEvery   time.Duration
+		wantRefsIn  []string
+		wantRefsOut []string
+	}{
+		{"main", 1000, 0, 0, []string{"Mem.A0999", "Bench.W"}, []string{"Peer.P00000"}},
+		{"peer", 0, 3, 100 * time.Millisecond, []string{"Peer.P00002", "Bench.W"}, []string{"Mem.A0000"}},
+	} {
+		path := filepath.Join(dir, c.name+".yaml")
+		if err := writeModel(path, c.mem, c.peer, c.peerEvery); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sim.LoadModel(path)
+		if err != nil {
+			t.Fatalf("%s: model refused: %v", c.name, err)
+		}
+		for _, ref := range c.wantRefsIn {
+			tag, attr, _ := strings.Cut(ref, ".")
+			if o := m.Object(tag); o == nil || o.Attribute(attr) == nil {
+				t.Errorf("%s: %s missing", c.name, ref)
+			}
+		}
+		for _, ref := range c.wantRefsOut {
+			tag, _, _ := strings.Cut(ref, ".")
+			if m.Object(tag) != nil {
+				t.Errorf("%s: %s present", c.name, tag)
+			}
+		}
+	}
+}
+
+func TestRefNames(t *testing.T) {
+	if memRef(7) != "Mem.A0007" || peerRef(12) != "Peer.P00012" {
+		t.Fatalf("memRef/peerRef: %s %s", memRef(7), peerRef(12))
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	ppid, state, ok := parseStat("1234 (my (odd) name) S 42 1234 1234 0 -1")
+	if !ok || ppid != 42 || state != "S" {
+		t.Fatalf("parseStat = %d %q %v", ppid, state, ok)
+	}
+	if _, _, ok := parseStat("garbage"); ok {
+		t.Fatal("parseStat accepted garbage")
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	c, err := parseConfig([]string{"-only", "events,peer", "-peer", "100x50ms, 20x1s", "-mem-levels", "1,8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.only["events"] || !c.only["peer"] || c.only["memory"] {
+		t.Errorf("only = %v", c.only)
+	}
+	if len(c.peers) != 2 || c.peers[0].Values != 100 || c.peers[0].IntervalMs != 50 || c.peers[0].OfferedPerS != 2000 ||
+		c.peers[1].OfferedPerS != 20 {
+		t.Errorf("peers = %+v", c.peers)
+	}
+	if len(c.memory.Levels) != 2 || c.memory.Levels[1] != 8 {
+		t.Errorf("levels = %v", c.memory.Levels)
+	}
+	for _, bad := range [][]string{
+		{"-only", "nope"}, {"-peer", "10"}, {"-peer", "0x1s"}, {"-mem-levels", "0"},
+		{"-storm-chunk", "10", "-storm-window", "5"}, {"-reps", "0"}, {"extra"},
+	} {
+		if _, err := parseConfig(bad); err == nil {
+			t.Errorf("parseConfig(%v) accepted", bad)
+		}
+	}
+}
+
+func TestReportTargets(t *testing.T) {
+	r := &Report{
+		Events: &EventsResult{Ratio: 0.8},
+		Invoke: &InvokeResult{Figures: []InvokeFigure{{Command: "Write", RatioP50: 3}}},
+		Peer:   &PeerResult{Figures: []PeerFigure{{Ratio: 6}}},
+	}
+	r.finish()
+	got := map[string]string{}
+	for _, ts := range r.Targets {
+		got[ts.Target] = ts.Met
+	}
+	want := map[string]string{
+		"event path >= 70% of the bare-gRPC ceiling":  "yes",
+		"Invoke p50 <= 2x the bare echo (Write)":      "no",
+		"session open p50 < 20 ms":                    "not measured",
+		"idle worker RSS < 15 MiB":                    "not measured",
+		">= 5x the OPC UA peer's delivered updates/s": "yes",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: met %q, want %q", k, got[k], v)
+		}
+	}
+}

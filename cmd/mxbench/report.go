@@ -1,0 +1,301 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the whole run: bench/results/latest.json.
+type Report struct {
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
+	DurationS float64   `json:"duration_s"`
+	Reps      int       `json:"repetitions"`
+	Machine   Machine   `json:"machine"`
+	// Auth says whether the gateway ran with authentication and which key
+	// the workloads used.
+	Auth   string        `json:"authentication"`
+	Events *EventsResult `json:"events_one_subscriber,omitempty"`
+	FanOut *EventsResult `json:"events_fan_out,omitempty"`
+	Invoke *InvokeResult `json:"invoke,omitempty"`
+	Open   *OpenResult   `json:"session_open,omitempty"`
+	// OpenSlim is session open with the standalone mxworker executable
+	// (--worker-exe) instead of the gateway re-executing itself.
+	OpenSlim *OpenResult    `json:"session_open_mxworker,omitempty"`
+	Memory   *MemoryResult  `json:"memory,omitempty"`
+	Peer     *PeerResult    `json:"peer,omitempty"`
+	Targets  []TargetStatus `json:"targets"`
+	Errors   []string       `json:"errors,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	OS           string  `json:"os"`
+	Arch         string  `json:"arch"`
+	CPUs         int     `json:"cpus"`
+	CPUModel     string  `json:"cpu_model,omitempty"`
+	MemTotalGiB  float64 `json:"mem_total_gib,omitempty"`
+	Kernel       string  `json:"kernel,omitempty"`
+	Go           string  `json:"go"`
+	LoadAvgStart string  `json:"load_avg_start,omitempty"`
+	LoadAvgEnd   string  `json:"load_avg_end,omitempty"`
+}
+
+// TargetStatus is one target of issue 9 and where the run stands.
+type TargetStatus struct {
+	Target string `json:"target"`
+	Value  string `json:"value"`
+	// Met is "yes", "no" or "not measured".
+	Met string `json:"met"`
+}
+
+func machineInfo() Machine {
+	m := Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadAvgStart: loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPUModel = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				var kb float64
+				fmt.Sscan(strings.TrimSpace(v), &kb)
+				m.MemTotalGiB = kb / (1 << 20)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// finish evaluates the targets.
+func (r *Report) finish() {
+	none := "not measured"
+	add := func(target, value string, met bool, measured bool) {
+		s := TargetStatus{Target: target, Value: value, Met: none}
+		if measured {
+			s.Met = map[bool]string{true: "yes", false: "no"}[met]
+		}
+		r.Targets = append(r.Targets, s)
+	}
+	if e := r.Events; e != nil {
+		add("event path >= 70% of the bare-gRPC ceiling", fmt.Sprintf("%.0f%%", 100*e.Ratio), e.Ratio >= 0.7, true)
+	} else {
+		add("event path >= 70% of the bare-gRPC ceiling", "", false, false)
+	}
+	found := false
+	if r.Invoke != nil {
+		for _, f := range r.Invoke.Figures {
+			if f.Command == "Write" {
+				add("Invoke p50 <= 2x the bare echo (Write)", fmt.Sprintf("%.1fx", f.RatioP50), f.RatioP50 <= 2, true)
+				found = true
+			}
+		}
+	}
+	if !found {
+		add("Invoke p50 <= 2x the bare echo (Write)", "", false, false)
+	}
+	if o := r.Open; o != nil {
+		v := fmt.Sprintf("%.1f ms", o.Gateway.P50.Median)
+		if s := r.OpenSlim; s != nil {
+			v += fmt.Sprintf(" (mxworker: %.1f ms)", s.Gateway.P50.Median)
+		}
+		add("session open p50 < 20 ms", v, o.Gateway.P50.Median < 20, true)
+	} else {
+		add("session open p50 < 20 ms", "", false, false)
+	}
+	if m := r.Memory; m != nil && m.Idle != nil {
+		v := fmt.Sprintf("%.1f MiB", m.Idle.WorkerMiB.Median)
+		if s := r.OpenSlim; s != nil && s.IdleWorkerMiB.N > 0 {
+			v += fmt.Sprintf(" (mxworker: %.1f MiB)", s.IdleWorkerMiB.Median)
+		}
+		add("idle worker RSS < 15 MiB", v, m.Idle.WorkerMiB.Median < 15, true)
+	} else {
+		add("idle worker RSS < 15 MiB", "", false, false)
+	}
+	best := 0.0
+	var vals []string
+	if r.Peer != nil {
+		for _, f := range r.Peer.Figures {
+			if f.Ratio > 0 {
+				vals = append(vals, fmt.Sprintf("%.1fx at %d values/%d ms", f.Ratio, f.Params.Values, f.Params.IntervalMs))
+				best = max(best, f.Ratio)
+			}
+		}
+	}
+	add(">= 5x the OPC UA peer's delivered updates/s", strings.Join(vals, "; "), best >= 5, len(vals) > 0)
+}
+
+func (r *Report) write(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// fmtRate formats events/s compactly.
+func fmtRate(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func fmtMs(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+func fmtMiB(v float64) string { return fmt.Sprintf("%.1f", v) }
+
+// spreadStr formats min / median / max.
+func spreadStr(s Spread, f func(float64) string) string {
+	if s.N == 0 {
+		return "-"
+	}
+	return f(s.Min) + " / " + f(s.Median) + " / " + f(s.Max)
+}
+
+type row struct{ figure, workload, ours, ref, ratio, target string }
+
+// printTable prints the one table of the run.
+func printTable(w io.Writer, r *Report) {
+	var rows []row
+	ev := func(name string, e *EventsResult) {
+		if e == nil {
+			return
+		}
+		rows = append(rows, row{
+			name,
+			fmt.Sprintf("%d subscriber(s) x %d storm events, %d B/event", e.Params.Subscribers, e.Params.Events, e.EventBytes),
+			spreadStr(e.Gateway, fmtRate), spreadStr(e.Ceiling, fmtRate), fmt.Sprintf("%.2f", e.Ratio), ">= 0.70",
+		})
+	}
+	ev("events/s, 1 subscriber", r.Events)
+	ev("events/s, fan-out (aggregate)", r.FanOut)
+	if r.Invoke != nil {
+		for _, f := range r.Invoke.Figures {
+			wl := fmt.Sprintf("%d calls x %d reps, req %d B, reply %d B", r.Invoke.Params.Calls, r.Reps, f.RequestBytes, f.ReplyBytes)
+			rows = append(rows,
+				row{f.Command + " p50 ms", wl, spreadStr(f.Gateway.P50, fmtMs), spreadStr(f.Echo.P50, fmtMs), fmt.Sprintf("%.2f", f.RatioP50), map[bool]string{true: "<= 2.0", false: ""}[f.Command == "Write"]},
+				row{f.Command + " p99 ms", "", spreadStr(f.Gateway.P99, fmtMs), spreadStr(f.Echo.P99, fmtMs), fmt.Sprintf("%.2f", ratio(f.Gateway.P99.Median, f.Echo.P99.Median)), ""},
+				row{f.Command + " max ms", "", spreadStr(f.Gateway.Max, fmtMs), spreadStr(f.Echo.Max, fmtMs), "", ""},
+			)
+		}
+	}
+	for _, o := range []*OpenResult{r.Open, r.OpenSlim} {
+		if o == nil {
+			continue
+		}
+		wl := fmt.Sprintf("%d opens x %d reps; ref: spawn+exit of `%s version`", o.Params.Opens, r.Reps, strings.Fields(o.Worker)[0])
+		rows = append(rows,
+			row{"session open p50 ms (" + o.Worker + ")", wl, spreadStr(o.Gateway.P50, fmtMs), spreadStr(o.Spawn.P50, fmtMs), fmt.Sprintf("%.2f", o.RatioP50), "< 20 ms"},
+			row{"session open p99 ms (" + o.Worker + ")", "", spreadStr(o.Gateway.P99, fmtMs), spreadStr(o.Spawn.P99, fmtMs), fmt.Sprintf("%.2f", ratio(o.Gateway.P99.Median, o.Spawn.P99.Median)), ""},
+			row{"idle worker RSS MiB (" + o.Worker + ")", "1 session, nothing registered; 3 samples", spreadStr(o.IdleWorkerMiB, fmtMiB), "", "", "< 15 MiB"},
+		)
+	}
+	if m := r.Memory; m != nil {
+		if m.Idle != nil {
+			rows = append(rows, row{"idle worker RSS MiB", "1 session, nothing registered", spreadStr(m.Idle.WorkerMiB, fmtMiB), "gateway " + spreadStr(m.Idle.GatewayMiB, fmtMiB), "", "< 15 MiB"})
+		}
+		for _, lv := range m.Levels {
+			rows = append(rows,
+				row{fmt.Sprintf("gateway RSS MiB, %d sessions", lv.Sessions), fmt.Sprintf("%d advised items each; %d samples", lv.Items, m.Params.Samples), spreadStr(lv.GatewayMiB, fmtMiB), "", "", ""},
+				row{fmt.Sprintf("worker RSS MiB, %d sessions", lv.Sessions), fmt.Sprintf("over %d workers; total %.0f MiB", lv.Workers, lv.WorkersTotalMiB), spreadStr(lv.WorkerMiB, fmtMiB), "", "", ""},
+			)
+		}
+		if m.Note != "" {
+			rows = append(rows, row{"memory note", m.Note, "", "", "", ""})
+		}
+	}
+	if p := r.Peer; p != nil {
+		if p.Skipped != "" && len(p.Figures) == 0 {
+			rows = append(rows, row{"OPC UA peer", "skipped: " + p.Skipped, "", "", "", ""})
+		}
+		for _, f := range p.Figures {
+			wl := fmt.Sprintf("%d values every %d ms (%s/s offered), 1 subscriber", f.Params.Values, f.Params.IntervalMs, fmtRate(f.Params.OfferedPerS))
+			ours, ref, ourLat, refLat, ourP99, refP99 := "-", "-", "-", "-", "-", "-"
+			if f.MxGateway != nil {
+				ours, ourLat, ourP99 = spreadStr(f.MxGateway.UpdatesPerS, fmtRate), spreadStr(f.MxGateway.Latency.P50, fmtMs), spreadStr(f.MxGateway.Latency.P99, fmtMs)
+			}
+			if f.OPCUA != nil {
+				ref, refLat, refP99 = spreadStr(f.OPCUA.UpdatesPerS, fmtRate), spreadStr(f.OPCUA.Latency.P50, fmtMs), spreadStr(f.OPCUA.Latency.P99, fmtMs)
+			} else if f.Skipped != "" {
+				ref = "skipped"
+			}
+			rt := ""
+			if f.Ratio > 0 {
+				rt = fmt.Sprintf("%.2f", f.Ratio)
+			}
+			rows = append(rows,
+				row{"peer updates/s", wl, ours, ref, rt, ">= 5.0"},
+				row{"peer latency p50 ms", "value timestamp -> receipt", ourLat, refLat, "", ""},
+				row{"peer latency p99 ms", "", ourP99, refP99, "", ""},
+			)
+			if f.MxGateway != nil && f.MxGateway.Note != "" {
+				rows = append(rows, row{"peer note", "mxgateway: " + f.MxGateway.Note, "", "", "", ""})
+			}
+			if f.Skipped != "" {
+				rows = append(rows, row{"peer note", f.Skipped, "", "", "", ""})
+			}
+		}
+	}
+
+	fmt.Fprintf(w, "\nmxgateway benchmarks  %s  %d CPUs (%s), %.0f GiB, load %s -> %s, %s, auth %s\n",
+		r.Started.Format(time.RFC3339), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotalGiB,
+		r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd, r.Machine.Go, r.Auth)
+	fmt.Fprintf(w, "values: min / median / max over %d repetitions; ratio = median / median\n\n", r.Reps)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tworkload\tmxgateway\tceiling / peer\tratio\ttarget")
+	for _, x := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", x.figure, x.workload, x.ours, x.ref, x.ratio, x.target)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, t := range r.Targets {
+		fmt.Fprintf(w, "target: %-45s %-28s met: %s\n", t.Target, t.Value, t.Met)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	fmt.Fprintf(w, "took %.0f s\n", r.DurationS)
+}
