@@ -27,8 +27,8 @@ import (
 func TestOpsMetricsAfterRun(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
-	admin := firstRunKey(t, g)
-	c := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, admin))
+	admin := g.AdminKey
+	c := g.Client()
 
 	s := openSession(t, c, "metrics")
 	ev := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
@@ -47,7 +47,7 @@ func TestOpsMetricsAfterRun(t *testing.T) {
 	}
 
 	// One authentication denial.
-	_, err := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, "")).ListSessions(harness.Context(t, step), &mxgatewayv1.ListSessionsRequest{})
+	_, err := mxgatewayv1.NewGatewayClient(g.Dial(t, "")).ListSessions(harness.Context(t, step), &mxgatewayv1.ListSessionsRequest{})
 	wantCode(t, err, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 
 	s.close()
@@ -121,23 +121,23 @@ func TestOpsMetricsAfterRun(t *testing.T) {
 func TestOpsHealth(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
-	if code, body := httpGet(t, g, "/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+	if code, body := g.Get(t, "/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
 	testutil.Eventually(t, step, func() error {
-		code, body := httpGet(t, g, "/readyz")
+		code, body := g.Get(t, "/readyz")
 		if code != http.StatusOK || !strings.HasPrefix(body, "ready") {
 			return fmt.Errorf("/readyz = %d %q", code, body)
 		}
 		return nil
 	})
-	_, body := httpGet(t, g, "/readyz")
+	_, body := g.Get(t, "/readyz")
 	for _, line := range strings.Split(strings.TrimSpace(body), "\n")[1:] {
 		if !strings.HasSuffix(line, ": ok") {
 			t.Errorf("/readyz check line %q is not ok", line)
 		}
 	}
-	hc := healthpb.NewHealthClient(dialKey(t, g.GRPCAddr, ""))
+	hc := healthpb.NewHealthClient(g.Dial(t, ""))
 	ctx := harness.Context(t, step)
 	for _, svc := range []string{"", "mxgateway.v1.Gateway"} {
 		hr, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
@@ -318,7 +318,7 @@ func TestOpsBadWorkerExecutable(t *testing.T) {
 func TestOpsGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
-	c := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, firstRunKey(t, g)))
+	c := g.Client()
 	s := openSession(t, c, "shutdown")
 	ev := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
 	hlmx := s.register()

@@ -6,88 +6,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
-// These helpers serve security_test.go and ops_test.go. They rely only on
-// the harness's addresses and directories, so each test decides itself
-// which key (if any) a connection carries.
-
-// bearer attaches an API key to every call as "authorization: Bearer ...".
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return false }
-
-// firstRunKey waits for the first-run admin key the gateway writes to
-// <data-dir>/admin.key and returns it.
-func firstRunKey(t *testing.T, g *harness.Gateway) string {
-	t.Helper()
-	var key string
-	eventually(t, "admin.key written", func() error {
-		b, err := os.ReadFile(filepath.Join(g.DataDir, "admin.key"))
-		if err != nil {
-			return err
-		}
-		key = strings.TrimSpace(string(b))
-		if key == "" {
-			return fmt.Errorf("admin.key is empty")
-		}
-		return nil
-	})
-	return key
-}
-
-// dialKey opens a plaintext connection that sends key on every call ("":
-// no key). It is closed at cleanup.
-func dialKey(t *testing.T, addr, key string) *grpc.ClientConn {
-	t.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if key != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(key)))
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// dialCreds opens a connection with the given transport credentials and
-// key, closed at cleanup.
-func dialCreds(t *testing.T, addr string, creds credentials.TransportCredentials, key string) *grpc.ClientConn {
-	t.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if key != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(key)))
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
+// These helpers serve security_test.go and ops_test.go, on top of the
+// harness (which dials with a key of the test's choice and fetches HTTP
+// paths).
 
 // keyspec describes a key to create through the Admin service.
 type keyspec struct {
@@ -103,20 +34,15 @@ type newKey struct {
 	raw string
 }
 
-// createKey creates a key through the Admin service on an admin connection.
-func createKey(t *testing.T, admin *grpc.ClientConn, spec keyspec) newKey {
+// createKey creates a key through the Admin service (with the gateway's
+// admin key) and returns it with its id.
+func createKey(t *testing.T, g *harness.Gateway, spec keyspec) newKey {
 	t.Helper()
-	resp, err := mxgatewayv1.NewAdminClient(admin).CreateApiKey(harness.Context(t, step), &mxgatewayv1.CreateApiKeyRequest{
-		Name: spec.name, Scopes: spec.scopes, AllowRead: spec.allowRead, AllowWrite: spec.allowWrite,
-	})
-	if err != nil {
-		t.Fatalf("CreateApiKey %q: %v", spec.name, err)
+	raw := g.CreateKey(t, spec.name, spec.scopes, spec.allowRead, spec.allowWrite)
+	if len(raw) < 22 || !strings.HasPrefix(raw, "mxgw_") || raw[21] != '_' {
+		t.Fatalf("CreateApiKey %q returned a key of the wrong shape (%d characters)", spec.name, len(raw))
 	}
-	k := newKey{id: resp.GetKey().GetId(), raw: resp.GetRawKey()}
-	if k.id == "" || !strings.HasPrefix(k.raw, "mxgw_"+k.id+"_") {
-		t.Fatalf("CreateApiKey %q returned id %q and a key of the wrong shape", spec.name, k.id)
-	}
-	return k
+	return newKey{id: raw[5:21], raw: raw}
 }
 
 // keySecret returns the secret part of a key (after mxgw_<id>_).
@@ -146,37 +72,13 @@ func fakeKey(id string) string {
 	return "mxgw_" + id + "_" + base64.RawURLEncoding.EncodeToString(secret)
 }
 
-// httpGet fetches path from the gateway's HTTP listener.
-func httpGet(t *testing.T, g *harness.Gateway, path string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), step)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.HTTPAddr+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return resp.StatusCode, string(body)
-}
-
 // metricSamples is a scrape of /metrics: series (name{labels}) to value.
 type metricSamples map[string]float64
 
 // scrape reads /metrics in the Prometheus text format.
 func scrape(t *testing.T, g *harness.Gateway) metricSamples {
 	t.Helper()
-	code, body := httpGet(t, g, "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics = %d\n%s", code, body)
-	}
+	body := g.Metrics(t)
 	m := metricSamples{}
 	sc := bufio.NewScanner(strings.NewReader(body))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -89,9 +90,9 @@ func statusMessage(err error) string {
 func TestSecurityAuthentication(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
-	admin := firstRunKey(t, g)
-	adminConn := dialKey(t, g.GRPCAddr, admin)
-	anon := dialKey(t, g.GRPCAddr, "")
+	admin := g.AdminKey
+	adminConn := g.Conn()
+	anon := g.Dial(t, "")
 	ctx := harness.Context(t, 2*step)
 	const someSession = "0123456789abcdef0123456789abcdef"
 
@@ -160,7 +161,7 @@ func TestSecurityAuthentication(t *testing.T) {
 	})
 
 	t.Run("unknown id and wrong secret", func(t *testing.T) {
-		k := createKey(t, adminConn, keyspec{name: "victim", scopes: []string{scSessionOpen}})
+		k := createKey(t, g, keyspec{name: "victim", scopes: []string{scSessionOpen}})
 		c := mxgatewayv1.NewGatewayClient(anon)
 		_, errUnknown := c.ListSessions(withKey(ctx, fakeKey("")), &mxgatewayv1.ListSessionsRequest{})
 		wantCode(t, errUnknown, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
@@ -180,7 +181,7 @@ func TestSecurityAuthentication(t *testing.T) {
 	})
 
 	t.Run("revoked key", func(t *testing.T) {
-		k := createKey(t, adminConn, keyspec{name: "to revoke", scopes: []string{scSessionOpen}})
+		k := createKey(t, g, keyspec{name: "to revoke", scopes: []string{scSessionOpen}})
 		c := mxgatewayv1.NewGatewayClient(anon)
 		if _, err := c.ListSessions(withKey(ctx, k.raw), &mxgatewayv1.ListSessionsRequest{}); err != nil {
 			t.Fatalf("before revocation: %v", err)
@@ -198,7 +199,7 @@ func TestSecurityAuthentication(t *testing.T) {
 	})
 
 	t.Run("rotated key", func(t *testing.T) {
-		old := createKey(t, adminConn, keyspec{name: "to rotate", scopes: []string{scSessionOpen}, allowRead: []string{"Tank1.*"}})
+		old := createKey(t, g, keyspec{name: "to rotate", scopes: []string{scSessionOpen}, allowRead: []string{"Tank1.*"}})
 		rot, err := mxgatewayv1.NewAdminClient(adminConn).RotateApiKey(ctx, &mxgatewayv1.RotateApiKeyRequest{Id: old.id})
 		if err != nil {
 			t.Fatalf("RotateApiKey: %v", err)
@@ -283,10 +284,10 @@ func redactKey(s, key string) string {
 func TestSecurityScopes(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
-	adminConn := dialKey(t, g.GRPCAddr, firstRunKey(t, g))
+	adminConn := g.Conn()
 	ctx := harness.Context(t, 2*step)
 	keyConn := func(name string, scopes ...string) *grpc.ClientConn {
-		return dialKey(t, g.GRPCAddr, createKey(t, adminConn, keyspec{name: name, scopes: scopes}).raw)
+		return g.Dial(t, createKey(t, g, keyspec{name: name, scopes: scopes}).raw)
 	}
 	denied := func(t *testing.T, what string, err error) {
 		t.Helper()
@@ -407,14 +408,13 @@ func entryDenied(t *testing.T, what string, d *mxgatewayv1.EntryDenial) {
 func TestSecurityConstraints(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
-	adminConn := dialKey(t, g.GRPCAddr, firstRunKey(t, g))
-	k := createKey(t, adminConn, keyspec{
+	k := createKey(t, g, keyspec{
 		name:       "tank1 only",
 		scopes:     []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite},
 		allowRead:  []string{"Tank1.*"},
 		allowWrite: []string{"Tank1.Volume"},
 	})
-	c := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, k.raw))
+	c := mxgatewayv1.NewGatewayClient(g.Dial(t, k.raw))
 	s := openSession(t, c, "constrained")
 	hlmx := s.register()
 
@@ -511,10 +511,10 @@ func floatValue(v float32) *mxgatewayv1.MxValue {
 func TestSecuritySessionOwnership(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
-	adminConn := dialKey(t, g.GRPCAddr, firstRunKey(t, g))
+	adminConn := g.Conn()
 	full := []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite}
-	a := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, createKey(t, adminConn, keyspec{name: "A", scopes: full}).raw))
-	b := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, createKey(t, adminConn, keyspec{name: "B", scopes: full}).raw))
+	a := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "A", scopes: full}).raw))
+	b := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "B", scopes: full}).raw))
 	admin := mxgatewayv1.NewGatewayClient(adminConn)
 	ctx := harness.Context(t, step)
 
@@ -574,8 +574,11 @@ func TestSecuritySessionOwnership(t *testing.T) {
 func TestSecurityTLS(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--tls=self-signed")
-	admin := firstRunKey(t, g)
-	caFile := filepath.Join(g.DataDir, "tls-cert.pem")
+	admin := g.AdminKey
+	caFile := g.CAFile
+	if want := filepath.Join(g.DataDir, "tls-cert.pem"); caFile != want {
+		t.Fatalf("the gateway names CA file %q, want %q", caFile, want)
+	}
 	keyInfo, err := os.Stat(filepath.Join(g.DataDir, "tls-key.pem"))
 	if err != nil {
 		t.Fatalf("no TLS key in the data directory: %v", err)
@@ -592,7 +595,7 @@ func TestSecurityTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := harness.Context(t, step)
-	pinned := mxgatewayv1.NewGatewayClient(dialCreds(t, g.GRPCAddr, credentials.NewTLS(cfg), admin))
+	pinned := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfg))))
 	if _, err := pinned.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
 		t.Fatalf("ListSessions over TLS with the pinned CA: %v", err)
 	}
@@ -601,16 +604,16 @@ func TestSecurityTLS(t *testing.T) {
 	s.close()
 	// With the name "localhost" too (a SAN of the certificate).
 	cfgLocal, _ := tlsutil.ClientConfig(caFile, "localhost")
-	if _, err := mxgatewayv1.NewGatewayClient(dialCreds(t, g.GRPCAddr, credentials.NewTLS(cfgLocal), admin)).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+	if _, err := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfgLocal)))).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
 		t.Fatalf("TLS with server name localhost: %v", err)
 	}
 
-	plain := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, admin))
+	plain := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(insecure.NewCredentials())))
 	_, err = plain.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 	wantCode(t, err, codes.Unavailable, "")
 
 	// System roots only: the self-signed certificate is not trusted.
-	unpinned := mxgatewayv1.NewGatewayClient(dialCreds(t, g.GRPCAddr, credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}), admin))
+	unpinned := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}))))
 	_, err = unpinned.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 	wantCode(t, err, codes.Unavailable, "")
 
@@ -626,7 +629,7 @@ func TestSecurityTLS(t *testing.T) {
 	if !bytes.Equal(cert1, cert2) {
 		t.Fatal("the self-signed certificate was regenerated on restart")
 	}
-	again := mxgatewayv1.NewGatewayClient(dialCreds(t, g2.GRPCAddr, credentials.NewTLS(cfg), admin))
+	again := mxgatewayv1.NewGatewayClient(g2.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfg))))
 	if _, err := again.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
 		t.Fatalf("TLS after restart with the old CA file: %v", err)
 	}
@@ -639,20 +642,20 @@ func TestSecurityTLS(t *testing.T) {
 func TestSecurityNoSecretsAtRestOrInLogs(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--log-level=debug")
-	admin := firstRunKey(t, g)
-	adminConn := dialKey(t, g.GRPCAddr, admin)
+	admin := g.AdminKey
+	adminConn := g.Conn()
 	ctx := harness.Context(t, 2*step)
 	wrongPassword := "Wr0ng-" + keySecret(t, fakeKey(""))[:16]
 
 	var keys []string // every full key used in this test
-	k1 := createKey(t, adminConn, keyspec{name: "app", scopes: []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeSecure}})
+	k1 := createKey(t, g, keyspec{name: "app", scopes: []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeSecure}})
 	keys = append(keys, admin, k1.raw)
 	rot, err := mxgatewayv1.NewAdminClient(adminConn).RotateApiKey(ctx, &mxgatewayv1.RotateApiKeyRequest{Id: k1.id})
 	if err != nil {
 		t.Fatalf("RotateApiKey: %v", err)
 	}
 	keys = append(keys, rot.GetRawKey())
-	k2 := createKey(t, adminConn, keyspec{name: "revoked", scopes: []string{scSessionOpen}})
+	k2 := createKey(t, g, keyspec{name: "revoked", scopes: []string{scSessionOpen}})
 	keys = append(keys, k2.raw)
 	if _, err := mxgatewayv1.NewAdminClient(adminConn).RevokeApiKey(ctx, &mxgatewayv1.RevokeApiKeyRequest{Id: k2.id}); err != nil {
 		t.Fatalf("RevokeApiKey: %v", err)
@@ -664,7 +667,7 @@ func TestSecurityNoSecretsAtRestOrInLogs(t *testing.T) {
 	keys = append(keys, strings.TrimSpace(out))
 
 	// Denied attempts with real-looking keys: wrong secret, revoked, rotated.
-	anon := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, ""))
+	anon := mxgatewayv1.NewGatewayClient(g.Dial(t, ""))
 	wrong := fakeKey(k1.id)
 	keys = append(keys, wrong)
 	for _, k := range []string{wrong, k2.raw, k1.raw, fakeKey("")} {
@@ -677,7 +680,7 @@ func TestSecurityNoSecretsAtRestOrInLogs(t *testing.T) {
 	wantCode(t, err, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 
 	// Use the rotated key, with MXAccess credentials.
-	app := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, rot.GetRawKey()))
+	app := mxgatewayv1.NewGatewayClient(g.Dial(t, rot.GetRawKey()))
 	s := openSession(t, app, "secrets")
 	hlmx := s.register()
 	if r := s.invoke(authUserCmd(hlmx, demoUser, demoPassword)); r.GetUserId().GetUserId() == 0 {
@@ -785,7 +788,7 @@ func TestSecurityNoAuth(t *testing.T) {
 	t.Run("loopback accepted with a warning", func(t *testing.T) {
 		t.Parallel()
 		g := harness.Start(t, "--auth=none")
-		c := mxgatewayv1.NewGatewayClient(dialKey(t, g.GRPCAddr, ""))
+		c := g.Client()
 		s := openSession(t, c, "anonymous")
 		s.register()
 		s.close()
