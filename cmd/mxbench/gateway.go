@@ -195,6 +195,14 @@ func (g *gatewayProc) setupKey(ctx context.Context) error {
 	return nil
 }
 
+// authShort is "on" or "off".
+func (g *gatewayProc) authShort() string {
+	if g.key == "" {
+		return "off"
+	}
+	return "on"
+}
+
 // dial connects a new SDK client with the workloads' key.
 func (g *gatewayProc) dial(ctx context.Context, opts ...client.Option) (*client.Client, error) {
 	return g.dialKey(ctx, g.key, opts...)

@@ -33,7 +33,9 @@ type InvokeFigure struct {
 
 // InvokeResult holds the Write and AddItem figures.
 type InvokeResult struct {
-	Params  InvokeParams   `json:"params"`
+	Params InvokeParams `json:"params"`
+	// Auth is the gateway's authentication for these figures.
+	Auth    string         `json:"authentication"`
 	Figures []InvokeFigure `json:"figures"`
 }
 
@@ -76,7 +78,7 @@ func timedCalls(ctx context.Context, t invokeTarget, kind string, n, warmup int)
 // runInvoke measures Write and AddItem round trips on the gateway and the
 // same calls against the ceiling's unary echo (which answers with the
 // gateway's own reply, so both directions carry the same bytes).
-func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams, reps int, logf func(string, ...any)) (*InvokeResult, error) {
+func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams, kinds []string, reps int, logf func(string, ...any)) (*InvokeResult, error) {
 	c, err := g.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -87,8 +89,8 @@ func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams,
 		return nil, err
 	}
 	defer ec.Close()
-	res := &InvokeResult{Params: p}
-	for _, kind := range []string{"write", "add_item"} {
+	res := &InvokeResult{Params: p, Auth: g.auth}
+	for _, kind := range kinds {
 		fig := InvokeFigure{Command: map[string]string{"write": "Write", "add_item": "AddItem"}[kind]}
 		var gw, echo []Latency
 		for rep := range reps {
@@ -143,8 +145,8 @@ func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams,
 				return nil, err
 			}
 			echo = append(echo, latencyOf(eds))
-			logf("invoke %s rep %d: gateway p50 %.3f ms p99 %.3f ms, echo p50 %.3f ms p99 %.3f ms",
-				fig.Command, rep+1, gw[rep].P50, gw[rep].P99, echo[rep].P50, echo[rep].P99)
+			logf("invoke %s (auth %s) rep %d: gateway p50 %.3f ms p99 %.3f ms, echo p50 %.3f ms p99 %.3f ms",
+				fig.Command, g.authShort(), rep+1, gw[rep].P50, gw[rep].P99, echo[rep].P50, echo[rep].P99)
 		}
 		fig.Gateway, fig.Echo = latencySpread(gw), latencySpread(echo)
 		fig.RatioP50 = ratio(fig.Gateway.P50.Median, fig.Echo.P50.Median)

@@ -77,7 +77,7 @@ func parseConfig(args []string) (config, error) {
 	levels := fs.String("mem-levels", "1,64,256", "session counts of the memory figure")
 	fs.IntVar(&c.memory.Items, "mem-items", 1000, "advised items per session in the memory figure")
 	fs.IntVar(&c.memory.BudgetS, "mem-budget", 300, "seconds allowed for opening the memory figure's sessions")
-	peers := fs.String("peer", "1000x100ms,5000x100ms", "peer workloads: VALUESxINTERVAL, comma-separated")
+	peers := fs.String("peer", "1000x100ms,5000x100ms,10000x100ms", "peer workloads: VALUESxINTERVAL, comma-separated")
 	peerDur := fs.Int("peer-duration", 5, "seconds per peer repetition")
 	pubMs := fs.Int("opcua-publishing-ms", 50, "OPC UA requested publishing interval (node-opcua minimum 50)")
 	if err := fs.Parse(args); err != nil {
@@ -207,8 +207,23 @@ func runBench(ctx context.Context, args []string) int {
 			}
 		}
 		if cfg.only["invoke"] {
-			if rep.Invoke, err = runInvoke(ctx, g, ce, cfg.invoke, cfg.reps, logf); err != nil {
+			if rep.Invoke, err = runInvoke(ctx, g, ce, cfg.invoke, []string{"write", "add_item"}, cfg.reps, logf); err != nil {
 				fail("invoke", err)
+			}
+		}
+		// Write once more without authentication, to show what the per-call
+		// key check costs.
+		if cfg.only["invoke"] && g.key != "" && ctx.Err() == nil {
+			na, err := startGateway(ctx, bin, root, "noauth", "--sim-model="+model, "--auth=none")
+			if err != nil {
+				fail("invoke (auth off)", err)
+			} else {
+				if rep.InvokeNoAuth, err = runInvoke(ctx, na, ce, cfg.invoke, []string{"write"}, cfg.reps, logf); err != nil {
+					fail("invoke (auth off)", err)
+				}
+				if err := na.stop(); err != nil {
+					logf("gateway noauth exit: %v", err)
+				}
 			}
 		}
 		if cfg.only["open"] {

@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
 	"github.com/mxgateway/mxgateway/internal/gateway"
 	"github.com/mxgateway/mxgateway/internal/ipc"
 	"github.com/mxgateway/mxgateway/internal/session"
+	"github.com/mxgateway/mxgateway/internal/store"
 	"github.com/mxgateway/mxgateway/internal/supervisor"
 	"github.com/mxgateway/mxgateway/internal/worker"
 )
@@ -202,7 +204,69 @@ func profile(ctx context.Context, dir string, events, calls int) error {
 		}
 		summarise(pdir, logf)
 	}
+	pdir := filepath.Join(dir, "auth")
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return err
+	}
+	if err := profileAuth(ctx, filepath.Join(root, "auth"), pdir, calls, logf); err != nil {
+		return err
+	}
+	summarise(pdir, logf)
 	return nil
+}
+
+// profileAuth profiles the per-call API key check the gateway's guard runs
+// on every RPC (Manager.Authenticate: parse, key store lookup, HMAC).
+func profileAuth(ctx context.Context, data, dir string, calls int, logf func(string, ...any)) error {
+	if err := store.EnsureDataDir(data); err != nil {
+		return err
+	}
+	st, err := store.OpenInDir(ctx, data, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	peppers, err := auth.LoadPeppers(auth.PepperConfig{DataDir: data})
+	if err != nil {
+		return err
+	}
+	mgr, err := auth.NewManager(auth.ManagerConfig{Store: st, Peppers: peppers})
+	if err != nil {
+		return err
+	}
+	raw, _, err := auth.EnsureBootstrapKey(ctx, mgr, data)
+	if err != nil {
+		return err
+	}
+	key := raw.Reveal()
+	for range 100 {
+		if _, err := mgr.Authenticate(ctx, key); err != nil {
+			return err
+		}
+	}
+	runtime.GC()
+	if err := writeProfile(filepath.Join(dir, "gateway-before.allocs.pprof"), "allocs"); err != nil {
+		return err
+	}
+	cpu, err := os.Create(filepath.Join(dir, "gateway.cpu.pprof"))
+	if err != nil {
+		return err
+	}
+	defer cpu.Close()
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		return err
+	}
+	start := time.Now()
+	for range calls {
+		if _, err := mgr.Authenticate(ctx, key); err != nil {
+			pprof.StopCPUProfile()
+			return err
+		}
+	}
+	took := time.Since(start)
+	pprof.StopCPUProfile()
+	logf("auth: %d key checks, %.1f µs each", calls, float64(took.Microseconds())/float64(calls))
+	return writeProfile(filepath.Join(dir, "gateway-after.allocs.pprof"), "allocs")
 }
 
 // profilePhase runs one phase against g with the driver's own CPU profile

@@ -27,6 +27,7 @@ func (c *Config) Validate() error {
 	}
 
 	listenOK := checkAddr(c.Listen) == ""
+	httpOK := checkAddr(c.HTTPListen) == ""
 	if msg := checkAddr(c.Listen); msg != "" {
 		bad("listen", "%s", msg)
 	}
@@ -41,6 +42,13 @@ func (c *Config) Validate() error {
 
 	if c.Auth == AuthNone && listenOK && !isLoopback(c.Listen) {
 		bad("auth", "none is allowed only when listen is a loopback address (listen is %q)", c.Listen)
+	}
+	if c.Auth == AuthNone && httpOK && !isLoopback(c.HTTPListen) {
+		bad("auth", "none is allowed only when http_listen is a loopback address (http_listen is %q)", c.HTTPListen)
+	}
+	// Plaintext would carry API keys and values across the network.
+	if c.TLS == TLSOff && listenOK && !isLoopback(c.Listen) {
+		bad("tls", "off is allowed only when listen is a loopback address (listen is %q): plaintext is allowed on loopback only; use self-signed, or files with tls_cert and tls_key", c.Listen)
 	}
 
 	if c.TLS == TLSFiles {

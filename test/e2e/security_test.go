@@ -766,7 +766,8 @@ func checkDataDir(t *testing.T, dir string, secrets map[string]string) []string 
 }
 
 // TestSecurityNoAuth: --auth=none is refused on a non-loopback address
-// (non-zero exit, clear message) and accepted on loopback with a warning.
+// (non-zero exit, clear message) and accepted on loopback with a warning;
+// plaintext is refused on a non-loopback address too.
 func TestSecurityNoAuth(t *testing.T) {
 	t.Parallel()
 	t.Run("non-loopback refused", func(t *testing.T) {
@@ -783,6 +784,18 @@ func TestSecurityNoAuth(t *testing.T) {
 		msg := strings.ToLower(errOut)
 		if !strings.Contains(msg, "auth") || !strings.Contains(msg, "loopback") {
 			t.Fatalf("the refusal does not explain itself (want auth and loopback):\n%s", errOut)
+		}
+	})
+	t.Run("plaintext off loopback refused", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		code, out, errOut := runBinary(t, []string{"TMPDIR=" + dir}, "serve", "--listen=0.0.0.0:0",
+			"--http-listen=127.0.0.1:0", "--data-dir="+filepath.Join(dir, "data"), "--sim-profile=test")
+		if code == 0 || strings.Contains(out, "listening on") {
+			t.Fatalf("serve on 0.0.0.0 without TLS = exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		if msg := strings.ToLower(errOut); !strings.Contains(msg, "tls") || !strings.Contains(msg, "loopback") {
+			t.Fatalf("the refusal does not explain itself (want tls and loopback):\n%s", errOut)
 		}
 	})
 	t.Run("loopback accepted with a warning", func(t *testing.T) {
