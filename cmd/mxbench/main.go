@@ -18,6 +18,7 @@ import (
 
 const usage = `usage: mxbench [flags]            run the benchmarks, print the table, write the JSON report
        mxbench profile [flags]    write CPU and allocation profiles of the event and command paths
+       mxbench table FILE         print the table of a JSON report again
 
 `
 
@@ -30,6 +31,9 @@ func main() {
 	defer stop()
 	if len(args) > 0 && args[0] == "profile" {
 		os.Exit(runProfile(ctx, args[1:]))
+	}
+	if len(args) == 2 && args[0] == "table" {
+		os.Exit(runTable(args[1]))
 	}
 	os.Exit(runBench(ctx, args))
 }

@@ -204,6 +204,9 @@ func spreadStr(s Spread, f func(float64) string) string {
 
 type row struct{ figure, workload, ours, ref, ratio, target string }
 
+// noteFigure marks a row printed below the table (long text).
+const noteFigure = "note"
+
 // printTable prints the one table of the run.
 func printTable(w io.Writer, r *Report) {
 	var rows []row
@@ -262,12 +265,12 @@ func printTable(w io.Writer, r *Report) {
 			)
 		}
 		if m.Note != "" {
-			rows = append(rows, row{"memory note", m.Note, "", "", "", ""})
+			rows = append(rows, row{noteFigure, "memory: " + m.Note, "", "", "", ""})
 		}
 	}
 	if p := r.Peer; p != nil {
 		if p.Skipped != "" && len(p.Figures) == 0 {
-			rows = append(rows, row{"OPC UA peer", "skipped: " + p.Skipped, "", "", "", ""})
+			rows = append(rows, row{noteFigure, "OPC UA peer skipped: " + p.Skipped, "", "", "", ""})
 		}
 		for _, f := range p.Figures {
 			wl := fmt.Sprintf("%d values every %d ms (%s/s offered), 1 subscriber", f.Params.Values, f.Params.IntervalMs, fmtRate(f.Params.OfferedPerS))
@@ -289,11 +292,15 @@ func printTable(w io.Writer, r *Report) {
 				row{"peer latency p50 ms", "value timestamp -> receipt", ourLat, refLat, "", ""},
 				row{"peer latency p99 ms", "", ourP99, refP99, "", ""},
 			)
+			what := fmt.Sprintf("peer %d values/%d ms", f.Params.Values, f.Params.IntervalMs)
 			if f.MxGateway != nil && f.MxGateway.Note != "" {
-				rows = append(rows, row{"peer note", "mxgateway: " + f.MxGateway.Note, "", "", "", ""})
+				rows = append(rows, row{noteFigure, what + ", mxgateway: " + f.MxGateway.Note, "", "", "", ""})
+			}
+			if f.OPCUA != nil && f.OPCUA.Note != "" {
+				rows = append(rows, row{noteFigure, what + ", OPC UA: " + f.OPCUA.Note, "", "", "", ""})
 			}
 			if f.Skipped != "" {
-				rows = append(rows, row{"peer note", f.Skipped, "", "", "", ""})
+				rows = append(rows, row{noteFigure, what + ": " + f.Skipped, "", "", "", ""})
 			}
 		}
 	}
@@ -304,11 +311,19 @@ func printTable(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "values: min / median / max over %d repetitions; ratio = median / median\n\n", r.Reps)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tworkload\tmxgateway\tceiling / peer\tratio\ttarget")
+	var notes []string
 	for _, x := range rows {
+		if x.figure == noteFigure {
+			notes = append(notes, x.workload)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", x.figure, x.workload, x.ours, x.ref, x.ratio, x.target)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	for _, n := range notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	for _, t := range r.Targets {
 		fmt.Fprintf(w, "target: %-45s %-28s met: %s\n", t.Target, t.Value, t.Met)
 	}
@@ -316,4 +331,20 @@ func printTable(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
 	fmt.Fprintf(w, "took %.0f s\n", r.DurationS)
+}
+
+// runTable prints the table of a saved report.
+func runTable(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mxbench:", err)
+		return 1
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		fmt.Fprintf(os.Stderr, "mxbench: %s: %v\n", path, err)
+		return 1
+	}
+	printTable(os.Stdout, &r)
+	return 0
 }

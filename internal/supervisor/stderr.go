@@ -165,7 +165,13 @@ func parseJSONLine(b []byte) (slog.Level, string, []slog.Attr, bool) {
 	sort.Strings(keys)
 	attrs := make([]slog.Attr, 0, len(keys))
 	for _, k := range keys {
-		attrs = append(attrs, slog.Any(k, rec[k]))
+		name := k
+		if k == logging.KeyComponent {
+			// The gateway logger already names its own component; keep the
+			// worker's under another key so no record carries it twice.
+			name = "worker_" + k
+		}
+		attrs = append(attrs, slog.Any(name, rec[k]))
 	}
 	return level, msg, attrs, true
 }
