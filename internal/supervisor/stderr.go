@@ -144,7 +144,11 @@ func parseJSONLine(b []byte) (slog.Level, string, []slog.Attr, bool) {
 		return 0, "", nil, false
 	}
 	var rec map[string]any
-	if err := json.Unmarshal(b, &rec); err != nil {
+	// Numbers stay json.Number so integers such as durations in nanoseconds
+	// are re-emitted exactly, not as floats in exponent form.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&rec); err != nil {
 		return 0, "", nil, false
 	}
 	level := slog.LevelInfo

@@ -17,3 +17,14 @@ func TestParseJSONLineRenamesComponent(t *testing.T) {
 		t.Fatalf("attrs = %v, want worker_component and x without component", attrs)
 	}
 }
+
+// Integers from the worker's JSON lines must survive exactly.
+func TestParseJSONLineKeepsIntegers(t *testing.T) {
+	_, _, attrs, ok := parseJSONLine([]byte(`{"level":"INFO","msg":"m","grace":300000000}`))
+	if !ok || len(attrs) != 1 {
+		t.Fatalf("parse: ok=%v attrs=%v", ok, attrs)
+	}
+	if got := attrs[0].Value.String(); got != "300000000" {
+		t.Fatalf("grace re-emitted as %q, want 300000000", got)
+	}
+}
