@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -36,6 +37,79 @@ func Example() {
 		}
 		fmt.Println(r.ItemDefinition, r.Value, r.Quality)
 	}
+}
+
+// Connect to a gateway that runs with TLS (for example --tls=self-signed),
+// pinning its certificate, with an API key. Dial fails on a TLS mismatch; a
+// refused key fails the first call with ErrUnauthenticated.
+func ExampleDial() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "gw.plant.local:5000",
+		client.WithAPIKey(os.Getenv("MXGATEWAY_API_KEY")),
+		client.WithCAFile("/var/lib/mxgateway/tls-cert.pem"))
+	if err != nil {
+		log.Fatal(err) // unreachable, TLS mismatch, unreadable CA file
+	}
+	defer c.Close()
+	s, err := c.OpenSession(ctx, "example")
+	switch {
+	case errors.Is(err, client.ErrUnauthenticated):
+		log.Fatal("the gateway refused the API key: ", err)
+	case errors.Is(err, client.ErrPermissionDenied):
+		log.Fatal("the API key lacks scope session:open: ", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	defer s.Close()
+}
+
+// Manage API keys remotely (the key used needs scope admin).
+func ExampleAdmin() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "127.0.0.1:5000", client.WithAPIKey(os.Getenv("MXGATEWAY_API_KEY")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	adm := c.Admin()
+	info, raw, err := adm.CreateAPIKey(ctx, client.NewAPIKey{
+		Name:      "grafana",
+		Scopes:    []string{"session:open", "session:close", "invoke:read", "events:read"},
+		AllowRead: []string{"TIC*", "Tank1.*"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("store this key now, it is shown only once:", raw)
+	// Rotate: a new id and secret; the old key stops working at once.
+	rotated, raw2, err := adm.RotateAPIKey(ctx, info.GetId())
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = raw2
+	if _, _, err := adm.RevokeAPIKey(ctx, rotated.GetId()); err != nil {
+		log.Fatal(err)
+	}
+	events, err := adm.ListAuditEvents(ctx, &mxgatewayv1.ListAuditEventsRequest{Limit: 10})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range events {
+		fmt.Println(e.GetAction(), e.GetTarget(), e.GetOutcome())
+	}
+}
+
+// A bulk command is never refused as a whole for a reference the key may
+// not use: the denied entry carries a typed error, the others run.
+func ExampleBulkEntry_Err() {
+	// As SubscribeBulk returns it for a key allowed to read only "Tank1.*".
+	entry := client.BulkEntry{ItemDefinition: "TIC101.PV", Denial: &mxgatewayv1.EntryDenial{
+		Reason: mxgatewayv1.ReasonReferenceForbidden, Message: `reference not allowed for reading by this API key: "TIC101.PV"`}}
+	err := entry.Err()
+	var ge *client.GatewayError
+	fmt.Println(errors.Is(err, client.ErrPermissionDenied), errors.As(err, &ge), ge.Code, client.GatewayReason(err))
+	// Output:
+	// true true PermissionDenied REFERENCE_NOT_ALLOWED
 }
 
 // Subscribe and consume events; the iterator resumes by itself after a

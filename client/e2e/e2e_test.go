@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -28,22 +26,15 @@ func leakCheck(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
 
-// adminKey returns the gateway's first-run admin key, or "" when the gateway
-// runs without authentication.
-func adminKey(g *harness.Gateway) string {
-	b, err := os.ReadFile(filepath.Join(g.DataDir, "admin.key"))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
 func dial(t *testing.T, ctx context.Context, g *harness.Gateway, addr string, opts ...client.Option) *client.Client {
 	t.Helper()
 	if addr == "" {
 		addr = g.GRPCAddr
 	}
-	opts = append([]client.Option{client.WithAPIKey(adminKey(g)),
+	if g.AdminKey == "" {
+		t.Fatal("the gateway wrote no first-run admin key")
+	}
+	opts = append([]client.Option{client.WithAPIKey(g.AdminKey),
 		client.WithEventBackoff(client.Backoff{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond, Factor: 2})}, opts...)
 	c, err := client.Dial(ctx, addr, opts...)
 	if err != nil {
@@ -508,38 +499,7 @@ func TestErrorTyping(t *testing.T) {
 	if _, err := s.Read(ctx, "TIC101.PV"); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
-
-	// Keys, when the gateway enforces them.
-	if adminKey(g) == "" {
-		t.Log("gateway runs without API keys; skipping the key checks")
-		return
-	}
-	bad, err := client.Dial(ctx, g.GRPCAddr, client.WithAPIKey("mxgw_nosuchkey_"+strings.Repeat("x", 43)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close()
-	if _, err := bad.OpenSession(ctx, "bad"); !client.IsUnauthenticated(err) {
-		t.Fatalf("bad key: %v", err)
-	}
-	none, err := client.Dial(ctx, g.GRPCAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer none.Close()
-	if _, err := none.OpenSession(ctx, "none"); !client.IsUnauthenticated(err) {
-		t.Fatalf("no key: %v", err)
-	}
-	// A key without the write scope.
-	_, raw, err := c.Admin().CreateAPIKey(ctx, client.NewAPIKey{Name: "reader", Scopes: []string{"session:open", "session:close", "invoke:read", "events:read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := dial(t, ctx, g, "", client.WithAPIKey(raw))
-	rs := open(t, ctx, rc)
-	if _, err := rs.WriteValue(ctx, "TIC101.SP", 1.0); !client.IsPermissionDenied(err) {
-		t.Fatalf("write without scope: %v", err)
-	}
+	// Keys and scopes: auth_test.go.
 }
 
 // TestEventsResumeAcrossSeveredConnection cuts the TCP connection under a

@@ -42,8 +42,8 @@ events:read, admin. Patterns use * and ? and ignore case.
 Examples:
   mxctl apikey create --name grafana --scope session:open,invoke:read,events:read --allow-read 'TIC*'
   mxctl apikey list
-  mxctl apikey rotate k3x9q2
-  mxctl apikey revoke k3x9q2`}
+  mxctl apikey rotate k3x9q2mzt7vb4wda
+  mxctl apikey revoke k3x9q2mzt7vb4wda`}
 	cmd.run = func(ctx context.Context, c *cli, args []string) int {
 		var conn connFlags
 		fs := c.flagSet(cmd, &conn)
@@ -140,10 +140,19 @@ Examples:
 
 func keyJSON(k *mxgatewayv1.ApiKeyInfo) map[string]any {
 	return map[string]any{
-		"id": k.GetId(), "name": k.GetName(), "scopes": k.GetScopes(), "allow_read": k.GetAllowRead(), "allow_write": k.GetAllowWrite(),
+		"id": k.GetId(), "name": k.GetName(), "scopes": orEmpty(k.GetScopes()), "allow_read": orEmpty(k.GetAllowRead()),
+		"allow_write":  orEmpty(k.GetAllowWrite()),
 		"created_at":   tsString(k.GetCreatedAt().AsTime(), k.GetCreatedAt() != nil),
 		"last_used_at": tsString(k.GetLastUsedAt().AsTime(), k.GetLastUsedAt() != nil),
 		"revoked_at":   tsString(k.GetRevokedAt().AsTime(), k.GetRevokedAt() != nil),
 		"rotated_from": k.GetRotatedFrom(),
 	}
+}
+
+// orEmpty makes a nil list print as [] rather than null.
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }

@@ -157,7 +157,7 @@ func errText(err error) string {
 	if err == nil {
 		return ""
 	}
-	msg, _ := describe("", err)
+	msg, _ := describe("", "", err)
 	return msg
 }
 

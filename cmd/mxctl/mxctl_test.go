@@ -38,10 +38,19 @@ func invoke(t *testing.T, envMap map[string]string, stdin string, args ...string
 var (
 	timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
 	durRE  = regexp.MustCompile(`in [0-9.]+(ms|s|m)`)
+	// keyRE matches a full API key; keyIDRE captures its id.
+	keyRE    = regexp.MustCompile(`mxgw_[a-z2-7]{16}_[A-Za-z0-9_-]{43}`)
+	keyIDRE  = regexp.MustCompile(`^mxgw_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$`)
+	lastUsed = regexp.MustCompile(`"last_used_at":"[^"]*"`)
 )
 
-// mask makes output deterministic: timestamps and the gateway address vary.
-func mask(s, addr string) string {
+// mask makes output deterministic: timestamps, full keys and the gateway
+// address vary; repl replaces further strings (key ids, paths) first.
+func mask(s, addr string, repl ...string) string {
+	s = keyRE.ReplaceAllString(s, "<KEY>")
+	if len(repl) > 0 {
+		s = strings.NewReplacer(repl...).Replace(s)
+	}
 	if addr != "" {
 		s = strings.ReplaceAll(s, addr, "<ADDR>")
 	}
@@ -55,9 +64,14 @@ func mask(s, addr string) string {
 	return durRE.ReplaceAllString(s, "in <DUR>")
 }
 
-func golden(t *testing.T, name string, r result, addr string) {
+func golden(t *testing.T, name string, r result, addr string, repl ...string) {
 	t.Helper()
-	got := fmt.Sprintf("exit: %d\n--- stdout\n%s--- stderr\n%s", r.code, mask(r.stdout, addr), mask(r.stderr, addr))
+	got := fmt.Sprintf("exit: %d\n--- stdout\n%s--- stderr\n%s", r.code, mask(r.stdout, addr, repl...), mask(r.stderr, addr, repl...))
+	compareGolden(t, name, got)
+}
+
+func compareGolden(t *testing.T, name, got string) {
+	t.Helper()
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -91,6 +105,7 @@ func TestGolden(t *testing.T) {
 		}
 		return m
 	}
+	emptyDir := t.TempDir() // a data directory without admin.key
 	fixed := []string{"Tank1.Material", "Tank1.Volume", "Pump1.StartCount", "Tank1.HighLevel", "Line1.Counts[]",
 		"Line1.Recipe[]", "Valve1.TravelTime", "Tank1.LastCleaned", "Line1.Operator"}
 	cases := []struct {
@@ -124,6 +139,14 @@ func TestGolden(t *testing.T) {
 		{"usage_write_verifier_without_secured", env, "", []string{"write", "A.B", "1", "--verifier", "x"}},
 		{"usage_apikey_create", env, "", []string{"apikey", "create", "--name", "x"}},
 		{"unreachable", with("MXGATEWAY_ADDR", "127.0.0.1:1"), "", []string{"read", "Tank1.Material"}},
+		{"key_garbage", with("MXGATEWAY_API_KEY", "garbage"), "", []string{"read", "Tank1.Material"}},
+		{"key_unknown", with("MXGATEWAY_API_KEY", "mxgw_aaaaaaaaaaaaaaaa_"+strings.Repeat("A", 43)), "", []string{"read", "Tank1.Material"}},
+		{"key_flag_wins", env, "", []string{"sessions", "--api-key", "garbage"}},
+		{"key_none", with("MXGATEWAY_DATA_DIR", emptyDir), "", []string{"read", "Tank1.Material"}},
+		{"usage_apikey_no_subcommand", env, "", []string{"apikey"}},
+		{"usage_apikey_unknown_subcommand", env, "", []string{"apikey", "delete", "x"}},
+		{"usage_apikey_revoke_no_id", env, "", []string{"apikey", "revoke"}},
+		{"help_apikey", env, "", []string{"help", "apikey"}},
 		{"insecure_remote", with("MXGATEWAY_ADDR", "192.0.2.1:5000"), "", []string{"read", "--insecure", "Tank1.Material"}},
 		{"help_read", env, "", []string{"help", "read"}},
 		{"help_write", env, "", []string{"write", "--help"}},
@@ -133,7 +156,8 @@ func TestGolden(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := invoke(t, tc.env, tc.stdin, tc.args...)
-			golden(t, tc.name, r, g.GRPCAddr)
+			oneLineErrors(t, r)
+			golden(t, tc.name, r, g.GRPCAddr, emptyDir, "<EMPTY_DATA_DIR>")
 		})
 	}
 }
@@ -155,9 +179,10 @@ func TestSessionsAndVersion(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "mxctl ") {
 		t.Fatalf("version: %+v", r)
 	}
+	// Only an admin key may list keys: the local first-run key was found.
 	r = invoke(t, env, "", "apikey", "list")
-	if r.code != exitOK && r.code != exitGateway {
-		t.Fatalf("apikey list: %+v", r)
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "ID  ") || !strings.Contains(r.stdout, "bootstrap admin") {
+		t.Fatalf("apikey list with the local admin key: %+v", r)
 	}
 }
 
@@ -189,9 +214,36 @@ func TestLocalAdminKey(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, adminKeyFile), []byte("mxgw_abc_def\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cli{env: func(k string) string { return map[string]string{"MXGATEWAY_DATA_DIR": dir}[k] }}
-	if got := c.localAdminKey(); got != "mxgw_abc_def" {
-		t.Fatalf("localAdminKey = %q", got)
+	path := filepath.Join(dir, adminKeyFile)
+	envs := map[string]string{"MXGATEWAY_DATA_DIR": dir}
+	c := &cli{env: func(k string) string { return envs[k] }}
+	if got, from := c.localAdminKey(); got != "mxgw_abc_def" || from != path {
+		t.Fatalf("localAdminKey = %q from %q", got, from)
+	}
+	cases := []struct {
+		flag, env, addr  string
+		wantKey, wantSrc string
+	}{
+		{"", "", "127.0.0.1:5000", "mxgw_abc_def", path},
+		{"", "", "localhost:7000", "mxgw_abc_def", path},
+		{"", "", "[::1]:5000", "mxgw_abc_def", path},
+		{"", "", "192.0.2.1:5000", "", ""}, // never sent to a remote address
+		{"", "", "gw.example.com", "", ""},
+		{"", "mxgw_env", "192.0.2.1:5000", "mxgw_env", "MXGATEWAY_API_KEY"},
+		{"mxgw_flag", "mxgw_env", "127.0.0.1:5000", "mxgw_flag", "--api-key"},
+		{"", "mxgw_env", "127.0.0.1:5000", "mxgw_env", "MXGATEWAY_API_KEY"},
+	}
+	for _, tc := range cases {
+		envs["MXGATEWAY_API_KEY"] = tc.env
+		key, src := c.apiKey(&connFlags{apiKey: tc.flag}, tc.addr)
+		if key != tc.wantKey || src != tc.wantSrc {
+			t.Errorf("apiKey(flag %q, env %q, %s) = %q from %q, want %q from %q", tc.flag, tc.env, tc.addr, key, src, tc.wantKey, tc.wantSrc)
+		}
+	}
+	// An empty data directory: no key.
+	envs = map[string]string{"MXGATEWAY_DATA_DIR": t.TempDir()}
+	if key, src := c.apiKey(&connFlags{}, "127.0.0.1:5000"); key != "" || src != "" {
+		t.Fatalf("apiKey without admin.key = %q from %q", key, src)
 	}
 }
 

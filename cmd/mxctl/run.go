@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/client"
 	"google.golang.org/grpc/codes"
 )
@@ -35,6 +36,9 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	env    env
+	// keySource says where the API key of the last dial came from, for
+	// error messages ("" when no key was given).
+	keySource string
 }
 
 type command struct {
@@ -69,8 +73,9 @@ Connection (every command that talks to the gateway):
   --insecure        use plaintext (loopback addresses only)
   --timeout D       per-call timeout (default 30s)
 
-Exit codes: 0 success, 1 MXAccess refused (bad status or quality), 2 usage,
-3 gateway unreachable or key refused.
+Exit codes: 0 success, 1 MXAccess refused (bad status or quality, failing or
+denied read entry), 2 usage, 3 gateway unreachable, key refused or scope
+missing.
 
 Examples:
   mxctl read TIC101.PV
@@ -228,11 +233,8 @@ func looksNegativeNumber(s string) bool {
 // dial connects with the resolved connection settings.
 func (c *cli) dial(ctx context.Context, f *connFlags) (*client.Client, string, error) {
 	addr := firstNonEmpty(f.addr, c.env("MXGATEWAY_ADDR"), defaultAddr)
-	key := firstNonEmpty(f.apiKey, c.env("MXGATEWAY_API_KEY"))
-	if key == "" && client.IsLoopbackAddr(addr) {
-		// Only to this machine: never send the local admin key elsewhere.
-		key = c.localAdminKey()
-	}
+	key, source := c.apiKey(f, addr)
+	c.keySource = source
 	opts := []client.Option{client.WithAPIKey(key), client.WithTimeout(f.timeout), client.WithUserAgent("mxctl")}
 	ca := firstNonEmpty(f.caFile, c.env("MXGATEWAY_CA_FILE"))
 	switch {
@@ -248,21 +250,50 @@ func (c *cli) dial(ctx context.Context, f *connFlags) (*client.Client, string, e
 	dctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	cl, err := client.Dial(dctx, addr, opts...)
+	var ge *client.GatewayError
+	if err != nil && !errors.As(err, &ge) && !errors.Is(err, client.ErrInsecureRemote) && !errors.Is(err, context.Canceled) {
+		// Refused before connecting: an unreadable CA file, a malformed
+		// address, a bad option value.
+		err = usageError(strings.TrimPrefix(err.Error(), "client: "))
+	}
 	return cl, addr, err
 }
 
+// apiKey resolves the API key for addr and says where it came from: the
+// --api-key flag, then MXGATEWAY_API_KEY, then, for a loopback address only,
+// the gateway's first-run admin key file. It returns "" and "" when there is
+// none.
+func (c *cli) apiKey(f *connFlags, addr string) (key, source string) {
+	switch {
+	case f.apiKey != "":
+		return f.apiKey, "--api-key"
+	case c.env("MXGATEWAY_API_KEY") != "":
+		return c.env("MXGATEWAY_API_KEY"), "MXGATEWAY_API_KEY"
+	case client.IsLoopbackAddr(addr):
+		// Only to this machine: never send the local admin key elsewhere.
+		if key, path := c.localAdminKey(); key != "" {
+			return key, path
+		}
+	}
+	return "", ""
+}
+
 // localAdminKey reads the gateway's first-run admin key from its data
-// directory, or returns "".
-func (c *cli) localAdminKey() string {
+// directory and returns it with the file's path, or "" and "".
+func (c *cli) localAdminKey() (key, path string) {
 	dir := dataDir(c.env, runtime.GOOS)
 	if dir == "" {
-		return ""
+		return "", ""
 	}
-	b, err := os.ReadFile(filepath.Join(dir, adminKeyFile))
+	path = filepath.Join(dir, adminKeyFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return strings.TrimSpace(string(b))
+	if key = strings.TrimSpace(string(b)); key == "" {
+		return "", ""
+	}
+	return key, path
 }
 
 // dataDir mirrors the gateway's default data directory: MXGATEWAY_DATA_DIR,
@@ -310,14 +341,15 @@ func (u usageError) Error() string { return string(u) }
 
 // fail prints err on one line and returns the exit code for it.
 func (c *cli) fail(cmd string, addr string, err error) int {
-	msg, code := describe(addr, err)
+	msg, code := describe(addr, c.keySource, err)
 	fmt.Fprintf(c.stderr, "mxctl %s: %s\n", cmd, msg)
 	return code
 }
 
 // describe turns an error into one helpful line and an exit code. No stack
-// traces, no Go type names.
-func describe(addr string, err error) (string, int) {
+// traces, no Go type names. keySource is where the API key came from ("" for
+// none), to say which key was refused.
+func describe(addr, keySource string, err error) (string, int) {
 	var ue usageError
 	if errors.As(err, &ue) {
 		return string(ue), exitUsage
@@ -340,11 +372,11 @@ func describe(addr string, err error) (string, int) {
 	if errors.As(err, &ge) {
 		switch {
 		case strings.Contains(err.Error(), "cannot reach gateway"):
-			return fmt.Sprintf("cannot reach the gateway at %s (is \"mxgateway serve\" running?): %s", addr, lastPart(ge.Message)), exitGateway
+			return unreachable(addr, ge.Message), exitGateway
 		case ge.Code == codes.Unauthenticated:
-			return "the gateway refused the API key: set --api-key or MXGATEWAY_API_KEY (on the gateway host the first-run admin key is in <data_dir>/admin.key)", exitGateway
+			return unauthenticated(keySource, ge.Message), exitGateway
 		case ge.Code == codes.PermissionDenied:
-			return fmt.Sprintf("permission denied: %s", nonEmpty(ge.Message, "the API key lacks the scope for this")), exitGateway
+			return permissionDenied(ge), exitGateway
 		case ge.Code == codes.Unimplemented:
 			return fmt.Sprintf("the gateway at %s does not offer this (%s)", addr, ge.Message), exitGateway
 		case ge.Code == codes.Unavailable:
@@ -362,6 +394,63 @@ func describe(addr string, err error) (string, int) {
 		return "timed out", exitFailed
 	}
 	return strings.TrimPrefix(err.Error(), "client: "), exitFailed
+}
+
+// unreachable explains a failed connection, with a hint when the cause looks
+// like a TLS mismatch or an untrusted certificate.
+func unreachable(addr, msg string) string {
+	cause := lastPart(strings.TrimPrefix(msg, "connection error: desc = \""))
+	switch {
+	case strings.Contains(msg, "certificate signed by unknown authority") || strings.Contains(msg, "x509:"):
+		return fmt.Sprintf("TLS to the gateway at %s failed: %s (pin the gateway's certificate with --ca-file or MXGATEWAY_CA_FILE, for example <data_dir>/tls-cert.pem)", addr, tlsCause(msg))
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return fmt.Sprintf("the gateway at %s does not speak TLS (use --insecure, or no TLS flag, for a plaintext loopback gateway)", addr)
+	case strings.Contains(msg, "server preface") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF"):
+		if !strings.Contains(msg, "connection refused") {
+			return fmt.Sprintf("the gateway at %s closed the connection (%s): if it uses TLS, pass --ca-file or MXGATEWAY_CA_FILE (for example <data_dir>/tls-cert.pem)", addr, cause)
+		}
+	}
+	return fmt.Sprintf("cannot reach the gateway at %s (is \"mxgateway serve\" running?): %s", addr, cause)
+}
+
+// tlsCause keeps the x509 part of a TLS failure.
+func tlsCause(msg string) string {
+	msg = strings.TrimSuffix(msg, "\"")
+	if i := strings.Index(msg, "x509: "); i >= 0 {
+		return msg[i:]
+	}
+	if i := strings.Index(msg, "tls: "); i >= 0 {
+		return msg[i:]
+	}
+	return lastPart(msg)
+}
+
+// unauthenticated explains a refused (or missing) API key.
+func unauthenticated(keySource, msg string) string {
+	if keySource == "" {
+		return "the gateway needs an API key (UNAUTHENTICATED): set --api-key or MXGATEWAY_API_KEY (on the gateway host, mxctl uses the first-run admin key in <data_dir>/admin.key)"
+	}
+	why := "invalid API key"
+	for _, m := range []string{"revoked", "malformed", "invalid"} {
+		if strings.Contains(msg, m) {
+			why = msg
+			break
+		}
+	}
+	return fmt.Sprintf("the gateway refused the API key from %s (UNAUTHENTICATED: %s): use a valid key with --api-key or MXGATEWAY_API_KEY", keySource, why)
+}
+
+// permissionDenied explains a call the key may not make.
+func permissionDenied(ge *client.GatewayError) string {
+	reason := nonEmpty(ge.Reason, "PERMISSION_DENIED")
+	msg := nonEmpty(ge.Message, "the API key lacks the scope for this")
+	switch ge.Reason {
+	case mxgatewayv1.ReasonReferenceForbidden:
+		return fmt.Sprintf("the API key may not use this reference (%s): %s", reason, msg)
+	case mxgatewayv1.ReasonNotSessionOwner:
+		return fmt.Sprintf("the session belongs to another API key (%s): %s", reason, msg)
+	}
+	return fmt.Sprintf("the API key may not do this (%s): %s", reason, msg)
 }
 
 // hint adds a short explanation of common MXAccess refusals.

@@ -5,6 +5,9 @@
 // keeps only HMAC-SHA256(pepper, secret); the pepper lives outside the
 // database (a file or an environment variable). Verification is parse →
 // look up by id → recompute → hmac.Equal → revocation check → Principal.
+// Keys that verified are cached by id for a few seconds (the store is not
+// read again, the secret's HMAC is still compared); revoking or rotating
+// through the Manager drops the entry at once.
 //
 // One table (scopes.go) maps every gRPC method and every Invoke command kind
 // to exactly one scope; anything not in it is denied. Keys may carry

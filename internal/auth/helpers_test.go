@@ -28,7 +28,7 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(dir, store.DBFileName), store.Options{})
@@ -49,7 +49,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // mustCreate creates a key with the given scopes and constraints.
-func (e *env) mustCreate(t *testing.T, name string, c Constraints, scopes ...Scope) (RawKey, store.Key) {
+func (e *env) mustCreate(t testing.TB, name string, c Constraints, scopes ...Scope) (RawKey, store.Key) {
 	t.Helper()
 	raw, k, err := e.mgr.CreateKey(context.Background(), KeySpec{Name: name, Scopes: scopes, Constraints: c}, Actor{KeyID: CLIActor})
 	if err != nil {

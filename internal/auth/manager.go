@@ -40,16 +40,27 @@ type ManagerConfig struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// KeyCacheTTL is how long a verified key is trusted without reading the
+	// store again: a key revoked by another process (the offline apikey
+	// command) keeps working for at most this long. Revocation and rotation
+	// through this Manager take effect at once. 0 means
+	// DefaultKeyCacheTTL; a negative value disables the cache.
+	KeyCacheTTL time.Duration
+	// KeyCacheSize bounds the number of cached keys; 0 means
+	// DefaultKeyCacheSize.
+	KeyCacheSize int
 }
 
 // Manager verifies keys and runs the key lifecycle (create, list, rotate,
 // revoke) with auditing. It is safe for concurrent use and starts nothing.
+// Verified keys are cached for ManagerConfig.KeyCacheTTL.
 type Manager struct {
 	store   *store.Store
 	peppers *Peppers
 	log     *slog.Logger
 	now     func() time.Time
-	dummy   []byte // compared against on unknown ids, so they cost the same
+	dummy   []byte    // compared against on unknown ids, so they cost the same
+	cache   *keyCache // nil when disabled
 }
 
 // NewManager validates cfg and returns a Manager.
@@ -57,7 +68,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Store == nil || cfg.Peppers == nil {
 		return nil, errors.New("auth: manager needs a store and peppers")
 	}
-	m := &Manager{store: cfg.Store, peppers: cfg.Peppers, log: cfg.Logger, now: cfg.Now}
+	m := &Manager{store: cfg.Store, peppers: cfg.Peppers, log: cfg.Logger, now: cfg.Now,
+		cache: newKeyCache(cfg.KeyCacheTTL, cfg.KeyCacheSize)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -75,6 +87,12 @@ func (m *Manager) Store() *store.Store { return m.store }
 // input) → look up by id → recompute the HMAC → hmac.Equal → revocation
 // check. Unknown ids and wrong secrets both give ErrInvalidKey after the
 // same work. On success the key's last use is recorded in memory only.
+//
+// A key that verified within the cache TTL is not looked up again: its
+// stored HMAC and principal come from the cache, and the presented secret's
+// HMAC is still compared with hmac.Equal, so a wrong secret is never
+// accepted. The returned Principal may be shared between calls; callers
+// must not modify it.
 func (m *Manager) Authenticate(ctx context.Context, raw string) (*Principal, error) {
 	cred, err := ParseKey(raw)
 	if err != nil {
@@ -85,6 +103,16 @@ func (m *Manager) Authenticate(ctx context.Context, raw string) (*Principal, err
 
 // AuthenticateCredential is Authenticate for an already parsed key.
 func (m *Manager) AuthenticateCredential(ctx context.Context, cred Credential) (*Principal, error) {
+	now := m.now()
+	if e, ok := m.cache.get(cred.ID, now); ok {
+		mac, ok := m.peppers.MAC(e.pepperVersion, cred.secret)
+		if !ok || !hmac.Equal(mac, e.mac) {
+			return nil, ErrInvalidKey
+		}
+		m.store.TouchLastUsed(cred.ID, now)
+		return e.principal, nil
+	}
+	gen := m.cache.generation()
 	k, err := m.store.GetKey(ctx, cred.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		mac, _ := m.peppers.MAC(m.peppers.Current(), cred.secret)
@@ -106,8 +134,10 @@ func (m *Manager) AuthenticateCredential(ctx context.Context, cred Credential) (
 	if k.Revoked() {
 		return nil, ErrKeyRevoked
 	}
-	m.store.TouchLastUsed(k.ID, m.now())
-	return principalOf(k), nil
+	p := principalOf(k)
+	m.cache.put(k.ID, &cachedKey{mac: k.SecretHMAC, pepperVersion: k.PepperVersion, principal: p}, gen, now)
+	m.store.TouchLastUsed(k.ID, now)
+	return p, nil
 }
 
 func principalOf(k store.Key) *Principal {
@@ -266,6 +296,7 @@ func (m *Manager) RotateKey(ctx context.Context, id string, actor Actor) (RawKey
 		Outcome: store.OutcomeOK, RemoteAddr: actor.RemoteAddr, Detail: "replaced by " + nid,
 	}
 	k, err := m.store.RotateKey(ctx, id, store.Key{ID: nid, SecretHMAC: mac, PepperVersion: m.peppers.Current(), CreatedAt: now}, ev)
+	m.cache.invalidate(id) // after the store: a concurrent lookup then sees the revocation
 	if err != nil {
 		err = lifecycleErr(err)
 		m.audit(ctx, actor, ActionRotate, id, store.OutcomeFailed, err.Error())
@@ -284,6 +315,7 @@ func (m *Manager) RevokeKey(ctx context.Context, id string, actor Actor) (store.
 		Outcome: store.OutcomeOK, RemoteAddr: actor.RemoteAddr,
 	}
 	k, err := m.store.RevokeKey(ctx, id, now, ev)
+	m.cache.invalidate(id) // after the store: a concurrent lookup then sees the revocation
 	if err != nil {
 		err = lifecycleErr(err)
 		if !errors.Is(err, ErrAlreadyRevoked) {

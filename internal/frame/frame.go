@@ -26,6 +26,22 @@ type Options struct {
 	// SessionID every envelope must carry; empty disables the check (used
 	// before the session is known).
 	SessionID string
+	// ReadBufferBytes is the size of a Reader's read buffer; 0 means
+	// DefaultReadBufferBytes. Frames that fit are decoded in place, larger
+	// ones are copied once more into a buffer of their own.
+	ReadBufferBytes int
+}
+
+// DefaultReadBufferBytes is a Reader's default read buffer. There is one per
+// worker connection on each side, so it is kept small; an event frame is a
+// few hundred bytes.
+const DefaultReadBufferBytes = 16 << 10
+
+func (o Options) readBuffer() int {
+	if o.ReadBufferBytes <= 0 {
+		return DefaultReadBufferBytes
+	}
+	return o.ReadBufferBytes
 }
 
 func (o Options) max() int {
@@ -53,14 +69,15 @@ type Reader struct {
 
 // NewReader returns a Reader on r.
 func NewReader(r io.Reader, opts Options) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10), opts: opts}
+	return &Reader{br: bufio.NewReaderSize(r, opts.readBuffer()), opts: opts}
 }
 
 // SetSessionID sets the session id every later envelope must carry.
 func (r *Reader) SetSessionID(id string) { r.opts.SessionID = id }
 
 // ReadPayload reads one frame and returns its payload. The slice is only
-// valid until the next call.
+// valid until the next call: a payload that fits the read buffer is returned
+// in place, without a copy (the buffer is refilled by the next call).
 func (r *Reader) ReadPayload() ([]byte, error) {
 	n, err := io.ReadFull(r.br, r.hdr[:])
 	if err != nil {
@@ -78,6 +95,21 @@ func (r *Reader) ReadPayload() ([]byte, error) {
 	}
 	if uint64(size) > uint64(r.opts.max()) {
 		return nil, &Error{Code: CodeOversized, Detail: fmt.Sprintf("length %d exceeds limit %d", size, r.opts.max())}
+	}
+	if int(size) <= r.br.Size() {
+		// Peek fills the buffer up to the whole frame if needed; the bytes
+		// stay where they are until the next read, after the Discard.
+		buf, err := r.br.Peek(int(size))
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, &Error{Code: CodeTruncated, Detail: fmt.Sprintf("payload: got %d of %d bytes", len(buf), size)}
+			}
+			return nil, err
+		}
+		if _, err := r.br.Discard(len(buf)); err != nil {
+			return nil, err // cannot happen: the bytes are buffered
+		}
+		return buf, nil
 	}
 	var buf []byte
 	switch {
@@ -103,7 +135,8 @@ func (r *Reader) ReadPayload() ([]byte, error) {
 // keepBufferBytes is the largest buffer a Reader or Writer keeps for reuse.
 const keepBufferBytes = 1 << 20
 
-// Read reads and validates one envelope.
+// Read reads and validates one envelope. The envelope shares no memory with
+// the Reader: proto.Unmarshal copies strings, bytes and unknown fields.
 func (r *Reader) Read() (*workerv1.WorkerEnvelope, error) {
 	env := &workerv1.WorkerEnvelope{}
 	if err := r.ReadInto(env); err != nil {

@@ -285,7 +285,7 @@ func TestOversizedRejectedBeforeAllocating(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	// Ten readers with their 64 KiB bufio buffers; nowhere near 10×16 MiB.
+	// Ten readers with their read buffers; nowhere near 10×16 MiB.
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
 		t.Fatalf("rejecting oversized frames allocated %d bytes", grew)
 	}

@@ -162,6 +162,11 @@ func (w *worker) writeLoop() (err error) {
 	fw := frame.NewWriter(bw, frame.Options{MaxFrameBytes: w.maxFrame})
 	seq := w.sentSeq
 	var spare []outItem
+	// One envelope set carries every event: fw.Write marshals before it
+	// returns, so the event is unhooked again right after and nothing here
+	// keeps it (or allocates per event) beyond the write.
+	evBody := &workerv1.WorkerEvent{}
+	evEnv := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Event{Event: evBody}}
 	for {
 		items, fault, done := w.out.take(spare)
 		if done {
@@ -188,13 +193,16 @@ func (w *worker) writeLoop() (err error) {
 			items[i] = outItem{}
 			env := it.env
 			if it.ev != nil {
-				env = &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Event{Event: &workerv1.WorkerEvent{Event: it.ev}}}
+				evBody.Event = it.ev
+				env = evEnv
 			}
 			seq++
 			env.ProtocolVersion = protocol.Version
 			env.SessionId = w.cfg.SessionID
 			env.Sequence = seq
-			if err := fw.Write(env); err != nil {
+			err := fw.Write(env)
+			evBody.Event = nil
+			if err != nil {
 				if frame.CodeOf(err) == frame.CodeOversized {
 					seq--
 					w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL,

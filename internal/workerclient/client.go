@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -54,8 +55,9 @@ const (
 	DefaultEventStallTimeout = 5 * time.Second
 	// DefaultCommandTimeout applies when Invoke gets a timeout <= 0.
 	DefaultCommandTimeout = 30 * time.Second
-	// outboundQueue bounds envelopes waiting for the write loop.
-	outboundQueue = 64
+	// cancelWriteWait bounds the write of a Cancel frame on a full pipe; a
+	// Cancel that cannot start within it is dropped (best effort).
+	cancelWriteWait = time.Second
 	// exitStatusWait bounds how long a pipe EOF waits for the process exit
 	// report, so that the fault reason can carry the exit status.
 	exitStatusWait = 500 * time.Millisecond
@@ -156,13 +158,28 @@ type Client struct {
 	log       *slog.Logger
 
 	r *frame.Reader // used by Start, then only by the read loop
-	w *frame.Writer // used by Start, then only by the write loop
+	w *frame.Writer // used by Start, then only under the write lock
+	// cw counts what c.w got onto the pipe, to tell a frame that was not
+	// sent at all from one cut short.
+	cw *countingWriter
 
-	out    chan *workerv1.WorkerEnvelope // to the write loop
-	events chan *mxgatewayv1.Event       // sent by the read loop; closed by run
-	stop   chan struct{}                 // closed on the terminal transition
-	done   chan struct{}                 // closed when every goroutine has ended
-	loops  sync.WaitGroup                // read and write loops
+	// wlock is the write lock: after the handshake every outbound
+	// envelope is numbered and written by its sender while holding it. A
+	// channel with room for one token, so that waiting for it can give up.
+	wlock   chan struct{}
+	wseq    uint64 // last sequence written; guarded by wlock
+	wbroken bool   // a frame was cut short: write nothing more; guarded by wlock
+
+	// cancels holds correlation ids whose Cancel frame is still to be
+	// written: whoever holds the write lock writes them before releasing
+	// it, so that abandoning a command never waits for the pipe.
+	cancelMu sync.Mutex
+	cancels  []uint64
+
+	events chan *mxgatewayv1.Event // sent by the read loop; closed by run
+	stop   chan struct{}           // closed on the terminal transition
+	done   chan struct{}           // closed when every goroutine has ended
+	loops  sync.WaitGroup          // the read loop
 
 	killOnce sync.Once
 
@@ -202,6 +219,7 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 	}
 	opts.setDefaults()
 	fo := frame.Options{MaxFrameBytes: opts.MaxFrameBytes, SessionID: sessionID}
+	cw := &countingWriter{w: conn}
 	return &Client{
 		conn:      conn,
 		sessionID: sessionID,
@@ -209,8 +227,10 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		opts:      opts,
 		log:       opts.Logger.With(logging.KeySession, sessionID),
 		r:         frame.NewReader(conn, fo),
-		w:         frame.NewWriter(conn, fo),
-		out:       make(chan *workerv1.WorkerEnvelope, outboundQueue),
+		w:         frame.NewWriter(cw, fo),
+		cw:        cw,
+		wlock:     make(chan struct{}, 1),
+		wseq:      1, // GatewayHello, written by the handshake
 		events:    make(chan *mxgatewayv1.Event, opts.EventBuffer),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -296,9 +316,8 @@ func (c *Client) Start(ctx context.Context) error {
 	pid := c.pid
 	c.mu.Unlock()
 
-	c.loops.Add(2)
+	c.loops.Add(1)
 	go c.readLoop()
-	go c.writeLoop()
 	go c.run()
 	c.log.Info("workerclient: ready", logging.KeyWorkerPID, pid,
 		"backend", ready.GetBackend().GetKind(), "worker_version", ready.GetBackend().GetWorkerVersion())
@@ -418,6 +437,12 @@ func (c *Client) classify(err error) error {
 // cancellation fails only this command (the worker is asked to drop it if it
 // has not started it) and the client stays Ready. When the client reaches a
 // terminal state every pending command fails with the terminal reason.
+//
+// The command frame is written by the calling goroutine. While the pipe is
+// full (the worker is not reading), waiting for the write lock honours ctx
+// and the timeout; a write already under way is bounded by the command's
+// deadline (the earlier of ctx's deadline and the timeout). A frame cut short
+// by that deadline faults the client, since the stream cannot be resumed.
 func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
 	kind := commandKind(cmd)
 	if kind == "" {
@@ -441,6 +466,10 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout t
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	env := &workerv1.WorkerEnvelope{
 		CorrelationId: corr,
 		Body: &workerv1.WorkerEnvelope_Command{Command: &workerv1.WorkerCommand{
@@ -449,13 +478,29 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout t
 		}},
 	}
 	select {
-	case c.out <- env:
-	case r := <-p.ch: // terminal fault while queueing
+	case c.wlock <- struct{}{}:
+	case r := <-p.ch: // terminal fault while waiting for the pipe
 		return r.reply, r.err
 	case <-timer.C:
 		return c.abandon(corr, p, fmt.Errorf("%w: %s not sent within %v", ErrCommandTimeout, kind, timeout), false)
 	case <-ctx.Done():
 		return c.abandon(corr, p, fmt.Errorf("workerclient: invoke %s: %w", kind, ctx.Err()), false)
+	}
+	err := c.writeLocked(env, deadline)
+	c.unlockWrite()
+	if err != nil {
+		var ns *notSentError
+		switch {
+		case !errors.As(err, &ns):
+			// The client is terminal; the pending entry has its outcome.
+		case isTimeout(ns.err) && ctx.Err() != nil:
+			err = fmt.Errorf("workerclient: invoke %s: %w", kind, ctx.Err())
+		case isTimeout(ns.err):
+			err = fmt.Errorf("%w: %s not sent within %v", ErrCommandTimeout, kind, timeout)
+		default:
+			err = fmt.Errorf("workerclient: %s not sent: %w", kind, ns.err)
+		}
+		return c.abandon(corr, p, err, false)
 	}
 
 	select {
@@ -468,8 +513,9 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout t
 	}
 }
 
-// abandon removes a command that timed out or was cancelled. If a reply or
-// the terminal fault won the race, that outcome is returned instead.
+// abandon removes a command that timed out, was cancelled or could not be
+// sent. If a reply or the terminal fault won the race, that outcome is
+// returned instead.
 func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) (*mxgatewayv1.Reply, error) {
 	c.mu.Lock()
 	_, still := c.pending[corr]
@@ -482,15 +528,64 @@ func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) (*mxg
 	if sent {
 		// Best effort: a queued command is dropped by the worker; a running
 		// one completes and its reply is discarded as late.
-		cancel := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Cancel{
-			Cancel: &workerv1.Cancel{TargetCorrelationId: corr}}}
-		select {
-		case c.out <- cancel:
-		default:
-		}
+		c.sendCancel(corr)
 	}
 	c.log.Debug("workerclient: command abandoned", logging.KeyCorrelation, corr, logging.KeyCommand, p.kind, logging.KeyErr, err)
 	return nil, err
+}
+
+// sendCancel asks the worker to drop command corr, which was written. It
+// never waits: when another sender holds the write lock, that sender writes
+// the Cancel before releasing it.
+func (c *Client) sendCancel(corr uint64) {
+	c.cancelMu.Lock()
+	c.cancels = append(c.cancels, corr)
+	c.cancelMu.Unlock()
+	select {
+	case c.wlock <- struct{}{}:
+		c.unlockWrite()
+	default:
+	}
+}
+
+// unlockWrite writes the queued Cancels and releases the write lock. A
+// Cancel queued while the lock was held is seen either here (after the
+// release, the queue is checked again) or by the sender that takes the lock
+// next.
+func (c *Client) unlockWrite() {
+	for {
+		c.writeCancelsLocked()
+		<-c.wlock
+		c.cancelMu.Lock()
+		more := len(c.cancels) > 0
+		c.cancelMu.Unlock()
+		if !more {
+			return
+		}
+		select {
+		case c.wlock <- struct{}{}:
+		default:
+			return // the new holder writes them
+		}
+	}
+}
+
+// writeCancelsLocked writes the queued Cancels; the caller holds the write
+// lock. On a terminal client they are dropped.
+func (c *Client) writeCancelsLocked() {
+	c.cancelMu.Lock()
+	queued := c.cancels
+	c.cancels = nil
+	c.cancelMu.Unlock()
+	for _, corr := range queued {
+		env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Cancel{
+			Cancel: &workerv1.Cancel{TargetCorrelationId: corr}}}
+		err := c.writeLocked(env, time.Now().Add(cancelWriteWait))
+		var ns *notSentError
+		if err != nil && !errors.As(err, &ns) {
+			return
+		}
+	}
 }
 
 // notReadyErr explains why a command cannot run. c.mu must be held.
@@ -539,7 +634,12 @@ func (c *Client) Shutdown(ctx context.Context) (teardownWarnings []string, err e
 			Reason:  "gateway: close session",
 		}}}
 		select {
-		case c.out <- env:
+		case c.wlock <- struct{}{}:
+			dl, _ := ctx.Deadline()
+			// On failure the client is terminal, or the deadline passed
+			// and the wait below faults it.
+			_ = c.writeLocked(env, dl)
+			c.unlockWrite()
 		case <-c.stop:
 		case <-ctx.Done():
 		}
@@ -717,36 +817,88 @@ func (c *Client) checkHeartbeat(now time.Time) {
 		ErrHeartbeatExpired, silence.Round(time.Millisecond), limit, pending))
 }
 
-// writeLoop is the only writer after the handshake. It numbers envelopes so
-// that the wire order and the sequence agree.
-func (c *Client) writeLoop() {
-	defer c.loops.Done()
-	seq := uint64(1) // GatewayHello was 1
-	for {
-		select {
-		case <-c.stop:
-			return
-		case env := <-c.out:
-			seq++
-			env.ProtocolVersion = protocol.Version
-			env.SessionId = c.sessionID
-			env.Sequence = seq
-			if err := c.w.Write(env); err != nil {
-				select {
-				case <-c.stop:
-				default:
-					if frame.CodeOf(err) == frame.CodeOversized {
-						// Our own frame is too big: only that command can fail,
-						// but its position in the sequence is lost, so stop.
-						c.terminate(StateFaulted, fmt.Errorf("%w: outbound frame: %v", ErrProtocol, err))
-					} else {
-						c.terminate(StateFaulted, fmt.Errorf("%w: write: %v", ErrWorkerGone, err))
-					}
-				}
-				return
-			}
-		}
+// notSentError reports a write that put nothing of its frame on the pipe
+// (the frame could not be encoded, or the deadline passed before the pipe
+// took a byte): the stream is intact and only that envelope is lost.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "workerclient: frame not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// isTimeout reports whether err is a deadline expiry.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// countingWriter counts the bytes that reached the pipe since n was reset.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (cw *countingWriter) Write(b []byte) (int, error) {
+	n, err := cw.w.Write(b)
+	cw.n += n
+	return n, err
+}
+
+// writeLocked numbers env with the next outbound sequence and writes it as
+// one frame; the caller holds the write lock, so wire order and sequence
+// agree. deadline (zero: none) bounds a write blocked by a full pipe; a
+// terminal transition closes the connection, which ends a blocked write at
+// once. Nothing is written once the client is terminal. It returns a
+// *notSentError when the frame did not reach the pipe at all (the sequence
+// number is then reused); any other error means the client is terminal
+// (faulted here if it was not already).
+func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) error {
+	select {
+	case <-c.stop:
+		return c.terminalErr()
+	default:
 	}
+	if c.wbroken {
+		return c.terminalErr()
+	}
+	c.wseq++
+	env.ProtocolVersion = protocol.Version
+	env.SessionId = c.sessionID
+	env.Sequence = c.wseq
+	_ = c.conn.SetWriteDeadline(deadline)
+	c.cw.n = 0
+	err := c.w.Write(env)
+	if err == nil {
+		return nil
+	}
+	if c.cw.n == 0 && (frame.CodeOf(err) != 0 || isTimeout(err)) {
+		// Nothing reached the pipe: an envelope we cannot encode (too large)
+		// or a pipe that stayed full until the deadline.
+		c.wseq--
+		return &notSentError{err: err}
+	}
+	c.wbroken = true
+	select {
+	case <-c.stop:
+		return c.terminalErr()
+	default:
+	}
+	if isTimeout(err) {
+		c.terminate(StateFaulted, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, c.cw.n))
+	} else {
+		c.terminate(StateFaulted, fmt.Errorf("%w: write: %v", ErrWorkerGone, err))
+	}
+	return c.terminalErr()
+}
+
+// terminalErr is the error of a write refused because the client is
+// terminal.
+func (c *Client) terminalErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	return ErrClosed
 }
 
 // readLoop is the only reader after the handshake.

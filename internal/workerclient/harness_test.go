@@ -31,7 +31,7 @@ var testNonce = bytes.Repeat([]byte{0xA5}, protocol.NonceBytes)
 // connPair returns two ends of a real local socket (or pipe on Windows): the
 // gateway's end as accepted by ipc, and the worker's end as dialled. net.Pipe
 // is not enough: it has no kernel buffering and different deadline behaviour.
-func connPair(t *testing.T) (gateway, worker net.Conn) {
+func connPair(t testing.TB) (gateway, worker net.Conn) {
 	t.Helper()
 	dir := os.TempDir()
 	if runtime.GOOS != "windows" {

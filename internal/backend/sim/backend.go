@@ -456,11 +456,16 @@ func (q *actionQueue) Pop() any {
 // ---- events ----
 
 func (b *Backend) emit(ev *mxgatewayv1.Event) {
-	if b.silenced || b.fault.silentDeath || b.halted {
+	if !b.emitting() {
 		return
 	}
 	ev.WorkerTime = backend.Timestamp(b.clock.Now())
 	b.sink.Event(ev)
+}
+
+// emitting reports whether events reach the sink now.
+func (b *Backend) emitting() bool {
+	return !b.silenced && !b.fault.silentDeath && !b.halted
 }
 
 func (b *Backend) okStatuses() []*mxgatewayv1.MxStatus {

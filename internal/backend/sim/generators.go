@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/mxgateway/mxgateway/internal/backend"
-	"google.golang.org/protobuf/proto"
 )
 
 // genState is a generator's progress (STA only).
@@ -28,7 +27,7 @@ func (b *Backend) startGenerator(st *attrState) {
 	if g.Kind == GenSquare || g.Kind == GenToggle {
 		// Start from the value matching the initial one, if any.
 		for i, v := range g.Values {
-			if proto.Equal(v, st.value) {
+			if valueEqual(v, st.value) {
 				st.gen.index = i
 			}
 		}

@@ -5,7 +5,6 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/backend"
-	"google.golang.org/protobuf/proto"
 )
 
 // Write writes to an advised item. The reply comes at once; the outcome
@@ -206,7 +205,7 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 	if !dataFirst {
 		b.writeComplete(it, b.statuses(b.knobs.StatusSuccessValue, catOk, srcRespondingAO, 0))
 	}
-	if !proto.Equal(newVal, st.value) {
+	if !valueEqual(newVal, st.value) {
 		b.setAttr(st, newVal, st.quality, ts, pw.req.ts != nil)
 	} else if pw.req.ts != nil {
 		b.setAttr(st, st.value, st.quality, ts, true)
