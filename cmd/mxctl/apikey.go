@@ -31,16 +31,19 @@ scope admin (the first-run admin key has it). The full key is printed only
 by create and rotate, once: store it then. On the gateway host the offline
 equivalent is "mxgateway apikey".
 
-  create --name NAME --scope SCOPE[,SCOPE...] [--allow-read PATTERN]... [--allow-write PATTERN]...
+  create --name NAME --scope SCOPE[,SCOPE...] [--allow-read PATTERN]... [--allow-write PATTERN]... [--json]
   list [--json]
-  revoke ID
-  rotate ID
+  revoke ID [--json]
+  rotate ID [--json]
+
+list never shows secrets. rotate gives a new id and secret with the same
+name, scopes and constraints, and revokes the old key at once.
 
 Scopes: session:open, session:close, invoke:read, invoke:write, invoke:secure,
 events:read, admin. Patterns use * and ? and ignore case.
 
 Examples:
-  mxctl apikey create --name grafana --scope session:open,invoke:read,events:read --allow-read 'TIC*'
+  mxctl apikey create --name grafana --scope session:open,session:close,invoke:read,events:read --allow-read 'TIC*'
   mxctl apikey list
   mxctl apikey rotate k3x9q2mzt7vb4wda
   mxctl apikey revoke k3x9q2mzt7vb4wda`}

@@ -48,6 +48,8 @@ var (
 // address vary; repl replaces further strings (key ids, paths) first.
 func mask(s, addr string, repl ...string) string {
 	s = keyRE.ReplaceAllString(s, "<KEY>")
+	// Last-use times reach the key store about once a minute: "-" or a time.
+	s = lastUsed.ReplaceAllString(s, `"last_used_at":"<LAST_USED>"`)
 	if len(repl) > 0 {
 		s = strings.NewReplacer(repl...).Replace(s)
 	}
