@@ -238,6 +238,15 @@ func TestSecurityAuthentication(t *testing.T) {
 		if code, _, errOut := runBinary(t, nil, "apikey", "revoke", k.ID, "--data-dir", g.DataDir); code != 0 {
 			t.Fatalf("apikey revoke exited %d: %s", code, errOut)
 		}
+		// The running gateway caches verified keys for auth.DefaultKeyCacheTTL:
+		// a revocation by another process takes effect within it.
+		eventually(t, "CLI revocation seen by the gateway", func() error {
+			_, err := c.ListSessions(withKey(ctx, k.Key), &mxgatewayv1.ListSessionsRequest{})
+			if status.Code(err) != codes.Unauthenticated {
+				return fmt.Errorf("got %v, want Unauthenticated", err)
+			}
+			return nil
+		})
 		_, err := c.ListSessions(withKey(ctx, k.Key), &mxgatewayv1.ListSessionsRequest{})
 		wantCode(t, err, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 	})
