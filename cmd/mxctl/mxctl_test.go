@@ -141,6 +141,7 @@ func TestGolden(t *testing.T) {
 		{"usage_write_verifier_without_secured", env, "", []string{"write", "A.B", "1", "--verifier", "x"}},
 		{"usage_apikey_create", env, "", []string{"apikey", "create", "--name", "x"}},
 		{"unreachable", with("MXGATEWAY_ADDR", "127.0.0.1:1"), "", []string{"read", "Tank1.Material"}},
+		{"tls_to_plaintext", env, "", []string{"read", "--tls", "Tank1.Material"}},
 		{"key_garbage", with("MXGATEWAY_API_KEY", "garbage"), "", []string{"read", "Tank1.Material"}},
 		{"key_unknown", with("MXGATEWAY_API_KEY", "mxgw_aaaaaaaaaaaaaaaa_"+strings.Repeat("A", 43)), "", []string{"read", "Tank1.Material"}},
 		{"key_flag_wins", env, "", []string{"sessions", "--api-key", "garbage"}},

@@ -404,7 +404,7 @@ func unreachable(addr, msg string) string {
 	case strings.Contains(msg, "certificate signed by unknown authority") || strings.Contains(msg, "x509:"):
 		return fmt.Sprintf("TLS to the gateway at %s failed: %s (pin the gateway's certificate with --ca-file or MXGATEWAY_CA_FILE, for example <data_dir>/tls-cert.pem)", addr, tlsCause(msg))
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
-		return fmt.Sprintf("the gateway at %s does not speak TLS (use --insecure, or no TLS flag, for a plaintext loopback gateway)", addr)
+		return fmt.Sprintf("the gateway at %s does not speak TLS: drop --tls, --ca-file and MXGATEWAY_CA_FILE (plaintext works to loopback addresses only)", addr)
 	case strings.Contains(msg, "server preface") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF"):
 		if !strings.Contains(msg, "connection refused") {
 			return fmt.Sprintf("the gateway at %s closed the connection (%s): if it uses TLS, pass --ca-file or MXGATEWAY_CA_FILE (for example <data_dir>/tls-cert.pem)", addr, cause)
@@ -430,14 +430,8 @@ func unauthenticated(keySource, msg string) string {
 	if keySource == "" {
 		return "the gateway needs an API key (UNAUTHENTICATED): set --api-key or MXGATEWAY_API_KEY (on the gateway host, mxctl uses the first-run admin key in <data_dir>/admin.key)"
 	}
-	why := "invalid API key"
-	for _, m := range []string{"revoked", "malformed", "invalid"} {
-		if strings.Contains(msg, m) {
-			why = msg
-			break
-		}
-	}
-	return fmt.Sprintf("the gateway refused the API key from %s (UNAUTHENTICATED: %s): use a valid key with --api-key or MXGATEWAY_API_KEY", keySource, why)
+	return fmt.Sprintf("the gateway refused the API key from %s (UNAUTHENTICATED: %s): use a valid key with --api-key or MXGATEWAY_API_KEY",
+		keySource, nonEmpty(msg, "invalid API key"))
 }
 
 // permissionDenied explains a call the key may not make.

@@ -131,7 +131,7 @@ func (b *Backend) storm(n int) {
 	step = func(left int) {
 		k := min(left, stormChunk)
 		for i := 0; i < k; i++ {
-			b.setAttr(st, backend.IntegerValue(st.value.GetInt32Value()+1), st.quality, b.now, false)
+			b.setAttr(st, intValue(st.value.GetInt32Value()+1), st.quality, b.now, false)
 		}
 		if left > k {
 			b.after(0, func() { step(left - k) })

@@ -297,7 +297,28 @@ func cloneValue(v *mxgatewayv1.MxValue) *mxgatewayv1.MxValue {
 	if valueHasUnknown(v) {
 		return proto.Clone(v).(*mxgatewayv1.MxValue)
 	}
-	out := &mxgatewayv1.MxValue{DataType: v.DataType, VariantType: v.VariantType, IsNull: v.IsNull, Diagnostic: v.Diagnostic}
+	// The commonest kinds (the storm's and the generators') take one
+	// allocation instead of two.
+	switch k := v.Kind.(type) {
+	case *mxgatewayv1.MxValue_Int32Value:
+		if k != nil {
+			bx := &int32Box{}
+			bx.k.Int32Value = k.Int32Value
+			bx.v.Kind = &bx.k
+			copyHeader(&bx.v, v)
+			return &bx.v
+		}
+	case *mxgatewayv1.MxValue_DoubleValue:
+		if k != nil {
+			bx := &doubleBox{}
+			bx.k.DoubleValue = k.DoubleValue
+			bx.v.Kind = &bx.k
+			copyHeader(&bx.v, v)
+			return &bx.v
+		}
+	}
+	out := &mxgatewayv1.MxValue{}
+	copyHeader(out, v)
 	switch k := v.Kind.(type) {
 	case nil:
 	case *mxgatewayv1.MxValue_BoolValue:
@@ -342,6 +363,25 @@ func cloneValue(v *mxgatewayv1.MxValue) *mxgatewayv1.MxValue {
 		return proto.Clone(v).(*mxgatewayv1.MxValue)
 	}
 	return out
+}
+
+// int32Box and doubleBox hold a value and its oneof wrapper in one
+// allocation. The parts are ordinary messages; the box lives as long as
+// either is referenced.
+type (
+	int32Box struct {
+		v mxgatewayv1.MxValue
+		k mxgatewayv1.MxValue_Int32Value
+	}
+	doubleBox struct {
+		v mxgatewayv1.MxValue
+		k mxgatewayv1.MxValue_DoubleValue
+	}
+)
+
+// copyHeader copies the fields of v outside its oneof into dst.
+func copyHeader(dst, v *mxgatewayv1.MxValue) {
+	dst.DataType, dst.VariantType, dst.IsNull, dst.Diagnostic = v.DataType, v.VariantType, v.IsNull, v.Diagnostic
 }
 
 // cloneArray copies an array whose messages carry no unknown fields; nil

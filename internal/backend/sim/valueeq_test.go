@@ -444,6 +444,11 @@ func TestInPlaceBuildersMatchBackend(t *testing.T) {
 			t.Fatalf("quality %#x: %v, backend.NewQuality gives %v", q, &got, want)
 		}
 	}
+	for _, v := range []int32{0, 1, -1, math.MaxInt32, math.MinInt32} {
+		if got, want := intValue(v), backend.IntegerValue(v); !proto.Equal(got, want) {
+			t.Errorf("intValue(%d) = %v, backend.IntegerValue gives %v", v, got, want)
+		}
+	}
 	zone := time.FixedZone("X", -5*3600)
 	for _, ts := range []time.Time{
 		testStart, testStart.Add(1234567 * time.Nanosecond), time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),

@@ -91,7 +91,14 @@ func isInt32Type(dt mxgatewayv1.MxDataType) bool {
 	return backend.VariantTypeOf(dt) == backend.VT_I4
 }
 
-func intValue(v int32) *mxgatewayv1.MxValue { return backend.IntegerValue(v) }
+// intValue is backend.IntegerValue(v) in one allocation (see int32Box).
+func intValue(v int32) *mxgatewayv1.MxValue {
+	bx := &int32Box{}
+	bx.v.DataType, bx.v.VariantType = tInt, backend.VT_I4
+	bx.k.Int32Value = v
+	bx.v.Kind = &bx.k
+	return &bx.v
+}
 
 // epoch is the zero value of MxTime in the simulator.
 var epoch = time.Unix(0, 0).UTC()
