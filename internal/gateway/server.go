@@ -288,14 +288,60 @@ type healthService struct {
 func (h *healthService) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	stop := context.AfterFunc(h.stop, cancel)
+	ws := &watchStream{Health_WatchServer: stream, ctx: ctx, sent: make(chan struct{})}
+	// Ending the watch must not race the NOT_SERVING update that Shutdown
+	// pushes first: wait until the last status the watcher was sent is not
+	// SERVING (bounded, for watchers whose status never changes).
+	stop := context.AfterFunc(h.stop, func() {
+		t := time.NewTimer(watchEndGrace)
+		defer t.Stop()
+		for {
+			serving, sent := ws.state()
+			if !serving {
+				break
+			}
+			select {
+			case <-sent:
+				continue
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			break
+		}
+		cancel()
+	})
 	defer stop()
-	return h.Server.Watch(req, &watchStream{Health_WatchServer: stream, ctx: ctx})
+	return h.Server.Watch(req, ws)
 }
+
+// watchEndGrace bounds how long a health watch may stay open after the
+// server started stopping, waiting for its NOT_SERVING update.
+const watchEndGrace = time.Second
 
 type watchStream struct {
 	healthpb.Health_WatchServer
 	ctx context.Context
+
+	mu      sync.Mutex
+	serving bool          // the last status sent was SERVING
+	sent    chan struct{} // closed and replaced on every Send
 }
 
 func (w *watchStream) Context() context.Context { return w.ctx }
+
+// Send records the last status the watcher was sent.
+func (w *watchStream) Send(m *healthpb.HealthCheckResponse) error {
+	err := w.Health_WatchServer.Send(m)
+	w.mu.Lock()
+	w.serving = err == nil && m.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	close(w.sent)
+	w.sent = make(chan struct{})
+	w.mu.Unlock()
+	return err
+}
+
+func (w *watchStream) state() (serving bool, sent <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.serving, w.sent
+}
