@@ -42,6 +42,9 @@ var (
 	keyRE    = regexp.MustCompile(`mxgw_[a-z2-7]{16}_[A-Za-z0-9_-]{43}`)
 	keyIDRE  = regexp.MustCompile(`^mxgw_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$`)
 	lastUsed = regexp.MustCompile(`"last_used_at":"[^"]*"`)
+	// prefaceRE matches the socket-level cause of a refused handshake, which
+	// the OS reports as EOF or as a reset depending on timing.
+	prefaceRE = regexp.MustCompile(`error reading server preface: [^)]*`)
 )
 
 // mask makes output deterministic: timestamps, full keys and the gateway
@@ -50,6 +53,7 @@ func mask(s, addr string, repl ...string) string {
 	s = keyRE.ReplaceAllString(s, "<KEY>")
 	// Last-use times reach the key store about once a minute: "-" or a time.
 	s = lastUsed.ReplaceAllString(s, `"last_used_at":"<LAST_USED>"`)
+	s = prefaceRE.ReplaceAllString(s, "error reading server preface: <CAUSE>")
 	if len(repl) > 0 {
 		s = strings.NewReplacer(repl...).Replace(s)
 	}

@@ -208,13 +208,13 @@ func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
 			v.add(f+".set_buffered_update_interval.interval_ms", "must not be negative (got %d)", ms)
 		}
 	case *mxgatewayv1.Command_Write:
-		v.write(f+".write", k.Write, k.Write.GetServerHandle())
+		checkWrite(v, f+".write", k.Write, k.Write.GetServerHandle())
 	case *mxgatewayv1.Command_Write2:
-		v.write2(f+".write2", k.Write2, k.Write2.GetServerHandle())
+		checkWrite(v, f+".write2", k.Write2, k.Write2.GetServerHandle())
 	case *mxgatewayv1.Command_WriteSecured:
-		v.writeSecured(f+".write_secured", k.WriteSecured, k.WriteSecured.GetServerHandle())
+		checkWrite(v, f+".write_secured", k.WriteSecured, k.WriteSecured.GetServerHandle())
 	case *mxgatewayv1.Command_WriteSecured2:
-		v.writeSecured2(f+".write_secured2", k.WriteSecured2, k.WriteSecured2.GetServerHandle())
+		checkWrite(v, f+".write_secured2", k.WriteSecured2, k.WriteSecured2.GetServerHandle())
 	case *mxgatewayv1.Command_AuthenticateUser:
 		v.handle(f+".authenticate_user.server_handle", k.AuthenticateUser.GetServerHandle())
 		v.text(f+".authenticate_user.user_name", k.AuthenticateUser.GetUserName(), maxNameLen, true)
@@ -247,7 +247,7 @@ func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
 		v.handle(f+".write_bulk.server_handle", b.GetServerHandle())
 		if v.list(f+".write_bulk.entries", len(b.GetEntries())) {
 			for i, e := range b.GetEntries() {
-				v.write(fmt.Sprintf("%s.write_bulk.entries[%d]", f, i), e, b.GetServerHandle())
+				checkWrite(v, fmt.Sprintf("%s.write_bulk.entries[%d]", f, i), e, b.GetServerHandle())
 			}
 		}
 	case *mxgatewayv1.Command_Write2Bulk:
@@ -255,7 +255,7 @@ func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
 		v.handle(f+".write2_bulk.server_handle", b.GetServerHandle())
 		if v.list(f+".write2_bulk.entries", len(b.GetEntries())) {
 			for i, e := range b.GetEntries() {
-				v.write2(fmt.Sprintf("%s.write2_bulk.entries[%d]", f, i), e, b.GetServerHandle())
+				checkWrite(v, fmt.Sprintf("%s.write2_bulk.entries[%d]", f, i), e, b.GetServerHandle())
 			}
 		}
 	case *mxgatewayv1.Command_WriteSecuredBulk:
@@ -263,7 +263,7 @@ func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
 		v.handle(f+".write_secured_bulk.server_handle", b.GetServerHandle())
 		if v.list(f+".write_secured_bulk.entries", len(b.GetEntries())) {
 			for i, e := range b.GetEntries() {
-				v.writeSecured(fmt.Sprintf("%s.write_secured_bulk.entries[%d]", f, i), e, b.GetServerHandle())
+				checkWrite(v, fmt.Sprintf("%s.write_secured_bulk.entries[%d]", f, i), e, b.GetServerHandle())
 			}
 		}
 	case *mxgatewayv1.Command_WriteSecured2Bulk:
@@ -271,7 +271,7 @@ func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
 		v.handle(f+".write_secured2_bulk.server_handle", b.GetServerHandle())
 		if v.list(f+".write_secured2_bulk.entries", len(b.GetEntries())) {
 			for i, e := range b.GetEntries() {
-				v.writeSecured2(fmt.Sprintf("%s.write_secured2_bulk.entries[%d]", f, i), e, b.GetServerHandle())
+				checkWrite(v, fmt.Sprintf("%s.write_secured2_bulk.entries[%d]", f, i), e, b.GetServerHandle())
 			}
 		}
 	case *mxgatewayv1.Command_ReadBulk:
@@ -288,48 +288,29 @@ func (v *validator) item(f string, server, item int32) {
 	v.handle(f+".item_handle", item)
 }
 
-// write checks a Write; bulk is the bulk command's server handle, or the
-// entry's own for a single Write (then the entry's must be > 0).
-func (v *validator) write(f string, w *mxgatewayv1.WriteCommand, bulk int32) {
-	if w == nil {
-		v.add(f, "required")
-		return
-	}
-	v.server(f, w.GetServerHandle(), bulk)
-	v.handle(f+".item_handle", w.GetItemHandle())
-	v.value(f+".value", w.GetValue())
+// writeCommand is what every Write* command shares.
+type writeCommand interface {
+	comparable
+	GetServerHandle() int32
+	GetItemHandle() int32
+	GetValue() *mxgatewayv1.MxValue
 }
 
-func (v *validator) write2(f string, w *mxgatewayv1.Write2Command, bulk int32) {
-	if w == nil {
+// checkWrite checks any Write* command; bulk is the bulk command's server
+// handle, or the entry's own for a single write (then the entry's must be
+// > 0). Write2 and WriteSecured2 also need their timestamp.
+func checkWrite[W writeCommand](v *validator, f string, w W, bulk int32) {
+	var none W
+	if w == none {
 		v.add(f, "required")
 		return
 	}
 	v.server(f, w.GetServerHandle(), bulk)
 	v.handle(f+".item_handle", w.GetItemHandle())
 	v.value(f+".value", w.GetValue())
-	v.timestamp(f+".timestamp", w.GetTimestamp())
-}
-
-func (v *validator) writeSecured(f string, w *mxgatewayv1.WriteSecuredCommand, bulk int32) {
-	if w == nil {
-		v.add(f, "required")
-		return
+	if ts, ok := any(w).(interface{ GetTimestamp() *timestamppb.Timestamp }); ok {
+		v.timestamp(f+".timestamp", ts.GetTimestamp())
 	}
-	v.server(f, w.GetServerHandle(), bulk)
-	v.handle(f+".item_handle", w.GetItemHandle())
-	v.value(f+".value", w.GetValue())
-}
-
-func (v *validator) writeSecured2(f string, w *mxgatewayv1.WriteSecured2Command, bulk int32) {
-	if w == nil {
-		v.add(f, "required")
-		return
-	}
-	v.server(f, w.GetServerHandle(), bulk)
-	v.handle(f+".item_handle", w.GetItemHandle())
-	v.value(f+".value", w.GetValue())
-	v.timestamp(f+".timestamp", w.GetTimestamp())
 }
 
 // server checks a write's server handle: a single write needs its own
