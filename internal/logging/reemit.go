@@ -23,7 +23,10 @@ const maxGroupDepth = 8
 // (logger.With(KeySession, id, KeyWorkerPID, pid)).
 //
 // A JSON slog line keeps its time, level, message and attributes (nested
-// objects become groups, attribute order is kept). Anything else, such as
+// objects become groups, attribute order is kept, integers stay exact). The
+// line's own top-level session and worker_pid are dropped, since logger
+// carries them, and its component is renamed worker_component, since logger
+// has its own. Anything else, such as
 // a Go panic trace, is logged at Warn as "worker output" with the text in
 // the "line" attribute. Redaction applies in both cases, whatever handler
 // logger has.
@@ -85,6 +88,14 @@ func parseWorkerLine(line []byte) (slog.Record, bool) {
 				msg = a.Value.String()
 				continue
 			}
+			rest = append(rest, a)
+		case KeySession, KeyWorkerPID:
+			// logger already carries both; a second copy would write the
+			// JSON key twice.
+		case KeyComponent:
+			// logger names its own component; keep the worker's under
+			// another key so no record carries the key twice.
+			a.Key = "worker_" + KeyComponent
 			rest = append(rest, a)
 		default:
 			rest = append(rest, a)

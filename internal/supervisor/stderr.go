@@ -2,10 +2,7 @@ package supervisor
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +20,9 @@ const (
 )
 
 // stderrLog re-emits a worker's stderr through the gateway logger, one record
-// per line. The worker writes JSON slog lines; their level, message and
-// attributes are kept. Anything else (a Go panic trace) is logged verbatim at
-// Warn. It also remembers the last lines for launch errors.
+// per line, with logging.ReemitWorkerLine: JSON slog lines keep their level,
+// message and attributes; anything else (a Go panic trace) is logged at Warn.
+// It also remembers the last lines for launch errors.
 //
 // os/exec's copying goroutine is the only writer; the mutex guards the ring
 // that launch errors read.
@@ -120,12 +117,7 @@ func (s *stderrLog) line(b []byte) {
 	log := s.log
 	s.mu.Unlock()
 
-	level, msg, attrs, ok := parseJSONLine(b)
-	if !ok {
-		log.Warn(text, "stream", "stderr")
-		return
-	}
-	log.LogAttrs(context.Background(), level, msg, attrs...)
+	logging.ReemitWorkerLine(log, b)
 }
 
 // lastLines returns the most recent stderr lines, oldest first.
@@ -133,49 +125,4 @@ func (s *stderrLog) lastLines() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.last...)
-}
-
-// parseJSONLine reads one slog JSON record. Keys the gateway logger adds
-// itself (time, session, worker pid) are dropped; the rest become attributes
-// in sorted order.
-func parseJSONLine(b []byte) (slog.Level, string, []slog.Attr, bool) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return 0, "", nil, false
-	}
-	var rec map[string]any
-	// Numbers stay json.Number so integers such as durations in nanoseconds
-	// are re-emitted exactly, not as floats in exponent form.
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&rec); err != nil {
-		return 0, "", nil, false
-	}
-	level := slog.LevelInfo
-	if v, ok := rec[slog.LevelKey].(string); ok {
-		if err := level.UnmarshalText([]byte(v)); err != nil {
-			level = slog.LevelInfo
-		}
-	}
-	msg, _ := rec[slog.MessageKey].(string)
-	keys := make([]string, 0, len(rec))
-	for k := range rec {
-		switch k {
-		case slog.TimeKey, slog.LevelKey, slog.MessageKey, logging.KeySession, logging.KeyWorkerPID:
-			continue
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	attrs := make([]slog.Attr, 0, len(keys))
-	for _, k := range keys {
-		name := k
-		if k == logging.KeyComponent {
-			// The gateway logger already names its own component; keep the
-			// worker's under another key so no record carries it twice.
-			name = "worker_" + k
-		}
-		attrs = append(attrs, slog.Any(name, rec[k]))
-	}
-	return level, msg, attrs, true
 }

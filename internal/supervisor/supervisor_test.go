@@ -58,16 +58,17 @@ func (c *capture) WithAttrs(as []slog.Attr) slog.Handler {
 }
 func (c *capture) WithGroup(string) slog.Handler { return c }
 
-// find returns the attributes of the first record with msg.
+// find returns the attributes of the first record with msg, or of the first
+// re-emitted plain worker output line that reads msg.
 func (c *capture) find(msg string) (map[string]string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range *c.recs {
-		if r.Message != msg {
-			continue
-		}
 		m := map[string]string{"level": r.Level.String()}
 		r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+		if r.Message != msg && (r.Message != "worker output" || m[logging.KeyLine] != msg) {
+			continue
+		}
 		return m, true
 	}
 	return nil, false
@@ -508,25 +509,6 @@ func TestCleanupLeftovers(t *testing.T) {
 	}
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestParseJSONLine(t *testing.T) {
-	level, msg, attrs, ok := parseJSONLine([]byte(`{"time":"t","level":"WARN","msg":"m","session":"s","worker_pid":1,"b":2,"a":"x"}`))
-	if !ok || level != slog.LevelWarn || msg != "m" {
-		t.Fatalf("%v %q %v", level, msg, ok)
-	}
-	if len(attrs) != 2 || attrs[0].Key != "a" || attrs[1].Key != "b" {
-		t.Fatalf("attrs %v", attrs)
-	}
-	if _, _, _, ok := parseJSONLine([]byte("panic: boom")); ok {
-		t.Fatal("plain text parsed as JSON")
-	}
-	if _, _, _, ok := parseJSONLine([]byte("{broken")); ok {
-		t.Fatal("broken JSON parsed")
-	}
-	if level, _, _, ok := parseJSONLine([]byte(`{"level":"nonsense","msg":"x"}`)); !ok || level != slog.LevelInfo {
-		t.Fatal("unknown level must default to info")
 	}
 }
 

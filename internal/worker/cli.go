@@ -98,29 +98,22 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// parseLevel accepts exactly the levels NewLogger (logging.New) does.
 func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
+	l, err := logging.ParseLevel(s)
+	if err != nil {
 		return 0, fmt.Errorf("worker: --log-level %q is not debug, info, warn or error", s)
 	}
 	return l, nil
 }
 
-// NewLogger returns the worker's logger: slog lines on w (stderr), JSON or
-// text, at level. The gateway re-emits these lines.
+// NewLogger returns the worker's logger: redacting slog lines on w (stderr)
+// from logging.New; format "" means JSON, the worker's default.
 func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	l, err := parseLevel(level)
-	if err != nil {
-		return nil, err
+	if format == "" {
+		format = logging.FormatJSON
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("worker: log format %q is not json or text", format)
+	return logging.New(w, level, format)
 }
 
 // BackendFactory builds the backend a command line asks for. exit is how the
