@@ -58,9 +58,6 @@ func shapeOf(cmd *mxgatewayv1.Command) (bulkShape, bool) {
 			read:   read,
 		}, true
 	}
-	writes := func(n int, handle func(int) int32, keep func([]int)) (bulkShape, bool) {
-		return bulkShape{n: n, keep: keep, denied: func(i int) *deniedInput { return &deniedInput{handle: handle(i)} }}, true
-	}
 	switch k := cmd.GetKind().(type) {
 	case *mxgatewayv1.Command_AddItemBulk:
 		return refs(&k.AddItemBulk.ItemDefinitions, false)
@@ -69,23 +66,25 @@ func shapeOf(cmd *mxgatewayv1.Command) (bulkShape, bool) {
 	case *mxgatewayv1.Command_ReadBulk:
 		return refs(&k.ReadBulk.ItemDefinitions, true)
 	case *mxgatewayv1.Command_WriteBulk:
-		e := k.WriteBulk.Entries
-		return writes(len(e), func(i int) int32 { return e[i].GetItemHandle() },
-			func(a []int) { k.WriteBulk.Entries = pick(e, a) })
+		return writesShape(&k.WriteBulk.Entries)
 	case *mxgatewayv1.Command_Write2Bulk:
-		e := k.Write2Bulk.Entries
-		return writes(len(e), func(i int) int32 { return e[i].GetItemHandle() },
-			func(a []int) { k.Write2Bulk.Entries = pick(e, a) })
+		return writesShape(&k.Write2Bulk.Entries)
 	case *mxgatewayv1.Command_WriteSecuredBulk:
-		e := k.WriteSecuredBulk.Entries
-		return writes(len(e), func(i int) int32 { return e[i].GetItemHandle() },
-			func(a []int) { k.WriteSecuredBulk.Entries = pick(e, a) })
+		return writesShape(&k.WriteSecuredBulk.Entries)
 	case *mxgatewayv1.Command_WriteSecured2Bulk:
-		e := k.WriteSecured2Bulk.Entries
-		return writes(len(e), func(i int) int32 { return e[i].GetItemHandle() },
-			func(a []int) { k.WriteSecured2Bulk.Entries = pick(e, a) })
+		return writesShape(&k.WriteSecured2Bulk.Entries)
 	}
 	return bulkShape{}, false
+}
+
+// writesShape is the bulk shape of a Write*Bulk command's entries.
+func writesShape[W interface{ GetItemHandle() int32 }](p *[]W) (bulkShape, bool) {
+	in := *p
+	return bulkShape{
+		n:      len(in),
+		keep:   func(allowed []int) { *p = pick(in, allowed) },
+		denied: func(i int) *deniedInput { return &deniedInput{handle: in[i].GetItemHandle()} },
+	}, true
 }
 
 func pick[T any](in []T, idx []int) []T {
@@ -125,41 +124,49 @@ func (sv *Service) invokeAllowed(ctx context.Context, s *session.Session, cmd *m
 		}
 	}
 
+	merged := bulkReply(reply)
 	if shape.read {
-		got := reply.GetReadBulk().GetEntries()
-		if reply != nil && len(got) != len(allowed) {
+		out, ok := mergeDenied(shape.n, allowed, reply.GetReadBulk().GetEntries(), denials,
+			func(i int, d *mxgatewayv1.EntryDenial) *mxgatewayv1.ReadResult {
+				return &mxgatewayv1.ReadResult{ItemDefinition: shape.denied(i).ref, Denial: d}
+			})
+		if !ok {
 			return reply, nil
 		}
-		out := make([]*mxgatewayv1.ReadResult, shape.n)
-		for j, i := range allowed {
-			out[i] = got[j]
-		}
-		for i, d := range denials {
-			if i >= 0 && i < shape.n {
-				out[i] = &mxgatewayv1.ReadResult{ItemDefinition: shape.denied(i).ref, Denial: d}
-			}
-		}
-		merged := bulkReply(reply)
 		merged.Result = &mxgatewayv1.Reply_ReadBulk{ReadBulk: &mxgatewayv1.ReadBulkResult{Entries: out}}
 		return merged, nil
 	}
-	got := reply.GetBulk().GetEntries()
-	if reply != nil && len(got) != len(allowed) {
+	out, ok := mergeDenied(shape.n, allowed, reply.GetBulk().GetEntries(), denials,
+		func(i int, d *mxgatewayv1.EntryDenial) *mxgatewayv1.BulkEntryResult {
+			in := shape.denied(i)
+			return &mxgatewayv1.BulkEntryResult{ItemDefinition: in.ref, ItemHandle: in.handle, Denial: d}
+		})
+	if !ok {
 		return reply, nil
 	}
-	out := make([]*mxgatewayv1.BulkEntryResult, shape.n)
+	merged.Result = &mxgatewayv1.Reply_Bulk{Bulk: &mxgatewayv1.BulkResult{Entries: out}}
+	return merged, nil
+}
+
+// mergeDenied puts the worker's results for the allowed inputs (got, in
+// the order sent) and a denied result for every denied input back into
+// input order. It returns false when got does not answer every allowed
+// input (MXAccess refused the whole call, or the worker sent no reply).
+func mergeDenied[R any](n int, allowed []int, got []R, denials map[int]*mxgatewayv1.EntryDenial,
+	denied func(i int, d *mxgatewayv1.EntryDenial) R) ([]R, bool) {
+	if len(got) != len(allowed) {
+		return nil, false
+	}
+	out := make([]R, n)
 	for j, i := range allowed {
 		out[i] = got[j]
 	}
 	for i, d := range denials {
-		if i >= 0 && i < shape.n {
-			in := shape.denied(i)
-			out[i] = &mxgatewayv1.BulkEntryResult{ItemDefinition: in.ref, ItemHandle: in.handle, Denial: d}
+		if i >= 0 && i < n {
+			out[i] = denied(i, d)
 		}
 	}
-	merged := bulkReply(reply)
-	merged.Result = &mxgatewayv1.Reply_Bulk{Bulk: &mxgatewayv1.BulkResult{Entries: out}}
-	return merged, nil
+	return out, true
 }
 
 // bulkReply returns the envelope of a merged bulk reply: the worker's (its

@@ -241,19 +241,6 @@ func TestGatewayErrors(t *testing.T) {
 	wantStatus(t, err, codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest)
 }
 
-func recvErr(t *testing.T, ctx context.Context, g *testGateway, req *mxgatewayv1.StreamEventsRequest) error {
-	t.Helper()
-	s, err := g.client.StreamEvents(ctx, req)
-	if err != nil {
-		return err
-	}
-	for {
-		if _, err := s.Recv(); err != nil {
-			return err
-		}
-	}
-}
-
 func TestGatewayFaultEndsStreamUnavailable(t *testing.T) {
 	g := startGateway(t, Options{}, session.Options{})
 	ctx := ctxT(t)

@@ -225,58 +225,27 @@ func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
 		v.handle(f+".archestra_user_to_id.server_handle", k.ArchestraUserToId.GetServerHandle())
 		v.text(f+".archestra_user_to_id.user_identity", k.ArchestraUserToId.GetUserIdentity(), maxNameLen, true)
 	case *mxgatewayv1.Command_AddItemBulk:
-		v.handle(f+".add_item_bulk.server_handle", k.AddItemBulk.GetServerHandle())
-		v.references(f+".add_item_bulk.item_definitions", k.AddItemBulk.GetItemDefinitions())
+		v.referenceBulk(f+".add_item_bulk", k.AddItemBulk.GetServerHandle(), k.AddItemBulk.GetItemDefinitions())
 	case *mxgatewayv1.Command_AdviseBulk:
-		v.handle(f+".advise_bulk.server_handle", k.AdviseBulk.GetServerHandle())
-		v.handles(f+".advise_bulk.item_handles", k.AdviseBulk.GetItemHandles())
+		v.handleBulk(f+".advise_bulk", k.AdviseBulk.GetServerHandle(), k.AdviseBulk.GetItemHandles())
 	case *mxgatewayv1.Command_SubscribeBulk:
-		v.handle(f+".subscribe_bulk.server_handle", k.SubscribeBulk.GetServerHandle())
-		v.references(f+".subscribe_bulk.item_definitions", k.SubscribeBulk.GetItemDefinitions())
+		v.referenceBulk(f+".subscribe_bulk", k.SubscribeBulk.GetServerHandle(), k.SubscribeBulk.GetItemDefinitions())
 	case *mxgatewayv1.Command_UnsubscribeBulk:
-		v.handle(f+".unsubscribe_bulk.server_handle", k.UnsubscribeBulk.GetServerHandle())
-		v.handles(f+".unsubscribe_bulk.item_handles", k.UnsubscribeBulk.GetItemHandles())
+		v.handleBulk(f+".unsubscribe_bulk", k.UnsubscribeBulk.GetServerHandle(), k.UnsubscribeBulk.GetItemHandles())
 	case *mxgatewayv1.Command_RemoveItemBulk:
-		v.handle(f+".remove_item_bulk.server_handle", k.RemoveItemBulk.GetServerHandle())
-		v.handles(f+".remove_item_bulk.item_handles", k.RemoveItemBulk.GetItemHandles())
+		v.handleBulk(f+".remove_item_bulk", k.RemoveItemBulk.GetServerHandle(), k.RemoveItemBulk.GetItemHandles())
 	case *mxgatewayv1.Command_UnAdviseBulk:
-		v.handle(f+".un_advise_bulk.server_handle", k.UnAdviseBulk.GetServerHandle())
-		v.handles(f+".un_advise_bulk.item_handles", k.UnAdviseBulk.GetItemHandles())
+		v.handleBulk(f+".un_advise_bulk", k.UnAdviseBulk.GetServerHandle(), k.UnAdviseBulk.GetItemHandles())
 	case *mxgatewayv1.Command_WriteBulk:
-		b := k.WriteBulk
-		v.handle(f+".write_bulk.server_handle", b.GetServerHandle())
-		if v.list(f+".write_bulk.entries", len(b.GetEntries())) {
-			for i, e := range b.GetEntries() {
-				checkWrite(v, fmt.Sprintf("%s.write_bulk.entries[%d]", f, i), e, b.GetServerHandle())
-			}
-		}
+		checkWriteBulk(v, f+".write_bulk", k.WriteBulk.GetServerHandle(), k.WriteBulk.GetEntries())
 	case *mxgatewayv1.Command_Write2Bulk:
-		b := k.Write2Bulk
-		v.handle(f+".write2_bulk.server_handle", b.GetServerHandle())
-		if v.list(f+".write2_bulk.entries", len(b.GetEntries())) {
-			for i, e := range b.GetEntries() {
-				checkWrite(v, fmt.Sprintf("%s.write2_bulk.entries[%d]", f, i), e, b.GetServerHandle())
-			}
-		}
+		checkWriteBulk(v, f+".write2_bulk", k.Write2Bulk.GetServerHandle(), k.Write2Bulk.GetEntries())
 	case *mxgatewayv1.Command_WriteSecuredBulk:
-		b := k.WriteSecuredBulk
-		v.handle(f+".write_secured_bulk.server_handle", b.GetServerHandle())
-		if v.list(f+".write_secured_bulk.entries", len(b.GetEntries())) {
-			for i, e := range b.GetEntries() {
-				checkWrite(v, fmt.Sprintf("%s.write_secured_bulk.entries[%d]", f, i), e, b.GetServerHandle())
-			}
-		}
+		checkWriteBulk(v, f+".write_secured_bulk", k.WriteSecuredBulk.GetServerHandle(), k.WriteSecuredBulk.GetEntries())
 	case *mxgatewayv1.Command_WriteSecured2Bulk:
-		b := k.WriteSecured2Bulk
-		v.handle(f+".write_secured2_bulk.server_handle", b.GetServerHandle())
-		if v.list(f+".write_secured2_bulk.entries", len(b.GetEntries())) {
-			for i, e := range b.GetEntries() {
-				checkWrite(v, fmt.Sprintf("%s.write_secured2_bulk.entries[%d]", f, i), e, b.GetServerHandle())
-			}
-		}
+		checkWriteBulk(v, f+".write_secured2_bulk", k.WriteSecured2Bulk.GetServerHandle(), k.WriteSecured2Bulk.GetEntries())
 	case *mxgatewayv1.Command_ReadBulk:
-		v.handle(f+".read_bulk.server_handle", k.ReadBulk.GetServerHandle())
-		v.references(f+".read_bulk.item_definitions", k.ReadBulk.GetItemDefinitions())
+		v.referenceBulk(f+".read_bulk", k.ReadBulk.GetServerHandle(), k.ReadBulk.GetItemDefinitions())
 		v.timeoutMs(f+".read_bulk.timeout_ms", k.ReadBulk.GetTimeoutMs())
 	default:
 		v.add(f, "command kind %T is not supported by this gateway", k)
@@ -286,6 +255,32 @@ func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
 func (v *validator) item(f string, server, item int32) {
 	v.handle(f+".server_handle", server)
 	v.handle(f+".item_handle", item)
+}
+
+// handleBulk checks a bulk command over item handles: its server_handle
+// and its item_handles list.
+func (v *validator) handleBulk(f string, server int32, items []int32) {
+	v.handle(f+".server_handle", server)
+	v.handles(f+".item_handles", items)
+}
+
+// referenceBulk checks a bulk command over references: its server_handle
+// and its item_definitions list.
+func (v *validator) referenceBulk(f string, server int32, refs []string) {
+	v.handle(f+".server_handle", server)
+	v.references(f+".item_definitions", refs)
+}
+
+// checkWriteBulk checks any Write*Bulk command: its server_handle and every
+// entry, each against that server handle.
+func checkWriteBulk[W writeCommand](v *validator, f string, server int32, entries []W) {
+	v.handle(f+".server_handle", server)
+	if !v.list(f+".entries", len(entries)) {
+		return
+	}
+	for i, e := range entries {
+		checkWrite(v, fmt.Sprintf("%s.entries[%d]", f, i), e, server)
+	}
 }
 
 // writeCommand is what every Write* command shares.
