@@ -57,9 +57,11 @@ type Metrics struct {
 	authDenials     *prometheus.CounterVec
 	disconnects     *prometheus.CounterVec
 
-	// Per-family children, looked up once: events are the hot path.
-	received map[mxgatewayv1.EventFamily]prometheus.Counter
-	sent     map[mxgatewayv1.EventFamily]prometheus.Counter
+	// Per-family children, indexed by family and resolved once in New:
+	// events are the hot path. A nil slot (UNSPECIFIED, or a family this
+	// build does not know) falls back to a label lookup.
+	received []prometheus.Counter
+	sent     []prometheus.Counter
 
 	queueDepth atomic.Pointer[func() int]
 }
@@ -107,8 +109,6 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Calls denied by authentication or authorisation, by reason."}, []string{"reason"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "stream_disconnects_total",
 			Help: "Event streams ended by the gateway or the client, by reason."}, []string{"reason"}),
-		received: make(map[mxgatewayv1.EventFamily]prometheus.Counter),
-		sent:     make(map[mxgatewayv1.EventFamily]prometheus.Counter),
 	}
 	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "subscriber_queue_depth",
 		Help: "Events waiting in all subscriber queues together (sum over subscribers), sampled at scrape."},
@@ -124,13 +124,19 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "go_version": bi.GoVersion}})
 	build.Set(1)
 
+	slots := 0
+	for f := range mxgatewayv1.EventFamily_name {
+		slots = max(slots, int(f)+1)
+	}
+	m.received = make([]prometheus.Counter, slots)
+	m.sent = make([]prometheus.Counter, slots)
 	for f := range mxgatewayv1.EventFamily_name {
 		fam := mxgatewayv1.EventFamily(f)
-		if fam == mxgatewayv1.EventFamily_EVENT_FAMILY_UNSPECIFIED {
+		if fam == mxgatewayv1.EventFamily_EVENT_FAMILY_UNSPECIFIED || f < 0 {
 			continue
 		}
-		m.received[fam] = m.eventsReceived.WithLabelValues(FamilyLabel(fam))
-		m.sent[fam] = m.eventsSent.WithLabelValues(FamilyLabel(fam))
+		m.received[f] = m.eventsReceived.WithLabelValues(FamilyLabel(fam))
+		m.sent[f] = m.eventsSent.WithLabelValues(FamilyLabel(fam))
 	}
 
 	reg.MustRegister(m.sessionsOpened, m.sessionsClosed, m.sessionsOpen, m.workersRunning, m.workersStarted,
@@ -239,11 +245,7 @@ func (m *Metrics) EventsReceived(f mxgatewayv1.EventFamily, n int) {
 	if m == nil {
 		return
 	}
-	c, ok := m.received[f]
-	if !ok {
-		c = m.eventsReceived.WithLabelValues(FamilyLabel(f))
-	}
-	c.Add(float64(n))
+	familyCounter(m.received, m.eventsReceived, f).Add(float64(n))
 }
 
 // EventSent counts one event of family f sent to one subscriber and
@@ -252,12 +254,19 @@ func (m *Metrics) EventSent(f mxgatewayv1.EventFamily, latency time.Duration) {
 	if m == nil {
 		return
 	}
-	c, ok := m.sent[f]
-	if !ok {
-		c = m.eventsSent.WithLabelValues(FamilyLabel(f))
-	}
-	c.Inc()
+	familyCounter(m.sent, m.eventsSent, f).Inc()
 	m.sendLatency.Observe(latency.Seconds())
+}
+
+// familyCounter returns the child of vec for family f: the pre-resolved
+// slot when there is one, else a label lookup.
+func familyCounter(slots []prometheus.Counter, vec *prometheus.CounterVec, f mxgatewayv1.EventFamily) prometheus.Counter {
+	if uint64(f) < uint64(len(slots)) {
+		if c := slots[f]; c != nil {
+			return c
+		}
+	}
+	return vec.WithLabelValues(FamilyLabel(f))
 }
 
 // SetQueueDepthFunc sets the function subscriber_queue_depth samples at

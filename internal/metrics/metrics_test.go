@@ -62,6 +62,8 @@ func TestMetricsMove(t *testing.T) {
 	m.EventsReceived(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, 5)
 	m.EventSent(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_WRITE_COMPLETE, 3*time.Millisecond)
 	m.EventSent(mxgatewayv1.EventFamily(99), time.Millisecond)
+	m.EventsReceived(mxgatewayv1.EventFamily(-3), 2)
+	m.EventsReceived(mxgatewayv1.EventFamily_EVENT_FAMILY_UNSPECIFIED, 4)
 	m.QueueOverflow("disconnect-subscriber")
 	m.HeartbeatFailure()
 	m.Fault(mxgatewayv1.ReasonHeartbeatExpired)
@@ -90,6 +92,8 @@ func TestMetricsMove(t *testing.T) {
 		"mxgateway_events_received_total{family=on_write_complete}":           0,
 		"mxgateway_events_sent_total{family=on_write_complete}":               1,
 		"mxgateway_events_sent_total{family=unknown}":                         1,
+		"mxgateway_events_received_total{family=unknown}":                     2,
+		"mxgateway_events_received_total{family=unspecified}":                 4,
 		"mxgateway_stream_send_latency_seconds#count":                         2,
 		"mxgateway_subscriber_queue_depth":                                    7,
 		"mxgateway_event_queue_overflows_total{policy=disconnect-subscriber}": 1,

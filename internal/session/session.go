@@ -248,8 +248,12 @@ func (s *Session) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout 
 	if timeout <= 0 {
 		timeout = opts.CommandTimeout
 	}
+	var kind string // named once for both hooks
+	if opts.Hooks.CommandStarted != nil || opts.Hooks.CommandDone != nil {
+		kind = CommandKind(cmd)
+	}
 	if h := opts.Hooks.CommandStarted; h != nil {
-		h(CommandKind(cmd))
+		h(kind)
 	}
 	start := time.Now()
 	reply, err := s.w.Invoke(ctx, cmd, timeout)
@@ -264,7 +268,7 @@ func (s *Session) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout 
 	}
 	s.mu.Unlock()
 	if h := opts.Hooks.CommandDone; h != nil {
-		h(CommandKind(cmd), elapsed, reply, err)
+		h(kind, elapsed, reply, err)
 	}
 	return reply, err
 }
@@ -532,10 +536,12 @@ func CommandKind(cmd *mxgatewayv1.Command) string {
 	if cmd == nil {
 		return "none"
 	}
-	m := cmd.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName(protoreflect.Name("kind")))
+	fd := cmd.ProtoReflect().WhichOneof(commandKindOneof)
 	if fd == nil {
 		return "none"
 	}
 	return string(fd.Name())
 }
+
+// commandKindOneof is the Command "kind" oneof, looked up once.
+var commandKindOneof = (&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName(protoreflect.Name("kind"))

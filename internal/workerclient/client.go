@@ -1089,10 +1089,12 @@ func commandKind(cmd *mxgatewayv1.Command) string {
 	if cmd == nil {
 		return ""
 	}
-	m := cmd.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
+	fd := cmd.ProtoReflect().WhichOneof(commandKindOneof)
 	if fd == nil {
 		return ""
 	}
 	return string(fd.Name())
 }
+
+// commandKindOneof is the Command "kind" oneof, looked up once.
+var commandKindOneof = (&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")
