@@ -177,7 +177,11 @@ func TestBlockedWriteDoesNotBlockOthersOrKill(t *testing.T) {
 func TestStalledWriteFaults(t *testing.T) {
 	h := newHarness(t)
 	h.start()
-	r := wait(t, h.invokeAsync(context.Background(), hugeCmd(), 200*time.Millisecond))
+	// The worker never reads, so the frame stalls for the whole deadline;
+	// the deadline only has to be long enough for the first bytes to go out
+	// on a loaded machine (a short one can expire before the write starts,
+	// which is the "not sent" case tested above).
+	r := wait(t, h.invokeAsync(context.Background(), hugeCmd(), 3*time.Second))
 	if !errors.Is(r.err, ErrWorkerGone) || !strings.Contains(r.err.Error(), "write stalled") {
 		t.Fatalf("stalled write: %v, want ErrWorkerGone (write stalled)", r.err)
 	}
