@@ -14,6 +14,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/internal/config"
 	"google.golang.org/grpc/codes"
 )
 
@@ -296,34 +297,10 @@ func (c *cli) localAdminKey() (key, path string) {
 	return key, path
 }
 
-// dataDir mirrors the gateway's default data directory: MXGATEWAY_DATA_DIR,
-// else %ProgramData%\mxgateway on Windows, ~/Library/Application
-// Support/mxgateway on macOS, $XDG_STATE_HOME/mxgateway or
-// ~/.local/state/mxgateway elsewhere.
+// dataDir is the gateway's default data directory on this machine
+// (config.EnvDataDir): MXGATEWAY_DATA_DIR, else the per-OS default.
 func dataDir(getenv env, goos string) string {
-	if d := getenv("MXGATEWAY_DATA_DIR"); d != "" {
-		return d
-	}
-	switch goos {
-	case "windows":
-		base := getenv("ProgramData")
-		if base == "" {
-			base = `C:\ProgramData`
-		}
-		return strings.TrimRight(base, `\/`) + `\mxgateway`
-	case "darwin":
-		if home := getenv("HOME"); home != "" {
-			return strings.TrimRight(home, "/") + "/Library/Application Support/mxgateway"
-		}
-	default:
-		if s := getenv("XDG_STATE_HOME"); s != "" {
-			return strings.TrimRight(s, "/") + "/mxgateway"
-		}
-		if home := getenv("HOME"); home != "" {
-			return strings.TrimRight(home, "/") + "/.local/state/mxgateway"
-		}
-	}
-	return ""
+	return config.EnvDataDir(getenv, goos)
 }
 
 func firstNonEmpty(s ...string) string {

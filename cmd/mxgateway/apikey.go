@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
 
@@ -313,11 +315,10 @@ func showNewKey(stdout, stderr io.Writer, enc *json.Encoder, asJSON bool, verb s
 // directory when empty).
 func openManager(ctx context.Context, dataDir, pepperFile string) (*auth.Manager, func(), error) {
 	if dataDir == "" {
-		d, err := store.DefaultDataDir()
-		if err != nil {
-			return nil, nil, err
+		dataDir = config.EnvDataDir(os.Getenv, runtime.GOOS)
+		if dataDir == "" {
+			return nil, nil, errors.New("apikey: no default data directory (HOME is not set): pass --data-dir or set MXGATEWAY_DATA_DIR")
 		}
-		dataDir = d
 	}
 	if err := store.EnsureDataDir(dataDir); err != nil {
 		return nil, nil, err

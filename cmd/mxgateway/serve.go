@@ -47,10 +47,6 @@ func runServe(args []string) int {
 	if cfg == nil {
 		return code
 	}
-	if err := checkListeners(cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "mxgateway serve:", err)
-		return 2
-	}
 	run := func(ctx context.Context) error {
 		src, _ := winsvc.NameFromContext(ctx)
 		log, closeLog, err := openServeLog(cfg, os.Stderr, src)
@@ -78,22 +74,6 @@ func runServe(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// checkListeners enforces the transport rules that need more than one key:
-// plaintext only on loopback (API keys and values would cross the network
-// in the clear), and auth=none only when every listener is on loopback.
-func checkListeners(cfg *config.Config) error {
-	var errs []error
-	if cfg.TLS == config.TLSOff && !auth.IsLoopbackAddr(cfg.Listen) {
-		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and tls is off: plaintext is allowed on loopback only (set tls: self-signed, or tls: files with tls_cert and tls_key)", cfg.Listen))
-	}
-	if cfg.Auth == config.AuthNone {
-		if err := auth.CheckNoAuthListeners(cfg.Listen, cfg.HTTPListen); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // workerCommand returns the worker executable and its arguments (the

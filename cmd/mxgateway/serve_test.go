@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,34 +30,6 @@ func TestWorkerCommand(t *testing.T) {
 	if exe != "/opt/mxworker.exe" || args[0] != "--backend=mxaccess" || !slices.Contains(args, "--prog-id=My.ProgID") ||
 		slices.Contains(args, "--sim-profile=default") {
 		t.Fatalf("configured worker command %s %q", exe, args)
-	}
-}
-
-func TestCheckListeners(t *testing.T) {
-	cases := []struct {
-		listen, http string
-		auth         config.AuthMode
-		tls          config.TLSMode
-		want         string // "" = accepted
-	}{
-		{"127.0.0.1:5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSOff, ""},
-		{"[::1]:5000", "localhost:5001", config.AuthNone, config.TLSOff, ""},
-		{"0.0.0.0:5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSOff, "plaintext"},
-		{":5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSOff, "plaintext"},
-		{"0.0.0.0:5000", "127.0.0.1:5001", config.AuthAPIKey, config.TLSSelfSigned, ""},
-		{"0.0.0.0:5000", "0.0.0.0:5001", config.AuthAPIKey, config.TLSFiles, ""},
-		{"127.0.0.1:5000", "0.0.0.0:5001", config.AuthNone, config.TLSOff, "auth=none"},
-	}
-	for _, tc := range cases {
-		c := config.Default()
-		c.Listen, c.HTTPListen, c.Auth, c.TLS = tc.listen, tc.http, tc.auth, tc.tls
-		err := checkListeners(&c)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v refused: %v", tc, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: error %v, want one mentioning %q", tc, err, tc.want)
-		}
 	}
 }
 

@@ -26,6 +26,4 @@ var (
 	ErrKeyNotFound = errors.New("auth: key not found")
 	// ErrAlreadyRevoked reports revoking or rotating a revoked key.
 	ErrAlreadyRevoked = errors.New("auth: key already revoked")
-	// ErrNoAuthNotLoopback reports auth=none with a non-loopback listener.
-	ErrNoAuthNotLoopback = errors.New("auth: auth=none needs every listener on a loopback address")
 )

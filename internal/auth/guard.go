@@ -27,7 +27,7 @@ const (
 	// ModeAPIKey requires an API key on every call except health checks.
 	ModeAPIKey Mode = "apikey"
 	// ModeNone disables authentication: every caller is an anonymous admin.
-	// Accepted only when every listener is on loopback (CheckNoAuthListeners).
+	// Accepted only when every listener is on loopback (config.Validate).
 	ModeNone Mode = "none"
 )
 
@@ -360,34 +360,4 @@ func (g *Guard) CheckSession(ctx context.Context, sessionID, ownerKeyID string) 
 		return err
 	}
 	return nil
-}
-
-// CheckNoAuthListeners returns ErrNoAuthNotLoopback unless every address
-// (host:port) is on a loopback interface: 127.0.0.0/8, ::1 or "localhost".
-// An empty host ("":5000, which listens everywhere) is not loopback.
-func CheckNoAuthListeners(addrs ...string) error {
-	var bad []string
-	for _, a := range addrs {
-		if !IsLoopbackAddr(a) {
-			bad = append(bad, a)
-		}
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s", ErrNoAuthNotLoopback, strings.Join(bad, ", "))
-	}
-	return nil
-}
-
-// IsLoopbackAddr reports whether a listen address (host:port, or a bare
-// host) is on loopback.
-func IsLoopbackAddr(addr string) bool {
-	host := addr
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		host = h
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }

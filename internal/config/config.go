@@ -216,9 +216,11 @@ func defaults(env func(string) string, goos string) Config {
 //   - windows: %ProgramData%\mxgateway (C:\ProgramData when unset)
 //   - darwin: $HOME/Library/Application Support/mxgateway
 //   - others: $XDG_STATE_HOME/mxgateway, else $HOME/.local/state/mxgateway
+//     (a relative XDG_STATE_HOME is ignored, as the XDG spec asks)
 //
 // It returns "" when the needed variables are unset; Validate then asks for
-// data_dir explicitly.
+// data_dir explicitly. It does not read MXGATEWAY_DATA_DIR (Load applies
+// that like every other key); see EnvDataDir.
 func DefaultDataDir(env func(string) string, goos string) string {
 	switch goos {
 	case "windows":
@@ -233,7 +235,7 @@ func DefaultDataDir(env func(string) string, goos string) string {
 		}
 		return ""
 	default:
-		if state := env("XDG_STATE_HOME"); state != "" {
+		if state := env("XDG_STATE_HOME"); strings.HasPrefix(state, "/") {
 			return strings.TrimRight(state, "/") + "/mxgateway"
 		}
 		if home := env("HOME"); home != "" {
@@ -241,6 +243,17 @@ func DefaultDataDir(env func(string) string, goos string) string {
 		}
 		return ""
 	}
+}
+
+// EnvDataDir returns the data directory a gateway started without a
+// configured data_dir uses: $MXGATEWAY_DATA_DIR when set, else
+// DefaultDataDir(env, goos). Tools that find a local gateway's data
+// (mxgateway apikey, mxctl) use it. It returns "" when neither is known.
+func EnvDataDir(env func(string) string, goos string) string {
+	if d := env(EnvPrefix + "DATA_DIR"); d != "" {
+		return d
+	}
+	return DefaultDataDir(env, goos)
 }
 
 // PepperPath returns the effective pepper file: PepperFile, or "pepper" in

@@ -231,6 +231,11 @@ func TestValidate(t *testing.T) {
 		{"auth none with empty host", func(c *Config) { c.Auth, c.Listen, c.TLS = AuthNone, ":5000", TLSSelfSigned }, []string{"auth"}, "loopback"},
 		{"auth none with public http", func(c *Config) { c.Auth, c.HTTPListen = AuthNone, "0.0.0.0:5001" }, []string{"auth"}, "http_listen is a loopback address"},
 		{"apikey with public http", func(c *Config) { c.HTTPListen = "0.0.0.0:5001" }, nil, ""},
+		{"auth none on ipv6 loopback and localhost http", func(c *Config) { c.Auth, c.Listen, c.HTTPListen = AuthNone, "[::1]:5000", "localhost:5001" }, nil, ""},
+		{"auth none and plaintext on all interfaces", func(c *Config) { c.Auth, c.Listen = AuthNone, "0.0.0.0:5000" }, []string{"auth", "tls"}, "loopback"},
+		{"public listeners with tls files", func(c *Config) {
+			c.Listen, c.HTTPListen, c.TLS, c.TLSCert, c.TLSKey = "0.0.0.0:5000", "0.0.0.0:5001", TLSFiles, certFile, keyFile
+		}, nil, ""},
 		{"plaintext on all interfaces", func(c *Config) { c.Listen = "0.0.0.0:5000" }, []string{"tls"}, "plaintext is allowed on loopback only"},
 		{"plaintext with empty host", func(c *Config) { c.Listen = ":5000" }, []string{"tls"}, "loopback"},
 		{"tls on all interfaces", func(c *Config) { c.Listen, c.TLS = "0.0.0.0:5000", TLSSelfSigned }, nil, ""},
@@ -303,10 +308,44 @@ func TestDefaultDataDir(t *testing.T) {
 		{"windows", map[string]string{"ProgramData": `D:\ProgramData`}, `D:\ProgramData\mxgateway`},
 		{"windows", nil, `C:\ProgramData\mxgateway`},
 		{"darwin", map[string]string{"HOME": "/Users/op"}, "/Users/op/Library/Application Support/mxgateway"},
+		{"linux", map[string]string{"XDG_STATE_HOME": "rel", "HOME": "/home/u"}, "/home/u/.local/state/mxgateway"},
+		{"linux", map[string]string{"MXGATEWAY_DATA_DIR": "/srv/mx", "HOME": "/home/u"}, "/home/u/.local/state/mxgateway"},
 	}
 	for _, tc := range tests {
 		if got := DefaultDataDir(envMap(tc.env), tc.goos); got != tc.want {
 			t.Errorf("%s %v: %q, want %q", tc.goos, tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestEnvDataDir(t *testing.T) {
+	tests := []struct {
+		goos string
+		env  map[string]string
+		want string
+	}{
+		{"linux", map[string]string{"MXGATEWAY_DATA_DIR": "/srv/mx", "HOME": "/home/u"}, "/srv/mx"},
+		{"windows", map[string]string{"MXGATEWAY_DATA_DIR": `E:\mx`, "ProgramData": `D:\PD`}, `E:\mx`},
+		{"windows", map[string]string{"ProgramData": `D:\PD`}, `D:\PD\mxgateway`},
+		{"linux", map[string]string{"HOME": "/home/u"}, "/home/u/.local/state/mxgateway"},
+		{"linux", nil, ""},
+	}
+	for _, tc := range tests {
+		if got := EnvDataDir(envMap(tc.env), tc.goos); got != tc.want {
+			t.Errorf("%s %v: %q, want %q", tc.goos, tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestIsLoopbackAddr(t *testing.T) {
+	for _, a := range []string{"127.0.0.1:5000", "[::1]:5001", "localhost:1", "LOCALHOST:1", "127.5.5.5:80", "127.0.0.1", "::1", "[::1]"} {
+		if !IsLoopbackAddr(a) {
+			t.Errorf("IsLoopbackAddr(%q) = false, want true", a)
+		}
+	}
+	for _, a := range []string{":5000", "0.0.0.0:5000", "[::]:5000", "10.0.0.1:5000", "example.com:5000", "", "10.0.0.1"} {
+		if IsLoopbackAddr(a) {
+			t.Errorf("IsLoopbackAddr(%q) = true, want false", a)
 		}
 	}
 }

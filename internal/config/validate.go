@@ -40,14 +40,14 @@ func (c *Config) Validate() error {
 		bad("data_dir", "must be set (no default: neither XDG_STATE_HOME nor HOME is set)")
 	}
 
-	if c.Auth == AuthNone && listenOK && !isLoopback(c.Listen) {
+	if c.Auth == AuthNone && listenOK && !IsLoopbackAddr(c.Listen) {
 		bad("auth", "none is allowed only when listen is a loopback address (listen is %q)", c.Listen)
 	}
-	if c.Auth == AuthNone && httpOK && !isLoopback(c.HTTPListen) {
+	if c.Auth == AuthNone && httpOK && !IsLoopbackAddr(c.HTTPListen) {
 		bad("auth", "none is allowed only when http_listen is a loopback address (http_listen is %q)", c.HTTPListen)
 	}
 	// Plaintext would carry API keys and values across the network.
-	if c.TLS == TLSOff && listenOK && !isLoopback(c.Listen) {
+	if c.TLS == TLSOff && listenOK && !IsLoopbackAddr(c.Listen) {
 		bad("tls", "off is allowed only when listen is a loopback address (listen is %q): plaintext is allowed on loopback only; use self-signed, or files with tls_cert and tls_key", c.Listen)
 	}
 
@@ -112,12 +112,17 @@ func sameAddr(a, b string) bool {
 	return ha == hb || ha == "" || hb == "" || ha == "0.0.0.0" || hb == "0.0.0.0" || ha == "::" || hb == "::"
 }
 
-// isLoopback reports whether a valid listen address binds only loopback.
-func isLoopback(addr string) bool {
-	host, _, _ := net.SplitHostPort(addr)
+// IsLoopbackAddr reports whether a listen address (host:port, or a bare
+// host) binds only loopback: 127.0.0.0/8, ::1 or "localhost". An empty host
+// (":5000", which listens everywhere) is not loopback.
+func IsLoopbackAddr(addr string) bool {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
 }

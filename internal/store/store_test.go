@@ -505,31 +505,6 @@ func TestConcurrentProcessesWrite(t *testing.T) {
 	}
 }
 
-func TestDefaultDataDir(t *testing.T) {
-	home := func() (string, error) { return "/home/u", nil }
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	cases := []struct {
-		name, goos string
-		env        map[string]string
-		want       string
-	}{
-		{"override", "linux", map[string]string{EnvDataDir: "/srv/mx"}, "/srv/mx"},
-		{"xdg", "linux", map[string]string{"XDG_STATE_HOME": "/xdg"}, filepath.Join("/xdg", "mxgateway")},
-		{"xdg relative ignored", "linux", map[string]string{"XDG_STATE_HOME": "rel"}, filepath.Join("/home/u", ".local", "state", "mxgateway")},
-		{"home", "linux", nil, filepath.Join("/home/u", ".local", "state", "mxgateway")},
-		{"windows", "windows", map[string]string{"ProgramData": `D:\PD`}, filepath.Join(`D:\PD`, "mxgateway")},
-		{"windows override", "windows", map[string]string{EnvDataDir: `E:\mx`}, `E:\mx`},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := defaultDataDir(tc.goos, env(tc.env), home)
-			if err != nil || got != tc.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestEnsureDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	if err := EnsureDataDir(dir); err != nil {
