@@ -145,10 +145,11 @@ func writeComplete(seq uint64, server, item int32) *mxgatewayv1.Event {
 	}
 }
 
-// fakeClock is a settable clock.
+// fakeClock is a settable clock that counts how often it was read.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu    sync.Mutex
+	t     time.Time
+	reads int
 }
 
 func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
@@ -156,7 +157,15 @@ func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.reads++
 	return c.t
+}
+
+// Reads is how often Now was called.
+func (c *fakeClock) Reads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
 }
 
 func (c *fakeClock) Add(d time.Duration) {

@@ -401,13 +401,7 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 	clk.Add(50 * time.Second) // 100s after open, 50s after the call
 	// Give the sweeper several rounds; the session must survive them.
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		if _, err := h.m.Get(s.ID()); err != nil {
-			t.Fatalf("session expired although a call renewed its lease: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitSweeps(t, clk, h.m, s)
 	clk.Add(11 * time.Second)
 	testutil.Eventually(t, 5*time.Second, func() error {
 		if _, err := h.m.Get(s.ID()); err == nil {
@@ -434,14 +428,14 @@ func TestStreamKeepsLeaseAndDetachGrace(t *testing.T) {
 	if got := s.LeaseExpiresAt(); !got.After(clk.Now()) {
 		t.Fatalf("lease %v not kept alive by the stream (now %v)", got, clk.Now())
 	}
-	waitSweeps(t, h.m, s)
+	waitSweeps(t, clk, h.m, s)
 	sub.Close()
 	sub.Close() // twice is fine
 	if got, want := s.LeaseExpiresAt(), clk.Now().Add(5*time.Minute); !got.Equal(want) {
 		t.Fatalf("after detach lease = %v, want the detach grace %v", got, want)
 	}
 	clk.Add(4 * time.Minute)
-	waitSweeps(t, h.m, s)
+	waitSweeps(t, clk, h.m, s)
 	clk.Add(2 * time.Minute)
 	testutil.Eventually(t, 5*time.Second, func() error {
 		if _, err := h.m.Get(s.ID()); err == nil {
@@ -451,16 +445,24 @@ func TestStreamKeepsLeaseAndDetachGrace(t *testing.T) {
 	})
 }
 
-// waitSweeps lets the sweeper run a few rounds and checks s survived.
-func waitSweeps(t *testing.T, m *Manager, s *Session) {
+// waitSweeps waits until the sweeper has read clk three more times, so at
+// least two whole sweeps ran after the last clock change, and fails if s
+// expired meanwhile. Nothing but the sweeper may read clk while it waits.
+func waitSweeps(t *testing.T, clk *fakeClock, m *Manager, s *Session) {
 	t.Helper()
-	deadline := time.Now().Add(10 * m.opts.SweepInterval)
-	for time.Now().Before(deadline) {
+	want := clk.Reads() + 3
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if _, err := m.Get(s.ID()); err != nil {
-			t.Fatalf("session %s expired too early", s.ID())
+			t.Fatalf("session %s expired too early: %v", s.ID(), err)
 		}
-		time.Sleep(m.opts.SweepInterval)
-	}
+		if st := s.State(); st != mxgatewayv1.SessionState_SESSION_STATE_READY {
+			t.Fatalf("session %s is %v, want it still READY", s.ID(), st)
+		}
+		if n := clk.Reads(); n < want {
+			return fmt.Errorf("sweeper read the clock %d of %d times", n, want)
+		}
+		return nil
+	})
 }
 
 func TestCommandKind(t *testing.T) {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -164,9 +162,7 @@ func openStream(t *testing.T, c mxgatewayv1.GatewayClient, id string, req *mxgat
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := c.StreamEvents(ctx, req, opts...)
 	if err == nil {
-		var md metadata.MD
-		md, err = st.Header()
-		_ = md
+		_, err = st.Header()
 	}
 	if err != nil {
 		cancel()
@@ -342,5 +338,3 @@ func checkContiguous(t *testing.T, evs []*mxgatewayv1.Event, from uint64) {
 		}
 	}
 }
-
-var _ = fmt.Sprintf

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
 // BenchmarkStorm pushes an event storm of at least one million OnDataChange
@@ -40,25 +42,47 @@ func BenchmarkStorm(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sb.Close()
-	h, _ := sb.Register("bench")
-	v, _ := sb.AddItem(h, "Sim.StormValue")
-	sb.Advise(h, v)
-	s, _ := sb.AddItem(h, "Sim.Storm")
-	sb.Advise(h, s)
-	for got.Load() < 2 {
-		sb.Ping(context.Background())
+	h, err := sb.Register("bench")
+	if err != nil {
+		b.Fatal(err)
 	}
+	v, err := sb.AddItem(h, "Sim.StormValue")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sb.Advise(h, v); err != nil {
+		b.Fatal(err)
+	}
+	s, err := sb.AddItem(h, "Sim.Storm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sb.Advise(h, s); err != nil {
+		b.Fatal(err)
+	}
+	// waitEvents polls (pinging so a dead backend fails fast) until the
+	// sink has seen n events.
+	waitEvents := func(n int64, timeout time.Duration) {
+		b.Helper()
+		testutil.Eventually(b, timeout, func() error {
+			if err := sb.Ping(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			if g := got.Load(); g < n {
+				return fmt.Errorf("sink saw %d of %d events", g, n)
+			}
+			return nil
+		})
+	}
+	waitEvents(2, 10*time.Second)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
 	start := got.Load()
-	sb.Write(h, s, backend.IntegerValue(int32(events)), 0)
-	for got.Load() < start+int64(events) {
-		if err := sb.Ping(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
+	if err := sb.Write(h, s, backend.IntegerValue(int32(events)), 0); err != nil {
+		b.Fatal(err)
 	}
+	waitEvents(start+int64(events), 5*time.Minute)
 	b.StopTimer()
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(events), "B/event")
