@@ -11,9 +11,11 @@ LDFLAGS := -X github.com/mxgateway/mxgateway/internal/buildinfo.Version=$(VERSIO
 
 all: build
 
-## generate: regenerate the checked-in protobuf code with pinned local plugins.
+## generate: regenerate the checked-in protobuf code with pinned local plugins,
+## then the client kit's descriptor set (api/mxgateway.v1.binpb) from it.
 generate:
 	$(BUF) generate
+	$(GO) run ./api/internal/descset -o api/mxgateway.v1.binpb
 
 ## lint: buf lint, plus breaking-change checks against the last commit (for
 ## uncommitted changes) and against its parent (for the last commit itself).
@@ -26,11 +28,11 @@ lint:
 		fi; \
 	done
 
-## check-generated: fail when the generated code is stale.
+## check-generated: fail when the generated code or descriptor set is stale.
 check-generated:
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	cp -r api $$tmp/api.before; \
-	$(BUF) generate; \
+	$(MAKE) --no-print-directory generate >/dev/null || exit 1; \
 	if ! diff -r $$tmp/api.before api >/dev/null; then \
 		diff -r $$tmp/api.before api | head -40; \
 		echo "generated code is stale: run 'make generate' and commit"; exit 1; \

@@ -79,7 +79,7 @@ func OPCUAStatusCode(q uint16) uint32 {
 
 // NewQuality returns the wire form of a quality word.
 func NewQuality(q uint16) *mxgatewayv1.Quality {
-	return &mxgatewayv1.Quality{Raw: uint32(q), Class: ClassifyQuality(q), OpcuaStatusCode: OPCUAStatusCode(q)}
+	return &mxgatewayv1.Quality{Raw: uint32(q), QualityClass: ClassifyQuality(q), OpcuaStatusCode: OPCUAStatusCode(q)}
 }
 
 // NewStatus returns an MxStatus from the raw MXSTATUS_PROXY fields.

@@ -386,7 +386,7 @@ func TestOnDataChangeEvent(t *testing.T) {
 		t.Fatalf("event %v", ev)
 	}
 	if dc.Value.GetFloatValue() != 21.5 || dc.Value.VariantType != uint32(variant.VT_R4) || dc.Quality.Raw != 192 ||
-		dc.Quality.Class != mxgatewayv1.QualityClass_QUALITY_CLASS_GOOD {
+		dc.Quality.QualityClass != mxgatewayv1.QualityClass_QUALITY_CLASS_GOOD {
 		t.Fatalf("value/quality %v %v", dc.Value, dc.Quality)
 	}
 	if got := dc.Timestamp.AsTime(); !got.Equal(wall.Add(-time.Hour)) {

@@ -327,7 +327,7 @@ type dataChangeEvent struct {
 
 // setQuality stores q in dst as backend.NewQuality would make it.
 func setQuality(dst *mxgatewayv1.Quality, q uint16) {
-	dst.Raw, dst.Class, dst.OpcuaStatusCode = uint32(q), backend.ClassifyQuality(q), backend.OPCUAStatusCode(q)
+	dst.Raw, dst.QualityClass, dst.OpcuaStatusCode = uint32(q), backend.ClassifyQuality(q), backend.OPCUAStatusCode(q)
 }
 
 // setTimestamp stores t in dst as backend.Timestamp would make it (UTC,
