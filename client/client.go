@@ -230,8 +230,13 @@ func (c *Client) ListSessions(ctx context.Context) ([]*mxgatewayv1.SessionInfo, 
 }
 
 // OpenSession starts a session (one worker process) named clientName for logs
-// and ListSessions, and waits until it is ready.
-func (c *Client) OpenSession(ctx context.Context, clientName string) (*Session, error) {
+// and ListSessions, and waits until it is ready. Recovering makes it survive
+// the loss of the gateway session.
+func (c *Client) OpenSession(ctx context.Context, clientName string, opts ...SessionOption) (*Session, error) {
+	var so sessionOptions
+	for _, o := range opts {
+		o(&so)
+	}
 	if err := c.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -242,6 +247,9 @@ func (c *Client) OpenSession(ctx context.Context, clientName string) (*Session, 
 		return nil, fromRPC(cctx, err)
 	}
 	s := newSession(c, clientName, resp)
+	if so.recovering {
+		s.rec = newRecovery()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -16,7 +16,8 @@ import (
 // one of DataChange, WriteComplete, OperationComplete, BufferedDataChange and
 // Gap is non-nil.
 type Event struct {
-	p *mxgatewayv1.Event
+	p   *mxgatewayv1.Event
+	rec *SessionRecreated
 }
 
 // EventFromProto wraps a wire event.
@@ -53,6 +54,11 @@ func (e Event) Gap() *ReplayGap {
 		RequestedAfter: g.GetRequestedAfterSequence(), FirstAvailable: g.GetFirstAvailableSequence(), Reason: g.GetReason(),
 	}
 }
+
+// Recreated returns the marker of a Recovering session that had to open a
+// new session, or nil. Values may have been missed; sequences start again
+// after it, and the fresh initial values of the re-advised items follow.
+func (e Event) Recreated() *SessionRecreated { return e.rec }
 
 // DataChange returns the OnDataChange body, or nil.
 func (e Event) DataChange() *DataChange {
@@ -102,6 +108,8 @@ func (e Event) BufferedDataChange() *BufferedDataChange {
 // String describes the event on one line.
 func (e Event) String() string {
 	switch {
+	case e.rec != nil:
+		return fmt.Sprintf("session recreated: %s replaced %s (%v); values may have been missed", e.rec.NewSessionID, e.rec.OldSessionID, e.rec.Cause)
 	case e.Gap() != nil:
 		g := e.Gap()
 		return fmt.Sprintf("#%d replay gap after %d, resuming at %d (%s)", e.Sequence(), g.RequestedAfter, g.FirstAvailable, g.Reason)
@@ -257,6 +265,11 @@ func Conflate() EventsOption { return func(o *eventsOptions) { o.conflate = true
 //
 // Each call opens its own stream (a subscriber on the gateway); several may
 // run at once.
+//
+// On a Recovering session, a session reported gone does not end the
+// iteration: the session is recreated (see Recovering), the next element is
+// an Event whose Recreated is non-nil, and the events of the new session
+// follow from its first one.
 func (s *Session) Events(ctx context.Context, opts ...EventsOption) iter.Seq2[Event, error] {
 	var eo eventsOptions
 	for _, o := range opts {
@@ -281,8 +294,25 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 	anchored := eo.after > 0 || !eo.liveOnly // do we know which sequence must come next?
 	backoff := s.c.opts.eventBackoff
 	failures := 0
+	id := s.ID()
+	// recreated delivers the marker of a recovery away from id and restarts
+	// the sequence check for the new session.
+	recreated := func(m *SessionRecreated) bool {
+		id, last, anchored, failures = s.ID(), 0, true, 0
+		return yield(Event{rec: m}, nil)
+	}
 	for {
-		req := &mxgatewayv1.StreamEventsRequest{SessionId: s.id, AfterSequence: last, Conflate: eo.conflate}
+		if s.rec != nil && s.ID() != id {
+			// Another reader or a command recovered the session meanwhile.
+			m := s.rec.marker(id)
+			if m == nil {
+				m = &SessionRecreated{OldSessionID: id, NewSessionID: s.ID()}
+			}
+			if !recreated(m) {
+				return
+			}
+		}
+		req := &mxgatewayv1.StreamEventsRequest{SessionId: id, AfterSequence: last, Conflate: eo.conflate}
 		if !anchored {
 			req.LiveOnly = true
 		}
@@ -296,6 +326,9 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 			ev := resp.GetEvent()
 			if ev == nil {
 				continue
+			}
+			if s.rec != nil {
+				ev = s.rec.toVirtualEvent(ev)
 			}
 			seq := ev.GetSequence()
 			if ev.GetReplayGap() != nil || ev.GetFamily() == mxgatewayv1.EventFamily_EVENT_FAMILY_REPLAY_GAP {
@@ -334,8 +367,21 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 		var ge *GatewayError
 		if !errors.Is(err, io.EOF) {
 			if errors.As(fromRPC(ctx, err), &ge) && ge.Permanent() {
-				yield(Event{}, ge)
-				return
+				if s.rec == nil || !sessionGone(ge) {
+					yield(Event{}, ge)
+					return
+				}
+				m, rerr := s.recoverFrom(ctx, id, ge)
+				if rerr != nil {
+					if ctx.Err() == nil {
+						yield(Event{}, rerr)
+					}
+					return
+				}
+				if !recreated(m) {
+					return
+				}
+				continue
 			}
 		}
 		failures++

@@ -17,9 +17,14 @@ import (
 // conveniences that share one lazily created registration (ServerHandle).
 type Session struct {
 	c    *Client
-	id   string
 	name string
+
+	idMu sync.Mutex // guards id and info, which change when a recovering session recovers
+	id   string
 	info *mxgatewayv1.OpenSessionResponse
+
+	// rec is the journal of a Recovering session; nil otherwise.
+	rec *recovery
 
 	// life ends when the session is closed; it stops Events iterators and
 	// the tracker. Holding a context here is for the session's own
@@ -58,12 +63,30 @@ func newSession(c *Client, name string, info *mxgatewayv1.OpenSessionResponse) *
 		items: map[string]*item{}}
 }
 
-// ID returns the opaque session id.
-func (s *Session) ID() string { return s.id }
+// ID returns the opaque session id. A Recovering session's id changes when
+// it recovers.
+func (s *Session) ID() string {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return s.id
+}
 
 // Info returns what OpenSession reported: lease expiry, backend, protocol
 // versions and worker pid. It is empty for an attached session.
-func (s *Session) Info() *mxgatewayv1.OpenSessionResponse { return s.info }
+func (s *Session) Info() *mxgatewayv1.OpenSessionResponse {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return s.info
+}
+
+func (s *Session) setID(id string, info *mxgatewayv1.OpenSessionResponse) {
+	s.idMu.Lock()
+	s.id, s.info = id, info
+	s.idMu.Unlock()
+}
+
+// Recovering reports whether the session was opened with Recovering.
+func (s *Session) Recovering() bool { return s.rec != nil }
 
 // MX returns the raw MXAccess surface of the session.
 func (s *Session) MX() *MX { return &MX{s: s} }
@@ -81,7 +104,36 @@ func (s *Session) invoke(ctx context.Context, cmd *mxgatewayv1.Command) (*mxgate
 	}
 	ctx, cancel := s.c.callCtx(ctx)
 	defer cancel()
-	resp, err := s.c.gw.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: s.id, Command: cmd})
+	if s.rec == nil {
+		return s.invokeOn(ctx, s.ID(), cmd)
+	}
+	for retried := false; ; retried = true {
+		// A recovery in progress finishes first: the handles are being
+		// renumbered and the journal replayed.
+		s.rec.run.Lock()
+		id := s.ID()
+		real := s.rec.toReal(cmd)
+		s.rec.run.Unlock()
+		reply, err := s.invokeOn(ctx, id, real)
+		if err == nil {
+			return s.rec.record(cmd, reply), nil
+		}
+		if !sessionGone(err) || retried {
+			return nil, err
+		}
+		if _, rerr := s.recoverFrom(ctx, id, err); rerr != nil {
+			return nil, err
+		}
+		if !IsSessionNotFound(err) {
+			// The command may have run before the session failed: its
+			// outcome is unknown, so it is not sent again.
+			return nil, err
+		}
+	}
+}
+
+func (s *Session) invokeOn(ctx context.Context, id string, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error) {
+	resp, err := s.c.gw.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: id, Command: cmd})
 	if err != nil {
 		return nil, fromRPC(ctx, err)
 	}
@@ -97,9 +149,16 @@ func (s *Session) invoke(ctx context.Context, cmd *mxgatewayv1.Command) (*mxgate
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopBackground()
+		if s.rec != nil {
+			// A recovery under way sees the Session closed and stops; wait
+			// for it so that the session it may have opened is the one
+			// closed here.
+			s.rec.run.Lock()
+			s.rec.run.Unlock()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
-		_, err := s.c.gw.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: s.id})
+		_, err := s.c.gw.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: s.ID()})
 		if err != nil {
 			err = fromRPC(ctx, err)
 			if IsSessionNotFound(err) {
@@ -460,7 +519,7 @@ func (s *Session) ensureTracker(ctx context.Context, h int32) (*tracker, error) 
 	var after uint64
 	if list, err := s.c.ListSessions(ctx); err == nil {
 		for _, si := range list {
-			if si.GetSessionId() == s.id {
+			if si.GetSessionId() == s.ID() {
 				after = si.GetLastSequence()
 			}
 		}

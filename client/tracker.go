@@ -28,6 +28,7 @@ type tracker struct {
 type writeWaiter struct {
 	ch        chan Statuses // buffered 1; receives the final completion
 	abandoned bool          // nobody waits any more; still absorbs its completion
+	err       error         // why ch was closed without a completion, when known
 }
 
 func startTracker(s *Session, hLMX int32, after uint64) *tracker {
@@ -67,6 +68,21 @@ func eventsOptionsOf(opts []EventsOption) eventsOptions {
 }
 
 func (t *tracker) handle(ev Event) {
+	if ev.Recreated() != nil {
+		// A recovering session opened a new session: completions of writes
+		// sent to the old one can never arrive, and first values come again.
+		t.mu.Lock()
+		for h, q := range t.writes {
+			for _, w := range q {
+				w.err = ErrSessionRecreated
+				close(w.ch)
+			}
+			delete(t.writes, h)
+		}
+		clear(t.values)
+		t.mu.Unlock()
+		return
+	}
 	if d := ev.DataChange(); d != nil && d.ServerHandle == t.hLMX {
 		t.mu.Lock()
 		t.values[d.ItemHandle] = d
@@ -172,6 +188,9 @@ func (t *tracker) waitWrite(ctx context.Context, w *writeWaiter) (Statuses, erro
 		if !ok {
 			t.mu.Lock()
 			err := t.err
+			if w.err != nil {
+				err = w.err
+			}
 			t.mu.Unlock()
 			if err == nil {
 				err = errItemRemoved

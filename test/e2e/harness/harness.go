@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,6 +169,24 @@ func (g *Gateway) Restart(t testing.TB) *Gateway {
 		t.Fatal("harness: Restart of a gateway that is still running")
 	}
 	return start(t, g.Dir, g.extraArgs)
+}
+
+// RestartSameAddress is Restart on g's own gRPC and HTTP addresses, the way
+// a gateway restarted in place looks to its clients: their connections see
+// it go away and come back. g must have exited.
+func (g *Gateway) RestartSameAddress(t testing.TB) *Gateway {
+	t.Helper()
+	select {
+	case <-g.exited:
+	default:
+		t.Fatal("harness: RestartSameAddress of a gateway that is still running")
+	}
+	// Later flags win; the listeners set SO_REUSEADDR, so the ports are
+	// free again at once.
+	args := append(slices.Clone(g.extraArgs), "--listen="+g.GRPCAddr, "--http-listen="+g.HTTPAddr)
+	ng := start(t, g.Dir, args)
+	ng.extraArgs = g.extraArgs
+	return ng
 }
 
 func start(t testing.TB, dir string, extraArgs []string) *Gateway {
