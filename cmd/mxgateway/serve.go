@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -55,14 +56,17 @@ func runServe(args []string) int {
 		}
 		defer closeLog()
 		err = serve(ctx, cfg, log, os.Stdout, os.Stderr)
-		if err != nil {
+		var se *startupError
+		// A failure to start is the one line runServe prints; it goes to
+		// the log as well only when the log is not that same stderr.
+		if err != nil && (!errors.As(err, &se) || cfg.LogFile != "" || src != "") {
 			log.Error("gateway stopped", slog.Any(logging.KeyErr, err))
 		}
 		return err
 	}
 	if ok, err := runAsService(run); ok || err != nil {
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "mxgateway serve:", err)
+			printServeError(os.Stderr, err)
 			return 1
 		}
 		return 0
@@ -70,10 +74,55 @@ func runServe(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "mxgateway serve:", err)
+		printServeError(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// printServeError prints err on one line, prefixed once.
+func printServeError(w io.Writer, err error) {
+	fmt.Fprintln(w, "mxgateway serve:", strings.TrimPrefix(err.Error(), "serve: "))
+}
+
+// startupError is a failure before the gateway served anything.
+type startupError struct{ err error }
+
+func (e *startupError) Error() string { return e.err.Error() }
+func (e *startupError) Unwrap() error { return e.err }
+
+// listenError is a listener that could not bind, said in one line with
+// what to do about it.
+type listenError struct {
+	what, addr, flag string
+	err              error
+}
+
+func (e *listenError) Error() string {
+	cause := e.err.Error()
+	var se *os.SyscallError
+	if errors.As(e.err, &se) {
+		cause = se.Err.Error()
+	}
+	return fmt.Sprintf("cannot listen for %s on %s: %s (is another mxgateway running? choose another address with --%s)", e.what, e.addr, cause, e.flag)
+}
+
+func (e *listenError) Unwrap() error { return e.err }
+
+// bindListeners binds the gRPC and HTTP addresses. It runs before anything
+// else: a port in use then creates nothing (no first-run key the gateway
+// could not serve) and starts nothing (no worker, no shutdown to log).
+func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error) {
+	grpcLis, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, &listenError{what: "gRPC", addr: cfg.Listen, flag: "listen", err: err}
+	}
+	httpLis, err = net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		grpcLis.Close()
+		return nil, nil, &listenError{what: "HTTP", addr: cfg.HTTPListen, flag: "http-listen", err: err}
+	}
+	return grpcLis, httpLis, nil
 }
 
 // workerCommand returns the worker executable and its arguments (the
@@ -109,6 +158,12 @@ func workerCommand(c *config.Config) (string, []string, error) {
 // listen lines and the first-run admin key go to stdout and stderr with
 // fmt (never through the logger, whose redaction would mask the key).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) (retErr error) {
+	served := false
+	defer func() {
+		if retErr != nil && !served {
+			retErr = &startupError{err: retErr}
+		}
+	}()
 	exe, wargs, err := workerCommand(cfg)
 	if err != nil {
 		return err
@@ -117,17 +172,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if err != nil {
 		return err
 	}
-	if err := store.EnsureDataDir(cfg.DataDir); err != nil {
-		return fmt.Errorf("serve: data directory: %w", err)
+	grpcLis, httpLis, err := bindListeners(cfg)
+	if err != nil {
+		return err
 	}
 
 	// Cleanup runs in reverse order of construction, whatever fails.
-	var cleanups []func()
+	// Closing a listener the servers already closed is harmless.
+	cleanups := []func(){func() { grpcLis.Close(); httpLis.Close() }}
 	defer func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
 			cleanups[i]()
 		}
 	}()
+	if err := store.EnsureDataDir(cfg.DataDir); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
 
 	// Key store, peppers, key manager. The Admin service works in both
 	// modes (with auth=none every caller is an anonymous admin), so keys
@@ -291,6 +351,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	)
 	ops, err := opshttp.New(opshttp.Options{
 		Addr:          cfg.HTTPListen,
+		Listener:      httpLis,
 		Gatherer:      reg,
 		Checks:        followChecks(checks, setServing),
 		OnReadyChange: setServing,
@@ -301,18 +362,26 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	}
 	cleanups = append(cleanups, func() { ops.Close() })
 
-	// First run: an admin key, shown once.
+	// First run: an admin key, shown once, after the start-up logs (the
+	// readiness probe's worker) so that it is the last thing on the screen.
+	// The file exists before the addresses are printed.
+	var banner func()
 	if mode == auth.ModeAPIKey {
 		raw, created, err := auth.EnsureBootstrapKey(ctx, mgr, cfg.DataDir)
-		if created {
-			printBootstrapKey(stderr, raw.Reveal(), auth.AdminKeyPath(cfg.DataDir), err == nil)
-		}
+		path := auth.AdminKeyPath(cfg.DataDir)
 		switch {
 		case err != nil && created:
-			fmt.Fprintf(stderr, "mxgateway: warning: %v\n", err)
 			log.Warn("first-run admin key not saved to a file", slog.Any(logging.KeyErr, err))
+			banner = func() {
+				printBootstrapKey(stderr, raw.Reveal(), path, false)
+				fmt.Fprintf(stderr, "mxgateway: warning: %v\n", err)
+			}
 		case err != nil:
 			return fmt.Errorf("serve: first-run admin key: %w", err)
+		case created:
+			banner = func() { printBootstrapKey(stderr, raw.Reveal(), path, true) }
+		default:
+			banner = func() { printAdminKeyHint(stderr, path) }
 		}
 	} else {
 		warnNoAuth(log)
@@ -329,12 +398,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			slog.String(logging.KeyCheck, "worker_start"), slog.Any(logging.KeyErr, err))
 	}
 
-	grpcLis, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("serve: gRPC listener: %w", err)
-	}
 	if err := ops.Listen(); err != nil {
-		grpcLis.Close()
 		return fmt.Errorf("serve: HTTP listener: %w", err)
 	}
 	for _, l := range []struct{ what, addr string }{{"gRPC", grpcLis.Addr().String()}, {"HTTP", ops.Addr().String()}} {
@@ -345,6 +409,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		log.Info("TLS certificate for clients to pin", slog.String("ca_file", caFile))
 		fmt.Fprintf(stdout, "mxgateway: TLS CA file %s (clients: MXGATEWAY_CA_FILE=%s)\n", caFile, caFile)
 	}
+	if banner != nil {
+		banner()
+	}
+	served = true
 
 	// Background work, each goroutine owned and waited for here.
 	bgCtx, stopBG := context.WithCancel(context.Background())
@@ -432,6 +500,16 @@ func printBootstrapKey(w io.Writer, key, path string, saved bool) {
 	fmt.Fprintln(w, "mxgateway: gRPC metadata \"authorization: Bearer <key>\". Create narrower keys")
 	fmt.Fprintln(w, "mxgateway: (mxgateway apikey create --name N --scopes ...), then revoke this one.")
 	fmt.Fprintln(w, "mxgateway: ================================================================")
+}
+
+// printAdminKeyHint says, on every run after the first, where the first-run
+// admin key is (or that it is gone).
+func printAdminKeyHint(w io.Writer, path string) {
+	if _, err := os.Stat(path); err == nil {
+		fmt.Fprintf(w, "mxgateway: the first-run admin key is in %s (mxctl on this machine uses it)\n", path)
+		return
+	}
+	fmt.Fprintf(w, "mxgateway: no admin key file (%s is gone): use a key you created, or create one with \"mxgateway apikey create --name N --scopes admin\" (docs/security.md)\n", path)
 }
 
 func warnNoAuth(log *slog.Logger) {

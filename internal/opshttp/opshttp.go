@@ -46,6 +46,10 @@ type CheckStatus struct {
 
 // Options configure a Server.
 type Options struct {
+	// Listener, when set, is served instead of binding Addr (the caller
+	// bound it early, to fail fast on a busy port before doing anything
+	// else). Addr still names it in messages.
+	Listener net.Listener
 	// Addr is the listen address (host:port; port 0 picks a free port).
 	Addr string
 	// Gatherer is served at /metrics (prometheus.DefaultGatherer when nil).
@@ -143,6 +147,10 @@ func (s *Server) Listen() error {
 		return ErrServerClosed
 	}
 	if s.ln != nil {
+		return nil
+	}
+	if s.opts.Listener != nil {
+		s.ln = s.opts.Listener
 		return nil
 	}
 	ln, err := net.Listen("tcp", s.opts.Addr)
