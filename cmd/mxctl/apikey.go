@@ -24,6 +24,25 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
+// deprecatedFlag is an old spelling of a list flag: it fills the same list
+// and remembers that it was used, so the command can warn.
+type deprecatedFlag struct {
+	list *listFlag
+	used *bool
+}
+
+func (d deprecatedFlag) String() string {
+	if d.list == nil {
+		return ""
+	}
+	return d.list.String()
+}
+
+func (d deprecatedFlag) Set(s string) error {
+	*d.used = true
+	return d.list.Set(s)
+}
+
 func apikeyCmd() *command {
 	cmd := &command{name: "apikey", summary: "manage API keys remotely (needs scope admin)", usage: "create|list|revoke|rotate [flags] [ID]",
 		help: `Manages the gateway's API keys over the Admin service; the key used needs
@@ -31,7 +50,7 @@ scope admin (the first-run admin key has it). The full key is printed only
 by create and rotate, once: store it then. On the gateway host the offline
 equivalent is "mxgateway apikey".
 
-  create --name NAME --scope SCOPE[,SCOPE...] [--allow-read PATTERN]... [--allow-write PATTERN]... [--json]
+  create --name NAME --scopes SCOPE[,SCOPE...] [--allow-read PATTERN]... [--allow-write PATTERN]... [--json]
   list [--json]
   revoke ID [--json]
   rotate ID [--json]
@@ -43,22 +62,27 @@ Scopes: session:open, session:close, invoke:read, invoke:write, invoke:secure,
 events:read, admin. Patterns use * and ? and ignore case.
 
 Examples:
-  mxctl apikey create --name grafana --scope session:open,session:close,invoke:read,events:read --allow-read 'TIC*'
+  mxctl apikey create --name grafana --scopes session:open,session:close,invoke:read,events:read --allow-read 'TIC*'
   mxctl apikey list
   mxctl apikey rotate k3x9q2mzt7vb4wda
-  mxctl apikey revoke k3x9q2mzt7vb4wda`}
+  mxctl apikey revoke p7c2m4xkq9vbz3da`}
 	cmd.run = func(ctx context.Context, c *cli, args []string) int {
 		var conn connFlags
 		fs := c.flagSet(cmd, &conn)
 		name := fs.String("name", "", "display name of the new key (create)")
 		var scopes, allowRead, allowWrite listFlag
-		fs.Var(&scopes, "scope", "scope to grant (create; repeatable or comma-separated)")
+		fs.Var(&scopes, "scopes", "scopes to grant (create; comma-separated or repeated)")
+		oldScope := false
+		fs.Var(deprecatedFlag{&scopes, &oldScope}, "scope", "deprecated spelling of --scopes")
 		fs.Var(&allowRead, "allow-read", "reference pattern the key may read (create; repeatable)")
 		fs.Var(&allowWrite, "allow-write", "reference pattern the key may write (create; repeatable)")
 		asJSON := fs.Bool("json", false, "print JSON")
 		pos, code, ok := c.parse(cmd, fs, args)
 		if !ok {
 			return code
+		}
+		if oldScope {
+			fmt.Fprintln(c.stderr, "mxctl apikey: warning: --scope is deprecated; use --scopes (the spelling of mxgateway apikey too)")
 		}
 		if len(pos) == 0 {
 			return c.fail(cmd.name, "", usageError("give a subcommand: create, list, revoke or rotate"))
@@ -73,7 +97,7 @@ Examples:
 			return c.fail(cmd.name, "", usageError(fmt.Sprintf("apikey %s takes %d argument(s)", sub, n)))
 		}
 		if sub == "create" && (*name == "" || len(scopes) == 0) {
-			return c.fail(cmd.name, "", usageError("apikey create needs --name and at least one --scope"))
+			return c.fail(cmd.name, "", usageError("apikey create needs --name and at least one scope (--scopes)"))
 		}
 		cl, addr, err := c.dial(ctx, &conn)
 		if err != nil {

@@ -158,11 +158,11 @@ func TestAPIKeyCommands(t *testing.T) {
 
 	// create (text): the full key alone on stdout, details on stderr.
 	reader, readerID, secret := rawKey(t, run("", admin, exitOK, "apikey", "create", "--name", "reader",
-		"--scope", "session:open,session:close", "--scope", "invoke:read,events:read", "--allow-read", "Tank1.*", "--allow-read", "Line1.*"))
+		"--scopes", "session:open,session:close", "--scopes", "invoke:read,events:read", "--allow-read", "Tank1.*", "--allow-read", "Line1.*"))
 	secrets = append(secrets, secret)
 	repl = append(repl, readerID, "<ID:reader>")
 	// create (JSON); the golden is compared once the id is known.
-	r := run("", admin, exitOK, "apikey", "create", "--name", "writer", "--scope",
+	r := run("", admin, exitOK, "apikey", "create", "--name", "writer", "--scopes",
 		"session:open,session:close,invoke:read,invoke:write,events:read", "--allow-write", "TIC101.SP", "--json")
 	writer, writerID, secret := jsonKey(t, r)
 	secrets = append(secrets, secret)
@@ -187,7 +187,7 @@ func TestAPIKeyCommands(t *testing.T) {
 	run("write_with_new_key", as(writer), exitOK, "write", "TIC101.SP", "41.5")
 	run("write_reference_not_allowed", as(writer), exitGateway, "write", "Tank1.Material", "Water")
 	run("apikey_list_not_admin", as(writer), exitGateway, "apikey", "list")
-	run("apikey_create_not_admin", as(reader), exitGateway, "apikey", "create", "--name", "x", "--scope", "admin")
+	run("apikey_create_not_admin", as(reader), exitGateway, "apikey", "create", "--name", "x", "--scopes", "admin")
 	// sessions: the writer's key sees only its own sessions (none now).
 	r = run("", as(writer), exitOK, "sessions", "--json")
 	if strings.TrimSpace(r.stdout) != "[]" {

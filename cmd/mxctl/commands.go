@@ -20,7 +20,10 @@ func healthCmd() *command {
 
 Examples:
   mxctl health
-  mxctl health --addr gw.example.com:5000 --ca-file ca.pem`}
+  mxctl health --json
+  mxctl health --addr 127.0.0.1:5000
+
+For a remote gateway with TLS, add --addr HOST:PORT and --ca-file FILE.`}
 	cmd.run = func(ctx context.Context, c *cli, args []string) int {
 		var conn connFlags
 		fs := c.flagSet(cmd, &conn)
@@ -170,7 +173,7 @@ failure status, timeout).
 
 Examples:
   mxctl read TIC101.PV
-  mxctl read TIC101.PV FIC102.PV Line1.Recipe[] --json`}
+  mxctl read TIC101.PV Tank1.Level Line1.Recipe[] --json`}
 	cmd.run = func(ctx context.Context, c *cli, args []string) int {
 		var conn connFlags
 		fs := c.flagSet(cmd, &conn)
@@ -241,22 +244,6 @@ func cell(s string) string {
 		return string(r[:57]) + "..."
 	}
 	return s
-}
-
-func benchCmd() *command {
-	cmd := &command{name: "bench", summary: "benchmark hook (the driver is `make bench`)", usage: "",
-		help: `The benchmark driver is "make bench" (go test -bench over the gateway, the
-workers and the SDK). This subcommand is the hook where a load generator
-against a running gateway will live.`}
-	cmd.run = func(ctx context.Context, c *cli, args []string) int {
-		fs := c.flagSet(cmd, nil)
-		if _, code, ok := c.parse(cmd, fs, args); !ok {
-			return code
-		}
-		fmt.Fprintln(c.stdout, "mxctl bench: the benchmark driver is `make bench` (see docs/cli.md); no load generator is built into mxctl yet")
-		return exitOK
-	}
-	return cmd
 }
 
 func versionCmd() *command {

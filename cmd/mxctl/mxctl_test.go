@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -158,7 +159,9 @@ func TestGolden(t *testing.T) {
 		{"help_read", env, "", []string{"help", "read"}},
 		{"help_write", env, "", []string{"write", "--help"}},
 		{"help", env, "", []string{"--help"}},
-		{"bench", env, "", []string{"bench"}},
+		{"global_flags_before_command", env, "", []string{"--api-key", "garbage", "--timeout", "10s", "read", "Tank1.Material"}},
+		{"usage_unknown_flag_before_command", env, "", []string{"--json", "read", "Tank1.Material"}},
+		{"usage_bench_sessions", env, "", []string{"bench", "--calls", "2", "--sessions", "3"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,6 +169,41 @@ func TestGolden(t *testing.T) {
 			oneLineErrors(t, r)
 			golden(t, tc.name, r, g.GRPCAddr, emptyDir, "<EMPTY_DATA_DIR>")
 		})
+	}
+}
+
+// TestBench: mxctl bench makes the calls it says, over the sessions it
+// says, all answered from the cache, and reports ordered percentiles.
+func TestBench(t *testing.T) {
+	g := harness.Start(t)
+	env := map[string]string{"MXGATEWAY_ADDR": g.GRPCAddr, "MXGATEWAY_DATA_DIR": g.DataDir}
+	r := invoke(t, env, "", "bench", "Tank1.Level", "--calls", "50", "--sessions", "3", "--json")
+	if r.code != exitOK {
+		t.Fatalf("bench: %+v", r)
+	}
+	var got struct {
+		Calls, Failed, Sessions  int
+		P50, P90, P99, Max, Rate float64
+	}
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, r.stdout)
+	}
+	num := func(k string) float64 { f, _ := raw[k].(float64); return f }
+	got.Calls, got.Failed, got.Sessions = int(num("calls")), int(num("failed")), int(num("sessions"))
+	got.P50, got.P90, got.P99, got.Max, got.Rate = num("p50_ms"), num("p90_ms"), num("p99_ms"), num("max_ms"), num("calls_per_second")
+	if got.Calls != 50 || got.Failed != 0 || got.Sessions != 3 || got.Rate <= 0 ||
+		!(0 < got.P50 && got.P50 <= got.P90 && got.P90 <= got.P99 && got.P99 <= got.Max) {
+		t.Fatalf("bench reported %+v", got)
+	}
+	// The sessions are closed afterwards.
+	list := invoke(t, env, "", "sessions", "--json")
+	if strings.Contains(list.stdout, "mxctl bench") {
+		t.Fatalf("bench left sessions open: %s", list.stdout)
+	}
+	// A bad reference fails before measuring.
+	if r := invoke(t, env, "", "bench", "Nope.Missing", "--calls", "5", "--sessions", "1"); r.code != exitFailed {
+		t.Fatalf("bench on a bad reference: %+v", r)
 	}
 }
 

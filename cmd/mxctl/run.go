@@ -59,7 +59,7 @@ func commands() []*command {
 const topUsage = `mxctl is the command line client of mxgateway.
 
 Usage:
-  mxctl <command> [flags] [arguments]
+  mxctl [connection flags] <command> [flags] [arguments]
 
 Commands:
 %s
@@ -79,9 +79,10 @@ denied read entry), 2 usage, 3 gateway unreachable, key refused or scope
 missing.
 
 Examples:
-  mxctl read TIC101.PV
+  mxctl read TIC101.PV Tank1.Material Line1.Counts[]
   mxctl write TIC101.SP 42.5
-  mxctl subscribe TIC101.PV FIC102.PV
+  mxctl subscribe TIC101.PV Tank2.Level --duration 5s
+  mxctl --addr 127.0.0.1:5000 --timeout 10s health
 
 Run "mxctl help <command>" for a command's flags and examples.
 `
@@ -97,6 +98,11 @@ func printTopUsage(w io.Writer) {
 // run is the whole CLI, testable in-process: it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: getenv}
+	globals, args, err := leadingFlags(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxctl: %v (run \"mxctl help\")\n", err)
+		return exitUsage
+	}
 	if len(args) == 0 {
 		printTopUsage(stderr)
 		return exitUsage
@@ -123,11 +129,46 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	for _, cmd := range commands() {
 		if cmd.name == name {
-			return cmd.run(ctx, c, args[1:])
+			// Connection flags before the command are the command's own:
+			// every command parses flags anywhere among its arguments.
+			return cmd.run(ctx, c, append(globals, args[1:]...))
 		}
 	}
 	fmt.Fprintf(stderr, "mxctl: unknown command %q (run \"mxctl help\")\n", name)
 	return exitUsage
+}
+
+// leadingFlags splits off the connection flags given before the command
+// ("mxctl --api-key K read X"). Only connection flags may come first; the
+// help and version flags are left for run.
+func leadingFlags(args []string) (globals, rest []string, err error) {
+	probe := flag.NewFlagSet("mxctl", flag.ContinueOnError)
+	probe.SetOutput(io.Discard)
+	var f connFlags
+	f.register(probe)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") || len(a) < 2 {
+			return globals, args[i:], nil
+		}
+		switch a {
+		case "-h", "-help", "--help", "--version":
+			return globals, args[i:], nil
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if probe.Lookup(name) == nil {
+			return nil, nil, fmt.Errorf("unknown flag %s before the command (only connection flags go there)", a)
+		}
+		globals = append(globals, a)
+		if !hasValue && takesValue(probe, a) {
+			if i+1 >= len(args) {
+				return nil, nil, fmt.Errorf("flag %s needs a value", a)
+			}
+			i++
+			globals = append(globals, args[i])
+		}
+	}
+	return globals, nil, nil
 }
 
 // connFlags are the connection settings shared by every command.

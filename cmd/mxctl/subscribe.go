@@ -20,15 +20,20 @@ func subscribeCmd() *command {
 OnDataChange. On a terminal it draws a table updated in place: value,
 quality, timestamp and age. When standard output is not a terminal, or with
 --json, it prints one JSON object per change. The stream resumes by itself
-after a dropped connection; a replay gap is reported, never hidden. Ctrl-C
-(or --duration) ends it cleanly with a summary on standard error.
+after a dropped connection; a replay gap is reported, never hidden. When the
+gateway loses the session (a gateway restart, an expired lease, a faulted
+worker), mxctl opens a new one, subscribes again and says so on standard
+error; values may have been missed meanwhile. Ctrl-C (or --duration) ends it
+cleanly with a summary on standard error. A bad reference (unknown to the
+Galaxy, or refused) is reported on standard error and makes the exit code 1;
+when every reference is bad, mxctl stops at once.
 
 --conflate asks the gateway for only the latest value per item when mxctl
 falls behind (a non-parity mode for dashboards).
 
 Examples:
-  mxctl subscribe TIC101.PV FIC102.PV
-  mxctl subscribe TIC101.PV --duration 30s --json > changes.jsonl
+  mxctl subscribe TIC101.PV Tank2.Level
+  mxctl subscribe TIC101.PV --duration 5s --json > changes.jsonl
   mxctl subscribe TIC101.PV --conflate`}
 	cmd.run = func(ctx context.Context, c *cli, args []string) int {
 		var conn connFlags
@@ -51,7 +56,7 @@ Examples:
 			return c.fail(cmd.name, addr, err)
 		}
 		defer cl.Close()
-		s, err := cl.OpenSession(ctx, "mxctl subscribe")
+		s, err := cl.OpenSession(ctx, "mxctl subscribe", client.Recovering())
 		if err != nil {
 			return c.fail(cmd.name, addr, err)
 		}
@@ -69,6 +74,7 @@ Examples:
 			if err := e.Err(); err != nil {
 				fmt.Fprintf(c.stderr, "mxctl subscribe: %s: %s\n", pos[i], errText(err))
 				exit = exitFailed
+				w.bad++
 				continue
 			}
 			if _, dup := w.rows[e.ItemHandle]; dup {
@@ -96,25 +102,46 @@ Examples:
 		if code > exit {
 			exit = code
 		}
-		fmt.Fprintf(c.stderr, "mxctl subscribe: %d updates for %d references in %s, %d replay gaps\n",
+		if w.bad > 0 && exit == exitOK {
+			exit = exitFailed
+		}
+		summary := fmt.Sprintf("mxctl subscribe: %d updates for %d references in %s, %d replay gaps",
 			w.updates, len(w.order), time.Since(start).Round(100*time.Millisecond), w.gaps)
+		if w.recreated > 0 {
+			summary += fmt.Sprintf(", %d %s recreated", w.recreated, plural(w.recreated, "session", "sessions"))
+		}
+		if w.bad > 0 {
+			summary += fmt.Sprintf(", %d bad %s", w.bad, plural(w.bad, "reference", "references"))
+		}
+		fmt.Fprintln(c.stderr, summary)
 		return exit
 	}
 	return cmd
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 type watchRow struct {
 	ref     string
 	dc      *client.DataChange
 	updates int
+	bad     bool // the first value said the reference is unknown or refused
 }
 
 type watch struct {
-	rows    map[int32]*watchRow
-	order   []*watchRow
-	updates int
-	gaps    int
-	drawn   int // lines drawn last time on a terminal
+	rows      map[int32]*watchRow
+	order     []*watchRow
+	updates   int
+	gaps      int
+	recreated int // sessions the gateway lost and mxctl opened again
+	bad       int // bad references
+	badRows   int // rows whose first value said the reference is bad
+	drawn     int // lines drawn last time on a terminal
 }
 
 type evOrErr struct {
@@ -157,6 +184,19 @@ func (w *watch) loop(ctx context.Context, c *cli, s *client.Session, hLMX int32,
 			if e.err != nil {
 				return c.fail("subscribe", "", e.err)
 			}
+			if m := e.ev.Recreated(); m != nil {
+				w.recreated++
+				fmt.Fprintf(c.stderr, "mxctl subscribe: the gateway lost the session (%s); subscribed again in a new session: values may have been missed\n",
+					nonEmpty(client.GatewayReason(m.Cause), errText(m.Cause)))
+				for _, warn := range m.Warnings {
+					fmt.Fprintf(c.stderr, "mxctl subscribe: while subscribing again: %s\n", warn)
+				}
+				if !tty {
+					writeJSON(c.stdout, map[string]any{"recreated": map[string]any{"old_session": m.OldSessionID, "new_session": m.NewSessionID,
+						"reason": client.GatewayReason(m.Cause), "warnings": m.Warnings}})
+				}
+				continue
+			}
 			if g := e.ev.Gap(); g != nil {
 				w.gaps++
 				fmt.Fprintf(c.stderr, "mxctl subscribe: replay gap: %d events lost (%s); values shown may have skipped changes\n", g.Missed(), g.Reason)
@@ -174,21 +214,33 @@ func (w *watch) loop(ctx context.Context, c *cli, s *client.Session, hLMX int32,
 			if !ok {
 				continue
 			}
+			first := r.updates == 0
 			r.dc = dc
 			r.updates++
 			w.updates++
-			if tty {
-				w.draw(c.stdout, termWidth(c.stdout))
-				continue
-			}
 			derr := dc.Err()
 			var me *client.MxAccessError
 			if errors.As(derr, &me) {
 				me.Reference = r.ref
+				if first && !r.bad && (me.IsConfigurationError() || me.IsSecurityError()) {
+					// Like read: an unknown reference is an error, reported
+					// once; the others keep running.
+					r.bad = true
+					w.bad++
+					w.badRows++
+					fmt.Fprintf(c.stderr, "mxctl subscribe: %s: %s\n", r.ref, errText(derr))
+				}
 			}
-			writeJSON(c.stdout, readRow{Sequence: e.ev.Sequence(), Reference: r.ref, Value: dc.Value, Type: typeName(dc.Value),
-				Quality: uint16(dc.Quality), QualityText: dc.Quality.String(), Timestamp: tsString(dc.Timestamp, true),
-				OK: derr == nil, Error: errText(derr)})
+			if tty {
+				w.draw(c.stdout, termWidth(c.stdout))
+			} else {
+				writeJSON(c.stdout, readRow{Sequence: e.ev.Sequence(), Reference: r.ref, Value: dc.Value, Type: typeName(dc.Value),
+					Quality: uint16(dc.Quality), QualityText: dc.Quality.String(), Timestamp: tsString(dc.Timestamp, true),
+					OK: derr == nil, Error: errText(derr)})
+			}
+			if w.badRows == len(w.order) {
+				return exitFailed // nothing left to watch
+			}
 		}
 	}
 }
