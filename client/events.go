@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -16,8 +17,9 @@ import (
 // one of DataChange, WriteComplete, OperationComplete, BufferedDataChange and
 // Gap is non-nil.
 type Event struct {
-	p   *mxgatewayv1.Event
-	rec *SessionRecreated
+	p       *mxgatewayv1.Event
+	rec     *SessionRecreated
+	delayed bool
 }
 
 // EventFromProto wraps a wire event.
@@ -54,6 +56,10 @@ func (e Event) Gap() *ReplayGap {
 		RequestedAfter: g.GetRequestedAfterSequence(), FirstAvailable: g.GetFirstAvailableSequence(), Reason: g.GetReason(),
 	}
 }
+
+// Delayed reports whether a Filter's minimum interval held the event back,
+// so that it follows events with higher sequence numbers.
+func (e Event) Delayed() bool { return e.delayed }
 
 // Recreated returns the marker of a Recovering session that had to open a
 // new session, or nil. Values may have been missed; sequences start again
@@ -230,6 +236,7 @@ type eventsOptions struct {
 	after    uint64
 	liveOnly bool
 	conflate bool
+	filter   *mxgatewayv1.EventFilter
 }
 
 // AfterSequence starts after the given sequence (resuming where an earlier
@@ -247,6 +254,42 @@ func LiveOnly() EventsOption { return func(o *eventsOptions) { o.liveOnly = true
 // dashboards: sequence numbers then skip the merged events, so only their
 // order is checked, not their contiguity.
 func Conflate() EventsOption { return func(o *eventsOptions) { o.conflate = true } }
+
+// EventFilter is the non-parity, per-subscriber filter of OnDataChange
+// events that the gateway applies for one Events reader (never to the
+// worker or to other readers). The first value of each item, and any change
+// of quality, status or data type, always passes; non-numeric values are
+// never dropped by the deadbands; other event families are never filtered.
+type EventFilter struct {
+	// AbsoluteDeadband drops a numeric change smaller than this from the
+	// last value delivered for the item (0: off).
+	AbsoluteDeadband float64
+	// PercentDeadband drops a numeric change smaller than this percentage
+	// (0 to 100) of the last delivered value's magnitude (0: off).
+	PercentDeadband float64
+	// MinInterval delivers at most one change per item per interval (whole
+	// milliseconds, at most an hour); a change within it is held, replaced
+	// by newer ones, and delivered when the interval has passed, with
+	// Delayed true (0: off).
+	MinInterval time.Duration
+}
+
+// Filter asks the gateway to filter this reader's OnDataChange events (a
+// named non-parity mode, like Conflate): sequence numbers then skip the
+// dropped events, and an event held by MinInterval arrives after events
+// with higher sequence numbers (Delayed). After a reconnect the filter
+// starts afresh, from the events after the last one delivered that was not
+// delayed.
+func Filter(f EventFilter) EventsOption {
+	return func(o *eventsOptions) {
+		ms := f.MinInterval.Milliseconds()
+		if f.MinInterval > 0 && ms == 0 {
+			ms = 1
+		}
+		o.filter = &mxgatewayv1.EventFilter{AbsoluteDeadband: f.AbsoluteDeadband, PercentDeadband: f.PercentDeadband,
+			MinIntervalMs: uint32(min(ms, math.MaxUint32))}
+	}
+}
 
 // Events returns the session's events as a Go iterator, in sequence order.
 //
@@ -312,7 +355,7 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 				return
 			}
 		}
-		req := &mxgatewayv1.StreamEventsRequest{SessionId: id, AfterSequence: last, Conflate: eo.conflate}
+		req := &mxgatewayv1.StreamEventsRequest{SessionId: id, AfterSequence: last, Conflate: eo.conflate, Filter: eo.filter}
 		if !anchored {
 			req.LiveOnly = true
 		}
@@ -331,6 +374,18 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 				ev = s.rec.toVirtualEvent(ev)
 			}
 			seq := ev.GetSequence()
+			if resp.GetDelayed() {
+				// Held by the filter: older than what came before it, and
+				// never where a resume starts.
+				if eo.filter == nil || (anchored && seq > last) {
+					yield(Event{}, &SequenceError{Expected: last + 1, Got: seq})
+					return
+				}
+				if !yield(Event{p: ev, delayed: true}, nil) {
+					return
+				}
+				continue
+			}
 			if ev.GetReplayGap() != nil || ev.GetFamily() == mxgatewayv1.EventFamily_EVENT_FAMILY_REPLAY_GAP {
 				// The marker's sequence is that of the first event after the gap.
 				if anchored && seq != 0 && seq <= last {
@@ -348,7 +403,7 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 			}
 			if anchored {
 				ok := seq == last+1
-				if eo.conflate {
+				if eo.conflate || eo.filter != nil {
 					ok = seq > last
 				}
 				if !ok {

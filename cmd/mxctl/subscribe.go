@@ -15,7 +15,7 @@ import (
 )
 
 func subscribeCmd() *command {
-	cmd := &command{name: "subscribe", summary: "watch references change live", usage: "REF... [--json] [--duration D] [--conflate]",
+	cmd := &command{name: "subscribe", summary: "watch references change live", usage: "REF... [--json] [--duration D] [--conflate] [--deadband X] [--deadband-percent P] [--min-interval D]",
 		help: `Subscribes to each reference (Register + SubscribeBulk) and shows every
 OnDataChange. On a terminal it draws a table updated in place: value,
 quality, timestamp and age. When standard output is not a terminal, or with
@@ -28,19 +28,26 @@ cleanly with a summary on standard error. A bad reference (unknown to the
 Galaxy, or refused) is reported on standard error and makes the exit code 1;
 when every reference is bad, mxctl stops at once.
 
---conflate asks the gateway for only the latest value per item when mxctl
-falls behind (a non-parity mode for dashboards).
+Non-parity filters, applied by the gateway to this subscriber only:
+--conflate asks for only the latest value per item when mxctl falls behind;
+--deadband X skips a numeric change smaller than X from the last value
+shown, --deadband-percent P one smaller than P % of it; --min-interval D
+shows at most one value per item per D (the latest, once D has passed).
 
 Examples:
   mxctl subscribe TIC101.PV Tank2.Level
   mxctl subscribe TIC101.PV --duration 5s --json > changes.jsonl
-  mxctl subscribe TIC101.PV --conflate`}
+  mxctl subscribe TIC101.PV --conflate --duration 3s
+  mxctl subscribe Tank2.Level TIC101.PV --deadband 2.5 --min-interval 2s --duration 5s`}
 	cmd.run = func(ctx context.Context, c *cli, args []string) int {
 		var conn connFlags
 		fs := c.flagSet(cmd, &conn)
 		asJSON := fs.Bool("json", false, "print JSON lines even on a terminal")
 		duration := fs.Duration("duration", 0, "stop after this long (default: until Ctrl-C)")
 		conflate := fs.Bool("conflate", false, "deliver only the latest value per item when behind (non-parity)")
+		deadband := fs.Float64("deadband", 0, "skip numeric changes smaller than this (non-parity)")
+		deadbandPct := fs.Float64("deadband-percent", 0, "skip numeric changes smaller than this percentage of the last value (non-parity)")
+		minInterval := fs.Duration("min-interval", 0, "at most one value per item per interval (non-parity)")
 		pos, code, ok := c.parse(cmd, fs, args)
 		if !ok {
 			return code
@@ -50,6 +57,9 @@ Examples:
 		}
 		if *duration < 0 {
 			return c.fail(cmd.name, "", usageError("--duration must be positive"))
+		}
+		if *deadband < 0 || *deadbandPct < 0 || *deadbandPct > 100 || *minInterval < 0 || *minInterval > time.Hour {
+			return c.fail(cmd.name, "", usageError("need --deadband >= 0, --deadband-percent from 0 to 100 and --min-interval from 0 to 1h"))
 		}
 		cl, addr, err := c.dial(ctx, &conn)
 		if err != nil {
@@ -96,6 +106,9 @@ Examples:
 		var opts []client.EventsOption
 		if *conflate {
 			opts = append(opts, client.Conflate())
+		}
+		if *deadband != 0 || *deadbandPct != 0 || *minInterval != 0 {
+			opts = append(opts, client.Filter(client.EventFilter{AbsoluteDeadband: *deadband, PercentDeadband: *deadbandPct, MinInterval: *minInterval}))
 		}
 		start := time.Now()
 		code = w.loop(ctx, c, s, hLMX, tty, opts)

@@ -165,6 +165,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	const method = "StreamEvents"
 	v := &validator{}
 	v.sessionID("session_id", req.GetSessionId())
+	filter := v.eventFilter(req.GetFilter())
 	if err := v.err(); err != nil {
 		return toStatus(sv.log, method, err)
 	}
@@ -194,8 +195,26 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	defer cancel()
 	stop := context.AfterFunc(sv.stopping, cancel)
 	defer stop()
+	// The non-parity filter (deadbands, minimum interval) of this
+	// subscriber only; nil sends every event.
+	out := &filteredSender{stream: stream, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
+		if sv.metrics != nil {
+			var latency time.Duration
+			if gt := ev.GetGatewayTime(); gt != nil {
+				latency = max(0, time.Since(gt.AsTime()))
+			}
+			sv.metrics.EventSent(ev.GetFamily(), latency)
+		}
+	}}
 	for {
-		ev, err := sub.Next(ctx)
+		ev, sendErr, err := out.next(ctx, sub)
+		if sendErr != nil {
+			sv.metrics.StreamDisconnect(DisconnectClient)
+			return sendErr
+		}
+		if err == nil && ev == nil {
+			continue // held events were due and sent
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, session.ErrClosed):
@@ -214,16 +233,9 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			return toStatus(sv.log, method, err)
 		}
-		if err := stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev}); err != nil {
+		if err := out.offer(ev, time.Now()); err != nil {
 			sv.metrics.StreamDisconnect(DisconnectClient)
 			return err
-		}
-		if sv.metrics != nil {
-			var latency time.Duration
-			if gt := ev.GetGatewayTime(); gt != nil {
-				latency = max(0, time.Since(gt.AsTime()))
-			}
-			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}
 }

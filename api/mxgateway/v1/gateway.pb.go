@@ -592,7 +592,10 @@ type StreamEventsRequest struct {
 	LiveOnly bool `protobuf:"varint,3,opt,name=live_only,json=liveOnly,proto3" json:"live_only,omitempty"`
 	// Non-parity option: deliver only the latest OnDataChange per item when the
 	// subscriber falls behind. Other families are never conflated.
-	Conflate      bool `protobuf:"varint,4,opt,name=conflate,proto3" json:"conflate,omitempty"`
+	Conflate bool `protobuf:"varint,4,opt,name=conflate,proto3" json:"conflate,omitempty"`
+	// Non-parity option: filter this subscriber's OnDataChange events by
+	// deadband and minimum interval (see EventFilter). Unset: every event.
+	Filter        *EventFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -655,18 +658,108 @@ func (x *StreamEventsRequest) GetConflate() bool {
 	return false
 }
 
+func (x *StreamEventsRequest) GetFilter() *EventFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// EventFilter is a non-parity filter of one subscriber's OnDataChange events,
+// applied by the gateway to that stream only: never to the worker, MXAccess,
+// the replay ring or other subscribers. Sequence numbers then skip the
+// dropped events. The first value of each item, a change of quality, of
+// status, of data type or to or from null always passes the deadbands;
+// non-numeric values (strings, booleans, times, arrays) are never dropped by
+// them. Other event families are never filtered.
+type EventFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absolute deadband: a numeric value is delivered only when it differs
+	// from the last value delivered for its item by at least this much. 0 is
+	// off; must be finite and >= 0.
+	AbsoluteDeadband float64 `protobuf:"fixed64,1,opt,name=absolute_deadband,json=absoluteDeadband,proto3" json:"absolute_deadband,omitempty"`
+	// Percent deadband: a numeric value is delivered only when it differs from
+	// the last value delivered for its item by at least this percentage of
+	// that value's magnitude (MXAccess exposes no engineering range). 0 is
+	// off; 0 to 100. With both deadbands a change must pass both.
+	PercentDeadband float64 `protobuf:"fixed64,2,opt,name=percent_deadband,json=percentDeadband,proto3" json:"percent_deadband,omitempty"`
+	// Minimum interval per item, in milliseconds: at most one OnDataChange per
+	// item per interval. A change within the interval is held (a newer one
+	// replaces it) and delivered when the interval has passed, marked
+	// delayed; a change that fails the deadbands drops a held one. 0 is off;
+	// at most 3600000 (one hour).
+	MinIntervalMs uint32 `protobuf:"varint,3,opt,name=min_interval_ms,json=minIntervalMs,proto3" json:"min_interval_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventFilter) Reset() {
+	*x = EventFilter{}
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventFilter) ProtoMessage() {}
+
+func (x *EventFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
+func (*EventFilter) Descriptor() ([]byte, []int) {
+	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EventFilter) GetAbsoluteDeadband() float64 {
+	if x != nil {
+		return x.AbsoluteDeadband
+	}
+	return 0
+}
+
+func (x *EventFilter) GetPercentDeadband() float64 {
+	if x != nil {
+		return x.PercentDeadband
+	}
+	return 0
+}
+
+func (x *EventFilter) GetMinIntervalMs() uint32 {
+	if x != nil {
+		return x.MinIntervalMs
+	}
+	return 0
+}
+
 // StreamEventsResponse is one streamed event.
 type StreamEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event.
-	Event         *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// True when the filter's minimum interval held this event back, so that it
+	// follows events with higher sequence numbers; resume after the highest
+	// sequence that was not delayed.
+	Delayed       bool `protobuf:"varint,2,opt,name=delayed,proto3" json:"delayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[8]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +771,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[8]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +784,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{8}
+	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StreamEventsResponse) GetEvent() *Event {
@@ -699,6 +792,13 @@ func (x *StreamEventsResponse) GetEvent() *Event {
 		return x.Event
 	}
 	return nil
+}
+
+func (x *StreamEventsResponse) GetDelayed() bool {
+	if x != nil {
+		return x.Delayed
+	}
+	return false
 }
 
 // ListSessionsRequest lists sessions.
@@ -710,7 +810,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[9]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +822,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[9]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +835,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 // ListSessionsResponse lists sessions.
@@ -749,7 +849,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[10]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +861,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[10]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +874,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*SessionInfo {
@@ -819,7 +919,7 @@ type SessionInfo struct {
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[11]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +931,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_v1_gateway_proto_msgTypes[11]
+	mi := &file_mxgateway_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +944,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_mxgateway_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionInfo) GetSessionId() string {
@@ -983,15 +1083,21 @@ const file_mxgateway_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\";\n" +
 	"\x0eInvokeResponse\x12)\n" +
-	"\x05reply\x18\x01 \x01(\v2\x13.mxgateway.v1.ReplyR\x05reply\"\x94\x01\n" +
+	"\x05reply\x18\x01 \x01(\v2\x13.mxgateway.v1.ReplyR\x05reply\"\xc7\x01\n" +
 	"\x13StreamEventsRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
 	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\x12\x1b\n" +
 	"\tlive_only\x18\x03 \x01(\bR\bliveOnly\x12\x1a\n" +
-	"\bconflate\x18\x04 \x01(\bR\bconflate\"A\n" +
+	"\bconflate\x18\x04 \x01(\bR\bconflate\x121\n" +
+	"\x06filter\x18\x05 \x01(\v2\x19.mxgateway.v1.EventFilterR\x06filter\"\x8d\x01\n" +
+	"\vEventFilter\x12+\n" +
+	"\x11absolute_deadband\x18\x01 \x01(\x01R\x10absoluteDeadband\x12)\n" +
+	"\x10percent_deadband\x18\x02 \x01(\x01R\x0fpercentDeadband\x12&\n" +
+	"\x0fmin_interval_ms\x18\x03 \x01(\rR\rminIntervalMs\"[\n" +
 	"\x14StreamEventsResponse\x12)\n" +
-	"\x05event\x18\x01 \x01(\v2\x13.mxgateway.v1.EventR\x05event\"\x15\n" +
+	"\x05event\x18\x01 \x01(\v2\x13.mxgateway.v1.EventR\x05event\x12\x18\n" +
+	"\adelayed\x18\x02 \x01(\bR\adelayed\"\x15\n" +
 	"\x13ListSessionsRequest\"M\n" +
 	"\x14ListSessionsResponse\x125\n" +
 	"\bsessions\x18\x01 \x03(\v2\x19.mxgateway.v1.SessionInfoR\bsessions\"\xb8\x04\n" +
@@ -1041,7 +1147,7 @@ func file_mxgateway_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_mxgateway_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mxgateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_mxgateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_mxgateway_v1_gateway_proto_goTypes = []any{
 	(SessionState)(0),             // 0: mxgateway.v1.SessionState
 	(*BackendInfo)(nil),           // 1: mxgateway.v1.BackendInfo
@@ -1052,42 +1158,44 @@ var file_mxgateway_v1_gateway_proto_goTypes = []any{
 	(*InvokeRequest)(nil),         // 6: mxgateway.v1.InvokeRequest
 	(*InvokeResponse)(nil),        // 7: mxgateway.v1.InvokeResponse
 	(*StreamEventsRequest)(nil),   // 8: mxgateway.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),  // 9: mxgateway.v1.StreamEventsResponse
-	(*ListSessionsRequest)(nil),   // 10: mxgateway.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 11: mxgateway.v1.ListSessionsResponse
-	(*SessionInfo)(nil),           // 12: mxgateway.v1.SessionInfo
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*Command)(nil),               // 14: mxgateway.v1.Command
-	(*Reply)(nil),                 // 15: mxgateway.v1.Reply
-	(*Event)(nil),                 // 16: mxgateway.v1.Event
+	(*EventFilter)(nil),           // 9: mxgateway.v1.EventFilter
+	(*StreamEventsResponse)(nil),  // 10: mxgateway.v1.StreamEventsResponse
+	(*ListSessionsRequest)(nil),   // 11: mxgateway.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 12: mxgateway.v1.ListSessionsResponse
+	(*SessionInfo)(nil),           // 13: mxgateway.v1.SessionInfo
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*Command)(nil),               // 15: mxgateway.v1.Command
+	(*Reply)(nil),                 // 16: mxgateway.v1.Reply
+	(*Event)(nil),                 // 17: mxgateway.v1.Event
 }
 var file_mxgateway_v1_gateway_proto_depIdxs = []int32{
-	13, // 0: mxgateway.v1.OpenSessionResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	14, // 0: mxgateway.v1.OpenSessionResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: mxgateway.v1.OpenSessionResponse.backend:type_name -> mxgateway.v1.BackendInfo
 	0,  // 2: mxgateway.v1.CloseSessionResponse.state:type_name -> mxgateway.v1.SessionState
-	14, // 3: mxgateway.v1.InvokeRequest.command:type_name -> mxgateway.v1.Command
-	15, // 4: mxgateway.v1.InvokeResponse.reply:type_name -> mxgateway.v1.Reply
-	16, // 5: mxgateway.v1.StreamEventsResponse.event:type_name -> mxgateway.v1.Event
-	12, // 6: mxgateway.v1.ListSessionsResponse.sessions:type_name -> mxgateway.v1.SessionInfo
-	0,  // 7: mxgateway.v1.SessionInfo.state:type_name -> mxgateway.v1.SessionState
-	13, // 8: mxgateway.v1.SessionInfo.opened_at:type_name -> google.protobuf.Timestamp
-	13, // 9: mxgateway.v1.SessionInfo.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 10: mxgateway.v1.SessionInfo.backend:type_name -> mxgateway.v1.BackendInfo
-	2,  // 11: mxgateway.v1.Gateway.OpenSession:input_type -> mxgateway.v1.OpenSessionRequest
-	4,  // 12: mxgateway.v1.Gateway.CloseSession:input_type -> mxgateway.v1.CloseSessionRequest
-	6,  // 13: mxgateway.v1.Gateway.Invoke:input_type -> mxgateway.v1.InvokeRequest
-	8,  // 14: mxgateway.v1.Gateway.StreamEvents:input_type -> mxgateway.v1.StreamEventsRequest
-	10, // 15: mxgateway.v1.Gateway.ListSessions:input_type -> mxgateway.v1.ListSessionsRequest
-	3,  // 16: mxgateway.v1.Gateway.OpenSession:output_type -> mxgateway.v1.OpenSessionResponse
-	5,  // 17: mxgateway.v1.Gateway.CloseSession:output_type -> mxgateway.v1.CloseSessionResponse
-	7,  // 18: mxgateway.v1.Gateway.Invoke:output_type -> mxgateway.v1.InvokeResponse
-	9,  // 19: mxgateway.v1.Gateway.StreamEvents:output_type -> mxgateway.v1.StreamEventsResponse
-	11, // 20: mxgateway.v1.Gateway.ListSessions:output_type -> mxgateway.v1.ListSessionsResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	15, // 3: mxgateway.v1.InvokeRequest.command:type_name -> mxgateway.v1.Command
+	16, // 4: mxgateway.v1.InvokeResponse.reply:type_name -> mxgateway.v1.Reply
+	9,  // 5: mxgateway.v1.StreamEventsRequest.filter:type_name -> mxgateway.v1.EventFilter
+	17, // 6: mxgateway.v1.StreamEventsResponse.event:type_name -> mxgateway.v1.Event
+	13, // 7: mxgateway.v1.ListSessionsResponse.sessions:type_name -> mxgateway.v1.SessionInfo
+	0,  // 8: mxgateway.v1.SessionInfo.state:type_name -> mxgateway.v1.SessionState
+	14, // 9: mxgateway.v1.SessionInfo.opened_at:type_name -> google.protobuf.Timestamp
+	14, // 10: mxgateway.v1.SessionInfo.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 11: mxgateway.v1.SessionInfo.backend:type_name -> mxgateway.v1.BackendInfo
+	2,  // 12: mxgateway.v1.Gateway.OpenSession:input_type -> mxgateway.v1.OpenSessionRequest
+	4,  // 13: mxgateway.v1.Gateway.CloseSession:input_type -> mxgateway.v1.CloseSessionRequest
+	6,  // 14: mxgateway.v1.Gateway.Invoke:input_type -> mxgateway.v1.InvokeRequest
+	8,  // 15: mxgateway.v1.Gateway.StreamEvents:input_type -> mxgateway.v1.StreamEventsRequest
+	11, // 16: mxgateway.v1.Gateway.ListSessions:input_type -> mxgateway.v1.ListSessionsRequest
+	3,  // 17: mxgateway.v1.Gateway.OpenSession:output_type -> mxgateway.v1.OpenSessionResponse
+	5,  // 18: mxgateway.v1.Gateway.CloseSession:output_type -> mxgateway.v1.CloseSessionResponse
+	7,  // 19: mxgateway.v1.Gateway.Invoke:output_type -> mxgateway.v1.InvokeResponse
+	10, // 20: mxgateway.v1.Gateway.StreamEvents:output_type -> mxgateway.v1.StreamEventsResponse
+	12, // 21: mxgateway.v1.Gateway.ListSessions:output_type -> mxgateway.v1.ListSessionsResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_v1_gateway_proto_init() }
@@ -1103,7 +1211,7 @@ func file_mxgateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_v1_gateway_proto_rawDesc), len(file_mxgateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
