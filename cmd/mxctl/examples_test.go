@@ -62,39 +62,51 @@ func helpExamples(t *testing.T) []example {
 	return out
 }
 
-// docExamples returns the mxctl commands shown in README.md (sh blocks) and
-// docs/cli.md ("$ " lines), in order, with the output the page shows.
+// docExamples returns the mxctl commands shown in README.md and the pages
+// under docs/: the mxctl lines of ```sh blocks and the "$ " lines of other
+// blocks, in order, with the output a page shows under a "$ " line.
 func docExamples(t *testing.T) []example {
 	t.Helper()
+	pages := []string{"../../README.md"}
+	for _, pat := range []string{"../../docs/*.md", "../../docs/*/*.md"} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, m...)
+	}
 	var out []example
-	for _, page := range []string{"../../README.md", "../../docs/cli.md"} {
+	for _, page := range pages {
 		b, err := os.ReadFile(page)
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := false
+		lang, in := "", false
+		last := -1 // the example whose output follows, in this block
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
 			line := sc.Text()
 			if strings.HasPrefix(line, "```") {
-				in = !in
+				in, lang, last = !in, strings.TrimPrefix(line, "```"), -1
 				continue
 			}
 			if !in {
 				continue
 			}
 			cmdLine, prompted := strings.CutPrefix(line, "$ ")
-			if !prompted && !strings.HasPrefix(line, "go run ./cmd/mxctl ") {
-				if len(out) > 0 && out[len(out)-1].where == page {
-					out[len(out)-1].docOut += line + "\n"
+			if !prompted && lang != "sh" {
+				if last >= 0 {
+					out[last].docOut += line + "\n"
 				}
 				continue
 			}
 			cmdLine = strings.Replace(cmdLine, "go run ./cmd/mxctl ", "mxctl ", 1)
-			if !strings.Contains(cmdLine, "mxctl ") {
+			if !strings.HasPrefix(cmdLine, "mxctl ") && !(prompted && strings.Contains(cmdLine, " mxctl ")) {
+				last = -1
 				continue
 			}
 			out = append(out, example{where: page, line: cmdLine})
+			last = len(out) - 1
 		}
 	}
 	return out

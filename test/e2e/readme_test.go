@@ -1,144 +1,288 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-
-	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
-// readmeCall is one grpcurl call of the README quick start.
-var readmeCall = regexp.MustCompile("(?s)grpcurl -plaintext -H \"authorization: Bearer \\$KEY\" (?:-d @ )?127\\.0\\.0\\.1:5000 mxgateway\\.v1\\.Gateway/(\\w+)(?:[^\\n]*<<EOF[^\\n]*\\n(.*?)\\nEOF)?")
+// fence is one fenced block of a Markdown file.
+type fence struct {
+	lang, body string
+}
 
-// TestReadmeQuickstart sends the README's grpcurl requests, in order, with
-// the same JSON, and checks what the README says they do.
+// fences returns the fenced blocks of text, in order.
+func fences(text string) []fence {
+	var out []fence
+	var cur *fence
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "```") {
+			if cur == nil {
+				cur, lines = &fence{lang: strings.TrimPrefix(line, "```")}, nil
+				continue
+			}
+			cur.body = strings.Join(lines, "\n")
+			out = append(out, *cur)
+			cur = nil
+			continue
+		}
+		if cur != nil {
+			lines = append(lines, line)
+		}
+	}
+	return out
+}
+
+// grpcurlBinary builds the grpcurl pinned in tools/go.mod.
+func grpcurlBinary(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "grpcurl")
+	cmd := exec.Command("go", "build", "-modfile=tools/go.mod", "-o", out, "github.com/fullstorydev/grpcurl/cmd/grpcurl")
+	cmd.Dir = "../.."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build grpcurl: %v\n%s", err, b)
+	}
+	return out
+}
+
+// pinnedVersion returns the version of module in tools/go.mod.
+func pinnedVersion(t *testing.T, module string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../tools/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(module) + ` (v\S+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("tools/go.mod does not pin %s", module)
+	}
+	return string(m[1])
+}
+
+// protoObjects decodes grpcurl's output, a sequence of JSON objects, into
+// messages made by newMsg.
+func protoObjects[M proto.Message](t *testing.T, out string, newMsg func() M) []M {
+	t.Helper()
+	var msgs []M
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return msgs // a partial object at the end of a stream still being written
+		}
+		m := newMsg()
+		if err := protojson.Unmarshal(raw, m); err != nil {
+			t.Fatalf("grpcurl printed %s: %v", raw, err)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// TestReadmeQuickstart runs the README's grpcurl section as written, with the
+// grpcurl pinned in tools/go.mod and jq, against a real gateway (its address
+// and data directory put in place of the defaults), and checks what the
+// README says each step does. The event stream of "a second terminal" runs
+// in the background.
 func TestReadmeQuickstart(t *testing.T) {
 	t.Parallel()
+	if _, err := exec.LookPath("jq"); err != nil {
+		requireTool(t, "jq", err)
+	}
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := readmeCall.FindAllStringSubmatch(string(readme), -1)
-	if len(calls) < 8 {
-		t.Fatalf("found %d grpcurl calls in README.md", len(calls))
+	_, section, ok := strings.Cut(string(readme), "### A first session with grpcurl")
+	if !ok {
+		t.Fatal("README.md has no grpcurl section")
 	}
-	g := harness.Start(t)
-	c := g.Client()
-	ctx := harness.Context(t, step)
-	checkReadmeServiceList(t, g, string(readme))
+	section, _, _ = strings.Cut(section, "\n## ")
+	blocks := fences(section)
 
-	var sid string
-	var events *stream
-	invokes := 0
-	for _, call := range calls {
-		method, body := call[1], strings.ReplaceAll(call[2], "$SID", sid)
-		parse := func(m proto.Message) {
-			t.Helper()
-			if err := protojson.Unmarshal([]byte(body), m); err != nil {
-				t.Fatalf("README %s body %s: %v", method, body, err)
-			}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	grpcurlBinary(t, bin)
+	g := harness.Start(t)
+	env := append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+dir)
+	subst := strings.NewReplacer("~/.local/state/mxgateway", g.DataDir, "127.0.0.1:5000", g.GRPCAddr)
+	state := filepath.Join(dir, "state")
+	// script runs one block in a fresh bash, carrying KEY and SID over from
+	// the blocks before it, as one terminal session would.
+	script := func(body string) string {
+		return fmt.Sprintf(`set -euo pipefail
+KEY=$(cat %[1]s/KEY 2>/dev/null || true); SID=$(cat %[1]s/SID 2>/dev/null || true)
+%[2]s
+printf %%s "${KEY:-}" > %[1]s/KEY; printf %%s "${SID:-}" > %[1]s/SID
+`, state, subst.Replace(body))
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	run := func(body string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), step)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", "-c", script(body))
+		cmd.Dir, cmd.Env = dir, env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("README block failed: %v\n%s\nstdout:\n%s\nstderr:\n%s", err, body, stdout.String(), stderr.String())
 		}
-		switch method {
-		case "OpenSession":
-			req := &mxgatewayv1.OpenSessionRequest{}
-			parse(req)
-			resp, err := c.OpenSession(ctx, req)
-			if err != nil {
-				t.Fatalf("OpenSession: %v", err)
-			}
-			sid = resp.GetSessionId()
-		case "StreamEvents":
-			req := &mxgatewayv1.StreamEventsRequest{}
-			parse(req)
-			events = openStream(t, c, req.GetSessionId(), req)
-		case "Invoke":
-			req := &mxgatewayv1.InvokeRequest{}
-			parse(req)
-			resp, err := c.Invoke(ctx, req)
-			if st := resp.GetReply().GetStatus(); err != nil || (st != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK && st != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK) {
-				t.Fatalf("Invoke %s: %v, %v", body, resp, err)
-			}
-			r := resp.GetReply()
-			invokes++
-			switch cmd := req.GetCommand(); {
-			case cmd.GetRegister() != nil && r.GetRegister().GetServerHandle() != 1:
-				t.Fatalf("Register: %v, the README promises server handle 1", r)
-			case cmd.GetAddItem() != nil && r.GetItemHandle().GetItemHandle() != 1:
-				t.Fatalf("AddItem: %v, the README promises item handle 1", r)
-			case cmd.GetAdvise() != nil:
-				events.waitFor("the first value", dataChangeOf(1, 1))
-			case cmd.GetWrite() != nil:
-				events.waitFor("OnWriteComplete", func(e *mxgatewayv1.Event) bool { return e.GetWriteComplete().GetItemHandle() == 1 })
-				events.waitFor("72.5", func(e *mxgatewayv1.Event) bool {
-					return dataChangeOf(1, 1)(e) && e.GetDataChange().GetValue().GetDoubleValue() == 72.5
-				})
-			case cmd.GetReadBulk() != nil:
-				got := r.GetReadBulk().GetEntries()
-				if len(got) != 2 || !got[0].GetWasCached() || got[0].GetValue().GetDoubleValue() != 72.5 || got[1].GetWasCached() || got[1].GetTimedOut() {
-					t.Fatalf("ReadBulk: %v", got)
+		return stdout.String()
+	}
+	replies := func(out string) []*mxgatewayv1.Reply {
+		var rs []*mxgatewayv1.Reply
+		for _, r := range protoObjects(t, out, func() *mxgatewayv1.InvokeResponse { return &mxgatewayv1.InvokeResponse{} }) {
+			rs = append(rs, r.GetReply())
+		}
+		return rs
+	}
+
+	var events harness.Buffer
+	var stream *exec.Cmd
+	streamDone := make(chan error, 1)
+	waitEvent := func(what string, match func(*mxgatewayv1.Event) bool) {
+		t.Helper()
+		eventually(t, what, func() error {
+			for _, r := range protoObjects(t, events.String(), func() *mxgatewayv1.StreamEventsResponse { return &mxgatewayv1.StreamEventsResponse{} }) {
+				if match(r.GetEvent()) {
+					return nil
 				}
 			}
-		case "ListSessions":
-			resp, err := c.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
-			if err != nil || len(resp.GetSessions()) != 1 || resp.GetSessions()[0].GetSessionId() != sid {
-				t.Fatalf("ListSessions: %v, %v", resp, err)
+			return fmt.Errorf("not among the streamed events:\n%s", events.String())
+		})
+	}
+	ran := map[string]bool{}
+	for i, b := range blocks {
+		if b.lang != "sh" {
+			continue
+		}
+		switch body := b.body; {
+		case strings.Contains(body, "go install "):
+			// Installation: the version is the pinned one, and jq is what
+			// .ci/run installs.
+			want := "github.com/fullstorydev/grpcurl/cmd/grpcurl@" + pinnedVersion(t, "github.com/fullstorydev/grpcurl")
+			if !strings.Contains(body, want) {
+				t.Fatalf("README installs grpcurl with %q, tools/go.mod pins %s", body, want)
 			}
-		case "CloseSession":
-			req := &mxgatewayv1.CloseSessionRequest{}
-			parse(req)
-			resp, err := c.CloseSession(ctx, req)
-			if err != nil || resp.GetState() != mxgatewayv1.SessionState_SESSION_STATE_CLOSED {
-				t.Fatalf("CloseSession: %v, %v", resp, err)
+			if !slices.Contains(ciPackages(t), "jq") || !strings.Contains(body, "apt-get install jq") {
+				t.Fatal("README's jq install and .ci/run disagree")
 			}
-			if _, err := events.end(); err != nil {
-				t.Fatalf("the event stream ended with %v after CloseSession", err)
+			ran["install"] = true
+		case strings.HasSuffix(strings.TrimSpace(body), " list"):
+			out := run(body)
+			if i+1 >= len(blocks) || blocks[i+1].lang != "" {
+				t.Fatal("README: no output block after grpcurl list")
 			}
+			if got, want := strings.Fields(out), strings.Fields(blocks[i+1].body); !slices.Equal(got, want) {
+				t.Fatalf("grpcurl list prints %q, README shows %q", got, want)
+			}
+			ran["list"] = true
+		case strings.Contains(body, "Gateway/OpenSession"):
+			run(body)
+			sid, _ := os.ReadFile(filepath.Join(state, "SID"))
+			if len(sid) != 32 {
+				t.Fatalf("SID = %q after the OpenSession block", sid)
+			}
+			ran["open"] = true
+		case strings.Contains(body, "Gateway/StreamEvents"):
+			stream = exec.Command("bash", "-c", script(body))
+			stream.Dir, stream.Env = dir, env
+			stream.Stdout, stream.Stderr = &events, &events
+			if err := stream.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { streamDone <- stream.Wait() }()
+			t.Cleanup(func() {
+				if stream.ProcessState == nil {
+					_ = stream.Process.Kill()
+					<-streamDone
+				}
+			})
+			ran["stream"] = true
+		case strings.Contains(body, `"register"`):
+			rs := replies(run(body))
+			if len(rs) != 3 || rs[0].GetRegister().GetServerHandle() != 1 || rs[1].GetItemHandle().GetItemHandle() != 1 ||
+				rs[2].GetStatus() != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK {
+				t.Fatalf("register, add_item, advise: %v (the README promises server handle 1 and item handle 1)", rs)
+			}
+			waitEvent("the first value of TIC101.SP", dataChangeOf(1, 1))
+			ran["advise"] = true
+		case strings.Contains(body, `"write"`):
+			rs := replies(run(body))
+			if len(rs) != 1 || rs[0].GetStatus() != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK {
+				t.Fatalf("write: %v", rs)
+			}
+			waitEvent("OnWriteComplete", func(e *mxgatewayv1.Event) bool {
+				w := e.GetWriteComplete()
+				return w.GetItemHandle() == 1 && len(w.GetStatuses()) > 0 && w.GetStatuses()[0].GetSuccess()
+			})
+			waitEvent("72.5", func(e *mxgatewayv1.Event) bool {
+				return dataChangeOf(1, 1)(e) && e.GetDataChange().GetValue().GetDoubleValue() == 72.5
+			})
+			ran["write"] = true
+		case strings.Contains(body, `"read_bulk"`):
+			rs := replies(run(body))
+			if len(rs) != 1 || rs[0].GetStatus() != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK {
+				t.Fatalf("read_bulk: %v, the README promises GATEWAY_STATUS_CODE_BULK", rs)
+			}
+			got := rs[0].GetReadBulk().GetEntries()
+			if len(got) != 2 || !got[0].GetWasCached() || got[0].GetValue().GetDoubleValue() != 72.5 || got[1].GetWasCached() || got[1].GetTimedOut() {
+				t.Fatalf("ReadBulk: %v", got)
+			}
+			ran["read"] = true
+		case strings.Contains(body, "Gateway/CloseSession"):
+			out := run(body)
+			sid, _ := os.ReadFile(filepath.Join(state, "SID"))
+			dec := json.NewDecoder(strings.NewReader(out))
+			var list mxgatewayv1.ListSessionsResponse
+			var closed mxgatewayv1.CloseSessionResponse
+			var raw1, raw2 json.RawMessage
+			if dec.Decode(&raw1) != nil || dec.Decode(&raw2) != nil || protojson.Unmarshal(raw1, &list) != nil || protojson.Unmarshal(raw2, &closed) != nil {
+				t.Fatalf("ListSessions and CloseSession printed:\n%s", out)
+			}
+			if len(list.GetSessions()) != 1 || list.GetSessions()[0].GetSessionId() != string(sid) ||
+				closed.GetState() != mxgatewayv1.SessionState_SESSION_STATE_CLOSED {
+				t.Fatalf("ListSessions %v, CloseSession %v", &list, &closed)
+			}
+			// The event stream ends, and grpcurl with it, without an error.
+			select {
+			case err := <-streamDone:
+				if err != nil {
+					t.Fatalf("the event stream ended with %v after CloseSession:\n%s", err, events.String())
+				}
+			case <-time.After(step):
+				t.Fatal("the event stream did not end after CloseSession")
+			}
+			ran["close"] = true
 		default:
-			t.Fatalf("README calls %s, which this test does not know", method)
+			t.Fatalf("README block this test does not know:\n%s", body)
 		}
 	}
-	if invokes != 5 || sid == "" || events == nil {
-		t.Fatalf("README sequence incomplete: %d invokes", invokes)
-	}
-}
-
-// checkReadmeServiceList compares the README's `grpcurl list` output with
-// what reflection really lists.
-func checkReadmeServiceList(t *testing.T, g *harness.Gateway, readme string) {
-	t.Helper()
-	_, after, ok := strings.Cut(readme, "grpcurl -plaintext -H \"authorization: Bearer $KEY\" 127.0.0.1:5000 list\n```\n\n```\n")
-	block, _, ok2 := strings.Cut(after, "```")
-	if !ok || !ok2 {
-		t.Fatal("README.md: no `grpcurl ... list` output block")
-	}
-	want := strings.Fields(block)
-	rc, err := reflectionpb.NewServerReflectionClient(g.Conn()).ServerReflectionInfo(harness.Context(t, step))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.CloseSend()
-	if err := rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := rc.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, s := range resp.GetListServicesResponse().GetService() {
-		got = append(got, s.GetName())
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Fatalf("reflection lists %q, README.md shows %q", got, want)
+	for _, want := range []string{"install", "list", "open", "stream", "advise", "write", "read", "close"} {
+		if !ran[want] {
+			t.Errorf("README: no %s step found", want)
+		}
 	}
 }
