@@ -116,6 +116,14 @@ func (s *Session) invoke(ctx context.Context, cmd *mxgatewayv1.Command) (*mxgate
 		s.rec.run.Unlock()
 		reply, err := s.invokeOn(ctx, id, real)
 		if err == nil {
+			s.rec.run.Lock()
+			defer s.rec.run.Unlock()
+			if s.ID() != id {
+				// The session was lost and recreated while the command ran:
+				// it took effect on the old one only, and the replay did not
+				// know it.
+				return nil, fmt.Errorf("%w (%s ran on the old session %s)", ErrSessionRecreated, commandName(cmd), id)
+			}
 			return s.rec.record(cmd, reply), nil
 		}
 		if !sessionGone(err) || retried {
@@ -526,4 +534,15 @@ func (s *Session) ensureTracker(ctx context.Context, h int32) (*tracker, error) 
 	}
 	s.tracker = startTracker(s, h, after)
 	return s.tracker, nil
+}
+
+// commandName is the name of the command's kind, for messages.
+func commandName(cmd *mxgatewayv1.Command) string {
+	m := cmd.ProtoReflect()
+	if od := m.Descriptor().Oneofs().ByName("kind"); od != nil {
+		if fd := m.WhichOneof(od); fd != nil {
+			return string(fd.Name())
+		}
+	}
+	return "command"
 }
