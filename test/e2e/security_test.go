@@ -104,7 +104,14 @@ func TestSecurityAuthentication(t *testing.T) {
 		if runtime.GOOS != "windows" && info.Mode().Perm() != 0o600 {
 			t.Fatalf("admin.key has mode %v, want 0600", info.Mode().Perm())
 		}
-		// Printed once (a banner on stdout or stderr), never logged again.
+		// Printed once (a banner on stdout or stderr, right after the listen
+		// lines), never logged again.
+		eventually(t, "the first-run banner", func() error {
+			if !strings.Contains(g.Stderr.String(), admin) {
+				return errors.New("not printed yet")
+			}
+			return nil
+		})
 		if out := g.Stdout.String() + g.Stderr.String(); strings.Count(out, admin) != 1 {
 			t.Fatalf("the first-run key is printed %d times, want exactly once; output:\n%s", strings.Count(out, admin), redactKey(out, admin))
 		}
