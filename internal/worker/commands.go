@@ -10,6 +10,7 @@ import (
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 const (
@@ -40,7 +41,7 @@ func outcomeOf(err error) (outcome, error) {
 	}
 	var ns *backend.NotSupportedError
 	if errors.As(err, &ns) {
-		return outcome{status: statusNotSupported, hresult: backend.E_NOTIMPL, message: ns.Error()}, nil
+		return outcome{status: statusNotSupported, hresult: mxtypes.E_NOTIMPL, message: ns.Error()}, nil
 	}
 	return outcome{}, err
 }
@@ -280,7 +281,7 @@ func (w *worker) dispatch(cmd *mxgatewayv1.Command, deadline time.Time) (*mxgate
 	// A kind this build does not know (a newer gateway) or none at all.
 	return &mxgatewayv1.Reply{
 		Status:  statusNotSupported,
-		Hresult: backend.E_NOTIMPL,
+		Hresult: mxtypes.E_NOTIMPL,
 		Message: "worker: command kind " + kindName(cmd) + " is not supported by this worker",
 	}, nil
 }

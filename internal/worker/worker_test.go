@@ -12,9 +12,9 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 const noHeartbeats = time.Hour
@@ -225,7 +225,7 @@ func TestCommandReplies(t *testing.T) {
 	// Write before advise: an MXAccess refusal is a normal reply.
 	rep = h.call(8, write(sh, ih, 1), nil)
 	wantStatus(t, "Write", rep, mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE)
-	if rep.GetHresult() != backend.E_INVALIDARG {
+	if rep.GetHresult() != mxtypes.E_INVALIDARG {
 		t.Fatalf("hresult %#x, want E_INVALIDARG", uint32(rep.GetHresult()))
 	}
 
@@ -559,7 +559,7 @@ func TestReadBulk(t *testing.T) {
 	check(2, false, false, 9, "")
 	check(3, false, false, 0, "AddItem")
 	check(4, false, true, 0, "")
-	if got[3].GetHresult() != backend.E_ACCESSDENIED || got[0].GetQuality().GetRaw() != uint32(backend.QualityGood) {
+	if got[3].GetHresult() != mxtypes.E_ACCESSDENIED || got[0].GetQuality().GetRaw() != uint32(mxtypes.QualityGood) {
 		t.Fatalf("entry hresult %#x quality %v", uint32(got[3].GetHresult()), got[0].GetQuality())
 	}
 	calls := strings.Join(be.callLog()[callsBefore:], ",")
@@ -627,7 +627,7 @@ func TestBulkPerEntryFailures(t *testing.T) {
 	fail := mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
 	if len(got) != 3 ||
 		got[0].GetStatus() != ok || got[0].GetItemHandle() != 1 || got[0].GetItemDefinition() != "Value=1" ||
-		got[1].GetStatus() != fail || got[1].GetFailedMethod() != "AddItem" || got[1].GetHresult() != backend.E_ACCESSDENIED ||
+		got[1].GetStatus() != fail || got[1].GetFailedMethod() != "AddItem" || got[1].GetHresult() != mxtypes.E_ACCESSDENIED ||
 		got[2].GetStatus() != ok || got[2].GetItemHandle() != 2 {
 		t.Fatalf("SubscribeBulk entries = %v", got)
 	}

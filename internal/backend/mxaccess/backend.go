@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/variant"
@@ -348,7 +349,7 @@ func (b *Backend) Register(clientName string) (int32, error) {
 		return 0, err
 	}
 	if h <= 0 {
-		return h, &backend.CallError{Method: "Register", HRESULT: backend.S_OK,
+		return h, &backend.CallError{Method: "Register", HRESULT: mxtypes.S_OK,
 			Message: fmt.Sprintf("Register returned handle %d with S_OK", h)}
 	}
 	b.mu.Lock()
@@ -508,7 +509,7 @@ func (b *Backend) writeValue(method string, server, it int32, v *mxgatewayv1.MxV
 		out, err = variant.FromMxValue(v, 0, b.loc)
 	}
 	if err != nil {
-		return variant.Value{}, &backend.CallError{Method: method, HRESULT: backend.E_INVALIDARG,
+		return variant.Value{}, &backend.CallError{Method: method, HRESULT: mxtypes.E_INVALIDARG,
 			Message: "worker: value has no VARIANT form: " + err.Error()}
 	}
 	return out, nil
@@ -517,7 +518,7 @@ func (b *Backend) writeValue(method string, server, it int32, v *mxgatewayv1.MxV
 func (b *Backend) writeTime(method string, ts time.Time) (variant.Value, error) {
 	oa, err := variant.ToOADate(ts, b.loc)
 	if err != nil {
-		return variant.Value{}, &backend.CallError{Method: method, HRESULT: backend.E_INVALIDARG, Message: "worker: " + err.Error()}
+		return variant.Value{}, &backend.CallError{Method: method, HRESULT: mxtypes.E_INVALIDARG, Message: "worker: " + err.Error()}
 	}
 	return variant.Date(oa), nil
 }

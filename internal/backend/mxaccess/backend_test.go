@@ -12,6 +12,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/internal/variant"
@@ -234,12 +235,12 @@ func TestArgumentsTypedInDeclarationOrder(t *testing.T) {
 func TestHRESULTBecomesCallError(t *testing.T) {
 	f := newFake(5)
 	f.answer = func(name string, args []variant.Value) CallResult {
-		return CallResult{HRESULT: backend.E_ACCESSDENIED, Message: "LMXProxy: licence"}
+		return CallResult{HRESULT: mxtypes.E_ACCESSDENIED, Message: "LMXProxy: licence"}
 	}
 	b, _ := openFake(t, f, Options{})
 	_, err := b.AddItem(1, "X.Y")
 	var ce *backend.CallError
-	if !errors.As(err, &ce) || ce.HRESULT != backend.E_ACCESSDENIED || ce.Method != "AddItem" || ce.Message != "LMXProxy: licence" {
+	if !errors.As(err, &ce) || ce.HRESULT != mxtypes.E_ACCESSDENIED || ce.Method != "AddItem" || ce.Message != "LMXProxy: licence" {
 		t.Fatalf("err = %#v", err)
 	}
 	// S_FALSE is success.
@@ -255,7 +256,7 @@ func TestRegisterHandleZeroIsFailure(t *testing.T) {
 	b, _ := openFake(t, f, Options{})
 	_, err := b.Register("mxgateway-s1")
 	var ce *backend.CallError
-	if !errors.As(err, &ce) || ce.HRESULT != backend.S_OK || !strings.Contains(ce.Message, "handle 0") {
+	if !errors.As(err, &ce) || ce.HRESULT != mxtypes.S_OK || !strings.Contains(ce.Message, "handle 0") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -433,7 +434,7 @@ func TestOnDataChangeEvent(t *testing.T) {
 	n := len(f.callNames())
 	err := b.Write(3, 7, &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_Int64Value{Int64Value: 1 << 40}}, 0)
 	var ce *backend.CallError
-	if !errors.As(err, &ce) || ce.HRESULT != backend.E_INVALIDARG || len(f.callNames()) != n {
+	if !errors.As(err, &ce) || ce.HRESULT != mxtypes.E_INVALIDARG || len(f.callNames()) != n {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -574,7 +575,7 @@ func TestCloseTearsDownInOrder(t *testing.T) {
 			return CallResult{Ret: variant.Int32(handle)}
 		case "RemoveItem":
 			if h, _ := args[1].Int(); h == 3 {
-				return CallResult{HRESULT: backend.E_INVALIDARG}
+				return CallResult{HRESULT: mxtypes.E_INVALIDARG}
 			}
 		}
 		return CallResult{}

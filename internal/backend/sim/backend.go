@@ -12,6 +12,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/buildinfo"
 )
@@ -197,13 +198,13 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 	b.attrs = make(map[*Attribute]*attrState)
 	for _, o := range b.model.Objects {
 		for _, a := range o.Attributes {
-			st := &attrState{obj: o, attr: a, quality: a.Quality, ts: backend.TruncateTime(b.start)}
+			st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.start)}
 			st.value = a.Initial
 			if st.value == nil {
 				st.value = zeroValue(a.Type, a.Dimension)
 			}
 			if !hasValue(a.Type) {
-				st.value = backend.NullValue(a.Type)
+				st.value = mxtypes.NullValue(a.Type)
 			}
 			b.attrs[a] = st
 			b.startGenerator(st)
@@ -459,7 +460,7 @@ func (b *Backend) emit(ev *mxgatewayv1.Event) {
 	if !b.emitting() {
 		return
 	}
-	ev.WorkerTime = backend.Timestamp(b.clock.Now())
+	ev.WorkerTime = mxtypes.Timestamp(b.clock.Now())
 	b.sink.Event(ev)
 }
 
@@ -479,7 +480,7 @@ func (b *Backend) failStatuses(category, source int32, detail int16) []*mxgatewa
 func (b *Backend) statuses(success int16, category, source int32, detail int16) []*mxgatewayv1.MxStatus {
 	out := make([]*mxgatewayv1.MxStatus, b.knobs.StatusArrayLength)
 	for i := range out {
-		out[i] = backend.NewStatus(success, category, source, detail)
+		out[i] = mxtypes.NewStatus(success, category, source, detail)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
@@ -107,7 +108,7 @@ func (b *Backend) simWrite(st *attrState, v *mxgatewayv1.MxValue) {
 		m, _ := canonicalMethod(b.simAttr(SimFailMethod).value.GetStringValue())
 		b.fault.simRule = hresultRule{method: m, hr: b.simAttr(SimFailHResult).value.GetInt32Value()}
 		if b.fault.simRule.hr >= 0 {
-			b.fault.simRule.hr = backend.E_FAIL
+			b.fault.simRule.hr = mxtypes.E_FAIL
 		}
 	}
 }
@@ -142,7 +143,7 @@ func (b *Backend) storm(n int) {
 
 // flipQuality is the quality an object's attributes flip to: bad,
 // communication failure, value kept.
-const flipQuality = backend.QualityBadCommFailure
+const flipQuality = mxtypes.QualityBadCommFailure
 
 // qualityFlip turns every attribute of an object bad for d, then restores
 // each attribute's quality.

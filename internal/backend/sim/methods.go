@@ -6,6 +6,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/itemref"
 )
@@ -132,7 +133,7 @@ func (b *Backend) addItem(method string, h int32, itemDef string, buffered bool)
 		}
 		r, perr := itemref.Parse(itemDef)
 		if perr != nil && b.knobs.StrictAddItem {
-			cerr = backend.NewCallError(method, backend.E_INVALIDARG, perr.Error())
+			cerr = backend.NewCallError(method, mxtypes.E_INVALIDARG, perr.Error())
 			return
 		}
 		b.nextItemID++
@@ -271,7 +272,7 @@ func (b *Backend) SetBufferedUpdateInterval(h int32, intervalMs int32) error {
 			return
 		}
 		if intervalMs <= 0 {
-			cerr = backend.NewCallError("SetBufferedUpdateInterval", backend.E_INVALIDARG, "interval must be positive")
+			cerr = backend.NewCallError("SetBufferedUpdateInterval", mxtypes.E_INVALIDARG, "interval must be positive")
 			return
 		}
 		reg.bufInterval = time.Duration(intervalMs) * time.Millisecond
@@ -302,7 +303,7 @@ func (b *Backend) AuthenticateUser(h int32, user, password string) (int32, error
 		u := b.findUser(user)
 		if u == nil || u.Password != password {
 			if b.knobs.SecurityMode == SecurityOSUser {
-				cerr = backend.NewCallError("AuthenticateUser", backend.E_INVALIDARG, "bad credentials")
+				cerr = backend.NewCallError("AuthenticateUser", mxtypes.E_INVALIDARG, "bad credentials")
 			}
 			return
 		}

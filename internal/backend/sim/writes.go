@@ -4,6 +4,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 )
 
@@ -65,7 +66,7 @@ func (b *Backend) acceptWrite(w writeReq) error {
 		return err
 	}
 	if !it.advised {
-		return backend.NewCallError(w.method, backend.E_INVALIDARG, "item not advised")
+		return backend.NewCallError(w.method, mxtypes.E_INVALIDARG, "item not advised")
 	}
 	strict := b.knobs.WriteCoercion == WriteCoercionStrict
 	var v *mxgatewayv1.MxValue
@@ -79,7 +80,7 @@ func (b *Backend) acceptWrite(w writeReq) error {
 		v, ok = coerce(w.value, tBool, 0, strict)
 	}
 	if !ok {
-		return backend.NewCallError(w.method, backend.E_INVALIDARG, "value type not acceptable for this item")
+		return backend.NewCallError(w.method, mxtypes.E_INVALIDARG, "value type not acceptable for this item")
 	}
 	pw := &pendingWrite{req: w, it: it, value: v, gen: it.adviseGen}
 	pw.allowed, pw.user, pw.verifier = b.checkSecurity(reg, it, w)
@@ -182,7 +183,7 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 	case kindBit:
 		base := st.value
 		if it.index >= 0 {
-			base = backend.ArrayElement(st.value.GetArrayValue(), it.index)
+			base = mxtypes.ArrayElement(st.value.GetArrayValue(), it.index)
 		}
 		n := base.GetInt32Value()
 		mask := int32(1) << uint(it.bit)
@@ -191,7 +192,7 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 		} else {
 			n &^= mask
 		}
-		newVal = backend.IntegerValue(n)
+		newVal = mxtypes.IntegerValue(n)
 		if it.index >= 0 {
 			newVal = withElement(st.attr.Type, st.value, it.index, newVal)
 		}
