@@ -5,8 +5,10 @@ package protocol
 import "time"
 
 // Version is the gateway-worker protocol version. Both sides refuse a peer
-// that speaks another one.
-const Version uint32 = 1
+// that speaks another one. Version 2 added the item guard
+// (WorkerCommand.item_guard, WorkerCommandReply.denial): a worker that
+// ignored it would run writes the gateway's constraints no longer allow.
+const Version uint32 = 2
 
 // DefaultMaxFrameBytes is the default largest frame payload (16 MiB).
 const DefaultMaxFrameBytes = 16 << 20

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
+	"github.com/mxgateway/mxgateway/internal/backend"
 )
 
 // fakeBackend is a small MXAccess stand-in: handles per registration, a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +12,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
-	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 const noHeartbeats = time.Hour
@@ -479,8 +481,10 @@ func TestShutdownOrder(t *testing.T) {
 	if code := h.exitCode(); code != protocol.ExitOK {
 		t.Fatalf("exit code %d", code)
 	}
-	if calls := be.callLog(); calls[len(calls)-1] != "Close" || len(calls) != 2 {
-		t.Fatalf("backend calls = %v, want [Register Close]", calls)
+	// The teardown runs over the worker's item table: the registration the
+	// running command made is unregistered before the backend is released.
+	if calls := be.callLog(); !slices.Equal(calls, []string{"Register", "Unregister", "Close"}) {
+		t.Fatalf("backend calls = %v, want [Register Unregister Close]", calls)
 	}
 }
 
@@ -648,6 +652,12 @@ func TestBulkPerEntryFailures(t *testing.T) {
 	if got[0].GetStatus() != ok || got[1].GetStatus() != fail || got[1].GetFailedMethod() != "UnAdvise" || got[2].GetStatus() != ok {
 		t.Fatalf("UnsubscribeBulk entries = %v", got)
 	}
+	// UnsubscribeBulk is best effort: the failed entry lists both calls it
+	// made; successful entries list none.
+	if c := got[1].GetCalls(); len(c) != 2 || c[0].GetMethod() != "UnAdvise" || c[1].GetMethod() != "RemoveItem" ||
+		c[0].GetStatus() != fail || c[1].GetStatus() != fail || len(got[0].GetCalls()) != 0 {
+		t.Fatalf("UnsubscribeBulk calls = %v / %v", got[1].GetCalls(), got[0].GetCalls())
+	}
 	be.mu.Lock()
 	left := len(be.items[sh])
 	be.mu.Unlock()
@@ -782,5 +792,22 @@ func TestReadNonce(t *testing.T) {
 		if err == nil && strings.HasSuffix(tc.in, "\n") && r.Len() != len("rest") {
 			t.Fatalf("ReadNonce(%q) read past the line", tc.in)
 		}
+	}
+}
+
+// TestEveryCatalogueCommandIsDispatched: every single command of the
+// catalogue reaches its Backend method (call has a case for it).
+func TestEveryCatalogueCommandIsDispatched(t *testing.T) {
+	w := &worker{be: newFake(), cfg: Config{SessionID: "s"}}
+	for _, k := range catalog.Kinds() {
+		if !k.IsSingle() {
+			continue
+		}
+		if _, err := w.call(k.New(k.NewMessage().Interface())); errors.Is(err, errNoBinding) {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	if _, err := w.call(&mxgatewayv1.Command{}); !errors.Is(err, errNoBinding) {
+		t.Fatalf("a command without a kind: %v", err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
-	"github.com/mxgateway/mxgateway/internal/buildinfo"
 )
 
 // The real component's identity; the simulator reports it with Simulated
@@ -80,7 +79,6 @@ type Backend struct {
 	deadErr   error
 	warnings  []string
 	audit     []WriteRecord
-	teardown  []string
 	closeOnce sync.Once
 	closeWarn []string
 
@@ -225,14 +223,15 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 		InterfaceLevel: int32(b.knobs.MaxInterfaceLevel),
 		TypelibVersion: "simulated",
 		ModelName:      b.model.Galaxy,
-		WorkerVersion:  buildinfo.Get().Version,
 		Simulated:      true,
 	}, nil
 }
 
-// Close tears down in MXAccess order (unadvise all, remove all, unregister
-// all), best effort, and stops the STA. It returns one warning per failed
-// step. No event is delivered after Close returns. Safe to call twice.
+// Close releases the simulated component and stops the STA. The MXAccess
+// teardown (unadvise all, remove all, unregister all) is the worker's, over
+// its item table, before Close; whatever is still held is released
+// implicitly with one warning. No event is delivered after Close returns.
+// Safe to call twice.
 func (b *Backend) Close() []string {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
@@ -243,7 +242,7 @@ func (b *Backend) Close() []string {
 			return
 		}
 		close(b.abort)
-		req := &request{fn: func() { b.closeWarn = b.teardownAll() }, done: make(chan struct{})}
+		req := &request{fn: func() { b.closeWarn = b.releaseAll() }, done: make(chan struct{})}
 		select {
 		case b.reqs <- req:
 			<-req.done
@@ -384,6 +383,7 @@ func (b *Backend) run() {
 				return
 			}
 			if req.slow && b.fault.slowCall > 0 {
+				b.slowCallStarted()
 				b.wait(b.fault.slowCall)
 			}
 			b.now = b.clock.Now()

@@ -5,6 +5,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -1012,6 +1014,32 @@ func TestContract26_InterfaceLevelLimitsMethods(t *testing.T) {
 	}
 }
 
+// recordingTeardown passes the teardown's calls to the simulator and
+// records them.
+type recordingTeardown struct {
+	b     *Backend
+	calls []string
+}
+
+func (r *recordingTeardown) UnAdvise(h, hi int32) error {
+	r.calls = append(r.calls, fmt.Sprintf("UnAdvise(%d,%d)", h, hi))
+	return r.b.UnAdvise(h, hi)
+}
+
+func (r *recordingTeardown) RemoveItem(h, hi int32) error {
+	r.calls = append(r.calls, fmt.Sprintf("RemoveItem(%d,%d)", h, hi))
+	return r.b.RemoveItem(h, hi)
+}
+
+func (r *recordingTeardown) Unregister(h int32) error {
+	r.calls = append(r.calls, fmt.Sprintf("Unregister(%d)", h))
+	return r.b.Unregister(h)
+}
+
+// TestContract27_GracefulShutdownTearsDownInOrderDespiteFailures: the
+// worker's teardown (itemtable.Teardown over what it added) reaches the
+// simulator in MXAccess order, a refused step is a warning and the rest
+// still runs, and Close then has nothing left to release.
 func TestContract27_GracefulShutdownTearsDownInOrderDespiteFailures(t *testing.T) {
 	model := testModelYAML + `
 faults:
@@ -1022,14 +1050,22 @@ faults:
 	e.sub(h1, "Obj.Ramp")
 	e.sub(h2, "Obj.Ramp")
 	e.add(h2, "Obj.PV")
-	warns := e.b.Close()
+	rec := &recordingTeardown{b: e.b}
+	warns := itemtable.Teardown(e.table, rec)
 	if len(warns) != 1 || !strings.Contains(warns[0], "UnAdvise") || !strings.Contains(warns[0], "0x80004005") {
 		t.Fatalf("warnings %v, want one failed UnAdvise", warns)
 	}
 	want := []string{"UnAdvise(1,1)", "UnAdvise(2,1)", "RemoveItem(1,1)", "RemoveItem(2,1)", "RemoveItem(2,2)",
-		"Unregister(1,0)", "Unregister(2,0)"}
-	if got := e.b.teardown; !slices.Equal(got, want) {
-		t.Fatalf("teardown %v, want %v", got, want)
+		"Unregister(1)", "Unregister(2)"}
+	if !slices.Equal(rec.calls, want) {
+		t.Fatalf("teardown %v, want %v", rec.calls, want)
+	}
+	// The item whose UnAdvise was refused was removed while advised.
+	if pw := e.b.TakeParityWarnings(); len(pw) != 1 || !strings.Contains(pw[0], "RemoveItem(1, 1) while advised") {
+		t.Fatalf("parity warnings %v", pw)
+	}
+	if w := e.b.Close(); len(w) != 0 {
+		t.Fatalf("Close after the teardown: %v, want nothing left to release", w)
 	}
 	e.rec.take()
 	e.clk.Advance(10 * time.Second)
@@ -1041,6 +1077,23 @@ faults:
 	}
 	if err := e.b.Ping(context.Background()); !errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Ping after Close: %v", err)
+	}
+}
+
+// TestCloseReleasesWhatTheTeardownLeft: Close without the teardown still
+// releases everything, with one warning and no events.
+func TestCloseReleasesWhatTheTeardownLeft(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	h := e.reg()
+	e.sub(h, "Obj.Ramp")
+	e.rec.take()
+	warns := e.b.Close()
+	if len(warns) != 1 || !strings.Contains(warns[0], "1 registrations and 1 items") {
+		t.Fatalf("warnings %v", warns)
+	}
+	e.clk.Advance(10 * time.Second)
+	if n := e.rec.count(); n != 0 {
+		t.Fatalf("%d events after Close", n)
 	}
 	if w := e.b.Close(); !slices.Equal(w, warns) {
 		t.Fatalf("second Close: %v", w)

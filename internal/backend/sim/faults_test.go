@@ -8,11 +8,12 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
-	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 func TestFaultCrashExitsAfterWriteReturned(t *testing.T) {
-	for _, c := range []struct{ write, want int32 }{{7, 7}, {0, protocol.ExitSimulatedCrash}} {
+	// No code (0) is passed on as 0: the worker's Exiter exits with the
+	// protocol's simulated-crash code then.
+	for _, c := range []struct{ write, want int32 }{{7, 7}, {0, 0}, {-3, 0}} {
 		e := newEnv(t, envOpt{})
 		h := e.reg()
 		hi, _ := e.sub(h, "Sim.Crash")

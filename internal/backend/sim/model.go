@@ -6,6 +6,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/itemref"
 )
 
@@ -285,7 +286,7 @@ func (m *Model) finish() error {
 			bad("unknown fault kind %q", f.Kind)
 		}
 		if f.Kind == FaultHResult {
-			if _, ok := canonicalMethod(f.Method); !ok {
+			if _, ok := catalog.CanonicalMethod(f.Method); !ok {
 				bad("hresult fault for unknown method %q", f.Method)
 			}
 		}
@@ -326,6 +327,7 @@ const (
 	SimFailMethod             = "FailMethod"
 	SimFailHResult            = "FailHResult"
 	SimSilentDeath            = "SilentDeath"
+	SimSlowCalls              = "SlowCalls"
 )
 
 func simObject() *Object {
@@ -354,6 +356,7 @@ func simObject() *Object {
 			attr(SimFailMethod, s),
 			failHR,
 			attr(SimSilentDeath, b),
+			attr(SimSlowCalls, i),
 		},
 	}
 	o.indexAttrs()

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"math"
 	"os"
 	"path/filepath"
@@ -274,7 +275,7 @@ func TestDemoModelMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	e := &env{t: t, b: b, rec: rec, clk: clk}
+	e := &env{t: t, b: b, table: itemtable.New(), rec: rec, clk: clk}
 	h := e.reg()
 	refs := []string{"TIC101.PV", "TIC101.OUT", "Tank1.Level", "Tank1.Temperature", "Tank2.Level",
 		"Pump1.Speed", "Pump1.RunHours", "Line1.ProductCount", "Line1.Clock"}

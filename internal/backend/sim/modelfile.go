@@ -12,6 +12,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"go.yaml.in/yaml/v3"
 )
@@ -655,20 +656,6 @@ func describeType(a *Attribute) string {
 	return typeName(a.Type)
 }
 
-var faultMethods = []string{"Register", "Unregister", "AddItem", "AddItem2", "RemoveItem", "Advise",
-	"AdviseSupervisory", "UnAdvise", "Suspend", "Activate", "AddBufferedItem",
-	"SetBufferedUpdateInterval", "Write", "Write2", "WriteSecured", "WriteSecured2",
-	"AuthenticateUser", "ArchestrAUserToId"}
-
-func canonicalMethod(s string) (string, bool) {
-	for _, m := range faultMethods {
-		if strings.EqualFold(m, s) {
-			return m, true
-		}
-	}
-	return "", false
-}
-
 func (d *modelDecoder) fault(n *yaml.Node, tags map[string]bool) (FaultScript, bool) {
 	f := d.fields(n, "fault", "kind", "at", "every", "code", "duration", "count", "object",
 		"method", "hresult", "reference", "calls", "enabled")
@@ -734,7 +721,7 @@ func (d *modelDecoder) fault(n *yaml.Node, tags map[string]bool) (FaultScript, b
 		}
 	case FaultHResult:
 		if need("method") {
-			m, ok := canonicalMethod(d.str(f["method"]))
+			m, ok := catalog.CanonicalMethod(d.str(f["method"]))
 			if !ok {
 				d.errf(f["method"], "unknown method %q", d.str(f["method"]))
 			}

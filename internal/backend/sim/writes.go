@@ -17,7 +17,7 @@ func (b *Backend) Write(h, hi int32, value *mxgatewayv1.MxValue, userID int32) e
 // Write2 is Write with a timestamp that becomes the attribute's time
 // (ILMXProxyServer4).
 func (b *Backend) Write2(h, hi int32, value *mxgatewayv1.MxValue, ts time.Time, userID int32) error {
-	if err := b.level("Write2", 4); err != nil {
+	if err := b.level("Write2"); err != nil {
 		return err
 	}
 	return b.write(writeReq{method: "Write2", h: h, hi: hi, value: value, user: userID, ts: &ts})
@@ -32,7 +32,7 @@ func (b *Backend) WriteSecured(h, hi, currentUserID, verifierUserID int32, value
 
 // WriteSecured2 is WriteSecured with a timestamp (ILMXProxyServer4).
 func (b *Backend) WriteSecured2(h, hi, currentUserID, verifierUserID int32, value *mxgatewayv1.MxValue, ts time.Time) error {
-	if err := b.level("WriteSecured2", 4); err != nil {
+	if err := b.level("WriteSecured2"); err != nil {
 		return err
 	}
 	return b.write(writeReq{method: "WriteSecured2", h: h, hi: hi, value: value,
@@ -81,6 +81,11 @@ func (b *Backend) acceptWrite(w writeReq) error {
 	}
 	if !ok {
 		return backend.NewCallError(w.method, mxtypes.E_INVALIDARG, "value type not acceptable for this item")
+	}
+	if w.ts != nil && w.ts.IsZero() {
+		// No timestamp VARIANT (or one that is no time): refused like a
+		// value VARIANT the attribute cannot take.
+		return backend.NewCallError(w.method, mxtypes.E_INVALIDARG, "timestamp missing or not a valid time")
 	}
 	pw := &pendingWrite{req: w, it: it, value: v, gen: it.adviseGen}
 	pw.allowed, pw.user, pw.verifier = b.checkSecurity(reg, it, w)

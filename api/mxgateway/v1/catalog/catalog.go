@@ -402,7 +402,7 @@ func Uses(cmd *mxgatewayv1.Command) []Use {
 		n := k.Inputs(cmd)
 		out := make([]Use, 0, n)
 		for i := 0; i < n; i++ {
-			if u, ok := k.inputUse(cmd, i); ok {
+			if u, ok := k.InputUse(cmd, i); ok {
 				out = append(out, u)
 			}
 		}
@@ -416,8 +416,9 @@ func Uses(cmd *mxgatewayv1.Command) []Use {
 	return []Use{u}
 }
 
-// InputUse is the use of entry i of cmd's input list.
-func (k *Kind) inputUse(cmd *mxgatewayv1.Command, i int) (Use, bool) {
+// InputUse is the use of entry i of cmd's input list; false for an entry
+// that names no item.
+func (k *Kind) InputUse(cmd *mxgatewayv1.Command, i int) (Use, bool) {
 	in := k.Input(cmd, i)
 	if in.Entry != nil {
 		u, ok := in.EntryKind.singleUse(in.Entry, in.Server)
