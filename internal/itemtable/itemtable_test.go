@@ -276,9 +276,11 @@ func (r *recorder) do(s string) error {
 	}
 	return nil
 }
-func (r *recorder) UnAdvise(sh, ih int32) error   { return r.do(fmt.Sprintf("UnAdvise(%d,%d)", sh, ih)) }
-func (r *recorder) RemoveItem(sh, ih int32) error { return r.do(fmt.Sprintf("RemoveItem(%d,%d)", sh, ih)) }
-func (r *recorder) Unregister(sh int32) error     { return r.do(fmt.Sprintf("Unregister(%d)", sh)) }
+func (r *recorder) UnAdvise(sh, ih int32) error { return r.do(fmt.Sprintf("UnAdvise(%d,%d)", sh, ih)) }
+func (r *recorder) RemoveItem(sh, ih int32) error {
+	return r.do(fmt.Sprintf("RemoveItem(%d,%d)", sh, ih))
+}
+func (r *recorder) Unregister(sh int32) error { return r.do(fmt.Sprintf("Unregister(%d)", sh)) }
 
 func TestTeardownInMXAccessOrder(t *testing.T) {
 	tb := New()

@@ -41,3 +41,41 @@ const (
 	ExitInternal        = 10 // a panic or internal error (Fault sent if possible)
 	ExitSimulatedCrash  = 42 // default code of the simulator's crash fault
 )
+
+// ExitReason turns a worker's exit into a bounded name (the reason label
+// of the workers_exited_total metric): "killed" when the supervisor killed it, "signal"
+// for another signal (code -1), the name of a documented worker exit code
+// ("ok", "connection_lost", "backend_init", ...), or "other".
+func ExitReason(code int, killed bool) string {
+	if killed {
+		return "killed"
+	}
+	switch code {
+	case -1:
+		return "signal"
+	case ExitOK:
+		return "ok"
+	case ExitBadArguments:
+		return "bad_arguments"
+	case ExitVersionMismatch:
+		return "version_mismatch"
+	case ExitNoNonce:
+		return "no_nonce"
+	case ExitHandshakeFailed:
+		return "handshake_failed"
+	case ExitBackendInit:
+		return "backend_init"
+	case ExitConnectionLost:
+		return "connection_lost"
+	case ExitProtocolError:
+		return "protocol_error"
+	case ExitEventOverflow:
+		return "event_overflow"
+	case ExitInternal:
+		return "internal"
+	case ExitSimulatedCrash:
+		return "simulated_crash"
+	default:
+		return "other"
+	}
+}

@@ -66,6 +66,17 @@ func (k *Kind) Name() string {
 // String implements fmt.Stringer (the Name).
 func (k *Kind) String() string { return k.Name() }
 
+// Title is the command's name in MXAccess spelling: its message name
+// without "Command" ("AddItem", "SubscribeBulk", "ArchestrAUserToId"). For
+// a single command it is its MXAccess method; the SDK names failures by
+// it. "" for nil.
+func (k *Kind) Title() string {
+	if k == nil {
+		return ""
+	}
+	return strings.TrimSuffix(string(k.msg.Name()), "Command")
+}
+
 // Index is the kind's position in the oneof declaration order, from 0 to
 // Len()-1; -1 for nil. Tables indexed by kind (metric children) use it.
 func (k *Kind) Index() int {

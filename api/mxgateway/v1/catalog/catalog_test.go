@@ -38,8 +38,8 @@ func TestCatalogueIsComplete(t *testing.T) {
 		}
 		switch {
 		case k.IsSingle():
-			if k.Method() == "" || catalog.ByMethod(k.Method()) != k {
-				t.Errorf("%s: method %q not found back", k, k.Method())
+			if k.Method() == "" || catalog.ByMethod(k.Method()) != k || k.Title() != k.Method() {
+				t.Errorf("%s: method %q not found back, or not its title %q", k, k.Method(), k.Title())
 			}
 			if k.Effect() == mxgatewayv1.ItemEffect_ITEM_EFFECT_UNSPECIFIED || k.Result() == mxgatewayv1.CommandResult_COMMAND_RESULT_UNSPECIFIED {
 				t.Errorf("%s: effect %v, result %v", k, k.Effect(), k.Result())
