@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/mxgateway/mxgateway/internal/buildinfo.Version=$(VERSION) -X github.com/mxgateway/mxgateway/internal/buildinfo.Commit=$(COMMIT)
 
-.PHONY: all test generate check-generated lint fmt-check vet cross build bench fuzz unit clean
+.PHONY: all test generate check-generated lint fmt-check vet cross build bench fuzz unit e2e-norace clean
 
 all: build
 
@@ -57,8 +57,15 @@ cross:
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+## e2e-norace: the end-to-end suites once more without -race: timing
+## differs (no race detector slowing every step), and races against
+## timers and reconnects show up there first.
+E2E_PKGS := ./test/e2e/... ./client/e2e/...
+e2e-norace:
+	$(GO) test -count=1 -timeout 10m $(E2E_PKGS)
+
 ## test: every check CI runs.
-test: lint check-generated fmt-check vet cross unit
+test: lint check-generated fmt-check vet cross unit e2e-norace
 
 ## build: all binaries into bin/.
 build:
