@@ -73,7 +73,7 @@ func CheckCommand(p *Principal, cmd *mxgatewayv1.Command, itemRef ItemRefFunc) (
 	if p == nil {
 		return dec, &DeniedError{Reason: mxgatewayv1.ReasonPermissionDenied, Message: "no principal"}
 	}
-	seen := map[Approval]bool{}
+	var seen map[Approval]bool
 	for _, u := range catalog.Uses(cmd) {
 		var d *mxgatewayv1.EntryDenial
 		switch {
@@ -98,6 +98,9 @@ func CheckCommand(p *Principal, cmd *mxgatewayv1.Command, itemRef ItemRefFunc) (
 				a.Ref = ref
 			}
 			if d == nil && !seen[a] {
+				if seen == nil {
+					seen = make(map[Approval]bool)
+				}
 				seen[a] = true
 				dec.Approved = append(dec.Approved, a)
 			}

@@ -80,7 +80,7 @@ func (w *worker) execute(c *queuedCmd) (done, error) {
 	)
 	switch k := catalog.Of(cmd); {
 	case k.IsSingle():
-		if den := w.guardUse(g, catalog.Uses(cmd)); den != nil {
+		if den := w.guardSingle(g, cmd); den != nil {
 			return done{reply: &mxgatewayv1.Reply{Status: statusCancelled, Message: den.GetMessage()}, denial: den}, nil
 		}
 		d.reply, err = w.single(k, cmd)
@@ -154,7 +154,7 @@ func (w *worker) bulk(k *catalog.Kind, cmd *mxgatewayv1.Command, g guard) (*mxga
 		in := k.Input(cmd, i)
 		e := &mxgatewayv1.BulkEntryResult{ItemDefinition: in.Ref, ItemHandle: in.Item, Status: statusOK}
 		res.Entries = append(res.Entries, e)
-		if u, ok := k.InputUse(cmd, i); ok {
+		if u, ok := k.InputUse(cmd, i); ok && g != nil {
 			if den := w.guardUse(g, []catalog.Use{u}); den != nil {
 				e.Status, e.Denial = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_UNSPECIFIED, den
 				continue
@@ -325,6 +325,14 @@ func newGuard(g *workerv1.ItemGuard) guard {
 		out[itemtable.Key{Server: it.GetServerHandle(), Item: it.GetItemHandle()}] = it.GetItemDefinition()
 	}
 	return out
+}
+
+// guardSingle is guardUse for a single command (nothing to do unguarded).
+func (w *worker) guardSingle(g guard, cmd *mxgatewayv1.Command) *mxgatewayv1.EntryDenial {
+	if g == nil {
+		return nil
+	}
+	return w.guardUse(g, catalog.Uses(cmd))
 }
 
 // guardUse checks the written items of a command (or of one bulk entry)
