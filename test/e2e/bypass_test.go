@@ -21,8 +21,8 @@ import (
 // REFERENCE_NOT_ALLOWED and audited.
 
 const (
-	slowCallMs  = 1200 // every simulator call takes this long once armed
-	callTimeout = 400  // timeout_ms of the calls that give up waiting
+	slowCallMs  = 1500 // every simulator call takes this long once armed
+	callTimeout = 600  // timeout_ms of the calls that give up waiting (the worker starts them well within it)
 )
 
 // bypassSession opens a session with the constrained key, registers,

@@ -8,6 +8,7 @@ import (
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/itemref"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 // SecurityClassification is an attribute's write classification
@@ -340,7 +341,7 @@ func simObject() *Object {
 	flipMs := attr(SimQualityFlipMs, i)
 	flipMs.Initial = intValue(1000)
 	failHR := attr(SimFailHResult, i)
-	failHR.Initial = intValue(-2147467259) // E_FAIL
+	failHR.Initial = intValue(mxtypes.E_FAIL)
 	o := &Object{
 		Tag: SimObjectTag, Contained: SimObjectTag, Template: "$Simulator", builtin: true,
 		Attributes: []*Attribute{
