@@ -27,6 +27,8 @@ type Kind struct {
 	item   protoreflect.FieldDescriptor // single: ITEM_HANDLE
 	ref    protoreflect.FieldDescriptor // single: REFERENCE
 	inputs protoreflect.FieldDescriptor // bulk and read bulk: the input list
+	inRole mxgatewayv1.FieldRole        // the input list's role
+	inAcc  mxgatewayv1.ItemAccess       // the input list's access
 	super  protoreflect.FieldDescriptor // bulk: SUPERVISORY
 	steps  []Step
 }
@@ -325,14 +327,7 @@ func (k *Kind) Input(cmd *mxgatewayv1.Command, i int) Input {
 	return in
 }
 
-func (k *Kind) inputRole() mxgatewayv1.FieldRole {
-	for _, f := range k.fields {
-		if f.Desc == k.inputs {
-			return f.Role
-		}
-	}
-	return mxgatewayv1.FieldRole_FIELD_ROLE_UNSPECIFIED
-}
+func (k *Kind) inputRole() mxgatewayv1.FieldRole { return k.inRole }
 
 // StepCommand builds the single command that step runs for entry i of cmd.
 // item, when not 0, is the item handle an earlier step of the entry added
@@ -436,13 +431,7 @@ func (k *Kind) InputUse(cmd *mxgatewayv1.Command, i int) (Use, bool) {
 		u.Entry = i
 		return u, ok
 	}
-	acc := mxgatewayv1.ItemAccess_ITEM_ACCESS_UNSPECIFIED
-	for _, f := range k.fields {
-		if f.Desc == k.inputs {
-			acc = f.Access
-		}
-	}
-	return Use{Entry: i, Server: in.Server, Item: in.Item, Ref: in.Ref, ByRef: in.ByRef, Access: acc}, true
+	return Use{Entry: i, Server: in.Server, Item: in.Item, Ref: in.Ref, ByRef: in.ByRef, Access: k.inAcc}, true
 }
 
 func (k *Kind) singleUse(m protoreflect.Message, server int32) (Use, bool) {
@@ -518,9 +507,31 @@ func Methods() []string { return cat.methods }
 // or 0 when it is not in the catalogue.
 func MethodLevel(method string) int { return ByMethod(method).InterfaceLevel() }
 
-// Check returns every problem found while building the catalogue: a
-// command or field without its facts, a bulk step that does not fit. The
-// catalogue test fails on any.
+// FactError is a catalogue problem: a command (its oneof field name, or
+// its message name for a field problem) or one of its fields lacks a fact,
+// or a bulk step does not fit.
+type FactError struct {
+	// Command names the command.
+	Command string
+	// Field names the field, or "".
+	Field string
+	// Problem says what is missing or wrong.
+	Problem string
+}
+
+// Error implements error.
+func (e *FactError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("catalog: %s.%s: %s", e.Command, e.Field, e.Problem)
+	}
+	return fmt.Sprintf("catalog: %s: %s", e.Command, e.Problem)
+}
+
+type failFunc func(cmd, field, format string, args ...any)
+
+// Check returns every problem found while building the catalogue, each a
+// *FactError: a command or field without its facts, a bulk step that does
+// not fit. The catalogue test fails on any.
 func Check() error { return errors.Join(cat.problems...) }
 
 // SpecOf returns the CommandSpec option of a message descriptor.
@@ -536,27 +547,32 @@ func FieldSpecOf(fd protoreflect.FieldDescriptor) *mxgatewayv1.FieldSpec {
 }
 
 func build() *table {
+	return buildFrom((&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("kind"))
+}
+
+// buildFrom builds the catalogue of a command oneof (the tests build broken
+// ones).
+func buildFrom(oneof protoreflect.OneofDescriptor) *table {
 	t := &table{
 		byName:   map[string]*Kind{},
 		byField:  map[protoreflect.FieldNumber]*Kind{},
 		byMethod: map[string]*Kind{},
+		oneof:    oneof,
 	}
-	md := (&mxgatewayv1.Command{}).ProtoReflect().Descriptor()
-	t.oneof = md.Oneofs().ByName("kind")
-	fail := func(format string, args ...any) {
-		t.problems = append(t.problems, fmt.Errorf("catalog: "+format, args...))
+	fail := func(cmd, field, format string, args ...any) {
+		t.problems = append(t.problems, &FactError{Command: cmd, Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	fields := t.oneof.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
 		k := &Kind{name: string(fd.Name()), index: i, oneof: fd, msg: fd.Message()}
 		if k.msg == nil {
-			fail("%s: not a message field", k.name)
+			fail(k.name, "", "not a message field")
 			continue
 		}
 		k.spec = SpecOf(k.msg)
 		if k.spec == nil {
-			fail("%s: %s has no (mxgateway.v1.command) option", k.name, k.msg.Name())
+			fail(k.name, "", "%s has no (mxgateway.v1.command) option", k.msg.Name())
 			k.spec = &mxgatewayv1.CommandSpec{}
 		}
 		k.fields = buildFields(k.msg, fail)
@@ -570,13 +586,13 @@ func build() *table {
 	return t
 }
 
-func buildFields(md protoreflect.MessageDescriptor, fail func(string, ...any)) []Field {
+func buildFields(md protoreflect.MessageDescriptor, fail failFunc) []Field {
 	out := make([]Field, 0, md.Fields().Len())
 	for i := 0; i < md.Fields().Len(); i++ {
 		fd := md.Fields().Get(i)
 		spec := FieldSpecOf(fd)
 		if spec == nil || spec.GetRole() == mxgatewayv1.FieldRole_FIELD_ROLE_UNSPECIFIED {
-			fail("%s.%s has no field role", md.Name(), fd.Name())
+			fail(string(md.Name()), string(fd.Name()), "has no field role")
 		}
 		out = append(out, Field{Desc: fd, Role: spec.GetRole(), Access: spec.GetAccess()})
 	}
@@ -584,7 +600,7 @@ func buildFields(md protoreflect.MessageDescriptor, fail func(string, ...any)) [
 }
 
 // bind resolves a kind's special fields and steps and checks its facts.
-func (k *Kind) bind(t *table, fail func(string, ...any)) {
+func (k *Kind) bind(t *table, fail failFunc) {
 	sp := k.spec
 	for _, f := range k.fields {
 		switch f.Role {
@@ -594,88 +610,88 @@ func (k *Kind) bind(t *table, fail func(string, ...any)) {
 			k.super = f.Desc
 		case mxgatewayv1.FieldRole_FIELD_ROLE_ITEM_HANDLE, mxgatewayv1.FieldRole_FIELD_ROLE_REFERENCE:
 			if f.Access == mxgatewayv1.ItemAccess_ITEM_ACCESS_UNSPECIFIED {
-				fail("%s.%s: an item field needs an access (read or write)", k.msg.Name(), f.Desc.Name())
+				fail(k.name, string(f.Desc.Name()), "an item field needs an access (read or write)")
 			}
 			switch {
 			case f.Desc.IsList():
-				k.inputs = f.Desc
+				k.inputs, k.inRole, k.inAcc = f.Desc, f.Role, f.Access
 			case f.Role == mxgatewayv1.FieldRole_FIELD_ROLE_ITEM_HANDLE:
 				k.item = f.Desc
 			default:
 				k.ref = f.Desc
 			}
 		case mxgatewayv1.FieldRole_FIELD_ROLE_ENTRIES:
-			k.inputs = f.Desc
+			k.inputs, k.inRole = f.Desc, f.Role
 		}
 	}
 	switch sp.GetShape() {
 	case mxgatewayv1.CommandShape_COMMAND_SHAPE_SINGLE:
 		if sp.GetMethod() == "" {
-			fail("%s: a single command needs its MXAccess method", k.name)
+			fail(k.name, "", "a single command needs its MXAccess method")
 		} else if other := t.byMethod[sp.GetMethod()]; other != nil {
-			fail("%s: method %s is already %s's", k.name, sp.GetMethod(), other.name)
+			fail(k.name, "", "method %s is already %s's", sp.GetMethod(), other.name)
 		} else {
 			t.byMethod[sp.GetMethod()] = k
 			t.methods = append(t.methods, sp.GetMethod())
 		}
 		if sp.GetScope() == mxgatewayv1.CommandScope_COMMAND_SCOPE_UNSPECIFIED {
-			fail("%s: no scope", k.name)
+			fail(k.name, "", "no scope")
 		}
 		if sp.GetEffect() == mxgatewayv1.ItemEffect_ITEM_EFFECT_UNSPECIFIED {
-			fail("%s: no item effect", k.name)
+			fail(k.name, "", "no item effect")
 		}
 		if sp.GetResult() == mxgatewayv1.CommandResult_COMMAND_RESULT_UNSPECIFIED {
-			fail("%s: no result kind", k.name)
+			fail(k.name, "", "no result kind")
 		}
 		if l := sp.GetInterfaceLevel(); l < 1 || l > 5 {
-			fail("%s: interface level %d, want 1-5", k.name, l)
+			fail(k.name, "", "interface level %d, want 1-5", l)
 		}
 		if k.inputs != nil || len(sp.GetSteps()) > 0 {
-			fail("%s: a single command has no input list or steps", k.name)
+			fail(k.name, "", "a single command has no input list or steps")
 		}
 		if k.server == nil && sp.GetEffect() != mxgatewayv1.ItemEffect_ITEM_EFFECT_REGISTER {
-			fail("%s: no server_handle field", k.name)
+			fail(k.name, "", "no server_handle field")
 		}
 		switch sp.GetEffect() {
 		case mxgatewayv1.ItemEffect_ITEM_EFFECT_ADD, mxgatewayv1.ItemEffect_ITEM_EFFECT_ADD_BUFFERED:
 			if k.ref == nil || sp.GetResult() != mxgatewayv1.CommandResult_COMMAND_RESULT_ITEM_HANDLE {
-				fail("%s: an add needs a reference field and an item handle result", k.name)
+				fail(k.name, "", "an add needs a reference field and an item handle result")
 			}
 		case mxgatewayv1.ItemEffect_ITEM_EFFECT_REMOVE, mxgatewayv1.ItemEffect_ITEM_EFFECT_ADVISE,
 			mxgatewayv1.ItemEffect_ITEM_EFFECT_ADVISE_SUPERVISORY, mxgatewayv1.ItemEffect_ITEM_EFFECT_UNADVISE,
 			mxgatewayv1.ItemEffect_ITEM_EFFECT_SUSPEND, mxgatewayv1.ItemEffect_ITEM_EFFECT_ACTIVATE:
 			if k.item == nil {
-				fail("%s: effect %v needs an item handle field", k.name, sp.GetEffect())
+				fail(k.name, "", "effect %v needs an item handle field", sp.GetEffect())
 			}
 		case mxgatewayv1.ItemEffect_ITEM_EFFECT_REGISTER:
 			if sp.GetResult() != mxgatewayv1.CommandResult_COMMAND_RESULT_SERVER_HANDLE {
-				fail("%s: a registration needs a server handle result", k.name)
+				fail(k.name, "", "a registration needs a server handle result")
 			}
 		}
 	case mxgatewayv1.CommandShape_COMMAND_SHAPE_BULK:
 		if sp.GetMethod() != "" || sp.GetScope() != 0 || sp.GetEffect() != 0 || sp.GetResult() != 0 || sp.GetInterfaceLevel() != 0 {
-			fail("%s: a bulk form takes its method, scope, effect, result and level from its steps", k.name)
+			fail(k.name, "", "a bulk form takes its method, scope, effect, result and level from its steps")
 		}
 		if k.inputs == nil {
-			fail("%s: a bulk form needs an input list", k.name)
+			fail(k.name, "", "a bulk form needs an input list")
 		}
 		if len(sp.GetSteps()) == 0 {
-			fail("%s: a bulk form needs steps", k.name)
+			fail(k.name, "", "a bulk form needs steps")
 		}
 		for _, s := range sp.GetSteps() {
 			st := Step{Kind: t.byName[s.GetCommand()]}
-			if st.Kind == nil || !st.Kind.IsSingleSpec() {
-				fail("%s: step %q is not a single command", k.name, s.GetCommand())
+			if st.Kind == nil || !st.Kind.isSingleSpec() {
+				fail(k.name, "", "step %q is not a single command", s.GetCommand())
 				continue
 			}
 			if s.GetSupervisoryCommand() != "" {
 				st.Supervisory = t.byName[s.GetSupervisoryCommand()]
-				if st.Supervisory == nil || !st.Supervisory.IsSingleSpec() {
-					fail("%s: supervisory step %q is not a single command", k.name, s.GetSupervisoryCommand())
+				if st.Supervisory == nil || !st.Supervisory.isSingleSpec() {
+					fail(k.name, "", "supervisory step %q is not a single command", s.GetSupervisoryCommand())
 					st.Supervisory = nil
 				}
 				if k.super == nil {
-					fail("%s: a supervisory step needs a supervisory field", k.name)
+					fail(k.name, "", "a supervisory step needs a supervisory field")
 				}
 			}
 			k.steps = append(k.steps, st)
@@ -683,34 +699,28 @@ func (k *Kind) bind(t *table, fail func(string, ...any)) {
 		k.checkSteps(fail)
 	case mxgatewayv1.CommandShape_COMMAND_SHAPE_READ_BULK:
 		if sp.GetScope() == mxgatewayv1.CommandScope_COMMAND_SCOPE_UNSPECIFIED || sp.GetInterfaceLevel() < 1 {
-			fail("%s: ReadBulk needs a scope and an interface level", k.name)
+			fail(k.name, "", "ReadBulk needs a scope and an interface level")
 		}
 		if k.inputs == nil || k.inputRole() != mxgatewayv1.FieldRole_FIELD_ROLE_REFERENCE {
-			fail("%s: ReadBulk needs a reference input list", k.name)
+			fail(k.name, "", "ReadBulk needs a reference input list")
 		}
 	default:
-		fail("%s: no shape", k.name)
+		fail(k.name, "", "no shape")
 	}
 }
 
-// IsSingleSpec reports whether the message is declared single (usable
+// isSingleSpec reports whether the message is declared single (usable
 // while the catalogue is being built).
-func (k *Kind) IsSingleSpec() bool {
+func (k *Kind) isSingleSpec() bool {
 	return k.spec.GetShape() == mxgatewayv1.CommandShape_COMMAND_SHAPE_SINGLE
 }
 
 // checkSteps checks that a bulk form's inputs fit its steps.
-func (k *Kind) checkSteps(fail func(string, ...any)) {
+func (k *Kind) checkSteps(fail failFunc) {
 	if k.inputs == nil || len(k.steps) == 0 {
 		return
 	}
-	role := k.inputRole()
-	var acc mxgatewayv1.ItemAccess
-	for _, f := range k.fields {
-		if f.Desc == k.inputs {
-			acc = f.Access
-		}
-	}
+	role, acc := k.inRole, k.inAcc
 	for j, st := range k.steps {
 		for _, sk := range []*Kind{st.Kind, st.Supervisory} {
 			if sk == nil {
@@ -721,21 +731,21 @@ func (k *Kind) checkSteps(fail func(string, ...any)) {
 				// The first step takes the reference; later ones the handle
 				// it added.
 				if j == 0 && (sk.ref == nil || sk.fieldAccess(sk.ref) != acc) {
-					fail("%s: step %s does not take a %v reference", k.name, sk.name, acc)
+					fail(k.name, "", "step %s does not take a %v reference", sk.name, acc)
 				}
 				if j > 0 && sk.item == nil {
-					fail("%s: step %s after an add needs an item handle field", k.name, sk.name)
+					fail(k.name, "", "step %s after an add needs an item handle field", sk.name)
 				}
 				if j > 0 && k.steps[0].Kind.Effect() != mxgatewayv1.ItemEffect_ITEM_EFFECT_ADD {
-					fail("%s: only an add can feed a later step", k.name)
+					fail(k.name, "", "only an add can feed a later step")
 				}
 			case mxgatewayv1.FieldRole_FIELD_ROLE_ITEM_HANDLE:
 				if sk.item == nil || sk.fieldAccess(sk.item) != acc {
-					fail("%s: step %s does not take a %v item handle", k.name, sk.name, acc)
+					fail(k.name, "", "step %s does not take a %v item handle", sk.name, acc)
 				}
 			case mxgatewayv1.FieldRole_FIELD_ROLE_ENTRIES:
 				if len(k.steps) != 1 || k.inputs.Message() == nil || k.inputs.Message().FullName() != sk.msg.FullName() {
-					fail("%s: entries must be the messages of its one step", k.name)
+					fail(k.name, "", "entries must be the messages of its one step")
 				}
 			}
 		}
