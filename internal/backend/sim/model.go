@@ -7,8 +7,8 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
-	"github.com/mxgateway/mxgateway/internal/itemref"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
+	"github.com/mxgateway/mxgateway/internal/itemref"
 )
 
 // SecurityClassification is an attribute's write classification
