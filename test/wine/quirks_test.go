@@ -1,0 +1,70 @@
+//go:build wine
+
+package wine
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// runQuirk runs a quirks mode under Wine and returns its result line.
+func runQuirk(t *testing.T, exe string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(suite.tools["wine"], append([]string{winPath(exe)}, args...)...)
+	cmd.Env = append(wineEnv(suite.prefix), env...)
+	out, err := output(cmd)
+	if err != nil {
+		t.Fatalf("quirks %v: %v\n%s", args, err, out)
+	}
+	// The result line is the last; Wine may print its own notes before it.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// TestWinePipeFirstInstance proves the named-pipe difference the suite
+// works around (shim/pipefix.c): a client dialling a go-winio listener
+// that has not called Accept connects under Wine, where on Windows it
+// times out (go-winio's own TestDialListenerTimesOut asserts that). The
+// client has taken go-winio's first pipe instance, which nobody accepts.
+// When this starts failing, Wine behaves like Windows: drop the
+// work-around.
+func TestWinePipeFirstInstance(t *testing.T) {
+	for _, exe := range []string{suite.quirks64, suite.quirks32} {
+		if got := runQuirk(t, exe, nil, "pipe-first-instance"); got != "dial: connected" {
+			t.Errorf("%s: %q, want the Wine behaviour %q", exe, got, "dial: connected")
+		}
+	}
+}
+
+// TestWinePipeAcceptWorkaround shows the consequence and the work-around
+// with the gateway's own shape: a 64-bit server with go-winio ListenPipe
+// and Accept, a 32-bit client started after the pipe exists, dialling
+// with go-winio. Without the work-around Accept never sees the client;
+// with it, Accept gets the client's connection and the peer pid is the
+// client's (so the gateway's peer check still holds).
+func TestWinePipeAcceptWorkaround(t *testing.T) {
+	if got := runQuirk(t, suite.quirks64, nil, "pipe-accept", winPath(suite.quirks32)); got != "accept: timeout" {
+		t.Errorf("without the work-around: %q, want %q", got, "accept: timeout")
+	}
+	got := runQuirk(t, suite.quirks64, []string{"MXG_WINE_PIPE_WORKAROUND=1"}, "pipe-accept", winPath(suite.quirks32))
+	m := regexp.MustCompile(`^accept: ok peer=(\d+) child=(\d+)$`).FindStringSubmatch(got)
+	if m == nil || m[1] != m[2] {
+		t.Errorf("with the work-around: %q, want accept: ok with the child as peer", got)
+	}
+}
+
+// TestWineRemoveAll proves the second difference: os.RemoveAll fails under
+// Wine 8 ("Invalid function": Wine answers FileDispositionInformationEx
+// with a status Go's Deleteat does not fall back on) while os.Remove
+// works. The gateway's run directory therefore outlives it under Wine;
+// the harness removes it (removeRunDirs).
+func TestWineRemoveAll(t *testing.T) {
+	for _, exe := range []string{suite.quirks64, suite.quirks32} {
+		got := runQuirk(t, exe, nil, "removeall")
+		if !strings.HasPrefix(got, "removeall: ") || got == "removeall: ok" || !strings.HasSuffix(got, "(os.Remove: <nil>)") {
+			t.Errorf("%s: %q, want the Wine failure with os.Remove working", exe, got)
+		}
+	}
+}
