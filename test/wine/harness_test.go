@@ -118,9 +118,9 @@ func startGateway(t *testing.T, o gwOptions) *gateway {
 		args = append(args, "--worker-exe="+winPath(g.worker))
 	}
 	args = append(args, o.args...)
-	// The Windows path makes wine exec the gateway in place: the pid is the
+	// The 64-bit loader runs the gateway in place: the pid is the
 	// gateway's, and SIGINT reaches it as a console Ctrl-C.
-	g.cmd = exec.Command(suite.tools["wine"], append([]string{winPath(suite.gateway)}, args...)...)
+	g.cmd = exec.Command(suite.tools["wine64"], append([]string{winPath(suite.gateway)}, args...)...)
 	g.cmd.Env = append(wineEnv(suite.prefix),
 		"TZ="+zone,
 		"MXG_WINE_PIPE_WORKAROUND=1",

@@ -3,10 +3,15 @@
 package wine
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
 // runQuirk runs a quirks mode under Wine and returns its result line.
@@ -67,4 +72,28 @@ func TestWineRemoveAll(t *testing.T) {
 			t.Errorf("%s: %q, want the Wine failure with os.Remove working", exe, got)
 		}
 	}
+}
+
+// TestWineOrphanSurvives is the control of the Job Object tests: a child
+// started outside any job keeps running when its parent exits, under Wine
+// as on Windows. So when the worker's child ends with the worker
+// (TestWorkerKillJobTakesChildren), the job ended it.
+func TestWineOrphanSurvives(t *testing.T) {
+	marker := fmt.Sprintf("orphan-%d", rand.IntN(1e9))
+	if got := runQuirk(t, suite.quirks32, nil, "spawn-orphan", marker); !strings.HasPrefix(got, "spawned: ") {
+		t.Fatalf("spawn-orphan: %q", got)
+	}
+	var pids []int
+	testutil.Eventually(t, eventTimeout, func() error {
+		if pids = processesMatching("sleep " + marker); len(pids) != 1 {
+			return fmt.Errorf("orphan processes %v", pids)
+		}
+		return nil
+	})
+	// Its parent has exited (runQuirk waited for it); it still runs.
+	if err := gone(pids[0]); err == nil {
+		t.Fatalf("the orphan ended with its parent")
+	}
+	_ = syscall.Kill(pids[0], syscall.SIGKILL)
+	testutil.Eventually(t, eventTimeout, func() error { return gone(pids[0]) })
 }

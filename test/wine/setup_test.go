@@ -127,6 +127,18 @@ func findTools() error {
 		}
 		suite.tools[t] = p
 	}
+	// The 64-bit loader: `wine` starts a 64-bit program through start.exe,
+	// so its pid would not be the program's (and SIGINT would not reach
+	// it). Debian does not put wine64 on the PATH.
+	for _, p := range []string{"/usr/lib/wine/wine64", "/usr/lib/x86_64-linux-gnu/wine/wine64"} {
+		if _, err := os.Stat(p); err == nil {
+			suite.tools["wine64"] = p
+			break
+		}
+	}
+	if suite.tools["wine64"] == "" {
+		missing = append(missing, "wine64 (the 64-bit loader)")
+	}
 	if _, err := os.Stat(filepath.Join(wineIDLDir, "oaidl.idl")); err != nil {
 		missing = append(missing, filepath.Join(wineIDLDir, "oaidl.idl"))
 	}

@@ -13,6 +13,10 @@
 //	    when Accept got the child's connection, "accept: timeout" when it
 //	    did not within 3 s. With MXG_WINE_PIPE_WORKAROUND set the Wine
 //	    shim claims the first instance first (shim/pipefix.c).
+//	quirks spawn-orphan MARKER
+//	    starts "quirks sleep MARKER" (no job) and exits: not a difference,
+//	    the control for the Job Object tests (the child outlives its parent
+//	    on Windows and under Wine alike, so only a job can end it).
 //	quirks removeall
 //	    os.RemoveAll of a directory holding a file. Windows: "removeall:
 //	    ok". Wine 8: "removeall: <error> (os.Remove: <nil>)": Wine answers

@@ -18,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: quirks pipe-first-instance | pipe-accept CLIENT.EXE | pipe-dial --endpoint=PIPE | removeall")
+		fmt.Fprintln(os.Stderr, "usage: quirks pipe-first-instance | pipe-accept CLIENT.EXE | pipe-dial --endpoint=PIPE | removeall | spawn-orphan MARKER")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -30,6 +30,10 @@ func main() {
 		pipeDial(strings.TrimPrefix(os.Args[2], "--endpoint="))
 	case "removeall":
 		removeAll()
+	case "spawn-orphan":
+		spawnOrphan(os.Args[2])
+	case "sleep":
+		time.Sleep(10 * time.Minute)
 	default:
 		os.Exit(2)
 	}
@@ -141,4 +145,21 @@ func removeAll() {
 	// os.Remove (DeleteFile, RemoveDirectory) still works: clean up.
 	rerr := errors.Join(os.Remove(filepath.Join(dir, "f")), os.Remove(dir))
 	fmt.Printf("removeall: %v (os.Remove: %v)\n", err, rerr)
+}
+
+// spawnOrphan starts "quirks sleep MARKER" outside any job and returns at
+// once: the control for the Job Object tests (a child is not ended just
+// because its parent ends).
+func spawnOrphan(marker string) {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Println("spawn:", err)
+		os.Exit(1)
+	}
+	cmd := exec.Command(exe, "sleep", marker)
+	if err := cmd.Start(); err != nil {
+		fmt.Println("spawn:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("spawned: %d\n", cmd.Process.Pid)
 }
