@@ -123,7 +123,6 @@ func startGateway(t *testing.T, o gwOptions) *gateway {
 	g.cmd = exec.Command(suite.tools["wine64"], append([]string{winPath(suite.gateway)}, args...)...)
 	g.cmd.Env = append(wineEnv(suite.prefix),
 		"TZ="+zone,
-		"MXG_WINE_PIPE_WORKAROUND=1",
 		"MXG_STANDIN_GALAXY="+winPath(galaxy),
 		"MXG_STANDIN_TRACE_DIR="+winPath(g.traceDir),
 	)

@@ -37,6 +37,8 @@ func runQuirk(t *testing.T, exe string, env []string, args ...string) string {
 // work-around.
 func TestWinePipeFirstInstance(t *testing.T) {
 	for _, exe := range []string{suite.quirks64, suite.quirks32} {
+		// The shim's work-around acts only in processes started with
+		// --endpoint; this is go-winio on its own.
 		if got := runQuirk(t, exe, nil, "pipe-first-instance"); got != "dial: connected" {
 			t.Errorf("%s: %q, want the Wine behaviour %q", exe, got, "dial: connected")
 		}
@@ -53,7 +55,7 @@ func TestWinePipeAcceptWorkaround(t *testing.T) {
 	if got := runQuirk(t, suite.quirks64, nil, "pipe-accept", winPath(suite.quirks32)); got != "accept: timeout" {
 		t.Errorf("without the work-around: %q, want %q", got, "accept: timeout")
 	}
-	got := runQuirk(t, suite.quirks64, []string{"MXG_WINE_PIPE_WORKAROUND=1"}, "pipe-accept", winPath(suite.quirks32))
+	got := runQuirk(t, suite.quirks64, nil, "pipe-accept", winPath(suite.quirks32), "as-worker")
 	m := regexp.MustCompile(`^accept: ok peer=(\d+) child=(\d+)$`).FindStringSubmatch(got)
 	if m == nil || m[1] != m[2] {
 		t.Errorf("with the work-around: %q, want accept: ok with the child as peer", got)
@@ -96,4 +98,29 @@ func TestWineOrphanSurvives(t *testing.T) {
 	}
 	_ = syscall.Kill(pids[0], syscall.SIGKILL)
 	testutil.Eventually(t, eventTimeout, func() error { return gone(pids[0]) })
+}
+
+// TestWineServiceManager proves the two service-manager differences the
+// service test works around in its set-up: Wine's ChangeServiceConfig2
+// lacks the delayed-auto-start and failure-actions-flag levels (so
+// `mxgateway service install` fails; the suite installs with
+// quirks service-install), and services.exe runs in session 1 (so the
+// product's service detection, x/sys's "parent is services.exe in session
+// 0", never fires; the service test's gateway is built with the winetest
+// tag).
+func TestWineServiceManager(t *testing.T) {
+	name := fmt.Sprintf("mxgw-quirk-%d", rand.IntN(1e6))
+	cmd := exec.Command(suite.tools["wine64"], winPath(suite.quirks64), "service-config", name, winPath(suite.gateway))
+	cmd.Env = wineEnv(suite.prefix)
+	out, err := output(cmd)
+	if err != nil {
+		t.Fatalf("service-config: %v\n%s", err, out)
+	}
+	want := "description: ok\ndelayed-auto-start: Invalid level.\nrecovery-actions: ok\nrecovery-on-non-crash-failures: Invalid level."
+	if strings.TrimSpace(out) != want {
+		t.Errorf("service-config:\n%s\nwant the Wine answers:\n%s", out, want)
+	}
+	if got := runQuirk(t, suite.quirks64, nil, "services-session"); got != "services.exe: session=1" {
+		t.Errorf("services-session: %q, want the Wine answer %q", got, "services.exe: session=1")
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -20,12 +21,24 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
 )
 
-// packages is what the suite needs from Debian (also in .ci/run).
-const packages = "dpkg --add-architecture i386 && apt-get update && apt-get install wine wine32 wine64 libwine-dev " +
-	"gcc-mingw-w64-i686 gcc-mingw-w64-x86-64 mingw-w64-tools"
+// ciPackages returns the Debian packages the suite needs, from their one
+// home: the wine_packages line of .ci/run.
+func ciPackages() string {
+	b, err := os.ReadFile(filepath.Join(moduleRoot(), ".ci", "run"))
+	if err != nil {
+		return "(see .ci/run)"
+	}
+	m := regexp.MustCompile(`wine_packages=\(([^)]*)\)`).FindSubmatch(b)
+	if m == nil {
+		return "(see .ci/run)"
+	}
+	return string(m[1])
+}
 
 // prefixVersion changes the prefix cache key when the way the prefix is
 // built changes (the sources of what goes into it are hashed too).
@@ -47,6 +60,8 @@ var suite struct {
 	worker   string
 	quirks64 string
 	quirks32 string
+	// serviceGateway is mxgateway.exe built with the winetest tag.
+	serviceGateway string
 	galaxy   []byte // the stand-in's Galaxy file
 	model    *sim.Model
 	tools    map[string]string
@@ -60,6 +75,10 @@ func TestMain(m *testing.M) {
 	}
 	fmt.Fprintf(os.Stderr, "wine: set-up took %s (prefix %s)\n", time.Since(start).Round(time.Millisecond), suite.prefix)
 	code := m.Run()
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: goroutines outlived the tests: %v\n", err)
+		code = 1
+	}
 	// The persistent wineserver started by setup ends every process of the
 	// prefix with it.
 	_ = wineCmd("wineserver", "-k").Run()
@@ -116,6 +135,9 @@ func setup() error {
 }
 
 func findTools() error {
+	if !strings.Contains(ciPackages(), "wine32") {
+		return fmt.Errorf(".ci/run has no wine_packages line: CI would not install the suite's packages")
+	}
 	suite.tools = map[string]string{}
 	var missing []string
 	for _, t := range []string{"wine", "wineserver", "wineboot", "i686-w64-mingw32-gcc", "x86_64-w64-mingw32-gcc",
@@ -143,7 +165,8 @@ func findTools() error {
 		missing = append(missing, filepath.Join(wineIDLDir, "oaidl.idl"))
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s; install them with: %s", strings.Join(missing, ", "), packages)
+		return fmt.Errorf("missing %s; install with: dpkg --add-architecture i386 && apt-get update && apt-get install %s (as .ci/run does)",
+			strings.Join(missing, ", "), ciPackages())
 	}
 	return nil
 }
@@ -167,9 +190,10 @@ func buildAll() error {
 	out := func(name string) string { return filepath.Join(suite.bin, name) }
 	suite.gateway, suite.worker = out("mxgateway.exe"), out("mxworker.exe")
 	suite.quirks64, suite.quirks32 = out("quirks64.exe"), out("quirks32.exe")
-	goBuild := func(arch, dst, pkg string) func() error {
+	suite.serviceGateway = out("mxgateway-svc.exe")
+	goBuild := func(arch, dst, pkg string, flags ...string) func() error {
 		return func() error {
-			cmd := exec.Command(goTool(), "build", "-trimpath", "-o", dst, pkg)
+			cmd := exec.Command(goTool(), append(append([]string{"build", "-trimpath"}, flags...), "-o", dst, pkg)...)
 			cmd.Dir = moduleRoot()
 			cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH="+arch, "CGO_ENABLED=0")
 			return run(cmd)
@@ -178,6 +202,9 @@ func buildAll() error {
 	jobs := []func() error{
 		goBuild("amd64", suite.gateway, "./cmd/mxgateway"),
 		goBuild("386", suite.worker, "./cmd/mxworker"),
+		// The service test's gateway: the winetest tag changes only how it
+		// recognises the service manager (internal/winsvc/detect_winetest.go).
+		goBuild("amd64", suite.serviceGateway, "./cmd/mxgateway", "-tags", "winetest"),
 		goBuild("amd64", suite.quirks64, "./test/wine/quirks"),
 		goBuild("386", suite.quirks32, "./test/wine/quirks"),
 		buildC,

@@ -11,21 +11,26 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/Microsoft/go-winio"
 	"golang.org/x/sys/windows"
+	"golang.org/x/sys/windows/svc/eventlog"
+	"golang.org/x/sys/windows/svc/mgr"
+
+	"github.com/mxgateway/mxgateway/internal/winsvc"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: quirks pipe-first-instance | pipe-accept CLIENT.EXE | pipe-dial --endpoint=PIPE | removeall | spawn-orphan MARKER")
+		fmt.Fprintln(os.Stderr, "usage: quirks pipe-first-instance | pipe-accept CLIENT.EXE [as-worker] | pipe-dial [--endpoint=]PIPE | removeall | spawn-orphan MARKER")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
 	case "pipe-first-instance":
 		pipeFirstInstance()
 	case "pipe-accept":
-		pipeAccept(os.Args[2])
+		pipeAccept(os.Args[2], len(os.Args) > 3 && os.Args[3] == "as-worker")
 	case "pipe-dial":
 		pipeDial(strings.TrimPrefix(os.Args[2], "--endpoint="))
 	case "removeall":
@@ -34,6 +39,12 @@ func main() {
 		spawnOrphan(os.Args[2])
 	case "sleep":
 		time.Sleep(10 * time.Minute)
+	case "services-session":
+		servicesSession()
+	case "service-config":
+		serviceConfig(os.Args[2], os.Args[3])
+	case "service-install":
+		serviceInstall(os.Args[2], os.Args[3], os.Args[4:])
 	default:
 		os.Exit(2)
 	}
@@ -62,7 +73,7 @@ func pipeFirstInstance() {
 	}
 }
 
-func pipeAccept(client string) {
+func pipeAccept(client string, asWorker bool) {
 	path := pipeName()
 	ln, err := winio.ListenPipe(path, nil)
 	if err != nil {
@@ -88,7 +99,11 @@ func pipeAccept(client string) {
 		}
 		accepted <- result{c: c.(interface{ Fd() uintptr })}
 	}()
-	cmd := exec.Command(client, "pipe-dial", "--endpoint="+path)
+	arg := path
+	if asWorker {
+		arg = "--endpoint=" + path // a worker's flag: the Wine shim claims the first instance
+	}
+	cmd := exec.Command(client, "pipe-dial", arg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		fmt.Println("start client:", err)
@@ -162,4 +177,92 @@ func spawnOrphan(marker string) {
 		os.Exit(1)
 	}
 	fmt.Printf("spawned: %d\n", cmd.Process.Pid)
+}
+
+// serviceConfig creates service name for exe with each optional setting
+// winsvc.Install makes, one at a time, prints one line per setting
+// ("<setting>: ok" or the error) and deletes the service again.
+func serviceConfig(name, exe string) {
+	m, err := mgr.Connect()
+	if err != nil {
+		fmt.Println("connect:", err)
+		os.Exit(1)
+	}
+	defer m.Disconnect()
+	s, err := m.CreateService(name, exe, mgr.Config{DisplayName: winsvc.DisplayName, StartType: mgr.StartAutomatic}, "serve")
+	if err != nil {
+		fmt.Println("create:", err)
+		os.Exit(1)
+	}
+	defer func() { _ = s.Delete(); s.Close() }()
+	report := func(what string, err error) {
+		if err != nil {
+			fmt.Printf("%s: %v\n", what, err)
+			return
+		}
+		fmt.Printf("%s: ok\n", what)
+	}
+	desc, _ := windows.UTF16PtrFromString(winsvc.Description)
+	d := windows.SERVICE_DESCRIPTION{Description: desc}
+	report("description", windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_DESCRIPTION, (*byte)(unsafe.Pointer(&d))))
+	delayed := windows.SERVICE_DELAYED_AUTO_START_INFO{IsDelayedAutoStartUp: 1}
+	report("delayed-auto-start", windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, (*byte)(unsafe.Pointer(&delayed))))
+	report("recovery-actions", s.SetRecoveryActions([]mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: 5 * time.Second}}, 86400))
+	report("recovery-on-non-crash-failures", s.SetRecoveryActionsOnNonCrashFailures(true))
+}
+
+// serviceInstall is winsvc.Install without what Wine 8's service manager
+// does not implement (the service-config mode shows which): the Wine
+// suite's stand-in for `mxgateway service install`, so that the service
+// itself can run under Wine's service manager.
+func serviceInstall(name, exe string, args []string) {
+	m, err := mgr.Connect()
+	if err != nil {
+		fmt.Println("connect:", err)
+		os.Exit(1)
+	}
+	defer m.Disconnect()
+	s, err := m.CreateService(name, exe, mgr.Config{DisplayName: winsvc.DisplayName, Description: winsvc.Description,
+		StartType: mgr.StartAutomatic}, args...)
+	if err != nil {
+		fmt.Println("create:", err)
+		os.Exit(1)
+	}
+	s.Close()
+	if err := eventlog.InstallAsEventCreate(name, eventlog.Error|eventlog.Warning|eventlog.Info); err != nil {
+		fmt.Println("event log source:", err)
+		os.Exit(1)
+	}
+	fmt.Println("installed:", name)
+}
+
+// servicesSession prints the session id and image name the process list
+// reports for services.exe: what x/sys/windows/svc.IsWindowsService (the
+// .NET heuristic: parent is "services.exe" in session 0) relies on.
+func servicesSession() {
+	size := uint32(1 << 20)
+	var buf []byte
+	for {
+		buf = make([]byte, size)
+		err := windows.NtQuerySystemInformation(windows.SystemProcessInformation, unsafe.Pointer(&buf[0]), size, &size)
+		if err == nil {
+			break
+		}
+		if err != windows.STATUS_INFO_LENGTH_MISMATCH {
+			fmt.Println("services.exe:", err)
+			os.Exit(1)
+		}
+	}
+	for off := uintptr(0); ; {
+		p := (*windows.SYSTEM_PROCESS_INFORMATION)(unsafe.Pointer(&buf[off]))
+		if strings.EqualFold(p.ImageName.String(), "services.exe") {
+			fmt.Printf("services.exe: session=%d\n", p.SessionID)
+			return
+		}
+		if p.NextEntryOffset == 0 {
+			break
+		}
+		off += uintptr(p.NextEntryOffset)
+	}
+	fmt.Println("services.exe: not found")
 }

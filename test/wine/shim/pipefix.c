@@ -12,12 +12,13 @@
  * its first write succeed, and the gateway's Accept waits forever.
  *
  * The gateway creates a worker's pipe before it starts the worker, so a
- * worker can take that first instance before its real dial. When
- * MXG_WINE_PIPE_WORKAROUND is set (the suite sets it for the gateways it
- * starts; workers inherit it), the first ProcessPrng call of a process
- * started with --endpoint=PIPE opens PIPE once and keeps the handle: the
- * worker's own dial (go-winio, unchanged) then lands on the instance
- * Accept waits on. The connection is the worker's, so the gateway's
+ * worker can take that first instance before its real dial: the first
+ * ProcessPrng call of a process started with --endpoint=PIPE (a worker;
+ * the flag is the worker's, see internal/worker) opens PIPE once and keeps
+ * the handle. The worker's own dial (go-winio, unchanged) then lands on
+ * the instance Accept waits on. It needs no switch: this DLL exists only
+ * in the suite's prefix (services inherit no custom environment there,
+ * so a variable could not reach a worker of the service test). The connection is the worker's, so the gateway's
  * peer-pid check, the pipe's ACL and the reject-remote flag all still
  * apply. Nothing of the product changes; on Windows this DLL is never
  * installed.
@@ -30,12 +31,10 @@ static LONG done;
 
 void pipefix_claim_first_instance(void)
 {
-    WCHAR flag[8];
     LPWSTR *argv;
     int argc;
 
     if (InterlockedExchange(&done, 1)) return;
-    if (!GetEnvironmentVariableW(L"MXG_WINE_PIPE_WORKAROUND", flag, 8)) return;
     argv = CommandLineToArgvW(GetCommandLineW(), &argc);
     if (!argv) return;
     for (int i = 1; i < argc; i++) {
