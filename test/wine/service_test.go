@@ -145,4 +145,3 @@ func readTail(path string) string {
 	b, _ := os.ReadFile(path)
 	return tail(string(b), 20)
 }
-

@@ -62,9 +62,9 @@ var suite struct {
 	quirks32 string
 	// serviceGateway is mxgateway.exe built with the winetest tag.
 	serviceGateway string
-	galaxy   []byte // the stand-in's Galaxy file
-	model    *sim.Model
-	tools    map[string]string
+	galaxy         []byte // the stand-in's Galaxy file
+	model          *sim.Model
+	tools          map[string]string
 }
 
 func TestMain(m *testing.M) {
