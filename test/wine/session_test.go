@@ -5,6 +5,7 @@ package wine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -48,6 +49,13 @@ func TestCOMSessionMirrorsSimulator(t *testing.T) {
 		t.Fatalf("close sim session: %v", err)
 	}
 	checkTeardown(t, com, comRun)
+	found := false
+	for _, l := range com.traceLines(t) {
+		found = found || slices.Contains(l, comRun.intToFloat)
+	}
+	if !found {
+		t.Errorf("the stand-in never received %q: the write was not typed from the attribute", comRun.intToFloat)
+	}
 	com.stop(t)
 	simGW.stop(t)
 }
@@ -60,6 +68,9 @@ type scenarioRun struct {
 	live    map[int32]bool // item handles still added
 	advised map[int32]bool // item handles still advised
 	marker  int32          // the item added last, after which only teardown runs
+	// intToFloat is the stand-in's trace line of the integer written to a
+	// float attribute.
+	intToFloat string
 }
 
 // runScenario drives one session through every MXAccess operation and
@@ -217,6 +228,12 @@ func runScenario(t *testing.T, g *gateway, backend string) *scenarioRun {
 		wantValue("ReadBulk "+refs[i], r.Value, types[i].write)
 		logf("ReadBulk %s cached=%v", refs[i], r.WasCached)
 	}
+	// A write typed by the attribute, not by the client's value: an integer
+	// to a float attribute goes out as VT_R4 (the stand-in's trace shows
+	// the VARIANT type it received).
+	ok("int to float", write(h, handles[2], client.MustValue(int32(3)), 0))
+	wantValue("int to float echo", rec.next(t, "int to float echo", dataChangeOf(h, handles[2])).DataChange().Value, client.MustValue(float32(3)))
+	run.intToFloat = fmt.Sprintf("call Write(%d, %d, vt=0x0004, user=0)", h, handles[2])
 	// A transient read of an item the session does not have.
 	read, err = mx.ReadBulk(stepCtx(t), h, []string{"Secure.ReadOnly"}, 0)
 	ok("ReadBulk Secure.ReadOnly", err)
@@ -248,6 +265,11 @@ func runScenario(t *testing.T, g *gateway, backend string) *scenarioRun {
 		t.Fatalf("%s: Write before Advise = %v, want E_INVALIDARG", backend, err)
 	}
 	logf("Write before Advise -> 0x%08X", uint32(me.HRESULT))
+	if backend == "mxaccess" && !strings.Contains(me.Message, "item not advised (via DISP_E_EXCEPTION)") {
+		// The stand-in's IErrorInfo text, through ITypeInfo::Invoke's
+		// EXCEPINFO (docs/windows.md checklist: HRESULTs).
+		t.Errorf("Write before Advise message %q, want the component's EXCEPINFO text", me.Message)
+	}
 	if err := mx.RemoveItem(stepCtx(t), h, 9999); !errors.As(err, &me) || !me.IsInvalidArg() {
 		t.Errorf("%s: RemoveItem of an unknown handle = %v, want E_INVALIDARG", backend, err)
 	}
@@ -350,7 +372,7 @@ func runScenario(t *testing.T, g *gateway, backend string) *scenarioRun {
 	for len(samples) < 1 {
 		samples = append(samples, rec.next(t, "first OnBufferedDataChange", bufferedOf(h, bi)).BufferedDataChange().Samples...)
 	}
-	wantValue("first buffered sample", samples[0].Value, client.MustValue(float32(-2.75)))
+	wantValue("first buffered sample", samples[0].Value, client.MustValue(float32(3)))
 	for _, f := range []float32{10.5, 11.5, 12.5} {
 		ok("write for the buffered item", write(h, handles[2], client.MustValue(f), 0))
 	}
