@@ -23,10 +23,22 @@ func runQuirk(t *testing.T, exe string, env []string, args ...string) string {
 	if err != nil {
 		t.Fatalf("quirks %v: %v\n%s", args, err, out)
 	}
-	// The result line is the last; Wine may print its own notes before it.
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+	// Wine may add lines of its own (a "wine client error" from a thread
+	// still running at exit, for example): take the mode's result line.
+	for _, l := range strings.Split(out, "\n") {
+		if resultLine.MatchString(l) {
+			return strings.TrimSpace(l)
+		}
+	}
+	t.Fatalf("quirks %v printed no result line:\n%s", args, out)
+	return ""
 }
+
+// resultLine matches the one result line each quirks mode prints.
+var resultLine = regexp.MustCompile(`^(dial|accept|removeall|spawned|services\.exe|installed): `)
+
+// settingLine matches the lines of quirks service-config.
+var settingLine = regexp.MustCompile(`^(description|delayed-auto-start|recovery-actions|recovery-on-non-crash-failures): `)
 
 // TestWinePipeFirstInstance proves the named-pipe difference the suite
 // works around (shim/pipefix.c): a client dialling a go-winio listener
@@ -116,8 +128,14 @@ func TestWineServiceManager(t *testing.T) {
 	if err != nil {
 		t.Fatalf("service-config: %v\n%s", err, out)
 	}
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if settingLine.MatchString(l) {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
 	want := "description: ok\ndelayed-auto-start: Invalid level.\nrecovery-actions: ok\nrecovery-on-non-crash-failures: Invalid level."
-	if strings.TrimSpace(out) != want {
+	if strings.Join(lines, "\n") != want {
 		t.Errorf("service-config:\n%s\nwant the Wine answers:\n%s", out, want)
 	}
 	if got := runQuirk(t, suite.quirks64, nil, "services-session"); got != "services.exe: session=1" {

@@ -65,6 +65,7 @@ var suite struct {
 	galaxy         []byte // the stand-in's Galaxy file
 	model          *sim.Model
 	tools          map[string]string
+	users          *os.File // the prefix's users lock, held shared for the run
 }
 
 func TestMain(m *testing.M) {
@@ -79,10 +80,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "FAIL: goroutines outlived the tests: %v\n", err)
 		code = 1
 	}
-	// The persistent wineserver started by setup ends every process of the
-	// prefix with it.
-	_ = wineCmd("wineserver", "-k").Run()
-	waitWineserverGone()
+	releasePrefix()
 	if code == 0 {
 		os.RemoveAll(suite.root)
 	} else {
@@ -113,6 +111,9 @@ func setup() error {
 		return err
 	}
 	if suite.prefix, err = preparePrefix(); err != nil {
+		return err
+	}
+	if suite.users, err = usePrefix(suite.prefix); err != nil {
 		return err
 	}
 	// One wineserver for the whole run (-p: it stays when the last process
@@ -397,8 +398,8 @@ func preparePrefix() (string, error) {
 	}
 	ents, _ := os.ReadDir(base)
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "prefix-") {
-			os.RemoveAll(filepath.Join(base, e.Name()))
+		if strings.HasPrefix(e.Name(), "prefix-") && !strings.HasSuffix(e.Name(), ".users") {
+			removeUnusedPrefix(filepath.Join(base, e.Name()))
 		}
 	}
 	start := time.Now()
@@ -485,6 +486,60 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// usersLock is the file runs hold a shared lock on while they use a prefix.
+func usersLock(prefix string) (*os.File, error) {
+	return os.OpenFile(prefix+".users", os.O_CREATE|os.O_RDWR, 0o644)
+}
+
+// usePrefix takes the prefix's users lock shared: several runs (other
+// clones, the coordinator's) may share one prefix and its wineserver.
+func usePrefix(prefix string) (*os.File, error) {
+	f, err := usersLock(prefix)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// releasePrefix drops this run's use of the prefix. The last run to leave
+// (it gets the lock exclusively) stops the persistent wineserver, which
+// ends every process of the prefix with it; an earlier one leaves them to
+// the runs still using it.
+func releasePrefix() {
+	f := suite.users
+	if f == nil {
+		return
+	}
+	defer f.Close()
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		fmt.Fprintf(os.Stderr, "wine: another run still uses %s; its wineserver stays for it\n", suite.prefix)
+		return
+	}
+	_ = wineCmd("wineserver", "-k").Run()
+	waitWineserverGone()
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
+
+// removeUnusedPrefix removes a cached prefix of another key unless a run
+// uses it.
+func removeUnusedPrefix(prefix string) {
+	f, err := usersLock(strings.TrimSuffix(prefix, ".tmp"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return
+	}
+	os.RemoveAll(prefix)
+	os.Remove(f.Name())
 }
 
 // waitWineserverGone waits (bounded) until no process of the suite's

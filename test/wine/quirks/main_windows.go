@@ -189,7 +189,7 @@ func serviceConfig(name, exe string) {
 		os.Exit(1)
 	}
 	defer m.Disconnect()
-	s, err := m.CreateService(name, exe, mgr.Config{DisplayName: winsvc.DisplayName, StartType: mgr.StartAutomatic}, "serve")
+	s, err := m.CreateService(name, exe, mgr.Config{DisplayName: name, StartType: mgr.StartAutomatic}, "serve")
 	if err != nil {
 		fmt.Println("create:", err)
 		os.Exit(1)
@@ -222,7 +222,9 @@ func serviceInstall(name, exe string, args []string) {
 		os.Exit(1)
 	}
 	defer m.Disconnect()
-	s, err := m.CreateService(name, exe, mgr.Config{DisplayName: winsvc.DisplayName, Description: winsvc.Description,
+	// The display name carries the service name: display names are unique
+	// too, and suites sharing a prefix may install at the same time.
+	s, err := m.CreateService(name, exe, mgr.Config{DisplayName: winsvc.DisplayName + " " + name, Description: winsvc.Description,
 		StartType: mgr.StartAutomatic}, args...)
 	if err != nil {
 		fmt.Println("create:", err)
