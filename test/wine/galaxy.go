@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
 )
 
@@ -16,7 +16,7 @@ import (
 // lmxproxy/galaxy.c). The model is the one home of the Galaxy: the
 // simulator loads the same file as its model, so both backends serve the
 // same attributes, values, classifications and users. Every value travels
-// as the VARIANT type backend.VariantTypeOf gives its data type.
+// as the VARIANT type mxtypes.VariantTypeOf gives its data type.
 func StandInGalaxy(m *sim.Model) ([]byte, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "galaxy\t%s\n", escape(m.Galaxy))
@@ -25,7 +25,7 @@ func StandInGalaxy(m *sim.Model) ([]byte, error) {
 	}
 	for _, o := range m.Objects {
 		for _, a := range o.Attributes {
-			vt := backend.VariantTypeOf(a.Type)
+			vt := mxtypes.VariantTypeOf(a.Type)
 			fields := []string{"attr", escape(o.Tag + "." + a.Name), strconv.Itoa(int(a.Type)), strconv.Itoa(int(vt)),
 				strconv.Itoa(int(a.Security)), strconv.Itoa(a.Dimension), strconv.Itoa(int(a.Quality))}
 			vals, err := encodeValues(a, vt)
@@ -42,8 +42,8 @@ func StandInGalaxy(m *sim.Model) ([]byte, error) {
 // encodeValues returns the value fields of an attribute's initial value:
 // one for a scalar, Dimension for an array, none for a type without a
 // value (MxNoData, MxQualifiedStruct).
-func encodeValues(a *sim.Attribute, vt uint32) ([]string, error) {
-	if vt == backend.VT_EMPTY {
+func encodeValues(a *sim.Attribute, vt mxtypes.VT) ([]string, error) {
+	if vt == mxtypes.VT_EMPTY {
 		return nil, nil
 	}
 	if a.Dimension == 0 {
@@ -56,8 +56,8 @@ func encodeValues(a *sim.Attribute, vt uint32) ([]string, error) {
 	out := make([]string, a.Dimension)
 	for i := range out {
 		var e *mxgatewayv1.MxValue
-		if arr := a.Initial.GetArrayValue(); arr != nil && i < backend.ArrayLen(arr) {
-			e = backend.ArrayElement(arr, i)
+		if arr := a.Initial.GetArrayValue(); arr != nil && i < mxtypes.ArrayLen(arr) {
+			e = mxtypes.ArrayElement(arr, i)
 		}
 		s, err := encodeScalar(e, vt)
 		if err != nil {
@@ -70,26 +70,26 @@ func encodeValues(a *sim.Attribute, vt uint32) ([]string, error) {
 
 // encodeScalar encodes one value for VARIANT type vt; nil is the type's
 // zero value, as in the simulator.
-func encodeScalar(v *mxgatewayv1.MxValue, vt uint32) (string, error) {
+func encodeScalar(v *mxgatewayv1.MxValue, vt mxtypes.VT) (string, error) {
 	switch vt {
-	case backend.VT_BOOL:
+	case mxtypes.VT_BOOL:
 		if v.GetBoolValue() {
 			return "1", nil
 		}
 		return "0", nil
-	case backend.VT_I4:
+	case mxtypes.VT_I4:
 		return strconv.FormatInt(int64(v.GetInt32Value()), 10), nil
-	case backend.VT_R4:
+	case mxtypes.VT_R4:
 		return strconv.FormatFloat(float64(v.GetFloatValue()), 'g', -1, 32), nil
-	case backend.VT_R8:
+	case mxtypes.VT_R8:
 		d := v.GetDoubleValue()
 		if du := v.GetDurationValue(); du != nil {
 			d = du.AsDuration().Seconds()
 		}
 		return strconv.FormatFloat(d, 'g', -1, 64), nil
-	case backend.VT_BSTR:
+	case mxtypes.VT_BSTR:
 		return escape(v.GetStringValue()), nil
-	case backend.VT_DATE:
+	case mxtypes.VT_DATE:
 		if v.GetTimestampValue() == nil {
 			return "0", nil
 		}
