@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/mxgateway/mxgateway/internal/buildinfo.Version=$(VERSION) -X github.com/mxgateway/mxgateway/internal/buildinfo.Commit=$(COMMIT)
 
-.PHONY: all test generate check-generated lint fmt-check vet cross build bench fuzz unit clean
+.PHONY: all test generate check-generated lint fmt-check vet cross build bench fuzz unit e2e-norace test-windows clean
 
 all: build
 
@@ -59,8 +59,25 @@ cross:
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+## e2e-norace: the end-to-end suites once more without -race: timing
+## differs (no race detector slowing every step), and races against
+## timers and reconnects show up there first.
+E2E_PKGS := ./test/e2e/... ./client/e2e/...
+e2e-norace:
+	$(GO) test -count=1 -timeout 10m $(E2E_PKGS)
+
+## test-windows: the Wine suite (test/wine, docs/windows.md): builds the
+## Windows binaries, the ProcessPrng shim and the stand-in MXAccess COM server
+## (MinGW, widl), prepares the Wine prefix (cached under ~/.cache/mxgateway)
+## and runs the windows/amd64 gateway with windows/386 COM workers under Wine.
+## Needs the Debian packages .ci/run installs.
+test-windows:
+	GOOS=windows GOARCH=amd64 $(GO) vet -tags winetest ./internal/winsvc ./cmd/mxgateway
+	$(GO) vet -tags wine ./test/wine
+	GO=$(GO) $(GO) test -race -tags wine -count=1 -timeout 20m ./test/wine
+
 ## test: every check CI runs.
-test: lint check-generated fmt-check vet cross unit
+test: lint check-generated fmt-check vet cross unit e2e-norace test-windows
 
 ## build: all binaries into bin/.
 build:

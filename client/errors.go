@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -14,12 +15,12 @@ import (
 
 // Well-known HRESULTs, as the signed 32-bit numbers MXAccess returns.
 const (
-	HResultOK           int32 = 0
-	HResultInvalidArg   int32 = -2147024809 // 0x80070057 E_INVALIDARG
-	HResultAccessDenied int32 = -2147024891 // 0x80070005 E_ACCESSDENIED
-	HResultNotSupported int32 = -2147467231 // 0x80004021 CO_E_NOT_SUPPORTED
-	HResultFail         int32 = -2147467259 // 0x80004005 E_FAIL
-	HResultClassNotReg  int32 = -2147221164 // 0x80040154 REGDB_E_CLASSNOTREG
+	HResultOK           = mxtypes.S_OK
+	HResultInvalidArg   = mxtypes.E_INVALIDARG        // 0x80070057
+	HResultAccessDenied = mxtypes.E_ACCESSDENIED      // 0x80070005
+	HResultNotSupported = mxtypes.CO_E_NOT_SUPPORTED  // 0x80004021
+	HResultFail         = mxtypes.E_FAIL              // 0x80004005
+	HResultClassNotReg  = mxtypes.REGDB_E_CLASSNOTREG // 0x80040154
 )
 
 // Sentinels matched by errors.Is against a *GatewayError (by ErrorInfo reason,
@@ -322,16 +323,7 @@ func (e *MxAccessError) Timeout() bool { return e.Message == timeoutMessage }
 const timeoutMessage = "timed out"
 
 // HResultString formats an HRESULT as 0x80070057 with its name when known.
-func HResultString(hr int32) string {
-	name := map[int32]string{
-		HResultOK: "S_OK", HResultInvalidArg: "E_INVALIDARG", HResultAccessDenied: "E_ACCESSDENIED",
-		HResultNotSupported: "CO_E_NOT_SUPPORTED", HResultFail: "E_FAIL", HResultClassNotReg: "REGDB_E_CLASSNOTREG",
-	}[hr]
-	if name != "" {
-		return fmt.Sprintf("0x%08X %s", uint32(hr), name)
-	}
-	return fmt.Sprintf("0x%08X", uint32(hr))
-}
+func HResultString(hr int32) string { return mxtypes.HResultString(hr) }
 
 // Statuses is an MXSTATUS_PROXY array as MXAccess sent it.
 type Statuses []*mxgatewayv1.MxStatus
@@ -362,53 +354,11 @@ func (s Statuses) Pending() bool {
 	return false
 }
 
-func statusOK(st *mxgatewayv1.MxStatus) bool {
-	switch st.GetCategory() {
-	case mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_OK, mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_PENDING:
-		return true
-	case mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_WARNING:
-		return st.GetSuccess()
-	}
-	return false
-}
+func statusOK(st *mxgatewayv1.MxStatus) bool { return mxtypes.StatusOK(st) }
 
 // StatusString formats one status as "MxCategorySecurityError from
 // RespondingAutomationObject, detail 0".
-func StatusString(st *mxgatewayv1.MxStatus) string {
-	if st == nil {
-		return "no status"
-	}
-	cat := categoryName(st.GetCategory(), st.GetCategoryRaw())
-	src := strings.TrimPrefix(st.GetDetectedBy().String(), "MX_STATUS_SOURCE_")
-	if _, ok := mxgatewayv1.MxStatusSource_name[int32(st.GetDetectedBy())]; !ok {
-		src = fmt.Sprintf("source %d", st.GetDetectedByRaw())
-	}
-	return fmt.Sprintf("%s from %s, detail %d", cat, camel(src), st.GetDetail())
-}
-
-func categoryName(c mxgatewayv1.MxStatusCategory, raw int32) string {
-	if _, ok := mxgatewayv1.MxStatusCategory_name[int32(c)]; !ok {
-		return fmt.Sprintf("MxCategory(%d)", raw)
-	}
-	n := camel(strings.TrimPrefix(c.String(), "MX_STATUS_CATEGORY_"))
-	if c == mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_UNKNOWN {
-		return "MxStatusCategoryUnknown"
-	}
-	return "MxCategory" + n
-}
-
-// camel turns SECURITY_ERROR into SecurityError.
-func camel(s string) string {
-	var b strings.Builder
-	for _, part := range strings.Split(s, "_") {
-		if part == "" {
-			continue
-		}
-		b.WriteString(part[:1])
-		b.WriteString(strings.ToLower(part[1:]))
-	}
-	return b.String()
-}
+func StatusString(st *mxgatewayv1.MxStatus) string { return mxtypes.StatusString(st) }
 
 // replyErr turns a non-OK reply into an *MxAccessError, or returns nil.
 func replyErr(method, ref string, r *mxgatewayv1.Reply) error {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -31,12 +32,14 @@ func (m *MX) Invoke(ctx context.Context, cmd *mxgatewayv1.Command) (*mxgatewayv1
 	return m.s.invoke(ctx, cmd)
 }
 
-func (m *MX) call(ctx context.Context, method, ref string, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error) {
+// call runs cmd; a refusal is an *MxAccessError named after the command
+// (its MXAccess method, from the command catalogue) and ref.
+func (m *MX) call(ctx context.Context, ref string, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error) {
 	r, err := m.s.invoke(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	if err := replyErr(method, ref, r); err != nil {
+	if err := replyErr(catalog.Of(cmd).Title(), ref, r); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -45,7 +48,7 @@ func (m *MX) call(ctx context.Context, method, ref string, cmd *mxgatewayv1.Comm
 // Register is ILMXProxyServer.Register: it returns the registration handle
 // hLMX. Use a client name unique per registration.
 func (m *MX) Register(ctx context.Context, clientName string) (int32, error) {
-	r, err := m.call(ctx, "Register", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{
+	r, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{
 		Register: &mxgatewayv1.RegisterCommand{ClientName: clientName}}})
 	if err != nil {
 		return 0, err
@@ -61,7 +64,7 @@ func (m *MX) Register(ctx context.Context, clientName string) (int32, error) {
 // Unregister is ILMXProxyServer.Unregister; every item handle and user id of
 // the registration dies.
 func (m *MX) Unregister(ctx context.Context, hLMX int32) error {
-	_, err := m.call(ctx, "Unregister", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Unregister{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Unregister{
 		Unregister: &mxgatewayv1.UnregisterCommand{ServerHandle: hLMX}}})
 	return err
 }
@@ -70,7 +73,7 @@ func (m *MX) Unregister(ctx context.Context, hLMX int32) error {
 // reference still gets a handle; the failure arrives with the first
 // OnDataChange after Advise.
 func (m *MX) AddItem(ctx context.Context, hLMX int32, ref string) (int32, error) {
-	r, err := m.call(ctx, "AddItem", ref, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{
+	r, err := m.call(ctx, ref, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{
 		AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: hLMX, ItemDefinition: ref}}})
 	if err != nil {
 		return 0, err
@@ -81,7 +84,7 @@ func (m *MX) AddItem(ctx context.Context, hLMX int32, ref string) (int32, error)
 // AddItem2 is ILMXProxyServer3.AddItem2, AddItem with the option/context
 // argument passed through unchanged.
 func (m *MX) AddItem2(ctx context.Context, hLMX int32, ref, itemContext string) (int32, error) {
-	r, err := m.call(ctx, "AddItem2", ref, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem2{
+	r, err := m.call(ctx, ref, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem2{
 		AddItem2: &mxgatewayv1.AddItem2Command{ServerHandle: hLMX, ItemDefinition: ref, ItemContext: itemContext}}})
 	if err != nil {
 		return 0, err
@@ -92,7 +95,7 @@ func (m *MX) AddItem2(ctx context.Context, hLMX int32, ref, itemContext string) 
 // RemoveItem is ILMXProxyServer.RemoveItem; the handle value may be reused
 // afterwards, so drop anything keyed by it.
 func (m *MX) RemoveItem(ctx context.Context, hLMX, hItem int32) error {
-	_, err := m.call(ctx, "RemoveItem", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_RemoveItem{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_RemoveItem{
 		RemoveItem: &mxgatewayv1.RemoveItemCommand{ServerHandle: hLMX, ItemHandle: hItem}}})
 	return err
 }
@@ -100,7 +103,7 @@ func (m *MX) RemoveItem(ctx context.Context, hLMX, hItem int32) error {
 // Advise is ILMXProxyServer.Advise (a user connection): one OnDataChange with
 // the current value follows, then one per change.
 func (m *MX) Advise(ctx context.Context, hLMX, hItem int32) error {
-	_, err := m.call(ctx, "Advise", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Advise{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Advise{
 		Advise: &mxgatewayv1.AdviseCommand{ServerHandle: hLMX, ItemHandle: hItem}}})
 	return err
 }
@@ -108,7 +111,7 @@ func (m *MX) Advise(ctx context.Context, hLMX, hItem int32) error {
 // AdviseSupervisory is ILMXProxyServer4.AdviseSupervisory (a supervisory
 // connection: writes are attributed to the application, not a Galaxy user).
 func (m *MX) AdviseSupervisory(ctx context.Context, hLMX, hItem int32) error {
-	_, err := m.call(ctx, "AdviseSupervisory", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AdviseSupervisory{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AdviseSupervisory{
 		AdviseSupervisory: &mxgatewayv1.AdviseSupervisoryCommand{ServerHandle: hLMX, ItemHandle: hItem}}})
 	return err
 }
@@ -116,7 +119,7 @@ func (m *MX) AdviseSupervisory(ctx context.Context, hLMX, hItem int32) error {
 // UnAdvise is ILMXProxyServer.UnAdvise. Events already queued for the item
 // may still arrive; drop events for handles you no longer own.
 func (m *MX) UnAdvise(ctx context.Context, hLMX, hItem int32) error {
-	_, err := m.call(ctx, "UnAdvise", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnAdvise{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnAdvise{
 		UnAdvise: &mxgatewayv1.UnAdviseCommand{ServerHandle: hLMX, ItemHandle: hItem}}})
 	return err
 }
@@ -124,14 +127,14 @@ func (m *MX) UnAdvise(ctx context.Context, hLMX, hItem int32) error {
 // Suspend is ILMXProxyServer4.Suspend: pause updates without removing the
 // item.
 func (m *MX) Suspend(ctx context.Context, hLMX, hItem int32) error {
-	_, err := m.call(ctx, "Suspend", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Suspend{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Suspend{
 		Suspend: &mxgatewayv1.SuspendCommand{ServerHandle: hLMX, ItemHandle: hItem}}})
 	return err
 }
 
 // Activate is ILMXProxyServer4.Activate: resume a suspended item.
 func (m *MX) Activate(ctx context.Context, hLMX, hItem int32) error {
-	_, err := m.call(ctx, "Activate", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Activate{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Activate{
 		Activate: &mxgatewayv1.ActivateCommand{ServerHandle: hLMX, ItemHandle: hItem}}})
 	return err
 }
@@ -139,7 +142,7 @@ func (m *MX) Activate(ctx context.Context, hLMX, hItem int32) error {
 // AddBufferedItem is ILMXProxyServer5.AddBufferedItem: an item whose updates
 // arrive as OnBufferedDataChange once advised.
 func (m *MX) AddBufferedItem(ctx context.Context, hLMX int32, ref string) (int32, error) {
-	r, err := m.call(ctx, "AddBufferedItem", ref, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddBufferedItem{
+	r, err := m.call(ctx, ref, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddBufferedItem{
 		AddBufferedItem: &mxgatewayv1.AddBufferedItemCommand{ServerHandle: hLMX, ItemDefinition: ref}}})
 	if err != nil {
 		return 0, err
@@ -154,7 +157,7 @@ func (m *MX) SetBufferedUpdateInterval(ctx context.Context, hLMX int32, interval
 	if ms <= 0 || ms > math.MaxInt32 || interval%time.Millisecond != 0 {
 		return fmt.Errorf("client: buffered update interval must be a positive whole number of milliseconds, got %v", interval)
 	}
-	_, err := m.call(ctx, "SetBufferedUpdateInterval", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SetBufferedUpdateInterval{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SetBufferedUpdateInterval{
 		SetBufferedUpdateInterval: &mxgatewayv1.SetBufferedUpdateIntervalCommand{ServerHandle: hLMX, IntervalMs: int32(ms)}}})
 	return err
 }
@@ -163,14 +166,14 @@ func (m *MX) SetBufferedUpdateInterval(ctx context.Context, hLMX int32, interval
 // item must be advised. Success means only "accepted": the outcome arrives as
 // an OnWriteComplete event for hItem (FIFO per item).
 func (m *MX) Write(ctx context.Context, hLMX, hItem int32, v Value, userID int32) error {
-	_, err := m.call(ctx, "Write", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{
 		Write: &mxgatewayv1.WriteCommand{ServerHandle: hLMX, ItemHandle: hItem, Value: v.Proto(), UserId: userID}}})
 	return err
 }
 
 // Write2 is ILMXProxyServer4.Write2: Write with a timestamp for the value.
 func (m *MX) Write2(ctx context.Context, hLMX, hItem int32, v Value, ts time.Time, userID int32) error {
-	_, err := m.call(ctx, "Write2", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write2{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write2{
 		Write2: &mxgatewayv1.Write2Command{ServerHandle: hLMX, ItemHandle: hItem, Value: v.Proto(),
 			Timestamp: timestamppb.New(ts.UTC()), UserId: userID}}})
 	return err
@@ -180,7 +183,7 @@ func (m *MX) Write2(ctx context.Context, hLMX, hItem int32, v Value, ts time.Tim
 // VerifiedWrite attributes; a single-user secured write passes the same user
 // id twice. Refusals arrive in OnWriteComplete as MxCategorySecurityError.
 func (m *MX) WriteSecured(ctx context.Context, hLMX, hItem, currentUserID, verifierUserID int32, v Value) error {
-	_, err := m.call(ctx, "WriteSecured", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured{
 		WriteSecured: &mxgatewayv1.WriteSecuredCommand{ServerHandle: hLMX, ItemHandle: hItem,
 			CurrentUserId: currentUserID, VerifierUserId: verifierUserID, Value: v.Proto()}}})
 	return err
@@ -189,7 +192,7 @@ func (m *MX) WriteSecured(ctx context.Context, hLMX, hItem, currentUserID, verif
 // WriteSecured2 is ILMXProxyServer4.WriteSecured2: WriteSecured with a
 // timestamp.
 func (m *MX) WriteSecured2(ctx context.Context, hLMX, hItem, currentUserID, verifierUserID int32, v Value, ts time.Time) error {
-	_, err := m.call(ctx, "WriteSecured2", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured2{
+	_, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured2{
 		WriteSecured2: &mxgatewayv1.WriteSecured2Command{ServerHandle: hLMX, ItemHandle: hItem,
 			CurrentUserId: currentUserID, VerifierUserId: verifierUserID, Value: v.Proto(), Timestamp: timestamppb.New(ts.UTC())}}})
 	return err
@@ -200,7 +203,7 @@ func (m *MX) WriteSecured2(ctx context.Context, hLMX, hItem, currentUserID, veri
 // success means the authentication failed (Galaxy security mode None); this
 // raw method returns it unchanged. The password is never logged.
 func (m *MX) AuthenticateUser(ctx context.Context, hLMX int32, user, password string) (int32, error) {
-	r, err := m.call(ctx, "AuthenticateUser", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AuthenticateUser{
+	r, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AuthenticateUser{
 		AuthenticateUser: &mxgatewayv1.AuthenticateUserCommand{ServerHandle: hLMX, UserName: user, Password: password}}})
 	if err != nil {
 		return 0, err
@@ -211,7 +214,7 @@ func (m *MX) AuthenticateUser(ctx context.Context, hLMX int32, user, password st
 // ArchestrAUserToId is ILMXProxyServer2.ArchestrAUserToId: it maps an
 // ArchestrA user identity to a write user id.
 func (m *MX) ArchestrAUserToId(ctx context.Context, hLMX int32, identity string) (int32, error) {
-	r, err := m.call(ctx, "ArchestrAUserToId", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ArchestraUserToId{
+	r, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ArchestraUserToId{
 		ArchestraUserToId: &mxgatewayv1.ArchestrAUserToIdCommand{ServerHandle: hLMX, UserIdentity: identity}}})
 	if err != nil {
 		return 0, err
@@ -236,18 +239,24 @@ type BulkEntry struct {
 	Denial *mxgatewayv1.EntryDenial
 	// ParityWarnings lists tolerated deviations from MXAccess ordering rules.
 	ParityWarnings []string
+	// Calls lists, for a failed entry, every MXAccess call made for it with
+	// its outcome (UnsubscribeBulk goes on to RemoveItem after a refused
+	// UnAdvise); nil for a successful or denied entry.
+	Calls []*mxgatewayv1.BulkCall
 
 	err error // set by the conveniences for entries they refused locally
 }
 
-// Err returns nil for a successful entry, a *GatewayError (PermissionDenied,
-// with the denial reason) for a denied one, otherwise an *MxAccessError.
+// Err returns nil for a successful entry, a *GatewayError for a denied one
+// (PermissionDenied with reason REFERENCE_NOT_ALLOWED for a key's
+// constraints, InvalidArgument with INVALID_REQUEST for an entry beyond
+// the gateway's bounds), otherwise an *MxAccessError.
 func (e BulkEntry) Err() error {
 	if e.err != nil {
 		return e.err
 	}
 	if e.Denial != nil {
-		return &GatewayError{Code: codes.PermissionDenied, Reason: e.Denial.GetReason(), Message: e.Denial.GetMessage()}
+		return denialError(e.Denial)
 	}
 	if e.Status == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK && e.HRESULT >= 0 {
 		return nil
@@ -259,6 +268,16 @@ func (e BulkEntry) Err() error {
 	return &MxAccessError{Method: method, Reference: e.ItemDefinition, Status: e.Status, HRESULT: e.HRESULT}
 }
 
+// denialError is the *GatewayError of an entry the gateway refused: the
+// code the same refusal of a single command would have had.
+func denialError(d *mxgatewayv1.EntryDenial) error {
+	code := codes.PermissionDenied
+	if d.GetReason() == mxgatewayv1.ReasonInvalidRequest {
+		code = codes.InvalidArgument
+	}
+	return &GatewayError{Code: code, Reason: d.GetReason(), Message: d.GetMessage()}
+}
+
 func bulkEntries(r *mxgatewayv1.Reply) []BulkEntry {
 	in := r.GetBulk().GetEntries()
 	out := make([]BulkEntry, len(in))
@@ -266,58 +285,59 @@ func bulkEntries(r *mxgatewayv1.Reply) []BulkEntry {
 		out[i] = BulkEntry{
 			ItemDefinition: e.GetItemDefinition(), ItemHandle: e.GetItemHandle(), Status: e.GetStatus(),
 			HRESULT: e.GetHresult(), FailedMethod: e.GetFailedMethod(), Denial: e.GetDenial(),
-			ParityWarnings: e.GetParityWarnings(),
+			ParityWarnings: e.GetParityWarnings(), Calls: e.GetCalls(),
 		}
 	}
 	return out
 }
 
-func (m *MX) bulk(ctx context.Context, method string, n int, cmd *mxgatewayv1.Command) ([]BulkEntry, error) {
-	r, err := m.call(ctx, method, "", cmd)
+func (m *MX) bulk(ctx context.Context, cmd *mxgatewayv1.Command) ([]BulkEntry, error) {
+	k := catalog.Of(cmd)
+	r, err := m.call(ctx, "", cmd)
 	if err != nil {
 		return nil, err
 	}
 	out := bulkEntries(r)
-	if len(out) != n {
-		return out, fmt.Errorf("client: %s: gateway returned %d entries for %d inputs", method, len(out), n)
+	if n := k.Inputs(cmd); len(out) != n {
+		return out, fmt.Errorf("client: %s: gateway returned %d entries for %d inputs", k.Title(), len(out), n)
 	}
 	return out, nil
 }
 
 // AddItemBulk runs AddItem for each reference, in order.
 func (m *MX) AddItemBulk(ctx context.Context, hLMX int32, refs []string) ([]BulkEntry, error) {
-	return m.bulk(ctx, "AddItemBulk", len(refs), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItemBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItemBulk{
 		AddItemBulk: &mxgatewayv1.AddItemBulkCommand{ServerHandle: hLMX, ItemDefinitions: refs}}})
 }
 
 // AdviseBulk runs Advise (or AdviseSupervisory) for each handle, in order.
 func (m *MX) AdviseBulk(ctx context.Context, hLMX int32, handles []int32, supervisory bool) ([]BulkEntry, error) {
-	return m.bulk(ctx, "AdviseBulk", len(handles), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AdviseBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AdviseBulk{
 		AdviseBulk: &mxgatewayv1.AdviseBulkCommand{ServerHandle: hLMX, ItemHandles: handles, Supervisory: supervisory}}})
 }
 
 // SubscribeBulk runs AddItem then Advise (or AdviseSupervisory) for each
 // reference, in order.
 func (m *MX) SubscribeBulk(ctx context.Context, hLMX int32, refs []string, supervisory bool) ([]BulkEntry, error) {
-	return m.bulk(ctx, "SubscribeBulk", len(refs), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SubscribeBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SubscribeBulk{
 		SubscribeBulk: &mxgatewayv1.SubscribeBulkCommand{ServerHandle: hLMX, ItemDefinitions: refs, Supervisory: supervisory}}})
 }
 
 // UnsubscribeBulk runs UnAdvise then RemoveItem for each handle, in order.
 func (m *MX) UnsubscribeBulk(ctx context.Context, hLMX int32, handles []int32) ([]BulkEntry, error) {
-	return m.bulk(ctx, "UnsubscribeBulk", len(handles), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnsubscribeBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnsubscribeBulk{
 		UnsubscribeBulk: &mxgatewayv1.UnsubscribeBulkCommand{ServerHandle: hLMX, ItemHandles: handles}}})
 }
 
 // RemoveItemBulk runs RemoveItem for each handle, in order.
 func (m *MX) RemoveItemBulk(ctx context.Context, hLMX int32, handles []int32) ([]BulkEntry, error) {
-	return m.bulk(ctx, "RemoveItemBulk", len(handles), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_RemoveItemBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_RemoveItemBulk{
 		RemoveItemBulk: &mxgatewayv1.RemoveItemBulkCommand{ServerHandle: hLMX, ItemHandles: handles}}})
 }
 
 // UnAdviseBulk runs UnAdvise for each handle, in order.
 func (m *MX) UnAdviseBulk(ctx context.Context, hLMX int32, handles []int32) ([]BulkEntry, error) {
-	return m.bulk(ctx, "UnAdviseBulk", len(handles), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnAdviseBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnAdviseBulk{
 		UnAdviseBulk: &mxgatewayv1.UnAdviseBulkCommand{ServerHandle: hLMX, ItemHandles: handles}}})
 }
 
@@ -377,7 +397,7 @@ func (m *MX) WriteBulk(ctx context.Context, hLMX int32, entries []WriteEntry) ([
 	for i, e := range entries {
 		in[i] = &mxgatewayv1.WriteCommand{ServerHandle: hLMX, ItemHandle: e.ItemHandle, Value: e.Value.Proto(), UserId: e.UserID}
 	}
-	return m.bulk(ctx, "WriteBulk", len(in), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteBulk{
 		WriteBulk: &mxgatewayv1.WriteBulkCommand{ServerHandle: hLMX, Entries: in}}})
 }
 
@@ -388,7 +408,7 @@ func (m *MX) Write2Bulk(ctx context.Context, hLMX int32, entries []Write2Entry) 
 		in[i] = &mxgatewayv1.Write2Command{ServerHandle: hLMX, ItemHandle: e.ItemHandle, Value: e.Value.Proto(),
 			Timestamp: timestamppb.New(e.Timestamp.UTC()), UserId: e.UserID}
 	}
-	return m.bulk(ctx, "Write2Bulk", len(in), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write2Bulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write2Bulk{
 		Write2Bulk: &mxgatewayv1.Write2BulkCommand{ServerHandle: hLMX, Entries: in}}})
 }
 
@@ -399,7 +419,7 @@ func (m *MX) WriteSecuredBulk(ctx context.Context, hLMX int32, entries []WriteSe
 		in[i] = &mxgatewayv1.WriteSecuredCommand{ServerHandle: hLMX, ItemHandle: e.ItemHandle,
 			CurrentUserId: e.CurrentUserID, VerifierUserId: e.VerifierUserID, Value: e.Value.Proto()}
 	}
-	return m.bulk(ctx, "WriteSecuredBulk", len(in), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecuredBulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecuredBulk{
 		WriteSecuredBulk: &mxgatewayv1.WriteSecuredBulkCommand{ServerHandle: hLMX, Entries: in}}})
 }
 
@@ -411,7 +431,7 @@ func (m *MX) WriteSecured2Bulk(ctx context.Context, hLMX int32, entries []WriteS
 			CurrentUserId: e.CurrentUserID, VerifierUserId: e.VerifierUserID, Value: e.Value.Proto(),
 			Timestamp: timestamppb.New(e.Timestamp.UTC())}
 	}
-	return m.bulk(ctx, "WriteSecured2Bulk", len(in), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured2Bulk{
+	return m.bulk(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured2Bulk{
 		WriteSecured2Bulk: &mxgatewayv1.WriteSecured2BulkCommand{ServerHandle: hLMX, Entries: in}}})
 }
 
@@ -448,7 +468,7 @@ type ReadResult struct {
 func (r ReadResult) Err() error {
 	switch {
 	case r.Denial != nil:
-		return &GatewayError{Code: codes.PermissionDenied, Reason: r.Denial.GetReason(), Message: r.Denial.GetMessage()}
+		return denialError(r.Denial)
 	case r.HRESULT < 0 || r.FailedMethod != "":
 		return &MxAccessError{Method: nonEmpty(r.FailedMethod, "Read"), Reference: r.ItemDefinition, HRESULT: r.HRESULT,
 			Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE, Statuses: r.Statuses}
@@ -476,7 +496,7 @@ func (m *MX) ReadBulk(ctx context.Context, hLMX int32, refs []string, timeout ti
 	if timeout < 0 || timeout.Milliseconds() > math.MaxUint32 {
 		return nil, fmt.Errorf("client: read timeout out of range: %v", timeout)
 	}
-	r, err := m.call(ctx, "ReadBulk", "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ReadBulk{
+	r, err := m.call(ctx, "", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ReadBulk{
 		ReadBulk: &mxgatewayv1.ReadBulkCommand{ServerHandle: hLMX, ItemDefinitions: refs, TimeoutMs: uint32(timeout.Milliseconds())}}})
 	if err != nil {
 		return nil, err

@@ -10,22 +10,23 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// VARIANT type codes used on the wire (a subset of VARTYPE).
+// VARIANT type codes used on the wire, from the shared vocabulary.
 const (
-	vtEmpty = 0
-	vtI4    = 3
-	vtR4    = 4
-	vtR8    = 5
-	vtDate  = 7
-	vtBSTR  = 8
-	vtBool  = 11
-	vtI8    = 20
-	vtArray = 0x2000
+	vtEmpty = uint32(mxtypes.VT_EMPTY)
+	vtI4    = uint32(mxtypes.VT_I4)
+	vtR4    = uint32(mxtypes.VT_R4)
+	vtR8    = uint32(mxtypes.VT_R8)
+	vtDate  = uint32(mxtypes.VT_DATE)
+	vtBSTR  = uint32(mxtypes.VT_BSTR)
+	vtBool  = uint32(mxtypes.VT_BOOL)
+	vtI8    = uint32(mxtypes.VT_I8)
+	vtArray = uint32(mxtypes.VT_ARRAY)
 )
 
 // Value is one MXAccess value: its MXAccess data type, the VARIANT type it
@@ -112,25 +113,7 @@ func (v Value) Len() int {
 	if a == nil {
 		return 1
 	}
-	switch e := a.GetElements().(type) {
-	case *mxgatewayv1.MxArray_Bools:
-		return len(e.Bools.GetValues())
-	case *mxgatewayv1.MxArray_Int32S:
-		return len(e.Int32S.GetValues())
-	case *mxgatewayv1.MxArray_Int64S:
-		return len(e.Int64S.GetValues())
-	case *mxgatewayv1.MxArray_Floats:
-		return len(e.Floats.GetValues())
-	case *mxgatewayv1.MxArray_Doubles:
-		return len(e.Doubles.GetValues())
-	case *mxgatewayv1.MxArray_Strings:
-		return len(e.Strings.GetValues())
-	case *mxgatewayv1.MxArray_Timestamps:
-		return len(e.Timestamps.GetUnixNanos())
-	case *mxgatewayv1.MxArray_Durations:
-		return len(e.Durations.GetNanos())
-	}
-	return 0
+	return mxtypes.ArrayLen(a)
 }
 
 // ---------------------------------------------------------------------------
@@ -333,47 +316,7 @@ func scalarKind(dt mxgatewayv1.MxDataType) (scalar, error) {
 	return 0, convErr("a Go value", dtName(dt), "the type has no writable value form")
 }
 
-func dtName(dt mxgatewayv1.MxDataType) string {
-	switch dt {
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_NO_DATA:
-		return "MxNoData"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_BOOLEAN:
-		return "MxBoolean"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_INTEGER:
-		return "MxInteger"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_FLOAT:
-		return "MxFloat"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_DOUBLE:
-		return "MxDouble"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_STRING:
-		return "MxString"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_TIME:
-		return "MxTime"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_ELAPSED_TIME:
-		return "MxElapsedTime"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_REFERENCE:
-		return "MxReferenceType"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_STATUS:
-		return "MxStatusType"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_DATA_TYPE_ENUM:
-		return "MxDataTypeEnum"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_SECURITY_CLASSIFICATION_ENUM:
-		return "MxSecurityClassificationEnum"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_DATA_QUALITY:
-		return "MxDataQualityType"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_QUALIFIED_ENUM:
-		return "MxQualifiedEnum"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_QUALIFIED_STRUCT:
-		return "MxQualifiedStruct"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_INTERNATIONALIZED_STRING:
-		return "MxInternationalizedString"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_BIG_STRING:
-		return "MxBigString"
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_UNKNOWN:
-		return "MxDataTypeUnknown"
-	}
-	return fmt.Sprintf("MxDataType(%d)", int32(dt))
-}
+func dtName(dt mxgatewayv1.MxDataType) string { return mxtypes.DataTypeName(dt) }
 
 // DataTypeName returns MXAccess's own name of a data type, for example
 // "MxInteger".

@@ -540,9 +540,18 @@ func TestEventsResumeAcrossSeveredConnection(t *testing.T) {
 			}
 		}
 		if round < rounds-1 {
+			before := p.carried()
 			if cut := p.sever(); cut == 0 {
 				t.Fatal("proxy carried no connection")
 			}
+			// The next round severs the connection the client makes to
+			// resume; wait for it rather than race gRPC's reconnect.
+			testutil.Eventually(t, 30*time.Second, func() error {
+				if p.carried() == before {
+					return errors.New("the client has not reconnected through the proxy yet")
+				}
+				return nil
+			})
 		}
 	}
 	final := n

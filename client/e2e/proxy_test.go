@@ -14,9 +14,10 @@ type proxy struct {
 	lis    net.Listener
 	target string
 
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+	accepted int // connections carried since start
+	wg       sync.WaitGroup
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -48,6 +49,7 @@ func (p *proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, in, out)
+		p.accepted++
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go p.pipe(in, out)
@@ -60,6 +62,13 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	_, _ = io.Copy(dst, src)
 	dst.Close()
 	src.Close()
+}
+
+// carried returns how many connections the proxy has carried so far.
+func (p *proxy) carried() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
 }
 
 // sever closes every connection carried so far and returns how many.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 )
 
 // ringSize is how many distinct pre-built messages each ceiling stream
@@ -151,7 +152,7 @@ func (c *ceiling) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grpc
 
 // Invoke answers with the canned reply of the command's kind.
 func (c *ceiling) Invoke(_ context.Context, req *mxgatewayv1.InvokeRequest) (*mxgatewayv1.InvokeResponse, error) {
-	kind := commandKind(req.GetCommand())
+	kind := catalog.Of(req.GetCommand()).Name()
 	c.mu.Lock()
 	r := c.replies[kind]
 	c.mu.Unlock()
@@ -159,17 +160,6 @@ func (c *ceiling) Invoke(_ context.Context, req *mxgatewayv1.InvokeRequest) (*mx
 		return nil, status.Error(codes.Unimplemented, "ceiling: no reply for "+kind)
 	}
 	return r, nil
-}
-
-// commandKind names the commands the driver times.
-func commandKind(cmd *mxgatewayv1.Command) string {
-	switch cmd.GetKind().(type) {
-	case *mxgatewayv1.Command_Write:
-		return "write"
-	case *mxgatewayv1.Command_AddItem:
-		return "add_item"
-	}
-	return "other"
 }
 
 var errNoTemplate = errors.New("mxbench: no event captured from the gateway to build the ceiling's messages")

@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/gateway"
@@ -310,10 +311,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			p, _ := auth.FromContext(ctx)
 			return auth.CanAccessSession(p, owner)
 		},
-		CheckCommand: func(ctx context.Context, id string, cmd *mxgatewayv1.Command, refOf func(int32) (string, bool)) (map[int]*mxgatewayv1.EntryDenial, error) {
-			return guard.CheckCommand(ctx, id, cmd, refOf)
-		},
-		Metrics: m,
+		Constraints: guard,
+		Metrics:     m,
 	})
 	if err != nil {
 		sessions.Close()
@@ -528,7 +527,7 @@ func sessionHooks(m *metrics.Metrics) session.Hooks {
 			}
 		},
 		CommandStarted: m.CommandStarted,
-		CommandDone: func(kind string, d time.Duration, reply *mxgatewayv1.Reply, err error) {
+		CommandDone: func(kind *catalog.Kind, d time.Duration, reply *mxgatewayv1.Reply, err error) {
 			failed := reply.GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
 			m.CommandDone(kind, metrics.Outcome(err, failed), d)
 		},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mxgateway/mxgateway/internal/metrics"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/supervisor"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
@@ -97,7 +98,7 @@ func (t *workerTracker) exited(pid, code int, killed bool) {
 }
 
 func (t *workerTracker) report(code int, killed bool, c trackedWorker) {
-	t.m.WorkerExited(metrics.ExitReason(code, killed))
+	t.m.WorkerExited(protocol.ExitReason(code, killed))
 	if killed {
 		t.m.WorkerKilled(killReason(c.Err()))
 	}

@@ -4,14 +4,14 @@ import (
 	"fmt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 )
 
-// ItemRefFunc resolves an item handle of the calling session to the
-// reference it was added with; ok is false for handles the session does not
-// know. The gateway's session keeps this map (from AddItem, AddItem2,
-// AddBufferedItem, AddItemBulk and SubscribeBulk results) because writes name
-// items by handle only.
-type ItemRefFunc func(itemHandle int32) (ref string, ok bool)
+// ItemRefFunc resolves an item handle of a registration of the calling
+// session to the reference it names there; ok is false for handles the
+// session does not know. The gateway answers it from its mirror of the
+// worker's item table, because writes name items by handle only.
+type ItemRefFunc func(serverHandle, itemHandle int32) (ref string, ok bool)
 
 const (
 	msgReadDenied   = "reference not allowed for reading by this API key"
@@ -23,123 +23,100 @@ func entryDenial(msg string) *mxgatewayv1.EntryDenial {
 	return &mxgatewayv1.EntryDenial{Reason: mxgatewayv1.ReasonReferenceForbidden, Message: msg}
 }
 
-// CheckCommand applies p's reference constraints to cmd before it reaches
-// the worker.
-//
-// Single-item commands (AddItem, AddItem2, AddBufferedItem, Write, Write2,
-// WriteSecured, WriteSecured2) that break a constraint return a *DeniedError
-// (PERMISSION_DENIED, reason REFERENCE_NOT_ALLOWED): the whole call fails.
-//
-// Bulk commands never fail as a whole: the result maps the input index of
-// each denied entry to its EntryDenial. The gateway must leave those entries
-// out of what it sends to the worker and put the denial into that entry's
-// BulkEntryResult.denial (ReadResult.denial for ReadBulk), keeping input
-// order. Read-side bulks (AddItemBulk, SubscribeBulk, ReadBulk) are checked
-// against the read patterns, write bulks against the write patterns via
-// itemRef.
-//
-// Writes are checked only when p has write patterns; a handle itemRef cannot
-// resolve is then denied. itemRef may be nil when p has none. Other commands
-// (by-handle Advise, Remove, ...) need no check: their handles could only be
-// obtained through a checked add.
-func CheckCommand(p *Principal, cmd *mxgatewayv1.Command, itemRef ItemRefFunc) (map[int]*mxgatewayv1.EntryDenial, error) {
-	if p == nil {
-		return nil, &DeniedError{Reason: mxgatewayv1.ReasonPermissionDenied, Message: "no principal"}
-	}
-	if cmd == nil {
-		return nil, nil
-	}
-	readOne := func(ref string) error {
-		if p.AllowRead(ref) {
-			return nil
-		}
-		return &DeniedError{Reason: mxgatewayv1.ReasonReferenceForbidden, Message: fmt.Sprintf("%s: %q", msgReadDenied, ref)}
-	}
-	writeOne := func(handle int32) *mxgatewayv1.EntryDenial {
-		if !p.HasWriteConstraints() {
-			return nil
-		}
-		if itemRef == nil {
-			return entryDenial(msgHandleDenied)
-		}
-		ref, ok := itemRef(handle)
-		if !ok {
-			return entryDenial(msgHandleDenied)
-		}
-		if !p.AllowWrite(ref) {
-			return entryDenial(fmt.Sprintf("%s: %q", msgWriteDenied, ref))
-		}
-		return nil
-	}
-	writeSingle := func(handle int32) error {
-		if d := writeOne(handle); d != nil {
-			return &DeniedError{Reason: d.Reason, Message: d.Message}
-		}
-		return nil
-	}
-	readBulk := func(refs []string) map[int]*mxgatewayv1.EntryDenial {
-		var out map[int]*mxgatewayv1.EntryDenial
-		for i, ref := range refs {
-			if !p.AllowRead(ref) {
-				if out == nil {
-					out = make(map[int]*mxgatewayv1.EntryDenial)
-				}
-				out[i] = entryDenial(fmt.Sprintf("%s: %q", msgReadDenied, ref))
-			}
-		}
-		return out
-	}
-	writeBulk := func(n int, handle func(i int) int32) map[int]*mxgatewayv1.EntryDenial {
-		if !p.HasWriteConstraints() {
-			return nil
-		}
-		var out map[int]*mxgatewayv1.EntryDenial
-		for i := range n {
-			if d := writeOne(handle(i)); d != nil {
-				if out == nil {
-					out = make(map[int]*mxgatewayv1.EntryDenial)
-				}
-				out[i] = d
-			}
-		}
-		return out
-	}
+// Approval is one written item the constraints allowed: the reference the
+// session's item table said its handle names ("" for a handle <= 0, which
+// names no item).
+type Approval struct {
+	Server, Item int32
+	Ref          string
+}
 
-	switch k := cmd.GetKind().(type) {
-	case *mxgatewayv1.Command_AddItem:
-		return nil, readOne(k.AddItem.GetItemDefinition())
-	case *mxgatewayv1.Command_AddItem2:
-		return nil, readOne(k.AddItem2.GetItemDefinition())
-	case *mxgatewayv1.Command_AddBufferedItem:
-		return nil, readOne(k.AddBufferedItem.GetItemDefinition())
-	case *mxgatewayv1.Command_AddItemBulk:
-		return readBulk(k.AddItemBulk.GetItemDefinitions()), nil
-	case *mxgatewayv1.Command_SubscribeBulk:
-		return readBulk(k.SubscribeBulk.GetItemDefinitions()), nil
-	case *mxgatewayv1.Command_ReadBulk:
-		return readBulk(k.ReadBulk.GetItemDefinitions()), nil
-	case *mxgatewayv1.Command_Write:
-		return nil, writeSingle(k.Write.GetItemHandle())
-	case *mxgatewayv1.Command_Write2:
-		return nil, writeSingle(k.Write2.GetItemHandle())
-	case *mxgatewayv1.Command_WriteSecured:
-		return nil, writeSingle(k.WriteSecured.GetItemHandle())
-	case *mxgatewayv1.Command_WriteSecured2:
-		return nil, writeSingle(k.WriteSecured2.GetItemHandle())
-	case *mxgatewayv1.Command_WriteBulk:
-		e := k.WriteBulk.GetEntries()
-		return writeBulk(len(e), func(i int) int32 { return e[i].GetItemHandle() }), nil
-	case *mxgatewayv1.Command_Write2Bulk:
-		e := k.Write2Bulk.GetEntries()
-		return writeBulk(len(e), func(i int) int32 { return e[i].GetItemHandle() }), nil
-	case *mxgatewayv1.Command_WriteSecuredBulk:
-		e := k.WriteSecuredBulk.GetEntries()
-		return writeBulk(len(e), func(i int) int32 { return e[i].GetItemHandle() }), nil
-	case *mxgatewayv1.Command_WriteSecured2Bulk:
-		e := k.WriteSecured2Bulk.GetEntries()
-		return writeBulk(len(e), func(i int) int32 { return e[i].GetItemHandle() }), nil
+// Decision is what a principal's reference constraints allow of one
+// command.
+type Decision struct {
+	// Denials maps the input index of each denied entry of a bulk command
+	// (or ReadBulk) to its denial. The gateway leaves those entries out of
+	// what it sends to the worker and puts the denial in their result, in
+	// input order.
+	Denials map[int]*mxgatewayv1.EntryDenial
+	// Guarded is true when the key's writes are restricted and the command
+	// writes: then the worker must re-check Approved against its own item
+	// table before it writes (the item guard), because a command whose
+	// caller stopped waiting may have changed what a handle names.
+	Guarded bool
+	// Approved lists each written item handle allowed, with the reference
+	// it was allowed as.
+	Approved []Approval
+}
+
+// CheckCommand applies p's reference constraints to cmd before it reaches
+// the worker, generically over the items the command catalogue says cmd
+// names (catalog.Uses):
+//
+//   - a reference the command reads (AddItem, AddItem2, AddBufferedItem,
+//     AddItemBulk, SubscribeBulk, ReadBulk) must match allow_read;
+//   - an item handle the command writes (Write, Write2, WriteSecured,
+//     WriteSecured2 and their bulk forms) must name, in itemRef, a
+//     reference that matches allow_write; a handle itemRef does not know
+//     is denied. A handle <= 0 names no item and is approved as "", so
+//     MXAccess answers it with its HRESULT. Writes are checked only when p
+//     has write patterns.
+//
+// A single command that breaks a constraint returns a *DeniedError
+// (PERMISSION_DENIED, REFERENCE_NOT_ALLOWED). A command with an input list
+// never fails as a whole: its denied entries are in Decision.Denials.
+// Commands that name items by handle without writing them (Advise,
+// RemoveItem, ...) need no check: a handle can only come from a checked
+// add.
+func CheckCommand(p *Principal, cmd *mxgatewayv1.Command, itemRef ItemRefFunc) (Decision, error) {
+	var dec Decision
+	if p == nil {
+		return dec, &DeniedError{Reason: mxgatewayv1.ReasonPermissionDenied, Message: "no principal"}
 	}
-	return nil, nil
+	var seen map[Approval]bool
+	for _, u := range catalog.Uses(cmd) {
+		var d *mxgatewayv1.EntryDenial
+		switch {
+		case u.ByRef && u.Access == mxgatewayv1.ItemAccess_ITEM_ACCESS_READ:
+			if !p.AllowRead(u.Ref) {
+				d = entryDenial(fmt.Sprintf("%s: %q", msgReadDenied, u.Ref))
+			}
+		case !u.ByRef && u.Access == mxgatewayv1.ItemAccess_ITEM_ACCESS_WRITE && p.HasWriteConstraints():
+			dec.Guarded = true
+			a := Approval{Server: u.Server, Item: u.Item}
+			if u.Item > 0 {
+				ref, ok := "", false
+				if itemRef != nil {
+					ref, ok = itemRef(u.Server, u.Item)
+				}
+				switch {
+				case !ok:
+					d = entryDenial(msgHandleDenied)
+				case !p.AllowWrite(ref):
+					d = entryDenial(fmt.Sprintf("%s: %q", msgWriteDenied, ref))
+				}
+				a.Ref = ref
+			}
+			if d == nil && !seen[a] {
+				if seen == nil {
+					seen = make(map[Approval]bool)
+				}
+				seen[a] = true
+				dec.Approved = append(dec.Approved, a)
+			}
+		}
+		if d == nil {
+			continue
+		}
+		if u.Entry < 0 {
+			return Decision{}, &DeniedError{Reason: d.Reason, Message: d.Message}
+		}
+		if dec.Denials == nil {
+			dec.Denials = make(map[int]*mxgatewayv1.EntryDenial)
+		}
+		dec.Denials[u.Entry] = d
+	}
+	return dec, nil
 }
 
 // CheckSessionAccess returns nil when p may use a session opened by

@@ -2,19 +2,25 @@ package auth
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 )
 
 var restricted = NewPrincipal("k", "n", []Scope{ScopeInvokeRead, ScopeInvokeWrite, ScopeInvokeSecure},
 	Constraints{AllowRead: []string{"Allowed.*"}, AllowWrite: []string{"Allowed.SP*"}})
 
-// handles: 1 → allowed for write, 2 → readable but not writable, 3 unknown.
-func itemRef(h int32) (string, bool) {
+// handles of registration 0: 1 → allowed for write, 2 → readable but not
+// writable, 3 unknown.
+func itemRef(sh, h int32) (string, bool) {
+	if sh != 0 {
+		return "", false
+	}
 	switch h {
 	case 1:
 		return "Allowed.SP1", true
@@ -72,9 +78,9 @@ func TestCheckCommandSingle(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := CheckCommand(restricted, cmdOf(tc.cmd), itemRef)
-			if len(d) != 0 {
-				t.Fatalf("single command got per-entry denials %v", d)
+			dec, err := CheckCommand(restricted, cmdOf(tc.cmd), itemRef)
+			if len(dec.Denials) != 0 {
+				t.Fatalf("single command got per-entry denials %v", dec.Denials)
 			}
 			if !tc.denied {
 				if err != nil {
@@ -100,28 +106,37 @@ func TestCheckCommandBulkDeniesPerEntry(t *testing.T) {
 		&mxgatewayv1.AddItemBulkCommand{ItemDefinitions: refs},
 		&mxgatewayv1.ReadBulkCommand{ItemDefinitions: refs},
 	} {
-		d, err := CheckCommand(restricted, cmdOf(c), nil)
+		dec, err := CheckCommand(restricted, cmdOf(c), nil)
 		if err != nil {
 			t.Fatalf("bulk failed as a whole: %v", err)
 		}
+		d := dec.Denials
 		if len(d) != 2 || d[1] == nil || d[3] == nil || d[1].Reason != mxgatewayv1.ReasonReferenceForbidden {
 			t.Fatalf("%T denials = %v, want entries 1 and 3", c, d)
 		}
 	}
-	wb := &mxgatewayv1.WriteBulkCommand{Entries: []*mxgatewayv1.WriteCommand{{ItemHandle: 1}, {ItemHandle: 2}, {ItemHandle: 3}, {ItemHandle: 1}}}
-	d, err := CheckCommand(restricted, cmdOf(wb), itemRef)
-	if err != nil || len(d) != 2 || d[1] == nil || d[2] == nil {
+	wb := &mxgatewayv1.WriteBulkCommand{Entries: []*mxgatewayv1.WriteCommand{{ItemHandle: 1}, {ItemHandle: 2}, {ItemHandle: 3}, {ItemHandle: 1}, {ItemHandle: 0}}}
+	dec, err := CheckCommand(restricted, cmdOf(wb), itemRef)
+	if d := dec.Denials; err != nil || len(d) != 2 || d[1] == nil || d[2] == nil {
 		t.Fatalf("write bulk denials = %v, %v; want entries 1 and 2", d, err)
+	}
+	// The allowed handles are approved once each for the worker's item
+	// guard; handle 0 names no item and is approved as "" (MXAccess answers
+	// it with its HRESULT).
+	want := []Approval{{Item: 1, Ref: "Allowed.SP1"}, {Item: 0, Ref: ""}}
+	if !dec.Guarded || !slices.Equal(dec.Approved, want) {
+		t.Fatalf("approvals %+v (guarded %v), want %+v", dec.Approved, dec.Guarded, want)
 	}
 }
 
 func TestCheckCommandUnconstrained(t *testing.T) {
 	free := NewPrincipal("k", "n", []Scope{ScopeInvokeWrite}, Constraints{})
 	// With no write patterns, handles need not be resolvable.
-	if d, err := CheckCommand(free, cmdOf(&mxgatewayv1.WriteCommand{ItemHandle: 3}), nil); err != nil || d != nil {
-		t.Fatalf("unconstrained write denied: %v %v", d, err)
+	// ...and nothing is guarded.
+	if d, err := CheckCommand(free, cmdOf(&mxgatewayv1.WriteCommand{ItemHandle: 3}), nil); err != nil || d.Denials != nil || d.Guarded {
+		t.Fatalf("unconstrained write denied or guarded: %+v %v", d, err)
 	}
-	if d, err := CheckCommand(free, cmdOf(&mxgatewayv1.SubscribeBulkCommand{ItemDefinitions: []string{"Any"}}), nil); err != nil || d != nil {
+	if d, err := CheckCommand(free, cmdOf(&mxgatewayv1.SubscribeBulkCommand{ItemDefinitions: []string{"Any"}}), nil); err != nil || d.Denials != nil {
 		t.Fatalf("unconstrained read denied: %v %v", d, err)
 	}
 	if _, err := CheckCommand(nil, cmdOf(&mxgatewayv1.AdviseCommand{}), nil); err == nil {
@@ -142,9 +157,10 @@ func TestCheckCommandCoversEveryReferenceKind(t *testing.T) {
 		body := m.NewField(f).Message()
 		refs, handles := fill(body)
 		m.Set(f, protoreflect.ValueOfMessage(body))
-		scope, _ := CommandScope(f.Name())
+		scope, _ := CommandScope(catalog.Of(cmd))
 		mustCheck := refs > 0 || (handles > 0 && (scope == ScopeInvokeWrite || scope == ScopeInvokeSecure) && f.Name() != "authenticate_user")
-		d, err := CheckCommand(restricted, cmd, itemRef)
+		dec, err := CheckCommand(restricted, cmd, itemRef)
+		d := dec.Denials
 		denied := err != nil || len(d) > 0
 		if mustCheck && !denied {
 			t.Errorf("%s carries a forbidden reference/handle but was not denied", f.Name())

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
@@ -193,17 +194,17 @@ func (g *Guard) Authorize(ctx context.Context, fullMethod string, req any) (cont
 	}
 	if scope == "" { // Invoke: the scope depends on the command kind
 		ir, _ := req.(*mxgatewayv1.InvokeRequest)
-		kind := CommandKind(ir.GetCommand())
-		if kind == "" {
+		kind := catalog.Of(ir.GetCommand())
+		if kind == nil {
 			return nil, statusWithInfo(codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest,
 				"invoke: command kind not set or unknown to this gateway", nil).Err()
 		}
 		var ok bool
 		if scope, ok = CommandScope(kind); !ok {
-			return nil, g.denyScope(ctx, p, fullMethod, string(kind), "command kind not in the scope table")
+			return nil, g.denyScope(ctx, p, fullMethod, kind.Name(), "command kind without a scope")
 		}
 		if !p.Has(scope) {
-			return nil, g.denyScope(ctx, p, fullMethod, string(kind), "missing scope "+string(scope))
+			return nil, g.denyScope(ctx, p, fullMethod, kind.Name(), "missing scope "+string(scope))
 		}
 		return NewContext(ctx, p), nil
 	}
@@ -333,21 +334,40 @@ func (g *Guard) deny(ctx context.Context, p *Principal, reason, action, target, 
 // CheckCommand applies the caller's reference constraints (see the
 // package-level CheckCommand) and records any denial: one audit row per
 // call, however many entries were denied.
-func (g *Guard) CheckCommand(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, itemRef ItemRefFunc) (map[int]*mxgatewayv1.EntryDenial, error) {
+func (g *Guard) CheckCommand(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, itemRef ItemRefFunc) (Decision, error) {
 	p, _ := FromContext(ctx)
-	denials, err := CheckCommand(p, cmd, itemRef)
-	action := mxgatewayv1.Gateway_Invoke_FullMethodName + "#" + string(CommandKind(cmd))
+	dec, err := CheckCommand(p, cmd, itemRef)
 	var de *DeniedError
 	switch {
 	case errors.As(err, &de):
-		g.deny(ctx, p, de.Reason, action, "session "+sessionID, de.Message)
+		g.deny(ctx, p, de.Reason, invokeAction(cmd), "session "+sessionID, de.Message)
 	case err != nil:
-		return nil, err
-	case len(denials) > 0:
-		g.deny(ctx, p, mxgatewayv1.ReasonReferenceForbidden, action, "session "+sessionID,
-			fmt.Sprintf("%d entries denied by reference constraints", len(denials)))
+		return Decision{}, err
+	case len(dec.Denials) > 0:
+		g.deny(ctx, p, mxgatewayv1.ReasonReferenceForbidden, invokeAction(cmd), "session "+sessionID,
+			fmt.Sprintf("%d entries denied by reference constraints", len(dec.Denials)))
 	}
-	return denials, err
+	return dec, err
+}
+
+// Refused records that the worker's item guard refused a write the
+// constraints had approved: a handle no longer named the approved
+// reference (a command whose caller stopped waiting changed it). entries is
+// the number of refused bulk entries (0 for a single command); detail is
+// the worker's explanation, naming the reference its item table holds.
+func (g *Guard) Refused(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, entries int, detail string) {
+	p, _ := FromContext(ctx)
+	if entries > 0 {
+		detail = fmt.Sprintf("%d entries refused by the worker's item guard; first: %s", entries, detail)
+	} else {
+		detail = "refused by the worker's item guard: " + detail
+	}
+	g.deny(ctx, p, mxgatewayv1.ReasonReferenceForbidden, invokeAction(cmd), "session "+sessionID, detail)
+}
+
+// invokeAction names an Invoke of cmd's kind in the audit log.
+func invokeAction(cmd *mxgatewayv1.Command) string {
+	return mxgatewayv1.Gateway_Invoke_FullMethodName + "#" + catalog.Of(cmd).Name()
 }
 
 // CheckSession returns nil when the caller may use a session opened by

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
 
@@ -100,13 +101,14 @@ func (f *fakeGateway) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest
 	if err := f.session(ctx, id); err != nil {
 		return nil, err
 	}
-	refOf := func(h int32) (string, bool) {
+	refOf := func(_, h int32) (string, bool) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		r, ok := f.handles[id][h]
 		return r, ok
 	}
-	denials, err := f.g.CheckCommand(ctx, id, req.GetCommand(), refOf)
+	dec, err := f.g.CheckCommand(ctx, id, req.GetCommand(), refOf)
+	denials := dec.Denials
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +388,7 @@ func TestScopeDenialPerCommandKind(t *testing.T) {
 	od := (&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")
 	for i := range od.Fields().Len() {
 		f := od.Fields().Get(i)
-		scope, _ := CommandScope(f.Name())
+		scope, _ := CommandScope(catalog.ByName(string(f.Name())))
 		t.Run(string(f.Name()), func(t *testing.T) {
 			cmd := &mxgatewayv1.Command{}
 			m := cmd.ProtoReflect()

@@ -8,9 +8,9 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 )
 
 // Scope is a permission granted to an API key.
@@ -56,19 +56,18 @@ const scopeExempt Scope = "(exempt)"
 // scopePerCommand marks Invoke, whose scope depends on the command kind.
 const scopePerCommand Scope = "(per command kind)"
 
-// target is one row key of the scope table: a gRPC full method name, a whole
-// service ("/pkg.Service/"), or an Invoke command kind (Method is Invoke and
-// Command the oneof field name).
+// target is one row key of the scope table: a gRPC full method name or a
+// whole service ("/pkg.Service/").
 type target struct {
-	Method  string
-	Command protoreflect.Name
+	Method string
 }
 
 var invoke = mxgatewayv1.Gateway_Invoke_FullMethodName
 
-// scopeTable is THE table: every RPC and every Invoke command kind maps to
-// exactly one scope. Anything not listed is denied. TestScopeTableCoversServer
-// and TestScopeTableCoversCommands fail when something is missing.
+// scopeTable maps every RPC to exactly one scope; Invoke's scope is the
+// command kind's, from the command catalogue (CommandScope). Anything not
+// listed is denied. TestScopeTableCoversServer and
+// TestScopeTableCoversCommands fail when something is missing.
 var scopeTable = map[target]Scope{
 	// Service Gateway.
 	{Method: mxgatewayv1.Gateway_OpenSession_FullMethodName}:  ScopeSessionOpen,
@@ -76,37 +75,6 @@ var scopeTable = map[target]Scope{
 	{Method: mxgatewayv1.Gateway_StreamEvents_FullMethodName}: ScopeEventsRead,
 	{Method: mxgatewayv1.Gateway_ListSessions_FullMethodName}: ScopeSessionOpen,
 	{Method: invoke}: scopePerCommand,
-
-	// Invoke command kinds (the mxgateway.v1.Command oneof).
-	{invoke, "register"}:                     ScopeInvokeRead,
-	{invoke, "unregister"}:                   ScopeInvokeRead,
-	{invoke, "add_item"}:                     ScopeInvokeRead,
-	{invoke, "add_item2"}:                    ScopeInvokeRead,
-	{invoke, "remove_item"}:                  ScopeInvokeRead,
-	{invoke, "advise"}:                       ScopeInvokeRead,
-	{invoke, "advise_supervisory"}:           ScopeInvokeRead,
-	{invoke, "un_advise"}:                    ScopeInvokeRead,
-	{invoke, "suspend"}:                      ScopeInvokeRead,
-	{invoke, "activate"}:                     ScopeInvokeRead,
-	{invoke, "add_buffered_item"}:            ScopeInvokeRead,
-	{invoke, "set_buffered_update_interval"}: ScopeInvokeRead,
-	{invoke, "write"}:                        ScopeInvokeWrite,
-	{invoke, "write2"}:                       ScopeInvokeWrite,
-	{invoke, "write_secured"}:                ScopeInvokeSecure,
-	{invoke, "write_secured2"}:               ScopeInvokeSecure,
-	{invoke, "authenticate_user"}:            ScopeInvokeSecure,
-	{invoke, "archestra_user_to_id"}:         ScopeInvokeSecure,
-	{invoke, "add_item_bulk"}:                ScopeInvokeRead,
-	{invoke, "advise_bulk"}:                  ScopeInvokeRead,
-	{invoke, "subscribe_bulk"}:               ScopeInvokeRead,
-	{invoke, "unsubscribe_bulk"}:             ScopeInvokeRead,
-	{invoke, "remove_item_bulk"}:             ScopeInvokeRead,
-	{invoke, "un_advise_bulk"}:               ScopeInvokeRead,
-	{invoke, "write_bulk"}:                   ScopeInvokeWrite,
-	{invoke, "write2_bulk"}:                  ScopeInvokeWrite,
-	{invoke, "write_secured_bulk"}:           ScopeInvokeSecure,
-	{invoke, "write_secured2_bulk"}:          ScopeInvokeSecure,
-	{invoke, "read_bulk"}:                    ScopeInvokeRead,
 
 	// Service Admin.
 	{Method: mxgatewayv1.Admin_CreateApiKey_FullMethodName}:    ScopeAdmin,
@@ -153,28 +121,18 @@ func MethodScope(fullMethod string) (scope Scope, exempt, ok bool) {
 	return s, false, true
 }
 
-// CommandKind returns the name of the command's oneof field ("add_item",
-// "write_bulk", ...), or "" when none is set (or the kind is unknown to
-// this build).
-func CommandKind(cmd *mxgatewayv1.Command) protoreflect.Name {
-	if cmd == nil {
-		return ""
-	}
-	m := cmd.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
-	if fd == nil {
-		return ""
-	}
-	return fd.Name()
+// commandScopes maps the catalogue's command scopes to key scopes.
+var commandScopes = map[mxgatewayv1.CommandScope]Scope{
+	mxgatewayv1.CommandScope_COMMAND_SCOPE_INVOKE_READ:   ScopeInvokeRead,
+	mxgatewayv1.CommandScope_COMMAND_SCOPE_INVOKE_WRITE:  ScopeInvokeWrite,
+	mxgatewayv1.CommandScope_COMMAND_SCOPE_INVOKE_SECURE: ScopeInvokeSecure,
 }
 
-// CommandScope returns the scope an Invoke command kind needs; ok is false
-// when the kind is not set or not in the table.
-func CommandScope(kind protoreflect.Name) (Scope, bool) {
-	if kind == "" {
-		return "", false
-	}
-	s, ok := scopeTable[target{Method: invoke, Command: kind}]
+// CommandScope returns the scope an Invoke command kind needs, from the
+// command catalogue; ok is false for nil (no kind, or one this build does
+// not know) and for a kind without a scope.
+func CommandScope(kind *catalog.Kind) (Scope, bool) {
+	s, ok := commandScopes[kind.Scope()]
 	return s, ok
 }
 
@@ -190,11 +148,16 @@ type ScopeRow struct {
 	Exempt bool
 }
 
-// ScopeTable returns the table's rows sorted by method then command.
+// ScopeTable returns the table's rows, one per RPC and one per Invoke
+// command kind, sorted by method then command.
 func ScopeTable() []ScopeRow {
-	rows := make([]ScopeRow, 0, len(scopeTable))
+	rows := make([]ScopeRow, 0, len(scopeTable)+catalog.Len())
+	for _, k := range catalog.Kinds() {
+		s, _ := CommandScope(k)
+		rows = append(rows, ScopeRow{Method: invoke, Command: k.Name(), Scope: s})
+	}
 	for t, s := range scopeTable {
-		r := ScopeRow{Method: t.Method, Command: string(t.Command), Scope: s}
+		r := ScopeRow{Method: t.Method, Scope: s}
 		switch s {
 		case scopeExempt:
 			r.Scope, r.Exempt = "", true

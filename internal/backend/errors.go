@@ -5,18 +5,7 @@ import (
 	"fmt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-)
-
-// Well-known HRESULTs, as signed 32-bit values (the wire form).
-const (
-	S_OK                = int32(0)
-	S_FALSE             = int32(1)
-	E_NOTIMPL           = int32(-2147467263) // 0x80004001
-	E_FAIL              = int32(-2147467259) // 0x80004005
-	CO_E_NOT_SUPPORTED  = int32(-2147467231) // 0x80004021
-	REGDB_E_CLASSNOTREG = int32(-2147221164) // 0x80040154
-	E_ACCESSDENIED      = int32(-2147024891) // 0x80070005
-	E_INVALIDARG        = int32(-2147024809) // 0x80070057
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 // CallError is an MXAccess refusal: the call's HRESULT and any status array.
@@ -62,7 +51,7 @@ var ErrClosed = errors.New("backend: closed")
 // *CallError, and E_FAIL otherwise.
 func HResultOf(err error) int32 {
 	if err == nil {
-		return S_OK
+		return mxtypes.S_OK
 	}
 	var ce *CallError
 	if errors.As(err, &ce) {
@@ -70,7 +59,7 @@ func HResultOf(err error) int32 {
 	}
 	var ns *NotSupportedError
 	if errors.As(err, &ns) {
-		return E_NOTIMPL
+		return mxtypes.E_NOTIMPL
 	}
-	return E_FAIL
+	return mxtypes.E_FAIL
 }

@@ -73,14 +73,6 @@ func AddRef(obj uintptr) {
 	}
 }
 
-// Frame is a block of foreign memory for the pointer arguments of one COM
-// call. Windows may call back into Go on this goroutine during the call
-// (the event sink, from a modal loop), and a callback can grow and move the
-// goroutine stack, so nothing COM writes through may live on the stack.
-type Frame struct {
-	base, size, used uintptr
-}
-
 // NewFrame allocates a zeroed frame of size bytes.
 func NewFrame(size uintptr) (*Frame, error) {
 	p, err := LocalAllocator{}.Alloc(size)
@@ -88,16 +80,6 @@ func NewFrame(size uintptr) (*Frame, error) {
 		return nil, err
 	}
 	return &Frame{base: p, size: size}, nil
-}
-
-// Take reserves n bytes (8-byte aligned) and returns their address.
-func (f *Frame) Take(n uintptr) uintptr {
-	off := (f.used + 7) &^ 7
-	if off+n > f.size {
-		panic(fmt.Sprintf("com: frame of %d bytes exhausted", f.size))
-	}
-	f.used = off + n
-	return f.base + off
 }
 
 // Free releases the frame.
@@ -360,19 +342,20 @@ func Invoke(disp uintptr, dispid int32, args []variant.Value, outs []variant.VT)
 // GetIDOfName resolves one member name on disp (IDispatch::GetIDsOfNames).
 func GetIDOfName(disp uintptr, name string) (int32, error) {
 	u := utf16.Encode([]rune(name + "\x00"))
-	f, err := NewFrame(uintptr(len(u)*2) + 32)
+	parts := idsOfNameParts(len(u))
+	f, err := NewFrame(FrameSize(parts...))
 	if err != nil {
 		return 0, err
 	}
 	defer f.Free()
-	str := f.Take(uintptr(len(u) * 2))
+	str := f.Take(parts[0])
 	for i, c := range u {
 		*(*uint16)(ptrAt(str + uintptr(i)*2)) = c
 	}
-	names := f.Take(ptrSize)
+	names := f.Take(parts[1])
 	*(*uintptr)(ptrAt(names)) = str
-	id := f.Take(4)
-	iidNull := f.Take(16)
+	id := f.Take(parts[2])
+	iidNull := f.Take(parts[3])
 	hr := vcall(disp, slotGetIDsOfNames, iidNull, names, 1, localeUserDefault, id)
 	if err := hrErr("GetIDsOfNames("+name+")", hr); err != nil {
 		return 0, err

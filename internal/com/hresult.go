@@ -1,7 +1,9 @@
 package com
 
 // HRESULTs the sink and the invoke wrapper produce or test for, as the
-// unsigned values COM passes in registers.
+// unsigned values COM passes in registers. The signed values MXAccess
+// results carry on the wire, shared with the SDK, are mxtypes'; this is the
+// COM ABI's view (TestHRESULTsAgreeWithMxtypes keeps the overlap equal).
 const (
 	S_OK                   = 0x00000000
 	S_FALSE                = 0x00000001

@@ -5,130 +5,90 @@ import (
 	"errors"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/session"
+	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
 
 // errUnexpectedDenials reports per-entry denials for a command that has no
 // entries; it becomes INTERNAL.
 var errUnexpectedDenials = errors.New("gateway: per-entry denials for a command without entries")
 
-// serverHandleOf returns the registration handle (server_handle) a command
-// names, or 0 when it has none (Register).
-func serverHandleOf(cmd *mxgatewayv1.Command) int32 {
-	m := cmd.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
-	if fd == nil || fd.Kind() != protoreflect.MessageKind {
-		return 0
+// Constraints applies an API key's reference constraints to commands
+// (auth.Guard does).
+type Constraints interface {
+	// CheckCommand decides what the caller behind ctx may do with cmd on
+	// session sessionID, resolving written item handles with itemRef (the
+	// session's mirror of the worker's item table). An error fails the
+	// call; Decision.Denials leave those entries of a bulk command out of
+	// what the worker sees; Decision.Approved becomes the item guard the
+	// worker re-checks. Denials are audited.
+	CheckCommand(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, itemRef auth.ItemRefFunc) (auth.Decision, error)
+	// Refused audits a write the worker's item guard refused after the
+	// constraints approved it: entries refused bulk entries (0 for a single
+	// command), detail the worker's explanation.
+	Refused(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, entries int, detail string)
+}
+
+// wireGuard is the item guard of a decision; nil when the command is not
+// guarded.
+func wireGuard(dec auth.Decision) *workerv1.ItemGuard {
+	if !dec.Guarded {
+		return nil
 	}
-	inner := m.Get(fd).Message()
-	f := inner.Descriptor().Fields().ByName("server_handle")
-	if f == nil || f.Kind() != protoreflect.Int32Kind {
-		return 0
+	g := &workerv1.ItemGuard{Items: make([]*workerv1.GuardedItem, len(dec.Approved))}
+	for i, a := range dec.Approved {
+		g.Items[i] = &workerv1.GuardedItem{ServerHandle: a.Server, ItemHandle: a.Item, ItemDefinition: a.Ref}
 	}
-	return int32(inner.Get(f).Int())
+	return g
 }
 
-// bulkShape describes the input list of a bulk command that reference
-// constraints can deny entries of.
-type bulkShape struct {
-	n      int                      // number of inputs
-	keep   func(allowed []int)      // keeps only the allowed inputs (on a clone)
-	denied func(i int) *deniedInput // describes input i for its denied result
-	read   bool                     // ReadBulk: results are ReadResults
-}
-
-type deniedInput struct {
-	ref    string
-	handle int32
-}
-
-// shapeOf returns the bulk shape of cmd (which it may modify through keep),
-// or false for commands whose entries cannot be denied one by one.
-func shapeOf(cmd *mxgatewayv1.Command) (bulkShape, bool) {
-	refs := func(p *[]string, read bool) (bulkShape, bool) {
-		in := *p
-		return bulkShape{
-			n:      len(in),
-			keep:   func(allowed []int) { *p = pick(in, allowed) },
-			denied: func(i int) *deniedInput { return &deniedInput{ref: in[i]} },
-			read:   read,
-		}, true
+// run sends cmd to the session's worker without its denied entries and
+// with its item guard, then puts the worker's per-entry results and a
+// denied result for every denied entry back into input order. When every
+// entry is denied the worker sees nothing. A worker reply that is not a
+// per-entry result (MXAccess refused the whole call) is returned as it is.
+func (sv *Service) run(ctx context.Context, s *session.Session, cmd *mxgatewayv1.Command,
+	denials map[int]*mxgatewayv1.EntryDenial, guard *workerv1.ItemGuard, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+	if len(denials) == 0 {
+		reply, err := s.InvokeGuarded(ctx, cmd, guard, timeout)
+		sv.auditRefusals(ctx, s, cmd, guard, reply, err)
+		return reply, err
 	}
-	switch k := cmd.GetKind().(type) {
-	case *mxgatewayv1.Command_AddItemBulk:
-		return refs(&k.AddItemBulk.ItemDefinitions, false)
-	case *mxgatewayv1.Command_SubscribeBulk:
-		return refs(&k.SubscribeBulk.ItemDefinitions, false)
-	case *mxgatewayv1.Command_ReadBulk:
-		return refs(&k.ReadBulk.ItemDefinitions, true)
-	case *mxgatewayv1.Command_WriteBulk:
-		return writesShape(&k.WriteBulk.Entries)
-	case *mxgatewayv1.Command_Write2Bulk:
-		return writesShape(&k.Write2Bulk.Entries)
-	case *mxgatewayv1.Command_WriteSecuredBulk:
-		return writesShape(&k.WriteSecuredBulk.Entries)
-	case *mxgatewayv1.Command_WriteSecured2Bulk:
-		return writesShape(&k.WriteSecured2Bulk.Entries)
-	}
-	return bulkShape{}, false
-}
-
-// writesShape is the bulk shape of a Write*Bulk command's entries.
-func writesShape[W interface{ GetItemHandle() int32 }](p *[]W) (bulkShape, bool) {
-	in := *p
-	return bulkShape{
-		n:      len(in),
-		keep:   func(allowed []int) { *p = pick(in, allowed) },
-		denied: func(i int) *deniedInput { return &deniedInput{handle: in[i].GetItemHandle()} },
-	}, true
-}
-
-func pick[T any](in []T, idx []int) []T {
-	out := make([]T, len(idx))
-	for j, i := range idx {
-		out[j] = in[i]
-	}
-	return out
-}
-
-// invokeAllowed runs a bulk command without its denied entries and merges
-// the worker's per-entry results back into input order, the denied entries
-// carrying their denial. When every entry is denied the worker sees
-// nothing. A worker reply that is not a per-entry result (MXAccess refused
-// the whole call) is returned as it is.
-func (sv *Service) invokeAllowed(ctx context.Context, s *session.Session, cmd *mxgatewayv1.Command,
-	denials map[int]*mxgatewayv1.EntryDenial, timeout time.Duration) (*mxgatewayv1.Reply, error) {
-	sent := proto.Clone(cmd).(*mxgatewayv1.Command)
-	shape, ok := shapeOf(sent)
-	if !ok {
-		// Only bulk commands have per-entry denials; anything else is a bug
-		// in the checker: refuse rather than run an unchecked command.
+	k := catalog.Of(cmd)
+	if !k.HasInputs() {
+		// Only commands with entries have per-entry denials; anything else
+		// is a bug in a checker: refuse rather than run an unchecked command.
 		return nil, errUnexpectedDenials
 	}
-	allowed := make([]int, 0, shape.n)
-	for i := range shape.n {
+	n := k.Inputs(cmd)
+	allowed := make([]int, 0, n)
+	for i := range n {
 		if denials[i] == nil {
 			allowed = append(allowed, i)
 		}
 	}
 	var reply *mxgatewayv1.Reply
 	if len(allowed) > 0 {
-		shape.keep(allowed)
 		var err error
-		if reply, err = s.Invoke(ctx, sent, timeout); err != nil {
+		reply, err = s.InvokeGuarded(ctx, k.Keep(cmd, allowed), guard, timeout)
+		sv.auditRefusals(ctx, s, cmd, guard, reply, err)
+		if err != nil {
 			return nil, err
 		}
 	}
 
-	merged := bulkReply(reply)
-	if shape.read {
-		out, ok := mergeDenied(shape.n, allowed, reply.GetReadBulk().GetEntries(), denials,
+	merged := reply
+	if merged == nil {
+		merged = &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK}
+	}
+	if k.IsReadBulk() {
+		out, ok := mergeDenied(n, allowed, reply.GetReadBulk().GetEntries(), denials,
 			func(i int, d *mxgatewayv1.EntryDenial) *mxgatewayv1.ReadResult {
-				return &mxgatewayv1.ReadResult{ItemDefinition: shape.denied(i).ref, Denial: d}
+				return &mxgatewayv1.ReadResult{ItemDefinition: k.Input(cmd, i).Ref, Denial: d}
 			})
 		if !ok {
 			return reply, nil
@@ -136,10 +96,10 @@ func (sv *Service) invokeAllowed(ctx context.Context, s *session.Session, cmd *m
 		merged.Result = &mxgatewayv1.Reply_ReadBulk{ReadBulk: &mxgatewayv1.ReadBulkResult{Entries: out}}
 		return merged, nil
 	}
-	out, ok := mergeDenied(shape.n, allowed, reply.GetBulk().GetEntries(), denials,
+	out, ok := mergeDenied(n, allowed, reply.GetBulk().GetEntries(), denials,
 		func(i int, d *mxgatewayv1.EntryDenial) *mxgatewayv1.BulkEntryResult {
-			in := shape.denied(i)
-			return &mxgatewayv1.BulkEntryResult{ItemDefinition: in.ref, ItemHandle: in.handle, Denial: d}
+			in := k.Input(cmd, i)
+			return &mxgatewayv1.BulkEntryResult{ItemDefinition: in.Ref, ItemHandle: in.Item, Denial: d}
 		})
 	if !ok {
 		return reply, nil
@@ -169,11 +129,30 @@ func mergeDenied[R any](n int, allowed []int, got []R, denials map[int]*mxgatewa
 	return out, true
 }
 
-// bulkReply returns the envelope of a merged bulk reply: the worker's (its
-// parity warnings kept), or a fresh BULK reply when the worker saw nothing.
-func bulkReply(worker *mxgatewayv1.Reply) *mxgatewayv1.Reply {
-	if worker == nil {
-		return &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK}
+// auditRefusals audits what the worker's item guard refused of a guarded
+// command: the single command (a *workerclient.GuardError), or the bulk
+// entries whose results carry a denial (the worker's reply holds no other
+// denials: the gateway merges its own in later).
+func (sv *Service) auditRefusals(ctx context.Context, s *session.Session, cmd *mxgatewayv1.Command,
+	guard *workerv1.ItemGuard, reply *mxgatewayv1.Reply, err error) {
+	if guard == nil || sv.constraints == nil {
+		return
 	}
-	return worker
+	var ge *workerclient.GuardError
+	if errors.As(err, &ge) {
+		sv.constraints.Refused(ctx, s.ID(), cmd, 0, ge.Denial.GetMessage())
+		return
+	}
+	n, first := 0, ""
+	for _, e := range reply.GetBulk().GetEntries() {
+		if d := e.GetDenial(); d != nil {
+			if n == 0 {
+				first = d.GetMessage()
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		sv.constraints.Refused(ctx, s.ID(), cmd, n, first)
+	}
 }

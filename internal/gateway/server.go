@@ -77,14 +77,10 @@ type Options struct {
 	// Visible decides whether ListSessions shows the caller a session owned
 	// by ownerKeyID (no denial is recorded). Nil falls back to Access.
 	Visible func(ctx context.Context, ownerKeyID string) bool
-	// CheckCommand applies the caller's reference constraints before a
-	// command reaches the worker. An error fails the call; denials, keyed
-	// by input index, leave those entries of a bulk command out of what
-	// the worker sees and put the denial into their result. refOf resolves
-	// an item handle of the command's registration to the reference it was
-	// added with. Nil checks nothing.
-	CheckCommand func(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command,
-		refOf func(itemHandle int32) (string, bool)) (map[int]*mxgatewayv1.EntryDenial, error)
+	// Constraints applies the caller's reference constraints before a
+	// command reaches the worker, and audits what the worker's item guard
+	// refuses (auth.Guard). Nil checks nothing.
+	Constraints Constraints
 	// Metrics counts events sent and stream ends; nil counts nothing.
 	Metrics *metrics.Metrics
 }
@@ -140,15 +136,15 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: log, health: health.NewServer(), done: make(chan struct{})}
 	s.stopCtx, s.stopping = context.WithCancel(context.Background())
 	s.service = &Service{
-		sessions: opts.Sessions,
-		log:      log,
-		maxBulk:  opts.MaxBulkEntries,
-		identity: opts.Identity,
-		access:   opts.Access,
-		visible:  opts.Visible,
-		check:    opts.CheckCommand,
-		metrics:  opts.Metrics,
-		stopping: s.stopCtx,
+		sessions:    opts.Sessions,
+		log:         log,
+		maxBulk:     opts.MaxBulkEntries,
+		identity:    opts.Identity,
+		access:      opts.Access,
+		visible:     opts.Visible,
+		constraints: opts.Constraints,
+		metrics:     opts.Metrics,
+		stopping:    s.stopCtx,
 	}
 
 	unary := append([]grpc.UnaryServerInterceptor{s.recoverUnary}, opts.UnaryInterceptors...)

@@ -18,6 +18,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
@@ -32,25 +35,37 @@ type fakeWorker struct {
 	once   sync.Once
 	mu     sync.Mutex
 	err    error
+	guards []*workerv1.ItemGuard
+	items  *itemtable.Table // applies every reply, as workerclient does
 	invoke func(ctx context.Context, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error)
 }
 
 func newFakeWorker() *fakeWorker {
-	return &fakeWorker{events: make(chan *mxgatewayv1.Event, 64), done: make(chan struct{})}
+	return &fakeWorker{events: make(chan *mxgatewayv1.Event, 64), done: make(chan struct{}), items: itemtable.New()}
 }
+
+func (w *fakeWorker) Items() *itemtable.Table { return w.items }
+func (w *fakeWorker) Unanswered() int         { return 0 }
 
 func (w *fakeWorker) PID() int { return 4242 }
 func (w *fakeWorker) Backend() *mxgatewayv1.BackendInfo {
 	return &mxgatewayv1.BackendInfo{Kind: "sim", Simulated: true, ModelName: "demo"}
 }
-func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, _ time.Duration) (*mxgatewayv1.Reply, error) {
+func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *workerv1.ItemGuard, _ time.Duration) (*mxgatewayv1.Reply, error) {
 	select {
 	case <-w.done:
 		return nil, w.Err()
 	default:
 	}
+	w.mu.Lock()
+	w.guards = append(w.guards, guard)
+	w.mu.Unlock()
 	if w.invoke != nil {
-		return w.invoke(ctx, cmd)
+		r, err := w.invoke(ctx, cmd)
+		if err == nil {
+			w.items.Apply(cmd, r)
+		}
+		return r, err
 	}
 	return &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK,
 		Result: &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: 1}}}, nil
@@ -159,7 +174,7 @@ func TestGatewayLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if open.GetSessionId() == "" || open.GetWorkerPid() != 4242 || open.GetApiVersion() != 1 ||
-		open.GetWorkerProtocolVersion() != 1 || !open.GetBackend().GetSimulated() || !open.GetLeaseExpiresAt().AsTime().After(time.Now()) {
+		open.GetWorkerProtocolVersion() != protocol.Version || !open.GetBackend().GetSimulated() || !open.GetLeaseExpiresAt().AsTime().After(time.Now()) {
 		t.Fatalf("OpenSession = %v", open)
 	}
 	id := open.GetSessionId()

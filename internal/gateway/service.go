@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -34,9 +35,9 @@ type Service struct {
 	identity func(ctx context.Context) string
 	access   func(ctx context.Context, sessionID, ownerKeyID string) error
 	visible  func(ctx context.Context, ownerKeyID string) bool
-	check    func(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command,
-		refOf func(int32) (string, bool)) (map[int]*mxgatewayv1.EntryDenial, error)
-	metrics *metrics.Metrics
+	// constraints applies reference constraints; nil checks nothing.
+	constraints Constraints
+	metrics     *metrics.Metrics
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -66,7 +67,7 @@ func (sv *Service) lookup(ctx context.Context, id string) (*session.Session, err
 func (sv *Service) OpenSession(ctx context.Context, req *mxgatewayv1.OpenSessionRequest) (*mxgatewayv1.OpenSessionResponse, error) {
 	const method = "OpenSession"
 	v := &validator{}
-	v.text("client_name", req.GetClientName(), maxNameLen, false)
+	v.text("client_name", req.GetClientName(), maxNameLen)
 	if err := v.err(); err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -122,11 +123,14 @@ func (sv *Service) CloseSession(ctx context.Context, req *mxgatewayv1.CloseSessi
 	}, nil
 }
 
-// Invoke validates the command and runs it on the session's worker.
+// Invoke validates the command and runs it on the session's worker, with
+// the caller's reference constraints applied: denied bulk entries are left
+// out, and a guarded write carries the item guard the worker re-checks.
 // MXAccess refusals are replies, never errors.
 func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (*mxgatewayv1.InvokeResponse, error) {
 	const method = "Invoke"
-	if err := validateInvoke(req, sv.maxBulk); err != nil {
+	denials, err := validateInvoke(req, sv.maxBulk)
+	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
 	s, err := sv.lookup(ctx, req.GetSessionId())
@@ -135,20 +139,23 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 	}
 	cmd := req.GetCommand()
 	timeout := time.Duration(req.GetTimeoutMs()) * time.Millisecond
-	var reply *mxgatewayv1.Reply
-	var denials map[int]*mxgatewayv1.EntryDenial
-	if sv.check != nil {
-		server := serverHandleOf(cmd)
-		refOf := func(h int32) (string, bool) { return s.ItemRef(server, h) }
-		if denials, err = sv.check(ctx, s.ID(), cmd, refOf); err != nil {
+	var guard *workerv1.ItemGuard
+	if sv.constraints != nil {
+		dec, err := sv.constraints.CheckCommand(ctx, s.ID(), cmd, s.ItemRef)
+		if err != nil {
 			return nil, toStatus(sv.log, method, err)
 		}
+		for i, d := range dec.Denials {
+			if denials == nil {
+				denials = make(map[int]*mxgatewayv1.EntryDenial)
+			}
+			if denials[i] == nil {
+				denials[i] = d
+			}
+		}
+		guard = wireGuard(dec)
 	}
-	if len(denials) == 0 {
-		reply, err = s.Invoke(ctx, cmd, timeout)
-	} else {
-		reply, err = sv.invokeAllowed(ctx, s, cmd, denials, timeout)
-	}
+	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/frame"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
@@ -47,7 +46,10 @@ var errorTable = []errorMapping{
 	{err: session.ErrAfterSequence, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
 	// A command whose worker frame would exceed max_frame_bytes fails alone;
 	// gRPC reports oversized messages with the same code.
-	{err: frame.ErrOversized, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: workerclient.ErrCommandTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonInvalidRequest},
+	// The worker's item guard refused a write the constraints approved: the
+	// handle named another reference in the worker's item table.
+	{err: workerclient.ErrGuardRefused, code: codes.PermissionDenied, reason: mxgatewayv1.ReasonReferenceForbidden},
 	{err: workerclient.ErrHeartbeatExpired, code: codes.Unavailable, reason: mxgatewayv1.ReasonHeartbeatExpired},
 	{err: workerclient.ErrCommandTimeout, code: codes.DeadlineExceeded, reason: mxgatewayv1.ReasonCommandTimeout},
 	{err: workerclient.ErrClosed, code: codes.Unavailable, reason: mxgatewayv1.ReasonSessionClosed},

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/frame"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
@@ -61,7 +60,8 @@ func TestToStatusTable(t *testing.T) {
 		{"server shutting down", ErrShuttingDown, codes.Unavailable, mxgatewayv1.ReasonShuttingDown, false},
 		{"start failed", fmt.Errorf("%w: %w", session.ErrStartFailed, errors.New("exec: not found")), codes.Unavailable, mxgatewayv1.ReasonWorkerStartFailed, false},
 		{"after sequence", session.ErrAfterSequence, codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest, false},
-		{"oversized command frame", fmt.Errorf("workerclient: send command: %w", &frame.Error{Code: frame.CodeOversized, Detail: "length 17000000 exceeds limit 16777216"}), codes.ResourceExhausted, mxgatewayv1.ReasonInvalidRequest, false},
+		{"oversized command frame", fmt.Errorf("%w: write not sent: %w", workerclient.ErrCommandTooLarge, errors.New("frame: oversized")), codes.ResourceExhausted, mxgatewayv1.ReasonInvalidRequest, false},
+		{"refused by the item guard", &workerclient.GuardError{Denial: &mxgatewayv1.EntryDenial{Message: "no"}}, codes.PermissionDenied, mxgatewayv1.ReasonReferenceForbidden, false},
 		{"command timeout", wrap(workerclient.ErrCommandTimeout), codes.DeadlineExceeded, mxgatewayv1.ReasonCommandTimeout, false},
 		{"worker gone", wrap(workerclient.ErrWorkerGone), codes.Unavailable, mxgatewayv1.ReasonWorkerExited, false},
 		{"killed", workerclient.ErrKilled, codes.Unavailable, mxgatewayv1.ReasonWorkerExited, false},

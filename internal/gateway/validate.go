@@ -6,25 +6,39 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 )
 
-// Validation bounds.
+// Validation bounds: the gateway's own limits, not MXAccess's.
 const (
 	// DefaultMaxBulkEntries bounds the list of a bulk command.
 	DefaultMaxBulkEntries = 10000
 	// maxReferenceLen bounds one item reference (Galaxy references are far
 	// shorter; this only stops abuse).
 	maxReferenceLen = 1024
-	// maxNameLen bounds client names, user names and identities.
+	// maxNameLen bounds client names, user names, identities, the AddItem2
+	// context and passwords.
 	maxNameLen = 256
 	// maxTimeoutMs bounds a per-call or ReadBulk timeout (one hour).
 	maxTimeoutMs = 3_600_000
 	// maxSessionIDLen bounds a session id (ours are 32 characters).
 	maxSessionIDLen = 128
 )
+
+// maxBytes is the bound of a text field by its catalogue role; 0 for the
+// roles that carry no text.
+func maxBytes(r mxgatewayv1.FieldRole) int {
+	switch r {
+	case mxgatewayv1.FieldRole_FIELD_ROLE_REFERENCE:
+		return maxReferenceLen
+	case mxgatewayv1.FieldRole_FIELD_ROLE_TEXT, mxgatewayv1.FieldRole_FIELD_ROLE_SECRET:
+		return maxNameLen
+	}
+	return 0
+}
 
 // invalidError is a malformed request: every problem found, as BadRequest
 // field violations. It never reaches a worker.
@@ -75,41 +89,20 @@ func (v *validator) sessionID(field, id string) {
 	}
 }
 
-func (v *validator) handle(field string, h int32) {
-	if h <= 0 {
-		v.add(field, "must be > 0 (got %d)", h)
-	}
-}
-
-func (v *validator) text(field, s string, max int, required bool) {
+// textProblem says what is wrong with a text field, or "".
+func textProblem(s string, max int) string {
 	switch {
-	case required && strings.TrimSpace(s) == "":
-		v.add(field, "required")
 	case len(s) > max:
-		v.add(field, "longer than %d bytes", max)
+		return fmt.Sprintf("longer than %d bytes", max)
 	case !utf8.ValidString(s):
-		v.add(field, "not valid UTF-8")
+		return "not valid UTF-8"
 	}
+	return ""
 }
 
-func (v *validator) reference(field, ref string) { v.text(field, ref, maxReferenceLen, true) }
-
-func (v *validator) value(field string, val *mxgatewayv1.MxValue) {
-	switch {
-	case val == nil:
-		v.add(field, "required")
-	case val.GetKind() == nil && !val.GetIsNull():
-		v.add(field, "has no value and is not null")
-	}
-}
-
-func (v *validator) timestamp(field string, ts *timestamppb.Timestamp) {
-	if ts == nil {
-		v.add(field, "required")
-		return
-	}
-	if err := ts.CheckValid(); err != nil {
-		v.add(field, "invalid: %v", err)
+func (v *validator) text(field, s string, max int) {
+	if p := textProblem(s, max); p != "" {
+		v.add(field, "%s", p)
 	}
 }
 
@@ -119,201 +112,98 @@ func (v *validator) timeoutMs(field string, ms uint32) {
 	}
 }
 
-func (v *validator) list(field string, n int) bool {
-	switch {
-	case n == 0:
-		v.add(field, "must not be empty")
-		return false
-	case n > v.maxBulk:
-		v.add(field, "%d entries, at most %d allowed", n, v.maxBulk)
-		return false
-	}
-	return true
-}
-
-func (v *validator) handles(field string, hs []int32) {
-	if !v.list(field, len(hs)) {
-		return
-	}
-	for i, h := range hs {
-		v.handle(fmt.Sprintf("%s[%d]", field, i), h)
-	}
-}
-
-func (v *validator) references(field string, refs []string) {
-	if !v.list(field, len(refs)) {
-		return
-	}
-	for i, r := range refs {
-		v.reference(fmt.Sprintf("%s[%d]", field, i), r)
-	}
-}
-
-// entryServer checks a bulk entry's own server handle: unset or the bulk's.
-func (v *validator) entryServer(field string, got, bulk int32) {
-	if got != 0 && got != bulk {
-		v.add(field, "must be 0 or the bulk command's server_handle %d (got %d)", bulk, got)
-	}
-}
-
-// validateInvoke checks an InvokeRequest completely before anything reaches
-// a worker.
-func validateInvoke(req *mxgatewayv1.InvokeRequest, maxBulk int) error {
+// validateInvoke checks an InvokeRequest before anything reaches a worker,
+// generically over the command catalogue. It refuses, as INVALID_ARGUMENT,
+// only what cannot be an MXAccess call at all — no command kind, a bulk
+// form with no entries or more than maxBulk — and what exceeds the
+// gateway's own bounds on the whole call (text lengths, timeouts). Values
+// MXAccess itself judges (handles <= 0, empty references, negative
+// intervals, missing values or timestamps) reach the worker, which answers
+// them as MXAccess does, with an HRESULT. A bulk entry beyond the
+// gateway's bounds fails alone, in place: it is returned as a per-entry
+// denial (reason INVALID_REQUEST) keyed by input index.
+func validateInvoke(req *mxgatewayv1.InvokeRequest, maxBulk int) (map[int]*mxgatewayv1.EntryDenial, error) {
 	v := &validator{maxBulk: maxBulk}
 	v.sessionID("session_id", req.GetSessionId())
 	v.timeoutMs("timeout_ms", req.GetTimeoutMs())
-	v.command("command", req.GetCommand())
-	return v.err()
+	denials := v.command("command", req.GetCommand())
+	return denials, v.err()
 }
 
-// command checks one command of every kind. A new kind in the oneof falls
-// into the default case and is refused until it is validated here.
-func (v *validator) command(f string, cmd *mxgatewayv1.Command) {
+// command checks one command of any kind.
+func (v *validator) command(f string, cmd *mxgatewayv1.Command) map[int]*mxgatewayv1.EntryDenial {
 	if cmd == nil {
 		v.add(f, "required")
-		return
+		return nil
 	}
-	switch k := cmd.GetKind().(type) {
-	case nil:
-		v.add(f, "exactly one command kind must be set")
-	case *mxgatewayv1.Command_Register:
-		v.text(f+".register.client_name", k.Register.GetClientName(), maxNameLen, false)
-	case *mxgatewayv1.Command_Unregister:
-		v.handle(f+".unregister.server_handle", k.Unregister.GetServerHandle())
-	case *mxgatewayv1.Command_AddItem:
-		v.handle(f+".add_item.server_handle", k.AddItem.GetServerHandle())
-		v.reference(f+".add_item.item_definition", k.AddItem.GetItemDefinition())
-	case *mxgatewayv1.Command_AddItem2:
-		v.handle(f+".add_item2.server_handle", k.AddItem2.GetServerHandle())
-		v.reference(f+".add_item2.item_definition", k.AddItem2.GetItemDefinition())
-		v.text(f+".add_item2.item_context", k.AddItem2.GetItemContext(), maxReferenceLen, false)
-	case *mxgatewayv1.Command_RemoveItem:
-		v.item(f+".remove_item", k.RemoveItem.GetServerHandle(), k.RemoveItem.GetItemHandle())
-	case *mxgatewayv1.Command_Advise:
-		v.item(f+".advise", k.Advise.GetServerHandle(), k.Advise.GetItemHandle())
-	case *mxgatewayv1.Command_AdviseSupervisory:
-		v.item(f+".advise_supervisory", k.AdviseSupervisory.GetServerHandle(), k.AdviseSupervisory.GetItemHandle())
-	case *mxgatewayv1.Command_UnAdvise:
-		v.item(f+".un_advise", k.UnAdvise.GetServerHandle(), k.UnAdvise.GetItemHandle())
-	case *mxgatewayv1.Command_Suspend:
-		v.item(f+".suspend", k.Suspend.GetServerHandle(), k.Suspend.GetItemHandle())
-	case *mxgatewayv1.Command_Activate:
-		v.item(f+".activate", k.Activate.GetServerHandle(), k.Activate.GetItemHandle())
-	case *mxgatewayv1.Command_AddBufferedItem:
-		v.handle(f+".add_buffered_item.server_handle", k.AddBufferedItem.GetServerHandle())
-		v.reference(f+".add_buffered_item.item_definition", k.AddBufferedItem.GetItemDefinition())
-	case *mxgatewayv1.Command_SetBufferedUpdateInterval:
-		v.handle(f+".set_buffered_update_interval.server_handle", k.SetBufferedUpdateInterval.GetServerHandle())
-		if ms := k.SetBufferedUpdateInterval.GetIntervalMs(); ms < 0 {
-			v.add(f+".set_buffered_update_interval.interval_ms", "must not be negative (got %d)", ms)
+	k := catalog.Of(cmd)
+	if k == nil {
+		if len(cmd.ProtoReflect().GetUnknown()) > 0 {
+			v.add(f, "command kind not supported by this gateway")
+		} else {
+			v.add(f, "exactly one command kind must be set")
 		}
-	case *mxgatewayv1.Command_Write:
-		checkWrite(v, f+".write", k.Write, k.Write.GetServerHandle())
-	case *mxgatewayv1.Command_Write2:
-		checkWrite(v, f+".write2", k.Write2, k.Write2.GetServerHandle())
-	case *mxgatewayv1.Command_WriteSecured:
-		checkWrite(v, f+".write_secured", k.WriteSecured, k.WriteSecured.GetServerHandle())
-	case *mxgatewayv1.Command_WriteSecured2:
-		checkWrite(v, f+".write_secured2", k.WriteSecured2, k.WriteSecured2.GetServerHandle())
-	case *mxgatewayv1.Command_AuthenticateUser:
-		v.handle(f+".authenticate_user.server_handle", k.AuthenticateUser.GetServerHandle())
-		v.text(f+".authenticate_user.user_name", k.AuthenticateUser.GetUserName(), maxNameLen, true)
-		if len(k.AuthenticateUser.GetPassword()) > maxNameLen {
-			v.add(f+".authenticate_user.password", "longer than %d bytes", maxNameLen)
+		return nil
+	}
+	f += "." + k.Name()
+	inner := k.Inner(cmd)
+	for _, fl := range k.Fields() {
+		switch {
+		case fl.Desc == k.InputField():
+		case fl.Role == mxgatewayv1.FieldRole_FIELD_ROLE_TIMEOUT_MS:
+			v.timeoutMs(f+"."+string(fl.Desc.Name()), uint32(inner.Get(fl.Desc).Uint()))
+		case maxBytes(fl.Role) > 0:
+			v.text(f+"."+string(fl.Desc.Name()), inner.Get(fl.Desc).String(), maxBytes(fl.Role))
 		}
-	case *mxgatewayv1.Command_ArchestraUserToId:
-		v.handle(f+".archestra_user_to_id.server_handle", k.ArchestraUserToId.GetServerHandle())
-		v.text(f+".archestra_user_to_id.user_identity", k.ArchestraUserToId.GetUserIdentity(), maxNameLen, true)
-	case *mxgatewayv1.Command_AddItemBulk:
-		v.referenceBulk(f+".add_item_bulk", k.AddItemBulk.GetServerHandle(), k.AddItemBulk.GetItemDefinitions())
-	case *mxgatewayv1.Command_AdviseBulk:
-		v.handleBulk(f+".advise_bulk", k.AdviseBulk.GetServerHandle(), k.AdviseBulk.GetItemHandles())
-	case *mxgatewayv1.Command_SubscribeBulk:
-		v.referenceBulk(f+".subscribe_bulk", k.SubscribeBulk.GetServerHandle(), k.SubscribeBulk.GetItemDefinitions())
-	case *mxgatewayv1.Command_UnsubscribeBulk:
-		v.handleBulk(f+".unsubscribe_bulk", k.UnsubscribeBulk.GetServerHandle(), k.UnsubscribeBulk.GetItemHandles())
-	case *mxgatewayv1.Command_RemoveItemBulk:
-		v.handleBulk(f+".remove_item_bulk", k.RemoveItemBulk.GetServerHandle(), k.RemoveItemBulk.GetItemHandles())
-	case *mxgatewayv1.Command_UnAdviseBulk:
-		v.handleBulk(f+".un_advise_bulk", k.UnAdviseBulk.GetServerHandle(), k.UnAdviseBulk.GetItemHandles())
-	case *mxgatewayv1.Command_WriteBulk:
-		checkWriteBulk(v, f+".write_bulk", k.WriteBulk.GetServerHandle(), k.WriteBulk.GetEntries())
-	case *mxgatewayv1.Command_Write2Bulk:
-		checkWriteBulk(v, f+".write2_bulk", k.Write2Bulk.GetServerHandle(), k.Write2Bulk.GetEntries())
-	case *mxgatewayv1.Command_WriteSecuredBulk:
-		checkWriteBulk(v, f+".write_secured_bulk", k.WriteSecuredBulk.GetServerHandle(), k.WriteSecuredBulk.GetEntries())
-	case *mxgatewayv1.Command_WriteSecured2Bulk:
-		checkWriteBulk(v, f+".write_secured2_bulk", k.WriteSecured2Bulk.GetServerHandle(), k.WriteSecured2Bulk.GetEntries())
-	case *mxgatewayv1.Command_ReadBulk:
-		v.referenceBulk(f+".read_bulk", k.ReadBulk.GetServerHandle(), k.ReadBulk.GetItemDefinitions())
-		v.timeoutMs(f+".read_bulk.timeout_ms", k.ReadBulk.GetTimeoutMs())
-	default:
-		v.add(f, "command kind %T is not supported by this gateway", k)
 	}
-}
-
-func (v *validator) item(f string, server, item int32) {
-	v.handle(f+".server_handle", server)
-	v.handle(f+".item_handle", item)
-}
-
-// handleBulk checks a bulk command over item handles: its server_handle
-// and its item_handles list.
-func (v *validator) handleBulk(f string, server int32, items []int32) {
-	v.handle(f+".server_handle", server)
-	v.handles(f+".item_handles", items)
-}
-
-// referenceBulk checks a bulk command over references: its server_handle
-// and its item_definitions list.
-func (v *validator) referenceBulk(f string, server int32, refs []string) {
-	v.handle(f+".server_handle", server)
-	v.references(f+".item_definitions", refs)
-}
-
-// checkWriteBulk checks any Write*Bulk command: its server_handle and every
-// entry, each against that server handle.
-func checkWriteBulk[W writeCommand](v *validator, f string, server int32, entries []W) {
-	v.handle(f+".server_handle", server)
-	if !v.list(f+".entries", len(entries)) {
-		return
+	if !k.HasInputs() {
+		return nil
 	}
-	for i, e := range entries {
-		checkWrite(v, fmt.Sprintf("%s.entries[%d]", f, i), e, server)
+	field := f + "." + string(k.InputField().Name())
+	switch n := k.Inputs(cmd); {
+	case n == 0:
+		v.add(field, "must not be empty")
+		return nil
+	case n > v.maxBulk:
+		v.add(field, "%d entries, at most %d allowed", n, v.maxBulk)
+		return nil
 	}
+	return entryDenials(k, cmd)
 }
 
-// writeCommand is what every Write* command shares.
-type writeCommand interface {
-	comparable
-	GetServerHandle() int32
-	GetItemHandle() int32
-	GetValue() *mxgatewayv1.MxValue
-}
-
-// checkWrite checks any Write* command; bulk is the bulk command's server
-// handle, or the entry's own for a single write (then the entry's must be
-// > 0). Write2 and WriteSecured2 also need their timestamp.
-func checkWrite[W writeCommand](v *validator, f string, w W, bulk int32) {
-	var none W
-	if w == none {
-		v.add(f, "required")
-		return
+// entryDenials checks each entry of an input list against the gateway's
+// bounds: a reference's length, a single command entry's text fields and
+// its own server handle (0, or the bulk's; anything else would run in
+// another registration than the one the bulk names).
+func entryDenials(k *catalog.Kind, cmd *mxgatewayv1.Command) map[int]*mxgatewayv1.EntryDenial {
+	var out map[int]*mxgatewayv1.EntryDenial
+	deny := func(i int, format string, args ...any) {
+		if out == nil {
+			out = make(map[int]*mxgatewayv1.EntryDenial)
+		}
+		out[i] = &mxgatewayv1.EntryDenial{Reason: mxgatewayv1.ReasonInvalidRequest, Message: fmt.Sprintf(format, args...)}
 	}
-	v.server(f, w.GetServerHandle(), bulk)
-	v.handle(f+".item_handle", w.GetItemHandle())
-	v.value(f+".value", w.GetValue())
-	if ts, ok := any(w).(interface{ GetTimestamp() *timestamppb.Timestamp }); ok {
-		v.timestamp(f+".timestamp", ts.GetTimestamp())
+	bulkServer := k.ServerHandle(cmd)
+	for i := range k.Inputs(cmd) {
+		in := k.Input(cmd, i)
+		switch {
+		case in.ByRef:
+			if p := textProblem(in.Ref, maxReferenceLen); p != "" {
+				deny(i, "reference %s", p)
+			}
+		case in.Entry != nil:
+			if in.OwnServer != 0 && in.OwnServer != bulkServer {
+				deny(i, "server_handle must be 0 or the bulk command's %d (got %d)", bulkServer, in.OwnServer)
+				continue
+			}
+			for _, fl := range in.EntryKind.Fields() {
+				if mb := maxBytes(fl.Role); mb > 0 && fl.Desc.Kind() == protoreflect.StringKind {
+					if p := textProblem(in.Entry.Get(fl.Desc).String(), mb); p != "" {
+						deny(i, "%s %s", fl.Desc.Name(), p)
+					}
+				}
+			}
+		}
 	}
-}
-
-// server checks a write's server handle: a single write needs its own
-// (bulk == its own), a bulk entry may leave it 0.
-func (v *validator) server(f string, own, bulk int32) {
-	if own == bulk {
-		v.handle(f+".server_handle", own)
-		return
-	}
-	v.entryServer(f+".server_handle", own, bulk)
+	return out
 }

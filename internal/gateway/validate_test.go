@@ -2,16 +2,17 @@ package gateway
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 )
 
 func i32(v int32) *mxgatewayv1.MxValue {
@@ -54,39 +55,48 @@ func validCommands() map[string]*mxgatewayv1.Command {
 	}
 }
 
-// TestEveryCommandKindIsValidated walks the Command oneof: every kind must
-// have a valid example that passes and must reject its empty form (a new
-// kind fails here until validate.go and this test know it).
+// TestEveryCommandKindIsValidated walks the catalogue: every kind has a
+// valid example that passes. The empty form of a single command passes too
+// (its handles and references are MXAccess's to judge: the worker answers
+// with an HRESULT); the empty form of a bulk command cannot be an MXAccess
+// call and names its input list.
 func TestEveryCommandKindIsValidated(t *testing.T) {
 	valid := validCommands()
-	oneof := (&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")
-	for i := range oneof.Fields().Len() {
-		fd := oneof.Fields().Get(i)
-		name := string(fd.Name())
-		t.Run(name, func(t *testing.T) {
-			cmd, ok := valid[name]
+	for _, k := range catalog.Kinds() {
+		t.Run(k.Name(), func(t *testing.T) {
+			cmd, ok := valid[k.Name()]
 			if !ok {
-				t.Fatalf("no valid example for command kind %q", name)
+				t.Fatalf("no valid example for command kind %q", k)
 			}
-			if err := validateInvoke(&mxgatewayv1.InvokeRequest{SessionId: "s", Command: cmd}, DefaultMaxBulkEntries); err != nil {
-				t.Fatalf("valid %s refused: %v", name, err)
+			if d, err := validateInvoke(&mxgatewayv1.InvokeRequest{SessionId: "s", Command: cmd}, DefaultMaxBulkEntries); err != nil || d != nil {
+				t.Fatalf("valid %s refused: %v %v", k, d, err)
 			}
-			empty := &mxgatewayv1.Command{}
-			m := empty.ProtoReflect()
-			m.Set(fd, protoreflect.ValueOfMessage(m.NewField(fd).Message()))
-			err := validateInvoke(&mxgatewayv1.InvokeRequest{SessionId: "s", Command: empty}, DefaultMaxBulkEntries)
-			if name == "register" {
-				if err != nil { // every field of Register is optional
-					t.Fatalf("empty register refused: %v", err)
+			empty := k.New(k.NewMessage().Interface())
+			_, err := validateInvoke(&mxgatewayv1.InvokeRequest{SessionId: "s", Command: empty}, DefaultMaxBulkEntries)
+			if !k.HasInputs() {
+				if err != nil {
+					t.Fatalf("empty %s refused: %v (MXAccess answers it)", k, err)
 				}
 				return
 			}
-			var inv *invalidError
-			if !errors.As(err, &inv) || strings.Contains(err.Error(), "not supported") {
-				t.Fatalf("empty %s: %v, want field violations", name, err)
+			if !hasField(err, "command."+k.Name()+"."+string(k.InputField().Name())) {
+				t.Fatalf("empty %s: %v, want its input list named", k, err)
 			}
 		})
 	}
+}
+
+func hasField(err error, field string) bool {
+	var inv *invalidError
+	if !errors.As(err, &inv) {
+		return false
+	}
+	for _, v := range inv.violations {
+		if v.GetField() == field {
+			return true
+		}
+	}
+	return false
 }
 
 func TestValidateInvokeCases(t *testing.T) {
@@ -94,6 +104,7 @@ func TestValidateInvokeCases(t *testing.T) {
 	for i := range big {
 		big[i] = "A.PV"
 	}
+	long := strings.Repeat("x", maxReferenceLen+1)
 	cases := []struct {
 		name  string
 		req   *mxgatewayv1.InvokeRequest
@@ -103,22 +114,25 @@ func TestValidateInvokeCases(t *testing.T) {
 		{"no command", &mxgatewayv1.InvokeRequest{SessionId: "s"}, "command"},
 		{"no kind", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{}}, "command"},
 		{"timeout too long", &mxgatewayv1.InvokeRequest{SessionId: "s", TimeoutMs: maxTimeoutMs + 1, Command: validCommands()["register"]}, "timeout_ms"},
-		{"zero item handle", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Advise{Advise: &mxgatewayv1.AdviseCommand{ServerHandle: 1}}}}, "command.advise.item_handle"},
-		{"negative server handle", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: -1, ItemDefinition: "X"}}}}, "command.add_item.server_handle"},
-		{"blank reference", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: 1, ItemDefinition: "  "}}}}, "command.add_item.item_definition"},
-		{"write without value", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{ServerHandle: 1, ItemHandle: 1}}}}, "command.write.value"},
-		{"write with empty value", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{ServerHandle: 1, ItemHandle: 1, Value: &mxgatewayv1.MxValue{}}}}}, "command.write.value"},
-		{"write2 without timestamp", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write2{Write2: &mxgatewayv1.Write2Command{ServerHandle: 1, ItemHandle: 1, Value: i32(1)}}}}, "command.write2.timestamp"},
+		{"read timeout too long", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ReadBulk{ReadBulk: &mxgatewayv1.ReadBulkCommand{ServerHandle: 1, ItemDefinitions: []string{"A"}, TimeoutMs: maxTimeoutMs + 1}}}}, "command.read_bulk.timeout_ms"},
+		{"reference too long", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: 1, ItemDefinition: long}}}}, "command.add_item.item_definition"},
+		{"password too long", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AuthenticateUser{AuthenticateUser: &mxgatewayv1.AuthenticateUserCommand{Password: long}}}}, "command.authenticate_user.password"},
+		{"client name not UTF-8", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{ClientName: "a\xffb"}}}}, "command.register.client_name"},
 		{"empty bulk", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SubscribeBulk{SubscribeBulk: &mxgatewayv1.SubscribeBulkCommand{ServerHandle: 1}}}}, "command.subscribe_bulk.item_definitions"},
 		{"bulk too long", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ReadBulk{ReadBulk: &mxgatewayv1.ReadBulkCommand{ServerHandle: 1, ItemDefinitions: big}}}}, "command.read_bulk.item_definitions"},
-		{"bulk bad entry", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AdviseBulk{AdviseBulk: &mxgatewayv1.AdviseBulkCommand{ServerHandle: 1, ItemHandles: []int32{1, 0}}}}}, "command.advise_bulk.item_handles[1]"},
-		{"bulk entry other server", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteBulk{WriteBulk: &mxgatewayv1.WriteBulkCommand{ServerHandle: 1, Entries: []*mxgatewayv1.WriteCommand{{ServerHandle: 2, ItemHandle: 1, Value: i32(1)}}}}}}, "command.write_bulk.entries[0].server_handle"},
-		{"bulk nil entry", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteBulk{WriteBulk: &mxgatewayv1.WriteBulkCommand{ServerHandle: 1, Entries: []*mxgatewayv1.WriteCommand{nil}}}}}, "command.write_bulk.entries[0]"},
 		{"bulk within bound", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ReadBulk{ReadBulk: &mxgatewayv1.ReadBulkCommand{ServerHandle: 1, ItemDefinitions: big[:10]}}}}, ""},
+		// MXAccess's to judge: the worker answers with an HRESULT.
+		{"zero item handle", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Advise{Advise: &mxgatewayv1.AdviseCommand{ServerHandle: 1}}}}, ""},
+		{"negative server handle", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: -1, ItemDefinition: "X"}}}}, ""},
+		{"empty reference", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: 1}}}}, ""},
+		{"negative interval", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SetBufferedUpdateInterval{SetBufferedUpdateInterval: &mxgatewayv1.SetBufferedUpdateIntervalCommand{ServerHandle: 1, IntervalMs: -5}}}}, ""},
+		{"write without value", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{ServerHandle: 1, ItemHandle: 1}}}}, ""},
+		{"write2 without timestamp", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write2{Write2: &mxgatewayv1.Write2Command{ServerHandle: 1, ItemHandle: 1, Value: i32(1)}}}}, ""},
+		{"bulk zero handle", &mxgatewayv1.InvokeRequest{SessionId: "s", Command: &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AdviseBulk{AdviseBulk: &mxgatewayv1.AdviseBulkCommand{ServerHandle: 1, ItemHandles: []int32{1, 0}}}}}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := validateInvoke(tc.req, 10)
+			_, err := validateInvoke(tc.req, 10)
 			if tc.field == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -137,12 +151,45 @@ func TestValidateInvokeCases(t *testing.T) {
 					}
 				}
 			}
-			found := false
-			for _, f := range fields {
-				found = found || f == tc.field
-			}
-			if !found {
+			if !slices.Contains(fields, tc.field) {
 				t.Fatalf("violations %q do not name %q", fields, tc.field)
+			}
+		})
+	}
+}
+
+// TestBadBulkEntriesFailAlone: a bulk entry beyond the gateway's own
+// bounds is a per-entry denial in place, never a failed call.
+func TestBadBulkEntriesFailAlone(t *testing.T) {
+	long := strings.Repeat("x", maxReferenceLen+1)
+	cases := []struct {
+		name string
+		cmd  *mxgatewayv1.Command
+		bad  []int
+	}{
+		{"long reference", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SubscribeBulk{SubscribeBulk: &mxgatewayv1.SubscribeBulkCommand{
+			ServerHandle: 1, ItemDefinitions: []string{"A", long, "B", "\xff"}}}}, []int{1, 3}},
+		{"entry of another registration", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteBulk{WriteBulk: &mxgatewayv1.WriteBulkCommand{
+			ServerHandle: 1, Entries: []*mxgatewayv1.WriteCommand{{ServerHandle: 2, ItemHandle: 1, Value: i32(1)}, {ServerHandle: 1, ItemHandle: 1}, {ItemHandle: 0}}}}}, []int{0}},
+		{"nil entry is an empty entry", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteBulk{WriteBulk: &mxgatewayv1.WriteBulkCommand{
+			ServerHandle: 1, Entries: []*mxgatewayv1.WriteCommand{nil}}}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := validateInvoke(&mxgatewayv1.InvokeRequest{SessionId: "s", Command: tc.cmd}, 10)
+			if err != nil {
+				t.Fatalf("the call failed: %v", err)
+			}
+			var got []int
+			for i, den := range d {
+				if den.GetReason() != mxgatewayv1.ReasonInvalidRequest || den.GetMessage() == "" {
+					t.Errorf("entry %d denial %v", i, den)
+				}
+				got = append(got, i)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.bad) {
+				t.Fatalf("denied entries %v, want %v", got, tc.bad)
 			}
 		})
 	}

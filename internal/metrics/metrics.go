@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/buildinfo"
 )
 
@@ -21,6 +22,11 @@ const (
 	OutcomeMXAccessFailure = "mxaccess_failure" // MXAccess refused it (HRESULT/status in the reply)
 	OutcomeError           = "error"            // the gateway or worker failed (timeout, worker gone, ...)
 )
+
+// outcomes lists the outcomes in the order of the per-kind children.
+var outcomes = [...]string{OutcomeOK, OutcomeMXAccessFailure, OutcomeError}
+
+const numOutcomes = len(outcomes)
 
 // Histogram buckets, in seconds.
 var (
@@ -62,6 +68,12 @@ type Metrics struct {
 	// build does not know) falls back to a label lookup.
 	received []prometheus.Counter
 	sent     []prometheus.Counter
+
+	// Per-command-kind children, indexed by catalog.Kind.Index and
+	// resolved once in New from the catalogue (the label is Kind.Name).
+	started  []prometheus.Counter
+	done     [][numOutcomes]prometheus.Counter
+	duration []prometheus.Observer
 
 	queueDepth atomic.Pointer[func() int]
 }
@@ -137,6 +149,18 @@ func New(reg prometheus.Registerer) *Metrics {
 		}
 		m.received[f] = m.eventsReceived.WithLabelValues(FamilyLabel(fam))
 		m.sent[f] = m.eventsSent.WithLabelValues(FamilyLabel(fam))
+	}
+
+	kinds := catalog.Kinds()
+	m.started = make([]prometheus.Counter, len(kinds))
+	m.done = make([][numOutcomes]prometheus.Counter, len(kinds))
+	m.duration = make([]prometheus.Observer, len(kinds))
+	for _, k := range kinds {
+		m.started[k.Index()] = m.commandsStarted.WithLabelValues(k.Name())
+		for i, o := range outcomes {
+			m.done[k.Index()][i] = m.commands.WithLabelValues(k.Name(), o)
+		}
+		m.duration[k.Index()] = m.commandDuration.WithLabelValues(k.Name())
 	}
 
 	reg.MustRegister(m.sessionsOpened, m.sessionsClosed, m.sessionsOpen, m.workersRunning, m.workersStarted,
@@ -215,29 +239,40 @@ func (m *Metrics) WorkerKilled(reason string) {
 	m.workersKilled.WithLabelValues(reason).Inc()
 }
 
-// CommandStarted counts a command of kind (the Command oneof's field name,
-// for example "write") sent to a worker.
-func (m *Metrics) CommandStarted(kind string) {
+// CommandStarted counts a command of kind sent to a worker; the label is
+// the catalogue's name of the kind (the Command oneof's field name, for
+// example "write"; "none" for a nil kind).
+func (m *Metrics) CommandStarted(kind *catalog.Kind) {
 	if m == nil {
 		return
 	}
-	m.commandsStarted.WithLabelValues(kind).Inc()
+	if i := kind.Index(); i >= 0 && i < len(m.started) {
+		m.started[i].Inc()
+		return
+	}
+	m.commandsStarted.WithLabelValues(kind.Name()).Inc()
 }
 
 // CommandDone counts a finished command of kind with its outcome (OutcomeOK,
 // OutcomeMXAccessFailure or OutcomeError; anything else counts as error)
 // and records its round trip d.
-func (m *Metrics) CommandDone(kind, outcome string, d time.Duration) {
+func (m *Metrics) CommandDone(kind *catalog.Kind, outcome string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	switch outcome {
-	case OutcomeOK, OutcomeMXAccessFailure, OutcomeError:
-	default:
-		outcome = OutcomeError
+	o := 2 // OutcomeError
+	for i, name := range outcomes {
+		if name == outcome {
+			o = i
+		}
 	}
-	m.commands.WithLabelValues(kind, outcome).Inc()
-	m.commandDuration.WithLabelValues(kind).Observe(d.Seconds())
+	if i := kind.Index(); i >= 0 && i < len(m.done) {
+		m.done[i][o].Inc()
+		m.duration[i].Observe(d.Seconds())
+		return
+	}
+	m.commands.WithLabelValues(kind.Name(), outcomes[o]).Inc()
+	m.commandDuration.WithLabelValues(kind.Name()).Observe(d.Seconds())
 }
 
 // EventsReceived counts n events of family f received from a worker.

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 )
 
 // gather returns every sample of reg as "name{l1=v1,...}" -> value (the
@@ -55,10 +56,12 @@ func TestMetricsMove(t *testing.T) {
 	m.WorkerStarted(time.Second)
 	m.WorkerExited("crash")
 	m.WorkerKilled("heartbeat")
-	m.CommandStarted("write")
-	m.CommandDone("write", OutcomeOK, 2*time.Millisecond)
-	m.CommandDone("write", OutcomeMXAccessFailure, time.Millisecond)
-	m.CommandDone("read", "weird", time.Millisecond)
+	write, read := catalog.ByName("write"), catalog.ByName("read_bulk")
+	m.CommandStarted(write)
+	m.CommandDone(write, OutcomeOK, 2*time.Millisecond)
+	m.CommandDone(write, OutcomeMXAccessFailure, time.Millisecond)
+	m.CommandDone(read, "weird", time.Millisecond)
+	m.CommandDone(nil, OutcomeOK, time.Millisecond)
 	m.EventsReceived(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, 5)
 	m.EventSent(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_WRITE_COMPLETE, 3*time.Millisecond)
 	m.EventSent(mxgatewayv1.EventFamily(99), time.Millisecond)
@@ -86,7 +89,9 @@ func TestMetricsMove(t *testing.T) {
 		"mxgateway_commands_started_total{command=write}":                     1,
 		"mxgateway_commands_total{command=write,outcome=ok}":                  1,
 		"mxgateway_commands_total{command=write,outcome=mxaccess_failure}":    1,
-		"mxgateway_commands_total{command=read,outcome=error}":                1,
+		"mxgateway_commands_total{command=read_bulk,outcome=error}":           1,
+		"mxgateway_commands_total{command=none,outcome=ok}":                   1,
+		"mxgateway_commands_started_total{command=add_item_bulk}":             0,
 		"mxgateway_command_duration_seconds{command=write}#count":             2,
 		"mxgateway_events_received_total{family=on_data_change}":              5,
 		"mxgateway_events_received_total{family=on_write_complete}":           0,
@@ -136,8 +141,8 @@ func TestLabelsBounded(t *testing.T) {
 	m := New(reg)
 	m.WorkerExited("x")
 	m.WorkerKilled("x")
-	m.CommandStarted("x")
-	m.CommandDone("x", OutcomeOK, 0)
+	m.CommandStarted(catalog.ByName("x"))
+	m.CommandDone(catalog.ByName("x"), OutcomeOK, 0)
 	m.QueueOverflow("x")
 	m.Fault("x")
 	m.AuthDenied("x")
@@ -172,8 +177,8 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 	m.WorkerStarted(time.Second)
 	m.WorkerExited("x")
 	m.WorkerKilled("x")
-	m.CommandStarted("x")
-	m.CommandDone("x", OutcomeOK, time.Second)
+	m.CommandStarted(catalog.ByName("write"))
+	m.CommandDone(catalog.ByName("write"), OutcomeOK, time.Second)
 	m.EventsReceived(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, 1)
 	m.EventSent(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, time.Second)
 	m.SetQueueDepthFunc(func() int { return 1 })
@@ -225,27 +230,6 @@ func BenchmarkEventSent(b *testing.B) {
 	}
 }
 
-func TestExitReasonBounded(t *testing.T) {
-	seen := map[string]bool{}
-	for code := -5; code < 300; code++ {
-		for _, killed := range []bool{false, true} {
-			seen[ExitReason(code, killed)] = true
-		}
-	}
-	if len(seen) > 14 {
-		t.Fatalf("ExitReason produced %d distinct labels: %v", len(seen), seen)
-	}
-	for _, c := range []struct {
-		code   int
-		killed bool
-		want   string
-	}{{0, false, "ok"}, {0, true, "killed"}, {-1, false, "signal"}, {7, false, "connection_lost"}, {42, false, "simulated_crash"}, {77, false, "other"}} {
-		if got := ExitReason(c.code, c.killed); got != c.want {
-			t.Errorf("ExitReason(%d, %v) = %q, want %q", c.code, c.killed, got, c.want)
-		}
-	}
-}
-
 func TestOutcome(t *testing.T) {
 	if Outcome(nil, false) != OutcomeOK || Outcome(nil, true) != OutcomeMXAccessFailure || Outcome(errTest, true) != OutcomeError {
 		t.Fatal("Outcome mapping wrong")
@@ -253,3 +237,16 @@ func TestOutcome(t *testing.T) {
 }
 
 var errTest = errors.New("test")
+
+// TestEveryCommandKindHasItsLabel: the command metrics carry one child per
+// catalogue kind from the start, labelled with its name.
+func TestEveryCommandKindHasItsLabel(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	New(reg)
+	got := gather(t, reg)
+	for _, k := range catalog.Kinds() {
+		if _, ok := got["mxgateway_commands_started_total{command="+k.Name()+"}"]; !ok {
+			t.Errorf("no commands_started_total child for %s", k)
+		}
+	}
+}

@@ -5,8 +5,10 @@ package protocol
 import "time"
 
 // Version is the gateway-worker protocol version. Both sides refuse a peer
-// that speaks another one.
-const Version uint32 = 1
+// that speaks another one. Version 2 added the item guard
+// (WorkerCommand.item_guard, WorkerCommandReply.denial): a worker that
+// ignored it would run writes the gateway's constraints no longer allow.
+const Version uint32 = 2
 
 // DefaultMaxFrameBytes is the default largest frame payload (16 MiB).
 const DefaultMaxFrameBytes = 16 << 20
@@ -39,3 +41,41 @@ const (
 	ExitInternal        = 10 // a panic or internal error (Fault sent if possible)
 	ExitSimulatedCrash  = 42 // default code of the simulator's crash fault
 )
+
+// ExitReason turns a worker's exit into a bounded name (the reason label
+// of the workers_exited_total metric): "killed" when the supervisor killed it, "signal"
+// for another signal (code -1), the name of a documented worker exit code
+// ("ok", "connection_lost", "backend_init", ...), or "other".
+func ExitReason(code int, killed bool) string {
+	if killed {
+		return "killed"
+	}
+	switch code {
+	case -1:
+		return "signal"
+	case ExitOK:
+		return "ok"
+	case ExitBadArguments:
+		return "bad_arguments"
+	case ExitVersionMismatch:
+		return "version_mismatch"
+	case ExitNoNonce:
+		return "no_nonce"
+	case ExitHandshakeFailed:
+		return "handshake_failed"
+	case ExitBackendInit:
+		return "backend_init"
+	case ExitConnectionLost:
+		return "connection_lost"
+	case ExitProtocolError:
+		return "protocol_error"
+	case ExitEventOverflow:
+		return "event_overflow"
+	case ExitInternal:
+		return "internal"
+	case ExitSimulatedCrash:
+		return "simulated_crash"
+	default:
+		return "other"
+	}
+}

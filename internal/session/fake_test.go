@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -27,6 +30,10 @@ type fakeWorker struct {
 	// hangShutdown makes Shutdown wait for ctx.
 	hangShutdown bool
 
+	items      *itemtable.Table
+	unanswered atomic.Int32
+	guards     []*workerv1.ItemGuard // guards received, in order
+
 	mu       sync.Mutex
 	finished bool
 	err      error
@@ -44,16 +51,23 @@ func newFakeWorker() *fakeWorker {
 	pidCounter.n++
 	pid := 1000 + pidCounter.n
 	pidCounter.Unlock()
-	return &fakeWorker{pid: pid, events: make(chan *mxgatewayv1.Event, 1024), done: make(chan struct{})}
+	return &fakeWorker{pid: pid, events: make(chan *mxgatewayv1.Event, 1024), done: make(chan struct{}), items: itemtable.New()}
 }
 
 func (w *fakeWorker) PID() int { return w.pid }
 func (w *fakeWorker) Backend() *mxgatewayv1.BackendInfo {
 	return &mxgatewayv1.BackendInfo{Kind: "sim", Simulated: true}
 }
-func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *workerv1.ItemGuard, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+	w.mu.Lock()
+	w.guards = append(w.guards, guard)
+	w.mu.Unlock()
 	if w.invoke != nil {
-		return w.invoke(ctx, cmd, timeout)
+		r, err := w.invoke(ctx, cmd, timeout)
+		if err == nil {
+			w.items.Apply(cmd, r)
+		}
+		return r, err
 	}
 	select {
 	case <-w.done:
@@ -62,6 +76,8 @@ func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeo
 	}
 	return &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK}, nil
 }
+func (w *fakeWorker) Items() *itemtable.Table           { return w.items }
+func (w *fakeWorker) Unanswered() int                   { return int(w.unanswered.Load()) }
 func (w *fakeWorker) Events() <-chan *mxgatewayv1.Event { return w.events }
 func (w *fakeWorker) Done() <-chan struct{}             { return w.done }
 func (w *fakeWorker) Err() error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -465,29 +466,10 @@ func waitSweeps(t *testing.T, clk *fakeClock, m *Manager, s *Session) {
 	})
 }
 
-func TestCommandKind(t *testing.T) {
-	cases := []struct {
-		cmd  *mxgatewayv1.Command
-		want string
-	}{
-		{nil, "none"},
-		{&mxgatewayv1.Command{}, "none"},
-		{&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{}}}, "write"},
-		{&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SubscribeBulk{SubscribeBulk: &mxgatewayv1.SubscribeBulkCommand{}}}, "subscribe_bulk"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.want, func(t *testing.T) {
-			if got := CommandKind(tc.cmd); got != tc.want {
-				t.Fatalf("CommandKind = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestCommandDoneHook(t *testing.T) {
 	var kinds []string
 	var mu sync.Mutex
-	h := newHarness(t, Options{Hooks: Hooks{CommandDone: func(kind string, _ time.Duration, _ *mxgatewayv1.Reply, err error) {
+	h := newHarness(t, Options{Hooks: Hooks{CommandDone: func(kind *catalog.Kind, _ time.Duration, _ *mxgatewayv1.Reply, err error) {
 		mu.Lock()
 		kinds = append(kinds, fmt.Sprintf("%s:%v", kind, err))
 		mu.Unlock()

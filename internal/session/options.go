@@ -9,6 +9,9 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
@@ -20,7 +23,16 @@ type Worker interface {
 	// Backend describes what the worker drives.
 	Backend() *mxgatewayv1.BackendInfo
 	// Invoke runs one command and waits for its reply (at most timeout).
-	Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error)
+	// guard, when not nil, is the command's item guard (see
+	// workerclient.Client.Invoke).
+	Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *workerv1.ItemGuard, timeout time.Duration) (*mxgatewayv1.Reply, error)
+	// Items is the gateway's mirror of the worker's item table, updated
+	// from every reply the worker sent, in worker order, whether or not
+	// its caller still waited.
+	Items() *itemtable.Table
+	// Unanswered is how many commands the worker got and has not answered
+	// whose callers stopped waiting; they still run.
+	Unanswered() int
 	// Events delivers the worker's events in order; it is closed after the
 	// worker reached a terminal state.
 	Events() <-chan *mxgatewayv1.Event
@@ -87,10 +99,10 @@ type Hooks struct {
 	SessionClosed func(id string, final mxgatewayv1.SessionState, reason string)
 	// CommandStarted runs for every command that passed the session's
 	// checks and goes to the worker.
-	CommandStarted func(kind string)
+	CommandStarted func(kind *catalog.Kind)
 	// CommandDone runs after every command that reached a worker, with the
 	// worker's reply (nil on error).
-	CommandDone func(kind string, elapsed time.Duration, reply *mxgatewayv1.Reply, err error)
+	CommandDone func(kind *catalog.Kind, elapsed time.Duration, reply *mxgatewayv1.Reply, err error)
 	// EventReceived runs for every event accepted from a worker.
 	EventReceived func(family mxgatewayv1.EventFamily)
 	// SlowConsumer runs for every subscriber queue overflow.

@@ -2,10 +2,13 @@ package session
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 )
 
 const (
@@ -14,70 +17,58 @@ const (
 	stBulk = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK
 )
 
-// TestItemRefs: the session learns item handles from add replies and
-// forgets them on removal, per registration; handles are reused.
-func TestItemRefs(t *testing.T) {
+// TestItemRefsComeFromTheWorkersMirror: ItemRef answers from the worker's
+// item table mirror, and a guard reaches the worker with its command.
+func TestItemRefsComeFromTheWorkersMirror(t *testing.T) {
 	h := newHarness(t, Options{})
 	s, w := h.open()
-	next := int32(0)
 	w.invoke = func(_ context.Context, cmd *mxgatewayv1.Command, _ time.Duration) (*mxgatewayv1.Reply, error) {
-		switch k := cmd.GetKind().(type) {
-		case *mxgatewayv1.Command_AddItem:
-			if k.AddItem.GetItemDefinition() == "Bad.Ref" {
-				return &mxgatewayv1.Reply{Status: stFail}, nil
-			}
-			next++
-			return &mxgatewayv1.Reply{Status: stOK, Result: &mxgatewayv1.Reply_ItemHandle{ItemHandle: &mxgatewayv1.ItemHandleResult{ItemHandle: next}}}, nil
-		case *mxgatewayv1.Command_SubscribeBulk:
-			res := &mxgatewayv1.BulkResult{}
-			for range k.SubscribeBulk.GetItemDefinitions() {
-				next++
-				// The advise step failed, but the item was added.
-				res.Entries = append(res.Entries, &mxgatewayv1.BulkEntryResult{ItemHandle: next, Status: stFail, FailedMethod: "Advise"})
-			}
-			return &mxgatewayv1.Reply{Status: stBulk, Result: &mxgatewayv1.Reply_Bulk{Bulk: res}}, nil
+		if cmd.GetAddItem() != nil {
+			return &mxgatewayv1.Reply{Status: stOK, Result: &mxgatewayv1.Reply_ItemHandle{ItemHandle: &mxgatewayv1.ItemHandleResult{ItemHandle: 7}}}, nil
 		}
 		return &mxgatewayv1.Reply{Status: stOK}, nil
 	}
-	run := func(cmd *mxgatewayv1.Command) {
-		t.Helper()
-		if _, err := s.Invoke(context.Background(), cmd, 0); err != nil {
-			t.Fatal(err)
-		}
+	add := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: 1, ItemDefinition: "TIC101.SP"}}}
+	if _, err := s.Invoke(context.Background(), add, 0); err != nil {
+		t.Fatal(err)
 	}
-	add := func(server int32, ref string) {
-		run(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: server, ItemDefinition: ref}}})
+	if ref, ok := s.ItemRef(1, 7); !ok || ref != "TIC101.SP" {
+		t.Fatalf("ItemRef(1, 7) = %q, %v", ref, ok)
 	}
-	want := func(server, item int32, ref string) {
-		t.Helper()
-		got, ok := s.ItemRef(server, item)
-		if ok != (ref != "") || got != ref {
-			t.Fatalf("ItemRef(%d, %d) = %q, %v; want %q", server, item, got, ok, ref)
-		}
+	if _, ok := s.ItemRef(2, 7); ok {
+		t.Fatal("ItemRef of another registration")
 	}
-	add(1, "TIC101.SP") // 1
-	add(2, "Tank1.Level")
-	add(1, "Bad.Ref") // refused: no handle
-	want(1, 1, "TIC101.SP")
-	want(2, 2, "Tank1.Level")
-	want(1, 2, "")
-	run(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_SubscribeBulk{SubscribeBulk: &mxgatewayv1.SubscribeBulkCommand{
-		ServerHandle: 1, ItemDefinitions: []string{"A.B", "C.D"}}}})
-	want(1, 3, "A.B")
-	want(1, 4, "C.D")
+	g := &workerv1.ItemGuard{Items: []*workerv1.GuardedItem{{ServerHandle: 1, ItemHandle: 7, ItemDefinition: "TIC101.SP"}}}
+	write := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{ServerHandle: 1, ItemHandle: 7}}}
+	if _, err := s.InvokeGuarded(context.Background(), write, g, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	guards := w.guards
+	w.mu.Unlock()
+	if len(guards) != 2 || guards[0] != nil || guards[1] != g {
+		t.Fatalf("guards at the worker %v", guards)
+	}
+}
 
-	run(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_RemoveItem{RemoveItem: &mxgatewayv1.RemoveItemCommand{ServerHandle: 1, ItemHandle: 1}}})
-	want(1, 1, "")
-	run(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnsubscribeBulk{UnsubscribeBulk: &mxgatewayv1.UnsubscribeBulkCommand{ServerHandle: 1, ItemHandles: []int32{3}}}})
-	want(1, 3, "")
-	want(1, 4, "C.D")
-	run(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Unregister{Unregister: &mxgatewayv1.UnregisterCommand{ServerHandle: 1}}})
-	want(1, 4, "")
-	want(2, 2, "Tank1.Level")
-	// A reused handle takes the new reference.
-	next = 1
-	add(2, "Other.Ref")
-	want(2, 2, "Other.Ref")
+// TestUnansweredCommandsCountAsPending: commands whose callers stopped
+// waiting still run in the worker: they count against the pending limit
+// and in the listing.
+func TestUnansweredCommandsCountAsPending(t *testing.T) {
+	h := newHarness(t, Options{MaxPendingCommands: 2})
+	s, w := h.open()
+	w.unanswered.Store(2)
+	cmd := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}
+	if _, err := s.Invoke(context.Background(), cmd, 0); !errors.Is(err, ErrPendingLimit) {
+		t.Fatalf("Invoke with 2 unanswered commands: %v, want ErrPendingLimit", err)
+	}
+	if n := s.Info().CommandsPending; n != 2 {
+		t.Fatalf("CommandsPending = %d, want 2", n)
+	}
+	w.unanswered.Store(1)
+	if _, err := s.Invoke(context.Background(), cmd, 0); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestQueuedEvents: the queue depth counts what subscribers have not read.
@@ -113,7 +104,7 @@ func TestQueuedEvents(t *testing.T) {
 // announced before it runs; refused ones are not.
 func TestCommandStartedHook(t *testing.T) {
 	var started []string
-	h := newHarness(t, Options{MaxPendingCommands: 1, Hooks: Hooks{CommandStarted: func(kind string) { started = append(started, kind) }}})
+	h := newHarness(t, Options{MaxPendingCommands: 1, Hooks: Hooks{CommandStarted: func(kind *catalog.Kind) { started = append(started, kind.Name()) }}})
 	s, _ := h.open()
 	cmd := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}
 	if _, err := s.Invoke(context.Background(), cmd, 0); err != nil {

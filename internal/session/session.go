@@ -8,10 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/logging"
 )
 
@@ -46,7 +48,6 @@ type Session struct {
 	subs          map[*Subscription]struct{}
 	ended         error // the pump's terminal error, for late subscribers
 	slowConsumers uint64
-	refs          itemRefs // item handle → reference, for write constraints
 }
 
 // Info is a snapshot of a session for listings.
@@ -96,21 +97,20 @@ func newSession(m *Manager, id string, req OpenRequest, w Worker) *Session {
 		lastActivity: now,
 		ring:         newRing(m.opts.ReplaySize),
 		subs:         make(map[*Subscription]struct{}),
-		refs:         make(itemRefs),
 	}
 }
 
 // ItemRef returns the reference the item handle item of the registration
-// serverHandle was added with in this session, from the replies of AddItem,
-// AddItem2, AddBufferedItem, AddItemBulk and SubscribeBulk; ok is false for
-// handles the session does not know (never added, or removed since).
-// Reference constraints on writes use it, since writes name items by handle.
+// serverHandle names in this session's item table (the gateway's mirror of
+// the worker's, see Worker.Items); ok is false for handles it does not
+// know (never added, or removed since). Reference constraints on writes
+// use it, since writes name items by handle.
 func (s *Session) ItemRef(serverHandle, item int32) (ref string, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ref, ok = s.refs[itemKey{serverHandle, item}]
-	return ref, ok
+	return s.w.Items().Ref(serverHandle, item)
 }
+
+// Items is the session's item table: the gateway's mirror of the worker's.
+func (s *Session) Items() *itemtable.Table { return s.w.Items() }
 
 // QueuedEvents is the number of events waiting in this session's subscriber
 // queues (replay backlog included).
@@ -188,6 +188,7 @@ func (s *Session) expired(now time.Time) bool {
 // Info returns a snapshot of the session.
 func (s *Session) Info() Info {
 	now := s.m.opts.Now()
+	unanswered := s.w.Unanswered()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	info := Info{
@@ -201,7 +202,7 @@ func (s *Session) Info() Info {
 		Subscribers:       len(s.subs),
 		LastSequence:      s.lastSeq,
 		CommandsCompleted: s.completed,
-		CommandsPending:   s.pending,
+		CommandsPending:   s.pending + unanswered,
 		SlowConsumers:     s.slowConsumers,
 		Backend:           s.backend,
 	}
@@ -224,22 +225,31 @@ func (s *Session) usableLocked() error {
 	return nil
 }
 
-// Invoke runs cmd on the worker. A timeout of 0 uses the manager's default.
-// It fails fast with ErrPendingLimit when the session already has
-// MaxPendingCommands commands in flight. MXAccess refusals come back as
-// replies; errors are gateway failures (the worker's own errors pass
-// through unchanged).
+// Invoke runs cmd on the worker without an item guard (a caller without
+// reference constraints, such as a gateway-owned session). See
+// InvokeGuarded.
 func (s *Session) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+	return s.InvokeGuarded(ctx, cmd, nil, timeout)
+}
+
+// InvokeGuarded runs cmd on the worker with the item guard guard (nil for
+// none). A timeout of 0 uses the manager's default. It fails fast with
+// ErrPendingLimit when the session already has MaxPendingCommands commands
+// in flight, counting those whose callers stopped waiting but that the
+// worker still runs. MXAccess refusals come back as replies; errors are
+// gateway failures (the worker's own errors pass through unchanged).
+func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, guard *workerv1.ItemGuard, timeout time.Duration) (*mxgatewayv1.Reply, error) {
 	opts := &s.m.opts
 	now := opts.Now()
+	unanswered := s.w.Unanswered()
 	s.mu.Lock()
 	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	if s.pending >= opts.MaxPendingCommands {
+	if n := s.pending + unanswered; n >= opts.MaxPendingCommands {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d in flight", ErrPendingLimit, opts.MaxPendingCommands)
+		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
 	}
 	s.pending++
 	s.lastActivity = now
@@ -248,24 +258,18 @@ func (s *Session) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout 
 	if timeout <= 0 {
 		timeout = opts.CommandTimeout
 	}
-	var kind string // named once for both hooks
-	if opts.Hooks.CommandStarted != nil || opts.Hooks.CommandDone != nil {
-		kind = CommandKind(cmd)
-	}
+	kind := catalog.Of(cmd)
 	if h := opts.Hooks.CommandStarted; h != nil {
 		h(kind)
 	}
 	start := time.Now()
-	reply, err := s.w.Invoke(ctx, cmd, timeout)
+	reply, err := s.w.Invoke(ctx, cmd, guard, timeout)
 	elapsed := time.Since(start)
 
 	s.mu.Lock()
 	s.pending--
 	s.completed++
 	s.lastActivity = opts.Now()
-	if err == nil {
-		s.refs.track(cmd, reply)
-	}
 	s.mu.Unlock()
 	if h := opts.Hooks.CommandDone; h != nil {
 		h(kind, elapsed, reply, err)
@@ -529,19 +533,3 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 	s.log.Info("session closed", slog.String("final", final.String()))
 	return CloseResult{State: final, Warnings: warnings}
 }
-
-// CommandKind names the kind of cmd as its oneof field ("write",
-// "subscribe_bulk", ...), or "none".
-func CommandKind(cmd *mxgatewayv1.Command) string {
-	if cmd == nil {
-		return "none"
-	}
-	fd := cmd.ProtoReflect().WhichOneof(commandKindOneof)
-	if fd == nil {
-		return "none"
-	}
-	return string(fd.Name())
-}
-
-// commandKindOneof is the Command "kind" oneof, looked up once.
-var commandKindOneof = (&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName(protoreflect.Name("kind"))

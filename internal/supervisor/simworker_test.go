@@ -52,7 +52,7 @@ func TestRealWorkerWithSimulator(t *testing.T) {
 	}
 	invoke := func(cmd *mxgatewayv1.Command) *mxgatewayv1.Reply {
 		t.Helper()
-		r, err := c.Invoke(ctx, cmd, waitFor)
+		r, err := c.Invoke(ctx, cmd, nil, waitFor)
 		if err != nil {
 			t.Fatal(err)
 		}

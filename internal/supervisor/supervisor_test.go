@@ -199,7 +199,7 @@ func TestLaunchInvokeShutdown(t *testing.T) {
 	// The endpoint is gone as soon as the one connection was accepted.
 	f.assertNoEndpointDirs()
 
-	reply, err := c.Invoke(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}, waitFor)
+	reply, err := c.Invoke(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}, nil, waitFor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestProcessExitMidCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Invoke(context.Background(), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}, waitFor)
+	_, err = c.Invoke(context.Background(), &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}, nil, waitFor)
 	if !errors.Is(err, workerclient.ErrWorkerGone) {
 		t.Fatalf("pending command: %v, want ErrWorkerGone", err)
 	}

@@ -10,33 +10,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
-// DataTypeOf infers the MxDataType a VARIANT type stands for. The VARIANT
-// does not carry the MXAccess type, so types that share a VARIANT type
-// (MxString, MxReferenceType, MxBigString, ...; MxInteger and the enum
-// types; MxDouble and, as the simulator carries it, MxElapsedTime) map to
-// the plain one. [unverified] assumption: MXAccess sends each type as
-// MXACCESS.md §5.3 lists it.
-func DataTypeOf(vt VT) mxgatewayv1.MxDataType {
-	switch vt.Base() {
-	case VT_EMPTY, VT_NULL:
-		return mxgatewayv1.MxDataType_MX_DATA_TYPE_NO_DATA
-	case VT_BOOL:
-		return mxgatewayv1.MxDataType_MX_DATA_TYPE_BOOLEAN
-	case VT_I1, VT_UI1, VT_I2, VT_UI2, VT_I4, VT_UI4, VT_INT, VT_UINT, VT_I8, VT_UI8:
-		return mxgatewayv1.MxDataType_MX_DATA_TYPE_INTEGER
-	case VT_R4:
-		return mxgatewayv1.MxDataType_MX_DATA_TYPE_FLOAT
-	case VT_R8, VT_CY, VT_DECIMAL:
-		return mxgatewayv1.MxDataType_MX_DATA_TYPE_DOUBLE
-	case VT_BSTR:
-		return mxgatewayv1.MxDataType_MX_DATA_TYPE_STRING
-	case VT_DATE, VT_FILETIME:
-		return mxgatewayv1.MxDataType_MX_DATA_TYPE_TIME
-	}
-	return mxgatewayv1.MxDataType_MX_DATA_TYPE_UNKNOWN
-}
+// DataTypeOf infers the MxDataType a VARIANT type stands for (see
+// mxtypes.DataTypeOf).
+func DataTypeOf(vt VT) mxgatewayv1.MxDataType { return mxtypes.DataTypeOf(vt) }
 
 // ToMxValue converts a decoded VARIANT to the wire value. VT_DATE is read
 // as wall-clock time in loc and sent as UTC. Nothing fails: a value that

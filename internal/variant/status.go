@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 // StatusLayout is the memory layout of one MXSTATUS_PROXY record.
@@ -123,7 +123,7 @@ func DecodeStatuses(v Value, l StatusLayout) ([]*mxgatewayv1.MxStatus, error) {
 	out := make([]*mxgatewayv1.MxStatus, 0, len(raw)/int(l.Size))
 	for off := 0; off+int(l.Size) <= len(raw); off += int(l.Size) {
 		r := raw[off : off+int(l.Size)]
-		out = append(out, backend.NewStatus(
+		out = append(out, mxtypes.NewStatus(
 			int16(binary.LittleEndian.Uint16(r[l.SuccessOff:])),
 			int32(binary.LittleEndian.Uint32(r[l.CategoryOff:])),
 			int32(binary.LittleEndian.Uint32(r[l.DetectedByOff:])),

@@ -25,7 +25,7 @@ const (
 // IsWindowsService reports whether the process runs under the Windows
 // service control manager.
 func IsWindowsService() (bool, error) {
-	return svc.IsWindowsService()
+	return isWindowsService()
 }
 
 // Install registers a service that runs exePath with args (for example

@@ -2,13 +2,18 @@ package worker
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/logging"
 )
 
@@ -16,8 +21,13 @@ const (
 	statusOK           = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK
 	statusFailure      = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
 	statusNotSupported = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_NOT_SUPPORTED
+	statusCancelled    = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_CANCELLED
 	statusBulk         = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_BULK
 )
+
+// errNoBinding is a catalogue kind this worker's dispatch does not call;
+// a catalogue test keeps it from happening.
+var errNoBinding = errors.New("worker: no backend binding for the command")
 
 // outcome is how MXAccess answered one call.
 type outcome struct {
@@ -40,352 +50,322 @@ func outcomeOf(err error) (outcome, error) {
 	}
 	var ns *backend.NotSupportedError
 	if errors.As(err, &ns) {
-		return outcome{status: statusNotSupported, hresult: backend.E_NOTIMPL, message: ns.Error()}, nil
+		return outcome{status: statusNotSupported, hresult: mxtypes.E_NOTIMPL, message: ns.Error()}, nil
 	}
 	return outcome{}, err
 }
 
-// replyFor builds the reply of a single MXAccess call.
-func replyFor(err error) (*mxgatewayv1.Reply, error) {
-	o, fatal := outcomeOf(err)
-	if fatal != nil {
-		return nil, fatal
-	}
-	return &mxgatewayv1.Reply{Status: o.status, Hresult: o.hresult, Statuses: o.statuses, Message: o.message}, nil
+// done is the outcome of one command: its reply, or a refusal by the item
+// guard before MXAccess saw it.
+type done struct {
+	reply  *mxgatewayv1.Reply
+	denial *mxgatewayv1.EntryDenial
 }
 
-// execute runs one command on the backend. A non-nil error means the backend
-// is broken and the worker must fault.
-func (w *worker) execute(c *queuedCmd) (*mxgatewayv1.Reply, error) {
+// execute runs one command. Every shape takes one generic path driven by
+// the catalogue: the item guard, the MXAccess call(s) through call, the
+// reply, and the item table. A non-nil error means the backend is broken
+// and the worker must fault.
+func (w *worker) execute(c *queuedCmd) (done, error) {
 	var deadline time.Time
 	if d := c.cmd.GetTimeout(); d != nil && d.AsDuration() > 0 {
 		// Leave the gateway a margin to receive the reply before it gives up.
 		deadline = c.received.Add(d.AsDuration() * 9 / 10)
 	}
-	rep, err := w.dispatch(c.cmd.GetCommand(), deadline)
+	cmd := c.cmd.GetCommand()
+	g := newGuard(c.cmd.GetItemGuard())
+	var (
+		d   done
+		err error
+	)
+	switch k := catalog.Of(cmd); {
+	case k.IsSingle():
+		if den := w.guardSingle(g, cmd); den != nil {
+			return done{reply: &mxgatewayv1.Reply{Status: statusCancelled, Message: den.GetMessage()}, denial: den}, nil
+		}
+		d.reply, err = w.single(k, cmd)
+	case k.IsBulk():
+		d.reply, err = w.bulk(k, cmd, g)
+	case k.IsReadBulk():
+		d.reply, err = w.readBulk(cmd.GetReadBulk(), deadline)
+	default:
+		// A kind this build does not know (a newer gateway) or none at all.
+		d.reply = &mxgatewayv1.Reply{
+			Status:  statusNotSupported,
+			Hresult: mxtypes.E_NOTIMPL,
+			Message: "worker: command kind " + k.Name() + " is not supported by this worker",
+		}
+	}
 	if err != nil {
-		return nil, err
+		return done{}, err
 	}
 	if pw := w.be.TakeParityWarnings(); len(pw) > 0 {
-		rep.ParityWarnings = append(rep.ParityWarnings, pw...)
+		d.reply.ParityWarnings = append(d.reply.ParityWarnings, pw...)
 	}
+	return d, nil
+}
+
+// single runs a single command: one MXAccess call, its reply, its effect
+// on the item table.
+func (w *worker) single(k *catalog.Kind, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error) {
+	w.beforeCall(k, cmd)
+	v, err := w.call(cmd)
+	o, fatal := outcomeOf(err)
+	if fatal != nil {
+		return nil, fatal
+	}
+	rep := &mxgatewayv1.Reply{Status: o.status, Hresult: o.hresult, Statuses: o.statuses, Message: o.message}
+	if err == nil {
+		setResult(rep, k, v)
+	}
+	w.apply(k, cmd, rep)
 	return rep, nil
 }
 
-func (w *worker) dispatch(cmd *mxgatewayv1.Command, deadline time.Time) (*mxgatewayv1.Reply, error) {
-	be := w.be
-	switch k := cmd.GetKind().(type) {
-	case *mxgatewayv1.Command_Register:
-		name := k.Register.GetClientName()
-		if name == "" {
-			// A unique name per registration: System Platform logs use it.
-			name = "mxgateway-" + w.cfg.SessionID
-		}
-		sh, err := be.Register(name)
-		rep, ferr := replyFor(err)
-		if ferr == nil && err == nil {
-			rep.Result = &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: sh}}
-		}
-		return rep, ferr
-
-	case *mxgatewayv1.Command_Unregister:
-		sh := k.Unregister.GetServerHandle()
-		err := be.Unregister(sh)
-		if err == nil {
-			w.trackUnregister(sh)
-		}
-		return replyFor(err)
-
-	case *mxgatewayv1.Command_AddItem:
-		a := k.AddItem
-		ih, err := be.AddItem(a.GetServerHandle(), a.GetItemDefinition())
-		if err == nil {
-			w.trackAdd(a.GetServerHandle(), ih, a.GetItemDefinition())
-		}
-		return itemHandleReply(ih, err)
-
-	case *mxgatewayv1.Command_AddItem2:
-		a := k.AddItem2
-		ih, err := be.AddItem2(a.GetServerHandle(), a.GetItemDefinition(), a.GetItemContext())
-		if err == nil {
-			w.trackAdd(a.GetServerHandle(), ih, a.GetItemDefinition())
-		}
-		return itemHandleReply(ih, err)
-
-	case *mxgatewayv1.Command_AddBufferedItem:
-		// Buffered items deliver OnBufferedDataChange; ReadBulk never answers
-		// from them, so they are not tracked.
-		a := k.AddBufferedItem
-		ih, err := be.AddBufferedItem(a.GetServerHandle(), a.GetItemDefinition())
-		return itemHandleReply(ih, err)
-
-	case *mxgatewayv1.Command_RemoveItem:
-		return replyFor(w.removeItem(k.RemoveItem.GetServerHandle(), k.RemoveItem.GetItemHandle()))
-
-	case *mxgatewayv1.Command_Advise:
-		return replyFor(w.advise(k.Advise.GetServerHandle(), k.Advise.GetItemHandle(), false))
-
-	case *mxgatewayv1.Command_AdviseSupervisory:
-		return replyFor(w.advise(k.AdviseSupervisory.GetServerHandle(), k.AdviseSupervisory.GetItemHandle(), true))
-
-	case *mxgatewayv1.Command_UnAdvise:
-		return replyFor(w.unAdvise(k.UnAdvise.GetServerHandle(), k.UnAdvise.GetItemHandle()))
-
-	case *mxgatewayv1.Command_Suspend:
-		sh, ih := k.Suspend.GetServerHandle(), k.Suspend.GetItemHandle()
-		err := be.Suspend(sh, ih)
-		if err == nil {
-			w.trackSuspended(sh, ih, true)
-		}
-		return replyFor(err)
-
-	case *mxgatewayv1.Command_Activate:
-		sh, ih := k.Activate.GetServerHandle(), k.Activate.GetItemHandle()
-		err := be.Activate(sh, ih)
-		if err == nil {
-			w.trackSuspended(sh, ih, false)
-		}
-		return replyFor(err)
-
-	case *mxgatewayv1.Command_SetBufferedUpdateInterval:
-		s := k.SetBufferedUpdateInterval
-		return replyFor(be.SetBufferedUpdateInterval(s.GetServerHandle(), s.GetIntervalMs()))
-
-	case *mxgatewayv1.Command_Write:
-		return replyFor(w.write(0, k.Write))
-
-	case *mxgatewayv1.Command_Write2:
-		return replyFor(w.write2(0, k.Write2))
-
-	case *mxgatewayv1.Command_WriteSecured:
-		return replyFor(w.writeSecured(0, k.WriteSecured))
-
-	case *mxgatewayv1.Command_WriteSecured2:
-		return replyFor(w.writeSecured2(0, k.WriteSecured2))
-
-	case *mxgatewayv1.Command_AuthenticateUser:
-		a := k.AuthenticateUser
-		id, err := be.AuthenticateUser(a.GetServerHandle(), a.GetUserName(), a.GetPassword())
-		return userIDReply(id, err)
-
-	case *mxgatewayv1.Command_ArchestraUserToId:
-		a := k.ArchestraUserToId
-		id, err := be.ArchestrAUserToId(a.GetServerHandle(), a.GetUserIdentity())
-		return userIDReply(id, err)
-
-	case *mxgatewayv1.Command_AddItemBulk:
-		b := k.AddItemBulk
-		return w.bulk(len(b.GetItemDefinitions()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			ref := b.GetItemDefinitions()[i]
-			e.ItemDefinition = ref
-			ih, err := be.AddItem(b.GetServerHandle(), ref)
-			if err == nil {
-				e.ItemHandle = ih
-				w.trackAdd(b.GetServerHandle(), ih, ref)
-			}
-			return record(e, "AddItem", err)
-		})
-
-	case *mxgatewayv1.Command_AdviseBulk:
-		b := k.AdviseBulk
-		method := "Advise"
-		if b.GetSupervisory() {
-			method = "AdviseSupervisory"
-		}
-		return w.bulk(len(b.GetItemHandles()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			e.ItemHandle = b.GetItemHandles()[i]
-			return record(e, method, w.advise(b.GetServerHandle(), e.ItemHandle, b.GetSupervisory()))
-		})
-
-	case *mxgatewayv1.Command_SubscribeBulk:
-		b := k.SubscribeBulk
-		method := "Advise"
-		if b.GetSupervisory() {
-			method = "AdviseSupervisory"
-		}
-		return w.bulk(len(b.GetItemDefinitions()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			ref := b.GetItemDefinitions()[i]
-			e.ItemDefinition = ref
-			ih, err := be.AddItem(b.GetServerHandle(), ref)
-			if err != nil {
-				return record(e, "AddItem", err)
-			}
-			e.ItemHandle = ih
-			w.trackAdd(b.GetServerHandle(), ih, ref)
-			// A failed advise leaves the item added; its handle is in the
-			// entry so the client can remove it.
-			return record(e, method, w.advise(b.GetServerHandle(), ih, b.GetSupervisory()))
-		})
-
-	case *mxgatewayv1.Command_UnsubscribeBulk:
-		b := k.UnsubscribeBulk
-		return w.bulk(len(b.GetItemHandles()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			e.ItemHandle = b.GetItemHandles()[i]
-			// Best effort, like teardown: remove even when UnAdvise failed.
-			if err := record(e, "UnAdvise", w.unAdvise(b.GetServerHandle(), e.ItemHandle)); err != nil {
-				return err
-			}
-			return record(e, "RemoveItem", w.removeItem(b.GetServerHandle(), e.ItemHandle))
-		})
-
-	case *mxgatewayv1.Command_RemoveItemBulk:
-		b := k.RemoveItemBulk
-		return w.bulk(len(b.GetItemHandles()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			e.ItemHandle = b.GetItemHandles()[i]
-			return record(e, "RemoveItem", w.removeItem(b.GetServerHandle(), e.ItemHandle))
-		})
-
-	case *mxgatewayv1.Command_UnAdviseBulk:
-		b := k.UnAdviseBulk
-		return w.bulk(len(b.GetItemHandles()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			e.ItemHandle = b.GetItemHandles()[i]
-			return record(e, "UnAdvise", w.unAdvise(b.GetServerHandle(), e.ItemHandle))
-		})
-
-	case *mxgatewayv1.Command_WriteBulk:
-		b := k.WriteBulk
-		return w.bulk(len(b.GetEntries()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			x := b.GetEntries()[i]
-			e.ItemHandle = x.GetItemHandle()
-			return record(e, "Write", w.write(b.GetServerHandle(), x))
-		})
-
-	case *mxgatewayv1.Command_Write2Bulk:
-		b := k.Write2Bulk
-		return w.bulk(len(b.GetEntries()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			x := b.GetEntries()[i]
-			e.ItemHandle = x.GetItemHandle()
-			return record(e, "Write2", w.write2(b.GetServerHandle(), x))
-		})
-
-	case *mxgatewayv1.Command_WriteSecuredBulk:
-		b := k.WriteSecuredBulk
-		return w.bulk(len(b.GetEntries()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			x := b.GetEntries()[i]
-			e.ItemHandle = x.GetItemHandle()
-			return record(e, "WriteSecured", w.writeSecured(b.GetServerHandle(), x))
-		})
-
-	case *mxgatewayv1.Command_WriteSecured2Bulk:
-		b := k.WriteSecured2Bulk
-		return w.bulk(len(b.GetEntries()), func(i int, e *mxgatewayv1.BulkEntryResult) error {
-			x := b.GetEntries()[i]
-			e.ItemHandle = x.GetItemHandle()
-			return record(e, "WriteSecured2", w.writeSecured2(b.GetServerHandle(), x))
-		})
-
-	case *mxgatewayv1.Command_ReadBulk:
-		return w.readBulk(k.ReadBulk, deadline)
+// setResult puts a single command's typed result into its reply.
+func setResult(rep *mxgatewayv1.Reply, k *catalog.Kind, v int32) {
+	switch k.Result() {
+	case mxgatewayv1.CommandResult_COMMAND_RESULT_SERVER_HANDLE:
+		rep.Result = &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: v}}
+	case mxgatewayv1.CommandResult_COMMAND_RESULT_ITEM_HANDLE:
+		rep.Result = &mxgatewayv1.Reply_ItemHandle{ItemHandle: &mxgatewayv1.ItemHandleResult{ItemHandle: v}}
+	case mxgatewayv1.CommandResult_COMMAND_RESULT_USER_ID:
+		rep.Result = &mxgatewayv1.Reply_UserId{UserId: &mxgatewayv1.UserIdResult{UserId: v}}
 	}
-	// A kind this build does not know (a newer gateway) or none at all.
-	return &mxgatewayv1.Reply{
-		Status:  statusNotSupported,
-		Hresult: backend.E_NOTIMPL,
-		Message: "worker: command kind " + kindName(cmd) + " is not supported by this worker",
-	}, nil
 }
 
-func itemHandleReply(ih int32, err error) (*mxgatewayv1.Reply, error) {
-	rep, ferr := replyFor(err)
-	if ferr == nil && err == nil {
-		rep.Result = &mxgatewayv1.Reply_ItemHandle{ItemHandle: &mxgatewayv1.ItemHandleResult{ItemHandle: ih}}
-	}
-	return rep, ferr
+// callOutcome is one step's outcome in a bulk entry.
+type callOutcome struct {
+	method string
+	o      outcome
 }
 
-func userIDReply(id int32, err error) (*mxgatewayv1.Reply, error) {
-	rep, ferr := replyFor(err)
-	if ferr == nil && err == nil {
-		rep.Result = &mxgatewayv1.Reply_UserId{UserId: &mxgatewayv1.UserIdResult{UserId: id}}
-	}
-	return rep, ferr
-}
-
-// bulk runs one entry function per input, in order, collecting each entry's
-// parity warnings. Only a broken backend stops it.
-func (w *worker) bulk(n int, entry func(i int, e *mxgatewayv1.BulkEntryResult) error) (*mxgatewayv1.Reply, error) {
+// bulk runs a bulk form: for each entry, in input order, the guard and then
+// the entry's steps (single commands from the catalogue), each applied to
+// the item table as it returns. An entry stops at its first refused step
+// unless the form is best effort; a failed entry lists every call it made.
+// Only a broken backend stops the command.
+func (w *worker) bulk(k *catalog.Kind, cmd *mxgatewayv1.Command, g guard) (*mxgatewayv1.Reply, error) {
+	n := k.Inputs(cmd)
+	steps := len(k.Steps())
 	res := &mxgatewayv1.BulkResult{Entries: make([]*mxgatewayv1.BulkEntryResult, 0, n)}
+	calls := make([]callOutcome, 0, steps)
 	for i := 0; i < n; i++ {
-		e := &mxgatewayv1.BulkEntryResult{Status: statusOK}
+		in := k.Input(cmd, i)
+		e := &mxgatewayv1.BulkEntryResult{ItemDefinition: in.Ref, ItemHandle: in.Item, Status: statusOK}
 		res.Entries = append(res.Entries, e)
-		if err := entry(i, e); err != nil {
-			return nil, err
+		if u, ok := k.InputUse(cmd, i); ok && g != nil {
+			if den := w.guardUse(g, []catalog.Use{u}); den != nil {
+				e.Status, e.Denial = mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_UNSPECIFIED, den
+				continue
+			}
+		}
+		calls = calls[:0]
+		var added int32
+		for j := 0; j < steps; j++ {
+			sc := k.StepCommand(cmd, i, j, added)
+			sk := catalog.Of(sc)
+			w.beforeCall(sk, sc)
+			v, err := w.call(sc)
+			o, fatal := outcomeOf(err)
+			if fatal != nil {
+				return nil, fatal
+			}
+			step := &mxgatewayv1.Reply{Status: o.status, Hresult: o.hresult}
+			if err == nil {
+				setResult(step, sk, v)
+				if sk.Result() == mxgatewayv1.CommandResult_COMMAND_RESULT_ITEM_HANDLE {
+					added, e.ItemHandle = v, v
+				}
+			}
+			w.apply(sk, sc, step)
+			calls = append(calls, callOutcome{sk.Method(), o})
+			if o.status != statusOK {
+				if e.Status == statusOK {
+					e.Status, e.Hresult, e.FailedMethod = o.status, o.hresult, sk.Method()
+				}
+				if !k.BestEffort() {
+					break
+				}
+			}
+		}
+		if e.Status != statusOK {
+			e.Calls = make([]*mxgatewayv1.BulkCall, len(calls))
+			for j, c := range calls {
+				e.Calls[j] = &mxgatewayv1.BulkCall{Method: c.method, Status: c.o.status, Hresult: c.o.hresult}
+			}
 		}
 		e.ParityWarnings = w.be.TakeParityWarnings()
 	}
 	return &mxgatewayv1.Reply{Status: statusBulk, Result: &mxgatewayv1.Reply_Bulk{Bulk: res}}, nil
 }
 
-// record notes the outcome of one call of a bulk entry; the first failure
-// decides the entry's status. It returns only fatal errors.
-func record(e *mxgatewayv1.BulkEntryResult, method string, err error) error {
-	o, fatal := outcomeOf(err)
-	if fatal != nil {
-		return fatal
+// call makes the one MXAccess call of a single command. It is the only
+// place that knows which Backend method a command kind calls; every other
+// part of the worker is generic over the catalogue. It returns the call's
+// typed result (a server handle, an item handle or a user id; 0 for none).
+func (w *worker) call(cmd *mxgatewayv1.Command) (int32, error) {
+	be := w.be
+	switch c := cmd.GetKind().(type) {
+	case *mxgatewayv1.Command_Register:
+		name := c.Register.GetClientName()
+		if name == "" {
+			// A unique name per registration: System Platform logs use it.
+			name = "mxgateway-" + w.cfg.SessionID
+		}
+		return be.Register(name)
+	case *mxgatewayv1.Command_Unregister:
+		return 0, be.Unregister(c.Unregister.GetServerHandle())
+	case *mxgatewayv1.Command_AddItem:
+		return be.AddItem(c.AddItem.GetServerHandle(), c.AddItem.GetItemDefinition())
+	case *mxgatewayv1.Command_AddItem2:
+		x := c.AddItem2
+		return be.AddItem2(x.GetServerHandle(), x.GetItemDefinition(), x.GetItemContext())
+	case *mxgatewayv1.Command_RemoveItem:
+		return 0, be.RemoveItem(c.RemoveItem.GetServerHandle(), c.RemoveItem.GetItemHandle())
+	case *mxgatewayv1.Command_Advise:
+		return 0, be.Advise(c.Advise.GetServerHandle(), c.Advise.GetItemHandle())
+	case *mxgatewayv1.Command_AdviseSupervisory:
+		return 0, be.AdviseSupervisory(c.AdviseSupervisory.GetServerHandle(), c.AdviseSupervisory.GetItemHandle())
+	case *mxgatewayv1.Command_UnAdvise:
+		return 0, be.UnAdvise(c.UnAdvise.GetServerHandle(), c.UnAdvise.GetItemHandle())
+	case *mxgatewayv1.Command_Suspend:
+		return 0, be.Suspend(c.Suspend.GetServerHandle(), c.Suspend.GetItemHandle())
+	case *mxgatewayv1.Command_Activate:
+		return 0, be.Activate(c.Activate.GetServerHandle(), c.Activate.GetItemHandle())
+	case *mxgatewayv1.Command_AddBufferedItem:
+		return be.AddBufferedItem(c.AddBufferedItem.GetServerHandle(), c.AddBufferedItem.GetItemDefinition())
+	case *mxgatewayv1.Command_SetBufferedUpdateInterval:
+		x := c.SetBufferedUpdateInterval
+		return 0, be.SetBufferedUpdateInterval(x.GetServerHandle(), x.GetIntervalMs())
+	case *mxgatewayv1.Command_Write:
+		x := c.Write
+		return 0, be.Write(x.GetServerHandle(), x.GetItemHandle(), x.GetValue(), x.GetUserId())
+	case *mxgatewayv1.Command_Write2:
+		x := c.Write2
+		return 0, be.Write2(x.GetServerHandle(), x.GetItemHandle(), x.GetValue(), tsOf(x.GetTimestamp()), x.GetUserId())
+	case *mxgatewayv1.Command_WriteSecured:
+		x := c.WriteSecured
+		return 0, be.WriteSecured(x.GetServerHandle(), x.GetItemHandle(), x.GetCurrentUserId(), x.GetVerifierUserId(), x.GetValue())
+	case *mxgatewayv1.Command_WriteSecured2:
+		x := c.WriteSecured2
+		return 0, be.WriteSecured2(x.GetServerHandle(), x.GetItemHandle(), x.GetCurrentUserId(), x.GetVerifierUserId(), x.GetValue(), tsOf(x.GetTimestamp()))
+	case *mxgatewayv1.Command_AuthenticateUser:
+		x := c.AuthenticateUser
+		return be.AuthenticateUser(x.GetServerHandle(), x.GetUserName(), x.GetPassword())
+	case *mxgatewayv1.Command_ArchestraUserToId:
+		x := c.ArchestraUserToId
+		return be.ArchestrAUserToId(x.GetServerHandle(), x.GetUserIdentity())
 	}
-	if o.status != statusOK && e.Status == statusOK {
-		e.Status, e.Hresult, e.FailedMethod = o.status, o.hresult, method
-	}
-	return nil
+	return 0, fmt.Errorf("%w: %s", errNoBinding, catalog.Of(cmd).Name())
 }
 
-func (w *worker) advise(sh, ih int32, supervisory bool) error {
-	was := w.beginAdvise(sh, ih)
-	var err error
-	if supervisory {
-		err = w.be.AdviseSupervisory(sh, ih)
-	} else {
-		err = w.be.Advise(sh, ih)
-	}
-	w.endAdvise(sh, ih, err == nil, was)
-	return err
-}
-
-func (w *worker) unAdvise(sh, ih int32) error {
-	err := w.be.UnAdvise(sh, ih)
-	if err == nil {
-		w.trackUnAdvise(sh, ih)
-	}
-	return err
-}
-
-func (w *worker) removeItem(sh, ih int32) error {
-	err := w.be.RemoveItem(sh, ih)
-	if err == nil {
-		w.trackRemove(sh, ih)
-	}
-	return err
-}
-
-// serverHandle picks an entry's own handle, or the bulk's when it has none.
-func serverHandle(bulk, entry int32) int32 {
-	if entry != 0 {
-		return entry
-	}
-	return bulk
-}
-
+// tsOf is the timestamp argument of Write2 and WriteSecured2: the zero time
+// when the command carries none, or one that is not a valid time (the
+// backend refuses it as MXAccess refuses a timestamp VARIANT it cannot
+// take).
 func tsOf(t *timestamppb.Timestamp) time.Time {
-	if t == nil {
+	if t == nil || t.CheckValid() != nil {
 		return time.Time{}
 	}
 	return t.AsTime()
 }
 
-func (w *worker) write(bulkSH int32, c *mxgatewayv1.WriteCommand) error {
-	return w.be.Write(serverHandle(bulkSH, c.GetServerHandle()), c.GetItemHandle(), c.GetValue(), c.GetUserId())
+// beforeCall prepares the worker's own state for a call: a fresh advise
+// forgets the item's cached value, so a first value that arrives while
+// Advise is still returning is cached, and no value of an earlier advise is.
+func (w *worker) beforeCall(k *catalog.Kind, cmd *mxgatewayv1.Command) {
+	switch k.Effect() {
+	case mxgatewayv1.ItemEffect_ITEM_EFFECT_ADVISE, mxgatewayv1.ItemEffect_ITEM_EFFECT_ADVISE_SUPERVISORY:
+		u := catalog.Uses(cmd)[0]
+		key := itemtable.Key{Server: u.Server, Item: u.Item}
+		if it, ok := w.table.Lookup(key); ok && !it.Advised {
+			w.mu.Lock()
+			delete(w.cache, key)
+			w.mu.Unlock()
+		}
+	}
 }
 
-func (w *worker) write2(bulkSH int32, c *mxgatewayv1.Write2Command) error {
-	return w.be.Write2(serverHandle(bulkSH, c.GetServerHandle()), c.GetItemHandle(), c.GetValue(), tsOf(c.GetTimestamp()), c.GetUserId())
+// apply records a call in the authoritative item table and drops cached
+// values that no longer belong to an advised item.
+func (w *worker) apply(k *catalog.Kind, cmd *mxgatewayv1.Command, rep *mxgatewayv1.Reply) {
+	w.table.Apply(cmd, rep)
+	if rep.GetStatus() != statusOK {
+		return
+	}
+	switch k.Effect() {
+	case mxgatewayv1.ItemEffect_ITEM_EFFECT_REMOVE, mxgatewayv1.ItemEffect_ITEM_EFFECT_UNADVISE:
+		u := catalog.Uses(cmd)[0]
+		w.mu.Lock()
+		delete(w.cache, itemtable.Key{Server: u.Server, Item: u.Item})
+		w.mu.Unlock()
+	case mxgatewayv1.ItemEffect_ITEM_EFFECT_UNREGISTER:
+		sh := k.ServerHandle(cmd)
+		w.mu.Lock()
+		for key := range w.cache {
+			if key.Server == sh {
+				delete(w.cache, key)
+			}
+		}
+		w.mu.Unlock()
+	}
 }
 
-func (w *worker) writeSecured(bulkSH int32, c *mxgatewayv1.WriteSecuredCommand) error {
-	return w.be.WriteSecured(serverHandle(bulkSH, c.GetServerHandle()), c.GetItemHandle(), c.GetCurrentUserId(), c.GetVerifierUserId(), c.GetValue())
+// guard is the item guard of one command: the reference the gateway
+// approved per written handle; nil when the command is not guarded.
+type guard map[itemtable.Key]string
+
+func newGuard(g *workerv1.ItemGuard) guard {
+	if g == nil {
+		return nil
+	}
+	out := make(guard, len(g.GetItems()))
+	for _, it := range g.GetItems() {
+		out[itemtable.Key{Server: it.GetServerHandle(), Item: it.GetItemHandle()}] = it.GetItemDefinition()
+	}
+	return out
 }
 
-func (w *worker) writeSecured2(bulkSH int32, c *mxgatewayv1.WriteSecured2Command) error {
-	return w.be.WriteSecured2(serverHandle(bulkSH, c.GetServerHandle()), c.GetItemHandle(), c.GetCurrentUserId(), c.GetVerifierUserId(), c.GetValue(), tsOf(c.GetTimestamp()))
+// guardSingle is guardUse for a single command (nothing to do unguarded).
+func (w *worker) guardSingle(g guard, cmd *mxgatewayv1.Command) *mxgatewayv1.EntryDenial {
+	if g == nil {
+		return nil
+	}
+	return w.guardUse(g, catalog.Uses(cmd))
+}
+
+// guardUse checks the written items of a command (or of one bulk entry)
+// against the authoritative item table: each must be approved, and the
+// table must still say the handle names the approved reference. The
+// gateway approves from its mirror of this table, which may lag behind
+// when a caller stopped waiting for a command that still ran here.
+func (w *worker) guardUse(g guard, uses []catalog.Use) *mxgatewayv1.EntryDenial {
+	if g == nil {
+		return nil
+	}
+	for _, u := range uses {
+		if u.ByRef || u.Access != mxgatewayv1.ItemAccess_ITEM_ACCESS_WRITE {
+			continue
+		}
+		key := itemtable.Key{Server: u.Server, Item: u.Item}
+		approved, ok := g[key]
+		if ok && w.table.Holds(key, approved) {
+			continue
+		}
+		actual := "no item"
+		if it, found := w.table.Lookup(key); found {
+			actual = fmt.Sprintf("%q", it.Ref)
+		}
+		msg := fmt.Sprintf("item handle %d of registration %d names %s in the worker's item table", u.Item, u.Server, actual)
+		if ok {
+			msg += fmt.Sprintf(", not %q that the gateway approved for writing", approved)
+		} else {
+			msg += "; the gateway approved no write to it"
+		}
+		return &mxgatewayv1.EntryDenial{Reason: mxgatewayv1.ReasonReferenceForbidden, Message: msg}
+	}
+	return nil
 }
 
 // readBulk reads each reference (MXACCESS.md §2.6): from the cached last
@@ -436,7 +416,7 @@ func (w *worker) transientRead(sh int32, ref string, wait time.Duration, r *mxga
 		r.Hresult, r.FailedMethod = o.hresult, "AddItem"
 		return nil
 	}
-	key := handleKey{sh, ih}
+	key := itemtable.Key{Server: sh, Item: ih}
 	ch := make(chan *mxgatewayv1.OnDataChange, 1)
 	w.mu.Lock()
 	w.transient[key] = ch
@@ -469,7 +449,9 @@ func (w *worker) transientRead(sh int32, ref string, wait time.Duration, r *mxga
 }
 
 // cleanupTransient undoes a transient item. Refusals are logged, not
-// reported: the read already has its answer.
+// reported: the read already has its answer. An item MXAccess would not
+// remove goes into the item table as a leftover, so that teardown removes
+// it and the item guard knows what its handle names.
 func (w *worker) cleanupTransient(sh, ih int32, ref string, advised bool) error {
 	if advised {
 		err := w.be.UnAdvise(sh, ih)
@@ -477,6 +459,8 @@ func (w *worker) cleanupTransient(sh, ih int32, ref string, advised bool) error 
 			return fatal
 		} else if err != nil {
 			w.log.Warn("worker: transient read cleanup failed", logging.KeyMethod, "UnAdvise", "item", ref, logging.KeyErr, err)
+		} else {
+			advised = false
 		}
 	}
 	err := w.be.RemoveItem(sh, ih)
@@ -484,6 +468,7 @@ func (w *worker) cleanupTransient(sh, ih int32, ref string, advised bool) error 
 		return fatal
 	} else if err != nil {
 		w.log.Warn("worker: transient read cleanup failed", logging.KeyMethod, "RemoveItem", "item", ref, logging.KeyErr, err)
+		w.table.AddLeftover(itemtable.Key{Server: sh, Item: ih}, ref, advised)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package worker
 import (
 	"sync"
 	"time"
+
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // Bounds of Exiter's flush.
@@ -30,9 +32,14 @@ func NewExiter(exit func(code int)) *Exiter {
 	return &Exiter{exit: exit}
 }
 
-// Exit flushes (bounded by about a second) and calls the exit function. It
-// may be called from any goroutine, including the backend's event thread.
+// Exit flushes (bounded by about a second) and calls the exit function with
+// code, or with protocol.ExitSimulatedCrash when the backend chose none
+// (code <= 0). It may be called from any goroutine, including the backend's
+// event thread.
 func (e *Exiter) Exit(code int) {
+	if code <= 0 {
+		code = protocol.ExitSimulatedCrash
+	}
 	e.mu.Lock()
 	w := e.w
 	e.mu.Unlock()

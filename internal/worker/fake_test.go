@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 )
 
@@ -120,13 +121,13 @@ func dataChange(sh, ih int32, v int64) *mxgatewayv1.Event {
 	return &mxgatewayv1.Event{Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{
 		ServerHandle: sh, ItemHandle: ih,
 		Value:     &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_Int64Value{Int64Value: v}},
-		Quality:   backend.NewQuality(backend.QualityGood),
+		Quality:   mxtypes.NewQuality(mxtypes.QualityGood),
 		Timestamp: timestamppb.New(time.Unix(1700000000, 0)),
 	}}}
 }
 
 func invalid(method string) error {
-	return backend.NewCallError(method, backend.E_INVALIDARG, "invalid handle")
+	return backend.NewCallError(method, mxtypes.E_INVALIDARG, "invalid handle")
 }
 
 func (f *fakeBackend) Register(clientName string) (int32, error) {
@@ -166,7 +167,7 @@ func (f *fakeBackend) AddItem(sh int32, ref string) (int32, error) {
 		return 0, invalid("AddItem")
 	}
 	if strings.HasPrefix(ref, "Bad") {
-		return 0, backend.NewCallError("AddItem", backend.E_ACCESSDENIED, "licence")
+		return 0, backend.NewCallError("AddItem", mxtypes.E_ACCESSDENIED, "licence")
 	}
 	ih := int32(1)
 	for items[ih] != nil {
@@ -264,7 +265,7 @@ func (f *fakeBackend) Write(sh, ih int32, v *mxgatewayv1.MxValue, user int32) er
 	defer f.mu.Unlock()
 	it := f.item(sh, ih)
 	if it == nil || !it.advised {
-		return backend.NewCallError("Write", backend.E_INVALIDARG, "not advised")
+		return backend.NewCallError("Write", mxtypes.E_INVALIDARG, "not advised")
 	}
 	it.value = v.GetInt64Value()
 	f.evq <- &mxgatewayv1.Event{Body: &mxgatewayv1.Event_WriteComplete{WriteComplete: &mxgatewayv1.OnWriteComplete{ServerHandle: sh, ItemHandle: ih}}}

@@ -14,8 +14,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/frame"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
@@ -304,18 +306,22 @@ func (w *worker) commandLoop(closed chan<- []string) {
 	}
 }
 
+// teardown runs the MXAccess teardown over the authoritative item table
+// (unadvise all, remove all, unregister all), then releases the backend.
 func (w *worker) teardown() (warnings []string) {
 	defer func() {
 		if r := recover(); r != nil {
-			w.log.Error("worker: panic in backend Close", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			warnings = append(warnings, fmt.Sprintf("panic in backend Close: %v", r))
+			w.log.Error("worker: panic in backend teardown", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			warnings = append(warnings, fmt.Sprintf("panic in backend teardown: %v", r))
 		}
 	}()
-	return w.be.Close()
+	warnings = itemtable.Teardown(w.table, w.be)
+	w.be.TakeParityWarnings()
+	return append(warnings, w.be.Close()...)
 }
 
 func (w *worker) runCommand(c *queuedCmd) (ok bool) {
-	kind := kindName(c.cmd.GetCommand())
+	kind := catalog.Of(c.cmd.GetCommand()).Name()
 	defer w.cmds.done()
 	defer func() {
 		if r := recover(); r != nil {
@@ -326,7 +332,7 @@ func (w *worker) runCommand(c *queuedCmd) (ok bool) {
 		}
 	}()
 	start := time.Now()
-	reply, err := w.execute(c)
+	d, err := w.execute(c)
 	took := time.Since(start)
 	if err != nil {
 		w.log.Error("worker: backend failed", logging.KeyCommand, kind, logging.KeyCorrelation, c.correlation, logging.KeyErr, err)
@@ -334,12 +340,14 @@ func (w *worker) runCommand(c *queuedCmd) (ok bool) {
 		return false
 	}
 	w.log.Debug("worker: command done", logging.KeyCommand, kind, logging.KeyCorrelation, c.correlation,
-		"status", reply.GetStatus().String(), "hresult", reply.GetHresult(), "took", took.String())
+		"status", d.reply.GetStatus().String(), "hresult", d.reply.GetHresult(), "took", took.String(),
+		"refused", d.denial != nil)
 	w.out.push(&workerv1.WorkerEnvelope{
 		CorrelationId: c.correlation,
 		Body: &workerv1.WorkerEnvelope_CommandReply{CommandReply: &workerv1.WorkerCommandReply{
-			Reply:    reply,
+			Reply:    d.reply,
 			Duration: durationpb.New(took),
+			Denial:   d.denial,
 		}},
 	})
 	return true
@@ -469,7 +477,7 @@ func (q *cmdQueue) next() (*queuedCmd, bool) {
 			q.items[0] = nil
 			q.items = q.items[1:]
 			q.running = c.correlation
-			q.kind = kindName(c.cmd.GetCommand())
+			q.kind = catalog.Of(c.cmd.GetCommand()).Name()
 			q.started = time.Now()
 			q.mu.Unlock()
 			return c, true
@@ -501,16 +509,4 @@ func (q *cmdQueue) snapshot() (depth int, running uint64, kind string, started t
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items), q.running, q.kind, q.started
-}
-
-// kindName names a command's kind as its oneof field, e.g. "add_item".
-func kindName(c *mxgatewayv1.Command) string {
-	if c == nil {
-		return "none"
-	}
-	m := c.ProtoReflect()
-	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind")); fd != nil {
-		return string(fd.Name())
-	}
-	return "unknown"
 }

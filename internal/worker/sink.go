@@ -9,23 +9,15 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
-// handleKey identifies an item: registration and item handle.
-type handleKey struct {
-	server, item int32
-}
-
-// itemState is what the worker knows about an item the client added. It is
-// keyed by handle and cleared on RemoveItem and Unregister, because MXAccess
-// reuses handle values.
-type itemState struct {
-	ref       string
-	advised   bool
-	suspended bool
-	last      *mxgatewayv1.OnDataChange // last data change while advised
-	lastSeq   uint64
+// cached is the last data change of an item in the item table, with its
+// event sequence. ReadBulk answers from it while the item is advised.
+type cached struct {
+	dc  *mxgatewayv1.OnDataChange
+	seq uint64
 }
 
 // sink receives every backend event on the backend's event thread. It never
@@ -70,8 +62,11 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	} else {
 		w.eventSeq = seq
 		if dc := ev.GetDataChange(); dc != nil && keyed {
-			if it := w.items[key]; it != nil && it.advised {
-				it.last, it.lastSeq = dc, seq
+			// Recorded for every item of the table: a first value may
+			// arrive while Advise is still returning (beforeCall forgot
+			// the old one).
+			if _, ok := w.table.Lookup(key); ok {
+				w.cache[key] = cached{dc, seq}
 			}
 		}
 	}
@@ -82,18 +77,18 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	}
 }
 
-func eventKey(ev *mxgatewayv1.Event) (handleKey, bool) {
+func eventKey(ev *mxgatewayv1.Event) (itemtable.Key, bool) {
 	switch b := ev.GetBody().(type) {
 	case *mxgatewayv1.Event_DataChange:
-		return handleKey{b.DataChange.GetServerHandle(), b.DataChange.GetItemHandle()}, true
+		return itemtable.Key{Server: b.DataChange.GetServerHandle(), Item: b.DataChange.GetItemHandle()}, true
 	case *mxgatewayv1.Event_WriteComplete:
-		return handleKey{b.WriteComplete.GetServerHandle(), b.WriteComplete.GetItemHandle()}, true
+		return itemtable.Key{Server: b.WriteComplete.GetServerHandle(), Item: b.WriteComplete.GetItemHandle()}, true
 	case *mxgatewayv1.Event_OperationComplete:
-		return handleKey{b.OperationComplete.GetServerHandle(), b.OperationComplete.GetItemHandle()}, true
+		return itemtable.Key{Server: b.OperationComplete.GetServerHandle(), Item: b.OperationComplete.GetItemHandle()}, true
 	case *mxgatewayv1.Event_BufferedDataChange:
-		return handleKey{b.BufferedDataChange.GetServerHandle(), b.BufferedDataChange.GetItemHandle()}, true
+		return itemtable.Key{Server: b.BufferedDataChange.GetServerHandle(), Item: b.BufferedDataChange.GetItemHandle()}, true
 	}
-	return handleKey{}, false
+	return itemtable.Key{}, false
 }
 
 func familyOf(ev *mxgatewayv1.Event) mxgatewayv1.EventFamily {
@@ -110,91 +105,24 @@ func familyOf(ev *mxgatewayv1.Event) mxgatewayv1.EventFamily {
 	return mxgatewayv1.EventFamily_EVENT_FAMILY_UNSPECIFIED
 }
 
-// Item table upkeep. Each is called by the command goroutine around the
-// backend call it mirrors.
-
-func (w *worker) trackAdd(sh, ih int32, ref string) {
-	w.mu.Lock()
-	w.items[handleKey{sh, ih}] = &itemState{ref: ref}
-	w.mu.Unlock()
-}
-
-// beginAdvise marks the item advised before the call, so a first value
-// delivered while Advise is still returning is cached. It reports whether the
-// item was advised already (a second Advise sends no new initial value).
-func (w *worker) beginAdvise(sh, ih int32) (was bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	it := w.items[handleKey{sh, ih}]
-	if it == nil {
-		return false
-	}
-	if it.advised {
-		return true
-	}
-	it.advised, it.last, it.lastSeq = true, nil, 0
-	return false
-}
-
-func (w *worker) endAdvise(sh, ih int32, ok, was bool) {
-	if ok || was {
-		return
-	}
-	w.mu.Lock()
-	if it := w.items[handleKey{sh, ih}]; it != nil {
-		it.advised, it.last, it.lastSeq = false, nil, 0
-	}
-	w.mu.Unlock()
-}
-
-func (w *worker) trackUnAdvise(sh, ih int32) {
-	w.mu.Lock()
-	if it := w.items[handleKey{sh, ih}]; it != nil {
-		it.advised, it.last, it.lastSeq = false, nil, 0
-	}
-	w.mu.Unlock()
-}
-
-func (w *worker) trackSuspended(sh, ih int32, suspended bool) {
-	w.mu.Lock()
-	if it := w.items[handleKey{sh, ih}]; it != nil {
-		it.suspended = suspended
-	}
-	w.mu.Unlock()
-}
-
-func (w *worker) trackRemove(sh, ih int32) {
-	w.mu.Lock()
-	delete(w.items, handleKey{sh, ih})
-	w.mu.Unlock()
-}
-
-func (w *worker) trackUnregister(sh int32) {
-	w.mu.Lock()
-	for k := range w.items {
-		if k.server == sh {
-			delete(w.items, k)
-		}
-	}
-	w.mu.Unlock()
-}
-
 // cachedValues returns, per lower-cased reference, the freshest data change
-// of the registration's advised (and not suspended) items that have one.
+// of the registration's advised (not suspended, not buffered) items that
+// have one.
 func (w *worker) cachedValues(sh int32) map[string]*mxgatewayv1.OnDataChange {
-	type best struct {
-		dc  *mxgatewayv1.OnDataChange
-		seq uint64
-	}
-	found := make(map[string]best)
+	found := make(map[string]cached)
+	items := w.table.Snapshot()
 	w.mu.Lock()
-	for k, it := range w.items {
-		if k.server != sh || !it.advised || it.suspended || it.last == nil {
+	for _, e := range items {
+		if e.Server != sh || !e.Advised || e.Suspended || e.Buffered || e.Leftover {
 			continue
 		}
-		ref := strings.ToLower(it.ref)
-		if b, ok := found[ref]; !ok || it.lastSeq > b.seq {
-			found[ref] = best{it.last, it.lastSeq}
+		c, ok := w.cache[e.Key]
+		if !ok {
+			continue
+		}
+		ref := strings.ToLower(e.Ref)
+		if b, ok := found[ref]; !ok || c.seq > b.seq {
+			found[ref] = c
 		}
 	}
 	w.mu.Unlock()

@@ -23,6 +23,7 @@ import (
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/buildinfo"
 	"github.com/mxgateway/mxgateway/internal/frame"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
@@ -262,12 +263,17 @@ type worker struct {
 	out  *outbox
 	cmds *cmdQueue
 
-	// mu guards the event sequence, the item table and the transient reads.
-	// Lock order: worker.mu → outbox.mu.
+	// table is the authoritative item table: the command goroutine
+	// applies every MXAccess call to it; the sink reads it.
+	table *itemtable.Table
+
+	// mu guards the event sequence, the cached values and the transient
+	// reads. Lock order: worker.mu → itemtable.Table.mu, worker.mu →
+	// outbox.mu.
 	mu        sync.Mutex
 	eventSeq  uint64
-	items     map[handleKey]*itemState
-	transient map[handleKey]chan *mxgatewayv1.OnDataChange
+	cache     map[itemtable.Key]cached
+	transient map[itemtable.Key]chan *mxgatewayv1.OnDataChange
 
 	endMu    sync.Mutex
 	end      *ending
@@ -292,8 +298,9 @@ func newWorker(cfg Config, log *slog.Logger, conn net.Conn) *worker {
 		maxFrame:  protocol.DefaultMaxFrameBytes,
 		out:       newOutbox(cfg.EventQueueSize),
 		cmds:      newCmdQueue(cfg.CommandQueueSize),
-		items:     make(map[handleKey]*itemState),
-		transient: make(map[handleKey]chan *mxgatewayv1.OnDataChange),
+		table:     itemtable.New(),
+		cache:     make(map[itemtable.Key]cached),
+		transient: make(map[itemtable.Key]chan *mxgatewayv1.OnDataChange),
 		stopping:  make(chan struct{}),
 	}
 }

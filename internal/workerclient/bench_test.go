@@ -108,7 +108,7 @@ func BenchmarkInvoke(b *testing.B) {
 	cmd := registerCmd()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Invoke(ctx, cmd, 0); err != nil {
+		if _, err := c.Invoke(ctx, cmd, nil, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -124,7 +124,7 @@ func BenchmarkInvokeParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		cmd := registerCmd()
 		for pb.Next() {
-			if _, err := c.Invoke(ctx, cmd, 0); err != nil {
+			if _, err := c.Invoke(ctx, cmd, nil, 0); err != nil {
 				b.Error(err)
 				return
 			}

@@ -16,9 +16,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/buildinfo"
 	"github.com/mxgateway/mxgateway/internal/frame"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
@@ -144,8 +146,15 @@ type result struct {
 }
 
 type pendingCmd struct {
-	kind string
-	ch   chan result // buffered 1; written once, by whoever removes the entry
+	kind *catalog.Kind
+	// cmd is kept while the reply may change the item table, so that the
+	// reply is applied even after the caller stopped waiting.
+	cmd *mxgatewayv1.Command
+	ch  chan result // buffered 1; written once, by whoever removes the entry
+	// abandoned is set when the caller stopped waiting for a command the
+	// worker got: the entry stays until the reply (or the terminal state)
+	// so the reply still updates the item table.
+	abandoned bool
 }
 
 // Client is the gateway's end of one worker connection. Its methods are safe
@@ -176,6 +185,11 @@ type Client struct {
 	cancelMu sync.Mutex
 	cancels  []uint64
 
+	// items mirrors the worker's item table: the read loop applies every
+	// reply, in the order the worker ran the commands, before the caller
+	// (if still waiting) sees it.
+	items *itemtable.Table
+
 	events chan *mxgatewayv1.Event // sent by the read loop; closed by run
 	stop   chan struct{}           // closed on the terminal transition
 	done   chan struct{}           // closed when every goroutine has ended
@@ -190,6 +204,7 @@ type Client struct {
 	pid           int
 	backend       *mxgatewayv1.BackendInfo
 	pending       map[uint64]*pendingCmd
+	abandoned     int // entries of pending whose caller stopped waiting
 	lastCorr      uint64
 	lastHeartbeat time.Time
 	ceilingLogged bool
@@ -236,6 +251,7 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		done:      make(chan struct{}),
 		pid:       opts.PID,
 		pending:   make(map[uint64]*pendingCmd),
+		items:     itemtable.New(),
 	}, nil
 }
 
@@ -253,6 +269,20 @@ func (c *Client) Backend() *mxgatewayv1.BackendInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.backend
+}
+
+// Items returns the gateway's mirror of the worker's item table. It holds
+// what the worker did, including the effect of commands whose caller timed
+// out or was cancelled: their late replies are applied in worker order. A
+// reply is applied before Invoke returns it.
+func (c *Client) Items() *itemtable.Table { return c.items }
+
+// Unanswered returns how many commands the worker got and has not answered
+// whose callers stopped waiting (timed out, cancelled); they still run.
+func (c *Client) Unanswered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.abandoned
 }
 
 // State returns the current state.
@@ -433,26 +463,36 @@ func (c *Client) classify(err error) error {
 
 // Invoke sends cmd to the worker and waits for its reply, at most timeout
 // (DefaultCommandTimeout when timeout <= 0) and at most until ctx ends. A
-// reply that arrives later is logged at Debug and dropped; a timeout or
-// cancellation fails only this command (the worker is asked to drop it if it
-// has not started it) and the client stays Ready. When the client reaches a
-// terminal state every pending command fails with the terminal reason.
+// timeout or cancellation fails only this command (the worker is asked to
+// drop it if it has not started it) and the client stays Ready; a reply
+// that arrives later is still applied to Items, then dropped. When the
+// client reaches a terminal state every pending command fails with the
+// terminal reason.
+//
+// guard, when not nil, is the command's item guard: the worker runs a
+// write only where its own item table still names the approved reference,
+// and refuses a single command with a *GuardError (bulk entries carry their
+// refusal in place).
 //
 // The command frame is written by the calling goroutine. While the pipe is
 // full (the worker is not reading), waiting for the write lock honours ctx
 // and the timeout; a write already under way is bounded by the command's
 // deadline (the earlier of ctx's deadline and the timeout). A frame cut short
 // by that deadline faults the client, since the stream cannot be resumed.
-func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
-	kind := commandKind(cmd)
-	if kind == "" {
+func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *workerv1.ItemGuard, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+	k := catalog.Of(cmd)
+	if k == nil {
 		return nil, errors.New("workerclient: command has no kind")
 	}
+	kind := k.Name()
 	if timeout <= 0 {
 		timeout = DefaultCommandTimeout
 	}
 
-	p := &pendingCmd{kind: kind, ch: make(chan result, 1)}
+	p := &pendingCmd{kind: k, ch: make(chan result, 1)}
+	if k.Changes() {
+		p.cmd = cmd
+	}
 	c.mu.Lock()
 	if c.state != StateReady {
 		err := c.notReadyErr()
@@ -473,8 +513,9 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout t
 	env := &workerv1.WorkerEnvelope{
 		CorrelationId: corr,
 		Body: &workerv1.WorkerEnvelope_Command{Command: &workerv1.WorkerCommand{
-			Command: cmd,
-			Timeout: durationpb.New(timeout),
+			Command:   cmd,
+			Timeout:   durationpb.New(timeout),
+			ItemGuard: guard,
 		}},
 	}
 	select {
@@ -497,6 +538,8 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout t
 			err = fmt.Errorf("workerclient: invoke %s: %w", kind, ctx.Err())
 		case isTimeout(ns.err):
 			err = fmt.Errorf("%w: %s not sent within %v", ErrCommandTimeout, kind, timeout)
+		case frame.CodeOf(ns.err) == frame.CodeOversized:
+			err = fmt.Errorf("%w: %s not sent: %w", ErrCommandTooLarge, kind, ns.err)
 		default:
 			err = fmt.Errorf("workerclient: %s not sent: %w", kind, ns.err)
 		}
@@ -513,13 +556,22 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, timeout t
 	}
 }
 
-// abandon removes a command that timed out, was cancelled or could not be
-// sent. If a reply or the terminal fault won the race, that outcome is
-// returned instead.
+// abandon gives up on a command that timed out, was cancelled or could not
+// be sent. One that was sent stays pending, marked abandoned, until its
+// reply: the worker may run it anyway, and its reply must still reach the
+// item table. If a reply or the terminal fault won the race, that outcome
+// is returned instead.
 func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) (*mxgatewayv1.Reply, error) {
 	c.mu.Lock()
 	_, still := c.pending[corr]
-	delete(c.pending, corr)
+	switch {
+	case !still:
+	case sent:
+		p.abandoned = true
+		c.abandoned++
+	default:
+		delete(c.pending, corr)
+	}
 	c.mu.Unlock()
 	if !still {
 		r := <-p.ch
@@ -530,7 +582,7 @@ func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) (*mxg
 		// one completes and its reply is discarded as late.
 		c.sendCancel(corr)
 	}
-	c.log.Debug("workerclient: command abandoned", logging.KeyCorrelation, corr, logging.KeyCommand, p.kind, logging.KeyErr, err)
+	c.log.Debug("workerclient: command abandoned", logging.KeyCorrelation, corr, logging.KeyCommand, p.kind.Name(), logging.KeyErr, err)
 	return nil, err
 }
 
@@ -687,6 +739,7 @@ func (c *Client) terminate(state State, err error) {
 	c.err = err
 	pending := c.pending
 	c.pending = make(map[uint64]*pendingCmd)
+	c.abandoned = 0
 	started := c.started
 	pid := c.pid
 	c.mu.Unlock()
@@ -999,10 +1052,16 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, lastEvent *uint64) bool 
 	}
 }
 
+// completeCommand handles a reply: it applies it to the item table (the
+// worker ran the command, whether or not its caller still waits), then
+// hands it to the caller, if any.
 func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply) bool {
 	c.mu.Lock()
 	p, ok := c.pending[corr]
 	delete(c.pending, corr)
+	if ok && p.abandoned {
+		c.abandoned--
+	}
 	issued := c.lastCorr
 	c.mu.Unlock()
 	switch {
@@ -1010,12 +1069,25 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 		c.terminate(StateFaulted, fmt.Errorf("%w: reply to correlation id %d, never issued", ErrProtocol, corr))
 		return false
 	case !ok:
-		c.log.Debug("workerclient: late reply dropped", logging.KeyCorrelation, corr)
+		// Never pending, or already failed by a fault: nothing to apply.
+		c.log.Debug("workerclient: reply without a pending command dropped", logging.KeyCorrelation, corr)
 		return true
 	case reply.GetReply() == nil:
 		p.ch <- result{err: fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr)}
 		c.terminate(StateFaulted, fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr))
 		return false
+	}
+	if p.cmd != nil && reply.GetDenial() == nil {
+		c.items.Apply(p.cmd, reply.GetReply())
+	}
+	if p.abandoned {
+		c.log.Debug("workerclient: late reply applied to the item table", logging.KeyCorrelation, corr,
+			logging.KeyCommand, p.kind.Name(), "status", reply.GetReply().GetStatus().String())
+		return true
+	}
+	if d := reply.GetDenial(); d != nil {
+		p.ch <- result{err: &GuardError{Denial: d}}
+		return true
 	}
 	p.ch <- result{reply: reply.GetReply()}
 	return true
@@ -1083,18 +1155,3 @@ func bodyName(env *workerv1.WorkerEnvelope) string {
 	}
 	return string(fd.Name())
 }
-
-// commandKind names a command's kind ("add_item"), or "" when unset.
-func commandKind(cmd *mxgatewayv1.Command) string {
-	if cmd == nil {
-		return ""
-	}
-	fd := cmd.ProtoReflect().WhichOneof(commandKindOneof)
-	if fd == nil {
-		return ""
-	}
-	return string(fd.Name())
-}
-
-// commandKindOneof is the Command "kind" oneof, looked up once.
-var commandKindOneof = (&mxgatewayv1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")

@@ -22,7 +22,7 @@ func TestStartEntersReady(t *testing.T) {
 	if h.c.State() != StateCreated {
 		t.Fatalf("state before Start: %v", h.c.State())
 	}
-	if _, err := h.c.Invoke(context.Background(), registerCmd(), time.Second); !errors.Is(err, ErrNotReady) {
+	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, time.Second); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Invoke before Start: %v, want ErrNotReady", err)
 	}
 	h.start()
@@ -174,10 +174,10 @@ func TestInvokeContextCancelledKeepsClientReady(t *testing.T) {
 func TestInvokeRejectsEmptyCommand(t *testing.T) {
 	h := newHarness(t)
 	h.start()
-	if _, err := h.c.Invoke(context.Background(), &mxgatewayv1.Command{}, time.Second); err == nil {
+	if _, err := h.c.Invoke(context.Background(), &mxgatewayv1.Command{}, nil, time.Second); err == nil {
 		t.Fatal("empty command accepted")
 	}
-	if _, err := h.c.Invoke(context.Background(), nil, time.Second); err == nil {
+	if _, err := h.c.Invoke(context.Background(), nil, nil, time.Second); err == nil {
 		t.Fatal("nil command accepted")
 	}
 }
@@ -261,7 +261,7 @@ func TestPipeDisconnectFaults(t *testing.T) {
 	if h.kills.Load() != 1 {
 		t.Fatalf("worker killed %d times, want 1", h.kills.Load())
 	}
-	if _, err := h.c.Invoke(context.Background(), registerCmd(), time.Second); !errors.Is(err, ErrWorkerGone) {
+	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, time.Second); !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("Invoke after the fault: %v, want the terminal reason", err)
 	}
 }
@@ -635,7 +635,7 @@ func TestShutdownClean(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := h.c.Invoke(context.Background(), registerCmd(), time.Second); !errors.Is(err, ErrNotReady) {
+	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, time.Second); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Invoke while closing: %v", err)
 	}
 	h.w.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_ShutdownAck{ShutdownAck: &workerv1.ShutdownAck{
@@ -662,7 +662,7 @@ func TestShutdownClean(t *testing.T) {
 	if w, err := h.c.Shutdown(context.Background()); err != nil || len(w) != 1 {
 		t.Fatalf("second Shutdown: %v %v", w, err)
 	}
-	if _, err := h.c.Invoke(context.Background(), registerCmd(), time.Second); !errors.Is(err, ErrClosed) {
+	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, time.Second); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Invoke after close: %v", err)
 	}
 }

@@ -7,6 +7,13 @@
 // on a full pipe is bounded by its deadline and ended by the terminal fault,
 // which closes the connection.
 //
+// Items is the gateway's mirror of the worker's item table: the read loop
+// applies every reply, in the order the worker ran the commands, before its
+// caller sees it — including replies to commands whose caller gave up (a
+// timeout, a cancelled context), which stay pending until answered. A
+// command may carry an item guard; the worker's refusal of it is a
+// *GuardError.
+//
 // A Client moves Created → Handshaking → Ready → Closing → Closed, or to
 // Faulted from anywhere. Closed and Faulted are terminal: Done is closed, Err
 // tells why (nil after a clean close), every pending command has failed with

@@ -1,6 +1,10 @@
 package workerclient
 
-import "errors"
+import (
+	"errors"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
 
 // Sentinel errors. Terminal errors wrap one of them with detail
 // (fmt.Errorf("%w: ...")); test them with errors.Is.
@@ -41,4 +45,24 @@ var (
 	// Options.EventStallTimeout (its reader stalled), so the worker pipe
 	// could not be drained.
 	ErrEventOverflow = errors.New("workerclient: event buffer overflow")
+	// ErrCommandTooLarge: the command's frame would exceed the frame limit;
+	// it was not sent, and only that command fails.
+	ErrCommandTooLarge = errors.New("workerclient: command exceeds the frame limit")
+	// ErrGuardRefused: the worker's item guard refused the command before
+	// MXAccess saw it (a *GuardError carries the worker's explanation).
+	ErrGuardRefused = errors.New("workerclient: refused by the worker's item guard")
 )
+
+// GuardError is a single command the worker's item guard refused: a handle
+// it writes does not name, in the worker's item table, the reference the
+// gateway approved. It matches ErrGuardRefused.
+type GuardError struct {
+	// Denial is the worker's refusal (reason REFERENCE_NOT_ALLOWED).
+	Denial *mxgatewayv1.EntryDenial
+}
+
+// Error implements error.
+func (e *GuardError) Error() string { return ErrGuardRefused.Error() + ": " + e.Denial.GetMessage() }
+
+// Is makes errors.Is(err, ErrGuardRefused) true.
+func (e *GuardError) Is(target error) bool { return target == ErrGuardRefused }

@@ -264,7 +264,7 @@ type invokeResult struct {
 func (h *harness) invokeAsync(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) <-chan invokeResult {
 	ch := make(chan invokeResult, 1)
 	go func() {
-		r, err := h.c.Invoke(ctx, cmd, timeout)
+		r, err := h.c.Invoke(ctx, cmd, nil, timeout)
 		ch <- invokeResult{r, err}
 	}()
 	return ch

@@ -122,7 +122,7 @@ func TestOversizedCommandFailsOnlyThatCommand(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.MaxFrameBytes = 1024 })
 	h.start()
 	big := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{ClientName: strings.Repeat("n", 2048)}}}
-	_, err := h.c.Invoke(context.Background(), big, waitFor)
+	_, err := h.c.Invoke(context.Background(), big, nil, waitFor)
 	if frame.CodeOf(err) != frame.CodeOversized {
 		t.Fatalf("oversized command: %v, want a frame error %v", err, frame.CodeOversized)
 	}
@@ -191,7 +191,7 @@ func TestStalledWriteFaults(t *testing.T) {
 	if h.kills.Load() != 1 {
 		t.Fatalf("worker killed %d times, want 1", h.kills.Load())
 	}
-	if _, err := h.c.Invoke(context.Background(), registerCmd(), waitFor); !errors.Is(err, ErrWorkerGone) {
+	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, waitFor); !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("invoke after the fault: %v", err)
 	}
 }

@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -57,46 +61,195 @@ func TestEveryPackageHasDoc(t *testing.T) {
 	}
 }
 
-// TestImportsFollowDataFlow pins the dependency rules of STYLE.md.
-func TestImportsFollowDataFlow(t *testing.T) {
-	const mod = "github.com/mxgateway/mxgateway/"
-	rules := []struct {
-		pkg       string
-		forbidden []string
-	}{
-		{pkg: "./client/...", forbidden: []string{mod + "internal/"}},
-		{pkg: "./cmd/mxworker", forbidden: []string{
-			mod + "internal/store", mod + "internal/gateway", mod + "internal/session",
-			mod + "internal/auth", "modernc.org/sqlite", "github.com/prometheus/client_golang",
-		}},
-		{pkg: "./internal/worker", forbidden: []string{
-			mod + "internal/store", mod + "internal/gateway", mod + "internal/session",
-			mod + "internal/workerclient", mod + "internal/supervisor", "modernc.org/sqlite",
-		}},
-		{pkg: "./internal/backend/...", forbidden: []string{
-			mod + "internal/frame", mod + "internal/worker", mod + "internal/gateway", "google.golang.org/grpc/server",
-		}},
-	}
-	for _, env := range [][]string{{"GOOS=linux", "GOARCH=amd64"}, {"GOOS=windows", "GOARCH=386"}} {
-		for _, r := range rules {
-			for _, p := range goList(t, env, r.pkg) {
-				for _, d := range p.Deps {
-					for _, f := range r.forbidden {
-						if forbidden(d, f) {
-							t.Errorf("%s (%s) depends on %s", p.ImportPath, strings.Join(env, " "), d)
-						}
-					}
+const module = "github.com/mxgateway/mxgateway"
+
+var update = flag.Bool("update", false, "rewrite testdata/imports.golden from the import graph, keeping the reasons written in it")
+
+// goldenFile pins the import graph.
+const goldenFile = "testdata/imports.golden"
+
+// buildTargets are the targets whose imports the golden list covers.
+var buildTargets = [][]string{
+	{"GOOS=linux", "GOARCH=amd64"},
+	{"GOOS=windows", "GOARCH=386"},
+	{"GOOS=windows", "GOARCH=amd64"},
+}
+
+// TestImportGraph pins the import graph (STYLE.md §1, §3: data flows one
+// way): the imports of every package's non-test files, on every target,
+// must be exactly those testdata/imports.golden allows — module packages
+// by path, third-party ones by module. A new import shows up here as a
+// diff to review; an edge that does not follow the data flow carries its
+// reason in the golden file.
+func TestImportGraph(t *testing.T) {
+	mods := requiredModules(t)
+	got := map[string]map[string]bool{}
+	for _, env := range buildTargets {
+		for _, p := range goList(t, env, "./...") {
+			pkg := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+			if got[pkg] == nil {
+				got[pkg] = map[string]bool{}
+			}
+			for _, imp := range p.Imports {
+				if name, ok := importName(imp, mods); ok {
+					got[pkg][name] = true
 				}
 			}
 		}
 	}
+	golden, err := readGolden(goldenFile)
+	if err != nil && !*update {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := writeGolden(goldenFile, got, golden); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	var problems []string
+	for _, pkg := range sortedKeys(got, golden) {
+		for _, imp := range sortedKeys(got[pkg], golden[pkg]) {
+			_, allowed := golden[pkg][imp]
+			switch {
+			case got[pkg][imp] && !allowed:
+				problems = append(problems, fmt.Sprintf("+ %s imports %s, which %s does not allow", pkg, imp, goldenFile))
+			case !got[pkg][imp] && allowed:
+				problems = append(problems, fmt.Sprintf("- %s no longer imports %s: remove it from %s", pkg, imp, goldenFile))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		t.Fatalf("the import graph changed (go test ./test/repo -run TestImportGraph -update rewrites the golden file; "+
+			"write why beside an edge that crosses the data flow):\n%s", strings.Join(problems, "\n"))
+	}
 }
 
-// forbidden reports whether dependency dep matches rule f: a rule ending in
-// "/" forbids everything below it; otherwise the package and its children.
-func forbidden(dep, f string) bool {
-	if strings.HasSuffix(f, "/") {
-		return strings.HasPrefix(dep, f)
+// importName is how the golden file names an import: a module package by
+// its path inside the module, a third-party package by its module; false
+// for the standard library.
+func importName(imp string, mods []string) (string, bool) {
+	first, _, _ := strings.Cut(imp, "/")
+	if !strings.Contains(first, ".") {
+		return "", false
 	}
-	return dep == f || strings.HasPrefix(dep, f+"/")
+	if rest, ok := strings.CutPrefix(imp, module+"/"); ok {
+		return rest, true
+	}
+	best := ""
+	for _, m := range mods {
+		if (imp == m || strings.HasPrefix(imp, m+"/")) && len(m) > len(best) {
+			best = m
+		}
+	}
+	if best == "" {
+		return imp, true
+	}
+	return best, true
+}
+
+// requiredModules lists the modules go.mod requires.
+func requiredModules(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mods []string
+	inBlock := false
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "require (":
+			inBlock = true
+			continue
+		case line == ")":
+			inBlock = false
+			continue
+		case strings.HasPrefix(line, "require "):
+			line = strings.TrimPrefix(line, "require ")
+		case !inBlock:
+			continue
+		}
+		if f := strings.Fields(line); len(f) >= 2 {
+			mods = append(mods, f[0])
+		}
+	}
+	return mods
+}
+
+// readGolden parses the golden file: a package path at the start of a
+// line, then its allowed imports indented, each optionally followed by
+// "# reason".
+func readGolden(path string) (map[string]map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]string{}
+	pkg := ""
+	for n, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		entry, reason, _ := strings.Cut(line, "#")
+		entry = strings.TrimSpace(entry)
+		if !strings.HasPrefix(line, "\t") {
+			pkg = entry
+			if out[pkg] == nil {
+				out[pkg] = map[string]string{}
+			}
+			continue
+		}
+		if pkg == "" {
+			return nil, fmt.Errorf("%s:%d: an import before any package", path, n+1)
+		}
+		out[pkg][entry] = strings.TrimSpace(reason)
+	}
+	return out, nil
+}
+
+// writeGolden writes the graph got, keeping the reasons old has for the
+// edges that remain.
+func writeGolden(path string, got map[string]map[string]bool, old map[string]map[string]string) error {
+	var b strings.Builder
+	b.WriteString(goldenHeader)
+	for _, pkg := range sortedKeys[map[string]bool, bool](got, nil) {
+		b.WriteString("\n" + pkg + "\n")
+		for _, imp := range sortedKeys[bool, bool](got[pkg], nil) {
+			b.WriteString("\t" + imp)
+			if r := old[pkg][imp]; r != "" {
+				b.WriteString("  # " + r)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+const goldenHeader = `# The allowed imports of every package of the module (non-test files, on
+# linux/amd64, windows/386 and windows/amd64): module packages by path,
+# third-party ones by module. TestImportGraph fails on any difference.
+# Refresh with: go test ./test/repo -run TestImportGraph -update
+#
+# Data flows one way (STYLE.md): client -> gateway -> session -> supervisor
+# / workerclient -> worker -> backend, over shared leaves (api/..., protocol,
+# frame, itemtable, logging, buildinfo). An edge that does not follow that
+# flow says why after "#".
+`
+
+func sortedKeys[V any, W any](a map[string]V, b map[string]W) []string {
+	seen := map[string]bool{}
+	for k := range a {
+		seen[k] = true
+	}
+	for k := range b {
+		seen[k] = true
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

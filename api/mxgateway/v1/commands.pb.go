@@ -2753,7 +2753,10 @@ type BulkEntryResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entry's reference, when the input had one.
 	ItemDefinition string `protobuf:"bytes,1,opt,name=item_definition,json=itemDefinition,proto3" json:"item_definition,omitempty"`
-	// The entry's item handle (new for AddItem/SubscribeBulk).
+	// The entry's item handle: new for AddItemBulk and SubscribeBulk (0 when
+	// the add failed or the entry was denied), the input handle otherwise. It is
+	// always safe to pass back into the next bulk call: 0 fails there alone,
+	// with MXAccess's invalid-handle HRESULT.
 	ItemHandle int32 `protobuf:"varint,2,opt,name=item_handle,json=itemHandle,proto3" json:"item_handle,omitempty"`
 	// Whether every MXAccess call for the entry succeeded.
 	Status GatewayStatusCode `protobuf:"varint,3,opt,name=status,proto3,enum=mxgateway.v1.GatewayStatusCode" json:"status,omitempty"`
@@ -2765,8 +2768,13 @@ type BulkEntryResult struct {
 	Denial *EntryDenial `protobuf:"bytes,6,opt,name=denial,proto3" json:"denial,omitempty"`
 	// Parity warnings raised by this entry.
 	ParityWarnings []string `protobuf:"bytes,7,rep,name=parity_warnings,json=parityWarnings,proto3" json:"parity_warnings,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the entry failed: every MXAccess call made for it, in order, with
+	// its outcome (a best-effort form such as UnsubscribeBulk goes on after a
+	// refused call, so failed_method alone does not say what happened). Empty
+	// when the entry succeeded (every call did) or was denied (none ran).
+	Calls         []*BulkCall `protobuf:"bytes,8,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BulkEntryResult) Reset() {
@@ -2848,6 +2856,77 @@ func (x *BulkEntryResult) GetParityWarnings() []string {
 	return nil
 }
 
+func (x *BulkEntryResult) GetCalls() []*BulkCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// BulkCall is the outcome of one MXAccess call made for a bulk entry.
+type BulkCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The MXAccess method, for example "UnAdvise".
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// Whether MXAccess accepted the call.
+	Status GatewayStatusCode `protobuf:"varint,2,opt,name=status,proto3,enum=mxgateway.v1.GatewayStatusCode" json:"status,omitempty"`
+	// The call's HRESULT.
+	Hresult       int32 `protobuf:"varint,3,opt,name=hresult,proto3" json:"hresult,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkCall) Reset() {
+	*x = BulkCall{}
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkCall) ProtoMessage() {}
+
+func (x *BulkCall) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkCall.ProtoReflect.Descriptor instead.
+func (*BulkCall) Descriptor() ([]byte, []int) {
+	return file_mxgateway_v1_commands_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *BulkCall) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *BulkCall) GetStatus() GatewayStatusCode {
+	if x != nil {
+		return x.Status
+	}
+	return GatewayStatusCode_GATEWAY_STATUS_CODE_UNSPECIFIED
+}
+
+func (x *BulkCall) GetHresult() int32 {
+	if x != nil {
+		return x.Hresult
+	}
+	return 0
+}
+
 // EntryDenial explains why the gateway refused one bulk entry.
 type EntryDenial struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2861,7 +2940,7 @@ type EntryDenial struct {
 
 func (x *EntryDenial) Reset() {
 	*x = EntryDenial{}
-	mi := &file_mxgateway_v1_commands_proto_msgTypes[36]
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +2952,7 @@ func (x *EntryDenial) String() string {
 func (*EntryDenial) ProtoMessage() {}
 
 func (x *EntryDenial) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_v1_commands_proto_msgTypes[36]
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +2965,7 @@ func (x *EntryDenial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryDenial.ProtoReflect.Descriptor instead.
 func (*EntryDenial) Descriptor() ([]byte, []int) {
-	return file_mxgateway_v1_commands_proto_rawDescGZIP(), []int{36}
+	return file_mxgateway_v1_commands_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EntryDenial) GetReason() string {
@@ -2914,7 +2993,7 @@ type ReadBulkResult struct {
 
 func (x *ReadBulkResult) Reset() {
 	*x = ReadBulkResult{}
-	mi := &file_mxgateway_v1_commands_proto_msgTypes[37]
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +3005,7 @@ func (x *ReadBulkResult) String() string {
 func (*ReadBulkResult) ProtoMessage() {}
 
 func (x *ReadBulkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_v1_commands_proto_msgTypes[37]
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +3018,7 @@ func (x *ReadBulkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBulkResult.ProtoReflect.Descriptor instead.
 func (*ReadBulkResult) Descriptor() ([]byte, []int) {
-	return file_mxgateway_v1_commands_proto_rawDescGZIP(), []int{37}
+	return file_mxgateway_v1_commands_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReadBulkResult) GetEntries() []*ReadResult {
@@ -2978,7 +3057,7 @@ type ReadResult struct {
 
 func (x *ReadResult) Reset() {
 	*x = ReadResult{}
-	mi := &file_mxgateway_v1_commands_proto_msgTypes[38]
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3069,7 @@ func (x *ReadResult) String() string {
 func (*ReadResult) ProtoMessage() {}
 
 func (x *ReadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_v1_commands_proto_msgTypes[38]
+	mi := &file_mxgateway_v1_commands_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3082,7 @@ func (x *ReadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResult.ProtoReflect.Descriptor instead.
 func (*ReadResult) Descriptor() ([]byte, []int) {
-	return file_mxgateway_v1_commands_proto_rawDescGZIP(), []int{38}
+	return file_mxgateway_v1_commands_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReadResult) GetItemDefinition() string {
@@ -3080,7 +3159,7 @@ var File_mxgateway_v1_commands_proto protoreflect.FileDescriptor
 
 const file_mxgateway_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmxgateway/v1/commands.proto\x12\fmxgateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mxgateway/v1/values.proto\"\xc9\x10\n" +
+	"\x1bmxgateway/v1/commands.proto\x12\fmxgateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1amxgateway/v1/options.proto\x1a\x19mxgateway/v1/values.proto\"\xc9\x10\n" +
 	"\aCommand\x12;\n" +
 	"\bregister\x18\x01 \x01(\v2\x1d.mxgateway.v1.RegisterCommandH\x00R\bregister\x12A\n" +
 	"\n" +
@@ -3118,122 +3197,140 @@ const file_mxgateway_v1_commands_proto_rawDesc = "" +
 	"\x12write_secured_bulk\x18& \x01(\v2%.mxgateway.v1.WriteSecuredBulkCommandH\x00R\x10writeSecuredBulk\x12X\n" +
 	"\x13write_secured2_bulk\x18' \x01(\v2&.mxgateway.v1.WriteSecured2BulkCommandH\x00R\x11writeSecured2Bulk\x12<\n" +
 	"\tread_bulk\x18( \x01(\v2\x1d.mxgateway.v1.ReadBulkCommandH\x00R\breadBulkB\x06\n" +
-	"\x04kind\"2\n" +
-	"\x0fRegisterCommand\x12\x1f\n" +
-	"\vclient_name\x18\x01 \x01(\tR\n" +
-	"clientName\"8\n" +
-	"\x11UnregisterCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\"^\n" +
-	"\x0eAddItemCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12'\n" +
-	"\x0fitem_definition\x18\x02 \x01(\tR\x0eitemDefinition\"\x82\x01\n" +
-	"\x0fAddItem2Command\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12'\n" +
-	"\x0fitem_definition\x18\x02 \x01(\tR\x0eitemDefinition\x12!\n" +
-	"\fitem_context\x18\x03 \x01(\tR\vitemContext\"Y\n" +
-	"\x11RemoveItemCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\"U\n" +
-	"\rAdviseCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\"`\n" +
-	"\x18AdviseSupervisoryCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\"W\n" +
-	"\x0fUnAdviseCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\"V\n" +
-	"\x0eSuspendCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\"W\n" +
-	"\x0fActivateCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\"f\n" +
-	"\x16AddBufferedItemCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12'\n" +
-	"\x0fitem_definition\x18\x02 \x01(\tR\x0eitemDefinition\"h\n" +
-	" SetBufferedUpdateIntervalCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vinterval_ms\x18\x02 \x01(\x05R\n" +
-	"intervalMs\"\x9a\x01\n" +
-	"\fWriteCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\x12+\n" +
-	"\x05value\x18\x03 \x01(\v2\x15.mxgateway.v1.MxValueR\x05value\x12\x17\n" +
-	"\auser_id\x18\x04 \x01(\x05R\x06userId\"\xd5\x01\n" +
-	"\rWrite2Command\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\x12+\n" +
-	"\x05value\x18\x03 \x01(\v2\x15.mxgateway.v1.MxValueR\x05value\x128\n" +
-	"\ttimestamp\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x17\n" +
-	"\auser_id\x18\x05 \x01(\x05R\x06userId\"\xda\x01\n" +
-	"\x13WriteSecuredCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\x12&\n" +
-	"\x0fcurrent_user_id\x18\x03 \x01(\x05R\rcurrentUserId\x12(\n" +
-	"\x10verifier_user_id\x18\x04 \x01(\x05R\x0everifierUserId\x12+\n" +
-	"\x05value\x18\x05 \x01(\v2\x15.mxgateway.v1.MxValueR\x05value\"\x95\x02\n" +
-	"\x14WriteSecured2Command\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
-	"\vitem_handle\x18\x02 \x01(\x05R\n" +
-	"itemHandle\x12&\n" +
-	"\x0fcurrent_user_id\x18\x03 \x01(\x05R\rcurrentUserId\x12(\n" +
-	"\x10verifier_user_id\x18\x04 \x01(\x05R\x0everifierUserId\x12+\n" +
-	"\x05value\x18\x05 \x01(\v2\x15.mxgateway.v1.MxValueR\x05value\x128\n" +
-	"\ttimestamp\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"|\n" +
-	"\x17AuthenticateUserCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1b\n" +
-	"\tuser_name\x18\x02 \x01(\tR\buserName\x12\x1f\n" +
-	"\bpassword\x18\x03 \x01(\tB\x03\x80\x01\x01R\bpassword\"d\n" +
-	"\x18ArchestrAUserToIdCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12#\n" +
-	"\ruser_identity\x18\x02 \x01(\tR\fuserIdentity\"d\n" +
-	"\x12AddItemBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12)\n" +
-	"\x10item_definitions\x18\x02 \x03(\tR\x0fitemDefinitions\"}\n" +
-	"\x11AdviseBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12!\n" +
-	"\fitem_handles\x18\x02 \x03(\x05R\vitemHandles\x12 \n" +
-	"\vsupervisory\x18\x03 \x01(\bR\vsupervisory\"\x88\x01\n" +
-	"\x14SubscribeBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12)\n" +
-	"\x10item_definitions\x18\x02 \x03(\tR\x0fitemDefinitions\x12 \n" +
-	"\vsupervisory\x18\x03 \x01(\bR\vsupervisory\"`\n" +
-	"\x16UnsubscribeBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12!\n" +
-	"\fitem_handles\x18\x02 \x03(\x05R\vitemHandles\"_\n" +
-	"\x15RemoveItemBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12!\n" +
-	"\fitem_handles\x18\x02 \x03(\x05R\vitemHandles\"]\n" +
-	"\x13UnAdviseBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12!\n" +
-	"\fitem_handles\x18\x02 \x03(\x05R\vitemHandles\"m\n" +
-	"\x10WriteBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x124\n" +
-	"\aentries\x18\x02 \x03(\v2\x1a.mxgateway.v1.WriteCommandR\aentries\"o\n" +
-	"\x11Write2BulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x125\n" +
-	"\aentries\x18\x02 \x03(\v2\x1b.mxgateway.v1.Write2CommandR\aentries\"{\n" +
-	"\x17WriteSecuredBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12;\n" +
-	"\aentries\x18\x02 \x03(\v2!.mxgateway.v1.WriteSecuredCommandR\aentries\"}\n" +
-	"\x18WriteSecured2BulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12<\n" +
-	"\aentries\x18\x02 \x03(\v2\".mxgateway.v1.WriteSecured2CommandR\aentries\"\x80\x01\n" +
-	"\x0fReadBulkCommand\x12#\n" +
-	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12)\n" +
-	"\x10item_definitions\x18\x02 \x03(\tR\x0fitemDefinitions\x12\x1d\n" +
+	"\x04kind\"T\n" +
+	"\x0fRegisterCommand\x12'\n" +
+	"\vclient_name\x18\x01 \x01(\tB\x06\x92\x80\x19\x02\b\x06R\n" +
+	"clientName:\x18\x8a\x80\x19\x14\b\x01\x12\bRegister\x18\x01 \x02(\x020\x01\"\\\n" +
+	"\x11UnregisterCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle:\x1a\x8a\x80\x19\x16\b\x01\x12\n" +
+	"Unregister\x18\x01 \x03(\x010\x01\"\x89\x01\n" +
+	"\x0eAddItemCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x121\n" +
+	"\x0fitem_definition\x18\x02 \x01(\tB\b\x92\x80\x19\x04\b\x03\x10\x01R\x0eitemDefinition:\x17\x8a\x80\x19\x13\b\x01\x12\aAddItem\x18\x01 \x04(\x030\x01\"\xb6\x01\n" +
+	"\x0fAddItem2Command\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x121\n" +
+	"\x0fitem_definition\x18\x02 \x01(\tB\b\x92\x80\x19\x04\b\x03\x10\x01R\x0eitemDefinition\x12)\n" +
+	"\fitem_context\x18\x03 \x01(\tB\x06\x92\x80\x19\x02\b\x06R\vitemContext:\x18\x8a\x80\x19\x14\b\x01\x12\bAddItem2\x18\x01 \x04(\x030\x03\"\x87\x01\n" +
+	"\x11RemoveItemCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\n" +
+	"itemHandle:\x1a\x8a\x80\x19\x16\b\x01\x12\n" +
+	"RemoveItem\x18\x01 \x06(\x010\x01\"\x7f\n" +
+	"\rAdviseCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\n" +
+	"itemHandle:\x16\x8a\x80\x19\x12\b\x01\x12\x06Advise\x18\x01 \a(\x010\x01\"\x95\x01\n" +
+	"\x18AdviseSupervisoryCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\n" +
+	"itemHandle:!\x8a\x80\x19\x1d\b\x01\x12\x11AdviseSupervisory\x18\x01 \b(\x010\x04\"\x83\x01\n" +
+	"\x0fUnAdviseCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\n" +
+	"itemHandle:\x18\x8a\x80\x19\x14\b\x01\x12\bUnAdvise\x18\x01 \t(\x010\x01\"\x81\x01\n" +
+	"\x0eSuspendCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\n" +
+	"itemHandle:\x17\x8a\x80\x19\x13\b\x01\x12\aSuspend\x18\x01 \n" +
+	"(\x010\x04\"\x83\x01\n" +
+	"\x0fActivateCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\n" +
+	"itemHandle:\x18\x8a\x80\x19\x14\b\x01\x12\bActivate\x18\x01 \v(\x010\x04\"\x99\x01\n" +
+	"\x16AddBufferedItemCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x121\n" +
+	"\x0fitem_definition\x18\x02 \x01(\tB\b\x92\x80\x19\x04\b\x03\x10\x01R\x0eitemDefinition:\x1f\x8a\x80\x19\x1b\b\x01\x12\x0fAddBufferedItem\x18\x01 \x05(\x030\x05\"\xa3\x01\n" +
+	" SetBufferedUpdateIntervalCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12'\n" +
+	"\vinterval_ms\x18\x02 \x01(\x05B\x06\x92\x80\x19\x02\b\bR\n" +
+	"intervalMs:)\x8a\x80\x19%\b\x01\x12\x19SetBufferedUpdateInterval\x18\x01 \x01(\x010\x05\"\xd3\x01\n" +
+	"\fWriteCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x02R\n" +
+	"itemHandle\x123\n" +
+	"\x05value\x18\x03 \x01(\v2\x15.mxgateway.v1.MxValueB\x06\x92\x80\x19\x02\b\bR\x05value\x12\x1f\n" +
+	"\auser_id\x18\x04 \x01(\x05B\x06\x92\x80\x19\x02\b\bR\x06userId:\x15\x8a\x80\x19\x11\b\x01\x12\x05Write\x18\x02 \x01(\x010\x01\"\x97\x02\n" +
+	"\rWrite2Command\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x02R\n" +
+	"itemHandle\x123\n" +
+	"\x05value\x18\x03 \x01(\v2\x15.mxgateway.v1.MxValueB\x06\x92\x80\x19\x02\b\bR\x05value\x12@\n" +
+	"\ttimestamp\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\x92\x80\x19\x02\b\bR\ttimestamp\x12\x1f\n" +
+	"\auser_id\x18\x05 \x01(\x05B\x06\x92\x80\x19\x02\b\bR\x06userId:\x16\x8a\x80\x19\x12\b\x01\x12\x06Write2\x18\x02 \x01(\x010\x04\"\xa2\x02\n" +
+	"\x13WriteSecuredCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x02R\n" +
+	"itemHandle\x12.\n" +
+	"\x0fcurrent_user_id\x18\x03 \x01(\x05B\x06\x92\x80\x19\x02\b\bR\rcurrentUserId\x120\n" +
+	"\x10verifier_user_id\x18\x04 \x01(\x05B\x06\x92\x80\x19\x02\b\bR\x0everifierUserId\x123\n" +
+	"\x05value\x18\x05 \x01(\v2\x15.mxgateway.v1.MxValueB\x06\x92\x80\x19\x02\b\bR\x05value:\x1c\x8a\x80\x19\x18\b\x01\x12\fWriteSecured\x18\x03 \x01(\x010\x01\"\xe6\x02\n" +
+	"\x14WriteSecured2Command\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12)\n" +
+	"\vitem_handle\x18\x02 \x01(\x05B\b\x92\x80\x19\x04\b\x02\x10\x02R\n" +
+	"itemHandle\x12.\n" +
+	"\x0fcurrent_user_id\x18\x03 \x01(\x05B\x06\x92\x80\x19\x02\b\bR\rcurrentUserId\x120\n" +
+	"\x10verifier_user_id\x18\x04 \x01(\x05B\x06\x92\x80\x19\x02\b\bR\x0everifierUserId\x123\n" +
+	"\x05value\x18\x05 \x01(\v2\x15.mxgateway.v1.MxValueB\x06\x92\x80\x19\x02\b\bR\x05value\x12@\n" +
+	"\ttimestamp\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x06\x92\x80\x19\x02\b\bR\ttimestamp:\x1d\x8a\x80\x19\x19\b\x01\x12\rWriteSecured2\x18\x03 \x01(\x010\x04\"\xb4\x01\n" +
+	"\x17AuthenticateUserCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12#\n" +
+	"\tuser_name\x18\x02 \x01(\tB\x06\x92\x80\x19\x02\b\x06R\buserName\x12%\n" +
+	"\bpassword\x18\x03 \x01(\tB\t\x92\x80\x19\x02\b\a\x80\x01\x01R\bpassword: \x8a\x80\x19\x1c\b\x01\x12\x10AuthenticateUser\x18\x03 \x01(\x040\x01\"\x97\x01\n" +
+	"\x18ArchestrAUserToIdCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12+\n" +
+	"\ruser_identity\x18\x02 \x01(\tB\x06\x92\x80\x19\x02\b\x06R\fuserIdentity:!\x8a\x80\x19\x1d\b\x01\x12\x11ArchestrAUserToId\x18\x03 \x01(\x040\x02\"\x8a\x01\n" +
+	"\x12AddItemBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x123\n" +
+	"\x10item_definitions\x18\x02 \x03(\tB\b\x92\x80\x19\x04\b\x03\x10\x01R\x0fitemDefinitions:\x12\x8a\x80\x19\x0e\b\x02:\n" +
 	"\n" +
-	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\"\xfe\x03\n" +
+	"\badd_item\"\xbd\x01\n" +
+	"\x11AdviseBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12+\n" +
+	"\fitem_handles\x18\x02 \x03(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\vitemHandles\x12(\n" +
+	"\vsupervisory\x18\x03 \x01(\bB\x06\x92\x80\x19\x02\b\x05R\vsupervisory:$\x8a\x80\x19 \b\x02:\x1c\n" +
+	"\x06advise\x12\x12advise_supervisory\"\xd4\x01\n" +
+	"\x14SubscribeBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x123\n" +
+	"\x10item_definitions\x18\x02 \x03(\tB\b\x92\x80\x19\x04\b\x03\x10\x01R\x0fitemDefinitions\x12(\n" +
+	"\vsupervisory\x18\x03 \x01(\bB\x06\x92\x80\x19\x02\b\x05R\vsupervisory:0\x8a\x80\x19,\b\x02:\n" +
+	"\n" +
+	"\badd_item:\x1c\n" +
+	"\x06advise\x12\x12advise_supervisory\"\x98\x01\n" +
+	"\x16UnsubscribeBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12+\n" +
+	"\fitem_handles\x18\x02 \x03(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\vitemHandles:$\x8a\x80\x19 \b\x02:\v\n" +
+	"\tun_advise:\r\n" +
+	"\vremove_item@\x01\"\x88\x01\n" +
+	"\x15RemoveItemBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12+\n" +
+	"\fitem_handles\x18\x02 \x03(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\vitemHandles:\x15\x8a\x80\x19\x11\b\x02:\r\n" +
+	"\vremove_item\"\x84\x01\n" +
+	"\x13UnAdviseBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12+\n" +
+	"\fitem_handles\x18\x02 \x03(\x05B\b\x92\x80\x19\x04\b\x02\x10\x01R\vitemHandles:\x13\x8a\x80\x19\x0f\b\x02:\v\n" +
+	"\tun_advise\"\x8e\x01\n" +
+	"\x10WriteBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12<\n" +
+	"\aentries\x18\x02 \x03(\v2\x1a.mxgateway.v1.WriteCommandB\x06\x92\x80\x19\x02\b\x04R\aentries:\x0f\x8a\x80\x19\v\b\x02:\a\n" +
+	"\x05write\"\x91\x01\n" +
+	"\x11Write2BulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12=\n" +
+	"\aentries\x18\x02 \x03(\v2\x1b.mxgateway.v1.Write2CommandB\x06\x92\x80\x19\x02\b\x04R\aentries:\x10\x8a\x80\x19\f\b\x02:\b\n" +
+	"\x06write2\"\xa4\x01\n" +
+	"\x17WriteSecuredBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12C\n" +
+	"\aentries\x18\x02 \x03(\v2!.mxgateway.v1.WriteSecuredCommandB\x06\x92\x80\x19\x02\b\x04R\aentries:\x17\x8a\x80\x19\x13\b\x02:\x0f\n" +
+	"\rwrite_secured\"\xa7\x01\n" +
+	"\x18WriteSecured2BulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x12D\n" +
+	"\aentries\x18\x02 \x03(\v2\".mxgateway.v1.WriteSecured2CommandB\x06\x92\x80\x19\x02\b\x04R\aentries:\x18\x8a\x80\x19\x14\b\x02:\x10\n" +
+	"\x0ewrite_secured2\"\xa6\x01\n" +
+	"\x0fReadBulkCommand\x12+\n" +
+	"\rserver_handle\x18\x01 \x01(\x05B\x06\x92\x80\x19\x02\b\x01R\fserverHandle\x123\n" +
+	"\x10item_definitions\x18\x02 \x03(\tB\b\x92\x80\x19\x04\b\x03\x10\x01R\x0fitemDefinitions\x12%\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\rB\x06\x92\x80\x19\x02\b\tR\ttimeoutMs:\n" +
+	"\x8a\x80\x19\x06\b\x03\x18\x010\x01\"\xfe\x03\n" +
 	"\x05Reply\x127\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1f.mxgateway.v1.GatewayStatusCodeR\x06status\x12\x18\n" +
 	"\ahresult\x18\x02 \x01(\x05R\ahresult\x122\n" +
@@ -3257,7 +3354,7 @@ const file_mxgateway_v1_commands_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x05R\x06userId\"E\n" +
 	"\n" +
 	"BulkResult\x127\n" +
-	"\aentries\x18\x01 \x03(\v2\x1d.mxgateway.v1.BulkEntryResultR\aentries\"\xaf\x02\n" +
+	"\aentries\x18\x01 \x03(\v2\x1d.mxgateway.v1.BulkEntryResultR\aentries\"\xdd\x02\n" +
 	"\x0fBulkEntryResult\x12'\n" +
 	"\x0fitem_definition\x18\x01 \x01(\tR\x0eitemDefinition\x12\x1f\n" +
 	"\vitem_handle\x18\x02 \x01(\x05R\n" +
@@ -3266,7 +3363,12 @@ const file_mxgateway_v1_commands_proto_rawDesc = "" +
 	"\ahresult\x18\x04 \x01(\x05R\ahresult\x12#\n" +
 	"\rfailed_method\x18\x05 \x01(\tR\ffailedMethod\x121\n" +
 	"\x06denial\x18\x06 \x01(\v2\x19.mxgateway.v1.EntryDenialR\x06denial\x12'\n" +
-	"\x0fparity_warnings\x18\a \x03(\tR\x0eparityWarnings\"?\n" +
+	"\x0fparity_warnings\x18\a \x03(\tR\x0eparityWarnings\x12,\n" +
+	"\x05calls\x18\b \x03(\v2\x16.mxgateway.v1.BulkCallR\x05calls\"u\n" +
+	"\bBulkCall\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x127\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1f.mxgateway.v1.GatewayStatusCodeR\x06status\x12\x18\n" +
+	"\ahresult\x18\x03 \x01(\x05R\ahresult\"?\n" +
 	"\vEntryDenial\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"D\n" +
@@ -3307,7 +3409,7 @@ func file_mxgateway_v1_commands_proto_rawDescGZIP() []byte {
 }
 
 var file_mxgateway_v1_commands_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mxgateway_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_mxgateway_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_mxgateway_v1_commands_proto_goTypes = []any{
 	(GatewayStatusCode)(0),                   // 0: mxgateway.v1.GatewayStatusCode
 	(*Command)(nil),                          // 1: mxgateway.v1.Command
@@ -3346,13 +3448,14 @@ var file_mxgateway_v1_commands_proto_goTypes = []any{
 	(*UserIdResult)(nil),                     // 34: mxgateway.v1.UserIdResult
 	(*BulkResult)(nil),                       // 35: mxgateway.v1.BulkResult
 	(*BulkEntryResult)(nil),                  // 36: mxgateway.v1.BulkEntryResult
-	(*EntryDenial)(nil),                      // 37: mxgateway.v1.EntryDenial
-	(*ReadBulkResult)(nil),                   // 38: mxgateway.v1.ReadBulkResult
-	(*ReadResult)(nil),                       // 39: mxgateway.v1.ReadResult
-	(*MxValue)(nil),                          // 40: mxgateway.v1.MxValue
-	(*timestamppb.Timestamp)(nil),            // 41: google.protobuf.Timestamp
-	(*MxStatus)(nil),                         // 42: mxgateway.v1.MxStatus
-	(*Quality)(nil),                          // 43: mxgateway.v1.Quality
+	(*BulkCall)(nil),                         // 37: mxgateway.v1.BulkCall
+	(*EntryDenial)(nil),                      // 38: mxgateway.v1.EntryDenial
+	(*ReadBulkResult)(nil),                   // 39: mxgateway.v1.ReadBulkResult
+	(*ReadResult)(nil),                       // 40: mxgateway.v1.ReadResult
+	(*MxValue)(nil),                          // 41: mxgateway.v1.MxValue
+	(*timestamppb.Timestamp)(nil),            // 42: google.protobuf.Timestamp
+	(*MxStatus)(nil),                         // 43: mxgateway.v1.MxStatus
+	(*Quality)(nil),                          // 44: mxgateway.v1.Quality
 }
 var file_mxgateway_v1_commands_proto_depIdxs = []int32{
 	2,  // 0: mxgateway.v1.Command.register:type_name -> mxgateway.v1.RegisterCommand
@@ -3384,37 +3487,39 @@ var file_mxgateway_v1_commands_proto_depIdxs = []int32{
 	28, // 26: mxgateway.v1.Command.write_secured_bulk:type_name -> mxgateway.v1.WriteSecuredBulkCommand
 	29, // 27: mxgateway.v1.Command.write_secured2_bulk:type_name -> mxgateway.v1.WriteSecured2BulkCommand
 	30, // 28: mxgateway.v1.Command.read_bulk:type_name -> mxgateway.v1.ReadBulkCommand
-	40, // 29: mxgateway.v1.WriteCommand.value:type_name -> mxgateway.v1.MxValue
-	40, // 30: mxgateway.v1.Write2Command.value:type_name -> mxgateway.v1.MxValue
-	41, // 31: mxgateway.v1.Write2Command.timestamp:type_name -> google.protobuf.Timestamp
-	40, // 32: mxgateway.v1.WriteSecuredCommand.value:type_name -> mxgateway.v1.MxValue
-	40, // 33: mxgateway.v1.WriteSecured2Command.value:type_name -> mxgateway.v1.MxValue
-	41, // 34: mxgateway.v1.WriteSecured2Command.timestamp:type_name -> google.protobuf.Timestamp
+	41, // 29: mxgateway.v1.WriteCommand.value:type_name -> mxgateway.v1.MxValue
+	41, // 30: mxgateway.v1.Write2Command.value:type_name -> mxgateway.v1.MxValue
+	42, // 31: mxgateway.v1.Write2Command.timestamp:type_name -> google.protobuf.Timestamp
+	41, // 32: mxgateway.v1.WriteSecuredCommand.value:type_name -> mxgateway.v1.MxValue
+	41, // 33: mxgateway.v1.WriteSecured2Command.value:type_name -> mxgateway.v1.MxValue
+	42, // 34: mxgateway.v1.WriteSecured2Command.timestamp:type_name -> google.protobuf.Timestamp
 	14, // 35: mxgateway.v1.WriteBulkCommand.entries:type_name -> mxgateway.v1.WriteCommand
 	15, // 36: mxgateway.v1.Write2BulkCommand.entries:type_name -> mxgateway.v1.Write2Command
 	16, // 37: mxgateway.v1.WriteSecuredBulkCommand.entries:type_name -> mxgateway.v1.WriteSecuredCommand
 	17, // 38: mxgateway.v1.WriteSecured2BulkCommand.entries:type_name -> mxgateway.v1.WriteSecured2Command
 	0,  // 39: mxgateway.v1.Reply.status:type_name -> mxgateway.v1.GatewayStatusCode
-	42, // 40: mxgateway.v1.Reply.statuses:type_name -> mxgateway.v1.MxStatus
+	43, // 40: mxgateway.v1.Reply.statuses:type_name -> mxgateway.v1.MxStatus
 	32, // 41: mxgateway.v1.Reply.register:type_name -> mxgateway.v1.RegisterResult
 	33, // 42: mxgateway.v1.Reply.item_handle:type_name -> mxgateway.v1.ItemHandleResult
 	34, // 43: mxgateway.v1.Reply.user_id:type_name -> mxgateway.v1.UserIdResult
 	35, // 44: mxgateway.v1.Reply.bulk:type_name -> mxgateway.v1.BulkResult
-	38, // 45: mxgateway.v1.Reply.read_bulk:type_name -> mxgateway.v1.ReadBulkResult
+	39, // 45: mxgateway.v1.Reply.read_bulk:type_name -> mxgateway.v1.ReadBulkResult
 	36, // 46: mxgateway.v1.BulkResult.entries:type_name -> mxgateway.v1.BulkEntryResult
 	0,  // 47: mxgateway.v1.BulkEntryResult.status:type_name -> mxgateway.v1.GatewayStatusCode
-	37, // 48: mxgateway.v1.BulkEntryResult.denial:type_name -> mxgateway.v1.EntryDenial
-	39, // 49: mxgateway.v1.ReadBulkResult.entries:type_name -> mxgateway.v1.ReadResult
-	40, // 50: mxgateway.v1.ReadResult.value:type_name -> mxgateway.v1.MxValue
-	43, // 51: mxgateway.v1.ReadResult.quality:type_name -> mxgateway.v1.Quality
-	41, // 52: mxgateway.v1.ReadResult.timestamp:type_name -> google.protobuf.Timestamp
-	42, // 53: mxgateway.v1.ReadResult.statuses:type_name -> mxgateway.v1.MxStatus
-	37, // 54: mxgateway.v1.ReadResult.denial:type_name -> mxgateway.v1.EntryDenial
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	38, // 48: mxgateway.v1.BulkEntryResult.denial:type_name -> mxgateway.v1.EntryDenial
+	37, // 49: mxgateway.v1.BulkEntryResult.calls:type_name -> mxgateway.v1.BulkCall
+	0,  // 50: mxgateway.v1.BulkCall.status:type_name -> mxgateway.v1.GatewayStatusCode
+	40, // 51: mxgateway.v1.ReadBulkResult.entries:type_name -> mxgateway.v1.ReadResult
+	41, // 52: mxgateway.v1.ReadResult.value:type_name -> mxgateway.v1.MxValue
+	44, // 53: mxgateway.v1.ReadResult.quality:type_name -> mxgateway.v1.Quality
+	42, // 54: mxgateway.v1.ReadResult.timestamp:type_name -> google.protobuf.Timestamp
+	43, // 55: mxgateway.v1.ReadResult.statuses:type_name -> mxgateway.v1.MxStatus
+	38, // 56: mxgateway.v1.ReadResult.denial:type_name -> mxgateway.v1.EntryDenial
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_v1_commands_proto_init() }
@@ -3422,6 +3527,7 @@ func file_mxgateway_v1_commands_proto_init() {
 	if File_mxgateway_v1_commands_proto != nil {
 		return
 	}
+	file_mxgateway_v1_options_proto_init()
 	file_mxgateway_v1_values_proto_init()
 	file_mxgateway_v1_commands_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Register)(nil),
@@ -3467,7 +3573,7 @@ func file_mxgateway_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_v1_commands_proto_rawDesc), len(file_mxgateway_v1_commands_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

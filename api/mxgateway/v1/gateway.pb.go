@@ -907,7 +907,8 @@ type SessionInfo struct {
 	LastSequence uint64 `protobuf:"varint,9,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
 	// Commands completed.
 	CommandsCompleted uint64 `protobuf:"varint,10,opt,name=commands_completed,json=commandsCompleted,proto3" json:"commands_completed,omitempty"`
-	// Commands currently pending.
+	// Commands the worker has not answered yet, including those whose caller
+	// stopped waiting (timed out or cancelled): the worker still runs them.
 	CommandsPending uint32 `protobuf:"varint,11,opt,name=commands_pending,json=commandsPending,proto3" json:"commands_pending,omitempty"`
 	// Why the session faulted, when it did.
 	FaultReason string `protobuf:"bytes,12,opt,name=fault_reason,json=faultReason,proto3" json:"fault_reason,omitempty"`

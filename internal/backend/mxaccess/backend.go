@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/variant"
@@ -100,10 +101,10 @@ type Backend struct {
 	closeOnce sync.Once
 	closeWarn []string
 
-	// mu guards regs and attrVT: regs is touched by the command goroutine,
-	// attrVT also by the STA (events).
+	// mu guards attrVT, the VARIANT type each item's last OnDataChange
+	// carried (written by the STA, read by writes). It is the only per-item
+	// state of this backend: the worker's item table knows the rest.
 	mu     sync.Mutex
-	regs   map[int32]*registration
 	attrVT map[itemKey]variant.VT
 }
 
@@ -113,14 +114,6 @@ type queued struct {
 }
 
 type itemKey struct{ server, item int32 }
-
-type registration struct {
-	items map[int32]*item
-}
-
-type item struct {
-	advised bool
-}
 
 var _ backend.Backend = (*Backend)(nil)
 
@@ -157,7 +150,6 @@ func New(open Opener, opts Options) (*Backend, error) {
 		logger: logger.With(logging.KeyComponent, "mxaccess"),
 		loc:    loc,
 		queue:  make(chan queued, opts.EventQueue),
-		regs:   map[int32]*registration{},
 		attrVT: map[itemKey]variant.VT{},
 	}, nil
 }
@@ -287,16 +279,27 @@ func (b *Backend) ready() error {
 }
 
 // call invokes method with args and returns its result value (VT_EMPTY for
-// methods without one).
+// methods without one). After an asynchronous fault only the methods that
+// release something (their catalogue effect removes an item, an advise or a
+// registration) still reach the object, so the worker's teardown frees what
+// MXAccess holds; every other call fails with the fault.
 func (b *Backend) call(method string, args ...variant.Value) (variant.Value, error) {
-	if err := b.ready(); err != nil {
+	if err := b.ready(); err != nil && !(releases(method) && errors.Is(err, b.Fault())) {
 		return variant.Value{}, err
 	}
 	return b.invoke(method, args...)
 }
 
-// invoke is call without the state checks; teardown uses it so that a
-// faulted backend still releases what it holds.
+// releases reports whether an MXAccess method takes something away.
+func releases(method string) bool {
+	switch catalog.ByMethod(method).Effect() {
+	case mxgatewayv1.ItemEffect_ITEM_EFFECT_UNADVISE, mxgatewayv1.ItemEffect_ITEM_EFFECT_REMOVE, mxgatewayv1.ItemEffect_ITEM_EFFECT_UNREGISTER:
+		return true
+	}
+	return false
+}
+
+// invoke is call without the state checks.
 func (b *Backend) invoke(method string, args ...variant.Value) (variant.Value, error) {
 	mi, found := b.obj.Method(method)
 	kind, err := checkMethod(method, b.info.Level, mi, found)
@@ -348,14 +351,9 @@ func (b *Backend) Register(clientName string) (int32, error) {
 		return 0, err
 	}
 	if h <= 0 {
-		return h, &backend.CallError{Method: "Register", HRESULT: backend.S_OK,
+		return h, &backend.CallError{Method: "Register", HRESULT: mxtypes.S_OK,
 			Message: fmt.Sprintf("Register returned handle %d with S_OK", h)}
 	}
-	b.mu.Lock()
-	if b.regs[h] == nil {
-		b.regs[h] = &registration{items: map[int32]*item{}}
-	}
-	b.mu.Unlock()
 	return h, nil
 }
 
@@ -365,37 +363,20 @@ func (b *Backend) Unregister(serverHandle int32) error {
 		return err
 	}
 	b.mu.Lock()
-	if r := b.regs[serverHandle]; r != nil {
-		for it := range r.items {
-			delete(b.attrVT, itemKey{serverHandle, it})
+	for k := range b.attrVT {
+		if k.server == serverHandle {
+			delete(b.attrVT, k)
 		}
 	}
-	delete(b.regs, serverHandle)
 	b.mu.Unlock()
 	return nil
 }
 
-func (b *Backend) addTracked(server, handle int32) {
+// added forgets the attribute type a reused handle had.
+func (b *Backend) added(server, handle int32) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	r := b.regs[server]
-	if r == nil {
-		r = &registration{items: map[int32]*item{}}
-		b.regs[server] = r
-	}
-	r.items[handle] = &item{}
-	// Handles are reused after RemoveItem: forget the old attribute type.
 	delete(b.attrVT, itemKey{server, handle})
-}
-
-func (b *Backend) setAdvised(server, handle int32, advised bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if r := b.regs[server]; r != nil {
-		if it := r.items[handle]; it != nil {
-			it.advised = advised
-		}
-	}
+	b.mu.Unlock()
 }
 
 // AddItem implements backend.Backend.
@@ -404,7 +385,7 @@ func (b *Backend) AddItem(serverHandle int32, itemDef string) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	b.addTracked(serverHandle, h)
+	b.added(serverHandle, h)
 	return h, nil
 }
 
@@ -414,7 +395,7 @@ func (b *Backend) AddItem2(serverHandle int32, itemDef, itemContext string) (int
 	if err != nil {
 		return 0, err
 	}
-	b.addTracked(serverHandle, h)
+	b.added(serverHandle, h)
 	return h, nil
 }
 
@@ -424,7 +405,7 @@ func (b *Backend) AddBufferedItem(serverHandle int32, itemDef string) (int32, er
 	if err != nil {
 		return 0, err
 	}
-	b.addTracked(serverHandle, h)
+	b.added(serverHandle, h)
 	return h, nil
 }
 
@@ -434,9 +415,6 @@ func (b *Backend) RemoveItem(serverHandle, itemHandle int32) error {
 		return err
 	}
 	b.mu.Lock()
-	if r := b.regs[serverHandle]; r != nil {
-		delete(r.items, itemHandle)
-	}
 	delete(b.attrVT, itemKey{serverHandle, itemHandle})
 	b.mu.Unlock()
 	return nil
@@ -449,29 +427,17 @@ func (b *Backend) pair(method string, server, it int32) error {
 
 // Advise implements backend.Backend.
 func (b *Backend) Advise(serverHandle, itemHandle int32) error {
-	if err := b.pair("Advise", serverHandle, itemHandle); err != nil {
-		return err
-	}
-	b.setAdvised(serverHandle, itemHandle, true)
-	return nil
+	return b.pair("Advise", serverHandle, itemHandle)
 }
 
 // AdviseSupervisory implements backend.Backend.
 func (b *Backend) AdviseSupervisory(serverHandle, itemHandle int32) error {
-	if err := b.pair("AdviseSupervisory", serverHandle, itemHandle); err != nil {
-		return err
-	}
-	b.setAdvised(serverHandle, itemHandle, true)
-	return nil
+	return b.pair("AdviseSupervisory", serverHandle, itemHandle)
 }
 
 // UnAdvise implements backend.Backend.
 func (b *Backend) UnAdvise(serverHandle, itemHandle int32) error {
-	if err := b.pair("UnAdvise", serverHandle, itemHandle); err != nil {
-		return err
-	}
-	b.setAdvised(serverHandle, itemHandle, false)
-	return nil
+	return b.pair("UnAdvise", serverHandle, itemHandle)
 }
 
 // Suspend implements backend.Backend.
@@ -508,7 +474,7 @@ func (b *Backend) writeValue(method string, server, it int32, v *mxgatewayv1.MxV
 		out, err = variant.FromMxValue(v, 0, b.loc)
 	}
 	if err != nil {
-		return variant.Value{}, &backend.CallError{Method: method, HRESULT: backend.E_INVALIDARG,
+		return variant.Value{}, &backend.CallError{Method: method, HRESULT: mxtypes.E_INVALIDARG,
 			Message: "worker: value has no VARIANT form: " + err.Error()}
 	}
 	return out, nil
@@ -517,7 +483,7 @@ func (b *Backend) writeValue(method string, server, it int32, v *mxgatewayv1.MxV
 func (b *Backend) writeTime(method string, ts time.Time) (variant.Value, error) {
 	oa, err := variant.ToOADate(ts, b.loc)
 	if err != nil {
-		return variant.Value{}, &backend.CallError{Method: method, HRESULT: backend.E_INVALIDARG, Message: "worker: " + err.Error()}
+		return variant.Value{}, &backend.CallError{Method: method, HRESULT: mxtypes.E_INVALIDARG, Message: "worker: " + err.Error()}
 	}
 	return variant.Date(oa), nil
 }
@@ -613,16 +579,15 @@ func (b *Backend) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements backend.Backend: UnAdvise every advised item, RemoveItem
-// every item, Unregister every registration (MXACCESS.md §2.3), then the
-// Object's own teardown (Unadvise sinks, Release, CoUninitialize). Every
-// step is best effort; each failure is one warning. Events still queued
-// are delivered before Close returns; none after.
+// Close implements backend.Backend: the Object's own teardown (Unadvise
+// sinks, Release, CoUninitialize), after the worker has run the MXAccess
+// teardown over its item table (itemtable.Teardown). Releasing the object
+// frees anything still registered. Each failed step is one warning. Events
+// still queued are delivered before Close returns; none after.
 func (b *Backend) Close() []string {
 	b.closeOnce.Do(func() {
 		if b.obj != nil {
-			b.closeWarn = b.teardown()
-			b.closeWarn = append(b.closeWarn, b.obj.Close()...)
+			b.closeWarn = b.obj.Close()
 		}
 		b.closed.Store(true)
 		b.qmu.Lock()
@@ -635,58 +600,4 @@ func (b *Backend) Close() []string {
 		}
 	})
 	return b.closeWarn
-}
-
-func (b *Backend) teardown() []string {
-	var warns []string
-	step := func(method string, args ...int32) {
-		vals := make([]variant.Value, len(args))
-		for i, a := range args {
-			vals[i] = variant.Int32(a)
-		}
-		if _, err := b.invoke(method, vals...); err != nil {
-			warns = append(warns, fmt.Sprintf("%s%v: %v", method, args, err))
-		}
-	}
-	b.mu.Lock()
-	servers := make([]int32, 0, len(b.regs))
-	for h := range b.regs {
-		servers = append(servers, h)
-	}
-	sort.Slice(servers, func(i, j int) bool { return servers[i] < servers[j] })
-	type work struct {
-		server       int32
-		advised, all []int32
-	}
-	plan := make([]work, 0, len(servers))
-	for _, s := range servers {
-		w := work{server: s}
-		for h, it := range b.regs[s].items {
-			w.all = append(w.all, h)
-			if it.advised {
-				w.advised = append(w.advised, h)
-			}
-		}
-		sort.Slice(w.all, func(i, j int) bool { return w.all[i] < w.all[j] })
-		sort.Slice(w.advised, func(i, j int) bool { return w.advised[i] < w.advised[j] })
-		plan = append(plan, w)
-	}
-	b.mu.Unlock()
-	for _, w := range plan {
-		for _, h := range w.advised {
-			step("UnAdvise", w.server, h)
-		}
-	}
-	for _, w := range plan {
-		for _, h := range w.all {
-			step("RemoveItem", w.server, h)
-		}
-	}
-	for _, w := range plan {
-		step("Unregister", w.server)
-	}
-	b.mu.Lock()
-	b.regs = map[int32]*registration{}
-	b.mu.Unlock()
-	return warns
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/internal/variant"
@@ -234,12 +236,12 @@ func TestArgumentsTypedInDeclarationOrder(t *testing.T) {
 func TestHRESULTBecomesCallError(t *testing.T) {
 	f := newFake(5)
 	f.answer = func(name string, args []variant.Value) CallResult {
-		return CallResult{HRESULT: backend.E_ACCESSDENIED, Message: "LMXProxy: licence"}
+		return CallResult{HRESULT: mxtypes.E_ACCESSDENIED, Message: "LMXProxy: licence"}
 	}
 	b, _ := openFake(t, f, Options{})
 	_, err := b.AddItem(1, "X.Y")
 	var ce *backend.CallError
-	if !errors.As(err, &ce) || ce.HRESULT != backend.E_ACCESSDENIED || ce.Method != "AddItem" || ce.Message != "LMXProxy: licence" {
+	if !errors.As(err, &ce) || ce.HRESULT != mxtypes.E_ACCESSDENIED || ce.Method != "AddItem" || ce.Message != "LMXProxy: licence" {
 		t.Fatalf("err = %#v", err)
 	}
 	// S_FALSE is success.
@@ -255,7 +257,7 @@ func TestRegisterHandleZeroIsFailure(t *testing.T) {
 	b, _ := openFake(t, f, Options{})
 	_, err := b.Register("mxgateway-s1")
 	var ce *backend.CallError
-	if !errors.As(err, &ce) || ce.HRESULT != backend.S_OK || !strings.Contains(ce.Message, "handle 0") {
+	if !errors.As(err, &ce) || ce.HRESULT != mxtypes.S_OK || !strings.Contains(ce.Message, "handle 0") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -433,7 +435,7 @@ func TestOnDataChangeEvent(t *testing.T) {
 	n := len(f.callNames())
 	err := b.Write(3, 7, &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_Int64Value{Int64Value: 1 << 40}}, 0)
 	var ce *backend.CallError
-	if !errors.As(err, &ce) || ce.HRESULT != backend.E_INVALIDARG || len(f.callNames()) != n {
+	if !errors.As(err, &ce) || ce.HRESULT != mxtypes.E_INVALIDARG || len(f.callNames()) != n {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -556,57 +558,44 @@ func TestEventOverflowFaults(t *testing.T) {
 	}
 }
 
-func TestCloseTearsDownInOrder(t *testing.T) {
+// TestCloseReleasesOnly: the MXAccess teardown is the worker's, over its
+// item table (itemtable.Teardown); Close makes no MXAccess call, releases
+// the object once and delivers nothing afterwards.
+func TestCloseReleasesOnly(t *testing.T) {
 	f := newFake(5)
 	f.closeErr = []string{"Unadvise sink: CONNECT_E_NOCONNECTION"}
 	b, sink := openFake(t, f, Options{})
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	handle := int32(0)
 	f.answer = func(name string, args []variant.Value) CallResult {
-		switch name {
-		case "Register", "AddItem":
+		if name == "Register" || name == "AddItem" {
 			handle++
 			return CallResult{Ret: variant.Int32(handle)}
-		case "RemoveItem":
-			if h, _ := args[1].Int(); h == 3 {
-				return CallResult{HRESULT: backend.E_INVALIDARG}
-			}
 		}
 		return CallResult{}
 	}
-	r, err := b.Register("a") // 1
-	must(err)
-	i1, err := b.AddItem(r, "A.x") // 2
-	must(err)
-	i2, err := b.AddItem(r, "A.y") // 3
-	must(err)
-	i3, err := b.AddItem(r, "A.z") // 4
-	must(err)
-	must(b.Advise(r, i1))
-	must(b.AdviseSupervisory(r, i2))
-	must(b.Advise(r, i3))
-	must(b.UnAdvise(r, i3))
+	r, err := b.Register("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i1, err := b.AddItem(r, "A.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Advise(r, i1); err != nil {
+		t.Fatal(err)
+	}
 	f.mu.Lock()
 	f.calls = nil
 	f.mu.Unlock()
 
 	warns := b.Close()
-	want := []string{"UnAdvise[1 2]", "UnAdvise[1 3]", "RemoveItem[1 2]", "RemoveItem[1 3]", "RemoveItem[1 4]", "Unregister[1]"}
-	if got := f.callNames(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("teardown %v\nwant     %v", got, want)
+	if got := f.callNames(); len(got) != 0 {
+		t.Fatalf("Close made MXAccess calls %v", got)
 	}
-	if f.closed != 1 {
-		t.Fatalf("object closed %d times", f.closed)
+	if f.closed != 1 || len(warns) != 1 || !strings.Contains(warns[0], "CONNECT_E_NOCONNECTION") {
+		t.Fatalf("object closed %d times, warnings %v", f.closed, warns)
 	}
-	if len(warns) != 2 || !strings.Contains(warns[0], "RemoveItem[1 3]") || !strings.Contains(warns[1], "CONNECT_E_NOCONNECTION") {
-		t.Fatalf("warnings %v", warns)
-	}
-	if again := b.Close(); len(again) != 2 || f.closed != 1 {
+	if again := b.Close(); len(again) != 1 || f.closed != 1 {
 		t.Fatalf("second Close %v, object closed %d times", again, f.closed)
 	}
 	if _, err := b.Register("b"); !errors.Is(err, backend.ErrClosed) {
@@ -619,24 +608,62 @@ func TestCloseTearsDownInOrder(t *testing.T) {
 	}
 }
 
-func TestUnregisterForgetsItems(t *testing.T) {
+// TestTeardownAfterFault: after an asynchronous fault the calls that
+// release something still reach the object (the worker's teardown frees
+// what MXAccess holds); the others fail with the fault.
+func TestTeardownAfterFault(t *testing.T) {
 	f := newFake(5)
 	b, _ := openFake(t, f, Options{})
-	if _, err := b.Register("a"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AddItem(7, "x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Unregister(7); err != nil {
-		t.Fatal(err)
+	f.events(EventOnWriteComplete, nil, variant.ErrMalformed)
+	if b.Fault() == nil {
+		t.Fatal("no fault")
 	}
 	f.mu.Lock()
 	f.calls = nil
 	f.mu.Unlock()
-	b.Close()
-	if got := f.callNames(); len(got) != 0 {
-		t.Fatalf("teardown after Unregister: %v", got)
+	if _, err := b.AddItem(1, "x"); !errors.Is(err, variant.ErrMalformed) {
+		t.Fatalf("AddItem after fault: %v", err)
+	}
+	for _, err := range []error{b.UnAdvise(1, 2), b.RemoveItem(1, 2), b.Unregister(1)} {
+		if err != nil {
+			t.Fatalf("teardown call after fault: %v", err)
+		}
+	}
+	if got := fmt.Sprint(f.callNames()); got != "[UnAdvise[1 2] RemoveItem[1 2] Unregister[1]]" {
+		t.Fatalf("calls %s", got)
+	}
+}
+
+// TestUnregisterForgetsAttributeTypes: after Unregister, a reused handle
+// writes with the value's own VARIANT type, not the type an earlier item's
+// data changes carried.
+func TestUnregisterForgetsAttributeTypes(t *testing.T) {
+	f := newFake(5)
+	b, sink := openFake(t, f, Options{Location: time.UTC})
+	args := dataChangeArgs(t, 3, 7, variant.VariantRaw(variant.VT_R4, uint64(math.Float32bits(1.5))),
+		variant.VariantRaw(variant.VT_I2, 192), 45000, variant.StatusRecord(variant.DefaultStatusLayout, -1, 0, 1, 0))
+	f.events(EventOnDataChange, args, nil)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if sink.count() != 1 {
+			return fmt.Errorf("%d events", sink.count())
+		}
+		return nil
+	})
+	five := &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_Int32Value{Int32Value: 5}}
+	if err := b.Write(3, 7, five, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.last().args[2]; v.VT != variant.VT_R4 {
+		t.Fatalf("write typed %s before Unregister, want the attribute's VT_R4", v.VT)
+	}
+	if err := b.Unregister(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(3, 7, five, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.last().args[2]; v.VT != variant.VT_I4 {
+		t.Fatalf("write typed %s after Unregister, want the value's own VT_I4", v.VT)
 	}
 }
 
@@ -702,5 +729,18 @@ func TestOpenerSetsStatusLayout(t *testing.T) {
 	})
 	if s := sink.events[0].GetWriteComplete().Statuses[0]; s.CategoryRaw != 1 || s.DetectedByRaw != 2 || s.Detail != 3 {
 		t.Fatalf("status %v", s)
+	}
+}
+
+// TestMethodSpecsCoverTheCatalogue: every MXAccess method of the command
+// catalogue has a compiled-in COM shape, and nothing else does.
+func TestMethodSpecsCoverTheCatalogue(t *testing.T) {
+	for _, m := range catalog.Methods() {
+		if _, ok := methodSpecs[m]; !ok {
+			t.Errorf("%s: no COM shape", m)
+		}
+	}
+	if len(methodSpecs) != len(catalog.Methods()) {
+		t.Errorf("%d COM shapes for %d catalogue methods", len(methodSpecs), len(catalog.Methods()))
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/variant"
 )
 
@@ -89,7 +89,7 @@ func (d eventDecoder) decodeDataChange(args []variant.Value) (*mxgatewayv1.Event
 	}
 	return &mxgatewayv1.Event{Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE,
 		Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{
-			ServerHandle: h, ItemHandle: it, Value: val, Quality: backend.NewQuality(q),
+			ServerHandle: h, ItemHandle: it, Value: val, Quality: mxtypes.NewQuality(q),
 			Timestamp: ts, Statuses: st}}}, nil
 }
 
@@ -146,7 +146,7 @@ func (d eventDecoder) decodeBuffered(args []variant.Value) (*mxgatewayv1.Event, 
 		if diag != "" {
 			v.Diagnostic = joinDiag(v.Diagnostic, diag)
 		}
-		samples[i] = &mxgatewayv1.BufferedSample{Value: v, Quality: backend.NewQuality(q), Timestamp: ts}
+		samples[i] = &mxgatewayv1.BufferedSample{Value: v, Quality: mxtypes.NewQuality(q), Timestamp: ts}
 	}
 	return &mxgatewayv1.Event{Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_BUFFERED_DATA_CHANGE,
 		Body: &mxgatewayv1.Event_BufferedDataChange{BufferedDataChange: &mxgatewayv1.OnBufferedDataChange{

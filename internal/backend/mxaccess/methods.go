@@ -3,19 +3,31 @@ package mxaccess
 import (
 	"fmt"
 
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/variant"
 )
 
-// methodSpec is the compiled-in expectation for one method (MXACCESS.md
-// §2.1). verified methods are called even when the type library cannot
-// confirm their shape; the others are refused as unsupported unless the
-// type library shows exactly the expected shape (§2.1, "Real worker").
+// methodSpec is the compiled-in COM shape of one method (MXACCESS.md §2.1):
+// its parameter VARTYPEs, and whether that shape is verified. verified
+// methods are called even when the type library cannot confirm their
+// shape; the others are refused as unsupported unless the type library
+// shows exactly the expected shape (§2.1, "Real worker"). The interface
+// level and whether the method returns a value come from the command
+// catalogue (TestMethodSpecsCoverTheCatalogue).
 type methodSpec struct {
-	level    int
 	in       []variant.VT
-	ret      bool
 	verified bool
+}
+
+// level is the interface level that has the method.
+func (s methodSpec) level(name string) int { return catalog.MethodLevel(name) }
+
+// returns reports whether the method has an [out, retval] result.
+func returns(name string) bool {
+	return catalog.ByMethod(name).Result() != mxgatewayv1.CommandResult_COMMAND_RESULT_NONE
 }
 
 const (
@@ -39,34 +51,28 @@ const (
 //
 // Write2 is marked verified because two independent callers use this order.
 var methodSpecs = map[string]methodSpec{
-	"Register":                  {level: 1, in: []variant.VT{str}, ret: true, verified: true},
-	"Unregister":                {level: 1, in: []variant.VT{i4}, verified: true},
-	"AddItem":                   {level: 1, in: []variant.VT{i4, str}, ret: true, verified: true},
-	"RemoveItem":                {level: 1, in: []variant.VT{i4, i4}, verified: true},
-	"Advise":                    {level: 1, in: []variant.VT{i4, i4}, verified: true},
-	"UnAdvise":                  {level: 1, in: []variant.VT{i4, i4}, verified: true},
-	"Write":                     {level: 1, in: []variant.VT{i4, i4, vnt, i4}, verified: true},
-	"WriteSecured":              {level: 1, in: []variant.VT{i4, i4, i4, i4, vnt}},
-	"AuthenticateUser":          {level: 1, in: []variant.VT{i4, str, str}, ret: true},
-	"ArchestrAUserToId":         {level: 2, in: []variant.VT{i4, str}, ret: true},
-	"AddItem2":                  {level: 3, in: []variant.VT{i4, str, str}, ret: true},
-	"Write2":                    {level: 4, in: []variant.VT{i4, i4, vnt, vnt, i4}, verified: true},
-	"WriteSecured2":             {level: 4, in: []variant.VT{i4, i4, i4, i4, vnt, vnt}},
-	"Suspend":                   {level: 4, in: []variant.VT{i4, i4}},
-	"Activate":                  {level: 4, in: []variant.VT{i4, i4}},
-	"AdviseSupervisory":         {level: 4, in: []variant.VT{i4, i4}, verified: true},
-	"AddBufferedItem":           {level: 5, in: []variant.VT{i4, str}, ret: true},
-	"SetBufferedUpdateInterval": {level: 5, in: []variant.VT{i4, i4}},
+	"Register":                  {in: []variant.VT{str}, verified: true},
+	"Unregister":                {in: []variant.VT{i4}, verified: true},
+	"AddItem":                   {in: []variant.VT{i4, str}, verified: true},
+	"RemoveItem":                {in: []variant.VT{i4, i4}, verified: true},
+	"Advise":                    {in: []variant.VT{i4, i4}, verified: true},
+	"UnAdvise":                  {in: []variant.VT{i4, i4}, verified: true},
+	"Write":                     {in: []variant.VT{i4, i4, vnt, i4}, verified: true},
+	"WriteSecured":              {in: []variant.VT{i4, i4, i4, i4, vnt}},
+	"AuthenticateUser":          {in: []variant.VT{i4, str, str}},
+	"ArchestrAUserToId":         {in: []variant.VT{i4, str}},
+	"AddItem2":                  {in: []variant.VT{i4, str, str}},
+	"Write2":                    {in: []variant.VT{i4, i4, vnt, vnt, i4}, verified: true},
+	"WriteSecured2":             {in: []variant.VT{i4, i4, i4, i4, vnt, vnt}},
+	"Suspend":                   {in: []variant.VT{i4, i4}},
+	"Activate":                  {in: []variant.VT{i4, i4}},
+	"AdviseSupervisory":         {in: []variant.VT{i4, i4}, verified: true},
+	"AddBufferedItem":           {in: []variant.VT{i4, str}},
+	"SetBufferedUpdateInterval": {in: []variant.VT{i4, i4}},
 }
 
-// MethodNames lists every method of the table, for DISPID resolution.
-func MethodNames() []string {
-	names := make([]string, 0, len(methodSpecs))
-	for n := range methodSpecs {
-		names = append(names, n)
-	}
-	return names
-}
+// MethodNames lists every MXAccess method, for DISPID resolution.
+func MethodNames() []string { return catalog.Methods() }
 
 // ExpectedShape returns the compiled-in shape of method name, for the
 // self-test and the logs.
@@ -76,7 +82,7 @@ func ExpectedShape(name string) (variant.Shape, bool) {
 		return variant.Shape{}, false
 	}
 	sh := variant.Shape{In: s.in}
-	if s.ret {
+	if returns(name) {
 		sh.Result, sh.ResultVT = variant.ResultRetval, i4
 	}
 	return sh, true
@@ -89,9 +95,9 @@ func checkMethod(name string, level int, m MethodInfo, found bool) (variant.Resu
 	if !ok {
 		return 0, &backend.NotSupportedError{Method: name, Reason: "not an MXAccess method"}
 	}
-	if level < spec.level {
+	if level < spec.level(name) {
 		return 0, &backend.NotSupportedError{Method: name,
-			Reason: fmt.Sprintf("interface level %d; the method needs ILMXProxyServer%d", level, spec.level)}
+			Reason: fmt.Sprintf("interface level %d; the method needs ILMXProxyServer%d", level, spec.level(name))}
 	}
 	if !found {
 		return 0, &backend.NotSupportedError{Method: name, Reason: "the object has no DISPID for it"}
@@ -102,7 +108,7 @@ func checkMethod(name string, level int, m MethodInfo, found bool) (variant.Resu
 			return 0, &backend.NotSupportedError{Method: name,
 				Reason: "parameter shape " + want.String() + " is unverified and the type library does not describe the method"}
 		}
-		if spec.ret {
+		if returns(name) {
 			return variant.ResultRetval, nil
 		}
 		return variant.ResultNone, nil

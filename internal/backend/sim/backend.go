@@ -12,8 +12,8 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
-	"github.com/mxgateway/mxgateway/internal/buildinfo"
 )
 
 // The real component's identity; the simulator reports it with Simulated
@@ -79,7 +79,6 @@ type Backend struct {
 	deadErr   error
 	warnings  []string
 	audit     []WriteRecord
-	teardown  []string
 	closeOnce sync.Once
 	closeWarn []string
 
@@ -197,13 +196,13 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 	b.attrs = make(map[*Attribute]*attrState)
 	for _, o := range b.model.Objects {
 		for _, a := range o.Attributes {
-			st := &attrState{obj: o, attr: a, quality: a.Quality, ts: backend.TruncateTime(b.start)}
+			st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.start)}
 			st.value = a.Initial
 			if st.value == nil {
 				st.value = zeroValue(a.Type, a.Dimension)
 			}
 			if !hasValue(a.Type) {
-				st.value = backend.NullValue(a.Type)
+				st.value = mxtypes.NullValue(a.Type)
 			}
 			b.attrs[a] = st
 			b.startGenerator(st)
@@ -224,14 +223,15 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 		InterfaceLevel: int32(b.knobs.MaxInterfaceLevel),
 		TypelibVersion: "simulated",
 		ModelName:      b.model.Galaxy,
-		WorkerVersion:  buildinfo.Get().Version,
 		Simulated:      true,
 	}, nil
 }
 
-// Close tears down in MXAccess order (unadvise all, remove all, unregister
-// all), best effort, and stops the STA. It returns one warning per failed
-// step. No event is delivered after Close returns. Safe to call twice.
+// Close releases the simulated component and stops the STA. The MXAccess
+// teardown (unadvise all, remove all, unregister all) is the worker's, over
+// its item table, before Close; whatever is still held is released
+// implicitly with one warning. No event is delivered after Close returns.
+// Safe to call twice.
 func (b *Backend) Close() []string {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
@@ -242,7 +242,7 @@ func (b *Backend) Close() []string {
 			return
 		}
 		close(b.abort)
-		req := &request{fn: func() { b.closeWarn = b.teardownAll() }, done: make(chan struct{})}
+		req := &request{fn: func() { b.closeWarn = b.releaseAll() }, done: make(chan struct{})}
 		select {
 		case b.reqs <- req:
 			<-req.done
@@ -383,6 +383,7 @@ func (b *Backend) run() {
 				return
 			}
 			if req.slow && b.fault.slowCall > 0 {
+				b.slowCallStarted()
 				b.wait(b.fault.slowCall)
 			}
 			b.now = b.clock.Now()
@@ -459,7 +460,7 @@ func (b *Backend) emit(ev *mxgatewayv1.Event) {
 	if !b.emitting() {
 		return
 	}
-	ev.WorkerTime = backend.Timestamp(b.clock.Now())
+	ev.WorkerTime = mxtypes.Timestamp(b.clock.Now())
 	b.sink.Event(ev)
 }
 
@@ -479,7 +480,7 @@ func (b *Backend) failStatuses(category, source int32, detail int16) []*mxgatewa
 func (b *Backend) statuses(success int16, category, source int32, detail int16) []*mxgatewayv1.MxStatus {
 	out := make([]*mxgatewayv1.MxStatus, b.knobs.StatusArrayLength)
 	for i := range out {
-		out[i] = backend.NewStatus(success, category, source, detail)
+		out[i] = mxtypes.NewStatus(success, category, source, detail)
 	}
 	return out
 }

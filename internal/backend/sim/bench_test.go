@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
@@ -79,7 +80,7 @@ func BenchmarkStorm(b *testing.B) {
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
 	start := got.Load()
-	if err := sb.Write(h, s, backend.IntegerValue(int32(events)), 0); err != nil {
+	if err := sb.Write(h, s, mxtypes.IntegerValue(int32(events)), 0); err != nil {
 		b.Fatal(err)
 	}
 	waitEvents(start+int64(events), 5*time.Minute)

@@ -5,13 +5,16 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -40,13 +43,13 @@ func TestContract01_RegisterReturnsPositiveHandlesWithOwnHandleSpaces(t *testing
 }
 
 func TestContract02_InvalidHandlesReturnInvalidHandleHResult(t *testing.T) {
-	for _, hr := range []int32{backend.E_INVALIDARG, backend.E_FAIL} {
+	for _, hr := range []int32{mxtypes.E_INVALIDARG, mxtypes.E_FAIL} {
 		e := newEnv(t, envOpt{knobs: func(k *Knobs) { k.InvalidHandleHResult = hr }})
 		h1, h2 := e.reg(), e.reg()
 		e.add(h1, "Obj.PV")
 		e.add(h1, "Obj.Int") // handle 2 exists in h1 only
 		e.add(h2, "Obj.PV")
-		v := backend.IntegerValue(1)
+		v := mxtypes.IntegerValue(1)
 		calls := map[string]func(h, hi int32) error{
 			"Unregister":        func(h, hi int32) error { return e.b.Unregister(h) },
 			"AddItem":           func(h, hi int32) error { _, err := e.b.AddItem(h, "Obj.PV"); return err },
@@ -127,7 +130,7 @@ func TestContract04_UnknownReferenceFailsOnFirstDataChange(t *testing.T) {
 	h := e.reg()
 	for _, ref := range []string{"Obj.Missing", "NoSuchObject.PV", "Obj.PV+1", strings.Repeat("x", 400)} {
 		_, dc := e.sub(h, ref)
-		if !dc.GetValue().GetIsNull() || dc.GetValue().GetVariantType() != backend.VT_EMPTY {
+		if !dc.GetValue().GetIsNull() || dc.GetValue().GetVariantType() != uint32(mxtypes.VT_EMPTY) {
 			t.Errorf("%.20q: value %v, want VT_EMPTY", ref, dc.GetValue())
 		}
 		if dc.GetQuality().GetRaw() != 0 {
@@ -153,7 +156,7 @@ func TestContract04_UnknownReferenceFailsOnFirstDataChange(t *testing.T) {
 
 	s := newEnv(t, envOpt{knobs: func(k *Knobs) { k.StrictAddItem = true }})
 	h = s.reg()
-	if _, err := s.b.AddItem(h, "Obj.PV+1"); hresult(err) != backend.E_INVALIDARG {
+	if _, err := s.b.AddItem(h, "Obj.PV+1"); hresult(err) != mxtypes.E_INVALIDARG {
 		t.Fatalf("strictAddItem malformed: %v, want E_INVALIDARG", err)
 	}
 	if _, err := s.b.AddItem(h, "Obj.Missing"); err != nil {
@@ -180,7 +183,7 @@ func TestContract05_ArrayWithoutBracketsFailsWithDetail1003(t *testing.T) {
 	}
 	// The failure is reported once; changes of the array do not repeat it.
 	el, _ := c.sub(h, "Obj.Arr[1]")
-	c.write(h, el, backend.IntegerValue(11))
+	c.write(h, el, mxtypes.IntegerValue(11))
 	c.advance(time.Second)
 	for _, dc := range dataChanges(c.rec.take()) {
 		if dc.GetItemHandle() == bare {
@@ -194,7 +197,7 @@ func TestContract06_ArrayIndexesAreOneBased(t *testing.T) {
 	h := e.reg()
 	for ref, want := range map[string]int32{"Obj.Arr[1]": 1, "Obj.Arr[3]": 3} {
 		_, dc := e.sub(h, ref)
-		if v := dc.GetValue(); v.GetInt32Value() != want || v.GetVariantType() != backend.VT_I4 {
+		if v := dc.GetValue(); v.GetInt32Value() != want || v.GetVariantType() != uint32(mxtypes.VT_I4) {
 			t.Errorf("%s = %v, want %d as VT_I4", ref, v, want)
 		}
 	}
@@ -207,13 +210,13 @@ func TestContract06_ArrayIndexesAreOneBased(t *testing.T) {
 	for _, ref := range []string{"Obj.Arr[]", "Obj.Arr[-1]"} {
 		_, dc := e.sub(h, ref)
 		v := dc.GetValue()
-		if v.GetVariantType() != backend.VT_ARRAY|backend.VT_I4 ||
+		if v.GetVariantType() != uint32(mxtypes.VT_ARRAY|mxtypes.VT_I4) ||
 			!slices.Equal(v.GetArrayValue().GetInt32S().GetValues(), []int32{1, 2, 3}) {
 			t.Errorf("%s = %v, want SAFEARRAY of VT_I4 [1 2 3]", ref, v)
 		}
 	}
 	_, dc := e.sub(h, "Obj.StrArr[]")
-	if v := dc.GetValue(); v.GetVariantType() != backend.VT_ARRAY|backend.VT_BSTR ||
+	if v := dc.GetValue(); v.GetVariantType() != uint32(mxtypes.VT_ARRAY|mxtypes.VT_BSTR) ||
 		!slices.Equal(v.GetArrayValue().GetStrings().GetValues(), []string{"a", "b"}) {
 		t.Errorf("Obj.StrArr[] = %v", v)
 	}
@@ -234,27 +237,27 @@ func TestContract07_PropertiesBitFieldsDefaultPVAndAttributes(t *testing.T) {
 		ref  string
 		want *mxgatewayv1.MxValue
 	}{
-		{"Obj", backend.DoubleValue(1.5)},
-		{"obj.pv", backend.DoubleValue(1.5)},
-		{"TestGalaxy:Obj.PV", backend.DoubleValue(1.5)},
-		{"Obj.PV.Value", backend.DoubleValue(1.5)},
-		{"Obj.Int.00", backend.BoolValue(true)},
-		{"Obj.Int.01", backend.BoolValue(false)},
-		{"Obj.Int.02", backend.BoolValue(true)},
-		{"Obj.Arr[2].01", backend.BoolValue(true)},
-		{"Obj.PV.Quality", backend.Int32Value(tQual, 192)},
-		{"Obj.Quality", backend.Int32Value(tQual, 192)},
-		{"Obj.PV.Type", backend.Int32Value(tDTEnum, int32(tDouble))},
-		{"Obj.Arr.Dimension1", backend.IntegerValue(3)},
-		{"Obj.Op.SecurityClassification", backend.Int32Value(tSecEnum, int32(Operate))},
-		{"Obj.Op.Locked", backend.BoolValue(true)},
-		{"Obj.Op.Category", backend.IntegerValue(3)},
-		{"Obj.Op.Name", backend.StringValue("Op")},
-		{"Obj.Op.Time", backend.TimeValue(testStart)},
-		{"Obj.Alarm.Quality", backend.StringValue("attr")},
-		{"Obj.Alarm.PROPERTY(quality)", backend.Int32Value(tQual, 192)},
-		{"Obj.Struct.Field", backend.IntegerValue(7)},
-		{"Obj.Nothing", backend.NullValue(tNoData)},
+		{"Obj", mxtypes.DoubleValue(1.5)},
+		{"obj.pv", mxtypes.DoubleValue(1.5)},
+		{"TestGalaxy:Obj.PV", mxtypes.DoubleValue(1.5)},
+		{"Obj.PV.Value", mxtypes.DoubleValue(1.5)},
+		{"Obj.Int.00", mxtypes.BoolValue(true)},
+		{"Obj.Int.01", mxtypes.BoolValue(false)},
+		{"Obj.Int.02", mxtypes.BoolValue(true)},
+		{"Obj.Arr[2].01", mxtypes.BoolValue(true)},
+		{"Obj.PV.Quality", mxtypes.Int32Value(tQual, 192)},
+		{"Obj.Quality", mxtypes.Int32Value(tQual, 192)},
+		{"Obj.PV.Type", mxtypes.Int32Value(tDTEnum, int32(tDouble))},
+		{"Obj.Arr.Dimension1", mxtypes.IntegerValue(3)},
+		{"Obj.Op.SecurityClassification", mxtypes.Int32Value(tSecEnum, int32(Operate))},
+		{"Obj.Op.Locked", mxtypes.BoolValue(true)},
+		{"Obj.Op.Category", mxtypes.IntegerValue(3)},
+		{"Obj.Op.Name", mxtypes.StringValue("Op")},
+		{"Obj.Op.Time", mxtypes.TimeValue(testStart)},
+		{"Obj.Alarm.Quality", mxtypes.StringValue("attr")},
+		{"Obj.Alarm.PROPERTY(quality)", mxtypes.Int32Value(tQual, 192)},
+		{"Obj.Struct.Field", mxtypes.IntegerValue(7)},
+		{"Obj.Nothing", mxtypes.NullValue(tNoData)},
 	}
 	for _, c := range checks {
 		if got := good(c.ref); !proto.Equal(got, c.want) {
@@ -361,7 +364,7 @@ func TestContract09_DataChangeOnlyOnValueOrQualityChange(t *testing.T) {
 	}
 	// Timestamp-only changes do not fire (emitTimestampOnlyChanges=false).
 	hi, _ := e.sub(h, "Obj.Int")
-	if err := e.b.Write2(h, hi, backend.IntegerValue(5), testStart.Add(time.Hour), 0); err != nil {
+	if err := e.b.Write2(h, hi, mxtypes.IntegerValue(5), testStart.Add(time.Hour), 0); err != nil {
 		t.Fatal(err)
 	}
 	e.advance(time.Millisecond * 20)
@@ -374,7 +377,7 @@ func TestContract09_DataChangeOnlyOnValueOrQualityChange(t *testing.T) {
 	o := newEnv(t, envOpt{knobs: func(k *Knobs) { k.EmitTimestampOnlyChanges = true }})
 	h = o.reg()
 	hi, _ = o.sub(h, "Obj.Int")
-	o.b.Write2(h, hi, backend.IntegerValue(5), testStart.Add(time.Hour), 0)
+	o.b.Write2(h, hi, mxtypes.IntegerValue(5), testStart.Add(time.Hour), 0)
 	o.advance(20 * time.Millisecond)
 	if n := len(dataChanges(o.rec.take())); n != 1 {
 		t.Fatalf("emitTimestampOnlyChanges: %d OnDataChange, want 1", n)
@@ -415,7 +418,7 @@ func TestContract11_NothingAfterUnAdvise(t *testing.T) {
 
 	// With the lateEventAfterUnadvise fault, exactly one more arrives.
 	simH, _ := e.sub(h, "Sim.LateEventAfterUnadvise")
-	e.write(h, simH, backend.BoolValue(true))
+	e.write(h, simH, mxtypes.BoolValue(true))
 	e.advance(20 * time.Millisecond)
 	e.rec.take()
 	hi3, _ := e.sub(h, "Obj.Int")
@@ -432,11 +435,11 @@ func TestContract12_WriteBeforeAdviseIsInvalidArg(t *testing.T) {
 	h := e.reg()
 	hi := e.add(h, "Obj.Int")
 	for name, err := range map[string]error{
-		"Write":        e.b.Write(h, hi, backend.IntegerValue(1), 0),
-		"Write2":       e.b.Write2(h, hi, backend.IntegerValue(1), testStart, 0),
-		"WriteSecured": e.b.WriteSecured(h, hi, 0, 0, backend.IntegerValue(1)),
+		"Write":        e.b.Write(h, hi, mxtypes.IntegerValue(1), 0),
+		"Write2":       e.b.Write2(h, hi, mxtypes.IntegerValue(1), testStart, 0),
+		"WriteSecured": e.b.WriteSecured(h, hi, 0, 0, mxtypes.IntegerValue(1)),
 	} {
-		if hresult(err) != backend.E_INVALIDARG {
+		if hresult(err) != mxtypes.E_INVALIDARG {
 			t.Errorf("%s before advise: %v, want E_INVALIDARG", name, err)
 		}
 	}
@@ -459,27 +462,27 @@ func TestContract13_UnacceptableVariantIsInvalidArg(t *testing.T) {
 		v    *mxgatewayv1.MxValue
 		good bool
 	}{
-		{intH, backend.IntegerValue(3), true},
-		{intH, backend.StringValue(" 12 "), true},
-		{intH, backend.DoubleValue(4), true},
-		{intH, backend.DoubleValue(1.5), false},
-		{intH, backend.StringValue("abc"), false},
-		{intH, backend.BoolValue(true), false},
-		{intH, backend.NullValue(tInt), false},
-		{fltH, backend.DoubleValue(2.25), true},
-		{fltH, backend.DoubleValue(0.1), false}, // not lossless in float32
-		{fltH, backend.StringValue("0.1"), true},
-		{arrH, buildArray(tInt, []*mxgatewayv1.MxValue{backend.IntegerValue(1), backend.IntegerValue(2), backend.IntegerValue(9)}), true},
-		{arrH, buildArray(tInt, []*mxgatewayv1.MxValue{backend.IntegerValue(1)}), false},
-		{arrH, backend.IntegerValue(1), false},
-		{missH, backend.IntegerValue(1), false},
-		{propH, backend.IntegerValue(1), false},
+		{intH, mxtypes.IntegerValue(3), true},
+		{intH, mxtypes.StringValue(" 12 "), true},
+		{intH, mxtypes.DoubleValue(4), true},
+		{intH, mxtypes.DoubleValue(1.5), false},
+		{intH, mxtypes.StringValue("abc"), false},
+		{intH, mxtypes.BoolValue(true), false},
+		{intH, mxtypes.NullValue(tInt), false},
+		{fltH, mxtypes.DoubleValue(2.25), true},
+		{fltH, mxtypes.DoubleValue(0.1), false}, // not lossless in float32
+		{fltH, mxtypes.StringValue("0.1"), true},
+		{arrH, buildArray(tInt, []*mxgatewayv1.MxValue{mxtypes.IntegerValue(1), mxtypes.IntegerValue(2), mxtypes.IntegerValue(9)}), true},
+		{arrH, buildArray(tInt, []*mxgatewayv1.MxValue{mxtypes.IntegerValue(1)}), false},
+		{arrH, mxtypes.IntegerValue(1), false},
+		{missH, mxtypes.IntegerValue(1), false},
+		{propH, mxtypes.IntegerValue(1), false},
 	} {
 		err := e.b.Write(h, c.hi, c.v, 0)
 		if c.good && err != nil {
 			t.Errorf("write %v to %d: %v, want S_OK", c.v, c.hi, err)
 		}
-		if !c.good && hresult(err) != backend.E_INVALIDARG {
+		if !c.good && hresult(err) != mxtypes.E_INVALIDARG {
 			t.Errorf("write %v to %d: %v, want E_INVALIDARG", c.v, c.hi, err)
 		}
 	}
@@ -491,13 +494,13 @@ func TestContract13_UnacceptableVariantIsInvalidArg(t *testing.T) {
 	s := newEnv(t, envOpt{knobs: func(k *Knobs) { k.WriteCoercion = WriteCoercionStrict }})
 	h = s.reg()
 	intH, _ = s.sub(h, "Obj.Int")
-	if err := s.b.Write(h, intH, backend.StringValue("12"), 0); hresult(err) != backend.E_INVALIDARG {
+	if err := s.b.Write(h, intH, mxtypes.StringValue("12"), 0); hresult(err) != mxtypes.E_INVALIDARG {
 		t.Errorf("strict: string to MxInteger: %v", err)
 	}
-	if err := s.b.Write(h, intH, backend.DoubleValue(12), 0); hresult(err) != backend.E_INVALIDARG {
+	if err := s.b.Write(h, intH, mxtypes.DoubleValue(12), 0); hresult(err) != mxtypes.E_INVALIDARG {
 		t.Errorf("strict: double to MxInteger: %v", err)
 	}
-	if err := s.b.Write(h, intH, backend.IntegerValue(12), 0); err != nil {
+	if err := s.b.Write(h, intH, mxtypes.IntegerValue(12), 0); err != nil {
 		t.Errorf("strict: VT_I4 to MxInteger: %v", err)
 	}
 }
@@ -507,7 +510,7 @@ func TestContract14_AcceptedWriteCompletesLaterThenEchoes(t *testing.T) {
 		e := newEnv(t, envOpt{knobs: func(k *Knobs) { k.WriteEchoOrder = order }})
 		h := e.reg()
 		hi, _ := e.sub(h, "Obj.Int")
-		e.write(h, hi, backend.IntegerValue(42))
+		e.write(h, hi, mxtypes.IntegerValue(42))
 		e.advance(19 * time.Millisecond)
 		if n := e.rec.count(); n != 0 {
 			t.Fatalf("%s: %d events before updateLatency", order, n)
@@ -529,7 +532,7 @@ func TestContract14_AcceptedWriteCompletesLaterThenEchoes(t *testing.T) {
 			t.Fatalf("%s: echo %v", order, dataChanges(evs)[0])
 		}
 		// Writing the current value completes without OnDataChange.
-		e.write(h, hi, backend.IntegerValue(42))
+		e.write(h, hi, mxtypes.IntegerValue(42))
 		e.advance(time.Second)
 		if f := families(e.rec.take()); !slices.Equal(f, want[:0:0]) && !slices.Equal(f, []mxgatewayv1.EventFamily{mxgatewayv1.EventFamily_EVENT_FAMILY_ON_WRITE_COMPLETE}) {
 			t.Fatalf("%s: same-value write gave %v", order, f)
@@ -540,7 +543,7 @@ func TestContract14_AcceptedWriteCompletesLaterThenEchoes(t *testing.T) {
 	p := newEnv(t, envOpt{knobs: func(k *Knobs) { k.WritePendingFirst = true }})
 	h := p.reg()
 	hi, _ := p.sub(h, "Obj.Int")
-	p.write(h, hi, backend.IntegerValue(7))
+	p.write(h, hi, mxtypes.IntegerValue(7))
 	p.advance(time.Second)
 	wcs := writeCompletes(p.rec.take())
 	if len(wcs) != 2 || category(wcs[0].GetStatuses()[0]) != catPending || !wcs[0].GetStatuses()[0].GetSuccess() ||
@@ -555,9 +558,9 @@ func TestContract15_OutstandingWritesCompleteFIFO(t *testing.T) {
 	hi, _ := e.sub(h, "Obj.Op")
 	op, _ := e.b.AuthenticateUser(h, "op", "op1")
 	// Refused, accepted, accepted: completions come back in that order.
-	e.b.Write(h, hi, backend.IntegerValue(1), 0)
-	e.b.Write(h, hi, backend.IntegerValue(2), op)
-	e.b.Write(h, hi, backend.IntegerValue(3), op)
+	e.b.Write(h, hi, mxtypes.IntegerValue(1), 0)
+	e.b.Write(h, hi, mxtypes.IntegerValue(2), op)
+	e.b.Write(h, hi, mxtypes.IntegerValue(3), op)
 	e.advance(time.Second)
 	evs := e.rec.take()
 	wcs := writeCompletes(evs)
@@ -580,7 +583,7 @@ func TestContract16_Write2AppliesTimestamp(t *testing.T) {
 	hi, _ := e.sub(h, "Obj.Int")
 	zone := time.FixedZone("X", 5*3600)
 	ts := time.Date(2024, 2, 29, 23, 59, 58, 123_456_789, zone)
-	if err := e.b.Write2(h, hi, backend.IntegerValue(6), ts, 0); err != nil {
+	if err := e.b.Write2(h, hi, mxtypes.IntegerValue(6), ts, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.advance(time.Second)
@@ -632,7 +635,7 @@ func TestContract17_SecurityRefusalsCompleteWithSecurityError(t *testing.T) {
 	}
 	for i, c := range cases {
 		hi := handles[c.attr]
-		v := backend.IntegerValue(int32(100 + i))
+		v := mxtypes.IntegerValue(int32(100 + i))
 		var err error
 		if c.secured {
 			err = e.b.WriteSecured(h, hi, ids[c.user], ids[c.verifier], v)
@@ -662,7 +665,7 @@ func TestContract17_SecurityRefusalsCompleteWithSecurityError(t *testing.T) {
 	n := newEnv(t, envOpt{})
 	h = n.reg()
 	hi, _ := n.sub(h, "Obj.RO")
-	n.write(h, hi, backend.IntegerValue(1))
+	n.write(h, hi, mxtypes.IntegerValue(1))
 	n.advance(time.Second)
 	if wcs := writeCompletes(n.rec.take()); len(wcs) != 1 || category(wcs[0].GetStatuses()[0]) != catSecurity {
 		t.Fatalf("ViewOnly with security none: %v", wcs)
@@ -678,7 +681,7 @@ func TestContract18_AuthenticateUserIdsAndFailures(t *testing.T) {
 	}
 	// The id is valid in h1 only: a write in h2 with it is refused.
 	hi, _ := e.sub(h2, "Obj.Op")
-	e.b.Write(h2, hi, backend.IntegerValue(1), id)
+	e.b.Write(h2, hi, mxtypes.IntegerValue(1), id)
 	e.advance(time.Second)
 	if wcs := writeCompletes(e.rec.take()); len(wcs) != 1 || category(wcs[0].GetStatuses()[0]) != catSecurity {
 		t.Fatalf("foreign user id: %v", wcs)
@@ -691,7 +694,7 @@ func TestContract18_AuthenticateUserIdsAndFailures(t *testing.T) {
 		}
 	}
 	o := newEnv(t, envOpt{knobs: func(k *Knobs) { k.SecurityMode = SecurityOSUser }})
-	if _, err := o.b.AuthenticateUser(o.reg(), "nobody", "x"); hresult(err) != backend.E_INVALIDARG {
+	if _, err := o.b.AuthenticateUser(o.reg(), "nobody", "x"); hresult(err) != mxtypes.E_INVALIDARG {
 		t.Errorf("osUser bad credentials: %v, want E_INVALIDARG", err)
 	}
 	uid, err := o.b.ArchestrAUserToId(1, `PLANT\sup`)
@@ -709,9 +712,9 @@ func TestContract19_ConnectionKindAndAttributionRecorded(t *testing.T) {
 	e.b.Advise(h, usr)
 	e.advance(time.Second)
 	id, _ := e.b.AuthenticateUser(h, "op", "op1")
-	e.b.Write(h, sup, backend.IntegerValue(1), 0)  // supervisory, no user: the client
-	e.b.Write(h, usr, backend.IntegerValue(2), id) // user connection: the user
-	e.b.Write(h, usr, backend.IntegerValue(3), 0)  // user connection, no user: refused
+	e.b.Write(h, sup, mxtypes.IntegerValue(1), 0)  // supervisory, no user: the client
+	e.b.Write(h, usr, mxtypes.IntegerValue(2), id) // user connection: the user
+	e.b.Write(h, usr, mxtypes.IntegerValue(3), 0)  // user connection, no user: refused
 	e.advance(time.Second)
 	audit := e.b.WriteAudit()
 	if len(audit) != 3 {
@@ -758,7 +761,7 @@ func TestContract20_RemoveWhileAdvisedAndUnregisterCleanUpWithWarning(t *testing
 	if n := e.rec.count(); n != 0 {
 		t.Fatalf("%d events after Unregister", n)
 	}
-	if err := e.b.Advise(h, 1); hresult(err) != backend.E_INVALIDARG {
+	if err := e.b.Advise(h, 1); hresult(err) != mxtypes.E_INVALIDARG {
 		t.Fatalf("item handle after Unregister: %v", err)
 	}
 
@@ -769,7 +772,7 @@ func TestContract20_RemoveWhileAdvisedAndUnregisterCleanUpWithWarning(t *testing
 	s.b.Unregister(h)
 	h2 := s.reg()
 	hi2, _ := s.sub(h2, "Obj.Op")
-	s.b.Write(h2, hi2, backend.IntegerValue(5), id)
+	s.b.Write(h2, hi2, mxtypes.IntegerValue(5), id)
 	s.advance(time.Second)
 	if wcs := writeCompletes(s.rec.take()); len(wcs) != 1 || category(wcs[0].GetStatuses()[0]) != catSecurity {
 		t.Fatalf("user id of an unregistered registration: %v", wcs)
@@ -785,7 +788,7 @@ func TestContract21_StatusSuccessValueAndArrayLength(t *testing.T) {
 		h := e.reg()
 		hi, dc := e.sub(h, "Obj.Int")
 		_, bad := e.sub(h, "Obj.Missing")
-		e.write(h, hi, backend.IntegerValue(9))
+		e.write(h, hi, mxtypes.IntegerValue(9))
 		e.advance(time.Second)
 		wcs := writeCompletes(e.rec.take())
 		for _, sts := range [][]*mxgatewayv1.MxStatus{dc.GetStatuses(), wcs[0].GetStatuses()} {
@@ -811,7 +814,7 @@ func TestContract22_TimestampsUTCMillisecond(t *testing.T) {
 	h := e.reg()
 	e.sub(h, "Obj.Ramp")
 	hi, _ := e.sub(h, "Obj.Stamp")
-	e.write(h, hi, backend.TimeValue(time.Date(2025, 1, 2, 3, 4, 5, 678_901_234, time.FixedZone("Y", -3600))))
+	e.write(h, hi, mxtypes.TimeValue(time.Date(2025, 1, 2, 3, 4, 5, 678_901_234, time.FixedZone("Y", -3600))))
 	e.advance(3*time.Second + 7*time.Microsecond)
 	evs := e.rec.take()
 	if len(evs) < 3 {
@@ -838,7 +841,7 @@ func TestContract23_EventsComeFromOneSTAInOneOrder(t *testing.T) {
 	e.sub(h1, "Sim.StormValue")
 	e.sub(h2, "Sim.StormValue")
 	storm, _ := e.sub(h1, "Sim.Storm")
-	e.write(h1, storm, backend.IntegerValue(3000))
+	e.write(h1, storm, mxtypes.IntegerValue(3000))
 	// Calls interleave with the storm from another goroutine.
 	done := make(chan error, 1)
 	go func() {
@@ -928,7 +931,7 @@ func TestContract25_BufferedItemsDeliverEveryChangePerInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.b.SetBufferedUpdateInterval(h, 0); hresult(err) != backend.E_INVALIDARG {
+	if err := e.b.SetBufferedUpdateInterval(h, 0); hresult(err) != mxtypes.E_INVALIDARG {
 		t.Fatalf("interval 0: %v", err)
 	}
 	if err := e.b.SetBufferedUpdateInterval(h, 5000); err != nil {
@@ -977,7 +980,7 @@ func TestContract25_BufferedItemsDeliverEveryChangePerInterval(t *testing.T) {
 }
 
 func TestContract26_InterfaceLevelLimitsMethods(t *testing.T) {
-	v := backend.IntegerValue(1)
+	v := mxtypes.IntegerValue(1)
 	cases := map[int][]func(b *Backend) error{
 		1: {func(b *Backend) error { _, err := b.ArchestrAUserToId(1, "op"); return err }},
 		2: {func(b *Backend) error { _, err := b.AddItem2(1, "Obj.PV", ""); return err }},
@@ -1011,6 +1014,32 @@ func TestContract26_InterfaceLevelLimitsMethods(t *testing.T) {
 	}
 }
 
+// recordingTeardown passes the teardown's calls to the simulator and
+// records them.
+type recordingTeardown struct {
+	b     *Backend
+	calls []string
+}
+
+func (r *recordingTeardown) UnAdvise(h, hi int32) error {
+	r.calls = append(r.calls, fmt.Sprintf("UnAdvise(%d,%d)", h, hi))
+	return r.b.UnAdvise(h, hi)
+}
+
+func (r *recordingTeardown) RemoveItem(h, hi int32) error {
+	r.calls = append(r.calls, fmt.Sprintf("RemoveItem(%d,%d)", h, hi))
+	return r.b.RemoveItem(h, hi)
+}
+
+func (r *recordingTeardown) Unregister(h int32) error {
+	r.calls = append(r.calls, fmt.Sprintf("Unregister(%d)", h))
+	return r.b.Unregister(h)
+}
+
+// TestContract27_GracefulShutdownTearsDownInOrderDespiteFailures: the
+// worker's teardown (itemtable.Teardown over what it added) reaches the
+// simulator in MXAccess order, a refused step is a warning and the rest
+// still runs, and Close then has nothing left to release.
 func TestContract27_GracefulShutdownTearsDownInOrderDespiteFailures(t *testing.T) {
 	model := testModelYAML + `
 faults:
@@ -1021,14 +1050,22 @@ faults:
 	e.sub(h1, "Obj.Ramp")
 	e.sub(h2, "Obj.Ramp")
 	e.add(h2, "Obj.PV")
-	warns := e.b.Close()
+	rec := &recordingTeardown{b: e.b}
+	warns := itemtable.Teardown(e.table, rec)
 	if len(warns) != 1 || !strings.Contains(warns[0], "UnAdvise") || !strings.Contains(warns[0], "0x80004005") {
 		t.Fatalf("warnings %v, want one failed UnAdvise", warns)
 	}
 	want := []string{"UnAdvise(1,1)", "UnAdvise(2,1)", "RemoveItem(1,1)", "RemoveItem(2,1)", "RemoveItem(2,2)",
-		"Unregister(1,0)", "Unregister(2,0)"}
-	if got := e.b.teardown; !slices.Equal(got, want) {
-		t.Fatalf("teardown %v, want %v", got, want)
+		"Unregister(1)", "Unregister(2)"}
+	if !slices.Equal(rec.calls, want) {
+		t.Fatalf("teardown %v, want %v", rec.calls, want)
+	}
+	// The item whose UnAdvise was refused was removed while advised.
+	if pw := e.b.TakeParityWarnings(); len(pw) != 1 || !strings.Contains(pw[0], "RemoveItem(1, 1) while advised") {
+		t.Fatalf("parity warnings %v", pw)
+	}
+	if w := e.b.Close(); len(w) != 0 {
+		t.Fatalf("Close after the teardown: %v, want nothing left to release", w)
 	}
 	e.rec.take()
 	e.clk.Advance(10 * time.Second)
@@ -1040,6 +1077,23 @@ faults:
 	}
 	if err := e.b.Ping(context.Background()); !errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Ping after Close: %v", err)
+	}
+}
+
+// TestCloseReleasesWhatTheTeardownLeft: Close without the teardown still
+// releases everything, with one warning and no events.
+func TestCloseReleasesWhatTheTeardownLeft(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	h := e.reg()
+	e.sub(h, "Obj.Ramp")
+	e.rec.take()
+	warns := e.b.Close()
+	if len(warns) != 1 || !strings.Contains(warns[0], "1 registrations and 1 items") {
+		t.Fatalf("warnings %v", warns)
+	}
+	e.clk.Advance(10 * time.Second)
+	if n := e.rec.count(); n != 0 {
+		t.Fatalf("%d events after Close", n)
 	}
 	if w := e.b.Close(); !slices.Equal(w, warns) {
 		t.Fatalf("second Close: %v", w)

@@ -6,8 +6,9 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
-	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // faultState is the fault configuration in effect (STA only).
@@ -63,12 +64,11 @@ func (r *hresultRule) matches(method, ref string) bool {
 	return ok
 }
 
-// crash calls Options.Exit on the STA. If Exit returns (tests), the backend
-// is dead from then on.
+// crash calls Options.Exit on the STA with the chosen code, or 0 when none
+// was chosen (the worker's Exiter then exits with the protocol's simulated
+// crash code). If Exit returns (tests), the backend is dead from then on.
 func (b *Backend) crash(code int) {
-	if code <= 0 {
-		code = protocol.ExitSimulatedCrash
-	}
+	code = max(code, 0)
 	b.log.Warn("simulated crash", "code", code)
 	b.mu.Lock()
 	b.deadErr = ErrCrashed
@@ -104,12 +104,21 @@ func (b *Backend) simWrite(st *attrState, v *mxgatewayv1.MxValue) {
 	case SimSilentDeath:
 		b.fault.silentDeath = v.GetBoolValue()
 	case SimFailMethod, SimFailHResult:
-		m, _ := canonicalMethod(b.simAttr(SimFailMethod).value.GetStringValue())
+		m, _ := catalog.CanonicalMethod(b.simAttr(SimFailMethod).value.GetStringValue())
 		b.fault.simRule = hresultRule{method: m, hr: b.simAttr(SimFailHResult).value.GetInt32Value()}
 		if b.fault.simRule.hr >= 0 {
-			b.fault.simRule.hr = backend.E_FAIL
+			b.fault.simRule.hr = mxtypes.E_FAIL
 		}
 	}
+}
+
+// slowCallStarted counts a call the slowCall fault is about to delay in
+// Sim.SlowCalls, before the delay: a subscriber learns that the call has
+// reached the STA (and cannot be dropped from a queue any more).
+func (b *Backend) slowCallStarted() {
+	st := b.simAttr(SimSlowCalls)
+	b.now = b.clock.Now()
+	b.setAttr(st, intValue(st.value.GetInt32Value()+1), st.quality, b.now, false)
 }
 
 func (b *Backend) simAttr(name string) *attrState {
@@ -142,7 +151,7 @@ func (b *Backend) storm(n int) {
 
 // flipQuality is the quality an object's attributes flip to: bad,
 // communication failure, value kept.
-const flipQuality = backend.QualityBadCommFailure
+const flipQuality = mxtypes.QualityBadCommFailure
 
 // qualityFlip turns every attribute of an object bad for d, then restores
 // each attribute's quality.

@@ -7,16 +7,17 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
-	"github.com/mxgateway/mxgateway/internal/protocol"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 func TestFaultCrashExitsAfterWriteReturned(t *testing.T) {
-	for _, c := range []struct{ write, want int32 }{{7, 7}, {0, protocol.ExitSimulatedCrash}} {
+	// No code (0) is passed on as 0: the worker's Exiter exits with the
+	// protocol's simulated-crash code then.
+	for _, c := range []struct{ write, want int32 }{{7, 7}, {0, 0}, {-3, 0}} {
 		e := newEnv(t, envOpt{})
 		h := e.reg()
 		hi, _ := e.sub(h, "Sim.Crash")
-		if err := e.b.Write(h, hi, backend.IntegerValue(c.write), 0); err != nil {
+		if err := e.b.Write(h, hi, mxtypes.IntegerValue(c.write), 0); err != nil {
 			t.Fatalf("Write Sim.Crash: %v (the write is accepted before the crash)", err)
 		}
 		select {
@@ -52,7 +53,7 @@ func TestFaultHangStopsTheSTA(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	h := e.reg()
 	hi, _ := e.sub(h, "Sim.HangMs")
-	e.write(h, hi, backend.IntegerValue(5000))
+	e.write(h, hi, mxtypes.IntegerValue(5000))
 	e.clk.Advance(20 * time.Millisecond) // the write applies, then the STA hangs
 	end := e.clk.Now().Add(5 * time.Second)
 	if !e.clk.WaitFor(end, 10*time.Second) {
@@ -82,7 +83,7 @@ func TestFaultHangIsInterruptedByClose(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	h := e.reg()
 	hi, _ := e.sub(h, "Sim.HangMs")
-	e.write(h, hi, backend.IntegerValue(60000))
+	e.write(h, hi, mxtypes.IntegerValue(60000))
 	e.clk.Advance(20 * time.Millisecond)
 	if !e.clk.WaitFor(e.clk.Now().Add(time.Minute), 10*time.Second) {
 		t.Fatal("hang did not start")
@@ -94,7 +95,7 @@ func TestFaultSlowCallDelaysEveryLaterCall(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	h := e.reg()
 	hi, _ := e.sub(h, "Sim.SlowCallMs")
-	e.write(h, hi, backend.IntegerValue(1000))
+	e.write(h, hi, mxtypes.IntegerValue(1000))
 	e.advance(20 * time.Millisecond)
 	done := make(chan int32, 1)
 	go func() {
@@ -131,7 +132,7 @@ func TestFaultStormEmitsNChangesInOrder(t *testing.T) {
 	h := e.reg()
 	e.sub(h, "Sim.StormValue")
 	hi, _ := e.sub(h, "Sim.Storm")
-	e.write(h, hi, backend.IntegerValue(5000))
+	e.write(h, hi, mxtypes.IntegerValue(5000))
 	e.advance(20 * time.Millisecond)
 	var vals []int32
 	for _, dc := range dataChanges(e.rec.take()) {
@@ -154,11 +155,11 @@ func TestFaultQualityFlipTurnsObjectBadAndBack(t *testing.T) {
 	h := e.reg()
 	pv, _ := e.sub(h, "Other.PV")
 	ms, _ := e.sub(h, "Sim.QualityFlipMs")
-	e.write(h, ms, backend.IntegerValue(2000))
+	e.write(h, ms, mxtypes.IntegerValue(2000))
 	e.advance(time.Second)
 	e.rec.take()
 	flip, _ := e.sub(h, "Sim.QualityFlip")
-	e.write(h, flip, backend.StringValue("other"))
+	e.write(h, flip, mxtypes.StringValue("other"))
 	e.advance(20 * time.Millisecond)
 	var q []uint32
 	collect := func() {
@@ -174,7 +175,7 @@ func TestFaultQualityFlipTurnsObjectBadAndBack(t *testing.T) {
 	collect()
 	e.advance(1999 * time.Millisecond)
 	collect()
-	if len(q) != 1 || q[0] != uint32(backend.QualityBadCommFailure) {
+	if len(q) != 1 || q[0] != uint32(mxtypes.QualityBadCommFailure) {
 		t.Fatalf("qualities %v, want [24] during the flip", q)
 	}
 	e.advance(time.Millisecond)
@@ -188,11 +189,11 @@ func TestFaultWithholdWriteComplete(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	h := e.reg()
 	w, _ := e.sub(h, "Sim.WithholdWriteComplete")
-	e.write(h, w, backend.BoolValue(true))
+	e.write(h, w, mxtypes.BoolValue(true))
 	e.advance(time.Second)
 	e.rec.take()
 	hi, _ := e.sub(h, "Obj.Int")
-	if err := e.b.Write(h, hi, backend.IntegerValue(77), 0); err != nil {
+	if err := e.b.Write(h, hi, mxtypes.IntegerValue(77), 0); err != nil {
 		t.Fatalf("withheld write must still be accepted: %v", err)
 	}
 	e.advance(time.Minute)
@@ -205,16 +206,16 @@ func TestFaultFailMethodInjectsHResult(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	h := e.reg()
 	hr, _ := e.sub(h, "Sim.FailHResult")
-	e.write(h, hr, backend.IntegerValue(backend.E_ACCESSDENIED))
+	e.write(h, hr, mxtypes.IntegerValue(mxtypes.E_ACCESSDENIED))
 	e.advance(time.Second)
 	e.rec.take()
 	m, _ := e.sub(h, "Sim.FailMethod")
-	e.write(h, m, backend.StringValue("additem"))
+	e.write(h, m, mxtypes.StringValue("additem"))
 	e.advance(time.Second)
-	if _, err := e.b.AddItem(h, "Obj.PV"); hresult(err) != backend.E_ACCESSDENIED {
+	if _, err := e.b.AddItem(h, "Obj.PV"); hresult(err) != mxtypes.E_ACCESSDENIED {
 		t.Fatalf("AddItem with injected fault: %v", err)
 	}
-	e.write(h, m, backend.StringValue("")) // writes to Sim are exempt
+	e.write(h, m, mxtypes.StringValue("")) // writes to Sim are exempt
 	e.advance(time.Second)
 	if _, err := e.b.AddItem(h, "Obj.PV"); err != nil {
 		t.Fatalf("AddItem after clearing: %v", err)
@@ -226,7 +227,7 @@ func TestFaultSilentDeath(t *testing.T) {
 	h := e.reg()
 	r, _ := e.sub(h, "Obj.Ramp")
 	sd, _ := e.sub(h, "Sim.SilentDeath")
-	e.write(h, sd, backend.BoolValue(true))
+	e.write(h, sd, mxtypes.BoolValue(true))
 	e.advance(20 * time.Millisecond)
 	e.rec.take()
 	if _, err := e.b.AddItem(h, "Obj.PV"); err != nil {
@@ -248,11 +249,11 @@ faults:
   - {kind: crash, at: 10s, code: 3}
 `
 	e := newEnv(t, envOpt{model: model})
-	if _, err := e.b.Register("x"); hresult(err) != backend.REGDB_E_CLASSNOTREG {
+	if _, err := e.b.Register("x"); hresult(err) != mxtypes.REGDB_E_CLASSNOTREG {
 		t.Fatalf("first Register: %v, want REGDB_E_CLASSNOTREG", err)
 	}
 	h := e.reg() // calls: 1 — the second works
-	if _, err := e.b.AddItem(h, "Obj.PV"); hresult(err) != backend.E_ACCESSDENIED {
+	if _, err := e.b.AddItem(h, "Obj.PV"); hresult(err) != mxtypes.E_ACCESSDENIED {
 		t.Fatalf("AddItem Obj.PV: %v, want E_ACCESSDENIED", err)
 	}
 	pv, _ := e.sub(h, "Other.PV") // glob does not match

@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 // genState is a generator's progress (STA only).
@@ -72,7 +72,7 @@ func (b *Backend) generate(st *attrState) {
 		st.gen.index = (st.gen.index + 1) % len(g.Values)
 		b.setAttr(st, g.Values[st.gen.index], st.quality, b.now, false)
 	case GenClock:
-		b.setAttr(st, backend.TimeValue(b.now), st.quality, b.now, false)
+		b.setAttr(st, mxtypes.TimeValue(b.now), st.quality, b.now, false)
 	}
 }
 

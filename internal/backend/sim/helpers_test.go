@@ -10,6 +10,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -102,6 +103,7 @@ func (r *recorder) count() int {
 type env struct {
 	t     *testing.T
 	b     *Backend
+	table *itemtable.Table // what a worker would know: reg, add and sub apply to it
 	rec   *recorder
 	clk   *FakeClock
 	exits chan int
@@ -136,7 +138,7 @@ func newEnv(t *testing.T, o envOpt) *env {
 	if o.knobs != nil {
 		o.knobs(&k)
 	}
-	e := &env{t: t, rec: &recorder{hook: o.hook}, clk: NewFakeClock(testStart), exits: make(chan int, 4)}
+	e := &env{t: t, table: itemtable.New(), rec: &recorder{hook: o.hook}, clk: NewFakeClock(testStart), exits: make(chan int, 4)}
 	e.b, err = New(Options{Model: m, Knobs: &k, Clock: e.clk, Seed: 1, Exit: func(c int) { e.exits <- c }})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -180,6 +182,9 @@ func (e *env) reg() int32 {
 	if err != nil || h <= 0 {
 		e.t.Fatalf("Register = %d, %v", h, err)
 	}
+	e.table.Apply(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}},
+		&mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK,
+			Result: &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: h}}})
 	return h
 }
 
@@ -189,6 +194,9 @@ func (e *env) add(h int32, ref string) int32 {
 	if err != nil || hi <= 0 {
 		e.t.Fatalf("AddItem(%q) = %d, %v", ref, hi, err)
 	}
+	e.table.Apply(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: h, ItemDefinition: ref}}},
+		&mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK,
+			Result: &mxgatewayv1.Reply_ItemHandle{ItemHandle: &mxgatewayv1.ItemHandleResult{ItemHandle: hi}}})
 	return hi
 }
 
@@ -199,6 +207,8 @@ func (e *env) sub(h int32, ref string) (int32, *mxgatewayv1.OnDataChange) {
 	if err := e.b.Advise(h, hi); err != nil {
 		e.t.Fatalf("Advise(%q): %v", ref, err)
 	}
+	e.table.Apply(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Advise{Advise: &mxgatewayv1.AdviseCommand{ServerHandle: h, ItemHandle: hi}}},
+		&mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK})
 	e.advance(e.b.knobs.FirstBindDelay)
 	dcs := dataChanges(e.rec.take())
 	if len(dcs) != 1 {

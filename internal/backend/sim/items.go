@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/itemref"
 )
 
@@ -222,17 +222,17 @@ func (b *Backend) resolve(it *item, r itemref.Ref, parseErr error) {
 func (b *Backend) view(it *item) (val *mxgatewayv1.MxValue, q uint16, ts time.Time, sts []*mxgatewayv1.MxStatus) {
 	switch it.kind {
 	case kindUnresolved:
-		return backend.NullValue(tNoData), b.knobs.UnresolvedQuality, b.now,
+		return mxtypes.NullValue(tNoData), b.knobs.UnresolvedQuality, b.now,
 			b.failStatuses(b.knobs.UnresolvedCategory, srcRespondingLmx, b.knobs.UnresolvedDetail)
 	case kindArrayNoIndex:
-		return backend.NullValue(tNoData), backend.QualityBad, b.now,
+		return mxtypes.NullValue(tNoData), mxtypes.QualityBad, b.now,
 			b.failStatuses(b.knobs.ArrayWithoutBracketsCategory, srcRespondingLmx, detailArrayWithoutBrackets)
 	case kindAttrList:
 		names := make([]*mxgatewayv1.MxValue, len(it.obj.Attributes))
 		for i, a := range it.obj.Attributes {
-			names[i] = backend.StringValue(a.Name)
+			names[i] = mxtypes.StringValue(a.Name)
 		}
-		return buildArray(tString, names), backend.QualityGood, b.start, b.okStatuses()
+		return buildArray(tString, names), mxtypes.QualityGood, b.start, b.okStatuses()
 	}
 	st := it.st
 	q, ts = st.quality, st.ts
@@ -240,33 +240,33 @@ func (b *Backend) view(it *item) (val *mxgatewayv1.MxValue, q uint16, ts time.Ti
 	case kindValue:
 		val = st.value
 	case kindElement:
-		val = backend.ArrayElement(st.value.GetArrayValue(), it.index)
+		val = mxtypes.ArrayElement(st.value.GetArrayValue(), it.index)
 	case kindBit:
 		base := st.value
 		if it.index >= 0 {
-			base = backend.ArrayElement(st.value.GetArrayValue(), it.index)
+			base = mxtypes.ArrayElement(st.value.GetArrayValue(), it.index)
 		}
-		val = backend.BoolValue(base.GetInt32Value()>>uint(it.bit)&1 == 1)
+		val = mxtypes.BoolValue(base.GetInt32Value()>>uint(it.bit)&1 == 1)
 	case kindProperty:
 		a := st.attr
-		q = backend.QualityGood
+		q = mxtypes.QualityGood
 		switch it.prop {
 		case itemref.PropType:
-			val = backend.Int32Value(tDTEnum, int32(a.Type))
+			val = mxtypes.Int32Value(tDTEnum, int32(a.Type))
 		case itemref.PropQuality:
-			val = backend.Int32Value(tQual, int32(st.quality))
+			val = mxtypes.Int32Value(tQual, int32(st.quality))
 		case itemref.PropDimension1:
-			val = backend.IntegerValue(int32(a.Dimension))
+			val = mxtypes.IntegerValue(int32(a.Dimension))
 		case itemref.PropSecurityClassification:
-			val = backend.Int32Value(tSecEnum, int32(a.Security))
+			val = mxtypes.Int32Value(tSecEnum, int32(a.Security))
 		case itemref.PropLocked:
-			val = backend.BoolValue(a.Locked)
+			val = mxtypes.BoolValue(a.Locked)
 		case itemref.PropCategory:
-			val = backend.IntegerValue(a.Category)
+			val = mxtypes.IntegerValue(a.Category)
 		case itemref.PropName:
-			val = backend.StringValue(a.Name)
+			val = mxtypes.StringValue(a.Name)
 		case itemref.PropTime:
-			val = backend.TimeValue(st.ts)
+			val = mxtypes.TimeValue(st.ts)
 		}
 	}
 	return val, q, ts, b.okStatuses()
@@ -289,7 +289,7 @@ func (b *Backend) send(it *item, val *mxgatewayv1.MxValue, q uint16, ts time.Tim
 	it.hasLast, it.lastVal, it.lastQ, it.lastTS = true, val, q, ts
 	if it.buffered {
 		it.samples = append(it.samples, &mxgatewayv1.BufferedSample{
-			Value: cloneValue(val), Quality: backend.NewQuality(q), Timestamp: backend.Timestamp(ts),
+			Value: cloneValue(val), Quality: mxtypes.NewQuality(q), Timestamp: mxtypes.Timestamp(ts),
 		})
 		return
 	}
@@ -325,15 +325,15 @@ type dataChangeEvent struct {
 	workerTime timestamppb.Timestamp
 }
 
-// setQuality stores q in dst as backend.NewQuality would make it.
+// setQuality stores q in dst as mxtypes.NewQuality would make it.
 func setQuality(dst *mxgatewayv1.Quality, q uint16) {
-	dst.Raw, dst.QualityClass, dst.OpcuaStatusCode = uint32(q), backend.ClassifyQuality(q), backend.OPCUAStatusCode(q)
+	dst.Raw, dst.QualityClass, dst.OpcuaStatusCode = uint32(q), mxtypes.ClassifyQuality(q), mxtypes.OPCUAStatusCode(q)
 }
 
-// setTimestamp stores t in dst as backend.Timestamp would make it (UTC,
+// setTimestamp stores t in dst as mxtypes.Timestamp would make it (UTC,
 // millisecond precision).
 func setTimestamp(dst *timestamppb.Timestamp, t time.Time) {
-	t = backend.TruncateTime(t)
+	t = mxtypes.TruncateTime(t)
 	dst.Seconds, dst.Nanos = t.Unix(), int32(t.Nanosecond())
 }
 
@@ -368,7 +368,7 @@ func (b *Backend) bind(it *item, gen uint64) {
 // timestamp for a change; a timestamp-only change (forceTS) is recorded
 // but fires only with emitTimestampOnlyChanges.
 func (b *Backend) setAttr(st *attrState, val *mxgatewayv1.MxValue, q uint16, ts time.Time, forceTS bool) bool {
-	ts = backend.TruncateTime(ts)
+	ts = mxtypes.TruncateTime(ts)
 	valueChanged := q != st.quality || !valueEqual(val, st.value)
 	if !valueChanged && !(forceTS && !ts.Equal(st.ts)) {
 		return false

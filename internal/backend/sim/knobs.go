@@ -5,7 +5,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 // Profiles select the default timing of the simulator.
@@ -95,13 +95,13 @@ func DefaultKnobs(profile string) (Knobs, error) {
 		HandleReuse:                  HandleReuseLowest,
 		StatusSuccessValue:           -1,
 		StatusArrayLength:            1,
-		UnresolvedQuality:            backend.QualityBad,
+		UnresolvedQuality:            mxtypes.QualityBad,
 		UnresolvedCategory:           int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_CONFIGURATION_ERROR),
 		UnresolvedDetail:             0,
 		ArrayWithoutBracketsCategory: int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_COMMUNICATION_ERROR),
 		WriteCoercion:                WriteCoercionLenient,
 		WriteEchoOrder:               EchoCompletionFirst,
-		InvalidHandleHResult:         backend.E_INVALIDARG,
+		InvalidHandleHResult:         mxtypes.E_INVALIDARG,
 		SecurityMode:                 SecurityNone,
 		BufferedUpdateInterval:       time.Second,
 	}

@@ -6,12 +6,16 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/itemref"
 )
 
-// level returns a *NotSupportedError when method needs interface level need.
-func (b *Backend) level(method string, need int) error {
+// level returns a *NotSupportedError when method needs a higher interface
+// level than maxInterfaceLevel (the catalogue says which).
+func (b *Backend) level(method string) error {
+	need := catalog.MethodLevel(method)
 	if b.knobs.MaxInterfaceLevel >= need {
 		return nil
 	}
@@ -103,7 +107,7 @@ func (b *Backend) AddItem(h int32, itemDef string) (int32, error) {
 // AddItem2 is AddItem with a context argument (ILMXProxyServer3); the
 // simulator ignores the context.
 func (b *Backend) AddItem2(h int32, itemDef, itemContext string) (int32, error) {
-	if err := b.level("AddItem2", 3); err != nil {
+	if err := b.level("AddItem2"); err != nil {
 		return 0, err
 	}
 	return b.addItem("AddItem2", h, itemDef, false)
@@ -112,7 +116,7 @@ func (b *Backend) AddItem2(h int32, itemDef, itemContext string) (int32, error) 
 // AddBufferedItem adds an item whose changes arrive as OnBufferedDataChange
 // once advised (ILMXProxyServer5).
 func (b *Backend) AddBufferedItem(h int32, itemDef string) (int32, error) {
-	if err := b.level("AddBufferedItem", 5); err != nil {
+	if err := b.level("AddBufferedItem"); err != nil {
 		return 0, err
 	}
 	return b.addItem("AddBufferedItem", h, itemDef, true)
@@ -132,7 +136,7 @@ func (b *Backend) addItem(method string, h int32, itemDef string, buffered bool)
 		}
 		r, perr := itemref.Parse(itemDef)
 		if perr != nil && b.knobs.StrictAddItem {
-			cerr = backend.NewCallError(method, backend.E_INVALIDARG, perr.Error())
+			cerr = backend.NewCallError(method, mxtypes.E_INVALIDARG, perr.Error())
 			return
 		}
 		b.nextItemID++
@@ -168,7 +172,7 @@ func (b *Backend) Advise(h, hi int32) error {
 
 // AdviseSupervisory makes a supervisory connection (ILMXProxyServer4).
 func (b *Backend) AdviseSupervisory(h, hi int32) error {
-	if err := b.level("AdviseSupervisory", 4); err != nil {
+	if err := b.level("AdviseSupervisory"); err != nil {
 		return err
 	}
 	return b.itemCall("AdviseSupervisory", h, hi, func(reg *registration, it *item) error {
@@ -209,7 +213,7 @@ func (b *Backend) UnAdvise(h, hi int32) error {
 
 // Suspend pauses OnDataChange for an item without removing it.
 func (b *Backend) Suspend(h, hi int32) error {
-	if err := b.level("Suspend", 4); err != nil {
+	if err := b.level("Suspend"); err != nil {
 		return err
 	}
 	return b.itemCall("Suspend", h, hi, func(reg *registration, it *item) error {
@@ -222,7 +226,7 @@ func (b *Backend) Suspend(h, hi int32) error {
 // Activate resumes a suspended item and sends its current value if it
 // changed meanwhile.
 func (b *Backend) Activate(h, hi int32) error {
-	if err := b.level("Activate", 4); err != nil {
+	if err := b.level("Activate"); err != nil {
 		return err
 	}
 	return b.itemCall("Activate", h, hi, func(reg *registration, it *item) error {
@@ -257,7 +261,7 @@ func (b *Backend) operationComplete(it *item) {
 
 // SetBufferedUpdateInterval sets the registration's buffered interval.
 func (b *Backend) SetBufferedUpdateInterval(h int32, intervalMs int32) error {
-	if err := b.level("SetBufferedUpdateInterval", 5); err != nil {
+	if err := b.level("SetBufferedUpdateInterval"); err != nil {
 		return err
 	}
 	var cerr error
@@ -271,7 +275,7 @@ func (b *Backend) SetBufferedUpdateInterval(h int32, intervalMs int32) error {
 			return
 		}
 		if intervalMs <= 0 {
-			cerr = backend.NewCallError("SetBufferedUpdateInterval", backend.E_INVALIDARG, "interval must be positive")
+			cerr = backend.NewCallError("SetBufferedUpdateInterval", mxtypes.E_INVALIDARG, "interval must be positive")
 			return
 		}
 		reg.bufInterval = time.Duration(intervalMs) * time.Millisecond
@@ -302,7 +306,7 @@ func (b *Backend) AuthenticateUser(h int32, user, password string) (int32, error
 		u := b.findUser(user)
 		if u == nil || u.Password != password {
 			if b.knobs.SecurityMode == SecurityOSUser {
-				cerr = backend.NewCallError("AuthenticateUser", backend.E_INVALIDARG, "bad credentials")
+				cerr = backend.NewCallError("AuthenticateUser", mxtypes.E_INVALIDARG, "bad credentials")
 			}
 			return
 		}
@@ -314,7 +318,7 @@ func (b *Backend) AuthenticateUser(h int32, user, password string) (int32, error
 // ArchestrAUserToId maps an ArchestrA user identity (name, or DOMAIN\name)
 // to a write user id of this registration; 0 when unknown.
 func (b *Backend) ArchestrAUserToId(h int32, identity string) (int32, error) {
-	if err := b.level("ArchestrAUserToId", 2); err != nil {
+	if err := b.level("ArchestrAUserToId"); err != nil {
 		return 0, err
 	}
 	var id int32
@@ -394,39 +398,29 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-// teardownAll runs the §2.3 teardown on the STA for Close: unadvise every
-// advised item, remove every item, unregister every registration. A failed
-// step (an injected HRESULT) is a warning; cleanup continues.
-func (b *Backend) teardownAll() []string {
+// releaseAll is Close's implicit cleanup on the STA: whatever the worker's
+// teardown (itemtable.Teardown, in MXAccess order) left is released without
+// MXAccess calls, injected faults or events, as releasing the COM object
+// would. It returns one warning when anything was left.
+func (b *Backend) releaseAll() []string {
 	var warns []string
-	step := func(method string, h, hi int32, ref string, builtin bool) {
-		b.mu.Lock()
-		b.teardown = append(b.teardown, fmt.Sprintf("%s(%d,%d)", method, h, hi))
-		b.mu.Unlock()
-		if err := b.injected(method, ref, builtin); err != nil {
-			warns = append(warns, fmt.Sprintf("teardown %s(%d, %d): %v", method, h, hi, err))
-		}
+	items := 0
+	for _, reg := range b.regs {
+		items += len(reg.items)
+	}
+	if n := len(b.regs); n > 0 {
+		warns = append(warns, fmt.Sprintf("sim: Close with %d registrations and %d items still held: released without the MXAccess teardown", n, items))
 	}
 	b.fault.lateEvent = false
+	b.silenced = true
 	for _, reg := range b.sortedRegs() {
 		for _, it := range reg.sortedItems() {
-			if it.advised {
-				step("UnAdvise", reg.handle, it.handle, it.ref, it.obj != nil && it.obj.builtin)
-				b.unadvise(it)
-			}
-		}
-	}
-	for _, reg := range b.sortedRegs() {
-		for _, it := range reg.sortedItems() {
-			step("RemoveItem", reg.handle, it.handle, it.ref, it.obj != nil && it.obj.builtin)
 			b.detach(it)
 		}
+		reg.users = nil
+		reg.bufGen++
+		delete(b.regs, reg.handle)
 	}
-	for _, reg := range b.sortedRegs() {
-		step("Unregister", reg.handle, 0, "", false)
-		b.unregister(reg)
-	}
-	b.silenced = true
 	return warns
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/itemref"
 )
 
@@ -285,7 +287,7 @@ func (m *Model) finish() error {
 			bad("unknown fault kind %q", f.Kind)
 		}
 		if f.Kind == FaultHResult {
-			if _, ok := canonicalMethod(f.Method); !ok {
+			if _, ok := catalog.CanonicalMethod(f.Method); !ok {
 				bad("hresult fault for unknown method %q", f.Method)
 			}
 		}
@@ -326,6 +328,7 @@ const (
 	SimFailMethod             = "FailMethod"
 	SimFailHResult            = "FailHResult"
 	SimSilentDeath            = "SilentDeath"
+	SimSlowCalls              = "SlowCalls"
 )
 
 func simObject() *Object {
@@ -338,7 +341,7 @@ func simObject() *Object {
 	flipMs := attr(SimQualityFlipMs, i)
 	flipMs.Initial = intValue(1000)
 	failHR := attr(SimFailHResult, i)
-	failHR.Initial = intValue(-2147467259) // E_FAIL
+	failHR.Initial = intValue(mxtypes.E_FAIL)
 	o := &Object{
 		Tag: SimObjectTag, Contained: SimObjectTag, Template: "$Simulator", builtin: true,
 		Attributes: []*Attribute{
@@ -354,6 +357,7 @@ func simObject() *Object {
 			attr(SimFailMethod, s),
 			failHR,
 			attr(SimSilentDeath, b),
+			attr(SimSlowCalls, i),
 		},
 	}
 	o.indexAttrs()

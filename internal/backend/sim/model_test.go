@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 func TestModelErrorsNameFileLineAndProblem(t *testing.T) {
@@ -274,7 +275,7 @@ func TestDemoModelMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	e := &env{t: t, b: b, rec: rec, clk: clk}
+	e := &env{t: t, b: b, table: itemtable.New(), rec: rec, clk: clk}
 	h := e.reg()
 	refs := []string{"TIC101.PV", "TIC101.OUT", "Tank1.Level", "Tank1.Temperature", "Tank2.Level",
 		"Pump1.Speed", "Pump1.RunHours", "Line1.ProductCount", "Line1.Clock"}
@@ -302,11 +303,11 @@ func TestDemoModelMoves(t *testing.T) {
 	}
 	// Spot checks of the documented demo values.
 	for ref, want := range map[string]*mxgatewayv1.MxValue{
-		"Tank1.Material":     backend.StringValue("Ethanol"),
-		"Tank1.Inlet":        backend.TypedStringValue(tRef, "Valve1"),
-		"Pump1.FaultCode.02": backend.BoolValue(true),
-		"Line1.Recipe[2]":    backend.StringValue("Cola 500ml"),
-		"TIC101.SP":          backend.DoubleValue(65),
+		"Tank1.Material":     mxtypes.StringValue("Ethanol"),
+		"Tank1.Inlet":        mxtypes.TypedStringValue(tRef, "Valve1"),
+		"Pump1.FaultCode.02": mxtypes.BoolValue(true),
+		"Line1.Recipe[2]":    mxtypes.StringValue("Cola 500ml"),
+		"TIC101.SP":          mxtypes.DoubleValue(65),
 	} {
 		hi := e.add(h, ref)
 		b.Advise(h, hi)

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -359,7 +360,7 @@ func (d *modelDecoder) attribute(n *yaml.Node, tag string) *Attribute {
 			return nil
 		}
 	}
-	a := &Attribute{Name: name, Quality: backend.QualityGood}
+	a := &Attribute{Name: name, Quality: mxtypes.QualityGood}
 	where := tag + "." + name
 	if tn := f["type"]; tn != nil {
 		s, _ := d.scalar(tn, "type")
@@ -476,13 +477,13 @@ func (d *modelDecoder) scalarValue(n *yaml.Node, dt mxgatewayv1.MxDataType, wher
 		if n.Decode(&b) != nil {
 			return bad()
 		}
-		return backend.BoolValue(b), true
+		return mxtypes.BoolValue(b), true
 	case isInt32Type(dt):
 		v, err := strconv.ParseInt(s, 0, 32)
 		if err != nil {
 			return bad()
 		}
-		return backend.Int32Value(dt, int32(v)), true
+		return mxtypes.Int32Value(dt, int32(v)), true
 	case dt == tFloat || dt == tDouble:
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
@@ -499,13 +500,13 @@ func (d *modelDecoder) scalarValue(n *yaml.Node, dt mxgatewayv1.MxDataType, wher
 		}
 		return elapsedSeconds(v.Seconds()), true
 	case isStringType(dt):
-		return backend.TypedStringValue(dt, s), true
+		return mxtypes.TypedStringValue(dt, s), true
 	case dt == tTime:
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
 			return bad()
 		}
-		return backend.TimeValue(t), true
+		return mxtypes.TimeValue(t), true
 	}
 	return bad()
 }
@@ -590,7 +591,7 @@ func (d *modelDecoder) generator(n *yaml.Node, a *Attribute, where string) *Gene
 		}
 		vals := d.seq(f["values"], "values")
 		if len(vals) == 0 && a.Type == tBool {
-			g.Values = []*mxgatewayv1.MxValue{backend.BoolValue(false), backend.BoolValue(true)}
+			g.Values = []*mxgatewayv1.MxValue{mxtypes.BoolValue(false), mxtypes.BoolValue(true)}
 		}
 		for _, vn := range vals {
 			if v, ok := d.scalarValue(vn, a.Type, where); ok {
@@ -653,20 +654,6 @@ func describeType(a *Attribute) string {
 		return fmt.Sprintf("%s[%d]", typeName(a.Type), a.Dimension)
 	}
 	return typeName(a.Type)
-}
-
-var faultMethods = []string{"Register", "Unregister", "AddItem", "AddItem2", "RemoveItem", "Advise",
-	"AdviseSupervisory", "UnAdvise", "Suspend", "Activate", "AddBufferedItem",
-	"SetBufferedUpdateInterval", "Write", "Write2", "WriteSecured", "WriteSecured2",
-	"AuthenticateUser", "ArchestrAUserToId"}
-
-func canonicalMethod(s string) (string, bool) {
-	for _, m := range faultMethods {
-		if strings.EqualFold(m, s) {
-			return m, true
-		}
-	}
-	return "", false
 }
 
 func (d *modelDecoder) fault(n *yaml.Node, tags map[string]bool) (FaultScript, bool) {
@@ -734,7 +721,7 @@ func (d *modelDecoder) fault(n *yaml.Node, tags map[string]bool) (FaultScript, b
 		}
 	case FaultHResult:
 		if need("method") {
-			m, ok := canonicalMethod(d.str(f["method"]))
+			m, ok := catalog.CanonicalMethod(d.str(f["method"]))
 			if !ok {
 				d.errf(f["method"], "unknown method %q", d.str(f["method"]))
 			}

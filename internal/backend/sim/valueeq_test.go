@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 // unknownField is an encoded field (number 99, varint 1) no message here
@@ -71,54 +71,54 @@ func valueCases() map[string]*mxgatewayv1.MxValue {
 		"empty":            {},
 		"empty/typed-nil":  {Kind: (*mxgatewayv1.MxValue_BoolValue)(nil)},
 		"empty/typed-nil2": {Kind: (*mxgatewayv1.MxValue_ArrayValue)(nil)},
-		"null":             backend.NullValue(tNoData),
-		"null/int":         backend.NullValue(tInt),
+		"null":             mxtypes.NullValue(tNoData),
+		"null/int":         mxtypes.NullValue(tInt),
 		"datatype":         {DataType: tInt},
 		"varianttype":      {VariantType: 3},
 		"isnull":           {IsNull: true},
 		"diagnostic":       {Diagnostic: "lossy"},
 		"diagnostic/b":     {Diagnostic: "other"},
 		"unknown/top":      withUnknown(&mxgatewayv1.MxValue{}),
-		"unknown/top-int":  withUnknown(backend.IntegerValue(1)),
+		"unknown/top-int":  withUnknown(mxtypes.IntegerValue(1)),
 
-		"bool/false":     backend.BoolValue(false),
-		"bool/true":      backend.BoolValue(true),
-		"bool/true-b":    backend.BoolValue(true),
-		"int32/0":        backend.IntegerValue(0),
-		"int32/1":        backend.IntegerValue(1),
-		"int32/1-b":      backend.IntegerValue(1),
-		"int32/-1":       backend.IntegerValue(-1),
+		"bool/false":     mxtypes.BoolValue(false),
+		"bool/true":      mxtypes.BoolValue(true),
+		"bool/true-b":    mxtypes.BoolValue(true),
+		"int32/0":        mxtypes.IntegerValue(0),
+		"int32/1":        mxtypes.IntegerValue(1),
+		"int32/1-b":      mxtypes.IntegerValue(1),
+		"int32/-1":       mxtypes.IntegerValue(-1),
 		"int32/1-untyp":  {Kind: &mxgatewayv1.MxValue_Int32Value{Int32Value: 1}},
-		"int32/1-dtenum": backend.Int32Value(tDTEnum, 1),
+		"int32/1-dtenum": mxtypes.Int32Value(tDTEnum, 1),
 		"int64/0":        {DataType: tInt, Kind: &mxgatewayv1.MxValue_Int64Value{}},
 		"int64/1":        {DataType: tInt, Kind: &mxgatewayv1.MxValue_Int64Value{Int64Value: 1}},
 		"int64/big":      {DataType: tInt, Kind: &mxgatewayv1.MxValue_Int64Value{Int64Value: 1 << 40}},
 
-		"float/0":      backend.FloatValue(0),
-		"float/-0":     backend.FloatValue(float32(math.Copysign(0, -1))),
-		"float/1.5":    backend.FloatValue(1.5),
-		"float/nan":    backend.FloatValue(float32(math.NaN())),
-		"float/nan-b":  backend.FloatValue(nan32b),
-		"float/inf":    backend.FloatValue(float32(math.Inf(1))),
-		"double/0":     backend.DoubleValue(0),
-		"double/-0":    backend.DoubleValue(math.Copysign(0, -1)),
-		"double/1.5":   backend.DoubleValue(1.5),
-		"double/1.5-b": backend.DoubleValue(1.5),
-		"double/nan":   backend.DoubleValue(math.NaN()),
-		"double/nan-b": backend.DoubleValue(nan64b),
-		"double/-inf":  backend.DoubleValue(math.Inf(-1)),
+		"float/0":      mxtypes.FloatValue(0),
+		"float/-0":     mxtypes.FloatValue(float32(math.Copysign(0, -1))),
+		"float/1.5":    mxtypes.FloatValue(1.5),
+		"float/nan":    mxtypes.FloatValue(float32(math.NaN())),
+		"float/nan-b":  mxtypes.FloatValue(nan32b),
+		"float/inf":    mxtypes.FloatValue(float32(math.Inf(1))),
+		"double/0":     mxtypes.DoubleValue(0),
+		"double/-0":    mxtypes.DoubleValue(math.Copysign(0, -1)),
+		"double/1.5":   mxtypes.DoubleValue(1.5),
+		"double/1.5-b": mxtypes.DoubleValue(1.5),
+		"double/nan":   mxtypes.DoubleValue(math.NaN()),
+		"double/nan-b": mxtypes.DoubleValue(nan64b),
+		"double/-inf":  mxtypes.DoubleValue(math.Inf(-1)),
 
-		"string/empty": backend.StringValue(""),
-		"string/a":     backend.StringValue("a"),
-		"string/a-b":   backend.StringValue("a"),
-		"string/b":     backend.StringValue("b"),
+		"string/empty": mxtypes.StringValue(""),
+		"string/a":     mxtypes.StringValue("a"),
+		"string/a-b":   mxtypes.StringValue("a"),
+		"string/b":     mxtypes.StringValue("b"),
 
 		"time/nil":     {DataType: tTime, Kind: &mxgatewayv1.MxValue_TimestampValue{}},
 		"time/zero":    ts(0, 0),
 		"time/1s":      ts(1, 0),
 		"time/1s-b":    ts(1, 0),
 		"time/1ns":     ts(0, 1),
-		"time/now":     backend.TimeValue(testStart),
+		"time/now":     mxtypes.TimeValue(testStart),
 		"time/unknown": withUnknownTS,
 		"dur/nil":      {DataType: tElapsed, Kind: &mxgatewayv1.MxValue_DurationValue{}},
 		"dur/zero":     dur(0, 0),
@@ -153,8 +153,8 @@ func valueCases() map[string]*mxgatewayv1.MxValue {
 		"arr/str-a,b-b":        strs("a", "b"),
 		"arr/str-a,c":          strs("a", "c"),
 		"arr/str-empty":        strs(),
-		"arr/bools":            buildArray(tBool, []*mxgatewayv1.MxValue{backend.BoolValue(true), backend.BoolValue(false)}),
-		"arr/bools-b":          buildArray(tBool, []*mxgatewayv1.MxValue{backend.BoolValue(true), backend.BoolValue(true)}),
+		"arr/bools":            buildArray(tBool, []*mxgatewayv1.MxValue{mxtypes.BoolValue(true), mxtypes.BoolValue(false)}),
+		"arr/bools-b":          buildArray(tBool, []*mxgatewayv1.MxValue{mxtypes.BoolValue(true), mxtypes.BoolValue(true)}),
 		"arr/int64s": arrayOf(&mxgatewayv1.MxArray{Elements: &mxgatewayv1.MxArray_Int64S{
 			Int64S: &mxgatewayv1.Int64Array{Values: []int64{1 << 40}}}}),
 		"arr/times": arrayOf(&mxgatewayv1.MxArray{Elements: &mxgatewayv1.MxArray_Timestamps{
@@ -192,19 +192,19 @@ func TestValueEqualAgreesWithProtoEqual(t *testing.T) {
 
 // TestValueEqualFloatRules pins the documented float rules.
 func TestValueEqualFloatRules(t *testing.T) {
-	nan := backend.DoubleValue(math.NaN())
+	nan := mxtypes.DoubleValue(math.NaN())
 	for _, c := range []struct {
 		name string
 		a, b *mxgatewayv1.MxValue
 		want bool
 	}{
-		{"NaN stays NaN", nan, backend.DoubleValue(math.NaN()), true},
-		{"NaN payloads", nan, backend.DoubleValue(math.Float64frombits(0x7ff8000000000001)), true},
-		{"NaN to number", nan, backend.DoubleValue(1), false},
-		{"number to NaN", backend.DoubleValue(1), nan, false},
-		{"-0 and +0", backend.DoubleValue(math.Copysign(0, -1)), backend.DoubleValue(0), true},
-		{"float NaN", backend.FloatValue(float32(math.NaN())), backend.FloatValue(float32(math.NaN())), true},
-		{"float vs double", backend.FloatValue(1), backend.DoubleValue(1), false},
+		{"NaN stays NaN", nan, mxtypes.DoubleValue(math.NaN()), true},
+		{"NaN payloads", nan, mxtypes.DoubleValue(math.Float64frombits(0x7ff8000000000001)), true},
+		{"NaN to number", nan, mxtypes.DoubleValue(1), false},
+		{"number to NaN", mxtypes.DoubleValue(1), nan, false},
+		{"-0 and +0", mxtypes.DoubleValue(math.Copysign(0, -1)), mxtypes.DoubleValue(0), true},
+		{"float NaN", mxtypes.FloatValue(float32(math.NaN())), mxtypes.FloatValue(float32(math.NaN())), true},
+		{"float vs double", mxtypes.FloatValue(1), mxtypes.DoubleValue(1), false},
 	} {
 		if got := valueEqual(c.a, c.b); got != c.want {
 			t.Errorf("%s: valueEqual = %v, want %v", c.name, got, c.want)
@@ -395,10 +395,10 @@ func TestNaNValueFiresOnce(t *testing.T) {
 			t.Fatalf("write %v: delivered %v", v, dcs[0].GetValue())
 		}
 	}
-	step(backend.DoubleValue(math.NaN()), 1)
-	step(backend.DoubleValue(math.NaN()), 0)
-	step(backend.DoubleValue(2.5), 1)
-	step(backend.DoubleValue(2.5), 0)
+	step(mxtypes.DoubleValue(math.NaN()), 1)
+	step(mxtypes.DoubleValue(math.NaN()), 0)
+	step(mxtypes.DoubleValue(2.5), 1)
+	step(mxtypes.DoubleValue(2.5), 0)
 }
 
 // BenchmarkValueEqual compares the typed comparison with proto.Equal on a
@@ -407,7 +407,7 @@ func BenchmarkValueEqual(b *testing.B) {
 	arr := func() *mxgatewayv1.MxValue {
 		e := make([]*mxgatewayv1.MxValue, 16)
 		for i := range e {
-			e[i] = backend.DoubleValue(float64(i))
+			e[i] = mxtypes.DoubleValue(float64(i))
 		}
 		return buildArray(tDouble, e)
 	}
@@ -415,7 +415,7 @@ func BenchmarkValueEqual(b *testing.B) {
 		name string
 		x, y *mxgatewayv1.MxValue
 	}{
-		{"int32", backend.IntegerValue(1), backend.IntegerValue(2)},
+		{"int32", mxtypes.IntegerValue(1), mxtypes.IntegerValue(2)},
 		{"array16", arr(), arr()},
 	}
 	for _, p := range pairs {
@@ -435,18 +435,18 @@ func BenchmarkValueEqual(b *testing.B) {
 }
 
 // TestInPlaceBuildersMatchBackend checks that the data change event built in
-// one block carries what backend.NewQuality and backend.Timestamp make.
+// one block carries what mxtypes.NewQuality and mxtypes.Timestamp make.
 func TestInPlaceBuildersMatchBackend(t *testing.T) {
 	for q := range 1 << 16 {
 		var got mxgatewayv1.Quality
 		setQuality(&got, uint16(q))
-		if want := backend.NewQuality(uint16(q)); !proto.Equal(&got, want) {
-			t.Fatalf("quality %#x: %v, backend.NewQuality gives %v", q, &got, want)
+		if want := mxtypes.NewQuality(uint16(q)); !proto.Equal(&got, want) {
+			t.Fatalf("quality %#x: %v, mxtypes.NewQuality gives %v", q, &got, want)
 		}
 	}
 	for _, v := range []int32{0, 1, -1, math.MaxInt32, math.MinInt32} {
-		if got, want := intValue(v), backend.IntegerValue(v); !proto.Equal(got, want) {
-			t.Errorf("intValue(%d) = %v, backend.IntegerValue gives %v", v, got, want)
+		if got, want := intValue(v), mxtypes.IntegerValue(v); !proto.Equal(got, want) {
+			t.Errorf("intValue(%d) = %v, mxtypes.IntegerValue gives %v", v, got, want)
 		}
 	}
 	zone := time.FixedZone("X", -5*3600)
@@ -456,8 +456,8 @@ func TestInPlaceBuildersMatchBackend(t *testing.T) {
 	} {
 		var got timestamppb.Timestamp
 		setTimestamp(&got, ts)
-		if want := backend.Timestamp(ts); !proto.Equal(&got, want) {
-			t.Errorf("%v: %v, backend.Timestamp gives %v", ts, &got, want)
+		if want := mxtypes.Timestamp(ts); !proto.Equal(&got, want) {
+			t.Errorf("%v: %v, mxtypes.Timestamp gives %v", ts, &got, want)
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
-	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
 
 // Data type shorthands.
@@ -80,7 +80,7 @@ func arrayable(dt mxgatewayv1.MxDataType) bool {
 func hasValue(dt mxgatewayv1.MxDataType) bool { return arrayable(dt) }
 
 func isStringType(dt mxgatewayv1.MxDataType) bool {
-	return backend.VariantTypeOf(dt) == backend.VT_BSTR
+	return mxtypes.VariantTypeOf(dt) == mxtypes.VT_BSTR
 }
 
 func isNumericType(dt mxgatewayv1.MxDataType) bool {
@@ -88,13 +88,13 @@ func isNumericType(dt mxgatewayv1.MxDataType) bool {
 }
 
 func isInt32Type(dt mxgatewayv1.MxDataType) bool {
-	return backend.VariantTypeOf(dt) == backend.VT_I4
+	return mxtypes.VariantTypeOf(dt) == mxtypes.VT_I4
 }
 
-// intValue is backend.IntegerValue(v) in one allocation (see int32Box).
+// intValue is mxtypes.IntegerValue(v) in one allocation (see int32Box).
 func intValue(v int32) *mxgatewayv1.MxValue {
 	bx := &int32Box{}
-	bx.v.DataType, bx.v.VariantType = tInt, backend.VT_I4
+	bx.v.DataType, bx.v.VariantType = tInt, uint32(mxtypes.VT_I4)
 	bx.k.Int32Value = v
 	bx.v.Kind = &bx.k
 	return &bx.v
@@ -107,21 +107,21 @@ var epoch = time.Unix(0, 0).UTC()
 func zeroScalar(dt mxgatewayv1.MxDataType) *mxgatewayv1.MxValue {
 	switch {
 	case dt == tBool:
-		return backend.BoolValue(false)
+		return mxtypes.BoolValue(false)
 	case isInt32Type(dt):
-		return backend.Int32Value(dt, 0)
+		return mxtypes.Int32Value(dt, 0)
 	case dt == tFloat:
-		return backend.FloatValue(0)
+		return mxtypes.FloatValue(0)
 	case dt == tDouble:
-		return backend.DoubleValue(0)
+		return mxtypes.DoubleValue(0)
 	case dt == tElapsed:
-		return backend.ElapsedValue(0)
+		return mxtypes.ElapsedValue(0)
 	case isStringType(dt):
-		return backend.TypedStringValue(dt, "")
+		return mxtypes.TypedStringValue(dt, "")
 	case dt == tTime:
-		return backend.TimeValue(epoch)
+		return mxtypes.TimeValue(epoch)
 	default:
-		return backend.NullValue(dt)
+		return mxtypes.NullValue(dt)
 	}
 }
 
@@ -140,7 +140,7 @@ func zeroValue(dt mxgatewayv1.MxDataType, dim int) *mxgatewayv1.MxValue {
 // buildArray builds an array value of element type dt from scalars already
 // of that type.
 func buildArray(dt mxgatewayv1.MxDataType, elems []*mxgatewayv1.MxValue) *mxgatewayv1.MxValue {
-	arr := &mxgatewayv1.MxArray{ElementType: dt, ElementVariantType: backend.VariantTypeOf(dt)}
+	arr := &mxgatewayv1.MxArray{ElementType: dt, ElementVariantType: uint32(mxtypes.VariantTypeOf(dt))}
 	switch {
 	case dt == tBool:
 		vs := make([]bool, len(elems))
@@ -179,16 +179,16 @@ func buildArray(dt mxgatewayv1.MxDataType, elems []*mxgatewayv1.MxValue) *mxgate
 		}
 		arr.Elements = &mxgatewayv1.MxArray_Timestamps{Timestamps: &mxgatewayv1.TimestampArray{UnixNanos: vs}}
 	}
-	return backend.ArrayValue(arr)
+	return mxtypes.ArrayValue(arr)
 }
 
 // arrayElements returns the elements of an array value as scalars.
 func arrayElements(v *mxgatewayv1.MxValue) []*mxgatewayv1.MxValue {
 	arr := v.GetArrayValue()
-	n := backend.ArrayLen(arr)
+	n := mxtypes.ArrayLen(arr)
 	out := make([]*mxgatewayv1.MxValue, n)
 	for i := range out {
-		out[i] = backend.ArrayElement(arr, i)
+		out[i] = mxtypes.ArrayElement(arr, i)
 	}
 	return out
 }
@@ -241,30 +241,30 @@ func coerceScalar(v *mxgatewayv1.MxValue, dt mxgatewayv1.MxDataType, strict bool
 		switch k := v.GetKind().(type) {
 		case *mxgatewayv1.MxValue_BoolValue:
 			if dt == tBool {
-				return backend.BoolValue(k.BoolValue), true
+				return mxtypes.BoolValue(k.BoolValue), true
 			}
 		case *mxgatewayv1.MxValue_Int32Value:
 			if isInt32Type(dt) {
-				return backend.Int32Value(dt, k.Int32Value), true
+				return mxtypes.Int32Value(dt, k.Int32Value), true
 			}
 		case *mxgatewayv1.MxValue_FloatValue:
 			if dt == tFloat {
-				return backend.FloatValue(k.FloatValue), true
+				return mxtypes.FloatValue(k.FloatValue), true
 			}
 		case *mxgatewayv1.MxValue_DoubleValue:
 			if dt == tDouble {
-				return backend.DoubleValue(k.DoubleValue), true
+				return mxtypes.DoubleValue(k.DoubleValue), true
 			}
 			if dt == tElapsed {
 				return elapsedSeconds(k.DoubleValue), true
 			}
 		case *mxgatewayv1.MxValue_StringValue:
 			if isStringType(dt) {
-				return backend.TypedStringValue(dt, k.StringValue), true
+				return mxtypes.TypedStringValue(dt, k.StringValue), true
 			}
 		case *mxgatewayv1.MxValue_TimestampValue:
 			if dt == tTime {
-				return backend.TimeValue(k.TimestampValue.AsTime()), true
+				return mxtypes.TimeValue(k.TimestampValue.AsTime()), true
 			}
 		}
 		return nil, false
@@ -273,25 +273,25 @@ func coerceScalar(v *mxgatewayv1.MxValue, dt mxgatewayv1.MxDataType, strict bool
 	case dt == tBool:
 		switch k := v.GetKind().(type) {
 		case *mxgatewayv1.MxValue_BoolValue:
-			return backend.BoolValue(k.BoolValue), true
+			return mxtypes.BoolValue(k.BoolValue), true
 		case *mxgatewayv1.MxValue_Int32Value:
 			if k.Int32Value == 0 || k.Int32Value == 1 {
-				return backend.BoolValue(k.Int32Value == 1), true
+				return mxtypes.BoolValue(k.Int32Value == 1), true
 			}
 		case *mxgatewayv1.MxValue_Int64Value:
 			if k.Int64Value == 0 || k.Int64Value == 1 {
-				return backend.BoolValue(k.Int64Value == 1), true
+				return mxtypes.BoolValue(k.Int64Value == 1), true
 			}
 		case *mxgatewayv1.MxValue_StringValue:
 			if b, err := strconv.ParseBool(strings.TrimSpace(k.StringValue)); err == nil {
-				return backend.BoolValue(b), true
+				return mxtypes.BoolValue(b), true
 			}
 		}
 	case isInt32Type(dt):
 		var f float64
 		switch k := v.GetKind().(type) {
 		case *mxgatewayv1.MxValue_Int32Value:
-			return backend.Int32Value(dt, k.Int32Value), true
+			return mxtypes.Int32Value(dt, k.Int32Value), true
 		case *mxgatewayv1.MxValue_Int64Value:
 			f = float64(k.Int64Value)
 			if k.Int64Value < math.MinInt32 || k.Int64Value > math.MaxInt32 {
@@ -306,37 +306,37 @@ func coerceScalar(v *mxgatewayv1.MxValue, dt mxgatewayv1.MxDataType, strict bool
 			if err != nil {
 				return nil, false
 			}
-			return backend.Int32Value(dt, int32(n)), true
+			return mxtypes.Int32Value(dt, int32(n)), true
 		default:
 			return nil, false
 		}
 		if f != math.Trunc(f) || f < math.MinInt32 || f > math.MaxInt32 {
 			return nil, false
 		}
-		return backend.Int32Value(dt, int32(f)), true
+		return mxtypes.Int32Value(dt, int32(f)), true
 	case dt == tFloat:
 		switch k := v.GetKind().(type) {
 		case *mxgatewayv1.MxValue_FloatValue:
-			return backend.FloatValue(k.FloatValue), true
+			return mxtypes.FloatValue(k.FloatValue), true
 		case *mxgatewayv1.MxValue_DoubleValue:
 			if f := float32(k.DoubleValue); float64(f) == k.DoubleValue || math.IsNaN(k.DoubleValue) {
-				return backend.FloatValue(f), true
+				return mxtypes.FloatValue(f), true
 			}
 		case *mxgatewayv1.MxValue_Int32Value:
 			if k.Int32Value >= -1<<24 && k.Int32Value <= 1<<24 {
-				return backend.FloatValue(float32(k.Int32Value)), true
+				return mxtypes.FloatValue(float32(k.Int32Value)), true
 			}
 		case *mxgatewayv1.MxValue_Int64Value:
 			if k.Int64Value >= -1<<24 && k.Int64Value <= 1<<24 {
-				return backend.FloatValue(float32(k.Int64Value)), true
+				return mxtypes.FloatValue(float32(k.Int64Value)), true
 			}
 		case *mxgatewayv1.MxValue_StringValue:
 			if f, err := strconv.ParseFloat(strings.TrimSpace(k.StringValue), 32); err == nil {
-				return backend.FloatValue(float32(f)), true
+				return mxtypes.FloatValue(float32(f)), true
 			}
 		}
 	case dt == tDouble || dt == tElapsed:
-		mk := backend.DoubleValue
+		mk := mxtypes.DoubleValue
 		if dt == tElapsed {
 			mk = elapsedSeconds
 		}
@@ -368,15 +368,15 @@ func coerceScalar(v *mxgatewayv1.MxValue, dt mxgatewayv1.MxDataType, strict bool
 		}
 	case isStringType(dt):
 		if k, ok := v.GetKind().(*mxgatewayv1.MxValue_StringValue); ok {
-			return backend.TypedStringValue(dt, k.StringValue), true
+			return mxtypes.TypedStringValue(dt, k.StringValue), true
 		}
 	case dt == tTime:
 		switch k := v.GetKind().(type) {
 		case *mxgatewayv1.MxValue_TimestampValue:
-			return backend.TimeValue(k.TimestampValue.AsTime()), true
+			return mxtypes.TimeValue(k.TimestampValue.AsTime()), true
 		case *mxgatewayv1.MxValue_StringValue:
 			if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(k.StringValue)); err == nil {
-				return backend.TimeValue(t), true
+				return mxtypes.TimeValue(t), true
 			}
 		}
 	}
@@ -384,7 +384,7 @@ func coerceScalar(v *mxgatewayv1.MxValue, dt mxgatewayv1.MxDataType, strict bool
 }
 
 func elapsedSeconds(s float64) *mxgatewayv1.MxValue {
-	v := backend.DoubleValue(s)
+	v := mxtypes.DoubleValue(s)
 	v.DataType = tElapsed
 	return v
 }
@@ -410,12 +410,12 @@ func fromFloat(dt mxgatewayv1.MxDataType, f float64) *mxgatewayv1.MxValue {
 	case tInt:
 		r := math.Round(f)
 		r = math.Max(math.MinInt32, math.Min(math.MaxInt32, r))
-		return backend.IntegerValue(int32(r))
+		return mxtypes.IntegerValue(int32(r))
 	case tFloat:
-		return backend.FloatValue(float32(f))
+		return mxtypes.FloatValue(float32(f))
 	case tElapsed:
 		return elapsedSeconds(f)
 	default:
-		return backend.DoubleValue(f)
+		return mxtypes.DoubleValue(f)
 	}
 }

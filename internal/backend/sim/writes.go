@@ -4,6 +4,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
 )
 
@@ -16,7 +17,7 @@ func (b *Backend) Write(h, hi int32, value *mxgatewayv1.MxValue, userID int32) e
 // Write2 is Write with a timestamp that becomes the attribute's time
 // (ILMXProxyServer4).
 func (b *Backend) Write2(h, hi int32, value *mxgatewayv1.MxValue, ts time.Time, userID int32) error {
-	if err := b.level("Write2", 4); err != nil {
+	if err := b.level("Write2"); err != nil {
 		return err
 	}
 	return b.write(writeReq{method: "Write2", h: h, hi: hi, value: value, user: userID, ts: &ts})
@@ -31,7 +32,7 @@ func (b *Backend) WriteSecured(h, hi, currentUserID, verifierUserID int32, value
 
 // WriteSecured2 is WriteSecured with a timestamp (ILMXProxyServer4).
 func (b *Backend) WriteSecured2(h, hi, currentUserID, verifierUserID int32, value *mxgatewayv1.MxValue, ts time.Time) error {
-	if err := b.level("WriteSecured2", 4); err != nil {
+	if err := b.level("WriteSecured2"); err != nil {
 		return err
 	}
 	return b.write(writeReq{method: "WriteSecured2", h: h, hi: hi, value: value,
@@ -65,7 +66,7 @@ func (b *Backend) acceptWrite(w writeReq) error {
 		return err
 	}
 	if !it.advised {
-		return backend.NewCallError(w.method, backend.E_INVALIDARG, "item not advised")
+		return backend.NewCallError(w.method, mxtypes.E_INVALIDARG, "item not advised")
 	}
 	strict := b.knobs.WriteCoercion == WriteCoercionStrict
 	var v *mxgatewayv1.MxValue
@@ -79,7 +80,12 @@ func (b *Backend) acceptWrite(w writeReq) error {
 		v, ok = coerce(w.value, tBool, 0, strict)
 	}
 	if !ok {
-		return backend.NewCallError(w.method, backend.E_INVALIDARG, "value type not acceptable for this item")
+		return backend.NewCallError(w.method, mxtypes.E_INVALIDARG, "value type not acceptable for this item")
+	}
+	if w.ts != nil && w.ts.IsZero() {
+		// No timestamp VARIANT (or one that is no time): refused like a
+		// value VARIANT the attribute cannot take.
+		return backend.NewCallError(w.method, mxtypes.E_INVALIDARG, "timestamp missing or not a valid time")
 	}
 	pw := &pendingWrite{req: w, it: it, value: v, gen: it.adviseGen}
 	pw.allowed, pw.user, pw.verifier = b.checkSecurity(reg, it, w)
@@ -182,7 +188,7 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 	case kindBit:
 		base := st.value
 		if it.index >= 0 {
-			base = backend.ArrayElement(st.value.GetArrayValue(), it.index)
+			base = mxtypes.ArrayElement(st.value.GetArrayValue(), it.index)
 		}
 		n := base.GetInt32Value()
 		mask := int32(1) << uint(it.bit)
@@ -191,7 +197,7 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 		} else {
 			n &^= mask
 		}
-		newVal = backend.IntegerValue(n)
+		newVal = mxtypes.IntegerValue(n)
 		if it.index >= 0 {
 			newVal = withElement(st.attr.Type, st.value, it.index, newVal)
 		}

@@ -579,7 +579,14 @@ type WorkerCommand struct {
 	Command *v1.Command `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
 	// How long the gateway will wait for the reply; the worker may use it to
 	// bound internal waits (ReadBulk).
-	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// When set, the gateway checked the caller's write constraints against the
+	// references listed here, and the worker runs a write (or a bulk entry
+	// that writes) only if its own item table still says each written handle
+	// names that reference. A command whose client stopped waiting (timed out,
+	// cancelled) still runs, so the gateway's view of the handles can lag
+	// behind the worker's; the worker's table decides.
+	ItemGuard     *ItemGuard `protobuf:"bytes,3,opt,name=item_guard,json=itemGuard,proto3" json:"item_guard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -628,20 +635,144 @@ func (x *WorkerCommand) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *WorkerCommand) GetItemGuard() *ItemGuard {
+	if x != nil {
+		return x.ItemGuard
+	}
+	return nil
+}
+
+// ItemGuard lists the references the gateway approved, by item handle.
+type ItemGuard struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approved items.
+	Items         []*GuardedItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ItemGuard) Reset() {
+	*x = ItemGuard{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ItemGuard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ItemGuard) ProtoMessage() {}
+
+func (x *ItemGuard) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ItemGuard.ProtoReflect.Descriptor instead.
+func (*ItemGuard) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ItemGuard) GetItems() []*GuardedItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// GuardedItem is one approved item: the reference the gateway saw behind
+// (server_handle, item_handle), or "" for a handle it saw no item behind
+// (a handle <= 0, which MXAccess refuses with an HRESULT).
+type GuardedItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration handle (hLMX).
+	ServerHandle int32 `protobuf:"varint,1,opt,name=server_handle,json=serverHandle,proto3" json:"server_handle,omitempty"`
+	// The item handle (hItem).
+	ItemHandle int32 `protobuf:"varint,2,opt,name=item_handle,json=itemHandle,proto3" json:"item_handle,omitempty"`
+	// The reference, exactly as added; "" for no item.
+	ItemDefinition string `protobuf:"bytes,3,opt,name=item_definition,json=itemDefinition,proto3" json:"item_definition,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GuardedItem) Reset() {
+	*x = GuardedItem{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuardedItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuardedItem) ProtoMessage() {}
+
+func (x *GuardedItem) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuardedItem.ProtoReflect.Descriptor instead.
+func (*GuardedItem) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GuardedItem) GetServerHandle() int32 {
+	if x != nil {
+		return x.ServerHandle
+	}
+	return 0
+}
+
+func (x *GuardedItem) GetItemHandle() int32 {
+	if x != nil {
+		return x.ItemHandle
+	}
+	return 0
+}
+
+func (x *GuardedItem) GetItemDefinition() string {
+	if x != nil {
+		return x.ItemDefinition
+	}
+	return ""
+}
+
 // WorkerCommandReply carries one public reply.
 type WorkerCommandReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The reply.
 	Reply *v1.Reply `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
 	// How long the backend call ran.
-	Duration      *durationpb.Duration `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Set when the worker refused a single command before MXAccess saw it: its
+	// item guard did not hold (reason REFERENCE_NOT_ALLOWED; the message names
+	// the reference the worker's item table holds). Bulk entries carry their
+	// refusal in their own BulkEntryResult.denial instead.
+	Denial        *v1.EntryDenial `protobuf:"bytes,3,opt,name=denial,proto3" json:"denial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerCommandReply) Reset() {
 	*x = WorkerCommandReply{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +784,7 @@ func (x *WorkerCommandReply) String() string {
 func (*WorkerCommandReply) ProtoMessage() {}
 
 func (x *WorkerCommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +797,7 @@ func (x *WorkerCommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerCommandReply.ProtoReflect.Descriptor instead.
 func (*WorkerCommandReply) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{5}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WorkerCommandReply) GetReply() *v1.Reply {
@@ -683,6 +814,13 @@ func (x *WorkerCommandReply) GetDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *WorkerCommandReply) GetDenial() *v1.EntryDenial {
+	if x != nil {
+		return x.Denial
+	}
+	return nil
+}
+
 // Cancel asks the worker to drop a queued command; a command already running
 // completes normally.
 type Cancel struct {
@@ -695,7 +833,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +845,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +858,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{6}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Cancel) GetTargetCorrelationId() uint64 {
@@ -744,7 +882,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +894,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +907,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{7}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Shutdown) GetTimeout() *durationpb.Duration {
@@ -797,7 +935,7 @@ type ShutdownAck struct {
 
 func (x *ShutdownAck) Reset() {
 	*x = ShutdownAck{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +947,7 @@ func (x *ShutdownAck) String() string {
 func (*ShutdownAck) ProtoMessage() {}
 
 func (x *ShutdownAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +960,7 @@ func (x *ShutdownAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownAck.ProtoReflect.Descriptor instead.
 func (*ShutdownAck) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{8}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ShutdownAck) GetTeardownWarnings() []string {
@@ -843,7 +981,7 @@ type WorkerEvent struct {
 
 func (x *WorkerEvent) Reset() {
 	*x = WorkerEvent{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +993,7 @@ func (x *WorkerEvent) String() string {
 func (*WorkerEvent) ProtoMessage() {}
 
 func (x *WorkerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +1006,7 @@ func (x *WorkerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerEvent.ProtoReflect.Descriptor instead.
 func (*WorkerEvent) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{9}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WorkerEvent) GetEvent() *v1.Event {
@@ -903,7 +1041,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1053,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1066,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{10}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
@@ -1000,7 +1138,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1150,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1163,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{11}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Fault) GetCode() FaultCode {
@@ -1078,13 +1216,23 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x03pid\x18\x03 \x01(\x05R\x03pid\x12%\n" +
 	"\x0eworker_version\x18\x04 \x01(\tR\rworkerVersion\"B\n" +
 	"\vWorkerReady\x123\n" +
-	"\abackend\x18\x01 \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend\"u\n" +
+	"\abackend\x18\x01 \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend\"\xb4\x01\n" +
 	"\rWorkerCommand\x12/\n" +
 	"\acommand\x18\x01 \x01(\v2\x15.mxgateway.v1.CommandR\acommand\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"v\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12=\n" +
+	"\n" +
+	"item_guard\x18\x03 \x01(\v2\x1e.mxgateway.worker.v1.ItemGuardR\titemGuard\"C\n" +
+	"\tItemGuard\x126\n" +
+	"\x05items\x18\x01 \x03(\v2 .mxgateway.worker.v1.GuardedItemR\x05items\"|\n" +
+	"\vGuardedItem\x12#\n" +
+	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
+	"\vitem_handle\x18\x02 \x01(\x05R\n" +
+	"itemHandle\x12'\n" +
+	"\x0fitem_definition\x18\x03 \x01(\tR\x0eitemDefinition\"\xa9\x01\n" +
 	"\x12WorkerCommandReply\x12)\n" +
 	"\x05reply\x18\x01 \x01(\v2\x13.mxgateway.v1.ReplyR\x05reply\x125\n" +
-	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\"<\n" +
+	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x121\n" +
+	"\x06denial\x18\x03 \x01(\v2\x19.mxgateway.v1.EntryDenialR\x06denial\"<\n" +
 	"\x06Cancel\x122\n" +
 	"\x15target_correlation_id\x18\x01 \x01(\x04R\x13targetCorrelationId\"W\n" +
 	"\bShutdown\x123\n" +
@@ -1127,7 +1275,7 @@ func file_mxgateway_worker_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_mxgateway_worker_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_mxgateway_worker_v1_worker_proto_goTypes = []any{
 	(FaultCode)(0),                // 0: mxgateway.worker.v1.FaultCode
 	(*WorkerEnvelope)(nil),        // 1: mxgateway.worker.v1.WorkerEnvelope
@@ -1135,48 +1283,54 @@ var file_mxgateway_worker_v1_worker_proto_goTypes = []any{
 	(*WorkerHello)(nil),           // 3: mxgateway.worker.v1.WorkerHello
 	(*WorkerReady)(nil),           // 4: mxgateway.worker.v1.WorkerReady
 	(*WorkerCommand)(nil),         // 5: mxgateway.worker.v1.WorkerCommand
-	(*WorkerCommandReply)(nil),    // 6: mxgateway.worker.v1.WorkerCommandReply
-	(*Cancel)(nil),                // 7: mxgateway.worker.v1.Cancel
-	(*Shutdown)(nil),              // 8: mxgateway.worker.v1.Shutdown
-	(*ShutdownAck)(nil),           // 9: mxgateway.worker.v1.ShutdownAck
-	(*WorkerEvent)(nil),           // 10: mxgateway.worker.v1.WorkerEvent
-	(*Heartbeat)(nil),             // 11: mxgateway.worker.v1.Heartbeat
-	(*Fault)(nil),                 // 12: mxgateway.worker.v1.Fault
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
-	(*v1.BackendInfo)(nil),        // 14: mxgateway.v1.BackendInfo
-	(*v1.Command)(nil),            // 15: mxgateway.v1.Command
-	(*v1.Reply)(nil),              // 16: mxgateway.v1.Reply
-	(*v1.Event)(nil),              // 17: mxgateway.v1.Event
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*ItemGuard)(nil),             // 6: mxgateway.worker.v1.ItemGuard
+	(*GuardedItem)(nil),           // 7: mxgateway.worker.v1.GuardedItem
+	(*WorkerCommandReply)(nil),    // 8: mxgateway.worker.v1.WorkerCommandReply
+	(*Cancel)(nil),                // 9: mxgateway.worker.v1.Cancel
+	(*Shutdown)(nil),              // 10: mxgateway.worker.v1.Shutdown
+	(*ShutdownAck)(nil),           // 11: mxgateway.worker.v1.ShutdownAck
+	(*WorkerEvent)(nil),           // 12: mxgateway.worker.v1.WorkerEvent
+	(*Heartbeat)(nil),             // 13: mxgateway.worker.v1.Heartbeat
+	(*Fault)(nil),                 // 14: mxgateway.worker.v1.Fault
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*v1.BackendInfo)(nil),        // 16: mxgateway.v1.BackendInfo
+	(*v1.Command)(nil),            // 17: mxgateway.v1.Command
+	(*v1.Reply)(nil),              // 18: mxgateway.v1.Reply
+	(*v1.EntryDenial)(nil),        // 19: mxgateway.v1.EntryDenial
+	(*v1.Event)(nil),              // 20: mxgateway.v1.Event
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_mxgateway_worker_v1_worker_proto_depIdxs = []int32{
 	2,  // 0: mxgateway.worker.v1.WorkerEnvelope.gateway_hello:type_name -> mxgateway.worker.v1.GatewayHello
 	3,  // 1: mxgateway.worker.v1.WorkerEnvelope.worker_hello:type_name -> mxgateway.worker.v1.WorkerHello
 	4,  // 2: mxgateway.worker.v1.WorkerEnvelope.worker_ready:type_name -> mxgateway.worker.v1.WorkerReady
 	5,  // 3: mxgateway.worker.v1.WorkerEnvelope.command:type_name -> mxgateway.worker.v1.WorkerCommand
-	6,  // 4: mxgateway.worker.v1.WorkerEnvelope.command_reply:type_name -> mxgateway.worker.v1.WorkerCommandReply
-	7,  // 5: mxgateway.worker.v1.WorkerEnvelope.cancel:type_name -> mxgateway.worker.v1.Cancel
-	8,  // 6: mxgateway.worker.v1.WorkerEnvelope.shutdown:type_name -> mxgateway.worker.v1.Shutdown
-	9,  // 7: mxgateway.worker.v1.WorkerEnvelope.shutdown_ack:type_name -> mxgateway.worker.v1.ShutdownAck
-	10, // 8: mxgateway.worker.v1.WorkerEnvelope.event:type_name -> mxgateway.worker.v1.WorkerEvent
-	11, // 9: mxgateway.worker.v1.WorkerEnvelope.heartbeat:type_name -> mxgateway.worker.v1.Heartbeat
-	12, // 10: mxgateway.worker.v1.WorkerEnvelope.fault:type_name -> mxgateway.worker.v1.Fault
-	13, // 11: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	14, // 12: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
-	15, // 13: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
-	13, // 14: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
-	16, // 15: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
-	13, // 16: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
-	13, // 17: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
-	17, // 18: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
-	18, // 19: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	13, // 20: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
-	0,  // 21: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	8,  // 4: mxgateway.worker.v1.WorkerEnvelope.command_reply:type_name -> mxgateway.worker.v1.WorkerCommandReply
+	9,  // 5: mxgateway.worker.v1.WorkerEnvelope.cancel:type_name -> mxgateway.worker.v1.Cancel
+	10, // 6: mxgateway.worker.v1.WorkerEnvelope.shutdown:type_name -> mxgateway.worker.v1.Shutdown
+	11, // 7: mxgateway.worker.v1.WorkerEnvelope.shutdown_ack:type_name -> mxgateway.worker.v1.ShutdownAck
+	12, // 8: mxgateway.worker.v1.WorkerEnvelope.event:type_name -> mxgateway.worker.v1.WorkerEvent
+	13, // 9: mxgateway.worker.v1.WorkerEnvelope.heartbeat:type_name -> mxgateway.worker.v1.Heartbeat
+	14, // 10: mxgateway.worker.v1.WorkerEnvelope.fault:type_name -> mxgateway.worker.v1.Fault
+	15, // 11: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	16, // 12: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
+	17, // 13: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
+	15, // 14: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
+	6,  // 15: mxgateway.worker.v1.WorkerCommand.item_guard:type_name -> mxgateway.worker.v1.ItemGuard
+	7,  // 16: mxgateway.worker.v1.ItemGuard.items:type_name -> mxgateway.worker.v1.GuardedItem
+	18, // 17: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
+	15, // 18: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
+	19, // 19: mxgateway.worker.v1.WorkerCommandReply.denial:type_name -> mxgateway.v1.EntryDenial
+	15, // 20: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
+	20, // 21: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
+	21, // 22: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	15, // 23: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
+	0,  // 24: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_worker_v1_worker_proto_init() }
@@ -1203,7 +1357,7 @@ func file_mxgateway_worker_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_worker_v1_worker_proto_rawDesc), len(file_mxgateway_worker_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

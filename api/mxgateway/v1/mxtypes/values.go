@@ -1,4 +1,4 @@
-package backend
+package mxtypes
 
 import (
 	"time"
@@ -7,50 +7,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// VARTYPE codes used by MXAccess values (MXACCESS.md §5.3).
-const (
-	VT_EMPTY uint32 = 0
-	VT_I2    uint32 = 2
-	VT_I4    uint32 = 3
-	VT_R4    uint32 = 4
-	VT_R8    uint32 = 5
-	VT_DATE  uint32 = 7
-	VT_BSTR  uint32 = 8
-	VT_BOOL  uint32 = 11
-	VT_ARRAY uint32 = 0x2000
-)
-
-// VariantTypeOf returns the VARTYPE a scalar of MXAccess data type dt
-// travels as. Types whose encoding is unverified use the simulator's choice
-// (MxElapsedTime as VT_R8 seconds, the enums 9-12 as VT_I4, MxQualifiedEnum
-// as VT_BSTR). MxNoData and MxQualifiedStruct have no value: VT_EMPTY.
-func VariantTypeOf(dt mxgatewayv1.MxDataType) uint32 {
-	switch dt {
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_BOOLEAN:
-		return VT_BOOL
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_INTEGER,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_STATUS,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_DATA_TYPE_ENUM,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_SECURITY_CLASSIFICATION_ENUM,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_DATA_QUALITY:
-		return VT_I4
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_FLOAT:
-		return VT_R4
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_DOUBLE, mxgatewayv1.MxDataType_MX_DATA_TYPE_ELAPSED_TIME:
-		return VT_R8
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_STRING,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_REFERENCE,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_QUALIFIED_ENUM,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_INTERNATIONALIZED_STRING,
-		mxgatewayv1.MxDataType_MX_DATA_TYPE_BIG_STRING:
-		return VT_BSTR
-	case mxgatewayv1.MxDataType_MX_DATA_TYPE_TIME:
-		return VT_DATE
-	default:
-		return VT_EMPTY
-	}
-}
 
 // TruncateTime returns t in UTC truncated to millisecond precision, the
 // precision MXAccess timestamps carry.
@@ -66,14 +22,14 @@ func Timestamp(t time.Time) *timestamppb.Timestamp {
 // NullValue returns a VT_EMPTY value of data type dt (MxNoData for a value
 // that never resolved).
 func NullValue(dt mxgatewayv1.MxDataType) *mxgatewayv1.MxValue {
-	return &mxgatewayv1.MxValue{DataType: dt, VariantType: VT_EMPTY, IsNull: true}
+	return &mxgatewayv1.MxValue{DataType: dt, VariantType: uint32(VT_EMPTY), IsNull: true}
 }
 
 // BoolValue returns an MxBoolean (VT_BOOL).
 func BoolValue(v bool) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    mxgatewayv1.MxDataType_MX_DATA_TYPE_BOOLEAN,
-		VariantType: VT_BOOL,
+		VariantType: uint32(VT_BOOL),
 		Kind:        &mxgatewayv1.MxValue_BoolValue{BoolValue: v},
 	}
 }
@@ -88,7 +44,7 @@ func IntegerValue(v int32) *mxgatewayv1.MxValue {
 func Int32Value(dt mxgatewayv1.MxDataType, v int32) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    dt,
-		VariantType: VT_I4,
+		VariantType: uint32(VT_I4),
 		Kind:        &mxgatewayv1.MxValue_Int32Value{Int32Value: v},
 	}
 }
@@ -97,7 +53,7 @@ func Int32Value(dt mxgatewayv1.MxDataType, v int32) *mxgatewayv1.MxValue {
 func FloatValue(v float32) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    mxgatewayv1.MxDataType_MX_DATA_TYPE_FLOAT,
-		VariantType: VT_R4,
+		VariantType: uint32(VT_R4),
 		Kind:        &mxgatewayv1.MxValue_FloatValue{FloatValue: v},
 	}
 }
@@ -106,7 +62,7 @@ func FloatValue(v float32) *mxgatewayv1.MxValue {
 func DoubleValue(v float64) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    mxgatewayv1.MxDataType_MX_DATA_TYPE_DOUBLE,
-		VariantType: VT_R8,
+		VariantType: uint32(VT_R8),
 		Kind:        &mxgatewayv1.MxValue_DoubleValue{DoubleValue: v},
 	}
 }
@@ -116,7 +72,7 @@ func DoubleValue(v float64) *mxgatewayv1.MxValue {
 func ElapsedValue(d time.Duration) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    mxgatewayv1.MxDataType_MX_DATA_TYPE_ELAPSED_TIME,
-		VariantType: VT_R8,
+		VariantType: uint32(VT_R8),
 		Kind:        &mxgatewayv1.MxValue_DoubleValue{DoubleValue: d.Seconds()},
 	}
 }
@@ -131,7 +87,7 @@ func StringValue(v string) *mxgatewayv1.MxValue {
 func TypedStringValue(dt mxgatewayv1.MxDataType, v string) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    dt,
-		VariantType: VT_BSTR,
+		VariantType: uint32(VT_BSTR),
 		Kind:        &mxgatewayv1.MxValue_StringValue{StringValue: v},
 	}
 }
@@ -140,7 +96,7 @@ func TypedStringValue(dt mxgatewayv1.MxDataType, v string) *mxgatewayv1.MxValue 
 func TimeValue(t time.Time) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    mxgatewayv1.MxDataType_MX_DATA_TYPE_TIME,
-		VariantType: VT_DATE,
+		VariantType: uint32(VT_DATE),
 		Kind:        &mxgatewayv1.MxValue_TimestampValue{TimestampValue: Timestamp(t)},
 	}
 }
@@ -150,12 +106,12 @@ func TimeValue(t time.Time) *mxgatewayv1.MxValue {
 func ArrayValue(arr *mxgatewayv1.MxArray) *mxgatewayv1.MxValue {
 	return &mxgatewayv1.MxValue{
 		DataType:    arr.GetElementType(),
-		VariantType: VT_ARRAY | arr.GetElementVariantType(),
+		VariantType: uint32(VT_ARRAY) | arr.GetElementVariantType(),
 		Kind:        &mxgatewayv1.MxValue_ArrayValue{ArrayValue: arr},
 	}
 }
 
-// ArrayLen returns the number of elements of arr.
+// ArrayLen returns the number of elements of arr (0 for nil).
 func ArrayLen(arr *mxgatewayv1.MxArray) int {
 	switch e := arr.GetElements().(type) {
 	case *mxgatewayv1.MxArray_Bools:

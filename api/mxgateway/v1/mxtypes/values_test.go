@@ -1,4 +1,4 @@
-package backend
+package mxtypes
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestVariantTypeOf(t *testing.T) {
-	want := map[mxgatewayv1.MxDataType]uint32{
+	want := map[mxgatewayv1.MxDataType]VT{
 		mxgatewayv1.MxDataType_MX_DATA_TYPE_NO_DATA:                      VT_EMPTY,
 		mxgatewayv1.MxDataType_MX_DATA_TYPE_BOOLEAN:                      VT_BOOL,
 		mxgatewayv1.MxDataType_MX_DATA_TYPE_INTEGER:                      VT_I4,
@@ -41,7 +41,7 @@ func TestTimeValueIsUTCMillisecond(t *testing.T) {
 	if !got.Equal(in.Truncate(time.Millisecond)) || got.Nanosecond() != 891_000_000 {
 		t.Fatalf("TimeValue = %v", got)
 	}
-	if v.GetVariantType() != VT_DATE || v.GetDataType() != mxgatewayv1.MxDataType_MX_DATA_TYPE_TIME {
+	if v.GetVariantType() != uint32(VT_DATE) || v.GetDataType() != mxgatewayv1.MxDataType_MX_DATA_TYPE_TIME {
 		t.Fatalf("TimeValue types %v", v)
 	}
 }
@@ -49,23 +49,23 @@ func TestTimeValueIsUTCMillisecond(t *testing.T) {
 func TestArrayElement(t *testing.T) {
 	arr := &mxgatewayv1.MxArray{
 		ElementType:        mxgatewayv1.MxDataType_MX_DATA_TYPE_STRING,
-		ElementVariantType: VT_BSTR,
+		ElementVariantType: uint32(VT_BSTR),
 		Elements:           &mxgatewayv1.MxArray_Strings{Strings: &mxgatewayv1.StringArray{Values: []string{"a", "b"}}},
 	}
 	v := ArrayValue(arr)
-	if v.GetVariantType() != VT_ARRAY|VT_BSTR || ArrayLen(arr) != 2 {
+	if v.GetVariantType() != uint32(VT_ARRAY|VT_BSTR) || ArrayLen(arr) != 2 {
 		t.Fatalf("ArrayValue %v", v)
 	}
-	if e := ArrayElement(arr, 1); e.GetStringValue() != "b" || e.GetVariantType() != VT_BSTR {
+	if e := ArrayElement(arr, 1); e.GetStringValue() != "b" || e.GetVariantType() != uint32(VT_BSTR) {
 		t.Fatalf("element 1 = %v", e)
 	}
 	if ArrayElement(arr, 2) != nil || ArrayElement(arr, -1) != nil {
 		t.Fatal("out-of-range element not nil")
 	}
-	if e := ElapsedValue(90 * time.Second); e.GetDoubleValue() != 90 || e.GetVariantType() != VT_R8 {
+	if e := ElapsedValue(90 * time.Second); e.GetDoubleValue() != 90 || e.GetVariantType() != uint32(VT_R8) {
 		t.Fatalf("ElapsedValue %v", e)
 	}
-	if n := NullValue(mxgatewayv1.MxDataType_MX_DATA_TYPE_NO_DATA); !n.GetIsNull() || n.GetVariantType() != VT_EMPTY {
+	if n := NullValue(mxgatewayv1.MxDataType_MX_DATA_TYPE_NO_DATA); !n.GetIsNull() || n.GetVariantType() != uint32(VT_EMPTY) {
 		t.Fatalf("NullValue %v", n)
 	}
 }

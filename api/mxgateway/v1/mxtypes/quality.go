@@ -1,10 +1,13 @@
-package backend
+package mxtypes
 
 import (
+	"fmt"
+	"strings"
+
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 )
 
-// Common OPC DA quality words.
+// Common OPC DA quality words (MXACCESS.md §5.1).
 const (
 	QualityBad                   uint16 = 0
 	QualityBadConfigurationError uint16 = 4
@@ -82,15 +85,45 @@ func NewQuality(q uint16) *mxgatewayv1.Quality {
 	return &mxgatewayv1.Quality{Raw: uint32(q), QualityClass: ClassifyQuality(q), OpcuaStatusCode: OPCUAStatusCode(q)}
 }
 
-// NewStatus returns an MxStatus from the raw MXSTATUS_PROXY fields.
-func NewStatus(success int16, category, detectedBy int32, detail int16) *mxgatewayv1.MxStatus {
-	return &mxgatewayv1.MxStatus{
-		Success:       success != 0,
-		SuccessRaw:    int32(success),
-		Category:      mxgatewayv1.MxStatusCategory(category),
-		DetectedBy:    mxgatewayv1.MxStatusSource(detectedBy),
-		Detail:        int32(detail),
-		CategoryRaw:   category,
-		DetectedByRaw: detectedBy,
+var qualityText = map[uint16]string{
+	QualityBad:                   "Bad",
+	QualityBadConfigurationError: "Bad: configuration error",
+	QualityBadNotConnected:       "Bad: not connected",
+	QualityBadDeviceFailure:      "Bad: device failure",
+	QualityBadSensorFailure:      "Bad: sensor failure",
+	QualityBadLastKnownValue:     "Bad: last known value",
+	QualityBadCommFailure:        "Bad: communication failure",
+	QualityBadOutOfService:       "Bad: out of service",
+	QualityBadWaitingInitialData: "Bad: waiting for initial data",
+	QualityUncertain:             "Uncertain",
+	QualityUncertainLastUsable:   "Uncertain: last usable value",
+	QualityUncertainSensorNotAcc: "Uncertain: sensor not accurate",
+	QualityUncertainEUExceeded:   "Uncertain: engineering units exceeded",
+	QualityUncertainSubNormal:    "Uncertain: sub-normal",
+	QualityGood:                  "Good",
+	QualityGoodLocalOverride:     "Good: local override",
+}
+
+// QualityText describes a quality word in words, for example "Good",
+// "Bad: configuration error" or "Uncertain: last usable value (high
+// limited)"; high-byte bits are shown raw.
+func QualityText(q uint16) string {
+	low := q & 0xFF
+	base, ok := qualityText[low&0xFC]
+	if !ok {
+		cls := strings.TrimPrefix(ClassifyQuality(q).String(), "QUALITY_CLASS_")
+		base = fmt.Sprintf("%s%s (substatus %d)", cls[:1], strings.ToLower(cls[1:]), (low>>2)&0x0F)
 	}
+	switch low & 0x03 {
+	case 1:
+		base += " (low limited)"
+	case 2:
+		base += " (high limited)"
+	case 3:
+		base += " (constant)"
+	}
+	if q>>8 != 0 {
+		base += fmt.Sprintf(" [0x%04X]", q)
+	}
+	return base
 }
