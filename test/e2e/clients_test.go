@@ -58,7 +58,12 @@ func shBlocks(t *testing.T, path string) []string {
 	return blocks
 }
 
+// aptInstall matches an install line of a docs page.
 var aptInstall = regexp.MustCompile(`(?m)^\s*(?:sudo )?apt-get install (?:-\S+ )*(.+)$`)
+
+// ciPackageList matches the package lists of .ci/run: one bash array per
+// purpose (client_packages, wine_packages), installed together.
+var ciPackageList = regexp.MustCompile(`(?m)^\w+_packages=\(([^)]*)\)`)
 
 // ciPackages returns the Debian packages .ci/run installs.
 func ciPackages(t *testing.T) []string {
@@ -68,12 +73,11 @@ func ciPackages(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	var pkgs []string
-	for _, m := range aptInstall.FindAllStringSubmatch(string(b), -1) {
-		for _, p := range strings.Fields(m[1]) {
-			if !strings.HasPrefix(p, "-") && !strings.ContainsAny(p, "$&|;") {
-				pkgs = append(pkgs, p)
-			}
-		}
+	for _, m := range ciPackageList.FindAllStringSubmatch(string(b), -1) {
+		pkgs = append(pkgs, strings.Fields(m[1])...)
+	}
+	if len(pkgs) == 0 {
+		t.Fatal(".ci/run lists no Debian packages (want NAME_packages=(...) arrays)")
 	}
 	return pkgs
 }
