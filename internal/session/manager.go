@@ -99,6 +99,9 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 	defer m.opens.Done()
 
 	s, err := m.launch(ctx, req)
+	if err == nil && m.watchdogEnabled() {
+		s.setupWatchdog(ctx)
+	}
 
 	m.mu.Lock()
 	m.starting--
@@ -112,6 +115,10 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 			<-s.w.Done()
 		}
 		return nil, err
+	}
+	if m.watchdogEnabled() {
+		s.wdDone = make(chan struct{})
+		go s.watch()
 	}
 	m.sessions[s.id] = s
 	go s.pump()

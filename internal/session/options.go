@@ -107,6 +107,9 @@ type Hooks struct {
 	EventReceived func(family mxgatewayv1.EventFamily)
 	// SlowConsumer runs for every subscriber queue overflow.
 	SlowConsumer func(policy SlowConsumerPolicy)
+	// DataHealthChanged runs for every change of a session's data health
+	// (the start from STARTING included), under the session lock.
+	DataHealthChanged func(id string, from, to mxgatewayv1.DataHealth)
 }
 
 // Options configure a Manager. Zero fields take the documented defaults.
@@ -145,6 +148,8 @@ type Options struct {
 	// SweepInterval is how often leases are checked. Default: a quarter of
 	// the shorter of Lease and DetachGrace, between 10ms and 1s.
 	SweepInterval time.Duration
+	// Watchdog configures the data watchdog; off without a Reference.
+	Watchdog WatchdogOptions
 	// Hooks are optional metric callbacks.
 	Hooks Hooks
 	// Now returns the current time; nil uses time.Now. Tests inject a clock.
@@ -204,6 +209,13 @@ func (o Options) withDefaults() (Options, error) {
 		o.SlowConsumerPolicy = DefaultSlowConsumerPolicy
 	} else if _, err := ParseSlowConsumerPolicy(string(o.SlowConsumerPolicy)); err != nil {
 		errs = append(errs, err)
+	}
+	if o.Watchdog.Reference != "" {
+		w, err := o.Watchdog.withDefaults()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.Watchdog = w
 	}
 	if o.SweepInterval < 0 {
 		errs = append(errs, fmt.Errorf("session: SweepInterval must not be negative (got %v)", o.SweepInterval))
