@@ -291,12 +291,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		SlowConsumerPolicy: session.SlowConsumerPolicy(cfg.SlowConsumerPolicy),
 		ReplaySize:         cfg.ReplaySize,
 		ReplayAge:          cfg.ReplayAge,
+		Watchdog:           watchdogOptions(cfg),
 		Hooks:              sessionHooks(m),
 	})
 	if err != nil {
 		return err
 	}
 	m.SetQueueDepthFunc(sessions.QueuedEvents)
+	m.SetDataHealthFunc(sessions.DataHealthCounts)
 
 	gw, err := gateway.New(gateway.Options{
 		Sessions:           sessions,
@@ -348,6 +350,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}},
 		opshttp.Check{Name: "worker_start", Func: probe.check},
 	)
+	if watchdogReference(cfg) != "" {
+		checks = append(checks, dataHealthCheck(sessions))
+	}
 	ops, err := opshttp.New(opshttp.Options{
 		Addr:          cfg.HTTPListen,
 		Listener:      httpLis,
@@ -531,7 +536,8 @@ func sessionHooks(m *metrics.Metrics) session.Hooks {
 			failed := reply.GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
 			m.CommandDone(kind, metrics.Outcome(err, failed), d)
 		},
-		EventReceived: func(f mxgatewayv1.EventFamily) { m.EventsReceived(f, 1) },
-		SlowConsumer:  func(p session.SlowConsumerPolicy) { m.QueueOverflow(string(p)) },
+		EventReceived:     func(f mxgatewayv1.EventFamily) { m.EventsReceived(f, 1) },
+		SlowConsumer:      func(p session.SlowConsumerPolicy) { m.QueueOverflow(string(p)) },
+		DataHealthChanged: func(_ string, _, to mxgatewayv1.DataHealth) { m.DataHealthChanged(to) },
 	}
 }

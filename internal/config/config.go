@@ -50,6 +50,15 @@ const (
 	PolicyDisconnectSubscriber SlowConsumerPolicy = "disconnect-subscriber"
 )
 
+// Special values of data_watchdog_reference.
+const (
+	// WatchdogAuto watches the demo Galaxy's clock when the simulator runs
+	// its built-in model, and nothing otherwise.
+	WatchdogAuto = "auto"
+	// WatchdogOff runs no data watchdog.
+	WatchdogOff = "off"
+)
+
 // Log formats.
 const (
 	LogFormatText = "text"
@@ -164,6 +173,19 @@ type Config struct {
 	// MaxFrameBytes is the largest gateway-worker frame. Default 16MiB;
 	// MXGATEWAY_MAX_FRAME_BYTES.
 	MaxFrameBytes int
+	// DataWatchdogReference is the attribute every session's data watchdog
+	// advises; it must change at least every DataWatchdogStaleAfter.
+	// Default auto: the demo Galaxy's clock (see WatchdogAuto) with the
+	// simulator's built-in model, off otherwise; off disables it;
+	// MXGATEWAY_DATA_WATCHDOG_REFERENCE.
+	DataWatchdogReference string
+	// DataWatchdogStaleAfter: no change of the reference for this long makes
+	// a session's data DEGRADED. Default 10s; MXGATEWAY_DATA_WATCHDOG_STALE_AFTER.
+	DataWatchdogStaleAfter time.Duration
+	// DataWatchdogFailAfter: no change for this long makes it FAILED. Default
+	// 30s; MXGATEWAY_DATA_WATCHDOG_FAIL_AFTER.
+	DataWatchdogFailAfter time.Duration
+
 	// ShutdownGrace bounds a graceful gateway shutdown: streams end, sessions
 	// close in parallel, and whatever remains after it is killed. Default
 	// 30s; MXGATEWAY_SHUTDOWN_GRACE.
@@ -207,6 +229,10 @@ func defaults(env func(string) string, goos string) Config {
 		MaxMessageBytes:    16 << 20,
 		MaxFrameBytes:      protocol.DefaultMaxFrameBytes,
 		ShutdownGrace:      30 * time.Second,
+
+		DataWatchdogReference:  WatchdogAuto,
+		DataWatchdogStaleAfter: 10 * time.Second,
+		DataWatchdogFailAfter:  30 * time.Second,
 	}
 }
 

@@ -273,6 +273,10 @@ func TestValidate(t *testing.T) {
 		{"message too small", func(c *Config) { c.MaxMessageBytes = 100 }, []string{"max_message_bytes"}, "100 is out of range [64KiB, 1GiB]"},
 		{"frame too large", func(c *Config) { c.MaxFrameBytes = 1<<30 + 1 }, []string{"max_frame_bytes"}, "out of range"},
 		{"shutdown grace too long", func(c *Config) { c.ShutdownGrace = 2 * time.Hour }, []string{"shutdown_grace"}, "out of range"},
+		{"watchdog fail not above stale", func(c *Config) { c.DataWatchdogStaleAfter, c.DataWatchdogFailAfter = 20*time.Second, 20*time.Second }, []string{"data_watchdog_fail_after"}, "greater than data_watchdog_stale_after (20s)"},
+		{"watchdog stale too short", func(c *Config) { c.DataWatchdogStaleAfter = 100 * time.Millisecond }, []string{"data_watchdog_stale_after"}, "out of range"},
+		{"watchdog reference empty", func(c *Config) { c.DataWatchdogReference = " " }, []string{"data_watchdog_reference"}, "auto or off"},
+		{"watchdog off", func(c *Config) { c.DataWatchdogReference = WatchdogOff }, nil, ""},
 		{"many problems at once", func(c *Config) {
 			c.MaxSessions, c.LogLevel, c.HeartbeatGrace, c.Listen = 0, "loud", time.Second, "nope"
 		}, []string{"heartbeat_grace", "listen", "log_level", "max_sessions"}, ""},

@@ -297,5 +297,16 @@ func sessionInfo(in session.Info) *mxgatewayv1.SessionInfo {
 		CommandsPending:   uint32(in.CommandsPending),
 		FaultReason:       in.FaultReason,
 		Backend:           in.Backend,
+		DataHealth:        in.DataHealth,
+		DataHealthReason:  in.DataHealthReason,
+		DataLastChange:    optTime(in.DataLastChange),
 	}
+}
+
+// optTime is t as a timestamp, nil for the zero time.
+func optTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

@@ -44,6 +44,7 @@ var errorTable = []errorMapping{
 	{err: ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
 	{err: session.ErrStartFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerStartFailed},
 	{err: session.ErrAfterSequence, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: session.ErrReservedHandle, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonHandleReserved},
 	// A command whose worker frame would exceed max_frame_bytes fails alone;
 	// gRPC reports oversized messages with the same code.
 	{err: workerclient.ErrCommandTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonInvalidRequest},

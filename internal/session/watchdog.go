@@ -25,12 +25,6 @@ import (
 // WatchdogClientName is the client name of the watchdog's registration.
 const WatchdogClientName = "mxgateway data watchdog"
 
-// Defaults of WatchdogOptions.
-const (
-	DefaultWatchdogStaleAfter = 10 * time.Second
-	DefaultWatchdogFailAfter  = 30 * time.Second
-)
-
 // WatchdogOptions configure the data watchdog. An empty Reference disables
 // it (every session's data health is then DISABLED).
 type WatchdogOptions struct {
@@ -38,10 +32,11 @@ type WatchdogOptions struct {
 	// StaleAfter, for example a platform's or engine's ticking attribute.
 	Reference string
 	// StaleAfter: no good-quality change for this long makes the data
-	// DEGRADED. Default 10s.
+	// DEGRADED. Required with a Reference (the configuration's
+	// data_watchdog_stale_after is its one default).
 	StaleAfter time.Duration
 	// FailAfter: no good-quality change for this long makes the data
-	// FAILED; greater than StaleAfter. Default 30s.
+	// FAILED; greater than StaleAfter. Required with a Reference.
 	FailAfter time.Duration
 	// CheckInterval is how often the watchdog looks at the clock. Default:
 	// a quarter of StaleAfter, between 10ms and 1s.
@@ -49,14 +44,8 @@ type WatchdogOptions struct {
 }
 
 func (o WatchdogOptions) withDefaults() (WatchdogOptions, error) {
-	if o.StaleAfter < 0 || o.FailAfter < 0 || o.CheckInterval < 0 {
-		return o, fmt.Errorf("session: watchdog durations must not be negative (stale %v, fail %v, check %v)", o.StaleAfter, o.FailAfter, o.CheckInterval)
-	}
-	if o.StaleAfter == 0 {
-		o.StaleAfter = DefaultWatchdogStaleAfter
-	}
-	if o.FailAfter == 0 {
-		o.FailAfter = max(DefaultWatchdogFailAfter, 3*o.StaleAfter)
+	if o.StaleAfter <= 0 || o.FailAfter <= 0 || o.CheckInterval < 0 {
+		return o, fmt.Errorf("session: watchdog StaleAfter and FailAfter must be positive, CheckInterval not negative (got %v, %v, %v)", o.StaleAfter, o.FailAfter, o.CheckInterval)
 	}
 	if o.FailAfter <= o.StaleAfter {
 		return o, fmt.Errorf("session: watchdog FailAfter (%v) must be greater than StaleAfter (%v)", o.FailAfter, o.StaleAfter)
