@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // envMap turns a map into an env lookup func.
@@ -261,6 +263,8 @@ func TestValidate(t *testing.T) {
 		{"command timeout huge", func(c *Config) { c.CommandTimeout = 48 * time.Hour }, []string{"command_timeout"}, "48h is out of range"},
 		{"max sessions zero", func(c *Config) { c.MaxSessions = 0 }, []string{"max_sessions"}, "max_sessions: 0 is out of range [1, 10000]"},
 		{"pending zero", func(c *Config) { c.MaxPendingCommands = 0 }, []string{"max_pending_commands"}, "out of range"},
+		{"pending above the worker's queue", func(c *Config) { c.MaxPendingCommands = protocol.CommandQueueSize + 1 }, []string{"max_pending_commands"}, "4097 is out of range [1, 4096]"},
+		{"pending at the worker's queue", func(c *Config) { c.MaxPendingCommands = protocol.CommandQueueSize }, nil, ""},
 		{"subscribers too many", func(c *Config) { c.MaxSubscribers = 5000 }, []string{"max_subscribers"}, "[1, 1024]"},
 		{"subscriber queue zero", func(c *Config) { c.SubscriberQueue = 0 }, []string{"subscriber_queue"}, "out of range"},
 		{"event buffer negative", func(c *Config) { c.EventBuffer = -1 }, []string{"event_buffer"}, "out of range"},

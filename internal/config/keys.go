@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // EnvPrefix starts every configuration environment variable.
@@ -244,7 +246,7 @@ var keys = []key{
 	durationKey("shutdown_timeout", "time a worker gets to shut down before it is killed", 100*time.Millisecond, 10*time.Minute, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	durationKey("command_timeout", "command deadline when the client sets none", 100*time.Millisecond, 24*time.Hour, func(c *Config) *time.Duration { return &c.CommandTimeout }),
 	intKey("max_sessions", "most open sessions (one worker process each)", 1, 10000, func(c *Config) *int { return &c.MaxSessions }),
-	intKey("max_pending_commands", "most in-flight commands per session", 1, 1000000, func(c *Config) *int { return &c.MaxPendingCommands }),
+	intKey("max_pending_commands", "most in-flight commands per session (at most the worker's command queue)", 1, protocol.CommandQueueSize, func(c *Config) *int { return &c.MaxPendingCommands }),
 	intKey("max_subscribers", "most event streams per session", 1, 1024, func(c *Config) *int { return &c.MaxSubscribers }),
 	intKey("subscriber_queue", "events queued per subscriber before the slow-consumer policy applies", 1, 10000000, func(c *Config) *int { return &c.SubscriberQueue }),
 	intKey("event_buffer", "events buffered per session between the worker pipe and the distributor", 1, 10000000, func(c *Config) *int { return &c.EventBuffer }),

@@ -11,6 +11,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -21,6 +22,13 @@ func TestOptionsValidation(t *testing.T) {
 	launch := func(context.Context, string) (Worker, error) { return nil, errors.New("x") }
 	if _, err := New(Options{Launch: launch, MaxSessions: -1, Lease: -time.Second, SlowConsumerPolicy: "drop"}); err == nil {
 		t.Fatal("New with negative limits and unknown policy succeeded")
+	}
+	// The command budget may not outgrow the worker's queue.
+	if _, err := New(Options{Launch: launch, MaxPendingCommands: protocol.CommandQueueSize + 1}); err == nil {
+		t.Fatal("New with MaxPendingCommands above the worker's command queue succeeded")
+	}
+	if _, err := New(Options{Launch: launch, MaxPendingCommands: protocol.CommandQueueSize}); err != nil {
+		t.Fatalf("New with MaxPendingCommands at the worker's command queue: %v", err)
 	}
 	m, err := New(Options{Launch: launch})
 	if err != nil {

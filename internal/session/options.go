@@ -120,7 +120,8 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxSessions caps open and opening sessions. Default 64.
 	MaxSessions int
-	// MaxPendingCommands caps in-flight commands per session. Default 256.
+	// MaxPendingCommands caps in-flight commands per session. Default 256;
+	// at most protocol.CommandQueueSize.
 	MaxPendingCommands int
 	// CommandTimeout applies when a call gives none. Default 30s.
 	CommandTimeout time.Duration
@@ -204,6 +205,10 @@ func (o Options) withDefaults() (Options, error) {
 		case *f.v == 0:
 			*f.v = f.def
 		}
+	}
+	if o.MaxPendingCommands > protocol.CommandQueueSize {
+		errs = append(errs, fmt.Errorf("session: MaxPendingCommands %d exceeds the worker's command queue (%d): a burst would fault the session instead of being refused",
+			o.MaxPendingCommands, protocol.CommandQueueSize))
 	}
 	if o.SlowConsumerPolicy == "" {
 		o.SlowConsumerPolicy = DefaultSlowConsumerPolicy
