@@ -269,16 +269,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		log.Warn("could not clean up after a previous run", slog.Any(logging.KeyErr, err))
 	}
 
+	spares, err := newSparePool(cfg, sup, tracker, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, spares.Close)
+
 	sessions, err := session.New(session.Options{
-		Launch: func(ctx context.Context, id string) (session.Worker, error) {
-			began := time.Now()
-			c, err := sup.Launch(ctx, id)
-			if err != nil {
-				return nil, err // never a typed nil in the interface
-			}
-			tracker.started(c, time.Since(began), true)
-			return c, nil
-		},
+		Acquire:            acquireFrom(spares, tracker),
 		Logger:             log,
 		MaxSessions:        cfg.MaxSessions,
 		MaxPendingCommands: cfg.MaxPendingCommands,

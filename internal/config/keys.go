@@ -257,6 +257,7 @@ var keys = []key{
 	durationKey("detach_grace", "how long a session outlives its last subscriber", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.DetachGrace }),
 	sizeKey("max_message_bytes", "largest gRPC message (bytes; 16MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.MaxMessageBytes }),
 	sizeKey("max_frame_bytes", "largest gateway-worker frame (bytes; 16MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.MaxFrameBytes }),
+	intKey("spare_workers", "pre-started workers waiting for OpenSession (-1: 2 with sim, 0 with mxaccess)", -1, 64, func(c *Config) *int { return &c.SpareWorkers }),
 	// The data watchdog (docs/operations.md).
 	stringKey("data_watchdog_reference", "attribute each session advises that must keep changing (auto: the demo Galaxy's clock with the built-in model; off: none)", func(c *Config) *string { return &c.DataWatchdogReference }),
 	durationKey("data_watchdog_stale_after", "no change of the watchdog reference for this long makes a session's data DEGRADED", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.DataWatchdogStaleAfter }),

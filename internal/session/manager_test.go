@@ -493,3 +493,21 @@ func TestCommandDoneHook(t *testing.T) {
 		t.Fatalf("hook calls %q", kinds)
 	}
 }
+
+// TestAcquireProvidesIDAndWorker: with Options.Acquire the session takes
+// the id the worker was started for.
+func TestAcquireProvidesIDAndWorker(t *testing.T) {
+	w := newFakeWorker()
+	m, err := New(Options{Acquire: func(context.Context) (string, Worker, error) { return "spare-id", w, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.Open(context.Background(), OpenRequest{ClientName: "c"})
+	if err != nil || s.ID() != "spare-id" || s.WorkerPID() != w.PID() {
+		t.Fatalf("Open = %v, %v; want the acquired worker under its id", s, err)
+	}
+	if got, err := m.Get("spare-id"); err != nil || got != s {
+		t.Fatalf("Get(spare-id) = %v, %v", got, err)
+	}
+}

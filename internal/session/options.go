@@ -50,6 +50,11 @@ type Worker interface {
 // LaunchFunc starts a worker for sessionID and returns it once it is ready.
 type LaunchFunc func(ctx context.Context, sessionID string) (Worker, error)
 
+// AcquireFunc returns a ready worker and the session id it was started for
+// (a fresh id from NewID, never one used before), for example a spare from
+// a pool of pre-started workers.
+type AcquireFunc func(ctx context.Context) (sessionID string, w Worker, err error)
+
 // SlowConsumerPolicy says what happens when a subscriber's queue is full.
 type SlowConsumerPolicy string
 
@@ -114,8 +119,11 @@ type Hooks struct {
 
 // Options configure a Manager. Zero fields take the documented defaults.
 type Options struct {
-	// Launch starts a worker. Required.
+	// Launch starts a worker. Required unless Acquire is set.
 	Launch LaunchFunc
+	// Acquire, when set, replaces Launch: it provides the worker and the
+	// session id together (the manager then generates no id).
+	Acquire AcquireFunc
 	// Logger receives lifecycle logs; nil discards them.
 	Logger *slog.Logger
 	// MaxSessions caps open and opening sessions. Default 64.
@@ -159,8 +167,8 @@ type Options struct {
 
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
-	if o.Launch == nil {
-		errs = append(errs, errors.New("session: Options.Launch is required"))
+	if o.Launch == nil && o.Acquire == nil {
+		errs = append(errs, errors.New("session: Options.Launch or Options.Acquire is required"))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
