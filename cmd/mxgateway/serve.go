@@ -297,6 +297,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	}
 	m.SetQueueDepthFunc(sessions.QueuedEvents)
 	m.SetDataHealthFunc(sessions.DataHealthCounts)
+	m.SetSparesFunc(spares.Ready)
 
 	gw, err := gateway.New(gateway.Options{
 		Sessions:           sessions,

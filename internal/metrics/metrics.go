@@ -78,6 +78,7 @@ type Metrics struct {
 
 	queueDepth atomic.Pointer[func() int]
 	dataHealth atomic.Pointer[func() map[mxgatewayv1.DataHealth]int]
+	spares     atomic.Pointer[func() int]
 }
 
 // New creates the collectors and registers them on reg (use a fresh
@@ -134,6 +135,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			}
 			return 0
 		})
+	spares := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "spare_workers_ready",
+		Help: "Spare workers started and handshaken, waiting for the next OpenSession, sampled at scrape."},
+		func() float64 {
+			if f := m.spares.Load(); f != nil {
+				return float64((*f)())
+			}
+			return 0
+		})
 	bi := buildinfo.Get()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "build_info",
 		Help:        "Always 1; the labels describe the running build.",
@@ -170,7 +179,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.sessionsOpened, m.sessionsClosed, m.sessionsOpen, m.workersRunning, m.workersStarted,
 		m.workersExited, m.workersKilled, m.workerStartup, m.commandsStarted, m.commands, m.commandDuration,
 		m.eventsReceived, m.eventsSent, m.sendLatency, queueDepth, m.overflows, m.heartbeatFails, m.faults,
-		m.authDenials, m.disconnects, build, m.healthChanges, &dataHealthCollector{m: m})
+		m.authDenials, m.disconnects, build, m.healthChanges, &dataHealthCollector{m: m}, spares)
 	return m
 }
 
@@ -217,6 +226,19 @@ func (m *Metrics) SetDataHealthFunc(f func() map[mxgatewayv1.DataHealth]int) {
 		return
 	}
 	m.dataHealth.Store(&f)
+}
+
+// SetSparesFunc sets the function spare_workers_ready samples at each
+// scrape: how many spare workers are ready.
+func (m *Metrics) SetSparesFunc(f func() int) {
+	if m == nil {
+		return
+	}
+	if f == nil {
+		m.spares.Store(nil)
+		return
+	}
+	m.spares.Store(&f)
 }
 
 // DataHealthChanged counts a change of one session's data health to h.

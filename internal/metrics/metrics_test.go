@@ -75,6 +75,7 @@ func TestMetricsMove(t *testing.T) {
 	depth := 7
 	m.SetQueueDepthFunc(func() int { return depth })
 	m.DataHealthChanged(mxgatewayv1.DataHealth_DATA_HEALTH_FAILED)
+	m.SetSparesFunc(func() int { return 2 })
 	m.SetDataHealthFunc(func() map[mxgatewayv1.DataHealth]int {
 		return map[mxgatewayv1.DataHealth]int{mxgatewayv1.DataHealth_DATA_HEALTH_HEALTHY: 3, mxgatewayv1.DataHealth_DATA_HEALTH_FAILED: 1}
 	})
@@ -115,6 +116,7 @@ func TestMetricsMove(t *testing.T) {
 		"mxgateway_sessions_data_health{health=failed}":                       1,
 		"mxgateway_sessions_data_health{health=degraded}":                     0,
 		"mxgateway_sessions_data_health{health=disabled}":                     0,
+		"mxgateway_spare_workers_ready":                                       2,
 	}
 	for k, v := range want {
 		g, ok := got[k]
@@ -197,6 +199,7 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 	m.AuthDenied("x")
 	m.StreamDisconnect("x")
 	m.SetDataHealthFunc(nil)
+	m.SetSparesFunc(nil)
 	m.DataHealthChanged(mxgatewayv1.DataHealth_DATA_HEALTH_FAILED)
 }
 

@@ -64,10 +64,10 @@ type Pool[W Worker] struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	spares   []Spare[W]
-	closed   bool
-	wake     chan struct{} // a spare was taken or failed: refill
+	mu     sync.Mutex
+	spares []Spare[W]
+	closed bool
+	wake   chan struct{} // a spare was taken or failed: refill
 }
 
 // New validates opts and starts filling the pool.
