@@ -266,7 +266,8 @@ func eventServerHandle(ev *mxgatewayv1.Event) int32 {
 	return 0
 }
 
-// DataHealthCounts is how many registered sessions are in each data health.
+// DataHealthCounts is how many READY sessions are in each data health (a
+// faulted or closing session's data no longer counts).
 func (m *Manager) DataHealthCounts() map[mxgatewayv1.DataHealth]int {
 	m.mu.Lock()
 	all := make([]*Session, 0, len(m.sessions))
@@ -277,7 +278,9 @@ func (m *Manager) DataHealthCounts() map[mxgatewayv1.DataHealth]int {
 	out := make(map[mxgatewayv1.DataHealth]int)
 	for _, s := range all {
 		s.mu.Lock()
-		out[s.wd.health]++
+		if s.state == mxgatewayv1.SessionState_SESSION_STATE_READY && !s.closing {
+			out[s.wd.health]++
+		}
 		s.mu.Unlock()
 	}
 	return out

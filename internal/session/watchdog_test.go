@@ -230,3 +230,26 @@ func TestWatchdogOptionsValidation(t *testing.T) {
 		t.Fatal("FailAfter below StaleAfter accepted")
 	}
 }
+
+// TestDataHealthCountsOnlyReady: a faulted session's data no longer counts
+// (for the gauge and /readyz).
+func TestDataHealthCountsOnlyReady(t *testing.T) {
+	clk := newFakeClock()
+	h := newHarness(t, wdOptions(clk, Hooks{}))
+	h.prepare = func(w *fakeWorker) { mxWorker(w, "") }
+	a, _ := h.open()
+	b, bw := h.open()
+	clk.Add(31 * time.Second)
+	waitHealth(t, a, mxgatewayv1.DataHealth_DATA_HEALTH_FAILED)
+	waitHealth(t, b, mxgatewayv1.DataHealth_DATA_HEALTH_FAILED)
+	if got := h.m.DataHealthCounts(); got[mxgatewayv1.DataHealth_DATA_HEALTH_FAILED] != 2 {
+		t.Fatalf("DataHealthCounts = %v, want two FAILED", got)
+	}
+	bw.finish(errors.New("crashed"))
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if got := h.m.DataHealthCounts(); got[mxgatewayv1.DataHealth_DATA_HEALTH_FAILED] != 1 {
+			return fmt.Errorf("DataHealthCounts = %v, want only the READY session's FAILED", got)
+		}
+		return nil
+	})
+}
