@@ -231,6 +231,14 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 				sv.metrics.StreamDisconnect(DisconnectShutdown)
 				return toStatus(sv.log, method, ErrShuttingDown)
 			case stream.Context().Err() != nil:
+				// An interceptor that ends the stream with a status as the
+				// cause (a revoked key) decides the answer.
+				if cause := context.Cause(stream.Context()); cause != stream.Context().Err() {
+					if _, ok := status.FromError(cause); ok {
+						sv.metrics.StreamDisconnect(DisconnectRevoked)
+						return cause
+					}
+				}
 				sv.metrics.StreamDisconnect(DisconnectClient)
 				return status.FromContextError(stream.Context().Err()).Err()
 			case errors.Is(err, session.ErrSlowConsumer):
@@ -254,6 +262,13 @@ const (
 	DisconnectSessionFaulted = "session_faulted" // the session faulted (worker exit, heartbeat, ...)
 	DisconnectSlowConsumer   = "slow_consumer"   // this subscriber fell behind (disconnect-subscriber)
 	DisconnectShutdown       = "shutdown"        // the gateway is shutting down
+)
+
+// Reasons of the stream_disconnects_total metric added by the hardening
+// limits.
+const (
+	DisconnectRevoked       = "key_revoked"    // the caller's API key was revoked
+	DisconnectWriteDeadline = "write_deadline" // a send stayed blocked past stream_write_timeout
 )
 
 // ListSessions lists the sessions the caller may see, oldest first.
