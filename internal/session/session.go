@@ -165,7 +165,7 @@ func (s *Session) LeaseExpiresAt() time.Time {
 }
 
 func (s *Session) expiresAtLocked(now time.Time) time.Time {
-	if len(s.subs) > 0 {
+	if len(s.subs) > 0 || s.pending > 0 { // a stream or a running command holds it
 		return now.Add(s.m.opts.Lease)
 	}
 	exp := s.lastActivity.Add(s.m.opts.Lease)
@@ -177,12 +177,12 @@ func (s *Session) expiresAtLocked(now time.Time) time.Time {
 	return exp
 }
 
-// expired reports whether the lease ran out (never while a close runs or a
-// subscriber is attached).
+// expired reports whether the lease ran out (never while a close runs, a
+// subscriber is attached or a command is in flight, see leaseHeld).
 func (s *Session) expired(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.closing && len(s.subs) == 0 && !now.Before(s.expiresAtLocked(now))
+	return !s.closing && len(s.subs) == 0 && s.pending == 0 && !now.Before(s.expiresAtLocked(now))
 }
 
 // Info returns a snapshot of the session.
