@@ -83,6 +83,10 @@ type Options struct {
 	Constraints Constraints
 	// Metrics counts events sent and stream ends; nil counts nothing.
 	Metrics *metrics.Metrics
+
+	// StreamWriteTimeout ends an event stream whose send stays blocked this
+	// long. Default DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 }
 
 // Server is the gRPC server: the Gateway service, grpc.health.v1 and server
@@ -132,6 +136,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBulkEntries == 0 {
 		opts.MaxBulkEntries = DefaultMaxBulkEntries
 	}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
 	log := opts.Logger.With(logging.KeyComponent, "gateway")
 	s := &Server{opts: opts, log: log, health: health.NewServer(), done: make(chan struct{})}
 	s.stopCtx, s.stopping = context.WithCancel(context.Background())
@@ -145,6 +152,8 @@ func New(opts Options) (*Server, error) {
 		constraints: opts.Constraints,
 		metrics:     opts.Metrics,
 		stopping:    s.stopCtx,
+
+		writeTimeout: opts.StreamWriteTimeout,
 	}
 
 	unary := append([]grpc.UnaryServerInterceptor{s.recoverUnary}, opts.UnaryInterceptors...)

@@ -104,7 +104,7 @@ func (g *testGateway) worker(i int) *fakeWorker {
 	return g.workers[i]
 }
 
-func startGateway(t *testing.T, opts Options, sopts session.Options) *testGateway {
+func startGateway(t *testing.T, opts Options, sopts session.Options, dial ...grpc.DialOption) *testGateway {
 	t.Helper()
 	g := &testGateway{}
 	sopts.Launch = func(ctx context.Context, id string) (session.Worker, error) {
@@ -129,9 +129,9 @@ func startGateway(t *testing.T, opts Options, sopts session.Options) *testGatewa
 	lis := bufconn.Listen(1 << 20)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
+	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials())}, dial...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -38,6 +39,8 @@ type Service struct {
 	// constraints applies reference constraints; nil checks nothing.
 	constraints Constraints
 	metrics     *metrics.Metrics
+	// writeTimeout bounds one event stream send.
+	writeTimeout time.Duration
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -204,7 +207,11 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	defer stop()
 	// The non-parity filter (deadbands, minimum interval) of this
 	// subscriber only; nil sends every event.
-	out := &filteredSender{stream: stream, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
+	// Every send is bounded by the write timeout: a client that stopped
+	// reading ends its stream instead of holding the session.
+	sender := newDeadlineStream(ctx, stream, sv.writeTimeout)
+	defer sender.stop()
+	out := &filteredSender{stream: sender, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
 		if sv.metrics != nil {
 			var latency time.Duration
 			if gt := ev.GetGatewayTime(); gt != nil {
@@ -213,11 +220,29 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}}
+	sendFailed := func(err error) error {
+		if errors.Is(err, ErrWriteDeadline) {
+			sv.metrics.StreamDisconnect(DisconnectWriteDeadline)
+			sv.log.Warn("event stream ended: the client stopped reading", slog.String(logging.KeySession, s.ID()), slog.Duration("write_timeout", sv.writeTimeout))
+			return toStatus(sv.log, method, err)
+		}
+		if ctx.Err() != nil && stream.Context().Err() == nil && sv.refusing() {
+			sv.metrics.StreamDisconnect(DisconnectShutdown)
+			return toStatus(sv.log, method, ErrShuttingDown)
+		}
+		if cause := context.Cause(stream.Context()); cause != nil && cause != stream.Context().Err() {
+			if _, ok := status.FromError(cause); ok {
+				sv.metrics.StreamDisconnect(DisconnectRevoked)
+				return cause
+			}
+		}
+		sv.metrics.StreamDisconnect(DisconnectClient)
+		return err
+	}
 	for {
 		ev, sendErr, err := out.next(ctx, sub)
 		if sendErr != nil {
-			sv.metrics.StreamDisconnect(DisconnectClient)
-			return sendErr
+			return sendFailed(sendErr)
 		}
 		if err == nil && ev == nil {
 			continue // held events were due and sent
@@ -249,8 +274,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			return toStatus(sv.log, method, err)
 		}
 		if err := out.offer(ev, time.Now()); err != nil {
-			sv.metrics.StreamDisconnect(DisconnectClient)
-			return err
+			return sendFailed(err)
 		}
 	}
 }
