@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -51,9 +52,18 @@ var _ mxgatewayv1.GatewayServer = (*Service)(nil)
 
 func (sv *Service) refusing() bool { return sv.stopping.Err() != nil }
 
-// lookup finds a session the caller may use and renews its lease.
+// lookup finds a session the caller may use and renews its lease. A
+// session that faulted and left the table answers its owner
+// SESSION_FAULTED with the fault; anybody else, and every caller of a
+// closed one, gets the answer of an unknown id.
 func (sv *Service) lookup(ctx context.Context, id string) (*session.Session, error) {
 	s, err := sv.sessions.Get(id)
+	if errors.Is(err, session.ErrNotFound) {
+		if ts, ok := sv.sessions.Tombstone(id); ok && ts.State == mxgatewayv1.SessionState_SESSION_STATE_FAULTED && sv.mayUse(ctx, id, ts.OwnerKeyID) {
+			return nil, fmt.Errorf("%w: %s", session.ErrFaulted, ts.FaultReason)
+		}
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +74,18 @@ func (sv *Service) lookup(ctx context.Context, id string) (*session.Session, err
 	}
 	s.Touch()
 	return s, nil
+}
+
+// mayUse reports, without recording a denial, whether the caller may use
+// a session owned by ownerKeyID.
+func (sv *Service) mayUse(ctx context.Context, id, ownerKeyID string) bool {
+	switch {
+	case sv.visible != nil:
+		return sv.visible(ctx, ownerKeyID)
+	case sv.access != nil:
+		return sv.access(ctx, id, ownerKeyID) == nil
+	}
+	return true
 }
 
 // OpenSession launches a worker and returns the new session.
@@ -104,15 +126,17 @@ func (sv *Service) CloseSession(ctx context.Context, req *mxgatewayv1.CloseSessi
 	if err := v.err(); err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
-	s, err := sv.lookup(ctx, req.GetSessionId())
-	if errors.Is(err, session.ErrNotFound) {
-		// Maybe recently closed: the manager remembers those.
-		res, err := sv.sessions.CloseSession(ctx, req.GetSessionId())
-		if err != nil {
-			return nil, toStatus(sv.log, method, err)
+	id := req.GetSessionId()
+	if _, err := sv.sessions.Get(id); errors.Is(err, session.ErrNotFound) {
+		// Maybe recently closed: the manager remembers those, and tells
+		// only callers that may use the session (to anybody else a closed
+		// id is an unknown id).
+		if ts, ok := sv.sessions.Tombstone(id); ok && sv.mayUse(ctx, id, ts.OwnerKeyID) {
+			return &mxgatewayv1.CloseSessionResponse{AlreadyClosed: true, State: ts.State}, nil
 		}
-		return &mxgatewayv1.CloseSessionResponse{AlreadyClosed: res.AlreadyClosed, State: res.State}, nil
+		return nil, toStatus(sv.log, method, session.ErrNotFound)
 	}
+	s, err := sv.lookup(ctx, id)
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}

@@ -58,3 +58,33 @@ func TestRunningCommandHoldsLease(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFaultedSessionLeavesTable: a session whose worker failed leaves the
+// table at once, even with a subscriber attached that never reads, so it
+// no longer counts against MaxSessions; its tombstone keeps the state, the
+// fault and the owner.
+func TestFaultedSessionLeavesTable(t *testing.T) {
+	h := newHarness(t, Options{MaxSessions: 1})
+	s, w := h.open()
+	sub, err := s.Subscribe(SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close() // attached, never read
+	w.finish(errors.New("worker: process exited with code 42"))
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if _, err := h.m.Get(s.ID()); err == nil {
+			return errors.New("faulted session still registered")
+		}
+		return nil
+	})
+	ts, ok := h.m.Tombstone(s.ID())
+	if !ok || ts.State != mxgatewayv1.SessionState_SESSION_STATE_FAULTED || ts.FaultReason == "" || ts.OwnerKeyID != "key1" {
+		t.Fatalf("tombstone = %+v, %v", ts, ok)
+	}
+	if st := s.State(); st != mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
+		t.Fatalf("state %v, want FAULTED", st)
+	}
+	// The slot is free again.
+	h.open()
+}

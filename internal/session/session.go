@@ -502,7 +502,11 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 
 	var warnings []string
 	if faulted {
-		s.w.Kill("session closed after a fault")
+		select {
+		case <-s.w.Done(): // already gone (the fault's own kill, or its exit)
+		default:
+			s.w.Kill("session closed after a fault")
+		}
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, s.m.opts.CloseTimeout)
 		w, err := s.w.Shutdown(sctx)
@@ -522,7 +526,7 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		final = mxgatewayv1.SessionState_SESSION_STATE_FAULTED
 		reason = s.fault.Reason
 	}
-	s.state = mxgatewayv1.SessionState_SESSION_STATE_CLOSED
+	s.state = final // a faulted session keeps saying so
 	s.final = final
 	s.mu.Unlock()
 	s.m.remove(s, final)

@@ -76,3 +76,23 @@ func TestHardeningRevocationEndsStreams(t *testing.T) {
 		t.Error("stream_disconnects_total{reason=key_revoked} did not count both streams")
 	}
 }
+
+// wantFaultedAndGone checks that a faulted session left the table at once
+// (no longer listed, no longer counted against max_sessions) and that its
+// owner still learns it faulted: commands fail SESSION_FAULTED, a close
+// reports it already closed as FAULTED.
+func (s *client) wantFaultedAndGone() {
+	s.t.Helper()
+	eventually(s.t, "the faulted session to leave the table", func() error {
+		if in := s.info(); in != nil {
+			return fmt.Errorf("still listed: %v", in)
+		}
+		return nil
+	})
+	_, err := s.invokeErr(registerCmd())
+	wantCode(s.t, err, codes.FailedPrecondition, mxgatewayv1.ReasonSessionFaulted)
+	resp, err := s.c.CloseSession(harness.Context(s.t, step), &mxgatewayv1.CloseSessionRequest{SessionId: s.id})
+	if err != nil || !resp.GetAlreadyClosed() || resp.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
+		s.t.Fatalf("CloseSession of the faulted session = %v, %v", resp, err)
+	}
+}
