@@ -64,6 +64,7 @@ type Model struct {
 
 	knobs    func(*Knobs) // knob overrides from the model file, nil if none
 	objects  map[string]*Object
+	attrList []*Attribute // every attribute, by ordinal
 	finished bool
 }
 
@@ -101,6 +102,8 @@ type Attribute struct {
 	Locked     bool
 	Category   int32
 	Generator  *Generator // nil: the value changes only by writes
+
+	ord int32 // ordinal in the model, set by finish
 }
 
 // Generator kinds.
@@ -201,6 +204,30 @@ func (m *Model) Object(tag string) *Object {
 	m.index()
 	return m.objects[strings.ToLower(tag)]
 }
+
+// AttributeCount returns the number of attributes of the model, the Sim
+// object's included.
+func (m *Model) AttributeCount() int { return len(m.attrList) }
+
+// AttributeAt returns the object and attribute of ordinal i, or nils.
+func (m *Model) AttributeAt(i int) (*Object, *Attribute) {
+	if i < 0 || i >= len(m.attrList) {
+		return nil, nil
+	}
+	a := m.attrList[i]
+	for _, o := range m.Objects {
+		if o.attrs[strings.ToLower(a.Name)] == a {
+			return o, a
+		}
+	}
+	return nil, a
+}
+
+// Ordinal returns the attribute's ordinal in its model.
+func (a *Attribute) Ordinal() int32 { return a.ord }
+
+// Builtin reports whether o is the built-in Sim object.
+func (o *Object) Builtin() bool { return o.builtin }
 
 // Attribute returns the attribute named name (case-insensitive), or nil.
 func (o *Object) Attribute(name string) *Attribute {
@@ -306,6 +333,13 @@ func (m *Model) finish() error {
 	}
 	m.objects = nil
 	m.index()
+	m.attrList = m.attrList[:0]
+	for _, o := range m.Objects {
+		for _, a := range o.Attributes {
+			a.ord = int32(len(m.attrList))
+			m.attrList = append(m.attrList, a)
+		}
+	}
 	m.finished = true
 	return nil
 }

@@ -216,6 +216,10 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 	} else if pw.req.ts != nil {
 		b.setAttr(st, st.value, st.quality, ts, true)
 	}
+	if b.galaxy != nil && !st.obj.builtin {
+		st.inFlight++
+		b.galaxy.Write(st.attr.ord, st.value, st.ts, pw.req.ts != nil)
+	}
 	if dataFirst {
 		b.writeComplete(it, b.statuses(b.knobs.StatusSuccessValue, catOk, srcRespondingAO, 0))
 	}
