@@ -195,7 +195,11 @@ func New(opts Options) (*Backend, error) {
 }
 
 // Model returns the Galaxy model the backend serves.
-func (b *Backend) Model() *Model { return b.model }
+func (b *Backend) Model() *Model {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.model
+}
 
 // Knobs returns the knobs in effect.
 func (b *Backend) Knobs() Knobs { return b.knobs }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/mxgateway/mxgateway/internal/itemref"
+
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 )
@@ -233,3 +235,83 @@ func (b *Backend) inboxEmpty() bool {
 
 // catCommunication is MxCategoryCommunicationError.
 const catCommunication = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_COMMUNICATION_ERROR)
+
+// Resync applies the snapshot of a runtime the session reconnected to
+// (session role): the writes it had in flight are gone with the old
+// connection, and every value is re-reported as the runtime holds it.
+func (b *Backend) Resync(snapshot []Change) {
+	b.post(func() {
+		for _, a := range b.model.attrList {
+			if st := b.attrs[a]; st != nil {
+				st.inFlight = 0
+			}
+		}
+		for i := range snapshot {
+			c := snapshot[i]
+			c.Own = false
+			b.applyChange(c)
+		}
+	})
+}
+
+// Redeploy replaces the model (session role: the runtime deployed a new
+// one). Every item is resolved again against the new model: an item whose
+// object or attribute is gone reads as an unknown reference (quality bad,
+// configuration error), a changed attribute reports its new value, an
+// unchanged one sends nothing. Writes in flight complete against the
+// attribute they were accepted for.
+func (b *Backend) Redeploy(m *Model, snapshot []Change) {
+	b.post(func() {
+		if !m.finished {
+			if err := m.finish(); err != nil {
+				b.log.Error("deploy refused", "error", err)
+				return
+			}
+		}
+		old := b.attrs
+		b.attrs = make(map[*Attribute]*attrState, len(m.attrList))
+		for _, o := range m.Objects {
+			for _, a := range o.Attributes {
+				if o.builtin {
+					// The Sim object and its faults stay the worker's.
+					if prev := b.model.Object(SimObjectTag).Attribute(a.Name); prev != nil && old[prev] != nil {
+						st := old[prev]
+						st.obj, st.attr = o, a
+						b.attrs[a] = st
+						continue
+					}
+				}
+				st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now), value: a.Initial}
+				if st.value == nil {
+					st.value = zeroValue(a.Type, a.Dimension)
+				}
+				if !hasValue(a.Type) {
+					st.value = mxtypes.NullValue(a.Type)
+				}
+				b.attrs[a] = st
+			}
+		}
+		b.mu.Lock()
+		b.model = m
+		b.mu.Unlock()
+		for _, c := range snapshot {
+			if st := b.sharedAttr(c.Attr); st != nil && c.Value != nil {
+				st.value, st.quality, st.ts, st.category = c.Value, c.Quality, mxtypes.TruncateTime(c.Time), c.Category
+			}
+		}
+		for _, reg := range b.sortedRegs() {
+			for _, it := range reg.sortedItems() {
+				if it.advised && it.readsAttribute() {
+					it.st.unsubscribe(it)
+				}
+				r, perr := itemref.Parse(it.ref)
+				b.resolve(it, r, perr)
+				if it.advised && it.readsAttribute() {
+					it.st.subscribe(it)
+				}
+				b.deliver(it)
+			}
+		}
+		b.log.Info("simulator redeployed", "galaxy", m.Galaxy, "objects", len(m.Objects))
+	})
+}

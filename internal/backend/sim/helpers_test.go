@@ -103,7 +103,7 @@ func (r *recorder) count() int {
 type env struct {
 	t     *testing.T
 	b     *Backend
-	hub   *Backend // the Galaxy runtime's value engine; nil when standalone
+	hub   *Backend         // the Galaxy runtime's value engine; nil when standalone
 	table *itemtable.Table // what a worker would know: reg, add and sub apply to it
 	rec   *recorder
 	clk   *FakeClock
@@ -117,8 +117,8 @@ type envOpt struct {
 	// runtime, as a worker is of mxgateway galaxy.
 	standalone bool
 	model      string
-	knobs func(*Knobs)
-	hook  func(*mxgatewayv1.Event)
+	knobs      func(*Knobs)
+	hook       func(*mxgatewayv1.Event)
 }
 
 // newEnv starts a simulator on a fake clock with the default profile's

@@ -80,6 +80,9 @@ type Object struct {
 	Contained string // contained name used in browse trees
 	Area      string
 	Template  string
+	// HostedBy is the tag of the object hosting this one: an engine hosts
+	// application objects, a platform hosts engines. "" for none.
+	HostedBy string
 	// Attributes in model order.
 	Attributes []*Attribute
 
@@ -226,6 +229,27 @@ func (m *Model) AttributeAt(i int) (*Object, *Attribute) {
 // Ordinal returns the attribute's ordinal in its model.
 func (a *Attribute) Ordinal() int32 { return a.ord }
 
+// HostChain returns the lower-case tags of o and of every object hosting
+// it (its engine, then its platform), nearest first.
+func (m *Model) HostChain(o *Object) []string {
+	out := []string{strings.ToLower(o.Tag)}
+	seen := map[string]bool{out[0]: true}
+	for h := o.HostedBy; h != ""; {
+		k := strings.ToLower(h)
+		if seen[k] {
+			break
+		}
+		seen[k] = true
+		out = append(out, k)
+		ho := m.Object(h)
+		if ho == nil {
+			break
+		}
+		h = ho.HostedBy
+	}
+	return out
+}
+
 // Builtin reports whether o is the built-in Sim object.
 func (o *Object) Builtin() bool { return o.builtin }
 
@@ -304,6 +328,11 @@ func (m *Model) finish() error {
 					bad("%s.%s: generator %s: %s", o.Tag, a.Name, g.Kind, e)
 				}
 			}
+		}
+	}
+	for _, o := range m.Objects {
+		if o != nil && o.HostedBy != "" && !seen[strings.ToLower(o.HostedBy)] {
+			bad("%s: hostedBy %q is not an object of the model", o.Tag, o.HostedBy)
 		}
 	}
 	for _, f := range m.Faults {

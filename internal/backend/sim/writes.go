@@ -159,6 +159,11 @@ func (b *Backend) checkSecurity(reg *registration, it *item, w writeReq) (bool, 
 func (b *Backend) applyWrite(pw *pendingWrite) {
 	it := pw.it
 	st := it.st
+	if st == nil {
+		// A deploy removed the attribute while the write was in flight.
+		b.writeComplete(it, b.failStatuses(catConfig, srcRespondingLmx, 0))
+		return
+	}
 	rec := WriteRecord{
 		Time: b.now, Method: pw.req.method, Server: it.reg.handle, Item: it.handle, Reference: it.ref,
 		Supervisory: it.supervisory, Attribution: it.reg.clientName, Value: pw.value, Accepted: pw.allowed,
