@@ -282,9 +282,17 @@ func startGalaxy(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ga
 	go g.supervise()
 	wctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()
-	if _, err := galaxyAdmin(wctx, dir, &galaxyv1.AdminRequest{Action: runtime.ActionStatus}); err != nil {
-		g.Stop()
-		return nil, fmt.Errorf("galaxy runtime did not start: %w", err)
+	for {
+		_, err := galaxyAdmin(wctx, dir, &galaxyv1.AdminRequest{Action: runtime.ActionStatus})
+		if err == nil {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			g.Stop()
+			return nil, fmt.Errorf("galaxy runtime did not start: %w", err)
+		case <-time.After(20 * time.Millisecond): // the key file or endpoint is not there yet
+		}
 	}
 	return g, nil
 }
