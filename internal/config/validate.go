@@ -89,6 +89,10 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataWatchdogReference) == "" {
 		bad("data_watchdog_reference", "must be set: an attribute reference, %s or %s", WatchdogAuto, WatchdogOff)
 	}
+	if c.CredentialBackoffMax < c.CredentialBackoff {
+		bad("credential_backoff_max", "%s must be at least credential_backoff (%s)",
+			FormatDuration(c.CredentialBackoffMax), FormatDuration(c.CredentialBackoff))
+	}
 	return errors.Join(errs...)
 }
 

@@ -79,6 +79,8 @@ type Metrics struct {
 	queueDepth atomic.Pointer[func() int]
 	dataHealth atomic.Pointer[func() map[mxgatewayv1.DataHealth]int]
 	spares     atomic.Pointer[func() int]
+
+	limits limitMetrics
 }
 
 // New creates the collectors and registers them on reg (use a fresh
@@ -180,6 +182,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.workersExited, m.workersKilled, m.workerStartup, m.commandsStarted, m.commands, m.commandDuration,
 		m.eventsReceived, m.eventsSent, m.sendLatency, queueDepth, m.overflows, m.heartbeatFails, m.faults,
 		m.authDenials, m.disconnects, build, m.healthChanges, &dataHealthCollector{m: m}, spares)
+	m.limits = newLimitMetrics(reg)
 	return m
 }
 
