@@ -214,7 +214,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
 
-	guard, err := auth.NewGuard(auth.GuardConfig{Mode: mode, Manager: mgr, Logger: log, OnDenied: m.AuthDenied})
+	guard, err := auth.NewGuard(auth.GuardConfig{Mode: mode, Manager: mgr, Logger: log, OnDenied: m.AuthDenied,
+		MaxStreamsPerKey: cfg.MaxStreamsPerKey, OnLimit: m.LimitRefused,
+		Credentials: auth.CredentialConfig{Backoff: cfg.CredentialBackoff, BackoffMax: cfg.CredentialBackoffMax, OnFailure: m.CredentialFailed}})
 	if err != nil {
 		return err
 	}
@@ -291,6 +293,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		SlowConsumerPolicy: session.SlowConsumerPolicy(cfg.SlowConsumerPolicy),
 		ReplaySize:         cfg.ReplaySize,
 		ReplayAge:          cfg.ReplayAge,
+		MaxSessionsPerKey:  sessionsPerKey(cfg, mode),
 		Hooks:              sessionHooks(m),
 	})
 	if err != nil {
@@ -315,6 +318,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		Metrics:     m,
 
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
+		Credentials:        guard,
 	})
 	if err != nil {
 		sessions.Close()
@@ -473,6 +477,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	bg.Wait()
 	log.Info("stopped")
 	return retErr
+}
+
+// sessionsPerKey is the per-key session cap: max_sessions_per_key (never
+// above max_sessions) with API keys; none with auth=none, whose one
+// anonymous caller has every session anyway.
+func sessionsPerKey(cfg *config.Config, mode auth.Mode) int {
+	if mode == auth.ModeNone {
+		return 0
+	}
+	return min(cfg.MaxSessionsPerKey, cfg.MaxSessions)
 }
 
 // principalKeyID is the key id of the caller ("anonymous" with auth=none),

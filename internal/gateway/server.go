@@ -87,6 +87,19 @@ type Options struct {
 	// StreamWriteTimeout ends an event stream whose send stays blocked this
 	// long. Default DefaultStreamWriteTimeout.
 	StreamWriteTimeout time.Duration
+	// Credentials throttles failed MXAccess credential checks (auth.Guard);
+	// nil throttles nothing.
+	Credentials Credentials
+}
+
+// Credentials throttles the MXAccess credential checks a caller makes
+// through Invoke (AuthenticateUser, secured and verified writes).
+type Credentials interface {
+	// CheckCredentials refuses a credential command while the caller or
+	// the session is in its back-off (a status error).
+	CheckCredentials(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command) error
+	// CredentialsChecked records the worker's reply to such a command.
+	CredentialsChecked(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply)
 }
 
 // Server is the gRPC server: the Gateway service, grpc.health.v1 and server
@@ -154,6 +167,7 @@ func New(opts Options) (*Server, error) {
 		stopping:    s.stopCtx,
 
 		writeTimeout: opts.StreamWriteTimeout,
+		credentials:  opts.Credentials,
 	}
 
 	unary := append([]grpc.UnaryServerInterceptor{s.recoverUnary}, opts.UnaryInterceptors...)
