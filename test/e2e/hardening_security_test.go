@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -94,5 +95,69 @@ func (s *client) wantFaultedAndGone() {
 	resp, err := s.c.CloseSession(harness.Context(s.t, step), &mxgatewayv1.CloseSessionRequest{SessionId: s.id})
 	if err != nil || !resp.GetAlreadyClosed() || resp.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
 		s.t.Fatalf("CloseSession of the faulted session = %v, %v", resp, err)
+	}
+}
+
+// TestHardeningKeyQuotas: one key cannot take every session slot or open
+// streams without bound: its sessions past max_sessions_per_key and its
+// streams past max_streams_per_key are refused with their own reasons
+// (counted), while another key still gets a session.
+func TestHardeningKeyQuotas(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--max-sessions=4", "--max-sessions-per-key=2", "--max-streams-per-key=2")
+	full := []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite}
+	a := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "greedy", scopes: full}).raw))
+	b := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "other", scopes: full}).raw))
+	ctx := harness.Context(t, step)
+
+	sa := openSession(t, a, "a1")
+	openSession(t, a, "a2")
+	_, err := a.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "a3"})
+	wantCode(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonKeySessionLimit)
+	openSession(t, b, "b1") // room is left for others
+
+	sa.streamEvents(&mxgatewayv1.StreamEventsRequest{})
+	sa.streamEvents(&mxgatewayv1.StreamEventsRequest{})
+	wantCode(t, streamErr(ctx, a, sa.id), codes.ResourceExhausted, mxgatewayv1.ReasonKeyStreamLimit)
+
+	m := scrape(t, g)
+	if m[`mxgateway_limit_refusals_total{limit="key_session_limit"}`] != 1 || m[`mxgateway_limit_refusals_total{limit="key_stream_limit"}`] != 1 {
+		t.Errorf("limit_refusals_total did not count the refusals")
+	}
+}
+
+// TestHardeningCredentialThrottle: failed AuthenticateUser calls past the
+// free ones are refused with CREDENTIAL_THROTTLED, each failure is audited
+// with the user name and never the password, and counted.
+func TestHardeningCredentialThrottle(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--credential-backoff=1h", "--credential-backoff-max=2h")
+	s := openSession(t, g.Client(), "guessing")
+	s.register()
+	const password = "guess-0x5eed"
+	for range 4 { // three free failures, then the one that starts the back-off
+		r := s.invoke(authUserCmd(s.hlmx, "operator", password))
+		if r.GetUserId().GetUserId() != 0 {
+			t.Fatalf("a wrong password authenticated: %v", r)
+		}
+	}
+	_, err := s.invokeErr(authUserCmd(s.hlmx, "operator", "operator1"))
+	wantCode(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonCredentialThrottled)
+
+	resp, err := g.Admin().ListAuditEvents(harness.Context(t, step), &mxgatewayv1.ListAuditEventsRequest{Action: "mxaccess.credential_failed"})
+	if err != nil {
+		t.Fatalf("ListAuditEvents: %v", err)
+	}
+	if len(resp.GetEvents()) != 4 {
+		t.Fatalf("%d audit rows, want 4", len(resp.GetEvents()))
+	}
+	for _, ev := range resp.GetEvents() {
+		if !strings.Contains(ev.GetDetail(), "operator") || strings.Contains(ev.GetDetail(), password) || ev.GetOutcome() != "denied" {
+			t.Fatalf("audit row %v", ev)
+		}
+	}
+	m := scrape(t, g)
+	if m[`mxgateway_credential_failures_total{command="authenticate_user"}`] != 4 || m[`mxgateway_limit_refusals_total{limit="credential_throttled"}`] != 1 {
+		t.Errorf("credential metrics did not count the failures and the refusal")
 	}
 }
