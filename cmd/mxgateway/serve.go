@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -123,7 +124,10 @@ func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error
 		grpcLis.Close()
 		return nil, nil, &listenError{what: "HTTP", addr: cfg.HTTPListen, flag: "http-listen", err: err}
 	}
-	return grpcLis, httpLis, nil
+	// Connections are bounded per listener before anything is parsed: a
+	// listener at its limit accepts the next connection only when one
+	// closes (idle gRPC connections are closed after max_connection_idle).
+	return netutil.LimitListener(grpcLis, cfg.MaxConnections), netutil.LimitListener(httpLis, cfg.MaxConnections), nil
 }
 
 // workerCommand returns the worker executable and its arguments (the
@@ -319,6 +323,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
 		Credentials:        guard,
+		// Bounds before authentication.
+		MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
+		MaxHeaderListBytes:   cfg.MaxHeaderListBytes,
+		MaxHealthWatches:     cfg.MaxHealthWatches,
+		MaxConnectionIdle:    cfg.MaxConnectionIdle,
 	})
 	if err != nil {
 		sessions.Close()
