@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
@@ -159,5 +166,88 @@ func TestHardeningCredentialThrottle(t *testing.T) {
 	m := scrape(t, g)
 	if m[`mxgateway_credential_failures_total{command="authenticate_user"}`] != 4 || m[`mxgateway_limit_refusals_total{limit="credential_throttled"}`] != 1 {
 		t.Errorf("credential metrics did not count the failures and the refusal")
+	}
+}
+
+// rawCodec sends *[]byte as they are: requests that are no valid message.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)      { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error { *(v.(*[]byte)) = append([]byte(nil), data...); return nil }
+func (rawCodec) Name() string                       { return "proto" }
+
+// TestHardeningBoundsBeforeAuth: what a caller can make the gateway hold
+// before its key is checked is bounded: connections per listener, header
+// blocks, health watches; undecodable requests are INVALID_ARGUMENT.
+func TestHardeningBoundsBeforeAuth(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--max-connections=8", "--max-health-watches=2", "--max-header-list-bytes=8KiB")
+	ctx := harness.Context(t, step)
+	c := g.Client()
+	if _, err := c.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("undecodable request", func(t *testing.T) {
+		body, out := []byte{0x0a, 0x02, 0xff, 0xfe}, []byte(nil) // client_name: invalid UTF-8
+		err := g.Conn().Invoke(ctx, mxgatewayv1.Gateway_OpenSession_FullMethodName, &body, &out, grpc.ForceCodec(rawCodec{}))
+		wantCode(t, err, codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest)
+	})
+	t.Run("header block", func(t *testing.T) {
+		big := metadata.AppendToOutgoingContext(ctx, "x-padding", strings.Repeat("p", 64<<10))
+		if _, err := c.ListSessions(big, &mxgatewayv1.ListSessionsRequest{}); status.Code(err) == codes.OK {
+			t.Fatal("a 64 KiB header block was accepted")
+		}
+		if _, err := c.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+			t.Fatalf("after the refused call: %v", err)
+		}
+	})
+	t.Run("health watches", func(t *testing.T) {
+		anon := g.Dial(t, "")
+		hc := healthpb.NewHealthClient(anon)
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		watch := func(ctx context.Context) error {
+			w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			return err
+		}
+		for range 2 {
+			if err := watch(wctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantCode(t, watch(ctx), codes.ResourceExhausted, mxgatewayv1.ReasonWatchLimit)
+	})
+	t.Run("connections per listener", func(t *testing.T) {
+		var socks []net.Conn
+		for range 8 { // sockets that never speak fill every slot
+			conn, err := net.Dial("tcp", g.GRPCAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			socks = append(socks, conn)
+		}
+		late := mxgatewayv1.NewGatewayClient(g.Dial(t, g.AdminKey))
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := late.ListSessions(short, &mxgatewayv1.ListSessionsRequest{})
+		cancel()
+		if code := status.Code(err); code != codes.DeadlineExceeded && code != codes.Unavailable {
+			t.Fatalf("a connection past max_connections was served: %v", err)
+		}
+		for _, s := range socks {
+			s.Close()
+		}
+		eventually(t, "a slot to free up", func() error {
+			short, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_, err := late.ListSessions(short, &mxgatewayv1.ListSessionsRequest{})
+			return err
+		})
+	})
+	if scrape(t, g)[`mxgateway_limit_refusals_total{limit="health_watch_limit"}`] != 1 {
+		t.Error("limit_refusals_total did not count the health watch")
 	}
 }
