@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/mxgateway/mxgateway/internal/auth"
@@ -44,5 +47,38 @@ func TestHardeningDefaultsAgree(t *testing.T) {
 	}
 	if got := sessionsPerKey(&c, auth.ModeNone); got != 0 {
 		t.Errorf("sessionsPerKey with auth=none = %d, want none", got)
+	}
+}
+
+// TestBootstrapKeyOnlyOnTerminal: the first-run key is printed only to a
+// terminal; to anything else (a pipe, a journal, a log file) only the path
+// of its file is printed. When it could not be saved it is printed anyway:
+// the screen is then its only copy.
+func TestBootstrapKeyOnlyOnTerminal(t *testing.T) {
+	const key, path = "mxgw_aaaaaaaaaaaaaaaa_c2VjcmV0LXNlY3JldC1zZWNyZXQ", "/data/admin.key"
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) || isTerminal(&bytes.Buffer{}) {
+		t.Fatal("a pipe or a buffer taken for a terminal")
+	}
+	for _, tc := range []struct {
+		saved, show, wantKey bool
+	}{
+		{saved: true, show: false, wantKey: false},
+		{saved: true, show: true, wantKey: true},
+		{saved: false, show: true, wantKey: true},
+	} {
+		var out bytes.Buffer
+		printBootstrapKey(&out, key, path, tc.saved, tc.show)
+		if got := strings.Contains(out.String(), key); got != tc.wantKey {
+			t.Errorf("saved=%v show=%v: key printed = %v, want %v", tc.saved, tc.show, got, tc.wantKey)
+		}
+		if tc.saved && !strings.Contains(out.String(), path) {
+			t.Errorf("saved=%v show=%v: the path is not printed", tc.saved, tc.show)
+		}
 	}
 }

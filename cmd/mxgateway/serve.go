@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/net/netutil"
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -385,15 +386,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		path := auth.AdminKeyPath(cfg.DataDir)
 		switch {
 		case err != nil && created:
+			// The screen is the only copy: show it even to a journal.
 			log.Warn("first-run admin key not saved to a file", slog.Any(logging.KeyErr, err))
 			banner = func() {
-				printBootstrapKey(stderr, raw.Reveal(), path, false)
+				printBootstrapKey(stderr, raw.Reveal(), path, false, true)
 				fmt.Fprintf(stderr, "mxgateway: warning: %v\n", err)
 			}
 		case err != nil:
 			return fmt.Errorf("serve: first-run admin key: %w", err)
 		case created:
-			banner = func() { printBootstrapKey(stderr, raw.Reveal(), path, true) }
+			// A service's or a journal's stderr is kept: the key goes only
+			// to its file there, and only a person at a terminal sees it.
+			show := isTerminal(stderr)
+			banner = func() { printBootstrapKey(stderr, raw.Reveal(), path, true, show) }
 		default:
 			banner = func() { printAdminKeyHint(stderr, path) }
 		}
@@ -507,10 +512,27 @@ func principalKeyID(ctx context.Context) string {
 	return ""
 }
 
+// isTerminal reports whether w is a terminal (a person reads it, nothing
+// keeps it).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // printBootstrapKey shows the first-run admin key once, with what to do
-// next.
-func printBootstrapKey(w io.Writer, key, path string, saved bool) {
+// next; show false (standard error is not a terminal) names only the file
+// that holds it.
+func printBootstrapKey(w io.Writer, key, path string, saved, show bool) {
 	fmt.Fprintln(w, "mxgateway: ================================================================")
+	if saved && !show {
+		fmt.Fprintln(w, "mxgateway: first run: created an admin API key. Standard error is not a")
+		fmt.Fprintf(w, "mxgateway: terminal, so it is not shown here: it is in %s\n", path)
+		fmt.Fprintln(w, "mxgateway: (readable by this user only); mxctl on this machine uses it. Clients send it as")
+		fmt.Fprintln(w, "mxgateway: gRPC metadata \"authorization: Bearer <key>\". Create narrower keys")
+		fmt.Fprintln(w, "mxgateway: (mxgateway apikey create --name N --scopes ...), then revoke this one.")
+		fmt.Fprintln(w, "mxgateway: ================================================================")
+		return
+	}
 	fmt.Fprintln(w, "mxgateway: first run: created an admin API key (shown only this once):")
 	fmt.Fprintln(w, "mxgateway:")
 	fmt.Fprintf(w, "mxgateway:   %s\n", key)
