@@ -172,9 +172,12 @@ func TestHardeningCredentialThrottle(t *testing.T) {
 // rawCodec sends *[]byte as they are: requests that are no valid message.
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v any) ([]byte, error)      { return *(v.(*[]byte)), nil }
-func (rawCodec) Unmarshal(data []byte, v any) error { *(v.(*[]byte)) = append([]byte(nil), data...); return nil }
-func (rawCodec) Name() string                       { return "proto" }
+func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
 
 // TestHardeningBoundsBeforeAuth: what a caller can make the gateway hold
 // before its key is checked is bounded: connections per listener, header
