@@ -13,6 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
@@ -252,5 +253,37 @@ func TestHardeningBoundsBeforeAuth(t *testing.T) {
 	})
 	if scrape(t, g)[`mxgateway_limit_refusals_total{limit="health_watch_limit"}`] != 1 {
 		t.Error("limit_refusals_total did not count the health watch")
+	}
+}
+
+// TestHardeningClosedLooksUnknown: to a key that does not own a session,
+// a closed session id and an id that never existed get the same answer
+// (NOT_FOUND, same reason and message) from every session call; the owner
+// still learns that its own session was closed.
+func TestHardeningClosedLooksUnknown(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	full := []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite}
+	a := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "owner", scopes: full}).raw))
+	b := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "prober", scopes: full}).raw))
+	ctx := harness.Context(t, step)
+
+	s := openSession(t, a, "closed soon")
+	s.close()
+	unknown := "0123456789abcdef0123456789abcdef"
+	answers := func(id string) []*status.Status {
+		_, errClose := b.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: id})
+		_, errInvoke := b.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: id, Command: registerCmd()})
+		return []*status.Status{status.Convert(errClose), status.Convert(errInvoke), status.Convert(streamErr(ctx, b, id))}
+	}
+	closed, never := answers(s.id), answers(unknown)
+	for i := range closed {
+		if closed[i].Code() != codes.NotFound || !proto.Equal(closed[i].Proto(), never[i].Proto()) {
+			t.Errorf("call %d: closed session %v, unknown session %v: want the same NOT_FOUND", i, closed[i].Proto(), never[i].Proto())
+		}
+	}
+	wantCode(t, closed[0].Err(), codes.NotFound, mxgatewayv1.ReasonSessionNotFound)
+	if resp, err := a.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: s.id}); err != nil || !resp.GetAlreadyClosed() {
+		t.Fatalf("the owner's second close = %v, %v", resp, err)
 	}
 }
