@@ -108,6 +108,15 @@ type Config struct {
 	// SimProfile is the simulator behaviour profile, default or test.
 	// Default default; MXGATEWAY_SIM_PROFILE.
 	SimProfile string
+	// SimGalaxy is the directory of an external simulated Galaxy runtime
+	// (mxgateway galaxy --listen DIR) the sim workers attach to, so that
+	// gateways share one Galaxy. Default empty: the gateway starts and
+	// supervises its own runtime; MXGATEWAY_SIM_GALAXY.
+	SimGalaxy string
+	// SimPlant, when > 0, makes the gateway's own runtime serve the
+	// generated plant of that many areas instead of sim_model. Default 0;
+	// MXGATEWAY_SIM_PLANT.
+	SimPlant int
 
 	// StartupTimeout bounds worker launch and handshake. Default 15s;
 	// MXGATEWAY_STARTUP_TIMEOUT.

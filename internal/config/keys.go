@@ -213,6 +213,10 @@ func splitList(s string) []string {
 	return out
 }
 
+// MaxSimPlantAreas bounds sim_plant (and mxgateway galaxy --sim-plant):
+// about 1,100 attributes per area.
+const MaxSimPlantAreas = 1000
+
 const (
 	minInt = -1 << 31
 	maxInt = 1<<31 - 1
@@ -237,6 +241,8 @@ var keys = []key{
 	stringKey("mxaccess_prog_id", "COM ProgID of the MXAccess server", func(c *Config) *string { return &c.MXAccessProgID }),
 	stringKey("sim_model", "simulator Galaxy model file (empty: the built-in demo Galaxy)", func(c *Config) *string { return &c.SimModel }),
 	enumKey("sim_profile", "simulator behaviour profile", []string{"default", "test"}, func(c *Config) *string { return &c.SimProfile }),
+	stringKey("sim_galaxy", "directory of an external simulated Galaxy runtime to attach to (empty: start our own)", func(c *Config) *string { return &c.SimGalaxy }),
+	intKey("sim_plant", "serve the generated plant of N areas (0: sim_model or the demo Galaxy)", 0, MaxSimPlantAreas, func(c *Config) *int { return &c.SimPlant }),
 	durationKey("startup_timeout", "worker launch and handshake deadline", time.Second, 10*time.Minute, func(c *Config) *time.Duration { return &c.StartupTimeout }),
 	durationKey("heartbeat_interval", "worker heartbeat interval", 100*time.Millisecond, 5*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatInterval }),
 	durationKey("heartbeat_grace", "silence after which an idle worker is faulted (> heartbeat_interval)", 200*time.Millisecond, 30*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatGrace }),
