@@ -281,14 +281,8 @@ func (b *Backend) Redeploy(m *Model, snapshot []Change) {
 						continue
 					}
 				}
-				st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now), value: a.Initial}
-				if st.value == nil {
-					st.value = zeroValue(a.Type, a.Dimension)
-				}
-				if !hasValue(a.Type) {
-					st.value = mxtypes.NullValue(a.Type)
-				}
-				b.attrs[a] = st
+				b.attrs[a] = &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now),
+					value: initialValue(a, b.now)}
 			}
 		}
 		b.mu.Lock()

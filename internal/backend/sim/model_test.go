@@ -264,6 +264,42 @@ func TestDemoModel(t *testing.T) {
 
 // TestDemoModelMoves runs the demo Galaxy on the real clock with the test
 // profile and checks that its always-changing tags move.
+// TestDemoFirstValuesMeaningful: no demo attribute starts with a 1970 time
+// and good quality (issue: simulator warts).
+func TestDemoFirstValuesMeaningful(t *testing.T) {
+	b, err := New(Options{Profile: ProfileTest, Clock: NewFakeClock(testStart)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open(context.Background(), &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	vals, err := b.Values(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := b.Model()
+	for _, c := range vals {
+		o, a := m.AttributeAt(int(c.Attr))
+		if c.Quality < 192 || a.Type != tTime {
+			continue
+		}
+		times := []*mxgatewayv1.MxValue{c.Value}
+		if a.Dimension > 0 {
+			times = arrayElements(c.Value)
+		}
+		for _, v := range times {
+			if v.GetTimestampValue().AsTime().Year() < 2000 {
+				t.Errorf("%s.%s starts at %v with good quality", o.Tag, a.Name, v.GetTimestampValue().AsTime())
+			}
+		}
+		if c.Time.Year() < 2000 {
+			t.Errorf("%s.%s has timestamp %v", o.Tag, a.Name, c.Time)
+		}
+	}
+}
+
 func TestDemoModelMoves(t *testing.T) {
 	clk := NewFakeClock(testStart)
 	b, err := New(Options{Profile: ProfileTest, Clock: clk, Seed: 3})
