@@ -139,7 +139,8 @@ type Attribute struct {
 	// "" for the object's own.
 	Primitive string
 
-	ord int32 // ordinal in the model, set by finish
+	ord   int32   // ordinal in the model, set by finish
+	owner *Object // the object, set by finish
 }
 
 // Generator kinds.
@@ -251,12 +252,7 @@ func (m *Model) AttributeAt(i int) (*Object, *Attribute) {
 		return nil, nil
 	}
 	a := m.attrList[i]
-	for _, o := range m.Objects {
-		if o.attrs[strings.ToLower(a.Name)] == a {
-			return o, a
-		}
-	}
-	return nil, a
+	return a.owner, a
 }
 
 // Ordinal returns the attribute's ordinal in its model.
@@ -409,7 +405,7 @@ func (m *Model) finish() error {
 	m.attrList = m.attrList[:0]
 	for _, o := range m.Objects {
 		for _, a := range o.Attributes {
-			a.ord = int32(len(m.attrList))
+			a.ord, a.owner = int32(len(m.attrList)), o
 			m.attrList = append(m.attrList, a)
 		}
 	}

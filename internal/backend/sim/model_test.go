@@ -547,3 +547,31 @@ func TestModelGalaxyStructure(t *testing.T) {
 		}
 	}
 }
+
+// TestPlantModel: the generated plant reaches 100,000+ attributes with
+// the structure of a real Galaxy, the same way every time.
+func TestPlantModel(t *testing.T) {
+	m, err := PlantModel(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := m.AttributeCount(); n < 100_000 {
+		t.Fatalf("%d attributes, want 100,000+", n)
+	}
+	again, _ := PlantModel(50)
+	if again.AttributeCount() != m.AttributeCount() || len(again.Objects) != len(m.Objects) {
+		t.Fatal("the plant is not deterministic")
+	}
+	pump := m.Object("Pump_050_10_10")
+	if pump == nil || pump.ContainedBy != "Line_050_10" || pump.Contained != "Pump10" || pump.Area != "Area_050" ||
+		!slices.Equal(m.HostChain(pump), []string{"pump_050_10_10", "appengine_050", "platform_005"}) ||
+		!slices.Equal(pump.Templates, []string{"$Pump", "$gEquipment", "$UserDefined"}) {
+		t.Fatalf("pump %+v, hosts %v", pump, m.HostChain(pump))
+	}
+	if a := pump.Attribute("HiAlarm.Acked"); a == nil || a.Primitive != PrimitiveAlarmExtension {
+		t.Fatalf("HiAlarm.Acked = %+v", a)
+	}
+	if _, err := PlantModel(0); err == nil {
+		t.Fatal("a plant of 0 areas was accepted")
+	}
+}
