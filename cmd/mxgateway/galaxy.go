@@ -29,9 +29,9 @@ import (
 const galaxyUsage = `usage:
   mxgateway galaxy --listen DIR [--sim-model PATH | --sim-plant N] [--log-level info]
       run the simulated Galaxy runtime; its endpoint and key file live in DIR
-  mxgateway galaxy admin --dir DIR ACTION [TARGET] [--model PATH] [--ms N]
+  mxgateway galaxy admin --dir DIR ACTION [TARGET] [--model PATH] [--ms N] [--count N]
       ACTION: status, deploy, platformDown, platformUp, engineOffScan,
-      engineOnScan, slowFirstBind, crash
+      engineOnScan, slowFirstBind, storm, crash
 `
 
 // runGalaxy is `mxgateway galaxy`: the simulated Galaxy runtime every sim
@@ -150,6 +150,7 @@ func runGalaxyAdmin(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "runtime directory")
 	model := fs.String("model", "", "deploy: the new model file (default: reload the runtime's)")
 	ms := fs.Int64("ms", 0, "slowFirstBind: the first-bind delay in milliseconds (0 ends it)")
+	count := fs.Int64("count", 0, "storm: the number of changes")
 	// Flags may follow the action: parse, take positionals, parse the rest.
 	var pos []string
 	rest := args
@@ -168,6 +169,9 @@ func runGalaxyAdmin(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	req := &galaxyv1.AdminRequest{Action: pos[0], DurationMs: *ms}
+	if pos[0] == runtime.ActionStorm {
+		req.DurationMs = *count
+	}
 	if len(pos) == 2 {
 		req.Target = pos[1]
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,4 +283,76 @@ func TestRuntimeRestartSessionSurvives(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.rec.waitData(t, "a write after the restart", hi, double(6))
+}
+
+// ---- benchmark rig (testing.B flavour of the helpers above) ----
+
+type benchRig struct {
+	rt     *runtime.Runtime
+	key    []byte
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type benchSession struct {
+	b     backend.Backend
+	h     int32
+	count atomic.Int64
+	last  atomic.Int32
+	seen  atomic.Bool
+}
+
+func benchDir(b *testing.B) string {
+	dir, err := os.MkdirTemp("", "rtb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func startBenchRig(b *testing.B, dir string) *benchRig {
+	key, err := wire.WriteKey(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt, err := runtime.New(runtime.Options{Model: &galaxyv1.Model{Source: &galaxyv1.Model_Yaml{Yaml: []byte(benchModel)}}, Credential: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := ipc.ListenNamed(dir, wire.EndpointName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &benchRig{rt: rt, key: key, cancel: cancel}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		_ = rt.Serve(ctx, ln)
+	}()
+	b.Cleanup(func() {
+		r.cancel()
+		r.wg.Wait()
+		r.rt.Close()
+	})
+	return r
+}
+
+func openBenchSession(b *testing.B, dir string, r *benchRig) *benchSession {
+	b.Setenv(wire.EnvDir, dir)
+	b.Setenv(wire.EnvKey, fmt.Sprintf("%x", r.key))
+	be, err := client.SimBackend(context.Background(), sim.Options{Profile: sim.ProfileTest}, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &benchSession{b: be}
+	if _, err := be.Open(context.Background(), s); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close() })
+	if s.h, err = be.Register("bench"); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
