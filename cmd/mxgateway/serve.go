@@ -332,6 +332,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		},
 		Constraints: guard,
 		Metrics:     m,
+
+		StreamWriteTimeout: cfg.StreamWriteTimeout,
 	})
 	if err != nil {
 		sessions.Close()
