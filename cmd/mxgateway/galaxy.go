@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -231,6 +232,32 @@ func galaxyAdmin(ctx context.Context, dir string, req *galaxyv1.AdminRequest) (*
 	}
 }
 
+// galaxyDirPrefix names the runtime directory of a gateway's own runtime:
+// <temp>/mxgw-galaxy-<gateway pid>.
+const galaxyDirPrefix = "mxgw-galaxy-"
+
+// removeStaleGalaxyDirs removes the runtime directories of gateways that no
+// longer run (a gateway killed with its runtime leaves its directory).
+func removeStaleGalaxyDirs(base string, log *slog.Logger) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, galaxyDirPrefix) {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimPrefix(name, galaxyDirPrefix))
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(base, name)); err == nil {
+			log.Info("removed the Galaxy runtime directory of an earlier run", "dir", filepath.Join(base, name))
+		}
+	}
+}
+
 // envGalaxyChild tells `mxgateway galaxy` that serve started it.
 const envGalaxyChild = "MXGW_GALAXY_CHILD"
 
@@ -256,8 +283,15 @@ func startGalaxy(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ga
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "mxgw-galaxy-")
-	if err != nil {
+	// One directory per gateway process, named after it, so a later run
+	// can remove what a killed one left.
+	base := os.TempDir()
+	removeStaleGalaxyDirs(base, log)
+	dir := filepath.Join(base, galaxyDirPrefix+strconv.Itoa(os.Getpid()))
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
 	key := make([]byte, 32)
