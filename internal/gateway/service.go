@@ -173,6 +173,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	v := &validator{}
 	v.sessionID("session_id", req.GetSessionId())
 	filter := v.eventFilter(req.GetFilter())
+	maxBatch, maxDelay := v.batching(req)
 	if err := v.err(); err != nil {
 		return toStatus(sv.log, method, err)
 	}
@@ -212,7 +213,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
-	}}
+	}, maxBatch: maxBatch, maxDelay: maxDelay}
 	for {
 		ev, sendErr, err := out.next(ctx, sub)
 		if sendErr != nil {
@@ -240,7 +241,11 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			return toStatus(sv.log, method, err)
 		}
-		if err := out.offer(ev, time.Now()); err != nil {
+		err = out.offer(ev, time.Now())
+		if err == nil {
+			err = out.fill(ctx, sub) // batching: what else is queued
+		}
+		if err != nil {
 			sv.metrics.StreamDisconnect(DisconnectClient)
 			return err
 		}
