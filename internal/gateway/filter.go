@@ -71,6 +71,10 @@ type filteredSender struct {
 	lastSeq uint64 // the highest sequence sent or batched
 	sent    func(*mxgatewayv1.Event)
 
+	// shared, when set, shares the encoding of undelayed single events
+	// with the session's other streams.
+	shared *sharedPrepared
+
 	maxBatch   int           // 1: one event per message
 	maxDelay   time.Duration // how long fill waits for a batch to grow
 	batch      []*mxgatewayv1.Event
@@ -95,11 +99,32 @@ func (fs *filteredSender) send(ev *mxgatewayv1.Event) error {
 			return err
 		}
 	}
-	if err := fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev, Delayed: delayed}); err != nil {
+	if err := fs.sendOne(ev, delayed); err != nil {
 		return err
 	}
 	fs.sent(ev)
 	return nil
+}
+
+func (fs *filteredSender) size(resp *mxgatewayv1.StreamEventsResponse) int { return proto.Size(resp) }
+
+func (fs *filteredSender) prepare(resp *mxgatewayv1.StreamEventsResponse, pm *grpc.PreparedMsg) error {
+	return pm.Encode(fs.stream, resp)
+}
+
+// sendOne sends ev in a message of its own, with the encoding the
+// session's other streams share when there is one.
+func (fs *filteredSender) sendOne(ev *mxgatewayv1.Event, delayed bool) error {
+	if c := fs.shared.current(); c != nil && !delayed {
+		msg, err := c.get(ev, fs)
+		if err != nil {
+			return err
+		}
+		if msg != nil {
+			return fs.stream.SendMsg(msg)
+		}
+	}
+	return fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev, Delayed: delayed})
 }
 
 // sendBatch sends the batched events, if any, in one message.

@@ -39,6 +39,9 @@ type Service struct {
 	constraints Constraints
 	metrics     *metrics.Metrics
 
+	// prepared shares event encodings between the streams of a session.
+	prepared preparedCaches
+
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
 	stopping context.Context
@@ -214,6 +217,11 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}, maxBatch: maxBatch, maxDelay: maxDelay}
+	if maxBatch <= 1 {
+		shared, detach := sv.prepared.attach(s)
+		defer detach()
+		out.shared = shared
+	}
 	for {
 		ev, sendErr, err := out.next(ctx, sub)
 		if sendErr != nil {
