@@ -1,13 +1,18 @@
 package gateway
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/session"
+	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
 // countingPreparer encodes nothing; it counts calls and reports a size.
@@ -124,5 +129,54 @@ func TestStreamsShareEncodings(t *testing.T) {
 	}
 	if got := c.encodes.Load() + c.hits.Load(); got != 2*n {
 		t.Fatalf("%d sends went through the shared encodings, want %d", got, 2*n)
+	}
+}
+
+// TestSharedSendsKeepWriteDeadline: sends of shared encodings are bounded
+// by the write timeout like any other: two streams that stop reading both
+// end, and the session stays READY.
+func TestSharedSendsKeepWriteDeadline(t *testing.T) {
+	g := startGateway(t, Options{StreamWriteTimeout: 200 * time.Millisecond}, session.Options{},
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	ctx := ctxT(t)
+	open, err := g.client.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "stuck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streams []grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse]
+	for range 2 {
+		st, err := g.client.StreamEvents(ctx, &mxgatewayv1.StreamEventsRequest{SessionId: open.GetSessionId()})
+		if err == nil {
+			_, err = st.Header()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, st)
+	}
+	const n = 1000 // ~1 MiB each, far more than the windows
+	w := g.worker(0)
+	for i := range uint64(n) {
+		w.events <- bigEvent(i + 1)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		list, err := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
+		if err != nil || len(list.GetSessions()) != 1 {
+			return fmt.Errorf("ListSessions = %v, %v", list, err)
+		}
+		if in := list.GetSessions()[0]; in.GetSubscribers() != 0 || in.GetState() != mxgatewayv1.SessionState_SESSION_STATE_READY {
+			return fmt.Errorf("%d subscribers, state %v; want 0, READY", in.GetSubscribers(), in.GetState())
+		}
+		return nil
+	})
+	for i, st := range streams {
+		for {
+			if _, err := st.Recv(); err != nil {
+				if status.Code(err) != codes.ResourceExhausted || reasonOf(t, err) != mxgatewayv1.ReasonSlowConsumer {
+					t.Fatalf("stream %d ended with %v; want RESOURCE_EXHAUSTED SLOW_CONSUMER", i, err)
+				}
+				break
+			}
+		}
 	}
 }
