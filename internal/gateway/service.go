@@ -45,6 +45,9 @@ type Service struct {
 	// credentials throttles failed MXAccess credential checks; nil none.
 	credentials Credentials
 
+	// prepared shares event encodings between the streams of a session.
+	prepared preparedCaches
+
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
 	stopping context.Context
@@ -213,6 +216,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	v := &validator{}
 	v.sessionID("session_id", req.GetSessionId())
 	filter := v.eventFilter(req.GetFilter())
+	maxBatch, maxDelay := v.batching(req)
 	if err := v.err(); err != nil {
 		return toStatus(sv.log, method, err)
 	}
@@ -256,7 +260,12 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
-	}}
+	}, maxBatch: maxBatch, maxDelay: maxDelay}
+	if maxBatch <= 1 {
+		shared, detach := sv.prepared.attach(s)
+		defer detach()
+		out.shared = shared
+	}
 	sendFailed := func(err error) error {
 		if errors.Is(err, ErrWriteDeadline) {
 			sv.metrics.StreamDisconnect(DisconnectWriteDeadline)
@@ -310,7 +319,11 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			return toStatus(sv.log, method, err)
 		}
-		if err := out.offer(ev, time.Now()); err != nil {
+		err = out.offer(ev, time.Now())
+		if err == nil {
+			err = out.fill(ctx, sub) // batching: what else is queued
+		}
+		if err != nil {
 			return sendFailed(err)
 		}
 	}
