@@ -28,6 +28,9 @@ type EventParams struct {
 	// 4,096 by default: a storm without a window would overflow them).
 	Chunk  int `json:"storm_chunk"`
 	Window int `json:"window"`
+	// Batch is the readers' max_batch (client.Batch; 0: one event per
+	// message). The ceiling then sends batches of the same size.
+	Batch int `json:"max_batch,omitempty"`
 }
 
 // EventsResult is one events/s figure against its ceiling.
@@ -60,9 +63,9 @@ func newEventReader() *eventReader {
 // read consumes one Events iterator, counting data changes of item handle
 // h; the event that reaches the target is kept in last. kick is called
 // every 256 events.
-func (r *eventReader) read(ctx context.Context, s *client.Session, h int32, kick func()) {
+func (r *eventReader) read(ctx context.Context, s *client.Session, h int32, batch int, kick func()) {
 	defer close(r.stopped)
-	for ev, err := range s.Events(ctx) {
+	for ev, err := range s.Events(ctx, client.Batch(batch, 0)) {
 		if err != nil {
 			r.err = err
 			return
@@ -185,7 +188,7 @@ func gatewayStorm(ctx context.Context, g *gatewayProc, p EventParams) (float64, 
 		}
 		r := newEventReader()
 		readers[i] = r
-		wg.Go(func() { r.read(rctx, rs, hv, kickf) })
+		wg.Go(func() { r.read(rctx, rs, hv, p.Batch, kickf) })
 	}
 
 	storm := func(n int) error {
@@ -271,7 +274,7 @@ func ceilingStream(ctx context.Context, ce *ceiling, template *mxgatewayv1.Event
 		r := newEventReader()
 		r.target.Store(int64(p.Events))
 		readers[i] = r
-		wg.Go(func() { r.read(rctx, s, h, func() {}) })
+		wg.Go(func() { r.read(rctx, s, h, p.Batch, func() {}) })
 	}
 	if err := ce.waitStreams(ctx, p.Subscribers); err != nil {
 		return 0, err
@@ -305,7 +308,7 @@ func runEvents(ctx context.Context, g *gatewayProc, ce *ceiling, p EventParams, 
 			return nil, err
 		}
 		cl = append(cl, crate)
-		logf("events x%d rep %d: gateway %.0f/s, ceiling %.0f/s", p.Subscribers, i+1, rate, crate)
+		logf("events x%d batch %d rep %d: gateway %.0f/s, ceiling %.0f/s", p.Subscribers, p.Batch, i+1, rate, crate)
 	}
 	res.Gateway, res.Ceiling = spreadOf(gw), spreadOf(cl)
 	res.Ratio = ratio(res.Gateway.Median, res.Ceiling.Median)

@@ -29,7 +29,7 @@ type deadlineStream[T any] struct {
 	timeout time.Duration
 	timer   *time.Timer
 
-	reqs    chan *T
+	reqs    chan any // *T or a *grpc.PreparedMsg of one
 	results chan error
 	done    chan struct{} // closed when the sender goroutine returned
 	failed  error         // sticky: the stream is unusable after a timeout
@@ -38,7 +38,7 @@ type deadlineStream[T any] struct {
 func newDeadlineStream[T any](ctx context.Context, s grpc.ServerStreamingServer[T], timeout time.Duration) *deadlineStream[T] {
 	d := &deadlineStream[T]{
 		ServerStreamingServer: s, ctx: ctx, timeout: timeout,
-		reqs: make(chan *T), results: make(chan error, 1), done: make(chan struct{}),
+		reqs: make(chan any), results: make(chan error, 1), done: make(chan struct{}),
 	}
 	go d.sender()
 	return d
@@ -47,13 +47,19 @@ func newDeadlineStream[T any](ctx context.Context, s grpc.ServerStreamingServer[
 func (d *deadlineStream[T]) sender() {
 	defer close(d.done)
 	for m := range d.reqs {
-		d.results <- d.ServerStreamingServer.Send(m)
+		d.results <- d.ServerStreamingServer.SendMsg(m)
 	}
 }
 
 // Send sends m, failing with ErrWriteDeadline when that takes longer than
 // the timeout and with ctx's error when ctx ends first.
-func (d *deadlineStream[T]) Send(m *T) error {
+func (d *deadlineStream[T]) Send(m *T) error { return d.send(m) }
+
+// SendMsg is Send for a message already encoded (a *grpc.PreparedMsg), with
+// the same bound.
+func (d *deadlineStream[T]) SendMsg(m any) error { return d.send(m) }
+
+func (d *deadlineStream[T]) send(m any) error {
 	if d.failed != nil {
 		return d.failed
 	}

@@ -42,6 +42,11 @@ type Service struct {
 	metrics     *metrics.Metrics
 	// writeTimeout bounds one event stream send.
 	writeTimeout time.Duration
+	// credentials throttles failed MXAccess credential checks; nil none.
+	credentials Credentials
+
+	// prepared shares event encodings between the streams of a session.
+	prepared preparedCaches
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -104,6 +109,9 @@ func (sv *Service) OpenSession(ctx context.Context, req *mxgatewayv1.OpenSession
 		owner = sv.identity(ctx)
 	}
 	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner})
+	if errors.Is(err, session.ErrKeyLimit) {
+		sv.metrics.LimitRefused(mxgatewayv1.ReasonKeySessionLimit)
+	}
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -182,7 +190,15 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 		}
 		guard = wireGuard(dec)
 	}
+	if sv.credentials != nil {
+		if err := sv.credentials.CheckCredentials(ctx, s.ID(), cmd); err != nil {
+			return nil, err
+		}
+	}
 	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
+	if sv.credentials != nil {
+		sv.credentials.CredentialsChecked(ctx, s.ID(), cmd, reply)
+	}
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -200,6 +216,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	v := &validator{}
 	v.sessionID("session_id", req.GetSessionId())
 	filter := v.eventFilter(req.GetFilter())
+	maxBatch, maxDelay := v.batching(req)
 	if err := v.err(); err != nil {
 		return toStatus(sv.log, method, err)
 	}
@@ -243,7 +260,12 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
-	}}
+	}, maxBatch: maxBatch, maxDelay: maxDelay}
+	if maxBatch <= 1 {
+		shared, detach := sv.prepared.attach(s)
+		defer detach()
+		out.shared = shared
+	}
 	sendFailed := func(err error) error {
 		if errors.Is(err, ErrWriteDeadline) {
 			sv.metrics.StreamDisconnect(DisconnectWriteDeadline)
@@ -297,7 +319,11 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			return toStatus(sv.log, method, err)
 		}
-		if err := out.offer(ev, time.Now()); err != nil {
+		err = out.offer(ev, time.Now())
+		if err == nil {
+			err = out.fill(ctx, sub) // batching: what else is queued
+		}
+		if err != nil {
 			return sendFailed(err)
 		}
 	}

@@ -159,6 +159,10 @@ type Options struct {
 	SweepInterval time.Duration
 	// Watchdog configures the data watchdog; off without a Reference.
 	Watchdog WatchdogOptions
+	// MaxSessionsPerKey caps the sessions one owner key has open or
+	// opening, so that one key cannot take every slot; sessions without an
+	// owner ("") are not counted. 0 means no per-key cap.
+	MaxSessionsPerKey int
 	// Hooks are optional metric callbacks.
 	Hooks Hooks
 	// Now returns the current time; nil uses time.Now. Tests inject a clock.
@@ -217,6 +221,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxPendingCommands > protocol.CommandQueueSize {
 		errs = append(errs, fmt.Errorf("session: MaxPendingCommands %d exceeds the worker's command queue (%d): a burst would fault the session instead of being refused",
 			o.MaxPendingCommands, protocol.CommandQueueSize))
+	}
+	if o.MaxSessionsPerKey < 0 {
+		errs = append(errs, fmt.Errorf("session: MaxSessionsPerKey must not be negative (got %d)", o.MaxSessionsPerKey))
 	}
 	if o.SlowConsumerPolicy == "" {
 		o.SlowConsumerPolicy = DefaultSlowConsumerPolicy
