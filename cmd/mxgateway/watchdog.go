@@ -12,15 +12,15 @@ import (
 )
 
 // watchdogReference resolves data_watchdog_reference: auto is the demo
-// Galaxy's clock when the simulator runs its built-in model, and no
-// watchdog otherwise (a custom model or a real node has no known ticking
-// attribute); off is none.
+// Galaxy's clock when the simulator runs its built-in model (no sim_model,
+// sim_plant or external sim_galaxy), and no watchdog otherwise (a custom
+// model or a real node has no known ticking attribute); off is none.
 func watchdogReference(c *config.Config) string {
 	switch c.DataWatchdogReference {
 	case config.WatchdogOff:
 		return ""
 	case config.WatchdogAuto:
-		if c.WorkerBackend == config.BackendSim && c.SimModel == "" {
+		if c.WorkerBackend == config.BackendSim && c.SimModel == "" && c.SimPlant == 0 && c.SimGalaxy == "" {
 			return sim.DemoWatchdogReference
 		}
 		return ""
