@@ -22,7 +22,10 @@ import (
 // session, and every accepted command is answered.
 func TestCommandBurstMeetsPendingLimit(t *testing.T) {
 	t.Parallel()
-	g := harness.Start(t, fmt.Sprintf("--max-pending-commands=%d", protocol.CommandQueueSize), "--data-watchdog-reference=off")
+	// Concurrent calls per connection are bounded too (max_concurrent_streams):
+	// let the whole burst reach the session.
+	g := harness.Start(t, fmt.Sprintf("--max-pending-commands=%d", protocol.CommandQueueSize), "--data-watchdog-reference=off",
+		"--max-concurrent-streams=10000")
 	s := openSession(t, g.Client(), "burst")
 	st := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
 	defer st.stop()
@@ -35,7 +38,8 @@ func TestCommandBurstMeetsPendingLimit(t *testing.T) {
 		return ev.GetWriteComplete().GetItemHandle() == hang
 	})
 
-	// gRPC caps concurrent streams per connection; spread the burst.
+	// gRPC clients cap concurrent streams per connection too; spread the
+	// burst.
 	const conns = 6
 	clients := make([]mxgatewayv1.GatewayClient, conns)
 	for i := range clients {
