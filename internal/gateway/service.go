@@ -196,6 +196,9 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 		}
 	}
 	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
+	if errors.Is(err, session.ErrPendingLimit) {
+		sv.metrics.LimitRefused(mxgatewayv1.ReasonPendingLimit)
+	}
 	if sv.credentials != nil {
 		sv.credentials.CredentialsChecked(ctx, s.ID(), cmd, reply)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -80,6 +81,9 @@ func TestCommandBurstMeetsPendingLimit(t *testing.T) {
 		t.Fatalf("session after the burst: %v", info)
 	}
 	s.register() // still serving
+	if m := g.Metrics(t); !strings.Contains(m, fmt.Sprintf(`mxgateway_limit_refusals_total{limit="pending_limit"} %d`, refused)) {
+		t.Fatalf("metrics do not count the %d PENDING_LIMIT refusals:\n%s", refused, grepLines(m, "limit_refusals"))
+	}
 }
 
 // reasonOf is the ErrorInfo reason of a gRPC error ("" without one).
