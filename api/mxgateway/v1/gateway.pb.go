@@ -938,7 +938,8 @@ type SessionInfo struct {
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	// Attached event subscribers.
 	Subscribers uint32 `protobuf:"varint,8,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
-	// The last event sequence received from the worker.
+	// The last sequence of the session's event stream (the gateway numbers
+	// the worker's events and its own data-health events together).
 	LastSequence uint64 `protobuf:"varint,9,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
 	// Commands completed.
 	CommandsCompleted uint64 `protobuf:"varint,10,opt,name=commands_completed,json=commandsCompleted,proto3" json:"commands_completed,omitempty"`
