@@ -175,7 +175,9 @@ func (DataHealth) EnumDescriptor() ([]byte, []int) {
 }
 
 // Event is one event of a session. Workers produce the MXAccess families; the
-// gateway stamps session_id and gateway_time and forwards it unchanged.
+// gateway stamps session_id, gateway_time and the session's sequence (it
+// leaves out the data watchdog's own events and adds its gateway events) and
+// forwards the rest unchanged.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The session the event belongs to.
