@@ -317,7 +317,7 @@ func memorySection(ctx context.Context, bin, root string, p MemoryParams, logf f
 	}
 	maxLevel := slices.Max(p.Levels)
 	g, err := startGateway(ctx, bin, root, "memory", "--sim-model="+model,
-		"--max-sessions="+strconv.Itoa(maxLevel+2), "--lease=30m", "--log-level=warn")
+		"--max-sessions="+strconv.Itoa(maxLevel+2), "--max-sessions-per-key="+strconv.Itoa(maxLevel+2), "--lease=30m", "--log-level=warn")
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,8 @@ type Service struct {
 	metrics     *metrics.Metrics
 	// writeTimeout bounds one event stream send.
 	writeTimeout time.Duration
+	// credentials throttles failed MXAccess credential checks; nil none.
+	credentials Credentials
 
 	// prepared shares event encodings between the streams of a session.
 	prepared preparedCaches
@@ -107,6 +109,9 @@ func (sv *Service) OpenSession(ctx context.Context, req *mxgatewayv1.OpenSession
 		owner = sv.identity(ctx)
 	}
 	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner})
+	if errors.Is(err, session.ErrKeyLimit) {
+		sv.metrics.LimitRefused(mxgatewayv1.ReasonKeySessionLimit)
+	}
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -185,7 +190,15 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 		}
 		guard = wireGuard(dec)
 	}
+	if sv.credentials != nil {
+		if err := sv.credentials.CheckCredentials(ctx, s.ID(), cmd); err != nil {
+			return nil, err
+		}
+	}
 	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
+	if sv.credentials != nil {
+		sv.credentials.CredentialsChecked(ctx, s.ID(), cmd, reply)
+	}
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}

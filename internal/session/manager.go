@@ -48,6 +48,7 @@ type Manager struct {
 	mu          sync.Mutex
 	sessions    map[string]*Session
 	starting    int
+	startingBy  map[string]int // opening sessions by owner key
 	refusing    bool
 	tomb        map[string]Tombstone
 	tombOrder   []string
@@ -70,6 +71,7 @@ func New(opts Options) (*Manager, error) {
 		launchCtx:    ctx,
 		cancelLaunch: cancel,
 		sessions:     make(map[string]*Session),
+		startingBy:   make(map[string]int),
 		tomb:         make(map[string]Tombstone),
 		shutdown:     make(chan struct{}),
 	}, nil
@@ -92,7 +94,12 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d open or opening", ErrLimit, m.opts.MaxSessions)
 	}
+	if err := m.keyQuotaLocked(req.OwnerKeyID); err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
 	m.starting++
+	m.startingBy[req.OwnerKeyID]++
 	m.opens.Add(1)
 	m.startSweeperLocked()
 	m.mu.Unlock()
@@ -102,6 +109,9 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 
 	m.mu.Lock()
 	m.starting--
+	if m.startingBy[req.OwnerKeyID]--; m.startingBy[req.OwnerKeyID] <= 0 {
+		delete(m.startingBy, req.OwnerKeyID)
+	}
 	if err == nil && m.refusing {
 		err = ErrShuttingDown
 	}
@@ -122,6 +132,25 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 		h(s.id)
 	}
 	return s, nil
+}
+
+// keyQuotaLocked refuses a session for owner when it already has
+// MaxSessionsPerKey sessions open or opening. m.mu must be held.
+func (m *Manager) keyQuotaLocked(owner string) error {
+	limit := m.opts.MaxSessionsPerKey
+	if limit == 0 || owner == "" {
+		return nil
+	}
+	n := m.startingBy[owner]
+	for _, s := range m.sessions {
+		if s.ownerKeyID == owner {
+			n++
+		}
+	}
+	if n >= limit {
+		return fmt.Errorf("%w: %d open or opening", ErrKeyLimit, limit)
+	}
+	return nil
 }
 
 // launch starts the worker; on success the returned session is not yet

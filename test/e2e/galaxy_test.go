@@ -188,3 +188,24 @@ func TestGalaxyRuntimeCrashSessionsSurvive(t *testing.T) {
 	s.write(h, doubleValue(34.5))
 	st.waitFor("a write after the restart", valueOf(s.hlmx, h, 34.5))
 }
+
+// TestGalaxyGeneratedPlant: a gateway serving the generated plant (100,000+
+// attributes) shares it between sessions like any model.
+func TestGalaxyGeneratedPlant(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--sim-plant=50")
+	a, b := openSession(t, g.Client(), "plant-a"), openSession(t, g.Client(), "plant-b")
+	a.register()
+	b.register()
+	bs := b.streamEvents(&mxgatewayv1.StreamEventsRequest{})
+	hb := b.subscribe("Pump_050_10_10.SP")
+	bs.waitFor("initial value", valueOf(b.hlmx, hb, 50))
+	ha := a.subscribe("Pump_050_10_10.SP")
+	a.write(ha, doubleValue(61))
+	bs.waitFor("a's write", valueOf(b.hlmx, hb, 61))
+	ext := b.subscribe("Pump_001_01_01.HiAlarm.Acked")
+	ev := bs.waitFor("an alarm extension attribute", dataChangeOf(b.hlmx, ext))
+	if dc := ev.GetDataChange(); !dc.GetValue().GetBoolValue() || dc.GetQuality().GetRaw() != 192 {
+		t.Fatalf("HiAlarm.Acked = %v", dc)
+	}
+}

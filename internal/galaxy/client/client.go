@@ -47,16 +47,16 @@ type Session struct {
 	model    *sim.Model
 	snapshot []sim.Change
 
-	mu      sync.Mutex
-	wc      *wire.Conn
-	nc      net.Conn
-	seq     uint64
-	writes  []*galaxyv1.ValueChange
-	b       *sim.Backend
-	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
-	wg      sync.WaitGroup
+	mu            sync.Mutex
+	wc            *wire.Conn
+	nc            net.Conn
+	seq           uint64
+	writes        []*galaxyv1.ValueChange
+	b             *sim.Backend
+	closed        bool
+	wake          chan struct{}
+	done          chan struct{}
+	wg            sync.WaitGroup
 	firstSettings *galaxyv1.Settings
 	ownFirstBind  time.Duration // the session's own first-bind knob
 }

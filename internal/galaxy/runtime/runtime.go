@@ -43,7 +43,11 @@ const (
 	ActionSlowFirstBind = "slowFirstBind"
 	ActionStatus        = "status"
 	ActionCrash         = "crash"
+	ActionStorm         = "storm"
 )
+
+// maxStorm bounds one storm request.
+const maxStorm = 10_000_000
 
 // CrashExitCode is the exit code of the crash action.
 const CrashExitCode = 3
@@ -324,6 +328,19 @@ func (r *Runtime) Admin(req *galaxyv1.AdminRequest) *galaxyv1.AdminReply {
 		r.log.Warn("galaxy runtime: simulated crash")
 		time.AfterFunc(100*time.Millisecond, func() { r.opts.Exit(CrashExitCode) })
 		return &galaxyv1.AdminReply{Status: "crashing"}
+	case ActionStorm:
+		n := req.GetDurationMs() // the count travels in duration_ms
+		if n <= 0 || n > maxStorm {
+			return &galaxyv1.AdminReply{Error: fmt.Sprintf("storm count %d not in 1..%d", n, maxStorm)}
+		}
+		r.mu.Lock()
+		hub := r.cur.hub
+		r.mu.Unlock()
+		ok, err := hub.Storm(context.Background(), req.GetTarget(), int(n))
+		if err != nil || !ok {
+			return &galaxyv1.AdminReply{Error: fmt.Sprintf("storm target %q is not a shared MxInteger attribute (%v)", req.GetTarget(), err)}
+		}
+		return &galaxyv1.AdminReply{Status: fmt.Sprintf("storm of %d changes of %s", n, req.GetTarget())}
 	case ActionStatus:
 		r.mu.Lock()
 		defer r.mu.Unlock()
