@@ -337,7 +337,9 @@ func ceilingStreamRun(ctx context.Context, ce *ceiling, template *mxgatewayv1.Ev
 func runEvents(ctx context.Context, g *gatewayProc, ce *ceiling, p EventParams, reps int, logf func(string, ...any)) (*EventsResult, error) {
 	var gw, cl []float64
 	var cg, cw, cd, cc []float64
-	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(p.Events*p.Subscribers) }
+	us := func(d time.Duration) float64 {
+		return float64(d) / float64(time.Microsecond) / float64(p.Events*p.Subscribers)
+	}
 	res := &EventsResult{Params: p}
 	for i := range reps {
 		rate, tpl, cpu, err := gatewayStorm(ctx, g, p)
