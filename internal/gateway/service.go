@@ -45,8 +45,10 @@ type Service struct {
 	// credentials throttles failed MXAccess credential checks; nil none.
 	credentials Credentials
 
-	// prepared shares event encodings between the streams of a session.
-	prepared preparedCaches
+	// prepared shares event encodings between the streams of a session;
+	// noSharedEncodings turns that off (benchmarks compare).
+	prepared          preparedCaches
+	noSharedEncodings bool
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -260,7 +262,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}, maxBatch: maxBatch, maxDelay: maxDelay}
-	if maxBatch <= 1 {
+	if maxBatch <= 1 && !sv.noSharedEncodings {
 		shared, detach := sv.prepared.attach(s)
 		defer detach()
 		out.shared = shared
