@@ -24,6 +24,10 @@ import (
 	"github.com/mxgateway/mxgateway/internal/ipc"
 )
 
+// DialTimeout bounds a worker's first connection to the runtime, the
+// model and the snapshot included.
+const DialTimeout = 30 * time.Second
+
 // ErrRefused is returned when the runtime refuses the Hello.
 var ErrRefused = errors.New("galaxy: runtime refused the connection")
 
@@ -348,7 +352,9 @@ func SimBackend(ctx context.Context, opts sim.Options, name string) (backend.Bac
 			return nil, err
 		}
 	}
-	s, err := Dial(ctx, Options{Dir: dir, Key: key, Name: name, Logger: opts.Logger})
+	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	s, err := Dial(dctx, Options{Dir: dir, Key: key, Name: name, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("galaxy runtime at %s: %w", dir, err)
 	}
