@@ -35,7 +35,8 @@ var ErrRefused = errors.New("galaxy: runtime refused the connection")
 type Options struct {
 	// Dir is the runtime directory (endpoint and key).
 	Dir string
-	// Key is the credential; nil reads it from Dir.
+	// Key is the credential; nil reads it from Dir's key file at every
+	// connection.
 	Key []byte
 	// Name names the client in the runtime's logs.
 	Name string
@@ -73,13 +74,6 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Key == nil {
-		k, err := wire.ReadKey(opts.Dir)
-		if err != nil {
-			return nil, err
-		}
-		opts.Key = k
-	}
 	s := &Session{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	nc, wc, w, snap, err := s.connect(ctx)
 	if err != nil {
@@ -96,13 +90,23 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 
 // connect dials and reads the Welcome and the snapshot.
 func (s *Session) connect(ctx context.Context) (net.Conn, *wire.Conn, *galaxyv1.Welcome, []sim.Change, error) {
+	key := s.opts.Key
+	if key == nil {
+		// Read at every connection: a runtime restarted by hand may have
+		// made a new key.
+		k, err := wire.ReadKey(s.opts.Dir)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		key = k
+	}
 	nc, err := ipc.Dial(ctx, wire.Endpoint(s.opts.Dir))
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	wc := wire.NewConn(nc)
 	if err := wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Hello{Hello: &galaxyv1.Hello{
-		ProtocolVersion: wire.ProtocolVersion, Credential: s.opts.Key, ClientName: s.opts.Name, Subscribe: true}}}); err != nil {
+		ProtocolVersion: wire.ProtocolVersion, Credential: key, ClientName: s.opts.Name, Subscribe: true}}}); err != nil {
 		nc.Close()
 		return nil, nil, nil, nil, err
 	}
