@@ -313,7 +313,7 @@ func profilePhase(ctx context.Context, g *inProcessGateway, phase, dir string, e
 	switch phase {
 	case "events":
 		var rate float64
-		rate, _, err = gatewayStorm(ctx, gp, EventParams{Subscribers: 1, Events: events, Chunk: 2000, Window: 4000})
+		rate, _, _, err = gatewayStorm(ctx, gp, EventParams{Subscribers: 1, Events: events, Chunk: 2000, Window: 4000})
 		logf("events: %d events at %.0f/s", events, rate)
 	case "invoke":
 		g.mu.Lock()

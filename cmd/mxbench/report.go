@@ -276,6 +276,12 @@ func printTable(w io.Writer, r *Report) {
 			wl += fmt.Sprintf(", batches of <= %d (ceiling too)", e.Params.Batch)
 		}
 		rows = append(rows, row{name, wl, spreadStr(e.Gateway, fmtRate), spreadStr(e.Ceiling, fmtRate), fmt.Sprintf("%.2f", e.Ratio), target})
+		if c := e.CPU; c != nil {
+			us := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+			rows = append(rows, row{"  CPU µs/event (medians)",
+				fmt.Sprintf("gateway %s + worker %s + SDK %s; ceiling: server + SDK", us(c.Gateway.Median), us(c.Workers.Median), us(c.Driver.Median)),
+				us(c.Gateway.Median + c.Workers.Median + c.Driver.Median), us(c.Ceiling.Median), fmt.Sprintf("%.2f", c.Ratio), ""})
+		}
 	}
 	ev("events/s, 1 subscriber", r.Events, fmt.Sprintf(">= %.2f", targetEventsRatio))
 	ev("events/s, batched", r.Batch, ">= "+fmtRate(targetBatchedPerS)+"/s")

@@ -44,9 +44,13 @@ type Service struct {
 	writeTimeout time.Duration
 	// credentials throttles failed MXAccess credential checks; nil none.
 	credentials Credentials
+	// quotaExempt says whether the caller is above the per-key quota.
+	quotaExempt func(ctx context.Context) bool
 
-	// prepared shares event encodings between the streams of a session.
-	prepared preparedCaches
+	// prepared shares event encodings between the streams of a session;
+	// noSharedEncodings turns that off (benchmarks compare).
+	prepared          preparedCaches
+	noSharedEncodings bool
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -108,7 +112,8 @@ func (sv *Service) OpenSession(ctx context.Context, req *mxgatewayv1.OpenSession
 	if sv.identity != nil {
 		owner = sv.identity(ctx)
 	}
-	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner})
+	exempt := sv.quotaExempt != nil && sv.quotaExempt(ctx)
+	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner, QuotaExempt: exempt})
 	if errors.Is(err, session.ErrKeyLimit) {
 		sv.metrics.LimitRefused(mxgatewayv1.ReasonKeySessionLimit)
 	}
@@ -199,7 +204,10 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 	if errors.Is(err, session.ErrPendingLimit) {
 		sv.metrics.LimitRefused(mxgatewayv1.ReasonPendingLimit)
 	}
-	if sv.credentials != nil {
+	if sv.credentials != nil && slices.Contains(s.Items().Registrations(), cmd.GetAuthenticateUser().GetServerHandle()) {
+		// Only an AuthenticateUser of a live registration checked a
+		// password (a bad handle is no guess); secured writes learn their
+		// verdict later, in OnWriteComplete.
 		sv.credentials.CredentialsChecked(ctx, s.ID(), cmd, reply)
 	}
 	if err != nil {
@@ -253,9 +261,8 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	// subscriber only; nil sends every event.
 	// Every send is bounded by the write timeout: a client that stopped
 	// reading ends its stream instead of holding the session.
-	sender := newDeadlineStream(ctx, stream, sv.writeTimeout)
-	defer sender.stop()
-	out := &filteredSender{stream: sender, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
+	watch := newSendWatch()
+	out := &filteredSender{stream: watchedStream{stream, watch}, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
 		if sv.metrics != nil {
 			var latency time.Duration
 			if gt := ev.GetGatewayTime(); gt != nil {
@@ -264,12 +271,15 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}, maxBatch: maxBatch, maxDelay: maxDelay}
-	if maxBatch <= 1 {
+	if maxBatch <= 1 && !sv.noSharedEncodings {
 		shared, detach := sv.prepared.attach(s)
 		defer detach()
 		out.shared = shared
 	}
 	sendFailed := func(err error) error {
+		if errors.Is(err, errSendAbandoned) {
+			return err // the handler already answered and counted it
+		}
 		if errors.Is(err, ErrWriteDeadline) {
 			sv.metrics.StreamDisconnect(DisconnectWriteDeadline)
 			sv.log.Warn("event stream ended: the client stopped reading", slog.String(logging.KeySession, s.ID()), slog.Duration("write_timeout", sv.writeTimeout))
@@ -288,6 +298,19 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 		sv.metrics.StreamDisconnect(DisconnectClient)
 		return err
 	}
+	// The loop sends on a goroutine of its own while this one bounds each
+	// send by the write timeout; the loop never outlives the handler except
+	// inside a send the handler gave up on, and then sends nothing more.
+	done := make(chan error, 1)
+	go func() { done <- sv.sendLoop(ctx, method, stream.Context(), out, sub, sendFailed) }()
+	err = watch.wait(ctx, done, sv.writeTimeout, sendFailed)
+	watch.abandon()
+	return err
+}
+
+// sendLoop is StreamEvents' loop: next event, filter, batch, send.
+func (sv *Service) sendLoop(ctx context.Context, method string, streamCtx context.Context, out *filteredSender,
+	sub *session.Subscription, sendFailed func(error) error) error {
 	for {
 		ev, sendErr, err := out.next(ctx, sub)
 		if sendErr != nil {
@@ -304,17 +327,17 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			case sv.refusing() && ctx.Err() != nil:
 				sv.metrics.StreamDisconnect(DisconnectShutdown)
 				return toStatus(sv.log, method, ErrShuttingDown)
-			case stream.Context().Err() != nil:
+			case streamCtx.Err() != nil:
 				// An interceptor that ends the stream with a status as the
 				// cause (a revoked key) decides the answer.
-				if cause := context.Cause(stream.Context()); cause != stream.Context().Err() {
+				if cause := context.Cause(streamCtx); cause != streamCtx.Err() {
 					if _, ok := status.FromError(cause); ok {
 						sv.metrics.StreamDisconnect(DisconnectRevoked)
 						return cause
 					}
 				}
 				sv.metrics.StreamDisconnect(DisconnectClient)
-				return status.FromContextError(stream.Context().Err()).Err()
+				return status.FromContextError(streamCtx.Err()).Err()
 			case errors.Is(err, session.ErrSlowConsumer):
 				sv.metrics.StreamDisconnect(DisconnectSlowConsumer)
 			default:

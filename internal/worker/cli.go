@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"os/signal"
 	"sort"
 	"strings"
@@ -152,14 +151,6 @@ func (o MainOptions) exit() func(int) {
 // protocol.ExitBackendInit), so the gateway can show the reason (a model
 // file error, mxaccess on the wrong platform).
 func Main(ctx context.Context, args []string, opts MainOptions) int {
-	// A worker serves one session: a command crosses reader, command loop,
-	// backend and writer goroutines in turn, and on one P each hand-off is a
-	// switch on the same thread instead of a wake-up of another (measured
-	// with `mxbench profile`, docs/performance.md). GOMAXPROCS in the
-	// environment still wins.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
 	names := make([]string, 0, len(opts.Backends))
 	for name := range opts.Backends {
 		names = append(names, name)
