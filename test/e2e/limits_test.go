@@ -25,16 +25,19 @@ func TestCommandBurstMeetsPendingLimit(t *testing.T) {
 	t.Parallel()
 	// Concurrent calls per connection are bounded too (max_concurrent_streams):
 	// let the whole burst reach the session.
+	// The hang outlasts the heartbeat grace: raise it, so that only the
+	// command budget is tested.
 	g := harness.Start(t, fmt.Sprintf("--max-pending-commands=%d", protocol.CommandQueueSize), "--data-watchdog-reference=off",
-		"--max-concurrent-streams=10000")
+		"--max-concurrent-streams=10000", "--heartbeat-grace=2m", "--heartbeat-ceiling=3m")
 	s := openSession(t, g.Client(), "burst")
 	st := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
 	defer st.stop()
 	s.register()
 	hang := s.subscribe("Sim.HangMs")
 	// The hang starts on the STA right after the write's OnWriteComplete;
-	// it keeps every later command queued in the worker.
-	s.write(hang, intValue(8000))
+	// it keeps every later command queued in the worker, long enough for
+	// the whole burst to arrive even on a loaded machine.
+	s.write(hang, intValue(25000))
 	st.waitFor("OnWriteComplete of Sim.HangMs", func(ev *mxgatewayv1.Event) bool {
 		return ev.GetWriteComplete().GetItemHandle() == hang
 	})
