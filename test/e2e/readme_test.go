@@ -213,11 +213,19 @@ printf %%s "${KEY:-}" > %[1]s/KEY; printf %%s "${SID:-}" > %[1]s/SID
 			if err := stream.Start(); err != nil {
 				t.Fatal(err)
 			}
-			go func() { streamDone <- stream.Wait() }()
+			exited := make(chan struct{})
+			go func() {
+				streamDone <- stream.Wait()
+				close(exited)
+			}()
 			t.Cleanup(func() {
-				if stream.ProcessState == nil {
+				// Wait sets ProcessState on its own goroutine: whether the
+				// stream has ended is read from exited, never from stream.
+				select {
+				case <-exited:
+				default:
 					_ = stream.Process.Kill()
-					<-streamDone
+					<-exited
 				}
 			})
 			ran["stream"] = true
