@@ -29,11 +29,15 @@ import (
 	"github.com/mxgateway/mxgateway/internal/tlsutil"
 )
 
-// TestMain lets the test binary be its own simulator worker, as the real
-// binary is: serve re-executes os.Executable() with "worker".
+// TestMain lets the test binary be its own simulator worker and Galaxy
+// runtime, as the real binary is: serve re-executes os.Executable() with
+// "worker" and "galaxy".
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "worker" {
 		os.Exit(runWorker(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "galaxy" {
+		os.Exit(runGalaxy(os.Args[2:]))
 	}
 	testutil.VerifyNoLeaks(m)
 }
