@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -125,10 +124,7 @@ func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error
 		grpcLis.Close()
 		return nil, nil, &listenError{what: "HTTP", addr: cfg.HTTPListen, flag: "http-listen", err: err}
 	}
-	// Connections are bounded per listener before anything is parsed: a
-	// listener at its limit accepts the next connection only when one
-	// closes (idle gRPC connections are closed after max_connection_idle).
-	return netutil.LimitListener(grpcLis, cfg.MaxConnections), netutil.LimitListener(httpLis, cfg.MaxConnections), nil
+	return grpcLis, httpLis, nil
 }
 
 // workerCommand returns the worker executable and its arguments (the
@@ -218,6 +214,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
+	// Connections are bounded per listener before anything is parsed: a
+	// listener at its limit accepts the next connection only when one
+	// closes (idle gRPC connections are closed after max_connection_idle).
+	grpcLis = limitListener(grpcLis, cfg.MaxConnections, m, "grpc")
+	httpLis = limitListener(httpLis, cfg.MaxConnections, m, "http")
 
 	guard, err := auth.NewGuard(auth.GuardConfig{Mode: mode, Manager: mgr, Logger: log, OnDenied: m.AuthDenied,
 		MaxStreamsPerKey: cfg.MaxStreamsPerKey, OnLimit: m.LimitRefused,

@@ -56,6 +56,8 @@ func TestToStatusTable(t *testing.T) {
 		{"pending limit", session.ErrPendingLimit, codes.ResourceExhausted, mxgatewayv1.ReasonPendingLimit, true},
 		{"subscriber limit", session.ErrSubscriberLimit, codes.ResourceExhausted, mxgatewayv1.ReasonSubscriberLimit, true},
 		{"slow consumer", session.ErrSlowConsumer, codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer, true},
+		{"key session limit", wrap(session.ErrKeyLimit), codes.ResourceExhausted, mxgatewayv1.ReasonKeySessionLimit, true},
+		{"write deadline", wrap(ErrWriteDeadline), codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer, true},
 		{"manager shutting down", session.ErrShuttingDown, codes.Unavailable, mxgatewayv1.ReasonShuttingDown, false},
 		{"server shutting down", ErrShuttingDown, codes.Unavailable, mxgatewayv1.ReasonShuttingDown, false},
 		{"start failed", fmt.Errorf("%w: %w", session.ErrStartFailed, errors.New("exec: not found")), codes.Unavailable, mxgatewayv1.ReasonWorkerStartFailed, false},
