@@ -412,11 +412,12 @@ func (g *galaxyProcess) Stop() {
 }
 
 // attachedGalaxyEnv is the worker environment for an external runtime
-// (serve --sim-galaxy DIR).
+// (serve --sim-galaxy DIR): the directory only, so each worker reads the
+// key file at every connection (a runtime restarted by hand makes a new
+// key). The key is checked here, so a wrong directory fails the start.
 func attachedGalaxyEnv(dir string) ([]string, error) {
-	key, err := wire.ReadKey(dir)
-	if err != nil {
+	if _, err := wire.ReadKey(dir); err != nil {
 		return nil, fmt.Errorf("sim_galaxy: %w", err)
 	}
-	return []string{wire.EnvDir + "=" + dir, wire.EnvKey + "=" + hex.EncodeToString(key)}, nil
+	return []string{wire.EnvDir + "=" + dir}, nil
 }

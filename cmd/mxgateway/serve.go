@@ -343,6 +343,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
 		Credentials:        guard,
+		QuotaExempt: func(ctx context.Context) bool {
+			p, _ := auth.FromContext(ctx)
+			return p.IsAdmin()
+		},
 		// Bounds before authentication.
 		MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
 		MaxHeaderListBytes:   cfg.MaxHeaderListBytes,

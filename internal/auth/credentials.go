@@ -61,18 +61,17 @@ func IsCredentialCommand(cmd *mxgatewayv1.Command) bool {
 	return false
 }
 
-// credentialFailed reports whether MXAccess refused the credentials of a
-// credential command: an AuthenticateUser that returned no user id or
-// failed, a secured write MXAccess refused.
+// credentialFailed reports whether MXAccess refused the password of an
+// AuthenticateUser: it returned no user id, or failed (OS-user security).
+// Secured writes are refused while in back-off but never counted here:
+// MXAccess gives their security verdict later, in OnWriteComplete, and a
+// synchronous refusal of one is about its handle or value.
 func credentialFailed(cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply) bool {
-	if reply == nil {
+	if reply == nil || cmd.GetAuthenticateUser() == nil {
 		return false // a gateway failure (timeout, worker gone) checked nothing
 	}
-	failed := reply.GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
-	if cmd.GetAuthenticateUser() != nil {
-		return failed || reply.GetUserId().GetUserId() == 0
-	}
-	return failed
+	return reply.GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE ||
+		reply.GetUserId().GetUserId() == 0
 }
 
 // backoff is the failure record of one source (a key or a session).
@@ -184,7 +183,8 @@ func (g *Guard) CheckCredentials(ctx context.Context, sessionID string, cmd *mxg
 }
 
 // CredentialsChecked records the outcome of a credential command that
-// reached the worker: a failure extends the back-off of the caller's key
+// reached the worker on a live registration: a failed AuthenticateUser
+// extends the back-off of the caller's key
 // and of the session, is counted (OnFailure) and audited with the user
 // name, never the password.
 func (g *Guard) CredentialsChecked(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply) {

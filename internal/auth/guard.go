@@ -85,8 +85,8 @@ type GuardConfig struct {
 	GlobalAuditBurst int
 
 	// MaxStreamsPerKey caps the concurrent streams of one key
-	// (RESOURCE_EXHAUSTED KEY_STREAM_LIMIT); 0 means no cap. Not applied
-	// with ModeNone.
+	// (RESOURCE_EXHAUSTED KEY_STREAM_LIMIT); 0 means no cap. Admin keys
+	// (and ModeNone's anonymous admin) are not capped.
 	MaxStreamsPerKey int
 	// OnLimit is called for every call refused by a limit, with the
 	// refusal's ErrorInfo reason. May be nil.
@@ -187,10 +187,12 @@ func (g *Guard) StreamInterceptor() grpc.StreamServerInterceptor {
 		if !ok || p.Anonymous || g.mgr == nil {
 			return handler(srv, &principalStream{ServerStream: ss, ctx: ctx})
 		}
-		if err := g.acquireStream(p.KeyID); err != nil {
-			return err
+		if !p.IsAdmin() { // admin keys are above the per-key quota
+			if err := g.acquireStream(p.KeyID); err != nil {
+				return err
+			}
+			defer g.releaseStream(p.KeyID)
 		}
-		defer g.releaseStream(p.KeyID)
 		// A stream outlives the check above: it ends when its key is
 		// revoked (UNAUTHENTICATED, API_KEY_REVOKED).
 		wctx, stop := g.mgr.WatchRevocation(ctx, p.KeyID)

@@ -101,6 +101,9 @@ type Options struct {
 	// Credentials throttles failed MXAccess credential checks (auth.Guard);
 	// nil throttles nothing.
 	Credentials Credentials
+	// QuotaExempt reports whether the caller behind ctx may open sessions
+	// past the per-key quota (admin keys). Nil exempts nobody.
+	QuotaExempt func(ctx context.Context) bool
 	// MaxHeaderListBytes bounds a request's header block, which is parsed
 	// before the key is checked. Default DefaultMaxHeaderListBytes.
 	MaxHeaderListBytes int
@@ -199,6 +202,7 @@ func New(opts Options) (*Server, error) {
 
 		writeTimeout: opts.StreamWriteTimeout,
 		credentials:  opts.Credentials,
+		quotaExempt:  opts.QuotaExempt,
 	}
 
 	unary := append([]grpc.UnaryServerInterceptor{s.recoverUnary}, opts.UnaryInterceptors...)

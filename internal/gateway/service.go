@@ -44,6 +44,8 @@ type Service struct {
 	writeTimeout time.Duration
 	// credentials throttles failed MXAccess credential checks; nil none.
 	credentials Credentials
+	// quotaExempt says whether the caller is above the per-key quota.
+	quotaExempt func(ctx context.Context) bool
 
 	// prepared shares event encodings between the streams of a session;
 	// noSharedEncodings turns that off (benchmarks compare).
@@ -110,7 +112,8 @@ func (sv *Service) OpenSession(ctx context.Context, req *mxgatewayv1.OpenSession
 	if sv.identity != nil {
 		owner = sv.identity(ctx)
 	}
-	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner})
+	exempt := sv.quotaExempt != nil && sv.quotaExempt(ctx)
+	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner, QuotaExempt: exempt})
 	if errors.Is(err, session.ErrKeyLimit) {
 		sv.metrics.LimitRefused(mxgatewayv1.ReasonKeySessionLimit)
 	}
@@ -198,7 +201,10 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 		}
 	}
 	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
-	if sv.credentials != nil {
+	if sv.credentials != nil && slices.Contains(s.Items().Registrations(), cmd.GetAuthenticateUser().GetServerHandle()) {
+		// Only an AuthenticateUser of a live registration checked a
+		// password (a bad handle is no guess); secured writes learn their
+		// verdict later, in OnWriteComplete.
 		sv.credentials.CredentialsChecked(ctx, s.ID(), cmd, reply)
 	}
 	if err != nil {

@@ -110,6 +110,12 @@ func TestSessionsPerKey(t *testing.T) {
 	if _, err := open("b"); err != nil {
 		t.Fatalf("key b locked out: %v", err)
 	}
+	// An exempt opener (an admin key) is above the per-key quota.
+	admin, err := h.m.Open(context.Background(), OpenRequest{ClientName: "admin", OwnerKeyID: "a", QuotaExempt: true})
+	if err != nil {
+		t.Fatalf("exempt open: %v", err)
+	}
+	admin.Close(context.Background())
 	a1.Close(context.Background())
 	if _, err := open("a"); err != nil {
 		t.Fatalf("key a after a close: %v", err)

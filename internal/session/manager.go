@@ -26,6 +26,10 @@ type OpenRequest struct {
 	// OwnerKeyID is the id of the API key opening the session ("" without
 	// authentication); ownership checks compare against it.
 	OwnerKeyID string
+	// QuotaExempt opens the session whatever MaxSessionsPerKey says (an
+	// admin key); the session still counts against MaxSessions and
+	// against its owner's quota.
+	QuotaExempt bool
 }
 
 // Manager owns every session of the gateway: it opens them (launching a
@@ -94,7 +98,7 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d open or opening", ErrLimit, m.opts.MaxSessions)
 	}
-	if err := m.keyQuotaLocked(req.OwnerKeyID); err != nil {
+	if err := m.keyQuotaLocked(req); err != nil {
 		m.mu.Unlock()
 		return nil, err
 	}
@@ -134,11 +138,11 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 	return s, nil
 }
 
-// keyQuotaLocked refuses a session for owner when it already has
+// keyQuotaLocked refuses a session for req's owner when it already has
 // MaxSessionsPerKey sessions open or opening. m.mu must be held.
-func (m *Manager) keyQuotaLocked(owner string) error {
-	limit := m.opts.MaxSessionsPerKey
-	if limit == 0 || owner == "" {
+func (m *Manager) keyQuotaLocked(req OpenRequest) error {
+	limit, owner := m.opts.MaxSessionsPerKey, req.OwnerKeyID
+	if limit == 0 || owner == "" || req.QuotaExempt {
 		return nil
 	}
 	n := m.startingBy[owner]

@@ -441,6 +441,8 @@ func (b *Backend) run() {
 // fault in the worker it concerns.
 func (b *Backend) runsFault(kind string) bool {
 	switch {
+	case RuntimeFault(kind):
+		return false // the runtime's own (internal/galaxy/runtime)
 	case b.onChange != nil:
 		return kind == FaultQualityFlip
 	case b.galaxy != nil:

@@ -345,3 +345,11 @@ func (b *Backend) Storm(ctx context.Context, ref string, n int) (bool, error) {
 	})
 	return ok, err
 }
+
+// FirstBindDelay returns the first-bind delay in force (tests of the
+// runtime's slow first bind).
+func (b *Backend) FirstBindDelay(ctx context.Context) (time.Duration, error) {
+	var d time.Duration
+	err := b.do(ctx, false, func() { d = b.knobs.FirstBindDelay })
+	return d, err
+}

@@ -208,7 +208,19 @@ const (
 	FaultWithholdWriteComplete  = "withholdWriteComplete"
 	FaultLateEventAfterUnadvise = "lateEventAfterUnadvise"
 	FaultSilentDeath            = "silentDeath"
+	// The Galaxy runtime's faults (Galaxy-wide; ignored by a standalone
+	// simulator): platformDown and engineOffScan of Object for Duration,
+	// slowFirstBind of Duration (first binds take Duration while it lasts,
+	// which is until the next one: a duration of 0 ends it).
+	FaultPlatformDown  = "platformDown"
+	FaultEngineOffScan = "engineOffScan"
+	FaultSlowFirstBind = "slowFirstBind"
 )
+
+// RuntimeFault reports whether a fault kind is the Galaxy runtime's.
+func RuntimeFault(kind string) bool {
+	return kind == FaultPlatformDown || kind == FaultEngineOffScan || kind == FaultSlowFirstBind
+}
 
 // FaultScript is a fault scheduled by the model.
 type FaultScript struct {
@@ -378,7 +390,8 @@ func (m *Model) finish() error {
 	for _, f := range m.Faults {
 		switch f.Kind {
 		case FaultCrash, FaultHang, FaultSlowCall, FaultStorm, FaultQualityFlip, FaultHResult,
-			FaultWithholdWriteComplete, FaultLateEventAfterUnadvise, FaultSilentDeath:
+			FaultWithholdWriteComplete, FaultLateEventAfterUnadvise, FaultSilentDeath,
+			FaultPlatformDown, FaultEngineOffScan, FaultSlowFirstBind:
 		default:
 			bad("unknown fault kind %q", f.Kind)
 		}

@@ -791,6 +791,13 @@ func (d *modelDecoder) fault(n *yaml.Node, tags map[string]bool) (FaultScript, b
 			}
 		}
 	case FaultWithholdWriteComplete, FaultLateEventAfterUnadvise, FaultSilentDeath:
+	case FaultPlatformDown, FaultEngineOffScan:
+		if need("object") && !tags[strings.ToLower(fs.Object)] {
+			d.errf(f["object"], "%s of unknown object %q", kind, fs.Object)
+		}
+		need("duration")
+	case FaultSlowFirstBind:
+		need("duration")
 	case "":
 		d.errf(n, "fault without a kind")
 		return FaultScript{}, false

@@ -356,3 +356,55 @@ func openBenchSession(b *testing.B, dir string, r *benchRig) *benchSession {
 	}
 	return s
 }
+
+// TestScriptedPlatformFault: a platformDown scripted in the model reaches
+// the sessions like the admin request does.
+func TestScriptedPlatformFault(t *testing.T) {
+	r := startRig(t, shortDir(t), nil, model+`
+faults:
+  - {kind: platformDown, object: Plat, at: 0s, duration: 1h}
+`)
+	s := openSession(t, r.dir, r.key)
+	hi, err := s.b.AddItem(s.h, "Tank.Level")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.b.Advise(s.h, hi); err != nil {
+		t.Fatal(err)
+	}
+	s.rec.waitData(t, "the scripted platform down", hi, quality(mxtypes.QualityBadCommFailure))
+}
+
+// TestSlowFirstBind: the runtime's slow first bind sets every session's
+// first-bind delay, and its end gives each session its own back.
+func TestSlowFirstBind(t *testing.T) {
+	r := startRig(t, shortDir(t), nil, model)
+	s := openSession(t, r.dir, r.key)
+	fb := s.b.(interface {
+		FirstBindDelay(context.Context) (time.Duration, error)
+	})
+	want := func(d time.Duration) {
+		t.Helper()
+		testutil.Eventually(t, waitFor, func() error {
+			got, err := fb.FirstBindDelay(context.Background())
+			if err != nil || got != d {
+				return fmt.Errorf("first bind %v (%v), want %v", got, err, d)
+			}
+			return nil
+		})
+	}
+	r.rt.Admin(&galaxyv1.AdminRequest{Action: runtime.ActionSlowFirstBind, DurationMs: 5000})
+	want(5 * time.Second)
+	// A session that connects during the fault gets it too.
+	late := openSession(t, r.dir, r.key).b.(interface {
+		FirstBindDelay(context.Context) (time.Duration, error)
+	})
+	testutil.Eventually(t, waitFor, func() error {
+		if got, _ := late.FirstBindDelay(context.Background()); got != 5*time.Second {
+			return fmt.Errorf("late session's first bind %v", got)
+		}
+		return nil
+	})
+	r.rt.Admin(&galaxyv1.AdminRequest{Action: runtime.ActionSlowFirstBind, DurationMs: 0})
+	want(0) // the test profile's own
+}
