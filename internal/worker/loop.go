@@ -163,6 +163,7 @@ func (w *worker) writeLoop() (err error) {
 	bw := bufio.NewWriterSize(w.conn, 64<<10)
 	fw := frame.NewWriter(bw, frame.Options{MaxFrameBytes: w.maxFrame})
 	seq := w.sentSeq
+	var lastEvent uint64 // the sequence of the last event written
 	var spare []outItem
 	// One envelope set carries every event: fw.Write marshals before it
 	// returns, so the event is unhooked again right after and nothing here
@@ -175,6 +176,10 @@ func (w *worker) writeLoop() (err error) {
 			return nil
 		}
 		if fault != nil {
+			if fault.GetCode() == workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW {
+				fault = &workerv1.Fault{Code: fault.GetCode(),
+					Message: fmt.Sprintf("%s; events after sequence %d were not sent", fault.GetMessage(), lastEvent)}
+			}
 			seq++
 			env := w.envelope(seq, 0)
 			env.Body = &workerv1.WorkerEnvelope_Fault{Fault: fault}
@@ -215,6 +220,7 @@ func (w *worker) writeLoop() (err error) {
 			}
 			if it.ev != nil {
 				w.out.events.Add(-1)
+				lastEvent = it.ev.GetSequence()
 			}
 		}
 		clear(items)

@@ -57,8 +57,9 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	seq := w.eventSeq + 1
 	ev.Sequence = seq
 	if ok, queued := w.out.pushEvent(ev); !ok {
-		overflow = fmt.Sprintf("worker: event queue overflow: %d events queued for the gateway (limit %d); events after sequence %d were not sent",
-			queued, w.cfg.EventQueueSize, w.eventSeq)
+		// The writer adds the last event it delivered: only it knows.
+		overflow = fmt.Sprintf("worker: event queue overflow: %d events queued for the gateway (limit %d)",
+			queued, w.cfg.EventQueueSize)
 	} else {
 		w.eventSeq = seq
 		if dc := ev.GetDataChange(); dc != nil && keyed {
