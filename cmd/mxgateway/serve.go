@@ -295,16 +295,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		log.Warn("could not clean up after a previous run", slog.Any(logging.KeyErr, err))
 	}
 
+	spares, err := newSparePool(cfg, sup, tracker, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, spares.Close)
+
 	sessions, err := session.New(session.Options{
-		Launch: func(ctx context.Context, id string) (session.Worker, error) {
-			began := time.Now()
-			c, err := sup.Launch(ctx, id)
-			if err != nil {
-				return nil, err // never a typed nil in the interface
-			}
-			tracker.started(c, time.Since(began), true)
-			return c, nil
-		},
+		Acquire:            acquireFrom(spares, tracker),
 		Logger:             log,
 		MaxSessions:        cfg.MaxSessions,
 		MaxPendingCommands: cfg.MaxPendingCommands,
@@ -317,6 +315,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		SlowConsumerPolicy: session.SlowConsumerPolicy(cfg.SlowConsumerPolicy),
 		ReplaySize:         cfg.ReplaySize,
 		ReplayAge:          cfg.ReplayAge,
+		Watchdog:           watchdogOptions(cfg),
 		MaxSessionsPerKey:  sessionsPerKey(cfg, mode),
 		Hooks:              sessionHooks(m),
 	})
@@ -324,6 +323,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		return err
 	}
 	m.SetQueueDepthFunc(sessions.QueuedEvents)
+	m.SetDataHealthFunc(sessions.DataHealthCounts)
+	m.SetSparesFunc(spares.Ready)
 
 	gw, err := gateway.New(gateway.Options{
 		Sessions:           sessions,
@@ -387,6 +388,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}},
 		opshttp.Check{Name: "worker_start", Func: probe.check},
 	)
+	if watchdogReference(cfg) != "" {
+		checks = append(checks, dataHealthCheck(sessions))
+	}
 	ops, err := opshttp.New(opshttp.Options{
 		Addr:          cfg.HTTPListen,
 		Listener:      httpLis,
@@ -601,7 +605,8 @@ func sessionHooks(m *metrics.Metrics) session.Hooks {
 			failed := reply.GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
 			m.CommandDone(kind, metrics.Outcome(err, failed), d)
 		},
-		EventReceived: func(f mxgatewayv1.EventFamily) { m.EventsReceived(f, 1) },
-		SlowConsumer:  func(p session.SlowConsumerPolicy) { m.QueueOverflow(string(p)) },
+		EventReceived:     func(f mxgatewayv1.EventFamily) { m.EventsReceived(f, 1) },
+		SlowConsumer:      func(p session.SlowConsumerPolicy) { m.QueueOverflow(string(p)) },
+		DataHealthChanged: func(_ string, _, to mxgatewayv1.DataHealth) { m.DataHealthChanged(to) },
 	}
 }

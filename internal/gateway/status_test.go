@@ -110,3 +110,23 @@ func TestToStatusPassesStatusesThrough(t *testing.T) {
 		t.Fatal("nil error became a status")
 	}
 }
+
+// TestStartFailureHidesWorkerOutput: a worker that could not start answers
+// the client with a reason and a short message; its stderr (paths, log
+// lines) goes to the gateway log only.
+func TestStartFailureHidesWorkerOutput(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	cause := errors.New("supervisor: worker exited during start-up: exit status 3; last stderr: open /srv/secret/model.yaml: permission denied | panic: x")
+	err := toStatus(log, "/mxgateway.v1.Gateway/OpenSession", fmt.Errorf("%w: %w", session.ErrStartFailed, cause))
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unavailable || reasonOf(t, err) != mxgatewayv1.ReasonWorkerStartFailed {
+		t.Fatalf("status %v, want UNAVAILABLE WORKER_START_FAILED", err)
+	}
+	if strings.Contains(st.Message(), "stderr") || strings.Contains(st.Message(), "/srv/secret") {
+		t.Fatalf("client-visible message carries the worker's output: %q", st.Message())
+	}
+	if !strings.Contains(logged.String(), "/srv/secret/model.yaml") {
+		t.Fatalf("the worker's output is not in the gateway log: %q", logged.String())
+	}
+}
