@@ -247,6 +247,14 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 		return toStatus(sv.log, method, err)
 	}
 	defer sub.Close()
+	// Unbatched streams share encodings with the session's other streams;
+	// registered before the headers, like the subscription.
+	var shared *sharedPrepared
+	if maxBatch <= 1 && !sv.noSharedEncodings {
+		var detach func()
+		shared, detach = sv.prepared.attach(s)
+		defer detach()
+	}
 	// Headers tell the client the subscription is registered: every event
 	// from now on reaches it (useful with live_only).
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
@@ -271,11 +279,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}, maxBatch: maxBatch, maxDelay: maxDelay}
-	if maxBatch <= 1 && !sv.noSharedEncodings {
-		shared, detach := sv.prepared.attach(s)
-		defer detach()
-		out.shared = shared
-	}
+	out.shared = shared
 	sendFailed := func(err error) error {
 		if errors.Is(err, errSendAbandoned) {
 			return err // the handler already answered and counted it
