@@ -20,7 +20,7 @@ func TestWriteModelLoads(t *testing.T) {
 		wantRefsIn  []string
 		wantRefsOut []string
 	}{
-		{"main", 1000, 0, 0, []string{"Mem.A0999", "Bench.W"}, []string{"Peer.P00000"}},
+		{"main", 1000, 0, 0, []string{"Mem.A0999", "Bench.W", refRuntimeStorm}, []string{"Peer.P00000"}},
 		{"peer", 0, 3, 100 * time.Millisecond, []string{"Peer.P00002", "Bench.W"}, []string{"Mem.A0000"}},
 	} {
 		path := filepath.Join(dir, c.name+".yaml")

@@ -159,11 +159,15 @@ func awaitReaders(ctx context.Context, rs []*eventReader, start time.Time) (time
 // (the ceiling's template).
 func gatewayStorm(ctx context.Context, g *gatewayProc, p EventParams) (float64, *mxgatewayv1.Event, stormCPU, error) {
 	var cpu stormCPU
-	rate, last, err := gatewayStormCPU(ctx, g, p, &cpu)
+	rate, last, err := gatewayStormFrom(ctx, g, p, &cpu, nil)
 	return rate, last, cpu, err
 }
 
-func gatewayStormCPU(ctx context.Context, g *gatewayProc, p EventParams, cpu *stormCPU) (float64, *mxgatewayv1.Event, error) {
+// gatewayStormFrom is gatewayStorm with the storm's origin: the worker's
+// Sim.Storm when admin is nil, else the Galaxy runtime's storm of
+// refRuntimeStorm, requested on admin (the gateway must be attached to
+// that runtime).
+func gatewayStormFrom(ctx context.Context, g *gatewayProc, p EventParams, cpu *stormCPU, admin *galaxyAdmin) (float64, *mxgatewayv1.Event, error) {
 	ctl, err := g.dial(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -179,17 +183,30 @@ func gatewayStormCPU(ctx context.Context, g *gatewayProc, p EventParams, cpu *st
 	if err != nil {
 		return 0, nil, err
 	}
-	hv, err := mx.AddItem(ctx, h, refStormValue)
+	valueRef := refStormValue
+	if admin != nil {
+		valueRef = refRuntimeStorm
+	}
+	hv, err := mx.AddItem(ctx, h, valueRef)
 	if err != nil {
 		return 0, nil, err
 	}
-	hs, err := mx.AddItem(ctx, h, refStorm)
-	if err != nil {
+	if err := mx.Advise(ctx, h, hv); err != nil {
 		return 0, nil, err
 	}
-	for _, it := range []int32{hv, hs} {
-		if err := mx.Advise(ctx, h, it); err != nil {
+	var storm func(n int) error
+	if admin != nil {
+		storm = func(n int) error { return admin.storm(refRuntimeStorm, n) }
+	} else {
+		hs, err := mx.AddItem(ctx, h, refStorm)
+		if err != nil {
 			return 0, nil, err
+		}
+		if err := mx.Advise(ctx, h, hs); err != nil {
+			return 0, nil, err
+		}
+		storm = func(n int) error {
+			return mx.Write(ctx, h, hs, client.MustValue(int32(n)), 0)
 		}
 	}
 
@@ -220,9 +237,6 @@ func gatewayStormCPU(ctx context.Context, g *gatewayProc, p EventParams, cpu *st
 		wg.Go(func() { r.read(rctx, rs, hv, p.Batch, kickf) })
 	}
 
-	storm := func(n int) error {
-		return mx.Write(ctx, h, hs, client.MustValue(int32(n)), 0)
-	}
 	minCount := func() int64 {
 		m := readers[0].count.Load()
 		for _, r := range readers[1:] {
@@ -245,7 +259,8 @@ func gatewayStormCPU(ctx context.Context, g *gatewayProc, p EventParams, cpu *st
 		}
 		time.Sleep(time.Millisecond)
 	}
-	// All readers have exactly 2 now (nothing else moves Sim.StormValue).
+	// All readers have exactly 2 now (nothing else moves Sim.StormValue or
+	// the runtime storm's attribute).
 	const base = 2
 	for _, r := range readers {
 		r.target.Store(base + int64(p.Events))

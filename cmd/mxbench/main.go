@@ -57,7 +57,7 @@ type config struct {
 	peers  []PeerParams
 }
 
-var sections = []string{"events", "batch", "fanout", "invoke", "open", "memory", "peer"}
+var sections = []string{"events", "batch", "fanout", "runtime-storm", "invoke", "open", "memory", "peer"}
 
 func parseConfig(args []string) (config, error) {
 	var c config
@@ -288,6 +288,15 @@ func runBench(ctx context.Context, args []string) int {
 					logf("gateway slim exit: %v", err)
 				}
 			}
+		}
+	}
+
+	// The storm made in the Galaxy runtime, on a gateway attached to a
+	// runtime of our own (serve --sim-galaxy), with the same pacing as the
+	// one-subscriber figure.
+	if cfg.only["runtime-storm"] && ctx.Err() == nil {
+		if rep.RuntimeStorm, err = runtimeStormSection(ctx, bin, root, ce, cfg.events, cfg.reps, logf); err != nil {
+			fail("runtime-storm", err)
 		}
 	}
 

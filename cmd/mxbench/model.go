@@ -12,6 +12,9 @@ const (
 	refStorm      = "Sim.Storm"
 	refStormValue = "Sim.StormValue"
 	refWrite      = "Bench.W"
+	// refRuntimeStorm is the shared attribute the Galaxy runtime storms
+	// (`mxgateway galaxy admin storm`).
+	refRuntimeStorm = "Bench.S"
 )
 
 // memRef is the i-th (0-based) constant attribute used for AddItem and the
@@ -22,13 +25,14 @@ func memRef(i int) string { return fmt.Sprintf("Mem.A%04d", i) }
 func peerRef(i int) string { return fmt.Sprintf("Peer.P%05d", i) }
 
 // writeModel writes the simulator model the benchmark gateways serve:
-// Bench.W (a FreeAccess MxInteger to write), memItems constant MxIntegers
+// Bench.W (a FreeAccess MxInteger to write), Bench.S (the runtime storm's
+// MxInteger), memItems constant MxIntegers
 // Mem.A0000... and, when peerItems > 0, peerItems MxDouble counters
 // Peer.P00000... stepping by 1 every peerEvery. Nothing else moves.
 func writeModel(path string, memItems, peerItems int, peerEvery time.Duration) error {
 	var b strings.Builder
 	b.WriteString("galaxy: Bench\ndescription: mxbench workload model\nobjects:\n")
-	b.WriteString("  - tag: Bench\n    attributes:\n      - {name: W, type: MxInteger, value: 0}\n")
+	b.WriteString("  - tag: Bench\n    attributes:\n      - {name: W, type: MxInteger, value: 0}\n      - {name: S, type: MxInteger, value: 0}\n")
 	if memItems > 0 {
 		b.WriteString("  - tag: Mem\n    attributes:\n")
 		for i := range memItems {

@@ -27,7 +27,10 @@ type Report struct {
 	// that sends batches of the same size.
 	Batch  *EventsResult `json:"events_batched,omitempty"`
 	FanOut *EventsResult `json:"events_fan_out,omitempty"`
-	Invoke *InvokeResult `json:"invoke,omitempty"`
+	// RuntimeStorm is the storm made in the Galaxy runtime (the other
+	// event figures storm in the worker).
+	RuntimeStorm *RuntimeStormResult `json:"events_runtime_storm,omitempty"`
+	Invoke       *InvokeResult       `json:"invoke,omitempty"`
 	// InvokeNoAuth is Write on a gateway started with --auth=none (only
 	// when the main gateway ran with authentication).
 	InvokeNoAuth *InvokeResult `json:"invoke_auth_off,omitempty"`
@@ -286,6 +289,14 @@ func printTable(w io.Writer, r *Report) {
 	ev("events/s, 1 subscriber", r.Events, fmt.Sprintf(">= %.2f", targetEventsRatio))
 	ev("events/s, batched", r.Batch, ">= "+fmtRate(targetBatchedPerS)+"/s")
 	ev("events/s, fan-out (aggregate)", r.FanOut, "")
+	if rs := r.RuntimeStorm; rs != nil {
+		wl := fmt.Sprintf("1 subscriber x %d events of %s stormed in the Galaxy runtime, %d B/event", rs.Params.Events, refRuntimeStorm, rs.EventBytes)
+		rows = append(rows,
+			row{"events/s, Galaxy runtime storm", wl, spreadStr(rs.Runtime, fmtRate), spreadStr(rs.Ceiling, fmtRate), fmt.Sprintf("%.2f", rs.Ratio), ""},
+			row{"  same gateway, worker-local Sim.Storm", "ratio: worker-local / ceiling", spreadStr(rs.Local, fmtRate), spreadStr(rs.Ceiling, fmtRate), fmt.Sprintf("%.2f", ratio(rs.Local.Median, rs.Ceiling.Median)), ""},
+			row{"  runtime / worker-local storm", "what the runtime hop costs (medians)", fmtRate(rs.Runtime.Median), fmtRate(rs.Local.Median), fmt.Sprintf("%.2f", rs.RatioLocal), ""},
+		)
+	}
 	for _, inv := range []*InvokeResult{r.Invoke, r.InvokeNoAuth} {
 		if inv == nil {
 			continue
