@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,25 @@ type RuntimeStormResult struct {
 	Ratio      float64 `json:"ratio"`
 	RatioLocal float64 `json:"ratio_runtime_to_worker_local"`
 	EventBytes int     `json:"event_message_bytes"`
+	// CPU is what each process spent per delivered event (Linux only).
+	CPU *RuntimeStormCPU `json:"cpu_us_per_event,omitempty"`
+	// Auth is the gateway's authentication.
+	Auth string `json:"authentication"`
+}
+
+// RuntimeStormCPU is user+system CPU time per delivered event, in µs.
+type RuntimeStormCPU struct {
+	// Runtime, Gateway, Workers and Driver are the processes of the
+	// runtime storm: the Galaxy runtime, the gateway, its workers and the
+	// driver (the SDK reader).
+	Runtime Spread `json:"runtime"`
+	Gateway Spread `json:"gateway"`
+	Workers Spread `json:"workers"`
+	Driver  Spread `json:"driver"`
+	// Local is gateway + workers + driver of the worker-local storm.
+	Local Spread `json:"worker_local_total"`
+	// Ratio is the median runtime storm total over median Local.
+	Ratio float64 `json:"ratio"`
 }
 
 // galaxyProc is one `mxgateway galaxy --listen DIR` process started by the
@@ -228,17 +248,27 @@ func runtimeStormSection(ctx context.Context, bin, root string, ce *ceiling, p E
 		}
 	}()
 	logf("galaxy runtime at %s (pid %d), gateway at %s", rt.dir, rt.pid(), g.grpcAddr)
-	return runRuntimeStorm(ctx, g, rt.admin, ce, p, reps, logf)
+	res, err := runRuntimeStorm(ctx, g, rt.admin, rt.pid(), ce, p, reps, logf)
+	if res != nil {
+		res.Auth = g.auth
+	}
+	return res, err
 }
 
 // runRuntimeStorm measures reps repetitions of the runtime storm, the
 // worker-local storm on the same gateway and the ceiling.
-func runRuntimeStorm(ctx context.Context, g *gatewayProc, admin *galaxyAdmin, ce *ceiling, p EventParams, reps int, logf func(string, ...any)) (*RuntimeStormResult, error) {
+func runRuntimeStorm(ctx context.Context, g *gatewayProc, admin *galaxyAdmin, rtPid int, ce *ceiling, p EventParams, reps int, logf func(string, ...any)) (*RuntimeStormResult, error) {
 	var rt, lo, cl []float64
+	var cr, cg, cw, cd, clo []float64
+	us := func(d time.Duration) float64 {
+		return float64(d) / float64(time.Microsecond) / float64(p.Events*p.Subscribers)
+	}
 	res := &RuntimeStormResult{Params: p}
 	for i := range reps {
-		var cpu stormCPU
+		var cpu, lcpu stormCPU
+		rcpu0 := cpuTime(strconv.Itoa(rtPid))
 		rate, tpl, err := gatewayStormFrom(ctx, g, p, &cpu, admin)
+		rcpu := cpuTime(strconv.Itoa(rtPid)) - rcpu0
 		if err != nil {
 			return nil, fmt.Errorf("runtime storm: %w", err)
 		}
@@ -247,7 +277,7 @@ func runRuntimeStorm(ctx context.Context, g *gatewayProc, admin *galaxyAdmin, ce
 		}
 		rt = append(rt, rate)
 		res.EventBytes = proto.Size(&mxgatewayv1.StreamEventsResponse{Event: tpl})
-		lrate, _, err := gatewayStormFrom(ctx, g, p, &cpu, nil)
+		lrate, _, err := gatewayStormFrom(ctx, g, p, &lcpu, nil)
 		if err != nil {
 			return nil, fmt.Errorf("worker-local storm: %w", err)
 		}
@@ -257,10 +287,19 @@ func runRuntimeStorm(ctx context.Context, g *gatewayProc, admin *galaxyAdmin, ce
 			return nil, err
 		}
 		cl = append(cl, crate)
+		if cpu.gateway > 0 && lcpu.gateway > 0 && rcpu > 0 {
+			cr, cg, cw, cd = append(cr, us(rcpu)), append(cg, us(cpu.gateway)), append(cw, us(cpu.workers)), append(cd, us(cpu.driver))
+			clo = append(clo, us(lcpu.gateway+lcpu.workers+lcpu.driver))
+		}
 		logf("runtime storm rep %d: runtime %.0f/s, worker-local %.0f/s, ceiling %.0f/s", i+1, rate, lrate, crate)
 	}
 	res.Runtime, res.Local, res.Ceiling = spreadOf(rt), spreadOf(lo), spreadOf(cl)
 	res.Ratio = ratio(res.Runtime.Median, res.Ceiling.Median)
 	res.RatioLocal = ratio(res.Runtime.Median, res.Local.Median)
+	if len(cr) > 0 {
+		c := &RuntimeStormCPU{Runtime: spreadOf(cr), Gateway: spreadOf(cg), Workers: spreadOf(cw), Driver: spreadOf(cd), Local: spreadOf(clo)}
+		c.Ratio = ratio(c.Runtime.Median+c.Gateway.Median+c.Workers.Median+c.Driver.Median, c.Local.Median)
+		res.CPU = c
+	}
 	return res, nil
 }

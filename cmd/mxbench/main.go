@@ -298,6 +298,9 @@ func runBench(ctx context.Context, args []string) int {
 		if rep.RuntimeStorm, err = runtimeStormSection(ctx, bin, root, ce, cfg.events, cfg.reps, logf); err != nil {
 			fail("runtime-storm", err)
 		}
+		if rep.Auth == "" && rep.RuntimeStorm != nil {
+			rep.Auth = rep.RuntimeStorm.Auth
+		}
 	}
 
 	if cfg.only["memory"] && ctx.Err() == nil {

@@ -296,6 +296,12 @@ func printTable(w io.Writer, r *Report) {
 			row{"  same gateway, worker-local Sim.Storm", "ratio: worker-local / ceiling", spreadStr(rs.Local, fmtRate), spreadStr(rs.Ceiling, fmtRate), fmt.Sprintf("%.2f", ratio(rs.Local.Median, rs.Ceiling.Median)), ""},
 			row{"  runtime / worker-local storm", "what the runtime hop costs (medians)", fmtRate(rs.Runtime.Median), fmtRate(rs.Local.Median), fmt.Sprintf("%.2f", rs.RatioLocal), ""},
 		)
+		if c := rs.CPU; c != nil {
+			us := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+			rows = append(rows, row{"  CPU µs/event (medians)",
+				fmt.Sprintf("runtime %s + gateway %s + worker %s + SDK %s; ref: worker-local storm", us(c.Runtime.Median), us(c.Gateway.Median), us(c.Workers.Median), us(c.Driver.Median)),
+				us(c.Runtime.Median + c.Gateway.Median + c.Workers.Median + c.Driver.Median), us(c.Local.Median), fmt.Sprintf("%.2f", c.Ratio), ""})
+		}
 	}
 	for _, inv := range []*InvokeResult{r.Invoke, r.InvokeNoAuth} {
 		if inv == nil {
