@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +126,23 @@ func TestReportTargets(t *testing.T) {
 			t.Errorf("%s: met %q, want %q", k, got[k], v)
 		}
 	}
+}
+
+// docs/performance.md lists the sections -only takes; the list is
+// sections.
+func TestDocsListSections(t *testing.T) {
+	b, err := os.ReadFile("../../docs/performance.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "# some sections: "
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if _, list, ok := strings.Cut(line, marker); ok {
+			if got := strings.Fields(list); !slices.Equal(got, sections) {
+				t.Fatalf("docs/performance.md lists sections %v, want %v", got, sections)
+			}
+			return
+		}
+	}
+	t.Fatalf("docs/performance.md has no %q line", marker)
 }
