@@ -13,6 +13,15 @@ const Version uint32 = 2
 // DefaultMaxFrameBytes is the default largest frame payload (16 MiB).
 const DefaultMaxFrameBytes = 16 << 20
 
+// Default bounds of the worker's outbound event queue: the burst a worker
+// buffers while the gateway is behind before it faults with
+// FAULT_CODE_EVENT_OVERFLOW. Whichever is reached first gives. The gateway
+// announces its configured bounds in GatewayHello.
+const (
+	DefaultWorkerQueueEvents = 1_000_000
+	DefaultWorkerQueueBytes  = 256 << 20
+)
+
 // Default timings of the worker protocol.
 const (
 	DefaultHeartbeatInterval = 5 * time.Second

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/frame"
@@ -27,17 +26,19 @@ import (
 // sequence.
 type outItem struct {
 	env *workerv1.WorkerEnvelope
-	ev  *mxgatewayv1.Event
+	ev  []byte // an encoded mxgateway.v1.Event
 }
 
 // outbox is the single FIFO the writer drains. Events and control messages
 // share it, so a reply never overtakes an event the backend produced before
-// it. Only events are bounded (control messages are bounded by the command
-// queue and the heartbeat cadence); a fault jumps the queue and ends it.
+// it. Only events are bounded, by count and by encoded bytes (control
+// messages are bounded by the command queue and the heartbeat cadence); a
+// fault jumps the queue and ends it.
 type outbox struct {
 	mu         sync.Mutex
 	items      []outItem
 	limit      int
+	limitBytes int64
 	fault      *workerv1.Fault
 	faultTaken bool
 	final      bool
@@ -46,14 +47,27 @@ type outbox struct {
 	// events counts events queued or in the writer's hands; it is only
 	// increased under mu.
 	events  atomic.Int64
+	bytes   atomic.Int64 // encoded bytes of those events
 	faulted atomic.Bool
 	// unsent counts items queued or written but not yet flushed to the
 	// connection (Exiter waits for it to reach zero).
 	unsent atomic.Int64
 }
 
-func newOutbox(limit int) *outbox {
-	return &outbox{limit: limit, wake: make(chan struct{}, 1)}
+func newOutbox(limit int, limitBytes int64) *outbox {
+	return &outbox{limit: limit, limitBytes: limitBytes, wake: make(chan struct{}, 1)}
+}
+
+// setLimits replaces the bounds where n or b is positive.
+func (o *outbox) setLimits(n int, b int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if n > 0 {
+		o.limit = n
+	}
+	if b > 0 {
+		o.limitBytes = b
+	}
 }
 
 func (o *outbox) signal() {
@@ -77,25 +91,28 @@ func (o *outbox) push(env *workerv1.WorkerEnvelope) {
 	o.signal()
 }
 
-// pushEvent queues an event without blocking. It returns false, with the
-// number of events queued, when the queue is full.
-func (o *outbox) pushEvent(ev *mxgatewayv1.Event) (ok bool, queued int) {
+// pushEvent queues an encoded event without blocking. It returns false,
+// with what is queued, when the event does not fit the bounds. An event is
+// always admitted to an empty queue, so one larger than the byte bound (but
+// within the frame limit) still goes.
+func (o *outbox) pushEvent(ev []byte) (ok bool, queued int, queuedBytes int64) {
 	o.mu.Lock()
 	if o.fault != nil || o.final {
 		o.mu.Unlock()
-		return true, 0
+		return true, 0, 0
 	}
-	n := o.events.Load()
-	if n >= int64(o.limit) {
+	n, b := o.events.Load(), o.bytes.Load()
+	if n > 0 && (n >= int64(o.limit) || b+int64(len(ev)) > o.limitBytes) {
 		o.mu.Unlock()
-		return false, int(n)
+		return false, int(n), b
 	}
 	o.events.Add(1)
+	o.bytes.Add(int64(len(ev)))
 	o.unsent.Add(1)
 	o.items = append(o.items, outItem{ev: ev})
 	o.mu.Unlock()
 	o.signal()
-	return true, 0
+	return true, 0, 0
 }
 
 // setFault makes f the next and last thing the writer sends.
@@ -164,11 +181,6 @@ func (w *worker) writeLoop() (err error) {
 	fw := frame.NewWriter(bw, frame.Options{MaxFrameBytes: w.maxFrame})
 	seq := w.sentSeq
 	var spare []outItem
-	// One envelope set carries every event: fw.Write marshals before it
-	// returns, so the event is unhooked again right after and nothing here
-	// keeps it (or allocates per event) beyond the write.
-	evBody := &workerv1.WorkerEvent{}
-	evEnv := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Event{Event: evBody}}
 	for {
 		items, fault, done := w.out.take(spare)
 		if done {
@@ -193,17 +205,18 @@ func (w *worker) writeLoop() (err error) {
 			}
 			it := items[i]
 			items[i] = outItem{}
-			env := it.env
-			if it.ev != nil {
-				evBody.Event = it.ev
-				env = evEnv
-			}
 			seq++
-			env.ProtocolVersion = protocol.Version
-			env.SessionId = w.cfg.SessionID
-			env.Sequence = seq
-			err := fw.Write(env)
-			evBody.Event = nil
+			var err error
+			if it.ev != nil {
+				// The sink encoded the event; only the envelope is added.
+				err = fw.WriteEvent(protocol.Version, w.cfg.SessionID, seq, it.ev)
+			} else {
+				env := it.env
+				env.ProtocolVersion = protocol.Version
+				env.SessionId = w.cfg.SessionID
+				env.Sequence = seq
+				err = fw.Write(env)
+			}
 			if err != nil {
 				if frame.CodeOf(err) == frame.CodeOversized {
 					seq--
@@ -215,6 +228,7 @@ func (w *worker) writeLoop() (err error) {
 			}
 			if it.ev != nil {
 				w.out.events.Add(-1)
+				w.out.bytes.Add(-int64(len(it.ev)))
 			}
 		}
 		clear(items)
@@ -389,6 +403,7 @@ func (w *worker) heartbeatBody(responsive bool) *workerv1.Heartbeat {
 	hb := &workerv1.Heartbeat{
 		SentAt:              timestamppb.Now(),
 		EventQueueDepth:     uint32(max(w.out.events.Load(), 0)),
+		EventQueueBytes:     uint64(max(w.out.bytes.Load(), 0)),
 		CommandQueueDepth:   uint32(depth),
 		CommandInFlight:     running,
 		CommandInFlightKind: kind,

@@ -30,7 +30,8 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultEventQueueSize   = 10000
+	DefaultEventQueueSize   = protocol.DefaultWorkerQueueEvents
+	DefaultEventQueueBytes  = protocol.DefaultWorkerQueueBytes
 	DefaultCommandQueueSize = 4096
 	// DefaultReadTimeout is how long ReadBulk waits for a transient item's
 	// first OnDataChange when the command does not say (sized for the 3-8 s
@@ -64,8 +65,13 @@ type Config struct {
 	// Logger receives the worker's logs; nil discards them.
 	Logger *slog.Logger
 	// EventQueueSize bounds the events queued for the gateway; default
-	// DefaultEventQueueSize. Overflow faults the worker.
+	// DefaultEventQueueSize. A GatewayHello that announces a bound
+	// (max_queued_events) replaces it. Overflow faults the worker.
 	EventQueueSize int
+	// EventQueueBytes bounds the encoded bytes of the events queued for the
+	// gateway; default DefaultEventQueueBytes, replaced by the GatewayHello's
+	// max_queued_event_bytes when set. Overflow faults the worker.
+	EventQueueBytes int64
 	// CommandQueueSize bounds the commands queued behind the running one;
 	// default DefaultCommandQueueSize. Overflow is a protocol fault.
 	CommandQueueSize int
@@ -95,6 +101,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventQueueSize <= 0 {
 		c.EventQueueSize = DefaultEventQueueSize
+	}
+	if c.EventQueueBytes <= 0 {
+		c.EventQueueBytes = DefaultEventQueueBytes
 	}
 	if c.CommandQueueSize <= 0 {
 		c.CommandQueueSize = DefaultCommandQueueSize
@@ -289,6 +298,7 @@ type ending struct {
 }
 
 func newWorker(cfg Config, log *slog.Logger, conn net.Conn) *worker {
+	cfg.setDefaults()
 	return &worker{
 		cfg:       cfg,
 		log:       log,
@@ -296,7 +306,7 @@ func newWorker(cfg Config, log *slog.Logger, conn net.Conn) *worker {
 		conn:      conn,
 		heartbeat: protocol.DefaultHeartbeatInterval,
 		maxFrame:  protocol.DefaultMaxFrameBytes,
-		out:       newOutbox(cfg.EventQueueSize),
+		out:       newOutbox(cfg.EventQueueSize, cfg.EventQueueBytes),
 		cmds:      newCmdQueue(cfg.CommandQueueSize),
 		table:     itemtable.New(),
 		cache:     make(map[itemtable.Key]cached),
@@ -398,6 +408,9 @@ func (w *worker) handshake(nonce []byte, fw *frame.Writer) (code int, ok bool) {
 	if n := hello.GetMaxFrameBytes(); n > 0 {
 		w.maxFrame = int(n)
 	}
+	// The gateway sizes the burst we buffer for it; the loop has not
+	// started, so nothing is queued yet.
+	w.out.setLimits(int(hello.GetMaxQueuedEvents()), int64(hello.GetMaxQueuedEventBytes()))
 	// Frames we send from now on respect the gateway's limit.
 	*fw = *frame.NewWriter(w.conn, frame.Options{MaxFrameBytes: w.maxFrame})
 
@@ -413,7 +426,8 @@ func (w *worker) handshake(nonce []byte, fw *frame.Writer) (code int, ok bool) {
 		return protocol.ExitHandshakeFailed, false
 	}
 	w.log.Info("worker: handshake done", "gateway_version", hello.GetGatewayVersion(),
-		"heartbeat_interval", w.heartbeat.String(), "max_frame_bytes", w.maxFrame)
+		"heartbeat_interval", w.heartbeat.String(), "max_frame_bytes", w.maxFrame,
+		"max_queued_events", w.out.limit, "max_queued_event_bytes", w.out.limitBytes)
 	return 0, true
 }
 
