@@ -252,6 +252,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		MaxFrameBytes:     cfg.MaxFrameBytes,
 		EventBuffer:       cfg.EventBuffer,
+		EventBufferBytes:  int64(cfg.EventBufferBytes),
+		WorkerQueueEvents: cfg.WorkerEventQueue,
+		WorkerQueueBytes:  int64(cfg.WorkerEventQueueBytes),
 		Logger:            log,
 		OnExit:            tracker.exited,
 	})
@@ -290,8 +293,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		SubscriberQueue:    cfg.SubscriberQueue,
 		SlowConsumerPolicy: session.SlowConsumerPolicy(cfg.SlowConsumerPolicy),
 		ReplaySize:         cfg.ReplaySize,
-		ReplayAge:          cfg.ReplayAge,
-		Hooks:              sessionHooks(m),
+
+		SubscriberQueueBytes:   int64(cfg.SubscriberQueueBytes),
+		SubscriberStallTimeout: cfg.SubscriberStallTimeout,
+		ReplayBytes:            int64(cfg.ReplayBytes),
+		ReplayAge:              cfg.ReplayAge,
+		Hooks:                  sessionHooks(m),
 	})
 	if err != nil {
 		return err

@@ -149,14 +149,20 @@ func (r *Reader) Read() (*workerv1.WorkerEnvelope, error) {
 
 // ReadInto reads and validates one envelope into env, which is reset first.
 func (r *Reader) ReadInto(env *workerv1.WorkerEnvelope) error {
+	_, err := r.ReadSized(env)
+	return err
+}
+
+// ReadSized is ReadInto that also returns the frame's payload size.
+func (r *Reader) ReadSized(env *workerv1.WorkerEnvelope) (size int, err error) {
 	payload, err := r.ReadPayload()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := r.um.Unmarshal(payload, env); err != nil {
-		return &Error{Code: CodeMalformed, Err: err}
+		return 0, &Error{Code: CodeMalformed, Err: err}
 	}
-	return Validate(env, r.opts)
+	return len(payload), Validate(env, r.opts)
 }
 
 // Validate checks an envelope's version, session id and body.

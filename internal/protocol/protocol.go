@@ -2,7 +2,11 @@
 // version, frame limits, default timings and the worker's exit codes.
 package protocol
 
-import "time"
+import (
+	"time"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
 
 // Version is the gateway-worker protocol version. Both sides refuse a peer
 // that speaks another one. Version 2 added the item guard
@@ -88,3 +92,18 @@ func ExitReason(code int, killed bool) string {
 		return "other"
 	}
 }
+
+// SizedEvent is an event as it crossed the worker pipe, with the size of its
+// frame: the measure every byte bound on the event path counts.
+type SizedEvent struct {
+	Event *mxgatewayv1.Event
+	Bytes int
+}
+
+// Default bounds of the gateway's per-session queue between the worker pipe
+// and the session's distributor. While it is full the gateway stops reading
+// the pipe and the worker buffers (flow control).
+const (
+	DefaultGatewayQueueEvents = 100_000
+	DefaultGatewayQueueBytes  = 64 << 20
+)

@@ -54,9 +54,16 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// MaxFrameBytes; default protocol.DefaultMaxFrameBytes.
 	MaxFrameBytes int
-	// EventBuffer is each client's event channel capacity; default
-	// workerclient.DefaultEventBuffer.
-	EventBuffer int
+	// EventBuffer and EventBufferBytes bound each client's queue between
+	// the pipe and the session (workerclient.Options); defaults
+	// workerclient.DefaultEventBuffer and DefaultEventBufferBytes.
+	EventBuffer      int
+	EventBufferBytes int64
+	// WorkerQueueEvents and WorkerQueueBytes bound each worker's outbound
+	// event queue, announced at launch (workerclient.Options); defaults
+	// protocol.DefaultWorkerQueueEvents and DefaultWorkerQueueBytes.
+	WorkerQueueEvents int
+	WorkerQueueBytes  int64
 	// Logger receives the supervisor's logs and the workers' stderr; nil
 	// discards them.
 	Logger *slog.Logger
@@ -106,6 +113,15 @@ func (o *Options) setDefaults() error {
 	}
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = workerclient.DefaultEventBuffer
+	}
+	if o.EventBufferBytes <= 0 {
+		o.EventBufferBytes = workerclient.DefaultEventBufferBytes
+	}
+	if o.WorkerQueueEvents <= 0 {
+		o.WorkerQueueEvents = protocol.DefaultWorkerQueueEvents
+	}
+	if o.WorkerQueueBytes <= 0 {
+		o.WorkerQueueBytes = protocol.DefaultWorkerQueueBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -270,6 +286,9 @@ func (s *Supervisor) Launch(ctx context.Context, sessionID string) (*workerclien
 		HeartbeatGrace:    s.opts.HeartbeatGrace,
 		HeartbeatCeiling:  s.opts.HeartbeatCeiling,
 		EventBuffer:       s.opts.EventBuffer,
+		EventBufferBytes:  s.opts.EventBufferBytes,
+		WorkerQueueEvents: s.opts.WorkerQueueEvents,
+		WorkerQueueBytes:  s.opts.WorkerQueueBytes,
 		MaxFrameBytes:     s.opts.MaxFrameBytes,
 		PID:               p.pid,
 		Logger:            s.opts.Logger,

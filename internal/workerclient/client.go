@@ -53,8 +53,8 @@ func (s State) terminal() bool { return s == StateClosed || s == StateFaulted }
 
 // Defaults of Options.
 const (
-	DefaultEventBuffer       = 1024
-	DefaultEventStallTimeout = 5 * time.Second
+	DefaultEventBuffer      = protocol.DefaultGatewayQueueEvents
+	DefaultEventBufferBytes = protocol.DefaultGatewayQueueBytes
 	// DefaultCommandTimeout applies when Invoke gets a timeout <= 0.
 	DefaultCommandTimeout = 30 * time.Second
 	// cancelWriteWait bounds the write of a Cancel frame on a full pipe; a
@@ -81,12 +81,24 @@ type Options struct {
 	// heartbeats); default protocol.DefaultHeartbeatCeiling, and never less
 	// than HeartbeatGrace.
 	HeartbeatCeiling time.Duration
-	// EventBuffer is the capacity of the Events channel; default
-	// DefaultEventBuffer.
+	// EventBuffer bounds the events queued between the pipe and
+	// NextEvents; default DefaultEventBuffer.
 	EventBuffer int
-	// EventStallTimeout is how long the read loop waits for room in a full
-	// Events channel before faulting with ErrEventOverflow; default
-	// DefaultEventStallTimeout.
+	// EventBufferBytes bounds the frame bytes of those events; default
+	// DefaultEventBufferBytes. While either bound is reached the read loop
+	// stops reading the pipe (flow control): the pipe fills and the worker
+	// buffers up to WorkerQueueEvents and WorkerQueueBytes.
+	EventBufferBytes int64
+	// WorkerQueueEvents and WorkerQueueBytes bound the worker's outbound
+	// event queue; they are announced in GatewayHello. Default
+	// protocol.DefaultWorkerQueueEvents and protocol.DefaultWorkerQueueBytes.
+	// A worker past them faults with FAULT_CODE_EVENT_OVERFLOW: the gateway
+	// did not keep up at all.
+	WorkerQueueEvents int
+	WorkerQueueBytes  int64
+	// EventStallTimeout, when positive, is how long the read loop waits for
+	// room in a full event queue before faulting with ErrEventOverflow. The
+	// default, 0, waits as long as the queue's reader lives (flow control).
 	EventStallTimeout time.Duration
 	// MaxFrameBytes limits frames both ways and is announced in
 	// GatewayHello; default protocol.DefaultMaxFrameBytes.
@@ -125,8 +137,14 @@ func (o *Options) setDefaults() {
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = DefaultEventBuffer
 	}
-	if o.EventStallTimeout <= 0 {
-		o.EventStallTimeout = DefaultEventStallTimeout
+	if o.EventBufferBytes <= 0 {
+		o.EventBufferBytes = DefaultEventBufferBytes
+	}
+	if o.WorkerQueueEvents <= 0 {
+		o.WorkerQueueEvents = protocol.DefaultWorkerQueueEvents
+	}
+	if o.WorkerQueueBytes <= 0 {
+		o.WorkerQueueBytes = protocol.DefaultWorkerQueueBytes
 	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = protocol.DefaultMaxFrameBytes
@@ -190,7 +208,7 @@ type Client struct {
 	// (if still waiting) sees it.
 	items *itemtable.Table
 
-	events chan *mxgatewayv1.Event // sent by the read loop; closed by run
+	events *eventQueue // filled by the read loop; closed by run
 	stop   chan struct{}           // closed on the terminal transition
 	done   chan struct{}           // closed when every goroutine has ended
 	loops  sync.WaitGroup          // the read loop
@@ -246,7 +264,7 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		cw:        cw,
 		wlock:     make(chan struct{}, 1),
 		wseq:      1, // GatewayHello, written by the handshake
-		events:    make(chan *mxgatewayv1.Event, opts.EventBuffer),
+		events:    newEventQueue(opts.EventBuffer, opts.EventBufferBytes),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		pid:       opts.PID,
@@ -292,10 +310,17 @@ func (c *Client) State() State {
 	return c.state
 }
 
-// Events returns the worker's events in pipe order, each stamped with the
-// session id and the gateway receive time. The channel is closed after the
-// terminal state, once drained. It has one intended reader.
-func (c *Client) Events() <-chan *mxgatewayv1.Event { return c.events }
+// NextEvents appends the next worker events, in pipe order, to dst, each
+// stamped with the session id and the gateway receive time and sized by its
+// frame. It waits while none is queued; ok is false after the terminal
+// state, once every event was handed out. It has one intended caller.
+func (c *Client) NextEvents(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool) {
+	return c.events.take(dst)
+}
+
+// QueuedEvents reports the events (and their frame bytes) received from the
+// worker and not yet taken by NextEvents.
+func (c *Client) QueuedEvents() (events int, bytes int64) { return c.events.depth() }
 
 // Done is closed when the client reaches Closed or Faulted and its
 // goroutines have ended.
@@ -388,9 +413,11 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
 			ProtocolVersion:   protocol.Version,
 			Nonce:             c.nonce,
-			HeartbeatInterval: durationpb.New(c.opts.HeartbeatInterval),
-			MaxFrameBytes:     uint32(c.opts.MaxFrameBytes),
-			GatewayVersion:    c.opts.GatewayVersion,
+			HeartbeatInterval:   durationpb.New(c.opts.HeartbeatInterval),
+			MaxFrameBytes:       uint32(c.opts.MaxFrameBytes),
+			GatewayVersion:      c.opts.GatewayVersion,
+			MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
+			MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
 		}},
 	}
 	if err := c.w.Write(hello); err != nil {
@@ -760,7 +787,7 @@ func (c *Client) terminate(state State, err error) {
 		p.ch <- result{err: perr}
 	}
 	if !started {
-		close(c.events)
+		c.events.close()
 		close(c.done)
 	}
 }
@@ -788,7 +815,7 @@ loop:
 	ticker.Stop()
 	_ = c.conn.Close()
 	c.loops.Wait()
-	close(c.events)
+	c.events.close()
 	close(c.done)
 }
 
@@ -960,7 +987,8 @@ func (c *Client) readLoop() {
 	seq := uint64(2) // WorkerHello and WorkerReady were 1 and 2
 	var lastEvent uint64
 	for {
-		env, err := c.r.Read()
+		env := &workerv1.WorkerEnvelope{}
+		size, err := c.r.ReadSized(env)
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -970,7 +998,7 @@ func (c *Client) readLoop() {
 			c.terminate(StateFaulted, fmt.Errorf("%w: envelope sequence %d, want %d", ErrProtocol, env.GetSequence(), seq))
 			return
 		}
-		if !c.dispatch(env, &lastEvent) {
+		if !c.dispatch(env, size, &lastEvent) {
 			return
 		}
 	}
@@ -1018,12 +1046,12 @@ func (c *Client) readFailed(err error) {
 }
 
 // dispatch handles one envelope; it returns false when the loop must end.
-func (c *Client) dispatch(env *workerv1.WorkerEnvelope, lastEvent *uint64) bool {
+func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uint64) bool {
 	switch b := env.GetBody().(type) {
 	case *workerv1.WorkerEnvelope_CommandReply:
 		return c.completeCommand(env.GetCorrelationId(), b.CommandReply)
 	case *workerv1.WorkerEnvelope_Event:
-		return c.deliverEvent(b.Event.GetEvent(), lastEvent)
+		return c.deliverEvent(b.Event.GetEvent(), size, lastEvent)
 	case *workerv1.WorkerEnvelope_Heartbeat:
 		c.mu.Lock()
 		c.lastHeartbeat = time.Now()
@@ -1094,9 +1122,10 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 }
 
 // deliverEvent validates the event sequence, stamps the event and queues it.
-// A full queue is waited on for at most EventStallTimeout; meanwhile the
-// heartbeat check is suspended, because the read loop is not reading them.
-func (c *Client) deliverEvent(ev *mxgatewayv1.Event, lastEvent *uint64) bool {
+// A full queue is waited on (flow control; at most EventStallTimeout when
+// set); meanwhile the heartbeat check is suspended, because the read loop is
+// not reading them.
+func (c *Client) deliverEvent(ev *mxgatewayv1.Event, size int, lastEvent *uint64) bool {
 	if ev == nil {
 		c.terminate(StateFaulted, fmt.Errorf("%w: event envelope without an event", ErrProtocol))
 		return false
@@ -1114,24 +1143,28 @@ func (c *Client) deliverEvent(ev *mxgatewayv1.Event, lastEvent *uint64) bool {
 	ev.SessionId = c.sessionID
 	ev.GatewayTime = timestamppb.Now()
 
-	select {
-	case c.events <- ev:
+	sized := protocol.SizedEvent{Event: ev, Bytes: size}
+	if c.events.tryPush(sized) {
 		return true
-	default:
 	}
 	c.mu.Lock()
 	c.eventsBlocked = true
 	c.mu.Unlock()
-	t := time.NewTimer(c.opts.EventStallTimeout)
-	defer t.Stop()
-	ok := true
-	select {
-	case c.events <- ev:
-	case <-t.C:
-		c.terminate(StateFaulted, fmt.Errorf("%w: %d events unread for %v", ErrEventOverflow, cap(c.events), c.opts.EventStallTimeout))
-		ok = false
-	case <-c.stop:
-		ok = false
+	var expire <-chan struct{}
+	if d := c.opts.EventStallTimeout; d > 0 {
+		ch := make(chan struct{})
+		t := time.AfterFunc(d, func() { close(ch) })
+		defer t.Stop()
+		expire = ch
+	}
+	ok := c.events.push(sized, c.stop, expire)
+	if !ok {
+		select {
+		case <-c.stop:
+		default:
+			n, b := c.events.depth()
+			c.terminate(StateFaulted, fmt.Errorf("%w: %d events (%d bytes) unread for %v", ErrEventOverflow, n, b, c.opts.EventStallTimeout))
+		}
 	}
 	c.mu.Lock()
 	c.eventsBlocked = false

@@ -196,7 +196,7 @@ func TestEventsInPipeOrder(t *testing.T) {
 		mxgatewayv1.EventFamily_EVENT_FAMILY_ON_WRITE_COMPLETE,
 	}
 	for i, fam := range want {
-		ev := wait(t, h.c.Events())
+		ev := wait(t, h.events())
 		if ev.GetSequence() != uint64(i+1) || ev.GetFamily() != fam {
 			t.Fatalf("event %d: seq %d family %v", i, ev.GetSequence(), ev.GetFamily())
 		}
@@ -290,7 +290,7 @@ func TestHeartbeatGraceAndCeiling(t *testing.T) {
 		h.start()
 		h.w.heartbeat()
 		h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
-		wait(t, h.c.Events()) // the heartbeat before it has been handled
+		wait(t, h.events()) // the heartbeat before it has been handled
 		h.c.checkHeartbeat(time.Now().Add(grace - time.Second))
 		if h.c.State() != StateReady {
 			t.Fatalf("faulted within the grace: %v", h.c.Err())
@@ -811,7 +811,7 @@ func TestEventStallRecovers(t *testing.T) {
 		}
 	}()
 	for i := range n {
-		ev := wait(t, h.c.Events())
+		ev := wait(t, h.events())
 		if ev.GetSequence() != uint64(i+1) {
 			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
 		}
@@ -837,5 +837,40 @@ func TestStateString(t *testing.T) {
 		if s.String() != want {
 			t.Errorf("%d: %q", int(s), s.String())
 		}
+	}
+}
+
+// TestFlowControlByBytes: with a queue bound of one frame's bytes and no
+// stall timeout, a burst the reader does not take makes the read loop wait
+// (the rest stays in the pipe) instead of faulting, and nothing is lost or
+// reordered once the reader takes them.
+func TestFlowControlByBytes(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBufferBytes = 1 })
+	h.start()
+	const n = 200
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for range n {
+			h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+		}
+	}()
+	testutil.Eventually(t, waitFor, func() error {
+		if ev, b := h.c.QueuedEvents(); ev != 1 || b == 0 {
+			return fmt.Errorf("%d events (%d bytes) queued, want the one the byte bound admits", ev, b)
+		}
+		return nil
+	})
+	if h.c.State() != StateReady {
+		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
+	}
+	for i := range n {
+		if ev := wait(t, h.events()); ev.GetSequence() != uint64(i+1) {
+			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
+		}
+	}
+	<-sent
+	if h.c.State() != StateReady {
+		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
 	}
 }
