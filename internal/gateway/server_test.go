@@ -78,7 +78,7 @@ func (w *fakeWorker) NextEvents(dst []protocol.SizedEvent) ([]protocol.SizedEven
 	}
 	return append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)}), true
 }
-func (w *fakeWorker) Done() <-chan struct{}             { return w.done }
+func (w *fakeWorker) Done() <-chan struct{} { return w.done }
 func (w *fakeWorker) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

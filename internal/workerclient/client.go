@@ -208,10 +208,10 @@ type Client struct {
 	// (if still waiting) sees it.
 	items *itemtable.Table
 
-	events *eventQueue // filled by the read loop; closed by run
-	stop   chan struct{}           // closed on the terminal transition
-	done   chan struct{}           // closed when every goroutine has ended
-	loops  sync.WaitGroup          // the read loop
+	events *eventQueue    // filled by the read loop; closed by run
+	stop   chan struct{}  // closed on the terminal transition
+	done   chan struct{}  // closed when every goroutine has ended
+	loops  sync.WaitGroup // the read loop
 
 	killOnce sync.Once
 
@@ -411,8 +411,8 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		SessionId:       c.sessionID,
 		Sequence:        1,
 		Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
-			ProtocolVersion:   protocol.Version,
-			Nonce:             c.nonce,
+			ProtocolVersion:     protocol.Version,
+			Nonce:               c.nonce,
 			HeartbeatInterval:   durationpb.New(c.opts.HeartbeatInterval),
 			MaxFrameBytes:       uint32(c.opts.MaxFrameBytes),
 			GatewayVersion:      c.opts.GatewayVersion,

@@ -15,11 +15,11 @@ type eventQueue struct {
 	maxEvents int
 	maxBytes  int64
 
-	mu     sync.Mutex
-	items  []protocol.SizedEvent
-	head   int
-	bytes  int64
-	closed bool
+	mu       sync.Mutex
+	items    []protocol.SizedEvent
+	head     int
+	bytes    int64
+	closed   bool
 	notEmpty chan struct{} // capacity 1
 	notFull  chan struct{} // capacity 1
 }
