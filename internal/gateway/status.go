@@ -47,6 +47,9 @@ var errorTable = []errorMapping{
 	// A command whose worker frame would exceed max_frame_bytes fails alone;
 	// gRPC reports oversized messages with the same code.
 	{err: workerclient.ErrCommandTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonInvalidRequest},
+	// A reply that would exceed max_frame_bytes fails its call alone; the
+	// worker and the session keep serving.
+	{err: workerclient.ErrReplyTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonReplyTooLarge},
 	// The worker's item guard refused a write the constraints approved: the
 	// handle named another reference in the worker's item table.
 	{err: workerclient.ErrGuardRefused, code: codes.PermissionDenied, reason: mxgatewayv1.ReasonReferenceForbidden},

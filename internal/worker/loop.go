@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -356,14 +357,30 @@ func (w *worker) runCommand(c *queuedCmd) (ok bool) {
 	w.log.Debug("worker: command done", logging.KeyCommand, kind, logging.KeyCorrelation, c.correlation,
 		"status", d.reply.GetStatus().String(), "hresult", d.reply.GetHresult(), "took", took.String(),
 		"refused", d.denial != nil)
-	w.out.push(&workerv1.WorkerEnvelope{
+	body := &workerv1.WorkerCommandReply{
+		Reply:    d.reply,
+		Duration: durationpb.New(took),
+		Denial:   d.denial,
+	}
+	env := &workerv1.WorkerEnvelope{
 		CorrelationId: c.correlation,
-		Body: &workerv1.WorkerEnvelope_CommandReply{CommandReply: &workerv1.WorkerCommandReply{
-			Reply:    d.reply,
-			Duration: durationpb.New(took),
-			Denial:   d.denial,
-		}},
-	})
+		Body:          &workerv1.WorkerEnvelope_CommandReply{CommandReply: body},
+	}
+	// A reply that would not fit a frame must not reach the writer, whose
+	// oversized frame would end the worker: the call fails alone.
+	if size := proto.Size(env) + frame.EventOverhead(len(w.cfg.SessionID)); size > w.maxFrame {
+		if catalog.Of(c.cmd.GetCommand()).Changes() {
+			// The gateway's mirror of the item table could not follow.
+			w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL,
+				fmt.Sprintf("worker: the reply of %s (%d bytes) exceeds the frame limit of %d bytes", kind, size, w.maxFrame))
+			return false
+		}
+		w.log.Warn("worker: reply exceeds the frame limit; the call fails alone", logging.KeyCommand, kind,
+			logging.KeyCorrelation, c.correlation, "bytes", size, "max_frame_bytes", w.maxFrame)
+		body.Reply, body.Denial = nil, nil
+		body.OversizedReplyBytes = uint64(size)
+	}
+	w.out.push(env)
 	return true
 }
 

@@ -1100,6 +1100,12 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 		// Never pending, or already failed by a fault: nothing to apply.
 		c.log.Debug("workerclient: reply without a pending command dropped", logging.KeyCorrelation, corr)
 		return true
+	case reply.GetOversizedReplyBytes() > 0 && (p.cmd == nil || p.abandoned):
+		if !p.abandoned {
+			p.ch <- result{err: fmt.Errorf("%w: the reply of %s is %d bytes, the limit %d", ErrReplyTooLarge,
+				p.kind.Name(), reply.GetOversizedReplyBytes(), c.opts.MaxFrameBytes)}
+		}
+		return true
 	case reply.GetReply() == nil:
 		p.ch <- result{err: fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr)}
 		c.terminate(StateFaulted, fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr))

@@ -48,6 +48,10 @@ var (
 	// ErrCommandTooLarge: the command's frame would exceed the frame limit;
 	// it was not sent, and only that command fails.
 	ErrCommandTooLarge = errors.New("workerclient: command exceeds the frame limit")
+	// ErrReplyTooLarge: the command ran but its reply would not fit one
+	// frame (max_frame_bytes); only that command fails, and it changed no
+	// item.
+	ErrReplyTooLarge = errors.New("workerclient: reply exceeds the frame limit")
 	// ErrGuardRefused: the worker's item guard refused the command before
 	// MXAccess saw it (a *GuardError carries the worker's explanation).
 	ErrGuardRefused = errors.New("workerclient: refused by the worker's item guard")

@@ -25,4 +25,5 @@ const (
 	ReasonNotSessionOwner    = "NOT_SESSION_OWNER"     // PERMISSION_DENIED: the session belongs to another key
 	ReasonReferenceForbidden = "REFERENCE_NOT_ALLOWED" // per-entry or PERMISSION_DENIED: key constraint
 	ReasonInternal           = "INTERNAL"              // INTERNAL: details only in the gateway log
+	ReasonReplyTooLarge      = "REPLY_TOO_LARGE"       // RESOURCE_EXHAUSTED: the reply exceeds max_frame_bytes; only that call failed
 )

@@ -786,9 +786,14 @@ type WorkerCommandReply struct {
 	// item guard did not hold (reason REFERENCE_NOT_ALLOWED; the message names
 	// the reference the worker's item table holds). Bulk entries carry their
 	// refusal in their own BulkEntryResult.denial instead.
-	Denial        *v1.EntryDenial `protobuf:"bytes,3,opt,name=denial,proto3" json:"denial,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Denial *v1.EntryDenial `protobuf:"bytes,3,opt,name=denial,proto3" json:"denial,omitempty"`
+	// Set, with no reply, when the reply would not fit one frame: its encoded
+	// size in bytes. The command ran but changed no item (the worker sends
+	// this only for commands that do not change its item table; any other
+	// too-large reply is a FAULT_CODE_INTERNAL fault); only that call fails.
+	OversizedReplyBytes uint64 `protobuf:"varint,4,opt,name=oversized_reply_bytes,json=oversizedReplyBytes,proto3" json:"oversized_reply_bytes,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *WorkerCommandReply) Reset() {
@@ -840,6 +845,13 @@ func (x *WorkerCommandReply) GetDenial() *v1.EntryDenial {
 		return x.Denial
 	}
 	return nil
+}
+
+func (x *WorkerCommandReply) GetOversizedReplyBytes() uint64 {
+	if x != nil {
+		return x.OversizedReplyBytes
+	}
+	return 0
 }
 
 // Cancel asks the worker to drop a queued command; a command already running
@@ -1260,11 +1272,12 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
 	"\vitem_handle\x18\x02 \x01(\x05R\n" +
 	"itemHandle\x12'\n" +
-	"\x0fitem_definition\x18\x03 \x01(\tR\x0eitemDefinition\"\xa9\x01\n" +
+	"\x0fitem_definition\x18\x03 \x01(\tR\x0eitemDefinition\"\xdd\x01\n" +
 	"\x12WorkerCommandReply\x12)\n" +
 	"\x05reply\x18\x01 \x01(\v2\x13.mxgateway.v1.ReplyR\x05reply\x125\n" +
 	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x121\n" +
-	"\x06denial\x18\x03 \x01(\v2\x19.mxgateway.v1.EntryDenialR\x06denial\"<\n" +
+	"\x06denial\x18\x03 \x01(\v2\x19.mxgateway.v1.EntryDenialR\x06denial\x122\n" +
+	"\x15oversized_reply_bytes\x18\x04 \x01(\x04R\x13oversizedReplyBytes\"<\n" +
 	"\x06Cancel\x122\n" +
 	"\x15target_correlation_id\x18\x01 \x01(\x04R\x13targetCorrelationId\"W\n" +
 	"\bShutdown\x123\n" +
