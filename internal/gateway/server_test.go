@@ -85,7 +85,7 @@ func (w *fakeWorker) Err() error {
 	return w.err
 }
 func (w *fakeWorker) Shutdown(ctx context.Context) ([]string, error) { w.finish(nil); return nil, nil }
-func (w *fakeWorker) Kill(reason string)                             { w.finish(workerclient.ErrKilled) }
+func (w *fakeWorker) Kill(protocol.KillReason)                       { w.finish(workerclient.ErrKilled) }
 func (w *fakeWorker) finish(err error) {
 	w.once.Do(func() {
 		w.mu.Lock()

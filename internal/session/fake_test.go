@@ -116,9 +116,9 @@ func (w *fakeWorker) Shutdown(ctx context.Context) ([]string, error) {
 	w.finish(nil)
 	return []string{"teardown ok"}, nil
 }
-func (w *fakeWorker) Kill(reason string) {
+func (w *fakeWorker) Kill(reason protocol.KillReason) {
 	w.mu.Lock()
-	w.kills = append(w.kills, reason)
+	w.kills = append(w.kills, string(reason))
 	w.mu.Unlock()
 	w.finish(errKilled)
 }

@@ -46,8 +46,8 @@ type Worker interface {
 	// Shutdown asks the worker to tear down gracefully within ctx and
 	// returns its teardown warnings.
 	Shutdown(ctx context.Context) ([]string, error)
-	// Kill ends the worker at once.
-	Kill(reason string)
+	// Kill ends the worker at once, saying why (typed, for the metric).
+	Kill(reason protocol.KillReason)
 }
 
 // LaunchFunc starts a worker for sessionID and returns it once it is ready.

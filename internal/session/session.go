@@ -391,7 +391,7 @@ func (s *Session) stopWaiting() { s.noWaitOnce.Do(func() { close(s.noWait) }) }
 // dropped: every subscriber still attached gets ev.
 func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 	opts := &s.m.opts
-	var kill string
+	var kill protocol.KillReason
 	slow := 0
 	var now time.Time
 	for {
@@ -413,7 +413,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 			reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.lastSeq)
 			s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
 			s.mu.Unlock()
-			s.w.Kill(reason)
+			s.w.Kill(protocol.KillProtocolError)
 			return
 		}
 		var blocked *Subscription
@@ -476,13 +476,13 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 
 // slowLocked applies the slow-consumer policy to sub, which has no room for
 // event seq. It returns the kill reason when the policy faulted the session.
-func (s *Session) slowLocked(sub *Subscription, seq uint64, now time.Time) (kill string) {
+func (s *Session) slowLocked(sub *Subscription, seq uint64, now time.Time) (kill protocol.KillReason) {
 	opts := &s.m.opts
 	if opts.SlowConsumerPolicy == PolicyFaultSession {
 		reason := fmt.Sprintf("subscriber queue (%d events, %d bytes) stayed full for %v at sequence %d",
 			opts.SubscriberQueue, opts.SubscriberQueueBytes, opts.SubscriberStallTimeout, seq)
 		s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSlowConsumer, reason))
-		return "slow consumer"
+		return protocol.KillSlowConsumer
 	}
 	sub.fail(fmt.Errorf("%w: queue of %d events (%d bytes) stayed full for %v at sequence %d",
 		ErrSlowConsumer, opts.SubscriberQueue, opts.SubscriberQueueBytes, opts.SubscriberStallTimeout, seq))
@@ -495,7 +495,7 @@ func (s *Session) slowLocked(sub *Subscription, seq uint64, now time.Time) (kill
 
 // hooks runs the metric hooks of one delivery (family 0: none delivered)
 // and the kill a policy asked for.
-func (s *Session) hooks(slow int, family mxgatewayv1.EventFamily, kill string) {
+func (s *Session) hooks(slow int, family mxgatewayv1.EventFamily, kill protocol.KillReason) {
 	opts := &s.m.opts
 	if h := opts.Hooks.EventReceived; h != nil && family != mxgatewayv1.EventFamily_EVENT_FAMILY_UNSPECIFIED {
 		h(family)
@@ -586,7 +586,7 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 
 	var warnings []string
 	if faulted {
-		s.w.Kill("session closed after a fault")
+		s.w.Kill(protocol.KillAfterFault)
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, s.m.opts.CloseTimeout)
 		w, err := s.w.Shutdown(sctx)
@@ -594,7 +594,7 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		warnings = w
 		if err != nil {
 			s.log.Warn("graceful worker shutdown failed, killing", slog.Any(logging.KeyErr, err))
-			s.w.Kill("graceful shutdown failed")
+			s.w.Kill(protocol.KillShutdownTimeout)
 		}
 	}
 	<-s.pumpDone

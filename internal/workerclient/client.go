@@ -432,7 +432,7 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		return nil, fail(ErrProtocol, "WorkerHello has sequence %d, want 1", env.GetSequence())
 	}
 	if f := env.GetFault(); f != nil {
-		return nil, fail(ErrWorkerFault, "%s", faultText(f))
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
 	}
 	wh := env.GetWorkerHello()
 	if wh == nil {
@@ -463,7 +463,7 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		return nil, fail(ErrProtocol, "WorkerReady has sequence %d, want 2", env.GetSequence())
 	}
 	if f := env.GetFault(); f != nil {
-		return nil, fail(ErrWorkerFault, "%s", faultText(f))
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
 	}
 	ready := env.GetWorkerReady()
 	if ready == nil {
@@ -737,10 +737,11 @@ func (c *Client) Shutdown(ctx context.Context) (teardownWarnings []string, err e
 	return append([]string(nil), c.warnings...), c.err
 }
 
-// Kill kills the worker process (Options.Kill) and faults the client with
-// ErrKilled and reason. It does not wait; use Done.
-func (c *Client) Kill(reason string) {
-	c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrKilled, reason))
+// Kill kills the worker process (Options.Kill) and faults the client with a
+// *KillError carrying reason (it matches ErrKilled). It does not wait; use
+// Done.
+func (c *Client) Kill(reason protocol.KillReason) {
+	c.terminate(StateFaulted, &KillError{Reason: reason})
 }
 
 // kill runs Options.Kill at most once.
@@ -1058,7 +1059,7 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 		c.mu.Unlock()
 		return true
 	case *workerv1.WorkerEnvelope_Fault:
-		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerFault, faultText(b.Fault)))
+		c.terminate(StateFaulted, &FaultError{Code: b.Fault.GetCode(), Message: b.Fault.GetMessage()})
 		return false
 	case *workerv1.WorkerEnvelope_ShutdownAck:
 		c.mu.Lock()
@@ -1179,10 +1180,6 @@ func (c *Client) deliverEvent(ev *mxgatewayv1.Event, size int, lastEvent *uint64
 	c.lastHeartbeat = time.Now()
 	c.mu.Unlock()
 	return ok
-}
-
-func faultText(f *workerv1.Fault) string {
-	return fmt.Sprintf("%s: %s", f.GetCode(), f.GetMessage())
 }
 
 // bodyName names an envelope's body for errors ("worker_hello").

@@ -511,8 +511,9 @@ func TestWorkerFault(t *testing.T) {
 		h.w.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: &workerv1.Fault{
 			Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW, Message: "queue full"}}})
 		err := h.waitDone()
-		if !errors.Is(err, ErrWorkerFault) || !strings.Contains(err.Error(), "FAULT_CODE_EVENT_OVERFLOW") || !strings.Contains(err.Error(), "queue full") {
-			t.Fatalf("err %v", err)
+		var fe *FaultError
+		if !errors.Is(err, ErrWorkerFault) || !errors.As(err, &fe) || fe.Code != workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW || fe.Message != "queue full" {
+			t.Fatalf("err %v, want a FaultError with the worker's code and message", err)
 		}
 		if r := wait(t, res); !errors.Is(r.err, ErrWorkerFault) {
 			t.Fatalf("pending command: %v", r.err)
@@ -526,8 +527,9 @@ func TestWorkerFault(t *testing.T) {
 		h.w.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: &workerv1.Fault{
 			Code: workerv1.FaultCode_FAULT_CODE_BACKEND_INIT, Message: "no COM"}}})
 		err := wait(t, errc)
-		if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrWorkerFault) || !strings.Contains(err.Error(), "no COM") {
-			t.Fatalf("err %v", err)
+		var fe *FaultError
+		if !errors.Is(err, ErrHandshake) || !errors.As(err, &fe) || fe.Code != workerv1.FaultCode_FAULT_CODE_BACKEND_INIT || fe.Message != "no COM" {
+			t.Fatalf("err %v, want a handshake error carrying the worker's BACKEND_INIT fault", err)
 		}
 		assertHandshakeFailed(t, h, err)
 	})
@@ -754,11 +756,12 @@ func TestKill(t *testing.T) {
 	h.start()
 	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
 	h.w.read()
-	h.c.Kill("operator request")
-	h.c.Kill("again")
+	h.c.Kill(protocol.KillGateway)
+	h.c.Kill(protocol.KillAfterFault)
 	err := h.waitDone()
-	if !errors.Is(err, ErrKilled) || !strings.Contains(err.Error(), "operator request") {
-		t.Fatalf("err %v", err)
+	var ke *KillError
+	if !errors.Is(err, ErrKilled) || !errors.As(err, &ke) || ke.Reason != protocol.KillGateway {
+		t.Fatalf("err %v, want the first kill's typed reason", err)
 	}
 	if r := wait(t, res); !errors.Is(r.err, ErrKilled) {
 		t.Fatalf("pending: %v", r.err)

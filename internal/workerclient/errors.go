@@ -2,8 +2,11 @@ package workerclient
 
 import (
 	"errors"
+	"fmt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // Sentinel errors. Terminal errors wrap one of them with detail
@@ -56,6 +59,33 @@ var (
 	// MXAccess saw it (a *GuardError carries the worker's explanation).
 	ErrGuardRefused = errors.New("workerclient: refused by the worker's item guard")
 )
+
+// KillError is the terminal error of a Client that Kill ended: why the
+// gateway killed the worker, typed. It matches ErrKilled.
+type KillError struct {
+	Reason protocol.KillReason
+}
+
+// Error implements error.
+func (e *KillError) Error() string { return ErrKilled.Error() + ": " + string(e.Reason) }
+
+// Is makes errors.Is(err, ErrKilled) true.
+func (e *KillError) Is(target error) bool { return target == ErrKilled }
+
+// FaultError is the terminal error of a Client whose worker sent a Fault:
+// its code, typed, and message. It matches ErrWorkerFault.
+type FaultError struct {
+	Code    workerv1.FaultCode
+	Message string
+}
+
+// Error implements error.
+func (e *FaultError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", ErrWorkerFault.Error(), e.Code, e.Message)
+}
+
+// Is makes errors.Is(err, ErrWorkerFault) true.
+func (e *FaultError) Is(target error) bool { return target == ErrWorkerFault }
 
 // GuardError is a single command the worker's item guard refused: a handle
 // it writes does not name, in the worker's item table, the reference the
