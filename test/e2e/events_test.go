@@ -135,7 +135,7 @@ func slowSetup(t *testing.T, g *harness.Gateway, mayFault bool) (s *client, fast
 	slowClient := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
 	stalled, _ = slowClient.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
-	h, final = storm(t, s, fast, 8000, mayFault) 
+	h, final = storm(t, s, fast, 8000, mayFault)
 	return s, fast, stalled, h, final
 }
 
