@@ -121,6 +121,13 @@ var reasonSentinel = map[string]error{
 	mxgatewayv1.ReasonPermissionDenied:   ErrPermissionDenied,
 	mxgatewayv1.ReasonNotSessionOwner:    ErrPermissionDenied,
 	mxgatewayv1.ReasonReferenceForbidden: ErrPermissionDenied,
+
+	// Hardening limits.
+	mxgatewayv1.ReasonAPIKeyRevoked:       ErrUnauthenticated,
+	mxgatewayv1.ReasonKeySessionLimit:     ErrResourceExhausted,
+	mxgatewayv1.ReasonKeyStreamLimit:      ErrResourceExhausted,
+	mxgatewayv1.ReasonCredentialThrottled: ErrResourceExhausted,
+	mxgatewayv1.ReasonWatchLimit:          ErrResourceExhausted,
 }
 
 var codeSentinel = map[codes.Code]error{

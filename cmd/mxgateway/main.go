@@ -1,6 +1,7 @@
 // Command mxgateway is the MXAccess gRPC gateway. Subcommands: serve, worker
 // (the built-in simulator worker the gateway re-executes for sim sessions),
-// apikey, config, service and version.
+// galaxy (the simulated Galaxy runtime every sim worker attaches to), apikey,
+// config, service and version.
 package main
 
 import (
@@ -18,6 +19,7 @@ commands:
   config    print or validate the effective configuration
   service   install, uninstall, start or stop the Windows service
   worker    run a worker (launched by the gateway, not by hand)
+  galaxy    run the simulated Galaxy runtime (serve starts its own), or send it an admin request
   version   print the version
 `
 
@@ -35,6 +37,8 @@ func run(args []string) int {
 		return runServe(args[1:])
 	case "worker":
 		return runWorker(args[1:])
+	case "galaxy":
+		return runGalaxy(args[1:])
 	case "apikey":
 		return runAPIKey(args[1:])
 	case "config":

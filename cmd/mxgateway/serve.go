@@ -240,11 +240,30 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		caFile = res.CertFile
 	}
 
+	// The simulated Galaxy every sim worker attaches to: an external
+	// runtime, or our own (stopped after the sessions).
+	var workerEnv []string
+	if cfg.WorkerBackend == config.BackendSim {
+		if cfg.SimGalaxy != "" {
+			if workerEnv, err = attachedGalaxyEnv(cfg.SimGalaxy); err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+		} else {
+			g, err := startGalaxy(ctx, cfg, log)
+			if err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+			cleanups = append(cleanups, g.Stop)
+			workerEnv = g.Env()
+		}
+	}
+
 	// Workers.
 	tracker := newWorkerTracker(m)
 	sup, err := supervisor.New(supervisor.Options{
 		Executable:        exe,
 		Args:              wargs,
+		Env:               workerEnv,
 		StartupTimeout:    cfg.StartupTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		HeartbeatGrace:    cfg.HeartbeatGrace,
@@ -320,6 +339,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		},
 		Constraints: guard,
 		Metrics:     m,
+
+		StreamWriteTimeout: cfg.StreamWriteTimeout,
 	})
 	if err != nil {
 		sessions.Close()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
+	"github.com/mxgateway/mxgateway/internal/galaxy/client"
 	"github.com/mxgateway/mxgateway/internal/ipc"
 	"github.com/mxgateway/mxgateway/internal/worker"
 )
@@ -23,17 +24,13 @@ func runWorker(args []string) int {
 		Dial:   ipc.Dial,
 		Backends: map[string]worker.BackendFactory{
 			"sim": func(f worker.Flags, logger *slog.Logger, exit func(int)) (backend.Backend, error) {
-				b, err := sim.New(sim.Options{
+				return client.SimBackend(context.Background(), sim.Options{
 					ModelPath: f.SimModel,
 					Profile:   f.SimProfile,
 					Seed:      f.SimSeed,
 					Exit:      exit,
 					Logger:    logger,
-				})
-				if err != nil {
-					return nil, err // not a typed nil inside the interface
-				}
-				return b, nil
+				}, "sim worker")
 			},
 		},
 	})

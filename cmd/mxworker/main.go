@@ -23,6 +23,7 @@ import (
 	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
 	"github.com/mxgateway/mxgateway/internal/buildinfo"
+	"github.com/mxgateway/mxgateway/internal/galaxy/client"
 	"github.com/mxgateway/mxgateway/internal/ipc"
 	"github.com/mxgateway/mxgateway/internal/worker"
 )
@@ -57,15 +58,11 @@ func run(args []string) int {
 
 // newSimBackend builds the Galaxy simulator from the command line.
 func newSimBackend(f worker.Flags, logger *slog.Logger, exit func(int)) (backend.Backend, error) {
-	b, err := sim.New(sim.Options{
+	return client.SimBackend(context.Background(), sim.Options{
 		ModelPath: f.SimModel,
 		Profile:   f.SimProfile,
 		Seed:      f.SimSeed,
 		Exit:      exit,
 		Logger:    logger,
-	})
-	if err != nil {
-		return nil, err // not a typed nil inside the interface
-	}
-	return b, nil
+	}, "sim worker")
 }

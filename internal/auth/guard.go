@@ -158,7 +158,21 @@ func (g *Guard) StreamInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		return handler(srv, &principalStream{ServerStream: ss, ctx: ctx})
+		p, ok := FromContext(ctx)
+		if !ok || p.Anonymous || g.mgr == nil {
+			return handler(srv, &principalStream{ServerStream: ss, ctx: ctx})
+		}
+		// A stream outlives the check above: it ends when its key is
+		// revoked (UNAUTHENTICATED, API_KEY_REVOKED).
+		wctx, stop := g.mgr.WatchRevocation(ctx, p.KeyID)
+		defer stop()
+		err = handler(srv, &principalStream{ServerStream: ss, ctx: wctx})
+		var rev *RevokedError
+		if errors.As(context.Cause(wctx), &rev) {
+			g.log.Info("auth: stream ended: its API key was revoked", logging.KeyMethod, info.FullMethod, logging.KeyKeyID, p.KeyID)
+			return rev
+		}
+		return err
 	}
 }
 

@@ -42,8 +42,9 @@ type ManagerConfig struct {
 	Now func() time.Time
 	// KeyCacheTTL is how long a verified key is trusted without reading the
 	// store again: a key revoked by another process (the offline apikey
-	// command) keeps working for at most this long. Revocation and rotation
-	// through this Manager take effect at once. 0 means
+	// command) keeps working for at most this long, and its open streams
+	// end within this long. Revocation and rotation through this Manager
+	// take effect at once. 0 means
 	// DefaultKeyCacheTTL; a negative value disables the cache.
 	KeyCacheTTL time.Duration
 	// KeyCacheSize bounds the number of cached keys; 0 means
@@ -53,7 +54,8 @@ type ManagerConfig struct {
 
 // Manager verifies keys and runs the key lifecycle (create, list, rotate,
 // revoke) with auditing. It is safe for concurrent use and starts nothing.
-// Verified keys are cached for ManagerConfig.KeyCacheTTL.
+// Verified keys are cached for ManagerConfig.KeyCacheTTL. While calls are
+// watched for revocation (WatchRevocation) one goroutine polls the store.
 type Manager struct {
 	store   *store.Store
 	peppers *Peppers
@@ -61,6 +63,7 @@ type Manager struct {
 	now     func() time.Time
 	dummy   []byte    // compared against on unknown ids, so they cost the same
 	cache   *keyCache // nil when disabled
+	revoked revocations
 }
 
 // NewManager validates cfg and returns a Manager.
@@ -77,6 +80,10 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		m.now = time.Now
 	}
 	m.dummy = make([]byte, 32)
+	m.revoked.poll = DefaultKeyCacheTTL
+	if cfg.KeyCacheTTL > 0 {
+		m.revoked.poll = cfg.KeyCacheTTL
+	}
 	return m, nil
 }
 
@@ -297,6 +304,7 @@ func (m *Manager) RotateKey(ctx context.Context, id string, actor Actor) (RawKey
 	}
 	k, err := m.store.RotateKey(ctx, id, store.Key{ID: nid, SecretHMAC: mac, PepperVersion: m.peppers.Current(), CreatedAt: now}, ev)
 	m.cache.invalidate(id) // after the store: a concurrent lookup then sees the revocation
+	m.fireRevoked(id)
 	if err != nil {
 		err = lifecycleErr(err)
 		m.audit(ctx, actor, ActionRotate, id, store.OutcomeFailed, err.Error())
@@ -316,6 +324,9 @@ func (m *Manager) RevokeKey(ctx context.Context, id string, actor Actor) (store.
 	}
 	k, err := m.store.RevokeKey(ctx, id, now, ev)
 	m.cache.invalidate(id) // after the store: a concurrent lookup then sees the revocation
+	if err == nil || errors.Is(err, store.ErrRevoked) {
+		m.fireRevoked(id) // its open streams end now
+	}
 	if err != nil {
 		err = lifecycleErr(err)
 		if !errors.Is(err, ErrAlreadyRevoked) {

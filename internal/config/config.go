@@ -109,6 +109,15 @@ type Config struct {
 	// SimProfile is the simulator behaviour profile, default or test.
 	// Default default; MXGATEWAY_SIM_PROFILE.
 	SimProfile string
+	// SimGalaxy is the directory of an external simulated Galaxy runtime
+	// (mxgateway galaxy --listen DIR) the sim workers attach to, so that
+	// gateways share one Galaxy. Default empty: the gateway starts and
+	// supervises its own runtime; MXGATEWAY_SIM_GALAXY.
+	SimGalaxy string
+	// SimPlant, when > 0, makes the gateway's own runtime serve the
+	// generated plant of that many areas instead of sim_model. Default 0;
+	// MXGATEWAY_SIM_PLANT.
+	SimPlant int
 
 	// StartupTimeout bounds worker launch and handshake. Default 15s;
 	// MXGATEWAY_STARTUP_TIMEOUT.
@@ -195,6 +204,42 @@ type Config struct {
 	// ReplayBytes bounds the frame bytes of the replay ring. Default 64MiB;
 	// MXGATEWAY_REPLAY_BYTES.
 	ReplayBytes int
+
+	// Hardening limits (docs/security.md): per-key quotas, bounds before
+	// authentication, stuck clients and credential guessing.
+
+	// MaxSessionsPerKey caps the sessions one API key has open or opening
+	// (never more than max_sessions). Default 16; MXGATEWAY_MAX_SESSIONS_PER_KEY.
+	MaxSessionsPerKey int
+	// MaxStreamsPerKey caps the concurrent streams of one API key. Default
+	// 64; MXGATEWAY_MAX_STREAMS_PER_KEY.
+	MaxStreamsPerKey int
+	// StreamWriteTimeout ends an event stream whose send stays blocked this
+	// long (a client that stopped reading). Default 30s;
+	// MXGATEWAY_STREAM_WRITE_TIMEOUT.
+	StreamWriteTimeout time.Duration
+	// MaxHeaderListBytes bounds a request's header block, parsed before the
+	// key is checked. Default 16KiB; MXGATEWAY_MAX_HEADER_LIST_BYTES.
+	MaxHeaderListBytes int
+	// MaxConcurrentStreams caps the concurrent calls of one connection.
+	// Default 128; MXGATEWAY_MAX_CONCURRENT_STREAMS.
+	MaxConcurrentStreams int
+	// MaxHealthWatches caps the open grpc.health.v1 Watch streams, which
+	// need no key. Default 64; MXGATEWAY_MAX_HEALTH_WATCHES.
+	MaxHealthWatches int
+	// MaxConnections caps the open connections of each listener (gRPC and
+	// HTTP). Default 256; MXGATEWAY_MAX_CONNECTIONS.
+	MaxConnections int
+	// MaxConnectionIdle closes a gRPC connection without calls for this
+	// long. Default 5m; MXGATEWAY_MAX_CONNECTION_IDLE.
+	MaxConnectionIdle time.Duration
+	// CredentialBackoff is the first wait after repeated failed MXAccess
+	// credential checks; it doubles per failure. Default 1s;
+	// MXGATEWAY_CREDENTIAL_BACKOFF.
+	CredentialBackoff time.Duration
+	// CredentialBackoffMax bounds that wait. Default 5m;
+	// MXGATEWAY_CREDENTIAL_BACKOFF_MAX.
+	CredentialBackoffMax time.Duration
 }
 
 // Default returns the default configuration for this machine: the data
@@ -241,6 +286,18 @@ func defaults(env func(string) string, goos string) Config {
 		SubscriberQueueBytes:   session.DefaultSubscriberQueueBytes,
 		SubscriberStallTimeout: session.DefaultSubscriberStallTimeout,
 		ReplayBytes:            session.DefaultReplayBytes,
+
+		// Hardening limits.
+		MaxSessionsPerKey:    16,
+		MaxStreamsPerKey:     64,
+		StreamWriteTimeout:   30 * time.Second,
+		MaxHeaderListBytes:   16 << 10,
+		MaxConcurrentStreams: 128,
+		MaxHealthWatches:     64,
+		MaxConnections:       256,
+		MaxConnectionIdle:    5 * time.Minute,
+		CredentialBackoff:    time.Second,
+		CredentialBackoffMax: 5 * time.Minute,
 	}
 }
 

@@ -213,6 +213,10 @@ func splitList(s string) []string {
 	return out
 }
 
+// MaxSimPlantAreas bounds sim_plant (and mxgateway galaxy --sim-plant):
+// about 1,100 attributes per area.
+const MaxSimPlantAreas = 1000
+
 const (
 	minInt = -1 << 31
 	maxInt = 1<<31 - 1
@@ -237,6 +241,8 @@ var keys = []key{
 	stringKey("mxaccess_prog_id", "COM ProgID of the MXAccess server", func(c *Config) *string { return &c.MXAccessProgID }),
 	stringKey("sim_model", "simulator Galaxy model file (empty: the built-in demo Galaxy)", func(c *Config) *string { return &c.SimModel }),
 	enumKey("sim_profile", "simulator behaviour profile", []string{"default", "test"}, func(c *Config) *string { return &c.SimProfile }),
+	stringKey("sim_galaxy", "directory of an external simulated Galaxy runtime to attach to (empty: start our own)", func(c *Config) *string { return &c.SimGalaxy }),
+	intKey("sim_plant", "serve the generated plant of N areas (0: sim_model or the demo Galaxy)", 0, MaxSimPlantAreas, func(c *Config) *int { return &c.SimPlant }),
 	durationKey("startup_timeout", "worker launch and handshake deadline", time.Second, 10*time.Minute, func(c *Config) *time.Duration { return &c.StartupTimeout }),
 	durationKey("heartbeat_interval", "worker heartbeat interval", 100*time.Millisecond, 5*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatInterval }),
 	durationKey("heartbeat_grace", "silence after which an idle worker is faulted (> heartbeat_interval)", 200*time.Millisecond, 30*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatGrace }),
@@ -264,6 +270,18 @@ var keys = []key{
 	sizeKey("subscriber_queue_bytes", "event bytes queued per subscriber (bytes; 32MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.SubscriberQueueBytes }),
 	durationKey("subscriber_stall_timeout", "how long a subscriber with a full queue may make no room before the slow-consumer policy applies", time.Millisecond, time.Hour, func(c *Config) *time.Duration { return &c.SubscriberStallTimeout }),
 	sizeKey("replay_bytes", "event bytes kept per session for resume (bytes; 64MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.ReplayBytes }),
+
+	// Hardening limits (docs/security.md).
+	intKey("max_sessions_per_key", "most sessions one API key has open or opening (at most max_sessions)", 1, 10000, func(c *Config) *int { return &c.MaxSessionsPerKey }),
+	intKey("max_streams_per_key", "most concurrent streams of one API key", 1, 100000, func(c *Config) *int { return &c.MaxStreamsPerKey }),
+	durationKey("stream_write_timeout", "an event stream whose send stays blocked this long ends", 100*time.Millisecond, time.Hour, func(c *Config) *time.Duration { return &c.StreamWriteTimeout }),
+	sizeKey("max_header_list_bytes", "largest request header block, parsed before the key is checked", 1<<10, 8<<20, func(c *Config) *int { return &c.MaxHeaderListBytes }),
+	intKey("max_concurrent_streams", "most concurrent calls on one gRPC connection", 1, 100000, func(c *Config) *int { return &c.MaxConcurrentStreams }),
+	intKey("max_health_watches", "most open health Watch streams (they need no key)", 1, 100000, func(c *Config) *int { return &c.MaxHealthWatches }),
+	intKey("max_connections", "most open connections per listener (gRPC and HTTP each)", 1, 100000, func(c *Config) *int { return &c.MaxConnections }),
+	durationKey("max_connection_idle", "a gRPC connection without calls for this long is closed", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.MaxConnectionIdle }),
+	durationKey("credential_backoff", "first wait after repeated failed MXAccess credential checks (doubles per failure)", 10*time.Millisecond, time.Hour, func(c *Config) *time.Duration { return &c.CredentialBackoff }),
+	durationKey("credential_backoff_max", "longest wait after failed MXAccess credential checks (>= credential_backoff)", 10*time.Millisecond, 24*time.Hour, func(c *Config) *time.Duration { return &c.CredentialBackoffMax }),
 }
 
 // lookupKey returns the key named name, or nil.

@@ -82,6 +82,10 @@ func (c *Config) Validate() error {
 		bad("heartbeat_ceiling", "%s must be at least heartbeat_grace (%s)",
 			FormatDuration(c.HeartbeatCeiling), FormatDuration(c.HeartbeatGrace))
 	}
+	if c.CredentialBackoffMax < c.CredentialBackoff {
+		bad("credential_backoff_max", "%s must be at least credential_backoff (%s)",
+			FormatDuration(c.CredentialBackoffMax), FormatDuration(c.CredentialBackoff))
+	}
 	return errors.Join(errs...)
 }
 

@@ -196,6 +196,12 @@ func NewWriter(w io.Writer, opts Options) *Writer {
 // Write serialises env and writes it as one frame with one Write call. The
 // envelope is not validated beyond its size; senders build it correctly.
 func (w *Writer) Write(env *workerv1.WorkerEnvelope) error {
+	return w.WriteMessage(env)
+}
+
+// WriteMessage writes any message as one frame, for the other local
+// protocols that share the framing (the Galaxy runtime's).
+func (w *Writer) WriteMessage(env proto.Message) error {
 	b, err := w.mo.MarshalAppend(w.buf[:HeaderBytes], env)
 	if err != nil {
 		return &Error{Code: CodeMalformed, Err: err}

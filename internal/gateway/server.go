@@ -83,6 +83,10 @@ type Options struct {
 	Constraints Constraints
 	// Metrics counts events sent and stream ends; nil counts nothing.
 	Metrics *metrics.Metrics
+
+	// StreamWriteTimeout ends an event stream whose send stays blocked this
+	// long. Default DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 }
 
 // Server is the gRPC server: the Gateway service, grpc.health.v1 and server
@@ -132,6 +136,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBulkEntries == 0 {
 		opts.MaxBulkEntries = DefaultMaxBulkEntries
 	}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
 	log := opts.Logger.With(logging.KeyComponent, "gateway")
 	s := &Server{opts: opts, log: log, health: health.NewServer(), done: make(chan struct{})}
 	s.stopCtx, s.stopping = context.WithCancel(context.Background())
@@ -145,6 +152,8 @@ func New(opts Options) (*Server, error) {
 		constraints: opts.Constraints,
 		metrics:     opts.Metrics,
 		stopping:    s.stopCtx,
+
+		writeTimeout: opts.StreamWriteTimeout,
 	}
 
 	unary := append([]grpc.UnaryServerInterceptor{s.recoverUnary}, opts.UnaryInterceptors...)
@@ -194,9 +203,10 @@ func (s *Server) Serve(lis net.Listener) error {
 
 // Shutdown stops the server in order: health goes NOT_SERVING, new sessions
 // are refused, event streams end (UNAVAILABLE SHUTTING_DOWN), in-flight
-// calls finish (GracefulStop, falling back to Stop when ctx ends), then
-// every session closes in parallel (graceful worker shutdown, killed when
-// ctx ends). It returns ctx's error when the deadline forced anything.
+// calls finish (GracefulStop, falling back to Stop when the drain deadline
+// passes: ctx's deadline less the sessions' close timeout, at most half of
+// it), then every session closes in parallel (graceful worker shutdown,
+// killed when ctx ends). It returns ctx's error when the deadline forced anything.
 // Later calls wait for the first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	first := false
@@ -220,8 +230,15 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.health.Shutdown()
 	s.opts.Sessions.StopAccepting()
 	s.stopping()
-	stop := context.AfterFunc(ctx, func() {
-		s.log.Warn("shutdown deadline passed: stopping the gRPC server hard")
+	// The drain may not use up the whole deadline: what one stuck client
+	// holds (a stream whose data it never reads keeps its connection busy)
+	// must not cost every other session its MXAccess teardown. The drain
+	// ends in time to leave the sessions their close timeout (at most half
+	// of what is left).
+	drain, cancelDrain := drainContext(ctx, s.opts.Sessions.Options().CloseTimeout)
+	defer cancelDrain()
+	stop := context.AfterFunc(drain, func() {
+		s.log.Warn("shutdown: calls still running at the drain deadline; stopping the gRPC server hard")
 		s.grpc.Stop()
 	})
 	s.grpc.GracefulStop()
@@ -232,6 +249,17 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	s.log.Info("shut down")
 	return err
+}
+
+// drainContext returns the part of ctx that the gRPC drain may use: ctx
+// ends reserve (at most half of the time left) before its deadline.
+func drainContext(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve = min(reserve, time.Until(dl)/2)
+	return context.WithDeadline(ctx, dl.Add(-reserve))
 }
 
 // Close stops at once: connections are closed and workers killed. Safe to

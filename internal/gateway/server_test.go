@@ -111,7 +111,7 @@ func (g *testGateway) worker(i int) *fakeWorker {
 	return g.workers[i]
 }
 
-func startGateway(t *testing.T, opts Options, sopts session.Options) *testGateway {
+func startGateway(t *testing.T, opts Options, sopts session.Options, dial ...grpc.DialOption) *testGateway {
 	t.Helper()
 	g := &testGateway{}
 	sopts.Launch = func(ctx context.Context, id string) (session.Worker, error) {
@@ -136,9 +136,9 @@ func startGateway(t *testing.T, opts Options, sopts session.Options) *testGatewa
 	lis := bufconn.Listen(1 << 20)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
+	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials())}, dial...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,9 +287,15 @@ func TestGatewayFaultEndsStreamUnavailable(t *testing.T) {
 	wantStatus(t, err, codes.Unavailable, mxgatewayv1.ReasonHeartbeatExpired)
 	_, err = g.client.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: open.GetSessionId(), Command: validCommands()["register"]})
 	wantStatus(t, err, codes.FailedPrecondition, mxgatewayv1.ReasonSessionFaulted)
+	// The faulted session left the table at once; closing it reports how
+	// it ended.
 	list, _ := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
-	if s := list.GetSessions()[0]; s.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED || s.GetFaultReason() == "" {
-		t.Fatalf("listed %v", s)
+	if len(list.GetSessions()) != 0 {
+		t.Fatalf("faulted session still listed: %v", list.GetSessions())
+	}
+	res, err := g.client.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: open.GetSessionId()})
+	if err != nil || !res.GetAlreadyClosed() || res.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
+		t.Fatalf("CloseSession of the faulted session = %v, %v", res, err)
 	}
 }
 

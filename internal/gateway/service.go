@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -38,6 +40,8 @@ type Service struct {
 	// constraints applies reference constraints; nil checks nothing.
 	constraints Constraints
 	metrics     *metrics.Metrics
+	// writeTimeout bounds one event stream send.
+	writeTimeout time.Duration
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -48,9 +52,18 @@ var _ mxgatewayv1.GatewayServer = (*Service)(nil)
 
 func (sv *Service) refusing() bool { return sv.stopping.Err() != nil }
 
-// lookup finds a session the caller may use and renews its lease.
+// lookup finds a session the caller may use and renews its lease. A
+// session that faulted and left the table answers its owner
+// SESSION_FAULTED with the fault; anybody else, and every caller of a
+// closed one, gets the answer of an unknown id.
 func (sv *Service) lookup(ctx context.Context, id string) (*session.Session, error) {
 	s, err := sv.sessions.Get(id)
+	if errors.Is(err, session.ErrNotFound) {
+		if ts, ok := sv.sessions.Tombstone(id); ok && ts.State == mxgatewayv1.SessionState_SESSION_STATE_FAULTED && sv.mayUse(ctx, id, ts.OwnerKeyID) {
+			return nil, fmt.Errorf("%w: %s", session.ErrFaulted, ts.FaultReason)
+		}
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +74,18 @@ func (sv *Service) lookup(ctx context.Context, id string) (*session.Session, err
 	}
 	s.Touch()
 	return s, nil
+}
+
+// mayUse reports, without recording a denial, whether the caller may use
+// a session owned by ownerKeyID.
+func (sv *Service) mayUse(ctx context.Context, id, ownerKeyID string) bool {
+	switch {
+	case sv.visible != nil:
+		return sv.visible(ctx, ownerKeyID)
+	case sv.access != nil:
+		return sv.access(ctx, id, ownerKeyID) == nil
+	}
+	return true
 }
 
 // OpenSession launches a worker and returns the new session.
@@ -101,15 +126,17 @@ func (sv *Service) CloseSession(ctx context.Context, req *mxgatewayv1.CloseSessi
 	if err := v.err(); err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
-	s, err := sv.lookup(ctx, req.GetSessionId())
-	if errors.Is(err, session.ErrNotFound) {
-		// Maybe recently closed: the manager remembers those.
-		res, err := sv.sessions.CloseSession(ctx, req.GetSessionId())
-		if err != nil {
-			return nil, toStatus(sv.log, method, err)
+	id := req.GetSessionId()
+	if _, err := sv.sessions.Get(id); errors.Is(err, session.ErrNotFound) {
+		// Maybe recently closed: the manager remembers those, and tells
+		// only callers that may use the session (to anybody else a closed
+		// id is an unknown id).
+		if ts, ok := sv.sessions.Tombstone(id); ok && sv.mayUse(ctx, id, ts.OwnerKeyID) {
+			return &mxgatewayv1.CloseSessionResponse{AlreadyClosed: true, State: ts.State}, nil
 		}
-		return &mxgatewayv1.CloseSessionResponse{AlreadyClosed: res.AlreadyClosed, State: res.State}, nil
+		return nil, toStatus(sv.log, method, session.ErrNotFound)
 	}
+	s, err := sv.lookup(ctx, id)
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -204,7 +231,11 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	defer stop()
 	// The non-parity filter (deadbands, minimum interval) of this
 	// subscriber only; nil sends every event.
-	out := &filteredSender{stream: stream, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
+	// Every send is bounded by the write timeout: a client that stopped
+	// reading ends its stream instead of holding the session.
+	sender := newDeadlineStream(ctx, stream, sv.writeTimeout)
+	defer sender.stop()
+	out := &filteredSender{stream: sender, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
 		if sv.metrics != nil {
 			var latency time.Duration
 			if gt := ev.GetGatewayTime(); gt != nil {
@@ -213,11 +244,29 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}}
+	sendFailed := func(err error) error {
+		if errors.Is(err, ErrWriteDeadline) {
+			sv.metrics.StreamDisconnect(DisconnectWriteDeadline)
+			sv.log.Warn("event stream ended: the client stopped reading", slog.String(logging.KeySession, s.ID()), slog.Duration("write_timeout", sv.writeTimeout))
+			return toStatus(sv.log, method, err)
+		}
+		if ctx.Err() != nil && stream.Context().Err() == nil && sv.refusing() {
+			sv.metrics.StreamDisconnect(DisconnectShutdown)
+			return toStatus(sv.log, method, ErrShuttingDown)
+		}
+		if cause := context.Cause(stream.Context()); cause != nil && cause != stream.Context().Err() {
+			if _, ok := status.FromError(cause); ok {
+				sv.metrics.StreamDisconnect(DisconnectRevoked)
+				return cause
+			}
+		}
+		sv.metrics.StreamDisconnect(DisconnectClient)
+		return err
+	}
 	for {
 		ev, sendErr, err := out.next(ctx, sub)
 		if sendErr != nil {
-			sv.metrics.StreamDisconnect(DisconnectClient)
-			return sendErr
+			return sendFailed(sendErr)
 		}
 		if err == nil && ev == nil {
 			continue // held events were due and sent
@@ -231,6 +280,14 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 				sv.metrics.StreamDisconnect(DisconnectShutdown)
 				return toStatus(sv.log, method, ErrShuttingDown)
 			case stream.Context().Err() != nil:
+				// An interceptor that ends the stream with a status as the
+				// cause (a revoked key) decides the answer.
+				if cause := context.Cause(stream.Context()); cause != stream.Context().Err() {
+					if _, ok := status.FromError(cause); ok {
+						sv.metrics.StreamDisconnect(DisconnectRevoked)
+						return cause
+					}
+				}
 				sv.metrics.StreamDisconnect(DisconnectClient)
 				return status.FromContextError(stream.Context().Err()).Err()
 			case errors.Is(err, session.ErrSlowConsumer):
@@ -241,8 +298,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			return toStatus(sv.log, method, err)
 		}
 		if err := out.offer(ev, time.Now()); err != nil {
-			sv.metrics.StreamDisconnect(DisconnectClient)
-			return err
+			return sendFailed(err)
 		}
 	}
 }
@@ -254,6 +310,13 @@ const (
 	DisconnectSessionFaulted = "session_faulted" // the session faulted (worker exit, heartbeat, ...)
 	DisconnectSlowConsumer   = "slow_consumer"   // this subscriber fell behind (disconnect-subscriber)
 	DisconnectShutdown       = "shutdown"        // the gateway is shutting down
+)
+
+// Reasons of the stream_disconnects_total metric added by the hardening
+// limits.
+const (
+	DisconnectRevoked       = "key_revoked"    // the caller's API key was revoked
+	DisconnectWriteDeadline = "write_deadline" // a send stayed blocked past stream_write_timeout
 )
 
 // ListSessions lists the sessions the caller may see, oldest first.

@@ -40,6 +40,7 @@ var errorTable = []errorMapping{
 	{err: session.ErrPendingLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonPendingLimit, quota: true},
 	{err: session.ErrSubscriberLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSubscriberLimit, quota: true},
 	{err: session.ErrSlowConsumer, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSlowConsumer, quota: true},
+	{err: ErrWriteDeadline, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSlowConsumer, quota: true},
 	{err: session.ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
 	{err: ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
 	{err: session.ErrStartFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerStartFailed},

@@ -37,6 +37,12 @@ var (
 	// ErrNoPeerPID is returned by PeerPID when the connection type or
 	// platform cannot report the peer's process id.
 	ErrNoPeerPID = errors.New("ipc: peer pid unavailable")
+	// ErrEndpointInUse is returned by ListenNamed when a live process
+	// already serves the endpoint.
+	ErrEndpointInUse = errors.New("ipc: endpoint in use")
+	// ErrPeerUser is returned by CheckPeerUser when the peer runs as
+	// another user or its user cannot be read.
+	ErrPeerUser = errors.New("ipc: peer is not the current user")
 )
 
 func validateSessionID(id string) error {

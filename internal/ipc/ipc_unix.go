@@ -102,7 +102,9 @@ func (l *unixListener) Close() error {
 		if errors.Is(err, net.ErrClosed) {
 			err = nil
 		}
-		if rerr := os.RemoveAll(l.dir); rerr != nil {
+		if l.dir == "" {
+			// A named endpoint: the socket unlinks itself, the directory stays.
+		} else if rerr := os.RemoveAll(l.dir); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("ipc: remove endpoint dir: %w", rerr))
 		}
 		l.err = err
@@ -142,4 +144,72 @@ func PeerPID(c net.Conn) (int, error) {
 		return 0, perr
 	}
 	return pid, nil
+}
+
+// ListenNamed listens on a stable endpoint, name.sock inside dir, for a
+// service that outlives its clients' connections (the Galaxy runtime): a
+// restarted service listens at the same address. dir is created 0700 when
+// missing and must be a directory of the current user closed to everyone
+// else. A socket left by a dead process is replaced; one that still accepts
+// connections is refused with ErrEndpointInUse.
+func ListenNamed(dir, name string) (Listener, error) {
+	if err := validateSessionID(name); err != nil {
+		return nil, err
+	}
+	if err := ensureRuntimeDir(dir); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s is open to other users (mode %v): use a 0700 directory", ErrUnsafeRuntimeDir, dir, fi.Mode().Perm())
+	}
+	path := filepath.Join(dir, name+".sock")
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("ipc: socket path %q is %d bytes, longer than %d: use a shorter directory", path, len(path), maxSocketPath)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%w: %s exists and is not a socket", ErrEndpointInUse, path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrEndpointInUse, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("ipc: remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("ipc: listen: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	return &unixListener{ln: ln, path: path}, nil
+}
+
+// NamedEndpoint returns the address ListenNamed(dir, name) listens on.
+func NamedEndpoint(dir, name string) string { return filepath.Join(dir, name+".sock") }
+
+// CheckPeerUser fails unless the other end of a Unix socket connection runs
+// as the current user (SO_PEERCRED).
+func CheckPeerUser(c net.Conn) error {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("%w: %T is not a unix connection", ErrPeerUser, c)
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("ipc: peer user: %w", err)
+	}
+	var uid int
+	var perr error
+	if err := rc.Control(func(fd uintptr) { uid, perr = peerUID(int(fd)) }); err != nil {
+		return fmt.Errorf("ipc: peer user: %w", err)
+	}
+	if perr != nil {
+		return perr
+	}
+	if uid != os.Getuid() {
+		return fmt.Errorf("%w: uid %d", ErrPeerUser, uid)
+	}
+	return nil
 }

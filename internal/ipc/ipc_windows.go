@@ -110,3 +110,41 @@ func PeerPID(c net.Conn) (int, error) {
 	}
 	return int(pid), nil
 }
+
+// ListenNamed creates the named pipe \\.\pipe\mxgateway-<name>, a stable
+// endpoint for a service that outlives its clients' connections (the Galaxy
+// runtime), with the same current-user-only security descriptor as Listen.
+// dir is not used on Windows.
+func ListenNamed(dir, name string) (Listener, error) {
+	_ = dir
+	if err := validateSessionID(name); err != nil {
+		return nil, err
+	}
+	sddl, err := currentUserSDDL()
+	if err != nil {
+		return nil, err
+	}
+	path := NamedEndpoint(dir, name)
+	ln, err := winio.ListenPipe(path, &winio.PipeConfig{
+		SecurityDescriptor: sddl,
+		InputBufferSize:    pipeBufferBytes,
+		OutputBufferSize:   pipeBufferBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen %s: %v", ErrEndpointInUse, path, err)
+	}
+	return &pipeListener{ln: ln, path: path}, nil
+}
+
+// NamedEndpoint returns the address ListenNamed(dir, name) listens on.
+func NamedEndpoint(dir, name string) string {
+	_ = dir
+	return `\\.\pipe\mxgateway-` + name
+}
+
+// CheckPeerUser succeeds for every pipe client: the pipe's security
+// descriptor admits only the current user.
+func CheckPeerUser(c net.Conn) error {
+	_ = c
+	return nil
+}

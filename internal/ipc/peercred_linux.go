@@ -20,3 +20,12 @@ func peerPID(fd int) (int, error) {
 	}
 	return int(cred.Pid), nil
 }
+
+// peerUID reads the peer's user id from SO_PEERCRED.
+func peerUID(fd int) (int, error) {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return 0, fmt.Errorf("%w: SO_PEERCRED: %v", ErrPeerUser, err)
+	}
+	return int(cred.Uid), nil
+}

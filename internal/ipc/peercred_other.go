@@ -9,3 +9,8 @@ import "fmt"
 func peerPID(int) (int, error) {
 	return 0, fmt.Errorf("%w: not implemented on this platform", ErrNoPeerPID)
 }
+
+// peerUID is not implemented either: the check fails closed.
+func peerUID(int) (int, error) {
+	return 0, fmt.Errorf("%w: not implemented on this platform", ErrPeerUser)
+}

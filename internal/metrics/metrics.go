@@ -76,6 +76,8 @@ type Metrics struct {
 	duration []prometheus.Observer
 
 	queueDepth atomic.Pointer[func() int]
+
+	limits limitMetrics
 }
 
 // New creates the collectors and registers them on reg (use a fresh
@@ -167,6 +169,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.workersExited, m.workersKilled, m.workerStartup, m.commandsStarted, m.commands, m.commandDuration,
 		m.eventsReceived, m.eventsSent, m.sendLatency, queueDepth, m.overflows, m.heartbeatFails, m.faults,
 		m.authDenials, m.disconnects, build)
+	m.limits = newLimitMetrics(reg)
 	return m
 }
 

@@ -31,7 +31,8 @@ func (m *Manager) sweep(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// expireLeases closes every expired session, each in its own goroutine so
+// expireLeases closes every expired session (one without a stream or a
+// running command whose lease ran out), each in its own goroutine so
 // that one slow worker teardown never delays the others. Session.close
 // marks the session closing at once, so a later sweep skips it.
 func (m *Manager) expireLeases() {
@@ -39,7 +40,7 @@ func (m *Manager) expireLeases() {
 	m.mu.Lock()
 	var expired []*Session
 	for _, s := range m.sessions {
-		if s.expired(now) {
+		if s.expired(now) && !s.runningAbandoned() {
 			expired = append(expired, s)
 		}
 	}
@@ -51,3 +52,9 @@ func (m *Manager) expireLeases() {
 	}
 	m.mu.Unlock()
 }
+
+// runningAbandoned reports whether the worker still runs commands whose
+// callers stopped waiting. Like a command in flight, such a command holds
+// the lease: the sweeper never closes a session under a running command
+// (the heartbeat ceiling bounds how long one may run).
+func (s *Session) runningAbandoned() bool { return s.w.Unanswered() > 0 }

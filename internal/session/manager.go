@@ -50,7 +50,7 @@ type Manager struct {
 	sessions    map[string]*Session
 	starting    int
 	refusing    bool
-	tomb        map[string]mxgatewayv1.SessionState
+	tomb        map[string]Tombstone
 	tombOrder   []string
 	sweepStop   chan struct{}
 	sweepDone   chan struct{}
@@ -71,7 +71,7 @@ func New(opts Options) (*Manager, error) {
 		launchCtx:    ctx,
 		cancelLaunch: cancel,
 		sessions:     make(map[string]*Session),
-		tomb:         make(map[string]mxgatewayv1.SessionState),
+		tomb:         make(map[string]Tombstone),
 		shutdown:     make(chan struct{}),
 	}, nil
 }
@@ -115,7 +115,7 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 		return nil, err
 	}
 	m.sessions[s.id] = s
-	go s.pump()
+	go s.run()
 	m.mu.Unlock()
 
 	s.log.Info("session opened", slog.String("client", req.ClientName))
@@ -217,10 +217,10 @@ func (m *Manager) CloseSession(ctx context.Context, id string) (CloseResult, err
 	m.mu.Lock()
 	s, ok := m.sessions[id]
 	if !ok {
-		st, dead := m.tomb[id]
+		ts, dead := m.tomb[id]
 		m.mu.Unlock()
 		if dead {
-			return CloseResult{AlreadyClosed: true, State: st}, nil
+			return CloseResult{AlreadyClosed: true, State: ts.State}, nil
 		}
 		return CloseResult{}, ErrNotFound
 	}
@@ -228,8 +228,34 @@ func (m *Manager) CloseSession(ctx context.Context, id string) (CloseResult, err
 	return s.Close(ctx), nil
 }
 
+// Tombstone is what the manager remembers of a recently closed session.
+type Tombstone struct {
+	// State is the final state: CLOSED, or FAULTED.
+	State mxgatewayv1.SessionState
+	// OwnerKeyID is the key that opened it, for ownership checks: a
+	// caller that may not use the session must get the answer of an
+	// unknown id.
+	OwnerKeyID string
+	// FaultReason is the fault of a FAULTED session.
+	FaultReason string
+}
+
+// Tombstone returns what is remembered of the recently closed session id.
+func (m *Manager) Tombstone(id string) (Tombstone, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ts, ok := m.tomb[id]
+	return ts, ok
+}
+
 // remove unregisters a closed session and remembers its id.
 func (m *Manager) remove(s *Session, final mxgatewayv1.SessionState) {
+	ts := Tombstone{State: final, OwnerKeyID: s.ownerKeyID}
+	s.mu.Lock()
+	if s.fault != nil {
+		ts.FaultReason = s.fault.Reason
+	}
+	s.mu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.sessions[s.id] != s {
@@ -240,8 +266,23 @@ func (m *Manager) remove(s *Session, final mxgatewayv1.SessionState) {
 		delete(m.tomb, m.tombOrder[0])
 		m.tombOrder = m.tombOrder[1:]
 	}
-	m.tomb[s.id] = final
+	m.tomb[s.id] = ts
 	m.tombOrder = append(m.tombOrder, s.id)
+}
+
+// run is the session's event goroutine. When the worker ended without a
+// close (the session faulted: the worker exited, missed heartbeats or was
+// killed for a slow consumer) the session is closed at once: it leaves the
+// table and no longer counts against MaxSessions, whatever its subscribers
+// do. Its tombstone keeps the fault for the owner's later calls.
+func (s *Session) run() {
+	s.pump()
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if !closing {
+		s.close(context.Background(), "worker ended")
+	}
 }
 
 // StopAccepting makes Open fail with ErrShuttingDown from now on. Shutdown

@@ -171,7 +171,7 @@ func (s *Session) LeaseExpiresAt() time.Time {
 }
 
 func (s *Session) expiresAtLocked(now time.Time) time.Time {
-	if len(s.subs) > 0 {
+	if len(s.subs) > 0 || s.pending > 0 { // a stream or a running command holds it
 		return now.Add(s.m.opts.Lease)
 	}
 	exp := s.lastActivity.Add(s.m.opts.Lease)
@@ -183,12 +183,12 @@ func (s *Session) expiresAtLocked(now time.Time) time.Time {
 	return exp
 }
 
-// expired reports whether the lease ran out (never while a close runs or a
-// subscriber is attached).
+// expired reports whether the lease ran out (never while a close runs, a
+// subscriber is attached or a command is in flight, see leaseHeld).
 func (s *Session) expired(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.closing && len(s.subs) == 0 && !now.Before(s.expiresAtLocked(now))
+	return !s.closing && len(s.subs) == 0 && s.pending == 0 && !now.Before(s.expiresAtLocked(now))
 }
 
 // Info returns a snapshot of the session.
@@ -586,7 +586,11 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 
 	var warnings []string
 	if faulted {
-		s.w.Kill(protocol.KillAfterFault)
+		select {
+		case <-s.w.Done(): // already gone (the fault's own kill, or its exit)
+		default:
+			s.w.Kill(protocol.KillAfterFault)
+		}
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, s.m.opts.CloseTimeout)
 		w, err := s.w.Shutdown(sctx)
@@ -606,7 +610,7 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		final = mxgatewayv1.SessionState_SESSION_STATE_FAULTED
 		reason = s.fault.Reason
 	}
-	s.state = mxgatewayv1.SessionState_SESSION_STATE_CLOSED
+	s.state = final // a faulted session keeps saying so
 	s.final = final
 	s.mu.Unlock()
 	s.m.remove(s, final)

@@ -33,6 +33,9 @@ type Options struct {
 	// Args come before the arguments the supervisor appends (--session-id,
 	// --endpoint, --protocol-version); default ["worker", "--backend=sim"].
 	Args []string
+	// Env is added to the inherited environment of every worker (the sim
+	// workers' Galaxy runtime endpoint and key).
+	Env []string
 	// RuntimeDir holds the endpoints and the process records; default
 	// os.TempDir()/mxgateway-<uid> (os.TempDir()/mxgateway on Windows, whose
 	// temp directory is already per user). Each gateway run works in its
@@ -320,6 +323,9 @@ func (s *Supervisor) start(sessionID, endpoint string, nonce []byte, log *slog.L
 		"--protocol-version="+strconv.FormatUint(uint64(protocol.Version), 10),
 	)
 	cmd := exec.Command(s.opts.Executable, args...)
+	if len(s.opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), s.opts.Env...)
+	}
 	errLog := newStderrLog(log.With("worker_stderr", true))
 	// Until the pid is known, lines carry the session id only.
 	cmd.Stderr = errLog

@@ -204,10 +204,7 @@ func TestSlowSubscriberFaultsSession(t *testing.T) {
 	wantCode(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer)
 	_, err = drain(t, stalled)
 	wantCode(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer)
-	info := s.info()
-	if info.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED || info.GetFaultReason() == "" {
-		t.Fatalf("session %v, want FAULTED with a reason", info)
-	}
+	s.wantFaultedAndGone()
 	_, err = s.invokeErr(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}})
 	wantCode(t, err, codes.FailedPrecondition, mxgatewayv1.ReasonSessionFaulted)
 	eventually(t, "worker killed", func() error {

@@ -71,10 +71,7 @@ func TestWorkerKilledMidStream(t *testing.T) {
 	evs, err := vs.end()
 	wantCode(t, err, codes.Unavailable, mxgatewayv1.ReasonWorkerExited)
 	checkContiguous(t, evs, evs[0].GetSequence())
-	info := victim.info()
-	if info.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED || info.GetFaultReason() == "" {
-		t.Fatalf("victim after the kill: %v", info)
-	}
+	victim.wantFaultedAndGone()
 	_, err = victim.invokeErr(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}})
 	wantCode(t, err, codes.FailedPrecondition, mxgatewayv1.ReasonSessionFaulted)
 
@@ -115,10 +112,7 @@ func TestHungWorker(t *testing.T) {
 	}
 	_, err := ev.end()
 	wantCode(t, err, codes.Unavailable, mxgatewayv1.ReasonHeartbeatExpired)
-	info := s.info()
-	if info.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
-		t.Fatalf("session after the hang: %v", info)
-	}
+	s.wantFaultedAndGone()
 	eventually(t, "hung worker killed", func() error {
 		if pidAlive(s.pid) {
 			return errors.New("worker still alive")

@@ -10,8 +10,9 @@ import (
 )
 
 // TestConcurrentSessionsIsolated opens 20 sessions at once; each writes its
-// own value to the same tag and must only ever see its own session id, its
-// own value and its own worker.
+// own value to the same tag of the one shared Galaxy and must only ever see
+// its own session id and its own worker, and values that some session
+// wrote.
 func TestConcurrentSessionsIsolated(t *testing.T) {
 	t.Parallel()
 	const n = 20
@@ -20,7 +21,7 @@ func TestConcurrentSessionsIsolated(t *testing.T) {
 	var wg sync.WaitGroup
 	pids := make([]int, n)
 	for i := range n {
-		wg.Go(func() { pids[i] = isolatedSession(t, c, i) })
+		wg.Go(func() { pids[i] = isolatedSession(t, c, i, n) })
 	}
 	wg.Wait()
 	if t.Failed() {
@@ -41,7 +42,7 @@ func TestConcurrentSessionsIsolated(t *testing.T) {
 
 // isolatedSession runs one session's part and returns its worker pid. It
 // reports failures with t.Errorf (safe from goroutines) and returns early.
-func isolatedSession(t *testing.T, c mxgatewayv1.GatewayClient, i int) int {
+func isolatedSession(t *testing.T, c mxgatewayv1.GatewayClient, i, n int) int {
 	ctx := harness.Context(t, step)
 	open, err := c.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: fmt.Sprintf("iso-%d", i)})
 	if err != nil {
@@ -85,8 +86,8 @@ func isolatedSession(t *testing.T, c mxgatewayv1.GatewayClient, i int) int {
 			return 0
 		}
 		v := ev.GetDataChange().GetValue().GetDoubleValue()
-		if dc := ev.GetDataChange(); dc != nil && v != 65 && v != want {
-			t.Errorf("session %d saw value %v (its own is %v)", i, v, want)
+		if dc := ev.GetDataChange(); dc != nil && v != 65 && (v < 100 || v >= float64(100+n)) {
+			t.Errorf("session %d saw value %v, which no session wrote", i, v)
 			return 0
 		}
 		if v == want {
@@ -96,8 +97,8 @@ func isolatedSession(t *testing.T, c mxgatewayv1.GatewayClient, i int) int {
 	read := call(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_ReadBulk{ReadBulk: &mxgatewayv1.ReadBulkCommand{
 		ServerHandle: hlmx, ItemDefinitions: []string{"TIC101.SP"},
 	}}})
-	if got := read.GetReadBulk().GetEntries()[0].GetValue().GetDoubleValue(); got != want {
-		t.Errorf("session %d reads %v, want its own %v", i, got, want)
+	if got := read.GetReadBulk().GetEntries()[0].GetValue().GetDoubleValue(); got < 100 || got >= float64(100+n) {
+		t.Errorf("session %d reads %v, which no session wrote", i, got)
 	}
 	return int(open.GetWorkerPid())
 }

@@ -27,3 +27,12 @@ const (
 	ReasonInternal           = "INTERNAL"              // INTERNAL: details only in the gateway log
 	ReasonReplyTooLarge      = "REPLY_TOO_LARGE"       // RESOURCE_EXHAUSTED: the reply exceeds max_frame_bytes; only that call failed
 )
+
+// ErrorInfo reasons of the hardening limits (docs/security.md).
+const (
+	ReasonAPIKeyRevoked       = "API_KEY_REVOKED"      // UNAUTHENTICATED: the key was revoked while a stream was open
+	ReasonKeySessionLimit     = "KEY_SESSION_LIMIT"    // RESOURCE_EXHAUSTED: max_sessions_per_key reached
+	ReasonKeyStreamLimit      = "KEY_STREAM_LIMIT"     // RESOURCE_EXHAUSTED: max_streams_per_key reached
+	ReasonCredentialThrottled = "CREDENTIAL_THROTTLED" // RESOURCE_EXHAUSTED: too many failed credential checks; retry later
+	ReasonWatchLimit          = "HEALTH_WATCH_LIMIT"   // RESOURCE_EXHAUSTED: max_health_watches reached
+)

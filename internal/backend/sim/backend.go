@@ -55,6 +55,18 @@ type Options struct {
 	Exit func(code int)
 	// Logger receives lifecycle and fault logs; nil discards them.
 	Logger *slog.Logger
+
+	// Galaxy, when set, makes this a session of a shared Galaxy runtime
+	// (see Change): values arrive through Apply, accepted writes leave
+	// through Galaxy.Write, and generators run in the runtime only.
+	Galaxy Galaxy
+	// Snapshot is the runtime's current values, applied by Open before
+	// anything is delivered (session role).
+	Snapshot []Change
+	// OnChange, when set, makes this the runtime's value engine (hub role):
+	// it is called on the STA with each batch of changed shared attributes.
+	// It must not block.
+	OnChange func([]Change)
 }
 
 // Backend is the Galaxy simulator. It implements backend.Backend. All
@@ -73,6 +85,16 @@ type Backend struct {
 	quit  chan struct{} // closed by Close after teardown: the STA returns
 	dead  chan struct{} // closed by the STA goroutine when it returns
 	wg    sync.WaitGroup
+
+	galaxy   Galaxy
+	snapshot []Change
+	onChange func([]Change)
+	changes  []Change // hub: changes since the last flush (STA only)
+	origin   uint64   // hub: the session whose write is being applied
+
+	inMu  sync.Mutex // guards inbox
+	inbox []func()   // posted by Apply and friends, run on the STA
+	nudge chan struct{}
 
 	mu        sync.Mutex // guards the fields below; never held across sink calls
 	state     int        // stateNew, stateOpen, stateClosed
@@ -151,6 +173,14 @@ func New(opts Options) (*Backend, error) {
 		abort: make(chan struct{}),
 		quit:  make(chan struct{}),
 		dead:  make(chan struct{}),
+		nudge: make(chan struct{}, 1),
+
+		galaxy:   opts.Galaxy,
+		snapshot: opts.Snapshot,
+		onChange: opts.OnChange,
+	}
+	if b.galaxy != nil && b.onChange != nil {
+		return nil, errors.New("sim: Galaxy and OnChange are exclusive (session or hub)")
 	}
 	if b.clock == nil {
 		b.clock = RealClock{}
@@ -165,7 +195,11 @@ func New(opts Options) (*Backend, error) {
 }
 
 // Model returns the Galaxy model the backend serves.
-func (b *Backend) Model() *Model { return b.model }
+func (b *Backend) Model() *Model {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.model
+}
 
 // Knobs returns the knobs in effect.
 func (b *Backend) Knobs() Knobs { return b.knobs }
@@ -205,11 +239,21 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 				st.value = mxtypes.NullValue(a.Type)
 			}
 			b.attrs[a] = st
-			b.startGenerator(st)
+			if b.galaxy == nil || o.builtin {
+				b.startGenerator(st)
+			}
 		}
 	}
+	for _, c := range b.snapshot {
+		if st := b.sharedAttr(c.Attr); st != nil && c.Value != nil {
+			st.value, st.quality, st.ts, st.category = c.Value, c.Quality, mxtypes.TruncateTime(c.Time), c.Category
+		}
+	}
+	b.snapshot = nil
 	for i := range b.model.Faults {
-		b.scheduleFault(b.model.Faults[i], b.start.Add(b.model.Faults[i].At))
+		if f := b.model.Faults[i]; b.runsFault(f.Kind) {
+			b.scheduleFault(f, b.start.Add(f.At))
+		}
 	}
 	b.wg.Add(1)
 	go b.run()
@@ -363,7 +407,9 @@ func (b *Backend) run() {
 	defer b.wg.Done()
 	defer close(b.dead)
 	for {
+		b.drainInbox()
 		b.runDue()
+		b.flushChanges()
 		if b.halted {
 			return
 		}
@@ -389,9 +435,24 @@ func (b *Backend) run() {
 			b.now = b.clock.Now()
 			req.fn()
 			close(req.done)
+		case <-b.nudge:
+			stop()
 		case <-timer:
 		}
 	}
+}
+
+// runsFault reports whether a scripted fault runs in this role: the
+// Galaxy-wide quality flip runs in the runtime (or standalone), every other
+// fault in the worker it concerns.
+func (b *Backend) runsFault(kind string) bool {
+	switch {
+	case b.onChange != nil:
+		return kind == FaultQualityFlip
+	case b.galaxy != nil:
+		return kind != FaultQualityFlip
+	}
+	return true
 }
 
 // runDue runs the actions that are due, oldest first. Actions scheduled

@@ -103,6 +103,7 @@ func (r *recorder) count() int {
 type env struct {
 	t     *testing.T
 	b     *Backend
+	hub   *Backend         // the Galaxy runtime's value engine; nil when standalone
 	table *itemtable.Table // what a worker would know: reg, add and sub apply to it
 	rec   *recorder
 	clk   *FakeClock
@@ -111,9 +112,13 @@ type env struct {
 }
 
 type envOpt struct {
-	model string
-	knobs func(*Knobs)
-	hook  func(*mxgatewayv1.Event)
+	// standalone runs the simulator without a Galaxy runtime (its own
+	// private Galaxy); by default every env is a session of an in-process
+	// runtime, as a worker is of mxgateway galaxy.
+	standalone bool
+	model      string
+	knobs      func(*Knobs)
+	hook       func(*mxgatewayv1.Event)
 }
 
 // newEnv starts a simulator on a fake clock with the default profile's
@@ -139,7 +144,17 @@ func newEnv(t *testing.T, o envOpt) *env {
 		o.knobs(&k)
 	}
 	e := &env{t: t, table: itemtable.New(), rec: &recorder{hook: o.hook}, clk: NewFakeClock(testStart), exits: make(chan int, 4)}
-	e.b, err = New(Options{Model: m, Knobs: &k, Clock: e.clk, Seed: 1, Exit: func(c int) { e.exits <- c }})
+	opts := Options{Model: m, Knobs: &k, Clock: e.clk, Seed: 1, Exit: func(c int) { e.exits <- c }}
+	if !o.standalone {
+		e.hub, opts.Snapshot = newTestHub(t, src, e.clk, func(batch []Change) {
+			for i := range batch {
+				batch[i].Own = batch[i].Origin == 1
+			}
+			e.b.Apply(batch)
+		})
+		opts.Galaxy = hubLink{e.hub}
+	}
+	e.b, err = New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -151,16 +166,57 @@ func newEnv(t *testing.T, o envOpt) *env {
 	return e
 }
 
-// settle runs the STA until nothing is due at the current fake time.
+// newTestHub starts a Galaxy runtime value engine on model src, reporting
+// its changes to onChange, and returns it with its first snapshot.
+func newTestHub(t *testing.T, src string, clk Clock, onChange func([]Change)) (*Backend, []Change) {
+	t.Helper()
+	m, err := ParseModel([]byte(src), "hub.yaml")
+	if err != nil {
+		t.Fatalf("hub model: %v", err)
+	}
+	hub, err := New(Options{Model: m, Profile: ProfileTest, Clock: clk, Seed: 1, OnChange: onChange,
+		Exit: func(c int) { t.Errorf("hub exit %d", c) }})
+	if err != nil {
+		t.Fatalf("hub: %v", err)
+	}
+	if _, err := hub.Open(context.Background(), discardSink{}); err != nil {
+		t.Fatalf("hub Open: %v", err)
+	}
+	t.Cleanup(func() { hub.Close() })
+	snap, err := hub.Values(context.Background())
+	if err != nil {
+		t.Fatalf("hub Values: %v", err)
+	}
+	return hub, snap
+}
+
+// hubLink is the in-process Galaxy link of a test session.
+type hubLink struct{ hub *Backend }
+
+func (l hubLink) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force bool) {
+	l.hub.ApplyWrite(attr, v, ts, force, 1)
+}
+
+type discardSink struct{}
+
+func (discardSink) Event(*mxgatewayv1.Event) {}
+
+// settle runs the STAs (the session's and the runtime's) until nothing is
+// due at the current fake time and nothing is in flight between them.
 func (e *env) settle() {
 	e.t.Helper()
 	for i := 0; i < 1_000_000; i++ {
 		busy := false
-		err := e.b.do(context.Background(), false, func() {
-			busy = len(e.b.q) > 0 && !e.b.q[0].due.After(e.b.clock.Now())
-		})
-		if err != nil {
-			e.t.Fatalf("settle: %v", err)
+		for _, b := range []*Backend{e.hub, e.b} {
+			if b == nil {
+				continue
+			}
+			err := b.do(context.Background(), false, func() {
+				busy = busy || len(b.q) > 0 && !b.q[0].due.After(b.clock.Now()) || !b.inboxEmpty()
+			})
+			if err != nil {
+				e.t.Fatalf("settle: %v", err)
+			}
 		}
 		if !busy {
 			return
@@ -169,11 +225,34 @@ func (e *env) settle() {
 	e.t.Fatal("simulator never settled")
 }
 
+// advance moves the fake clock forward by d, stopping at every due action
+// of either STA on the way, as the wall clock would.
 func (e *env) advance(d time.Duration) {
 	e.t.Helper()
 	e.settle()
-	e.clk.Advance(d)
-	e.settle()
+	target := e.clk.Now().Add(d)
+	for {
+		next := target
+		for _, b := range []*Backend{e.hub, e.b} {
+			if b == nil {
+				continue
+			}
+			if err := b.do(context.Background(), false, func() {
+				if len(b.q) > 0 && b.q[0].due.Before(next) {
+					next = b.q[0].due
+				}
+			}); err != nil {
+				e.t.Fatalf("advance: %v", err)
+			}
+		}
+		if next.After(e.clk.Now()) {
+			e.clk.Set(next)
+		}
+		e.settle()
+		if !next.Before(target) {
+			return
+		}
+	}
 }
 
 func (e *env) reg() int32 {

@@ -23,6 +23,9 @@ type attrState struct {
 	ts      time.Time
 	subs    []*item // advised items that read this attribute, in advise order
 
+	category int32 // Galaxy-level failure status category; 0 none
+	inFlight int   // session: own writes sent to the runtime, not echoed yet
+
 	gen     genState
 	flipped bool   // quality flip in progress
 	saved   uint16 // quality to restore after the flip
@@ -236,6 +239,10 @@ func (b *Backend) view(it *item) (val *mxgatewayv1.MxValue, q uint16, ts time.Ti
 	}
 	st := it.st
 	q, ts = st.quality, st.ts
+	sts = b.okStatuses()
+	if st.category != 0 && it.kind != kindProperty {
+		sts = b.failStatuses(st.category, srcRespondingLmx, 0)
+	}
 	switch it.kind {
 	case kindValue:
 		val = st.value
@@ -269,7 +276,7 @@ func (b *Backend) view(it *item) (val *mxgatewayv1.MxValue, q uint16, ts time.Ti
 			val = mxtypes.TimeValue(st.ts)
 		}
 	}
-	return val, q, ts, b.okStatuses()
+	return val, q, ts, sts
 }
 
 // changed reports whether an item's view differs from what it last sent.
@@ -374,6 +381,7 @@ func (b *Backend) setAttr(st *attrState, val *mxgatewayv1.MxValue, q uint16, ts 
 		return false
 	}
 	st.value, st.quality, st.ts = val, q, ts
+	b.noteChange(st, !valueChanged)
 	for _, it := range st.subs {
 		b.deliver(it)
 	}

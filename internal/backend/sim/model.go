@@ -64,6 +64,7 @@ type Model struct {
 
 	knobs    func(*Knobs) // knob overrides from the model file, nil if none
 	objects  map[string]*Object
+	attrList []*Attribute // every attribute, by ordinal
 	finished bool
 }
 
@@ -79,6 +80,9 @@ type Object struct {
 	Contained string // contained name used in browse trees
 	Area      string
 	Template  string
+	// HostedBy is the tag of the object hosting this one: an engine hosts
+	// application objects, a platform hosts engines. "" for none.
+	HostedBy string
 	// Attributes in model order.
 	Attributes []*Attribute
 
@@ -101,6 +105,8 @@ type Attribute struct {
 	Locked     bool
 	Category   int32
 	Generator  *Generator // nil: the value changes only by writes
+
+	ord int32 // ordinal in the model, set by finish
 }
 
 // Generator kinds.
@@ -202,6 +208,51 @@ func (m *Model) Object(tag string) *Object {
 	return m.objects[strings.ToLower(tag)]
 }
 
+// AttributeCount returns the number of attributes of the model, the Sim
+// object's included.
+func (m *Model) AttributeCount() int { return len(m.attrList) }
+
+// AttributeAt returns the object and attribute of ordinal i, or nils.
+func (m *Model) AttributeAt(i int) (*Object, *Attribute) {
+	if i < 0 || i >= len(m.attrList) {
+		return nil, nil
+	}
+	a := m.attrList[i]
+	for _, o := range m.Objects {
+		if o.attrs[strings.ToLower(a.Name)] == a {
+			return o, a
+		}
+	}
+	return nil, a
+}
+
+// Ordinal returns the attribute's ordinal in its model.
+func (a *Attribute) Ordinal() int32 { return a.ord }
+
+// HostChain returns the lower-case tags of o and of every object hosting
+// it (its engine, then its platform), nearest first.
+func (m *Model) HostChain(o *Object) []string {
+	out := []string{strings.ToLower(o.Tag)}
+	seen := map[string]bool{out[0]: true}
+	for h := o.HostedBy; h != ""; {
+		k := strings.ToLower(h)
+		if seen[k] {
+			break
+		}
+		seen[k] = true
+		out = append(out, k)
+		ho := m.Object(h)
+		if ho == nil {
+			break
+		}
+		h = ho.HostedBy
+	}
+	return out
+}
+
+// Builtin reports whether o is the built-in Sim object.
+func (o *Object) Builtin() bool { return o.builtin }
+
 // Attribute returns the attribute named name (case-insensitive), or nil.
 func (o *Object) Attribute(name string) *Attribute {
 	if o.attrs == nil {
@@ -279,6 +330,11 @@ func (m *Model) finish() error {
 			}
 		}
 	}
+	for _, o := range m.Objects {
+		if o != nil && o.HostedBy != "" && !seen[strings.ToLower(o.HostedBy)] {
+			bad("%s: hostedBy %q is not an object of the model", o.Tag, o.HostedBy)
+		}
+	}
 	for _, f := range m.Faults {
 		switch f.Kind {
 		case FaultCrash, FaultHang, FaultSlowCall, FaultStorm, FaultQualityFlip, FaultHResult,
@@ -306,6 +362,13 @@ func (m *Model) finish() error {
 	}
 	m.objects = nil
 	m.index()
+	m.attrList = m.attrList[:0]
+	for _, o := range m.Objects {
+		for _, a := range o.Attributes {
+			a.ord = int32(len(m.attrList))
+			m.attrList = append(m.attrList, a)
+		}
+	}
 	m.finished = true
 	return nil
 }

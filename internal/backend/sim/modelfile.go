@@ -300,7 +300,7 @@ func (d *modelDecoder) duration(n *yaml.Node, what string) (time.Duration, bool)
 }
 
 func (d *modelDecoder) object(n *yaml.Node, areas map[string]*yaml.Node) *Object {
-	f := d.fields(n, "object", "tag", "contained", "area", "template", "attributes")
+	f := d.fields(n, "object", "tag", "contained", "area", "template", "hostedBy", "attributes")
 	if f == nil {
 		return nil
 	}
@@ -320,6 +320,7 @@ func (d *modelDecoder) object(n *yaml.Node, areas map[string]*yaml.Node) *Object
 		d.errf(f["area"], "object %s: unknown area %q", o.Tag, o.Area)
 	}
 	o.Template = d.str(f["template"])
+	o.HostedBy = d.str(f["hostedBy"])
 	names := map[string]bool{}
 	for _, an := range d.seq(f["attributes"], "attributes") {
 		a := d.attribute(an, o.Tag)

@@ -159,6 +159,11 @@ func (b *Backend) checkSecurity(reg *registration, it *item, w writeReq) (bool, 
 func (b *Backend) applyWrite(pw *pendingWrite) {
 	it := pw.it
 	st := it.st
+	if st == nil {
+		// A deploy removed the attribute while the write was in flight.
+		b.writeComplete(it, b.failStatuses(catConfig, srcRespondingLmx, 0))
+		return
+	}
 	rec := WriteRecord{
 		Time: b.now, Method: pw.req.method, Server: it.reg.handle, Item: it.handle, Reference: it.ref,
 		Supervisory: it.supervisory, Attribution: it.reg.clientName, Value: pw.value, Accepted: pw.allowed,
@@ -215,6 +220,10 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 		b.setAttr(st, newVal, st.quality, ts, pw.req.ts != nil)
 	} else if pw.req.ts != nil {
 		b.setAttr(st, st.value, st.quality, ts, true)
+	}
+	if b.galaxy != nil && !st.obj.builtin {
+		st.inFlight++
+		b.galaxy.Write(st.attr.ord, st.value, st.ts, pw.req.ts != nil)
 	}
 	if dataFirst {
 		b.writeComplete(it, b.statuses(b.knobs.StatusSuccessValue, catOk, srcRespondingAO, 0))

@@ -1,0 +1,317 @@
+package sim
+
+import (
+	"context"
+	"time"
+
+	"github.com/mxgateway/mxgateway/internal/itemref"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
+)
+
+// The simulator runs in one of three roles:
+//
+//   - standalone (Options.Galaxy and Options.OnChange nil): one private
+//     Galaxy, values and generators included, as a worker without a runtime;
+//   - session (Options.Galaxy set): the per-client MXAccess state of one
+//     worker; values come from the shared Galaxy runtime through Apply, and
+//     accepted writes go to it through Galaxy.Write. Generators do not run
+//     here (they run once, in the runtime);
+//   - hub (Options.OnChange set): the value engine of the Galaxy runtime.
+//     It runs the generators and applies writes; every change of a shared
+//     attribute is reported to OnChange in batches.
+//
+// The built-in Sim object stays local in every role: its faults are the
+// faults of one worker.
+
+// Change is one change of a shared attribute, as it travels between the
+// Galaxy runtime and the sessions.
+type Change struct {
+	// Attr is the attribute's ordinal in its model (Model.AttributeAt).
+	Attr int32
+	// Value is the new value; never mutated once handed over.
+	Value *mxgatewayv1.MxValue
+	// Quality is the OPC DA quality the attribute now reads.
+	Quality uint16
+	// Category is the status category of a Galaxy-level failure (a platform
+	// that is down); 0 means the attribute's status is success.
+	Category int32
+	// Time is the attribute's timestamp.
+	Time time.Time
+	// ForceTime records a timestamp-only change (Write2 of the current
+	// value).
+	ForceTime bool
+	// Origin is the runtime's id of the session whose write made the
+	// change, 0 for the runtime's own changes (hub role).
+	Origin uint64
+	// Own marks the echo of this session's own write (session role): the
+	// session applied it already, and skips it while later writes of its
+	// own are still on their way.
+	Own bool
+}
+
+// Galaxy is a session's link to the shared Galaxy runtime.
+type Galaxy interface {
+	// Write hands an accepted write to the runtime: the attribute's value
+	// and timestamp after the write. It is called on the STA and must not
+	// block.
+	Write(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool)
+}
+
+// Apply queues changes from the Galaxy runtime onto the STA, where they
+// reach the advised items like any other change. Safe from any goroutine;
+// it never blocks.
+func (b *Backend) Apply(changes []Change) {
+	b.post(func() {
+		for i := range changes {
+			b.applyChange(changes[i])
+		}
+	})
+}
+
+// ApplyWrite applies a write that session origin accepted (hub role): the
+// value and timestamp change, the quality is the runtime's own. Every write
+// is echoed with its origin, changed or not, so the session can count its
+// writes in flight. A value of another shape than the attribute's is
+// echoed with the runtime's value.
+func (b *Backend) ApplyWrite(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool, origin uint64) {
+	b.post(func() {
+		st := b.sharedAttr(attr)
+		if st == nil {
+			return
+		}
+		b.origin = origin
+		defer func() { b.origin = 0 }()
+		v, ok := coerce(value, st.attr.Type, st.attr.Dimension, true)
+		if !ok {
+			b.log.Warn("galaxy: write of the wrong shape ignored", "attribute", st.obj.Tag+"."+st.attr.Name)
+		} else if b.setAttr(st, v, st.quality, ts, forceTime) || st.ts.Equal(mxtypes.TruncateTime(ts)) && forceTime {
+			return
+		}
+		b.noteChange(st, false)
+	})
+}
+
+// GalaxyLost marks every shared attribute as the runtime's platform being
+// unreachable (session role): quality bad, communication failure, value
+// kept, until the next snapshot re-reports them.
+func (b *Backend) GalaxyLost() {
+	b.post(func() {
+		for _, a := range b.model.attrList {
+			st := b.attrs[a]
+			if st == nil || st.obj.builtin {
+				continue
+			}
+			st.category = catCommunication
+			b.setAttr(st, st.value, mxtypes.QualityBadCommFailure, b.now, false)
+		}
+	})
+}
+
+// Values returns the current value of every shared attribute (hub role:
+// the runtime's first snapshot).
+func (b *Backend) Values(ctx context.Context) ([]Change, error) {
+	var out []Change
+	err := b.do(ctx, false, func() {
+		out = make([]Change, 0, len(b.model.attrList))
+		for _, a := range b.model.attrList {
+			st := b.attrs[a]
+			if st == nil || st.obj.builtin {
+				continue
+			}
+			out = append(out, st.change(false))
+		}
+	})
+	return out, err
+}
+
+// SetFirstBindDelay changes the delay of first binds (the runtime's slow
+// first bind fault, and its end).
+func (b *Backend) SetFirstBindDelay(d time.Duration) {
+	b.post(func() { b.knobs.FirstBindDelay = max(d, 0) })
+}
+
+func (st *attrState) change(forceTime bool) Change {
+	return Change{Attr: st.attr.ord, Value: st.value, Quality: st.quality, Category: st.category,
+		Time: st.ts, ForceTime: forceTime}
+}
+
+// sharedAttr returns the state of a shared (non-Sim) attribute by ordinal.
+func (b *Backend) sharedAttr(ord int32) *attrState {
+	if ord < 0 || int(ord) >= len(b.model.attrList) {
+		return nil
+	}
+	st := b.attrs[b.model.attrList[ord]]
+	if st == nil || st.obj.builtin {
+		return nil
+	}
+	return st
+}
+
+func (b *Backend) applyChange(c Change) {
+	st := b.sharedAttr(c.Attr)
+	if st == nil || c.Value == nil {
+		return
+	}
+	if c.Own && st.inFlight > 0 {
+		st.inFlight--
+		if st.inFlight > 0 {
+			return
+		}
+	}
+	if st.category != c.Category {
+		st.category = c.Category
+		if c.Quality == st.quality && valueEqual(c.Value, st.value) {
+			// Only the status changed: items still see it.
+			for _, it := range st.subs {
+				it.hasLast = false
+				b.deliver(it)
+			}
+			return
+		}
+	}
+	b.setAttr(st, c.Value, c.Quality, c.Time, c.ForceTime)
+}
+
+// noteChange records a change of a shared attribute for OnChange (hub).
+func (b *Backend) noteChange(st *attrState, forceTime bool) {
+	if b.onChange == nil || st.obj.builtin {
+		return
+	}
+	c := st.change(forceTime)
+	c.Origin = b.origin
+	b.changes = append(b.changes, c)
+}
+
+// flushChanges hands the recorded changes to OnChange, one batch per STA
+// pass.
+func (b *Backend) flushChanges() {
+	if len(b.changes) == 0 {
+		return
+	}
+	batch := b.changes
+	b.changes = nil
+	b.onChange(batch)
+}
+
+// post queues fn for the STA without waiting.
+func (b *Backend) post(fn func()) {
+	b.inMu.Lock()
+	b.inbox = append(b.inbox, fn)
+	b.inMu.Unlock()
+	select {
+	case b.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// drainInbox runs the posted functions in order (STA only).
+func (b *Backend) drainInbox() {
+	for {
+		b.inMu.Lock()
+		fns := b.inbox
+		b.inbox = nil
+		b.inMu.Unlock()
+		if len(fns) == 0 {
+			return
+		}
+		b.now = b.clock.Now()
+		for _, fn := range fns {
+			if b.halted {
+				return
+			}
+			fn()
+		}
+	}
+}
+
+// inboxEmpty reports whether nothing is posted (tests).
+func (b *Backend) inboxEmpty() bool {
+	b.inMu.Lock()
+	defer b.inMu.Unlock()
+	return len(b.inbox) == 0
+}
+
+// catCommunication is MxCategoryCommunicationError.
+const catCommunication = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_COMMUNICATION_ERROR)
+
+// Resync applies the snapshot of a runtime the session reconnected to
+// (session role): the writes it had in flight are gone with the old
+// connection, and every value is re-reported as the runtime holds it.
+func (b *Backend) Resync(snapshot []Change) {
+	b.post(func() {
+		for _, a := range b.model.attrList {
+			if st := b.attrs[a]; st != nil {
+				st.inFlight = 0
+			}
+		}
+		for i := range snapshot {
+			c := snapshot[i]
+			c.Own = false
+			b.applyChange(c)
+		}
+	})
+}
+
+// Redeploy replaces the model (session role: the runtime deployed a new
+// one). Every item is resolved again against the new model: an item whose
+// object or attribute is gone reads as an unknown reference (quality bad,
+// configuration error), a changed attribute reports its new value, an
+// unchanged one sends nothing. Writes in flight complete against the
+// attribute they were accepted for.
+func (b *Backend) Redeploy(m *Model, snapshot []Change) {
+	b.post(func() {
+		if !m.finished {
+			if err := m.finish(); err != nil {
+				b.log.Error("deploy refused", "error", err)
+				return
+			}
+		}
+		old := b.attrs
+		b.attrs = make(map[*Attribute]*attrState, len(m.attrList))
+		for _, o := range m.Objects {
+			for _, a := range o.Attributes {
+				if o.builtin {
+					// The Sim object and its faults stay the worker's.
+					if prev := b.model.Object(SimObjectTag).Attribute(a.Name); prev != nil && old[prev] != nil {
+						st := old[prev]
+						st.obj, st.attr = o, a
+						b.attrs[a] = st
+						continue
+					}
+				}
+				st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now), value: a.Initial}
+				if st.value == nil {
+					st.value = zeroValue(a.Type, a.Dimension)
+				}
+				if !hasValue(a.Type) {
+					st.value = mxtypes.NullValue(a.Type)
+				}
+				b.attrs[a] = st
+			}
+		}
+		b.mu.Lock()
+		b.model = m
+		b.mu.Unlock()
+		for _, c := range snapshot {
+			if st := b.sharedAttr(c.Attr); st != nil && c.Value != nil {
+				st.value, st.quality, st.ts, st.category = c.Value, c.Quality, mxtypes.TruncateTime(c.Time), c.Category
+			}
+		}
+		for _, reg := range b.sortedRegs() {
+			for _, it := range reg.sortedItems() {
+				if it.advised && it.readsAttribute() {
+					it.st.unsubscribe(it)
+				}
+				r, perr := itemref.Parse(it.ref)
+				b.resolve(it, r, perr)
+				if it.advised && it.readsAttribute() {
+					it.st.subscribe(it)
+				}
+				b.deliver(it)
+			}
+		}
+		b.log.Info("simulator redeployed", "galaxy", m.Galaxy, "objects", len(m.Objects))
+	})
+}

@@ -1,0 +1,386 @@
+// Package client is a sim worker's link to the simulated Galaxy runtime
+// (internal/galaxy/runtime): it connects and authenticates, builds the
+// model the runtime serves, feeds the runtime's value changes to the
+// session's simulator, sends the session's accepted writes back in
+// batches, and when the runtime goes away marks every value bad and
+// reconnects until it is back, so the session survives a runtime restart.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mxgateway/mxgateway/api/mxgateway/galaxy/v1"
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/backend"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
+	"github.com/mxgateway/mxgateway/internal/galaxy/wire"
+	"github.com/mxgateway/mxgateway/internal/ipc"
+)
+
+// ErrRefused is returned when the runtime refuses the Hello.
+var ErrRefused = errors.New("galaxy: runtime refused the connection")
+
+// Options configure a client.
+type Options struct {
+	// Dir is the runtime directory (endpoint and key).
+	Dir string
+	// Key is the credential; nil reads it from Dir.
+	Key []byte
+	// Name names the client in the runtime's logs.
+	Name string
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Session is a connected session link. It implements sim.Galaxy.
+type Session struct {
+	opts Options
+	log  *slog.Logger
+
+	model    *sim.Model
+	snapshot []sim.Change
+
+	mu      sync.Mutex
+	wc      *wire.Conn
+	nc      net.Conn
+	seq     uint64
+	writes  []*galaxyv1.ValueChange
+	b       *sim.Backend
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+	firstSettings *galaxyv1.Settings
+	ownFirstBind  time.Duration // the session's own first-bind knob
+}
+
+var _ sim.Galaxy = (*Session)(nil)
+
+// Dial connects, reads the model and the snapshot, and returns a session
+// link ready for Attach.
+func Dial(ctx context.Context, opts Options) (*Session, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Key == nil {
+		k, err := wire.ReadKey(opts.Dir)
+		if err != nil {
+			return nil, err
+		}
+		opts.Key = k
+	}
+	s := &Session{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	nc, wc, w, snap, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.model, err = wire.BuildModel(w.GetModel())
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s.nc, s.wc, s.seq, s.snapshot = nc, wc, w.GetDeploySequence(), snap
+	return s, nil
+}
+
+// connect dials and reads the Welcome and the snapshot.
+func (s *Session) connect(ctx context.Context) (net.Conn, *wire.Conn, *galaxyv1.Welcome, []sim.Change, error) {
+	nc, err := ipc.Dial(ctx, wire.Endpoint(s.opts.Dir))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	wc := wire.NewConn(nc)
+	if err := wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Hello{Hello: &galaxyv1.Hello{
+		ProtocolVersion: wire.ProtocolVersion, Credential: s.opts.Key, ClientName: s.opts.Name, Subscribe: true}}}); err != nil {
+		nc.Close()
+		return nil, nil, nil, nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetReadDeadline(dl)
+	}
+	env, err := wc.Read()
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, nil, err
+	}
+	w := env.GetWelcome()
+	if w == nil {
+		nc.Close()
+		return nil, nil, nil, nil, fmt.Errorf("%w: %s", ErrRefused, env.GetAdminReply().GetError())
+	}
+	var snap []sim.Change
+	for {
+		env, err := wc.Read()
+		if err != nil {
+			nc.Close()
+			return nil, nil, nil, nil, err
+		}
+		vb := env.GetValues()
+		if vb == nil {
+			continue // settings before the snapshot end: applied with the Welcome's
+		}
+		for _, v := range vb.GetChanges() {
+			snap = append(snap, wire.FromProto(v))
+		}
+		if vb.GetSnapshotEnd() {
+			break
+		}
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	s.firstSettings = w.GetSettings()
+	return nc, wc, w, snap, nil
+}
+
+// Model returns the model the runtime serves.
+func (s *Session) Model() *sim.Model { return s.model }
+
+// Snapshot returns the values read at Dial, for sim.Options.Snapshot.
+func (s *Session) Snapshot() []sim.Change { return s.snapshot }
+
+// Attach starts delivering to b (the session's simulator, opened with
+// this link as its Galaxy) and sending its writes.
+func (s *Session) Attach(b *sim.Backend) {
+	s.mu.Lock()
+	s.b = b
+	s.ownFirstBind = b.Knobs().FirstBindDelay
+	s.mu.Unlock()
+	s.applySettingsTo(s.firstSettings, b)
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.writeLoop()
+}
+
+func (s *Session) applySettingsTo(st *galaxyv1.Settings, b *sim.Backend) {
+	if st == nil || b == nil {
+		return
+	}
+	if ms := st.GetFirstBindDelayMs(); ms >= 0 {
+		b.SetFirstBindDelay(time.Duration(ms) * time.Millisecond)
+	} else {
+		b.SetFirstBindDelay(s.ownFirstBind)
+	}
+}
+
+// Write queues an accepted write (sim.Galaxy; never blocks).
+func (s *Session) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force bool) {
+	s.mu.Lock()
+	s.writes = append(s.writes, wire.ToProto(sim.Change{Attr: attr, Value: v, Time: ts, ForceTime: force}))
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the link.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.done)
+	nc := s.nc
+	s.mu.Unlock()
+	nc.Close()
+	s.wg.Wait()
+}
+
+func (s *Session) writeLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		ws, wc, seq := s.writes, s.wc, s.seq
+		s.writes = nil
+		s.mu.Unlock()
+		for len(ws) > 0 {
+			n := min(len(ws), wire.MaxBatch)
+			// A failed write is lost with the connection: the reconnect's
+			// snapshot re-reports what the runtime holds.
+			_ = wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Writes{Writes: &galaxyv1.WriteBatch{
+				DeploySequence: seq, Writes: ws[:n]}}})
+			ws = ws[n:]
+		}
+	}
+}
+
+func (s *Session) readLoop() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		wc, b := s.wc, s.b
+		s.mu.Unlock()
+		for {
+			env, err := wc.Read()
+			if err != nil {
+				break
+			}
+			switch body := env.GetBody().(type) {
+			case *galaxyv1.GalaxyEnvelope_Values:
+				batch := make([]sim.Change, len(body.Values.GetChanges()))
+				for i, v := range body.Values.GetChanges() {
+					batch[i] = wire.FromProto(v)
+				}
+				b.Apply(batch)
+			case *galaxyv1.GalaxyEnvelope_Settings:
+				s.applySettingsTo(body.Settings, b)
+			case *galaxyv1.GalaxyEnvelope_Deployed:
+				s.redeploy(wc, body.Deployed, b)
+			}
+		}
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		s.log.Warn("galaxy runtime connection lost; values bad until it is back")
+		b.GalaxyLost()
+		if !s.reconnect(b) {
+			return
+		}
+	}
+}
+
+// redeploy reads the snapshot that follows Deployed and hands the new
+// model to the simulator.
+func (s *Session) redeploy(wc *wire.Conn, d *galaxyv1.Deployed, b *sim.Backend) {
+	m, err := wire.BuildModel(d.GetModel())
+	var snap []sim.Change
+	for {
+		env, rerr := wc.Read()
+		if rerr != nil {
+			return
+		}
+		vb := env.GetValues()
+		if vb == nil {
+			continue
+		}
+		for _, v := range vb.GetChanges() {
+			snap = append(snap, wire.FromProto(v))
+		}
+		if vb.GetSnapshotEnd() {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Error("galaxy deploy: model refused", "error", err)
+		return
+	}
+	s.mu.Lock()
+	s.seq = d.GetDeploySequence()
+	s.model = m
+	s.mu.Unlock()
+	b.Redeploy(m, snap)
+	s.log.Info("galaxy deployed", "sequence", d.GetDeploySequence())
+}
+
+// reconnect dials until the runtime is back (or Close), then resyncs.
+func (s *Session) reconnect(b *sim.Backend) bool {
+	wait := 50 * time.Millisecond
+	for {
+		select {
+		case <-s.done:
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		nc, wc, w, snap, err := s.connect(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return false
+		}
+		s.nc, s.wc = nc, wc
+		changed := w.GetDeploySequence() != s.seq
+		s.seq = w.GetDeploySequence()
+		s.mu.Unlock()
+		s.applySettingsTo(w.GetSettings(), b)
+		if changed {
+			if m, err := wire.BuildModel(w.GetModel()); err == nil {
+				s.mu.Lock()
+				s.model = m
+				s.mu.Unlock()
+				b.Redeploy(m, snap)
+			}
+		} else {
+			b.Resync(snap)
+		}
+		s.log.Info("galaxy runtime connection restored")
+		return true
+	}
+}
+
+// SimBackend builds a sim worker's backend: a session of the Galaxy
+// runtime named by the environment (wire.EnvDir, wire.EnvKey) when the
+// gateway set it, else a standalone simulator with its own Galaxy.
+func SimBackend(ctx context.Context, opts sim.Options, name string) (backend.Backend, error) {
+	dir := os.Getenv(wire.EnvDir)
+	if dir == "" {
+		b, err := sim.New(opts)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return b, nil
+	}
+	var key []byte
+	if k := os.Getenv(wire.EnvKey); k != "" {
+		var err error
+		if key, err = wire.ParseKey(k); err != nil {
+			return nil, err
+		}
+	}
+	s, err := Dial(ctx, Options{Dir: dir, Key: key, Name: name, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("galaxy runtime at %s: %w", dir, err)
+	}
+	opts.Model, opts.ModelPath = s.Model(), ""
+	opts.Galaxy, opts.Snapshot = s, s.Snapshot()
+	b, err := sim.New(opts)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &attached{Backend: b, s: s}, nil
+}
+
+// attached is a session simulator with its runtime link; Close ends both.
+type attached struct {
+	*sim.Backend
+	s *Session
+}
+
+// Open opens the simulator, then starts the runtime's deliveries.
+func (a *attached) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.BackendInfo, error) {
+	info, err := a.Backend.Open(ctx, sink)
+	if err != nil {
+		return nil, err
+	}
+	a.s.Attach(a.Backend)
+	return info, nil
+}
+
+// Close closes the simulator, then the link.
+func (a *attached) Close() []string {
+	w := a.Backend.Close()
+	a.s.Close()
+	return w
+}

@@ -1,0 +1,211 @@
+package runtime
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/mxgateway/mxgateway/api/mxgateway/galaxy/v1"
+	"github.com/mxgateway/mxgateway/internal/galaxy/wire"
+	"github.com/mxgateway/mxgateway/internal/ipc"
+)
+
+// conn is one client connection. Its queue is filled under Runtime.mu and
+// drained by its writer goroutine.
+type conn struct {
+	id        uint64
+	name      string
+	subscribe bool
+	nc        net.Conn
+	wc        *wire.Conn
+
+	mu      sync.Mutex
+	queue   []entry
+	changes int
+	wake    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// entry is one queued envelope, or one change (batched by the writer).
+type entry struct {
+	env *galaxyv1.GalaxyEnvelope
+	ch  *galaxyv1.ValueChange
+}
+
+func (c *conn) push(env *galaxyv1.GalaxyEnvelope) {
+	c.mu.Lock()
+	c.queue = append(c.queue, entry{env: env})
+	c.mu.Unlock()
+	c.flush()
+}
+
+// pushChange queues a change; a connection too far behind is dropped.
+func (c *conn) pushChange(v *galaxyv1.ValueChange) {
+	c.mu.Lock()
+	if c.changes >= maxQueued {
+		c.mu.Unlock()
+		go c.close()
+		return
+	}
+	c.changes++
+	c.queue = append(c.queue, entry{ch: v})
+	c.mu.Unlock()
+}
+
+func (c *conn) flush() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		c.nc.Close()
+	})
+}
+
+// writer sends the queue: envelopes as they are, runs of changes as
+// batches of up to wire.MaxBatch.
+func (c *conn) writer(seq func() uint64) {
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		q := c.queue
+		c.queue, c.changes = nil, 0
+		c.mu.Unlock()
+		var batch []*galaxyv1.ValueChange
+		send := func() bool {
+			if len(batch) == 0 {
+				return true
+			}
+			err := c.wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Values{Values: &galaxyv1.ValueBatch{
+				DeploySequence: seq(), Changes: batch}}})
+			batch = nil
+			return err == nil
+		}
+		for _, e := range q {
+			if e.ch != nil {
+				batch = append(batch, e.ch)
+				if len(batch) == wire.MaxBatch && !send() {
+					c.close()
+					return
+				}
+				continue
+			}
+			if !send() || c.wc.Write(e.env) != nil {
+				c.close()
+				return
+			}
+		}
+		if !send() {
+			c.close()
+			return
+		}
+	}
+}
+
+// handle runs one connection: the Hello check, then the session or admin
+// exchange.
+func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
+	log := r.log
+	if err := ipc.CheckPeerUser(nc); err != nil {
+		log.Warn("galaxy: connection refused", "error", err)
+		nc.Close()
+		return
+	}
+	wc := wire.NewConn(nc)
+	_ = nc.SetReadDeadline(time.Now().Add(wire.HelloTimeout))
+	env, err := wc.Read()
+	hello := env.GetHello()
+	switch {
+	case err != nil:
+		log.Warn("galaxy: no hello", "error", err)
+		nc.Close()
+		return
+	case hello == nil || hello.GetProtocolVersion() != wire.ProtocolVersion:
+		log.Warn("galaxy: bad hello", "version", hello.GetProtocolVersion())
+		_ = wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_AdminReply{AdminReply: &galaxyv1.AdminReply{
+			Error: "protocol version mismatch"}}})
+		nc.Close()
+		return
+	case !wire.KeyEqual(hello.GetCredential(), r.opts.Credential):
+		log.Warn("galaxy: bad credential", "client", hello.GetClientName())
+		_ = wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_AdminReply{AdminReply: &galaxyv1.AdminReply{
+			Error: wire.ErrBadCredential.Error()}}})
+		nc.Close()
+		return
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	cn := &conn{name: hello.GetClientName(), subscribe: hello.GetSubscribe(), nc: nc, wc: wc,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		nc.Close()
+		return
+	}
+	r.nextConn++
+	cn.id = r.nextConn
+	r.conns[cn.id] = cn
+	d := r.cur
+	cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Welcome{Welcome: &galaxyv1.Welcome{
+		Model: d.src, DeploySequence: d.seq, LastDeployTime: timestamppb.New(d.time),
+		Settings: r.settings(), ConnectionId: cn.id}}})
+	if cn.subscribe {
+		r.snapshot(cn)
+	}
+	r.mu.Unlock()
+	log.Info("galaxy: client connected", "client", cn.name, "connection", cn.id, "session", cn.subscribe)
+	seq := func() uint64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.cur.seq
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cn.writer(seq)
+	}()
+	cn.flush()
+	stop := context.AfterFunc(ctx, cn.close)
+	defer stop()
+	for {
+		env, err := wc.Read()
+		if err != nil {
+			break
+		}
+		switch b := env.GetBody().(type) {
+		case *galaxyv1.GalaxyEnvelope_Writes:
+			r.mu.Lock()
+			d := r.cur
+			r.mu.Unlock()
+			if b.Writes.GetDeploySequence() != d.seq {
+				continue // written against a model that is gone
+			}
+			for _, w := range b.Writes.GetWrites() {
+				c := wire.FromProto(w)
+				d.hub.ApplyWrite(c.Attr, c.Value, c.Time, c.ForceTime, cn.id)
+			}
+		case *galaxyv1.GalaxyEnvelope_Admin:
+			reply := r.Admin(b.Admin)
+			cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_AdminReply{AdminReply: reply}})
+		}
+	}
+	cn.close()
+	wg.Wait()
+	r.mu.Lock()
+	delete(r.conns, cn.id)
+	r.mu.Unlock()
+	log.Info("galaxy: client disconnected", "client", cn.name, "connection", cn.id)
+}
