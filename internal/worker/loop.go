@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -178,9 +177,6 @@ func (w *worker) writeLoop() (err error) {
 			w.terminate(ending{code: protocol.ExitConnectionLost, reason: "worker: write to gateway failed: " + err.Error()})
 		}
 	}()
-	bw := bufio.NewWriterSize(w.conn, 64<<10)
-	fw := frame.NewWriter(bw, frame.Options{MaxFrameBytes: w.maxFrame})
-	seq := w.sentSeq
 	var spare []outItem
 	for {
 		items, fault, done := w.out.take(spare)
@@ -188,13 +184,10 @@ func (w *worker) writeLoop() (err error) {
 			return nil
 		}
 		if fault != nil {
-			seq++
-			env := w.envelope(seq, 0)
-			env.Body = &workerv1.WorkerEnvelope_Fault{Fault: fault}
-			if err := fw.Write(env); err != nil {
+			if _, err := w.pc.Send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: fault}}); err != nil {
 				return err
 			}
-			if err := bw.Flush(); err != nil {
+			if err := w.pc.Flush(); err != nil {
 				return err
 			}
 			w.log.Debug("worker: fault sent", "code", fault.GetCode().String())
@@ -206,21 +199,17 @@ func (w *worker) writeLoop() (err error) {
 			}
 			it := items[i]
 			items[i] = outItem{}
-			seq++
 			var err error
 			if it.ev != nil {
 				// The sink encoded the event; only the envelope is added.
-				err = fw.WriteEvent(protocol.Version, w.cfg.SessionID, seq, it.ev)
+				_, err = w.pc.SendEvent(it.ev)
 			} else {
-				env := it.env
-				env.ProtocolVersion = protocol.Version
-				env.SessionId = w.cfg.SessionID
-				env.Sequence = seq
-				err = fw.Write(env)
+				_, err = w.pc.Send(it.env)
 			}
 			if err != nil {
 				if frame.CodeOf(err) == frame.CodeOversized {
-					seq--
+					// Nothing was sent (the sink and the reply check
+					// make this unreachable).
 					w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL,
 						"worker: outbound message exceeds the frame limit: "+err.Error())
 					break
@@ -234,7 +223,7 @@ func (w *worker) writeLoop() (err error) {
 		}
 		clear(items)
 		spare = items[:0]
-		if err := bw.Flush(); err != nil {
+		if err := w.pc.Flush(); err != nil {
 			return err
 		}
 		w.out.unsent.Add(-int64(len(items)))
@@ -242,7 +231,7 @@ func (w *worker) writeLoop() (err error) {
 }
 
 // readLoop reads the gateway's frames until the connection ends.
-func (w *worker) readLoop(r *frame.Reader) {
+func (w *worker) readLoop() {
 	defer func() {
 		if rec := recover(); rec != nil {
 			w.log.Error("worker: panic in reader", "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
@@ -250,7 +239,7 @@ func (w *worker) readLoop(r *frame.Reader) {
 		}
 	}()
 	for {
-		env, err := r.Read()
+		env, _, err := w.pc.Recv()
 		if err != nil {
 			w.readFailed(err)
 			return
