@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -184,18 +183,16 @@ type Client struct {
 	opts      Options
 	log       *slog.Logger
 
-	r *frame.Reader // used by Start, then only by the read loop
-	w *frame.Writer // used by Start, then only under the write lock
-	// cw counts what c.w got onto the pipe, to tell a frame that was not
-	// sent at all from one cut short.
-	cw *countingWriter
+	// pc numbers and checks every envelope both ways: Start uses it, then
+	// the read loop receives on it and senders send on it under the write
+	// lock.
+	pc *frame.Conn
 
 	// wlock is the write lock: after the handshake every outbound
 	// envelope is numbered and written by its sender while holding it. A
 	// channel with room for one token, so that waiting for it can give up.
 	wlock   chan struct{}
-	wseq    uint64 // last sequence written; guarded by wlock
-	wbroken bool   // a frame was cut short: write nothing more; guarded by wlock
+	wbroken bool // a frame was cut short: write nothing more; guarded by wlock
 
 	// cancels holds correlation ids whose Cancel frame is still to be
 	// written: whoever holds the write lock writes them before releasing
@@ -251,19 +248,14 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		return nil, err
 	}
 	opts.setDefaults()
-	fo := frame.Options{MaxFrameBytes: opts.MaxFrameBytes, SessionID: sessionID}
-	cw := &countingWriter{w: conn}
 	return &Client{
 		conn:      conn,
 		sessionID: sessionID,
 		nonce:     append([]byte(nil), nonce...),
 		opts:      opts,
 		log:       opts.Logger.With(logging.KeySession, sessionID),
-		r:         frame.NewReader(conn, fo),
-		w:         frame.NewWriter(cw, fo),
-		cw:        cw,
+		pc:        frame.NewConn(conn, conn, frame.ConnOptions{SessionID: sessionID, MaxFrameBytes: opts.MaxFrameBytes}),
 		wlock:     make(chan struct{}, 1),
-		wseq:      1, // GatewayHello, written by the handshake
 		events:    newEventQueue(opts.EventBuffer, opts.EventBufferBytes),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -407,9 +399,6 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 	}
 
 	hello := &workerv1.WorkerEnvelope{
-		ProtocolVersion: protocol.Version,
-		SessionId:       c.sessionID,
-		Sequence:        1,
 		Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
 			ProtocolVersion:     protocol.Version,
 			Nonce:               c.nonce,
@@ -420,16 +409,13 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 			MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
 		}},
 	}
-	if err := c.w.Write(hello); err != nil {
+	if _, err := c.pc.Send(hello); err != nil {
 		return nil, ioFail("send GatewayHello", err)
 	}
 
-	env, err := c.r.Read()
+	env, _, err := c.pc.Recv()
 	if err != nil {
 		return nil, ioFail("read WorkerHello", err)
-	}
-	if env.GetSequence() != 1 {
-		return nil, fail(ErrProtocol, "WorkerHello has sequence %d, want 1", env.GetSequence())
 	}
 	if f := env.GetFault(); f != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
@@ -455,12 +441,9 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 	}
 	c.mu.Unlock()
 
-	env, err = c.r.Read()
+	env, _, err = c.pc.Recv()
 	if err != nil {
 		return nil, ioFail("read WorkerReady", err)
-	}
-	if env.GetSequence() != 2 {
-		return nil, fail(ErrProtocol, "WorkerReady has sequence %d, want 2", env.GetSequence())
 	}
 	if f := env.GetFault(); f != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
@@ -912,18 +895,6 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// countingWriter counts the bytes that reached the pipe since n was reset.
-type countingWriter struct {
-	w io.Writer
-	n int
-}
-
-func (cw *countingWriter) Write(b []byte) (int, error) {
-	n, err := cw.w.Write(b)
-	cw.n += n
-	return n, err
-}
-
 // writeLocked numbers env with the next outbound sequence and writes it as
 // one frame; the caller holds the write lock, so wire order and sequence
 // agree. deadline (zero: none) bounds a write blocked by a full pipe; a
@@ -941,20 +912,15 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 	if c.wbroken {
 		return c.terminalErr()
 	}
-	c.wseq++
-	env.ProtocolVersion = protocol.Version
-	env.SessionId = c.sessionID
-	env.Sequence = c.wseq
 	_ = c.conn.SetWriteDeadline(deadline)
-	c.cw.n = 0
-	err := c.w.Write(env)
+	written, err := c.pc.Send(env)
 	if err == nil {
 		return nil
 	}
-	if c.cw.n == 0 && (frame.CodeOf(err) != 0 || isTimeout(err)) {
-		// Nothing reached the pipe: an envelope we cannot encode (too large)
-		// or a pipe that stayed full until the deadline.
-		c.wseq--
+	if written == 0 && (frame.CodeOf(err) != 0 || isTimeout(err)) {
+		// Nothing reached the pipe (and no sequence number was used): an
+		// envelope we cannot encode (too large) or a pipe that stayed full
+		// until the deadline.
 		return &notSentError{err: err}
 	}
 	c.wbroken = true
@@ -964,7 +930,7 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 	default:
 	}
 	if isTimeout(err) {
-		c.terminate(StateFaulted, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, c.cw.n))
+		c.terminate(StateFaulted, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, written))
 	} else {
 		c.terminate(StateFaulted, fmt.Errorf("%w: write: %v", ErrWorkerGone, err))
 	}
@@ -985,18 +951,11 @@ func (c *Client) terminalErr() error {
 // readLoop is the only reader after the handshake.
 func (c *Client) readLoop() {
 	defer c.loops.Done()
-	seq := uint64(2) // WorkerHello and WorkerReady were 1 and 2
 	var lastEvent uint64
 	for {
-		env := &workerv1.WorkerEnvelope{}
-		size, err := c.r.ReadSized(env)
+		env, size, err := c.pc.Recv()
 		if err != nil {
 			c.readFailed(err)
-			return
-		}
-		seq++
-		if env.GetSequence() != seq {
-			c.terminate(StateFaulted, fmt.Errorf("%w: envelope sequence %d, want %d", ErrProtocol, env.GetSequence(), seq))
 			return
 		}
 		if !c.dispatch(env, size, &lastEvent) {
