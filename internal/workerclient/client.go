@@ -59,12 +59,11 @@ const (
 	// cancelWriteWait bounds the write of a Cancel frame on a full pipe; a
 	// Cancel that cannot start within it is dropped (best effort).
 	cancelWriteWait = time.Second
-	// exitStatusWait bounds how long a pipe EOF waits for the process exit
-	// report, so that the fault reason can carry the exit status.
-	exitStatusWait = 500 * time.Millisecond
-	// exitDrainWait bounds how long a process exit waits for the read loop
-	// to drain the pipe before faulting on its own.
-	exitDrainWait = 500 * time.Millisecond
+	// goneWait bounds how long the first sign that the worker is gone (the
+	// pipe's end, or the process exit) waits for the other: the exit
+	// status makes the reason precise, and the pipe may still hold frames
+	// the worker wrote before it died (a ShutdownAck, a Fault, replies).
+	goneWait = 500 * time.Millisecond
 )
 
 // Options configure a Client. The zero value uses the defaults.
@@ -226,8 +225,13 @@ type Client struct {
 	eventsBlocked bool
 	ackReceived   bool
 	warnings      []string
-	eofSeen       bool
-	exitSeen      bool
+
+	// The read loop reports the pipe's end (with its error) and the
+	// ShutdownAck to run, which alone decides what they mean together
+	// with the process exit.
+	eof    chan struct{} // closed by the read loop at the pipe's end
+	eofErr error
+	acked  chan struct{} // closed by the read loop on ShutdownAck
 }
 
 // New returns a Client in state Created for conn, which must already be
@@ -259,6 +263,8 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		events:    newEventQueue(opts.EventBuffer, opts.EventBufferBytes),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+		eof:       make(chan struct{}),
+		acked:     make(chan struct{}),
 		pid:       opts.PID,
 		pending:   make(map[uint64]*pendingCmd),
 		items:     itemtable.New(),
@@ -776,25 +782,44 @@ func (c *Client) terminate(state State, err error) {
 	}
 }
 
-// run owns the loops once Ready: it watches heartbeats and the process exit,
-// and after the terminal transition waits for the loops, then closes Events
-// and Done.
+// run owns the loops once Ready: it watches heartbeats, and it is the one
+// place that decides what the worker's going means: the pipe's end (from
+// the read loop), the process exit (Options.Exited) and the ShutdownAck are
+// events here, and one timer bounds the wait for the second of the first
+// two. After the terminal transition it waits for the loops, then closes
+// the event queue and Done.
 func (c *Client) run() {
 	check := min(c.opts.HeartbeatGrace/4, time.Second)
 	check = max(check, time.Millisecond)
 	ticker := time.NewTicker(check)
-	exited := c.opts.Exited
+	g := gone{exitKnown: c.opts.Exited != nil}
+	eof, exited, acked := c.eof, c.opts.Exited, c.acked
+	var grace *time.Timer
+	var graceC <-chan time.Time
 loop:
 	for {
 		select {
 		case <-c.stop:
 			break loop
+		case <-eof:
+			eof, g.eof = nil, true
 		case <-exited:
-			exited = nil
-			c.processExited()
+			exited, g.exit = nil, true
+		case <-acked:
+			acked = nil
+		case <-graceC:
+			graceC, g.waited = nil, true
 		case now := <-ticker.C:
 			c.checkHeartbeat(now)
+			continue
 		}
+		if c.workerGone(g) && grace == nil && (g.eof || g.exit) {
+			grace = time.NewTimer(goneWait)
+			graceC = grace.C
+		}
+	}
+	if grace != nil {
+		grace.Stop()
 	}
 	ticker.Stop()
 	_ = c.conn.Close()
@@ -803,40 +828,43 @@ loop:
 	close(c.done)
 }
 
-// processExited handles the report that the worker process ended. Frames
-// the worker wrote before it died (a ShutdownAck, a Fault, replies) may still
-// sit in the pipe, so the read loop gets the first chance to drain them and
-// reach the pipe's end, which gives the more precise reason. During Closing
-// the read loop decides alone (the Shutdown deadline bounds it); otherwise it
-// gets exitDrainWait before the exit itself faults the client.
-func (c *Client) processExited() {
-	c.mu.Lock()
-	c.exitSeen = true
-	closing := c.state == StateClosing
-	c.mu.Unlock()
-	if closing {
-		c.maybeClosed()
-		return
-	}
-	t := time.NewTimer(exitDrainWait)
-	defer t.Stop()
-	select {
-	case <-c.stop:
-	case <-t.C:
-		c.terminate(StateFaulted, fmt.Errorf("%w: process exited: %s", ErrWorkerGone, c.exitStatus()))
-	}
+// gone is what run knows of the worker's going.
+type gone struct {
+	eof, exit bool // the pipe ended; the process exit was reported
+	exitKnown bool // the process exit is reported at all (Options.Exited)
+	waited    bool // goneWait passed since the first of them
 }
 
-// maybeClosed completes a clean shutdown once the ack has arrived and the
-// worker is gone (process exit when reported, else the pipe's end).
-func (c *Client) maybeClosed() bool {
+// workerGone acts on what run knows: a clean close once the ack arrived and
+// the worker is gone, a fault once the worker is gone (both signs, or one
+// and goneWait). It reports whether run should wait for more.
+func (c *Client) workerGone(g gone) (wait bool) {
 	c.mu.Lock()
-	ok := c.state == StateClosing && c.ackReceived && (c.exitSeen || c.opts.Exited == nil && c.eofSeen)
+	closing, acked := c.state == StateClosing, c.ackReceived
+	eofErr := c.eofErr
 	c.mu.Unlock()
-	if ok {
+	done := g.exit || !g.exitKnown && g.eof // the process is gone
+	switch {
+	case closing && acked && done:
 		c.terminate(StateClosed, nil)
+		return false
+	case closing && acked:
+		return true // the ack is in; the worker is on its way out
+	case g.eof && (g.exit || !g.exitKnown || g.waited):
+		detail := "pipe closed"
+		if eofErr != nil {
+			detail += ": " + eofErr.Error()
+		}
+		if g.exit {
+			detail = "process exited: " + c.exitStatus()
+		}
+		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerGone, detail))
+		return false
+	case g.exit && g.waited:
+		c.terminate(StateFaulted, fmt.Errorf("%w: process exited: %s", ErrWorkerGone, c.exitStatus()))
+		return false
 	}
-	return ok
+	return g.eof || g.exit
 }
 
 func (c *Client) exitStatus() string {
@@ -974,28 +1002,12 @@ func (c *Client) readFailed(err error) {
 	}
 	cause := c.classify(err)
 	if cause == ErrWorkerGone {
+		// What the pipe's end means (a clean close, a crash) run decides,
+		// with the process exit.
 		c.mu.Lock()
-		c.eofSeen = true
-		acked := c.state == StateClosing && c.ackReceived
+		c.eofErr = err
 		c.mu.Unlock()
-		if acked {
-			c.maybeClosed() // else wait for the process exit report in run
-			return
-		}
-		// Give the process waiter a moment so the reason can carry the
-		// exit status; the socket usually closes as the process dies.
-		detail := "pipe closed: " + err.Error()
-		if c.opts.Exited != nil {
-			t := time.NewTimer(exitStatusWait)
-			select {
-			case <-c.opts.Exited:
-				detail = "process exited: " + c.exitStatus()
-			case <-t.C:
-			case <-c.stop:
-			}
-			t.Stop()
-		}
-		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerGone, detail))
+		close(c.eof)
 		return
 	}
 	if errors.Is(cause, ErrVersionMismatch) {
@@ -1022,17 +1034,21 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 		return false
 	case *workerv1.WorkerEnvelope_ShutdownAck:
 		c.mu.Lock()
-		closing := c.state == StateClosing
-		if closing {
+		closing, again := c.state == StateClosing, c.ackReceived
+		if closing && !again {
 			c.ackReceived = true
 			c.warnings = b.ShutdownAck.GetTeardownWarnings()
 		}
 		c.mu.Unlock()
-		if !closing {
+		switch {
+		case !closing:
 			c.terminate(StateFaulted, fmt.Errorf("%w: ShutdownAck without Shutdown", ErrProtocol))
 			return false
+		case again:
+			c.terminate(StateFaulted, fmt.Errorf("%w: a second ShutdownAck", ErrProtocol))
+			return false
 		}
-		c.maybeClosed()
+		close(c.acked) // run completes the close once the worker is gone
 		return true
 	default:
 		c.terminate(StateFaulted, fmt.Errorf("%w: unexpected body %s", ErrProtocol, bodyName(env)))
