@@ -352,7 +352,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			gw.Close()
 		}
 	})
-	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr))
+	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {

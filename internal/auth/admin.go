@@ -19,11 +19,20 @@ import (
 // the calling key.
 type AdminServer struct {
 	mxgatewayv1.UnimplementedAdminServer
-	m *Manager
+	m      *Manager
+	status func(method string, err error) error
 }
 
 // NewAdminServer returns the Admin service for m.
 func NewAdminServer(m *Manager) *AdminServer { return &AdminServer{m: m} }
+
+// WithStatus makes every failure of an Admin call a status built by f (the
+// gateway's one status table, which logs what it cannot map) instead of
+// the built-in mapping. It returns s.
+func (s *AdminServer) WithStatus(f func(method string, err error) error) *AdminServer {
+	s.status = f
+	return s
+}
 
 var _ mxgatewayv1.AdminServer = (*AdminServer)(nil)
 
@@ -38,6 +47,9 @@ func actorOf(ctx context.Context) Actor {
 // adminErr maps lifecycle errors to gRPC statuses. Anything else (a store
 // failure) is INTERNAL for the client, with its details only in the log.
 func (s *AdminServer) adminErr(method string, err error) error {
+	if s.status != nil {
+		return s.status(method, err)
+	}
 	switch {
 	case errors.Is(err, ErrInvalidSpec):
 		return statusWithInfo(codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest, err.Error(), nil).Err()

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
@@ -32,6 +33,9 @@ type errorMapping struct {
 // are wrapped with (a *session.FaultError carries both ErrWorkerFailed and
 // its cause).
 var errorTable = []errorMapping{
+	// The Admin service's own failures (auth.AdminServer.WithStatus).
+	{err: auth.ErrInvalidSpec, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: auth.ErrKeyNotFound, code: codes.NotFound, reason: auth.ReasonAPIKeyNotFound},
 	{err: session.ErrNotFound, code: codes.NotFound, reason: mxgatewayv1.ReasonSessionNotFound},
 	{err: session.ErrFaulted, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionFaulted},
 	{err: session.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
@@ -67,6 +71,12 @@ var errorTable = []errorMapping{
 	{err: session.ErrWorkerFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: context.DeadlineExceeded, code: codes.DeadlineExceeded, reason: mxgatewayv1.ReasonCommandTimeout},
 	{err: context.Canceled, code: codes.Canceled},
+}
+
+// Status is toStatus for other services of the gateway (the Admin service):
+// the same table, the same logging of what it cannot map.
+func Status(log *slog.Logger) func(method string, err error) error {
+	return func(method string, err error) error { return toStatus(log, method, err) }
 }
 
 // toStatus turns err into the status error a handler returns. Errors that
