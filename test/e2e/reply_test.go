@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -38,4 +39,29 @@ func TestReadBulkReplyTooLarge(t *testing.T) {
 	if in.GetState() != mxgatewayv1.SessionState_SESSION_STATE_READY || int(in.GetWorkerPid()) != s.pid {
 		t.Fatalf("session %v worker %d, want READY on worker %d", in.GetState(), in.GetWorkerPid(), s.pid)
 	}
+}
+
+// TestCrashedWorkerLabelled: a worker that exits with the Go runtime's own
+// code (2: an unrecovered panic) is counted as crashed, not by the
+// protocol's exit-code table, and its session faults with WORKER_EXITED.
+func TestCrashedWorkerLabelled(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	s := openSession(t, g.Client(), "crash 2")
+	ev := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
+	s.register()
+	h := s.subscribe("Sim.Crash")
+	_, _ = s.invokeErr(writeCmd(s.hlmx, h, intValue(2))) // the worker may die before it answers
+	_, err := ev.end()
+	wantCode(t, err, codes.Unavailable, mxgatewayv1.ReasonWorkerExited)
+	eventually(t, "the exit counted as crashed", func() error {
+		m := scrape(t, g)
+		if v, _ := m.sum("mxgateway_workers_exited_total", `reason="crashed"`); v != 1 {
+			return fmt.Errorf("workers_exited_total{reason=crashed} = %v", v)
+		}
+		if v, _ := m.sum("mxgateway_workers_exited_total", `reason="bad_arguments"`); v != 0 {
+			return fmt.Errorf("workers_exited_total{reason=bad_arguments} = %v", v)
+		}
+		return nil
+	})
 }
