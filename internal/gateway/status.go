@@ -64,6 +64,8 @@ var errorTable = []errorMapping{
 	{err: workerclient.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
 	{err: workerclient.ErrWorkerGone, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrKilled, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	// The worker's queue filled: the gateway did not keep up at all.
+	{err: workerclient.ErrWorkerOverflow, code: codes.Unavailable, reason: mxgatewayv1.ReasonEventOverflow},
 	{err: workerclient.ErrWorkerFault, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrProtocol, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrShutdownTimeout, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},

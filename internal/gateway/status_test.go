@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -77,6 +78,8 @@ func TestToStatusTable(t *testing.T) {
 		{"canceled", context.Canceled, codes.Canceled, "", false},
 		{"unknown", errors.New("secret detail /etc/passwd"), codes.Internal, mxgatewayv1.ReasonInternal, false},
 		{"reply too large", fmt.Errorf("%w: 70000 bytes", workerclient.ErrReplyTooLarge), codes.ResourceExhausted, mxgatewayv1.ReasonReplyTooLarge, false},
+		{"worker overflow", &session.FaultError{Reason: "overflow", Cause: &workerclient.FaultError{Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW}}, codes.Unavailable, mxgatewayv1.ReasonEventOverflow, false},
+		{"other worker fault", &workerclient.FaultError{Code: workerv1.FaultCode_FAULT_CODE_INTERNAL}, codes.Unavailable, mxgatewayv1.ReasonWorkerExited, false},
 		{"killed, typed", &workerclient.KillError{Reason: protocol.KillSlowConsumer}, codes.Unavailable, mxgatewayv1.ReasonWorkerExited, false},
 		{"admin: bad key spec", fmt.Errorf("%w: no scopes", auth.ErrInvalidSpec), codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest, false},
 		{"admin: no such key", auth.ErrKeyNotFound, codes.NotFound, auth.ReasonAPIKeyNotFound, false},

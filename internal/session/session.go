@@ -369,11 +369,14 @@ func (s *Session) pump() {
 	for {
 		var ok bool
 		batch, ok = s.w.NextEvents(batch[:0])
+		more := true
 		for i := range batch {
-			s.deliver(batch[i].Event, batch[i].Bytes)
+			if more {
+				more = s.deliver(batch[i].Event, batch[i].Bytes)
+			}
 			batch[i] = protocol.SizedEvent{}
 		}
-		if !ok {
+		if !ok || !more {
 			break
 		}
 	}
@@ -388,8 +391,11 @@ func (s *Session) stopWaiting() { s.noWaitOnce.Do(func() { close(s.noWait) }) }
 // offers it to every subscriber. A subscriber without room is waited for
 // (flow control) as long as it makes room within SubscriberStallTimeout;
 // one that does not is slow and gets the slow-consumer policy. Nothing is
-// dropped: every subscriber still attached gets ev.
-func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
+// dropped: every subscriber still attached gets ev. It returns false when
+// the worker ended while a subscriber was waited for: the session then
+// faults with the worker's reason (its queued events are not delivered:
+// the fault says where the stream ends).
+func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 	opts := &s.m.opts
 	var kill protocol.KillReason
 	slow := 0
@@ -402,7 +408,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 			// worker: nothing after the fault is delivered.
 			s.mu.Unlock()
 			s.hooks(slow, 0, "")
-			return
+			return true
 		}
 		want := s.lastSeq + 1
 		switch ev.GetSequence() {
@@ -414,7 +420,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 			s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
 			s.mu.Unlock()
 			s.w.Kill(protocol.KillProtocolError)
-			return
+			return true
 		}
 		var blocked *Subscription
 		if !s.closing {
@@ -429,8 +435,14 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 			break // commit with s.mu held
 		}
 		s.mu.Unlock()
-		if blocked.waitRoom(ev, size, opts.SubscriberStallTimeout, s.noWait) {
+		if blocked.waitRoom(ev, size, opts.SubscriberStallTimeout, s.noWait, s.w.Done()) {
 			continue
+		}
+		select {
+		case <-s.w.Done():
+			s.hooks(slow, 0, "")
+			return false
+		default:
 		}
 		// No room within the stall timeout (or the session is ending):
 		// the subscriber is slow.
@@ -449,7 +461,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 	}
 	if kill != "" {
 		s.hooks(slow, 0, kill)
-		return
+		return true
 	}
 	ev.SessionId = s.id
 	if ev.GatewayTime == nil {
@@ -472,13 +484,16 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) {
 	}
 	s.mu.Unlock()
 	s.hooks(slow, ev.GetFamily(), kill)
+	return true
 }
 
 // slowLocked applies the slow-consumer policy to sub, which has no room for
 // event seq. It returns the kill reason when the policy faulted the session.
 func (s *Session) slowLocked(sub *Subscription, seq uint64, now time.Time) (kill protocol.KillReason) {
 	opts := &s.m.opts
-	if opts.SlowConsumerPolicy == PolicyFaultSession {
+	// While the session closes a full subscriber is only disconnected: the
+	// worker is being shut down in order.
+	if opts.SlowConsumerPolicy == PolicyFaultSession && !s.closing {
 		reason := fmt.Sprintf("subscriber queue (%d events, %d bytes) stayed full for %v at sequence %d",
 			opts.SubscriberQueue, opts.SubscriberQueueBytes, opts.SubscriberStallTimeout, seq)
 		s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSlowConsumer, reason))

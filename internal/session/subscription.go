@@ -285,9 +285,9 @@ func signal(ch chan struct{}) {
 
 // waitRoom waits until sub has room for ev (size bytes). It returns true
 // when there is room, false when the subscriber made no room at all for
-// stall (it is slow: the caller applies the policy) or stop was closed.
-// Called by the pump without Session.mu.
-func (sub *Subscription) waitRoom(ev *mxgatewayv1.Event, size int, stall time.Duration, stop <-chan struct{}) bool {
+// stall (it is slow: the caller applies the policy) or stop or gone was
+// closed. Called by the pump without Session.mu.
+func (sub *Subscription) waitRoom(ev *mxgatewayv1.Event, size int, stall time.Duration, stop, gone <-chan struct{}) bool {
 	t := time.NewTimer(stall)
 	defer t.Stop()
 	for {
@@ -304,6 +304,8 @@ func (sub *Subscription) waitRoom(ev *mxgatewayv1.Event, size int, stall time.Du
 		case <-t.C:
 			return sub.hasRoom(ev, size)
 		case <-stop:
+			return false
+		case <-gone:
 			return false
 		}
 	}

@@ -297,6 +297,7 @@ func (s *Supervisor) Launch(ctx context.Context, sessionID string) (*workerclien
 		Logger:            s.opts.Logger,
 		Exited:            p.exited,
 		ExitStatus:        p.status,
+		ExitCode:          p.exitCode,
 		Kill:              p.kill,
 	})
 	if err != nil {
@@ -423,6 +424,17 @@ func (p *process) kill() {
 	if sent, _ := p.os.kill(); sent {
 		p.killed = true
 	}
+}
+
+// exitCode is the process's exit code, -1 when a signal ended it or while
+// it runs.
+func (p *process) exitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == nil {
+		return -1
+	}
+	return p.state.ExitCode()
 }
 
 // status describes how the process ended ("exit status 3", "signal:

@@ -36,6 +36,9 @@ const (
 	// first OnDataChange when the command does not say (sized for the 3-8 s
 	// first-bind latency of a real Galaxy).
 	DefaultReadTimeout = 10 * time.Second
+	// faultFlushWait bounds how long a faulting worker waits for the pipe
+	// to take its Fault frame.
+	faultFlushWait = time.Second
 )
 
 // DialFunc connects to the gateway's endpoint (a Unix socket path on Linux,
@@ -561,6 +564,12 @@ func (w *worker) loop(ctx context.Context) int {
 	}
 	w.out.finish()
 
+	if end.fault != nil {
+		// A pipe the gateway stopped reading (the overflow's cause) takes
+		// the Fault within a moment or never: do not wait the whole close
+		// timeout for it.
+		_ = w.conn.SetWriteDeadline(time.Now().Add(faultFlushWait))
+	}
 	var werr error
 	flush := time.NewTimer(w.cfg.CloseTimeout)
 	defer flush.Stop()

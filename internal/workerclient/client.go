@@ -116,6 +116,11 @@ type Options struct {
 	// ExitStatus, when set, describes how the process exited ("exit status
 	// 3"); it is called only after Exited is closed.
 	ExitStatus func() string
+	// ExitCode, when set, is the process's exit code (-1 when a signal
+	// ended it); it is called only after Exited is closed. A worker that
+	// exited with protocol.ExitEventOverflow overflowed even when its Fault
+	// could not reach the pipe (flow control had filled it).
+	ExitCode func() int
 	// Kill, when set, kills the worker process (and its group or job). The
 	// client calls it at most once, on any fault and on Kill.
 	Kill func()
@@ -850,6 +855,10 @@ func (c *Client) workerGone(g gone) (wait bool) {
 		return false
 	case closing && acked:
 		return true // the ack is in; the worker is on its way out
+	case g.exit && c.opts.ExitCode != nil && c.opts.ExitCode() == protocol.ExitEventOverflow && (g.eof || g.waited):
+		c.terminate(StateFaulted, &FaultError{Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW,
+			Message: fmt.Sprintf("the worker exited with code %d: its event queue overflowed; the gateway did not keep up", protocol.ExitEventOverflow)})
+		return false
 	case g.eof && (g.exit || !g.exitKnown || g.waited):
 		detail := "pipe closed"
 		if eofErr != nil {

@@ -51,6 +51,11 @@ var (
 	// ErrCommandTooLarge: the command's frame would exceed the frame limit;
 	// it was not sent, and only that command fails.
 	ErrCommandTooLarge = errors.New("workerclient: command exceeds the frame limit")
+	// ErrWorkerOverflow: the worker's outbound event queue reached its
+	// bounds (GatewayHello.max_queued_events, max_queued_event_bytes): the
+	// gateway did not keep up with the worker at all. A *FaultError with
+	// FAULT_CODE_EVENT_OVERFLOW matches it.
+	ErrWorkerOverflow = errors.New("workerclient: the worker's event queue overflowed")
 	// ErrReplyTooLarge: the command ran but its reply would not fit one
 	// frame (max_frame_bytes); only that command fails, and it changed no
 	// item.
@@ -84,8 +89,11 @@ func (e *FaultError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", ErrWorkerFault.Error(), e.Code, e.Message)
 }
 
-// Is makes errors.Is(err, ErrWorkerFault) true.
-func (e *FaultError) Is(target error) bool { return target == ErrWorkerFault }
+// Is makes errors.Is(err, ErrWorkerFault) true, and errors.Is(err,
+// ErrWorkerOverflow) for an event overflow.
+func (e *FaultError) Is(target error) bool {
+	return target == ErrWorkerFault || target == ErrWorkerOverflow && e.Code == workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW
+}
 
 // GuardError is a single command the worker's item guard refused: a handle
 // it writes does not name, in the worker's item table, the reference the

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -216,4 +219,48 @@ func TestFlowReReportOfAdvisedItems(t *testing.T) {
 		return v == final
 	})
 	wantReady(t, s)
+}
+
+// TestFlowGatewayCannotKeepUp: only a gateway that cannot keep up with the
+// worker at all faults the session, with its own reason. A subscriber that
+// reads nothing, under a stall timeout longer than the test, holds the
+// session's events; the pipe and then the worker's queue (made small here)
+// fill, and the session faults with UNAVAILABLE EVENT_OVERFLOW.
+func TestFlowGatewayCannotKeepUp(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--worker-event-queue=1000", "--event-buffer=16", "--subscriber-queue=16",
+		"--subscriber-stall-timeout=1h", "--shutdown-timeout=1s")
+	s := openSession(t, g.Client(), "cannot keep up")
+	conn := g.Dial(t, g.AdminKey, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	stalled := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
+	st, _ := stalled.rawStream(&mxgatewayv1.StreamEventsRequest{})
+	s.hlmx = s.register()
+	s.subscribe("Sim.StormValue")
+	trigger := s.subscribe("Sim.Storm")
+	_, _ = s.invokeErr(writeCmd(s.hlmx, trigger, intValue(500000))) // the storm outlives the reply
+	// Read nothing until the session faulted: reading would keep up.
+	deadline := time.Now().Add(burstWait)
+	for {
+		in := s.info()
+		if in == nil || in.GetState() == mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session still %v after %v", in.GetState(), burstWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var last uint64
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			wantCode(t, err, codes.Unavailable, mxgatewayv1.ReasonEventOverflow)
+			break
+		}
+		if seq := resp.GetEvent().GetSequence(); last != 0 && seq != last+1 {
+			t.Fatalf("sequence %d after %d", seq, last)
+		} else {
+			last = seq
+		}
+	}
 }

@@ -26,6 +26,7 @@ const (
 	ReasonReferenceForbidden = "REFERENCE_NOT_ALLOWED" // per-entry or PERMISSION_DENIED: key constraint
 	ReasonInternal           = "INTERNAL"              // INTERNAL: details only in the gateway log
 	ReasonReplyTooLarge      = "REPLY_TOO_LARGE"       // RESOURCE_EXHAUSTED: the reply exceeds max_frame_bytes; only that call failed
+	ReasonEventOverflow      = "EVENT_OVERFLOW"        // UNAVAILABLE: the worker's event queue filled; the gateway did not keep up at all
 )
 
 // ErrorInfo reasons of the hardening limits (docs/security.md).
