@@ -85,6 +85,61 @@ func TestEventsResumeAfterDrop(t *testing.T) {
 	}
 }
 
+// TestEventsBatchedResume: with Batch the iterator still yields one event
+// at a time in sequence order, and a stream dropped after a batch resumes
+// after the batch's last event, asking for batches again.
+func TestEventsBatchedResume(t *testing.T) {
+	f := newFakeGateway()
+	c := dialFake(t, f, WithEventBatch(2, 0))
+	s, err := c.OpenSession(testCtx(t), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emitN(f, 10)
+	f.mu.Lock()
+	f.dropAfter = 4
+	f.mu.Unlock()
+	evs, err := collectEvents(t, s, 10, Batch(3, 5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range evs {
+		if ev.Sequence() != uint64(i+1) || ev.DataChange() == nil {
+			t.Fatalf("event %d is %v, want data change %d", i, ev, i+1)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.requests) != 2 || f.requests[1].GetAfterSequence() != 6 {
+		t.Fatalf("stream requests %v, want two, the second after 6", f.requests)
+	}
+	for _, r := range f.requests {
+		if r.GetMaxBatch() != 3 || r.GetMaxDelayMs() != 5 {
+			t.Fatalf("request %v does not carry the Events call's batch 3 / 5 ms", r)
+		}
+	}
+}
+
+// TestEventsBatchedSequenceBreak: a discontinuity inside a batch ends the
+// iteration with a SequenceError after the events before it.
+func TestEventsBatchedSequenceBreak(t *testing.T) {
+	f := newFakeGateway()
+	c := dialFake(t, f)
+	s, _ := c.OpenSession(testCtx(t), "t")
+	emitN(f, 5)
+	f.mu.Lock()
+	f.skipSeq = 3
+	f.mu.Unlock()
+	evs, err := collectEvents(t, s, 5, Batch(10, 0))
+	var se *SequenceError
+	if !errors.As(err, &se) || se.Expected != 3 || se.Got != 4 {
+		t.Fatalf("err = %v, want SequenceError 3/4", err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("delivered %d events before the error, want 2", len(evs))
+	}
+}
+
 func TestEventsReplayGapIsTyped(t *testing.T) {
 	f := newFakeGateway()
 	c := dialFake(t, f)

@@ -237,6 +237,38 @@ type eventsOptions struct {
 	liveOnly bool
 	conflate bool
 	filter   *mxgatewayv1.EventFilter
+	batch    batching
+}
+
+// batching is the wire form of Batch: max_batch and max_delay_ms.
+type batching struct{ max, delayMs uint32 }
+
+// Bounds of Batch, as the gateway enforces them (StreamEventsRequest).
+const (
+	MaxEventBatch      = 8192
+	MaxEventBatchDelay = time.Second
+)
+
+func newBatching(maxEvents int, maxDelay time.Duration) batching {
+	if maxEvents <= 1 {
+		return batching{} // one event per message; a delay means nothing then
+	}
+	ms := maxDelay.Milliseconds()
+	if maxDelay > 0 && ms == 0 {
+		ms = 1
+	}
+	return batching{max: uint32(min(maxEvents, MaxEventBatch)), delayMs: uint32(min(ms, MaxEventBatchDelay.Milliseconds()))}
+}
+
+// Batch asks the gateway to send up to maxEvents events per message,
+// waiting up to maxDelay (whole milliseconds; 0: never wait, send what is
+// queued) for a batch to fill. It changes only the framing on the wire: the
+// iterator still yields one Event at a time, in the same order, with the
+// same sequence checks and resume. maxEvents <= 1 turns batching off (the
+// default); values beyond MaxEventBatch and MaxEventBatchDelay are clamped
+// to them. WithEventBatch sets it for every Events call of a client.
+func Batch(maxEvents int, maxDelay time.Duration) EventsOption {
+	return func(o *eventsOptions) { o.batch = newBatching(maxEvents, maxDelay) }
 }
 
 // AfterSequence starts after the given sequence (resuming where an earlier
@@ -314,7 +346,7 @@ func Filter(f EventFilter) EventsOption {
 // an Event whose Recreated is non-nil, and the events of the new session
 // follow from its first one.
 func (s *Session) Events(ctx context.Context, opts ...EventsOption) iter.Seq2[Event, error] {
-	var eo eventsOptions
+	eo := eventsOptions{batch: s.c.opts.eventBatch}
 	for _, o := range opts {
 		o(&eo)
 	}
@@ -344,6 +376,50 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 		id, last, anchored, failures = s.ID(), 0, true, 0
 		return yield(Event{rec: m}, nil)
 	}
+	// deliver checks one received event against the sequence and yields it;
+	// false ends the iteration (the reader stopped or the sequence broke).
+	deliver := func(ev *mxgatewayv1.Event, delayed bool) bool {
+		if s.rec != nil {
+			ev = s.rec.toVirtualEvent(ev)
+		}
+		seq := ev.GetSequence()
+		if delayed {
+			// Held by the filter: older than what came before it, and
+			// never where a resume starts.
+			if eo.filter == nil || (anchored && seq > last) {
+				yield(Event{}, &SequenceError{Expected: last + 1, Got: seq})
+				return false
+			}
+			return yield(Event{p: ev, delayed: true}, nil)
+		}
+		if ev.GetReplayGap() != nil || ev.GetFamily() == mxgatewayv1.EventFamily_EVENT_FAMILY_REPLAY_GAP {
+			// The marker's sequence is that of the first event after the gap.
+			if anchored && seq != 0 && seq <= last {
+				yield(Event{}, &SequenceError{Expected: last + 1, Got: seq})
+				return false
+			}
+			if !yield(Event{p: ev}, nil) {
+				return false
+			}
+			if seq > 0 {
+				last = seq - 1
+			}
+			anchored, failures = true, 0
+			return true
+		}
+		if anchored {
+			ok := seq == last+1
+			if eo.conflate || eo.filter != nil {
+				ok = seq > last
+			}
+			if !ok {
+				yield(Event{}, &SequenceError{Expected: last + 1, Got: seq})
+				return false
+			}
+		}
+		last, anchored, failures = seq, true, 0
+		return yield(Event{p: ev}, nil)
+	}
 	for {
 		if s.rec != nil && s.ID() != id {
 			// Another reader or a command recovered the session meanwhile.
@@ -355,7 +431,8 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 				return
 			}
 		}
-		req := &mxgatewayv1.StreamEventsRequest{SessionId: id, AfterSequence: last, Conflate: eo.conflate, Filter: eo.filter}
+		req := &mxgatewayv1.StreamEventsRequest{SessionId: id, AfterSequence: last, Conflate: eo.conflate, Filter: eo.filter,
+			MaxBatch: eo.batch.max, MaxDelayMs: eo.batch.delayMs}
 		if !anchored {
 			req.LiveOnly = true
 		}
@@ -366,54 +443,15 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 			if err != nil {
 				break
 			}
-			ev := resp.GetEvent()
-			if ev == nil {
-				continue
-			}
-			if s.rec != nil {
-				ev = s.rec.toVirtualEvent(ev)
-			}
-			seq := ev.GetSequence()
-			if resp.GetDelayed() {
-				// Held by the filter: older than what came before it, and
-				// never where a resume starts.
-				if eo.filter == nil || (anchored && seq > last) {
-					yield(Event{}, &SequenceError{Expected: last + 1, Got: seq})
-					return
-				}
-				if !yield(Event{p: ev, delayed: true}, nil) {
-					return
-				}
-				continue
-			}
-			if ev.GetReplayGap() != nil || ev.GetFamily() == mxgatewayv1.EventFamily_EVENT_FAMILY_REPLAY_GAP {
-				// The marker's sequence is that of the first event after the gap.
-				if anchored && seq != 0 && seq <= last {
-					yield(Event{}, &SequenceError{Expected: last + 1, Got: seq})
-					return
-				}
-				if !yield(Event{p: ev}, nil) {
-					return
-				}
-				if seq > 0 {
-					last = seq - 1
-				}
-				anchored, failures = true, 0
-				continue
-			}
-			if anchored {
-				ok := seq == last+1
-				if eo.conflate || eo.filter != nil {
-					ok = seq > last
-				}
-				if !ok {
-					yield(Event{}, &SequenceError{Expected: last + 1, Got: seq})
-					return
-				}
-			}
-			last, anchored, failures = seq, true, 0
-			if !yield(Event{p: ev}, nil) {
+			if ev := resp.GetEvent(); ev != nil && !deliver(ev, resp.GetDelayed()) {
 				return
+			}
+			// A batch (max_batch > 1): each event is checked and delivered
+			// as if it had come alone.
+			for _, ev := range resp.GetEvents() {
+				if !deliver(ev, false) {
+					return
+				}
 			}
 		}
 		if ctx.Err() != nil {

@@ -229,19 +229,31 @@ func (f *fakeGateway) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream 
 			f.mu.Unlock()
 			return io.EOF
 		}
-		if f.skipSeq != 0 && next == f.skipSeq {
+		// With max_batch, everything available up to the batch size goes
+		// in one message.
+		var batch []*mxgatewayv1.Event
+		for len(batch) < max(1, int(req.GetMaxBatch())) && next < f.firstSeq+uint64(len(f.events)) {
+			if f.skipSeq != 0 && next == f.skipSeq {
+				next++
+				f.skipSeq = 0
+				continue
+			}
+			batch = append(batch, f.events[next-f.firstSeq])
 			next++
-			f.skipSeq = 0
+		}
+		if len(batch) == 0 {
 			continue
 		}
-		ev := f.events[next-f.firstSeq]
 		f.mu.Unlock()
-		if err := stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev}); err != nil {
+		resp := &mxgatewayv1.StreamEventsResponse{Events: batch}
+		if req.GetMaxBatch() <= 1 {
+			resp = &mxgatewayv1.StreamEventsResponse{Event: batch[0]}
+		}
+		if err := stream.Send(resp); err != nil {
 			return err
 		}
-		next++
-		sent++
-		if drop > 0 && sent == drop {
+		sent += len(batch)
+		if drop > 0 && sent >= drop {
 			return status.Error(codes.Unavailable, "fake: stream dropped")
 		}
 		f.mu.Lock()

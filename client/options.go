@@ -34,6 +34,7 @@ type options struct {
 	eventBackoff   Backoff
 	writeTimeout   time.Duration
 	disableCleanup bool
+	eventBatch     batching
 }
 
 // Defaults of the Dial options.
@@ -185,4 +186,14 @@ func WithEventBackoff(b Backoff) Option {
 // another process.
 func WithoutSessionCleanup() Option {
 	return func(o *options) error { o.disableCleanup = true; return nil }
+}
+
+// WithEventBatch makes every Events iterator of the client ask for batches
+// (see Batch; an Events call's own Batch option overrides it). Batching is
+// off by default: one event per message.
+func WithEventBatch(maxEvents int, maxDelay time.Duration) Option {
+	return func(o *options) error {
+		o.eventBatch = newBatching(maxEvents, maxDelay)
+		return nil
+	}
 }

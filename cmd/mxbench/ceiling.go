@@ -112,7 +112,8 @@ func (c *ceiling) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grpc
 	if tmpl == nil {
 		return status.Error(codes.FailedPrecondition, "ceiling: no template")
 	}
-	msgs := make([]*mxgatewayv1.StreamEventsResponse, ringSize)
+	// A batch must not hold one message twice: at least max_batch of them.
+	msgs := make([]*mxgatewayv1.StreamEventsResponse, max(ringSize, int(req.GetMaxBatch())))
 	for i := range msgs {
 		ev := proto.Clone(tmpl).(*mxgatewayv1.Event)
 		if v := ev.GetDataChange().GetValue(); v != nil {
@@ -138,9 +139,27 @@ func (c *ceiling) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grpc
 		return stream.Context().Err()
 	}
 	seq := req.GetAfterSequence()
+	if b := int(req.GetMaxBatch()); b > 1 {
+		// Batched: the same events, b per message.
+		batch := &mxgatewayv1.StreamEventsResponse{Events: make([]*mxgatewayv1.Event, 0, b)}
+		for i := 0; i < n; {
+			batch.Events = batch.Events[:0]
+			for ; i < n && len(batch.Events) < b; i++ {
+				seq++
+				ev := msgs[i%len(msgs)].Event
+				ev.Sequence = seq
+				batch.Events = append(batch.Events, ev)
+			}
+			if err := stream.Send(batch); err != nil {
+				return err
+			}
+		}
+		<-stream.Context().Done()
+		return nil
+	}
 	for i := 0; i < n; i++ {
 		seq++
-		m := msgs[i%ringSize]
+		m := msgs[i%len(msgs)]
 		m.Event.Sequence = seq
 		if err := stream.Send(m); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,9 @@ type EventParams struct {
 	// 4,096 by default: a storm without a window would overflow them).
 	Chunk  int `json:"storm_chunk"`
 	Window int `json:"window"`
+	// Batch is the readers' max_batch (client.Batch; 0: one event per
+	// message). The ceiling then sends batches of the same size.
+	Batch int `json:"max_batch,omitempty"`
 }
 
 // EventsResult is one events/s figure against its ceiling.
@@ -40,7 +44,29 @@ type EventsResult struct {
 	Ratio float64 `json:"ratio"`
 	// EventBytes is the encoded size of one StreamEventsResponse.
 	EventBytes int `json:"event_message_bytes"`
+	// CPU is what each process spent per event (Linux only), a figure
+	// that other load on the machine disturbs far less than a rate.
+	CPU *EventsCPU `json:"cpu_us_per_event,omitempty"`
 }
+
+// EventsCPU is user+system CPU time per delivered event, in µs.
+type EventsCPU struct {
+	// Gateway is the gateway process; Workers its children (the
+	// session's worker).
+	Gateway Spread `json:"gateway"`
+	Workers Spread `json:"workers"`
+	// Driver is the driver process during the gateway repetitions (the
+	// SDK readers); Ceiling the driver during the ceiling repetitions
+	// (the bare server and the same SDK readers).
+	Driver  Spread `json:"driver_gateway_side"`
+	Ceiling Spread `json:"driver_ceiling_side"`
+	// Ratio is median (gateway + workers + driver) over median ceiling:
+	// how many times the ceiling's CPU an event costs end to end.
+	Ratio float64 `json:"ratio"`
+}
+
+// stormCPU is the CPU time of one gateway repetition.
+type stormCPU struct{ gateway, workers, driver time.Duration }
 
 // eventReader counts the storm events one subscriber receives.
 type eventReader struct {
@@ -60,9 +86,9 @@ func newEventReader() *eventReader {
 // read consumes one Events iterator, counting data changes of item handle
 // h; the event that reaches the target is kept in last. kick is called
 // every 256 events.
-func (r *eventReader) read(ctx context.Context, s *client.Session, h int32, kick func()) {
+func (r *eventReader) read(ctx context.Context, s *client.Session, h int32, batch int, kick func()) {
 	defer close(r.stopped)
-	for ev, err := range s.Events(ctx) {
+	for ev, err := range s.Events(ctx, client.Batch(batch, 0)) {
 		if err != nil {
 			r.err = err
 			return
@@ -131,7 +157,13 @@ func awaitReaders(ctx context.Context, rs []*eventReader, start time.Time) (time
 // p.Subscribers streams (each on its own connection), p.Events storm events
 // each. It returns aggregate events/s and the last storm event received
 // (the ceiling's template).
-func gatewayStorm(ctx context.Context, g *gatewayProc, p EventParams) (float64, *mxgatewayv1.Event, error) {
+func gatewayStorm(ctx context.Context, g *gatewayProc, p EventParams) (float64, *mxgatewayv1.Event, stormCPU, error) {
+	var cpu stormCPU
+	rate, last, err := gatewayStormCPU(ctx, g, p, &cpu)
+	return rate, last, cpu, err
+}
+
+func gatewayStormCPU(ctx context.Context, g *gatewayProc, p EventParams, cpu *stormCPU) (float64, *mxgatewayv1.Event, error) {
 	ctl, err := g.dial(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -185,7 +217,7 @@ func gatewayStorm(ctx context.Context, g *gatewayProc, p EventParams) (float64, 
 		}
 		r := newEventReader()
 		readers[i] = r
-		wg.Go(func() { r.read(rctx, rs, hv, kickf) })
+		wg.Go(func() { r.read(rctx, rs, hv, p.Batch, kickf) })
 	}
 
 	storm := func(n int) error {
@@ -219,6 +251,12 @@ func gatewayStorm(ctx context.Context, g *gatewayProc, p EventParams) (float64, 
 		r.target.Store(base + int64(p.Events))
 	}
 
+	gpid := 0
+	if g.cmd != nil && g.cmd.Process != nil {
+		gpid = g.cmd.Process.Pid
+	}
+	workers := childrenOf(gpid)
+	cpu0 := stormCPU{cpuTime(strconv.Itoa(gpid)), cpuOf(workers), cpuTime("self")}
 	start := time.Now()
 	triggered, total := int64(0), int64(p.Events)
 	for triggered < total {
@@ -245,12 +283,21 @@ func gatewayStorm(ctx context.Context, g *gatewayProc, p EventParams) (float64, 
 	if err != nil {
 		return 0, nil, err
 	}
+	if gpid != 0 {
+		*cpu = stormCPU{cpuTime(strconv.Itoa(gpid)) - cpu0.gateway, cpuOf(workers) - cpu0.workers, cpuTime("self") - cpu0.driver}
+	}
 	return float64(p.Events*p.Subscribers) / end.Sub(start).Seconds(), readers[0].last, nil
 }
 
 // ceilingStream runs one repetition against the ceiling: p.Subscribers
 // connections each receive p.Events copies of template through the SDK.
-func ceilingStream(ctx context.Context, ce *ceiling, template *mxgatewayv1.Event, p EventParams) (float64, error) {
+func ceilingStream(ctx context.Context, ce *ceiling, template *mxgatewayv1.Event, p EventParams) (float64, time.Duration, error) {
+	before := cpuTime("self")
+	rate, err := ceilingStreamRun(ctx, ce, template, p)
+	return rate, cpuTime("self") - before, err
+}
+
+func ceilingStreamRun(ctx context.Context, ce *ceiling, template *mxgatewayv1.Event, p EventParams) (float64, error) {
 	ce.prepareStreams(template, p.Events)
 	rctx, cancel := context.WithCancel(ctx)
 	readers := make([]*eventReader, p.Subscribers)
@@ -271,7 +318,7 @@ func ceilingStream(ctx context.Context, ce *ceiling, template *mxgatewayv1.Event
 		r := newEventReader()
 		r.target.Store(int64(p.Events))
 		readers[i] = r
-		wg.Go(func() { r.read(rctx, s, h, func() {}) })
+		wg.Go(func() { r.read(rctx, s, h, p.Batch, func() {}) })
 	}
 	if err := ce.waitStreams(ctx, p.Subscribers); err != nil {
 		return 0, err
@@ -289,9 +336,13 @@ func ceilingStream(ctx context.Context, ce *ceiling, template *mxgatewayv1.Event
 // against the gateway and the ceiling.
 func runEvents(ctx context.Context, g *gatewayProc, ce *ceiling, p EventParams, reps int, logf func(string, ...any)) (*EventsResult, error) {
 	var gw, cl []float64
+	var cg, cw, cd, cc []float64
+	us := func(d time.Duration) float64 {
+		return float64(d) / float64(time.Microsecond) / float64(p.Events*p.Subscribers)
+	}
 	res := &EventsResult{Params: p}
 	for i := range reps {
-		rate, tpl, err := gatewayStorm(ctx, g, p)
+		rate, tpl, cpu, err := gatewayStorm(ctx, g, p)
 		if err != nil {
 			return nil, err
 		}
@@ -300,14 +351,22 @@ func runEvents(ctx context.Context, g *gatewayProc, ce *ceiling, p EventParams, 
 		}
 		gw = append(gw, rate)
 		res.EventBytes = proto.Size(&mxgatewayv1.StreamEventsResponse{Event: tpl})
-		crate, err := ceilingStream(ctx, ce, tpl, p)
+		crate, ccpu, err := ceilingStream(ctx, ce, tpl, p)
 		if err != nil {
 			return nil, err
 		}
 		cl = append(cl, crate)
-		logf("events x%d rep %d: gateway %.0f/s, ceiling %.0f/s", p.Subscribers, i+1, rate, crate)
+		if cpu.gateway > 0 && ccpu > 0 {
+			cg, cw, cd, cc = append(cg, us(cpu.gateway)), append(cw, us(cpu.workers)), append(cd, us(cpu.driver)), append(cc, us(ccpu))
+		}
+		logf("events x%d batch %d rep %d: gateway %.0f/s, ceiling %.0f/s", p.Subscribers, p.Batch, i+1, rate, crate)
 	}
 	res.Gateway, res.Ceiling = spreadOf(gw), spreadOf(cl)
 	res.Ratio = ratio(res.Gateway.Median, res.Ceiling.Median)
+	if len(cg) > 0 {
+		c := &EventsCPU{Gateway: spreadOf(cg), Workers: spreadOf(cw), Driver: spreadOf(cd), Ceiling: spreadOf(cc)}
+		c.Ratio = ratio(c.Gateway.Median+c.Workers.Median+c.Driver.Median, c.Ceiling.Median)
+		res.CPU = c
+	}
 	return res, nil
 }

@@ -293,6 +293,43 @@ func childrenOf(pid int) []int {
 	return out
 }
 
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
+// (100 on every Linux the benchmark runs on).
+const clockTicks = 100
+
+// cpuTime is the user plus system CPU time a process used so far, from
+// /proc/<pid>/stat ("self" for the driver); 0 when it cannot be read.
+func cpuTime(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	k, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(u+k) * time.Second / clockTicks
+}
+
+// cpuOf sums cpuTime over pids.
+func cpuOf(pids []int) time.Duration {
+	var d time.Duration
+	for _, p := range pids {
+		d += cpuTime(strconv.Itoa(p))
+	}
+	return d
+}
+
 // parseStat extracts the parent pid and the state from /proc/<pid>/stat;
 // the command name in parentheses may contain spaces and parentheses.
 func parseStat(stat string) (ppid int, state string, ok bool) {

@@ -46,8 +46,10 @@ type config struct {
 	opcuaDir   string
 	keep       bool
 	only       map[string]bool
+	peerBatch  int
 
 	events EventParams
+	batch  EventParams
 	fanout EventParams
 	invoke InvokeParams
 	open   OpenParams
@@ -55,7 +57,7 @@ type config struct {
 	peers  []PeerParams
 }
 
-var sections = []string{"events", "fanout", "invoke", "open", "memory", "peer"}
+var sections = []string{"events", "batch", "fanout", "invoke", "open", "memory", "peer"}
 
 func parseConfig(args []string) (config, error) {
 	var c config
@@ -71,6 +73,11 @@ func parseConfig(args []string) (config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp directory (gateway logs, models)")
 	only := fs.String("only", strings.Join(sections, ","), "comma-separated sections to run: "+strings.Join(sections, ", "))
 	fs.IntVar(&c.events.Events, "events", 200000, "storm events per repetition, one subscriber")
+	fs.IntVar(&c.batch.Events, "batch-events", 1000000, "storm events per repetition, one batched subscriber")
+	fs.IntVar(&c.batch.Batch, "batch", 1024, "max_batch of the batched subscriber (client.Batch)")
+	batchChunk := fs.Int("batch-storm-chunk", 4000, "Sim.Storm value per trigger, batched figure")
+	batchWindow := fs.Int("batch-storm-window", 8000, "events triggered but not yet received, batched figure")
+	fs.IntVar(&c.peerBatch, "peer-batch", 1024, "max_batch of the mxgateway peer subscriber (0: one event per message)")
 	fs.IntVar(&c.fanout.Events, "fanout-events", 50000, "storm events per subscriber per repetition, fan-out")
 	fs.IntVar(&c.fanout.Subscribers, "fanout-subscribers", 8, "subscribers of the fan-out figure")
 	chunk := fs.Int("storm-chunk", 2000, "Sim.Storm value per trigger")
@@ -81,7 +88,7 @@ func parseConfig(args []string) (config, error) {
 	levels := fs.String("mem-levels", "1,64,256", "session counts of the memory figure")
 	fs.IntVar(&c.memory.Items, "mem-items", 1000, "advised items per session in the memory figure")
 	fs.IntVar(&c.memory.BudgetS, "mem-budget", 300, "seconds allowed for opening the memory figure's sessions")
-	peers := fs.String("peer", "1000x100ms,5000x100ms,10000x100ms", "peer workloads: VALUESxINTERVAL, comma-separated")
+	peers := fs.String("peer", "1000x100ms,20000x100ms,50000x100ms,100x1ms", "peer workloads: VALUESxINTERVAL, comma-separated")
 	peerDur := fs.Int("peer-duration", 5, "seconds per peer repetition")
 	pubMs := fs.Int("opcua-publishing-ms", 50, "OPC UA requested publishing interval (node-opcua minimum 50)")
 	if err := fs.Parse(args); err != nil {
@@ -107,6 +114,11 @@ func parseConfig(args []string) (config, error) {
 	c.events.Subscribers = 1
 	c.events.Chunk, c.events.Window = *chunk, *window
 	c.fanout.Chunk, c.fanout.Window = *chunk, *window
+	c.batch.Subscribers = 1
+	c.batch.Chunk, c.batch.Window = *batchChunk, *batchWindow
+	if c.batch.Chunk <= 0 || c.batch.Window < c.batch.Chunk || c.batch.Batch < 2 {
+		return c, errors.New("mxbench: need 0 < -batch-storm-chunk <= -batch-storm-window and -batch >= 2")
+	}
 	if c.events.Chunk <= 0 || c.events.Window < c.events.Chunk {
 		return c, errors.New("mxbench: need 0 < -storm-chunk <= -storm-window")
 	}
@@ -132,7 +144,7 @@ func parseConfig(args []string) (config, error) {
 		c.peers = append(c.peers, PeerParams{
 			Values: values, IntervalMs: int(every / time.Millisecond),
 			OfferedPerS:  float64(values) * float64(time.Second) / float64(every),
-			PublishingMs: *pubMs, QueueSize: 10, WarmupS: 2, DurationS: *peerDur,
+			PublishingMs: *pubMs, QueueSize: 10, WarmupS: 2, DurationS: *peerDur, Batch: c.peerBatch,
 		})
 	}
 	return c, nil
@@ -187,7 +199,7 @@ func runBench(ctx context.Context, args []string) int {
 
 	// One gateway for the event, command and open figures: nothing in its
 	// model moves by itself.
-	if cfg.only["events"] || cfg.only["fanout"] || cfg.only["invoke"] || cfg.only["open"] {
+	if cfg.only["events"] || cfg.only["batch"] || cfg.only["fanout"] || cfg.only["invoke"] || cfg.only["open"] {
 		model := filepath.Join(root, "bench.yaml")
 		if err := writeModel(model, 1000, 0, 0); err != nil {
 			fmt.Fprintln(os.Stderr, "mxbench:", err)
@@ -203,6 +215,11 @@ func runBench(ctx context.Context, args []string) int {
 		if cfg.only["events"] {
 			if rep.Events, err = runEvents(ctx, g, ce, cfg.events, cfg.reps, logf); err != nil {
 				fail("events", err)
+			}
+		}
+		if cfg.only["batch"] {
+			if rep.Batch, err = runEvents(ctx, g, ce, cfg.batch, cfg.reps, logf); err != nil {
+				fail("batch", err)
 			}
 		}
 		if cfg.only["fanout"] {
@@ -300,7 +317,7 @@ func memorySection(ctx context.Context, bin, root string, p MemoryParams, logf f
 	}
 	maxLevel := slices.Max(p.Levels)
 	g, err := startGateway(ctx, bin, root, "memory", "--sim-model="+model,
-		"--max-sessions="+strconv.Itoa(maxLevel+2), "--lease=30m", "--log-level=warn")
+		"--max-sessions="+strconv.Itoa(maxLevel+2), "--max-sessions-per-key="+strconv.Itoa(maxLevel+2), "--lease=30m", "--log-level=warn")
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +359,7 @@ func peerSection(ctx context.Context, bin, root string, cfg config, logf func(st
 			fail("peer", err)
 			break
 		}
-		side, err := gatewayPeer(ctx, g, p, cfg.reps)
+		side, err := gatewayPeer(ctx, g, p, p.Batch, cfg.reps)
 		if gerr := g.stop(); gerr != nil {
 			logf("gateway peer%d exit: %v", i, gerr)
 		}

@@ -11,11 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/internal/gateway"
 )
 
 // PeerParams is one peer workload: N values, each changing every Interval,
@@ -32,12 +36,19 @@ type PeerParams struct {
 	QueueSize    int `json:"opcua_queue_size"`
 	WarmupS      int `json:"warmup_s"`
 	DurationS    int `json:"duration_s_per_rep"`
+	// Batch is the mxgateway subscriber's max_batch (client.Batch; 0: one
+	// event per message). OPC UA batches by its publishing interval.
+	Batch int `json:"mxgateway_max_batch,omitempty"`
 }
 
 // PeerSide is one side's figures over the repetitions.
 type PeerSide struct {
 	UpdatesPerS Spread        `json:"updates_per_s"`
 	Latency     LatencySpread `json:"latency"`
+	// WorkerLatency (mxgateway only) is receipt - the event's worker time,
+	// at full clock resolution: the value timestamps of both sides are
+	// whole milliseconds.
+	WorkerLatency *LatencySpread `json:"worker_latency,omitempty"`
 	// Note says what else happened (gaps, errors, revised intervals).
 	Note string `json:"note,omitempty"`
 }
@@ -66,11 +77,12 @@ type PeerResult struct {
 type peerWindow struct {
 	count int
 	lat   []float64
+	wlat  []float64 // receipt - worker time
 }
 
 // gatewayPeer runs the mxgateway side of a peer workload on g (which
 // serves the model with the Peer object).
-func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*PeerSide, error) {
+func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, batch, reps int) (*PeerSide, error) {
 	c, err := g.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -105,7 +117,7 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*
 	attached := make(chan struct{})
 	wg.Go(func() {
 		first := true
-		for ev, err := range s.Events(rctx) {
+		for ev, err := range s.Events(rctx, client.Batch(batch, 0)) {
 			if err != nil {
 				mu.Lock()
 				readErr = err
@@ -131,17 +143,21 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*
 			if counting {
 				win.count++
 				win.lat = append(win.lat, float64(now.Sub(dc.Timestamp))/float64(time.Millisecond))
+				win.wlat = append(win.wlat, float64(now.Sub(ev.WorkerTime()))/float64(time.Millisecond))
 			}
 			mu.Unlock()
 		}
 	})
-	entries, err := mx.SubscribeBulk(ctx, h, refs, false)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
-		if err := e.Err(); err != nil {
-			return nil, fmt.Errorf("mxbench: subscribe %s: %w", e.ItemDefinition, err)
+	// In calls of at most the gateway's bulk bound.
+	for chunk := range slices.Chunk(refs, gateway.DefaultMaxBulkEntries) {
+		entries, err := mx.SubscribeBulk(ctx, h, chunk, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if err := e.Err(); err != nil {
+				return nil, fmt.Errorf("mxbench: subscribe %s: %w", e.ItemDefinition, err)
+			}
 		}
 	}
 	select {
@@ -153,10 +169,10 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*
 		return nil, err
 	}
 	var rates []float64
-	var lats []Latency
+	var lats, wlats []Latency
 	for range reps {
 		mu.Lock()
-		win, counting = peerWindow{lat: make([]float64, 0, int(p.OfferedPerS)*p.DurationS)}, true
+		win, counting = peerWindow{lat: make([]float64, 0, int(p.OfferedPerS)*p.DurationS), wlat: make([]float64, 0, int(p.OfferedPerS)*p.DurationS)}, true
 		mu.Unlock()
 		start := time.Now()
 		if err := sleepCtx(ctx, time.Duration(p.DurationS)*time.Second); err != nil {
@@ -174,8 +190,10 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, reps int) (*
 		}
 		rates = append(rates, float64(w.count)/elapsed)
 		lats = append(lats, latencyOfMs(w.lat))
+		wlats = append(wlats, latencyOfMs(w.wlat))
 	}
-	side := &PeerSide{UpdatesPerS: spreadOf(rates), Latency: latencySpread(lats)}
+	wl := latencySpread(wlats)
+	side := &PeerSide{UpdatesPerS: spreadOf(rates), Latency: latencySpread(lats), WorkerLatency: &wl}
 	mu.Lock()
 	if gaps > 0 {
 		side.Note = fmt.Sprintf("%d replay gaps (the subscriber fell behind)", gaps)
@@ -267,8 +285,14 @@ func opcuaPeer(ctx context.Context, dir, pki string, p PeerParams, reps int, log
 	var stderr strings.Builder
 	cl.Stderr = &stderr
 	stdout, err := cl.Output()
-	if err != nil {
+	if err != nil && !strings.Contains(string(stdout), `"done":true`) {
 		return nil, fmt.Errorf("mxbench: node client.js: %v: %s", err, lastLines(stderr.String(), 5))
+	}
+	// A failure after the results (the teardown of a saturated server)
+	// keeps them.
+	var teardown string
+	if err != nil {
+		teardown = fmt.Sprintf("; client.js failed after its results: %v", err)
 	}
 	var rates []float64
 	var lats []Latency
@@ -297,6 +321,7 @@ func opcuaPeer(ctx context.Context, dir, pki string, p PeerParams, reps int, log
 		return nil, fmt.Errorf("mxbench: node client.js printed no results: %s", lastLines(stderr.String(), 5))
 	}
 	side.UpdatesPerS, side.Latency = spreadOf(rates), latencySpread(lats)
+	side.Note += teardown
 	return side, nil
 }
 

@@ -15,8 +15,11 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/client"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/backend"
@@ -93,6 +96,9 @@ type inProcessGateway struct {
 	gw   *gateway.Server
 	addr string
 	done chan error
+
+	mu     sync.Mutex
+	worker []time.Duration // workerclient round trips of the commands
 }
 
 func startInProcessGateway(model, profDir string) (*inProcessGateway, error) {
@@ -101,6 +107,7 @@ func startInProcessGateway(model, profDir string) (*inProcessGateway, error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g := &inProcessGateway{done: make(chan error, 1)}
 	sup, err := supervisor.New(supervisor.Options{
 		Executable: self,
 		Args:       []string{workerArg, profDir, "--backend=sim", "--sim-profile=test", "--sim-model=" + model, "--log-level=warn"},
@@ -118,6 +125,14 @@ func startInProcessGateway(model, profDir string) (*inProcessGateway, error) {
 			return c, nil
 		},
 		Logger: log,
+		// The worker round trip of every command (workerclient.Invoke), to
+		// split a Write's time between the gateway's gRPC side and the
+		// worker.
+		Hooks: session.Hooks{CommandDone: func(_ *catalog.Kind, d time.Duration, _ *mxgatewayv1.Reply, _ error) {
+			g.mu.Lock()
+			g.worker = append(g.worker, d)
+			g.mu.Unlock()
+		}},
 	})
 	if err != nil {
 		sup.Close()
@@ -135,7 +150,7 @@ func startInProcessGateway(model, profDir string) (*inProcessGateway, error) {
 		sup.Close()
 		return nil, err
 	}
-	g := &inProcessGateway{sup: sup, gw: gw, addr: lis.Addr().String(), done: make(chan error, 1)}
+	g.sup, g.gw, g.addr = sup, gw, lis.Addr().String()
 	go func() { g.done <- gw.Serve(lis) }()
 	return g, nil
 }
@@ -298,11 +313,19 @@ func profilePhase(ctx context.Context, g *inProcessGateway, phase, dir string, e
 	switch phase {
 	case "events":
 		var rate float64
-		rate, _, err = gatewayStorm(ctx, gp, EventParams{Subscribers: 1, Events: events, Chunk: 2000, Window: 4000})
+		rate, _, _, err = gatewayStorm(ctx, gp, EventParams{Subscribers: 1, Events: events, Chunk: 2000, Window: 4000})
 		logf("events: %d events at %.0f/s", events, rate)
 	case "invoke":
-		err = profileWrites(ctx, c, calls)
-		logf("invoke: %d Writes in %v", calls, time.Since(start).Round(time.Millisecond))
+		g.mu.Lock()
+		g.worker = g.worker[:0]
+		g.mu.Unlock()
+		var ds []time.Duration
+		ds, err = profileWrites(ctx, c, calls)
+		g.mu.Lock()
+		w := latencyOf(g.worker[max(0, len(g.worker)-len(ds)):])
+		g.mu.Unlock()
+		logf("invoke: %d Writes in %v; p50 %.3f ms at the SDK, of which %.3f ms gateway -> worker -> gateway (workerclient.Invoke)",
+			calls, time.Since(start).Round(time.Millisecond), latencyOf(ds).P50, w.P50)
 	}
 	pprof.StopCPUProfile()
 	if err != nil {
@@ -311,26 +334,25 @@ func profilePhase(ctx context.Context, g *inProcessGateway, phase, dir string, e
 	return writeProfile(filepath.Join(dir, "gateway-after.allocs.pprof"), "allocs")
 }
 
-func profileWrites(ctx context.Context, c *client.Client, calls int) error {
+func profileWrites(ctx context.Context, c *client.Client, calls int) ([]time.Duration, error) {
 	s, err := c.OpenSession(ctx, "mxbench-profile")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer s.Close()
 	mx := s.MX()
 	h, err := mx.Register(ctx, "mxbench")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hw, err := mx.AddItem(ctx, h, refWrite)
 	if err == nil {
 		err = mx.Advise(ctx, h, hw)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = timedCalls(ctx, invokeTarget{mx, h, hw}, "write", calls, 0)
-	return err
+	return timedCalls(ctx, invokeTarget{mx, h, hw}, "write", calls, 0)
 }
 
 // summarise writes `go tool pprof -top` of each profile next to it.

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,9 +30,9 @@ import (
 const galaxyUsage = `usage:
   mxgateway galaxy --listen DIR [--sim-model PATH | --sim-plant N] [--log-level info]
       run the simulated Galaxy runtime; its endpoint and key file live in DIR
-  mxgateway galaxy admin --dir DIR ACTION [TARGET] [--model PATH] [--ms N]
+  mxgateway galaxy admin --dir DIR ACTION [TARGET] [--model PATH] [--ms N] [--count N]
       ACTION: status, deploy, platformDown, platformUp, engineOffScan,
-      engineOnScan, slowFirstBind, crash
+      engineOnScan, slowFirstBind, storm, crash
 `
 
 // runGalaxy is `mxgateway galaxy`: the simulated Galaxy runtime every sim
@@ -150,6 +151,7 @@ func runGalaxyAdmin(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "runtime directory")
 	model := fs.String("model", "", "deploy: the new model file (default: reload the runtime's)")
 	ms := fs.Int64("ms", 0, "slowFirstBind: the first-bind delay in milliseconds (0 ends it)")
+	count := fs.Int64("count", 0, "storm: the number of changes")
 	// Flags may follow the action: parse, take positionals, parse the rest.
 	var pos []string
 	rest := args
@@ -168,6 +170,9 @@ func runGalaxyAdmin(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	req := &galaxyv1.AdminRequest{Action: pos[0], DurationMs: *ms}
+	if pos[0] == runtime.ActionStorm {
+		req.DurationMs = *count
+	}
 	if len(pos) == 2 {
 		req.Target = pos[1]
 	}
@@ -227,6 +232,32 @@ func galaxyAdmin(ctx context.Context, dir string, req *galaxyv1.AdminRequest) (*
 	}
 }
 
+// galaxyDirPrefix names the runtime directory of a gateway's own runtime:
+// <temp>/mxgw-galaxy-<gateway pid>.
+const galaxyDirPrefix = "mxgw-galaxy-"
+
+// removeStaleGalaxyDirs removes the runtime directories of gateways that no
+// longer run (a gateway killed with its runtime leaves its directory).
+func removeStaleGalaxyDirs(base string, log *slog.Logger) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, galaxyDirPrefix) {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimPrefix(name, galaxyDirPrefix))
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(base, name)); err == nil {
+			log.Info("removed the Galaxy runtime directory of an earlier run", "dir", filepath.Join(base, name))
+		}
+	}
+}
+
 // envGalaxyChild tells `mxgateway galaxy` that serve started it.
 const envGalaxyChild = "MXGW_GALAXY_CHILD"
 
@@ -252,8 +283,15 @@ func startGalaxy(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ga
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "mxgw-galaxy-")
-	if err != nil {
+	// One directory per gateway process, named after it, so a later run
+	// can remove what a killed one left.
+	base := os.TempDir()
+	removeStaleGalaxyDirs(base, log)
+	dir := filepath.Join(base, galaxyDirPrefix+strconv.Itoa(os.Getpid()))
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
 	key := make([]byte, 32)
@@ -374,11 +412,12 @@ func (g *galaxyProcess) Stop() {
 }
 
 // attachedGalaxyEnv is the worker environment for an external runtime
-// (serve --sim-galaxy DIR).
+// (serve --sim-galaxy DIR): the directory only, so each worker reads the
+// key file at every connection (a runtime restarted by hand makes a new
+// key). The key is checked here, so a wrong directory fails the start.
 func attachedGalaxyEnv(dir string) ([]string, error) {
-	key, err := wire.ReadKey(dir)
-	if err != nil {
+	if _, err := wire.ReadKey(dir); err != nil {
 		return nil, fmt.Errorf("sim_galaxy: %w", err)
 	}
-	return []string{wire.EnvDir + "=" + dir, wire.EnvKey + "=" + hex.EncodeToString(key)}, nil
+	return []string{wire.EnvDir + "=" + dir}, nil
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -123,7 +125,10 @@ func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error
 		grpcLis.Close()
 		return nil, nil, &listenError{what: "HTTP", addr: cfg.HTTPListen, flag: "http-listen", err: err}
 	}
-	return grpcLis, httpLis, nil
+	// Connections are bounded per listener before anything is parsed: a
+	// listener at its limit accepts the next connection only when one
+	// closes (idle gRPC connections are closed after max_connection_idle).
+	return netutil.LimitListener(grpcLis, cfg.MaxConnections), netutil.LimitListener(httpLis, cfg.MaxConnections), nil
 }
 
 // workerCommand returns the worker executable and its arguments (the
@@ -214,7 +219,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
 
-	guard, err := auth.NewGuard(auth.GuardConfig{Mode: mode, Manager: mgr, Logger: log, OnDenied: m.AuthDenied})
+	guard, err := auth.NewGuard(auth.GuardConfig{Mode: mode, Manager: mgr, Logger: log, OnDenied: m.AuthDenied,
+		MaxStreamsPerKey: cfg.MaxStreamsPerKey, OnLimit: m.LimitRefused,
+		Credentials: auth.CredentialConfig{Backoff: cfg.CredentialBackoff, BackoffMax: cfg.CredentialBackoffMax, OnFailure: m.CredentialFailed}})
 	if err != nil {
 		return err
 	}
@@ -317,6 +324,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		SubscriberStallTimeout: cfg.SubscriberStallTimeout,
 		ReplayBytes:            int64(cfg.ReplayBytes),
 		ReplayAge:              cfg.ReplayAge,
+		MaxSessionsPerKey:      sessionsPerKey(cfg, mode),
 		Hooks:                  sessionHooks(m),
 	})
 	if err != nil {
@@ -341,6 +349,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		Metrics:     m,
 
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
+		Credentials:        guard,
+		QuotaExempt: func(ctx context.Context) bool {
+			p, _ := auth.FromContext(ctx)
+			return p.IsAdmin()
+		},
+		// Bounds before authentication.
+		MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
+		MaxHeaderListBytes:   cfg.MaxHeaderListBytes,
+		MaxHealthWatches:     cfg.MaxHealthWatches,
+		MaxConnectionIdle:    cfg.MaxConnectionIdle,
 	})
 	if err != nil {
 		sessions.Close()
@@ -398,15 +416,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		path := auth.AdminKeyPath(cfg.DataDir)
 		switch {
 		case err != nil && created:
+			// The screen is the only copy: show it even to a journal.
 			log.Warn("first-run admin key not saved to a file", slog.Any(logging.KeyErr, err))
 			banner = func() {
-				printBootstrapKey(stderr, raw.Reveal(), path, false)
+				printBootstrapKey(stderr, raw.Reveal(), path, false, true)
 				fmt.Fprintf(stderr, "mxgateway: warning: %v\n", err)
 			}
 		case err != nil:
 			return fmt.Errorf("serve: first-run admin key: %w", err)
 		case created:
-			banner = func() { printBootstrapKey(stderr, raw.Reveal(), path, true) }
+			// A service's or a journal's stderr is kept: the key goes only
+			// to its file there, and only a person at a terminal sees it.
+			show := isTerminal(stderr)
+			banner = func() { printBootstrapKey(stderr, raw.Reveal(), path, true, show) }
 		default:
 			banner = func() { printAdminKeyHint(stderr, path) }
 		}
@@ -501,6 +523,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	return retErr
 }
 
+// sessionsPerKey is the per-key session cap: max_sessions_per_key (never
+// above max_sessions) with API keys; none with auth=none, whose one
+// anonymous caller has every session anyway.
+func sessionsPerKey(cfg *config.Config, mode auth.Mode) int {
+	if mode == auth.ModeNone {
+		return 0
+	}
+	return min(cfg.MaxSessionsPerKey, cfg.MaxSessions)
+}
+
 // principalKeyID is the key id of the caller ("anonymous" with auth=none),
 // recorded as the owner of the sessions it opens.
 func principalKeyID(ctx context.Context) string {
@@ -510,10 +542,27 @@ func principalKeyID(ctx context.Context) string {
 	return ""
 }
 
+// isTerminal reports whether w is a terminal (a person reads it, nothing
+// keeps it).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // printBootstrapKey shows the first-run admin key once, with what to do
-// next.
-func printBootstrapKey(w io.Writer, key, path string, saved bool) {
+// next; show false (standard error is not a terminal) names only the file
+// that holds it.
+func printBootstrapKey(w io.Writer, key, path string, saved, show bool) {
 	fmt.Fprintln(w, "mxgateway: ================================================================")
+	if saved && !show {
+		fmt.Fprintln(w, "mxgateway: first run: created an admin API key. Standard error is not a")
+		fmt.Fprintf(w, "mxgateway: terminal, so it is not shown here: it is in %s\n", path)
+		fmt.Fprintln(w, "mxgateway: (readable by this user only); mxctl on this machine uses it. Clients send it as")
+		fmt.Fprintln(w, "mxgateway: gRPC metadata \"authorization: Bearer <key>\". Create narrower keys")
+		fmt.Fprintln(w, "mxgateway: (mxgateway apikey create --name N --scopes ...), then revoke this one.")
+		fmt.Fprintln(w, "mxgateway: ================================================================")
+		return
+	}
 	fmt.Fprintln(w, "mxgateway: first run: created an admin API key (shown only this once):")
 	fmt.Fprintln(w, "mxgateway:")
 	fmt.Fprintf(w, "mxgateway:   %s\n", key)

@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
@@ -80,6 +83,17 @@ type GuardConfig struct {
 	// GlobalAuditRate and GlobalAuditBurst limit audited denials overall.
 	GlobalAuditRate  float64
 	GlobalAuditBurst int
+
+	// MaxStreamsPerKey caps the concurrent streams of one key
+	// (RESOURCE_EXHAUSTED KEY_STREAM_LIMIT); 0 means no cap. Admin keys
+	// (and ModeNone's anonymous admin) are not capped.
+	MaxStreamsPerKey int
+	// OnLimit is called for every call refused by a limit, with the
+	// refusal's ErrorInfo reason. May be nil.
+	OnLimit func(limit string)
+	// Credentials configures the throttle of failed MXAccess credential
+	// checks (see CredentialThrottle).
+	Credentials CredentialConfig
 }
 
 // Guard authenticates and authorises gRPC calls. Use UnaryInterceptor and
@@ -93,11 +107,21 @@ type Guard struct {
 	now      func() time.Time
 	limiter  *auditLimiter
 	anon     *Principal
+
+	maxStreams int
+	onLimit    func(string)
+	streamsMu  sync.Mutex
+	streams    map[string]int // open streams by key id
+	creds      *credentialThrottle
 }
 
 // NewGuard validates cfg and returns a Guard.
 func NewGuard(cfg GuardConfig) (*Guard, error) {
-	g := &Guard{mode: cfg.Mode, mgr: cfg.Manager, log: cfg.Logger, onDenied: cfg.OnDenied, now: cfg.Now}
+	g := &Guard{mode: cfg.Mode, mgr: cfg.Manager, log: cfg.Logger, onDenied: cfg.OnDenied, now: cfg.Now,
+		maxStreams: cfg.MaxStreamsPerKey, onLimit: cfg.OnLimit, streams: make(map[string]int)}
+	if g.maxStreams < 0 {
+		return nil, errors.New("auth: negative MaxStreamsPerKey")
+	}
 	if g.mode == "" {
 		g.mode = ModeAPIKey
 	}
@@ -132,6 +156,7 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		gburst = DefaultGlobalAuditBurst
 	}
 	g.limiter = newAuditLimiter(rate, burst, grate, gburst)
+	g.creds = newCredentialThrottle(cfg.Credentials)
 	return g, nil
 }
 
@@ -162,6 +187,12 @@ func (g *Guard) StreamInterceptor() grpc.StreamServerInterceptor {
 		if !ok || p.Anonymous || g.mgr == nil {
 			return handler(srv, &principalStream{ServerStream: ss, ctx: ctx})
 		}
+		if !p.IsAdmin() { // admin keys are above the per-key quota
+			if err := g.acquireStream(p.KeyID); err != nil {
+				return err
+			}
+			defer g.releaseStream(p.KeyID)
+		}
 		// A stream outlives the check above: it ends when its key is
 		// revoked (UNAUTHENTICATED, API_KEY_REVOKED).
 		wctx, stop := g.mgr.WatchRevocation(ctx, p.KeyID)
@@ -174,6 +205,45 @@ func (g *Guard) StreamInterceptor() grpc.StreamServerInterceptor {
 		}
 		return err
 	}
+}
+
+// acquireStream counts a stream of key id, refusing it past
+// MaxStreamsPerKey.
+func (g *Guard) acquireStream(id string) error {
+	g.streamsMu.Lock()
+	defer g.streamsMu.Unlock()
+	if g.maxStreams > 0 && g.streams[id] >= g.maxStreams {
+		g.limited(mxgatewayv1.ReasonKeyStreamLimit)
+		return quotaStatus(mxgatewayv1.ReasonKeyStreamLimit,
+			fmt.Sprintf("this API key already has %d streams open (max_streams_per_key)", g.maxStreams)).Err()
+	}
+	g.streams[id]++
+	return nil
+}
+
+func (g *Guard) releaseStream(id string) {
+	g.streamsMu.Lock()
+	defer g.streamsMu.Unlock()
+	if g.streams[id]--; g.streams[id] <= 0 {
+		delete(g.streams, id)
+	}
+}
+
+// limited reports a refusal by limit to OnLimit.
+func (g *Guard) limited(limit string) {
+	if g.onLimit != nil {
+		g.onLimit(limit)
+	}
+}
+
+// quotaStatus is RESOURCE_EXHAUSTED with an ErrorInfo and a QuotaFailure.
+func quotaStatus(reason, msg string) *status.Status {
+	st := status.New(codes.ResourceExhausted, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: mxgatewayv1.ErrorDomain},
+		&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: reason, Description: msg}}}); err == nil {
+		return d
+	}
+	return st
 }
 
 type principalStream struct {

@@ -137,7 +137,9 @@ type PepperConfig struct {
 }
 
 // LoadPeppers loads the pepper as PepperConfig describes. A pepper file that
-// other users can read or write is refused (Unix), like ssh does for keys.
+// other users can read or write, that is a symbolic link, or that lies in a
+// directory others can change is refused (Unix), like ssh does for keys
+// (see checkPepperPath).
 func LoadPeppers(cfg PepperConfig) (*Peppers, error) {
 	getenv := cfg.Getenv
 	if getenv == nil {
@@ -172,6 +174,9 @@ func loadPepperFile(path, source string) (*Peppers, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth: pepper file: %w", err)
+	}
+	if err := checkPepperPath(path); err != nil {
+		return nil, err
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("auth: pepper file %s is accessible by other users (mode %04o); run chmod 600 on it", path, fi.Mode().Perm())

@@ -214,8 +214,8 @@ func splitList(s string) []string {
 }
 
 // MaxSimPlantAreas bounds sim_plant (and mxgateway galaxy --sim-plant):
-// about 1,100 attributes per area.
-const MaxSimPlantAreas = 1000
+// about 2,000 attributes per area.
+const MaxSimPlantAreas = 200
 
 const (
 	minInt = -1 << 31

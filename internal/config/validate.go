@@ -40,6 +40,13 @@ func (c *Config) Validate() error {
 		bad("data_dir", "must be set (no default: neither XDG_STATE_HOME nor HOME is set)")
 	}
 
+	if c.SimPlant > 0 && c.SimModel != "" {
+		bad("sim_plant", "serves the generated plant: unset sim_model (or sim_plant)")
+	}
+	if c.SimGalaxy != "" && (c.SimModel != "" || c.SimPlant > 0) {
+		bad("sim_galaxy", "the external runtime serves its own model: unset sim_model and sim_plant")
+	}
+
 	if c.Auth == AuthNone && listenOK && !IsLoopbackAddr(c.Listen) {
 		bad("auth", "none is allowed only when listen is a loopback address (listen is %q)", c.Listen)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -36,23 +37,151 @@ func (v *validator) eventFilter(f *mxgatewayv1.EventFilter) session.FilterOption
 	return session.FilterOptions{AbsoluteDeadband: abs, PercentDeadband: pct, MinInterval: time.Duration(ms) * time.Millisecond}
 }
 
-// filteredSender sends one stream's events through its filter (nil: none).
-// It runs in the stream's one sending goroutine.
+// Bounds of StreamEvents batching (max_batch, max_delay_ms in gateway.proto).
+const (
+	maxBatchEvents = 8192
+	maxBatchDelay  = 1000 // milliseconds
+	// maxBatchBytes stops a batch short of the SDK's default 4 MiB receive
+	// limit with room to spare: a batch is closed once it reaches this.
+	maxBatchBytes = 1 << 20
+)
+
+// batching validates the batching fields of a StreamEvents request and
+// returns the batch size (1: no batching) and the longest wait for a batch.
+func (v *validator) batching(req *mxgatewayv1.StreamEventsRequest) (int, time.Duration) {
+	n, ms := req.GetMaxBatch(), req.GetMaxDelayMs()
+	if n > maxBatchEvents {
+		v.add("max_batch", "must be at most %d (got %d)", maxBatchEvents, n)
+	}
+	if ms > maxBatchDelay {
+		v.add("max_delay_ms", "must be at most %d (got %d)", maxBatchDelay, ms)
+	}
+	if ms > 0 && n <= 1 {
+		v.add("max_delay_ms", "needs max_batch > 1 (got max_batch %d)", n)
+	}
+	return int(max(n, 1)), time.Duration(ms) * time.Millisecond
+}
+
+// filteredSender sends one stream's events through its filter (nil: none),
+// one per message or, with maxBatch > 1, in batches. It runs in the
+// stream's one sending goroutine.
 type filteredSender struct {
 	stream  grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]
 	filter  *session.Filter
-	lastSeq uint64 // the highest sequence sent
+	lastSeq uint64 // the highest sequence sent or batched
 	sent    func(*mxgatewayv1.Event)
+
+	// shared, when set, shares the encoding of undelayed single events
+	// with the session's other streams.
+	shared *sharedPrepared
+
+	maxBatch   int           // 1: one event per message
+	maxDelay   time.Duration // how long fill waits for a batch to grow
+	batch      []*mxgatewayv1.Event
+	batchBytes int
+	drained    []*mxgatewayv1.Event // fill's scratch
 }
 
 func (fs *filteredSender) send(ev *mxgatewayv1.Event) error {
 	delayed := ev.GetSequence() < fs.lastSeq
 	fs.lastSeq = max(fs.lastSeq, ev.GetSequence())
-	if err := fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev, Delayed: delayed}); err != nil {
+	if fs.maxBatch > 1 {
+		if !delayed {
+			fs.batch = append(fs.batch, ev)
+			fs.batchBytes += proto.Size(ev)
+			if len(fs.batch) >= fs.maxBatch || fs.batchBytes >= maxBatchBytes {
+				return fs.sendBatch()
+			}
+			return nil
+		}
+		// A delayed event comes alone, after what was batched before it.
+		if err := fs.sendBatch(); err != nil {
+			return err
+		}
+	}
+	if err := fs.sendOne(ev, delayed); err != nil {
 		return err
 	}
 	fs.sent(ev)
 	return nil
+}
+
+func (fs *filteredSender) size(resp *mxgatewayv1.StreamEventsResponse) int { return proto.Size(resp) }
+
+func (fs *filteredSender) prepare(resp *mxgatewayv1.StreamEventsResponse, pm *grpc.PreparedMsg) error {
+	return pm.Encode(fs.stream, resp)
+}
+
+// sendOne sends ev in a message of its own, with the encoding the
+// session's other streams share when there is one.
+func (fs *filteredSender) sendOne(ev *mxgatewayv1.Event, delayed bool) error {
+	if c := fs.shared.current(); c != nil && !delayed {
+		msg, err := c.get(ev, fs)
+		if err != nil {
+			return err
+		}
+		if msg != nil {
+			return fs.stream.SendMsg(msg)
+		}
+	}
+	return fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev, Delayed: delayed})
+}
+
+// sendBatch sends the batched events, if any, in one message.
+func (fs *filteredSender) sendBatch() error {
+	if len(fs.batch) == 0 {
+		return nil
+	}
+	err := fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Events: fs.batch})
+	if err == nil {
+		for _, ev := range fs.batch {
+			fs.sent(ev)
+		}
+	}
+	// Send has marshalled the message: the slice can be reused.
+	clear(fs.batch)
+	fs.batch, fs.batchBytes = fs.batch[:0], 0
+	return err
+}
+
+// fill, after an event was offered, offers what else is queued (waiting up
+// to maxDelay for more) until the batch is full, then sends the batch. A
+// terminal error of the subscription or ctx is left for the next call of
+// next, which reports it again.
+func (fs *filteredSender) fill(ctx context.Context, sub *session.Subscription) error {
+	if fs.maxBatch <= 1 {
+		return nil
+	}
+	var deadline time.Time
+	for len(fs.batch) > 0 && len(fs.batch) < fs.maxBatch && fs.batchBytes < maxBatchBytes {
+		fs.drained = sub.Drain(fs.drained[:0], fs.maxBatch-len(fs.batch))
+		if len(fs.drained) > 0 {
+			now := time.Now()
+			for i, ev := range fs.drained {
+				fs.drained[i] = nil
+				if err := fs.offer(ev, now); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if fs.maxDelay <= 0 {
+			break
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(fs.maxDelay)
+		}
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		ev, err := sub.Next(wctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		if err := fs.offer(ev, time.Now()); err != nil {
+			return err
+		}
+	}
+	return fs.sendBatch()
 }
 
 // flush sends the held events that are due at now.
@@ -95,7 +224,11 @@ func (fs *filteredSender) next(ctx context.Context, sub *session.Subscription) (
 	defer cancel()
 	ev, err = sub.Next(wctx)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return nil, fs.flush(time.Now()), nil
+		sendErr = fs.flush(time.Now())
+		if sendErr == nil {
+			sendErr = fs.sendBatch() // due events that were not delayed
+		}
+		return nil, sendErr, nil
 	}
 	return ev, nil, err
 }

@@ -9,6 +9,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -83,4 +87,117 @@ func TestStreamWriteDeadline(t *testing.T) {
 	if got == 0 || got >= n {
 		t.Fatalf("received %d of %d events before the end; want some, not all", got, n)
 	}
+}
+
+// rawCodec sends *[]byte as they are, so tests can send bytes that are no
+// valid request.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// TestUndecodableRequests: requests that fail to decode (malformed
+// protobuf, invalid UTF-8 in a string field) are INVALID_ARGUMENT /
+// INVALID_REQUEST, unary and streaming alike, not INTERNAL.
+func TestUndecodableRequests(t *testing.T) {
+	g := startGateway(t, Options{}, session.Options{})
+	ctx := ctxT(t)
+	bad := map[string][]byte{
+		"malformed":     {0xff, 0xff, 0xff, 0xff},
+		"invalid utf-8": {0x0a, 0x02, 0xff, 0xfe}, // client_name / session_id = "\xff\xfe"
+	}
+	for name, body := range bad {
+		t.Run(name, func(t *testing.T) {
+			var out []byte
+			err := g.conn.Invoke(ctx, mxgatewayv1.Gateway_OpenSession_FullMethodName, &body, &out, grpc.ForceCodec(rawCodec{}))
+			wantStatus(t, err, codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest)
+
+			st, err := g.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, mxgatewayv1.Gateway_StreamEvents_FullMethodName, grpc.ForceCodec(rawCodec{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.SendMsg(&body); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, st.RecvMsg(&out), codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest)
+		})
+	}
+	// The server still serves.
+	if _, err := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHealthWatchLimit: health Watch streams need no key, so their number
+// is bounded: past MaxHealthWatches a watch is refused with
+// RESOURCE_EXHAUSTED / HEALTH_WATCH_LIMIT; a closed watch frees its slot.
+func TestHealthWatchLimit(t *testing.T) {
+	g := startGateway(t, Options{MaxHealthWatches: 2}, session.Options{})
+	ctx := ctxT(t)
+	hc := healthpb.NewHealthClient(g.conn)
+	watch := func(ctx context.Context) (healthpb.Health_WatchClient, error) {
+		w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return nil, err
+		}
+		_, err = w.Recv()
+		return w, err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	for range 2 {
+		if _, err := watch(wctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := watch(ctx)
+	wantStatus(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonWatchLimit)
+	stop()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		w, err := watch(ctx)
+		if err != nil {
+			return err
+		}
+		return w.CloseSend()
+	})
+}
+
+// TestHeaderListLimit: a header block larger than MaxHeaderListBytes is
+// never parsed into a call: the call fails, the server serves the next one.
+func TestHeaderListLimit(t *testing.T) {
+	g := startGateway(t, Options{MaxHeaderListBytes: 4 << 10}, session.Options{})
+	ctx := ctxT(t)
+	if _, err := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+		t.Fatal(err) // learns the server's settings
+	}
+	big := metadata.AppendToOutgoingContext(ctx, "x-padding", strings.Repeat("p", 64<<10))
+	_, err := g.client.ListSessions(big, &mxgatewayv1.ListSessionsRequest{})
+	if code := status.Code(err); code == codes.OK {
+		t.Fatal("a 64 KiB header block was accepted")
+	}
+	if _, err := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+		t.Fatalf("after the refused call: %v", err)
+	}
+}
+
+// TestIdleConnectionClosed: a connection without calls for
+// MaxConnectionIdle is closed by the server (the client sees it go idle).
+func TestIdleConnectionClosed(t *testing.T) {
+	g := startGateway(t, Options{MaxConnectionIdle: 200 * time.Millisecond}, session.Options{})
+	ctx := ctxT(t)
+	if _, err := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if st := g.conn.GetState(); st != connectivity.Idle {
+			return fmt.Errorf("connection %v", st)
+		}
+		return nil
+	})
 }

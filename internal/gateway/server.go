@@ -9,8 +9,10 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -30,11 +32,20 @@ var ErrServerClosed = errors.New("gateway: server closed")
 // Defaults of Options.
 const (
 	DefaultMaxMessageBytes      = 16 << 20
-	DefaultMaxConcurrentStreams = 1024
+	DefaultMaxConcurrentStreams = 128
 	DefaultKeepaliveTime        = 30 * time.Second
 	DefaultKeepaliveTimeout     = 10 * time.Second
 	DefaultKeepaliveMinTime     = 10 * time.Second
+
+	// Bounds before authentication (docs/security.md).
+	DefaultMaxHeaderListBytes = 16 << 10
+	DefaultMaxHealthWatches   = 64
+	DefaultMaxConnectionIdle  = 5 * time.Minute
 )
+
+// handshakeTimeout bounds a new connection's TLS and HTTP/2 handshake, so
+// that sockets that never speak do not hold connection slots.
+const handshakeTimeout = 10 * time.Second
 
 // Options configure a Server. Zero fields take the documented defaults.
 type Options struct {
@@ -45,7 +56,7 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxMessageBytes bounds received and sent messages. Default 16 MiB.
 	MaxMessageBytes int
-	// MaxConcurrentStreams bounds streams per client connection. Default 1024.
+	// MaxConcurrentStreams bounds streams per client connection. Default 128.
 	MaxConcurrentStreams uint32
 	// KeepaliveTime is how long a connection may be idle before the server
 	// pings it, so dead clients free their workers. Default 30s.
@@ -87,6 +98,32 @@ type Options struct {
 	// StreamWriteTimeout ends an event stream whose send stays blocked this
 	// long. Default DefaultStreamWriteTimeout.
 	StreamWriteTimeout time.Duration
+	// Credentials throttles failed MXAccess credential checks (auth.Guard);
+	// nil throttles nothing.
+	Credentials Credentials
+	// QuotaExempt reports whether the caller behind ctx may open sessions
+	// past the per-key quota (admin keys). Nil exempts nobody.
+	QuotaExempt func(ctx context.Context) bool
+	// MaxHeaderListBytes bounds a request's header block, which is parsed
+	// before the key is checked. Default DefaultMaxHeaderListBytes.
+	MaxHeaderListBytes int
+	// MaxHealthWatches bounds the open grpc.health.v1 Watch streams, which
+	// need no key (RESOURCE_EXHAUSTED HEALTH_WATCH_LIMIT). Default
+	// DefaultMaxHealthWatches.
+	MaxHealthWatches int
+	// MaxConnectionIdle closes a connection without calls for this long.
+	// Default DefaultMaxConnectionIdle.
+	MaxConnectionIdle time.Duration
+}
+
+// Credentials throttles the MXAccess credential checks a caller makes
+// through Invoke (AuthenticateUser, secured and verified writes).
+type Credentials interface {
+	// CheckCredentials refuses a credential command while the caller or
+	// the session is in its back-off (a status error).
+	CheckCredentials(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command) error
+	// CredentialsChecked records the worker's reply to such a command.
+	CredentialsChecked(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply)
 }
 
 // Server is the gRPC server: the Gateway service, grpc.health.v1 and server
@@ -98,6 +135,7 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	service *Service
+	codec   *decodeCodec
 
 	stopCtx  context.Context
 	stopping context.CancelFunc
@@ -139,8 +177,17 @@ func New(opts Options) (*Server, error) {
 	if opts.StreamWriteTimeout <= 0 {
 		opts.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
+	if opts.MaxHeaderListBytes <= 0 {
+		opts.MaxHeaderListBytes = DefaultMaxHeaderListBytes
+	}
+	if opts.MaxHealthWatches <= 0 {
+		opts.MaxHealthWatches = DefaultMaxHealthWatches
+	}
+	if opts.MaxConnectionIdle <= 0 {
+		opts.MaxConnectionIdle = DefaultMaxConnectionIdle
+	}
 	log := opts.Logger.With(logging.KeyComponent, "gateway")
-	s := &Server{opts: opts, log: log, health: health.NewServer(), done: make(chan struct{})}
+	s := &Server{opts: opts, log: log, health: health.NewServer(), done: make(chan struct{}), codec: newDecodeCodec()}
 	s.stopCtx, s.stopping = context.WithCancel(context.Background())
 	s.service = &Service{
 		sessions:    opts.Sessions,
@@ -154,6 +201,8 @@ func New(opts Options) (*Server, error) {
 		stopping:    s.stopCtx,
 
 		writeTimeout: opts.StreamWriteTimeout,
+		credentials:  opts.Credentials,
+		quotaExempt:  opts.QuotaExempt,
 	}
 
 	unary := append([]grpc.UnaryServerInterceptor{s.recoverUnary}, opts.UnaryInterceptors...)
@@ -162,14 +211,19 @@ func New(opts Options) (*Server, error) {
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
 		grpc.MaxSendMsgSize(opts.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
+		grpc.MaxHeaderListSize(uint32(opts.MaxHeaderListBytes)),
+		grpc.ForceServerCodecV2(s.codec),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout,
+			MaxConnectionIdle: opts.MaxConnectionIdle}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}
 	s.grpc = grpc.NewServer(append(sopts, opts.ServerOptions...)...)
 	mxgatewayv1.RegisterGatewayServer(s.grpc, s.service)
-	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, stop: s.stopCtx})
+	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, stop: s.stopCtx,
+		max: int64(opts.MaxHealthWatches), metrics: opts.Metrics})
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -281,6 +335,9 @@ func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServ
 			err = s.panicked(info.FullMethod, r)
 		}
 	}()
+	if err := s.codec.takeFailure(req); err != nil {
+		return nil, err
+	}
 	return handler(ctx, req)
 }
 
@@ -291,7 +348,7 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 			err = s.panicked(info.FullMethod, r)
 		}
 	}()
-	return handler(srv, ss)
+	return handler(srv, &decodeStream{ServerStream: ss, codec: s.codec})
 }
 
 func (s *Server) panicked(method string, r any) error {
@@ -306,10 +363,23 @@ func (s *Server) panicked(method string, r any) error {
 type healthService struct {
 	*health.Server
 	stop context.Context
+
+	// max bounds the open watches: they need no key.
+	max     int64
+	open    atomic.Int64
+	metrics *metrics.Metrics
 }
 
 // Watch implements healthpb.HealthServer.
 func (h *healthService) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	if h.open.Add(1) > h.max {
+		h.open.Add(-1)
+		h.metrics.LimitRefused(mxgatewayv1.ReasonWatchLimit)
+		msg := fmt.Sprintf("too many health watches open (max_health_watches %d)", h.max)
+		return withDetails(codes.ResourceExhausted, msg, mxgatewayv1.ReasonWatchLimit, &errdetails.QuotaFailure{
+			Violations: []*errdetails.QuotaFailure_Violation{{Subject: mxgatewayv1.ReasonWatchLimit, Description: msg}}})
+	}
+	defer h.open.Add(-1)
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	ws := &watchStream{Health_WatchServer: stream, ctx: ctx, sent: make(chan struct{})}

@@ -111,7 +111,7 @@ func (g *testGateway) worker(i int) *fakeWorker {
 	return g.workers[i]
 }
 
-func startGateway(t *testing.T, opts Options, sopts session.Options, dial ...grpc.DialOption) *testGateway {
+func startGateway(t testing.TB, opts Options, sopts session.Options, dial ...grpc.DialOption) *testGateway {
 	t.Helper()
 	g := &testGateway{}
 	sopts.Launch = func(ctx context.Context, id string) (session.Worker, error) {
@@ -155,7 +155,7 @@ func startGateway(t *testing.T, opts Options, sopts session.Options, dial ...grp
 	return g
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx

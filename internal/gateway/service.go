@@ -42,6 +42,15 @@ type Service struct {
 	metrics     *metrics.Metrics
 	// writeTimeout bounds one event stream send.
 	writeTimeout time.Duration
+	// credentials throttles failed MXAccess credential checks; nil none.
+	credentials Credentials
+	// quotaExempt says whether the caller is above the per-key quota.
+	quotaExempt func(ctx context.Context) bool
+
+	// prepared shares event encodings between the streams of a session;
+	// noSharedEncodings turns that off (benchmarks compare).
+	prepared          preparedCaches
+	noSharedEncodings bool
 
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
@@ -103,7 +112,11 @@ func (sv *Service) OpenSession(ctx context.Context, req *mxgatewayv1.OpenSession
 	if sv.identity != nil {
 		owner = sv.identity(ctx)
 	}
-	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner})
+	exempt := sv.quotaExempt != nil && sv.quotaExempt(ctx)
+	s, err := sv.sessions.Open(ctx, session.OpenRequest{ClientName: req.GetClientName(), OwnerKeyID: owner, QuotaExempt: exempt})
+	if errors.Is(err, session.ErrKeyLimit) {
+		sv.metrics.LimitRefused(mxgatewayv1.ReasonKeySessionLimit)
+	}
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -182,7 +195,18 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 		}
 		guard = wireGuard(dec)
 	}
+	if sv.credentials != nil {
+		if err := sv.credentials.CheckCredentials(ctx, s.ID(), cmd); err != nil {
+			return nil, err
+		}
+	}
 	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
+	if sv.credentials != nil && slices.Contains(s.Items().Registrations(), cmd.GetAuthenticateUser().GetServerHandle()) {
+		// Only an AuthenticateUser of a live registration checked a
+		// password (a bad handle is no guess); secured writes learn their
+		// verdict later, in OnWriteComplete.
+		sv.credentials.CredentialsChecked(ctx, s.ID(), cmd, reply)
+	}
 	if err != nil {
 		return nil, toStatus(sv.log, method, err)
 	}
@@ -200,6 +224,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	v := &validator{}
 	v.sessionID("session_id", req.GetSessionId())
 	filter := v.eventFilter(req.GetFilter())
+	maxBatch, maxDelay := v.batching(req)
 	if err := v.err(); err != nil {
 		return toStatus(sv.log, method, err)
 	}
@@ -233,9 +258,8 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	// subscriber only; nil sends every event.
 	// Every send is bounded by the write timeout: a client that stopped
 	// reading ends its stream instead of holding the session.
-	sender := newDeadlineStream(ctx, stream, sv.writeTimeout)
-	defer sender.stop()
-	out := &filteredSender{stream: sender, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
+	watch := newSendWatch()
+	out := &filteredSender{stream: watchedStream{stream, watch}, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
 		if sv.metrics != nil {
 			var latency time.Duration
 			if gt := ev.GetGatewayTime(); gt != nil {
@@ -243,8 +267,16 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
-	}}
+	}, maxBatch: maxBatch, maxDelay: maxDelay}
+	if maxBatch <= 1 && !sv.noSharedEncodings {
+		shared, detach := sv.prepared.attach(s)
+		defer detach()
+		out.shared = shared
+	}
 	sendFailed := func(err error) error {
+		if errors.Is(err, errSendAbandoned) {
+			return err // the handler already answered and counted it
+		}
 		if errors.Is(err, ErrWriteDeadline) {
 			sv.metrics.StreamDisconnect(DisconnectWriteDeadline)
 			sv.log.Warn("event stream ended: the client stopped reading", slog.String(logging.KeySession, s.ID()), slog.Duration("write_timeout", sv.writeTimeout))
@@ -263,6 +295,19 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 		sv.metrics.StreamDisconnect(DisconnectClient)
 		return err
 	}
+	// The loop sends on a goroutine of its own while this one bounds each
+	// send by the write timeout; the loop never outlives the handler except
+	// inside a send the handler gave up on, and then sends nothing more.
+	done := make(chan error, 1)
+	go func() { done <- sv.sendLoop(ctx, method, stream.Context(), out, sub, sendFailed) }()
+	err = watch.wait(ctx, done, sv.writeTimeout, sendFailed)
+	watch.abandon()
+	return err
+}
+
+// sendLoop is StreamEvents' loop: next event, filter, batch, send.
+func (sv *Service) sendLoop(ctx context.Context, method string, streamCtx context.Context, out *filteredSender,
+	sub *session.Subscription, sendFailed func(error) error) error {
 	for {
 		ev, sendErr, err := out.next(ctx, sub)
 		if sendErr != nil {
@@ -279,17 +324,17 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			case sv.refusing() && ctx.Err() != nil:
 				sv.metrics.StreamDisconnect(DisconnectShutdown)
 				return toStatus(sv.log, method, ErrShuttingDown)
-			case stream.Context().Err() != nil:
+			case streamCtx.Err() != nil:
 				// An interceptor that ends the stream with a status as the
 				// cause (a revoked key) decides the answer.
-				if cause := context.Cause(stream.Context()); cause != stream.Context().Err() {
+				if cause := context.Cause(streamCtx); cause != streamCtx.Err() {
 					if _, ok := status.FromError(cause); ok {
 						sv.metrics.StreamDisconnect(DisconnectRevoked)
 						return cause
 					}
 				}
 				sv.metrics.StreamDisconnect(DisconnectClient)
-				return status.FromContextError(stream.Context().Err()).Err()
+				return status.FromContextError(streamCtx.Err()).Err()
 			case errors.Is(err, session.ErrSlowConsumer):
 				sv.metrics.StreamDisconnect(DisconnectSlowConsumer)
 			default:
@@ -297,7 +342,11 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			}
 			return toStatus(sv.log, method, err)
 		}
-		if err := out.offer(ev, time.Now()); err != nil {
+		err = out.offer(ev, time.Now())
+		if err == nil {
+			err = out.fill(ctx, sub) // batching: what else is queued
+		}
+		if err != nil {
 			return sendFailed(err)
 		}
 	}

@@ -41,6 +41,7 @@ var errorTable = []errorMapping{
 	{err: session.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
 	{err: session.ErrClosed, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionClosed},
 	{err: session.ErrLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSessionLimit, quota: true},
+	{err: session.ErrKeyLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonKeySessionLimit, quota: true},
 	{err: session.ErrPendingLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonPendingLimit, quota: true},
 	{err: session.ErrSubscriberLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSubscriberLimit, quota: true},
 	{err: session.ErrSlowConsumer, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSlowConsumer, quota: true},

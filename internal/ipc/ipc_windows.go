@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/Microsoft/go-winio"
@@ -111,12 +114,11 @@ func PeerPID(c net.Conn) (int, error) {
 	return int(pid), nil
 }
 
-// ListenNamed creates the named pipe \\.\pipe\mxgateway-<name>, a stable
+// ListenNamed creates the named pipe NamedEndpoint(dir, name), a stable
 // endpoint for a service that outlives its clients' connections (the Galaxy
 // runtime), with the same current-user-only security descriptor as Listen.
-// dir is not used on Windows.
+// dir only names the pipe on Windows.
 func ListenNamed(dir, name string) (Listener, error) {
-	_ = dir
 	if err := validateSessionID(name); err != nil {
 		return nil, err
 	}
@@ -136,10 +138,13 @@ func ListenNamed(dir, name string) (Listener, error) {
 	return &pipeListener{ln: ln, path: path}, nil
 }
 
-// NamedEndpoint returns the address ListenNamed(dir, name) listens on.
+// NamedEndpoint returns the address ListenNamed(dir, name) listens on:
+// \\.\pipe\mxgateway-<name>-<hash of dir>, so services of different
+// directories (two gateways' runtimes) never share a pipe name.
 func NamedEndpoint(dir, name string) string {
-	_ = dir
-	return `\\.\pipe\mxgateway-` + name
+	h := fnv.New64a()
+	h.Write([]byte(strings.ToLower(filepath.Clean(dir))))
+	return fmt.Sprintf(`\\.\pipe\mxgateway-%s-%016x`, name, h.Sum64())
 }
 
 // CheckPeerUser succeeds for every pipe client: the pipe's security

@@ -1,14 +1,9 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strings"
 
-// Values of the limit label of limit_refusals_total: one per hardening
-// limit (docs/security.md lists them with their configuration keys).
-const (
-	LimitKeySessions     = "key_sessions"     // max_sessions_per_key
-	LimitKeyStreams      = "key_streams"      // max_streams_per_key
-	LimitHealthWatches   = "health_watches"   // max_health_watches
-	LimitCredentialRetry = "credential_retry" // a credential check inside its back-off
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // limitMetrics are the counters of the hardening limits.
@@ -20,7 +15,7 @@ type limitMetrics struct {
 func newLimitMetrics(reg prometheus.Registerer) limitMetrics {
 	l := limitMetrics{
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "limit_refusals_total",
-			Help: "Calls refused with RESOURCE_EXHAUSTED by a per-key or pre-authentication limit, by limit."}, []string{"limit"}),
+			Help: "Calls refused with RESOURCE_EXHAUSTED by a per-key or pre-authentication limit, by limit (the ErrorInfo reason, lower case)."}, []string{"limit"}),
 		credentials: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "credential_failures_total",
 			Help: "Failed MXAccess credential checks (AuthenticateUser, secured and verified writes), by command kind."}, []string{"command"}),
 	}
@@ -28,13 +23,15 @@ func newLimitMetrics(reg prometheus.Registerer) limitMetrics {
 	return l
 }
 
-// LimitRefused counts a call refused by the limit named by one of the
-// Limit* constants.
-func (m *Metrics) LimitRefused(limit string) {
+// LimitRefused counts a call refused by a hardening limit; reason is the
+// refusal's ErrorInfo reason (mxgatewayv1.ReasonKeySessionLimit,
+// ReasonKeyStreamLimit, ReasonCredentialThrottled, ReasonWatchLimit), and
+// the label its lower-case form (key_stream_limit, ...).
+func (m *Metrics) LimitRefused(reason string) {
 	if m == nil {
 		return
 	}
-	m.limits.refusals.WithLabelValues(limit).Inc()
+	m.limits.refusals.WithLabelValues(strings.ToLower(reason)).Inc()
 }
 
 // CredentialFailed counts a failed credential check of a command kind

@@ -412,3 +412,43 @@ func TestNextHonoursContext(t *testing.T) {
 		t.Fatalf("Next = %v", err)
 	}
 }
+
+// TestDrainTakesQueuedEventsInOrder: Drain returns what Next would, replay
+// before live, skipping conflated slots, never waiting, and leaves the
+// terminal error to Next.
+func TestDrainTakesQueuedEventsInOrder(t *testing.T) {
+	h := newHarness(t, Options{})
+	s, w := h.open()
+	w.emit(t, 1, 2, 3)
+	waitLastSeq(t, s, 3)
+	sub, err := s.Subscribe(SubscribeRequest{AfterSequence: 1, Conflate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	w.send(t, dataChange(4, 1, 10, 100)) // superseded by 6
+	w.send(t, dataChange(5, 1, 20, 200))
+	w.send(t, dataChange(6, 1, 10, 101))
+	waitLastSeq(t, s, 6)
+	var got []uint64
+	for _, ev := range sub.Drain(nil, 3) {
+		got = append(got, ev.GetSequence())
+	}
+	if !equalSeqs(got, 2, 3, 5) {
+		t.Fatalf("first drain %v; want 2 3 5", got)
+	}
+	got = got[:0]
+	for _, ev := range sub.Drain(nil, 10) {
+		got = append(got, ev.GetSequence())
+	}
+	if !equalSeqs(got, 6) {
+		t.Fatalf("second drain %v; want 6", got)
+	}
+	if evs := sub.Drain(nil, 10); len(evs) != 0 {
+		t.Fatalf("drain of an empty queue returned %d events", len(evs))
+	}
+	s.Close(t.Context())
+	if _, err := next(t, sub); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close, Next returned %v; want ErrClosed", err)
+	}
+}

@@ -17,6 +17,9 @@ var (
 	ErrClosed = errors.New("session: closed")
 	// ErrLimit means max_sessions sessions are already open or opening.
 	ErrLimit = errors.New("session: too many sessions")
+	// ErrKeyLimit means the opening key already has max_sessions_per_key
+	// sessions open or opening.
+	ErrKeyLimit = errors.New("session: too many sessions for this API key")
 	// ErrPendingLimit means the session already has max_pending_commands
 	// commands in flight.
 	ErrPendingLimit = errors.New("session: too many pending commands")

@@ -88,3 +88,42 @@ func TestFaultedSessionLeavesTable(t *testing.T) {
 	// The slot is free again.
 	h.open()
 }
+
+// TestSessionsPerKey: one key cannot open more than MaxSessionsPerKey
+// sessions (ErrKeyLimit), which leaves slots for other keys; a closed
+// session gives its slot back.
+func TestSessionsPerKey(t *testing.T) {
+	h := newHarness(t, Options{MaxSessions: 4, MaxSessionsPerKey: 2})
+	open := func(owner string) (*Session, error) {
+		return h.m.Open(context.Background(), OpenRequest{ClientName: "quota", OwnerKeyID: owner})
+	}
+	a1, err := open("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open("a"); !errors.Is(err, ErrKeyLimit) {
+		t.Fatalf("third session of key a = %v, want ErrKeyLimit", err)
+	}
+	if _, err := open("b"); err != nil {
+		t.Fatalf("key b locked out: %v", err)
+	}
+	// An exempt opener (an admin key) is above the per-key quota.
+	admin, err := h.m.Open(context.Background(), OpenRequest{ClientName: "admin", OwnerKeyID: "a", QuotaExempt: true})
+	if err != nil {
+		t.Fatalf("exempt open: %v", err)
+	}
+	admin.Close(context.Background())
+	a1.Close(context.Background())
+	if _, err := open("a"); err != nil {
+		t.Fatalf("key a after a close: %v", err)
+	}
+	if _, err := open("c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open("d"); !errors.Is(err, ErrLimit) {
+		t.Fatalf("fifth session = %v, want ErrLimit", err)
+	}
+}

@@ -27,6 +27,10 @@ type OpenRequest struct {
 	// OwnerKeyID is the id of the API key opening the session ("" without
 	// authentication); ownership checks compare against it.
 	OwnerKeyID string
+	// QuotaExempt opens the session whatever MaxSessionsPerKey says (an
+	// admin key); the session still counts against MaxSessions and
+	// against its owner's quota.
+	QuotaExempt bool
 }
 
 // Manager owns every session of the gateway: it opens them (launching a
@@ -49,6 +53,7 @@ type Manager struct {
 	mu          sync.Mutex
 	sessions    map[string]*Session
 	starting    int
+	startingBy  map[string]int // opening sessions by owner key
 	refusing    bool
 	tomb        map[string]Tombstone
 	tombOrder   []string
@@ -71,6 +76,7 @@ func New(opts Options) (*Manager, error) {
 		launchCtx:    ctx,
 		cancelLaunch: cancel,
 		sessions:     make(map[string]*Session),
+		startingBy:   make(map[string]int),
 		tomb:         make(map[string]Tombstone),
 		shutdown:     make(chan struct{}),
 	}, nil
@@ -93,7 +99,12 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d open or opening", ErrLimit, m.opts.MaxSessions)
 	}
+	if err := m.keyQuotaLocked(req); err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
 	m.starting++
+	m.startingBy[req.OwnerKeyID]++
 	m.opens.Add(1)
 	m.startSweeperLocked()
 	m.mu.Unlock()
@@ -103,6 +114,9 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 
 	m.mu.Lock()
 	m.starting--
+	if m.startingBy[req.OwnerKeyID]--; m.startingBy[req.OwnerKeyID] <= 0 {
+		delete(m.startingBy, req.OwnerKeyID)
+	}
 	if err == nil && m.refusing {
 		err = ErrShuttingDown
 	}
@@ -123,6 +137,25 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 		h(s.id)
 	}
 	return s, nil
+}
+
+// keyQuotaLocked refuses a session for req's owner when it already has
+// MaxSessionsPerKey sessions open or opening. m.mu must be held.
+func (m *Manager) keyQuotaLocked(req OpenRequest) error {
+	limit, owner := m.opts.MaxSessionsPerKey, req.OwnerKeyID
+	if limit == 0 || owner == "" || req.QuotaExempt {
+		return nil
+	}
+	n := m.startingBy[owner]
+	for _, s := range m.sessions {
+		if s.ownerKeyID == owner {
+			n++
+		}
+	}
+	if n >= limit {
+		return fmt.Errorf("%w: %d open or opening", ErrKeyLimit, limit)
+	}
+	return nil
 }
 
 // launch starts the worker; on success the returned session is not yet

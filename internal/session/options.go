@@ -167,6 +167,10 @@ type Options struct {
 	// SweepInterval is how often leases are checked. Default: a quarter of
 	// the shorter of Lease and DetachGrace, between 10ms and 1s.
 	SweepInterval time.Duration
+	// MaxSessionsPerKey caps the sessions one owner key has open or
+	// opening, so that one key cannot take every slot; sessions without an
+	// owner ("") are not counted. 0 means no per-key cap.
+	MaxSessionsPerKey int
 	// Hooks are optional metric callbacks.
 	Hooks Hooks
 	// Now returns the current time; nil uses time.Now. Tests inject a clock.
@@ -238,6 +242,9 @@ func (o Options) withDefaults() (Options, error) {
 		case *f.v == 0:
 			*f.v = f.def
 		}
+	}
+	if o.MaxSessionsPerKey < 0 {
+		errs = append(errs, fmt.Errorf("session: MaxSessionsPerKey must not be negative (got %d)", o.MaxSessionsPerKey))
 	}
 	if o.SlowConsumerPolicy == "" {
 		o.SlowConsumerPolicy = DefaultSlowConsumerPolicy

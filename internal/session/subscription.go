@@ -114,6 +114,32 @@ func (sub *Subscription) Next(ctx context.Context) (*mxgatewayv1.Event, error) {
 	}
 }
 
+// Drain appends to dst up to max events that are already queued, without
+// waiting, and returns it: what Next would return next, in the same order.
+// It reports no terminal error; the next Next does. Like Next, only the
+// stream's sender calls it.
+func (sub *Subscription) Drain(dst []*mxgatewayv1.Event, max int) []*mxgatewayv1.Event {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	for n := 0; n < max && !sub.abort; n++ {
+		if sub.ri < len(sub.replay) {
+			dst = append(dst, sub.replay[sub.ri])
+			sub.replay[sub.ri] = nil
+			sub.ri++
+			if sub.ri == len(sub.replay) {
+				sub.replay, sub.ri = nil, 0
+			}
+			continue
+		}
+		ev := sub.popLocked()
+		if ev == nil {
+			break
+		}
+		dst = append(dst, ev)
+	}
+	return dst
+}
+
 // Close detaches the subscription from its session. Safe to call twice and
 // concurrently with Next.
 func (sub *Subscription) Close() {

@@ -214,3 +214,42 @@ func TestSlowSubscriberFaultsSession(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBatchedStream: a stream with max_batch gets the same contiguous
+// events as one without, several per message; a replay that is all queued
+// fills whole batches.
+func TestBatchedStream(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	s := openSession(t, g.Client(), "batched")
+	live := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
+	s.register()
+	h, final := storm(t, s, live, 1000, false)
+	live.waitFor("the storm's last value", func(ev *mxgatewayv1.Event) bool {
+		return dataChangeOf(s.hlmx, h)(ev) && ev.GetDataChange().GetValue().GetInt32Value() == final
+	})
+	last := settledSequence(t, s, 1000)
+
+	const batch = 128
+	st, cancel := s.rawStream(&mxgatewayv1.StreamEventsRequest{MaxBatch: batch})
+	defer cancel()
+	var got []*mxgatewayv1.Event
+	var sizes []int
+	for uint64(len(got)) < last {
+		resp, err := st.Recv()
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(got), err)
+		}
+		if resp.GetEvent() != nil {
+			t.Fatalf("batched stream sent a lone event %v", resp.GetEvent())
+		}
+		sizes = append(sizes, len(resp.GetEvents()))
+		got = append(got, resp.GetEvents()...)
+	}
+	checkContiguous(t, got, 1)
+	for i, n := range sizes[:len(sizes)-1] {
+		if n != batch {
+			t.Fatalf("replay batch %d carries %d events, want %d (sizes %v)", i, n, batch, sizes)
+		}
+	}
+}

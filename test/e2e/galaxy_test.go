@@ -70,14 +70,14 @@ func TestGalaxySharedAcrossSessions(t *testing.T) {
 
 // startRuntime runs `mxgateway galaxy --listen DIR` by hand and returns
 // DIR; the runtime is stopped at cleanup.
-func startRuntime(t *testing.T) string {
+func startRuntime(t *testing.T, args ...string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "e2e-galaxy-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	cmd := exec.Command(harness.Binary(t), "galaxy", "--listen="+dir)
+	cmd := exec.Command(harness.Binary(t), append([]string{"galaxy", "--listen=" + dir}, args...)...)
 	out := &harness.Buffer{}
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
@@ -187,4 +187,59 @@ func TestGalaxyRuntimeCrashSessionsSurvive(t *testing.T) {
 	st.waitFor("value after the restart", valueOf(s.hlmx, h, 65))
 	s.write(h, doubleValue(34.5))
 	st.waitFor("a write after the restart", valueOf(s.hlmx, h, 34.5))
+}
+
+// TestGalaxyGeneratedPlant: a gateway serving the generated plant (100,000+
+// attributes) shares it between sessions like any model.
+func TestGalaxyGeneratedPlant(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--sim-plant=50")
+	a, b := openSession(t, g.Client(), "plant-a"), openSession(t, g.Client(), "plant-b")
+	a.register()
+	b.register()
+	bs := b.streamEvents(&mxgatewayv1.StreamEventsRequest{})
+	hb := b.subscribe("Pump_050_10_10.SP")
+	bs.waitFor("initial value", valueOf(b.hlmx, hb, 50))
+	ha := a.subscribe("Pump_050_10_10.SP")
+	a.write(ha, doubleValue(61))
+	bs.waitFor("a's write", valueOf(b.hlmx, hb, 61))
+	ext := b.subscribe("Pump_001_01_01.HiAlarm.Acked")
+	ev := bs.waitFor("an alarm extension attribute", dataChangeOf(b.hlmx, ext))
+	if dc := ev.GetDataChange(); !dc.GetValue().GetBoolValue() || dc.GetQuality().GetRaw() != 192 {
+		t.Fatalf("HiAlarm.Acked = %v", dc)
+	}
+}
+
+// TestGalaxyDeployReload: the runtime reloads its model file on a deploy
+// request; a session's item of a removed object then reads as an unknown
+// reference, an item of a changed attribute reports its new value.
+func TestGalaxyDeployReload(t *testing.T) {
+	t.Parallel()
+	model := filepath.Join(t.TempDir(), "plant.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(model, []byte("galaxy: Reload\nobjects:\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("  - {tag: Keep, attributes: [{name: PV, type: MxDouble, value: 1}]}\n" +
+		"  - {tag: Drop, attributes: [{name: PV, type: MxDouble, value: 2}]}\n")
+	dir := startRuntime(t, "--sim-model="+model)
+	g := harness.Start(t, "--sim-galaxy="+dir)
+	s := openSession(t, g.Client(), "deploy")
+	s.register()
+	st := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
+	keep, drop := s.subscribe("Keep.PV"), s.subscribe("Drop.PV")
+	st.waitFor("Keep.PV", valueOf(s.hlmx, keep, 1))
+	st.waitFor("Drop.PV", valueOf(s.hlmx, drop, 2))
+	write("  - {tag: Keep, attributes: [{name: PV, type: MxDouble, value: 10}]}\n")
+	if err := galaxyAdmin(t, dir, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	st.waitFor("the changed attribute", valueOf(s.hlmx, keep, 10))
+	ev := st.waitFor("the removed object", qualityOf(s.hlmx, drop, 0))
+	if sts := ev.GetDataChange().GetStatuses(); len(sts) == 0 ||
+		sts[0].GetCategoryRaw() != int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_CONFIGURATION_ERROR) {
+		t.Fatalf("removed object: %v", ev.GetDataChange())
+	}
 }

@@ -595,7 +595,16 @@ type StreamEventsRequest struct {
 	Conflate bool `protobuf:"varint,4,opt,name=conflate,proto3" json:"conflate,omitempty"`
 	// Non-parity option: filter this subscriber's OnDataChange events by
 	// deadband and minimum interval (see EventFilter). Unset: every event.
-	Filter        *EventFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter *EventFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Opt-in batching: up to this many events per response, in `events`. 0
+	// or 1 sends one event per response in `event`, as without batching. At
+	// most 8192; a batch also stops short of 1 MiB encoded. Batching changes
+	// neither order nor sequence numbers, only how events are framed.
+	MaxBatch uint32 `protobuf:"varint,6,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	// With max_batch > 1: how long, in milliseconds, the gateway may wait for
+	// more events to fill a batch after its first one. 0 sends whatever is
+	// already queued at once (a batch never waits then). At most 1000.
+	MaxDelayMs    uint32 `protobuf:"varint,7,opt,name=max_delay_ms,json=maxDelayMs,proto3" json:"max_delay_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -663,6 +672,20 @@ func (x *StreamEventsRequest) GetFilter() *EventFilter {
 		return x.Filter
 	}
 	return nil
+}
+
+func (x *StreamEventsRequest) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+func (x *StreamEventsRequest) GetMaxDelayMs() uint32 {
+	if x != nil {
+		return x.MaxDelayMs
+	}
+	return 0
 }
 
 // EventFilter is a non-parity filter of one subscriber's OnDataChange events,
@@ -744,15 +767,20 @@ func (x *EventFilter) GetMinIntervalMs() uint32 {
 	return 0
 }
 
-// StreamEventsResponse is one streamed event.
+// StreamEventsResponse is one streamed event, or with max_batch > 1 a batch
+// of events: exactly one of event and events is set.
 type StreamEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event.
 	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	// True when the filter's minimum interval held this event back, so that it
 	// follows events with higher sequence numbers; resume after the highest
-	// sequence that was not delayed.
-	Delayed       bool `protobuf:"varint,2,opt,name=delayed,proto3" json:"delayed,omitempty"`
+	// sequence that was not delayed. A delayed event always comes alone, in
+	// event, also when batching.
+	Delayed bool `protobuf:"varint,2,opt,name=delayed,proto3" json:"delayed,omitempty"`
+	// With max_batch > 1: consecutive events of the stream, oldest first, as
+	// if each had come in its own response (none of them delayed).
+	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -799,6 +827,13 @@ func (x *StreamEventsResponse) GetDelayed() bool {
 		return x.Delayed
 	}
 	return false
+}
+
+func (x *StreamEventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
 }
 
 // ListSessionsRequest lists sessions.
@@ -1084,21 +1119,25 @@ const file_mxgateway_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\";\n" +
 	"\x0eInvokeResponse\x12)\n" +
-	"\x05reply\x18\x01 \x01(\v2\x13.mxgateway.v1.ReplyR\x05reply\"\xc7\x01\n" +
+	"\x05reply\x18\x01 \x01(\v2\x13.mxgateway.v1.ReplyR\x05reply\"\x86\x02\n" +
 	"\x13StreamEventsRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
 	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\x12\x1b\n" +
 	"\tlive_only\x18\x03 \x01(\bR\bliveOnly\x12\x1a\n" +
 	"\bconflate\x18\x04 \x01(\bR\bconflate\x121\n" +
-	"\x06filter\x18\x05 \x01(\v2\x19.mxgateway.v1.EventFilterR\x06filter\"\x8d\x01\n" +
+	"\x06filter\x18\x05 \x01(\v2\x19.mxgateway.v1.EventFilterR\x06filter\x12\x1b\n" +
+	"\tmax_batch\x18\x06 \x01(\rR\bmaxBatch\x12 \n" +
+	"\fmax_delay_ms\x18\a \x01(\rR\n" +
+	"maxDelayMs\"\x8d\x01\n" +
 	"\vEventFilter\x12+\n" +
 	"\x11absolute_deadband\x18\x01 \x01(\x01R\x10absoluteDeadband\x12)\n" +
 	"\x10percent_deadband\x18\x02 \x01(\x01R\x0fpercentDeadband\x12&\n" +
-	"\x0fmin_interval_ms\x18\x03 \x01(\rR\rminIntervalMs\"[\n" +
+	"\x0fmin_interval_ms\x18\x03 \x01(\rR\rminIntervalMs\"\x88\x01\n" +
 	"\x14StreamEventsResponse\x12)\n" +
 	"\x05event\x18\x01 \x01(\v2\x13.mxgateway.v1.EventR\x05event\x12\x18\n" +
-	"\adelayed\x18\x02 \x01(\bR\adelayed\"\x15\n" +
+	"\adelayed\x18\x02 \x01(\bR\adelayed\x12+\n" +
+	"\x06events\x18\x03 \x03(\v2\x13.mxgateway.v1.EventR\x06events\"\x15\n" +
 	"\x13ListSessionsRequest\"M\n" +
 	"\x14ListSessionsResponse\x125\n" +
 	"\bsessions\x18\x01 \x03(\v2\x19.mxgateway.v1.SessionInfoR\bsessions\"\xb8\x04\n" +
@@ -1177,26 +1216,27 @@ var file_mxgateway_v1_gateway_proto_depIdxs = []int32{
 	16, // 4: mxgateway.v1.InvokeResponse.reply:type_name -> mxgateway.v1.Reply
 	9,  // 5: mxgateway.v1.StreamEventsRequest.filter:type_name -> mxgateway.v1.EventFilter
 	17, // 6: mxgateway.v1.StreamEventsResponse.event:type_name -> mxgateway.v1.Event
-	13, // 7: mxgateway.v1.ListSessionsResponse.sessions:type_name -> mxgateway.v1.SessionInfo
-	0,  // 8: mxgateway.v1.SessionInfo.state:type_name -> mxgateway.v1.SessionState
-	14, // 9: mxgateway.v1.SessionInfo.opened_at:type_name -> google.protobuf.Timestamp
-	14, // 10: mxgateway.v1.SessionInfo.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 11: mxgateway.v1.SessionInfo.backend:type_name -> mxgateway.v1.BackendInfo
-	2,  // 12: mxgateway.v1.Gateway.OpenSession:input_type -> mxgateway.v1.OpenSessionRequest
-	4,  // 13: mxgateway.v1.Gateway.CloseSession:input_type -> mxgateway.v1.CloseSessionRequest
-	6,  // 14: mxgateway.v1.Gateway.Invoke:input_type -> mxgateway.v1.InvokeRequest
-	8,  // 15: mxgateway.v1.Gateway.StreamEvents:input_type -> mxgateway.v1.StreamEventsRequest
-	11, // 16: mxgateway.v1.Gateway.ListSessions:input_type -> mxgateway.v1.ListSessionsRequest
-	3,  // 17: mxgateway.v1.Gateway.OpenSession:output_type -> mxgateway.v1.OpenSessionResponse
-	5,  // 18: mxgateway.v1.Gateway.CloseSession:output_type -> mxgateway.v1.CloseSessionResponse
-	7,  // 19: mxgateway.v1.Gateway.Invoke:output_type -> mxgateway.v1.InvokeResponse
-	10, // 20: mxgateway.v1.Gateway.StreamEvents:output_type -> mxgateway.v1.StreamEventsResponse
-	12, // 21: mxgateway.v1.Gateway.ListSessions:output_type -> mxgateway.v1.ListSessionsResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	17, // 7: mxgateway.v1.StreamEventsResponse.events:type_name -> mxgateway.v1.Event
+	13, // 8: mxgateway.v1.ListSessionsResponse.sessions:type_name -> mxgateway.v1.SessionInfo
+	0,  // 9: mxgateway.v1.SessionInfo.state:type_name -> mxgateway.v1.SessionState
+	14, // 10: mxgateway.v1.SessionInfo.opened_at:type_name -> google.protobuf.Timestamp
+	14, // 11: mxgateway.v1.SessionInfo.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: mxgateway.v1.SessionInfo.backend:type_name -> mxgateway.v1.BackendInfo
+	2,  // 13: mxgateway.v1.Gateway.OpenSession:input_type -> mxgateway.v1.OpenSessionRequest
+	4,  // 14: mxgateway.v1.Gateway.CloseSession:input_type -> mxgateway.v1.CloseSessionRequest
+	6,  // 15: mxgateway.v1.Gateway.Invoke:input_type -> mxgateway.v1.InvokeRequest
+	8,  // 16: mxgateway.v1.Gateway.StreamEvents:input_type -> mxgateway.v1.StreamEventsRequest
+	11, // 17: mxgateway.v1.Gateway.ListSessions:input_type -> mxgateway.v1.ListSessionsRequest
+	3,  // 18: mxgateway.v1.Gateway.OpenSession:output_type -> mxgateway.v1.OpenSessionResponse
+	5,  // 19: mxgateway.v1.Gateway.CloseSession:output_type -> mxgateway.v1.CloseSessionResponse
+	7,  // 20: mxgateway.v1.Gateway.Invoke:output_type -> mxgateway.v1.InvokeResponse
+	10, // 21: mxgateway.v1.Gateway.StreamEvents:output_type -> mxgateway.v1.StreamEventsResponse
+	12, // 22: mxgateway.v1.Gateway.ListSessions:output_type -> mxgateway.v1.ListSessionsResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_v1_gateway_proto_init() }

@@ -230,14 +230,8 @@ func (b *Backend) Open(ctx context.Context, sink backend.Sink) (*mxgatewayv1.Bac
 	b.attrs = make(map[*Attribute]*attrState)
 	for _, o := range b.model.Objects {
 		for _, a := range o.Attributes {
-			st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.start)}
-			st.value = a.Initial
-			if st.value == nil {
-				st.value = zeroValue(a.Type, a.Dimension)
-			}
-			if !hasValue(a.Type) {
-				st.value = mxtypes.NullValue(a.Type)
-			}
+			st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.start),
+				value: initialValue(a, b.start)}
 			b.attrs[a] = st
 			if b.galaxy == nil || o.builtin {
 				b.startGenerator(st)
@@ -447,6 +441,8 @@ func (b *Backend) run() {
 // fault in the worker it concerns.
 func (b *Backend) runsFault(kind string) bool {
 	switch {
+	case RuntimeFault(kind):
+		return false // the runtime's own (internal/galaxy/runtime)
 	case b.onChange != nil:
 		return kind == FaultQualityFlip
 	case b.galaxy != nil:

@@ -701,6 +701,15 @@ func TestContract18_AuthenticateUserIdsAndFailures(t *testing.T) {
 	if err != nil || uid <= 0 {
 		t.Errorf("ArchestrAUserToId = %d, %v", uid, err)
 	}
+	// Under OS-user security AuthenticateUser takes DOMAIN\user as
+	// ArchestrAUserToId does; under Galaxy security the name is the name.
+	if id, err := o.b.AuthenticateUser(1, `PLANT\op`, "op1"); err != nil || id <= 0 {
+		t.Errorf(`osUser AuthenticateUser(PLANT\op) = %d, %v`, id, err)
+	}
+	g := newEnv(t, envOpt{knobs: func(k *Knobs) { k.SecurityMode = SecurityGalaxy }})
+	if id, err := g.b.AuthenticateUser(g.reg(), `PLANT\op`, "op1"); err != nil || id != 0 {
+		t.Errorf(`galaxy AuthenticateUser(PLANT\op) = %d, %v; want 0`, id, err)
+	}
 }
 
 func TestContract19_ConnectionKindAndAttributionRecorded(t *testing.T) {

@@ -281,14 +281,8 @@ func (b *Backend) Redeploy(m *Model, snapshot []Change) {
 						continue
 					}
 				}
-				st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now), value: a.Initial}
-				if st.value == nil {
-					st.value = zeroValue(a.Type, a.Dimension)
-				}
-				if !hasValue(a.Type) {
-					st.value = mxtypes.NullValue(a.Type)
-				}
-				b.attrs[a] = st
+				b.attrs[a] = &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now),
+					value: initialValue(a, b.now)}
 			}
 		}
 		b.mu.Lock()
@@ -314,4 +308,48 @@ func (b *Backend) Redeploy(m *Model, snapshot []Change) {
 		}
 		b.log.Info("simulator redeployed", "galaxy", m.Galaxy, "objects", len(m.Objects))
 	})
+}
+
+// Storm changes a shared MxInteger attribute n times, counting up (hub
+// role: the runtime's storm, which every advising session receives), in
+// chunks so calls and other changes still run in between. It reports
+// false for an attribute that is not a shared integer scalar.
+func (b *Backend) Storm(ctx context.Context, ref string, n int) (bool, error) {
+	ok := false
+	err := b.do(ctx, false, func() {
+		r, err := itemref.Parse(ref)
+		if err != nil {
+			return
+		}
+		o := b.model.Object(r.Object)
+		if o == nil || o.builtin {
+			return
+		}
+		a := o.Attribute(r.AttributeOrDefault())
+		if a == nil || a.Type != tInt || a.Dimension != 0 {
+			return
+		}
+		ok = true
+		st := b.attrs[a]
+		var step func(left int)
+		step = func(left int) {
+			k := min(left, stormChunk)
+			for i := 0; i < k; i++ {
+				b.setAttr(st, intValue(st.value.GetInt32Value()+1), st.quality, b.now, false)
+			}
+			if left > k {
+				b.after(0, func() { step(left - k) })
+			}
+		}
+		b.after(0, func() { step(n) })
+	})
+	return ok, err
+}
+
+// FirstBindDelay returns the first-bind delay in force (tests of the
+// runtime's slow first bind).
+func (b *Backend) FirstBindDelay(ctx context.Context) (time.Duration, error) {
+	var d time.Duration
+	err := b.do(ctx, false, func() { d = b.knobs.FirstBindDelay })
+	return d, err
 }

@@ -303,7 +303,13 @@ func (b *Backend) AuthenticateUser(h int32, user, password string) (int32, error
 		if cerr = b.injected("AuthenticateUser", "", false); cerr != nil {
 			return
 		}
-		u := b.findUser(user)
+		name := user
+		if b.knobs.SecurityMode == SecurityOSUser {
+			// OS-user security names users as ArchestrAUserToId does:
+			// DOMAIN\user is the user.
+			name = accountName(name)
+		}
+		u := b.findUser(name)
 		if u == nil || u.Password != password {
 			if b.knobs.SecurityMode == SecurityOSUser {
 				cerr = backend.NewCallError("AuthenticateUser", mxtypes.E_INVALIDARG, "bad credentials")
@@ -332,15 +338,19 @@ func (b *Backend) ArchestrAUserToId(h int32, identity string) (int32, error) {
 		if cerr = b.injected("ArchestrAUserToId", "", false); cerr != nil {
 			return
 		}
-		name := identity
-		if i := strings.LastIndexByte(name, '\\'); i >= 0 {
-			name = name[i+1:]
-		}
-		if u := b.findUser(name); u != nil {
+		if u := b.findUser(accountName(identity)); u != nil {
 			id = b.newUserID(reg, u)
 		}
 	})
 	return id, firstErr(err, cerr)
+}
+
+// accountName strips the domain of DOMAIN\name.
+func accountName(identity string) string {
+	if i := strings.LastIndexByte(identity, '\\'); i >= 0 {
+		return identity[i+1:]
+	}
+	return identity
 }
 
 func (b *Backend) findUser(name string) *User {

@@ -54,6 +54,8 @@ type Model struct {
 	Description string
 	// Areas lists the areas, parents before children.
 	Areas []Area
+	// Templates lists the templates, each after the one it derives from.
+	Templates []*Template
 	// Objects lists the automation objects in model order, including the
 	// built-in Sim object (always last).
 	Objects []*Object
@@ -74,12 +76,39 @@ type Area struct {
 	Parent string // "" for a root area
 }
 
+// Template is a Galaxy template: its attributes are inherited by the
+// templates derived from it and by its instances.
+type Template struct {
+	Name        string // "$Tank"
+	DerivedFrom string // the parent template, "" for a base template
+	Category    int32  // GR category id given to instances (0: derived)
+	Attributes  []*Attribute
+}
+
+// Galaxy Repository category ids (GALAXY.md §1.2).
+const (
+	CategoryPlatform    int32 = 1
+	CategoryEngine      int32 = 3
+	CategoryUserDefined int32 = 10
+	CategoryArea        int32 = 13
+)
+
 // Object is an automation object.
 type Object struct {
+	ID        int32  // stable object id (gobject_id): 1-based model order
 	Tag       string // unique tag name used in references
 	Contained string // contained name used in browse trees
-	Area      string
-	Template  string
+	// ContainedBy is the tag of the containing object, "" when the object
+	// sits directly in its area. Browse parents are the container if any,
+	// else the area.
+	ContainedBy string
+	Area        string
+	Template    string
+	// Templates is the derivation chain, nearest first ($Tank, $gTank, ...).
+	Templates []string
+	// Category is the GR category id: platform 1, engine 3, user-defined
+	// 10; derived from the template chain when the model does not say.
+	Category int32
 	// HostedBy is the tag of the object hosting this one: an engine hosts
 	// application objects, a platform hosts engines. "" for none.
 	HostedBy string
@@ -105,8 +134,13 @@ type Attribute struct {
 	Locked     bool
 	Category   int32
 	Generator  *Generator // nil: the value changes only by writes
+	// Primitive names the primitive an attribute belongs to:
+	// "AlarmExtension" for the sub-attributes an alarmed attribute gets,
+	// "" for the object's own.
+	Primitive string
 
-	ord int32 // ordinal in the model, set by finish
+	ord   int32   // ordinal in the model, set by finish
+	owner *Object // the object, set by finish
 }
 
 // Generator kinds.
@@ -174,7 +208,19 @@ const (
 	FaultWithholdWriteComplete  = "withholdWriteComplete"
 	FaultLateEventAfterUnadvise = "lateEventAfterUnadvise"
 	FaultSilentDeath            = "silentDeath"
+	// The Galaxy runtime's faults (Galaxy-wide; ignored by a standalone
+	// simulator): platformDown and engineOffScan of Object for Duration,
+	// slowFirstBind of Duration (first binds take Duration while it lasts,
+	// which is until the next one: a duration of 0 ends it).
+	FaultPlatformDown  = "platformDown"
+	FaultEngineOffScan = "engineOffScan"
+	FaultSlowFirstBind = "slowFirstBind"
 )
+
+// RuntimeFault reports whether a fault kind is the Galaxy runtime's.
+func RuntimeFault(kind string) bool {
+	return kind == FaultPlatformDown || kind == FaultEngineOffScan || kind == FaultSlowFirstBind
+}
 
 // FaultScript is a fault scheduled by the model.
 type FaultScript struct {
@@ -218,12 +264,7 @@ func (m *Model) AttributeAt(i int) (*Object, *Attribute) {
 		return nil, nil
 	}
 	a := m.attrList[i]
-	for _, o := range m.Objects {
-		if o.attrs[strings.ToLower(a.Name)] == a {
-			return o, a
-		}
-	}
-	return nil, a
+	return a.owner, a
 }
 
 // Ordinal returns the attribute's ordinal in its model.
@@ -330,15 +371,27 @@ func (m *Model) finish() error {
 			}
 		}
 	}
-	for _, o := range m.Objects {
-		if o != nil && o.HostedBy != "" && !seen[strings.ToLower(o.HostedBy)] {
+	for i, o := range m.Objects {
+		if o == nil {
+			continue
+		}
+		if o.HostedBy != "" && !seen[strings.ToLower(o.HostedBy)] {
 			bad("%s: hostedBy %q is not an object of the model", o.Tag, o.HostedBy)
 		}
+		if o.ContainedBy != "" && (!seen[strings.ToLower(o.ContainedBy)] || strings.EqualFold(o.ContainedBy, o.Tag)) {
+			bad("%s: containedBy %q is not another object of the model", o.Tag, o.ContainedBy)
+		}
+		o.ID = int32(i + 1)
+		if o.Category == 0 {
+			o.Category = categoryOf(o)
+		}
+		o.Attributes = withAlarmExtensions(o.Attributes)
 	}
 	for _, f := range m.Faults {
 		switch f.Kind {
 		case FaultCrash, FaultHang, FaultSlowCall, FaultStorm, FaultQualityFlip, FaultHResult,
-			FaultWithholdWriteComplete, FaultLateEventAfterUnadvise, FaultSilentDeath:
+			FaultWithholdWriteComplete, FaultLateEventAfterUnadvise, FaultSilentDeath,
+			FaultPlatformDown, FaultEngineOffScan, FaultSlowFirstBind:
 		default:
 			bad("unknown fault kind %q", f.Kind)
 		}
@@ -365,7 +418,7 @@ func (m *Model) finish() error {
 	m.attrList = m.attrList[:0]
 	for _, o := range m.Objects {
 		for _, a := range o.Attributes {
-			a.ord = int32(len(m.attrList))
+			a.ord, a.owner = int32(len(m.attrList)), o
 			m.attrList = append(m.attrList, a)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,8 +253,16 @@ func TestDemoModel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docs/simulator.md: %v", err)
 	}
+	for _, x := range alarmExtension {
+		if !regexp.MustCompile("`<Attr>\\." + x.name + "`").Match(doc) {
+			t.Errorf("alarm sub-attribute %s is not listed in docs/simulator.md", x.name)
+		}
+	}
 	for _, o := range m.Objects {
 		for _, a := range o.Attributes {
+			if a.Primitive != "" {
+				continue // the alarm sub-attributes are listed once, above
+			}
 			ref := o.Tag + "." + a.Name
 			if !regexp.MustCompile("`" + regexp.QuoteMeta(ref) + "(\\[\\])?`").Match(doc) {
 				t.Errorf("%s is not listed in docs/simulator.md", ref)
@@ -264,6 +273,42 @@ func TestDemoModel(t *testing.T) {
 
 // TestDemoModelMoves runs the demo Galaxy on the real clock with the test
 // profile and checks that its always-changing tags move.
+// TestDemoFirstValuesMeaningful: no demo attribute starts with a 1970 time
+// and good quality (issue: simulator warts).
+func TestDemoFirstValuesMeaningful(t *testing.T) {
+	b, err := New(Options{Profile: ProfileTest, Clock: NewFakeClock(testStart)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open(context.Background(), &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	vals, err := b.Values(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := b.Model()
+	for _, c := range vals {
+		o, a := m.AttributeAt(int(c.Attr))
+		if c.Quality < 192 || a.Type != tTime {
+			continue
+		}
+		times := []*mxgatewayv1.MxValue{c.Value}
+		if a.Dimension > 0 {
+			times = arrayElements(c.Value)
+		}
+		for _, v := range times {
+			if v.GetTimestampValue().AsTime().Year() < 2000 {
+				t.Errorf("%s.%s starts at %v with good quality", o.Tag, a.Name, v.GetTimestampValue().AsTime())
+			}
+		}
+		if c.Time.Year() < 2000 {
+			t.Errorf("%s.%s has timestamp %v", o.Tag, a.Name, c.Time)
+		}
+	}
+}
+
 func TestDemoModelMoves(t *testing.T) {
 	clk := NewFakeClock(testStart)
 	b, err := New(Options{Profile: ProfileTest, Clock: clk, Seed: 3})
@@ -416,4 +461,117 @@ func FuzzParseModel(f *testing.F) {
 			t.Fatal("accepted model without the Sim object")
 		}
 	})
+}
+
+const structureYAML = `
+galaxy: G
+areas:
+  - {name: A}
+templates:
+  - name: $gTank
+    attributes:
+      - {name: Level, type: MxDouble, value: 1}
+      - {name: Material, type: MxString, value: base}
+  - name: $Tank
+    derivedFrom: $gTank
+    attributes:
+      - {name: Material, type: MxString, value: water}
+      - {name: High, type: MxBoolean, alarm: true}
+objects:
+  - {tag: P1, template: $WinPlatform}
+  - {tag: E1, template: $AppEngine, hostedBy: P1}
+  - {tag: Line1, area: A, hostedBy: E1}
+  - tag: Tank_001
+    contained: Tank
+    containedBy: Line1
+    area: A
+    template: $Tank
+    hostedBy: E1
+    attributes:
+      - {name: Level, type: MxDouble, value: 7}
+      - {name: High.Priority, type: MxInteger, value: 10}
+`
+
+// TestModelGalaxyStructure: templates with derivation chains and
+// inherited attributes, containment, hosting, categories, ids and the
+// alarm extension.
+func TestModelGalaxyStructure(t *testing.T) {
+	m, err := ParseModel([]byte(structureYAML), "s.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tank := m.Object("tank_001")
+	if tank == nil || tank.Contained != "Tank" || tank.ContainedBy != "Line1" || tank.ID != 4 ||
+		!slices.Equal(tank.Templates, []string{"$Tank", "$gTank"}) || tank.Category != CategoryUserDefined {
+		t.Fatalf("Tank_001 = %+v", tank)
+	}
+	if m.Object("P1").Category != CategoryPlatform || m.Object("E1").Category != CategoryEngine {
+		t.Fatalf("categories: platform %d, engine %d", m.Object("P1").Category, m.Object("E1").Category)
+	}
+	if got := m.HostChain(tank); !slices.Equal(got, []string{"tank_001", "e1", "p1"}) {
+		t.Fatalf("host chain %v", got)
+	}
+	// Own beats the nearest template, which beats the root.
+	if v := tank.Attribute("Level").Initial.GetDoubleValue(); v != 7 {
+		t.Errorf("Level = %v, want the object's 7", v)
+	}
+	if v := tank.Attribute("Material").Initial.GetStringValue(); v != "water" {
+		t.Errorf("Material = %q, want $Tank's", v)
+	}
+	for _, x := range alarmExtension {
+		a := tank.Attribute("High." + x.name)
+		if a == nil {
+			t.Errorf("High.%s missing", x.name)
+			continue
+		}
+		if x.name == "Priority" {
+			if a.Primitive != "" || a.Initial.GetInt32Value() != 10 {
+				t.Errorf("the model's own High.Priority was replaced: %+v", a)
+			}
+		} else if a.Primitive != PrimitiveAlarmExtension || a.Type != x.typ {
+			t.Errorf("High.%s = %+v", x.name, a)
+		}
+	}
+	// Instances never share attributes.
+	if m.Object("Line1").Attribute("Level") != nil {
+		t.Error("Line1 inherited attributes it has no template for")
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"galaxy: G\ntemplates:\n  - {name: $A, derivedFrom: $Nope}\n", "derivedFrom"},
+		{"galaxy: G\ntemplates:\n  - {name: A}\n", "must start with $"},
+		{"galaxy: G\nobjects:\n  - {tag: X, hostedBy: Nope}\n", "hostedBy"},
+		{"galaxy: G\nobjects:\n  - {tag: X, containedBy: X}\n", "containedBy"},
+	} {
+		if _, err := ParseModel([]byte(bad.yaml), "bad.yaml"); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want a %s problem", bad.yaml, err, bad.want)
+		}
+	}
+}
+
+// TestPlantModel: the generated plant reaches 100,000+ attributes with
+// the structure of a real Galaxy, the same way every time.
+func TestPlantModel(t *testing.T) {
+	m, err := PlantModel(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := m.AttributeCount(); n < 100_000 {
+		t.Fatalf("%d attributes, want 100,000+", n)
+	}
+	again, _ := PlantModel(50)
+	if again.AttributeCount() != m.AttributeCount() || len(again.Objects) != len(m.Objects) {
+		t.Fatal("the plant is not deterministic")
+	}
+	pump := m.Object("Pump_050_10_10")
+	if pump == nil || pump.ContainedBy != "Line_050_10" || pump.Contained != "Pump10" || pump.Area != "Area_050" ||
+		!slices.Equal(m.HostChain(pump), []string{"pump_050_10_10", "appengine_050", "platform_005"}) ||
+		!slices.Equal(pump.Templates, []string{"$Pump", "$gEquipment", "$UserDefined"}) {
+		t.Fatalf("pump %+v, hosts %v", pump, m.HostChain(pump))
+	}
+	if a := pump.Attribute("HiAlarm.Acked"); a == nil || a.Primitive != PrimitiveAlarmExtension {
+		t.Fatalf("HiAlarm.Acked = %+v", a)
+	}
+	if _, err := PlantModel(0); err == nil {
+		t.Fatal("a plant of 0 areas was accepted")
+	}
 }

@@ -84,7 +84,7 @@ func (d *modelDecoder) decode(data []byte) *Model {
 		return nil
 	}
 	root := doc.Content[0]
-	f := d.fields(root, "model", "galaxy", "description", "areas", "users", "objects", "knobs", "faults")
+	f := d.fields(root, "model", "galaxy", "description", "areas", "templates", "users", "objects", "knobs", "faults")
 	if f == nil {
 		return nil
 	}
@@ -140,9 +140,36 @@ func (d *modelDecoder) decode(data []byte) *Model {
 		}
 		m.Users = append(m.Users, u)
 	}
+	templates := map[string]*Template{}
+	for _, n := range d.seq(f["templates"], "templates") {
+		tf := d.fields(n, "template", "name", "derivedFrom", "category", "attributes")
+		if tf == nil {
+			continue
+		}
+		tp := &Template{Name: d.str(tf["name"]), DerivedFrom: d.str(tf["derivedFrom"])}
+		if !strings.HasPrefix(tp.Name, "$") || len(tp.Name) < 2 {
+			d.errf(n, "template name %q must start with $", tp.Name)
+			continue
+		}
+		if templates[strings.ToLower(tp.Name)] != nil {
+			d.errf(n, "duplicate template %q", tp.Name)
+			continue
+		}
+		if tp.DerivedFrom != "" && templates[strings.ToLower(tp.DerivedFrom)] == nil {
+			d.errf(tf["derivedFrom"], "template %s: derivedFrom %q is not defined above", tp.Name, tp.DerivedFrom)
+		}
+		if cn := tf["category"]; cn != nil {
+			if v, ok := d.integer(cn, "category", 0, math.MaxInt32); ok {
+				tp.Category = int32(v)
+			}
+		}
+		tp.Attributes = d.attributes(tf["attributes"], tp.Name)
+		templates[strings.ToLower(tp.Name)] = tp
+		m.Templates = append(m.Templates, tp)
+	}
 	tags := map[string]bool{}
 	for _, n := range d.seq(f["objects"], "objects") {
-		o := d.object(n, areas)
+		o := d.object(n, areas, templates)
 		if o == nil {
 			continue
 		}
@@ -299,8 +326,8 @@ func (d *modelDecoder) duration(n *yaml.Node, what string) (time.Duration, bool)
 	return v, true
 }
 
-func (d *modelDecoder) object(n *yaml.Node, areas map[string]*yaml.Node) *Object {
-	f := d.fields(n, "object", "tag", "contained", "area", "template", "hostedBy", "attributes")
+func (d *modelDecoder) object(n *yaml.Node, areas map[string]*yaml.Node, templates map[string]*Template) *Object {
+	f := d.fields(n, "object", "tag", "contained", "containedBy", "area", "template", "hostedBy", "category", "attributes")
 	if f == nil {
 		return nil
 	}
@@ -321,21 +348,49 @@ func (d *modelDecoder) object(n *yaml.Node, areas map[string]*yaml.Node) *Object
 	}
 	o.Template = d.str(f["template"])
 	o.HostedBy = d.str(f["hostedBy"])
+	o.ContainedBy = d.str(f["containedBy"])
+	if cn := f["category"]; cn != nil {
+		if v, ok := d.integer(cn, "category", 0, math.MaxInt32); ok {
+			o.Category = int32(v)
+		}
+	}
+	// The template chain, nearest first; its attributes are inherited,
+	// root first, and the object's own replace them by name.
+	var chain []*Template
+	for t, seen := templates[strings.ToLower(o.Template)], map[*Template]bool{}; t != nil && !seen[t]; t = templates[strings.ToLower(t.DerivedFrom)] {
+		seen[t] = true
+		chain = append(chain, t)
+		o.Templates = append(o.Templates, t.Name)
+		if o.Category == 0 {
+			o.Category = t.Category
+		}
+	}
+	if len(o.Templates) == 0 && o.Template != "" {
+		o.Templates = []string{o.Template}
+	}
+	own := d.attributes(f["attributes"], o.Tag)
+	o.Attributes = inherit(chain, own)
+	return o
+}
+
+// attributes decodes an attribute list (of an object or a template).
+func (d *modelDecoder) attributes(n *yaml.Node, owner string) []*Attribute {
+	var out []*Attribute
 	names := map[string]bool{}
-	for _, an := range d.seq(f["attributes"], "attributes") {
-		a := d.attribute(an, o.Tag)
+	for _, an := range d.seq(n, "attributes") {
+		a := d.attribute(an, owner)
 		if a == nil {
 			continue
 		}
 		key := strings.ToLower(a.Name)
 		if names[key] {
-			d.errf(an, "%s: duplicate attribute %q", o.Tag, a.Name)
+			d.errf(an, "%s: duplicate attribute %q", owner, a.Name)
 			continue
 		}
 		names[key] = true
-		o.Attributes = append(o.Attributes, a)
+		out = append(out, a)
 	}
-	return o
+	return out
 }
 
 var attrNameRE = regexp.MustCompile(`^[A-Za-z_$#][A-Za-z0-9_$#]*(\.[A-Za-z_$#][A-Za-z0-9_$#]*)*$`)
@@ -736,6 +791,13 @@ func (d *modelDecoder) fault(n *yaml.Node, tags map[string]bool) (FaultScript, b
 			}
 		}
 	case FaultWithholdWriteComplete, FaultLateEventAfterUnadvise, FaultSilentDeath:
+	case FaultPlatformDown, FaultEngineOffScan:
+		if need("object") && !tags[strings.ToLower(fs.Object)] {
+			d.errf(f["object"], "%s of unknown object %q", kind, fs.Object)
+		}
+		need("duration")
+	case FaultSlowFirstBind:
+		need("duration")
 	case "":
 		d.errf(n, "fault without a kind")
 		return FaultScript{}, false

@@ -125,6 +125,29 @@ func zeroScalar(dt mxgatewayv1.MxDataType) *mxgatewayv1.MxValue {
 	}
 }
 
+// initialValue is an attribute's value when the Galaxy starts: the model's,
+// else the type's zero value, except that an MxTime without one reads the
+// start time (a 1970 time with good quality is no meaningful first value).
+func initialValue(a *Attribute, start time.Time) *mxgatewayv1.MxValue {
+	switch {
+	case !hasValue(a.Type):
+		return mxtypes.NullValue(a.Type)
+	case a.Initial != nil:
+		return a.Initial
+	case a.Type == tTime:
+		t := mxtypes.TimeValue(mxtypes.TruncateTime(start))
+		if a.Dimension == 0 {
+			return t
+		}
+		elems := make([]*mxgatewayv1.MxValue, a.Dimension)
+		for i := range elems {
+			elems[i] = t
+		}
+		return buildArray(tTime, elems)
+	}
+	return zeroValue(a.Type, a.Dimension)
+}
+
 // zeroValue returns the zero value of an attribute of type dt and dimension dim.
 func zeroValue(dt mxgatewayv1.MxDataType, dim int) *mxgatewayv1.MxValue {
 	if dim == 0 {

@@ -24,6 +24,10 @@ import (
 	"github.com/mxgateway/mxgateway/internal/ipc"
 )
 
+// DialTimeout bounds a worker's first connection to the runtime, the
+// model and the snapshot included.
+const DialTimeout = 30 * time.Second
+
 // ErrRefused is returned when the runtime refuses the Hello.
 var ErrRefused = errors.New("galaxy: runtime refused the connection")
 
@@ -31,7 +35,8 @@ var ErrRefused = errors.New("galaxy: runtime refused the connection")
 type Options struct {
 	// Dir is the runtime directory (endpoint and key).
 	Dir string
-	// Key is the credential; nil reads it from Dir.
+	// Key is the credential; nil reads it from Dir's key file at every
+	// connection.
 	Key []byte
 	// Name names the client in the runtime's logs.
 	Name string
@@ -47,16 +52,16 @@ type Session struct {
 	model    *sim.Model
 	snapshot []sim.Change
 
-	mu      sync.Mutex
-	wc      *wire.Conn
-	nc      net.Conn
-	seq     uint64
-	writes  []*galaxyv1.ValueChange
-	b       *sim.Backend
-	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
-	wg      sync.WaitGroup
+	mu            sync.Mutex
+	wc            *wire.Conn
+	nc            net.Conn
+	seq           uint64
+	writes        []*galaxyv1.ValueChange
+	b             *sim.Backend
+	closed        bool
+	wake          chan struct{}
+	done          chan struct{}
+	wg            sync.WaitGroup
 	firstSettings *galaxyv1.Settings
 	ownFirstBind  time.Duration // the session's own first-bind knob
 }
@@ -68,13 +73,6 @@ var _ sim.Galaxy = (*Session)(nil)
 func Dial(ctx context.Context, opts Options) (*Session, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Key == nil {
-		k, err := wire.ReadKey(opts.Dir)
-		if err != nil {
-			return nil, err
-		}
-		opts.Key = k
 	}
 	s := &Session{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	nc, wc, w, snap, err := s.connect(ctx)
@@ -92,13 +90,23 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 
 // connect dials and reads the Welcome and the snapshot.
 func (s *Session) connect(ctx context.Context) (net.Conn, *wire.Conn, *galaxyv1.Welcome, []sim.Change, error) {
+	key := s.opts.Key
+	if key == nil {
+		// Read at every connection: a runtime restarted by hand may have
+		// made a new key.
+		k, err := wire.ReadKey(s.opts.Dir)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		key = k
+	}
 	nc, err := ipc.Dial(ctx, wire.Endpoint(s.opts.Dir))
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	wc := wire.NewConn(nc)
 	if err := wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Hello{Hello: &galaxyv1.Hello{
-		ProtocolVersion: wire.ProtocolVersion, Credential: s.opts.Key, ClientName: s.opts.Name, Subscribe: true}}}); err != nil {
+		ProtocolVersion: wire.ProtocolVersion, Credential: key, ClientName: s.opts.Name, Subscribe: true}}}); err != nil {
 		nc.Close()
 		return nil, nil, nil, nil, err
 	}
@@ -348,7 +356,9 @@ func SimBackend(ctx context.Context, opts sim.Options, name string) (backend.Bac
 			return nil, err
 		}
 	}
-	s, err := Dial(ctx, Options{Dir: dir, Key: key, Name: name, Logger: opts.Logger})
+	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	s, err := Dial(dctx, Options{Dir: dir, Key: key, Name: name, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("galaxy runtime at %s: %w", dir, err)
 	}

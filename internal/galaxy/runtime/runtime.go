@@ -43,7 +43,11 @@ const (
 	ActionSlowFirstBind = "slowFirstBind"
 	ActionStatus        = "status"
 	ActionCrash         = "crash"
+	ActionStorm         = "storm"
 )
+
+// maxStorm bounds one storm request.
+const maxStorm = 10_000_000
 
 // CrashExitCode is the exit code of the crash action.
 const CrashExitCode = 3
@@ -83,6 +87,7 @@ type Runtime struct {
 	down     map[string]bool // platforms down (lower-case tags)
 	offScan  map[string]bool // engines off scan (lower-case tags)
 	closed   bool
+	timers   []*time.Timer // scripted faults of the current deployment
 	wg       sync.WaitGroup
 }
 
@@ -113,8 +118,55 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r.mu.Lock()
 	r.cur = d
+	r.scheduleFaults(d)
 	r.mu.Unlock()
 	return r, nil
+}
+
+// scheduleFaults arms the model's runtime faults (mu held): each one
+// starts at its At, lasts its Duration, and repeats with its Every.
+func (r *Runtime) scheduleFaults(d *deployment) {
+	for _, t := range r.timers {
+		t.Stop()
+	}
+	r.timers = nil
+	for _, f := range d.model.Faults {
+		if !sim.RuntimeFault(f.Kind) {
+			continue
+		}
+		r.arm(d, f, f.At)
+	}
+}
+
+// arm schedules one occurrence of a scripted runtime fault (mu held).
+func (r *Runtime) arm(d *deployment, f sim.FaultScript, after time.Duration) {
+	start, end := ActionPlatformDown, ActionPlatformUp
+	switch f.Kind {
+	case sim.FaultEngineOffScan:
+		start, end = ActionEngineOffScan, ActionEngineOnScan
+	case sim.FaultSlowFirstBind:
+		start, end = ActionSlowFirstBind, ActionSlowFirstBind
+	}
+	r.timers = append(r.timers, time.AfterFunc(after, func() {
+		r.mu.Lock()
+		live := r.cur == d && !r.closed
+		r.mu.Unlock()
+		if !live {
+			return
+		}
+		r.Admin(&galaxyv1.AdminRequest{Action: start, Target: f.Object, DurationMs: f.Duration.Milliseconds()})
+		if f.Kind == sim.FaultSlowFirstBind {
+			return // lasts until the next slowFirstBind
+		}
+		r.mu.Lock()
+		r.timers = append(r.timers, time.AfterFunc(f.Duration, func() {
+			r.Admin(&galaxyv1.AdminRequest{Action: end, Target: f.Object})
+		}))
+		if f.Every > 0 {
+			r.arm(d, f, f.Every)
+		}
+		r.mu.Unlock()
+	}))
 }
 
 // deploy builds a model and its hub; the hub reports to r once installed.
@@ -265,6 +317,9 @@ func (r *Runtime) Serve(ctx context.Context, ln ipc.Listener) error {
 func (r *Runtime) Close() {
 	r.mu.Lock()
 	r.closed = true
+	for _, t := range r.timers {
+		t.Stop()
+	}
 	d := r.cur
 	conns := make([]*conn, 0, len(r.conns))
 	for _, cn := range r.conns {
@@ -324,6 +379,19 @@ func (r *Runtime) Admin(req *galaxyv1.AdminRequest) *galaxyv1.AdminReply {
 		r.log.Warn("galaxy runtime: simulated crash")
 		time.AfterFunc(100*time.Millisecond, func() { r.opts.Exit(CrashExitCode) })
 		return &galaxyv1.AdminReply{Status: "crashing"}
+	case ActionStorm:
+		n := req.GetDurationMs() // the count travels in duration_ms
+		if n <= 0 || n > maxStorm {
+			return &galaxyv1.AdminReply{Error: fmt.Sprintf("storm count %d not in 1..%d", n, maxStorm)}
+		}
+		r.mu.Lock()
+		hub := r.cur.hub
+		r.mu.Unlock()
+		ok, err := hub.Storm(context.Background(), req.GetTarget(), int(n))
+		if err != nil || !ok {
+			return &galaxyv1.AdminReply{Error: fmt.Sprintf("storm target %q is not a shared MxInteger attribute (%v)", req.GetTarget(), err)}
+		}
+		return &galaxyv1.AdminReply{Status: fmt.Sprintf("storm of %d changes of %s", n, req.GetTarget())}
 	case ActionStatus:
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -374,6 +442,7 @@ func (r *Runtime) redeploy(src *galaxyv1.Model) *galaxyv1.AdminReply {
 	r.mu.Lock()
 	old := r.cur
 	r.cur = d
+	r.scheduleFaults(d)
 	for _, cn := range r.conns {
 		if cn.subscribe {
 			cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Deployed{Deployed: &galaxyv1.Deployed{

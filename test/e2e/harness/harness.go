@@ -474,8 +474,26 @@ func (g *Gateway) WorkerPIDs() []int {
 	return processesMatching(g.TempDir)
 }
 
-// Sockets lists the socket files under Dir (worker endpoints on Unix).
-func (g *Gateway) Sockets() []string { return socketsUnder(g.Dir) }
+// Sockets lists the socket files under Dir (worker endpoints on Unix),
+// except the endpoint of the running gateway's own Galaxy runtime, which
+// lives as long as the gateway.
+func (g *Gateway) Sockets() []string {
+	var out []string
+	own := fmt.Sprintf("%cmxgw-galaxy-%d%c", filepath.Separator, g.PID(), filepath.Separator)
+	running := true
+	select {
+	case <-g.exited:
+		running = false
+	default:
+	}
+	for _, s := range socketsUnder(g.Dir) {
+		if running && strings.Contains(s, own) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
 
 // Leftovers reports worker processes and socket files of this gateway that
 // still exist.
@@ -484,7 +502,7 @@ func (g *Gateway) Leftovers() error {
 	if pids := g.WorkerPIDs(); len(pids) > 0 {
 		errs = append(errs, fmt.Errorf("worker processes still running: %v", pids))
 	}
-	if socks := socketsUnder(g.Dir); len(socks) > 0 {
+	if socks := g.Sockets(); len(socks) > 0 {
 		errs = append(errs, fmt.Errorf("socket files left: %v", socks))
 	}
 	return errors.Join(errs...)

@@ -813,13 +813,15 @@ func (x *Deployed) GetLastDeployTime() *timestamppb.Timestamp {
 type AdminRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The action: deploy, platformDown, platformUp, engineOffScan,
-	// engineOnScan, slowFirstBind, status.
+	// engineOnScan, slowFirstBind, storm, crash, status.
 	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
-	// The platform or engine tag for the fault actions.
+	// The platform or engine tag for the fault actions; storm: the
+	// reference of a shared MxInteger attribute.
 	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	// deploy: the new model; unset reloads the runtime's model file.
 	Model *Model `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
-	// slowFirstBind: the delay in milliseconds (0 ends the fault).
+	// slowFirstBind: the delay in milliseconds (0 ends the fault); storm:
+	// the number of changes.
 	DurationMs    int64 `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

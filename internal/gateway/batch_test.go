@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"slices"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/session"
+)
+
+// TestStreamEventsBatches: with max_batch, queued events come several per
+// message, in order, none lost or repeated; a batch never waits with
+// max_delay_ms 0, so a lone live event comes at once.
+func TestStreamEventsBatches(t *testing.T) {
+	g := startGateway(t, Options{}, session.Options{})
+	ctx := ctxT(t)
+	open, err := g.client.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := open.GetSessionId()
+	w := g.worker(0)
+	for seq := range uint64(10) {
+		w.events <- &mxgatewayv1.Event{Sequence: seq + 1, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE}
+	}
+	// Wait until the session holds all ten (a plain stream replays them).
+	probe, err := g.client.StreamEvents(ctx, &mxgatewayv1.StreamEventsRequest{SessionId: id, AfterSequence: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := probe.Recv(); err != nil || r.GetEvent().GetSequence() != 10 || len(r.GetEvents()) != 0 {
+		t.Fatalf("unbatched Recv = %v, %v; want event 10 alone in event", r, err)
+	}
+
+	stream, err := g.client.StreamEvents(ctx, &mxgatewayv1.StreamEventsRequest{SessionId: id, MaxBatch: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	var seqs []uint64
+	recv := func() {
+		t.Helper()
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetEvent() != nil || r.GetDelayed() {
+			t.Fatalf("batched stream sent %v; want events only", r)
+		}
+		sizes = append(sizes, len(r.GetEvents()))
+		for _, ev := range r.GetEvents() {
+			if ev.GetSessionId() != id {
+				t.Fatalf("event %v not stamped with the session", ev)
+			}
+			seqs = append(seqs, ev.GetSequence())
+		}
+	}
+	for range 3 {
+		recv() // the replayed ten: 4, 4, 2
+	}
+	w.events <- &mxgatewayv1.Event{Sequence: 11, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE}
+	recv()
+	if !slices.Equal(sizes, []int{4, 4, 2, 1}) || !slices.Equal(seqs, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}) {
+		t.Fatalf("batches of %v carrying %v; want 4 4 2 1 carrying 1..11", sizes, seqs)
+	}
+}
+
+// TestStreamEventsBatchBounds: batching fields beyond their bounds are
+// refused with the field named.
+func TestStreamEventsBatchBounds(t *testing.T) {
+	g := startGateway(t, Options{}, session.Options{})
+	ctx := ctxT(t)
+	open, err := g.client.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		req   *mxgatewayv1.StreamEventsRequest
+		field string
+	}{
+		{"batch too large", &mxgatewayv1.StreamEventsRequest{MaxBatch: maxBatchEvents + 1}, "max_batch"},
+		{"delay too long", &mxgatewayv1.StreamEventsRequest{MaxBatch: 2, MaxDelayMs: maxBatchDelay + 1}, "max_delay_ms"},
+		{"delay without batch", &mxgatewayv1.StreamEventsRequest{MaxBatch: 1, MaxDelayMs: 5}, "max_delay_ms"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.SessionId = open.GetSessionId()
+			s, err := g.client.StreamEvents(ctx, tc.req)
+			if err == nil {
+				_, err = s.Recv()
+			}
+			wantStatus(t, err, codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest)
+			st, _ := status.FromError(err)
+			var fields []string
+			for _, d := range st.Details() {
+				if br, ok := d.(*errdetails.BadRequest); ok {
+					for _, v := range br.GetFieldViolations() {
+						fields = append(fields, v.GetField())
+					}
+				}
+			}
+			if !slices.Contains(fields, tc.field) {
+				t.Fatalf("violations %q do not name %q", fields, tc.field)
+			}
+		})
+	}
+}
