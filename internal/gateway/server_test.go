@@ -76,7 +76,18 @@ func (w *fakeWorker) NextEvents(dst []protocol.SizedEvent) ([]protocol.SizedEven
 	if !ok {
 		return dst, false
 	}
-	return append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)}), true
+	dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+	for {
+		select {
+		case ev, ok := <-w.events:
+			if !ok {
+				return dst, true // the next call reports the end
+			}
+			dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+		default:
+			return dst, true
+		}
+	}
 }
 func (w *fakeWorker) Done() <-chan struct{} { return w.done }
 func (w *fakeWorker) Err() error {
