@@ -26,6 +26,7 @@ type errorMapping struct {
 	code   codes.Code
 	reason string // ErrorInfo reason; "" attaches none
 	quota  bool   // attach a QuotaFailure
+	msg    string // the client's message; "" sends the error's text
 }
 
 // errorTable is the only place where gateway errors become gRPC codes. The
@@ -35,7 +36,7 @@ type errorMapping struct {
 var errorTable = []errorMapping{
 	// The Admin service's own failures (auth.AdminServer.WithStatus).
 	{err: auth.ErrInvalidSpec, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
-	{err: auth.ErrKeyNotFound, code: codes.NotFound, reason: auth.ReasonAPIKeyNotFound},
+	{err: auth.ErrKeyNotFound, code: codes.NotFound, reason: auth.ReasonAPIKeyNotFound, msg: "no API key with that id"},
 	{err: session.ErrNotFound, code: codes.NotFound, reason: mxgatewayv1.ReasonSessionNotFound},
 	{err: session.ErrFaulted, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionFaulted},
 	{err: session.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
@@ -102,15 +103,19 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		if !errors.Is(err, m.err) {
 			continue
 		}
+		msg := m.msg
+		if msg == "" {
+			msg = err.Error()
+		}
 		if m.reason == "" {
-			return status.Error(m.code, err.Error())
+			return status.Error(m.code, msg)
 		}
 		if m.quota {
-			return withDetails(m.code, err.Error(), m.reason, &errdetails.QuotaFailure{
-				Violations: []*errdetails.QuotaFailure_Violation{{Subject: m.reason, Description: err.Error()}},
+			return withDetails(m.code, msg, m.reason, &errdetails.QuotaFailure{
+				Violations: []*errdetails.QuotaFailure_Violation{{Subject: m.reason, Description: msg}},
 			})
 		}
-		return withDetails(m.code, err.Error(), m.reason)
+		return withDetails(m.code, msg, m.reason)
 	}
 	log.Error("internal error", slog.String(logging.KeyMethod, method), slog.Any(logging.KeyErr, err))
 	return withDetails(codes.Internal, "internal error (details in the gateway log)", mxgatewayv1.ReasonInternal)
