@@ -201,6 +201,9 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 		}
 	}
 	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
+	if errors.Is(err, session.ErrPendingLimit) {
+		sv.metrics.LimitRefused(mxgatewayv1.ReasonPendingLimit)
+	}
 	if sv.credentials != nil && slices.Contains(s.Items().Registrations(), cmd.GetAuthenticateUser().GetServerHandle()) {
 		// Only an AuthenticateUser of a live registration checked a
 		// password (a bad handle is no guess); secured writes learn their
@@ -409,5 +412,16 @@ func sessionInfo(in session.Info) *mxgatewayv1.SessionInfo {
 		CommandsPending:   uint32(in.CommandsPending),
 		FaultReason:       in.FaultReason,
 		Backend:           in.Backend,
+		DataHealth:        in.DataHealth,
+		DataHealthReason:  in.DataHealthReason,
+		DataLastChange:    optTime(in.DataLastChange),
 	}
+}
+
+// optTime is t as a timestamp, nil for the zero time.
+func optTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

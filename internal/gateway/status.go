@@ -26,7 +26,10 @@ type errorMapping struct {
 	code   codes.Code
 	reason string // ErrorInfo reason; "" attaches none
 	quota  bool   // attach a QuotaFailure
-	msg    string // the client's message; "" sends the error's text
+	// msg, when set, is the whole client-visible message: the error's own
+	// text then goes only to the log (it may carry another process's
+	// output, such as a worker's stderr and the paths in it).
+	msg string
 }
 
 // errorTable is the only place where gateway errors become gRPC codes. The
@@ -49,8 +52,10 @@ var errorTable = []errorMapping{
 	{err: ErrWriteDeadline, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSlowConsumer, quota: true},
 	{err: session.ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
 	{err: ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
-	{err: session.ErrStartFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerStartFailed},
+	{err: session.ErrStartFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerStartFailed,
+		msg: "the session's worker could not be started (details in the gateway log)"},
 	{err: session.ErrAfterSequence, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: session.ErrReservedHandle, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonHandleReserved},
 	// A command whose worker frame would exceed max_frame_bytes fails alone;
 	// gRPC reports oversized messages with the same code.
 	{err: workerclient.ErrCommandTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonInvalidRequest},
@@ -103,9 +108,10 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		if !errors.Is(err, m.err) {
 			continue
 		}
-		msg := m.msg
-		if msg == "" {
-			msg = err.Error()
+		msg := err.Error()
+		if m.msg != "" {
+			log.Warn("call failed", slog.String(logging.KeyMethod, method), slog.String(logging.KeyReason, m.reason), slog.Any(logging.KeyErr, err))
+			msg = m.msg
 		}
 		if m.reason == "" {
 			return status.Error(m.code, msg)

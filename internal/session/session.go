@@ -33,6 +33,7 @@ type Session struct {
 	log        *slog.Logger
 
 	pumpDone chan struct{} // closed when the pump returned
+	wdDone   chan struct{} // closed when the watchdog loop returned (nil without one)
 	closed   chan struct{} // closed when a close finished
 	// noWait is closed when the session starts closing or faults: the pump
 	// stops waiting for room in subscriber queues.
@@ -49,10 +50,12 @@ type Session struct {
 	pending       int
 	completed     uint64
 	ring          *ring
-	lastSeq       uint64
+	lastSeq       uint64 // the last sequence given to a client-visible event
+	workerSeq     uint64 // the last sequence the worker sent
 	subs          map[*Subscription]struct{}
 	ended         error // the pump's terminal error, for late subscribers
 	slowConsumers uint64
+	wd            watchdog
 }
 
 // Info is a snapshot of a session for listings.
@@ -71,6 +74,12 @@ type Info struct {
 	FaultReason       string
 	SlowConsumers     uint64
 	Backend           *mxgatewayv1.BackendInfo
+	// DataHealth is the data watchdog's classification (DISABLED without
+	// one), DataHealthReason why it is not HEALTHY, DataLastChange when
+	// the watchdog reference last changed with good quality (zero before).
+	DataHealth       mxgatewayv1.DataHealth
+	DataHealthReason string
+	DataLastChange   time.Time
 }
 
 // CloseResult reports how a close ended.
@@ -103,6 +112,7 @@ func newSession(m *Manager, id string, req OpenRequest, w Worker) *Session {
 		lastActivity: now,
 		ring:         newRing(m.opts.ReplaySize, m.opts.ReplayBytes),
 		subs:         make(map[*Subscription]struct{}),
+		wd:           watchdog{health: mxgatewayv1.DataHealth_DATA_HEALTH_DISABLED},
 	}
 }
 
@@ -211,6 +221,9 @@ func (s *Session) Info() Info {
 		CommandsPending:   s.pending + unanswered,
 		SlowConsumers:     s.slowConsumers,
 		Backend:           s.backend,
+		DataHealth:        s.wd.health,
+		DataHealthReason:  s.wd.reason,
+		DataLastChange:    s.wd.lastChange,
 	}
 	if s.fault != nil {
 		info.FaultReason = s.fault.Reason
@@ -253,6 +266,11 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 		s.mu.Unlock()
 		return nil, err
 	}
+	kind := catalog.Of(cmd)
+	if s.wd.server != 0 && kind.ServerHandle(cmd) == s.wd.server {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: server handle %d is the data watchdog's registration", ErrReservedHandle, s.wd.server)
+	}
 	if n := s.pending + unanswered; n >= opts.MaxPendingCommands {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
@@ -264,7 +282,6 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 	if timeout <= 0 {
 		timeout = opts.CommandTimeout
 	}
-	kind := catalog.Of(cmd)
 	if h := opts.Hooks.CommandStarted; h != nil {
 		h(kind)
 	}
@@ -400,6 +417,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 	var kill protocol.KillReason
 	slow := 0
 	var now time.Time
+	checked := false
 	for {
 		now = opts.Now()
 		s.mu.Lock()
@@ -410,17 +428,27 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 			s.hooks(slow, 0, "")
 			return true
 		}
-		want := s.lastSeq + 1
-		switch ev.GetSequence() {
-		case 0:
-			ev.Sequence = want
-		case want:
-		default:
-			reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.lastSeq)
-			s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
-			s.mu.Unlock()
-			s.w.Kill(protocol.KillProtocolError)
-			return true
+		if !checked {
+			// The worker numbers its events; the session renumbers the
+			// ones its clients see, since it leaves out the watchdog's and
+			// adds its own.
+			want := s.workerSeq + 1
+			switch ev.GetSequence() {
+			case 0, want:
+			default:
+				reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.workerSeq)
+				s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
+				s.mu.Unlock()
+				s.w.Kill(protocol.KillProtocolError)
+				return true
+			}
+			s.workerSeq = want
+			checked = true
+			if taken, after := s.watchdogEventLocked(ev, now); taken {
+				s.mu.Unlock()
+				after()
+				return true
+			}
 		}
 		var blocked *Subscription
 		if !s.closing {
@@ -432,7 +460,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 			}
 		}
 		if blocked == nil {
-			break // commit with s.mu held
+			break // publish with s.mu held
 		}
 		s.mu.Unlock()
 		if blocked.waitRoom(ev, size, opts.SubscriberStallTimeout, s.noWait, s.w.Done()) {
@@ -463,10 +491,25 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 		s.hooks(slow, 0, kill)
 		return true
 	}
-	ev.SessionId = s.id
 	if ev.GatewayTime == nil {
 		ev.GatewayTime = timestamppb.New(now)
 	}
+	n, k := s.publishLocked(ev, size, now)
+	s.mu.Unlock()
+	s.hooks(slow+n, ev.GetFamily(), k)
+	return true
+}
+
+// publishLocked gives ev (size bytes) the next sequence, stores it in the
+// ring and offers it to every subscriber. The pump has waited for room
+// (deliver); a subscriber still full (the session closes, or a
+// gateway-generated event) gets the slow-consumer policy. It returns how
+// many subscribers were too slow and, when the policy faulted the session,
+// why the worker must be killed (after the lock is released: see hooks).
+func (s *Session) publishLocked(ev *mxgatewayv1.Event, size int, now time.Time) (slow int, kill protocol.KillReason) {
+	opts := &s.m.opts
+	ev.SessionId = s.id
+	ev.Sequence = s.lastSeq + 1
 	s.lastSeq = ev.Sequence
 	s.ring.push(ev, size, now)
 	s.ring.trimBefore(now.Add(-opts.ReplayAge))
@@ -474,7 +517,6 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 		if sub.offer(ev, size) {
 			continue
 		}
-		// Only while closing (the pump no longer waits).
 		slow++
 		s.slowConsumers++
 		if k := s.slowLocked(sub, ev.Sequence, now); k != "" {
@@ -482,9 +524,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 			break
 		}
 	}
-	s.mu.Unlock()
-	s.hooks(slow, ev.GetFamily(), kill)
-	return true
+	return slow, kill
 }
 
 // slowLocked applies the slow-consumer policy to sub, which has no room for
@@ -509,7 +549,7 @@ func (s *Session) slowLocked(sub *Subscription, seq uint64, now time.Time) (kill
 }
 
 // hooks runs the metric hooks of one delivery (family 0: none delivered)
-// and the kill a policy asked for.
+// and the kill a policy asked for, once the session lock is released.
 func (s *Session) hooks(slow int, family mxgatewayv1.EventFamily, kill protocol.KillReason) {
 	opts := &s.m.opts
 	if h := opts.Hooks.EventReceived; h != nil && family != mxgatewayv1.EventFamily_EVENT_FAMILY_UNSPECIFIED {
@@ -617,6 +657,9 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		}
 	}
 	<-s.pumpDone
+	if s.wdDone != nil {
+		<-s.wdDone
+	}
 
 	final := mxgatewayv1.SessionState_SESSION_STATE_CLOSED
 	reason := why

@@ -27,6 +27,7 @@ import (
 type outItem struct {
 	env *workerv1.WorkerEnvelope
 	ev  []byte // an encoded mxgateway.v1.Event
+	seq uint64 // its event sequence
 }
 
 // outbox is the single FIFO the writer drains. Events and control messages
@@ -95,7 +96,7 @@ func (o *outbox) push(env *workerv1.WorkerEnvelope) {
 // with what is queued, when the event does not fit the bounds. An event is
 // always admitted to an empty queue, so one larger than the byte bound (but
 // within the frame limit) still goes.
-func (o *outbox) pushEvent(ev []byte) (ok bool, queued int, queuedBytes int64) {
+func (o *outbox) pushEvent(ev []byte, seq uint64) (ok bool, queued int, queuedBytes int64) {
 	o.mu.Lock()
 	if o.fault != nil || o.final {
 		o.mu.Unlock()
@@ -109,7 +110,7 @@ func (o *outbox) pushEvent(ev []byte) (ok bool, queued int, queuedBytes int64) {
 	o.events.Add(1)
 	o.bytes.Add(int64(len(ev)))
 	o.unsent.Add(1)
-	o.items = append(o.items, outItem{ev: ev})
+	o.items = append(o.items, outItem{ev: ev, seq: seq})
 	o.mu.Unlock()
 	o.signal()
 	return true, 0, 0
@@ -177,6 +178,7 @@ func (w *worker) writeLoop() (err error) {
 			w.terminate(ending{code: protocol.ExitConnectionLost, reason: "worker: write to gateway failed: " + err.Error()})
 		}
 	}()
+	var lastEvent uint64 // the sequence of the last event written
 	var spare []outItem
 	for {
 		items, fault, done := w.out.take(spare)
@@ -184,6 +186,10 @@ func (w *worker) writeLoop() (err error) {
 			return nil
 		}
 		if fault != nil {
+			if fault.GetCode() == workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW {
+				fault = &workerv1.Fault{Code: fault.GetCode(),
+					Message: fmt.Sprintf("%s; events after sequence %d were not sent", fault.GetMessage(), lastEvent)}
+			}
 			if _, err := w.pc.Send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: fault}}); err != nil {
 				return err
 			}
@@ -219,6 +225,7 @@ func (w *worker) writeLoop() (err error) {
 			if it.ev != nil {
 				w.out.events.Add(-1)
 				w.out.bytes.Add(-int64(len(it.ev)))
+				lastEvent = it.seq
 			}
 		}
 		clear(items)

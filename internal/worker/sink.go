@@ -75,9 +75,10 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 		w.fatal(exit, fatalCode, overflow)
 		return
 	}
-	if ok, queued, queuedBytes := w.out.pushEvent(enc); !ok {
-		overflow = fmt.Sprintf("worker: event queue overflow: the gateway did not keep up: %d events (%d bytes) queued for it (limits %d events, %d bytes); events after sequence %d were not sent",
-			queued, queuedBytes, w.out.limit, w.out.limitBytes, w.eventSeq)
+	if ok, queued, queuedBytes := w.out.pushEvent(enc, seq); !ok {
+		// The writer adds the last event it delivered: only it knows.
+		overflow = fmt.Sprintf("worker: event queue overflow: the gateway did not keep up: %d events (%d bytes) queued for it (limits %d events, %d bytes)",
+			queued, queuedBytes, w.out.limit, w.out.limitBytes)
 	} else {
 		w.eventSeq = seq
 		if dc := ev.GetDataChange(); dc != nil && keyed {

@@ -516,6 +516,10 @@ func TestEventQueueOverflow(t *testing.T) {
 	if fault.GetCode() != workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW || !strings.Contains(fault.GetMessage(), "did not keep up: 100 events (") {
 		t.Fatalf("fault = %v %q", fault.GetCode(), fault.GetMessage())
 	}
+	// The fault names exactly the last event delivered.
+	if want := fmt.Sprintf("events after sequence %d were not sent", last); !strings.HasSuffix(fault.GetMessage(), want) {
+		t.Fatalf("fault %q, want it to end with %q", fault.GetMessage(), want)
+	}
 	// Whatever was written before the fault is contiguous from 1 (checked
 	// above); the rest was never sent, and the fault says so.
 	if last >= 50000 {

@@ -27,6 +27,7 @@ const (
 	ReasonInternal           = "INTERNAL"              // INTERNAL: details only in the gateway log
 	ReasonReplyTooLarge      = "REPLY_TOO_LARGE"       // RESOURCE_EXHAUSTED: the reply exceeds max_frame_bytes; only that call failed
 	ReasonEventOverflow      = "EVENT_OVERFLOW"        // UNAVAILABLE: the worker's event queue filled; the gateway did not keep up at all
+	ReasonHandleReserved     = "HANDLE_RESERVED"       // INVALID_ARGUMENT: the server handle is the data watchdog's registration
 )
 
 // ErrorInfo reasons of the hardening limits (docs/security.md).

@@ -74,23 +74,36 @@ func (b *Backend) Apply(changes []Change) {
 // value and timestamp change, the quality is the runtime's own. Every write
 // is echoed with its origin, changed or not, so the session can count its
 // writes in flight. A value of another shape than the attribute's is
-// echoed with the runtime's value.
+// echoed with the runtime's value. It returns at once.
 func (b *Backend) ApplyWrite(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool, origin uint64) {
-	b.post(func() {
-		st := b.sharedAttr(attr)
-		if st == nil {
-			return
+	b.post(func() { b.applyWrite1(Change{Attr: attr, Value: value, Time: ts, ForceTime: forceTime}, origin) })
+}
+
+// ApplyWrites applies a batch of writes of session origin and waits until
+// they are applied: a session that writes faster than the runtime applies
+// is held back instead of queueing without bound.
+func (b *Backend) ApplyWrites(ctx context.Context, writes []Change, origin uint64) error {
+	return b.do(ctx, false, func() {
+		for _, w := range writes {
+			b.applyWrite1(w, origin)
 		}
-		b.origin = origin
-		defer func() { b.origin = 0 }()
-		v, ok := coerce(value, st.attr.Type, st.attr.Dimension, true)
-		if !ok {
-			b.log.Warn("galaxy: write of the wrong shape ignored", "attribute", st.obj.Tag+"."+st.attr.Name)
-		} else if b.setAttr(st, v, st.quality, ts, forceTime) || st.ts.Equal(mxtypes.TruncateTime(ts)) && forceTime {
-			return
-		}
-		b.noteChange(st, false)
 	})
+}
+
+func (b *Backend) applyWrite1(w Change, origin uint64) {
+	st := b.sharedAttr(w.Attr)
+	if st == nil {
+		return
+	}
+	b.origin = origin
+	defer func() { b.origin = 0 }()
+	v, ok := coerce(w.Value, st.attr.Type, st.attr.Dimension, true)
+	if !ok {
+		b.log.Warn("galaxy: write of the wrong shape ignored", "attribute", st.obj.Tag+"."+st.attr.Name)
+	} else if b.setAttr(st, v, st.quality, w.Time, w.ForceTime) || st.ts.Equal(mxtypes.TruncateTime(w.Time)) && w.ForceTime {
+		return
+	}
+	b.noteChange(st, false)
 }
 
 // GalaxyLost marks every shared attribute as the runtime's platform being

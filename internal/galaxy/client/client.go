@@ -28,6 +28,9 @@ import (
 // model and the snapshot included.
 const DialTimeout = 30 * time.Second
 
+// MaxQueuedWrites bounds the writes a session holds for the runtime.
+const MaxQueuedWrites = 1 << 16
+
 // ErrRefused is returned when the runtime refuses the Hello.
 var ErrRefused = errors.New("galaxy: runtime refused the connection")
 
@@ -179,6 +182,16 @@ func (s *Session) applySettingsTo(st *galaxyv1.Settings, b *sim.Backend) {
 // Write queues an accepted write (sim.Galaxy; never blocks).
 func (s *Session) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force bool) {
 	s.mu.Lock()
+	if len(s.writes) >= MaxQueuedWrites {
+		// The runtime does not keep up (or is gone): drop the queue and
+		// the connection; the reconnect's snapshot re-reports the values.
+		s.writes = nil
+		nc := s.nc
+		s.mu.Unlock()
+		s.log.Warn("galaxy: too many writes waiting for the runtime; resynchronising", "limit", MaxQueuedWrites)
+		nc.Close()
+		return
+	}
 	s.writes = append(s.writes, wire.ToProto(sim.Change{Attr: attr, Value: v, Time: ts, ForceTime: force}))
 	s.mu.Unlock()
 	select {

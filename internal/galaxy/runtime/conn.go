@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/mxgateway/mxgateway/api/mxgateway/galaxy/v1"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
 	"github.com/mxgateway/mxgateway/internal/galaxy/wire"
 	"github.com/mxgateway/mxgateway/internal/ipc"
 )
@@ -193,10 +194,13 @@ func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
 			if b.Writes.GetDeploySequence() != d.seq {
 				continue // written against a model that is gone
 			}
-			for _, w := range b.Writes.GetWrites() {
-				c := wire.FromProto(w)
-				d.hub.ApplyWrite(c.Attr, c.Value, c.Time, c.ForceTime, cn.id)
+			ws := make([]sim.Change, len(b.Writes.GetWrites()))
+			for i, w := range b.Writes.GetWrites() {
+				ws[i] = wire.FromProto(w)
 			}
+			// Applied before the next read: a session writing faster than
+			// the engine applies is held back by its socket.
+			_ = d.hub.ApplyWrites(ctx, ws, cn.id)
 		case *galaxyv1.GalaxyEnvelope_Admin:
 			reply := r.Admin(b.Admin)
 			cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_AdminReply{AdminReply: reply}})

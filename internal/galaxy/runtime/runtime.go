@@ -185,11 +185,16 @@ func (r *Runtime) deploy(src *galaxyv1.Model, seq uint64) (*deployment, error) {
 	d.hub = hub
 	d.raw = make([]sim.Change, m.AttributeCount())
 	d.hosts = make([][]string, m.AttributeCount())
+	chains := make(map[*sim.Object][]string, len(m.Objects)) // one chain per object, shared by its attributes
 	for i := range d.hosts {
 		o, _ := m.AttributeAt(i)
-		if o != nil {
-			d.hosts[i] = m.HostChain(o)
+		if o == nil {
+			continue
 		}
+		if chains[o] == nil {
+			chains[o] = m.HostChain(o)
+		}
+		d.hosts[i] = chains[o]
 	}
 	if _, err := hub.Open(context.Background(), nullSink{}); err != nil {
 		return nil, err

@@ -1,0 +1,84 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mxgateway/mxgateway/api/mxgateway/galaxy/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
+	"github.com/mxgateway/mxgateway/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
+
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	k, err := WriteKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir + "/" + KeyFileName)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v", fi.Mode().Perm(), err)
+	}
+	got, err := ReadKey(dir)
+	if err != nil || !bytes.Equal(got, k) || !KeyEqual(got, k) {
+		t.Fatalf("ReadKey = %x, %v; want %x", got, err, k)
+	}
+	if KeyEqual(nil, nil) || KeyEqual(k, k[:16]) {
+		t.Fatal("KeyEqual accepts an empty or a different key")
+	}
+	for _, bad := range []string{"", "zz", "0011"} {
+		if _, err := ParseKey(bad); !errors.Is(err, ErrBadCredential) {
+			t.Errorf("ParseKey(%q) = %v, want ErrBadCredential", bad, err)
+		}
+	}
+}
+
+func TestChangeRoundTrip(t *testing.T) {
+	c := sim.Change{Attr: 7, Value: mxtypes.DoubleValue(1.5), Quality: 24, Category: 3,
+		Time: time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC), ForceTime: true, Own: true}
+	got := FromProto(ToProto(c))
+	if got.Attr != c.Attr || got.Value.GetDoubleValue() != 1.5 || got.Quality != c.Quality || got.Category != c.Category ||
+		!got.Time.Equal(c.Time) || !got.ForceTime || !got.Own {
+		t.Fatalf("round trip %+v, want %+v", got, c)
+	}
+}
+
+func TestConnFramesEnvelopes(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() {
+		_ = NewConn(a).Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Hello{Hello: &galaxyv1.Hello{ClientName: "x"}}})
+		_, _ = a.Write([]byte{2, 0, 0, 0, 0xff, 0xff}) // not a protobuf envelope
+	}()
+	c := NewConn(b)
+	env, err := c.Read()
+	if err != nil || env.GetHello().GetClientName() != "x" {
+		t.Fatalf("Read = %v, %v", env, err)
+	}
+	if _, err := c.Read(); err == nil {
+		t.Fatal("a malformed envelope was accepted")
+	}
+}
+
+func TestBuildModel(t *testing.T) {
+	if m, err := BuildModel(&galaxyv1.Model{Source: &galaxyv1.Model_Demo{Demo: true}}); err != nil || m.Galaxy != "MxDemo" {
+		t.Fatalf("demo: %v, %v", m, err)
+	}
+	if m, err := BuildModel(&galaxyv1.Model{Source: &galaxyv1.Model_PlantAreas{PlantAreas: 1}}); err != nil || m.Galaxy != "Plant" {
+		t.Fatalf("plant: %v, %v", m, err)
+	}
+	if _, err := BuildModel(&galaxyv1.Model{Source: &galaxyv1.Model_Yaml{Yaml: []byte("galaxy: [")}}); err == nil {
+		t.Fatal("a broken model was accepted")
+	}
+	if _, err := BuildModel(&galaxyv1.Model{}); err == nil {
+		t.Fatal("a model without a source was accepted")
+	}
+}
