@@ -279,6 +279,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		MaxFrameBytes:     cfg.MaxFrameBytes,
 		EventBuffer:       cfg.EventBuffer,
+		EventBufferBytes:  int64(cfg.EventBufferBytes),
+		WorkerQueueEvents: cfg.WorkerEventQueue,
+		WorkerQueueBytes:  int64(cfg.WorkerEventQueueBytes),
 		Logger:            log,
 		OnExit:            tracker.exited,
 	})
@@ -315,10 +318,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		SubscriberQueue:    cfg.SubscriberQueue,
 		SlowConsumerPolicy: session.SlowConsumerPolicy(cfg.SlowConsumerPolicy),
 		ReplaySize:         cfg.ReplaySize,
-		ReplayAge:          cfg.ReplayAge,
-		Watchdog:           watchdogOptions(cfg),
-		MaxSessionsPerKey:  sessionsPerKey(cfg, mode),
-		Hooks:              sessionHooks(m),
+
+		SubscriberQueueBytes:   int64(cfg.SubscriberQueueBytes),
+		SubscriberStallTimeout: cfg.SubscriberStallTimeout,
+		ReplayBytes:            int64(cfg.ReplayBytes),
+		ReplayAge:              cfg.ReplayAge,
+		Watchdog:               watchdogOptions(cfg),
+		MaxSessionsPerKey:      sessionsPerKey(cfg, mode),
+		Hooks:                  sessionHooks(m),
 	})
 	if err != nil {
 		return err
@@ -365,7 +372,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			gw.Close()
 		}
 	})
-	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr))
+	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {

@@ -10,9 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/opshttp"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
 
@@ -37,12 +39,14 @@ func TestKillReason(t *testing.T) {
 	cases := map[string]error{
 		"gateway_shutdown": nil,
 		"heartbeat":        fmt.Errorf("%w: silent for 15s", workerclient.ErrHeartbeatExpired),
-		"shutdown_timeout": fmt.Errorf("%w: graceful shutdown failed", workerclient.ErrKilled),
-		"slow_consumer":    fmt.Errorf("%w: slow consumer", workerclient.ErrKilled),
-		"after_fault":      fmt.Errorf("%w: session closed after a fault", workerclient.ErrKilled),
+		"shutdown_timeout": &workerclient.KillError{Reason: protocol.KillShutdownTimeout},
+		"slow_consumer":    fmt.Errorf("session: %w", &workerclient.KillError{Reason: protocol.KillSlowConsumer}),
+		"after_fault":      &workerclient.KillError{Reason: protocol.KillAfterFault},
+		"not_opened":       &workerclient.KillError{Reason: protocol.KillNotOpened},
 		"protocol_error":   fmt.Errorf("%w: bad frame", workerclient.ErrProtocol),
-		"event_overflow":   workerclient.ErrEventOverflow,
-		"gateway":          fmt.Errorf("%w: session not opened", workerclient.ErrKilled),
+		"event_overflow":   &workerclient.FaultError{Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW, Message: "the gateway did not keep up"},
+		"worker_fault":     &workerclient.FaultError{Code: workerv1.FaultCode_FAULT_CODE_INTERNAL},
+		"gateway":          &workerclient.KillError{Reason: protocol.KillGateway},
 		"other":            errors.New("something else"),
 	}
 	for want, err := range cases {

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/supervisor"
@@ -120,11 +120,18 @@ func (t *workerTracker) report(code int, killed bool, c trackedWorker) {
 
 // killReason is the bounded reason label of a kill, from the worker
 // client's terminal error (nil when the gateway killed the worker without
-// a fault of its own, at shutdown).
+// a fault of its own, at shutdown). Every label comes from a typed value:
+// a sentinel, the worker's fault code or the gateway's kill reason.
 func killReason(err error) string {
+	var kill *workerclient.KillError
+	var fault *workerclient.FaultError
 	switch {
 	case err == nil:
 		return "gateway_shutdown"
+	case errors.As(err, &kill):
+		return string(kill.Reason)
+	case errors.As(err, &fault):
+		return faultLabel(fault.Code)
 	case errors.Is(err, workerclient.ErrHeartbeatExpired):
 		return "heartbeat"
 	case errors.Is(err, workerclient.ErrShutdownTimeout):
@@ -133,26 +140,25 @@ func killReason(err error) string {
 		return "protocol_error"
 	case errors.Is(err, workerclient.ErrEventOverflow):
 		return "event_overflow"
-	case errors.Is(err, workerclient.ErrWorkerFault):
-		return "worker_fault"
 	case errors.Is(err, workerclient.ErrWorkerGone):
 		return "worker_gone"
-	case errors.Is(err, workerclient.ErrKilled):
-		// The session layer's reasons.
-		msg := err.Error()
-		switch {
-		case strings.Contains(msg, "slow consumer"):
-			return "slow_consumer"
-		case strings.Contains(msg, "graceful shutdown failed"):
-			return "shutdown_timeout"
-		case strings.Contains(msg, "after a fault"):
-			return "after_fault"
-		case strings.Contains(msg, "event sequence"):
-			return "protocol_error"
-		}
-		return "gateway"
 	}
 	return "other"
+}
+
+// faultLabel names a worker fault code for the kill metric.
+func faultLabel(c workerv1.FaultCode) string {
+	switch c {
+	case workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW:
+		return "event_overflow"
+	case workerv1.FaultCode_FAULT_CODE_PROTOCOL:
+		return "protocol_error"
+	case workerv1.FaultCode_FAULT_CODE_BACKEND_INIT:
+		return "backend_init"
+	case workerv1.FaultCode_FAULT_CODE_BACKEND_HUNG:
+		return "backend_hung"
+	}
+	return "worker_fault"
 }
 
 // workerProbe caches the worker_start readiness check: a success is
@@ -191,7 +197,7 @@ func probeWorker(ctx context.Context, sup *supervisor.Supervisor, t *workerTrack
 	}
 	t.started(c, 0, false)
 	if _, err := c.Shutdown(ctx); err != nil {
-		c.Kill("readiness probe shutdown failed")
+		c.Kill(protocol.KillGateway)
 	}
 	<-c.Done()
 	return nil

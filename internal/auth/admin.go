@@ -3,12 +3,14 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
 
@@ -17,11 +19,20 @@ import (
 // the calling key.
 type AdminServer struct {
 	mxgatewayv1.UnimplementedAdminServer
-	m *Manager
+	m      *Manager
+	status func(method string, err error) error
 }
 
 // NewAdminServer returns the Admin service for m.
 func NewAdminServer(m *Manager) *AdminServer { return &AdminServer{m: m} }
+
+// WithStatus makes every failure of an Admin call a status built by f (the
+// gateway's one status table, which logs what it cannot map) instead of
+// the built-in mapping. It returns s.
+func (s *AdminServer) WithStatus(f func(method string, err error) error) *AdminServer {
+	s.status = f
+	return s
+}
 
 var _ mxgatewayv1.AdminServer = (*AdminServer)(nil)
 
@@ -33,15 +44,20 @@ func actorOf(ctx context.Context) Actor {
 	return a
 }
 
-// adminErr maps lifecycle errors to gRPC statuses.
-func adminErr(err error) error {
+// adminErr maps lifecycle errors to gRPC statuses. Anything else (a store
+// failure) is INTERNAL for the client, with its details only in the log.
+func (s *AdminServer) adminErr(method string, err error) error {
+	if s.status != nil {
+		return s.status(method, err)
+	}
 	switch {
 	case errors.Is(err, ErrInvalidSpec):
 		return statusWithInfo(codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest, err.Error(), nil).Err()
 	case errors.Is(err, ErrKeyNotFound):
 		return statusWithInfo(codes.NotFound, ReasonAPIKeyNotFound, "no API key with that id", nil).Err()
 	}
-	return statusWithInfo(codes.Internal, mxgatewayv1.ReasonInternal, "internal error", nil).Err()
+	s.m.log.Error("admin: internal error", slog.String(logging.KeyMethod, method), slog.Any(logging.KeyErr, err))
+	return statusWithInfo(codes.Internal, mxgatewayv1.ReasonInternal, "internal error (details in the gateway log)", nil).Err()
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -78,7 +94,7 @@ func (s *AdminServer) CreateApiKey(ctx context.Context, req *mxgatewayv1.CreateA
 		Constraints: Constraints{AllowRead: req.GetAllowRead(), AllowWrite: req.GetAllowWrite()},
 	}, actorOf(ctx))
 	if err != nil {
-		return nil, adminErr(err)
+		return nil, s.adminErr("CreateApiKey", err)
 	}
 	return &mxgatewayv1.CreateApiKeyResponse{Key: KeyInfo(k), RawKey: raw.Reveal()}, nil
 }
@@ -87,7 +103,7 @@ func (s *AdminServer) CreateApiKey(ctx context.Context, req *mxgatewayv1.CreateA
 func (s *AdminServer) ListApiKeys(ctx context.Context, _ *mxgatewayv1.ListApiKeysRequest) (*mxgatewayv1.ListApiKeysResponse, error) {
 	keys, err := s.m.ListKeys(ctx)
 	if err != nil {
-		return nil, adminErr(err)
+		return nil, s.adminErr("ListApiKeys", err)
 	}
 	resp := &mxgatewayv1.ListApiKeysResponse{Keys: make([]*mxgatewayv1.ApiKeyInfo, 0, len(keys))}
 	for _, k := range keys {
@@ -104,7 +120,7 @@ func (s *AdminServer) RevokeApiKey(ctx context.Context, req *mxgatewayv1.RevokeA
 		return &mxgatewayv1.RevokeApiKeyResponse{Key: KeyInfo(k), AlreadyRevoked: true}, nil
 	}
 	if err != nil {
-		return nil, adminErr(err)
+		return nil, s.adminErr("RevokeApiKey", err)
 	}
 	return &mxgatewayv1.RevokeApiKeyResponse{Key: KeyInfo(k)}, nil
 }
@@ -116,7 +132,7 @@ func (s *AdminServer) RotateApiKey(ctx context.Context, req *mxgatewayv1.RotateA
 		return nil, statusWithInfo(codes.FailedPrecondition, mxgatewayv1.ReasonInvalidRequest, "the key is revoked; create a new one", nil).Err()
 	}
 	if err != nil {
-		return nil, adminErr(err)
+		return nil, s.adminErr("RotateApiKey", err)
 	}
 	return &mxgatewayv1.RotateApiKeyResponse{Key: KeyInfo(k), RawKey: raw.Reveal()}, nil
 }
@@ -130,7 +146,7 @@ func (s *AdminServer) ListAuditEvents(ctx context.Context, req *mxgatewayv1.List
 		Action:     req.GetAction(),
 	})
 	if err != nil {
-		return nil, adminErr(err)
+		return nil, s.adminErr("ListAuditEvents", err)
 	}
 	resp := &mxgatewayv1.ListAuditEventsResponse{Events: make([]*mxgatewayv1.AuditEvent, 0, len(evs))}
 	for _, e := range evs {

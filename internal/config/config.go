@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mxgateway/mxgateway/internal/protocol"
+	"github.com/mxgateway/mxgateway/internal/session"
 )
 
 // AuthMode says how clients authenticate.
@@ -225,6 +226,32 @@ type Config struct {
 	// 30s; MXGATEWAY_SHUTDOWN_GRACE.
 	ShutdownGrace time.Duration
 
+	// Event-path bounds (flow control, docs/performance.md). Every queue an
+	// event passes is bounded by count and by bytes.
+
+	// WorkerEventQueue is the most events a worker queues for its pipe
+	// while the gateway is behind; past it (or WorkerEventQueueBytes) the
+	// worker faults the session with event_overflow. Announced to each
+	// worker at launch. Default 1000000; MXGATEWAY_WORKER_EVENT_QUEUE.
+	WorkerEventQueue int
+	// WorkerEventQueueBytes bounds the encoded bytes of that queue. Default
+	// 256MiB; MXGATEWAY_WORKER_EVENT_QUEUE_BYTES.
+	WorkerEventQueueBytes int
+	// EventBufferBytes bounds the frame bytes of event_buffer. Default
+	// 64MiB; MXGATEWAY_EVENT_BUFFER_BYTES.
+	EventBufferBytes int
+	// SubscriberQueueBytes bounds the frame bytes of each subscriber's
+	// queue. Default 32MiB; MXGATEWAY_SUBSCRIBER_QUEUE_BYTES.
+	SubscriberQueueBytes int
+	// SubscriberStallTimeout is how long a subscriber with a full queue may
+	// make no room before the slow-consumer policy applies; meanwhile the
+	// session's events wait upstream. Default 5s;
+	// MXGATEWAY_SUBSCRIBER_STALL_TIMEOUT.
+	SubscriberStallTimeout time.Duration
+	// ReplayBytes bounds the frame bytes of the replay ring. Default 64MiB;
+	// MXGATEWAY_REPLAY_BYTES.
+	ReplayBytes int
+
 	// Hardening limits (docs/security.md): per-key quotas, bounds before
 	// authentication, stuck clients and credential guessing.
 
@@ -285,20 +312,27 @@ func defaults(env func(string) string, goos string) Config {
 		HeartbeatGrace:     protocol.DefaultHeartbeatGrace,
 		HeartbeatCeiling:   protocol.DefaultHeartbeatCeiling,
 		ShutdownTimeout:    protocol.DefaultShutdownTimeout,
-		CommandTimeout:     30 * time.Second,
-		MaxSessions:        64,
-		MaxPendingCommands: 256,
-		MaxSubscribers:     8,
-		SubscriberQueue:    10000,
-		EventBuffer:        10000,
-		SlowConsumerPolicy: PolicyFaultSession,
-		ReplaySize:         100000,
-		ReplayAge:          10 * time.Minute,
-		Lease:              5 * time.Minute,
-		DetachGrace:        2 * time.Minute,
+		CommandTimeout:     session.DefaultCommandTimeout,
+		MaxSessions:        session.DefaultMaxSessions,
+		MaxPendingCommands: session.DefaultMaxPendingCommands,
+		MaxSubscribers:     session.DefaultMaxSubscribers,
+		SubscriberQueue:    session.DefaultSubscriberQueue,
+		EventBuffer:        protocol.DefaultGatewayQueueEvents,
+		SlowConsumerPolicy: SlowConsumerPolicy(session.DefaultSlowConsumerPolicy),
+		ReplaySize:         session.DefaultReplaySize,
+		ReplayAge:          session.DefaultReplayAge,
+		Lease:              session.DefaultLease,
+		DetachGrace:        session.DefaultDetachGrace,
 		MaxMessageBytes:    16 << 20,
 		MaxFrameBytes:      protocol.DefaultMaxFrameBytes,
 		ShutdownGrace:      30 * time.Second,
+
+		WorkerEventQueue:       protocol.DefaultWorkerQueueEvents,
+		WorkerEventQueueBytes:  protocol.DefaultWorkerQueueBytes,
+		EventBufferBytes:       protocol.DefaultGatewayQueueBytes,
+		SubscriberQueueBytes:   session.DefaultSubscriberQueueBytes,
+		SubscriberStallTimeout: session.DefaultSubscriberStallTimeout,
+		ReplayBytes:            session.DefaultReplayBytes,
 
 		SpareWorkers:           SpareWorkersAuto,
 		DataWatchdogReference:  WatchdogAuto,

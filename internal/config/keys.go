@@ -254,9 +254,9 @@ var keys = []key{
 	intKey("max_sessions", "most open sessions (one worker process each)", 1, 10000, func(c *Config) *int { return &c.MaxSessions }),
 	intKey("max_pending_commands", "most in-flight commands per session (at most the worker's command queue)", 1, protocol.CommandQueueSize, func(c *Config) *int { return &c.MaxPendingCommands }),
 	intKey("max_subscribers", "most event streams per session", 1, 1024, func(c *Config) *int { return &c.MaxSubscribers }),
-	intKey("subscriber_queue", "events queued per subscriber before the slow-consumer policy applies", 1, 10000000, func(c *Config) *int { return &c.SubscriberQueue }),
+	intKey("subscriber_queue", "events queued per subscriber; a full queue is waited for up to subscriber_stall_timeout", 1, 10000000, func(c *Config) *int { return &c.SubscriberQueue }),
 	intKey("event_buffer", "events buffered per session between the worker pipe and the distributor", 1, 10000000, func(c *Config) *int { return &c.EventBuffer }),
-	enumKey("slow_consumer_policy", "what a full subscriber queue does", []SlowConsumerPolicy{PolicyFaultSession, PolicyDisconnectSubscriber}, func(c *Config) *SlowConsumerPolicy { return &c.SlowConsumerPolicy }),
+	enumKey("slow_consumer_policy", "what happens to a subscriber whose full queue stalls past subscriber_stall_timeout", []SlowConsumerPolicy{PolicyFaultSession, PolicyDisconnectSubscriber}, func(c *Config) *SlowConsumerPolicy { return &c.SlowConsumerPolicy }),
 	intKey("replay_size", "events kept per session for resume", 1, 100000000, func(c *Config) *int { return &c.ReplaySize }),
 	durationKey("replay_age", "oldest event kept for resume", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.ReplayAge }),
 	durationKey("lease", "session lifetime without calls or an attached stream", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.Lease }),
@@ -269,6 +269,14 @@ var keys = []key{
 	durationKey("data_watchdog_stale_after", "no change of the watchdog reference for this long makes a session's data DEGRADED", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.DataWatchdogStaleAfter }),
 	durationKey("data_watchdog_fail_after", "no change for this long makes it FAILED (> data_watchdog_stale_after)", 2*time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.DataWatchdogFailAfter }),
 	durationKey("shutdown_grace", "graceful gateway shutdown deadline; what remains is then killed", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.ShutdownGrace }),
+
+	// Event-path bounds (flow control).
+	intKey("worker_event_queue", "events a worker buffers for its pipe while the gateway is behind; past it the session faults (event_overflow)", 1, 100000000, func(c *Config) *int { return &c.WorkerEventQueue }),
+	sizeKey("worker_event_queue_bytes", "encoded event bytes a worker buffers for its pipe (bytes; 256MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.WorkerEventQueueBytes }),
+	sizeKey("event_buffer_bytes", "event bytes buffered per session between the worker pipe and the distributor (bytes; 64MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.EventBufferBytes }),
+	sizeKey("subscriber_queue_bytes", "event bytes queued per subscriber (bytes; 32MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.SubscriberQueueBytes }),
+	durationKey("subscriber_stall_timeout", "how long a subscriber with a full queue may make no room before the slow-consumer policy applies", time.Millisecond, time.Hour, func(c *Config) *time.Duration { return &c.SubscriberStallTimeout }),
+	sizeKey("replay_bytes", "event bytes kept per session for resume (bytes; 64MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.ReplayBytes }),
 
 	// Hardening limits (docs/security.md).
 	intKey("max_sessions_per_key", "most sessions one API key has open or opening (at most max_sessions)", 1, 10000, func(c *Config) *int { return &c.MaxSessionsPerKey }),

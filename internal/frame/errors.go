@@ -18,6 +18,7 @@ const (
 	CodeNoBody                          // envelope has no body
 	CodeEndOfStream                     // clean end before a header
 	CodeTruncated                       // stream ended inside a frame
+	CodeSequence                        // envelope out of sequence (Conn)
 )
 
 var codeNames = map[Code]string{
@@ -29,6 +30,7 @@ var codeNames = map[Code]string{
 	CodeNoBody:          "no body",
 	CodeEndOfStream:     "end of stream",
 	CodeTruncated:       "truncated",
+	CodeSequence:        "out of sequence",
 }
 
 // String names the code.
@@ -80,6 +82,7 @@ var (
 	ErrNoBody          = &Error{Code: CodeNoBody}
 	ErrEndOfStream     = &Error{Code: CodeEndOfStream}
 	ErrTruncated       = &Error{Code: CodeTruncated}
+	ErrSequence        = &Error{Code: CodeSequence}
 )
 
 // CodeOf returns the Code of a frame error, or 0 when err is not one.

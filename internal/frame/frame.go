@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/protocol"
@@ -147,14 +149,20 @@ func (r *Reader) Read() (*workerv1.WorkerEnvelope, error) {
 
 // ReadInto reads and validates one envelope into env, which is reset first.
 func (r *Reader) ReadInto(env *workerv1.WorkerEnvelope) error {
+	_, err := r.ReadSized(env)
+	return err
+}
+
+// ReadSized is ReadInto that also returns the frame's payload size.
+func (r *Reader) ReadSized(env *workerv1.WorkerEnvelope) (size int, err error) {
 	payload, err := r.ReadPayload()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := r.um.Unmarshal(payload, env); err != nil {
-		return &Error{Code: CodeMalformed, Err: err}
+		return 0, &Error{Code: CodeMalformed, Err: err}
 	}
-	return Validate(env, r.opts)
+	return len(payload), Validate(env, r.opts)
 }
 
 // Validate checks an envelope's version, session id and body.
@@ -212,4 +220,64 @@ func (w *Writer) WriteMessage(env proto.Message) error {
 	}
 	_, err = w.w.Write(b)
 	return err
+}
+
+// Field numbers of the envelope around an encoded event, read from the
+// descriptor so that they have one home: the .proto file.
+var (
+	fieldVersion  = fieldNumber(&workerv1.WorkerEnvelope{}, "protocol_version")
+	fieldSession  = fieldNumber(&workerv1.WorkerEnvelope{}, "session_id")
+	fieldSequence = fieldNumber(&workerv1.WorkerEnvelope{}, "sequence")
+	fieldEvent    = fieldNumber(&workerv1.WorkerEnvelope{}, "event")
+	fieldInner    = fieldNumber(&workerv1.WorkerEvent{}, "event")
+)
+
+func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
+	fd := m.ProtoReflect().Descriptor().Fields().ByName(name)
+	if fd == nil {
+		panic("frame: no field " + string(name))
+	}
+	return fd.Number()
+}
+
+// WriteEvent writes one event envelope (version, session id, sequence and a
+// WorkerEvent body) around event, an already encoded mxgateway.v1.Event, as
+// one frame. It produces the bytes Write would for the same envelope, without
+// decoding or re-encoding the event.
+func (w *Writer) WriteEvent(version uint32, sessionID string, seq uint64, event []byte) error {
+	b := w.buf[:HeaderBytes]
+	b = protowire.AppendTag(b, fieldVersion, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(version))
+	if sessionID != "" {
+		b = protowire.AppendTag(b, fieldSession, protowire.BytesType)
+		b = protowire.AppendString(b, sessionID)
+	}
+	b = protowire.AppendTag(b, fieldSequence, protowire.VarintType)
+	b = protowire.AppendVarint(b, seq)
+	inner := protowire.SizeTag(fieldInner) + protowire.SizeBytes(len(event))
+	b = protowire.AppendTag(b, fieldEvent, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(inner))
+	b = protowire.AppendTag(b, fieldInner, protowire.BytesType)
+	b = protowire.AppendBytes(b, event)
+	size := len(b) - HeaderBytes
+	if size > w.opts.max() {
+		return &Error{Code: CodeOversized, Detail: fmt.Sprintf("length %d exceeds limit %d", size, w.opts.max())}
+	}
+	binary.LittleEndian.PutUint32(b[:HeaderBytes], uint32(size))
+	if cap(b) <= keepBufferBytes {
+		w.buf = b[:HeaderBytes]
+	}
+	_, err := w.w.Write(b)
+	return err
+}
+
+// EventOverhead bounds the bytes WriteEvent adds around an encoded event for
+// a session id of sessionIDBytes bytes; an event of at most
+// MaxFrameBytes-EventOverhead bytes fits one frame.
+func EventOverhead(sessionIDBytes int) int {
+	const varint = binary.MaxVarintLen64
+	return protowire.SizeTag(fieldVersion) + varint +
+		protowire.SizeTag(fieldSession) + varint + sessionIDBytes +
+		protowire.SizeTag(fieldSequence) + varint +
+		protowire.SizeTag(fieldEvent) + varint + protowire.SizeTag(fieldInner) + varint
 }

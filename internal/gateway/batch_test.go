@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -11,6 +13,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/session"
+	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
 // TestStreamEventsBatches: with max_batch, queued events come several per
@@ -29,6 +32,16 @@ func TestStreamEventsBatches(t *testing.T) {
 		w.events <- &mxgatewayv1.Event{Sequence: seq + 1, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE}
 	}
 	// Wait until the session holds all ten (a plain stream replays them).
+	testutil.Eventually(t, 5*time.Second, func() error {
+		list, err := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
+		if err != nil {
+			return err
+		}
+		if n := list.GetSessions()[0].GetLastSequence(); n != 10 {
+			return fmt.Errorf("last sequence %d", n)
+		}
+		return nil
+	})
 	probe, err := g.client.StreamEvents(ctx, &mxgatewayv1.StreamEventsRequest{SessionId: id, AfterSequence: 9})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
@@ -70,15 +71,32 @@ func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard
 	return &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK,
 		Result: &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: 1}}}, nil
 }
-func (w *fakeWorker) Events() <-chan *mxgatewayv1.Event { return w.events }
-func (w *fakeWorker) Done() <-chan struct{}             { return w.done }
+func (w *fakeWorker) NextEvents(dst []protocol.SizedEvent) ([]protocol.SizedEvent, bool) {
+	ev, ok := <-w.events
+	if !ok {
+		return dst, false
+	}
+	dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+	for {
+		select {
+		case ev, ok := <-w.events:
+			if !ok {
+				return dst, true // the next call reports the end
+			}
+			dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+		default:
+			return dst, true
+		}
+	}
+}
+func (w *fakeWorker) Done() <-chan struct{} { return w.done }
 func (w *fakeWorker) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
 }
 func (w *fakeWorker) Shutdown(ctx context.Context) ([]string, error) { w.finish(nil); return nil, nil }
-func (w *fakeWorker) Kill(reason string)                             { w.finish(workerclient.ErrKilled) }
+func (w *fakeWorker) Kill(protocol.KillReason)                       { w.finish(workerclient.ErrKilled) }
 func (w *fakeWorker) finish(err error) {
 	w.once.Do(func() {
 		w.mu.Lock()

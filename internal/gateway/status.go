@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
@@ -36,6 +37,9 @@ type errorMapping struct {
 // are wrapped with (a *session.FaultError carries both ErrWorkerFailed and
 // its cause).
 var errorTable = []errorMapping{
+	// The Admin service's own failures (auth.AdminServer.WithStatus).
+	{err: auth.ErrInvalidSpec, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: auth.ErrKeyNotFound, code: codes.NotFound, reason: auth.ReasonAPIKeyNotFound, msg: "no API key with that id"},
 	{err: session.ErrNotFound, code: codes.NotFound, reason: mxgatewayv1.ReasonSessionNotFound},
 	{err: session.ErrFaulted, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionFaulted},
 	{err: session.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
@@ -55,6 +59,9 @@ var errorTable = []errorMapping{
 	// A command whose worker frame would exceed max_frame_bytes fails alone;
 	// gRPC reports oversized messages with the same code.
 	{err: workerclient.ErrCommandTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonInvalidRequest},
+	// A reply that would exceed max_frame_bytes fails its call alone; the
+	// worker and the session keep serving.
+	{err: workerclient.ErrReplyTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonReplyTooLarge},
 	// The worker's item guard refused a write the constraints approved: the
 	// handle named another reference in the worker's item table.
 	{err: workerclient.ErrGuardRefused, code: codes.PermissionDenied, reason: mxgatewayv1.ReasonReferenceForbidden},
@@ -64,6 +71,8 @@ var errorTable = []errorMapping{
 	{err: workerclient.ErrNotReady, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonSessionNotReady},
 	{err: workerclient.ErrWorkerGone, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrKilled, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	// The worker's queue filled: the gateway did not keep up at all.
+	{err: workerclient.ErrWorkerOverflow, code: codes.Unavailable, reason: mxgatewayv1.ReasonEventOverflow},
 	{err: workerclient.ErrWorkerFault, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrProtocol, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrShutdownTimeout, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
@@ -71,6 +80,12 @@ var errorTable = []errorMapping{
 	{err: session.ErrWorkerFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: context.DeadlineExceeded, code: codes.DeadlineExceeded, reason: mxgatewayv1.ReasonCommandTimeout},
 	{err: context.Canceled, code: codes.Canceled},
+}
+
+// Status is toStatus for other services of the gateway (the Admin service):
+// the same table, the same logging of what it cannot map.
+func Status(log *slog.Logger) func(method string, err error) error {
+	return func(method string, err error) error { return toStatus(log, method, err) }
 }
 
 // toStatus turns err into the status error a handler returns. Errors that

@@ -14,6 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
@@ -76,6 +79,12 @@ func TestToStatusTable(t *testing.T) {
 		{"deadline", context.DeadlineExceeded, codes.DeadlineExceeded, mxgatewayv1.ReasonCommandTimeout, false},
 		{"canceled", context.Canceled, codes.Canceled, "", false},
 		{"unknown", errors.New("secret detail /etc/passwd"), codes.Internal, mxgatewayv1.ReasonInternal, false},
+		{"reply too large", fmt.Errorf("%w: 70000 bytes", workerclient.ErrReplyTooLarge), codes.ResourceExhausted, mxgatewayv1.ReasonReplyTooLarge, false},
+		{"worker overflow", &session.FaultError{Reason: "overflow", Cause: &workerclient.FaultError{Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW}}, codes.Unavailable, mxgatewayv1.ReasonEventOverflow, false},
+		{"other worker fault", &workerclient.FaultError{Code: workerv1.FaultCode_FAULT_CODE_INTERNAL}, codes.Unavailable, mxgatewayv1.ReasonWorkerExited, false},
+		{"killed, typed", &workerclient.KillError{Reason: protocol.KillSlowConsumer}, codes.Unavailable, mxgatewayv1.ReasonWorkerExited, false},
+		{"admin: bad key spec", fmt.Errorf("%w: no scopes", auth.ErrInvalidSpec), codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest, false},
+		{"admin: no such key", auth.ErrKeyNotFound, codes.NotFound, auth.ReasonAPIKeyNotFound, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,6 +109,21 @@ func TestToStatusTable(t *testing.T) {
 				t.Fatalf("INTERNAL leaks details: %q", st.Message())
 			}
 		})
+	}
+}
+
+// TestAdminStatusFromTheTable: the Admin service's failures are built by
+// the same table; what it cannot map (a store failure) is INTERNAL without
+// details for the client and logged with them.
+func TestAdminStatusFromTheTable(t *testing.T) {
+	var buf strings.Builder
+	f := Status(slog.New(slog.NewTextHandler(&buf, nil)))
+	err := f("ListApiKeys", errors.New("store: database is locked"))
+	if st, _ := status.FromError(err); st.Code() != codes.Internal || reasonOf(t, err) != mxgatewayv1.ReasonInternal || strings.Contains(st.Message(), "locked") {
+		t.Fatalf("store failure = %v, want INTERNAL without details", err)
+	}
+	if !strings.Contains(buf.String(), "ListApiKeys") || !strings.Contains(buf.String(), "database is locked") {
+		t.Fatalf("not logged with method and cause: %q", buf.String())
 	}
 }
 

@@ -14,8 +14,10 @@ import (
 
 // Validation bounds: the gateway's own limits, not MXAccess's.
 const (
-	// DefaultMaxBulkEntries bounds the list of a bulk command.
-	DefaultMaxBulkEntries = 10000
+	// DefaultMaxBulkEntries bounds the list of a bulk command: sized for a
+	// plant that subscribes tens of thousands of attributes at once (the
+	// request and its reply stay well inside the message limit).
+	DefaultMaxBulkEntries = 100000
 	// maxReferenceLen bounds one item reference (Galaxy references are far
 	// shorter; this only stops abuse).
 	maxReferenceLen = 1024

@@ -2,7 +2,11 @@
 // version, frame limits, default timings and the worker's exit codes.
 package protocol
 
-import "time"
+import (
+	"time"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
 
 // Version is the gateway-worker protocol version. Both sides refuse a peer
 // that speaks another one. Version 2 added the item guard
@@ -12,6 +16,15 @@ const Version uint32 = 2
 
 // DefaultMaxFrameBytes is the default largest frame payload (16 MiB).
 const DefaultMaxFrameBytes = 16 << 20
+
+// Default bounds of the worker's outbound event queue: the burst a worker
+// buffers while the gateway is behind before it faults with
+// FAULT_CODE_EVENT_OVERFLOW. Whichever is reached first gives. The gateway
+// announces its configured bounds in GatewayHello.
+const (
+	DefaultWorkerQueueEvents = 1_000_000
+	DefaultWorkerQueueBytes  = 256 << 20
+)
 
 // CommandQueueSize is how many commands a worker queues behind the one it
 // runs; one more arriving is a protocol fault. The gateway's per-session
@@ -36,8 +49,12 @@ const NonceBytes = 32
 
 // Worker exit codes. They are documented in docs/worker.md.
 const (
-	ExitOK              = 0  // clean shutdown after ShutdownAck
-	ExitBadArguments    = 2  // missing or invalid command-line arguments
+	ExitOK = 0 // clean shutdown after ShutdownAck
+	// ExitCrashed is the Go runtime's own exit code (an unrecovered panic,
+	// a fatal error): the worker never chooses it, so a process that exits
+	// with it crashed.
+	ExitCrashed         = 2
+	ExitBadArguments    = 11 // missing or invalid command-line arguments
 	ExitVersionMismatch = 3  // GatewayHello spoke another protocol version
 	ExitNoNonce         = 4  // stdin did not carry a nonce
 	ExitHandshakeFailed = 5  // dial, hello or nonce check failed
@@ -50,16 +67,23 @@ const (
 )
 
 // ExitReason turns a worker's exit into a bounded name (the reason label
-// of the workers_exited_total metric): "killed" when the supervisor killed it, "signal"
-// for another signal (code -1), the name of a documented worker exit code
-// ("ok", "connection_lost", "backend_init", ...), or "other".
+// of the workers_exited_total metric): "killed" when the supervisor killed
+// it, "signal" for another signal (code -1), "crashed" for the Go runtime's
+// exit code and a Windows exception status (0xC0000000 and up), the name of
+// a documented worker exit code ("ok", "connection_lost", "backend_init",
+// ...), or "other".
 func ExitReason(code int, killed bool) string {
 	if killed {
 		return "killed"
 	}
+	if uint32(code) >= 0xC0000000 && code != -1 {
+		return "crashed" // an NTSTATUS such as STATUS_ACCESS_VIOLATION
+	}
 	switch code {
 	case -1:
 		return "signal"
+	case ExitCrashed:
+		return "crashed"
 	case ExitOK:
 		return "ok"
 	case ExitBadArguments:
@@ -86,3 +110,33 @@ func ExitReason(code int, killed bool) string {
 		return "other"
 	}
 }
+
+// SizedEvent is an event as it crossed the worker pipe, with the size of its
+// frame: the measure every byte bound on the event path counts.
+type SizedEvent struct {
+	Event *mxgatewayv1.Event
+	Bytes int
+}
+
+// Default bounds of the gateway's per-session queue between the worker pipe
+// and the session's distributor. While it is full the gateway stops reading
+// the pipe and the worker buffers (flow control).
+const (
+	DefaultGatewayQueueEvents = 100_000
+	DefaultGatewayQueueBytes  = 64 << 20
+)
+
+// KillReason says why the gateway killed a worker. Its values are the
+// bounded reason labels of the workers_killed_total metric; the gateway
+// passes them typed from where the decision is made to the metric.
+type KillReason string
+
+// Kill reasons.
+const (
+	KillSlowConsumer    KillReason = "slow_consumer"    // a subscriber stalled under fault-session
+	KillAfterFault      KillReason = "after_fault"      // the session is closed after it faulted
+	KillShutdownTimeout KillReason = "shutdown_timeout" // a graceful shutdown did not finish
+	KillProtocolError   KillReason = "protocol_error"   // the worker broke the protocol (an event sequence gap)
+	KillNotOpened       KillReason = "not_opened"       // the session could not be registered after the launch
+	KillGateway         KillReason = "gateway"          // another decision of the gateway (readiness probe, shutdown)
+)

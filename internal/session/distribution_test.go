@@ -13,10 +13,10 @@ import (
 )
 
 func TestRing(t *testing.T) {
-	r := newRing(5)
+	r := newRing(5, 1<<30)
 	at := time.Unix(100, 0)
 	for seq := uint64(1); seq <= 3; seq++ {
-		if r.push(&mxgatewayv1.Event{Sequence: seq}, at.Add(time.Duration(seq)*time.Second)) {
+		if r.push(&mxgatewayv1.Event{Sequence: seq}, 1, at.Add(time.Duration(seq)*time.Second)) != 0 {
 			t.Fatalf("push %d evicted with room left", seq)
 		}
 	}
@@ -31,9 +31,7 @@ func TestRing(t *testing.T) {
 	}
 	evicted := 0
 	for seq := uint64(4); seq <= 70; seq++ { // grows past ringInitial? no: size 5 bounds it
-		if r.push(&mxgatewayv1.Event{Sequence: seq}, at.Add(time.Duration(seq)*time.Second)) {
-			evicted++
-		}
+		evicted += r.push(&mxgatewayv1.Event{Sequence: seq}, 1, at.Add(time.Duration(seq)*time.Second))
 	}
 	if r.len() != 5 || evicted != 65 {
 		t.Fatalf("len %d evicted %d, want 5 and 65", r.len(), evicted)
@@ -58,9 +56,9 @@ func TestRing(t *testing.T) {
 }
 
 func TestRingGrowsInOrder(t *testing.T) {
-	r := newRing(1000)
+	r := newRing(1000, 1<<30)
 	for seq := uint64(1); seq <= 700; seq++ {
-		r.push(&mxgatewayv1.Event{Sequence: seq}, time.Time{})
+		r.push(&mxgatewayv1.Event{Sequence: seq}, 1, time.Time{})
 	}
 	got := r.since(0)
 	if len(got) != 700 {
@@ -254,7 +252,7 @@ func TestSubscriberLimit(t *testing.T) {
 func TestSlowConsumerDisconnect(t *testing.T) {
 	slow := 0
 	var mu sync.Mutex
-	h := newHarness(t, Options{SubscriberQueue: 2, SlowConsumerPolicy: PolicyDisconnectSubscriber, Hooks: Hooks{SlowConsumer: func(p SlowConsumerPolicy) {
+	h := newHarness(t, Options{SubscriberQueue: 2, SubscriberStallTimeout: time.Millisecond, SlowConsumerPolicy: PolicyDisconnectSubscriber, Hooks: Hooks{SlowConsumer: func(p SlowConsumerPolicy) {
 		mu.Lock()
 		slow++
 		mu.Unlock()
@@ -268,7 +266,7 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 	expectSeqs(t, fast, 3)
 	_, err := next(t, stalled)
 	if !errors.Is(err, ErrSlowConsumer) {
-		t.Fatalf("stalled subscriber got %v, want ErrSlowConsumer at once", err)
+		t.Fatalf("stalled subscriber got %v, want ErrSlowConsumer after the stall timeout", err)
 	}
 	info := s.Info()
 	if info.State != mxgatewayv1.SessionState_SESSION_STATE_READY || info.Subscribers != 1 || info.SlowConsumers != 1 {
@@ -289,7 +287,7 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 }
 
 func TestSlowConsumerFaultsSession(t *testing.T) {
-	h := newHarness(t, Options{SubscriberQueue: 2, SlowConsumerPolicy: PolicyFaultSession})
+	h := newHarness(t, Options{SubscriberQueue: 2, SubscriberStallTimeout: time.Millisecond, SlowConsumerPolicy: PolicyFaultSession})
 	s, w := h.open()
 	stalled := subAfter(t, s, 0)
 	w.emit(t, 1, 2, 3)
@@ -353,7 +351,7 @@ func TestConflation(t *testing.T) {
 // TestConflationBoundsStorm: a stalled conflating subscriber on one item
 // never overflows and finally sees the latest value.
 func TestConflationBoundsStorm(t *testing.T) {
-	h := newHarness(t, Options{SubscriberQueue: 2, SlowConsumerPolicy: PolicyFaultSession})
+	h := newHarness(t, Options{SubscriberQueue: 2, SubscriberStallTimeout: time.Millisecond, SlowConsumerPolicy: PolicyFaultSession})
 	s, w := h.open()
 	sub, err := s.Subscribe(SubscribeRequest{Conflate: true})
 	if err != nil {

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/itemtable"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -76,10 +79,27 @@ func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard
 	}
 	return &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK}, nil
 }
-func (w *fakeWorker) Items() *itemtable.Table           { return w.items }
-func (w *fakeWorker) Unanswered() int                   { return int(w.unanswered.Load()) }
-func (w *fakeWorker) Events() <-chan *mxgatewayv1.Event { return w.events }
-func (w *fakeWorker) Done() <-chan struct{}             { return w.done }
+func (w *fakeWorker) Items() *itemtable.Table { return w.items }
+func (w *fakeWorker) Unanswered() int         { return int(w.unanswered.Load()) }
+func (w *fakeWorker) NextEvents(dst []protocol.SizedEvent) ([]protocol.SizedEvent, bool) {
+	ev, ok := <-w.events
+	if !ok {
+		return dst, false
+	}
+	dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+	for {
+		select {
+		case ev, ok := <-w.events:
+			if !ok {
+				return dst, true // the next call reports the end
+			}
+			dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+		default:
+			return dst, true
+		}
+	}
+}
+func (w *fakeWorker) Done() <-chan struct{} { return w.done }
 func (w *fakeWorker) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -96,9 +116,9 @@ func (w *fakeWorker) Shutdown(ctx context.Context) ([]string, error) {
 	w.finish(nil)
 	return []string{"teardown ok"}, nil
 }
-func (w *fakeWorker) Kill(reason string) {
+func (w *fakeWorker) Kill(reason protocol.KillReason) {
 	w.mu.Lock()
-	w.kills = append(w.kills, reason)
+	w.kills = append(w.kills, string(reason))
 	w.mu.Unlock()
 	w.finish(errKilled)
 }

@@ -10,6 +10,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // idBytes is the entropy of a session id (128 bits from crypto/rand).
@@ -125,7 +126,7 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 	if err != nil {
 		m.mu.Unlock()
 		if s != nil {
-			s.w.Kill("session not opened")
+			s.w.Kill(protocol.KillNotOpened)
 			<-s.w.Done()
 		}
 		return nil, err

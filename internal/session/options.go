@@ -33,9 +33,12 @@ type Worker interface {
 	// Unanswered is how many commands the worker got and has not answered
 	// whose callers stopped waiting; they still run.
 	Unanswered() int
-	// Events delivers the worker's events in order; it is closed after the
-	// worker reached a terminal state.
-	Events() <-chan *mxgatewayv1.Event
+	// NextEvents appends the worker's next events, in order and sized by
+	// their frames, to dst, waiting while there are none; ok is false once
+	// the worker reached a terminal state and every event was handed out.
+	// While the session does not call it the worker's events wait upstream
+	// (flow control).
+	NextEvents(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool)
 	// Done is closed when the worker reached a terminal state.
 	Done() <-chan struct{}
 	// Err is the terminal error (nil after a clean shutdown).
@@ -43,8 +46,8 @@ type Worker interface {
 	// Shutdown asks the worker to tear down gracefully within ctx and
 	// returns its teardown warnings.
 	Shutdown(ctx context.Context) ([]string, error)
-	// Kill ends the worker at once.
-	Kill(reason string)
+	// Kill ends the worker at once, saying why (typed, for the metric).
+	Kill(reason protocol.KillReason)
 }
 
 // LaunchFunc starts a worker for sessionID and returns it once it is ready.
@@ -84,10 +87,18 @@ const (
 	DefaultDetachGrace        = 2 * time.Minute
 	DefaultCloseTimeout       = protocol.DefaultShutdownTimeout
 	DefaultMaxSubscribers     = 8
-	DefaultSubscriberQueue    = 10000
-	DefaultReplaySize         = 100000
-	DefaultReplayAge          = 10 * time.Minute
 	DefaultSlowConsumerPolicy = PolicyFaultSession
+	DefaultReplayAge          = 10 * time.Minute
+)
+
+// Defaults of the event path's bounds (see docs/performance.md, flow
+// control).
+const (
+	DefaultSubscriberQueue        = 10000
+	DefaultSubscriberQueueBytes   = 32 << 20
+	DefaultSubscriberStallTimeout = 5 * time.Second
+	DefaultReplaySize             = 100000
+	DefaultReplayBytes            = 64 << 20
 )
 
 // Hooks are optional callbacks for metrics. They run synchronously, some
@@ -146,12 +157,23 @@ type Options struct {
 	MaxSubscribers int
 	// SubscriberQueue is each subscriber's live queue length. Default 10000.
 	SubscriberQueue int
+	// SubscriberQueueBytes bounds the frame bytes in each subscriber's live
+	// queue. Default 32 MiB.
+	SubscriberQueueBytes int64
+	// SubscriberStallTimeout is how long the session waits for a
+	// subscriber with a full queue to make room before it applies
+	// SlowConsumerPolicy; meanwhile the session's events wait upstream.
+	// Default 5s.
+	SubscriberStallTimeout time.Duration
 	// SlowConsumerPolicy applies when a subscriber queue is full.
 	// Default PolicyFaultSession.
 	SlowConsumerPolicy SlowConsumerPolicy
 	// ReplaySize is how many events the replay ring keeps (it grows on
 	// demand up to this). Default 100000.
 	ReplaySize int
+	// ReplayBytes bounds the frame bytes the replay ring keeps (the newest
+	// event is always kept). Default 64 MiB.
+	ReplayBytes int64
 	// ReplayAge is how long the replay ring keeps an event. Default 10m.
 	ReplayAge time.Duration
 	// SweepInterval is how often leases are checked. Default: a quarter of
@@ -209,11 +231,28 @@ func (o Options) withDefaults() (Options, error) {
 		{"DetachGrace", &o.DetachGrace, DefaultDetachGrace},
 		{"CloseTimeout", &o.CloseTimeout, DefaultCloseTimeout},
 		{"ReplayAge", &o.ReplayAge, DefaultReplayAge},
+		{"SubscriberStallTimeout", &o.SubscriberStallTimeout, DefaultSubscriberStallTimeout},
 	}
 	for _, f := range durs {
 		switch {
 		case *f.v < 0:
 			errs = append(errs, fmt.Errorf("session: %s must not be negative (got %v)", f.name, *f.v))
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	i64s := []struct {
+		name string
+		v    *int64
+		def  int64
+	}{
+		{"SubscriberQueueBytes", &o.SubscriberQueueBytes, DefaultSubscriberQueueBytes},
+		{"ReplayBytes", &o.ReplayBytes, DefaultReplayBytes},
+	}
+	for _, f := range i64s {
+		switch {
+		case *f.v < 0:
+			errs = append(errs, fmt.Errorf("session: %s must not be negative (got %d)", f.name, *f.v))
 		case *f.v == 0:
 			*f.v = f.def
 		}

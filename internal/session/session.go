@@ -15,6 +15,7 @@ import (
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/logging"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // Session is one client session: its worker, its lease, its command budget
@@ -34,6 +35,10 @@ type Session struct {
 	pumpDone chan struct{} // closed when the pump returned
 	wdDone   chan struct{} // closed when the watchdog loop returned (nil without one)
 	closed   chan struct{} // closed when a close finished
+	// noWait is closed when the session starts closing or faults: the pump
+	// stops waiting for room in subscriber queues.
+	noWait     chan struct{}
+	noWaitOnce sync.Once
 
 	mu            sync.Mutex
 	state         mxgatewayv1.SessionState
@@ -102,9 +107,10 @@ func newSession(m *Manager, id string, req OpenRequest, w Worker) *Session {
 		log:          m.log.With(logging.KeySession, id, logging.KeyWorkerPID, w.PID()),
 		pumpDone:     make(chan struct{}),
 		closed:       make(chan struct{}),
+		noWait:       make(chan struct{}),
 		state:        mxgatewayv1.SessionState_SESSION_STATE_READY,
 		lastActivity: now,
-		ring:         newRing(m.opts.ReplaySize),
+		ring:         newRing(m.opts.ReplaySize, m.opts.ReplayBytes),
 		subs:         make(map[*Subscription]struct{}),
 		wd:           watchdog{health: mxgatewayv1.DataHealth_DATA_HEALTH_DISABLED},
 	}
@@ -330,7 +336,7 @@ func (s *Session) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		}
 		replay = append(replay, held...)
 	}
-	sub := newSubscription(s, replay, opts.SubscriberQueue, req.Conflate)
+	sub := newSubscription(s, replay, opts.SubscriberQueue, opts.SubscriberQueueBytes, req.Conflate)
 	s.subs[sub] = struct{}{}
 	s.lastActivity = now
 	return sub, nil
@@ -346,8 +352,8 @@ func (s *Session) gapMarker(after, firstAvail uint64, now time.Time) *mxgatewayv
 		Body: &mxgatewayv1.Event_ReplayGap{ReplayGap: &mxgatewayv1.ReplayGap{
 			RequestedAfterSequence: after,
 			FirstAvailableSequence: firstAvail,
-			Reason: fmt.Sprintf("replay ring no longer holds events %d to %d (it keeps %d events for at most %v)",
-				after+1, firstAvail-1, s.m.opts.ReplaySize, s.m.opts.ReplayAge),
+			Reason: fmt.Sprintf("replay ring no longer holds events %d to %d (it keeps %d events or %d bytes for at most %v)",
+				after+1, firstAvail-1, s.m.opts.ReplaySize, s.m.opts.ReplayBytes, s.m.opts.ReplayAge),
 		}},
 	}
 }
@@ -365,108 +371,197 @@ func (s *Session) detach(sub *Subscription) {
 	s.mu.Unlock()
 	sub.mu.Lock()
 	sub.closed = true
-	sub.replay, sub.q, sub.head, sub.live = nil, nil, 0, 0
+	sub.replay, sub.q, sub.head, sub.live, sub.bytes = nil, nil, 0, 0, 0
 	sub.mu.Unlock()
+	signal(sub.room)
 }
 
-// pump is the session's one event goroutine: it reads the worker's events
+// pump is the session's one event goroutine: it takes the worker's events
 // until the worker reaches a terminal state, then records how it ended.
+// While a subscriber's queue is full it waits (and so, upstream, does the
+// worker pipe): see deliver.
 func (s *Session) pump() {
 	defer close(s.pumpDone)
-	for ev := range s.w.Events() {
-		s.deliver(ev)
+	var batch []protocol.SizedEvent
+	for {
+		var ok bool
+		batch, ok = s.w.NextEvents(batch[:0])
+		more := true
+		for i := range batch {
+			if more {
+				more = s.deliver(batch[i].Event, batch[i].Bytes)
+			}
+			batch[i] = protocol.SizedEvent{}
+		}
+		if !ok || !more {
+			break
+		}
 	}
 	<-s.w.Done()
 	s.workerEnded(s.w.Err())
 }
 
-// deliver checks the sequence, stores ev in the ring and offers it to every
-// subscriber. It never blocks on a subscriber.
-func (s *Session) deliver(ev *mxgatewayv1.Event) {
+// stopWaiting releases a pump waiting for a subscriber (close or fault).
+func (s *Session) stopWaiting() { s.noWaitOnce.Do(func() { close(s.noWait) }) }
+
+// deliver checks the sequence, stores ev (size bytes) in the ring and
+// offers it to every subscriber. A subscriber without room is waited for
+// (flow control) as long as it makes room within SubscriberStallTimeout;
+// one that does not is slow and gets the slow-consumer policy. Nothing is
+// dropped: every subscriber still attached gets ev. It returns false when
+// the worker ended while a subscriber was waited for: the session then
+// faults with the worker's reason (its queued events are not delivered:
+// the fault says where the stream ends).
+func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 	opts := &s.m.opts
-	now := opts.Now()
-	var kill string
-	var slow int
-	s.mu.Lock()
-	if s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
-		// The gateway faulted the session itself and is killing the worker:
-		// nothing after the fault is delivered.
+	var kill protocol.KillReason
+	slow := 0
+	var now time.Time
+	checked := false
+	for {
+		now = opts.Now()
+		s.mu.Lock()
+		if s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
+			// The gateway faulted the session itself and is killing the
+			// worker: nothing after the fault is delivered.
+			s.mu.Unlock()
+			s.hooks(slow, 0, "")
+			return true
+		}
+		if !checked {
+			// The worker numbers its events; the session renumbers the
+			// ones its clients see, since it leaves out the watchdog's and
+			// adds its own.
+			want := s.workerSeq + 1
+			switch ev.GetSequence() {
+			case 0, want:
+			default:
+				reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.workerSeq)
+				s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
+				s.mu.Unlock()
+				s.w.Kill(protocol.KillProtocolError)
+				return true
+			}
+			s.workerSeq = want
+			checked = true
+			if taken, after := s.watchdogEventLocked(ev, now); taken {
+				s.mu.Unlock()
+				after()
+				return true
+			}
+		}
+		var blocked *Subscription
+		if !s.closing {
+			for sub := range s.subs {
+				if !sub.hasRoom(ev, size) {
+					blocked = sub
+					break
+				}
+			}
+		}
+		if blocked == nil {
+			break // publish with s.mu held
+		}
 		s.mu.Unlock()
-		return
+		if blocked.waitRoom(ev, size, opts.SubscriberStallTimeout, s.noWait, s.w.Done()) {
+			continue
+		}
+		select {
+		case <-s.w.Done():
+			s.hooks(slow, 0, "")
+			return false
+		default:
+		}
+		// No room within the stall timeout (or the session is ending):
+		// the subscriber is slow.
+		s.mu.Lock()
+		if _, attached := s.subs[blocked]; attached && !blocked.hasRoom(ev, size) {
+			slow++
+			s.slowConsumers++
+			if k := s.slowLocked(blocked, ev.Sequence, now); k != "" {
+				kill = k
+			}
+		}
+		s.mu.Unlock()
+		if kill != "" {
+			break
+		}
 	}
-	// The worker numbers its events; the session renumbers the ones its
-	// clients see, since it leaves out the watchdog's and adds its own.
-	want := s.workerSeq + 1
-	switch ev.GetSequence() {
-	case 0, want:
-	default:
-		reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.workerSeq)
-		s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
-		s.mu.Unlock()
-		s.w.Kill(reason)
-		return
-	}
-	s.workerSeq = want
-	if taken, after := s.watchdogEventLocked(ev, now); taken {
-		s.mu.Unlock()
-		after()
-		return
+	if kill != "" {
+		s.hooks(slow, 0, kill)
+		return true
 	}
 	if ev.GatewayTime == nil {
 		ev.GatewayTime = timestamppb.New(now)
 	}
-	slow, kill = s.publishLocked(ev, now)
+	n, k := s.publishLocked(ev, size, now)
 	s.mu.Unlock()
-	if h := opts.Hooks.EventReceived; h != nil {
-		h(ev.GetFamily())
-	}
-	s.afterPublish(ev, slow, kill)
+	s.hooks(slow+n, ev.GetFamily(), k)
+	return true
 }
 
-// publishLocked gives ev the next sequence, stores it in the ring and offers
-// it to every subscriber, applying the slow-consumer policy. It returns how
+// publishLocked gives ev (size bytes) the next sequence, stores it in the
+// ring and offers it to every subscriber. The pump has waited for room
+// (deliver); a subscriber still full (the session closes, or a
+// gateway-generated event) gets the slow-consumer policy. It returns how
 // many subscribers were too slow and, when the policy faulted the session,
-// why the worker must be killed (after the lock is released: see
-// afterPublish).
-func (s *Session) publishLocked(ev *mxgatewayv1.Event, now time.Time) (slow int, kill string) {
+// why the worker must be killed (after the lock is released: see hooks).
+func (s *Session) publishLocked(ev *mxgatewayv1.Event, size int, now time.Time) (slow int, kill protocol.KillReason) {
 	opts := &s.m.opts
 	ev.SessionId = s.id
 	ev.Sequence = s.lastSeq + 1
 	s.lastSeq = ev.Sequence
-	s.ring.push(ev, now)
+	s.ring.push(ev, size, now)
 	s.ring.trimBefore(now.Add(-opts.ReplayAge))
 	for sub := range s.subs {
-		if sub.offer(ev) {
+		if sub.offer(ev, size) {
 			continue
 		}
 		slow++
 		s.slowConsumers++
-		if opts.SlowConsumerPolicy == PolicyFaultSession {
-			reason := fmt.Sprintf("subscriber queue of %d events overflowed at sequence %d", opts.SubscriberQueue, ev.Sequence)
-			s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSlowConsumer, reason))
-			kill = "slow consumer"
+		if k := s.slowLocked(sub, ev.Sequence, now); k != "" {
+			kill = k
 			break
-		}
-		sub.fail(fmt.Errorf("%w: queue of %d events overflowed at sequence %d", ErrSlowConsumer, opts.SubscriberQueue, ev.Sequence))
-		delete(s.subs, sub)
-		if len(s.subs) == 0 {
-			s.lastDetach = now
 		}
 	}
 	return slow, kill
 }
 
-// afterPublish runs the slow-consumer hooks and kill of publishLocked once
-// the session lock is released.
-func (s *Session) afterPublish(ev *mxgatewayv1.Event, slow int, kill string) {
+// slowLocked applies the slow-consumer policy to sub, which has no room for
+// event seq. It returns the kill reason when the policy faulted the session.
+func (s *Session) slowLocked(sub *Subscription, seq uint64, now time.Time) (kill protocol.KillReason) {
 	opts := &s.m.opts
+	// While the session closes a full subscriber is only disconnected: the
+	// worker is being shut down in order.
+	if opts.SlowConsumerPolicy == PolicyFaultSession && !s.closing {
+		reason := fmt.Sprintf("subscriber queue (%d events, %d bytes) stayed full for %v at sequence %d",
+			opts.SubscriberQueue, opts.SubscriberQueueBytes, opts.SubscriberStallTimeout, seq)
+		s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSlowConsumer, reason))
+		return protocol.KillSlowConsumer
+	}
+	sub.fail(fmt.Errorf("%w: queue of %d events (%d bytes) stayed full for %v at sequence %d",
+		ErrSlowConsumer, opts.SubscriberQueue, opts.SubscriberQueueBytes, opts.SubscriberStallTimeout, seq))
+	delete(s.subs, sub)
+	if len(s.subs) == 0 {
+		s.lastDetach = now
+	}
+	return ""
+}
+
+// hooks runs the metric hooks of one delivery (family 0: none delivered)
+// and the kill a policy asked for, once the session lock is released.
+func (s *Session) hooks(slow int, family mxgatewayv1.EventFamily, kill protocol.KillReason) {
+	opts := &s.m.opts
+	if h := opts.Hooks.EventReceived; h != nil && family != mxgatewayv1.EventFamily_EVENT_FAMILY_UNSPECIFIED {
+		h(family)
+	}
 	if h := opts.Hooks.SlowConsumer; h != nil {
 		for range slow {
 			h(opts.SlowConsumerPolicy)
 		}
 	}
 	if kill != "" {
-		s.log.Warn("slow consumer: faulting session", slog.Uint64("sequence", ev.Sequence))
+		s.log.Warn("slow consumer: faulting session")
 		s.w.Kill(kill)
 	}
 }
@@ -479,6 +574,7 @@ func (s *Session) faultLocked(reason string, cause error) {
 	}
 	s.state = mxgatewayv1.SessionState_SESSION_STATE_FAULTED
 	s.fault = &FaultError{Reason: reason, Cause: cause}
+	s.stopWaiting()
 	for sub := range s.subs {
 		sub.end(s.fault)
 	}
@@ -535,6 +631,7 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		return CloseResult{AlreadyClosed: true, State: st}
 	}
 	s.closing = true
+	s.stopWaiting()
 	faulted := s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED
 	if !faulted {
 		s.state = mxgatewayv1.SessionState_SESSION_STATE_CLOSING
@@ -547,7 +644,7 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		select {
 		case <-s.w.Done(): // already gone (the fault's own kill, or its exit)
 		default:
-			s.w.Kill("session closed after a fault")
+			s.w.Kill(protocol.KillAfterFault)
 		}
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, s.m.opts.CloseTimeout)
@@ -556,7 +653,7 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		warnings = w
 		if err != nil {
 			s.log.Warn("graceful worker shutdown failed, killing", slog.Any(logging.KeyErr, err))
-			s.w.Kill("graceful shutdown failed")
+			s.w.Kill(protocol.KillShutdownTimeout)
 		}
 	}
 	<-s.pumpDone

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"sync"
+	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 )
@@ -20,19 +21,24 @@ type SubscribeRequest struct {
 	Conflate bool
 }
 
-// Subscription is one event subscriber of a session. The session's pump
-// offers events without ever blocking; exactly one goroutine (the stream's
-// sender) calls Next. Close detaches it.
+// Subscription is one event subscriber of a session. Its live queue is
+// bounded by count and by bytes; the session's pump waits for room in it
+// (flow control) and applies the slow-consumer policy only to a subscriber
+// that makes no room within the stall timeout. Exactly one goroutine (the
+// stream's sender) calls Next. Close detaches it.
 type Subscription struct {
 	s        *Session
 	capacity int
+	capBytes int64
 	conflate bool
 	notify   chan struct{} // capacity 1: "something changed"
+	room     chan struct{} // capacity 1: "the live queue shrank or ended"
 
 	mu        sync.Mutex
 	replay    []*mxgatewayv1.Event // the snapshot taken at subscribe time
 	ri        int                  // next replay index
-	q         []*mxgatewayv1.Event // live queue; nil entries were conflated away
+	q         []qEntry             // live queue; nil events were conflated away
+	bytes     int64                // frame bytes of the live events in q
 	head      int                  // next live index in q
 	base      uint64               // absolute position of q[0]
 	live      int                  // non-nil entries in q[head:]
@@ -45,12 +51,19 @@ type Subscription struct {
 
 type itemKey struct{ server, item int32 }
 
-func newSubscription(s *Session, replay []*mxgatewayv1.Event, capacity int, conflate bool) *Subscription {
+type qEntry struct {
+	ev   *mxgatewayv1.Event
+	size int
+}
+
+func newSubscription(s *Session, replay []*mxgatewayv1.Event, capacity int, capBytes int64, conflate bool) *Subscription {
 	sub := &Subscription{
 		s:        s,
 		capacity: capacity,
+		capBytes: capBytes,
 		conflate: conflate,
 		notify:   make(chan struct{}, 1),
+		room:     make(chan struct{}, 1),
 		replay:   replay,
 	}
 	if conflate {
@@ -150,9 +163,29 @@ func (sub *Subscription) queued() int {
 	return len(sub.replay) - sub.ri + sub.live
 }
 
-// offer queues ev without blocking and reports false when the queue is full.
-// Called by the pump with Session.mu held.
-func (sub *Subscription) offer(ev *mxgatewayv1.Event) bool {
+// hasRoom reports whether offer would take ev (size bytes) now: the
+// subscriber has ended, conflation replaces a queued value, or the live
+// queue is below both bounds (an empty queue takes any event). Called by the
+// pump with Session.mu held.
+func (sub *Subscription) hasRoom(ev *mxgatewayv1.Event, size int) bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.err != nil || sub.closed {
+		return true
+	}
+	bytes := sub.bytes
+	if dc := ev.GetDataChange(); sub.conflate && dc != nil {
+		if pos, ok := sub.latest[itemKey{dc.GetServerHandle(), dc.GetItemHandle()}]; ok {
+			bytes -= int64(sub.q[pos-sub.base].size)
+			return bytes+int64(size) <= sub.capBytes || sub.live == 1
+		}
+	}
+	return sub.live == 0 || sub.live < sub.capacity && bytes+int64(size) <= sub.capBytes
+}
+
+// offer queues ev (size bytes) without blocking and reports false when the
+// queue is full. Called by the pump with Session.mu held.
+func (sub *Subscription) offer(ev *mxgatewayv1.Event, size int) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.err != nil || sub.closed {
@@ -163,18 +196,21 @@ func (sub *Subscription) offer(ev *mxgatewayv1.Event) bool {
 	if dc := ev.GetDataChange(); sub.conflate && dc != nil {
 		key, keyed = itemKey{dc.GetServerHandle(), dc.GetItemHandle()}, true
 		if pos, ok := sub.latest[key]; ok {
-			sub.q[pos-sub.base] = nil
+			old := &sub.q[pos-sub.base]
+			sub.bytes -= int64(old.size)
+			*old = qEntry{}
 			sub.live--
 			sub.conflated++
 		}
 	}
-	if sub.live >= sub.capacity {
+	if sub.live > 0 && (sub.live >= sub.capacity || sub.bytes+int64(size) > sub.capBytes) {
 		return false
 	}
 	if keyed {
 		sub.latest[key] = sub.base + uint64(len(sub.q))
 	}
-	sub.q = append(sub.q, ev)
+	sub.q = append(sub.q, qEntry{ev, size})
+	sub.bytes += int64(size)
 	sub.live++
 	if sub.conflate && len(sub.q)-sub.head > 2*sub.capacity {
 		sub.compactLocked()
@@ -187,13 +223,16 @@ func (sub *Subscription) offer(ev *mxgatewayv1.Event) bool {
 func (sub *Subscription) popLocked() *mxgatewayv1.Event {
 	for sub.head < len(sub.q) {
 		pos := sub.base + uint64(sub.head)
-		ev := sub.q[sub.head]
-		sub.q[sub.head] = nil
+		e := sub.q[sub.head]
+		ev := e.ev
+		sub.q[sub.head] = qEntry{}
 		sub.head++
 		if ev == nil {
 			continue
 		}
 		sub.live--
+		sub.bytes -= int64(e.size)
+		signal(sub.room)
 		if dc := ev.GetDataChange(); sub.conflate && dc != nil {
 			key := itemKey{dc.GetServerHandle(), dc.GetItemHandle()}
 			if sub.latest[key] == pos {
@@ -214,9 +253,9 @@ func (sub *Subscription) popLocked() *mxgatewayv1.Event {
 // the conflation positions.
 func (sub *Subscription) compactLocked() {
 	n := 0
-	for _, ev := range sub.q[sub.head:] {
-		if ev != nil {
-			sub.q[n] = ev
+	for _, e := range sub.q[sub.head:] {
+		if e.ev != nil {
+			sub.q[n] = e
 			n++
 		}
 	}
@@ -225,8 +264,8 @@ func (sub *Subscription) compactLocked() {
 	sub.q, sub.head = sub.q[:n], 0
 	if sub.conflate {
 		clear(sub.latest)
-		for i, ev := range sub.q {
-			if dc := ev.GetDataChange(); dc != nil {
+		for i, e := range sub.q {
+			if dc := e.ev.GetDataChange(); dc != nil {
 				sub.latest[itemKey{dc.GetServerHandle(), dc.GetItemHandle()}] = sub.base + uint64(i)
 			}
 		}
@@ -241,6 +280,7 @@ func (sub *Subscription) end(err error) {
 	}
 	sub.mu.Unlock()
 	sub.signal()
+	signal(sub.room)
 }
 
 // fail ends the subscription at once, dropping whatever is queued.
@@ -251,17 +291,48 @@ func (sub *Subscription) fail(err error) {
 	}
 	sub.abort = true
 	sub.replay, sub.ri = nil, 0
-	sub.q, sub.head, sub.live = nil, 0, 0
+	sub.q, sub.head, sub.live, sub.bytes = nil, 0, 0, 0
 	if sub.latest != nil {
 		clear(sub.latest)
 	}
 	sub.mu.Unlock()
 	sub.signal()
+	signal(sub.room)
 }
 
-func (sub *Subscription) signal() {
+func (sub *Subscription) signal() { signal(sub.notify) }
+
+func signal(ch chan struct{}) {
 	select {
-	case sub.notify <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
+	}
+}
+
+// waitRoom waits until sub has room for ev (size bytes). It returns true
+// when there is room, false when the subscriber made no room at all for
+// stall (it is slow: the caller applies the policy) or stop or gone was
+// closed. Called by the pump without Session.mu.
+func (sub *Subscription) waitRoom(ev *mxgatewayv1.Event, size int, stall time.Duration, stop, gone <-chan struct{}) bool {
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	for {
+		select {
+		case <-sub.room:
+			if sub.hasRoom(ev, size) {
+				return true
+			}
+			// It is reading: the stall clock starts again.
+			if !t.Stop() {
+				<-t.C
+			}
+			t.Reset(stall)
+		case <-t.C:
+			return sub.hasRoom(ev, size)
+		case <-stop:
+			return false
+		case <-gone:
+			return false
+		}
 	}
 }

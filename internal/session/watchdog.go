@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -214,8 +215,8 @@ func (s *Session) classifyLocked(now time.Time) (after func()) {
 		GatewayGenerated: true,
 		Body:             &mxgatewayv1.Event_DataHealth{DataHealth: body},
 	}
-	slow, kill := s.publishLocked(ev, now)
-	return func() { s.afterPublish(ev, slow, kill) }
+	slow, kill := s.publishLocked(ev, proto.Size(ev), now)
+	return func() { s.hooks(slow, 0, kill) }
 }
 
 // classify is the watchdog's rule: the age of the last good-quality change

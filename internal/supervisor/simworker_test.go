@@ -66,8 +66,16 @@ func TestRealWorkerWithSimulator(t *testing.T) {
 	add := invoke(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: sh, ItemDefinition: "TIC101.SP"}}})
 	ih := add.GetItemHandle().GetItemHandle()
 	invoke(&mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Advise{Advise: &mxgatewayv1.AdviseCommand{ServerHandle: sh, ItemHandle: ih}}})
+	first := make(chan *mxgatewayv1.Event, 1)
+	go func() {
+		evs, _ := c.NextEvents(nil)
+		if len(evs) > 0 {
+			first <- evs[0].Event
+		}
+		close(first)
+	}()
 	select {
-	case ev := <-c.Events():
+	case ev := <-first:
 		if ev.GetSequence() != 1 || ev.GetDataChange().GetItemHandle() != ih || ev.GetSessionId() != "sess-sim" || ev.GetGatewayTime() == nil {
 			t.Fatalf("first event %v", ev)
 		}

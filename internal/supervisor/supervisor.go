@@ -57,9 +57,16 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// MaxFrameBytes; default protocol.DefaultMaxFrameBytes.
 	MaxFrameBytes int
-	// EventBuffer is each client's event channel capacity; default
-	// workerclient.DefaultEventBuffer.
-	EventBuffer int
+	// EventBuffer and EventBufferBytes bound each client's queue between
+	// the pipe and the session (workerclient.Options); defaults
+	// workerclient.DefaultEventBuffer and DefaultEventBufferBytes.
+	EventBuffer      int
+	EventBufferBytes int64
+	// WorkerQueueEvents and WorkerQueueBytes bound each worker's outbound
+	// event queue, announced at launch (workerclient.Options); defaults
+	// protocol.DefaultWorkerQueueEvents and DefaultWorkerQueueBytes.
+	WorkerQueueEvents int
+	WorkerQueueBytes  int64
 	// Logger receives the supervisor's logs and the workers' stderr; nil
 	// discards them.
 	Logger *slog.Logger
@@ -109,6 +116,15 @@ func (o *Options) setDefaults() error {
 	}
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = workerclient.DefaultEventBuffer
+	}
+	if o.EventBufferBytes <= 0 {
+		o.EventBufferBytes = workerclient.DefaultEventBufferBytes
+	}
+	if o.WorkerQueueEvents <= 0 {
+		o.WorkerQueueEvents = protocol.DefaultWorkerQueueEvents
+	}
+	if o.WorkerQueueBytes <= 0 {
+		o.WorkerQueueBytes = protocol.DefaultWorkerQueueBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -273,11 +289,15 @@ func (s *Supervisor) Launch(ctx context.Context, sessionID string) (*workerclien
 		HeartbeatGrace:    s.opts.HeartbeatGrace,
 		HeartbeatCeiling:  s.opts.HeartbeatCeiling,
 		EventBuffer:       s.opts.EventBuffer,
+		EventBufferBytes:  s.opts.EventBufferBytes,
+		WorkerQueueEvents: s.opts.WorkerQueueEvents,
+		WorkerQueueBytes:  s.opts.WorkerQueueBytes,
 		MaxFrameBytes:     s.opts.MaxFrameBytes,
 		PID:               p.pid,
 		Logger:            s.opts.Logger,
 		Exited:            p.exited,
 		ExitStatus:        p.status,
+		ExitCode:          p.exitCode,
 		Kill:              p.kill,
 	})
 	if err != nil {
@@ -404,6 +424,17 @@ func (p *process) kill() {
 	if sent, _ := p.os.kill(); sent {
 		p.killed = true
 	}
+}
+
+// exitCode is the process's exit code, -1 when a signal ended it or while
+// it runs.
+func (p *process) exitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == nil {
+		return -1
+	}
+	return p.state.ExitCode()
 }
 
 // status describes how the process ended ("exit status 3", "signal:

@@ -189,15 +189,19 @@ func (h *harness) send(correlation uint64, env *workerv1.WorkerEnvelope) {
 	}
 }
 
-func (h *harness) hello(interval time.Duration) {
+func (h *harness) hello(interval time.Duration, mut ...func(*workerv1.GatewayHello)) {
 	h.t.Helper()
-	h.send(0, &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
+	gh := &workerv1.GatewayHello{
 		ProtocolVersion:   protocol.Version,
 		Nonce:             testNonce,
 		HeartbeatInterval: durationpb.New(interval),
 		MaxFrameBytes:     1 << 20,
 		GatewayVersion:    "test",
-	}}})
+	}
+	for _, m := range mut {
+		m(gh)
+	}
+	h.send(0, &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: gh}})
 }
 
 // recv reads the next frame and checks the worker's sequence numbering.
@@ -252,9 +256,9 @@ func (h *harness) next() *workerv1.WorkerEnvelope {
 }
 
 // ready performs a successful handshake with a heartbeat interval.
-func (h *harness) ready(interval time.Duration) *workerv1.WorkerReady {
+func (h *harness) ready(interval time.Duration, mut ...func(*workerv1.GatewayHello)) *workerv1.WorkerReady {
 	h.t.Helper()
-	h.hello(interval)
+	h.hello(interval, mut...)
 	wh := h.next().GetWorkerHello()
 	if wh == nil {
 		h.t.Fatal("no WorkerHello")

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/frame"
@@ -27,17 +26,20 @@ import (
 // sequence.
 type outItem struct {
 	env *workerv1.WorkerEnvelope
-	ev  *mxgatewayv1.Event
+	ev  []byte // an encoded mxgateway.v1.Event
+	seq uint64 // its event sequence
 }
 
 // outbox is the single FIFO the writer drains. Events and control messages
 // share it, so a reply never overtakes an event the backend produced before
-// it. Only events are bounded (control messages are bounded by the command
-// queue and the heartbeat cadence); a fault jumps the queue and ends it.
+// it. Only events are bounded, by count and by encoded bytes (control
+// messages are bounded by the command queue and the heartbeat cadence); a
+// fault jumps the queue and ends it.
 type outbox struct {
 	mu         sync.Mutex
 	items      []outItem
 	limit      int
+	limitBytes int64
 	fault      *workerv1.Fault
 	faultTaken bool
 	final      bool
@@ -46,14 +48,27 @@ type outbox struct {
 	// events counts events queued or in the writer's hands; it is only
 	// increased under mu.
 	events  atomic.Int64
+	bytes   atomic.Int64 // encoded bytes of those events
 	faulted atomic.Bool
 	// unsent counts items queued or written but not yet flushed to the
 	// connection (Exiter waits for it to reach zero).
 	unsent atomic.Int64
 }
 
-func newOutbox(limit int) *outbox {
-	return &outbox{limit: limit, wake: make(chan struct{}, 1)}
+func newOutbox(limit int, limitBytes int64) *outbox {
+	return &outbox{limit: limit, limitBytes: limitBytes, wake: make(chan struct{}, 1)}
+}
+
+// setLimits replaces the bounds where n or b is positive.
+func (o *outbox) setLimits(n int, b int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if n > 0 {
+		o.limit = n
+	}
+	if b > 0 {
+		o.limitBytes = b
+	}
 }
 
 func (o *outbox) signal() {
@@ -77,25 +92,28 @@ func (o *outbox) push(env *workerv1.WorkerEnvelope) {
 	o.signal()
 }
 
-// pushEvent queues an event without blocking. It returns false, with the
-// number of events queued, when the queue is full.
-func (o *outbox) pushEvent(ev *mxgatewayv1.Event) (ok bool, queued int) {
+// pushEvent queues an encoded event without blocking. It returns false,
+// with what is queued, when the event does not fit the bounds. An event is
+// always admitted to an empty queue, so one larger than the byte bound (but
+// within the frame limit) still goes.
+func (o *outbox) pushEvent(ev []byte, seq uint64) (ok bool, queued int, queuedBytes int64) {
 	o.mu.Lock()
 	if o.fault != nil || o.final {
 		o.mu.Unlock()
-		return true, 0
+		return true, 0, 0
 	}
-	n := o.events.Load()
-	if n >= int64(o.limit) {
+	n, b := o.events.Load(), o.bytes.Load()
+	if n > 0 && (n >= int64(o.limit) || b+int64(len(ev)) > o.limitBytes) {
 		o.mu.Unlock()
-		return false, int(n)
+		return false, int(n), b
 	}
 	o.events.Add(1)
+	o.bytes.Add(int64(len(ev)))
 	o.unsent.Add(1)
-	o.items = append(o.items, outItem{ev: ev})
+	o.items = append(o.items, outItem{ev: ev, seq: seq})
 	o.mu.Unlock()
 	o.signal()
-	return true, 0
+	return true, 0, 0
 }
 
 // setFault makes f the next and last thing the writer sends.
@@ -160,16 +178,8 @@ func (w *worker) writeLoop() (err error) {
 			w.terminate(ending{code: protocol.ExitConnectionLost, reason: "worker: write to gateway failed: " + err.Error()})
 		}
 	}()
-	bw := bufio.NewWriterSize(w.conn, 64<<10)
-	fw := frame.NewWriter(bw, frame.Options{MaxFrameBytes: w.maxFrame})
-	seq := w.sentSeq
 	var lastEvent uint64 // the sequence of the last event written
 	var spare []outItem
-	// One envelope set carries every event: fw.Write marshals before it
-	// returns, so the event is unhooked again right after and nothing here
-	// keeps it (or allocates per event) beyond the write.
-	evBody := &workerv1.WorkerEvent{}
-	evEnv := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Event{Event: evBody}}
 	for {
 		items, fault, done := w.out.take(spare)
 		if done {
@@ -180,13 +190,10 @@ func (w *worker) writeLoop() (err error) {
 				fault = &workerv1.Fault{Code: fault.GetCode(),
 					Message: fmt.Sprintf("%s; events after sequence %d were not sent", fault.GetMessage(), lastEvent)}
 			}
-			seq++
-			env := w.envelope(seq, 0)
-			env.Body = &workerv1.WorkerEnvelope_Fault{Fault: fault}
-			if err := fw.Write(env); err != nil {
+			if _, err := w.pc.Send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: fault}}); err != nil {
 				return err
 			}
-			if err := bw.Flush(); err != nil {
+			if err := w.pc.Flush(); err != nil {
 				return err
 			}
 			w.log.Debug("worker: fault sent", "code", fault.GetCode().String())
@@ -198,20 +205,17 @@ func (w *worker) writeLoop() (err error) {
 			}
 			it := items[i]
 			items[i] = outItem{}
-			env := it.env
+			var err error
 			if it.ev != nil {
-				evBody.Event = it.ev
-				env = evEnv
+				// The sink encoded the event; only the envelope is added.
+				_, err = w.pc.SendEvent(it.ev)
+			} else {
+				_, err = w.pc.Send(it.env)
 			}
-			seq++
-			env.ProtocolVersion = protocol.Version
-			env.SessionId = w.cfg.SessionID
-			env.Sequence = seq
-			err := fw.Write(env)
-			evBody.Event = nil
 			if err != nil {
 				if frame.CodeOf(err) == frame.CodeOversized {
-					seq--
+					// Nothing was sent (the sink and the reply check
+					// make this unreachable).
 					w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL,
 						"worker: outbound message exceeds the frame limit: "+err.Error())
 					break
@@ -220,12 +224,13 @@ func (w *worker) writeLoop() (err error) {
 			}
 			if it.ev != nil {
 				w.out.events.Add(-1)
-				lastEvent = it.ev.GetSequence()
+				w.out.bytes.Add(-int64(len(it.ev)))
+				lastEvent = it.seq
 			}
 		}
 		clear(items)
 		spare = items[:0]
-		if err := bw.Flush(); err != nil {
+		if err := w.pc.Flush(); err != nil {
 			return err
 		}
 		w.out.unsent.Add(-int64(len(items)))
@@ -233,7 +238,7 @@ func (w *worker) writeLoop() (err error) {
 }
 
 // readLoop reads the gateway's frames until the connection ends.
-func (w *worker) readLoop(r *frame.Reader) {
+func (w *worker) readLoop() {
 	defer func() {
 		if rec := recover(); rec != nil {
 			w.log.Error("worker: panic in reader", "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
@@ -241,7 +246,7 @@ func (w *worker) readLoop(r *frame.Reader) {
 		}
 	}()
 	for {
-		env, err := r.Read()
+		env, _, err := w.pc.Recv()
 		if err != nil {
 			w.readFailed(err)
 			return
@@ -348,14 +353,30 @@ func (w *worker) runCommand(c *queuedCmd) (ok bool) {
 	w.log.Debug("worker: command done", logging.KeyCommand, kind, logging.KeyCorrelation, c.correlation,
 		"status", d.reply.GetStatus().String(), "hresult", d.reply.GetHresult(), "took", took.String(),
 		"refused", d.denial != nil)
-	w.out.push(&workerv1.WorkerEnvelope{
+	body := &workerv1.WorkerCommandReply{
+		Reply:    d.reply,
+		Duration: durationpb.New(took),
+		Denial:   d.denial,
+	}
+	env := &workerv1.WorkerEnvelope{
 		CorrelationId: c.correlation,
-		Body: &workerv1.WorkerEnvelope_CommandReply{CommandReply: &workerv1.WorkerCommandReply{
-			Reply:    d.reply,
-			Duration: durationpb.New(took),
-			Denial:   d.denial,
-		}},
-	})
+		Body:          &workerv1.WorkerEnvelope_CommandReply{CommandReply: body},
+	}
+	// A reply that would not fit a frame must not reach the writer, whose
+	// oversized frame would end the worker: the call fails alone.
+	if size := proto.Size(env) + frame.EventOverhead(len(w.cfg.SessionID)); size > w.maxFrame {
+		if catalog.Of(c.cmd.GetCommand()).Changes() {
+			// The gateway's mirror of the item table could not follow.
+			w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL,
+				fmt.Sprintf("worker: the reply of %s (%d bytes) exceeds the frame limit of %d bytes", kind, size, w.maxFrame))
+			return false
+		}
+		w.log.Warn("worker: reply exceeds the frame limit; the call fails alone", logging.KeyCommand, kind,
+			logging.KeyCorrelation, c.correlation, "bytes", size, "max_frame_bytes", w.maxFrame)
+		body.Reply, body.Denial = nil, nil
+		body.OversizedReplyBytes = uint64(size)
+	}
+	w.out.push(env)
 	return true
 }
 
@@ -395,6 +416,7 @@ func (w *worker) heartbeatBody(responsive bool) *workerv1.Heartbeat {
 	hb := &workerv1.Heartbeat{
 		SentAt:              timestamppb.Now(),
 		EventQueueDepth:     uint32(max(w.out.events.Load(), 0)),
+		EventQueueBytes:     uint64(max(w.out.bytes.Load(), 0)),
 		CommandQueueDepth:   uint32(depth),
 		CommandInFlight:     running,
 		CommandInFlightKind: kind,

@@ -9,6 +9,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/frame"
 	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
@@ -56,10 +57,28 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	}
 	seq := w.eventSeq + 1
 	ev.Sequence = seq
-	if ok, queued := w.out.pushEvent(ev); !ok {
+	// Encoded here, once: the queue is bounded by what goes on the pipe, and
+	// the event is not touched again after the backend handed it over.
+	enc, err := proto.Marshal(ev)
+	var fatalCode workerv1.FaultCode
+	exit := protocol.ExitEventOverflow
+	switch {
+	case err != nil:
+		overflow = fmt.Sprintf("worker: cannot encode event %d: %v", seq, err)
+		fatalCode, exit = workerv1.FaultCode_FAULT_CODE_INTERNAL, protocol.ExitInternal
+	case len(enc)+frame.EventOverhead(len(w.cfg.SessionID)) > w.maxFrame:
+		overflow = fmt.Sprintf("worker: event %d of %d bytes exceeds the frame limit of %d bytes", seq, len(enc), w.maxFrame)
+		fatalCode, exit = workerv1.FaultCode_FAULT_CODE_INTERNAL, protocol.ExitInternal
+	}
+	if overflow != "" {
+		w.mu.Unlock()
+		w.fatal(exit, fatalCode, overflow)
+		return
+	}
+	if ok, queued, queuedBytes := w.out.pushEvent(enc, seq); !ok {
 		// The writer adds the last event it delivered: only it knows.
-		overflow = fmt.Sprintf("worker: event queue overflow: %d events queued for the gateway (limit %d)",
-			queued, w.cfg.EventQueueSize)
+		overflow = fmt.Sprintf("worker: event queue overflow: the gateway did not keep up: %d events (%d bytes) queued for it (limits %d events, %d bytes)",
+			queued, queuedBytes, w.out.limit, w.out.limitBytes)
 	} else {
 		w.eventSeq = seq
 		if dc := ev.GetDataChange(); dc != nil && keyed {
@@ -74,7 +93,7 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	w.mu.Unlock()
 
 	if overflow != "" {
-		w.fatal(protocol.ExitEventOverflow, workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW, overflow)
+		w.fatal(exit, workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW, overflow)
 	}
 }
 

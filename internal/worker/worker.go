@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,12 +29,16 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultEventQueueSize   = 10000
+	DefaultEventQueueSize   = protocol.DefaultWorkerQueueEvents
+	DefaultEventQueueBytes  = protocol.DefaultWorkerQueueBytes
 	DefaultCommandQueueSize = protocol.CommandQueueSize
 	// DefaultReadTimeout is how long ReadBulk waits for a transient item's
 	// first OnDataChange when the command does not say (sized for the 3-8 s
 	// first-bind latency of a real Galaxy).
 	DefaultReadTimeout = 10 * time.Second
+	// faultFlushWait bounds how long a faulting worker waits for the pipe
+	// to take its Fault frame.
+	faultFlushWait = time.Second
 )
 
 // DialFunc connects to the gateway's endpoint (a Unix socket path on Linux,
@@ -64,8 +67,13 @@ type Config struct {
 	// Logger receives the worker's logs; nil discards them.
 	Logger *slog.Logger
 	// EventQueueSize bounds the events queued for the gateway; default
-	// DefaultEventQueueSize. Overflow faults the worker.
+	// DefaultEventQueueSize. A GatewayHello that announces a bound
+	// (max_queued_events) replaces it. Overflow faults the worker.
 	EventQueueSize int
+	// EventQueueBytes bounds the encoded bytes of the events queued for the
+	// gateway; default DefaultEventQueueBytes, replaced by the GatewayHello's
+	// max_queued_event_bytes when set. Overflow faults the worker.
+	EventQueueBytes int64
 	// CommandQueueSize bounds the commands queued behind the running one;
 	// default DefaultCommandQueueSize. Overflow is a protocol fault.
 	CommandQueueSize int
@@ -95,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventQueueSize <= 0 {
 		c.EventQueueSize = DefaultEventQueueSize
+	}
+	if c.EventQueueBytes <= 0 {
+		c.EventQueueBytes = DefaultEventQueueBytes
 	}
 	if c.CommandQueueSize <= 0 {
 		c.CommandQueueSize = DefaultCommandQueueSize
@@ -258,7 +269,10 @@ type worker struct {
 
 	heartbeat time.Duration
 	maxFrame  int
-	sentSeq   uint64 // envelopes sent during the handshake; the writer continues
+	// pc numbers and checks every envelope both ways: the handshake uses
+	// it, then the writer goroutine sends and the reader goroutine
+	// receives on it.
+	pc *frame.Conn
 
 	out  *outbox
 	cmds *cmdQueue
@@ -289,14 +303,16 @@ type ending struct {
 }
 
 func newWorker(cfg Config, log *slog.Logger, conn net.Conn) *worker {
+	cfg.setDefaults()
 	return &worker{
 		cfg:       cfg,
 		log:       log,
 		be:        cfg.Backend,
 		conn:      conn,
+		pc:        frame.NewConn(conn, conn, frame.ConnOptions{SessionID: cfg.SessionID, WriteBufferBytes: 64 << 10}),
 		heartbeat: protocol.DefaultHeartbeatInterval,
 		maxFrame:  protocol.DefaultMaxFrameBytes,
-		out:       newOutbox(cfg.EventQueueSize),
+		out:       newOutbox(cfg.EventQueueSize, cfg.EventQueueBytes),
 		cmds:      newCmdQueue(cfg.CommandQueueSize),
 		table:     itemtable.New(),
 		cache:     make(map[itemtable.Key]cached),
@@ -340,31 +356,21 @@ func (w *worker) fatal(code int, fc workerv1.FaultCode, msg string) {
 	w.terminate(ending{code: code, reason: msg, fault: &workerv1.Fault{Code: fc, Message: msg}})
 }
 
-// envelope stamps an outgoing envelope.
-func (w *worker) envelope(seq, correlation uint64) *workerv1.WorkerEnvelope {
-	return &workerv1.WorkerEnvelope{
-		ProtocolVersion: protocol.Version,
-		SessionId:       w.cfg.SessionID,
-		Sequence:        seq,
-		CorrelationId:   correlation,
-	}
-}
-
 // handshake runs GatewayHello → WorkerHello. It writes directly to the
 // connection; the writer goroutine does not exist yet.
-func (w *worker) handshake(nonce []byte, fw *frame.Writer) (code int, ok bool) {
+func (w *worker) handshake(nonce []byte) (code int, ok bool) {
 	_ = w.conn.SetDeadline(time.Now().Add(w.cfg.HandshakeTimeout))
 	defer func() { _ = w.conn.SetDeadline(time.Time{}) }()
 
-	env, err := readFirstFrame(w.conn, frame.Options{SessionID: w.cfg.SessionID})
+	env, _, err := w.pc.Recv()
 	if err != nil {
 		switch frame.CodeOf(err) {
 		case frame.CodeVersionMismatch:
-			w.handshakeFault(fw, workerv1.FaultCode_FAULT_CODE_PROTOCOL, fmt.Sprintf("worker: protocol version mismatch: %v; worker speaks %d", err, protocol.Version))
+			w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, fmt.Sprintf("worker: protocol version mismatch: %v; worker speaks %d", err, protocol.Version))
 			w.log.Error("worker: gateway speaks another protocol version", logging.KeyErr, err)
 			return protocol.ExitVersionMismatch, false
-		case frame.CodeSessionMismatch, frame.CodeMalformed, frame.CodeOversized, frame.CodeZeroLength, frame.CodeNoBody:
-			w.handshakeFault(fw, workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: bad GatewayHello: "+err.Error())
+		case frame.CodeSessionMismatch, frame.CodeMalformed, frame.CodeOversized, frame.CodeZeroLength, frame.CodeNoBody, frame.CodeSequence:
+			w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: bad GatewayHello: "+err.Error())
 			w.log.Error("worker: bad GatewayHello", logging.KeyErr, err)
 			return protocol.ExitProtocolError, false
 		default:
@@ -375,20 +381,20 @@ func (w *worker) handshake(nonce []byte, fw *frame.Writer) (code int, ok bool) {
 	hello := env.GetGatewayHello()
 	if hello == nil {
 		msg := fmt.Sprintf("worker: expected GatewayHello, got %T", env.GetBody())
-		w.handshakeFault(fw, workerv1.FaultCode_FAULT_CODE_PROTOCOL, msg)
+		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, msg)
 		w.log.Error(msg)
 		return protocol.ExitProtocolError, false
 	}
 	if hello.GetProtocolVersion() != protocol.Version {
 		msg := fmt.Sprintf("worker: protocol version mismatch: gateway speaks %d, worker speaks %d", hello.GetProtocolVersion(), protocol.Version)
-		w.handshakeFault(fw, workerv1.FaultCode_FAULT_CODE_PROTOCOL, msg)
+		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, msg)
 		w.log.Error(msg)
 		return protocol.ExitVersionMismatch, false
 	}
 	// The gateway proves it is the process that started us before we echo
 	// the nonce; a stranger on the endpoint learns nothing.
 	if subtle.ConstantTimeCompare(hello.GetNonce(), nonce) != 1 {
-		w.handshakeFault(fw, workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: nonce mismatch")
+		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: nonce mismatch")
 		w.log.Error("worker: GatewayHello carried the wrong nonce")
 		return protocol.ExitHandshakeFailed, false
 	}
@@ -398,61 +404,49 @@ func (w *worker) handshake(nonce []byte, fw *frame.Writer) (code int, ok bool) {
 	if n := hello.GetMaxFrameBytes(); n > 0 {
 		w.maxFrame = int(n)
 	}
-	// Frames we send from now on respect the gateway's limit.
-	*fw = *frame.NewWriter(w.conn, frame.Options{MaxFrameBytes: w.maxFrame})
+	// The gateway sizes the burst we buffer for it; the loop has not
+	// started, so nothing is queued yet.
+	w.out.setLimits(int(hello.GetMaxQueuedEvents()), int64(hello.GetMaxQueuedEventBytes()))
+	// Frames from now on respect the gateway's limit, both ways.
+	w.pc.SetMaxFrameBytes(w.maxFrame)
 
-	reply := w.envelope(w.nextHandshakeSeq(), 0)
-	reply.Body = &workerv1.WorkerEnvelope_WorkerHello{WorkerHello: &workerv1.WorkerHello{
+	reply := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerHello{WorkerHello: &workerv1.WorkerHello{
 		ProtocolVersion: protocol.Version,
 		Nonce:           nonce,
 		Pid:             int32(os.Getpid()),
 		WorkerVersion:   buildinfo.Get().Version,
-	}}
-	if err := fw.Write(reply); err != nil {
+	}}}
+	if err := w.send(reply); err != nil {
 		w.log.Error("worker: cannot send WorkerHello", logging.KeyErr, err)
 		return protocol.ExitHandshakeFailed, false
 	}
 	w.log.Info("worker: handshake done", "gateway_version", hello.GetGatewayVersion(),
-		"heartbeat_interval", w.heartbeat.String(), "max_frame_bytes", w.maxFrame)
+		"heartbeat_interval", w.heartbeat.String(), "max_frame_bytes", w.maxFrame,
+		"max_queued_events", w.out.limit, "max_queued_event_bytes", w.out.limitBytes)
 	return 0, true
 }
 
-func (w *worker) nextHandshakeSeq() uint64 {
-	w.sentSeq++
-	return w.sentSeq
+// send writes one envelope at once (the handshake's; the writer goroutine
+// does not exist yet).
+func (w *worker) send(env *workerv1.WorkerEnvelope) error {
+	if _, err := w.pc.Send(env); err != nil {
+		return err
+	}
+	return w.pc.Flush()
 }
 
 // handshakeFault sends a Fault during the handshake, best effort.
-func (w *worker) handshakeFault(fw *frame.Writer, code workerv1.FaultCode, msg string) {
-	env := w.envelope(w.nextHandshakeSeq(), 0)
-	env.Body = &workerv1.WorkerEnvelope_Fault{Fault: &workerv1.Fault{Code: code, Message: msg}}
+func (w *worker) handshakeFault(code workerv1.FaultCode, msg string) {
+	env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: &workerv1.Fault{Code: code, Message: msg}}}
 	_ = w.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if err := fw.Write(env); err != nil {
+	if err := w.send(env); err != nil {
 		w.log.Debug("worker: cannot send fault", logging.KeyErr, err)
 	}
 }
 
-// readFirstFrame reads exactly one frame without reading past it, so that the
-// Reader for the rest of the stream can be created with the frame limit the
-// GatewayHello announces.
-func readFirstFrame(r io.Reader, opts frame.Options) (*workerv1.WorkerEnvelope, error) {
-	var hdr [frame.HeaderBytes]byte
-	n, err := io.ReadFull(r, hdr[:])
-	if err != nil {
-		if n == 0 && errors.Is(err, io.EOF) {
-			return nil, &frame.Error{Code: frame.CodeEndOfStream, Err: io.EOF}
-		}
-		return nil, err
-	}
-	size := binary.LittleEndian.Uint32(hdr[:])
-	rest := io.LimitReader(r, int64(size))
-	return frame.NewReader(io.MultiReader(bytes.NewReader(hdr[:]), rest), opts).Read()
-}
-
 // run performs the handshake, opens the backend and runs the loop.
 func (w *worker) run(ctx context.Context, nonce []byte) int {
-	fw := frame.NewWriter(w.conn, frame.Options{})
-	if code, ok := w.handshake(nonce, fw); !ok {
+	if code, ok := w.handshake(nonce); !ok {
 		return code
 	}
 
@@ -460,7 +454,7 @@ func (w *worker) run(ctx context.Context, nonce []byte) int {
 	if err != nil {
 		msg := "worker: backend init failed: " + err.Error()
 		w.log.Error("worker: backend init failed", logging.KeyErr, err)
-		w.handshakeFault(fw, workerv1.FaultCode_FAULT_CODE_BACKEND_INIT, msg)
+		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_BACKEND_INIT, msg)
 		return protocol.ExitBackendInit
 	}
 	if info == nil {
@@ -469,9 +463,8 @@ func (w *worker) run(ctx context.Context, nonce []byte) int {
 	if info.GetWorkerVersion() == "" {
 		info.WorkerVersion = buildinfo.Get().Version
 	}
-	ready := w.envelope(w.nextHandshakeSeq(), 0)
-	ready.Body = &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{Backend: info}}
-	if err := fw.Write(ready); err != nil {
+	ready := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{Backend: info}}}
+	if err := w.send(ready); err != nil {
 		w.log.Error("worker: cannot send WorkerReady", logging.KeyErr, err)
 		w.closeBackend(w.cfg.CloseTimeout)
 		return protocol.ExitConnectionLost
@@ -513,7 +506,6 @@ func (w *worker) closeBackend(d time.Duration) {
 
 // loop runs the protocol after WorkerReady and returns the exit code.
 func (w *worker) loop(ctx context.Context) int {
-	r := frame.NewReader(w.conn, frame.Options{SessionID: w.cfg.SessionID, MaxFrameBytes: w.maxFrame})
 	hbCtx, hbCancel := context.WithCancel(ctx)
 	defer hbCancel()
 
@@ -525,7 +517,7 @@ func (w *worker) loop(ctx context.Context) int {
 
 	wg.Add(2)
 	go func() { defer wg.Done(); writerDone <- w.writeLoop() }()
-	go func() { defer wg.Done(); w.readLoop(r) }()
+	go func() { defer wg.Done(); w.readLoop() }()
 	go func() { defer close(cmdDone); w.commandLoop(closed) }()
 	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
 
@@ -572,6 +564,12 @@ func (w *worker) loop(ctx context.Context) int {
 	}
 	w.out.finish()
 
+	if end.fault != nil {
+		// A pipe the gateway stopped reading (the overflow's cause) takes
+		// the Fault within a moment or never: do not wait the whole close
+		// timeout for it.
+		_ = w.conn.SetWriteDeadline(time.Now().Add(faultFlushWait))
+	}
 	var werr error
 	flush := time.NewTimer(w.cfg.CloseTimeout)
 	defer flush.Stop()

@@ -513,7 +513,7 @@ func TestEventQueueOverflow(t *testing.T) {
 			t.Fatalf("unexpected %s", bodyName(env))
 		}
 	}
-	if fault.GetCode() != workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW || !strings.Contains(fault.GetMessage(), "100 events queued") {
+	if fault.GetCode() != workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW || !strings.Contains(fault.GetMessage(), "did not keep up: 100 events (") {
 		t.Fatalf("fault = %v %q", fault.GetCode(), fault.GetMessage())
 	}
 	// The fault names exactly the last event delivered.
@@ -524,6 +524,42 @@ func TestEventQueueOverflow(t *testing.T) {
 	// above); the rest was never sent, and the fault says so.
 	if last >= 50000 {
 		t.Fatalf("%d events delivered before the fault", last)
+	}
+	h.expectEOF()
+	if code := h.exitCode(); code != protocol.ExitEventOverflow {
+		t.Fatalf("exit code %d, want %d", code, protocol.ExitEventOverflow)
+	}
+}
+
+// TestEventQueueBoundsFromGateway: the bounds the gateway announces in
+// GatewayHello replace the worker's own, and the byte bound gives first when
+// it is the tighter one.
+func TestEventQueueBoundsFromGateway(t *testing.T) {
+	be := newFake()
+	h := start(t, be, harnessOpts{cfg: func(c *Config) { c.CloseTimeout = 30 * time.Second }})
+	// A data change of the fake encodes in well under 100 bytes: 2,000
+	// bytes hold fewer than 1,000 events.
+	h.ready(noHeartbeats, func(gh *workerv1.GatewayHello) {
+		gh.MaxQueuedEvents = 1000
+		gh.MaxQueuedEventBytes = 2000
+	})
+	be.storm <- 50000
+	waitFor(t, be.stormDone)
+	var last uint64
+	for {
+		env := h.recv()
+		if ev := env.GetEvent(); ev != nil {
+			if seq := ev.GetEvent().GetSequence(); seq != last+1 {
+				t.Fatalf("event sequence %d after %d", seq, last)
+			}
+			last++
+			continue
+		}
+		f := env.GetFault()
+		if f.GetCode() != workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW || !strings.Contains(f.GetMessage(), "limits 1000 events, 2000 bytes") {
+			t.Fatalf("want an event overflow naming the gateway's limits, got %s %v", bodyName(env), f)
+		}
+		break
 	}
 	h.expectEOF()
 	if code := h.exitCode(); code != protocol.ExitEventOverflow {

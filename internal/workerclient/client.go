@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -53,19 +52,18 @@ func (s State) terminal() bool { return s == StateClosed || s == StateFaulted }
 
 // Defaults of Options.
 const (
-	DefaultEventBuffer       = 1024
-	DefaultEventStallTimeout = 5 * time.Second
+	DefaultEventBuffer      = protocol.DefaultGatewayQueueEvents
+	DefaultEventBufferBytes = protocol.DefaultGatewayQueueBytes
 	// DefaultCommandTimeout applies when Invoke gets a timeout <= 0.
 	DefaultCommandTimeout = 30 * time.Second
 	// cancelWriteWait bounds the write of a Cancel frame on a full pipe; a
 	// Cancel that cannot start within it is dropped (best effort).
 	cancelWriteWait = time.Second
-	// exitStatusWait bounds how long a pipe EOF waits for the process exit
-	// report, so that the fault reason can carry the exit status.
-	exitStatusWait = 500 * time.Millisecond
-	// exitDrainWait bounds how long a process exit waits for the read loop
-	// to drain the pipe before faulting on its own.
-	exitDrainWait = 500 * time.Millisecond
+	// goneWait bounds how long the first sign that the worker is gone (the
+	// pipe's end, or the process exit) waits for the other: the exit
+	// status makes the reason precise, and the pipe may still hold frames
+	// the worker wrote before it died (a ShutdownAck, a Fault, replies).
+	goneWait = 500 * time.Millisecond
 )
 
 // Options configure a Client. The zero value uses the defaults.
@@ -81,12 +79,24 @@ type Options struct {
 	// heartbeats); default protocol.DefaultHeartbeatCeiling, and never less
 	// than HeartbeatGrace.
 	HeartbeatCeiling time.Duration
-	// EventBuffer is the capacity of the Events channel; default
-	// DefaultEventBuffer.
+	// EventBuffer bounds the events queued between the pipe and
+	// NextEvents; default DefaultEventBuffer.
 	EventBuffer int
-	// EventStallTimeout is how long the read loop waits for room in a full
-	// Events channel before faulting with ErrEventOverflow; default
-	// DefaultEventStallTimeout.
+	// EventBufferBytes bounds the frame bytes of those events; default
+	// DefaultEventBufferBytes. While either bound is reached the read loop
+	// stops reading the pipe (flow control): the pipe fills and the worker
+	// buffers up to WorkerQueueEvents and WorkerQueueBytes.
+	EventBufferBytes int64
+	// WorkerQueueEvents and WorkerQueueBytes bound the worker's outbound
+	// event queue; they are announced in GatewayHello. Default
+	// protocol.DefaultWorkerQueueEvents and protocol.DefaultWorkerQueueBytes.
+	// A worker past them faults with FAULT_CODE_EVENT_OVERFLOW: the gateway
+	// did not keep up at all.
+	WorkerQueueEvents int
+	WorkerQueueBytes  int64
+	// EventStallTimeout, when positive, is how long the read loop waits for
+	// room in a full event queue before faulting with ErrEventOverflow. The
+	// default, 0, waits as long as the queue's reader lives (flow control).
 	EventStallTimeout time.Duration
 	// MaxFrameBytes limits frames both ways and is announced in
 	// GatewayHello; default protocol.DefaultMaxFrameBytes.
@@ -106,6 +116,11 @@ type Options struct {
 	// ExitStatus, when set, describes how the process exited ("exit status
 	// 3"); it is called only after Exited is closed.
 	ExitStatus func() string
+	// ExitCode, when set, is the process's exit code (-1 when a signal
+	// ended it); it is called only after Exited is closed. A worker that
+	// exited with protocol.ExitEventOverflow overflowed even when its Fault
+	// could not reach the pipe (flow control had filled it).
+	ExitCode func() int
 	// Kill, when set, kills the worker process (and its group or job). The
 	// client calls it at most once, on any fault and on Kill.
 	Kill func()
@@ -125,8 +140,14 @@ func (o *Options) setDefaults() {
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = DefaultEventBuffer
 	}
-	if o.EventStallTimeout <= 0 {
-		o.EventStallTimeout = DefaultEventStallTimeout
+	if o.EventBufferBytes <= 0 {
+		o.EventBufferBytes = DefaultEventBufferBytes
+	}
+	if o.WorkerQueueEvents <= 0 {
+		o.WorkerQueueEvents = protocol.DefaultWorkerQueueEvents
+	}
+	if o.WorkerQueueBytes <= 0 {
+		o.WorkerQueueBytes = protocol.DefaultWorkerQueueBytes
 	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = protocol.DefaultMaxFrameBytes
@@ -166,18 +187,16 @@ type Client struct {
 	opts      Options
 	log       *slog.Logger
 
-	r *frame.Reader // used by Start, then only by the read loop
-	w *frame.Writer // used by Start, then only under the write lock
-	// cw counts what c.w got onto the pipe, to tell a frame that was not
-	// sent at all from one cut short.
-	cw *countingWriter
+	// pc numbers and checks every envelope both ways: Start uses it, then
+	// the read loop receives on it and senders send on it under the write
+	// lock.
+	pc *frame.Conn
 
 	// wlock is the write lock: after the handshake every outbound
 	// envelope is numbered and written by its sender while holding it. A
 	// channel with room for one token, so that waiting for it can give up.
 	wlock   chan struct{}
-	wseq    uint64 // last sequence written; guarded by wlock
-	wbroken bool   // a frame was cut short: write nothing more; guarded by wlock
+	wbroken bool // a frame was cut short: write nothing more; guarded by wlock
 
 	// cancels holds correlation ids whose Cancel frame is still to be
 	// written: whoever holds the write lock writes them before releasing
@@ -190,10 +209,10 @@ type Client struct {
 	// (if still waiting) sees it.
 	items *itemtable.Table
 
-	events chan *mxgatewayv1.Event // sent by the read loop; closed by run
-	stop   chan struct{}           // closed on the terminal transition
-	done   chan struct{}           // closed when every goroutine has ended
-	loops  sync.WaitGroup          // the read loop
+	events *eventQueue    // filled by the read loop; closed by run
+	stop   chan struct{}  // closed on the terminal transition
+	done   chan struct{}  // closed when every goroutine has ended
+	loops  sync.WaitGroup // the read loop
 
 	killOnce sync.Once
 
@@ -211,8 +230,13 @@ type Client struct {
 	eventsBlocked bool
 	ackReceived   bool
 	warnings      []string
-	eofSeen       bool
-	exitSeen      bool
+
+	// The read loop reports the pipe's end (with its error) and the
+	// ShutdownAck to run, which alone decides what they mean together
+	// with the process exit.
+	eof    chan struct{} // closed by the read loop at the pipe's end
+	eofErr error
+	acked  chan struct{} // closed by the read loop on ShutdownAck
 }
 
 // New returns a Client in state Created for conn, which must already be
@@ -233,22 +257,19 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		return nil, err
 	}
 	opts.setDefaults()
-	fo := frame.Options{MaxFrameBytes: opts.MaxFrameBytes, SessionID: sessionID}
-	cw := &countingWriter{w: conn}
 	return &Client{
 		conn:      conn,
 		sessionID: sessionID,
 		nonce:     append([]byte(nil), nonce...),
 		opts:      opts,
 		log:       opts.Logger.With(logging.KeySession, sessionID),
-		r:         frame.NewReader(conn, fo),
-		w:         frame.NewWriter(cw, fo),
-		cw:        cw,
+		pc:        frame.NewConn(conn, conn, frame.ConnOptions{SessionID: sessionID, MaxFrameBytes: opts.MaxFrameBytes}),
 		wlock:     make(chan struct{}, 1),
-		wseq:      1, // GatewayHello, written by the handshake
-		events:    make(chan *mxgatewayv1.Event, opts.EventBuffer),
+		events:    newEventQueue(opts.EventBuffer, opts.EventBufferBytes),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+		eof:       make(chan struct{}),
+		acked:     make(chan struct{}),
 		pid:       opts.PID,
 		pending:   make(map[uint64]*pendingCmd),
 		items:     itemtable.New(),
@@ -292,10 +313,17 @@ func (c *Client) State() State {
 	return c.state
 }
 
-// Events returns the worker's events in pipe order, each stamped with the
-// session id and the gateway receive time. The channel is closed after the
-// terminal state, once drained. It has one intended reader.
-func (c *Client) Events() <-chan *mxgatewayv1.Event { return c.events }
+// NextEvents appends the next worker events, in pipe order, to dst, each
+// stamped with the session id and the gateway receive time and sized by its
+// frame. It waits while none is queued; ok is false after the terminal
+// state, once every event was handed out. It has one intended caller.
+func (c *Client) NextEvents(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool) {
+	return c.events.take(dst)
+}
+
+// QueuedEvents reports the events (and their frame bytes) received from the
+// worker and not yet taken by NextEvents.
+func (c *Client) QueuedEvents() (events int, bytes int64) { return c.events.depth() }
 
 // Done is closed when the client reaches Closed or Faulted and its
 // goroutines have ended.
@@ -382,30 +410,26 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 	}
 
 	hello := &workerv1.WorkerEnvelope{
-		ProtocolVersion: protocol.Version,
-		SessionId:       c.sessionID,
-		Sequence:        1,
 		Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
-			ProtocolVersion:   protocol.Version,
-			Nonce:             c.nonce,
-			HeartbeatInterval: durationpb.New(c.opts.HeartbeatInterval),
-			MaxFrameBytes:     uint32(c.opts.MaxFrameBytes),
-			GatewayVersion:    c.opts.GatewayVersion,
+			ProtocolVersion:     protocol.Version,
+			Nonce:               c.nonce,
+			HeartbeatInterval:   durationpb.New(c.opts.HeartbeatInterval),
+			MaxFrameBytes:       uint32(c.opts.MaxFrameBytes),
+			GatewayVersion:      c.opts.GatewayVersion,
+			MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
+			MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
 		}},
 	}
-	if err := c.w.Write(hello); err != nil {
+	if _, err := c.pc.Send(hello); err != nil {
 		return nil, ioFail("send GatewayHello", err)
 	}
 
-	env, err := c.r.Read()
+	env, _, err := c.pc.Recv()
 	if err != nil {
 		return nil, ioFail("read WorkerHello", err)
 	}
-	if env.GetSequence() != 1 {
-		return nil, fail(ErrProtocol, "WorkerHello has sequence %d, want 1", env.GetSequence())
-	}
 	if f := env.GetFault(); f != nil {
-		return nil, fail(ErrWorkerFault, "%s", faultText(f))
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
 	}
 	wh := env.GetWorkerHello()
 	if wh == nil {
@@ -428,15 +452,12 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 	}
 	c.mu.Unlock()
 
-	env, err = c.r.Read()
+	env, _, err = c.pc.Recv()
 	if err != nil {
 		return nil, ioFail("read WorkerReady", err)
 	}
-	if env.GetSequence() != 2 {
-		return nil, fail(ErrProtocol, "WorkerReady has sequence %d, want 2", env.GetSequence())
-	}
 	if f := env.GetFault(); f != nil {
-		return nil, fail(ErrWorkerFault, "%s", faultText(f))
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
 	}
 	ready := env.GetWorkerReady()
 	if ready == nil {
@@ -710,10 +731,11 @@ func (c *Client) Shutdown(ctx context.Context) (teardownWarnings []string, err e
 	return append([]string(nil), c.warnings...), c.err
 }
 
-// Kill kills the worker process (Options.Kill) and faults the client with
-// ErrKilled and reason. It does not wait; use Done.
-func (c *Client) Kill(reason string) {
-	c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrKilled, reason))
+// Kill kills the worker process (Options.Kill) and faults the client with a
+// *KillError carrying reason (it matches ErrKilled). It does not wait; use
+// Done.
+func (c *Client) Kill(reason protocol.KillReason) {
+	c.terminate(StateFaulted, &KillError{Reason: reason})
 }
 
 // kill runs Options.Kill at most once.
@@ -760,72 +782,98 @@ func (c *Client) terminate(state State, err error) {
 		p.ch <- result{err: perr}
 	}
 	if !started {
-		close(c.events)
+		c.events.close()
 		close(c.done)
 	}
 }
 
-// run owns the loops once Ready: it watches heartbeats and the process exit,
-// and after the terminal transition waits for the loops, then closes Events
-// and Done.
+// run owns the loops once Ready: it watches heartbeats, and it is the one
+// place that decides what the worker's going means: the pipe's end (from
+// the read loop), the process exit (Options.Exited) and the ShutdownAck are
+// events here, and one timer bounds the wait for the second of the first
+// two. After the terminal transition it waits for the loops, then closes
+// the event queue and Done.
 func (c *Client) run() {
 	check := min(c.opts.HeartbeatGrace/4, time.Second)
 	check = max(check, time.Millisecond)
 	ticker := time.NewTicker(check)
-	exited := c.opts.Exited
+	g := gone{exitKnown: c.opts.Exited != nil}
+	eof, exited, acked := c.eof, c.opts.Exited, c.acked
+	var grace *time.Timer
+	var graceC <-chan time.Time
 loop:
 	for {
 		select {
 		case <-c.stop:
 			break loop
+		case <-eof:
+			eof, g.eof = nil, true
 		case <-exited:
-			exited = nil
-			c.processExited()
+			exited, g.exit = nil, true
+		case <-acked:
+			acked = nil
+		case <-graceC:
+			graceC, g.waited = nil, true
 		case now := <-ticker.C:
 			c.checkHeartbeat(now)
+			continue
 		}
+		if c.workerGone(g) && grace == nil && (g.eof || g.exit) {
+			grace = time.NewTimer(goneWait)
+			graceC = grace.C
+		}
+	}
+	if grace != nil {
+		grace.Stop()
 	}
 	ticker.Stop()
 	_ = c.conn.Close()
 	c.loops.Wait()
-	close(c.events)
+	c.events.close()
 	close(c.done)
 }
 
-// processExited handles the report that the worker process ended. Frames
-// the worker wrote before it died (a ShutdownAck, a Fault, replies) may still
-// sit in the pipe, so the read loop gets the first chance to drain them and
-// reach the pipe's end, which gives the more precise reason. During Closing
-// the read loop decides alone (the Shutdown deadline bounds it); otherwise it
-// gets exitDrainWait before the exit itself faults the client.
-func (c *Client) processExited() {
-	c.mu.Lock()
-	c.exitSeen = true
-	closing := c.state == StateClosing
-	c.mu.Unlock()
-	if closing {
-		c.maybeClosed()
-		return
-	}
-	t := time.NewTimer(exitDrainWait)
-	defer t.Stop()
-	select {
-	case <-c.stop:
-	case <-t.C:
-		c.terminate(StateFaulted, fmt.Errorf("%w: process exited: %s", ErrWorkerGone, c.exitStatus()))
-	}
+// gone is what run knows of the worker's going.
+type gone struct {
+	eof, exit bool // the pipe ended; the process exit was reported
+	exitKnown bool // the process exit is reported at all (Options.Exited)
+	waited    bool // goneWait passed since the first of them
 }
 
-// maybeClosed completes a clean shutdown once the ack has arrived and the
-// worker is gone (process exit when reported, else the pipe's end).
-func (c *Client) maybeClosed() bool {
+// workerGone acts on what run knows: a clean close once the ack arrived and
+// the worker is gone, a fault once the worker is gone (both signs, or one
+// and goneWait). It reports whether run should wait for more.
+func (c *Client) workerGone(g gone) (wait bool) {
 	c.mu.Lock()
-	ok := c.state == StateClosing && c.ackReceived && (c.exitSeen || c.opts.Exited == nil && c.eofSeen)
+	closing, acked := c.state == StateClosing, c.ackReceived
+	eofErr := c.eofErr
 	c.mu.Unlock()
-	if ok {
+	done := g.exit || !g.exitKnown && g.eof // the process is gone
+	switch {
+	case closing && acked && done:
 		c.terminate(StateClosed, nil)
+		return false
+	case closing && acked:
+		return true // the ack is in; the worker is on its way out
+	case g.exit && c.opts.ExitCode != nil && c.opts.ExitCode() == protocol.ExitEventOverflow && (g.eof || g.waited):
+		c.terminate(StateFaulted, &FaultError{Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW,
+			Message: fmt.Sprintf("the worker exited with code %d: its event queue overflowed; the gateway did not keep up", protocol.ExitEventOverflow)})
+		return false
+	case g.eof && (g.exit || !g.exitKnown || g.waited):
+		detail := "pipe closed"
+		if eofErr != nil {
+			detail += ": " + eofErr.Error()
+		}
+		if g.exit {
+			detail = "process exited: " + c.exitStatus()
+		}
+		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerGone, detail))
+		return false
+	case g.exit && g.waited:
+		c.terminate(StateFaulted, fmt.Errorf("%w: process exited: %s", ErrWorkerGone, c.exitStatus()))
+		return false
 	}
-	return ok
+	return g.eof || g.exit
 }
 
 func (c *Client) exitStatus() string {
@@ -884,18 +932,6 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// countingWriter counts the bytes that reached the pipe since n was reset.
-type countingWriter struct {
-	w io.Writer
-	n int
-}
-
-func (cw *countingWriter) Write(b []byte) (int, error) {
-	n, err := cw.w.Write(b)
-	cw.n += n
-	return n, err
-}
-
 // writeLocked numbers env with the next outbound sequence and writes it as
 // one frame; the caller holds the write lock, so wire order and sequence
 // agree. deadline (zero: none) bounds a write blocked by a full pipe; a
@@ -913,20 +949,15 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 	if c.wbroken {
 		return c.terminalErr()
 	}
-	c.wseq++
-	env.ProtocolVersion = protocol.Version
-	env.SessionId = c.sessionID
-	env.Sequence = c.wseq
 	_ = c.conn.SetWriteDeadline(deadline)
-	c.cw.n = 0
-	err := c.w.Write(env)
+	written, err := c.pc.Send(env)
 	if err == nil {
 		return nil
 	}
-	if c.cw.n == 0 && (frame.CodeOf(err) != 0 || isTimeout(err)) {
-		// Nothing reached the pipe: an envelope we cannot encode (too large)
-		// or a pipe that stayed full until the deadline.
-		c.wseq--
+	if written == 0 && (frame.CodeOf(err) != 0 || isTimeout(err)) {
+		// Nothing reached the pipe (and no sequence number was used): an
+		// envelope we cannot encode (too large) or a pipe that stayed full
+		// until the deadline.
 		return &notSentError{err: err}
 	}
 	c.wbroken = true
@@ -936,7 +967,7 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 	default:
 	}
 	if isTimeout(err) {
-		c.terminate(StateFaulted, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, c.cw.n))
+		c.terminate(StateFaulted, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, written))
 	} else {
 		c.terminate(StateFaulted, fmt.Errorf("%w: write: %v", ErrWorkerGone, err))
 	}
@@ -957,20 +988,14 @@ func (c *Client) terminalErr() error {
 // readLoop is the only reader after the handshake.
 func (c *Client) readLoop() {
 	defer c.loops.Done()
-	seq := uint64(2) // WorkerHello and WorkerReady were 1 and 2
 	var lastEvent uint64
 	for {
-		env, err := c.r.Read()
+		env, size, err := c.pc.Recv()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		seq++
-		if env.GetSequence() != seq {
-			c.terminate(StateFaulted, fmt.Errorf("%w: envelope sequence %d, want %d", ErrProtocol, env.GetSequence(), seq))
-			return
-		}
-		if !c.dispatch(env, &lastEvent) {
+		if !c.dispatch(env, size, &lastEvent) {
 			return
 		}
 	}
@@ -986,28 +1011,12 @@ func (c *Client) readFailed(err error) {
 	}
 	cause := c.classify(err)
 	if cause == ErrWorkerGone {
+		// What the pipe's end means (a clean close, a crash) run decides,
+		// with the process exit.
 		c.mu.Lock()
-		c.eofSeen = true
-		acked := c.state == StateClosing && c.ackReceived
+		c.eofErr = err
 		c.mu.Unlock()
-		if acked {
-			c.maybeClosed() // else wait for the process exit report in run
-			return
-		}
-		// Give the process waiter a moment so the reason can carry the
-		// exit status; the socket usually closes as the process dies.
-		detail := "pipe closed: " + err.Error()
-		if c.opts.Exited != nil {
-			t := time.NewTimer(exitStatusWait)
-			select {
-			case <-c.opts.Exited:
-				detail = "process exited: " + c.exitStatus()
-			case <-t.C:
-			case <-c.stop:
-			}
-			t.Stop()
-		}
-		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerGone, detail))
+		close(c.eof)
 		return
 	}
 	if errors.Is(cause, ErrVersionMismatch) {
@@ -1018,33 +1027,37 @@ func (c *Client) readFailed(err error) {
 }
 
 // dispatch handles one envelope; it returns false when the loop must end.
-func (c *Client) dispatch(env *workerv1.WorkerEnvelope, lastEvent *uint64) bool {
+func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uint64) bool {
 	switch b := env.GetBody().(type) {
 	case *workerv1.WorkerEnvelope_CommandReply:
 		return c.completeCommand(env.GetCorrelationId(), b.CommandReply)
 	case *workerv1.WorkerEnvelope_Event:
-		return c.deliverEvent(b.Event.GetEvent(), lastEvent)
+		return c.deliverEvent(b.Event.GetEvent(), size, lastEvent)
 	case *workerv1.WorkerEnvelope_Heartbeat:
 		c.mu.Lock()
 		c.lastHeartbeat = time.Now()
 		c.mu.Unlock()
 		return true
 	case *workerv1.WorkerEnvelope_Fault:
-		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerFault, faultText(b.Fault)))
+		c.terminate(StateFaulted, &FaultError{Code: b.Fault.GetCode(), Message: b.Fault.GetMessage()})
 		return false
 	case *workerv1.WorkerEnvelope_ShutdownAck:
 		c.mu.Lock()
-		closing := c.state == StateClosing
-		if closing {
+		closing, again := c.state == StateClosing, c.ackReceived
+		if closing && !again {
 			c.ackReceived = true
 			c.warnings = b.ShutdownAck.GetTeardownWarnings()
 		}
 		c.mu.Unlock()
-		if !closing {
+		switch {
+		case !closing:
 			c.terminate(StateFaulted, fmt.Errorf("%w: ShutdownAck without Shutdown", ErrProtocol))
 			return false
+		case again:
+			c.terminate(StateFaulted, fmt.Errorf("%w: a second ShutdownAck", ErrProtocol))
+			return false
 		}
-		c.maybeClosed()
+		close(c.acked) // run completes the close once the worker is gone
 		return true
 	default:
 		c.terminate(StateFaulted, fmt.Errorf("%w: unexpected body %s", ErrProtocol, bodyName(env)))
@@ -1072,6 +1085,12 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 		// Never pending, or already failed by a fault: nothing to apply.
 		c.log.Debug("workerclient: reply without a pending command dropped", logging.KeyCorrelation, corr)
 		return true
+	case reply.GetOversizedReplyBytes() > 0 && (p.cmd == nil || p.abandoned):
+		if !p.abandoned {
+			p.ch <- result{err: fmt.Errorf("%w: the reply of %s is %d bytes, the limit %d", ErrReplyTooLarge,
+				p.kind.Name(), reply.GetOversizedReplyBytes(), c.opts.MaxFrameBytes)}
+		}
+		return true
 	case reply.GetReply() == nil:
 		p.ch <- result{err: fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr)}
 		c.terminate(StateFaulted, fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr))
@@ -1094,9 +1113,10 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 }
 
 // deliverEvent validates the event sequence, stamps the event and queues it.
-// A full queue is waited on for at most EventStallTimeout; meanwhile the
-// heartbeat check is suspended, because the read loop is not reading them.
-func (c *Client) deliverEvent(ev *mxgatewayv1.Event, lastEvent *uint64) bool {
+// A full queue is waited on (flow control; at most EventStallTimeout when
+// set); meanwhile the heartbeat check is suspended, because the read loop is
+// not reading them.
+func (c *Client) deliverEvent(ev *mxgatewayv1.Event, size int, lastEvent *uint64) bool {
 	if ev == nil {
 		c.terminate(StateFaulted, fmt.Errorf("%w: event envelope without an event", ErrProtocol))
 		return false
@@ -1114,24 +1134,28 @@ func (c *Client) deliverEvent(ev *mxgatewayv1.Event, lastEvent *uint64) bool {
 	ev.SessionId = c.sessionID
 	ev.GatewayTime = timestamppb.Now()
 
-	select {
-	case c.events <- ev:
+	sized := protocol.SizedEvent{Event: ev, Bytes: size}
+	if c.events.tryPush(sized) {
 		return true
-	default:
 	}
 	c.mu.Lock()
 	c.eventsBlocked = true
 	c.mu.Unlock()
-	t := time.NewTimer(c.opts.EventStallTimeout)
-	defer t.Stop()
-	ok := true
-	select {
-	case c.events <- ev:
-	case <-t.C:
-		c.terminate(StateFaulted, fmt.Errorf("%w: %d events unread for %v", ErrEventOverflow, cap(c.events), c.opts.EventStallTimeout))
-		ok = false
-	case <-c.stop:
-		ok = false
+	var expire <-chan struct{}
+	if d := c.opts.EventStallTimeout; d > 0 {
+		ch := make(chan struct{})
+		t := time.AfterFunc(d, func() { close(ch) })
+		defer t.Stop()
+		expire = ch
+	}
+	ok := c.events.push(sized, c.stop, expire)
+	if !ok {
+		select {
+		case <-c.stop:
+		default:
+			n, b := c.events.depth()
+			c.terminate(StateFaulted, fmt.Errorf("%w: %d events (%d bytes) unread for %v", ErrEventOverflow, n, b, c.opts.EventStallTimeout))
+		}
 	}
 	c.mu.Lock()
 	c.eventsBlocked = false
@@ -1140,10 +1164,6 @@ func (c *Client) deliverEvent(ev *mxgatewayv1.Event, lastEvent *uint64) bool {
 	c.lastHeartbeat = time.Now()
 	c.mu.Unlock()
 	return ok
-}
-
-func faultText(f *workerv1.Fault) string {
-	return fmt.Sprintf("%s: %s", f.GetCode(), f.GetMessage())
 }
 
 // bodyName names an envelope's body for errors ("worker_hello").

@@ -196,7 +196,7 @@ func TestEventsInPipeOrder(t *testing.T) {
 		mxgatewayv1.EventFamily_EVENT_FAMILY_ON_WRITE_COMPLETE,
 	}
 	for i, fam := range want {
-		ev := wait(t, h.c.Events())
+		ev := wait(t, h.events())
 		if ev.GetSequence() != uint64(i+1) || ev.GetFamily() != fam {
 			t.Fatalf("event %d: seq %d family %v", i, ev.GetSequence(), ev.GetFamily())
 		}
@@ -290,7 +290,7 @@ func TestHeartbeatGraceAndCeiling(t *testing.T) {
 		h.start()
 		h.w.heartbeat()
 		h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
-		wait(t, h.c.Events()) // the heartbeat before it has been handled
+		wait(t, h.events()) // the heartbeat before it has been handled
 		h.c.checkHeartbeat(time.Now().Add(grace - time.Second))
 		if h.c.State() != StateReady {
 			t.Fatalf("faulted within the grace: %v", h.c.Err())
@@ -511,8 +511,9 @@ func TestWorkerFault(t *testing.T) {
 		h.w.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: &workerv1.Fault{
 			Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW, Message: "queue full"}}})
 		err := h.waitDone()
-		if !errors.Is(err, ErrWorkerFault) || !strings.Contains(err.Error(), "FAULT_CODE_EVENT_OVERFLOW") || !strings.Contains(err.Error(), "queue full") {
-			t.Fatalf("err %v", err)
+		var fe *FaultError
+		if !errors.Is(err, ErrWorkerFault) || !errors.As(err, &fe) || fe.Code != workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW || fe.Message != "queue full" {
+			t.Fatalf("err %v, want a FaultError with the worker's code and message", err)
 		}
 		if r := wait(t, res); !errors.Is(r.err, ErrWorkerFault) {
 			t.Fatalf("pending command: %v", r.err)
@@ -526,8 +527,9 @@ func TestWorkerFault(t *testing.T) {
 		h.w.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: &workerv1.Fault{
 			Code: workerv1.FaultCode_FAULT_CODE_BACKEND_INIT, Message: "no COM"}}})
 		err := wait(t, errc)
-		if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrWorkerFault) || !strings.Contains(err.Error(), "no COM") {
-			t.Fatalf("err %v", err)
+		var fe *FaultError
+		if !errors.Is(err, ErrHandshake) || !errors.As(err, &fe) || fe.Code != workerv1.FaultCode_FAULT_CODE_BACKEND_INIT || fe.Message != "no COM" {
+			t.Fatalf("err %v, want a handshake error carrying the worker's BACKEND_INIT fault", err)
 		}
 		assertHandshakeFailed(t, h, err)
 	})
@@ -754,11 +756,12 @@ func TestKill(t *testing.T) {
 	h.start()
 	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
 	h.w.read()
-	h.c.Kill("operator request")
-	h.c.Kill("again")
+	h.c.Kill(protocol.KillGateway)
+	h.c.Kill(protocol.KillAfterFault)
 	err := h.waitDone()
-	if !errors.Is(err, ErrKilled) || !strings.Contains(err.Error(), "operator request") {
-		t.Fatalf("err %v", err)
+	var ke *KillError
+	if !errors.Is(err, ErrKilled) || !errors.As(err, &ke) || ke.Reason != protocol.KillGateway {
+		t.Fatalf("err %v, want the first kill's typed reason", err)
 	}
 	if r := wait(t, res); !errors.Is(r.err, ErrKilled) {
 		t.Fatalf("pending: %v", r.err)
@@ -811,7 +814,7 @@ func TestEventStallRecovers(t *testing.T) {
 		}
 	}()
 	for i := range n {
-		ev := wait(t, h.c.Events())
+		ev := wait(t, h.events())
 		if ev.GetSequence() != uint64(i+1) {
 			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
 		}
@@ -837,5 +840,40 @@ func TestStateString(t *testing.T) {
 		if s.String() != want {
 			t.Errorf("%d: %q", int(s), s.String())
 		}
+	}
+}
+
+// TestFlowControlByBytes: with a queue bound of one frame's bytes and no
+// stall timeout, a burst the reader does not take makes the read loop wait
+// (the rest stays in the pipe) instead of faulting, and nothing is lost or
+// reordered once the reader takes them.
+func TestFlowControlByBytes(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBufferBytes = 1 })
+	h.start()
+	const n = 200
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for range n {
+			h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+		}
+	}()
+	testutil.Eventually(t, waitFor, func() error {
+		if ev, b := h.c.QueuedEvents(); ev != 1 || b == 0 {
+			return fmt.Errorf("%d events (%d bytes) queued, want the one the byte bound admits", ev, b)
+		}
+		return nil
+	})
+	if h.c.State() != StateReady {
+		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
+	}
+	for i := range n {
+		if ev := wait(t, h.events()); ev.GetSequence() != uint64(i+1) {
+			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
+		}
+	}
+	<-sent
+	if h.c.State() != StateReady {
+		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
 	}
 }

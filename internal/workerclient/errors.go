@@ -2,8 +2,11 @@ package workerclient
 
 import (
 	"errors"
+	"fmt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // Sentinel errors. Terminal errors wrap one of them with detail
@@ -48,10 +51,49 @@ var (
 	// ErrCommandTooLarge: the command's frame would exceed the frame limit;
 	// it was not sent, and only that command fails.
 	ErrCommandTooLarge = errors.New("workerclient: command exceeds the frame limit")
+	// ErrWorkerOverflow: the worker's outbound event queue reached its
+	// bounds (GatewayHello.max_queued_events, max_queued_event_bytes): the
+	// gateway did not keep up with the worker at all. A *FaultError with
+	// FAULT_CODE_EVENT_OVERFLOW matches it.
+	ErrWorkerOverflow = errors.New("workerclient: the worker's event queue overflowed")
+	// ErrReplyTooLarge: the command ran but its reply would not fit one
+	// frame (max_frame_bytes); only that command fails, and it changed no
+	// item.
+	ErrReplyTooLarge = errors.New("workerclient: reply exceeds the frame limit")
 	// ErrGuardRefused: the worker's item guard refused the command before
 	// MXAccess saw it (a *GuardError carries the worker's explanation).
 	ErrGuardRefused = errors.New("workerclient: refused by the worker's item guard")
 )
+
+// KillError is the terminal error of a Client that Kill ended: why the
+// gateway killed the worker, typed. It matches ErrKilled.
+type KillError struct {
+	Reason protocol.KillReason
+}
+
+// Error implements error.
+func (e *KillError) Error() string { return ErrKilled.Error() + ": " + string(e.Reason) }
+
+// Is makes errors.Is(err, ErrKilled) true.
+func (e *KillError) Is(target error) bool { return target == ErrKilled }
+
+// FaultError is the terminal error of a Client whose worker sent a Fault:
+// its code, typed, and message. It matches ErrWorkerFault.
+type FaultError struct {
+	Code    workerv1.FaultCode
+	Message string
+}
+
+// Error implements error.
+func (e *FaultError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", ErrWorkerFault.Error(), e.Code, e.Message)
+}
+
+// Is makes errors.Is(err, ErrWorkerFault) true, and errors.Is(err,
+// ErrWorkerOverflow) for an event overflow.
+func (e *FaultError) Is(target error) bool {
+	return target == ErrWorkerFault || target == ErrWorkerOverflow && e.Code == workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW
+}
 
 // GuardError is a single command the worker's item guard refused: a handle
 // it writes does not name, in the worker's item table, the reference the

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,6 +185,32 @@ type harness struct {
 	w      *fakeWorker
 	kills  atomic.Int32
 	exited chan struct{}
+
+	evOnce sync.Once
+	evch   chan *mxgatewayv1.Event
+}
+
+// events returns the client's events as a channel, fed from NextEvents by
+// one goroutine and closed when NextEvents reports the end.
+func (h *harness) events() <-chan *mxgatewayv1.Event {
+	h.evOnce.Do(func() {
+		h.evch = make(chan *mxgatewayv1.Event)
+		go func() {
+			defer close(h.evch)
+			var buf []protocol.SizedEvent
+			for {
+				var ok bool
+				buf, ok = h.c.NextEvents(buf[:0])
+				for _, ev := range buf {
+					h.evch <- ev.Event
+				}
+				if !ok {
+					return
+				}
+			}
+		}()
+	})
+	return h.evch
 }
 
 type harnessOpt func(*Options)
@@ -288,7 +315,7 @@ func (h *harness) drainEvents() []*mxgatewayv1.Event {
 	timeout := time.After(waitFor)
 	for {
 		select {
-		case ev, ok := <-h.c.Events():
+		case ev, ok := <-h.events():
 			if !ok {
 				return got
 			}

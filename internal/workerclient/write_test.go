@@ -226,7 +226,7 @@ func TestCancelQueuedBehindBlockedWrite(t *testing.T) {
 		default:
 			return errors.New("write lock busy")
 		}
-		seq := h.c.wseq
+		seq := h.c.pc.Sent()
 		<-h.c.wlock
 		if seq != 2 {
 			return errors.New("first command not written yet")

@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // Worker is what the pool needs of a worker.
@@ -22,7 +24,7 @@ type Worker interface {
 	// Done is closed when the worker reached a terminal state.
 	Done() <-chan struct{}
 	// Kill ends the worker at once.
-	Kill(reason string)
+	Kill(reason protocol.KillReason)
 }
 
 // ErrClosed is returned by Get after Close.
@@ -158,7 +160,7 @@ func (p *Pool[W]) Close() {
 	p.cancel()
 	p.wg.Wait()
 	for _, s := range spares {
-		s.Worker.Kill("spare worker pool closed")
+		s.Worker.Kill(protocol.KillGateway)
 	}
 	for _, s := range spares {
 		<-s.Worker.Done()
@@ -232,7 +234,7 @@ func (p *Pool[W]) launchOne() bool {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		w.Kill("spare worker pool closed")
+		w.Kill(protocol.KillGateway)
 		<-w.Done()
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -22,7 +23,7 @@ type fakeWorker struct {
 }
 
 func (w *fakeWorker) Done() <-chan struct{} { return w.done }
-func (w *fakeWorker) Kill(string) {
+func (w *fakeWorker) Kill(protocol.KillReason) {
 	w.killed.Store(true)
 	w.die()
 }

@@ -135,7 +135,7 @@ func slowSetup(t *testing.T, g *harness.Gateway, mayFault bool) (s *client, fast
 	slowClient := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
 	stalled, _ = slowClient.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
-	h, final = storm(t, s, fast, 8000, mayFault) // below the worker's 10,000-event queue
+	h, final = storm(t, s, fast, 8000, mayFault)
 	return s, fast, stalled, h, final
 }
 
@@ -162,7 +162,7 @@ func drain(t *testing.T, st grpc.ServerStreamingClient[mxgatewayv1.StreamEventsR
 // the cut-off client resumes from the ring without a gap.
 func TestSlowSubscriberDisconnected(t *testing.T) {
 	t.Parallel()
-	g := harness.Start(t, "--subscriber-queue=16", "--slow-consumer-policy=disconnect-subscriber", "--replay-size=100000")
+	g := harness.Start(t, "--subscriber-queue=16", "--subscriber-stall-timeout=100ms", "--slow-consumer-policy=disconnect-subscriber", "--replay-size=100000")
 	s, fast, stalled, h, final := slowSetup(t, g, false)
 	eventually(t, "slow subscriber disconnected", func() error {
 		if n := s.info().GetSubscribers(); n != 1 {
@@ -198,7 +198,7 @@ func TestSlowSubscriberDisconnected(t *testing.T) {
 // faults the whole session and its worker is killed.
 func TestSlowSubscriberFaultsSession(t *testing.T) {
 	t.Parallel()
-	g := harness.Start(t, "--subscriber-queue=16", "--slow-consumer-policy=fault-session")
+	g := harness.Start(t, "--subscriber-queue=16", "--subscriber-stall-timeout=100ms", "--slow-consumer-policy=fault-session")
 	s, fast, stalled, _, _ := slowSetup(t, g, true)
 	_, err := fast.end()
 	wantCode(t, err, codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer)

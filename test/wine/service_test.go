@@ -64,6 +64,11 @@ sim_profile: test
 	}
 	before := runDirs()
 	t.Cleanup(func() { removeRunDirs(before) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("service log:\n%s", readTail(filepath.Join(dir, "gateway.log")))
+		}
+	})
 	svc := func(args ...string) (string, error) {
 		cmd := exec.Command(suite.tools["wine64"], append([]string{winPath(exe), "service"}, args...)...)
 		cmd.Env = wineEnv(suite.prefix)

@@ -25,6 +25,8 @@ const (
 	ReasonNotSessionOwner    = "NOT_SESSION_OWNER"     // PERMISSION_DENIED: the session belongs to another key
 	ReasonReferenceForbidden = "REFERENCE_NOT_ALLOWED" // per-entry or PERMISSION_DENIED: key constraint
 	ReasonInternal           = "INTERNAL"              // INTERNAL: details only in the gateway log
+	ReasonReplyTooLarge      = "REPLY_TOO_LARGE"       // RESOURCE_EXHAUSTED: the reply exceeds max_frame_bytes; only that call failed
+	ReasonEventOverflow      = "EVENT_OVERFLOW"        // UNAVAILABLE: the worker's event queue filled; the gateway did not keep up at all
 	ReasonHandleReserved     = "HANDLE_RESERVED"       // INVALID_ARGUMENT: the server handle is the data watchdog's registration
 )
 

@@ -384,8 +384,15 @@ type GatewayHello struct {
 	MaxFrameBytes uint32 `protobuf:"varint,4,opt,name=max_frame_bytes,json=maxFrameBytes,proto3" json:"max_frame_bytes,omitempty"`
 	// The gateway's build version.
 	GatewayVersion string `protobuf:"bytes,5,opt,name=gateway_version,json=gatewayVersion,proto3" json:"gateway_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The most events the worker may queue for the pipe while the gateway is
+	// behind (flow control); 0 means the protocol default. Past it, or past
+	// max_queued_event_bytes, the worker faults with FAULT_CODE_EVENT_OVERFLOW.
+	MaxQueuedEvents uint32 `protobuf:"varint,6,opt,name=max_queued_events,json=maxQueuedEvents,proto3" json:"max_queued_events,omitempty"`
+	// The most encoded event bytes the worker may queue for the pipe; 0 means
+	// the protocol default.
+	MaxQueuedEventBytes uint64 `protobuf:"varint,7,opt,name=max_queued_event_bytes,json=maxQueuedEventBytes,proto3" json:"max_queued_event_bytes,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *GatewayHello) Reset() {
@@ -451,6 +458,20 @@ func (x *GatewayHello) GetGatewayVersion() string {
 		return x.GatewayVersion
 	}
 	return ""
+}
+
+func (x *GatewayHello) GetMaxQueuedEvents() uint32 {
+	if x != nil {
+		return x.MaxQueuedEvents
+	}
+	return 0
+}
+
+func (x *GatewayHello) GetMaxQueuedEventBytes() uint64 {
+	if x != nil {
+		return x.MaxQueuedEventBytes
+	}
+	return 0
 }
 
 // WorkerHello answers GatewayHello.
@@ -765,9 +786,14 @@ type WorkerCommandReply struct {
 	// item guard did not hold (reason REFERENCE_NOT_ALLOWED; the message names
 	// the reference the worker's item table holds). Bulk entries carry their
 	// refusal in their own BulkEntryResult.denial instead.
-	Denial        *v1.EntryDenial `protobuf:"bytes,3,opt,name=denial,proto3" json:"denial,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Denial *v1.EntryDenial `protobuf:"bytes,3,opt,name=denial,proto3" json:"denial,omitempty"`
+	// Set, with no reply, when the reply would not fit one frame: its encoded
+	// size in bytes. The command ran but changed no item (the worker sends
+	// this only for commands that do not change its item table; any other
+	// too-large reply is a FAULT_CODE_INTERNAL fault); only that call fails.
+	OversizedReplyBytes uint64 `protobuf:"varint,4,opt,name=oversized_reply_bytes,json=oversizedReplyBytes,proto3" json:"oversized_reply_bytes,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *WorkerCommandReply) Reset() {
@@ -819,6 +845,13 @@ func (x *WorkerCommandReply) GetDenial() *v1.EntryDenial {
 		return x.Denial
 	}
 	return nil
+}
+
+func (x *WorkerCommandReply) GetOversizedReplyBytes() uint64 {
+	if x != nil {
+		return x.OversizedReplyBytes
+	}
+	return 0
 }
 
 // Cancel asks the worker to drop a queued command; a command already running
@@ -1035,8 +1068,10 @@ type Heartbeat struct {
 	LastEventSequence uint64 `protobuf:"varint,7,opt,name=last_event_sequence,json=lastEventSequence,proto3" json:"last_event_sequence,omitempty"`
 	// Whether the backend's thread answered its liveness probe.
 	BackendResponsive bool `protobuf:"varint,8,opt,name=backend_responsive,json=backendResponsive,proto3" json:"backend_responsive,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Encoded bytes of the events queued for the pipe.
+	EventQueueBytes uint64 `protobuf:"varint,9,opt,name=event_queue_bytes,json=eventQueueBytes,proto3" json:"event_queue_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
@@ -1125,6 +1160,13 @@ func (x *Heartbeat) GetBackendResponsive() bool {
 	return false
 }
 
+func (x *Heartbeat) GetEventQueueBytes() uint64 {
+	if x != nil {
+		return x.EventQueueBytes
+	}
+	return 0
+}
+
 // Fault reports a fatal problem.
 type Fault struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1203,13 +1245,15 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x05event\x18\x12 \x01(\v2 .mxgateway.worker.v1.WorkerEventH\x00R\x05event\x12>\n" +
 	"\theartbeat\x18\x13 \x01(\v2\x1e.mxgateway.worker.v1.HeartbeatH\x00R\theartbeat\x122\n" +
 	"\x05fault\x18\x14 \x01(\v2\x1a.mxgateway.worker.v1.FaultH\x00R\x05faultB\x06\n" +
-	"\x04body\"\xef\x01\n" +
+	"\x04body\"\xd0\x02\n" +
 	"\fGatewayHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\x05nonce\x18\x02 \x01(\fB\x03\x80\x01\x01R\x05nonce\x12H\n" +
 	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12&\n" +
 	"\x0fmax_frame_bytes\x18\x04 \x01(\rR\rmaxFrameBytes\x12'\n" +
-	"\x0fgateway_version\x18\x05 \x01(\tR\x0egatewayVersion\"\x8c\x01\n" +
+	"\x0fgateway_version\x18\x05 \x01(\tR\x0egatewayVersion\x12*\n" +
+	"\x11max_queued_events\x18\x06 \x01(\rR\x0fmaxQueuedEvents\x123\n" +
+	"\x16max_queued_event_bytes\x18\a \x01(\x04R\x13maxQueuedEventBytes\"\x8c\x01\n" +
 	"\vWorkerHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\x05nonce\x18\x02 \x01(\fB\x03\x80\x01\x01R\x05nonce\x12\x10\n" +
@@ -1228,11 +1272,12 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\rserver_handle\x18\x01 \x01(\x05R\fserverHandle\x12\x1f\n" +
 	"\vitem_handle\x18\x02 \x01(\x05R\n" +
 	"itemHandle\x12'\n" +
-	"\x0fitem_definition\x18\x03 \x01(\tR\x0eitemDefinition\"\xa9\x01\n" +
+	"\x0fitem_definition\x18\x03 \x01(\tR\x0eitemDefinition\"\xdd\x01\n" +
 	"\x12WorkerCommandReply\x12)\n" +
 	"\x05reply\x18\x01 \x01(\v2\x13.mxgateway.v1.ReplyR\x05reply\x125\n" +
 	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x121\n" +
-	"\x06denial\x18\x03 \x01(\v2\x19.mxgateway.v1.EntryDenialR\x06denial\"<\n" +
+	"\x06denial\x18\x03 \x01(\v2\x19.mxgateway.v1.EntryDenialR\x06denial\x122\n" +
+	"\x15oversized_reply_bytes\x18\x04 \x01(\x04R\x13oversizedReplyBytes\"<\n" +
 	"\x06Cancel\x122\n" +
 	"\x15target_correlation_id\x18\x01 \x01(\x04R\x13targetCorrelationId\"W\n" +
 	"\bShutdown\x123\n" +
@@ -1241,7 +1286,7 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\vShutdownAck\x12+\n" +
 	"\x11teardown_warnings\x18\x01 \x03(\tR\x10teardownWarnings\"8\n" +
 	"\vWorkerEvent\x12)\n" +
-	"\x05event\x18\x01 \x01(\v2\x13.mxgateway.v1.EventR\x05event\"\xa7\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x13.mxgateway.v1.EventR\x05event\"\xd3\x03\n" +
 	"\tHeartbeat\x123\n" +
 	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12*\n" +
 	"\x11event_queue_depth\x18\x02 \x01(\rR\x0feventQueueDepth\x12.\n" +
@@ -1250,7 +1295,8 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x16command_in_flight_kind\x18\x05 \x01(\tR\x13commandInFlightKind\x12I\n" +
 	"\x13command_running_for\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x11commandRunningFor\x12.\n" +
 	"\x13last_event_sequence\x18\a \x01(\x04R\x11lastEventSequence\x12-\n" +
-	"\x12backend_responsive\x18\b \x01(\bR\x11backendResponsive\"U\n" +
+	"\x12backend_responsive\x18\b \x01(\bR\x11backendResponsive\x12*\n" +
+	"\x11event_queue_bytes\x18\t \x01(\x04R\x0feventQueueBytes\"U\n" +
 	"\x05Fault\x122\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1e.mxgateway.worker.v1.FaultCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage*\xb2\x01\n" +
