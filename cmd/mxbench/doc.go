@@ -1,6 +1,7 @@
 // Command mxbench is the benchmark driver behind `make bench`. It builds
 // mxgateway, starts its own gateways on loopback (with authentication when
-// the gateway offers it), drives them through the Go SDK and compares every
+// the gateway offers it) and, for the runtime storm, its own Galaxy runtime
+// (`mxgateway galaxy`) with a gateway attached to it, drives them through the Go SDK and compares every
 // figure with a ceiling measured in the same run: a bare grpc-go server
 // streaming the same event messages from memory, a bare unary echo of the
 // same size, a bare spawn of the worker binary, and a node-opcua peer
