@@ -71,7 +71,10 @@ func FromModel(m *sim.Model, seq uint64, deployed time.Time, fresh mxgatewayv1.F
 	for _, o := range m.Objects {
 		n := &node{obj: &mxgatewayv1.GalaxyObject{ObjectId: o.ID, TagName: o.Tag, ContainedName: o.Contained,
 			CategoryId: o.Category, TemplateChain: slices.Clone(o.Templates)}}
-		for _, t := range o.Templates {
+		if len(n.obj.TemplateChain) == 0 && o.Template != "" {
+			n.obj.TemplateChain = []string{o.Template}
+		}
+		for _, t := range n.obj.TemplateChain {
 			n.chain = append(n.chain, normTemplate(t))
 		}
 		for _, a := range o.Attributes {
