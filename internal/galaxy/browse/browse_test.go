@@ -280,6 +280,12 @@ func TestPageTokens(t *testing.T) {
 	if _, err := s2.Children(Viewer{ID: "k1"}, byPath("Plant"), Query{PageSize: 2, PageToken: tok}); !errors.Is(err, ErrStaleToken) {
 		t.Errorf("after a deploy: %v, want ErrStaleToken", err)
 	}
+	// A source that restarted and reached the same sequence with another
+	// deploy: stale too.
+	again := FromModel(sim.DemoModel(), 1, deployed.Add(time.Second), mxgatewayv1.Freshness_FRESHNESS_LIVE)
+	if _, err := again.Children(Viewer{ID: "k1"}, byPath("Plant"), Query{PageSize: 2, PageToken: tok}); !errors.Is(err, ErrStaleToken) {
+		t.Errorf("same sequence, other deploy: %v, want ErrStaleToken", err)
+	}
 	// Bound to parent, filter, options and viewer.
 	for name, tc := range map[string]struct {
 		v      Viewer

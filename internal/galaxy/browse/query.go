@@ -334,16 +334,18 @@ func binding(v Viewer, call string, qr Query, start int32, depth uint32) uint64 
 	return h.Sum64()
 }
 
-// tokenLen is a token's size: version, deploy sequence, binding, offset.
+// tokenLen is a token's size: version, deploy sequence, deploy time
+// (a restarted source may reuse a sequence), binding, offset.
 const (
 	tokenVersion = 1
-	tokenLen     = 1 + 8 + 8 + 4
+	tokenLen     = 1 + 8 + 8 + 8 + 4
 )
 
 func (s *Snapshot) token(bind uint64, offset int) string {
 	b := make([]byte, 0, tokenLen)
 	b = append(b, tokenVersion)
 	b = binary.BigEndian.AppendUint64(b, s.Sequence())
+	b = binary.BigEndian.AppendUint64(b, uint64(s.info.GetLastDeployTime().AsTime().UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, bind)
 	b = binary.BigEndian.AppendUint32(b, uint32(offset))
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -366,13 +368,14 @@ func (s *Snapshot) page(qr Query, bind uint64, total int) (from, size int, err e
 	if err != nil || len(b) != tokenLen || b[0] != tokenVersion {
 		return 0, 0, fmt.Errorf("%w: not a page token of this gateway", ErrPageToken)
 	}
-	if seq := binary.BigEndian.Uint64(b[1:]); seq != s.Sequence() {
+	seq, at := binary.BigEndian.Uint64(b[1:]), binary.BigEndian.Uint64(b[9:])
+	if seq != s.Sequence() || at != uint64(s.info.GetLastDeployTime().AsTime().UnixNano()) {
 		return 0, 0, fmt.Errorf("%w: made at deploy %d, the Galaxy is at deploy %d; start again", ErrStaleToken, seq, s.Sequence())
 	}
-	if binary.BigEndian.Uint64(b[9:]) != bind {
+	if binary.BigEndian.Uint64(b[17:]) != bind {
 		return 0, 0, fmt.Errorf("%w: made for another request (parent, filter or options differ)", ErrPageToken)
 	}
-	from = int(binary.BigEndian.Uint32(b[17:]))
+	from = int(binary.BigEndian.Uint32(b[25:]))
 	if from <= 0 || from >= total {
 		return 0, 0, fmt.Errorf("%w: offset out of range", ErrPageToken)
 	}
