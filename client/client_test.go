@@ -572,3 +572,20 @@ func TestImportsOnlyPublicPackages(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsBatchClampedToTheGatewayBounds: Batch beyond the gateway's
+// bounds asks for the bounds, not for a request the gateway refuses.
+func TestEventsBatchClampedToTheGatewayBounds(t *testing.T) {
+	f := newFakeGateway()
+	c := dialFake(t, f)
+	s, _ := c.OpenSession(testCtx(t), "t")
+	emitN(f, 1)
+	if _, err := collectEvents(t, s, 1, Batch(10*MaxEventBatch, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.requests[0]; r.GetMaxBatch() != mxgatewayv1.MaxStreamBatch || time.Duration(r.GetMaxDelayMs())*time.Millisecond != mxgatewayv1.MaxStreamBatchDelay {
+		t.Fatalf("request %v, want max_batch %d and max_delay_ms %d", r, mxgatewayv1.MaxStreamBatch, mxgatewayv1.MaxStreamBatchDelay.Milliseconds())
+	}
+}

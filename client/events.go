@@ -245,8 +245,8 @@ type batching struct{ max, delayMs uint32 }
 
 // Bounds of Batch, as the gateway enforces them (StreamEventsRequest).
 const (
-	MaxEventBatch      = 8192
-	MaxEventBatchDelay = time.Second
+	MaxEventBatch      = mxgatewayv1.MaxStreamBatch
+	MaxEventBatchDelay = mxgatewayv1.MaxStreamBatchDelay
 )
 
 func newBatching(maxEvents int, maxDelay time.Duration) batching {

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -12,6 +17,10 @@ type OpenParams struct {
 	// Opens per repetition, one at a time; each session is closed before
 	// the next opens (the close is not timed).
 	Opens int `json:"opens_per_rep"`
+	// SpareReady waits (untimed) before each open until the gateway has a
+	// spare worker ready (mxgateway_spare_workers_ready >= 1): the open
+	// then takes a pre-started worker instead of starting one.
+	SpareReady bool `json:"spare_ready,omitempty"`
 }
 
 // OpenResult is session open (spawn + handshake + ready, as the SDK sees
@@ -53,6 +62,11 @@ func runOpen(ctx context.Context, g *gatewayProc, worker, workerBin string, spaw
 		opens := make([]time.Duration, p.Opens)
 		cl := make([]time.Duration, p.Opens)
 		for i := range p.Opens {
+			if p.SpareReady {
+				if err := g.waitSpare(ctx); err != nil {
+					return nil, err
+				}
+			}
 			start := time.Now()
 			s, err := c.OpenSession(ctx, "mxbench-open")
 			opens[i] = time.Since(start)
@@ -104,4 +118,43 @@ func runOpen(ctx context.Context, g *gatewayProc, worker, workerBin string, spaw
 	}
 	res.IdleWorkerMiB = spreadOf(idle)
 	return res, nil
+}
+
+// waitSpare polls the gateway's metrics until a spare worker is ready.
+func (g *gatewayProc) waitSpare(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body, err := g.get(ctx, "/metrics")
+		if err != nil {
+			return err
+		}
+		for line := range strings.SplitSeq(body, "\n") {
+			if v, ok := strings.CutPrefix(line, "mxgateway_spare_workers_ready "); ok {
+				if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && n >= 1 {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("mxbench: no spare worker ready within 30s")
+		}
+		if err := sleepCtx(ctx, 2*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// get fetches path from the gateway's HTTP listener.
+func (g *gatewayProc) get(ctx context.Context, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.httpAddr+path, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

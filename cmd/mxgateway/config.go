@@ -58,6 +58,7 @@ func configCommand(args []string, stdout, stderr io.Writer, env func(string) str
 			return code
 		}
 		problems := flattenErrors(cfg.Validate())
+		problems = append(problems, hostProblems(cfg, problemKeys(problems))...)
 		if cfg.WorkerExe != "" {
 			if err := config.CheckWorkerExecutable(cfg.WorkerExe, cfg.WorkerBackend); err != nil {
 				problems = append(problems, &config.FieldError{Key: "worker_exe", Msg: err.Error()})
@@ -123,6 +124,7 @@ func loadServeConfig(args []string, stdout, stderr io.Writer, env func(string) s
 	}
 	problems := flattenErrors(err)
 	problems = append(problems, flattenErrors(cfg.Validate())...)
+	problems = append(problems, hostProblems(cfg, problemKeys(problems))...)
 	if len(problems) == 0 {
 		exe := cfg.WorkerExe
 		if exe == "" {

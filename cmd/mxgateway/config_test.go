@@ -48,6 +48,7 @@ func TestConfigCommandValidate(t *testing.T) {
 	if err := os.WriteFile(file, []byte("max_sessions: 0\nlisten: nowhere\nlease: forever\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	home := t.TempDir() // the default data_dir is under it
 	tests := []struct {
 		name     string
 		args     []string
@@ -68,7 +69,7 @@ func TestConfigCommandValidate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := map[string]string{"HOME": "/home/op"}
+			env := map[string]string{"HOME": home}
 			for k, v := range tc.env {
 				env[k] = v
 			}
@@ -138,7 +139,7 @@ func TestTakeNameFlag(t *testing.T) {
 }
 
 func TestLoadServeConfig(t *testing.T) {
-	env := testEnv(map[string]string{"HOME": "/home/op"})
+	env := testEnv(map[string]string{"HOME": t.TempDir()})
 	var out, errOut bytes.Buffer
 	cfg, code := loadServeConfig([]string{"--max-sessions", "5"}, &out, &errOut, env)
 	if code != 0 || cfg == nil || cfg.MaxSessions != 5 {
@@ -208,5 +209,69 @@ func TestOpenServeLogWithoutEventLog(t *testing.T) {
 	log.Info("still logs")
 	if !strings.Contains(stderr.String(), "no event log") || !strings.Contains(stderr.String(), "still logs") {
 		t.Fatalf("stderr: %q", stderr.String())
+	}
+}
+
+// TestConfigValidateHostChecks: `config validate` (and serve, through
+// loadServeConfig) refuses what cannot work on this machine, each problem
+// named by its key.
+func TestConfigValidateHostChecks(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plain")
+	brokenModel := filepath.Join(dir, "model.yaml")
+	goodModel := filepath.Join(dir, "good.yaml")
+	for name, body := range map[string]string{
+		file:        "x",
+		brokenModel: "galaxy: G\nobjects:\n  - tag: A\n    attributes:\n      - {name: X, type: MxWidget}\n",
+		goodModel:   "galaxy: G\nobjects:\n  - tag: A\n",
+	} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		args []string
+		key  string   // the key with the problem; "" when valid
+		text []string // substrings of the problem
+	}{
+		{"missing sim model", []string{"--sim-model", filepath.Join(dir, "none.yaml")}, "sim_model", []string{"none.yaml"}},
+		{"broken sim model", []string{"--sim-model", brokenModel}, "sim_model", []string{"model.yaml:5:", "MxWidget"}},
+		{"good sim model", []string{"--sim-model", goodModel}, "", nil},
+		{"data dir is a file", []string{"--data-dir", file}, "data_dir", []string{"is a file"}},
+		{"data dir under a file", []string{"--data-dir", filepath.Join(file, "data")}, "data_dir", []string{"cannot be created", "is not a directory"}},
+		{"log file cannot be created", []string{"--log-file", filepath.Join(file, "gw.log")}, "log_file", []string{"cannot be created"}},
+		{"log file is a directory", []string{"--log-file", dir}, "log_file", []string{"is a directory"}},
+		{"log file creatable", []string{"--log-file", filepath.Join(dir, "logs", "gw.log")}, "", nil},
+		{"same socket, mapped spelling", []string{"--listen", "127.0.0.1:5000", "--http-listen", "[::ffff:127.0.0.1]:5000"}, "http_listen", []string{"same socket"}},
+		{"same socket, host name", []string{"--listen", "127.0.0.1:5000", "--http-listen", "localhost:5000"}, "http_listen", []string{"same socket"}},
+		{"different ports", []string{"--listen", "127.0.0.1:5000", "--http-listen", "localhost:5001"}, "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := testEnv(map[string]string{"HOME": t.TempDir()})
+			var out, errOut bytes.Buffer
+			code := configCommand(append([]string{"validate"}, tc.args...), &out, &errOut, env)
+			if tc.key == "" {
+				if code != 0 {
+					t.Fatalf("exit %d, want 0; stderr:\n%s", code, errOut.String())
+				}
+			} else {
+				if code != 1 || !strings.Contains(errOut.String(), "- "+tc.key+":") {
+					t.Fatalf("exit %d; want 1 naming %s; stderr:\n%s", code, tc.key, errOut.String())
+				}
+				for _, s := range tc.text {
+					if !strings.Contains(errOut.String(), s) {
+						t.Errorf("stderr lacks %q:\n%s", s, errOut.String())
+					}
+				}
+			}
+			// serve refuses the same before it listens.
+			errOut.Reset()
+			cfg, code := loadServeConfig(tc.args, &out, &errOut, env)
+			if (tc.key != "") != (cfg == nil) || (tc.key != "" && !strings.Contains(errOut.String(), "- "+tc.key+":")) {
+				t.Fatalf("loadServeConfig: code %d, stderr %q", code, errOut.String())
+			}
+		})
 	}
 }

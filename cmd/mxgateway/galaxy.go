@@ -258,6 +258,10 @@ func removeStaleGalaxyDirs(base string, log *slog.Logger) {
 	}
 }
 
+// galaxyProbeTimeout bounds one readiness probe of the gateway's own
+// runtime; startGalaxy retries until the start-up timeout.
+const galaxyProbeTimeout = time.Second
+
 // envGalaxyChild tells `mxgateway galaxy` that serve started it.
 const envGalaxyChild = "MXGW_GALAXY_CHILD"
 
@@ -321,7 +325,12 @@ func startGalaxy(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ga
 	wctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()
 	for {
-		_, err := galaxyAdmin(wctx, dir, &galaxyv1.AdminRequest{Action: runtime.ActionStatus})
+		// Each probe has its own bound: a connection that never answers
+		// (under Wine, the pipe's never-accepted first instance, see
+		// docs/windows.md) is given up and the runtime asked again.
+		actx, acancel := context.WithTimeout(wctx, galaxyProbeTimeout)
+		_, err := galaxyAdmin(actx, dir, &galaxyv1.AdminRequest{Action: runtime.ActionStatus})
+		acancel()
 		if err == nil {
 			break
 		}

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -125,10 +124,7 @@ func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error
 		grpcLis.Close()
 		return nil, nil, &listenError{what: "HTTP", addr: cfg.HTTPListen, flag: "http-listen", err: err}
 	}
-	// Connections are bounded per listener before anything is parsed: a
-	// listener at its limit accepts the next connection only when one
-	// closes (idle gRPC connections are closed after max_connection_idle).
-	return netutil.LimitListener(grpcLis, cfg.MaxConnections), netutil.LimitListener(httpLis, cfg.MaxConnections), nil
+	return grpcLis, httpLis, nil
 }
 
 // workerCommand returns the worker executable and its arguments (the
@@ -218,6 +214,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
+	// Connections are bounded per listener before anything is parsed: a
+	// listener at its limit accepts the next connection only when one
+	// closes (idle gRPC connections are closed after max_connection_idle).
+	grpcLis = limitListener(grpcLis, cfg.MaxConnections, m, "grpc")
+	httpLis = limitListener(httpLis, cfg.MaxConnections, m, "http")
 
 	guard, err := auth.NewGuard(auth.GuardConfig{Mode: mode, Manager: mgr, Logger: log, OnDenied: m.AuthDenied,
 		MaxStreamsPerKey: cfg.MaxStreamsPerKey, OnLimit: m.LimitRefused,
@@ -295,16 +296,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		log.Warn("could not clean up after a previous run", slog.Any(logging.KeyErr, err))
 	}
 
+	spares, err := newSparePool(cfg, sup, tracker, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, spares.Close)
+
 	sessions, err := session.New(session.Options{
-		Launch: func(ctx context.Context, id string) (session.Worker, error) {
-			began := time.Now()
-			c, err := sup.Launch(ctx, id)
-			if err != nil {
-				return nil, err // never a typed nil in the interface
-			}
-			tracker.started(c, time.Since(began), true)
-			return c, nil
-		},
+		Acquire:            acquireFrom(spares, tracker),
 		Logger:             log,
 		MaxSessions:        cfg.MaxSessions,
 		MaxPendingCommands: cfg.MaxPendingCommands,
@@ -317,6 +316,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		SlowConsumerPolicy: session.SlowConsumerPolicy(cfg.SlowConsumerPolicy),
 		ReplaySize:         cfg.ReplaySize,
 		ReplayAge:          cfg.ReplayAge,
+		Watchdog:           watchdogOptions(cfg),
 		MaxSessionsPerKey:  sessionsPerKey(cfg, mode),
 		Hooks:              sessionHooks(m),
 	})
@@ -324,6 +324,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		return err
 	}
 	m.SetQueueDepthFunc(sessions.QueuedEvents)
+	m.SetDataHealthFunc(sessions.DataHealthCounts)
+	m.SetSparesFunc(spares.Ready)
 
 	gw, err := gateway.New(gateway.Options{
 		Sessions:           sessions,
@@ -395,6 +397,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}},
 		opshttp.Check{Name: "worker_start", Func: probe.check},
 	)
+	if watchdogReference(cfg) != "" {
+		checks = append(checks, dataHealthCheck(sessions))
+	}
 	ops, err := opshttp.New(opshttp.Options{
 		Addr:          cfg.HTTPListen,
 		Listener:      httpLis,
@@ -609,7 +614,8 @@ func sessionHooks(m *metrics.Metrics) session.Hooks {
 			failed := reply.GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_MXACCESS_FAILURE
 			m.CommandDone(kind, metrics.Outcome(err, failed), d)
 		},
-		EventReceived: func(f mxgatewayv1.EventFamily) { m.EventsReceived(f, 1) },
-		SlowConsumer:  func(p session.SlowConsumerPolicy) { m.QueueOverflow(string(p)) },
+		EventReceived:     func(f mxgatewayv1.EventFamily) { m.EventsReceived(f, 1) },
+		SlowConsumer:      func(p session.SlowConsumerPolicy) { m.QueueOverflow(string(p)) },
+		DataHealthChanged: func(_ string, _, to mxgatewayv1.DataHealth) { m.DataHealthChanged(to) },
 	}
 }

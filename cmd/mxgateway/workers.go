@@ -75,6 +75,20 @@ func (t *workerTracker) started(c trackedWorker, startup time.Duration, count bo
 	t.live[pid] = c
 }
 
+// adopt starts counting a spare worker (started with count false) when a
+// session takes it. A spare that already exited is not counted.
+func (t *workerTracker) adopt(c trackedWorker, startup time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pid := c.PID()
+	if !t.ignore[pid] {
+		return
+	}
+	delete(t.ignore, pid)
+	t.m.WorkerStarted(startup)
+	t.live[pid] = c
+}
+
 // exited is the supervisor's OnExit.
 func (t *workerTracker) exited(pid, code int, killed bool) {
 	t.mu.Lock()

@@ -137,6 +137,10 @@ func TestCredentialThrottle(t *testing.T) {
 	throttled(ctxA, "s2", time.Second) // the key is throttled on every session
 	throttled(ctxB, "s1", time.Second) // and the session for every key
 	throttled(ctxB, "s2", 0)
+	// Secured writes present credentials too: refused while in back-off.
+	secured := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured{WriteSecured: &mxgatewayv1.WriteSecuredCommand{
+		ServerHandle: 1, ItemHandle: 1, CurrentUserId: 7, VerifierUserId: 7}}}
+	wantCode(t, g.CheckCredentials(ctxA, "s1", secured), codes.ResourceExhausted, mxgatewayv1.ReasonCredentialThrottled)
 	// Other commands pass; a success does not reset the count.
 	if err := g.CheckCredentials(ctxA, "s1", &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}); err != nil {
 		t.Fatalf("Register throttled: %v", err)
@@ -153,8 +157,8 @@ func TestCredentialThrottle(t *testing.T) {
 	if n := failures.Load(); n != CredentialFreeFailures+2 {
 		t.Fatalf("%d failures counted, want %d", n, CredentialFreeFailures+2)
 	}
-	if limited.Load() != 4 {
-		t.Fatalf("%d refusals counted, want 4", limited.Load())
+	if limited.Load() != 5 {
+		t.Fatalf("%d refusals counted, want 5", limited.Load())
 	}
 	rows, err := e.mgr.ListAudit(context.Background(), store.AuditFilter{Action: ActionCredentialFailed})
 	if err != nil {

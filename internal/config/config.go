@@ -50,6 +50,35 @@ const (
 	PolicyDisconnectSubscriber SlowConsumerPolicy = "disconnect-subscriber"
 )
 
+// SpareWorkersAuto is the default of spare_workers: DefaultSimSpareWorkers
+// with the simulator, none with mxaccess (each spare would hold an idle
+// MXAccess connection).
+const SpareWorkersAuto = -1
+
+// DefaultSimSpareWorkers is the number of spare workers the simulator
+// backend keeps by default.
+const DefaultSimSpareWorkers = 2
+
+// EffectiveSpareWorkers resolves spare_workers for the backend.
+func (c *Config) EffectiveSpareWorkers() int {
+	if c.SpareWorkers != SpareWorkersAuto {
+		return c.SpareWorkers
+	}
+	if c.WorkerBackend == BackendSim {
+		return DefaultSimSpareWorkers
+	}
+	return 0
+}
+
+// Special values of data_watchdog_reference.
+const (
+	// WatchdogAuto watches the demo Galaxy's clock when the simulator runs
+	// its built-in model, and nothing otherwise.
+	WatchdogAuto = "auto"
+	// WatchdogOff runs no data watchdog.
+	WatchdogOff = "off"
+)
+
 // Log formats.
 const (
 	LogFormatText = "text"
@@ -173,6 +202,24 @@ type Config struct {
 	// MaxFrameBytes is the largest gateway-worker frame. Default 16MiB;
 	// MXGATEWAY_MAX_FRAME_BYTES.
 	MaxFrameBytes int
+	// SpareWorkers is how many pre-started, handshaken workers wait for the
+	// next OpenSession; -1 (the default) means 2 with the simulator and 0
+	// with mxaccess; MXGATEWAY_SPARE_WORKERS.
+	SpareWorkers int
+
+	// DataWatchdogReference is the attribute every session's data watchdog
+	// advises; it must change at least every DataWatchdogStaleAfter.
+	// Default auto: the demo Galaxy's clock (see WatchdogAuto) with the
+	// simulator's built-in model, off otherwise; off disables it;
+	// MXGATEWAY_DATA_WATCHDOG_REFERENCE.
+	DataWatchdogReference string
+	// DataWatchdogStaleAfter: no change of the reference for this long makes
+	// a session's data DEGRADED. Default 10s; MXGATEWAY_DATA_WATCHDOG_STALE_AFTER.
+	DataWatchdogStaleAfter time.Duration
+	// DataWatchdogFailAfter: no change for this long makes it FAILED. Default
+	// 30s; MXGATEWAY_DATA_WATCHDOG_FAIL_AFTER.
+	DataWatchdogFailAfter time.Duration
+
 	// ShutdownGrace bounds a graceful gateway shutdown: streams end, sessions
 	// close in parallel, and whatever remains after it is killed. Default
 	// 30s; MXGATEWAY_SHUTDOWN_GRACE.
@@ -252,6 +299,11 @@ func defaults(env func(string) string, goos string) Config {
 		MaxMessageBytes:    16 << 20,
 		MaxFrameBytes:      protocol.DefaultMaxFrameBytes,
 		ShutdownGrace:      30 * time.Second,
+
+		SpareWorkers:           SpareWorkersAuto,
+		DataWatchdogReference:  WatchdogAuto,
+		DataWatchdogStaleAfter: 10 * time.Second,
+		DataWatchdogFailAfter:  30 * time.Second,
 
 		// Hardening limits.
 		MaxSessionsPerKey:    16,

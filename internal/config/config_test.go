@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // envMap turns a map into an env lookup func.
@@ -261,6 +263,8 @@ func TestValidate(t *testing.T) {
 		{"command timeout huge", func(c *Config) { c.CommandTimeout = 48 * time.Hour }, []string{"command_timeout"}, "48h is out of range"},
 		{"max sessions zero", func(c *Config) { c.MaxSessions = 0 }, []string{"max_sessions"}, "max_sessions: 0 is out of range [1, 10000]"},
 		{"pending zero", func(c *Config) { c.MaxPendingCommands = 0 }, []string{"max_pending_commands"}, "out of range"},
+		{"pending above the worker's queue", func(c *Config) { c.MaxPendingCommands = protocol.CommandQueueSize + 1 }, []string{"max_pending_commands"}, "4097 is out of range [1, 4096]"},
+		{"pending at the worker's queue", func(c *Config) { c.MaxPendingCommands = protocol.CommandQueueSize }, nil, ""},
 		{"subscribers too many", func(c *Config) { c.MaxSubscribers = 5000 }, []string{"max_subscribers"}, "[1, 1024]"},
 		{"subscriber queue zero", func(c *Config) { c.SubscriberQueue = 0 }, []string{"subscriber_queue"}, "out of range"},
 		{"event buffer negative", func(c *Config) { c.EventBuffer = -1 }, []string{"event_buffer"}, "out of range"},
@@ -273,6 +277,10 @@ func TestValidate(t *testing.T) {
 		{"message too small", func(c *Config) { c.MaxMessageBytes = 100 }, []string{"max_message_bytes"}, "100 is out of range [64KiB, 1GiB]"},
 		{"frame too large", func(c *Config) { c.MaxFrameBytes = 1<<30 + 1 }, []string{"max_frame_bytes"}, "out of range"},
 		{"shutdown grace too long", func(c *Config) { c.ShutdownGrace = 2 * time.Hour }, []string{"shutdown_grace"}, "out of range"},
+		{"watchdog fail not above stale", func(c *Config) { c.DataWatchdogStaleAfter, c.DataWatchdogFailAfter = 20*time.Second, 20*time.Second }, []string{"data_watchdog_fail_after"}, "greater than data_watchdog_stale_after (20s)"},
+		{"watchdog stale too short", func(c *Config) { c.DataWatchdogStaleAfter = 100 * time.Millisecond }, []string{"data_watchdog_stale_after"}, "out of range"},
+		{"watchdog reference empty", func(c *Config) { c.DataWatchdogReference = " " }, []string{"data_watchdog_reference"}, "auto or off"},
+		{"watchdog off", func(c *Config) { c.DataWatchdogReference = WatchdogOff }, nil, ""},
 		{"many problems at once", func(c *Config) {
 			c.MaxSessions, c.LogLevel, c.HeartbeatGrace, c.Listen = 0, "loud", time.Second, "nope"
 		}, []string{"heartbeat_grace", "listen", "log_level", "max_sessions"}, ""},

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // EnvPrefix starts every configuration environment variable.
@@ -250,7 +252,7 @@ var keys = []key{
 	durationKey("shutdown_timeout", "time a worker gets to shut down before it is killed", 100*time.Millisecond, 10*time.Minute, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	durationKey("command_timeout", "command deadline when the client sets none", 100*time.Millisecond, 24*time.Hour, func(c *Config) *time.Duration { return &c.CommandTimeout }),
 	intKey("max_sessions", "most open sessions (one worker process each)", 1, 10000, func(c *Config) *int { return &c.MaxSessions }),
-	intKey("max_pending_commands", "most in-flight commands per session", 1, 1000000, func(c *Config) *int { return &c.MaxPendingCommands }),
+	intKey("max_pending_commands", "most in-flight commands per session (at most the worker's command queue)", 1, protocol.CommandQueueSize, func(c *Config) *int { return &c.MaxPendingCommands }),
 	intKey("max_subscribers", "most event streams per session", 1, 1024, func(c *Config) *int { return &c.MaxSubscribers }),
 	intKey("subscriber_queue", "events queued per subscriber before the slow-consumer policy applies", 1, 10000000, func(c *Config) *int { return &c.SubscriberQueue }),
 	intKey("event_buffer", "events buffered per session between the worker pipe and the distributor", 1, 10000000, func(c *Config) *int { return &c.EventBuffer }),
@@ -261,6 +263,11 @@ var keys = []key{
 	durationKey("detach_grace", "how long a session outlives its last subscriber", time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.DetachGrace }),
 	sizeKey("max_message_bytes", "largest gRPC message (bytes; 16MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.MaxMessageBytes }),
 	sizeKey("max_frame_bytes", "largest gateway-worker frame (bytes; 16MiB style accepted)", 64<<10, 1<<30, func(c *Config) *int { return &c.MaxFrameBytes }),
+	intKey("spare_workers", "pre-started workers waiting for OpenSession (-1: 2 with sim, 0 with mxaccess)", -1, 64, func(c *Config) *int { return &c.SpareWorkers }),
+	// The data watchdog (docs/operations.md).
+	stringKey("data_watchdog_reference", "attribute each session advises that must keep changing (auto: the demo Galaxy's clock with the built-in model; off: none)", func(c *Config) *string { return &c.DataWatchdogReference }),
+	durationKey("data_watchdog_stale_after", "no change of the watchdog reference for this long makes a session's data DEGRADED", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.DataWatchdogStaleAfter }),
+	durationKey("data_watchdog_fail_after", "no change for this long makes it FAILED (> data_watchdog_stale_after)", 2*time.Second, 24*time.Hour, func(c *Config) *time.Duration { return &c.DataWatchdogFailAfter }),
 	durationKey("shutdown_grace", "graceful gateway shutdown deadline; what remains is then killed", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.ShutdownGrace }),
 
 	// Hardening limits (docs/security.md).

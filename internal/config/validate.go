@@ -89,6 +89,13 @@ func (c *Config) Validate() error {
 		bad("heartbeat_ceiling", "%s must be at least heartbeat_grace (%s)",
 			FormatDuration(c.HeartbeatCeiling), FormatDuration(c.HeartbeatGrace))
 	}
+	if c.DataWatchdogFailAfter <= c.DataWatchdogStaleAfter {
+		bad("data_watchdog_fail_after", "%s must be greater than data_watchdog_stale_after (%s)",
+			FormatDuration(c.DataWatchdogFailAfter), FormatDuration(c.DataWatchdogStaleAfter))
+	}
+	if strings.TrimSpace(c.DataWatchdogReference) == "" {
+		bad("data_watchdog_reference", "must be set: an attribute reference, %s or %s", WatchdogAuto, WatchdogOff)
+	}
 	if c.CredentialBackoffMax < c.CredentialBackoff {
 		bad("credential_backoff_max", "%s must be at least credential_backoff (%s)",
 			FormatDuration(c.CredentialBackoffMax), FormatDuration(c.CredentialBackoff))

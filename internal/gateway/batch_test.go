@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -108,5 +109,49 @@ func TestStreamEventsBatchBounds(t *testing.T) {
 				t.Fatalf("violations %q do not name %q", fields, tc.field)
 			}
 		})
+	}
+}
+
+// captureStream records what a sender sends.
+type captureStream struct {
+	grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]
+	sent []*mxgatewayv1.StreamEventsResponse
+}
+
+func (c *captureStream) Send(m *mxgatewayv1.StreamEventsResponse) error {
+	c.sent = append(c.sent, m)
+	return nil
+}
+
+// TestBatchDelayedEventComesAlone: an event older than one already
+// batched (held back by a filter) is sent alone and marked delayed, after
+// the batch before it.
+func TestBatchDelayedEventComesAlone(t *testing.T) {
+	cs := &captureStream{}
+	fs := &filteredSender{stream: cs, sent: func(*mxgatewayv1.Event) {}, maxBatch: 4}
+	for _, seq := range []uint64{1, 3, 2, 4} {
+		if err := fs.send(&mxgatewayv1.Event{Sequence: seq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fs.sendBatch(); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]uint64
+	var delayed []bool
+	for _, m := range cs.sent {
+		var seqs []uint64
+		if m.GetEvent() != nil {
+			seqs = append(seqs, m.GetEvent().GetSequence())
+		}
+		for _, ev := range m.GetEvents() {
+			seqs = append(seqs, ev.GetSequence())
+		}
+		got, delayed = append(got, seqs), append(delayed, m.GetDelayed())
+	}
+	want := [][]uint64{{1, 3}, {2}, {4}}
+	if len(got) != len(want) || !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) || !slices.Equal(got[2], want[2]) ||
+		!slices.Equal(delayed, []bool{false, true, false}) || cs.sent[1].GetEvent() == nil {
+		t.Fatalf("sent %v (delayed %v); want %v with only the second, a lone event, delayed", got, delayed, want)
 	}
 }

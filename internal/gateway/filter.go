@@ -39,8 +39,8 @@ func (v *validator) eventFilter(f *mxgatewayv1.EventFilter) session.FilterOption
 
 // Bounds of StreamEvents batching (max_batch, max_delay_ms in gateway.proto).
 const (
-	maxBatchEvents = 8192
-	maxBatchDelay  = 1000 // milliseconds
+	maxBatchEvents = mxgatewayv1.MaxStreamBatch
+	maxBatchDelay  = uint32(mxgatewayv1.MaxStreamBatchDelay / time.Millisecond)
 	// maxBatchBytes stops a batch short of the SDK's default 4 MiB receive
 	// limit with room to spare: a batch is closed once it reaches this.
 	maxBatchBytes = 1 << 20
@@ -132,15 +132,16 @@ func (fs *filteredSender) sendBatch() error {
 	if len(fs.batch) == 0 {
 		return nil
 	}
-	err := fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Events: fs.batch})
+	batch := fs.batch
+	// The sent message keeps its slice (gRPC allows no change to a message
+	// after SendMsg); the next batch gets a new one.
+	fs.batch, fs.batchBytes = make([]*mxgatewayv1.Event, 0, cap(batch)), 0
+	err := fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Events: batch})
 	if err == nil {
-		for _, ev := range fs.batch {
+		for _, ev := range batch {
 			fs.sent(ev)
 		}
 	}
-	// Send has marshalled the message: the slice can be reused.
-	clear(fs.batch)
-	fs.batch, fs.batchBytes = fs.batch[:0], 0
 	return err
 }
 

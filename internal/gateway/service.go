@@ -201,6 +201,9 @@ func (sv *Service) Invoke(ctx context.Context, req *mxgatewayv1.InvokeRequest) (
 		}
 	}
 	reply, err := sv.run(ctx, s, cmd, denials, guard, timeout)
+	if errors.Is(err, session.ErrPendingLimit) {
+		sv.metrics.LimitRefused(mxgatewayv1.ReasonPendingLimit)
+	}
 	if sv.credentials != nil && slices.Contains(s.Items().Registrations(), cmd.GetAuthenticateUser().GetServerHandle()) {
 		// Only an AuthenticateUser of a live registration checked a
 		// password (a bad handle is no guess); secured writes learn their
@@ -244,6 +247,14 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 		return toStatus(sv.log, method, err)
 	}
 	defer sub.Close()
+	// Unbatched streams share encodings with the session's other streams;
+	// registered before the headers, like the subscription.
+	var shared *sharedPrepared
+	if maxBatch <= 1 && !sv.noSharedEncodings {
+		var detach func()
+		shared, detach = sv.prepared.attach(s)
+		defer detach()
+	}
 	// Headers tell the client the subscription is registered: every event
 	// from now on reaches it (useful with live_only).
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
@@ -268,11 +279,7 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 			sv.metrics.EventSent(ev.GetFamily(), latency)
 		}
 	}, maxBatch: maxBatch, maxDelay: maxDelay}
-	if maxBatch <= 1 && !sv.noSharedEncodings {
-		shared, detach := sv.prepared.attach(s)
-		defer detach()
-		out.shared = shared
-	}
+	out.shared = shared
 	sendFailed := func(err error) error {
 		if errors.Is(err, errSendAbandoned) {
 			return err // the handler already answered and counted it
@@ -409,5 +416,16 @@ func sessionInfo(in session.Info) *mxgatewayv1.SessionInfo {
 		CommandsPending:   uint32(in.CommandsPending),
 		FaultReason:       in.FaultReason,
 		Backend:           in.Backend,
+		DataHealth:        in.DataHealth,
+		DataHealthReason:  in.DataHealthReason,
+		DataLastChange:    optTime(in.DataLastChange),
 	}
+}
+
+// optTime is t as a timestamp, nil for the zero time.
+func optTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

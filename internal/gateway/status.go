@@ -25,6 +25,10 @@ type errorMapping struct {
 	code   codes.Code
 	reason string // ErrorInfo reason; "" attaches none
 	quota  bool   // attach a QuotaFailure
+	// msg, when set, is the whole client-visible message: the error's own
+	// text then goes only to the log (it may carry another process's
+	// output, such as a worker's stderr and the paths in it).
+	msg string
 }
 
 // errorTable is the only place where gateway errors become gRPC codes. The
@@ -44,8 +48,10 @@ var errorTable = []errorMapping{
 	{err: ErrWriteDeadline, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSlowConsumer, quota: true},
 	{err: session.ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
 	{err: ErrShuttingDown, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
-	{err: session.ErrStartFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerStartFailed},
+	{err: session.ErrStartFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerStartFailed,
+		msg: "the session's worker could not be started (details in the gateway log)"},
 	{err: session.ErrAfterSequence, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: session.ErrReservedHandle, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonHandleReserved},
 	// A command whose worker frame would exceed max_frame_bytes fails alone;
 	// gRPC reports oversized messages with the same code.
 	{err: workerclient.ErrCommandTooLarge, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonInvalidRequest},
@@ -87,15 +93,20 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		if !errors.Is(err, m.err) {
 			continue
 		}
+		msg := err.Error()
+		if m.msg != "" {
+			log.Warn("call failed", slog.String(logging.KeyMethod, method), slog.String(logging.KeyReason, m.reason), slog.Any(logging.KeyErr, err))
+			msg = m.msg
+		}
 		if m.reason == "" {
-			return status.Error(m.code, err.Error())
+			return status.Error(m.code, msg)
 		}
 		if m.quota {
-			return withDetails(m.code, err.Error(), m.reason, &errdetails.QuotaFailure{
-				Violations: []*errdetails.QuotaFailure_Violation{{Subject: m.reason, Description: err.Error()}},
+			return withDetails(m.code, msg, m.reason, &errdetails.QuotaFailure{
+				Violations: []*errdetails.QuotaFailure_Violation{{Subject: m.reason, Description: msg}},
 			})
 		}
-		return withDetails(m.code, err.Error(), m.reason)
+		return withDetails(m.code, msg, m.reason)
 	}
 	log.Error("internal error", slog.String(logging.KeyMethod, method), slog.Any(logging.KeyErr, err))
 	return withDetails(codes.Internal, "internal error (details in the gateway log)", mxgatewayv1.ReasonInternal)

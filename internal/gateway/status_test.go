@@ -56,6 +56,8 @@ func TestToStatusTable(t *testing.T) {
 		{"pending limit", session.ErrPendingLimit, codes.ResourceExhausted, mxgatewayv1.ReasonPendingLimit, true},
 		{"subscriber limit", session.ErrSubscriberLimit, codes.ResourceExhausted, mxgatewayv1.ReasonSubscriberLimit, true},
 		{"slow consumer", session.ErrSlowConsumer, codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer, true},
+		{"key session limit", wrap(session.ErrKeyLimit), codes.ResourceExhausted, mxgatewayv1.ReasonKeySessionLimit, true},
+		{"write deadline", wrap(ErrWriteDeadline), codes.ResourceExhausted, mxgatewayv1.ReasonSlowConsumer, true},
 		{"manager shutting down", session.ErrShuttingDown, codes.Unavailable, mxgatewayv1.ReasonShuttingDown, false},
 		{"server shutting down", ErrShuttingDown, codes.Unavailable, mxgatewayv1.ReasonShuttingDown, false},
 		{"start failed", fmt.Errorf("%w: %w", session.ErrStartFailed, errors.New("exec: not found")), codes.Unavailable, mxgatewayv1.ReasonWorkerStartFailed, false},
@@ -108,5 +110,25 @@ func TestToStatusPassesStatusesThrough(t *testing.T) {
 	}
 	if toStatus(discard, "M", nil) != nil {
 		t.Fatal("nil error became a status")
+	}
+}
+
+// TestStartFailureHidesWorkerOutput: a worker that could not start answers
+// the client with a reason and a short message; its stderr (paths, log
+// lines) goes to the gateway log only.
+func TestStartFailureHidesWorkerOutput(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	cause := errors.New("supervisor: worker exited during start-up: exit status 3; last stderr: open /srv/secret/model.yaml: permission denied | panic: x")
+	err := toStatus(log, "/mxgateway.v1.Gateway/OpenSession", fmt.Errorf("%w: %w", session.ErrStartFailed, cause))
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unavailable || reasonOf(t, err) != mxgatewayv1.ReasonWorkerStartFailed {
+		t.Fatalf("status %v, want UNAVAILABLE WORKER_START_FAILED", err)
+	}
+	if strings.Contains(st.Message(), "stderr") || strings.Contains(st.Message(), "/srv/secret") {
+		t.Fatalf("client-visible message carries the worker's output: %q", st.Message())
+	}
+	if !strings.Contains(logged.String(), "/srv/secret/model.yaml") {
+		t.Fatalf("the worker's output is not in the gateway log: %q", logged.String())
 	}
 }

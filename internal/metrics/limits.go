@@ -10,6 +10,7 @@ import (
 type limitMetrics struct {
 	refusals    *prometheus.CounterVec
 	credentials *prometheus.CounterVec
+	conns       *prometheus.GaugeVec
 }
 
 func newLimitMetrics(reg prometheus.Registerer) limitMetrics {
@@ -18,8 +19,10 @@ func newLimitMetrics(reg prometheus.Registerer) limitMetrics {
 			Help: "Calls refused with RESOURCE_EXHAUSTED by a per-key or pre-authentication limit, by limit (the ErrorInfo reason, lower case)."}, []string{"limit"}),
 		credentials: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "credential_failures_total",
 			Help: "Failed MXAccess credential checks (AuthenticateUser, secured and verified writes), by command kind."}, []string{"command"}),
+		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "connections_open",
+			Help: "Connections open now, by listener (grpc, http); max_connections bounds each."}, []string{"listener"}),
 	}
-	reg.MustRegister(l.refusals, l.credentials)
+	reg.MustRegister(l.refusals, l.credentials, l.conns)
 	return l
 }
 
@@ -41,4 +44,21 @@ func (m *Metrics) CredentialFailed(command string) {
 		return
 	}
 	m.limits.credentials.WithLabelValues(command).Inc()
+}
+
+// ConnectionOpened counts a connection accepted by listener ("grpc" or
+// "http").
+func (m *Metrics) ConnectionOpened(listener string) {
+	if m == nil {
+		return
+	}
+	m.limits.conns.WithLabelValues(listener).Inc()
+}
+
+// ConnectionClosed counts the end of a connection of listener.
+func (m *Metrics) ConnectionClosed(listener string) {
+	if m == nil {
+		return
+	}
+	m.limits.conns.WithLabelValues(listener).Dec()
 }

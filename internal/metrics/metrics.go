@@ -62,6 +62,7 @@ type Metrics struct {
 	faults          *prometheus.CounterVec
 	authDenials     *prometheus.CounterVec
 	disconnects     *prometheus.CounterVec
+	healthChanges   *prometheus.CounterVec
 
 	// Per-family children, indexed by family and resolved once in New:
 	// events are the hot path. A nil slot (UNSPECIFIED, or a family this
@@ -76,6 +77,8 @@ type Metrics struct {
 	duration []prometheus.Observer
 
 	queueDepth atomic.Pointer[func() int]
+	dataHealth atomic.Pointer[func() map[mxgatewayv1.DataHealth]int]
+	spares     atomic.Pointer[func() int]
 
 	limits limitMetrics
 }
@@ -123,11 +126,21 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Calls denied by authentication or authorisation, by reason."}, []string{"reason"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "stream_disconnects_total",
 			Help: "Event streams ended by the gateway or the client, by reason."}, []string{"reason"}),
+		healthChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "data_health_changes_total",
+			Help: "Changes of a session's data health found by the data watchdog, by the new health."}, []string{"health"}),
 	}
 	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "subscriber_queue_depth",
 		Help: "Events waiting in all subscriber queues together (sum over subscribers), sampled at scrape."},
 		func() float64 {
 			if f := m.queueDepth.Load(); f != nil {
+				return float64((*f)())
+			}
+			return 0
+		})
+	spares := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "spare_workers_ready",
+		Help: "Spare workers started and handshaken, waiting for the next OpenSession, sampled at scrape."},
+		func() float64 {
+			if f := m.spares.Load(); f != nil {
 				return float64((*f)())
 			}
 			return 0
@@ -168,9 +181,75 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.sessionsOpened, m.sessionsClosed, m.sessionsOpen, m.workersRunning, m.workersStarted,
 		m.workersExited, m.workersKilled, m.workerStartup, m.commandsStarted, m.commands, m.commandDuration,
 		m.eventsReceived, m.eventsSent, m.sendLatency, queueDepth, m.overflows, m.heartbeatFails, m.faults,
-		m.authDenials, m.disconnects, build)
+		m.authDenials, m.disconnects, build, m.healthChanges, &dataHealthCollector{m: m}, spares)
 	m.limits = newLimitMetrics(reg)
 	return m
+}
+
+// HealthLabel returns the health label value of a data health: "disabled",
+// "starting", "healthy", "degraded" or "failed".
+func HealthLabel(h mxgatewayv1.DataHealth) string {
+	if _, ok := mxgatewayv1.DataHealth_name[int32(h)]; !ok {
+		return "unknown"
+	}
+	return strings.ToLower(strings.TrimPrefix(h.String(), "DATA_HEALTH_"))
+}
+
+var dataHealthDesc = prometheus.NewDesc(Namespace+"_sessions_data_health",
+	"Open sessions by the data watchdog's classification of their data, sampled at scrape.", []string{"health"}, nil)
+
+// dataHealthCollector samples the data health counts at each scrape, with
+// a series for every health (0 included).
+type dataHealthCollector struct{ m *Metrics }
+
+func (c *dataHealthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- dataHealthDesc }
+
+func (c *dataHealthCollector) Collect(ch chan<- prometheus.Metric) {
+	var counts map[mxgatewayv1.DataHealth]int
+	if f := c.m.dataHealth.Load(); f != nil {
+		counts = (*f)()
+	}
+	for v := range mxgatewayv1.DataHealth_name {
+		h := mxgatewayv1.DataHealth(v)
+		if h == mxgatewayv1.DataHealth_DATA_HEALTH_UNSPECIFIED {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(dataHealthDesc, prometheus.GaugeValue, float64(counts[h]), HealthLabel(h))
+	}
+}
+
+// SetDataHealthFunc sets the function sessions_data_health samples at each
+// scrape: how many open sessions are in each data health.
+func (m *Metrics) SetDataHealthFunc(f func() map[mxgatewayv1.DataHealth]int) {
+	if m == nil {
+		return
+	}
+	if f == nil {
+		m.dataHealth.Store(nil)
+		return
+	}
+	m.dataHealth.Store(&f)
+}
+
+// SetSparesFunc sets the function spare_workers_ready samples at each
+// scrape: how many spare workers are ready.
+func (m *Metrics) SetSparesFunc(f func() int) {
+	if m == nil {
+		return
+	}
+	if f == nil {
+		m.spares.Store(nil)
+		return
+	}
+	m.spares.Store(&f)
+}
+
+// DataHealthChanged counts a change of one session's data health to h.
+func (m *Metrics) DataHealthChanged(h mxgatewayv1.DataHealth) {
+	if m == nil {
+		return
+	}
+	m.healthChanges.WithLabelValues(HealthLabel(h)).Inc()
 }
 
 // NewRegistry returns a registry holding the Go runtime and process

@@ -74,6 +74,11 @@ func TestMetricsMove(t *testing.T) {
 	m.StreamDisconnect("slow_consumer")
 	depth := 7
 	m.SetQueueDepthFunc(func() int { return depth })
+	m.DataHealthChanged(mxgatewayv1.DataHealth_DATA_HEALTH_FAILED)
+	m.SetSparesFunc(func() int { return 2 })
+	m.SetDataHealthFunc(func() map[mxgatewayv1.DataHealth]int {
+		return map[mxgatewayv1.DataHealth]int{mxgatewayv1.DataHealth_DATA_HEALTH_HEALTHY: 3, mxgatewayv1.DataHealth_DATA_HEALTH_FAILED: 1}
+	})
 
 	got := gather(t, reg)
 	want := map[string]float64{
@@ -106,6 +111,12 @@ func TestMetricsMove(t *testing.T) {
 		"mxgateway_faults_total{reason=HEARTBEAT_EXPIRED}":                    1,
 		"mxgateway_auth_denials_total{reason=UNAUTHENTICATED}":                1,
 		"mxgateway_stream_disconnects_total{reason=slow_consumer}":            1,
+		"mxgateway_data_health_changes_total{health=failed}":                  1,
+		"mxgateway_sessions_data_health{health=healthy}":                      3,
+		"mxgateway_sessions_data_health{health=failed}":                       1,
+		"mxgateway_sessions_data_health{health=degraded}":                     0,
+		"mxgateway_sessions_data_health{health=disabled}":                     0,
+		"mxgateway_spare_workers_ready":                                       2,
 	}
 	for k, v := range want {
 		g, ok := got[k]
@@ -147,7 +158,7 @@ func TestLabelsBounded(t *testing.T) {
 	m.Fault("x")
 	m.AuthDenied("x")
 	m.StreamDisconnect("x")
-	allowed := map[string]bool{"reason": true, "command": true, "outcome": true, "family": true, "policy": true,
+	allowed := map[string]bool{"reason": true, "command": true, "outcome": true, "family": true, "policy": true, "health": true,
 		"version": true, "commit": true, "go_version": true}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -187,6 +198,9 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 	m.Fault("x")
 	m.AuthDenied("x")
 	m.StreamDisconnect("x")
+	m.SetDataHealthFunc(nil)
+	m.SetSparesFunc(nil)
+	m.DataHealthChanged(mxgatewayv1.DataHealth_DATA_HEALTH_FAILED)
 }
 
 func TestDoubleRegistrationPanics(t *testing.T) {

@@ -13,6 +13,13 @@ const Version uint32 = 2
 // DefaultMaxFrameBytes is the default largest frame payload (16 MiB).
 const DefaultMaxFrameBytes = 16 << 20
 
+// CommandQueueSize is how many commands a worker queues behind the one it
+// runs; one more arriving is a protocol fault. The gateway's per-session
+// command budget (max_pending_commands, session.Options.MaxPendingCommands)
+// may not exceed it, so that a burst of commands is refused with
+// PENDING_LIMIT at the gateway and never reaches a full worker queue.
+const CommandQueueSize = 4096
+
 // Default timings of the worker protocol.
 const (
 	DefaultHeartbeatInterval = 5 * time.Second

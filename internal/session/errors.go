@@ -39,6 +39,9 @@ var (
 	ErrWorkerFailed = errors.New("session: worker failed")
 	// ErrSequence means the worker broke the contiguous event sequence.
 	ErrSequence = errors.New("session: event sequence violation")
+	// ErrReservedHandle means a command named the server handle of the data
+	// watchdog's own registration.
+	ErrReservedHandle = errors.New("session: server handle reserved by the gateway")
 	// ErrAfterSequence means a subscriber asked to resume after a sequence
 	// the session has not reached.
 	ErrAfterSequence = errors.New("session: after_sequence beyond the last event")

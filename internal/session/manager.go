@@ -110,6 +110,9 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 	defer m.opens.Done()
 
 	s, err := m.launch(ctx, req)
+	if err == nil && m.watchdogEnabled() {
+		s.setupWatchdog(ctx)
+	}
 
 	m.mu.Lock()
 	m.starting--
@@ -126,6 +129,10 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 			<-s.w.Done()
 		}
 		return nil, err
+	}
+	if m.watchdogEnabled() {
+		s.wdDone = make(chan struct{})
+		go s.watch()
 	}
 	m.sessions[s.id] = s
 	go s.run()
@@ -160,15 +167,11 @@ func (m *Manager) keyQuotaLocked(req OpenRequest) error {
 // launch starts the worker; on success the returned session is not yet
 // registered and its pump not started.
 func (m *Manager) launch(ctx context.Context, req OpenRequest) (*Session, error) {
-	id, err := newID()
-	if err != nil {
-		return nil, err
-	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(m.launchCtx, cancel)
 	defer stop()
-	w, err := m.opts.Launch(lctx, id)
+	id, w, err := m.acquire(lctx)
 	if err != nil {
 		switch {
 		case m.launchCtx.Err() != nil:
@@ -187,7 +190,22 @@ func (m *Manager) launch(ctx context.Context, req OpenRequest) (*Session, error)
 	return s, nil
 }
 
-func newID() (string, error) {
+// acquire gets a ready worker and its session id from Options.Acquire, or
+// from a fresh id and Options.Launch.
+func (m *Manager) acquire(ctx context.Context) (string, Worker, error) {
+	if m.opts.Acquire != nil {
+		return m.opts.Acquire(ctx)
+	}
+	id, err := NewID()
+	if err != nil {
+		return "", nil, err
+	}
+	w, err := m.opts.Launch(ctx, id)
+	return id, w, err
+}
+
+// NewID returns a fresh session id: 128 bits from crypto/rand, in hex.
+func NewID() (string, error) {
 	b := make([]byte, idBytes)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("session: generate id: %w", err)

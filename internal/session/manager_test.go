@@ -11,6 +11,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -21,6 +22,13 @@ func TestOptionsValidation(t *testing.T) {
 	launch := func(context.Context, string) (Worker, error) { return nil, errors.New("x") }
 	if _, err := New(Options{Launch: launch, MaxSessions: -1, Lease: -time.Second, SlowConsumerPolicy: "drop"}); err == nil {
 		t.Fatal("New with negative limits and unknown policy succeeded")
+	}
+	// The command budget may not outgrow the worker's queue.
+	if _, err := New(Options{Launch: launch, MaxPendingCommands: protocol.CommandQueueSize + 1}); err == nil {
+		t.Fatal("New with MaxPendingCommands above the worker's command queue succeeded")
+	}
+	if _, err := New(Options{Launch: launch, MaxPendingCommands: protocol.CommandQueueSize}); err != nil {
+		t.Fatalf("New with MaxPendingCommands at the worker's command queue: %v", err)
 	}
 	m, err := New(Options{Launch: launch})
 	if err != nil {
@@ -483,5 +491,23 @@ func TestCommandDoneHook(t *testing.T) {
 	defer mu.Unlock()
 	if len(kinds) != 1 || kinds[0] != "register:<nil>" {
 		t.Fatalf("hook calls %q", kinds)
+	}
+}
+
+// TestAcquireProvidesIDAndWorker: with Options.Acquire the session takes
+// the id the worker was started for.
+func TestAcquireProvidesIDAndWorker(t *testing.T) {
+	w := newFakeWorker()
+	m, err := New(Options{Acquire: func(context.Context) (string, Worker, error) { return "spare-id", w, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.Open(context.Background(), OpenRequest{ClientName: "c"})
+	if err != nil || s.ID() != "spare-id" || s.WorkerPID() != w.PID() {
+		t.Fatalf("Open = %v, %v; want the acquired worker under its id", s, err)
+	}
+	if got, err := m.Get("spare-id"); err != nil || got != s {
+		t.Fatalf("Get(spare-id) = %v, %v", got, err)
 	}
 }

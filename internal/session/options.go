@@ -50,6 +50,11 @@ type Worker interface {
 // LaunchFunc starts a worker for sessionID and returns it once it is ready.
 type LaunchFunc func(ctx context.Context, sessionID string) (Worker, error)
 
+// AcquireFunc returns a ready worker and the session id it was started for
+// (a fresh id from NewID, never one used before), for example a spare from
+// a pool of pre-started workers.
+type AcquireFunc func(ctx context.Context) (sessionID string, w Worker, err error)
+
 // SlowConsumerPolicy says what happens when a subscriber's queue is full.
 type SlowConsumerPolicy string
 
@@ -107,17 +112,24 @@ type Hooks struct {
 	EventReceived func(family mxgatewayv1.EventFamily)
 	// SlowConsumer runs for every subscriber queue overflow.
 	SlowConsumer func(policy SlowConsumerPolicy)
+	// DataHealthChanged runs for every change of a session's data health
+	// (the start from STARTING included), under the session lock.
+	DataHealthChanged func(id string, from, to mxgatewayv1.DataHealth)
 }
 
 // Options configure a Manager. Zero fields take the documented defaults.
 type Options struct {
-	// Launch starts a worker. Required.
+	// Launch starts a worker. Required unless Acquire is set.
 	Launch LaunchFunc
+	// Acquire, when set, replaces Launch: it provides the worker and the
+	// session id together (the manager then generates no id).
+	Acquire AcquireFunc
 	// Logger receives lifecycle logs; nil discards them.
 	Logger *slog.Logger
 	// MaxSessions caps open and opening sessions. Default 64.
 	MaxSessions int
-	// MaxPendingCommands caps in-flight commands per session. Default 256.
+	// MaxPendingCommands caps in-flight commands per session. Default 256;
+	// at most protocol.CommandQueueSize.
 	MaxPendingCommands int
 	// CommandTimeout applies when a call gives none. Default 30s.
 	CommandTimeout time.Duration
@@ -145,6 +157,8 @@ type Options struct {
 	// SweepInterval is how often leases are checked. Default: a quarter of
 	// the shorter of Lease and DetachGrace, between 10ms and 1s.
 	SweepInterval time.Duration
+	// Watchdog configures the data watchdog; off without a Reference.
+	Watchdog WatchdogOptions
 	// MaxSessionsPerKey caps the sessions one owner key has open or
 	// opening, so that one key cannot take every slot; sessions without an
 	// owner ("") are not counted. 0 means no per-key cap.
@@ -157,8 +171,8 @@ type Options struct {
 
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
-	if o.Launch == nil {
-		errs = append(errs, errors.New("session: Options.Launch is required"))
+	if o.Launch == nil && o.Acquire == nil {
+		errs = append(errs, errors.New("session: Options.Launch or Options.Acquire is required"))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -204,6 +218,10 @@ func (o Options) withDefaults() (Options, error) {
 			*f.v = f.def
 		}
 	}
+	if o.MaxPendingCommands > protocol.CommandQueueSize {
+		errs = append(errs, fmt.Errorf("session: MaxPendingCommands %d exceeds the worker's command queue (%d): a burst would fault the session instead of being refused",
+			o.MaxPendingCommands, protocol.CommandQueueSize))
+	}
 	if o.MaxSessionsPerKey < 0 {
 		errs = append(errs, fmt.Errorf("session: MaxSessionsPerKey must not be negative (got %d)", o.MaxSessionsPerKey))
 	}
@@ -211,6 +229,13 @@ func (o Options) withDefaults() (Options, error) {
 		o.SlowConsumerPolicy = DefaultSlowConsumerPolicy
 	} else if _, err := ParseSlowConsumerPolicy(string(o.SlowConsumerPolicy)); err != nil {
 		errs = append(errs, err)
+	}
+	if o.Watchdog.Reference != "" {
+		w, err := o.Watchdog.withDefaults()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.Watchdog = w
 	}
 	if o.SweepInterval < 0 {
 		errs = append(errs, fmt.Errorf("session: SweepInterval must not be negative (got %v)", o.SweepInterval))

@@ -32,6 +32,7 @@ type Session struct {
 	log        *slog.Logger
 
 	pumpDone chan struct{} // closed when the pump returned
+	wdDone   chan struct{} // closed when the watchdog loop returned (nil without one)
 	closed   chan struct{} // closed when a close finished
 
 	mu            sync.Mutex
@@ -44,10 +45,12 @@ type Session struct {
 	pending       int
 	completed     uint64
 	ring          *ring
-	lastSeq       uint64
+	lastSeq       uint64 // the last sequence given to a client-visible event
+	workerSeq     uint64 // the last sequence the worker sent
 	subs          map[*Subscription]struct{}
 	ended         error // the pump's terminal error, for late subscribers
 	slowConsumers uint64
+	wd            watchdog
 }
 
 // Info is a snapshot of a session for listings.
@@ -66,6 +69,12 @@ type Info struct {
 	FaultReason       string
 	SlowConsumers     uint64
 	Backend           *mxgatewayv1.BackendInfo
+	// DataHealth is the data watchdog's classification (DISABLED without
+	// one), DataHealthReason why it is not HEALTHY, DataLastChange when
+	// the watchdog reference last changed with good quality (zero before).
+	DataHealth       mxgatewayv1.DataHealth
+	DataHealthReason string
+	DataLastChange   time.Time
 }
 
 // CloseResult reports how a close ended.
@@ -97,6 +106,7 @@ func newSession(m *Manager, id string, req OpenRequest, w Worker) *Session {
 		lastActivity: now,
 		ring:         newRing(m.opts.ReplaySize),
 		subs:         make(map[*Subscription]struct{}),
+		wd:           watchdog{health: mxgatewayv1.DataHealth_DATA_HEALTH_DISABLED},
 	}
 }
 
@@ -205,6 +215,9 @@ func (s *Session) Info() Info {
 		CommandsPending:   s.pending + unanswered,
 		SlowConsumers:     s.slowConsumers,
 		Backend:           s.backend,
+		DataHealth:        s.wd.health,
+		DataHealthReason:  s.wd.reason,
+		DataLastChange:    s.wd.lastChange,
 	}
 	if s.fault != nil {
 		info.FaultReason = s.fault.Reason
@@ -247,6 +260,11 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 		s.mu.Unlock()
 		return nil, err
 	}
+	kind := catalog.Of(cmd)
+	if s.wd.server != 0 && kind.ServerHandle(cmd) == s.wd.server {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: server handle %d is the data watchdog's registration", ErrReservedHandle, s.wd.server)
+	}
 	if n := s.pending + unanswered; n >= opts.MaxPendingCommands {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
@@ -258,7 +276,6 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 	if timeout <= 0 {
 		timeout = opts.CommandTimeout
 	}
-	kind := catalog.Of(cmd)
 	if h := opts.Hooks.CommandStarted; h != nil {
 		h(kind)
 	}
@@ -369,7 +386,7 @@ func (s *Session) deliver(ev *mxgatewayv1.Event) {
 	opts := &s.m.opts
 	now := opts.Now()
 	var kill string
-	slow := 0
+	var slow int
 	s.mu.Lock()
 	if s.state == mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
 		// The gateway faulted the session itself and is killing the worker:
@@ -377,22 +394,44 @@ func (s *Session) deliver(ev *mxgatewayv1.Event) {
 		s.mu.Unlock()
 		return
 	}
-	want := s.lastSeq + 1
+	// The worker numbers its events; the session renumbers the ones its
+	// clients see, since it leaves out the watchdog's and adds its own.
+	want := s.workerSeq + 1
 	switch ev.GetSequence() {
-	case 0:
-		ev.Sequence = want
-	case want:
+	case 0, want:
 	default:
-		reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.lastSeq)
+		reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.workerSeq)
 		s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
 		s.mu.Unlock()
 		s.w.Kill(reason)
 		return
 	}
-	ev.SessionId = s.id
+	s.workerSeq = want
+	if taken, after := s.watchdogEventLocked(ev, now); taken {
+		s.mu.Unlock()
+		after()
+		return
+	}
 	if ev.GatewayTime == nil {
 		ev.GatewayTime = timestamppb.New(now)
 	}
+	slow, kill = s.publishLocked(ev, now)
+	s.mu.Unlock()
+	if h := opts.Hooks.EventReceived; h != nil {
+		h(ev.GetFamily())
+	}
+	s.afterPublish(ev, slow, kill)
+}
+
+// publishLocked gives ev the next sequence, stores it in the ring and offers
+// it to every subscriber, applying the slow-consumer policy. It returns how
+// many subscribers were too slow and, when the policy faulted the session,
+// why the worker must be killed (after the lock is released: see
+// afterPublish).
+func (s *Session) publishLocked(ev *mxgatewayv1.Event, now time.Time) (slow int, kill string) {
+	opts := &s.m.opts
+	ev.SessionId = s.id
+	ev.Sequence = s.lastSeq + 1
 	s.lastSeq = ev.Sequence
 	s.ring.push(ev, now)
 	s.ring.trimBefore(now.Add(-opts.ReplayAge))
@@ -414,10 +453,13 @@ func (s *Session) deliver(ev *mxgatewayv1.Event) {
 			s.lastDetach = now
 		}
 	}
-	s.mu.Unlock()
-	if h := opts.Hooks.EventReceived; h != nil {
-		h(ev.GetFamily())
-	}
+	return slow, kill
+}
+
+// afterPublish runs the slow-consumer hooks and kill of publishLocked once
+// the session lock is released.
+func (s *Session) afterPublish(ev *mxgatewayv1.Event, slow int, kill string) {
+	opts := &s.m.opts
 	if h := opts.Hooks.SlowConsumer; h != nil {
 		for range slow {
 			h(opts.SlowConsumerPolicy)
@@ -518,6 +560,9 @@ func (s *Session) close(ctx context.Context, why string) CloseResult {
 		}
 	}
 	<-s.pumpDone
+	if s.wdDone != nil {
+		<-s.wdDone
+	}
 
 	final := mxgatewayv1.SessionState_SESSION_STATE_CLOSED
 	reason := why

@@ -31,7 +31,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultEventQueueSize   = 10000
-	DefaultCommandQueueSize = 4096
+	DefaultCommandQueueSize = protocol.CommandQueueSize
 	// DefaultReadTimeout is how long ReadBulk waits for a transient item's
 	// first OnDataChange when the command does not say (sized for the 3-8 s
 	// first-bind latency of a real Galaxy).

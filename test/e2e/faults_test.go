@@ -34,7 +34,8 @@ func pidAlive(pid int) bool {
 // pending command fails, and another session is untouched.
 func TestWorkerKilledMidStream(t *testing.T) {
 	t.Parallel()
-	g := harness.Start(t, "--heartbeat-ceiling=60s")
+	// No spare workers: with both sessions closed, no worker may be left.
+	g := harness.Start(t, "--heartbeat-ceiling=60s", "--spare-workers=0")
 	victim := openSession(t, g.Client(), "victim")
 	bystander := openSession(t, g.Client(), "bystander")
 	vs := victim.streamEvents(&mxgatewayv1.StreamEventsRequest{})

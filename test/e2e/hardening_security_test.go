@@ -241,6 +241,9 @@ func TestHardeningBoundsBeforeAuth(t *testing.T) {
 		if code := status.Code(err); code != codes.DeadlineExceeded && code != codes.Unavailable {
 			t.Fatalf("a connection past max_connections was served: %v", err)
 		}
+		if n := scrape(t, g)[`mxgateway_connections_open{listener="grpc"}`]; n != 8 {
+			t.Errorf("connections_open{listener=grpc} = %v, want the limit 8", n)
+		}
 		for _, s := range socks {
 			s.Close()
 		}

@@ -213,21 +213,29 @@ printf %%s "${KEY:-}" > %[1]s/KEY; printf %%s "${SID:-}" > %[1]s/SID
 			if err := stream.Start(); err != nil {
 				t.Fatal(err)
 			}
-			go func() { streamDone <- stream.Wait() }()
+			exited := make(chan struct{})
+			go func() {
+				streamDone <- stream.Wait()
+				close(exited)
+			}()
 			t.Cleanup(func() {
-				if stream.ProcessState == nil {
+				// Wait sets ProcessState on its own goroutine: whether the
+				// stream has ended is read from exited, never from stream.
+				select {
+				case <-exited:
+				default:
 					_ = stream.Process.Kill()
-					<-streamDone
+					<-exited
 				}
 			})
 			ran["stream"] = true
 		case strings.Contains(body, `"register"`):
 			rs := replies(run(body))
-			if len(rs) != 3 || rs[0].GetRegister().GetServerHandle() != 1 || rs[1].GetItemHandle().GetItemHandle() != 1 ||
+			if len(rs) != 3 || rs[0].GetRegister().GetServerHandle() != 2 || rs[1].GetItemHandle().GetItemHandle() != 1 ||
 				rs[2].GetStatus() != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK {
-				t.Fatalf("register, add_item, advise: %v (the README promises server handle 1 and item handle 1)", rs)
+				t.Fatalf("register, add_item, advise: %v (the README promises server handle 2 and item handle 1)", rs)
 			}
-			waitEvent("the first value of TIC101.SP", dataChangeOf(1, 1))
+			waitEvent("the first value of TIC101.SP", dataChangeOf(2, 1))
 			ran["advise"] = true
 		case strings.Contains(body, `"write"`):
 			rs := replies(run(body))
@@ -239,7 +247,7 @@ printf %%s "${KEY:-}" > %[1]s/KEY; printf %%s "${SID:-}" > %[1]s/SID
 				return w.GetItemHandle() == 1 && len(w.GetStatuses()) > 0 && w.GetStatuses()[0].GetSuccess()
 			})
 			waitEvent("72.5", func(e *mxgatewayv1.Event) bool {
-				return dataChangeOf(1, 1)(e) && e.GetDataChange().GetValue().GetDoubleValue() == 72.5
+				return dataChangeOf(2, 1)(e) && e.GetDataChange().GetValue().GetDoubleValue() == 72.5
 			})
 			ran["write"] = true
 		case strings.Contains(body, `"read_bulk"`):

@@ -938,7 +938,8 @@ type SessionInfo struct {
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	// Attached event subscribers.
 	Subscribers uint32 `protobuf:"varint,8,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
-	// The last event sequence received from the worker.
+	// The last sequence of the session's event stream (the gateway numbers
+	// the worker's events and its own data-health events together).
 	LastSequence uint64 `protobuf:"varint,9,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
 	// Commands completed.
 	CommandsCompleted uint64 `protobuf:"varint,10,opt,name=commands_completed,json=commandsCompleted,proto3" json:"commands_completed,omitempty"`
@@ -948,9 +949,16 @@ type SessionInfo struct {
 	// Why the session faulted, when it did.
 	FaultReason string `protobuf:"bytes,12,opt,name=fault_reason,json=faultReason,proto3" json:"fault_reason,omitempty"`
 	// What the worker drives.
-	Backend       *BackendInfo `protobuf:"bytes,13,opt,name=backend,proto3" json:"backend,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Backend *BackendInfo `protobuf:"bytes,13,opt,name=backend,proto3" json:"backend,omitempty"`
+	// The data watchdog's classification of the session's data.
+	DataHealth DataHealth `protobuf:"varint,14,opt,name=data_health,json=dataHealth,proto3,enum=mxgateway.v1.DataHealth" json:"data_health,omitempty"`
+	// Why the data is not healthy, in one line; empty when it is.
+	DataHealthReason string `protobuf:"bytes,15,opt,name=data_health_reason,json=dataHealthReason,proto3" json:"data_health_reason,omitempty"`
+	// When the watchdog reference last changed with good quality; unset when
+	// it never did in this session.
+	DataLastChange *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=data_last_change,json=dataLastChange,proto3" json:"data_last_change,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SessionInfo) Reset() {
@@ -1074,6 +1082,27 @@ func (x *SessionInfo) GetBackend() *BackendInfo {
 	return nil
 }
 
+func (x *SessionInfo) GetDataHealth() DataHealth {
+	if x != nil {
+		return x.DataHealth
+	}
+	return DataHealth_DATA_HEALTH_UNSPECIFIED
+}
+
+func (x *SessionInfo) GetDataHealthReason() string {
+	if x != nil {
+		return x.DataHealthReason
+	}
+	return ""
+}
+
+func (x *SessionInfo) GetDataLastChange() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DataLastChange
+	}
+	return nil
+}
+
 var File_mxgateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_mxgateway_v1_gateway_proto_rawDesc = "" +
@@ -1140,7 +1169,7 @@ const file_mxgateway_v1_gateway_proto_rawDesc = "" +
 	"\x06events\x18\x03 \x03(\v2\x13.mxgateway.v1.EventR\x06events\"\x15\n" +
 	"\x13ListSessionsRequest\"M\n" +
 	"\x14ListSessionsResponse\x125\n" +
-	"\bsessions\x18\x01 \x03(\v2\x19.mxgateway.v1.SessionInfoR\bsessions\"\xb8\x04\n" +
+	"\bsessions\x18\x01 \x03(\v2\x19.mxgateway.v1.SessionInfoR\bsessions\"\xe7\x05\n" +
 	"\vSessionInfo\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x120\n" +
@@ -1159,7 +1188,11 @@ const file_mxgateway_v1_gateway_proto_rawDesc = "" +
 	" \x01(\x04R\x11commandsCompleted\x12)\n" +
 	"\x10commands_pending\x18\v \x01(\rR\x0fcommandsPending\x12!\n" +
 	"\ffault_reason\x18\f \x01(\tR\vfaultReason\x123\n" +
-	"\abackend\x18\r \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend*\xb2\x01\n" +
+	"\abackend\x18\r \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend\x129\n" +
+	"\vdata_health\x18\x0e \x01(\x0e2\x18.mxgateway.v1.DataHealthR\n" +
+	"dataHealth\x12,\n" +
+	"\x12data_health_reason\x18\x0f \x01(\tR\x10dataHealthReason\x12D\n" +
+	"\x10data_last_change\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x0edataLastChange*\xb2\x01\n" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SESSION_STATE_STARTING\x10\x01\x12\x17\n" +
@@ -1207,6 +1240,7 @@ var file_mxgateway_v1_gateway_proto_goTypes = []any{
 	(*Command)(nil),               // 15: mxgateway.v1.Command
 	(*Reply)(nil),                 // 16: mxgateway.v1.Reply
 	(*Event)(nil),                 // 17: mxgateway.v1.Event
+	(DataHealth)(0),               // 18: mxgateway.v1.DataHealth
 }
 var file_mxgateway_v1_gateway_proto_depIdxs = []int32{
 	14, // 0: mxgateway.v1.OpenSessionResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
@@ -1222,21 +1256,23 @@ var file_mxgateway_v1_gateway_proto_depIdxs = []int32{
 	14, // 10: mxgateway.v1.SessionInfo.opened_at:type_name -> google.protobuf.Timestamp
 	14, // 11: mxgateway.v1.SessionInfo.lease_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: mxgateway.v1.SessionInfo.backend:type_name -> mxgateway.v1.BackendInfo
-	2,  // 13: mxgateway.v1.Gateway.OpenSession:input_type -> mxgateway.v1.OpenSessionRequest
-	4,  // 14: mxgateway.v1.Gateway.CloseSession:input_type -> mxgateway.v1.CloseSessionRequest
-	6,  // 15: mxgateway.v1.Gateway.Invoke:input_type -> mxgateway.v1.InvokeRequest
-	8,  // 16: mxgateway.v1.Gateway.StreamEvents:input_type -> mxgateway.v1.StreamEventsRequest
-	11, // 17: mxgateway.v1.Gateway.ListSessions:input_type -> mxgateway.v1.ListSessionsRequest
-	3,  // 18: mxgateway.v1.Gateway.OpenSession:output_type -> mxgateway.v1.OpenSessionResponse
-	5,  // 19: mxgateway.v1.Gateway.CloseSession:output_type -> mxgateway.v1.CloseSessionResponse
-	7,  // 20: mxgateway.v1.Gateway.Invoke:output_type -> mxgateway.v1.InvokeResponse
-	10, // 21: mxgateway.v1.Gateway.StreamEvents:output_type -> mxgateway.v1.StreamEventsResponse
-	12, // 22: mxgateway.v1.Gateway.ListSessions:output_type -> mxgateway.v1.ListSessionsResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	18, // 13: mxgateway.v1.SessionInfo.data_health:type_name -> mxgateway.v1.DataHealth
+	14, // 14: mxgateway.v1.SessionInfo.data_last_change:type_name -> google.protobuf.Timestamp
+	2,  // 15: mxgateway.v1.Gateway.OpenSession:input_type -> mxgateway.v1.OpenSessionRequest
+	4,  // 16: mxgateway.v1.Gateway.CloseSession:input_type -> mxgateway.v1.CloseSessionRequest
+	6,  // 17: mxgateway.v1.Gateway.Invoke:input_type -> mxgateway.v1.InvokeRequest
+	8,  // 18: mxgateway.v1.Gateway.StreamEvents:input_type -> mxgateway.v1.StreamEventsRequest
+	11, // 19: mxgateway.v1.Gateway.ListSessions:input_type -> mxgateway.v1.ListSessionsRequest
+	3,  // 20: mxgateway.v1.Gateway.OpenSession:output_type -> mxgateway.v1.OpenSessionResponse
+	5,  // 21: mxgateway.v1.Gateway.CloseSession:output_type -> mxgateway.v1.CloseSessionResponse
+	7,  // 22: mxgateway.v1.Gateway.Invoke:output_type -> mxgateway.v1.InvokeResponse
+	10, // 23: mxgateway.v1.Gateway.StreamEvents:output_type -> mxgateway.v1.StreamEventsResponse
+	12, // 24: mxgateway.v1.Gateway.ListSessions:output_type -> mxgateway.v1.ListSessionsResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_v1_gateway_proto_init() }

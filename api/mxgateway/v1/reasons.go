@@ -25,6 +25,7 @@ const (
 	ReasonNotSessionOwner    = "NOT_SESSION_OWNER"     // PERMISSION_DENIED: the session belongs to another key
 	ReasonReferenceForbidden = "REFERENCE_NOT_ALLOWED" // per-entry or PERMISSION_DENIED: key constraint
 	ReasonInternal           = "INTERNAL"              // INTERNAL: details only in the gateway log
+	ReasonHandleReserved     = "HANDLE_RESERVED"       // INVALID_ARGUMENT: the server handle is the data watchdog's registration
 )
 
 // ErrorInfo reasons of the hardening limits (docs/security.md).

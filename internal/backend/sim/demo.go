@@ -22,3 +22,8 @@ func DemoModel() *Model {
 	}
 	return m
 }
+
+// DemoWatchdogReference is the demo Galaxy's attribute that changes every
+// second: the gateway's data watchdog advises it by default when the
+// simulator runs the built-in model (data_watchdog_reference auto).
+const DemoWatchdogReference = "Line1.Clock"

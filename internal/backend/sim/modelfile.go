@@ -567,6 +567,11 @@ func (d *modelDecoder) scalarValue(n *yaml.Node, dt mxgatewayv1.MxDataType, wher
 	return bad()
 }
 
+// MinGeneratorPeriod is the shortest generator period (every) and the
+// shortest round of a looping script: faster ones would keep the STA busy
+// with ticks and flood every advised session.
+const MinGeneratorPeriod = 10 * time.Millisecond
+
 func (d *modelDecoder) generator(n *yaml.Node, a *Attribute, where string) *Generator {
 	f := d.fields(n, "generator", "kind", "every", "min", "max", "step", "amplitude", "offset",
 		"period", "values", "steps", "loop")
@@ -582,8 +587,8 @@ func (d *modelDecoder) generator(n *yaml.Node, a *Attribute, where string) *Gene
 	g.Kind = kind
 	if en := f["every"]; en != nil {
 		if v, ok := d.duration(en, "every"); ok {
-			if v <= 0 {
-				d.errf(en, "%s: every must be positive", where)
+			if v < MinGeneratorPeriod {
+				d.errf(en, "%s: every %v is below the minimum generator period %v", where, v, MinGeneratorPeriod)
 			}
 			g.Every = v
 		}
@@ -695,8 +700,8 @@ func (d *modelDecoder) generator(n *yaml.Node, a *Attribute, where string) *Gene
 		if len(g.Steps) == 0 {
 			d.errf(n, "%s: script needs at least one step", where)
 		}
-		if g.Loop && total <= 0 {
-			d.errf(n, "%s: a looping script needs steps that take time", where)
+		if g.Loop && total < MinGeneratorPeriod {
+			d.errf(n, "%s: a looping script's steps must take at least the minimum generator period %v together (they take %v)", where, MinGeneratorPeriod, total)
 		}
 	default:
 		d.errf(f["kind"], "%s: unknown generator kind %q (want constant, ramp, sine, randomWalk, square, toggle, counter, clock or script)", where, kind)
