@@ -703,7 +703,8 @@ type GalaxyInfo struct {
 	DeploySequence uint64 `protobuf:"varint,3,opt,name=deploy_sequence,json=deploySequence,proto3" json:"deploy_sequence,omitempty"`
 	// The number of objects, areas included.
 	ObjectCount uint32 `protobuf:"varint,4,opt,name=object_count,json=objectCount,proto3" json:"object_count,omitempty"`
-	// The number of attributes (all objects, built-in ones included).
+	// The number of attributes browse lists (all objects, built-in ones
+	// included, hidden ones not).
 	AttributeCount uint32 `protobuf:"varint,5,opt,name=attribute_count,json=attributeCount,proto3" json:"attribute_count,omitempty"`
 	// Where the model comes from.
 	Source ModelSource `protobuf:"varint,6,opt,name=source,proto3,enum=mxgateway.v1.ModelSource" json:"source,omitempty"`
