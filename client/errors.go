@@ -128,6 +128,12 @@ var reasonSentinel = map[string]error{
 	mxgatewayv1.ReasonKeyStreamLimit:      ErrResourceExhausted,
 	mxgatewayv1.ReasonCredentialThrottled: ErrResourceExhausted,
 	mxgatewayv1.ReasonWatchLimit:          ErrResourceExhausted,
+
+	// Galaxy service.
+	mxgatewayv1.ReasonObjectNotFound:    ErrObjectNotFound,
+	mxgatewayv1.ReasonPageTokenInvalid:  ErrInvalidRequest,
+	mxgatewayv1.ReasonPageTokenStale:    ErrPageTokenStale,
+	mxgatewayv1.ReasonGalaxyUnavailable: ErrUnavailable,
 }
 
 var codeSentinel = map[codes.Code]error{

@@ -162,6 +162,15 @@ func TestGolden(t *testing.T) {
 		{"global_flags_before_command", env, "", []string{"--api-key", "garbage", "--timeout", "10s", "read", "Tank1.Material"}},
 		{"usage_unknown_flag_before_command", env, "", []string{"--json", "read", "Tank1.Material"}},
 		{"usage_bench_sessions", env, "", []string{"bench", "--calls", "2", "--sessions", "3"}},
+		{"browse_roots", env, "", []string{"browse"}},
+		{"browse_area", env, "", []string{"browse", "Plant.TankFarm"}},
+		{"browse_object_json", env, "", []string{"browse", "Tank1", "--json"}},
+		{"browse_builtin", env, "", []string{"browse", "Plant.TankFarm.Tank1", "--builtin"}},
+		{"browse_unknown", env, "", []string{"browse", "Plant.Nowhere"}},
+		{"usage_browse_two_paths", env, "", []string{"browse", "A", "B"}},
+		{"tree", env, "", []string{"tree"}},
+		{"tree_depth", env, "", []string{"tree", "Plant", "--depth", "1"}},
+		{"tree_json", env, "", []string{"tree", "Plant.Packaging", "--json"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -373,6 +373,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}
 	})
 	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
+	galaxyStore, stopBrowse, err := startBrowse(ctx, workerEnv, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if stopBrowse != nil {
+		cleanups = append(cleanups, stopBrowse)
+	}
+	mxgatewayv1.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log))
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {

@@ -167,6 +167,7 @@ func newHarness(t *testing.T, mode Mode) *harness {
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(g.UnaryInterceptor()), grpc.ChainStreamInterceptor(g.StreamInterceptor()))
 	mxgatewayv1.RegisterGatewayServer(srv, &fakeGateway{g: g, owners: map[string]string{}, handles: map[string]map[int32]string{}})
 	mxgatewayv1.RegisterAdminServer(srv, NewAdminServer(e.mgr))
+	mxgatewayv1.RegisterGalaxyServer(srv, mxgatewayv1.UnimplementedGalaxyServer{})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

@@ -24,13 +24,14 @@ const (
 	ScopeInvokeWrite  Scope = "invoke:write"  // Write, Write2 and their bulk forms
 	ScopeInvokeSecure Scope = "invoke:secure" // WriteSecured*, AuthenticateUser, ArchestrAUserToId
 	ScopeEventsRead   Scope = "events:read"   // StreamEvents
+	ScopeBrowseRead   Scope = "browse:read"   // the Galaxy service (browse)
 	ScopeAdmin        Scope = "admin"         // the Admin service, every session, all of the above
 )
 
 // AllScopes lists every scope in a stable order.
 var AllScopes = []Scope{
 	ScopeSessionOpen, ScopeSessionClose, ScopeInvokeRead, ScopeInvokeWrite,
-	ScopeInvokeSecure, ScopeEventsRead, ScopeAdmin,
+	ScopeInvokeSecure, ScopeEventsRead, ScopeBrowseRead, ScopeAdmin,
 }
 
 // ParseScope returns the scope named s.
@@ -82,6 +83,12 @@ var scopeTable = map[target]Scope{
 	{Method: mxgatewayv1.Admin_RevokeApiKey_FullMethodName}:    ScopeAdmin,
 	{Method: mxgatewayv1.Admin_RotateApiKey_FullMethodName}:    ScopeAdmin,
 	{Method: mxgatewayv1.Admin_ListAuditEvents_FullMethodName}: ScopeAdmin,
+
+	// Service Galaxy (browse).
+	{Method: mxgatewayv1.Galaxy_GetGalaxy_FullMethodName}:         ScopeBrowseRead,
+	{Method: mxgatewayv1.Galaxy_BrowseChildren_FullMethodName}:    ScopeBrowseRead,
+	{Method: mxgatewayv1.Galaxy_GetObject_FullMethodName}:         ScopeBrowseRead,
+	{Method: mxgatewayv1.Galaxy_DiscoverHierarchy_FullMethodName}: ScopeBrowseRead,
 
 	// Server reflection reveals only the public schema; a key that may open
 	// sessions may discover the API (grpcurl and similar tools).

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ func fullServer() *grpc.Server {
 	s := grpc.NewServer()
 	mxgatewayv1.RegisterGatewayServer(s, mxgatewayv1.UnimplementedGatewayServer{})
 	mxgatewayv1.RegisterAdminServer(s, mxgatewayv1.UnimplementedAdminServer{})
+	mxgatewayv1.RegisterGalaxyServer(s, mxgatewayv1.UnimplementedGalaxyServer{})
 	grpc_health_v1.RegisterHealthServer(s, health.NewServer())
 	reflection.Register(s)
 	return s
@@ -30,8 +33,16 @@ func TestScopeTableCoversServer(t *testing.T) {
 	s := fullServer()
 	defer s.Stop()
 	info := s.GetServiceInfo()
-	for _, want := range []string{"mxgateway.v1.Gateway", "mxgateway.v1.Admin", "grpc.health.v1.Health",
-		"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} {
+	want := []string{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+	// Every service of the API, from its descriptors: a new one fails here
+	// until fullServer registers it.
+	protoregistry.GlobalFiles.RangeFilesByPackage("mxgateway.v1", func(fd protoreflect.FileDescriptor) bool {
+		for i := range fd.Services().Len() {
+			want = append(want, string(fd.Services().Get(i).FullName()))
+		}
+		return true
+	})
+	for _, want := range want {
 		if _, ok := info[want]; !ok {
 			t.Fatalf("service %s not registered: the test server is incomplete", want)
 		}

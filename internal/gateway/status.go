@@ -12,6 +12,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
@@ -78,6 +79,12 @@ var errorTable = []errorMapping{
 	{err: workerclient.ErrShutdownTimeout, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrEventOverflow, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: session.ErrWorkerFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
+	// The Galaxy service (browse).
+	{err: ErrGalaxyUnavailable, code: codes.Unavailable, reason: mxgatewayv1.ReasonGalaxyUnavailable},
+	{err: browse.ErrNotFound, code: codes.NotFound, reason: mxgatewayv1.ReasonObjectNotFound},
+	{err: browse.ErrStaleToken, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonPageTokenStale},
+	{err: browse.ErrPageToken, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonPageTokenInvalid},
+	{err: browse.ErrInvalid, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
 	{err: context.DeadlineExceeded, code: codes.DeadlineExceeded, reason: mxgatewayv1.ReasonCommandTimeout},
 	{err: context.Canceled, code: codes.Canceled},
 }

@@ -192,6 +192,7 @@ func TestEveryDocCommandRuns(t *testing.T) {
 				t.Fatalf("%s generated no values_pb2.py: %v", line, err)
 			}
 		}},
+		{page: "docs/browse.md", re: regexp.MustCompile(`^grpcurl .*mxgateway\.v1\.Galaxy/BrowseChildren$`), run: runBrowseGrpcurl},
 	}
 	cmds := docCommands(t)
 	if len(cmds) < 40 {
@@ -242,4 +243,23 @@ func runIn(t *testing.T, dir string, env []string, line string) string {
 		t.Fatalf("%s: exit %d\n%s", line, code, out)
 	}
 	return out
+}
+
+// runBrowseGrpcurl runs docs/browse.md's grpcurl line, with the pinned
+// grpcurl and the first-run admin key, against a real gateway: the first
+// page of the demo Galaxy's roots, with a token for the next.
+func runBrowseGrpcurl(t *testing.T, c docCommand) {
+	dir := t.TempDir()
+	bin := grpcurlBinary(t, filepath.Join(dir, "bin"))
+	g := harness.Start(t)
+	key, err := os.ReadFile(filepath.Join(g.DataDir, "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.NewReplacer("grpcurl ", bin+" ", "127.0.0.1:5000", g.GRPCAddr).Replace(c.line)
+	out := runIn(t, dir, []string{"KEY=" + strings.TrimSpace(string(key))}, line)
+	rs := protoObjects(t, out, func() *mxgatewayv1.BrowseChildrenResponse { return &mxgatewayv1.BrowseChildrenResponse{} })
+	if len(rs) != 1 || len(rs[0].GetChildren()) == 0 || rs[0].GetChildren()[0].GetContainedPath() != "Plant" || rs[0].GetNextPageToken() == "" {
+		t.Fatalf("%s prints\n%s", c.line, out)
+	}
 }

@@ -38,3 +38,11 @@ const (
 	ReasonCredentialThrottled = "CREDENTIAL_THROTTLED" // RESOURCE_EXHAUSTED: too many failed credential checks; retry later
 	ReasonWatchLimit          = "HEALTH_WATCH_LIMIT"   // RESOURCE_EXHAUSTED: max_health_watches reached
 )
+
+// ErrorInfo reasons of the Galaxy service (docs/browse.md).
+const (
+	ReasonObjectNotFound    = "OBJECT_NOT_FOUND"   // NOT_FOUND: the selector names no object the key may see
+	ReasonPageTokenInvalid  = "PAGE_TOKEN_INVALID" // INVALID_ARGUMENT: a malformed token, or one made for another request
+	ReasonPageTokenStale    = "PAGE_TOKEN_STALE"   // INVALID_ARGUMENT: the token was made before the last deploy
+	ReasonGalaxyUnavailable = "GALAXY_UNAVAILABLE" // UNAVAILABLE: no Galaxy model yet (or no source on this gateway)
+)

@@ -20,6 +20,7 @@ type conn struct {
 	id        uint64
 	name      string
 	subscribe bool
+	watch     bool // Deployed without snapshots (browse)
 	nc        net.Conn
 	wc        *wire.Conn
 
@@ -147,7 +148,7 @@ func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	_ = nc.SetReadDeadline(time.Time{})
-	cn := &conn{name: hello.GetClientName(), subscribe: hello.GetSubscribe(), nc: nc, wc: wc,
+	cn := &conn{name: hello.GetClientName(), subscribe: hello.GetSubscribe(), watch: hello.GetWatchDeploys(), nc: nc, wc: wc,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	r.mu.Lock()
 	if r.closed {

@@ -454,6 +454,10 @@ func (r *Runtime) redeploy(src *galaxyv1.Model) *galaxyv1.AdminReply {
 				Model: d.src, DeploySequence: d.seq, LastDeployTime: timestamppb.New(d.time)}}})
 			r.snapshot(cn)
 			cn.flush()
+		} else if cn.watch {
+			cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Deployed{Deployed: &galaxyv1.Deployed{
+				Model: d.src, DeploySequence: d.seq, LastDeployTime: timestamppb.New(d.time)}}})
+			cn.flush()
 		}
 	}
 	status := r.statusLocked()

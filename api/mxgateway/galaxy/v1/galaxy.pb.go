@@ -229,7 +229,10 @@ type Hello struct {
 	// Names the client in the runtime's logs.
 	ClientName string `protobuf:"bytes,3,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
 	// True for a session (receives values); false for an admin client.
-	Subscribe     bool `protobuf:"varint,4,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
+	Subscribe bool `protobuf:"varint,4,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
+	// With subscribe false: receive Deployed (without its snapshot) on every
+	// deploy. Gateway browse watches the model this way.
+	WatchDeploys  bool `protobuf:"varint,5,opt,name=watch_deploys,json=watchDeploys,proto3" json:"watch_deploys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -288,6 +291,13 @@ func (x *Hello) GetClientName() string {
 func (x *Hello) GetSubscribe() bool {
 	if x != nil {
 		return x.Subscribe
+	}
+	return false
+}
+
+func (x *Hello) GetWatchDeploys() bool {
+	if x != nil {
+		return x.WatchDeploys
 	}
 	return false
 }
@@ -964,7 +974,7 @@ const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"\x05admin\x18\a \x01(\v2!.mxgateway.galaxy.v1.AdminRequestH\x00R\x05admin\x12B\n" +
 	"\vadmin_reply\x18\b \x01(\v2\x1f.mxgateway.galaxy.v1.AdminReplyH\x00R\n" +
 	"adminReplyB\x06\n" +
-	"\x04body\"\x91\x01\n" +
+	"\x04body\"\xb6\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1e\n" +
 	"\n" +
@@ -972,7 +982,8 @@ const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"credential\x12\x1f\n" +
 	"\vclient_name\x18\x03 \x01(\tR\n" +
 	"clientName\x12\x1c\n" +
-	"\tsubscribe\x18\x04 \x01(\bR\tsubscribe\"`\n" +
+	"\tsubscribe\x18\x04 \x01(\bR\tsubscribe\x12#\n" +
+	"\rwatch_deploys\x18\x05 \x01(\bR\fwatchDeploys\"`\n" +
 	"\x05Model\x12\x14\n" +
 	"\x04yaml\x18\x01 \x01(\fH\x00R\x04yaml\x12\x14\n" +
 	"\x04demo\x18\x02 \x01(\bH\x00R\x04demo\x12!\n" +

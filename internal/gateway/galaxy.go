@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
+)
+
+// GalaxyService is the Galaxy gRPC service (browse): it answers from the
+// snapshot in force in its store, applying the caller's read constraints.
+// Register it with mxgatewayv1.RegisterGalaxyServer.
+type GalaxyService struct {
+	mxgatewayv1.UnimplementedGalaxyServer
+	store *browse.Store
+	log   *slog.Logger
+}
+
+// ErrGalaxyUnavailable is returned while the gateway has no Galaxy model
+// (no source on this gateway, or none read yet).
+var ErrGalaxyUnavailable = errors.New("no Galaxy model on this gateway (yet)")
+
+// NewGalaxyService serves browse from st. A store without a snapshot
+// answers UNAVAILABLE. Its errors become statuses through the gateway's
+// one error table; log gets what that table cannot map.
+func NewGalaxyService(st *browse.Store, log *slog.Logger) *GalaxyService {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &GalaxyService{store: st, log: log}
+}
+
+// viewer is the caller as browse sees it: its key id, and its read
+// constraints when it has any.
+func viewer(ctx context.Context) browse.Viewer {
+	p, _ := auth.FromContext(ctx)
+	v := browse.Viewer{}
+	if p != nil {
+		v.ID = p.KeyID
+		if p.HasReadConstraints() {
+			v.Allow = p.AllowRead
+		}
+	}
+	return v
+}
+
+func (g *GalaxyService) snapshot() (*browse.Snapshot, error) {
+	s := g.store.Load()
+	if s == nil {
+		return nil, ErrGalaxyUnavailable
+	}
+	return s, nil
+}
+
+// GetGalaxy implements mxgatewayv1.GalaxyServer.
+func (g *GalaxyService) GetGalaxy(ctx context.Context, _ *mxgatewayv1.GetGalaxyRequest) (*mxgatewayv1.GetGalaxyResponse, error) {
+	s, err := g.snapshot()
+	if err != nil {
+		return nil, toStatus(g.log, "GetGalaxy", err)
+	}
+	return &mxgatewayv1.GetGalaxyResponse{Galaxy: s.Info()}, nil
+}
+
+// BrowseChildren implements mxgatewayv1.GalaxyServer.
+func (g *GalaxyService) BrowseChildren(ctx context.Context, req *mxgatewayv1.BrowseChildrenRequest) (*mxgatewayv1.BrowseChildrenResponse, error) {
+	s, err := g.snapshot()
+	if err != nil {
+		return nil, toStatus(g.log, "BrowseChildren", err)
+	}
+	r, err := s.Children(viewer(ctx), req.GetParent(), browse.Query{Filter: req.GetFilter(), PageSize: req.GetPageSize(),
+		PageToken: req.GetPageToken(), IncludeAttributes: req.GetIncludeAttributes(), IncludeBuiltin: req.GetIncludeBuiltin()})
+	if err != nil {
+		return nil, toStatus(g.log, "BrowseChildren", err)
+	}
+	return r, nil
+}
+
+// GetObject implements mxgatewayv1.GalaxyServer.
+func (g *GalaxyService) GetObject(ctx context.Context, req *mxgatewayv1.GetObjectRequest) (*mxgatewayv1.GetObjectResponse, error) {
+	s, err := g.snapshot()
+	if err != nil {
+		return nil, toStatus(g.log, "GetObject", err)
+	}
+	r, err := s.Object(viewer(ctx), req.GetObject(), req.GetIncludeBuiltin())
+	if err != nil {
+		return nil, toStatus(g.log, "GetObject", err)
+	}
+	return r, nil
+}
+
+// DiscoverHierarchy implements mxgatewayv1.GalaxyServer.
+func (g *GalaxyService) DiscoverHierarchy(ctx context.Context, req *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
+	s, err := g.snapshot()
+	if err != nil {
+		return nil, toStatus(g.log, "DiscoverHierarchy", err)
+	}
+	r, err := s.Discover(viewer(ctx), req.GetRoot(), req.GetMaxDepth(), browse.Query{Filter: req.GetFilter(),
+		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), IncludeAttributes: req.GetIncludeAttributes(),
+		IncludeBuiltin: req.GetIncludeBuiltin()})
+	if err != nil {
+		return nil, toStatus(g.log, "DiscoverHierarchy", err)
+	}
+	return r, nil
+}
