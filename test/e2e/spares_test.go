@@ -16,7 +16,12 @@ func TestSpareWorkers(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--spare-workers=1", "--data-watchdog-reference=off")
 	var before []int
+	// The gateway's start-up probe starts a worker of its own too: the one
+	// worker process left while the pool reports its spare ready is the spare.
 	eventually(t, "a spare worker", func() error {
+		if ready, _ := scrape(t, g).sum("mxgateway_spare_workers_ready"); ready != 1 {
+			return fmt.Errorf("spare_workers_ready %v, want 1", ready)
+		}
 		if before = g.WorkerPIDs(); len(before) != 1 {
 			return fmt.Errorf("worker processes %v, want the one spare", before)
 		}
