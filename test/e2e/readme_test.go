@@ -128,13 +128,22 @@ func TestReadmeQuickstart(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	// script runs one block in a fresh bash, carrying KEY and SID over from
 	// the blocks before it, as one terminal session would.
-	script := func(body string) string {
-		return fmt.Sprintf(`set -euo pipefail
+	// The background terminal (readOnly) reads KEY and SID but never writes
+	// them back: it ends when the session closes, and its write would race
+	// the test's read of SID after CloseSession.
+	shell := func(body string, save bool) string {
+		out := fmt.Sprintf(`set -euo pipefail
 KEY=$(cat %[1]s/KEY 2>/dev/null || true); SID=$(cat %[1]s/SID 2>/dev/null || true)
 %[2]s
-printf %%s "${KEY:-}" > %[1]s/KEY; printf %%s "${SID:-}" > %[1]s/SID
 `, state, subst.Replace(body))
+		if save {
+			out += fmt.Sprintf(`printf %%s "${KEY:-}" > %[1]s/KEY; printf %%s "${SID:-}" > %[1]s/SID
+`, state)
+		}
+		return out
 	}
+	script := func(body string) string { return shell(body, true) }
+	readOnly := func(body string) string { return shell(body, false) }
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +216,7 @@ printf %%s "${KEY:-}" > %[1]s/KEY; printf %%s "${SID:-}" > %[1]s/SID
 			}
 			ran["open"] = true
 		case strings.Contains(body, "Gateway/StreamEvents"):
-			stream = exec.Command("bash", "-c", script(body))
+			stream = exec.Command("bash", "-c", readOnly(body))
 			stream.Dir, stream.Env = dir, env
 			stream.Stdout, stream.Stderr = &events, &events
 			if err := stream.Start(); err != nil {
