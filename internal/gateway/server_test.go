@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -298,12 +299,19 @@ func TestGatewayFaultEndsStreamUnavailable(t *testing.T) {
 	wantStatus(t, err, codes.Unavailable, mxgatewayv1.ReasonHeartbeatExpired)
 	_, err = g.client.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: open.GetSessionId(), Command: validCommands()["register"]})
 	wantStatus(t, err, codes.FailedPrecondition, mxgatewayv1.ReasonSessionFaulted)
-	// The faulted session left the table at once; closing it reports how
-	// it ended.
-	list, _ := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
-	if len(list.GetSessions()) != 0 {
-		t.Fatalf("faulted session still listed: %v", list.GetSessions())
-	}
+	// The faulted session leaves the table (the stream's end and the
+	// table's update are two goroutines, so it is awaited, not raced);
+	// closing it reports how it ended.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		list, err := g.client.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
+		if err != nil {
+			return err
+		}
+		if len(list.GetSessions()) != 0 {
+			return fmt.Errorf("faulted session still listed: %v", list.GetSessions())
+		}
+		return nil
+	})
 	res, err := g.client.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: open.GetSessionId()})
 	if err != nil || !res.GetAlreadyClosed() || res.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
 		t.Fatalf("CloseSession of the faulted session = %v, %v", res, err)
