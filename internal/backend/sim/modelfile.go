@@ -570,7 +570,7 @@ func (d *modelDecoder) scalarValue(n *yaml.Node, dt mxgatewayv1.MxDataType, wher
 // MinGeneratorPeriod is the shortest generator period (every) and the
 // shortest round of a looping script: faster ones would keep the STA busy
 // with ticks and flood every advised session.
-const MinGeneratorPeriod = 10 * time.Millisecond
+const MinGeneratorPeriod = time.Millisecond
 
 func (d *modelDecoder) generator(n *yaml.Node, a *Attribute, where string) *Generator {
 	f := d.fields(n, "generator", "kind", "every", "min", "max", "step", "amplitude", "offset",

@@ -17,7 +17,7 @@ objects:
     attributes:
       - name: X
         type: MxInteger
-        generator: {kind: counter, every: 1ms}
+        generator: {kind: counter, every: 500us}
 `, "m.yaml:7:"},
 		{"looping script", `galaxy: G
 objects:
@@ -29,8 +29,8 @@ objects:
           kind: script
           loop: true
           steps:
-            - {after: 1ms, value: 1}
-            - {after: 2ms, value: 2}
+            - {after: 200us, value: 1}
+            - {after: 300us, value: 2}
 `, "m.yaml:8:"},
 	} {
 		_, err := ParseModel([]byte(c.src), "m.yaml")
