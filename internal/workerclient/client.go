@@ -1131,7 +1131,8 @@ func (c *Client) deliverEvent(ev *mxgatewayv1.Event, size int, lastEvent *uint64
 		return false
 	}
 	*lastEvent = want
-	ev.SessionId = c.sessionID
+	// Arrival time; the session, which numbers what its clients see,
+	// stamps the session id once (internal/session publishLocked).
 	ev.GatewayTime = timestamppb.Now()
 
 	sized := protocol.SizedEvent{Event: ev, Bytes: size}

@@ -200,9 +200,6 @@ func TestEventsInPipeOrder(t *testing.T) {
 		if ev.GetSequence() != uint64(i+1) || ev.GetFamily() != fam {
 			t.Fatalf("event %d: seq %d family %v", i, ev.GetSequence(), ev.GetFamily())
 		}
-		if ev.GetSessionId() != testSession {
-			t.Errorf("session id not stamped: %q", ev.GetSessionId())
-		}
 		if gt := ev.GetGatewayTime().AsTime(); gt.Before(before.Add(-time.Second)) || ev.GetGatewayTime() == nil {
 			t.Errorf("gateway time not stamped: %v", ev.GetGatewayTime())
 		}
