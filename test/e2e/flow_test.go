@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -126,8 +127,7 @@ func collect(t *testing.T, ev *stream, hlmx int32) *collector {
 // waitAll waits until every handle in want had a data change.
 func (c *collector) waitAll(t *testing.T, want map[int32]bool) {
 	t.Helper()
-	deadline := time.Now().Add(burstWait)
-	for {
+	testutil.Eventually(t, burstWait, func() error {
 		c.mu.Lock()
 		bad, missing := c.bad, 0
 		for h := range want {
@@ -136,16 +136,14 @@ func (c *collector) waitAll(t *testing.T, want map[int32]bool) {
 			}
 		}
 		c.mu.Unlock()
-		switch {
-		case bad != nil:
-			t.Fatal(bad)
-		case missing == 0:
-			return
-		case time.Now().After(deadline):
-			t.Fatalf("%d of %d first values missing after %v", missing, len(want), burstWait)
+		if bad != nil {
+			t.Fatal(bad) // out of order or unexpected: no point waiting
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d first values missing", missing, len(want))
+		}
+		return nil
+	})
 }
 
 func wantReady(t *testing.T, s *client) {
@@ -239,17 +237,12 @@ func TestFlowGatewayCannotKeepUp(t *testing.T) {
 	trigger := s.subscribe("Sim.Storm")
 	_, _ = s.invokeErr(writeCmd(s.hlmx, trigger, intValue(500000))) // the storm outlives the reply
 	// Read nothing until the session faulted: reading would keep up.
-	deadline := time.Now().Add(burstWait)
-	for {
-		in := s.info()
-		if in == nil || in.GetState() == mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
-			break
+	testutil.Eventually(t, burstWait, func() error {
+		if in := s.info(); in != nil && in.GetState() != mxgatewayv1.SessionState_SESSION_STATE_FAULTED {
+			return fmt.Errorf("session still %v", in.GetState())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("session still %v after %v", in.GetState(), burstWait)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	var last uint64
 	for {
 		resp, err := st.Recv()
