@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/galaxy/runtime"
 	"github.com/mxgateway/mxgateway/internal/galaxy/wire"
-	"github.com/mxgateway/mxgateway/internal/ipc"
 )
 
 // galaxyAdminTimeout bounds one admin request to the runtime.
@@ -162,30 +160,17 @@ func (r *galaxyProc) stop() error {
 
 // galaxyAdmin is one admin connection to a runtime (the request
 // `mxgateway galaxy admin` sends, kept open for many requests).
-type galaxyAdmin struct {
-	nc net.Conn
-	wc *wire.Conn
-}
+type galaxyAdmin struct{ a *wire.Admin }
 
 // dialGalaxyAdmin connects to the runtime serving dir with its key file.
 func dialGalaxyAdmin(ctx context.Context, dir string) (*galaxyAdmin, error) {
-	key, err := wire.ReadKey(dir)
-	if err != nil {
-		return nil, err
-	}
 	dctx, cancel := context.WithTimeout(ctx, galaxyAdminTimeout)
 	defer cancel()
-	nc, err := ipc.Dial(dctx, wire.Endpoint(dir))
+	a, err := wire.DialAdmin(dctx, dir, "mxbench")
 	if err != nil {
 		return nil, fmt.Errorf("mxbench: dial galaxy runtime: %w", err)
 	}
-	a := &galaxyAdmin{nc: nc, wc: wire.NewConn(nc)}
-	if err := a.wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Hello{Hello: &galaxyv1.Hello{
-		ProtocolVersion: wire.ProtocolVersion, Credential: key, ClientName: "mxbench"}}}); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return a, nil
+	return &galaxyAdmin{a: a}, nil
 }
 
 // errGalaxyAdmin is an admin request the runtime refused.
@@ -193,23 +178,16 @@ var errGalaxyAdmin = errors.New("mxbench: galaxy runtime refused the request")
 
 // do sends one admin request and waits for its reply.
 func (a *galaxyAdmin) do(req *galaxyv1.AdminRequest) (*galaxyv1.AdminReply, error) {
-	_ = a.nc.SetDeadline(time.Now().Add(galaxyAdminTimeout))
-	defer a.nc.SetDeadline(time.Time{})
-	if err := a.wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Admin{Admin: req}}); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), galaxyAdminTimeout)
+	defer cancel()
+	rep, err := a.a.Do(ctx, req)
+	if err != nil {
 		return nil, err
 	}
-	for {
-		env, err := a.wc.Read()
-		if err != nil {
-			return nil, err
-		}
-		if rep := env.GetAdminReply(); rep != nil {
-			if rep.GetError() != "" {
-				return rep, fmt.Errorf("%w: %s %s: %s", errGalaxyAdmin, req.GetAction(), req.GetTarget(), rep.GetError())
-			}
-			return rep, nil
-		}
+	if rep.GetError() != "" {
+		return rep, fmt.Errorf("%w: %s %s: %s", errGalaxyAdmin, req.GetAction(), req.GetTarget(), rep.GetError())
 	}
+	return rep, nil
 }
 
 // storm asks the runtime to count the shared MxInteger ref up n times.
@@ -219,7 +197,7 @@ func (a *galaxyAdmin) storm(ref string, n int) error {
 	return err
 }
 
-func (a *galaxyAdmin) close() { a.nc.Close() }
+func (a *galaxyAdmin) close() { a.a.Close() }
 
 // runtimeStormSection starts a runtime serving the bench model and a
 // gateway attached to it (serve --sim-galaxy), then measures the runtime

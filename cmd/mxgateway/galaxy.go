@@ -201,35 +201,12 @@ func runGalaxyAdmin(args []string, stdout, stderr io.Writer) int {
 
 // galaxyAdmin sends one admin request to the runtime serving dir.
 func galaxyAdmin(ctx context.Context, dir string, req *galaxyv1.AdminRequest) (*galaxyv1.AdminReply, error) {
-	key, err := wire.ReadKey(dir)
+	a, err := wire.DialAdmin(ctx, dir, "admin")
 	if err != nil {
 		return nil, err
 	}
-	nc, err := ipc.Dial(ctx, wire.Endpoint(dir))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
-	}
-	wc := wire.NewConn(nc)
-	if err := wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Hello{Hello: &galaxyv1.Hello{
-		ProtocolVersion: wire.ProtocolVersion, Credential: key, ClientName: "admin"}}}); err != nil {
-		return nil, err
-	}
-	if err := wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Admin{Admin: req}}); err != nil {
-		return nil, err
-	}
-	for {
-		env, err := wc.Read()
-		if err != nil {
-			return nil, err
-		}
-		if r := env.GetAdminReply(); r != nil {
-			return r, nil
-		}
-	}
+	defer a.Close()
+	return a.Do(ctx, req)
 }
 
 // galaxyDirPrefix names the runtime directory of a gateway's own runtime:
