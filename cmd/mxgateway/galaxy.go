@@ -210,8 +210,21 @@ func galaxyAdmin(ctx context.Context, dir string, req *galaxyv1.AdminRequest) (*
 }
 
 // galaxyDirPrefix names the runtime directory of a gateway's own runtime:
-// <temp>/mxgw-galaxy-<gateway pid>.
+// <temp>/mxgw-galaxy-<gateway pid>-<random>. The pid lets a later run
+// find what a killed one left; the random part means a reused pid (common
+// under Wine, whose pids are small) never needs the old directory gone.
 const galaxyDirPrefix = "mxgw-galaxy-"
+
+// galaxyDirPID is the gateway pid in a runtime directory's name.
+func galaxyDirPID(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, galaxyDirPrefix)
+	if !ok {
+		return 0, false
+	}
+	pidText, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidText)
+	return pid, err == nil
+}
 
 // removeStaleGalaxyDirs removes the runtime directories of gateways that no
 // longer run (a gateway killed with its runtime leaves its directory).
@@ -222,14 +235,13 @@ func removeStaleGalaxyDirs(base string, log *slog.Logger) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(name, galaxyDirPrefix) {
+		pid, ok := galaxyDirPID(name)
+		if !e.IsDir() || !ok || pid == os.Getpid() || processAlive(pid) {
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimPrefix(name, galaxyDirPrefix))
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(base, name)); err == nil {
+		if err := os.RemoveAll(filepath.Join(base, name)); err != nil {
+			log.Warn("could not remove the Galaxy runtime directory of an earlier run", "dir", filepath.Join(base, name), "err", err)
+		} else {
 			log.Info("removed the Galaxy runtime directory of an earlier run", "dir", filepath.Join(base, name))
 		}
 	}
@@ -268,11 +280,8 @@ func startGalaxy(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ga
 	// can remove what a killed one left.
 	base := os.TempDir()
 	removeStaleGalaxyDirs(base, log)
-	dir := filepath.Join(base, galaxyDirPrefix+strconv.Itoa(os.Getpid()))
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	dir, err := os.MkdirTemp(base, galaxyDirPrefix+strconv.Itoa(os.Getpid())+"-*")
+	if err != nil {
 		return nil, err
 	}
 	key := make([]byte, 32)

@@ -479,7 +479,7 @@ func (g *Gateway) WorkerPIDs() []int {
 // lives as long as the gateway.
 func (g *Gateway) Sockets() []string {
 	var out []string
-	own := fmt.Sprintf("%cmxgw-galaxy-%d%c", filepath.Separator, g.PID(), filepath.Separator)
+	own := fmt.Sprintf("%cmxgw-galaxy-%d-", filepath.Separator, g.PID())
 	running := true
 	select {
 	case <-g.exited:
