@@ -168,6 +168,7 @@ func newHarness(t *testing.T, mode Mode) *harness {
 	mxgatewayv1.RegisterGatewayServer(srv, &fakeGateway{g: g, owners: map[string]string{}, handles: map[string]map[int32]string{}})
 	mxgatewayv1.RegisterAdminServer(srv, NewAdminServer(e.mgr))
 	mxgatewayv1.RegisterGalaxyServer(srv, mxgatewayv1.UnimplementedGalaxyServer{})
+	mxgatewayv1.RegisterAlarmsServer(srv, mxgatewayv1.UnimplementedAlarmsServer{})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

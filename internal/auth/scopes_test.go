@@ -22,6 +22,7 @@ func fullServer() *grpc.Server {
 	mxgatewayv1.RegisterGatewayServer(s, mxgatewayv1.UnimplementedGatewayServer{})
 	mxgatewayv1.RegisterAdminServer(s, mxgatewayv1.UnimplementedAdminServer{})
 	mxgatewayv1.RegisterGalaxyServer(s, mxgatewayv1.UnimplementedGalaxyServer{})
+	mxgatewayv1.RegisterAlarmsServer(s, mxgatewayv1.UnimplementedAlarmsServer{})
 	grpc_health_v1.RegisterHealthServer(s, health.NewServer())
 	reflection.Register(s)
 	return s
