@@ -52,7 +52,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		healthCmd(), sessionsCmd(), readCmd(), writeCmd(), subscribeCmd(), apikeyCmd(), browseCmd(), treeCmd(), benchCmd(), versionCmd(),
+		healthCmd(), sessionsCmd(), readCmd(), writeCmd(), subscribeCmd(), apikeyCmd(), browseCmd(), treeCmd(), alarmsCmd(), ackCmd(), benchCmd(), versionCmd(),
 	}
 }
 

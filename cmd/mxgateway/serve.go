@@ -381,6 +381,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		cleanups = append(cleanups, stopBrowse)
 	}
 	mxgatewayv1.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log))
+	alarmMon, stopAlarms, err := startAlarms(cfg, sessions, galaxyStore, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cleanups = append(cleanups, stopAlarms)
+	mxgatewayv1.RegisterAlarmsServer(gw.GRPCServer(), gateway.NewAlarmsService(alarmMon, log))
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {
@@ -521,6 +527,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	ops.SetDraining()
+	stopAlarms() // ends the alarm feeds and the monitor's session first
 	if err := gw.Shutdown(sctx); err != nil {
 		log.Warn("shutdown deadline passed", slog.Any(logging.KeyErr, err))
 	}

@@ -147,6 +147,10 @@ type Config struct {
 	// generated plant of that many areas instead of sim_model. Default 0;
 	// MXGATEWAY_SIM_PLANT.
 	SimPlant int
+	// Alarms runs the gateway's alarm monitor (docs/alarms.md): one
+	// gateway-internal session watching every alarm of the Galaxy model.
+	// Default "off"; MXGATEWAY_ALARMS.
+	Alarms string
 
 	// StartupTimeout bounds worker launch and handshake. Default 15s;
 	// MXGATEWAY_STARTUP_TIMEOUT.
@@ -307,6 +311,7 @@ func defaults(env func(string) string, goos string) Config {
 		WorkerBackend:      BackendSim,
 		MXAccessProgID:     "LMXProxy.LMXProxyServer",
 		SimProfile:         "default",
+		Alarms:             AlarmsOff,
 		StartupTimeout:     protocol.DefaultStartupTimeout,
 		HeartbeatInterval:  protocol.DefaultHeartbeatInterval,
 		HeartbeatGrace:     protocol.DefaultHeartbeatGrace,

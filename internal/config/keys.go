@@ -215,6 +215,12 @@ func splitList(s string) []string {
 	return out
 }
 
+// Values of the alarms key.
+const (
+	AlarmsOff = "off"
+	AlarmsOn  = "on"
+)
+
 // MaxSimPlantAreas bounds sim_plant (and mxgateway galaxy --sim-plant):
 // about 2,000 attributes per area.
 const MaxSimPlantAreas = 200
@@ -245,6 +251,7 @@ var keys = []key{
 	enumKey("sim_profile", "simulator behaviour profile", []string{"default", "test"}, func(c *Config) *string { return &c.SimProfile }),
 	stringKey("sim_galaxy", "directory of an external simulated Galaxy runtime to attach to (empty: start our own)", func(c *Config) *string { return &c.SimGalaxy }),
 	intKey("sim_plant", "serve the generated plant of N areas (0: sim_model or the demo Galaxy)", 0, MaxSimPlantAreas, func(c *Config) *int { return &c.SimPlant }),
+	enumKey("alarms", "run the alarm monitor: one gateway-internal session watching the Galaxy's alarms (docs/alarms.md)", []string{AlarmsOff, AlarmsOn}, func(c *Config) *string { return &c.Alarms }),
 	durationKey("startup_timeout", "worker launch and handshake deadline", time.Second, 10*time.Minute, func(c *Config) *time.Duration { return &c.StartupTimeout }),
 	durationKey("heartbeat_interval", "worker heartbeat interval", 100*time.Millisecond, 5*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatInterval }),
 	durationKey("heartbeat_grace", "silence after which an idle worker is faulted (> heartbeat_interval)", 200*time.Millisecond, 30*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatGrace }),

@@ -53,4 +53,5 @@ const (
 	ReasonAlarmInstanceStale = "ALARM_INSTANCE_STALE" // FAILED_PRECONDITION: the alarm was raised again since that instance
 	ReasonAlarmsUnavailable  = "ALARMS_UNAVAILABLE"   // UNAVAILABLE: the alarm monitor has no provider yet (or none on this gateway)
 	ReasonAlarmFeedBehind    = "ALARM_FEED_BEHIND"    // RESOURCE_EXHAUSTED: a StreamAlarms client fell too far behind
+	ReasonAlarmAckRefused    = "ALARM_ACK_REFUSED"    // PERMISSION_DENIED: the Galaxy refused the operator's credentials or the AckMsg write
 )
