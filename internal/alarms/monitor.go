@@ -114,8 +114,8 @@ type Monitor struct {
 	feeds     map[*Feed]struct{}
 	status    *mxgatewayv1.AlarmProviderStatus
 	current   Provider // the provider running, nil between runs
-	ready     bool // the provider running reported every alarm
-	everReady bool // some provider did, once: the state is worth serving
+	ready     bool     // the provider running reported every alarm
+	everReady bool     // some provider did, once: the state is worth serving
 	closed    bool
 
 	cancel context.CancelFunc

@@ -102,7 +102,9 @@ type subtagRun struct {
 	ackItem []int32 // by alarm: the AckMsg handle
 	vals    [][nFields]*mxgatewayv1.MxValue
 	have    [][nFields]bool
+	mapped  [][nFields]bool // the field's item was added
 	stash   []*mxgatewayv1.Event // events of handles not mapped yet
+	pending map[int]time.Time    // alarms held back (settled), since when
 	waiters map[int32][]chan []*mxgatewayv1.MxStatus
 }
 
@@ -115,7 +117,8 @@ func (p *Subtag) Run(ctx context.Context, srcs []Source, sink Sink) error {
 	defer s.Close()
 	r := &subtagRun{s: s, srcs: srcs, items: map[int32]itemRef{}, ackItem: make([]int32, len(srcs)),
 		vals: make([][nFields]*mxgatewayv1.MxValue, len(srcs)), have: make([][nFields]bool, len(srcs)),
-		waiters: map[int32][]chan []*mxgatewayv1.MxStatus{}}
+		mapped: make([][nFields]bool, len(srcs)),
+		waiters: map[int32][]chan []*mxgatewayv1.MxStatus{}, pending: map[int]time.Time{}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -158,6 +161,7 @@ func (p *Subtag) Run(ctx context.Context, srcs []Source, sink Sink) error {
 				sink.Ready(fmt.Sprintf("%d alarms watched; some had not reported after %v", len(srcs), ReadyTimeout))
 			}
 		case <-tick.C:
+			r.flushPending(sink)
 			if !ready && r.allReported() {
 				ready = true
 				sink.Ready(fmt.Sprintf("%d alarms watched over their sub-attributes", len(srcs)))
@@ -211,6 +215,7 @@ func (r *subtagRun) subscribe(ctx context.Context) error {
 				continue // the reference failed alone; its field stays unknown
 			}
 			r.items[e.GetItemHandle()] = which[i]
+			r.mapped[which[i].alarm][which[i].f] = true
 			if which[i].f == fAckMsg {
 				r.ackItem[which[i].alarm] = e.GetItemHandle()
 			}
@@ -296,17 +301,67 @@ func (r *subtagRun) apply(evs []*mxgatewayv1.Event, sink Sink) {
 		}
 	}
 	r.stash = keep
+	now := time.Now()
 	obs := make([]Observation, 0, len(touched))
 	for _, i := range touched {
 		if !r.have[i][fInAlarm] {
 			continue
 		}
+		if !r.settled(i) {
+			if _, ok := r.pending[i]; !ok {
+				r.pending[i] = now
+			}
+			continue
+		}
+		delete(r.pending, i)
 		obs = append(obs, r.observation(i))
 	}
-	r.mu.Unlock()
+	// Under mu, so that observations of one alarm reach the sink in order.
 	if len(obs) > 0 {
 		sink.Observe(obs)
 	}
+	r.mu.Unlock()
+}
+
+// SettleMax bounds how long an alarm whose sub-attributes disagree is held
+// back before its view is reported anyway.
+const SettleMax = time.Second
+
+// flushPending reports the alarms held back longer than SettleMax.
+func (r *subtagRun) flushPending(sink Sink) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var obs []Observation
+	for i, since := range r.pending {
+		if time.Since(since) >= SettleMax {
+			delete(r.pending, i)
+			obs = append(obs, r.observation(i))
+		}
+	}
+	if len(obs) > 0 {
+		sink.Observe(obs)
+	}
+}
+
+// settled reports whether alarm i's sub-attributes all arrived and agree
+// (mu held). The
+// platform writes a transition's sub-attributes one by one, and they can
+// reach the session in different batches; the times say what the flags
+// must be: in alarm exactly when TimeAlarmOn is after TimeAlarmOff, acked
+// exactly when TimeAlarmAcked is not before TimeAlarmOn. A view that
+// disagrees is held back until the rest arrives (at most SettleMax).
+func (r *subtagRun) settled(i int) bool {
+	v, h := &r.vals[i], &r.have[i]
+	for f := range nFields {
+		if r.mapped[i][f] && !h[f] {
+			return false // its first values are still arriving
+		}
+	}
+	if !h[fTimeOn] || !h[fTimeOff] || !h[fTimeAcked] || !h[fAcked] {
+		return true // no times to check against
+	}
+	on, off, acked := timeOf(v[fTimeOn]), timeOf(v[fTimeOff]), timeOf(v[fTimeAcked])
+	return v[fInAlarm].GetBoolValue() == on.After(off) && v[fAcked].GetBoolValue() == !acked.Before(on)
 }
 
 // observation builds alarm i's view from its fields (mu held).

@@ -44,7 +44,7 @@ type alarmState struct {
 	active    bool // InAlarm as last written
 	isAcked   bool
 	modeVal   string
-	lastOn    time.Time
+	lastOn    time.Time // the latest of the alarm's three times
 }
 
 // alarmEngine holds the alarms of one deployment.
@@ -120,8 +120,10 @@ func (e *alarmEngine) start(hub *sim.Backend, raw []sim.Change) {
 		if v := value(raw, s.mode); v != nil {
 			s.modeVal = cmpOr(normMode(v.GetStringValue()), sim.AlarmModeEnable)
 		}
-		if v := value(raw, s.timeOn); v != nil {
-			s.lastOn = v.GetTimestampValue().AsTime()
+		for _, ord := range []int32{s.timeOn, s.timeOff, s.timeAcked} {
+			if v := value(raw, ord); v != nil && v.GetTimestampValue().AsTime().After(s.lastOn) {
+				s.lastOn = v.GetTimestampValue().AsTime()
+			}
 		}
 		now := time.Now()
 		if s.analog >= 0 {
@@ -151,6 +153,7 @@ func (e *alarmEngine) changed(batch []sim.Change, raw []sim.Change) {
 			case s.ackMsg:
 				if c.Origin != 0 && !s.isAcked {
 					s.isAcked = true
+					ts = s.stamp(ts, false)
 					w.set(s.timeAcked, mxtypes.TimeValue(ts), ts)
 					w.set(s.acked, mxtypes.BoolValue(true), ts)
 				}
@@ -212,18 +215,34 @@ func (s *alarmState) update(w *writer, ts time.Time, raw []sim.Change) {
 	}
 	s.active = want
 	if want {
-		on := mxtypes.TruncateTime(ts)
-		if !on.After(s.lastOn) {
-			on = s.lastOn.Add(time.Millisecond)
-		}
-		s.lastOn, s.isAcked = on, false
+		on := s.stamp(ts, true)
+		s.isAcked = false
 		w.set(s.acked, mxtypes.BoolValue(false), on)
 		w.set(s.timeOn, mxtypes.TimeValue(on), on)
 		w.set(s.inAlarm, mxtypes.BoolValue(true), on)
 		return
 	}
+	ts = s.stamp(ts, false)
 	w.set(s.timeOff, mxtypes.TimeValue(ts), ts)
 	w.set(s.inAlarm, mxtypes.BoolValue(false), ts)
+}
+
+// stamp returns the time of one of the alarm's transitions: ts at
+// millisecond precision, never before the alarm's latest time, and for a
+// raise strictly after it. So the three times order the transitions (a
+// reader can tell a raise from the flags it resets: in alarm exactly when
+// TimeAlarmOn is after TimeAlarmOff, acked exactly when TimeAlarmAcked is
+// not before TimeAlarmOn), and a raise time identifies its instance.
+func (s *alarmState) stamp(ts time.Time, raise bool) time.Time {
+	t := mxtypes.TruncateTime(ts)
+	switch {
+	case raise && !t.After(s.lastOn):
+		t = s.lastOn.Add(time.Millisecond)
+	case t.Before(s.lastOn):
+		t = s.lastOn
+	}
+	s.lastOn = t
+	return t
 }
 
 // normMode returns the canonical spelling of an alarm mode, "" for none.
