@@ -200,6 +200,7 @@ func (m *Monitor) run(ctx context.Context) {
 		m.mu.Lock()
 		m.current = p
 		m.mu.Unlock()
+		runStart := time.Now()
 		go func() { errc <- p.Run(pctx, srcs, sink) }()
 		var err error
 		redeploy, failback := false, false
@@ -222,9 +223,6 @@ func (m *Monitor) run(ctx context.Context) {
 					stop()
 					err = <-errc
 					break wait
-				}
-				if sink.ok() {
-					failures, backoff = 0, 100*time.Millisecond
 				}
 			case <-probe:
 				if m.opts.Providers[0].Probe(ctx) == nil {
@@ -259,7 +257,8 @@ func (m *Monitor) run(ctx context.Context) {
 			cur, failures = 0, 0
 			continue
 		}
-		if sink.ok() {
+		if sink.ok() && time.Since(runStart) >= m.opts.Failover.ProbeInterval {
+			// It delivered for a while: this failure starts a new count.
 			failures, backoff = 0, 100*time.Millisecond
 		}
 		failures++

@@ -424,3 +424,19 @@ func TestAlarmsBurst(t *testing.T) {
 		t.Fatalf("active list: %d alarms, want %d", len(res.Alarms), n)
 	}
 }
+
+// runAlarmsServe runs docs/alarms.md's "mxgateway serve --alarms on": the
+// monitor comes up and lists the demo Galaxy's alarms.
+func runAlarmsServe(t *testing.T, c docCommand) {
+	g := harness.Start(t, strings.Fields(strings.TrimPrefix(c.line, "mxgateway serve "))...)
+	ctx := harness.Context(t, time.Minute)
+	al := sdkDial(t, ctx, g, g.AdminKey).Alarms()
+	waitReady(t, ctx, al)
+	found := false
+	for _, si := range listSessions(t, ctx, g) {
+		found = found || si.GetClientName() == "gateway:alarm-monitor"
+	}
+	if !found {
+		t.Fatal("no gateway:alarm-monitor session")
+	}
+}
