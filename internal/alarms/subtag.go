@@ -102,7 +102,7 @@ type subtagRun struct {
 	ackItem []int32 // by alarm: the AckMsg handle
 	vals    [][nFields]*mxgatewayv1.MxValue
 	have    [][nFields]bool
-	mapped  [][nFields]bool // the field's item was added
+	mapped  [][nFields]bool      // the field's item was added
 	stash   []*mxgatewayv1.Event // events of handles not mapped yet
 	pending map[int]time.Time    // alarms held back (settled), since when
 	waiters map[int32][]chan []*mxgatewayv1.MxStatus
@@ -117,7 +117,7 @@ func (p *Subtag) Run(ctx context.Context, srcs []Source, sink Sink) error {
 	defer s.Close()
 	r := &subtagRun{s: s, srcs: srcs, items: map[int32]itemRef{}, ackItem: make([]int32, len(srcs)),
 		vals: make([][nFields]*mxgatewayv1.MxValue, len(srcs)), have: make([][nFields]bool, len(srcs)),
-		mapped: make([][nFields]bool, len(srcs)),
+		mapped:  make([][nFields]bool, len(srcs)),
 		waiters: map[int32][]chan []*mxgatewayv1.MxStatus{}, pending: map[int]time.Time{}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
