@@ -20,7 +20,7 @@ func startAlarms(cfg *config.Config, sessions *session.Manager, st *browse.Store
 	}
 	mon, err := alarms.New(alarms.Options{
 		WatchList: browseWatchList(st),
-		Providers: alarmProviders(sessions),
+		Providers: alarmProviders(cfg, sessions),
 		Logger:    log.With("component", "alarms"),
 	})
 	if err != nil {

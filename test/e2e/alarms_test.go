@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -296,7 +295,11 @@ func TestAlarmsMonitorRestart(t *testing.T) {
 	if pid == 0 {
 		t.Fatal("no gateway:alarm-monitor session")
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	// The provider goes unhealthy, then healthy again on a new session.
