@@ -50,3 +50,4 @@ func TestAlarmsServiceWithoutMonitor(t *testing.T) {
 		t.Fatalf("ack: %v", err)
 	}
 }
+

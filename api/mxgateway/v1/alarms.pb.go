@@ -1417,10 +1417,10 @@ const file_mxgateway_v1_alarms_proto_rawDesc = "" +
 	"\x18ListActiveAlarmsResponse\x12+\n" +
 	"\x06alarms\x18\x01 \x03(\v2\x13.mxgateway.v1.AlarmR\x06alarms\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\bsequence\x18\x03 \x01(\x04R\bsequence\"L\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\"Q\n" +
 	"\x11GalaxyCredentials\x12\x1b\n" +
-	"\tuser_name\x18\x01 \x01(\tR\buserName\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\xe7\x01\n" +
+	"\tuser_name\x18\x01 \x01(\tR\buserName\x12\x1f\n" +
+	"\bpassword\x18\x02 \x01(\tB\x03\x80\x01\x01R\bpassword\"\xe7\x01\n" +
 	"\x17AcknowledgeAlarmRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x18\n" +
