@@ -127,6 +127,35 @@ type writeLedger struct {
 	userOrder []writeKey          // oldest first, for eviction
 }
 
+// writingKinds says, by Kind.Index, which command kinds write items: a
+// single command with an item field it writes, or a bulk form whose steps
+// do. Derived from the catalogue once, so that other commands skip the
+// ledger.
+var writingKinds = func() []bool {
+	w := make([]bool, catalog.Len())
+	var writes func(k *catalog.Kind) bool
+	writes = func(k *catalog.Kind) bool {
+		if k.IsBulk() {
+			for _, st := range k.Steps() {
+				if writes(st.Kind) || (st.Supervisory != nil && writes(st.Supervisory)) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, f := range k.Fields() {
+			if f.Access == mxgatewayv1.ItemAccess_ITEM_ACCESS_WRITE {
+				return true
+			}
+		}
+		return false
+	}
+	for _, k := range catalog.Kinds() {
+		w[k.Index()] = writes(k)
+	}
+	return w
+}()
+
 // userIDs returns the current and verifier user ids of a secured write
 // message (a single command's, or a bulk entry's).
 func userIDs(m proto.Message) (user, verifier int32) {
@@ -141,7 +170,10 @@ func userIDs(m proto.Message) (user, verifier int32) {
 
 // begin enters the writes cmd makes as in flight; nil when it makes none.
 // A secured write past max entries is refused with ErrPendingLimit.
-func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgatewayv1.Command, max int) (*writeTicket, error) {
+func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgatewayv1.Command, limit int) (*writeTicket, error) {
+	if k == nil || !writingKinds[k.Index()] {
+		return nil, nil
+	}
 	var targets []writeTarget
 	// The writes of an invoke:secure command present credentials.
 	secured := k.Scope() == mxgatewayv1.CommandScope_COMMAND_SCOPE_INVOKE_SECURE
@@ -174,8 +206,8 @@ func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgateway
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if secured && l.secured+len(targets) > max {
-		return nil, fmt.Errorf("%w: %d secured writes await their OnWriteComplete (at most %d)", ErrPendingLimit, l.secured, max)
+	if secured && l.secured+len(targets) > limit {
+		return nil, fmt.Errorf("%w: %d secured writes await their OnWriteComplete (at most %d)", ErrPendingLimit, l.secured, limit)
 	}
 	if l.handles == nil {
 		l.handles = make(map[writeKey]*handleWrites)
@@ -214,11 +246,13 @@ func (t *writeTicket) accepted(i int, reply *mxgatewayv1.Reply, err error) bool 
 	return entries[e].GetDenial() == nil && entries[e].GetStatus() == mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK
 }
 
-// end records the reply of a command begin entered (tk may be nil) and
+// end records the reply of a command of kind k begin entered (tk may be nil) and
 // remembers user names from AuthenticateUser and ArchestrAUserToId. It
 // returns the refusals of writes whose completion had come first.
-func (l *writeLedger) end(tk *writeTicket, cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply, err error, alive func(server, item int32) bool) []refusal {
-	k := catalog.Of(cmd)
+func (l *writeLedger) end(tk *writeTicket, k *catalog.Kind, cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply, err error, alive func(server, item int32) bool) []refusal {
+	if tk == nil && !k.Changes() && reply.GetUserId() == nil {
+		return nil // most commands: nothing to record
+	}
 	var out []refusal
 	l.mu.Lock()
 	defer l.mu.Unlock()

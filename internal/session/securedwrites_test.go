@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -325,5 +326,22 @@ func TestLedgerForgetsRemovedItems(t *testing.T) {
 	mustInvoke(t, ctx, s, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_RemoveItem{RemoveItem: &mxgatewayv1.RemoveItemCommand{ServerHandle: 1, ItemHandle: 5}}})
 	if n, sec := ledgerSize(s), ledgerSecured(s); n != 0 || sec != 0 {
 		t.Fatalf("ledger holds %d handles, %d secured writes after RemoveItem", n, sec)
+	}
+}
+
+// TestWritingKinds: the ledger's view of the catalogue: every write form
+// writes, nothing else does.
+func TestWritingKinds(t *testing.T) {
+	want := map[string]bool{"write": true, "write2": true, "write_secured": true, "write_secured2": true,
+		"write_bulk": true, "write2_bulk": true, "write_secured_bulk": true, "write_secured2_bulk": true}
+	for name := range want {
+		if catalog.ByName(name) == nil {
+			t.Errorf("no command kind %s", name)
+		}
+	}
+	for _, k := range catalog.Kinds() {
+		if got := writingKinds[k.Index()]; got != want[k.Name()] {
+			t.Errorf("%s: writes = %v, want %v", k.Name(), got, want[k.Name()])
+		}
 	}
 }

@@ -295,7 +295,7 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 	start := time.Now()
 	reply, err := s.w.Invoke(ctx, cmd, guard, timeout)
 	elapsed := time.Since(start)
-	s.reportRefusals(s.writes.end(writes, cmd, reply, err, s.itemAlive))
+	s.reportRefusals(s.writes.end(writes, kind, cmd, reply, err, s.itemAlive))
 
 	s.mu.Lock()
 	s.pending--
