@@ -326,6 +326,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		Watchdog:               watchdogOptions(cfg),
 		MaxSessionsPerKey:      sessionsPerKey(cfg, mode),
 		Hooks:                  sessionHooks(m),
+		OnSecuredWriteRefused: func(ctx context.Context, r session.SecuredWriteRefusal) {
+			guard.SecuredWriteRefused(ctx, r.SessionID, r.Command.Name(), r.Users())
+		},
 	})
 	if err != nil {
 		return err
