@@ -22,6 +22,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/gateway"
@@ -372,7 +373,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			gw.Close()
 		}
 	})
-	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
+	mxgatewayv1grpc.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
 	galaxyStore, stopBrowse, err := startBrowse(ctx, workerEnv, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -380,7 +381,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if stopBrowse != nil {
 		cleanups = append(cleanups, stopBrowse)
 	}
-	mxgatewayv1.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log))
+	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log))
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {
@@ -389,7 +390,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			st = healthpb.HealthCheckResponse_SERVING
 		}
 		gw.Health().SetServingStatus("", st)
-		gw.Health().SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, st)
+		gw.Health().SetServingStatus(mxgatewayv1grpc.Gateway_ServiceDesc.ServiceName, st)
 	}
 	var checks []opshttp.Check
 	if mode == auth.ModeAPIKey {
