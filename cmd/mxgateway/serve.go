@@ -129,16 +129,19 @@ func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error
 }
 
 // workerCommand returns the worker executable and its arguments (the
-// supervisor adds --session-id, --endpoint and --protocol-version).
-func workerCommand(c *config.Config) (string, []string, error) {
+// supervisor adds --session-id, --endpoint and --protocol-version). With
+// worker_exe empty it is the lean mxworker when there is one (simWorker),
+// and logs which worker sim sessions run.
+func workerCommand(c *config.Config, log *slog.Logger) (string, []string, error) {
 	var args []string
 	exe := c.WorkerExe
 	if exe == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return "", nil, fmt.Errorf("serve: find own executable: %w", err)
+		var how string
+		var err error
+		if exe, args, how, err = simWorker(log); err != nil {
+			return "", nil, err
 		}
-		exe, args = self, []string{"worker"}
+		log.Info("sim worker: "+how, slog.String("exe", exe))
 	}
 	args = append(args, "--backend="+string(c.WorkerBackend), "--log-level="+c.LogLevel)
 	switch c.WorkerBackend {
@@ -167,7 +170,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			retErr = &startupError{err: retErr}
 		}
 	}()
-	exe, wargs, err := workerCommand(cfg)
+	exe, wargs, err := workerCommand(cfg, log)
 	if err != nil {
 		return err
 	}
