@@ -8,6 +8,7 @@ import (
 	"iter"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // Errors of the Alarms service (Client.Alarms).
@@ -28,12 +29,12 @@ var (
 // (alarms:ack). Get it from Client.Alarms.
 type Alarms struct {
 	c  *Client
-	ac mxgatewayv1.AlarmsClient
+	ac mxgatewayv1grpc.AlarmsClient
 }
 
 // Alarms returns the alarms client on the connection.
 func (c *Client) Alarms() *Alarms {
-	return &Alarms{c: c, ac: mxgatewayv1.NewAlarmsClient(c.conn)}
+	return &Alarms{c: c, ac: mxgatewayv1grpc.NewAlarmsClient(c.conn)}
 }
 
 // ActiveAlarms is the whole active set at one sequence.

@@ -84,7 +84,9 @@ func NewNative(open ConsumerFactory, query string, interval time.Duration) *Nati
 }
 
 // Kind implements Provider.
-func (*Native) Kind() mxgatewayv1.AlarmProvider { return mxgatewayv1.AlarmProvider_ALARM_PROVIDER_NATIVE }
+func (*Native) Kind() mxgatewayv1.AlarmProvider {
+	return mxgatewayv1.AlarmProvider_ALARM_PROVIDER_NATIVE
+}
 
 // Probe implements Provider: a consumer opens and answers one poll.
 func (p *Native) Probe(ctx context.Context) error {

@@ -9,16 +9,17 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/alarms"
 	"github.com/mxgateway/mxgateway/internal/auth"
 )
 
 // AlarmsService is the Alarms gRPC service over the gateway's alarm
-// monitor. Register it with mxgatewayv1.RegisterAlarmsServer. A key with
+// monitor. Register it with mxgatewayv1grpc.RegisterAlarmsServer. A key with
 // read constraints sees only the alarms it may read and acknowledges only
 // those it may write.
 type AlarmsService struct {
-	mxgatewayv1.UnimplementedAlarmsServer
+	mxgatewayv1grpc.UnimplementedAlarmsServer
 	mon *alarms.Monitor
 	log *slog.Logger
 }
@@ -43,7 +44,7 @@ func readAllow(ctx context.Context) func(string) bool {
 	return nil
 }
 
-// StreamAlarms implements mxgatewayv1.AlarmsServer.
+// StreamAlarms implements mxgatewayv1grpc.AlarmsServer.
 func (a *AlarmsService) StreamAlarms(req *mxgatewayv1.StreamAlarmsRequest, stream grpc.ServerStreamingServer[mxgatewayv1.StreamAlarmsResponse]) error {
 	const method = "StreamAlarms"
 	if a.mon == nil {
@@ -69,7 +70,7 @@ func (a *AlarmsService) StreamAlarms(req *mxgatewayv1.StreamAlarmsRequest, strea
 	}
 }
 
-// ListActiveAlarms implements mxgatewayv1.AlarmsServer.
+// ListActiveAlarms implements mxgatewayv1grpc.AlarmsServer.
 func (a *AlarmsService) ListActiveAlarms(ctx context.Context, req *mxgatewayv1.ListActiveAlarmsRequest) (*mxgatewayv1.ListActiveAlarmsResponse, error) {
 	const method = "ListActiveAlarms"
 	if a.mon == nil {
@@ -82,7 +83,7 @@ func (a *AlarmsService) ListActiveAlarms(ctx context.Context, req *mxgatewayv1.L
 	return &mxgatewayv1.ListActiveAlarmsResponse{Alarms: list, NextPageToken: next, Sequence: seq}, nil
 }
 
-// AcknowledgeAlarm implements mxgatewayv1.AlarmsServer. The credentials
+// AcknowledgeAlarm implements mxgatewayv1grpc.AlarmsServer. The credentials
 // are never logged (the request is not either).
 func (a *AlarmsService) AcknowledgeAlarm(ctx context.Context, req *mxgatewayv1.AcknowledgeAlarmRequest) (*mxgatewayv1.AcknowledgeAlarmResponse, error) {
 	const method = "AcknowledgeAlarm"

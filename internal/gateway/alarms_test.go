@@ -50,4 +50,3 @@ func TestAlarmsServiceWithoutMonitor(t *testing.T) {
 		t.Fatalf("ack: %v", err)
 	}
 }
-

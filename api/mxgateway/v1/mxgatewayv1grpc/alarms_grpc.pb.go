@@ -8,10 +8,11 @@
 // - protoc             (unknown)
 // source: mxgateway/v1/alarms.proto
 
-package mxgatewayv1
+package mxgatewayv1grpc
 
 import (
 	context "context"
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -44,12 +45,12 @@ type AlarmsClient interface {
 	// set it resumes instead: no snapshot, the transitions after that
 	// sequence from the monitor's replay ring, then live ones; when the ring
 	// no longer reaches back, a gap message comes first.
-	StreamAlarms(ctx context.Context, in *StreamAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamAlarmsResponse], error)
+	StreamAlarms(ctx context.Context, in *mxgatewayv1.StreamAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.StreamAlarmsResponse], error)
 	// ListActiveAlarms returns the active alarms the filter selects, in
 	// pages, ordered by reference.
-	ListActiveAlarms(ctx context.Context, in *ListActiveAlarmsRequest, opts ...grpc.CallOption) (*ListActiveAlarmsResponse, error)
+	ListActiveAlarms(ctx context.Context, in *mxgatewayv1.ListActiveAlarmsRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListActiveAlarmsResponse, error)
 	// AcknowledgeAlarm acknowledges one alarm instance.
-	AcknowledgeAlarm(ctx context.Context, in *AcknowledgeAlarmRequest, opts ...grpc.CallOption) (*AcknowledgeAlarmResponse, error)
+	AcknowledgeAlarm(ctx context.Context, in *mxgatewayv1.AcknowledgeAlarmRequest, opts ...grpc.CallOption) (*mxgatewayv1.AcknowledgeAlarmResponse, error)
 }
 
 type alarmsClient struct {
@@ -60,13 +61,13 @@ func NewAlarmsClient(cc grpc.ClientConnInterface) AlarmsClient {
 	return &alarmsClient{cc}
 }
 
-func (c *alarmsClient) StreamAlarms(ctx context.Context, in *StreamAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamAlarmsResponse], error) {
+func (c *alarmsClient) StreamAlarms(ctx context.Context, in *mxgatewayv1.StreamAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.StreamAlarmsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Alarms_ServiceDesc.Streams[0], Alarms_StreamAlarms_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[StreamAlarmsRequest, StreamAlarmsResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[mxgatewayv1.StreamAlarmsRequest, mxgatewayv1.StreamAlarmsResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -77,11 +78,11 @@ func (c *alarmsClient) StreamAlarms(ctx context.Context, in *StreamAlarmsRequest
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Alarms_StreamAlarmsClient = grpc.ServerStreamingClient[StreamAlarmsResponse]
+type Alarms_StreamAlarmsClient = grpc.ServerStreamingClient[mxgatewayv1.StreamAlarmsResponse]
 
-func (c *alarmsClient) ListActiveAlarms(ctx context.Context, in *ListActiveAlarmsRequest, opts ...grpc.CallOption) (*ListActiveAlarmsResponse, error) {
+func (c *alarmsClient) ListActiveAlarms(ctx context.Context, in *mxgatewayv1.ListActiveAlarmsRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListActiveAlarmsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListActiveAlarmsResponse)
+	out := new(mxgatewayv1.ListActiveAlarmsResponse)
 	err := c.cc.Invoke(ctx, Alarms_ListActiveAlarms_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -89,9 +90,9 @@ func (c *alarmsClient) ListActiveAlarms(ctx context.Context, in *ListActiveAlarm
 	return out, nil
 }
 
-func (c *alarmsClient) AcknowledgeAlarm(ctx context.Context, in *AcknowledgeAlarmRequest, opts ...grpc.CallOption) (*AcknowledgeAlarmResponse, error) {
+func (c *alarmsClient) AcknowledgeAlarm(ctx context.Context, in *mxgatewayv1.AcknowledgeAlarmRequest, opts ...grpc.CallOption) (*mxgatewayv1.AcknowledgeAlarmResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AcknowledgeAlarmResponse)
+	out := new(mxgatewayv1.AcknowledgeAlarmResponse)
 	err := c.cc.Invoke(ctx, Alarms_AcknowledgeAlarm_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -115,12 +116,12 @@ type AlarmsServer interface {
 	// set it resumes instead: no snapshot, the transitions after that
 	// sequence from the monitor's replay ring, then live ones; when the ring
 	// no longer reaches back, a gap message comes first.
-	StreamAlarms(*StreamAlarmsRequest, grpc.ServerStreamingServer[StreamAlarmsResponse]) error
+	StreamAlarms(*mxgatewayv1.StreamAlarmsRequest, grpc.ServerStreamingServer[mxgatewayv1.StreamAlarmsResponse]) error
 	// ListActiveAlarms returns the active alarms the filter selects, in
 	// pages, ordered by reference.
-	ListActiveAlarms(context.Context, *ListActiveAlarmsRequest) (*ListActiveAlarmsResponse, error)
+	ListActiveAlarms(context.Context, *mxgatewayv1.ListActiveAlarmsRequest) (*mxgatewayv1.ListActiveAlarmsResponse, error)
 	// AcknowledgeAlarm acknowledges one alarm instance.
-	AcknowledgeAlarm(context.Context, *AcknowledgeAlarmRequest) (*AcknowledgeAlarmResponse, error)
+	AcknowledgeAlarm(context.Context, *mxgatewayv1.AcknowledgeAlarmRequest) (*mxgatewayv1.AcknowledgeAlarmResponse, error)
 	mustEmbedUnimplementedAlarmsServer()
 }
 
@@ -131,13 +132,13 @@ type AlarmsServer interface {
 // pointer dereference when methods are called.
 type UnimplementedAlarmsServer struct{}
 
-func (UnimplementedAlarmsServer) StreamAlarms(*StreamAlarmsRequest, grpc.ServerStreamingServer[StreamAlarmsResponse]) error {
+func (UnimplementedAlarmsServer) StreamAlarms(*mxgatewayv1.StreamAlarmsRequest, grpc.ServerStreamingServer[mxgatewayv1.StreamAlarmsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method StreamAlarms not implemented")
 }
-func (UnimplementedAlarmsServer) ListActiveAlarms(context.Context, *ListActiveAlarmsRequest) (*ListActiveAlarmsResponse, error) {
+func (UnimplementedAlarmsServer) ListActiveAlarms(context.Context, *mxgatewayv1.ListActiveAlarmsRequest) (*mxgatewayv1.ListActiveAlarmsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListActiveAlarms not implemented")
 }
-func (UnimplementedAlarmsServer) AcknowledgeAlarm(context.Context, *AcknowledgeAlarmRequest) (*AcknowledgeAlarmResponse, error) {
+func (UnimplementedAlarmsServer) AcknowledgeAlarm(context.Context, *mxgatewayv1.AcknowledgeAlarmRequest) (*mxgatewayv1.AcknowledgeAlarmResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method AcknowledgeAlarm not implemented")
 }
 func (UnimplementedAlarmsServer) mustEmbedUnimplementedAlarmsServer() {}
@@ -162,18 +163,18 @@ func RegisterAlarmsServer(s grpc.ServiceRegistrar, srv AlarmsServer) {
 }
 
 func _Alarms_StreamAlarms_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(StreamAlarmsRequest)
+	m := new(mxgatewayv1.StreamAlarmsRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(AlarmsServer).StreamAlarms(m, &grpc.GenericServerStream[StreamAlarmsRequest, StreamAlarmsResponse]{ServerStream: stream})
+	return srv.(AlarmsServer).StreamAlarms(m, &grpc.GenericServerStream[mxgatewayv1.StreamAlarmsRequest, mxgatewayv1.StreamAlarmsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Alarms_StreamAlarmsServer = grpc.ServerStreamingServer[StreamAlarmsResponse]
+type Alarms_StreamAlarmsServer = grpc.ServerStreamingServer[mxgatewayv1.StreamAlarmsResponse]
 
 func _Alarms_ListActiveAlarms_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListActiveAlarmsRequest)
+	in := new(mxgatewayv1.ListActiveAlarmsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -185,13 +186,13 @@ func _Alarms_ListActiveAlarms_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: Alarms_ListActiveAlarms_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AlarmsServer).ListActiveAlarms(ctx, req.(*ListActiveAlarmsRequest))
+		return srv.(AlarmsServer).ListActiveAlarms(ctx, req.(*mxgatewayv1.ListActiveAlarmsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Alarms_AcknowledgeAlarm_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(AcknowledgeAlarmRequest)
+	in := new(mxgatewayv1.AcknowledgeAlarmRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -203,7 +204,7 @@ func _Alarms_AcknowledgeAlarm_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: Alarms_AcknowledgeAlarm_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AlarmsServer).AcknowledgeAlarm(ctx, req.(*AcknowledgeAlarmRequest))
+		return srv.(AlarmsServer).AcknowledgeAlarm(ctx, req.(*mxgatewayv1.AcknowledgeAlarmRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
