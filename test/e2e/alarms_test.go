@@ -443,3 +443,39 @@ func runAlarmsServe(t *testing.T, c docCommand) {
 		t.Fatal("no gateway:alarm-monitor session")
 	}
 }
+
+// TestAlarmsScopesAndConstraints: a key with alarms:read only lists and
+// streams but may not acknowledge; its read constraints hide the alarms it
+// may not read; a key without alarms:read is refused.
+func TestAlarmsScopesAndConstraints(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--alarms=on")
+	ctx := harness.Context(t, 2*time.Minute)
+	admin := sdkDial(t, ctx, g, g.AdminKey)
+	waitReady(t, ctx, admin.Alarms())
+	s, err := admin.OpenSession(ctx, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, ctx, s, "Tank1.HighLevel", true)
+	write(t, ctx, s, "Tank2.HighLevel", true)
+	reader := sdkDial(t, ctx, g, g.CreateKey(t, "tank1-alarms", []string{"alarms:read"}, []string{"Tank1.*"}, nil)).Alarms()
+	testutil.Eventually(t, step, func() error {
+		res, err := reader.List(ctx, &mxgatewayv1.AlarmFilter{ReferencePrefixes: []string{"tank"}})
+		if err != nil {
+			return err
+		}
+		if len(res.Alarms) != 1 || res.Alarms[0].GetReference() != "Tank1.HighLevel" {
+			return fmt.Errorf("the constrained key lists %v", res.Alarms)
+		}
+		return nil
+	})
+	_, err = reader.Acknowledge(ctx, "Tank1.HighLevel", sdk.Comment("no scope"))
+	wantReason(t, err, sdk.ErrPermissionDenied, mxgatewayv1.ReasonPermissionDenied)
+	none := sdkDial(t, ctx, g, g.CreateKey(t, "no-alarms", []string{"session:open"}, nil, nil)).Alarms()
+	_, err = none.List(ctx, nil)
+	wantReason(t, err, sdk.ErrPermissionDenied, mxgatewayv1.ReasonPermissionDenied)
+	// A bad filter is INVALID_ARGUMENT.
+	_, err = admin.Alarms().List(ctx, &mxgatewayv1.AlarmFilter{MinPriority: 1000})
+	wantReason(t, err, sdk.ErrInvalidRequest, mxgatewayv1.ReasonInvalidRequest)
+}
