@@ -13,7 +13,7 @@ import (
 // not), as is one whose first values are still arriving.
 func TestSubtagSettled(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r := &subtagRun{vals: make([][nFields]*mxgatewayv1.MxValue, 1), have: make([][nFields]bool, 1), mapped: make([][nFields]bool, 1)}
+	r := &subtagRun{srcs: []Source{{Reference: "T.A"}}, vals: make([][nFields]*mxgatewayv1.MxValue, 1), have: make([][nFields]bool, 1), mapped: make([][nFields]bool, 1)}
 	set := func(f field, v *mxgatewayv1.MxValue) { r.vals[0][f], r.have[0][f], r.mapped[0][f] = v, true, true }
 	r.mapped[0][fPriority] = true // mapped, not arrived
 	set(fInAlarm, mxtypes.BoolValue(false))
