@@ -479,3 +479,54 @@ func TestAlarmsScopesAndConstraints(t *testing.T) {
 	_, err = admin.Alarms().List(ctx, &mxgatewayv1.AlarmFilter{MinPriority: 1000})
 	wantReason(t, err, sdk.ErrInvalidRequest, mxgatewayv1.ReasonInvalidRequest)
 }
+
+// TestAlarmsDeploy: a deploy rebuilds the watch list: an active alarm the
+// new model drops is REMOVED, a new one is watched and raises.
+func TestAlarmsDeploy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	model := func(name string, tags ...string) string {
+		var b strings.Builder
+		b.WriteString("galaxy: Dep\nobjects:\n")
+		for _, tag := range tags {
+			fmt.Fprintf(&b, "  - tag: %s\n    attributes:\n      - {name: Trip, type: MxBoolean, alarm: true}\n", tag)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first, second := model("a.yaml", "Keep", "Drop"), model("b.yaml", "Keep", "Added")
+	rt := startRuntime(t, "--sim-model="+first)
+	g := harness.Start(t, "--sim-galaxy="+rt, "--alarms=on")
+	ctx := harness.Context(t, 2*time.Minute)
+	c := sdkDial(t, ctx, g, g.AdminKey)
+	al := c.Alarms()
+	waitReady(t, ctx, al)
+	feed := watchAlarms(t, al, nil)
+	s, err := c.OpenSession(ctx, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, ctx, s, "Drop.Trip", true)
+	feed.waitTransition(t, "Drop.Trip", 1, kRaise, sUnackAlm)
+	if err := galaxyAdmin(t, rt, "deploy", "--model="+second); err != nil {
+		t.Fatal(err)
+	}
+	feed.waitTransition(t, "Drop.Trip", 2, kRemoved, mxgatewayv1.AlarmState_ALARM_STATE_ACK_RTN)
+	testutil.Eventually(t, step, func() error {
+		for _, m := range feed.snapshot() {
+			if p := m.GetProvider(); p != nil && p.GetHealthy() && p.GetDeploySequence() == 2 && p.GetWatched() == 2 {
+				return nil
+			}
+		}
+		return errors.New("no healthy provider on deploy 2 watching 2 alarms yet")
+	})
+	s2, err := c.OpenSession(ctx, t.Name()+"-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, ctx, s2, "Added.Trip", true)
+	feed.waitTransition(t, "Added.Trip", 1, kRaise, sUnackAlm)
+}
