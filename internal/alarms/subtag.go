@@ -174,7 +174,7 @@ func (r *subtagRun) allReported() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := range r.have {
-		if !r.have[i][fInAlarm] || !r.have[i][fAcked] || !r.have[i][fTimeOn] {
+		if !r.complete(i) {
 			return false
 		}
 	}
@@ -323,6 +323,17 @@ func (r *subtagRun) apply(evs []*mxgatewayv1.Event, sink Sink) {
 	r.mu.Unlock()
 }
 
+// complete reports whether every advised sub-attribute of alarm i has its
+// first value (mu held). An incomplete view is never reported.
+func (r *subtagRun) complete(i int) bool {
+	for f := range nFields {
+		if r.mapped[i][f] && !r.have[i][f] {
+			return false
+		}
+	}
+	return true
+}
+
 // SettleMax bounds how long an alarm whose sub-attributes disagree is held
 // back before its view is reported anyway.
 const SettleMax = time.Second
@@ -333,7 +344,7 @@ func (r *subtagRun) flushPending(sink Sink) {
 	defer r.mu.Unlock()
 	var obs []Observation
 	for i, since := range r.pending {
-		if time.Since(since) >= SettleMax {
+		if time.Since(since) >= SettleMax && r.complete(i) {
 			delete(r.pending, i)
 			obs = append(obs, r.observation(i))
 		}
@@ -351,12 +362,10 @@ func (r *subtagRun) flushPending(sink Sink) {
 // exactly when TimeAlarmAcked is not before TimeAlarmOn. A view that
 // disagrees is held back until the rest arrives (at most SettleMax).
 func (r *subtagRun) settled(i int) bool {
-	v, h := &r.vals[i], &r.have[i]
-	for f := range nFields {
-		if r.mapped[i][f] && !h[f] {
-			return false // its first values are still arriving
-		}
+	if !r.complete(i) {
+		return false // its first values are still arriving
 	}
+	v, h := &r.vals[i], &r.have[i]
 	if !h[fTimeOn] || !h[fTimeOff] || !h[fTimeAcked] || !h[fAcked] {
 		return true // no times to check against
 	}
