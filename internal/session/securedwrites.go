@@ -144,6 +144,7 @@ type writeTarget struct {
 type writeTicket struct {
 	kind    *catalog.Kind
 	targets []writeTarget
+	secured bool // the writes present credentials
 }
 
 // writeLedger is a session's write ledger. It may be locked under
@@ -200,11 +201,11 @@ func userIDs(m proto.Message) (user, verifier int32) {
 	return 0, 0
 }
 
-// begin enters the writes cmd makes as in flight; nil when it makes none.
-// A secured write past max entries is refused with ErrPendingLimit.
-func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgatewayv1.Command, limit int) (*writeTicket, error) {
+// writesOf lists the writes cmd (of kind k) makes, for begin; nil when it
+// makes none. It locks nothing (callers run it before taking Session.mu).
+func writesOf(ctx context.Context, k *catalog.Kind, cmd *mxgatewayv1.Command) *writeTicket {
 	if k == nil || !writingKinds[k.Index()] {
-		return nil, nil
+		return nil
 	}
 	var targets []writeTarget
 	// The writes of an invoke:secure command present credentials.
@@ -234,12 +235,22 @@ func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgateway
 		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
-		return nil, nil
+		return nil
 	}
+	return &writeTicket{kind: k, targets: targets, secured: secured}
+}
+
+// begin enters the writes of tk (from writesOf; may be nil) as in flight.
+// Secured writes past limit entries are refused with ErrPendingLimit.
+func (l *writeLedger) begin(tk *writeTicket, limit int) error {
+	if tk == nil {
+		return nil
+	}
+	targets := tk.targets
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if secured && l.secured+len(targets) > limit {
-		return nil, fmt.Errorf("%w: %d secured writes await their OnWriteComplete (at most %d)", ErrPendingLimit, l.secured, limit)
+	if tk.secured && l.secured+len(targets) > limit {
+		return fmt.Errorf("%w: %d secured writes await their OnWriteComplete (at most %d)", ErrPendingLimit, l.secured, limit)
 	}
 	if l.handles == nil {
 		l.handles = make(map[writeKey]*handleWrites)
@@ -259,7 +270,7 @@ func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgateway
 			t.sec.verifierN = l.users[writeKey{t.key.server, t.sec.verifier}]
 		}
 	}
-	return &writeTicket{kind: k, targets: targets}, nil
+	return nil
 }
 
 // accepted reports whether the write of target t was accepted by MXAccess
