@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -221,12 +222,12 @@ func New(opts Options) (*Server, error) {
 		grpc.ChainStreamInterceptor(stream...),
 	}
 	s.grpc = grpc.NewServer(append(sopts, opts.ServerOptions...)...)
-	mxgatewayv1.RegisterGatewayServer(s.grpc, s.service)
+	mxgatewayv1grpc.RegisterGatewayServer(s.grpc, s.service)
 	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, stop: s.stopCtx,
 		max: int64(opts.MaxHealthWatches), metrics: opts.Metrics})
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(mxgatewayv1grpc.Gateway_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil
 }
 
