@@ -263,12 +263,13 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 	opts := &s.m.opts
 	now := opts.Now()
 	unanswered := s.w.Unanswered()
+	kind := catalog.Of(cmd)
+	writes := writesOf(ctx, kind, cmd) // the writes the ledger will track
 	s.mu.Lock()
 	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	kind := catalog.Of(cmd)
 	if s.wd.server != 0 && kind.ServerHandle(cmd) == s.wd.server {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: server handle %d is the data watchdog's registration", ErrReservedHandle, s.wd.server)
@@ -277,8 +278,7 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
 	}
-	writes, err := s.writes.begin(ctx, kind, cmd, opts.MaxSecuredWrites)
-	if err != nil {
+	if err := s.writes.begin(writes, opts.MaxSecuredWrites); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
