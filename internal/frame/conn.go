@@ -123,6 +123,23 @@ func (c *Conn) Recv() (*workerv1.WorkerEnvelope, int, error) {
 	return env, size, nil
 }
 
+// RecvEvent is Recv, except that an event envelope is not decoded: its
+// encoded mxgatewayv1.Event comes back in event (the caller's to keep) and
+// env holds only the envelope's header. Every other envelope comes back
+// decoded, with a nil event.
+func (c *Conn) RecvEvent() (env *workerv1.WorkerEnvelope, event []byte, size int, err error) {
+	env = &workerv1.WorkerEnvelope{}
+	event, size, err = c.r.ReadEventSized(env)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if want := c.recv + 1; env.GetSequence() != want {
+		return nil, nil, 0, &Error{Code: CodeSequence, Detail: fmt.Sprintf("envelope sequence %d, want %d", env.GetSequence(), want)}
+	}
+	c.recv++
+	return env, event, size, nil
+}
+
 // byteCounter counts the bytes that reached the connection since the
 // last take.
 type byteCounter struct {

@@ -81,19 +81,19 @@ func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard
 }
 func (w *fakeWorker) Items() *itemtable.Table { return w.items }
 func (w *fakeWorker) Unanswered() int         { return int(w.unanswered.Load()) }
-func (w *fakeWorker) NextEvents(dst []protocol.SizedEvent) ([]protocol.SizedEvent, bool) {
+func (w *fakeWorker) NextEvents(dst []*protocol.Event) ([]*protocol.Event, bool) {
 	ev, ok := <-w.events
 	if !ok {
 		return dst, false
 	}
-	dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+	dst = append(dst, wireEvent(ev))
 	for {
 		select {
 		case ev, ok := <-w.events:
 			if !ok {
 				return dst, true // the next call reports the end
 			}
-			dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+			dst = append(dst, wireEvent(ev))
 		default:
 			return dst, true
 		}
@@ -258,7 +258,21 @@ func (h *harness) open() (*Session, *fakeWorker) {
 	return s, h.workers[s.ID()]
 }
 
-// next reads one event with a deadline.
+// wireEvent is ev as the worker client hands it over: encoded, as it
+// crossed the pipe.
+func wireEvent(ev *mxgatewayv1.Event) *protocol.Event {
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		panic(err)
+	}
+	e, err := protocol.DecodeEvent(b, len(b))
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// next reads one event with a deadline, decoded as a client sees it.
 func next(t testing.TB, sub *Subscription) (*mxgatewayv1.Event, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -267,7 +281,24 @@ func next(t testing.TB, sub *Subscription) (*mxgatewayv1.Event, error) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Next: no event within 5s")
 	}
-	return ev, err
+	if err != nil {
+		return nil, err
+	}
+	return clientView(t, ev), nil
+}
+
+// clientView decodes ev's client-visible encoding, as a stream sends it.
+func clientView(t testing.TB, ev *protocol.Event) *mxgatewayv1.Event {
+	t.Helper()
+	enc, err := ev.Encoded()
+	if err != nil {
+		t.Fatalf("Encoded: %v", err)
+	}
+	m := &mxgatewayv1.Event{}
+	if err := proto.Unmarshal(enc, m); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return m
 }
 
 // expectSeqs reads events and checks their sequences.

@@ -1,0 +1,119 @@
+package protocol
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
+
+func sampleEvents() []*mxgatewayv1.Event {
+	wt := timestamppb.New(time.Unix(1700000000, 123456789))
+	return []*mxgatewayv1.Event{
+		{Sequence: 7, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, WorkerTime: wt,
+			Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{ServerHandle: 3, ItemHandle: 9,
+				Value:   &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_DoubleValue{DoubleValue: 1.5}},
+				Quality: &mxgatewayv1.Quality{Raw: 192}}}},
+		{Sequence: 8, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_WRITE_COMPLETE,
+			Body: &mxgatewayv1.Event_WriteComplete{WriteComplete: &mxgatewayv1.OnWriteComplete{ServerHandle: 4, ItemHandle: 2}}},
+		{Sequence: 9, Body: &mxgatewayv1.Event_OperationComplete{OperationComplete: &mxgatewayv1.OperationComplete{ServerHandle: -1, ItemHandle: -5}}},
+		{Sequence: 10, Body: &mxgatewayv1.Event_BufferedDataChange{BufferedDataChange: &mxgatewayv1.OnBufferedDataChange{ServerHandle: 5, ItemHandle: 6}}},
+		{Sequence: 11, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_DATA_HEALTH, Body: &mxgatewayv1.Event_DataHealth{DataHealth: &mxgatewayv1.DataHealthChange{Reason: "x"}}},
+		{}, // the worker's first event may carry sequence 0 in tests; an empty event is valid protobuf
+	}
+}
+
+// TestDecodeEventHeader: the header DecodeEvent reads from a worker's
+// encoding is what EventOf reads from the message.
+func TestDecodeEventHeader(t *testing.T) {
+	for _, m := range sampleEvents() {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeEvent(b, 99)
+		if err != nil {
+			t.Fatalf("DecodeEvent(%v): %v", m, err)
+		}
+		want := EventOf(proto.Clone(m).(*mxgatewayv1.Event), 99)
+		if got.Sequence != want.Sequence || got.Family != want.Family || got.Body != want.Body ||
+			got.ServerHandle != want.ServerHandle || got.ItemHandle != want.ItemHandle || got.Bytes != 99 {
+			t.Errorf("event %v: decoded header %+v, want %+v", m, got, want)
+		}
+		if got.IsDataChange() != (m.GetDataChange() != nil) {
+			t.Errorf("event %v: IsDataChange %v", m, got.IsDataChange())
+		}
+	}
+}
+
+// TestEncodedIsTheStampedEvent: a worker's event, stamped and encoded by
+// the gateway without a decode, reads back as the message with the session's
+// id, sequence and gateway time; the same as a message event's encoding.
+func TestEncodedIsTheStampedEvent(t *testing.T) {
+	at := time.Unix(1800000000, 987654321).UTC()
+	for _, m := range sampleEvents() {
+		b, _ := proto.Marshal(m)
+		wire, err := DecodeEvent(b, len(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire.GatewayTime = at
+		wire.Stamp("sess-1", 42, time.Time{})
+		typed := EventOf(proto.Clone(m).(*mxgatewayv1.Event), len(b))
+		typed.Stamp("sess-1", 42, at)
+
+		want := proto.Clone(m).(*mxgatewayv1.Event)
+		want.SessionId, want.Sequence, want.GatewayTime = "sess-1", 42, timestamppb.New(at)
+		for name, e := range map[string]*Event{"wire": wire, "message": typed} {
+			enc, err := e.Encoded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := &mxgatewayv1.Event{}
+			if err := proto.Unmarshal(enc, got); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !proto.Equal(got, want) {
+				t.Errorf("%s encoding reads back as %v, want %v", name, got, want)
+			}
+			if msg := e.Msg(); !proto.Equal(msg, want) {
+				t.Errorf("%s message %v, want %v", name, msg, want)
+			}
+			if again, _ := e.Encoded(); &again[0] != &enc[0] {
+				t.Errorf("%s: a second Encoded encoded again", name)
+			}
+		}
+	}
+}
+
+// TestHandleBodiesShareHandleNumbers: the bodies with handles number them
+// alike (DecodeEvent reads them by number).
+func TestHandleBodiesShareHandleNumbers(t *testing.T) {
+	od := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor()
+	for num := range handleBodies {
+		body := od.Fields().ByNumber(num).Message()
+		if f := body.Fields().ByNumber(bodyServer); f == nil || f.Name() != "server_handle" {
+			t.Errorf("%s: field %d is not server_handle", body.FullName(), bodyServer)
+		}
+		if f := body.Fields().ByNumber(bodyItem); f == nil || f.Name() != "item_handle" {
+			t.Errorf("%s: field %d is not item_handle", body.FullName(), bodyItem)
+		}
+	}
+}
+
+func TestDecodeEventMalformed(t *testing.T) {
+	good, _ := proto.Marshal(sampleEvents()[0])
+	for name, b := range map[string][]byte{
+		"truncated":      good[:len(good)-1],
+		"bad tag":        {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"truncated body": {0x52, 0x05, 0x08},
+	} {
+		if _, err := DecodeEvent(b, len(b)); !errors.Is(err, ErrMalformedEvent) {
+			t.Errorf("%s: err %v, want ErrMalformedEvent", name, err)
+		}
+	}
+}
