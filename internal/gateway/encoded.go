@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // encodedResponse is a StreamEventsResponse already in its wire form: the
@@ -15,6 +16,7 @@ import (
 // is built: gRPC writes them after SendMsg returns.
 type encodedResponse struct {
 	data mem.BufferSlice
+	bufs [2]mem.Buffer // data's backing array: one allocation per response
 }
 
 // Field numbers of StreamEventsResponse, read from the descriptor so that
@@ -33,21 +35,26 @@ func responseField(name protoreflect.Name) protowire.Number {
 	return fd.Number()
 }
 
-// singleResponse is the response carrying one encoded event (event), marked
-// delayed when the filter held it back. The event's bytes are not copied.
-func singleResponse(enc []byte, delayed bool) *encodedResponse {
-	hdr := make([]byte, 0, protowire.SizeTag(respEvent)+protowire.SizeVarint(uint64(len(enc)))+2)
-	hdr = protowire.AppendTag(hdr, respEvent, protowire.BytesType)
-	hdr = protowire.AppendVarint(hdr, uint64(len(enc)))
-	data := mem.BufferSlice{mem.SliceBuffer(hdr), mem.SliceBuffer(enc)}
-	if delayed {
-		var tail []byte
-		tail = protowire.AppendTag(tail, respDelayed, protowire.VarintType)
-		tail = protowire.AppendVarint(tail, 1)
-		data = append(data, mem.SliceBuffer(tail))
+// singleResponse is the response carrying one event (event), marked delayed
+// when the filter held it back. The event's framed encoding is made once
+// for all the session's streams (protocol.Event.Framed) and not copied.
+func singleResponse(ev *protocol.Event, delayed bool) (*encodedResponse, error) {
+	framed, err := ev.Framed(respEvent)
+	if err != nil {
+		return nil, err
 	}
-	return &encodedResponse{data: data}
+	r := &encodedResponse{}
+	r.bufs[0] = mem.SliceBuffer(framed)
+	r.data = r.bufs[:1]
+	if delayed {
+		r.bufs[1] = mem.SliceBuffer(delayedField)
+		r.data = r.bufs[:2]
+	}
+	return r, nil
 }
+
+// delayedField is the encoded delayed = true of a StreamEventsResponse.
+var delayedField = protowire.AppendVarint(protowire.AppendTag(nil, respDelayed, protowire.VarintType), 1)
 
 // batchResponse is the response carrying encoded events in events, oldest
 // first, in one buffer of its own.
@@ -61,5 +68,8 @@ func batchResponse(encs [][]byte) *encodedResponse {
 		b = protowire.AppendTag(b, respEvents, protowire.BytesType)
 		b = protowire.AppendBytes(b, enc)
 	}
-	return &encodedResponse{data: mem.BufferSlice{mem.SliceBuffer(b)}}
+	r := &encodedResponse{}
+	r.bufs[0] = mem.SliceBuffer(b)
+	r.data = r.bufs[:1]
+	return r
 }

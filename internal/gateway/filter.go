@@ -110,11 +110,11 @@ func (fs *filteredSender) send(ev *protocol.Event) error {
 
 // sendOne sends ev in a message of its own.
 func (fs *filteredSender) sendOne(ev *protocol.Event, delayed bool) error {
-	enc, err := ev.Encoded()
+	r, err := singleResponse(ev, delayed)
 	if err != nil {
 		return err
 	}
-	return fs.stream.SendMsg(singleResponse(enc, delayed))
+	return fs.stream.SendMsg(r)
 }
 
 // sendBatch sends the batched events, if any, in one message.

@@ -51,6 +51,9 @@ type Event struct {
 	encOnce sync.Once
 	enc     []byte
 	encErr  error
+	frOnce  sync.Once
+	frNum   protowire.Number
+	framed  []byte
 	msgOnce sync.Once
 	msgErr  error
 }
@@ -256,6 +259,27 @@ func (e *Event) Encoded() ([]byte, error) {
 		e.enc = b
 	})
 	return e.enc, e.encErr
+}
+
+// Framed returns Encoded as field num of an enclosing message: its tag, its
+// length, then the encoding. The first call's field is made once and shared
+// (every stream of a session frames its events alike); another field is
+// built anew on each call. The slice must not change.
+func (e *Event) Framed(num protowire.Number) ([]byte, error) {
+	enc, err := e.Encoded()
+	if err != nil {
+		return nil, err
+	}
+	build := func() []byte {
+		b := make([]byte, 0, protowire.SizeTag(num)+protowire.SizeBytes(len(enc)))
+		b = protowire.AppendTag(b, num, protowire.BytesType)
+		return protowire.AppendBytes(b, enc)
+	}
+	e.frOnce.Do(func() { e.frNum, e.framed = num, build() })
+	if e.frNum != num {
+		return build(), nil
+	}
+	return e.framed, nil
 }
 
 // Message returns the event as a message, decoding a worker's encoding

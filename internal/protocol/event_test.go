@@ -1,10 +1,12 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -115,5 +117,28 @@ func TestDecodeEventMalformed(t *testing.T) {
 		if _, err := DecodeEvent(b, len(b)); !errors.Is(err, ErrMalformedEvent) {
 			t.Errorf("%s: err %v, want ErrMalformedEvent", name, err)
 		}
+	}
+}
+
+// TestFramed: the framed encoding is the field's tag, the length and the
+// encoding; made once for the first field, anew for another.
+func TestFramed(t *testing.T) {
+	e := EventOf(sampleEvents()[0], 10)
+	e.Stamp("s", 1, time.Unix(5, 0))
+	enc, _ := e.Encoded()
+	f1, err := e.Framed(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), enc)
+	if !bytes.Equal(f1, want) {
+		t.Fatalf("Framed(1) = %x, want %x", f1, want)
+	}
+	if again, _ := e.Framed(1); &again[0] != &f1[0] {
+		t.Fatal("Framed(1) built twice")
+	}
+	f3, _ := e.Framed(3)
+	if want3 := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), enc); !bytes.Equal(f3, want3) {
+		t.Fatalf("Framed(3) = %x, want %x", f3, want3)
 	}
 }
