@@ -90,6 +90,7 @@ func (w *fakeWorker) NextEvents(dst []*protocol.Event) ([]*protocol.Event, bool)
 		}
 	}
 }
+
 // wireEvent is ev as the worker client hands it over: encoded, as it
 // crossed the pipe.
 func wireEvent(ev *mxgatewayv1.Event) *protocol.Event {

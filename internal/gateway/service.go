@@ -47,7 +47,6 @@ type Service struct {
 	// quotaExempt says whether the caller is above the per-key quota.
 	quotaExempt func(ctx context.Context) bool
 
-
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
 	stopping context.Context
