@@ -77,6 +77,15 @@ var (
 		eventField("operation_complete"):   true,
 		eventField("buffered_data_change"): true,
 	}
+	// bodies are the members of the body oneof.
+	bodies = func() map[protowire.Number]bool {
+		m := map[protowire.Number]bool{}
+		fields := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor().Oneofs().ByName("body").Fields()
+		for i := range fields.Len() {
+			m[fields.Get(i).Number()] = true
+		}
+		return m
+	}()
 	tsSeconds = protowire.Number(1) // google.protobuf.Timestamp
 	tsNanos   = protowire.Number(2)
 )
@@ -119,14 +128,20 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 			}
 			e.Family, b = mxgatewayv1.EventFamily(int32(v)), b[n:]
 			continue
-		case handleBodies[num] && typ == protowire.BytesType:
+		case bodies[num] && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return nil, fmt.Errorf("%w: body: %v", ErrMalformedEvent, protowire.ParseError(n))
 			}
-			e.Body, e.ServerHandle, e.ItemHandle = num, 0, 0
-			if err := e.handles(v); err != nil {
-				return nil, err
+			if num != e.Body {
+				// Another member of the oneof replaces the body; the same
+				// one again merges into it, as protobuf decodes.
+				e.Body, e.ServerHandle, e.ItemHandle = num, 0, 0
+			}
+			if handleBodies[num] {
+				if err := e.handles(v); err != nil {
+					return nil, err
+				}
 			}
 			b = b[n:]
 			continue
@@ -134,9 +149,6 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
 			return nil, fmt.Errorf("%w: field %d: %v", ErrMalformedEvent, num, protowire.ParseError(n))
-		}
-		if num >= bodyDataChange && typ == protowire.BytesType {
-			e.Body, e.ServerHandle, e.ItemHandle = num, 0, 0 // a body without handles
 		}
 		b = b[n:]
 	}
@@ -243,14 +255,15 @@ func (e *Event) Encoded() ([]byte, error) {
 			protowire.SizeTag(evSessionID) + protowire.SizeBytes(len(e.SessionID)) +
 			protowire.SizeTag(evSequence) + protowire.SizeVarint(e.Sequence) +
 			protowire.SizeTag(evGatewayTime) + protowire.SizeBytes(ts)
+		// The session's fields follow the worker's: protobuf keeps the
+		// last of a scalar, and merges a message field (gateway_time)
+		// field by field, so both of its fields are always written.
 		b := make([]byte, 0, size)
-		if e.SessionID != "" {
-			b = protowire.AppendTag(b, evSessionID, protowire.BytesType)
-			b = protowire.AppendString(b, e.SessionID)
-		}
+		b = append(b, w...)
+		b = protowire.AppendTag(b, evSessionID, protowire.BytesType)
+		b = protowire.AppendString(b, e.SessionID)
 		b = protowire.AppendTag(b, evSequence, protowire.VarintType)
 		b = protowire.AppendVarint(b, e.Sequence)
-		b = append(b, w...)
 		if ts > 0 {
 			b = protowire.AppendTag(b, evGatewayTime, protowire.BytesType)
 			b = protowire.AppendVarint(b, uint64(ts))
@@ -317,25 +330,16 @@ func (e *Event) Msg() *mxgatewayv1.Event {
 	return m
 }
 
+// timestampSize and appendTimestamp encode a google.protobuf.Timestamp with
+// both fields present, also when zero.
 func timestampSize(t time.Time) int {
-	n := 0
-	if s := t.Unix(); s != 0 {
-		n += protowire.SizeTag(tsSeconds) + protowire.SizeVarint(uint64(s))
-	}
-	if ns := t.Nanosecond(); ns != 0 {
-		n += protowire.SizeTag(tsNanos) + protowire.SizeVarint(uint64(ns))
-	}
-	return n
+	return protowire.SizeTag(tsSeconds) + protowire.SizeVarint(uint64(t.Unix())) +
+		protowire.SizeTag(tsNanos) + protowire.SizeVarint(uint64(t.Nanosecond()))
 }
 
 func appendTimestamp(b []byte, t time.Time) []byte {
-	if s := t.Unix(); s != 0 {
-		b = protowire.AppendTag(b, tsSeconds, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(s))
-	}
-	if ns := t.Nanosecond(); ns != 0 {
-		b = protowire.AppendTag(b, tsNanos, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(ns))
-	}
-	return b
+	b = protowire.AppendTag(b, tsSeconds, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(t.Unix()))
+	b = protowire.AppendTag(b, tsNanos, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(t.Nanosecond()))
 }

@@ -26,6 +26,8 @@ func sampleEvents() []*mxgatewayv1.Event {
 		{Sequence: 10, Body: &mxgatewayv1.Event_BufferedDataChange{BufferedDataChange: &mxgatewayv1.OnBufferedDataChange{ServerHandle: 5, ItemHandle: 6}}},
 		{Sequence: 11, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_DATA_HEALTH, Body: &mxgatewayv1.Event_DataHealth{DataHealth: &mxgatewayv1.DataHealthChange{Reason: "x"}}},
 		{}, // the worker's first event may carry sequence 0 in tests; an empty event is valid protobuf
+		// Fields the worker never sets: the session's stamps override them.
+		{SessionId: "worker's", Sequence: 12, GatewayTime: timestamppb.New(time.Unix(1, 5)), GatewayGenerated: true},
 	}
 }
 
@@ -66,6 +68,8 @@ func TestEncodedIsTheStampedEvent(t *testing.T) {
 		wire.GatewayTime = at
 		wire.Stamp("sess-1", 42, time.Time{})
 		typed := EventOf(proto.Clone(m).(*mxgatewayv1.Event), len(b))
+		typed.GatewayTime = time.Time{}
+		typed.msg.GatewayTime = nil
 		typed.Stamp("sess-1", 42, at)
 
 		want := proto.Clone(m).(*mxgatewayv1.Event)
@@ -140,5 +144,52 @@ func TestFramed(t *testing.T) {
 	f3, _ := e.Framed(3)
 	if want3 := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), enc); !bytes.Equal(f3, want3) {
 		t.Fatalf("Framed(3) = %x, want %x", f3, want3)
+	}
+}
+
+// FuzzDecodeEvent: DecodeEvent never panics, and for every encoding that
+// protobuf decodes it reads the header protobuf reads (duplicates, merged
+// bodies, unknown fields and wrong wire types included).
+func FuzzDecodeEvent(f *testing.F) {
+	for _, m := range sampleEvents() {
+		b, _ := proto.Marshal(m)
+		f.Add(b)
+		f.Add(append(b, b...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeEvent(b, len(b))
+		m := &mxgatewayv1.Event{}
+		if perr := proto.Unmarshal(b, m); perr != nil {
+			return // DecodeEvent may accept what it does not read
+		}
+		if err != nil {
+			t.Fatalf("protobuf decodes %x, DecodeEvent: %v", b, err)
+		}
+		want := EventOf(m, len(b))
+		if got.Sequence != want.Sequence || got.Family != want.Family || got.Body != want.Body ||
+			got.ServerHandle != want.ServerHandle || got.ItemHandle != want.ItemHandle {
+			t.Fatalf("%x: header %+v, protobuf reads %+v", b, got, want)
+		}
+	})
+}
+
+// TestEncodedOverridesWorkerTime: a gateway time on a whole second replaces
+// a worker-set gateway time entirely (a message field merges field by
+// field, so a zero nanos is written too).
+func TestEncodedOverridesWorkerTime(t *testing.T) {
+	b, _ := proto.Marshal(&mxgatewayv1.Event{Sequence: 1, GatewayTime: timestamppb.New(time.Unix(1, 5))})
+	e, err := DecodeEvent(b, len(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.GatewayTime = time.Unix(7, 0)
+	e.Stamp("s", 1, time.Time{})
+	enc, _ := e.Encoded()
+	m := &mxgatewayv1.Event{}
+	if err := proto.Unmarshal(enc, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetGatewayTime().AsTime(); !got.Equal(time.Unix(7, 0)) {
+		t.Fatalf("gateway time %v, want 7s", got)
 	}
 }
