@@ -61,11 +61,12 @@ type Event struct {
 // Field numbers of mxgatewayv1.Event and of its bodies' handles, read from
 // the descriptor so that their home stays the .proto file.
 var (
-	evSessionID    = eventField("session_id")
-	evSequence     = eventField("sequence")
-	evFamily       = eventField("family")
-	evGatewayTime  = eventField("gateway_time")
-	bodyDataChange = eventField("data_change")
+	evSessionID       = eventField("session_id")
+	evSequence        = eventField("sequence")
+	evFamily          = eventField("family")
+	evGatewayTime     = eventField("gateway_time")
+	bodyDataChange    = eventField("data_change")
+	bodyWriteComplete = eventField("write_complete")
 	// bodyServer and bodyItem are the same in every body that has them
 	// (checked by the test of handleBodies).
 	bodyServer = protowire.Number(1)
@@ -73,7 +74,7 @@ var (
 	// handleBodies are the bodies with a server and an item handle.
 	handleBodies = map[protowire.Number]bool{
 		bodyDataChange:                     true,
-		eventField("write_complete"):       true,
+		bodyWriteComplete:                  true,
 		eventField("operation_complete"):   true,
 		eventField("buffered_data_change"): true,
 	}
@@ -214,6 +215,24 @@ func EventOf(msg *mxgatewayv1.Event, size int) *Event {
 // IsDataChange reports whether the body is an OnDataChange.
 func (e *Event) IsDataChange() bool { return e.Body == bodyDataChange }
 
+// IsWriteComplete reports whether the body is an OnWriteComplete.
+func (e *Event) IsWriteComplete() bool { return e.Body == bodyWriteComplete }
+
+// Decode returns a message of its own holding the event as it is now, for
+// a reader before the session stamps it (the watchdog, the write ledger):
+// it decodes the worker's encoding anew, or clones the message. An event
+// whose body does not decode comes back empty.
+func (e *Event) Decode() *mxgatewayv1.Event {
+	if e.wire == nil {
+		return proto.Clone(e.msg).(*mxgatewayv1.Event)
+	}
+	m := &mxgatewayv1.Event{}
+	if err := proto.Unmarshal(e.wire, m); err != nil {
+		return &mxgatewayv1.Event{}
+	}
+	return m
+}
+
 // Stamp gives the event the session's id and sequence, and the gateway
 // receive time at when it has none. Only the session calls it, before the
 // event is shared.
@@ -297,9 +316,8 @@ func (e *Event) Framed(num protowire.Number) ([]byte, error) {
 
 // Message returns the event as a message, decoding a worker's encoding
 // (once) for the readers that need its value (filters, the watchdog,
-// tests). The message is shared and must not change. Like Encoded it
-// freezes what it shows: called before Stamp (the watchdog reads the body
-// of an event it keeps from the clients) it shows the worker's numbering.
+// tests). The message is shared and must not change. Like Encoded it is
+// made once: call it only after Stamp (before, use Decode).
 func (e *Event) Message() (*mxgatewayv1.Event, error) {
 	e.msgOnce.Do(func() {
 		if e.msg != nil {

@@ -159,7 +159,7 @@ func (s *Session) watchdogEventLocked(e *protocol.Event, now time.Time) (taken b
 		return false, nil
 	}
 	var q *mxgatewayv1.Quality
-	switch b := e.Msg().GetBody().(type) {
+	switch b := e.Decode().GetBody().(type) {
 	case *mxgatewayv1.Event_DataChange:
 		q = b.DataChange.GetQuality()
 	case *mxgatewayv1.Event_BufferedDataChange:
