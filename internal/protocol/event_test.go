@@ -193,3 +193,23 @@ func TestEncodedOverridesWorkerTime(t *testing.T) {
 		t.Fatalf("gateway time %v, want 7s", got)
 	}
 }
+
+// TestDecodeIsOwnAndUnstamped: Decode gives a message of its own with the
+// worker's numbering, before and after Stamp, and never the shared one.
+func TestDecodeIsOwnAndUnstamped(t *testing.T) {
+	m := sampleEvents()[1] // a write complete
+	b, _ := proto.Marshal(m)
+	e, _ := DecodeEvent(b, len(b))
+	if !e.IsWriteComplete() || e.IsDataChange() {
+		t.Fatalf("body %d: IsWriteComplete %v", e.Body, e.IsWriteComplete())
+	}
+	before := e.Decode()
+	e.Stamp("s", 99, time.Unix(3, 0))
+	after := e.Decode()
+	if !proto.Equal(before, m) || !proto.Equal(after, m) || after == e.Msg() {
+		t.Fatalf("Decode before %v, after %v; want %v, not the shared message", before, after, m)
+	}
+	if e.Msg().GetSequence() != 99 {
+		t.Fatalf("Msg sequence %d, want the session's 99", e.Msg().GetSequence())
+	}
+}
