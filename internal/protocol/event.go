@@ -49,6 +49,7 @@ type Event struct {
 	msg  *mxgatewayv1.Event // given, or decoded from enc by Message
 
 	encOnce sync.Once
+	buf     []byte // frameRoom bytes, then enc
 	enc     []byte
 	encErr  error
 	frOnce  sync.Once
@@ -257,7 +258,8 @@ func (e *Event) Stamp(sessionID string, seq uint64, at time.Time) {
 func (e *Event) Encoded() ([]byte, error) {
 	e.encOnce.Do(func() {
 		if e.wire == nil {
-			e.enc, e.encErr = proto.Marshal(e.msg)
+			b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, frameRoom, frameRoom+proto.Size(e.msg)), e.msg)
+			e.buf, e.enc, e.encErr = b, b[frameRoom:], err
 			return
 		}
 		w := e.wire
@@ -277,7 +279,7 @@ func (e *Event) Encoded() ([]byte, error) {
 		// The session's fields follow the worker's: protobuf keeps the
 		// last of a scalar, and merges a message field (gateway_time)
 		// field by field, so both of its fields are always written.
-		b := make([]byte, 0, size)
+		b := make([]byte, frameRoom, frameRoom+size)
 		b = append(b, w...)
 		b = protowire.AppendTag(b, evSessionID, protowire.BytesType)
 		b = protowire.AppendString(b, e.SessionID)
@@ -288,10 +290,15 @@ func (e *Event) Encoded() ([]byte, error) {
 			b = protowire.AppendVarint(b, uint64(ts))
 			b = appendTimestamp(b, e.GatewayTime)
 		}
-		e.enc = b
+		e.buf, e.enc = b, b[frameRoom:]
 	})
 	return e.enc, e.encErr
 }
+
+// frameRoom is the room Encoded leaves in front of the encoding for the tag
+// and length Framed puts there: a tag of up to 5 bytes and a length of up to
+// 10.
+const frameRoom = 15
 
 // Framed returns Encoded as field num of an enclosing message: its tag, its
 // length, then the encoding. The first call's field is made once and shared
@@ -307,7 +314,16 @@ func (e *Event) Framed(num protowire.Number) ([]byte, error) {
 		b = protowire.AppendTag(b, num, protowire.BytesType)
 		return protowire.AppendBytes(b, enc)
 	}
-	e.frOnce.Do(func() { e.frNum, e.framed = num, build() })
+	e.frOnce.Do(func() {
+		// The first field goes into the room in front of the encoding:
+		// no copy. Those bytes are no reader's until now (Encoded hands
+		// out only what follows them).
+		start := frameRoom - protowire.SizeTag(num) - protowire.SizeVarint(uint64(len(enc)))
+		h := e.buf[start:start]
+		h = protowire.AppendTag(h, num, protowire.BytesType)
+		protowire.AppendVarint(h, uint64(len(enc)))
+		e.frNum, e.framed = num, e.buf[start:frameRoom+len(enc)]
+	})
 	if e.frNum != num {
 		return build(), nil
 	}

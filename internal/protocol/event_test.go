@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,6 +142,9 @@ func TestFramed(t *testing.T) {
 	if again, _ := e.Framed(1); &again[0] != &f1[0] {
 		t.Fatal("Framed(1) built twice")
 	}
+	if &f1[len(f1)-len(enc)] != &enc[0] {
+		t.Fatal("Framed(1) copied the encoding")
+	}
 	f3, _ := e.Framed(3)
 	if want3 := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), enc); !bytes.Equal(f3, want3) {
 		t.Fatalf("Framed(3) = %x, want %x", f3, want3)
@@ -211,5 +215,32 @@ func TestDecodeIsOwnAndUnstamped(t *testing.T) {
 	}
 	if e.Msg().GetSequence() != 99 {
 		t.Fatalf("Msg sequence %d, want the session's 99", e.Msg().GetSequence())
+	}
+}
+
+// TestFramedConcurrent: streams that encode, frame and batch one event at
+// once share it without a race (run with -race).
+func TestFramedConcurrent(t *testing.T) {
+	for range 50 {
+		b, _ := proto.Marshal(sampleEvents()[0])
+		e, _ := DecodeEvent(b, len(b))
+		e.Stamp("s", 1, time.Unix(9, 9))
+		var wg sync.WaitGroup
+		sum := make([]int, 4)
+		for i := range 4 {
+			wg.Go(func() {
+				var x []byte
+				if i%2 == 0 {
+					x, _ = e.Framed(1)
+				} else {
+					x, _ = e.Encoded()
+					x = append([]byte(nil), x...) // a batch copies it
+				}
+				for _, c := range x {
+					sum[i] += int(c)
+				}
+			})
+		}
+		wg.Wait()
 	}
 }
