@@ -146,3 +146,15 @@ func TestDocsListSections(t *testing.T) {
 	}
 	t.Fatalf("docs/performance.md has no %q line", marker)
 }
+
+// TestEventsTargetUnclearWhenTheCeilingLoses: a ceiling slower than the
+// gateway in front of the same reader cannot judge the events target; the
+// CPU-based estimate is shown beside the ratio.
+func TestEventsTargetUnclearWhenTheCeilingLoses(t *testing.T) {
+	r := &Report{Events: &EventsResult{Ratio: 1.65, CPU: &EventsCPU{Ratio: 2}}}
+	r.finish()
+	ts := r.Targets[0]
+	if !strings.HasPrefix(ts.Target, "events/s") || ts.Met != unclear || !strings.Contains(ts.Value, "CPU says 50%") {
+		t.Fatalf("target %+v", ts)
+	}
+}
