@@ -380,7 +380,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if stopBrowse != nil {
 		cleanups = append(cleanups, stopBrowse)
 	}
-	mxgatewayv1.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log))
+	mxgatewayv1.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping()))
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {

@@ -27,6 +27,7 @@ const (
 	Galaxy_BrowseChildren_FullMethodName    = "/mxgateway.v1.Galaxy/BrowseChildren"
 	Galaxy_GetObject_FullMethodName         = "/mxgateway.v1.Galaxy/GetObject"
 	Galaxy_DiscoverHierarchy_FullMethodName = "/mxgateway.v1.Galaxy/DiscoverHierarchy"
+	Galaxy_WatchGalaxy_FullMethodName       = "/mxgateway.v1.Galaxy/WatchGalaxy"
 )
 
 // GalaxyClient is the client API for Galaxy service.
@@ -53,6 +54,13 @@ type GalaxyClient interface {
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
 	DiscoverHierarchy(ctx context.Context, in *DiscoverHierarchyRequest, opts ...grpc.CallOption) (*DiscoverHierarchyResponse, error)
+	// WatchGalaxy streams the model's changes: the current state first, then
+	// one message each time the model in force changes (a deploy, or the
+	// source going stale or coming back), with a sequence that increases by
+	// one per change for as long as the gateway runs. A watcher too slow to
+	// take every change gets the latest with gap set. With no model yet it
+	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
+	WatchGalaxy(ctx context.Context, in *WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GalaxyChange], error)
 }
 
 type galaxyClient struct {
@@ -103,6 +111,25 @@ func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *DiscoverHierar
 	return out, nil
 }
 
+func (c *galaxyClient) WatchGalaxy(ctx context.Context, in *WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GalaxyChange], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Galaxy_ServiceDesc.Streams[0], Galaxy_WatchGalaxy_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchGalaxyRequest, GalaxyChange]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Galaxy_WatchGalaxyClient = grpc.ServerStreamingClient[GalaxyChange]
+
 // GalaxyServer is the server API for Galaxy service.
 // All implementations must embed UnimplementedGalaxyServer
 // for forward compatibility.
@@ -127,6 +154,13 @@ type GalaxyServer interface {
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
 	DiscoverHierarchy(context.Context, *DiscoverHierarchyRequest) (*DiscoverHierarchyResponse, error)
+	// WatchGalaxy streams the model's changes: the current state first, then
+	// one message each time the model in force changes (a deploy, or the
+	// source going stale or coming back), with a sequence that increases by
+	// one per change for as long as the gateway runs. A watcher too slow to
+	// take every change gets the latest with gap set. With no model yet it
+	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
+	WatchGalaxy(*WatchGalaxyRequest, grpc.ServerStreamingServer[GalaxyChange]) error
 	mustEmbedUnimplementedGalaxyServer()
 }
 
@@ -148,6 +182,9 @@ func (UnimplementedGalaxyServer) GetObject(context.Context, *GetObjectRequest) (
 }
 func (UnimplementedGalaxyServer) DiscoverHierarchy(context.Context, *DiscoverHierarchyRequest) (*DiscoverHierarchyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DiscoverHierarchy not implemented")
+}
+func (UnimplementedGalaxyServer) WatchGalaxy(*WatchGalaxyRequest, grpc.ServerStreamingServer[GalaxyChange]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchGalaxy not implemented")
 }
 func (UnimplementedGalaxyServer) mustEmbedUnimplementedGalaxyServer() {}
 func (UnimplementedGalaxyServer) testEmbeddedByValue()                {}
@@ -242,6 +279,17 @@ func _Galaxy_DiscoverHierarchy_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Galaxy_WatchGalaxy_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchGalaxyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GalaxyServer).WatchGalaxy(m, &grpc.GenericServerStream[WatchGalaxyRequest, GalaxyChange]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Galaxy_WatchGalaxyServer = grpc.ServerStreamingServer[GalaxyChange]
+
 // Galaxy_ServiceDesc is the grpc.ServiceDesc for Galaxy service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -266,6 +314,12 @@ var Galaxy_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Galaxy_DiscoverHierarchy_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchGalaxy",
+			Handler:       _Galaxy_WatchGalaxy_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mxgateway/v1/galaxy.proto",
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -165,17 +164,6 @@ func attribute(tag string, a *sim.Attribute) *mxgatewayv1.GalaxyAttribute {
 		Historized: a.Historized, Alarm: a.Alarm, Builtin: a.Primitive != "", PrimitiveName: a.Primitive,
 		Locked: a.Locked}
 }
-
-// Store holds the snapshot in force. The zero value holds none.
-type Store struct {
-	cur atomic.Pointer[Snapshot]
-}
-
-// Set puts s in force.
-func (st *Store) Set(s *Snapshot) { st.cur.Store(s) }
-
-// Load returns the snapshot in force, nil before the first.
-func (st *Store) Load() *Snapshot { return st.cur.Load() }
 
 // withFreshness returns a copy of s (sharing its tree) marked f.
 func (s *Snapshot) withFreshness(f mxgatewayv1.Freshness) *Snapshot {
