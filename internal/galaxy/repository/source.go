@@ -25,7 +25,9 @@ type DB interface {
 type SQLDB struct{ DB *sql.DB }
 
 // Query runs query.
-func (d SQLDB) Query(ctx context.Context, query string) (Rows, error) { return d.DB.QueryContext(ctx, query) }
+func (d SQLDB) Query(ctx context.Context, query string) (Rows, error) {
+	return d.DB.QueryContext(ctx, query)
+}
 
 // Close closes the pool.
 func (d SQLDB) Close() error { return d.DB.Close() }
