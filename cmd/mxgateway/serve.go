@@ -373,7 +373,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}
 	})
 	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
-	galaxyStore, stopBrowse, err := startBrowse(ctx, workerEnv, log)
+	galaxyStore, stopBrowse, err := startBrowse(ctx, cfg, workerEnv, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

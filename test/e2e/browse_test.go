@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	sdk "github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
+	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -248,5 +252,49 @@ func TestWatchGalaxy(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("gateway stop: %v", err)
+	}
+}
+
+// unreachableRepository is a Galaxy Repository connection string (SQL
+// login) to a port where nothing listens.
+const unreachableRepository = "server=127.0.0.1;port=1;database=ZB;user id=mxgw;password=none;dial timeout=2;connection timeout=2;encrypt=disable"
+
+// TestBrowseRepositorySnapshotFile: a gateway configured for a Galaxy
+// Repository it cannot reach and without a snapshot file has no model
+// (UNAVAILABLE, GALAXY_UNAVAILABLE) but serves; restarted with a snapshot
+// file in its data directory it serves that model, source SNAPSHOT and
+// freshness STALE, tree and all.
+func TestBrowseRepositorySnapshotFile(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--galaxy-repository="+unreachableRepository, "--galaxy-poll=1h")
+	gx := mxgatewayv1.NewGalaxyClient(g.Conn())
+	ctx := harness.Context(t, step)
+	_, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
+	wantCode(t, err, codes.Unavailable, mxgatewayv1.ReasonGalaxyUnavailable)
+	if err := g.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := browse.FromModel(sim.DemoModel(), 7, time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC), mxgatewayv1.Freshness_FRESHNESS_LIVE)
+	if err := browse.WriteFile(filepath.Join(g.DataDir, browse.SnapshotFileName), want); err != nil {
+		t.Fatal(err)
+	}
+	g = g.Restart(t)
+	gx = mxgatewayv1.NewGalaxyClient(g.Conn())
+	info, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := info.GetGalaxy()
+	if in.GetSource() != mxgatewayv1.ModelSource_MODEL_SOURCE_SNAPSHOT || in.GetFreshness() != mxgatewayv1.Freshness_FRESHNESS_STALE ||
+		in.GetObjectCount() != want.Info().GetObjectCount() || !in.GetLastDeployTime().AsTime().Equal(want.Info().GetLastDeployTime().AsTime()) {
+		t.Fatalf("GetGalaxy %v, want the file's model %v", in, want.Info())
+	}
+	roots, err := gx.BrowseChildren(ctx, &mxgatewayv1.BrowseChildrenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := roots.GetChildren(); len(c) == 0 || c[0].GetContainedPath() != "Plant" {
+		t.Fatalf("roots from the snapshot file %v", c)
 	}
 }

@@ -50,7 +50,6 @@ func OpenDB(conn string) (DB, error) {
 
 // Default timings.
 const (
-	DefaultPoll       = 30 * time.Second // the deploy probe's period (upstream's ChangeDetectionIntervalSeconds)
 	DefaultReadBudget = 5 * time.Minute  // one whole model read
 	probeBudget       = 15 * time.Second // one deploy probe
 )
@@ -59,7 +58,8 @@ const (
 type Options struct {
 	DB    DB
 	Store *browse.Store
-	// Poll is the deploy probe's period; 0 means DefaultPoll.
+	// Poll is the deploy probe's period (config galaxy_poll, whose
+	// default is upstream's 30 s); it must be > 0.
 	Poll time.Duration
 	// ReadBudget bounds one model read (every query of it); 0 means
 	// DefaultReadBudget.
@@ -95,7 +95,7 @@ type Source struct {
 // database is not an error: the source logs and keeps polling.
 func Start(ctx context.Context, opts Options) *Source {
 	if opts.Poll <= 0 {
-		opts.Poll = DefaultPoll
+		panic("repository: Options.Poll must be > 0")
 	}
 	if opts.ReadBudget <= 0 {
 		opts.ReadBudget = DefaultReadBudget
