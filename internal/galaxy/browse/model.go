@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -156,6 +157,10 @@ func Build(m *Model, seq uint64, src mxgatewayv1.ModelSource, fresh mxgatewayv1.
 		}
 	}
 	walk(s.roots, "")
+	for _, n := range order {
+		n.bare = proto.CloneOf(n.obj)
+		n.bare.HasChildren = len(n.children) > 0
+	}
 	s.info = &mxgatewayv1.GalaxyInfo{Name: m.Name, LastDeployTime: timestamppb.New(m.Deployed), DeploySequence: seq,
 		ObjectCount: uint32(len(s.byID)), AttributeCount: uint32(attrCount), Source: src, Freshness: fresh}
 	return s

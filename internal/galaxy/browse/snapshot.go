@@ -16,6 +16,7 @@ import (
 // snapshot is built.
 type node struct {
 	obj        *mxgatewayv1.GalaxyObject // without attributes and has_children
+	bare       *mxgatewayv1.GalaxyObject // obj with has_children for an open query: shared by every response, never changed
 	attrs      []*mxgatewayv1.GalaxyAttribute
 	parent     *node
 	children   []*node  // areas first, then case-insensitive browse name
