@@ -69,6 +69,8 @@ type BrowseResult struct {
 	// GatewayMiB is the plant gateway's RSS (its own process, holding
 	// the snapshot; not the runtime or the workers).
 	GatewayMiB Spread `json:"plant_gateway_rss_mib"`
+	// Auth is the browse gateways' authentication.
+	Auth string `json:"authentication"`
 	// SnapshotMiB is the heap the plant's browse snapshot holds, built in
 	// the driver's process (runtime.MemStats before and after).
 	SnapshotMiB Spread `json:"plant_snapshot_heap_mib"`
@@ -155,6 +157,7 @@ func browseSection(ctx context.Context, bin, root string, p BrowseParams, reps i
 		return nil, err
 	}
 	defer g.stop()
+	res.Auth = g.auth + ", the browse figures with a browse:read key"
 	c, err := browseKey(ctx, g)
 	if err != nil {
 		return nil, err

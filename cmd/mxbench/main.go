@@ -322,6 +322,9 @@ func runBench(ctx context.Context, args []string) int {
 		if rep.Browse, err = browseSection(ctx, bin, root, cfg.browse, cfg.reps, logf); err != nil {
 			fail("browse", err)
 		}
+		if rep.Auth == "" && rep.Browse != nil {
+			rep.Auth = rep.Browse.Auth
+		}
 	}
 
 	if cfg.only["peer"] && ctx.Err() == nil {
