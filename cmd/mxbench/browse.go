@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/client"
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
 	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
@@ -112,7 +113,7 @@ func browseKey(ctx context.Context, g *gatewayProc) (*client.Client, error) {
 // browseCeiling is a bare Galaxy server answering BrowseChildren from
 // captured pages, by page token.
 type browseCeiling struct {
-	mxgatewayv1.UnimplementedGalaxyServer
+	mxgatewayv1grpc.UnimplementedGalaxyServer
 	pages map[string]*mxgatewayv1.BrowseChildrenResponse
 }
 
@@ -191,7 +192,7 @@ func browseSection(ctx context.Context, bin, root string, p BrowseParams, reps i
 	// would answer that with GOAWAY (too_many_pings) on a long run.
 	srv := grpc.NewServer(grpc.MaxSendMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
-	mxgatewayv1.RegisterGalaxyServer(srv, ce)
+	mxgatewayv1grpc.RegisterGalaxyServer(srv, ce)
 	go srv.Serve(lis)
 	defer srv.Stop()
 	cc, err := client.Dial(ctx, lis.Addr().String(), client.WithInsecure(), client.WithUserAgent("mxbench"))

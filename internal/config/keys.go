@@ -245,7 +245,7 @@ var keys = []key{
 	stringKey("tls_key", "PEM private key file (tls=files)", func(c *Config) *string { return &c.TLSKey }),
 	listKey("tls_extra_names", "extra DNS names or IP addresses for the self-signed certificate (comma-separated)", func(c *Config) *[]string { return &c.TLSExtraNames }),
 	enumKey("worker_backend", "worker backend", []Backend{BackendSim, BackendMXAccess}, func(c *Config) *Backend { return &c.WorkerBackend }),
-	stringKey("worker_exe", "worker executable (empty: the gateway re-executes itself; required for mxaccess)", func(c *Config) *string { return &c.WorkerExe }),
+	stringKey("worker_exe", "worker executable (empty: mxworker beside the gateway, else the gateway re-executes itself; required for mxaccess)", func(c *Config) *string { return &c.WorkerExe }),
 	stringKey("mxaccess_prog_id", "COM ProgID of the MXAccess server", func(c *Config) *string { return &c.MXAccessProgID }),
 	stringKey("sim_model", "simulator Galaxy model file (empty: the built-in demo Galaxy)", func(c *Config) *string { return &c.SimModel }),
 	enumKey("sim_profile", "simulator behaviour profile", []string{"default", "test"}, func(c *Config) *string { return &c.SimProfile }),

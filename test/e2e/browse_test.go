@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	sdk "github.com/mxgateway/mxgateway/client"
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
 	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
@@ -29,7 +30,7 @@ func TestBrowseDemoGalaxy(t *testing.T) {
 	t.Parallel()
 	dir := startRuntime(t)
 	g := harness.Start(t, "--sim-galaxy="+dir)
-	gx := mxgatewayv1.NewGalaxyClient(g.Conn())
+	gx := mxgatewayv1grpc.NewGalaxyClient(g.Conn())
 	ctx := harness.Context(t, step)
 
 	info, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
@@ -137,7 +138,7 @@ func TestBrowseDemoGalaxy(t *testing.T) {
 
 	// A constrained key sees only what it may read.
 	key := g.CreateKey(t, "tank1-reader", []string{"browse:read"}, []string{"Tank1.*"}, nil)
-	kx := mxgatewayv1.NewGalaxyClient(g.Dial(t, key))
+	kx := mxgatewayv1grpc.NewGalaxyClient(g.Dial(t, key))
 	seen, _ := func() ([]string, string) {
 		r, err := kx.DiscoverHierarchy(ctx, &mxgatewayv1.DiscoverHierarchyRequest{IncludeAttributes: true, IncludeBuiltin: true})
 		if err != nil {
@@ -162,7 +163,7 @@ func TestBrowseDemoGalaxy(t *testing.T) {
 	wantCode(t, err, codes.NotFound, mxgatewayv1.ReasonObjectNotFound)
 
 	// browse:read is needed.
-	noBrowse := mxgatewayv1.NewGalaxyClient(g.Dial(t, g.CreateKey(t, "no-browse", []string{"session:open"}, nil, nil)))
+	noBrowse := mxgatewayv1grpc.NewGalaxyClient(g.Dial(t, g.CreateKey(t, "no-browse", []string{"session:open"}, nil, nil)))
 	_, err = noBrowse.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
 	wantCode(t, err, codes.PermissionDenied, mxgatewayv1.ReasonPermissionDenied)
 }
@@ -267,7 +268,7 @@ const unreachableRepository = "server=127.0.0.1;port=1;database=ZB;user id=mxgw;
 func TestBrowseRepositorySnapshotFile(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--galaxy-repository="+unreachableRepository, "--galaxy-poll=1h")
-	gx := mxgatewayv1.NewGalaxyClient(g.Conn())
+	gx := mxgatewayv1grpc.NewGalaxyClient(g.Conn())
 	ctx := harness.Context(t, step)
 	_, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
 	wantCode(t, err, codes.Unavailable, mxgatewayv1.ReasonGalaxyUnavailable)
@@ -280,7 +281,7 @@ func TestBrowseRepositorySnapshotFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	g = g.Restart(t)
-	gx = mxgatewayv1.NewGalaxyClient(g.Conn())
+	gx = mxgatewayv1grpc.NewGalaxyClient(g.Conn())
 	info, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
 	if err != nil {
 		t.Fatal(err)

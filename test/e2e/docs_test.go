@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -279,7 +280,7 @@ func runBrowseGrpcurl(t *testing.T, c docCommand) {
 		walked = append(walked, r[0].GetChildren()[0].GetContainedPath())
 		tok = r[0].GetNextPageToken()
 	}
-	all, err := mxgatewayv1.NewGalaxyClient(g.Conn()).BrowseChildren(harness.Context(t, step), &mxgatewayv1.BrowseChildrenRequest{})
+	all, err := mxgatewayv1grpc.NewGalaxyClient(g.Conn()).BrowseChildren(harness.Context(t, step), &mxgatewayv1.BrowseChildrenRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
