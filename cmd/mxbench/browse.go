@@ -73,8 +73,12 @@ type BrowseResult struct {
 	// Auth is the browse gateways' authentication.
 	Auth string `json:"authentication"`
 	// SnapshotMiB is the heap the plant's browse snapshot holds, built in
-	// the driver's process (runtime.MemStats before and after).
+	// the driver's process (runtime.MemStats before and after); BuildMs
+	// the time to build it, DiffMs the time a deploy's change list takes
+	// (every object of the plant compared with an equal model).
 	SnapshotMiB Spread `json:"plant_snapshot_heap_mib"`
+	BuildMs     Spread `json:"plant_snapshot_build_ms"`
+	DiffMs      Spread `json:"plant_deploy_diff_ms"`
 }
 
 // writeWideModel writes the wide model: objects W0000... at the root,
@@ -281,7 +285,7 @@ func browseSection(ctx context.Context, bin, root string, p BrowseParams, reps i
 	}
 
 	// The plant's snapshot, measured in this process.
-	var heap []float64
+	var heap, build, diff []float64
 	for range reps {
 		m, err := sim.PlantModel(p.PlantAreas)
 		if err != nil {
@@ -290,14 +294,22 @@ func browseSection(ctx context.Context, bin, root string, p BrowseParams, reps i
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
+		began := time.Now()
 		s := browse.FromModel(m, 1, time.Now(), mxgatewayv1.Freshness_FRESHNESS_LIVE)
+		build = append(build, float64(time.Since(began))/float64(time.Millisecond))
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		runtime.KeepAlive(s)
-		runtime.KeepAlive(m)
 		heap = append(heap, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20))
+		// A deploy of an equal model: every object is compared.
+		var st browse.Store
+		st.Set(s)
+		again := browse.FromModel(m, 2, time.Now(), mxgatewayv1.Freshness_FRESHNESS_LIVE)
+		began = time.Now()
+		st.Set(again)
+		diff = append(diff, float64(time.Since(began))/float64(time.Millisecond))
+		runtime.KeepAlive(m)
 	}
-	res.SnapshotMiB = spreadOf(heap)
+	res.SnapshotMiB, res.BuildMs, res.DiffMs = spreadOf(heap), spreadOf(build), spreadOf(diff)
 	return res, nil
 }
 
@@ -315,6 +327,8 @@ func browseRows(b *BrowseResult) []row {
 		{"browse plant walk ms", fmt.Sprintf("DiscoverHierarchy, whole plant with attributes, %d pages", b.WalkPages), spreadStr(b.Walk, fmtMs), "", "", ""},
 		{"browse plant gateway RSS MiB", "the serve process with the plant's snapshot", spreadStr(b.GatewayMiB, fmtMiB), "", "", ""},
 		{"browse plant snapshot MiB", "heap of the plant's snapshot (built in the driver)", spreadStr(b.SnapshotMiB, fmtMiB), "", "", ""},
+		{"browse plant snapshot build ms", "browse.FromModel of the plant (each deploy builds one)", spreadStr(b.BuildMs, fmtMs), "", "", ""},
+		{"browse plant deploy diff ms", "Store.Set: the changed objects of a deploy, every object compared", spreadStr(b.DiffMs, fmtMs), "", "", ""},
 	}
 }
 
