@@ -169,8 +169,8 @@ func (g *Galaxy) Walk(ctx context.Context, req *mxgatewayv1.DiscoverHierarchyReq
 // per change. A change with Gap set follows changes the stream dropped
 // because the loop was slow: browse again. The sequence ends when ctx
 // ends (yielding nothing more) or the stream fails (yielding the error).
-func (g *Galaxy) Watch(ctx context.Context) iter.Seq2[*mxgatewayv1.GalaxyChange, error] {
-	return func(yield func(*mxgatewayv1.GalaxyChange, error) bool) {
+func (g *Galaxy) Watch(ctx context.Context) iter.Seq2[*mxgatewayv1.WatchGalaxyResponse, error] {
+	return func(yield func(*mxgatewayv1.WatchGalaxyResponse, error) bool) {
 		if err := g.c.checkOpen(); err != nil {
 			yield(nil, err)
 			return

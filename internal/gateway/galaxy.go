@@ -23,7 +23,7 @@ type GalaxyService struct {
 	stop  context.Context // ends WatchGalaxy streams (gateway shutdown)
 }
 
-// MaxChangedIDs bounds GalaxyChange.changed_object_ids; past it the
+// MaxChangedIDs bounds WatchGalaxyResponse.changed_object_ids; past it the
 // change says changed_truncated.
 const MaxChangedIDs = 10000
 
@@ -124,7 +124,7 @@ func (g *GalaxyService) DiscoverHierarchy(ctx context.Context, req *mxgatewayv1.
 // WatchGalaxy implements mxgatewayv1.GalaxyServer: the current state,
 // then every change of the model in force, until the client goes or the
 // gateway shuts down.
-func (g *GalaxyService) WatchGalaxy(_ *mxgatewayv1.WatchGalaxyRequest, stream grpc.ServerStreamingServer[mxgatewayv1.GalaxyChange]) error {
+func (g *GalaxyService) WatchGalaxy(_ *mxgatewayv1.WatchGalaxyRequest, stream grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error {
 	w, err := g.store.Watch()
 	if errors.Is(err, browse.ErrNoModel) {
 		err = ErrGalaxyUnavailable
@@ -146,7 +146,7 @@ func (g *GalaxyService) WatchGalaxy(_ *mxgatewayv1.WatchGalaxyRequest, stream gr
 			}
 			return toStatus(g.log, "WatchGalaxy", err)
 		}
-		msg := &mxgatewayv1.GalaxyChange{Sequence: c.Seq, Galaxy: c.Info, Gap: c.Gap}
+		msg := &mxgatewayv1.WatchGalaxyResponse{Sequence: c.Seq, Galaxy: c.Info, Gap: c.Gap}
 		if len(c.Changed) > 0 {
 			if s := g.store.Load(); s != nil {
 				msg.ChangedObjectIds = s.VisibleIDs(v, c.Changed)

@@ -61,11 +61,11 @@ func TestGalaxyServiceStatuses(t *testing.T) {
 type galaxyWatchStream struct {
 	grpc.ServerStream
 	ctx  context.Context
-	sent chan *mxgatewayv1.GalaxyChange
+	sent chan *mxgatewayv1.WatchGalaxyResponse
 }
 
 func (w *galaxyWatchStream) Context() context.Context { return w.ctx }
-func (w *galaxyWatchStream) Send(c *mxgatewayv1.GalaxyChange) error {
+func (w *galaxyWatchStream) Send(c *mxgatewayv1.WatchGalaxyResponse) error {
 	w.sent <- c
 	return nil
 }
@@ -84,10 +84,10 @@ func TestGalaxyServiceWatch(t *testing.T) {
 	st.Set(browse.FromModel(sim.DemoModel(), 1, time.Now(), mxgatewayv1.Freshness_FRESHNESS_LIVE))
 	c := auth.Constraints{AllowRead: []string{"Tank1.*"}}
 	kctx := auth.NewContext(context.Background(), auth.NewPrincipal("k1", "reader", []auth.Scope{auth.ScopeBrowseRead}, c))
-	ws := &galaxyWatchStream{ctx: kctx, sent: make(chan *mxgatewayv1.GalaxyChange, 4)}
+	ws := &galaxyWatchStream{ctx: kctx, sent: make(chan *mxgatewayv1.WatchGalaxyResponse, 4)}
 	done := make(chan error, 1)
 	go func() { done <- g.WatchGalaxy(&mxgatewayv1.WatchGalaxyRequest{}, ws) }()
-	recv := func() *mxgatewayv1.GalaxyChange {
+	recv := func() *mxgatewayv1.WatchGalaxyResponse {
 		t.Helper()
 		select {
 		case c := <-ws.sent:

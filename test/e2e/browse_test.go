@@ -187,7 +187,7 @@ func TestWatchGalaxy(t *testing.T) {
 	}
 	defer c.Close()
 
-	changes := make(chan *mxgatewayv1.GalaxyChange, 8)
+	changes := make(chan *mxgatewayv1.WatchGalaxyResponse, 8)
 	ended := make(chan error, 1)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -201,7 +201,7 @@ func TestWatchGalaxy(t *testing.T) {
 		}
 		ended <- nil
 	}()
-	recv := func() *mxgatewayv1.GalaxyChange {
+	recv := func() *mxgatewayv1.WatchGalaxyResponse {
 		t.Helper()
 		select {
 		case ch := <-changes:

@@ -1365,9 +1365,9 @@ func (*WatchGalaxyRequest) Descriptor() ([]byte, []int) {
 	return file_mxgateway_v1_galaxy_proto_rawDescGZIP(), []int{13}
 }
 
-// GalaxyChange is one change of the model in force (or, first, the
+// WatchGalaxyResponse is one change of the model in force (or, first, the
 // current state).
-type GalaxyChange struct {
+type WatchGalaxyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The change's number: it increases by one per change of the model in
 	// force while the gateway runs (not per stream), so a watcher can tell
@@ -1391,20 +1391,20 @@ type GalaxyChange struct {
 	sizeCache        protoimpl.SizeCache
 }
 
-func (x *GalaxyChange) Reset() {
-	*x = GalaxyChange{}
+func (x *WatchGalaxyResponse) Reset() {
+	*x = WatchGalaxyResponse{}
 	mi := &file_mxgateway_v1_galaxy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *GalaxyChange) String() string {
+func (x *WatchGalaxyResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*GalaxyChange) ProtoMessage() {}
+func (*WatchGalaxyResponse) ProtoMessage() {}
 
-func (x *GalaxyChange) ProtoReflect() protoreflect.Message {
+func (x *WatchGalaxyResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_mxgateway_v1_galaxy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1416,40 +1416,40 @@ func (x *GalaxyChange) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use GalaxyChange.ProtoReflect.Descriptor instead.
-func (*GalaxyChange) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchGalaxyResponse.ProtoReflect.Descriptor instead.
+func (*WatchGalaxyResponse) Descriptor() ([]byte, []int) {
 	return file_mxgateway_v1_galaxy_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *GalaxyChange) GetSequence() uint64 {
+func (x *WatchGalaxyResponse) GetSequence() uint64 {
 	if x != nil {
 		return x.Sequence
 	}
 	return 0
 }
 
-func (x *GalaxyChange) GetGalaxy() *GalaxyInfo {
+func (x *WatchGalaxyResponse) GetGalaxy() *GalaxyInfo {
 	if x != nil {
 		return x.Galaxy
 	}
 	return nil
 }
 
-func (x *GalaxyChange) GetChangedObjectIds() []int32 {
+func (x *WatchGalaxyResponse) GetChangedObjectIds() []int32 {
 	if x != nil {
 		return x.ChangedObjectIds
 	}
 	return nil
 }
 
-func (x *GalaxyChange) GetGap() bool {
+func (x *WatchGalaxyResponse) GetGap() bool {
 	if x != nil {
 		return x.Gap
 	}
 	return false
 }
 
-func (x *GalaxyChange) GetChangedTruncated() bool {
+func (x *WatchGalaxyResponse) GetChangedTruncated() bool {
 	if x != nil {
 		return x.ChangedTruncated
 	}
@@ -1553,8 +1553,8 @@ const file_mxgateway_v1_galaxy_proto_rawDesc = "" +
 	"\x0fdeploy_sequence\x18\x03 \x01(\x04R\x0edeploySequence\x12\x1f\n" +
 	"\vtotal_count\x18\x04 \x01(\rR\n" +
 	"totalCount\"\x14\n" +
-	"\x12WatchGalaxyRequest\"\xc9\x01\n" +
-	"\fGalaxyChange\x12\x1a\n" +
+	"\x12WatchGalaxyRequest\"\xd0\x01\n" +
+	"\x13WatchGalaxyResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x120\n" +
 	"\x06galaxy\x18\x02 \x01(\v2\x18.mxgateway.v1.GalaxyInfoR\x06galaxy\x12,\n" +
 	"\x12changed_object_ids\x18\x03 \x03(\x05R\x10changedObjectIds\x12\x10\n" +
@@ -1576,13 +1576,13 @@ const file_mxgateway_v1_galaxy_proto_rawDesc = "" +
 	"&SECURITY_CLASSIFICATION_VERIFIED_WRITE\x10\x03\x12 \n" +
 	"\x1cSECURITY_CLASSIFICATION_TUNE\x10\x04\x12%\n" +
 	"!SECURITY_CLASSIFICATION_CONFIGURE\x10\x05\x12%\n" +
-	"!SECURITY_CLASSIFICATION_VIEW_ONLY\x10\x062\xb6\x03\n" +
+	"!SECURITY_CLASSIFICATION_VIEW_ONLY\x10\x062\xbd\x03\n" +
 	"\x06Galaxy\x12L\n" +
 	"\tGetGalaxy\x12\x1e.mxgateway.v1.GetGalaxyRequest\x1a\x1f.mxgateway.v1.GetGalaxyResponse\x12[\n" +
 	"\x0eBrowseChildren\x12#.mxgateway.v1.BrowseChildrenRequest\x1a$.mxgateway.v1.BrowseChildrenResponse\x12L\n" +
 	"\tGetObject\x12\x1e.mxgateway.v1.GetObjectRequest\x1a\x1f.mxgateway.v1.GetObjectResponse\x12d\n" +
-	"\x11DiscoverHierarchy\x12&.mxgateway.v1.DiscoverHierarchyRequest\x1a'.mxgateway.v1.DiscoverHierarchyResponse\x12M\n" +
-	"\vWatchGalaxy\x12 .mxgateway.v1.WatchGalaxyRequest\x1a\x1a.mxgateway.v1.GalaxyChange0\x01B=Z;github.com/mxgateway/mxgateway/api/mxgateway/v1;mxgatewayv1b\x06proto3"
+	"\x11DiscoverHierarchy\x12&.mxgateway.v1.DiscoverHierarchyRequest\x1a'.mxgateway.v1.DiscoverHierarchyResponse\x12T\n" +
+	"\vWatchGalaxy\x12 .mxgateway.v1.WatchGalaxyRequest\x1a!.mxgateway.v1.WatchGalaxyResponse0\x01B=Z;github.com/mxgateway/mxgateway/api/mxgateway/v1;mxgatewayv1b\x06proto3"
 
 var (
 	file_mxgateway_v1_galaxy_proto_rawDescOnce sync.Once
@@ -1616,7 +1616,7 @@ var file_mxgateway_v1_galaxy_proto_goTypes = []any{
 	(*DiscoverHierarchyRequest)(nil),  // 14: mxgateway.v1.DiscoverHierarchyRequest
 	(*DiscoverHierarchyResponse)(nil), // 15: mxgateway.v1.DiscoverHierarchyResponse
 	(*WatchGalaxyRequest)(nil),        // 16: mxgateway.v1.WatchGalaxyRequest
-	(*GalaxyChange)(nil),              // 17: mxgateway.v1.GalaxyChange
+	(*WatchGalaxyResponse)(nil),       // 17: mxgateway.v1.WatchGalaxyResponse
 	(MxDataType)(0),                   // 18: mxgateway.v1.MxDataType
 	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
 }
@@ -1636,7 +1636,7 @@ var file_mxgateway_v1_galaxy_proto_depIdxs = []int32{
 	3,  // 12: mxgateway.v1.DiscoverHierarchyRequest.root:type_name -> mxgateway.v1.ObjectSelector
 	4,  // 13: mxgateway.v1.DiscoverHierarchyRequest.filter:type_name -> mxgateway.v1.BrowseFilter
 	6,  // 14: mxgateway.v1.DiscoverHierarchyResponse.objects:type_name -> mxgateway.v1.GalaxyObject
-	7,  // 15: mxgateway.v1.GalaxyChange.galaxy:type_name -> mxgateway.v1.GalaxyInfo
+	7,  // 15: mxgateway.v1.WatchGalaxyResponse.galaxy:type_name -> mxgateway.v1.GalaxyInfo
 	8,  // 16: mxgateway.v1.Galaxy.GetGalaxy:input_type -> mxgateway.v1.GetGalaxyRequest
 	10, // 17: mxgateway.v1.Galaxy.BrowseChildren:input_type -> mxgateway.v1.BrowseChildrenRequest
 	12, // 18: mxgateway.v1.Galaxy.GetObject:input_type -> mxgateway.v1.GetObjectRequest
@@ -1646,7 +1646,7 @@ var file_mxgateway_v1_galaxy_proto_depIdxs = []int32{
 	11, // 22: mxgateway.v1.Galaxy.BrowseChildren:output_type -> mxgateway.v1.BrowseChildrenResponse
 	13, // 23: mxgateway.v1.Galaxy.GetObject:output_type -> mxgateway.v1.GetObjectResponse
 	15, // 24: mxgateway.v1.Galaxy.DiscoverHierarchy:output_type -> mxgateway.v1.DiscoverHierarchyResponse
-	17, // 25: mxgateway.v1.Galaxy.WatchGalaxy:output_type -> mxgateway.v1.GalaxyChange
+	17, // 25: mxgateway.v1.Galaxy.WatchGalaxy:output_type -> mxgateway.v1.WatchGalaxyResponse
 	21, // [21:26] is the sub-list for method output_type
 	16, // [16:21] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name

@@ -61,7 +61,7 @@ type GalaxyClient interface {
 	// one per change for as long as the gateway runs. A watcher too slow to
 	// take every change gets the latest with gap set. With no model yet it
 	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
-	WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.GalaxyChange], error)
+	WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse], error)
 }
 
 type galaxyClient struct {
@@ -112,13 +112,13 @@ func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *mxgatewayv1.Di
 	return out, nil
 }
 
-func (c *galaxyClient) WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.GalaxyChange], error) {
+func (c *galaxyClient) WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Galaxy_ServiceDesc.Streams[0], Galaxy_WatchGalaxy_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.GalaxyChange]{ClientStream: stream}
+	x := &grpc.GenericClientStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.WatchGalaxyResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func (c *galaxyClient) WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGal
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Galaxy_WatchGalaxyClient = grpc.ServerStreamingClient[mxgatewayv1.GalaxyChange]
+type Galaxy_WatchGalaxyClient = grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse]
 
 // GalaxyServer is the server API for Galaxy service.
 // All implementations must embed UnimplementedGalaxyServer
@@ -161,7 +161,7 @@ type GalaxyServer interface {
 	// one per change for as long as the gateway runs. A watcher too slow to
 	// take every change gets the latest with gap set. With no model yet it
 	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
-	WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.GalaxyChange]) error
+	WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error
 	mustEmbedUnimplementedGalaxyServer()
 }
 
@@ -184,7 +184,7 @@ func (UnimplementedGalaxyServer) GetObject(context.Context, *mxgatewayv1.GetObje
 func (UnimplementedGalaxyServer) DiscoverHierarchy(context.Context, *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DiscoverHierarchy not implemented")
 }
-func (UnimplementedGalaxyServer) WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.GalaxyChange]) error {
+func (UnimplementedGalaxyServer) WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchGalaxy not implemented")
 }
 func (UnimplementedGalaxyServer) mustEmbedUnimplementedGalaxyServer() {}
@@ -285,11 +285,11 @@ func _Galaxy_WatchGalaxy_Handler(srv interface{}, stream grpc.ServerStream) erro
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(GalaxyServer).WatchGalaxy(m, &grpc.GenericServerStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.GalaxyChange]{ServerStream: stream})
+	return srv.(GalaxyServer).WatchGalaxy(m, &grpc.GenericServerStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.WatchGalaxyResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Galaxy_WatchGalaxyServer = grpc.ServerStreamingServer[mxgatewayv1.GalaxyChange]
+type Galaxy_WatchGalaxyServer = grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]
 
 // Galaxy_ServiceDesc is the grpc.ServiceDesc for Galaxy service.
 // It's only intended for direct use with grpc.RegisterService,
