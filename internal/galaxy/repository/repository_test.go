@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -462,4 +463,34 @@ func TestLiveRepository(t *testing.T) {
 	if walked != int(in.GetObjectCount()) {
 		t.Errorf("walked %d objects of %d", walked, in.GetObjectCount())
 	}
+}
+
+// The poll loop: without any Refresh call, a deploy (a new
+// time_of_last_deploy) is read within the poll period, and Close ends
+// the loop (the leak check of TestMain).
+func TestSourcePolls(t *testing.T) {
+	f := repositoryRows(demoBrowsable())
+	db, fs := serve(f)
+	var st browse.Store
+	src := Start(context.Background(), Options{DB: db, Store: &st, Poll: 10 * time.Millisecond})
+	defer src.Close()
+	if seq, _, _ := info(&st); seq != 1 {
+		t.Fatalf("start: sequence %d", seq)
+	}
+	f2 := repositoryRows(demoBrowsable())
+	f2[QueryGalaxy].Rows[0][1] = demoDeployed.Add(time.Hour).Format(time.RFC3339Nano)
+	fs.set(f2, false)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if seq, _, _ := info(&st); seq != 2 {
+			return fmt.Errorf("sequence %d, want 2", seq)
+		}
+		return nil
+	})
+	fs.set(f2, true)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, _, fr := info(&st); fr != mxgatewayv1.Freshness_FRESHNESS_STALE {
+			return fmt.Errorf("freshness %v with the database down", fr)
+		}
+		return nil
+	})
 }
