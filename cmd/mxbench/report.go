@@ -42,6 +42,7 @@ type Report struct {
 	OpenSpare *OpenResult    `json:"session_open_spare,omitempty"`
 	Memory    *MemoryResult  `json:"memory,omitempty"`
 	Peer      *PeerResult    `json:"peer,omitempty"`
+	Browse    *BrowseResult  `json:"browse,omitempty"`
 	Targets   []TargetStatus `json:"targets"`
 	Errors    []string       `json:"errors,omitempty"`
 }
@@ -229,6 +230,7 @@ func (r *Report) finish() {
 	if !measured {
 		add(t, "", false, false)
 	}
+	r.Targets = append(r.Targets, browseTarget(r.Browse))
 }
 
 func (r *Report) write(path string) error {
@@ -414,6 +416,8 @@ func printTable(w io.Writer, r *Report) {
 			}
 		}
 	}
+
+	rows = append(rows, browseRows(r.Browse)...)
 
 	fmt.Fprintf(w, "\nmxgateway benchmarks  %s  %d CPUs (%s), %.0f GiB, load %s -> %s, %s, auth %s\n",
 		r.Started.Format(time.RFC3339), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotalGiB,
