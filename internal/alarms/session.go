@@ -5,6 +5,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 )
 
@@ -33,7 +34,6 @@ type managed struct {
 	m   *session.Manager
 	s   *session.Session
 	sub *session.Subscription
-	buf []*mxgatewayv1.Event
 }
 
 func (x *managed) Invoke(ctx context.Context, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error) {
@@ -43,13 +43,21 @@ func (x *managed) Invoke(ctx context.Context, cmd *mxgatewayv1.Command) (*mxgate
 // eventBatch bounds one Events call.
 const eventBatch = 4096
 
+// Events decodes only the data changes and write completions (the
+// monitor's session sees nothing else it needs).
 func (x *managed) Events(ctx context.Context) ([]*mxgatewayv1.Event, error) {
 	ev, err := x.sub.Next(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := append(x.buf[:0:0], ev)
-	return x.sub.Drain(out, eventBatch-1), nil
+	batch := x.sub.Drain(append(make([]*protocol.Event, 0, 64), ev), eventBatch-1)
+	out := make([]*mxgatewayv1.Event, 0, len(batch))
+	for _, e := range batch {
+		if e.IsDataChange() || e.IsWriteComplete() {
+			out = append(out, e.Msg())
+		}
+	}
+	return out, nil
 }
 
 func (x *managed) Close() {

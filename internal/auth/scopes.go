@@ -92,6 +92,7 @@ var scopeTable = map[target]Scope{
 	{Method: mxgatewayv1grpc.Galaxy_BrowseChildren_FullMethodName}:    ScopeBrowseRead,
 	{Method: mxgatewayv1grpc.Galaxy_GetObject_FullMethodName}:         ScopeBrowseRead,
 	{Method: mxgatewayv1grpc.Galaxy_DiscoverHierarchy_FullMethodName}: ScopeBrowseRead,
+	{Method: mxgatewayv1grpc.Galaxy_WatchGalaxy_FullMethodName}:       ScopeBrowseRead,
 
 	// Service Alarms.
 	{Method: mxgatewayv1grpc.Alarms_StreamAlarms_FullMethodName}:     ScopeAlarmsRead,
