@@ -13,6 +13,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
@@ -206,7 +207,7 @@ func (g *Guard) CredentialsChecked(ctx context.Context, sessionID string, cmd *m
 // audited with users (the user names and ids the write presented; a
 // write carries no password).
 func (g *Guard) SecuredWriteRefused(ctx context.Context, sessionID, command, users string) {
-	g.credentialFailure(ctx, sessionID, command, mxgatewayv1.Gateway_Invoke_FullMethodName+"#"+command, "MXAccess refused the credentials of "+users)
+	g.credentialFailure(ctx, sessionID, command, mxgatewayv1grpc.Gateway_Invoke_FullMethodName+"#"+command, "MXAccess refused the credentials of "+users)
 }
 
 // credentialFailure is one failed credential check of command kind
