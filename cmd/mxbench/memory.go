@@ -74,7 +74,7 @@ func sampleMemory(ctx context.Context, g *gatewayProc, p MemoryParams, sessions,
 		}
 		gw = append(gw, float64(r)/mib)
 		workers = workers[:0]
-		for _, pid := range g.workers() {
+		for _, pid := range g.sessionWorkers() {
 			if r, err := rssBytes(pid); err == nil {
 				workers = append(workers, float64(r)/mib)
 			}
