@@ -34,3 +34,28 @@ func isWorker(pid int) bool {
 	}
 	return false
 }
+
+// pssBytes reads a process's proportional set size from
+// /proc/<pid>/smaps_rollup (Linux only): its private pages plus its share
+// of the pages it shares, such as the text of a binary every worker runs,
+// so that a sum over workers counts shared pages once.
+func pssBytes(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0, err
+	}
+	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
+		if v, ok := bytes.CutPrefix(line, []byte("Pss:")); ok {
+			f := bytes.Fields(v)
+			if len(f) < 1 {
+				break
+			}
+			kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, os.ErrNotExist
+}

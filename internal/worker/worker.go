@@ -471,6 +471,11 @@ func (w *worker) run(ctx context.Context, nonce []byte) int {
 	}
 	w.log.Info("worker: ready", "backend", info.GetKind(), "simulated", info.GetSimulated(),
 		"interface_level", info.GetInterfaceLevel(), "model", info.GetModelName())
+	// What the start left behind (the model as the runtime sent it, the
+	// handshake) is garbage from here on: collect it and give its pages
+	// back now rather than when the scavenger gets to them, since an idle
+	// worker may wait a long time (a spare) and a gateway runs hundreds.
+	go debug.FreeOSMemory()
 	return w.loop(ctx)
 }
 
