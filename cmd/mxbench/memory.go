@@ -42,7 +42,7 @@ type MemoryLevel struct {
 	// sizes (last sample): the pages they share (the worker binary's text)
 	// counted once, so what the workers cost the machine together.
 	WorkersTotalPSSMiB float64 `json:"workers_total_pss_mib,omitempty"`
-	Workers         int     `json:"workers"`
+	Workers            int     `json:"workers"`
 	// OpenSeconds is how long reaching this level took (opens + subscribes).
 	OpenSeconds float64 `json:"open_seconds"`
 }
