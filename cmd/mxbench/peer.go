@@ -236,7 +236,7 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, batch, reps 
 }
 
 // peerSubscribeTimeout bounds each SubscribeBulk call of the peer workload.
-const peerSubscribeTimeout = 5 * time.Minute
+const peerSubscribeTimeout = 2 * time.Minute
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
