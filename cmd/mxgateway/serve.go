@@ -380,14 +380,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}
 	})
 	mxgatewayv1grpc.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
-	galaxyStore, stopBrowse, err := startBrowse(ctx, workerEnv, log)
+	galaxyStore, stopBrowse, err := startBrowse(ctx, cfg, workerEnv, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if stopBrowse != nil {
 		cleanups = append(cleanups, stopBrowse)
 	}
-	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log))
+	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping()))
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {

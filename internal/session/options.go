@@ -38,7 +38,7 @@ type Worker interface {
 	// the worker reached a terminal state and every event was handed out.
 	// While the session does not call it the worker's events wait upstream
 	// (flow control).
-	NextEvents(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool)
+	NextEvents(dst []*protocol.Event) (_ []*protocol.Event, ok bool)
 	// Done is closed when the worker reached a terminal state.
 	Done() <-chan struct{}
 	// Err is the terminal error (nil after a clean shutdown).
