@@ -74,8 +74,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Binary returns the path of the mxgateway binary, building it on first use
-// (with -race when the tests run with -race).
+// Binary returns the path of the mxgateway binary, building it and mxworker
+// beside it on first use (with -race when the tests run with -race).
 func Binary(t testing.TB) string {
 	t.Helper()
 	if !suite.mainCalled.Load() {
@@ -90,15 +90,18 @@ func Binary(t testing.TB) string {
 		if runtime.GOOS == "windows" {
 			exe += ".exe"
 		}
-		suite.binary = filepath.Join(suite.root, "bin", exe)
-		args := []string{"build", "-o", suite.binary}
+		// mxworker beside mxgateway, from the same build, as make build and
+		// go install leave them: sim sessions run the lean worker.
+		bin := filepath.Join(suite.root, "bin")
+		suite.binary = filepath.Join(bin, exe)
+		args := []string{"build", "-o", bin + string(filepath.Separator)}
 		env := append(os.Environ(), "CGO_ENABLED=0")
 		if raceEnabled {
 			// The gateway and its workers run with the race detector too.
 			args = append(args, "-race")
 			env = append(os.Environ(), "CGO_ENABLED=1")
 		}
-		cmd := exec.Command("go", append(args, modulePath+"/cmd/mxgateway")...)
+		cmd := exec.Command("go", append(args, modulePath+"/cmd/mxgateway", modulePath+"/cmd/mxworker")...)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			suite.err = fmt.Errorf("go build: %v\n%s", err, out)
