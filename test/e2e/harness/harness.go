@@ -147,7 +147,7 @@ type Gateway struct {
 }
 
 // Start starts `mxgateway serve` on loopback ports chosen by the kernel,
-// with --sim-profile test, its own data and temp directories, and
+// with --sim-profile test and --alarms off, its own data and temp directories, and
 // extraArgs appended (later flags win, so extraArgs may override the
 // defaults). It waits until the gateway printed both addresses. Cleanup
 // closes the connection, stops the gateway (SIGTERM), fails the test if it
@@ -214,6 +214,9 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 	args := append([]string{"serve",
 		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
 		"--data-dir=" + g.DataDir, "--sim-profile=test", "--log-format=json",
+		// The alarm monitor (on by default) is one more session and worker
+		// per gateway; the tests of alarms turn it on.
+		"--alarms=off",
 	}, extraArgs...)
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Env = append(os.Environ(), "TMPDIR="+g.TempDir)
