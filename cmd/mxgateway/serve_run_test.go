@@ -82,6 +82,7 @@ func startServe(t *testing.T, adjust func(*config.Config)) *running {
 	cfg.Listen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.SimProfile = "test"
+	cfg.Alarms = config.AlarmsOff // its session would be in every listing
 	cfg.ShutdownGrace = 30 * time.Second
 	if adjust != nil {
 		adjust(&cfg)
