@@ -153,6 +153,8 @@ func (c *Config) validateNATS(bad func(key, format string, args ...any)) {
 				bad("nats_leaf_listen", "%s", msg)
 			} else if c.TLS == TLSOff && !IsLoopbackAddr(n.LeafListen) {
 				bad("nats_leaf_listen", "%q is not a loopback address and tls is off", n.LeafListen)
+			} else if c.Auth == AuthNone && !IsLoopbackAddr(n.LeafListen) {
+				bad("nats_leaf_listen", "auth none is allowed only when nats_leaf_listen is a loopback address (nats_leaf_listen is %q)", n.LeafListen)
 			}
 		}
 	case NATSExternal:

@@ -217,7 +217,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		subject string
 		h       nats.MsgHandler
 	}{{subj.SubscribeAll(), b.handleLease}, {subj.WriteAll(), b.handleWrite}} {
-		sub, err := b.nc.Subscribe(s.subject, s.h)
+		// A queue group: when gateways' servers are joined (leaf nodes),
+		// one gateway answers each request, the local one first.
+		sub, err := b.nc.QueueSubscribe(s.subject, "mxgw."+o.Galaxy, s.h)
 		if err != nil {
 			return nil, fmt.Errorf("natsbus: subscribe %s: %w", s.subject, err)
 		}

@@ -114,6 +114,18 @@ func (h *authHook) Check(c server.ClientAuthentication) bool {
 			return false
 		}
 	}
+	if c.Kind() == server.LEAF {
+		// Another NATS server joining as a leaf node is a full peer: it
+		// needs an admin key (in its nats-leaf:// URL).
+		if !p.IsAdmin() {
+			if h.denied != nil {
+				h.denied(context.Background(), p, mxgatewayv1.ReasonPermissionDenied, "nats.leaf", "", "a leaf node needs an admin key", "")
+			}
+			return false
+		}
+		c.RegisterUser(&server.User{Username: p.KeyID})
+		return true
+	}
 	h.mu.Lock()
 	h.who[p.KeyID] = p
 	h.mu.Unlock()

@@ -362,3 +362,60 @@ func TestNATSPortTaken(t *testing.T) {
 		t.Fatalf("the refusal does not name the NATS address and flag:\n%s", errOut)
 	}
 }
+
+// TestNATSLeafNode: a second gateway's embedded server joins the first as
+// a leaf node (with the first's admin key); a value the second gateway
+// shares reaches a consumer connected to the first, and a leaf with a
+// non-admin key is refused.
+func TestNATSLeafNode(t *testing.T) {
+	t.Parallel()
+	hub := harness.Start(t, "--nats-leaf-listen=127.0.0.1:0")
+	if hub.NATSLeafAddr == "" {
+		t.Fatal("the hub printed no leaf-node address")
+	}
+	reader := createKey(t, hub, keyspec{name: "leaf-refused", scopes: readScopes})
+	refused := harness.Start(t, "--nats-leaf-remotes=nats-leaf://"+reader.raw+"@"+hub.NATSLeafAddr)
+	leaf := harness.Start(t, "--nats-leaf-remotes=nats-leaf://"+hub.AdminKey+"@"+hub.NATSLeafAddr)
+
+	// A consumer on the hub listens; a consumer on the leaf declares the
+	// interest, which the leaf gateway serves (its own server is nearest).
+	hubKey := createKey(t, hub, keyspec{name: "hub-reader", scopes: readScopes})
+	onHub := collectValues(t, natsConn(t, hub, hubKey), "mxgw.v1.galaxy.tag.TIC101.PV")
+	leafKey := createKey(t, leaf, keyspec{name: "leaf-reader", scopes: readScopes})
+	testutil.Eventually(t, 30*time.Second, func() error {
+		nc, err := natsDial(leaf, leafKey)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if n := len(onHub.snapshot()); n > 0 {
+			return nil
+		}
+		r := lease(t, nc, leafKey.id, "TIC101.PV")
+		if e := r.GetEntries(); len(e) != 1 || e[0].GetReason() != "" {
+			return fmt.Errorf("lease on the leaf: %v", r)
+		}
+		return fmt.Errorf("no value on the hub yet")
+	})
+	onHub.waitValues(t, "TIC101.PV", 1)
+	if n := adviseCount(t, hub); n != 0 {
+		t.Fatalf("the hub advised %v times for a lease its leaf served", n)
+	}
+	if n := adviseCount(t, leaf); n != 1 {
+		t.Fatalf("the leaf advised %v times, want 1", n)
+	}
+	// The leaf with a reader's key was refused, and the hub audited it.
+	_ = refused
+	testutil.Eventually(t, 30*time.Second, func() error {
+		r, err := hub.Admin().ListAuditEvents(harness.Context(t, 10*time.Second), &mxgatewayv1.ListAuditEventsRequest{Action: "nats.leaf"})
+		if err != nil {
+			return err
+		}
+		for _, e := range r.GetEvents() {
+			if e.GetActorKeyId() == reader.id && e.GetOutcome() == "denied" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no denied nats.leaf audit row for the reader's key: %v", r.GetEvents())
+	})
+}

@@ -117,6 +117,9 @@ type Gateway struct {
 	// NATSAddr is the embedded NATS server's client address ("" with
 	// --nats-mode off); the harness starts it on a port the kernel picks.
 	NATSAddr string
+	// NATSLeafAddr is the embedded NATS server's leaf-node address, with
+	// --nats-leaf-listen.
+	NATSLeafAddr string
 	// Dir is this gateway's own directory; DataDir (--data-dir), TempDir
 	// (its $TMPDIR, where worker endpoints live) and gateway.log (its
 	// stderr) are inside it.
@@ -145,7 +148,7 @@ type Gateway struct {
 	killed  bool
 	// natsAddr is the NATS line's address (a string), stored by the
 	// stdout reader before it sends the other addresses.
-	natsAddr atomic.Value
+	natsAddr, natsLeafAddr atomic.Value
 }
 
 // Start starts `mxgateway serve` on loopback ports chosen by the kernel,
@@ -247,6 +250,9 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 		if a, ok := g.natsAddr.Load().(string); ok {
 			g.NATSAddr = a
 		}
+		if a, ok := g.natsLeafAddr.Load().(string); ok {
+			g.NATSLeafAddr = a
+		}
 	case <-g.exited:
 		t.Fatalf("harness: gateway exited before listening (%v)\nstderr:\n%s", g.err, g.Stderr.String())
 	case <-time.After(StartTimeout):
@@ -298,6 +304,9 @@ func (g *Gateway) readStdout(r io.Reader, addrs chan<- [3]string) {
 		}
 		if a, ok := strings.CutPrefix(line, "mxgateway: NATS listening on "); ok {
 			g.natsAddr.Store(strings.TrimSpace(a))
+		}
+		if a, ok := strings.CutPrefix(line, "mxgateway: NATS leaf nodes listening on "); ok {
+			g.natsLeafAddr.Store(strings.TrimSpace(a))
 		}
 		if a, ok := strings.CutPrefix(line, "mxgateway: HTTP listening on "); ok {
 			httpAddr = strings.TrimSpace(a)
