@@ -419,3 +419,49 @@ func TestNATSLeafNode(t *testing.T) {
 		return fmt.Errorf("no denied nats.leaf audit row for the reader's key: %v", r.GetEvents())
 	})
 }
+
+// TestNATSLeaseLapses: the advise is released when the last lease lapses
+// (a consumer that stops renewing) or is released, and held while any
+// lease remains.
+func TestNATSLeaseLapses(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--nats-lease=1s")
+	key := createKey(t, g, keyspec{name: "nats-lapse", scopes: readScopes})
+	nc := natsConn(t, g, key)
+	unadvised := func() float64 {
+		n, _ := scrape(t, g).sum("mxgateway_commands_total", `command="un_advise"`, `outcome="ok"`)
+		return n
+	}
+	// Two consumers of one reference, one advise; one releases, the
+	// advise stays; the other stops renewing, the advise goes.
+	leaseAs := func(consumer string, release bool) *mxgatewayv1.SharedLeaseReply {
+		data, _ := proto.Marshal(&mxgatewayv1.SharedLeaseRequest{Consumer: consumer, References: []string{"TIC101.PV"}, Release: release})
+		msg, err := nc.Request("mxgw.v1.galaxy.subscribe."+key.id, data, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &mxgatewayv1.SharedLeaseReply{}
+		if err := proto.Unmarshal(msg.Data, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, c := range []string{"one", "two"} {
+		if r := leaseAs(c, false); r.GetEntries()[0].GetReason() != "" || r.GetTtl().AsDuration() != time.Second {
+			t.Fatalf("lease %s: %v", c, r)
+		}
+	}
+	if n := adviseCount(t, g); n != 1 {
+		t.Fatalf("two leases: %v advises, want 1", n)
+	}
+	leaseAs("one", true)
+	if n := unadvised(); n != 0 {
+		t.Fatalf("a lease remains, yet %v UnAdvise", n)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if n := unadvised(); n != 1 {
+			return fmt.Errorf("%v UnAdvise after the last lease lapsed, want 1", n)
+		}
+		return nil
+	})
+}
