@@ -6,6 +6,7 @@ import (
 	"iter"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // Errors of the Galaxy service (Client.Galaxy).
@@ -23,12 +24,12 @@ var (
 // constraints sees only what it may read. Get it from Client.Galaxy.
 type Galaxy struct {
 	c  *Client
-	gc mxgatewayv1.GalaxyClient
+	gc mxgatewayv1grpc.GalaxyClient
 }
 
 // Galaxy returns the browse client on the connection.
 func (c *Client) Galaxy() *Galaxy {
-	return &Galaxy{c: c, gc: mxgatewayv1.NewGalaxyClient(c.conn)}
+	return &Galaxy{c: c, gc: mxgatewayv1grpc.NewGalaxyClient(c.conn)}
 }
 
 // ByPath selects an object by its browse path ("Plant.TankFarm.Tank1");
@@ -156,6 +157,42 @@ func (g *Galaxy) Walk(ctx context.Context, req *mxgatewayv1.DiscoverHierarchyReq
 				}
 			}
 			if r.PageToken = page.GetNextPageToken(); r.PageToken == "" {
+				return
+			}
+		}
+	}
+}
+
+// Watch yields the Galaxy's changes (WatchGalaxy): the current state
+// first, then one change each time the model in force changes (a deploy,
+// or the source going stale or coming back), sequence increasing by one
+// per change. A change with Gap set follows changes the stream dropped
+// because the loop was slow: browse again. The sequence ends when ctx
+// ends (yielding nothing more) or the stream fails (yielding the error).
+func (g *Galaxy) Watch(ctx context.Context) iter.Seq2[*mxgatewayv1.WatchGalaxyResponse, error] {
+	return func(yield func(*mxgatewayv1.WatchGalaxyResponse, error) bool) {
+		if err := g.c.checkOpen(); err != nil {
+			yield(nil, err)
+			return
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		st, err := g.gc.WatchGalaxy(ctx, &mxgatewayv1.WatchGalaxyRequest{})
+		if err != nil {
+			if ctx.Err() == nil {
+				yield(nil, fromRPC(ctx, err))
+			}
+			return
+		}
+		for {
+			c, err := st.Recv()
+			if err != nil {
+				if ctx.Err() == nil {
+					yield(nil, fromRPC(ctx, err))
+				}
+				return
+			}
+			if !yield(c, nil) {
 				return
 			}
 		}

@@ -23,6 +23,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/gateway"
@@ -129,16 +130,19 @@ func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error
 }
 
 // workerCommand returns the worker executable and its arguments (the
-// supervisor adds --session-id, --endpoint and --protocol-version).
-func workerCommand(c *config.Config) (string, []string, error) {
+// supervisor adds --session-id, --endpoint and --protocol-version). With
+// worker_exe empty it is the lean mxworker when there is one (simWorker),
+// and logs which worker sim sessions run.
+func workerCommand(c *config.Config, log *slog.Logger) (string, []string, error) {
 	var args []string
 	exe := c.WorkerExe
 	if exe == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return "", nil, fmt.Errorf("serve: find own executable: %w", err)
+		var how string
+		var err error
+		if exe, args, how, err = simWorker(log); err != nil {
+			return "", nil, err
 		}
-		exe, args = self, []string{"worker"}
+		log.Info("sim worker: "+how, slog.String("exe", exe))
 	}
 	args = append(args, "--backend="+string(c.WorkerBackend), "--log-level="+c.LogLevel)
 	switch c.WorkerBackend {
@@ -167,7 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			retErr = &startupError{err: retErr}
 		}
 	}()
-	exe, wargs, err := workerCommand(cfg)
+	exe, wargs, err := workerCommand(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -335,6 +339,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		Watchdog:               watchdogOptions(cfg),
 		MaxSessionsPerKey:      sessionsPerKey(cfg, mode),
 		Hooks:                  sessionHooks(m),
+		OnSecuredWriteRefused: func(ctx context.Context, r session.SecuredWriteRefusal) {
+			guard.SecuredWriteRefused(ctx, r.SessionID, r.Command.Name(), r.Users())
+		},
 	})
 	if err != nil {
 		return err
@@ -381,15 +388,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			gw.Close()
 		}
 	})
-	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
-	galaxyStore, stopBrowse, err := startBrowse(ctx, workerEnv, log)
+	mxgatewayv1grpc.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
+	galaxyStore, stopBrowse, err := startBrowse(ctx, cfg, workerEnv, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if stopBrowse != nil {
 		cleanups = append(cleanups, stopBrowse)
 	}
-	mxgatewayv1.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log))
+	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping()))
 
 	// Shared subscriptions on NATS (docs/nats.md), closed before the
 	// sessions: its own session unadvises first.
@@ -412,7 +419,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			st = healthpb.HealthCheckResponse_SERVING
 		}
 		gw.Health().SetServingStatus("", st)
-		gw.Health().SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, st)
+		gw.Health().SetServingStatus(mxgatewayv1grpc.Gateway_ServiceDesc.ServiceName, st)
 	}
 	var checks []opshttp.Check
 	if mode == auth.ModeAPIKey {

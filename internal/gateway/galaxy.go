@@ -5,19 +5,27 @@ import (
 	"errors"
 	"log/slog"
 
+	"google.golang.org/grpc"
+
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
 )
 
 // GalaxyService is the Galaxy gRPC service (browse): it answers from the
 // snapshot in force in its store, applying the caller's read constraints.
-// Register it with mxgatewayv1.RegisterGalaxyServer.
+// Register it with mxgatewayv1grpc.RegisterGalaxyServer.
 type GalaxyService struct {
-	mxgatewayv1.UnimplementedGalaxyServer
+	mxgatewayv1grpc.UnimplementedGalaxyServer
 	store *browse.Store
 	log   *slog.Logger
+	stop  context.Context // ends WatchGalaxy streams (gateway shutdown)
 }
+
+// MaxChangedIDs bounds WatchGalaxyResponse.changed_object_ids; past it the
+// change says changed_truncated.
+const MaxChangedIDs = 10000
 
 // ErrGalaxyUnavailable is returned while the gateway has no Galaxy model
 // (no source on this gateway, or none read yet).
@@ -30,7 +38,14 @@ func NewGalaxyService(st *browse.Store, log *slog.Logger) *GalaxyService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &GalaxyService{store: st, log: log}
+	return &GalaxyService{store: st, log: log, stop: context.Background()}
+}
+
+// StopWith makes WatchGalaxy streams end with UNAVAILABLE (SHUTTING_DOWN)
+// when ctx ends (Server.Stopping). It returns g.
+func (g *GalaxyService) StopWith(ctx context.Context) *GalaxyService {
+	g.stop = ctx
+	return g
 }
 
 // viewer is the caller as browse sees it: its key id, and its read
@@ -55,7 +70,7 @@ func (g *GalaxyService) snapshot() (*browse.Snapshot, error) {
 	return s, nil
 }
 
-// GetGalaxy implements mxgatewayv1.GalaxyServer.
+// GetGalaxy implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) GetGalaxy(ctx context.Context, _ *mxgatewayv1.GetGalaxyRequest) (*mxgatewayv1.GetGalaxyResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {
@@ -64,7 +79,7 @@ func (g *GalaxyService) GetGalaxy(ctx context.Context, _ *mxgatewayv1.GetGalaxyR
 	return &mxgatewayv1.GetGalaxyResponse{Galaxy: s.Info()}, nil
 }
 
-// BrowseChildren implements mxgatewayv1.GalaxyServer.
+// BrowseChildren implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) BrowseChildren(ctx context.Context, req *mxgatewayv1.BrowseChildrenRequest) (*mxgatewayv1.BrowseChildrenResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {
@@ -78,7 +93,7 @@ func (g *GalaxyService) BrowseChildren(ctx context.Context, req *mxgatewayv1.Bro
 	return r, nil
 }
 
-// GetObject implements mxgatewayv1.GalaxyServer.
+// GetObject implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) GetObject(ctx context.Context, req *mxgatewayv1.GetObjectRequest) (*mxgatewayv1.GetObjectResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {
@@ -91,7 +106,7 @@ func (g *GalaxyService) GetObject(ctx context.Context, req *mxgatewayv1.GetObjec
 	return r, nil
 }
 
-// DiscoverHierarchy implements mxgatewayv1.GalaxyServer.
+// DiscoverHierarchy implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) DiscoverHierarchy(ctx context.Context, req *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {
@@ -104,4 +119,44 @@ func (g *GalaxyService) DiscoverHierarchy(ctx context.Context, req *mxgatewayv1.
 		return nil, toStatus(g.log, "DiscoverHierarchy", err)
 	}
 	return r, nil
+}
+
+// WatchGalaxy implements mxgatewayv1.GalaxyServer: the current state,
+// then every change of the model in force, until the client goes or the
+// gateway shuts down.
+func (g *GalaxyService) WatchGalaxy(_ *mxgatewayv1.WatchGalaxyRequest, stream grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error {
+	w, err := g.store.Watch()
+	if errors.Is(err, browse.ErrNoModel) {
+		err = ErrGalaxyUnavailable
+	}
+	if err != nil {
+		return toStatus(g.log, "WatchGalaxy", err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stopped := context.AfterFunc(g.stop, cancel)
+	defer stopped()
+	v := viewer(stream.Context())
+	for {
+		c, err := w.Next(ctx)
+		if err != nil {
+			if g.stop.Err() != nil && stream.Context().Err() == nil {
+				err = ErrShuttingDown
+			}
+			return toStatus(g.log, "WatchGalaxy", err)
+		}
+		msg := &mxgatewayv1.WatchGalaxyResponse{Sequence: c.Seq, Galaxy: c.Info, Gap: c.Gap}
+		if len(c.Changed) > 0 {
+			if s := g.store.Load(); s != nil {
+				msg.ChangedObjectIds = s.VisibleIDs(v, c.Changed)
+			}
+			if len(msg.ChangedObjectIds) > MaxChangedIDs {
+				msg.ChangedObjectIds, msg.ChangedTruncated = msg.ChangedObjectIds[:MaxChangedIDs], true
+			}
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
 }

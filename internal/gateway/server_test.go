@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/protocol"
@@ -72,24 +73,39 @@ func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard
 	return &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK,
 		Result: &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: 1}}}, nil
 }
-func (w *fakeWorker) NextEvents(dst []protocol.SizedEvent) ([]protocol.SizedEvent, bool) {
+func (w *fakeWorker) NextEvents(dst []*protocol.Event) ([]*protocol.Event, bool) {
 	ev, ok := <-w.events
 	if !ok {
 		return dst, false
 	}
-	dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+	dst = append(dst, wireEvent(ev))
 	for {
 		select {
 		case ev, ok := <-w.events:
 			if !ok {
 				return dst, true // the next call reports the end
 			}
-			dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+			dst = append(dst, wireEvent(ev))
 		default:
 			return dst, true
 		}
 	}
 }
+
+// wireEvent is ev as the worker client hands it over: encoded, as it
+// crossed the pipe.
+func wireEvent(ev *mxgatewayv1.Event) *protocol.Event {
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		panic(err)
+	}
+	e, err := protocol.DecodeEvent(b, len(b))
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
 func (w *fakeWorker) Done() <-chan struct{} { return w.done }
 func (w *fakeWorker) Err() error {
 	w.mu.Lock()
@@ -110,7 +126,7 @@ func (w *fakeWorker) finish(err error) {
 
 type testGateway struct {
 	srv     *Server
-	client  mxgatewayv1.GatewayClient
+	client  mxgatewayv1grpc.GatewayClient
 	conn    *grpc.ClientConn
 	mu      sync.Mutex
 	workers []*fakeWorker
@@ -154,7 +170,7 @@ func startGateway(t testing.TB, opts Options, sopts session.Options, dial ...grp
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.srv, g.conn, g.client = srv, conn, mxgatewayv1.NewGatewayClient(conn)
+	g.srv, g.conn, g.client = srv, conn, mxgatewayv1grpc.NewGatewayClient(conn)
 	t.Cleanup(func() {
 		conn.Close()
 		if err := srv.Close(); err != nil {

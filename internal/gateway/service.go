@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
@@ -25,11 +26,11 @@ import (
 // APIVersion is the public API version reported by OpenSession.
 const APIVersion = 1
 
-// Service implements mxgatewayv1.GatewayServer on a session.Manager. It
+// Service implements mxgatewayv1grpc.GatewayServer on a session.Manager. It
 // validates every request before anything reaches a worker and maps every
 // error through toStatus.
 type Service struct {
-	mxgatewayv1.UnimplementedGatewayServer
+	mxgatewayv1grpc.UnimplementedGatewayServer
 
 	sessions *session.Manager
 	log      *slog.Logger
@@ -47,17 +48,12 @@ type Service struct {
 	// quotaExempt says whether the caller is above the per-key quota.
 	quotaExempt func(ctx context.Context) bool
 
-	// prepared shares event encodings between the streams of a session;
-	// noSharedEncodings turns that off (benchmarks compare).
-	prepared          preparedCaches
-	noSharedEncodings bool
-
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
 	stopping context.Context
 }
 
-var _ mxgatewayv1.GatewayServer = (*Service)(nil)
+var _ mxgatewayv1grpc.GatewayServer = (*Service)(nil)
 
 func (sv *Service) refusing() bool { return sv.stopping.Err() != nil }
 
@@ -247,14 +243,6 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 		return toStatus(sv.log, method, err)
 	}
 	defer sub.Close()
-	// Unbatched streams share encodings with the session's other streams;
-	// registered before the headers, like the subscription.
-	var shared *sharedPrepared
-	if maxBatch <= 1 && !sv.noSharedEncodings {
-		var detach func()
-		shared, detach = sv.prepared.attach(s)
-		defer detach()
-	}
 	// Headers tell the client the subscription is registered: every event
 	// from now on reaches it (useful with live_only).
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
@@ -270,16 +258,15 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	// Every send is bounded by the write timeout: a client that stopped
 	// reading ends its stream instead of holding the session.
 	watch := newSendWatch()
-	out := &filteredSender{stream: watchedStream{stream, watch}, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
+	out := &filteredSender{stream: watchedStream{stream, watch}, filter: session.NewFilter(filter), sent: func(ev *protocol.Event) {
 		if sv.metrics != nil {
 			var latency time.Duration
-			if gt := ev.GetGatewayTime(); gt != nil {
-				latency = max(0, time.Since(gt.AsTime()))
+			if !ev.GatewayTime.IsZero() {
+				latency = max(0, time.Since(ev.GatewayTime))
 			}
-			sv.metrics.EventSent(ev.GetFamily(), latency)
+			sv.metrics.EventSent(ev.Family, latency)
 		}
 	}, maxBatch: maxBatch, maxDelay: maxDelay}
-	out.shared = shared
 	sendFailed := func(err error) error {
 		if errors.Is(err, errSendAbandoned) {
 			return err // the handler already answered and counted it

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/subject"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/logging"
@@ -696,8 +697,10 @@ func (b *Bus) pump(s *session.Session, sub *session.Subscription) {
 			signal(b.resync)
 			return
 		}
-		if dc := ev.GetDataChange(); dc != nil {
-			b.publish(dc)
+		if ev.IsDataChange() {
+			if dc := ev.Msg().GetDataChange(); dc != nil {
+				b.publish(dc)
+			}
 		}
 	}
 }
@@ -872,7 +875,7 @@ func (b *Bus) handleWrite(msg *nats.Msg) {
 		return
 	}
 	p, reason, why := b.requester(ctx, keyID, msg.Header)
-	action := mxgatewayv1.Gateway_Invoke_FullMethodName + "#Write (nats)"
+	action := mxgatewayv1grpc.Gateway_Invoke_FullMethodName + "#Write (nats)"
 	switch {
 	case p == nil:
 		b.deny(ctx, nil, reason, action, "key "+keyID, why)

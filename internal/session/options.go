@@ -38,7 +38,7 @@ type Worker interface {
 	// the worker reached a terminal state and every event was handed out.
 	// While the session does not call it the worker's events wait upstream
 	// (flow control).
-	NextEvents(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool)
+	NextEvents(dst []*protocol.Event) (_ []*protocol.Event, ok bool)
 	// Done is closed when the worker reached a terminal state.
 	Done() <-chan struct{}
 	// Err is the terminal error (nil after a clean shutdown).
@@ -185,6 +185,19 @@ type Options struct {
 	// opening, so that one key cannot take every slot; sessions without an
 	// owner ("") are not counted. 0 means no per-key cap.
 	MaxSessionsPerKey int
+	// MaxSecuredWrites bounds the secured and verified writes of one
+	// session that await their OnWriteComplete; further ones are refused
+	// with ErrPendingLimit. Default DefaultMaxSecuredWrites.
+	MaxSecuredWrites int
+	// OnSecuredWriteRefused is called for every secured or verified write
+	// whose OnWriteComplete said MxCategorySecurityError (its credentials
+	// were refused), with the context of the Invoke that made it (its
+	// values, without its cancellation). It runs before the completion is
+	// delivered to any subscriber: on the session's event goroutine, or on
+	// the Invoke's goroutine before its reply returns when the completion
+	// arrived first. It may block briefly (an audit write) and must not
+	// call back into the session. Nil reports nothing.
+	OnSecuredWriteRefused func(ctx context.Context, r SecuredWriteRefusal)
 	// Hooks are optional metric callbacks.
 	Hooks Hooks
 	// Now returns the current time; nil uses time.Now. Tests inject a clock.
@@ -212,6 +225,7 @@ func (o Options) withDefaults() (Options, error) {
 		{"MaxSubscribers", &o.MaxSubscribers, DefaultMaxSubscribers},
 		{"SubscriberQueue", &o.SubscriberQueue, DefaultSubscriberQueue},
 		{"ReplaySize", &o.ReplaySize, DefaultReplaySize},
+		{"MaxSecuredWrites", &o.MaxSecuredWrites, DefaultMaxSecuredWrites},
 	}
 	for _, f := range ints {
 		switch {

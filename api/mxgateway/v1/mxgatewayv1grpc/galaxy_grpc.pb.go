@@ -8,10 +8,11 @@
 // - protoc             (unknown)
 // source: mxgateway/v1/galaxy.proto
 
-package mxgatewayv1
+package mxgatewayv1grpc
 
 import (
 	context "context"
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -27,6 +28,7 @@ const (
 	Galaxy_BrowseChildren_FullMethodName    = "/mxgateway.v1.Galaxy/BrowseChildren"
 	Galaxy_GetObject_FullMethodName         = "/mxgateway.v1.Galaxy/GetObject"
 	Galaxy_DiscoverHierarchy_FullMethodName = "/mxgateway.v1.Galaxy/DiscoverHierarchy"
+	Galaxy_WatchGalaxy_FullMethodName       = "/mxgateway.v1.Galaxy/WatchGalaxy"
 )
 
 // GalaxyClient is the client API for Galaxy service.
@@ -41,18 +43,25 @@ const (
 type GalaxyClient interface {
 	// GetGalaxy describes the Galaxy: name, deploy sequence and time, counts,
 	// where the model comes from and whether it is current.
-	GetGalaxy(ctx context.Context, in *GetGalaxyRequest, opts ...grpc.CallOption) (*GetGalaxyResponse, error)
+	GetGalaxy(ctx context.Context, in *mxgatewayv1.GetGalaxyRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetGalaxyResponse, error)
 	// BrowseChildren lists one level of the browse tree, in pages: the
 	// children of parent, or the roots when parent is unset. Areas come
 	// first, then the other objects, each group by case-insensitive browse
 	// name.
-	BrowseChildren(ctx context.Context, in *BrowseChildrenRequest, opts ...grpc.CallOption) (*BrowseChildrenResponse, error)
+	BrowseChildren(ctx context.Context, in *mxgatewayv1.BrowseChildrenRequest, opts ...grpc.CallOption) (*mxgatewayv1.BrowseChildrenResponse, error)
 	// GetObject returns one object and its attributes.
-	GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (*GetObjectResponse, error)
+	GetObject(ctx context.Context, in *mxgatewayv1.GetObjectRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetObjectResponse, error)
 	// DiscoverHierarchy walks a subtree depth first (each level in the order
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
-	DiscoverHierarchy(ctx context.Context, in *DiscoverHierarchyRequest, opts ...grpc.CallOption) (*DiscoverHierarchyResponse, error)
+	DiscoverHierarchy(ctx context.Context, in *mxgatewayv1.DiscoverHierarchyRequest, opts ...grpc.CallOption) (*mxgatewayv1.DiscoverHierarchyResponse, error)
+	// WatchGalaxy streams the model's changes: the current state first, then
+	// one message each time the model in force changes (a deploy, or the
+	// source going stale or coming back), with a sequence that increases by
+	// one per change for as long as the gateway runs. A watcher too slow to
+	// take every change gets the latest with gap set. With no model yet it
+	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
+	WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse], error)
 }
 
 type galaxyClient struct {
@@ -63,9 +72,9 @@ func NewGalaxyClient(cc grpc.ClientConnInterface) GalaxyClient {
 	return &galaxyClient{cc}
 }
 
-func (c *galaxyClient) GetGalaxy(ctx context.Context, in *GetGalaxyRequest, opts ...grpc.CallOption) (*GetGalaxyResponse, error) {
+func (c *galaxyClient) GetGalaxy(ctx context.Context, in *mxgatewayv1.GetGalaxyRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetGalaxyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetGalaxyResponse)
+	out := new(mxgatewayv1.GetGalaxyResponse)
 	err := c.cc.Invoke(ctx, Galaxy_GetGalaxy_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -73,9 +82,9 @@ func (c *galaxyClient) GetGalaxy(ctx context.Context, in *GetGalaxyRequest, opts
 	return out, nil
 }
 
-func (c *galaxyClient) BrowseChildren(ctx context.Context, in *BrowseChildrenRequest, opts ...grpc.CallOption) (*BrowseChildrenResponse, error) {
+func (c *galaxyClient) BrowseChildren(ctx context.Context, in *mxgatewayv1.BrowseChildrenRequest, opts ...grpc.CallOption) (*mxgatewayv1.BrowseChildrenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(BrowseChildrenResponse)
+	out := new(mxgatewayv1.BrowseChildrenResponse)
 	err := c.cc.Invoke(ctx, Galaxy_BrowseChildren_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -83,9 +92,9 @@ func (c *galaxyClient) BrowseChildren(ctx context.Context, in *BrowseChildrenReq
 	return out, nil
 }
 
-func (c *galaxyClient) GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (*GetObjectResponse, error) {
+func (c *galaxyClient) GetObject(ctx context.Context, in *mxgatewayv1.GetObjectRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetObjectResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetObjectResponse)
+	out := new(mxgatewayv1.GetObjectResponse)
 	err := c.cc.Invoke(ctx, Galaxy_GetObject_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -93,15 +102,34 @@ func (c *galaxyClient) GetObject(ctx context.Context, in *GetObjectRequest, opts
 	return out, nil
 }
 
-func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *DiscoverHierarchyRequest, opts ...grpc.CallOption) (*DiscoverHierarchyResponse, error) {
+func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *mxgatewayv1.DiscoverHierarchyRequest, opts ...grpc.CallOption) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DiscoverHierarchyResponse)
+	out := new(mxgatewayv1.DiscoverHierarchyResponse)
 	err := c.cc.Invoke(ctx, Galaxy_DiscoverHierarchy_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
+
+func (c *galaxyClient) WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Galaxy_ServiceDesc.Streams[0], Galaxy_WatchGalaxy_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.WatchGalaxyResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Galaxy_WatchGalaxyClient = grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse]
 
 // GalaxyServer is the server API for Galaxy service.
 // All implementations must embed UnimplementedGalaxyServer
@@ -115,18 +143,25 @@ func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *DiscoverHierar
 type GalaxyServer interface {
 	// GetGalaxy describes the Galaxy: name, deploy sequence and time, counts,
 	// where the model comes from and whether it is current.
-	GetGalaxy(context.Context, *GetGalaxyRequest) (*GetGalaxyResponse, error)
+	GetGalaxy(context.Context, *mxgatewayv1.GetGalaxyRequest) (*mxgatewayv1.GetGalaxyResponse, error)
 	// BrowseChildren lists one level of the browse tree, in pages: the
 	// children of parent, or the roots when parent is unset. Areas come
 	// first, then the other objects, each group by case-insensitive browse
 	// name.
-	BrowseChildren(context.Context, *BrowseChildrenRequest) (*BrowseChildrenResponse, error)
+	BrowseChildren(context.Context, *mxgatewayv1.BrowseChildrenRequest) (*mxgatewayv1.BrowseChildrenResponse, error)
 	// GetObject returns one object and its attributes.
-	GetObject(context.Context, *GetObjectRequest) (*GetObjectResponse, error)
+	GetObject(context.Context, *mxgatewayv1.GetObjectRequest) (*mxgatewayv1.GetObjectResponse, error)
 	// DiscoverHierarchy walks a subtree depth first (each level in the order
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
-	DiscoverHierarchy(context.Context, *DiscoverHierarchyRequest) (*DiscoverHierarchyResponse, error)
+	DiscoverHierarchy(context.Context, *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error)
+	// WatchGalaxy streams the model's changes: the current state first, then
+	// one message each time the model in force changes (a deploy, or the
+	// source going stale or coming back), with a sequence that increases by
+	// one per change for as long as the gateway runs. A watcher too slow to
+	// take every change gets the latest with gap set. With no model yet it
+	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
+	WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error
 	mustEmbedUnimplementedGalaxyServer()
 }
 
@@ -137,17 +172,20 @@ type GalaxyServer interface {
 // pointer dereference when methods are called.
 type UnimplementedGalaxyServer struct{}
 
-func (UnimplementedGalaxyServer) GetGalaxy(context.Context, *GetGalaxyRequest) (*GetGalaxyResponse, error) {
+func (UnimplementedGalaxyServer) GetGalaxy(context.Context, *mxgatewayv1.GetGalaxyRequest) (*mxgatewayv1.GetGalaxyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetGalaxy not implemented")
 }
-func (UnimplementedGalaxyServer) BrowseChildren(context.Context, *BrowseChildrenRequest) (*BrowseChildrenResponse, error) {
+func (UnimplementedGalaxyServer) BrowseChildren(context.Context, *mxgatewayv1.BrowseChildrenRequest) (*mxgatewayv1.BrowseChildrenResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method BrowseChildren not implemented")
 }
-func (UnimplementedGalaxyServer) GetObject(context.Context, *GetObjectRequest) (*GetObjectResponse, error) {
+func (UnimplementedGalaxyServer) GetObject(context.Context, *mxgatewayv1.GetObjectRequest) (*mxgatewayv1.GetObjectResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetObject not implemented")
 }
-func (UnimplementedGalaxyServer) DiscoverHierarchy(context.Context, *DiscoverHierarchyRequest) (*DiscoverHierarchyResponse, error) {
+func (UnimplementedGalaxyServer) DiscoverHierarchy(context.Context, *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DiscoverHierarchy not implemented")
+}
+func (UnimplementedGalaxyServer) WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchGalaxy not implemented")
 }
 func (UnimplementedGalaxyServer) mustEmbedUnimplementedGalaxyServer() {}
 func (UnimplementedGalaxyServer) testEmbeddedByValue()                {}
@@ -171,7 +209,7 @@ func RegisterGalaxyServer(s grpc.ServiceRegistrar, srv GalaxyServer) {
 }
 
 func _Galaxy_GetGalaxy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetGalaxyRequest)
+	in := new(mxgatewayv1.GetGalaxyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -183,13 +221,13 @@ func _Galaxy_GetGalaxy_Handler(srv interface{}, ctx context.Context, dec func(in
 		FullMethod: Galaxy_GetGalaxy_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).GetGalaxy(ctx, req.(*GetGalaxyRequest))
+		return srv.(GalaxyServer).GetGalaxy(ctx, req.(*mxgatewayv1.GetGalaxyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Galaxy_BrowseChildren_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(BrowseChildrenRequest)
+	in := new(mxgatewayv1.BrowseChildrenRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -201,13 +239,13 @@ func _Galaxy_BrowseChildren_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: Galaxy_BrowseChildren_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).BrowseChildren(ctx, req.(*BrowseChildrenRequest))
+		return srv.(GalaxyServer).BrowseChildren(ctx, req.(*mxgatewayv1.BrowseChildrenRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Galaxy_GetObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetObjectRequest)
+	in := new(mxgatewayv1.GetObjectRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -219,13 +257,13 @@ func _Galaxy_GetObject_Handler(srv interface{}, ctx context.Context, dec func(in
 		FullMethod: Galaxy_GetObject_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).GetObject(ctx, req.(*GetObjectRequest))
+		return srv.(GalaxyServer).GetObject(ctx, req.(*mxgatewayv1.GetObjectRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Galaxy_DiscoverHierarchy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DiscoverHierarchyRequest)
+	in := new(mxgatewayv1.DiscoverHierarchyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -237,10 +275,21 @@ func _Galaxy_DiscoverHierarchy_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: Galaxy_DiscoverHierarchy_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).DiscoverHierarchy(ctx, req.(*DiscoverHierarchyRequest))
+		return srv.(GalaxyServer).DiscoverHierarchy(ctx, req.(*mxgatewayv1.DiscoverHierarchyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Galaxy_WatchGalaxy_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(mxgatewayv1.WatchGalaxyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GalaxyServer).WatchGalaxy(m, &grpc.GenericServerStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.WatchGalaxyResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Galaxy_WatchGalaxyServer = grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]
 
 // Galaxy_ServiceDesc is the grpc.ServiceDesc for Galaxy service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -266,6 +315,12 @@ var Galaxy_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Galaxy_DiscoverHierarchy_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchGalaxy",
+			Handler:       _Galaxy_WatchGalaxy_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mxgateway/v1/galaxy.proto",
 }
