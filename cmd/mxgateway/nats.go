@@ -3,14 +3,16 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
-
-	"log/slog"
+	"time"
 
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/config"
+	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
+	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/natsbus"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/store"
@@ -77,4 +79,39 @@ func startNATS(ctx context.Context, cfg *config.Config, sessions *session.Manage
 		Sessions: sessions,
 		Logger:   log,
 	})
+}
+
+// deployPoll is how often publishDeploys looks for the first Galaxy model.
+const deployPoll = time.Second
+
+// publishDeploys publishes every deploy of the Galaxy model in st on the
+// bus (docs/nats.md) until ctx ends.
+func publishDeploys(ctx context.Context, st *browse.Store, bus *natsbus.Bus, log *slog.Logger) {
+	var w *browse.Watch
+	for {
+		var err error
+		if w, err = st.Watch(); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(deployPoll):
+		}
+	}
+	defer w.Close()
+	var seen uint64
+	for first := true; ; first = false {
+		c, err := w.Next(ctx)
+		if err != nil {
+			return
+		}
+		seq := c.Info.GetDeploySequence()
+		if !first && seq != seen {
+			if err := bus.PublishDeploy(seq); err != nil {
+				log.Warn("nats: deploy event not published", slog.Any(logging.KeyErr, err))
+			}
+		}
+		seen = seq
+	}
 }

@@ -532,6 +532,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}
 	})
 	bg.Go(func() { _ = st.RunLastUsedFlusher(bgCtx, 0) })
+	if bus != nil && galaxyStore != nil {
+		bg.Go(func() { publishDeploys(bgCtx, galaxyStore, bus, log) })
+	}
 	if mode == auth.ModeNone {
 		bg.Go(func() {
 			t := time.NewTicker(noAuthWarnInterval)

@@ -922,3 +922,12 @@ func (r *ref) itemOrZero() int32 {
 	}
 	return r.item
 }
+
+// PublishDeploy publishes a deploy of the Galaxy on mxgw.v1.<galaxy>.deploy.
+func (b *Bus) PublishDeploy(deploySeq uint64) error {
+	data, err := b.encode(&mxgatewayv1.SharedDeployEvent{DeploySequence: deploySeq, GatewayTime: timestamppb.Now()})
+	if err != nil {
+		return err
+	}
+	return b.nc.Publish(b.subj.Deploy(), data)
+}

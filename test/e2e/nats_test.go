@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/subject"
 	mxclient "github.com/mxgateway/mxgateway/client"
 	"github.com/mxgateway/mxgateway/client/shared"
@@ -471,4 +472,42 @@ func TestNATSLeaseLapses(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNATSDeployEvents: a deploy of the Galaxy is published on
+// mxgw.v1.<galaxy>.deploy to the keys with read rights.
+func TestNATSDeployEvents(t *testing.T) {
+	t.Parallel()
+	dir := startRuntime(t)
+	g := harness.Start(t, "--sim-galaxy="+dir)
+	key := createKey(t, g, keyspec{name: "nats-deploys", scopes: readScopes})
+	nc := natsConn(t, g, key)
+	got := make(chan *mxgatewayv1.SharedDeployEvent, 10)
+	if _, err := nc.Subscribe("mxgw.v1.galaxy.deploy", func(m *nats.Msg) {
+		ev := &mxgatewayv1.SharedDeployEvent{}
+		if proto.Unmarshal(m.Data, ev) == nil {
+			got <- ev
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := mxgatewayv1grpc.NewGalaxyClient(g.Conn()).GetGalaxy(harness.Context(t, step), &mxgatewayv1.GetGalaxyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := info.GetGalaxy().GetDeploySequence()
+	if err := galaxyAdmin(t, dir, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		if ev.GetDeploySequence() <= before || ev.GetGatewayTime() == nil {
+			t.Fatalf("deploy event %v after deploy sequence %d", ev, before)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no deploy event on mxgw.v1.galaxy.deploy")
+	}
 }
