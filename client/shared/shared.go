@@ -39,6 +39,12 @@ type Options struct {
 	// Lease is the lease asked for (0: the gateway's nats_lease). Leases
 	// are renewed at half their granted length.
 	Lease time.Duration
+	// Deadband (optional) tells the gateway this consumer needs no numeric
+	// change smaller than it; AtLeastEvery (optional, at least 100ms) asks
+	// for the last value again when nothing changed for that long. The
+	// gateway applies the finest filter among a reference's consumers.
+	Deadband     float64
+	AtLeastEvery time.Duration
 	// CAFile pins the gateway's certificate for a TLS listener (tls://).
 	CAFile string
 	// Options are extra nats.go options.
@@ -100,6 +106,8 @@ type Client struct {
 	apiKey   string
 	consumer string
 	lease    time.Duration
+	deadband float64
+	every    time.Duration
 
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
@@ -175,7 +183,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		}
 		return nil, fmt.Errorf("%w: NATS: %v", client.ErrUnavailable, r.err)
 	}
-	return &Client{nc: r.nc, subj: subj, keyID: keyID, apiKey: o.APIKey, consumer: o.Consumer, lease: o.Lease,
+	return &Client{nc: r.nc, subj: subj, keyID: keyID, apiKey: o.APIKey, consumer: o.Consumer, lease: o.Lease, deadband: o.Deadband, every: o.AtLeastEvery,
 		subs: map[*Subscription]struct{}{}}, nil
 }
 
@@ -213,7 +221,10 @@ func (s *Client) request(ctx context.Context, subj string, req, reply proto.Mess
 
 // lease sends one lease request and returns the reply.
 func (s *Client) leaseReq(ctx context.Context, refs []string, release bool) (*mxgatewayv1.SharedLeaseReply, error) {
-	req := &mxgatewayv1.SharedLeaseRequest{Consumer: s.consumer, References: refs, Release: release}
+	req := &mxgatewayv1.SharedLeaseRequest{Consumer: s.consumer, References: refs, Release: release, Deadband: s.deadband}
+	if s.every > 0 {
+		req.AtLeastEvery = durationpb.New(s.every)
+	}
 	if s.lease > 0 {
 		req.Ttl = durationpb.New(s.lease)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -98,11 +99,54 @@ type ref struct {
 	item                 int32                 // 0 while not advised
 	seq                  uint64                // the last published sequence
 	last                 *mxgatewayv1.SharedValue
+	published            time.Time // when the last value was published (at_least_every)
 }
 
 type leaseEntry struct {
 	keyID   string
 	expires time.Time
+	filter  filter
+}
+
+// filter is what one lease asks of a reference's publication.
+type filter struct {
+	deadband float64       // 0: every change
+	every    time.Duration // 0: no republication
+}
+
+// MinAtLeastEvery is the shortest at_least_every a lease may ask for.
+const MinAtLeastEvery = 100 * time.Millisecond
+
+// effectiveLocked is the filter of r: the smallest deadband and the
+// shortest at_least_every of its leases, so every consumer gets at least
+// what it asked for. Bus.mu must be held.
+func (r *ref) effectiveLocked() filter {
+	f, first := filter{}, true
+	for _, l := range r.leases {
+		if first || l.filter.deadband < f.deadband {
+			f.deadband = l.filter.deadband
+		}
+		if l.filter.every > 0 && (f.every == 0 || l.filter.every < f.every) {
+			f.every = l.filter.every
+		}
+		first = false
+	}
+	return f
+}
+
+// numeric returns v as a float64 when it is a number.
+func numeric(v *mxgatewayv1.MxValue) (float64, bool) {
+	switch k := v.GetKind().(type) {
+	case *mxgatewayv1.MxValue_DoubleValue:
+		return k.DoubleValue, true
+	case *mxgatewayv1.MxValue_FloatValue:
+		return float64(k.FloatValue), true
+	case *mxgatewayv1.MxValue_Int32Value:
+		return float64(k.Int32Value), true
+	case *mxgatewayv1.MxValue_Int64Value:
+		return float64(k.Int64Value), true
+	}
+	return 0, false
 }
 
 // Bus is the NATS side of shared subscriptions. Start returns a running
@@ -117,6 +161,7 @@ type Bus struct {
 	kv   jetstream.KeyValue
 
 	cmdMu  sync.Mutex // serialises commands on the shared session (held before mu)
+	pubMu  sync.Mutex // orders publications (held before mu)
 	sess   *session.Session
 	server int32
 
@@ -234,6 +279,7 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	b.wg.Go(b.sweeper)
 	b.wg.Go(b.kvWriter)
 	b.wg.Go(b.resyncer)
+	b.wg.Go(b.republisher)
 	ok = true
 	return b, nil
 }
@@ -427,6 +473,11 @@ func (b *Bus) handleLease(msg *nats.Msg) {
 		ttl = min(d, b.opts.LeaseMax)
 	}
 	reply.Ttl = durationpb.New(ttl)
+	f := filter{deadband: req.GetDeadband(), every: req.GetAtLeastEvery().AsDuration()}
+	if !(f.deadband >= 0) || f.every < 0 || (f.every > 0 && f.every < MinAtLeastEvery) {
+		fail(mxgatewayv1.ReasonInvalidRequest, fmt.Sprintf("deadband must be >= 0 and at_least_every 0 or at least %v", MinAtLeastEvery))
+		return
+	}
 	leaseID := keyID + "\x00" + req.GetConsumer()
 	readSubs := readSubjects(b.subj, p.Constraints.AllowRead)
 	denied := 0
@@ -448,7 +499,7 @@ func (b *Bus) handleLease(msg *nats.Msg) {
 			denied++
 			continue
 		}
-		last, reason, why := b.acquire(ctx, name, sbj, leaseID, keyID, time.Now().Add(ttl))
+		last, reason, why := b.acquire(ctx, name, sbj, leaseID, keyID, time.Now().Add(ttl), f)
 		e.Reason, e.Message, e.Last = reason, why, last
 	}
 	if denied > 0 {
@@ -460,7 +511,7 @@ func (b *Bus) handleLease(msg *nats.Msg) {
 
 // acquire adds or renews a lease and makes sure the reference is advised.
 // It returns the last value known, or a reason why the lease is not held.
-func (b *Bus) acquire(ctx context.Context, name, sbj, leaseID, keyID string, exp time.Time) (*mxgatewayv1.SharedValue, string, string) {
+func (b *Bus) acquire(ctx context.Context, name, sbj, leaseID, keyID string, exp time.Time, f filter) (*mxgatewayv1.SharedValue, string, string) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -487,7 +538,7 @@ func (b *Bus) acquire(ctx context.Context, name, sbj, leaseID, keyID string, exp
 		}
 		b.perKey[keyID]++
 	}
-	r.leases[leaseID] = leaseEntry{keyID: keyID, expires: exp}
+	r.leases[leaseID] = leaseEntry{keyID: keyID, expires: exp, filter: f}
 	b.mu.Unlock()
 
 	if fresh {
@@ -714,12 +765,36 @@ func (b *Bus) publish(dc *mxgatewayv1.OnDataChange) {
 		b.mu.Unlock()
 		return
 	}
-	r.seq++
-	v := &mxgatewayv1.SharedValue{
-		Reference: r.name, Value: dc.GetValue(), Quality: dc.GetQuality(), SourceTime: dc.GetTimestamp(),
-		Sequence: r.seq, GatewayTime: timestamppb.Now(), Statuses: dc.GetStatuses(),
+	if f := r.effectiveLocked(); f.deadband > 0 && r.last != nil && r.last.GetQuality().GetRaw() == dc.GetQuality().GetRaw() {
+		prev, ok1 := numeric(r.last.GetValue())
+		cur, ok2 := numeric(dc.GetValue())
+		if ok1 && ok2 && math.Abs(cur-prev) < f.deadband {
+			b.mu.Unlock()
+			return
+		}
 	}
-	r.last = v
+	b.mu.Unlock()
+	b.send(r, &mxgatewayv1.SharedValue{
+		Reference: r.name, Value: dc.GetValue(), Quality: dc.GetQuality(), SourceTime: dc.GetTimestamp(),
+		Statuses: dc.GetStatuses(),
+	}, nil)
+}
+
+// send stamps v with r's next sequence, publishes it and queues it for the
+// bucket. pubMu keeps each subject's sequences in publication order. A
+// republication of again (the value r.last was) is dropped when a newer
+// value was published meanwhile.
+func (b *Bus) send(r *ref, v, again *mxgatewayv1.SharedValue) {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	b.mu.Lock()
+	if again != nil && r.last != again {
+		b.mu.Unlock()
+		return
+	}
+	r.seq++
+	v.Sequence, v.GatewayTime = r.seq, timestamppb.Now()
+	r.last, r.published = v, time.Now()
 	sbj, kvKey := r.subject, r.kvKey
 	b.mu.Unlock()
 	data, err := b.encode(v)
@@ -893,7 +968,8 @@ func (b *Bus) handleWrite(msg *nats.Msg) {
 	sbj, _ := b.subj.Tag(name)
 	// The write holds the reference (an item must be advised to be
 	// written) for one default lease, like a consumer would.
-	if _, reason, why := b.acquire(ctx, name, sbj, "write\x00"+keyID, keyID, time.Now().Add(b.opts.Lease)); reason != "" {
+	// The write's own lease asks for every change while it holds.
+	if _, reason, why := b.acquire(ctx, name, sbj, "write\x00"+keyID, keyID, time.Now().Add(b.opts.Lease), filter{}); reason != "" {
 		fail(reason, why)
 		return
 	}
@@ -930,4 +1006,35 @@ func (b *Bus) PublishDeploy(deploySeq uint64) error {
 		return err
 	}
 	return b.nc.Publish(b.subj.Deploy(), data)
+}
+
+// republisher publishes the last value of each reference again (with a new
+// sequence) when nothing was published for its at_least_every.
+func (b *Bus) republisher() {
+	t := time.NewTicker(MinAtLeastEvery / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			type due struct {
+				r        *ref
+				v, again *mxgatewayv1.SharedValue
+			}
+			var todo []due
+			b.mu.Lock()
+			for _, r := range b.refs {
+				f := r.effectiveLocked()
+				if f.every > 0 && r.last != nil && r.item != 0 && now.Sub(r.published) >= f.every {
+					v := proto.Clone(r.last).(*mxgatewayv1.SharedValue)
+					todo = append(todo, due{r, v, r.last})
+				}
+			}
+			b.mu.Unlock()
+			for _, d := range todo {
+				b.send(d.r, d.v, d.again)
+			}
+		}
+	}
 }

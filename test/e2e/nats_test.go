@@ -511,3 +511,45 @@ func TestNATSDeployEvents(t *testing.T) {
 		t.Fatal("no deploy event on mxgw.v1.galaxy.deploy")
 	}
 }
+
+// TestNATSFilters: a lease's deadband suppresses small changes and its
+// at_least_every republishes the last value, with new sequences.
+func TestNATSFilters(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	key := createKey(t, g, keyspec{name: "nats-filters", scopes: readScopes})
+	sh, err := shared.Dial(harness.Context(t, 30*time.Second), shared.Options{URL: "nats://" + g.NATSAddr, APIKey: key.raw,
+		Deadband: 1000, AtLeastEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	var mu sync.Mutex
+	var got []shared.Value
+	sub, err := sh.Subscribe(harness.Context(t, 30*time.Second), []string{"TIC101.PV"}, func(v shared.Value) {
+		mu.Lock()
+		got = append(got, v)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// TIC101.PV is a sine of amplitude 15: with a deadband of 1000 every
+	// value after the first is a republication of it.
+	testutil.Eventually(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < 4 {
+			return fmt.Errorf("%d values", len(got))
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, v := range got[1:] {
+		if !v.Value.Equal(got[0].Value) || !v.SourceTime.Equal(got[0].SourceTime) || v.Sequence <= got[i].Sequence {
+			t.Fatalf("value %d %+v after %+v: want the same value republished with a new sequence", i+1, v, got[i])
+		}
+	}
+}

@@ -149,7 +149,16 @@ type SharedLeaseRequest struct {
 	// default, and it is capped at the gateway's maximum.
 	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Release the consumer's leases on the references instead.
-	Release       bool `protobuf:"varint,4,opt,name=release,proto3" json:"release,omitempty"`
+	Release bool `protobuf:"varint,4,opt,name=release,proto3" json:"release,omitempty"`
+	// Optional deadband: this consumer does not need a numeric change smaller
+	// than this from the last published value (quality changes always
+	// count). A reference is published with the smallest deadband of its
+	// leases, so 0 (the default) on any lease publishes every change.
+	Deadband float64 `protobuf:"fixed64,5,opt,name=deadband,proto3" json:"deadband,omitempty"`
+	// Optional: republish the last value (with a new sequence) when nothing
+	// was published for this long; the smallest among a reference's leases
+	// applies. At least 100ms; unset or 0 for none.
+	AtLeastEvery  *durationpb.Duration `protobuf:"bytes,6,opt,name=at_least_every,json=atLeastEvery,proto3" json:"at_least_every,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +219,20 @@ func (x *SharedLeaseRequest) GetRelease() bool {
 		return x.Release
 	}
 	return false
+}
+
+func (x *SharedLeaseRequest) GetDeadband() float64 {
+	if x != nil {
+		return x.Deadband
+	}
+	return 0
+}
+
+func (x *SharedLeaseRequest) GetAtLeastEvery() *durationpb.Duration {
+	if x != nil {
+		return x.AtLeastEvery
+	}
+	return nil
 }
 
 // SharedLeaseReply answers a SharedLeaseRequest.
@@ -552,14 +575,16 @@ const file_mxgateway_v1_shared_proto_rawDesc = "" +
 	"sourceTime\x12\x1a\n" +
 	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12=\n" +
 	"\fgateway_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vgatewayTime\x122\n" +
-	"\bstatuses\x18\a \x03(\v2\x16.mxgateway.v1.MxStatusR\bstatuses\"\x97\x01\n" +
+	"\bstatuses\x18\a \x03(\v2\x16.mxgateway.v1.MxStatusR\bstatuses\"\xf4\x01\n" +
 	"\x12SharedLeaseRequest\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12\x1e\n" +
 	"\n" +
 	"references\x18\x02 \x03(\tR\n" +
 	"references\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x18\n" +
-	"\arelease\x18\x04 \x01(\bR\arelease\"\xab\x01\n" +
+	"\arelease\x18\x04 \x01(\bR\arelease\x12\x1a\n" +
+	"\bdeadband\x18\x05 \x01(\x01R\bdeadband\x12?\n" +
+	"\x0eat_least_every\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\fatLeastEvery\"\xab\x01\n" +
 	"\x10SharedLeaseReply\x128\n" +
 	"\aentries\x18\x01 \x03(\v2\x1e.mxgateway.v1.SharedLeaseEntryR\aentries\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x16\n" +
@@ -616,17 +641,18 @@ var file_mxgateway_v1_shared_proto_depIdxs = []int32{
 	9,  // 3: mxgateway.v1.SharedValue.gateway_time:type_name -> google.protobuf.Timestamp
 	10, // 4: mxgateway.v1.SharedValue.statuses:type_name -> mxgateway.v1.MxStatus
 	11, // 5: mxgateway.v1.SharedLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	3,  // 6: mxgateway.v1.SharedLeaseReply.entries:type_name -> mxgateway.v1.SharedLeaseEntry
-	11, // 7: mxgateway.v1.SharedLeaseReply.ttl:type_name -> google.protobuf.Duration
-	0,  // 8: mxgateway.v1.SharedLeaseEntry.last:type_name -> mxgateway.v1.SharedValue
-	7,  // 9: mxgateway.v1.SharedWriteRequest.value:type_name -> mxgateway.v1.MxValue
-	12, // 10: mxgateway.v1.SharedWriteReply.reply:type_name -> mxgateway.v1.Reply
-	9,  // 11: mxgateway.v1.SharedDeployEvent.gateway_time:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	11, // 6: mxgateway.v1.SharedLeaseRequest.at_least_every:type_name -> google.protobuf.Duration
+	3,  // 7: mxgateway.v1.SharedLeaseReply.entries:type_name -> mxgateway.v1.SharedLeaseEntry
+	11, // 8: mxgateway.v1.SharedLeaseReply.ttl:type_name -> google.protobuf.Duration
+	0,  // 9: mxgateway.v1.SharedLeaseEntry.last:type_name -> mxgateway.v1.SharedValue
+	7,  // 10: mxgateway.v1.SharedWriteRequest.value:type_name -> mxgateway.v1.MxValue
+	12, // 11: mxgateway.v1.SharedWriteReply.reply:type_name -> mxgateway.v1.Reply
+	9,  // 12: mxgateway.v1.SharedDeployEvent.gateway_time:type_name -> google.protobuf.Timestamp
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_v1_shared_proto_init() }
