@@ -139,6 +139,13 @@ var reasonSentinel = map[string]error{
 	mxgatewayv1.ReasonLeaseLimit:   ErrResourceExhausted,
 	mxgatewayv1.ReasonAdviseFailed: ErrInvalidRequest,
 	mxgatewayv1.ReasonUnavailable:  ErrUnavailable,
+
+	// Alarms service.
+	mxgatewayv1.ReasonAlarmNotFound:      ErrAlarmNotFound,
+	mxgatewayv1.ReasonAlarmInstanceStale: ErrAlarmInstanceStale,
+	mxgatewayv1.ReasonAlarmsUnavailable:  ErrUnavailable,
+	mxgatewayv1.ReasonAlarmFeedBehind:    ErrResourceExhausted,
+	mxgatewayv1.ReasonAlarmAckRefused:    ErrAckRefused,
 }
 
 // SentinelOf returns the package sentinel an mxgateway reason matches

@@ -397,6 +397,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		cleanups = append(cleanups, stopBrowse)
 	}
 	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping()))
+	alarmMon, stopAlarms, err := startAlarms(cfg, sessions, galaxyStore, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cleanups = append(cleanups, stopAlarms)
+	mxgatewayv1grpc.RegisterAlarmsServer(gw.GRPCServer(), gateway.NewAlarmsService(alarmMon, log))
 
 	// Shared subscriptions on NATS (docs/nats.md), closed before the
 	// sessions: its own session unadvises first.
@@ -565,6 +571,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if bus != nil {
 		bus.Close(sctx)
 	}
+	stopAlarms() // ends the alarm feeds and the monitor's session first
 	if err := gw.Shutdown(sctx); err != nil {
 		log.Warn("shutdown deadline passed", slog.Any(logging.KeyErr, err))
 	}

@@ -54,3 +54,12 @@ const (
 	ReasonAdviseFailed = "ADVISE_FAILED" // MXAccess refused AddItem or Advise of the reference (message has the HRESULT)
 	ReasonUnavailable  = "UNAVAILABLE"   // the gateway-owned session could not be opened or failed; retry
 )
+
+// ErrorInfo reasons of the Alarms service (docs/alarms.md).
+const (
+	ReasonAlarmNotFound      = "ALARM_NOT_FOUND"      // NOT_FOUND: the reference names no watched alarm
+	ReasonAlarmInstanceStale = "ALARM_INSTANCE_STALE" // FAILED_PRECONDITION: the alarm was raised again since that instance
+	ReasonAlarmsUnavailable  = "ALARMS_UNAVAILABLE"   // UNAVAILABLE: the alarm monitor has no provider yet (or none on this gateway)
+	ReasonAlarmFeedBehind    = "ALARM_FEED_BEHIND"    // RESOURCE_EXHAUSTED: a StreamAlarms client fell too far behind
+	ReasonAlarmAckRefused    = "ALARM_ACK_REFUSED"    // PERMISSION_DENIED: the Galaxy refused the operator's credentials or the AckMsg write
+)
