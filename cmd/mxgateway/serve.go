@@ -171,10 +171,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			retErr = &startupError{err: retErr}
 		}
 	}()
-	exe, wargs, err := workerCommand(cfg, log)
-	if err != nil {
-		return err
-	}
 	mode, err := auth.ParseMode(string(cfg.Auth))
 	if err != nil {
 		return err
@@ -184,6 +180,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		return err
 	}
 	if err := probeNATS(cfg); err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return err
+	}
+	// The worker is chosen (and under go run built) once the addresses are
+	// ours: a taken port is reported at once, as the only line.
+	exe, wargs, err := workerCommand(cfg, log)
+	if err != nil {
 		grpcLis.Close()
 		httpLis.Close()
 		return err

@@ -150,7 +150,7 @@ type Config struct {
 	SimPlant int
 	// Alarms runs the gateway's alarm monitor (docs/alarms.md): one
 	// gateway-internal session watching every alarm of the Galaxy model.
-	// Default "off"; MXGATEWAY_ALARMS.
+	// Default "on"; MXGATEWAY_ALARMS.
 	Alarms string
 
 	// GalaxyRepository is the connection string of the Galaxy Repository
@@ -331,7 +331,7 @@ func defaults(env func(string) string, goos string) Config {
 		WorkerBackend:      BackendSim,
 		MXAccessProgID:     "LMXProxy.LMXProxyServer",
 		SimProfile:         "default",
-		Alarms:             AlarmsOff,
+		Alarms:             AlarmsOn,
 		GalaxyPoll:         30 * time.Second,
 		GalaxySnapshot:     GalaxySnapshotOn,
 		StartupTimeout:     protocol.DefaultStartupTimeout,

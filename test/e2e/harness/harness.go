@@ -74,8 +74,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Binary returns the path of the mxgateway binary, building it on first use
-// (with -race when the tests run with -race).
+// Binary returns the path of the mxgateway binary, building it and mxworker
+// beside it on first use (with -race when the tests run with -race).
 func Binary(t testing.TB) string {
 	t.Helper()
 	if !suite.mainCalled.Load() {
@@ -90,15 +90,18 @@ func Binary(t testing.TB) string {
 		if runtime.GOOS == "windows" {
 			exe += ".exe"
 		}
-		suite.binary = filepath.Join(suite.root, "bin", exe)
-		args := []string{"build", "-o", suite.binary}
+		// mxworker beside mxgateway, from the same build, as make build and
+		// go install leave them: sim sessions run the lean worker.
+		bin := filepath.Join(suite.root, "bin")
+		suite.binary = filepath.Join(bin, exe)
+		args := []string{"build", "-o", bin + string(filepath.Separator)}
 		env := append(os.Environ(), "CGO_ENABLED=0")
 		if raceEnabled {
 			// The gateway and its workers run with the race detector too.
 			args = append(args, "-race")
 			env = append(os.Environ(), "CGO_ENABLED=1")
 		}
-		cmd := exec.Command("go", append(args, modulePath+"/cmd/mxgateway")...)
+		cmd := exec.Command("go", append(args, modulePath+"/cmd/mxgateway", modulePath+"/cmd/mxworker")...)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			suite.err = fmt.Errorf("go build: %v\n%s", err, out)
@@ -153,7 +156,7 @@ type Gateway struct {
 }
 
 // Start starts `mxgateway serve` on loopback ports chosen by the kernel,
-// with --sim-profile test, its own data and temp directories, and
+// with --sim-profile test and --alarms off, its own data and temp directories, and
 // extraArgs appended (later flags win, so extraArgs may override the
 // defaults). It waits until the gateway printed both addresses. Cleanup
 // closes the connection, stops the gateway (SIGTERM), fails the test if it
@@ -220,6 +223,9 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 	args := append([]string{"serve",
 		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0",
 		"--data-dir=" + g.DataDir, "--sim-profile=test", "--log-format=json",
+		// The alarm monitor (on by default) is one more session and worker
+		// per gateway; the tests of alarms turn it on.
+		"--alarms=off",
 	}, extraArgs...)
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Env = append(os.Environ(), "TMPDIR="+g.TempDir)
