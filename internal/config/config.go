@@ -308,6 +308,9 @@ type Config struct {
 	// CredentialBackoffMax bounds that wait. Default 5m;
 	// MXGATEWAY_CREDENTIAL_BACKOFF_MAX.
 	CredentialBackoffMax time.Duration
+
+	// NATS is the nats_* section: shared subscriptions on NATS (nats.go).
+	NATS NATSConfig
 }
 
 // Default returns the default configuration for this machine: the data
@@ -374,6 +377,7 @@ func defaults(env func(string) string, goos string) Config {
 		MaxConnectionIdle:    5 * time.Minute,
 		CredentialBackoff:    time.Second,
 		CredentialBackoffMax: 5 * time.Minute,
+		NATS:                 defaultNATS(),
 	}
 }
 

@@ -118,6 +118,12 @@ type Gateway struct {
 	// GRPCAddr and HTTPAddr are the addresses the gateway printed.
 	GRPCAddr string
 	HTTPAddr string
+	// NATSAddr is the embedded NATS server's client address ("" with
+	// --nats-mode off); the harness starts it on a port the kernel picks.
+	NATSAddr string
+	// NATSLeafAddr is the embedded NATS server's leaf-node address, with
+	// --nats-leaf-listen.
+	NATSLeafAddr string
 	// Dir is this gateway's own directory; DataDir (--data-dir), TempDir
 	// (its $TMPDIR, where worker endpoints live) and gateway.log (its
 	// stderr) are inside it.
@@ -144,6 +150,9 @@ type Gateway struct {
 	conn    *grpc.ClientConn
 	stopped bool
 	killed  bool
+	// natsAddr is the NATS line's address (a string), stored by the
+	// stdout reader before it sends the other addresses.
+	natsAddr, natsLeafAddr atomic.Value
 }
 
 // Start starts `mxgateway serve` on loopback ports chosen by the kernel,
@@ -212,7 +221,7 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 		}
 	}
 	args := append([]string{"serve",
-		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0",
 		"--data-dir=" + g.DataDir, "--sim-profile=test", "--log-format=json",
 		// The alarm monitor (on by default) is one more session and worker
 		// per gateway; the tests of alarms turn it on.
@@ -245,6 +254,12 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 	select {
 	case a := <-addrs:
 		g.GRPCAddr, g.HTTPAddr, g.CAFile = a[0], a[1], a[2]
+		if a, ok := g.natsAddr.Load().(string); ok {
+			g.NATSAddr = a
+		}
+		if a, ok := g.natsLeafAddr.Load().(string); ok {
+			g.NATSLeafAddr = a
+		}
 	case <-g.exited:
 		t.Fatalf("harness: gateway exited before listening (%v)\nstderr:\n%s", g.err, g.Stderr.String())
 	case <-time.After(StartTimeout):
@@ -293,6 +308,12 @@ func (g *Gateway) readStdout(r io.Reader, addrs chan<- [3]string) {
 		g.Stdout.Write([]byte(line + "\n"))
 		if a, ok := strings.CutPrefix(line, "mxgateway: gRPC listening on "); ok {
 			grpcAddr = strings.TrimSpace(a)
+		}
+		if a, ok := strings.CutPrefix(line, "mxgateway: NATS listening on "); ok {
+			g.natsAddr.Store(strings.TrimSpace(a))
+		}
+		if a, ok := strings.CutPrefix(line, "mxgateway: NATS leaf nodes listening on "); ok {
+			g.natsLeafAddr.Store(strings.TrimSpace(a))
 		}
 		if a, ok := strings.CutPrefix(line, "mxgateway: HTTP listening on "); ok {
 			httpAddr = strings.TrimSpace(a)
