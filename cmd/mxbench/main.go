@@ -56,9 +56,11 @@ type config struct {
 	memory MemoryParams
 	browse BrowseParams
 	peers  []PeerParams
+
+	natsFanOut NATSFanOutParams
 }
 
-var sections = []string{"events", "batch", "fanout", "runtime-storm", "invoke", "open", "memory", "peer", "browse"}
+var sections = []string{"events", "batch", "fanout", "runtime-storm", "invoke", "open", "memory", "peer", "browse", "nats-fanout"}
 
 func parseConfig(args []string) (config, error) {
 	var c config
@@ -94,6 +96,8 @@ func parseConfig(args []string) (config, error) {
 	pubMs := fs.Int("opcua-publishing-ms", 50, "OPC UA requested publishing interval (node-opcua minimum 50)")
 	fs.IntVar(&c.browse.PlantAreas, "browse-plant", 50, "areas of the generated plant the browse figures read (about 2,100 attributes each)")
 	fs.IntVar(&c.browse.Calls, "browse-calls", 500, "timed BrowseChildren calls per repetition")
+	fs.IntVar(&c.natsFanOut.Consumers, "nats-fanout-consumers", 1000, "consumers on each side of the NATS fan-out figure (at most 1024)")
+	fs.IntVar(&c.natsFanOut.Values, "nats-fanout-values", 50, "storm values per repetition, NATS fan-out")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -132,6 +136,7 @@ func parseConfig(args []string) (config, error) {
 		}
 		c.memory.Levels = append(c.memory.Levels, n)
 	}
+	c.natsFanOut.Chunk, c.natsFanOut.Window, c.natsFanOut.Writes, c.natsFanOut.GapMs = 1, 50, 10, 200
 	c.browse.WideObjects, c.browse.WideAttributes, c.browse.Warmup = 2000, 5, 50
 	c.memory.Samples, c.memory.SampleGapMs, c.memory.SettleMs = 3, 500, 2000
 	for s := range strings.SplitSeq(*peers, ",") {
@@ -324,6 +329,15 @@ func runBench(ctx context.Context, args []string) int {
 		}
 		if rep.Auth == "" && rep.Browse != nil {
 			rep.Auth = rep.Browse.Auth
+		}
+	}
+
+	if cfg.only["nats-fanout"] && ctx.Err() == nil {
+		if rep.NATSFanOut, err = natsFanOutSection(ctx, bin, root, cfg.natsFanOut, cfg.reps, logf); err != nil {
+			fail("nats-fanout", err)
+		}
+		if rep.Auth == "" && rep.NATSFanOut != nil {
+			rep.Auth = rep.NATSFanOut.Auth
 		}
 	}
 

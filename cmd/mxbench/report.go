@@ -39,12 +39,15 @@ type Report struct {
 	// (--worker-exe) instead of the gateway re-executing itself.
 	OpenSlim *OpenResult `json:"session_open_mxworker,omitempty"`
 	// OpenSpare is session open with a spare worker ready (spare_workers).
-	OpenSpare *OpenResult    `json:"session_open_spare,omitempty"`
-	Memory    *MemoryResult  `json:"memory,omitempty"`
-	Peer      *PeerResult    `json:"peer,omitempty"`
-	Browse    *BrowseResult  `json:"browse,omitempty"`
-	Targets   []TargetStatus `json:"targets"`
-	Errors    []string       `json:"errors,omitempty"`
+	OpenSpare *OpenResult   `json:"session_open_spare,omitempty"`
+	Memory    *MemoryResult `json:"memory,omitempty"`
+	Peer      *PeerResult   `json:"peer,omitempty"`
+	Browse    *BrowseResult `json:"browse,omitempty"`
+	// NATSFanOut is one advise fanned out to many NATS consumers against
+	// as many gRPC event streams.
+	NATSFanOut *NATSFanOutResult `json:"nats_fan_out,omitempty"`
+	Targets    []TargetStatus    `json:"targets"`
+	Errors     []string          `json:"errors,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -418,6 +421,7 @@ func printTable(w io.Writer, r *Report) {
 	}
 
 	rows = append(rows, browseRows(r.Browse)...)
+	rows = append(rows, natsFanOutRows(r.NATSFanOut)...)
 
 	fmt.Fprintf(w, "\nmxgateway benchmarks  %s  %d CPUs (%s), %.0f GiB, load %s -> %s, %s, auth %s\n",
 		r.Started.Format(time.RFC3339), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotalGiB,
