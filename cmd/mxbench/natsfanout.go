@@ -148,13 +148,15 @@ func (s *fanSide) waitAll(ctx context.Context, what string, d time.Duration, ok 
 // throughput runs one storm of p.Values values and returns deliveries/s
 // and the delivered share.
 func (s *fanSide) throughput(ctx context.Context, p NATSFanOutParams) (float64, float64, error) {
-	// A base every consumer agrees on: one value, then all equal.
+	// A base every consumer agrees on: one value past what any has seen,
+	// then all equal.
+	prev := -minOf(s.consumers, func(c *fanConsumer) int64 { return -c.storm.Load() })
 	if err := s.storm(ctx, 1); err != nil {
 		return 0, 0, err
 	}
 	var base int64
 	if err := s.waitAll(ctx, "the first storm value", 30*time.Second, func(c *fanConsumer) bool {
-		return c.storm.Load() > 0
+		return c.storm.Load() > prev
 	}); err != nil {
 		return 0, 0, err
 	}
