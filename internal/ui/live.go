@@ -1,0 +1,379 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/metrics"
+)
+
+// DefaultTapSize is how many recent events the live tail keeps.
+const DefaultTapSize = 1024
+
+// EventTap keeps the newest events of every session for the live tail.
+// Publish never blocks (it is a session hook); a reader that falls more
+// than the tap's size behind skips ahead and is told how many it missed.
+type EventTap struct {
+	mu     sync.Mutex
+	ring   []*mxgatewayv1.Event
+	total  uint64        // events published so far
+	notify chan struct{} // closed and replaced on every publish
+}
+
+// NewEventTap returns a tap keeping the newest n events (DefaultTapSize
+// when n <= 0).
+func NewEventTap(n int) *EventTap {
+	if n <= 0 {
+		n = DefaultTapSize
+	}
+	return &EventTap{ring: make([]*mxgatewayv1.Event, n), notify: make(chan struct{})}
+}
+
+// Publish records ev (the session hook EventPublished).
+func (t *EventTap) Publish(ev *mxgatewayv1.Event) {
+	t.mu.Lock()
+	t.ring[t.total%uint64(len(t.ring))] = ev
+	t.total++
+	ch := t.notify
+	t.notify = make(chan struct{})
+	t.mu.Unlock()
+	close(ch)
+}
+
+// since returns the events after cursor, the new cursor, how many were
+// missed, and a channel closed on the next publish.
+func (t *EventTap) since(cursor uint64) (evs []*mxgatewayv1.Event, next, missed uint64, wait <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := uint64(len(t.ring))
+	if t.total > n && cursor < t.total-n {
+		missed = t.total - n - cursor
+		cursor = t.total - n
+	}
+	for c := cursor; c < t.total; c++ {
+		evs = append(evs, t.ring[c%n])
+	}
+	return evs, t.total, missed, t.notify
+}
+
+// cursor is the current end of the tap.
+func (t *EventTap) cursor() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.total
+}
+
+// sse prepares a server-sent-events response. Live streams outlive the
+// listener's write timeout, so the deadline is lifted for this response.
+type sse struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func startSSE(w http.ResponseWriter) *sse {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	return &sse{w: w, rc: rc}
+}
+
+// send writes one event with a JSON payload.
+func (e *sse) send(name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(e.w, "event: %s\ndata: %s\n\n", name, b); err != nil {
+		return err
+	}
+	return e.rc.Flush()
+}
+
+// streamCtx is the context of a live stream: it ends with the request,
+// with the dashboard, and when the login's key is revoked.
+func (s *Server) streamCtx(r *request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	if s.opts.Keys != nil && s.opts.Mode == auth.ModeAPIKey {
+		var stop context.CancelFunc
+		ctx, stop = s.opts.Keys.WatchRevocation(ctx, r.p.KeyID)
+		inner := cancel
+		cancel = func() { stop(); inner() }
+	}
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// stillLoggedIn reports whether the stream's login is still held and its
+// key still verifies; a live stream checks it on every tick.
+func (s *Server) stillLoggedIn(ctx context.Context, r *request) bool {
+	lg, ended := s.logins.peek(r.login)
+	s.ended(ended)
+	if lg == nil {
+		return false
+	}
+	if _, err := s.principal(ctx, r.login); err != nil {
+		s.ended(s.logins.remove(r.login))
+		return false
+	}
+	return true
+}
+
+// ---- Overview ----
+
+// overviewData is the overview's content, rendered at first and then sent
+// live every LiveInterval.
+type overviewData struct {
+	Ready        bool    `json:"ready"`
+	Checks       []Check `json:"checks"`
+	Version      string  `json:"version"`
+	Uptime       string  `json:"uptime"`
+	Sessions     int     `json:"sessions"`
+	Workers      int     `json:"workers"`
+	Spares       int     `json:"spares"`
+	Logins       int     `json:"logins"`
+	Commands     float64 `json:"commands"`
+	Failures     float64 `json:"failures"`
+	Events       float64 `json:"events"`
+	Faults       float64 `json:"faults"`
+	Overflows    float64 `json:"overflows"`
+	AuthDenials  float64 `json:"auth_denials"`
+	CommandsRate string  `json:"commands_rate"`
+	EventsRate   string  `json:"events_rate"`
+	at           time.Time
+}
+
+// Metric names the overview reads, from the metrics package's namespace.
+var (
+	metricCommands    = metrics.Namespace + "_commands_total"
+	metricEvents      = metrics.Namespace + "_events_received_total"
+	metricFaults      = metrics.Namespace + "_faults_total"
+	metricOverflows   = metrics.Namespace + "_event_queue_overflows_total"
+	metricAuthDenials = metrics.Namespace + "_auth_denials_total"
+)
+
+// snapshot reads the overview now; prev, when set, gives the rates.
+func (s *Server) snapshot(prev *overviewData) overviewData {
+	now := s.opts.Now()
+	d := overviewData{Version: s.opts.Version, Uptime: fmtAge(now.Sub(s.opts.Started)), Sessions: s.opts.Sessions.Len(),
+		Logins: s.logins.len(), CommandsRate: "—", EventsRate: "—", at: now, Checks: []Check{}}
+	if s.opts.Health != nil {
+		h := s.opts.Health()
+		d.Ready, d.Checks = h.Ready, h.Checks
+	}
+	if s.opts.Workers != nil {
+		d.Workers, d.Spares = len(s.opts.Workers.Workers()), s.opts.Workers.Spares()
+	}
+	if s.opts.Gatherer != nil {
+		if mfs, err := s.opts.Gatherer.Gather(); err == nil {
+			for _, mf := range mfs {
+				switch mf.GetName() {
+				case metricCommands:
+					for _, m := range mf.GetMetric() {
+						v := m.GetCounter().GetValue()
+						d.Commands += v
+						if label(m, "outcome") != metrics.OutcomeOK {
+							d.Failures += v
+						}
+					}
+				case metricEvents:
+					d.Events = sum(mf)
+				case metricFaults:
+					d.Faults = sum(mf)
+				case metricOverflows:
+					d.Overflows = sum(mf)
+				case metricAuthDenials:
+					d.AuthDenials = sum(mf)
+				}
+			}
+		}
+	}
+	if prev != nil {
+		if dt := now.Sub(prev.at).Seconds(); dt > 0 {
+			d.CommandsRate = fmt.Sprintf("%.1f", max(0, d.Commands-prev.Commands)/dt)
+			d.EventsRate = fmt.Sprintf("%.1f", max(0, d.Events-prev.Events)/dt)
+		}
+	}
+	return d
+}
+
+func sum(mf *dto.MetricFamily) float64 {
+	var t float64
+	for _, m := range mf.GetMetric() {
+		t += m.GetCounter().GetValue()
+	}
+	return t
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// live runs a periodic stream: tick is called at once and then every
+// LiveInterval until the client leaves, the login ends or the dashboard
+// closes.
+func (s *Server) live(w http.ResponseWriter, r *request, tick func(e *sse) error) {
+	s.streams.Add(1)
+	defer s.streams.Done()
+	ctx, cancel := s.streamCtx(r)
+	defer cancel()
+	e := startSSE(w)
+	t := time.NewTicker(s.opts.LiveInterval)
+	defer t.Stop()
+	for {
+		if !s.stillLoggedIn(ctx, r) {
+			_ = e.send("logout", struct{}{})
+			return
+		}
+		if err := tick(e); err != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) liveOverview(w http.ResponseWriter, r *request) {
+	var prev *overviewData
+	s.live(w, r, func(e *sse) error {
+		d := s.snapshot(prev)
+		prev = &d
+		return e.send("overview", d)
+	})
+}
+
+func (s *Server) liveSessions(w http.ResponseWriter, r *request) {
+	s.live(w, r, func(e *sse) error { return e.send("sessions", s.sessionRows()) })
+}
+
+// ---- Events ----
+
+// eventRow is one line of the live tail.
+type eventRow struct {
+	Session  string `json:"session"`
+	Sequence uint64 `json:"seq"`
+	Family   string `json:"family"`
+	Time     string `json:"time"`
+	Item     string `json:"item"`
+	Value    string `json:"value"`
+	Quality  string `json:"quality"`
+}
+
+// maxEventsPerSend bounds one batch of the tail.
+const maxEventsPerSend = 200
+
+func (s *Server) liveEvents(w http.ResponseWriter, r *request) {
+	q := r.URL.Query()
+	sid, fam := q.Get("session"), strings.ToUpper(q.Get("family"))
+	if s.opts.Events == nil {
+		http.Error(w, "no live tail on this gateway", http.StatusNotFound)
+		return
+	}
+	s.streams.Add(1)
+	defer s.streams.Done()
+	ctx, cancel := s.streamCtx(r)
+	defer cancel()
+	e := startSSE(w)
+	cursor := s.opts.Events.cursor()
+	check := time.NewTicker(s.opts.LiveInterval)
+	defer check.Stop()
+	_ = e.send("hello", struct{}{})
+	for {
+		evs, next, missed, wait := s.opts.Events.since(cursor)
+		cursor = next
+		var rows []eventRow
+		for _, ev := range evs {
+			if sid != "" && ev.GetSessionId() != sid {
+				continue
+			}
+			if fam != "" && enumName(ev.GetFamily().String()) != fam {
+				continue
+			}
+			rows = append(rows, s.eventRow(r.p, ev))
+		}
+		if missed > 0 {
+			if e.send("missed", missed) != nil {
+				return
+			}
+		}
+		for len(rows) > 0 {
+			n := min(len(rows), maxEventsPerSend)
+			if e.send("events", rows[:n]) != nil {
+				return
+			}
+			rows = rows[n:]
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+		case <-check.C:
+			if !s.stillLoggedIn(ctx, r) {
+				_ = e.send("logout", struct{}{})
+				return
+			}
+		}
+	}
+}
+
+// eventRow describes ev for p: a data change's value only when p may read
+// its reference (hidden otherwise).
+func (s *Server) eventRow(p *auth.Principal, ev *mxgatewayv1.Event) eventRow {
+	row := eventRow{Session: ev.GetSessionId(), Sequence: ev.GetSequence(), Family: enumName(ev.GetFamily().String())}
+	if t := ev.GetGatewayTime(); t != nil {
+		row.Time = t.AsTime().UTC().Format("15:04:05.000Z")
+	}
+	dc := ev.GetDataChange()
+	if dc == nil {
+		return row
+	}
+	ref, ok := "", false
+	if ss, err := s.opts.Sessions.Get(ev.GetSessionId()); err == nil {
+		ref, ok = ss.ItemRef(dc.GetServerHandle(), dc.GetItemHandle())
+	}
+	row.Item = fmt.Sprintf("(%d, %d)", dc.GetServerHandle(), dc.GetItemHandle())
+	if ok {
+		row.Item = ref
+	}
+	if ok && mayReadValues(p) && p.AllowRead(ref) {
+		row.Value, row.Quality = formatValue(dc.GetValue()), formatQuality(dc.GetQuality())
+	} else {
+		row.Value = "(hidden)"
+	}
+	return row
+}
+
+// mayReadValues reports whether p may see tag values at all: they need
+// scope invoke:read (admin holds it); its read constraints then apply per
+// reference.
+func mayReadValues(p *auth.Principal) bool { return p.Has(auth.ScopeInvokeRead) }
+
+func urlEscape(s string) string { return url.QueryEscape(s) }
