@@ -13,9 +13,11 @@ LDFLAGS := -X github.com/mxgateway/mxgateway/internal/buildinfo.Version=$(VERSIO
 all: build
 
 ## generate: regenerate the checked-in protobuf code with pinned local plugins,
-## then the client kit's descriptor set (api/mxgateway.v1.binpb) from it.
+## move the service stubs into their own package (api/internal/grpcpkg), then
+## the client kit's descriptor set (api/mxgateway.v1.binpb) from it.
 generate:
 	$(BUF) generate
+	$(GO) run ./api/internal/grpcpkg
 	$(GO) run ./api/internal/descset -o api/mxgateway.v1.binpb
 
 ## lint: buf lint, plus breaking-change checks against the last commit (for

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // Admin is the remote key administration of a gateway (service
@@ -11,12 +12,12 @@ import (
 // from Client.Admin.
 type Admin struct {
 	c  *Client
-	ac mxgatewayv1.AdminClient
+	ac mxgatewayv1grpc.AdminClient
 }
 
 // Admin returns the key administration client on the connection.
 func (c *Client) Admin() *Admin {
-	return &Admin{c: c, ac: mxgatewayv1.NewAdminClient(c.conn)}
+	return &Admin{c: c, ac: mxgatewayv1grpc.NewAdminClient(c.conn)}
 }
 
 // NewAPIKey describes a key to create.

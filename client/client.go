@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -26,7 +27,7 @@ const DefaultPort = "5000"
 // goroutine it started.
 type Client struct {
 	conn   *grpc.ClientConn
-	gw     mxgatewayv1.GatewayClient
+	gw     mxgatewayv1grpc.GatewayClient
 	health healthpb.HealthClient
 	opts   options
 	addr   string
@@ -86,7 +87,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
 	c := &Client{
-		conn: conn, gw: mxgatewayv1.NewGatewayClient(conn), health: healthpb.NewHealthClient(conn),
+		conn: conn, gw: mxgatewayv1grpc.NewGatewayClient(conn), health: healthpb.NewHealthClient(conn),
 		opts: o, addr: addr, sessions: map[*Session]struct{}{},
 	}
 	if err := c.probe(ctx); err != nil {
@@ -181,7 +182,7 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Gateway returns the generated Gateway client on the connection, for raw
 // access to the RPCs.
-func (c *Client) Gateway() mxgatewayv1.GatewayClient { return c.gw }
+func (c *Client) Gateway() mxgatewayv1grpc.GatewayClient { return c.gw }
 
 // HealthStatus is the gateway's grpc.health.v1 answer.
 type HealthStatus struct {

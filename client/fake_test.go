@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,7 +23,7 @@ import (
 // It exists to test the client's own logic (resume, gap handling, FIFO
 // write matching) deterministically; the e2e tests use the real gateway.
 type fakeGateway struct {
-	mxgatewayv1.UnimplementedGatewayServer
+	mxgatewayv1grpc.UnimplementedGatewayServer
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -60,7 +61,7 @@ func (f *fakeGateway) serve(t testing.TB) string {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	mxgatewayv1.RegisterGatewayServer(srv, f)
+	mxgatewayv1grpc.RegisterGatewayServer(srv, f)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	done := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"iter"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // Errors of the Galaxy service (Client.Galaxy).
@@ -23,12 +24,12 @@ var (
 // constraints sees only what it may read. Get it from Client.Galaxy.
 type Galaxy struct {
 	c  *Client
-	gc mxgatewayv1.GalaxyClient
+	gc mxgatewayv1grpc.GalaxyClient
 }
 
 // Galaxy returns the browse client on the connection.
 func (c *Client) Galaxy() *Galaxy {
-	return &Galaxy{c: c, gc: mxgatewayv1.NewGalaxyClient(c.conn)}
+	return &Galaxy{c: c, gc: mxgatewayv1grpc.NewGalaxyClient(c.conn)}
 }
 
 // ByPath selects an object by its browse path ("Plant.TankFarm.Tank1");

@@ -17,12 +17,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // fakeGalaxy pages n objects, pageSize a page; the token is the next
 // index, and a token starting with "stale" is refused as stale.
 type fakeGalaxy struct {
-	mxgatewayv1.UnimplementedGalaxyServer
+	mxgatewayv1grpc.UnimplementedGalaxyServer
 	n int
 
 	mu    sync.Mutex
@@ -80,7 +81,7 @@ func dialGalaxy(t *testing.T, f *fakeGalaxy) *Client {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	mxgatewayv1.RegisterGalaxyServer(srv, f)
+	mxgatewayv1grpc.RegisterGalaxyServer(srv, f)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()

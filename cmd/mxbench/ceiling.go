@@ -15,6 +15,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // ringSize is how many distinct pre-built messages each ceiling stream
@@ -26,7 +27,7 @@ const ringSize = 1024
 // answers Invoke with a captured reply, over loopback, in the driver's
 // process. It speaks the same API, so the same SDK code drives both sides.
 type ceiling struct {
-	mxgatewayv1.UnimplementedGatewayServer
+	mxgatewayv1grpc.UnimplementedGatewayServer
 
 	srv  *grpc.Server
 	lis  net.Listener
@@ -53,7 +54,7 @@ func startCeiling() (*ceiling, error) {
 		arrived: make(chan struct{}, 64),
 		replies: map[string]*mxgatewayv1.InvokeResponse{},
 	}
-	mxgatewayv1.RegisterGatewayServer(c.srv, c)
+	mxgatewayv1grpc.RegisterGatewayServer(c.srv, c)
 	healthpb.RegisterHealthServer(c.srv, health.NewServer())
 	go c.srv.Serve(lis)
 	return c, nil

@@ -385,7 +385,7 @@ func peerSection(ctx context.Context, bin, root string, cfg config, logf func(st
 			fail("peer", err)
 			break
 		}
-		g, err := startGateway(ctx, bin, root, fmt.Sprintf("peer%d", i), "--sim-model="+model)
+		g, err := startGateway(ctx, bin, root, fmt.Sprintf("peer%d", i), peerGatewayArgs(model)...)
 		if err != nil {
 			fail("peer", err)
 			break

@@ -276,8 +276,9 @@ func startGalaxy(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ga
 	if err != nil {
 		return nil, err
 	}
-	// One directory per gateway process, named after it, so a later run
-	// can remove what a killed one left.
+	// One directory per gateway process, named after its pid with a random
+	// suffix (a reused pid never meets an earlier run's directory), so a
+	// later run can remove what a killed one left.
 	base := os.TempDir()
 	removeStaleGalaxyDirs(base, log)
 	dir, err := os.MkdirTemp(base, galaxyDirPrefix+strconv.Itoa(os.Getpid())+"-*")

@@ -23,6 +23,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/buildinfo"
 	"github.com/mxgateway/mxgateway/internal/config"
@@ -131,16 +132,19 @@ func bindListeners(cfg *config.Config) (grpcLis, httpLis net.Listener, err error
 }
 
 // workerCommand returns the worker executable and its arguments (the
-// supervisor adds --session-id, --endpoint and --protocol-version).
-func workerCommand(c *config.Config) (string, []string, error) {
+// supervisor adds --session-id, --endpoint and --protocol-version). With
+// worker_exe empty it is the lean mxworker when there is one (simWorker),
+// and logs which worker sim sessions run.
+func workerCommand(c *config.Config, log *slog.Logger) (string, []string, error) {
 	var args []string
 	exe := c.WorkerExe
 	if exe == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return "", nil, fmt.Errorf("serve: find own executable: %w", err)
+		var how string
+		var err error
+		if exe, args, how, err = simWorker(log); err != nil {
+			return "", nil, err
 		}
-		exe, args = self, []string{"worker"}
+		log.Info("sim worker: "+how, slog.String("exe", exe))
 	}
 	args = append(args, "--backend="+string(c.WorkerBackend), "--log-level="+c.LogLevel)
 	switch c.WorkerBackend {
@@ -170,7 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			retErr = &startupError{err: retErr}
 		}
 	}()
-	exe, wargs, err := workerCommand(cfg)
+	exe, wargs, err := workerCommand(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -337,6 +341,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		Watchdog:               watchdogOptions(cfg),
 		MaxSessionsPerKey:      sessionsPerKey(cfg, mode),
 		Hooks:                  hooks,
+		OnSecuredWriteRefused: func(ctx context.Context, r session.SecuredWriteRefusal) {
+			guard.SecuredWriteRefused(ctx, r.SessionID, r.Command.Name(), r.Users())
+		},
 	})
 	if err != nil {
 		return err
@@ -384,7 +391,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		}
 	})
 	admin := auth.NewAdminServer(mgr).WithStatus(gateway.Status(log))
-	mxgatewayv1.RegisterAdminServer(gw.GRPCServer(), admin)
+	mxgatewayv1grpc.RegisterAdminServer(gw.GRPCServer(), admin)
 	galaxyStore, stopBrowse, err := startBrowse(ctx, workerEnv, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -393,7 +400,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		cleanups = append(cleanups, stopBrowse)
 	}
 	galaxySvc := gateway.NewGalaxyService(galaxyStore, log)
-	mxgatewayv1.RegisterGalaxyServer(gw.GRPCServer(), galaxySvc)
+	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), galaxySvc)
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {
@@ -402,7 +409,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			st = healthpb.HealthCheckResponse_SERVING
 		}
 		gw.Health().SetServingStatus("", st)
-		gw.Health().SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, st)
+		gw.Health().SetServingStatus(mxgatewayv1grpc.Gateway_ServiceDesc.ServiceName, st)
 	}
 	var checks []opshttp.Check
 	if mode == auth.ModeAPIKey {

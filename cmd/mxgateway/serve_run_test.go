@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/internal/tlsutil"
@@ -204,7 +205,7 @@ func TestServeSecureByDefault(t *testing.T) {
 
 	// Without a key nothing but health works.
 	anon := r.dial(t, "")
-	_, err = mxgatewayv1.NewGatewayClient(anon).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
+	_, err = mxgatewayv1grpc.NewGatewayClient(anon).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 	wantDenied(t, err, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 	testutil.Eventually(t, 30*time.Second, func() error {
 		resp, err := healthpb.NewHealthClient(anon).Check(ctx, &healthpb.HealthCheckRequest{Service: "mxgateway.v1.Gateway"})
@@ -215,7 +216,7 @@ func TestServeSecureByDefault(t *testing.T) {
 	})
 
 	adminConn := r.dial(t, admin)
-	adm := mxgatewayv1.NewAdminClient(adminConn)
+	adm := mxgatewayv1grpc.NewAdminClient(adminConn)
 	create := func(name string, scopes, read, write []string) string {
 		t.Helper()
 		resp, err := adm.CreateApiKey(ctx, &mxgatewayv1.CreateApiKeyRequest{Name: name, Scopes: scopes, AllowRead: read, AllowWrite: write})
@@ -227,13 +228,13 @@ func TestServeSecureByDefault(t *testing.T) {
 	limited := create("limited", []string{"session:open", "session:close", "invoke:read", "invoke:write"}, []string{"TIC101.*"}, []string{"TIC101.SP"})
 	other := create("other", []string{"session:open", "invoke:read"}, nil, nil)
 
-	lc := mxgatewayv1.NewGatewayClient(r.dial(t, limited))
+	lc := mxgatewayv1grpc.NewGatewayClient(r.dial(t, limited))
 	open, err := lc.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "limited"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := open.GetSessionId()
-	invoke := func(c mxgatewayv1.GatewayClient, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error) {
+	invoke := func(c mxgatewayv1grpc.GatewayClient, cmd *mxgatewayv1.Command) (*mxgatewayv1.Reply, error) {
 		resp, err := c.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: id, Command: cmd})
 		return resp.GetReply(), err
 	}
@@ -268,13 +269,13 @@ func TestServeSecureByDefault(t *testing.T) {
 	wantDenied(t, err, codes.PermissionDenied, mxgatewayv1.ReasonReferenceForbidden)
 
 	// Another key neither sees nor uses the session; the admin key does.
-	oc := mxgatewayv1.NewGatewayClient(r.dial(t, other))
+	oc := mxgatewayv1grpc.NewGatewayClient(r.dial(t, other))
 	if list, err := oc.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil || len(list.GetSessions()) != 0 {
 		t.Fatalf("another key lists %v, %v", list, err)
 	}
 	_, err = invoke(oc, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: hlmx, ItemDefinition: "TIC101.SP"}}})
 	wantDenied(t, err, codes.PermissionDenied, mxgatewayv1.ReasonNotSessionOwner)
-	list, err := mxgatewayv1.NewGatewayClient(adminConn).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
+	list, err := mxgatewayv1grpc.NewGatewayClient(adminConn).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 	if err != nil || len(list.GetSessions()) != 1 || list.GetSessions()[0].GetOwnerKeyId() == "" ||
 		!strings.Contains(limited, "_"+list.GetSessions()[0].GetOwnerKeyId()+"_") {
 		t.Fatalf("admin lists %v, %v", list, err)
@@ -323,7 +324,7 @@ func TestServeNoAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c := mxgatewayv1.NewGatewayClient(conn)
+	c := mxgatewayv1grpc.NewGatewayClient(conn)
 	open, err := c.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "anon"})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -20,15 +21,16 @@ import (
 
 func TestWorkerCommand(t *testing.T) {
 	c := config.Default()
-	exe, args, err := workerCommand(&c)
+	exe, args, err := workerCommand(&c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The test binary has no mxworker beside it: the gateway re-executes itself.
 	if exe == "" || args[0] != "worker" || !slices.Contains(args, "--backend=sim") || !slices.Contains(args, "--sim-profile=default") {
 		t.Fatalf("worker command %s %q", exe, args)
 	}
 	c.WorkerExe, c.WorkerBackend, c.MXAccessProgID = "/opt/mxworker.exe", config.BackendMXAccess, "My.ProgID"
-	exe, args, _ = workerCommand(&c)
+	exe, args, _ = workerCommand(&c, slog.New(slog.DiscardHandler))
 	if exe != "/opt/mxworker.exe" || args[0] != "--backend=mxaccess" || !slices.Contains(args, "--prog-id=My.ProgID") ||
 		slices.Contains(args, "--sim-profile=default") {
 		t.Fatalf("configured worker command %s %q", exe, args)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
@@ -18,7 +19,7 @@ import (
 // Guard's interceptors enforce scope admin; the actor in the audit log is
 // the calling key.
 type AdminServer struct {
-	mxgatewayv1.UnimplementedAdminServer
+	mxgatewayv1grpc.UnimplementedAdminServer
 	m      *Manager
 	status func(method string, err error) error
 }
@@ -34,7 +35,7 @@ func (s *AdminServer) WithStatus(f func(method string, err error) error) *AdminS
 	return s
 }
 
-var _ mxgatewayv1.AdminServer = (*AdminServer)(nil)
+var _ mxgatewayv1grpc.AdminServer = (*AdminServer)(nil)
 
 func actorOf(ctx context.Context) Actor {
 	a := Actor{RemoteAddr: remoteAddr(ctx)}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/store"
@@ -63,9 +64,10 @@ func IsCredentialCommand(cmd *mxgatewayv1.Command) bool {
 
 // credentialFailed reports whether MXAccess refused the password of an
 // AuthenticateUser: it returned no user id, or failed (OS-user security).
-// Secured writes are refused while in back-off but never counted here:
-// MXAccess gives their security verdict later, in OnWriteComplete, and a
-// synchronous refusal of one is about its handle or value.
+// Secured writes are not judged here: MXAccess gives their security
+// verdict later, in OnWriteComplete (the session matches it to the write
+// and reports it to SecuredWriteRefused), and a synchronous refusal of one
+// is about its handle or value.
 func credentialFailed(cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply) bool {
 	if reply == nil || cmd.GetAuthenticateUser() == nil {
 		return false // a gateway failure (timeout, worker gone) checked nothing
@@ -184,15 +186,34 @@ func (g *Guard) CheckCredentials(ctx context.Context, sessionID string, cmd *mxg
 
 // CredentialsChecked records the outcome of a credential command that
 // reached the worker on a live registration: a failed AuthenticateUser
-// extends the back-off of the caller's key
-// and of the session, is counted (OnFailure) and audited with the user
-// name, never the password.
+// extends the back-off of the caller's key and of the session, is counted
+// (OnFailure) and audited with the user name, never the password.
 func (g *Guard) CredentialsChecked(ctx context.Context, sessionID string, cmd *mxgatewayv1.Command, reply *mxgatewayv1.Reply) {
 	if !IsCredentialCommand(cmd) || !credentialFailed(cmd, reply) {
 		return
 	}
+	detail := "MXAccess refused the credentials"
+	if u := cmd.GetAuthenticateUser(); u != nil {
+		detail = fmt.Sprintf("MXAccess refused the credentials of user %q", u.GetUserName())
+	}
+	g.credentialFailure(ctx, sessionID, catalog.Of(cmd).Name(), invokeAction(cmd), detail)
+}
+
+// SecuredWriteRefused records a secured or verified write whose
+// OnWriteComplete said MxCategorySecurityError (MXACCESS.md §5.6) exactly
+// like a failed AuthenticateUser: the back-off of the caller behind ctx
+// (the context of the Invoke that made the write) and of the session grows,
+// the failure is counted under command (the write's command kind name) and
+// audited with users (the user names and ids the write presented; a
+// write carries no password).
+func (g *Guard) SecuredWriteRefused(ctx context.Context, sessionID, command, users string) {
+	g.credentialFailure(ctx, sessionID, command, mxgatewayv1grpc.Gateway_Invoke_FullMethodName+"#"+command, "MXAccess refused the credentials of "+users)
+}
+
+// credentialFailure is one failed credential check of command kind
+// (its metric label) made through method (its log name).
+func (g *Guard) credentialFailure(ctx context.Context, sessionID, kind, method, detail string) {
 	p, _ := FromContext(ctx)
-	kind := catalog.Of(cmd).Name()
 	t := g.creds
 	now := g.now()
 	t.mu.Lock()
@@ -206,12 +227,8 @@ func (g *Guard) CredentialsChecked(ctx context.Context, sessionID string, cmd *m
 	if t.onFailure != nil {
 		t.onFailure(kind)
 	}
-	detail := "MXAccess refused the credentials"
-	if u := cmd.GetAuthenticateUser(); u != nil {
-		detail = fmt.Sprintf("MXAccess refused the credentials of user %q", u.GetUserName())
-	}
 	remote := remoteAddr(ctx)
-	g.log.Warn("auth: MXAccess credential check failed", logging.KeyMethod, invokeAction(cmd), logging.KeyKeyID, actor,
+	g.log.Warn("auth: MXAccess credential check failed", logging.KeyMethod, method, logging.KeyKeyID, actor,
 		logging.KeySession, sessionID, "remote", remote)
 	if g.mgr == nil {
 		return

@@ -19,6 +19,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
@@ -451,7 +452,7 @@ func (g *Guard) Refused(ctx context.Context, sessionID string, cmd *mxgatewayv1.
 
 // invokeAction names an Invoke of cmd's kind in the audit log.
 func invokeAction(cmd *mxgatewayv1.Command) string {
-	return mxgatewayv1.Gateway_Invoke_FullMethodName + "#" + catalog.Of(cmd).Name()
+	return mxgatewayv1grpc.Gateway_Invoke_FullMethodName + "#" + catalog.Of(cmd).Name()
 }
 
 // CheckSession returns nil when the caller may use a session opened by

@@ -26,6 +26,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/store"
 )
 
@@ -33,7 +34,7 @@ import (
 // the real gateway must (ownership on every session call, CheckCommand
 // before the worker, per-entry denials in bulk replies).
 type fakeGateway struct {
-	mxgatewayv1.UnimplementedGatewayServer
+	mxgatewayv1grpc.UnimplementedGatewayServer
 	g *Guard
 
 	mu      sync.Mutex
@@ -148,8 +149,8 @@ type harness struct {
 	*env
 	guard   *Guard
 	conn    *grpc.ClientConn
-	gw      mxgatewayv1.GatewayClient
-	admin   mxgatewayv1.AdminClient
+	gw      mxgatewayv1grpc.GatewayClient
+	admin   mxgatewayv1grpc.AdminClient
 	denials atomic.Int64
 }
 
@@ -165,9 +166,9 @@ func newHarness(t *testing.T, mode Mode) *harness {
 	h.guard = g
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(g.UnaryInterceptor()), grpc.ChainStreamInterceptor(g.StreamInterceptor()))
-	mxgatewayv1.RegisterGatewayServer(srv, &fakeGateway{g: g, owners: map[string]string{}, handles: map[string]map[int32]string{}})
-	mxgatewayv1.RegisterAdminServer(srv, NewAdminServer(e.mgr))
-	mxgatewayv1.RegisterGalaxyServer(srv, mxgatewayv1.UnimplementedGalaxyServer{})
+	mxgatewayv1grpc.RegisterGatewayServer(srv, &fakeGateway{g: g, owners: map[string]string{}, handles: map[string]map[int32]string{}})
+	mxgatewayv1grpc.RegisterAdminServer(srv, NewAdminServer(e.mgr))
+	mxgatewayv1grpc.RegisterGalaxyServer(srv, mxgatewayv1grpc.UnimplementedGalaxyServer{})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
@@ -189,8 +190,8 @@ func newHarness(t *testing.T, mode Mode) *harness {
 		<-done
 	})
 	h.conn = conn
-	h.gw = mxgatewayv1.NewGatewayClient(conn)
-	h.admin = mxgatewayv1.NewAdminClient(conn)
+	h.gw = mxgatewayv1grpc.NewGatewayClient(conn)
+	h.admin = mxgatewayv1grpc.NewAdminClient(conn)
 	return h
 }
 
@@ -432,7 +433,7 @@ func TestSessionOwnership(t *testing.T) {
 	id := s.GetSessionId()
 	reg := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{}}}
 	stream := func(ctx context.Context) error {
-		return call(ctx, h.conn, mxgatewayv1.Gateway_StreamEvents_FullMethodName, &mxgatewayv1.StreamEventsRequest{SessionId: id})
+		return call(ctx, h.conn, mxgatewayv1grpc.Gateway_StreamEvents_FullMethodName, &mxgatewayv1.StreamEventsRequest{SessionId: id})
 	}
 	// Another key: invoke, stream and close are all refused.
 	_, err = h.gw.Invoke(withKey(b), &mxgatewayv1.InvokeRequest{SessionId: id, Command: reg})
@@ -521,7 +522,7 @@ func TestDenialsAreAuditedAndRateLimited(t *testing.T) {
 		t.Fatalf("%d denials audited, want %d", n, DefaultAuditBurst)
 	}
 	evs, _ := h.store.ListAudit(ctx, store.AuditFilter{Limit: 1})
-	if evs[0].Outcome != store.OutcomeDenied || evs[0].Action != mxgatewayv1.Gateway_OpenSession_FullMethodName || evs[0].RemoteAddr == "" {
+	if evs[0].Outcome != store.OutcomeDenied || evs[0].Action != mxgatewayv1grpc.Gateway_OpenSession_FullMethodName || evs[0].RemoteAddr == "" {
 		t.Fatalf("audit row = %+v", evs[0])
 	}
 	// Time passes: the source may be audited again, and the row reports what

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,6 +170,57 @@ func TestCredentialThrottle(t *testing.T) {
 	}
 	for _, r := range rows {
 		if r.ActorKeyID != ka.ID || r.Outcome != store.OutcomeDenied || !strings.Contains(r.Detail, `GALAXY\\operator`) || strings.Contains(r.Detail, password) {
+			t.Fatalf("audit row %+v", r)
+		}
+	}
+}
+
+// TestSecuredWriteRefusedThrottles: a secured write whose OnWriteComplete
+// refused its credentials counts exactly like a failed AuthenticateUser:
+// it is counted under its command kind, audited with the user names it
+// presented, and grows the back-off of the key and the session, so later
+// secured writes and AuthenticateUser are refused with the same code and
+// reason.
+func TestSecuredWriteRefusedThrottles(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	counted := map[string]int{}
+	g, err := NewGuard(GuardConfig{Manager: e.mgr, Now: e.clock.now,
+		Credentials: CredentialConfig{Backoff: time.Second, BackoffMax: time.Minute, OnFailure: func(c string) {
+			mu.Lock()
+			counted[c]++
+			mu.Unlock()
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ka := e.mustCreate(t, "a", Constraints{}, ScopeInvokeWrite)
+	ctx := NewContext(context.Background(), principalOf(ka))
+	secured := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_WriteSecured{WriteSecured: &mxgatewayv1.WriteSecuredCommand{
+		ServerHandle: 1, ItemHandle: 1, CurrentUserId: 7, VerifierUserId: 7}}}
+	for i := range CredentialFreeFailures + 1 {
+		if err := g.CheckCredentials(ctx, "s1", secured); err != nil {
+			t.Fatalf("secured write %d refused before the back-off: %v", i, err)
+		}
+		g.SecuredWriteRefused(ctx, "s1", "write_secured", `user "operator" (id 7)`)
+	}
+	wantCode(t, g.CheckCredentials(ctx, "s1", secured), codes.ResourceExhausted, mxgatewayv1.ReasonCredentialThrottled)
+	wantCode(t, g.CheckCredentials(ctx, "s1", authUser("operator", "x")), codes.ResourceExhausted, mxgatewayv1.ReasonCredentialThrottled)
+	ctxOther := NewContext(context.Background(), principalOf(ka))
+	wantCode(t, g.CheckCredentials(ctxOther, "s2", secured), codes.ResourceExhausted, mxgatewayv1.ReasonCredentialThrottled) // the key
+	if counted["write_secured"] != CredentialFreeFailures+1 || len(counted) != 1 {
+		t.Fatalf("counted %v, want %d write_secured", counted, CredentialFreeFailures+1)
+	}
+	rows, err := e.mgr.ListAudit(context.Background(), store.AuditFilter{Action: ActionCredentialFailed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != CredentialFreeFailures+1 {
+		t.Fatalf("%d audit rows, want %d", len(rows), CredentialFreeFailures+1)
+	}
+	for _, r := range rows {
+		if r.ActorKeyID != ka.ID || r.Target != "session s1" || r.Outcome != store.OutcomeDenied ||
+			r.Detail != `write_secured: MXAccess refused the credentials of user "operator" (id 7)` {
 			t.Fatalf("audit row %+v", r)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/store"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
@@ -30,7 +31,7 @@ func (s idleStream) Context() context.Context { return s.ctx }
 func openStream(t *testing.T, parent context.Context, g *Guard, raw RawKey) <-chan error {
 	t.Helper()
 	ctx := metadata.NewIncomingContext(parent, metadata.Pairs(MDAuthorization, "Bearer "+raw.Reveal()))
-	info := &grpc.StreamServerInfo{FullMethod: mxgatewayv1.Gateway_StreamEvents_FullMethodName, IsServerStream: true}
+	info := &grpc.StreamServerInfo{FullMethod: mxgatewayv1grpc.Gateway_StreamEvents_FullMethodName, IsServerStream: true}
 	done := make(chan error, 1)
 	go func() {
 		done <- g.StreamInterceptor()(nil, idleStream{ctx: ctx}, info, func(_ any, ss grpc.ServerStream) error {

@@ -11,6 +11,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // Scope is a permission granted to an API key.
@@ -64,7 +65,7 @@ type target struct {
 	Method string
 }
 
-var invoke = mxgatewayv1.Gateway_Invoke_FullMethodName
+var invoke = mxgatewayv1grpc.Gateway_Invoke_FullMethodName
 
 // scopeTable maps every RPC to exactly one scope; Invoke's scope is the
 // command kind's, from the command catalogue (CommandScope). Anything not
@@ -72,24 +73,24 @@ var invoke = mxgatewayv1.Gateway_Invoke_FullMethodName
 // TestScopeTableCoversCommands fail when something is missing.
 var scopeTable = map[target]Scope{
 	// Service Gateway.
-	{Method: mxgatewayv1.Gateway_OpenSession_FullMethodName}:  ScopeSessionOpen,
-	{Method: mxgatewayv1.Gateway_CloseSession_FullMethodName}: ScopeSessionClose,
-	{Method: mxgatewayv1.Gateway_StreamEvents_FullMethodName}: ScopeEventsRead,
-	{Method: mxgatewayv1.Gateway_ListSessions_FullMethodName}: ScopeSessionOpen,
+	{Method: mxgatewayv1grpc.Gateway_OpenSession_FullMethodName}:  ScopeSessionOpen,
+	{Method: mxgatewayv1grpc.Gateway_CloseSession_FullMethodName}: ScopeSessionClose,
+	{Method: mxgatewayv1grpc.Gateway_StreamEvents_FullMethodName}: ScopeEventsRead,
+	{Method: mxgatewayv1grpc.Gateway_ListSessions_FullMethodName}: ScopeSessionOpen,
 	{Method: invoke}: scopePerCommand,
 
 	// Service Admin.
-	{Method: mxgatewayv1.Admin_CreateApiKey_FullMethodName}:    ScopeAdmin,
-	{Method: mxgatewayv1.Admin_ListApiKeys_FullMethodName}:     ScopeAdmin,
-	{Method: mxgatewayv1.Admin_RevokeApiKey_FullMethodName}:    ScopeAdmin,
-	{Method: mxgatewayv1.Admin_RotateApiKey_FullMethodName}:    ScopeAdmin,
-	{Method: mxgatewayv1.Admin_ListAuditEvents_FullMethodName}: ScopeAdmin,
+	{Method: mxgatewayv1grpc.Admin_CreateApiKey_FullMethodName}:    ScopeAdmin,
+	{Method: mxgatewayv1grpc.Admin_ListApiKeys_FullMethodName}:     ScopeAdmin,
+	{Method: mxgatewayv1grpc.Admin_RevokeApiKey_FullMethodName}:    ScopeAdmin,
+	{Method: mxgatewayv1grpc.Admin_RotateApiKey_FullMethodName}:    ScopeAdmin,
+	{Method: mxgatewayv1grpc.Admin_ListAuditEvents_FullMethodName}: ScopeAdmin,
 
 	// Service Galaxy (browse).
-	{Method: mxgatewayv1.Galaxy_GetGalaxy_FullMethodName}:         ScopeBrowseRead,
-	{Method: mxgatewayv1.Galaxy_BrowseChildren_FullMethodName}:    ScopeBrowseRead,
-	{Method: mxgatewayv1.Galaxy_GetObject_FullMethodName}:         ScopeBrowseRead,
-	{Method: mxgatewayv1.Galaxy_DiscoverHierarchy_FullMethodName}: ScopeBrowseRead,
+	{Method: mxgatewayv1grpc.Galaxy_GetGalaxy_FullMethodName}:         ScopeBrowseRead,
+	{Method: mxgatewayv1grpc.Galaxy_BrowseChildren_FullMethodName}:    ScopeBrowseRead,
+	{Method: mxgatewayv1grpc.Galaxy_GetObject_FullMethodName}:         ScopeBrowseRead,
+	{Method: mxgatewayv1grpc.Galaxy_DiscoverHierarchy_FullMethodName}: ScopeBrowseRead,
 
 	// Server reflection reveals only the public schema; a key that may open
 	// sessions may discover the API (grpcurl and similar tools).

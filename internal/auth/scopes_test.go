@@ -14,14 +14,15 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 )
 
 // fullServer registers every service the gateway serves.
 func fullServer() *grpc.Server {
 	s := grpc.NewServer()
-	mxgatewayv1.RegisterGatewayServer(s, mxgatewayv1.UnimplementedGatewayServer{})
-	mxgatewayv1.RegisterAdminServer(s, mxgatewayv1.UnimplementedAdminServer{})
-	mxgatewayv1.RegisterGalaxyServer(s, mxgatewayv1.UnimplementedGalaxyServer{})
+	mxgatewayv1grpc.RegisterGatewayServer(s, mxgatewayv1grpc.UnimplementedGatewayServer{})
+	mxgatewayv1grpc.RegisterAdminServer(s, mxgatewayv1grpc.UnimplementedAdminServer{})
+	mxgatewayv1grpc.RegisterGalaxyServer(s, mxgatewayv1grpc.UnimplementedGalaxyServer{})
 	grpc_health_v1.RegisterHealthServer(s, health.NewServer())
 	reflection.Register(s)
 	return s
@@ -63,7 +64,7 @@ func TestScopeTableCoversServer(t *testing.T) {
 				}
 				continue
 			}
-			if sc == "" && full != mxgatewayv1.Gateway_Invoke_FullMethodName {
+			if sc == "" && full != mxgatewayv1grpc.Gateway_Invoke_FullMethodName {
 				t.Errorf("%s has no scope of its own", full)
 			}
 			if sc != "" && !slices.Contains(AllScopes, sc) {

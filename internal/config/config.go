@@ -163,8 +163,9 @@ type Config struct {
 
 	// WorkerBackend is sim or mxaccess. Default sim; MXGATEWAY_WORKER_BACKEND.
 	WorkerBackend Backend
-	// WorkerExe is the worker executable. Default empty: the gateway
-	// re-executes itself as `mxgateway worker` (sim only); MXGATEWAY_WORKER_EXE.
+	// WorkerExe is the worker executable. Default empty (sim only): mxworker
+	// beside the gateway, else the gateway re-executes itself as `mxgateway
+	// worker` (docs/worker.md); MXGATEWAY_WORKER_EXE.
 	WorkerExe string
 	// MXAccessProgID is the COM ProgID the mxaccess worker creates. Default
 	// LMXProxy.LMXProxyServer; MXGATEWAY_MXACCESS_PROG_ID.

@@ -246,7 +246,7 @@ var keys = []key{
 	durationKey("dashboard_session_max", "a dashboard login ends this long after it began", time.Minute, 7*24*time.Hour, func(c *Config) *time.Duration { return &c.DashboardSessionMax }),
 	intKey("dashboard_max_logins", "most dashboard logins held at once", 1, 10000, func(c *Config) *int { return &c.DashboardMaxLogins }),
 	enumKey("worker_backend", "worker backend", []Backend{BackendSim, BackendMXAccess}, func(c *Config) *Backend { return &c.WorkerBackend }),
-	stringKey("worker_exe", "worker executable (empty: the gateway re-executes itself; required for mxaccess)", func(c *Config) *string { return &c.WorkerExe }),
+	stringKey("worker_exe", "worker executable (empty: mxworker beside the gateway, else the gateway re-executes itself; required for mxaccess)", func(c *Config) *string { return &c.WorkerExe }),
 	stringKey("mxaccess_prog_id", "COM ProgID of the MXAccess server", func(c *Config) *string { return &c.MXAccessProgID }),
 	stringKey("sim_model", "simulator Galaxy model file (empty: the built-in demo Galaxy)", func(c *Config) *string { return &c.SimModel }),
 	enumKey("sim_profile", "simulator behaviour profile", []string{"default", "test"}, func(c *Config) *string { return &c.SimProfile }),

@@ -6,15 +6,16 @@ import (
 	"log/slog"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
 )
 
 // GalaxyService is the Galaxy gRPC service (browse): it answers from the
 // snapshot in force in its store, applying the caller's read constraints.
-// Register it with mxgatewayv1.RegisterGalaxyServer.
+// Register it with mxgatewayv1grpc.RegisterGalaxyServer.
 type GalaxyService struct {
-	mxgatewayv1.UnimplementedGalaxyServer
+	mxgatewayv1grpc.UnimplementedGalaxyServer
 	store *browse.Store
 	log   *slog.Logger
 }
@@ -55,7 +56,7 @@ func (g *GalaxyService) snapshot() (*browse.Snapshot, error) {
 	return s, nil
 }
 
-// GetGalaxy implements mxgatewayv1.GalaxyServer.
+// GetGalaxy implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) GetGalaxy(ctx context.Context, _ *mxgatewayv1.GetGalaxyRequest) (*mxgatewayv1.GetGalaxyResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {
@@ -64,7 +65,7 @@ func (g *GalaxyService) GetGalaxy(ctx context.Context, _ *mxgatewayv1.GetGalaxyR
 	return &mxgatewayv1.GetGalaxyResponse{Galaxy: s.Info()}, nil
 }
 
-// BrowseChildren implements mxgatewayv1.GalaxyServer.
+// BrowseChildren implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) BrowseChildren(ctx context.Context, req *mxgatewayv1.BrowseChildrenRequest) (*mxgatewayv1.BrowseChildrenResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {
@@ -78,7 +79,7 @@ func (g *GalaxyService) BrowseChildren(ctx context.Context, req *mxgatewayv1.Bro
 	return r, nil
 }
 
-// GetObject implements mxgatewayv1.GalaxyServer.
+// GetObject implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) GetObject(ctx context.Context, req *mxgatewayv1.GetObjectRequest) (*mxgatewayv1.GetObjectResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {
@@ -91,7 +92,7 @@ func (g *GalaxyService) GetObject(ctx context.Context, req *mxgatewayv1.GetObjec
 	return r, nil
 }
 
-// DiscoverHierarchy implements mxgatewayv1.GalaxyServer.
+// DiscoverHierarchy implements mxgatewayv1grpc.GalaxyServer.
 func (g *GalaxyService) DiscoverHierarchy(ctx context.Context, req *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	s, err := g.snapshot()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
@@ -113,10 +114,10 @@ func TestUndecodableRequests(t *testing.T) {
 	for name, body := range bad {
 		t.Run(name, func(t *testing.T) {
 			var out []byte
-			err := g.conn.Invoke(ctx, mxgatewayv1.Gateway_OpenSession_FullMethodName, &body, &out, grpc.ForceCodec(rawCodec{}))
+			err := g.conn.Invoke(ctx, mxgatewayv1grpc.Gateway_OpenSession_FullMethodName, &body, &out, grpc.ForceCodec(rawCodec{}))
 			wantStatus(t, err, codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest)
 
-			st, err := g.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, mxgatewayv1.Gateway_StreamEvents_FullMethodName, grpc.ForceCodec(rawCodec{}))
+			st, err := g.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, mxgatewayv1grpc.Gateway_StreamEvents_FullMethodName, grpc.ForceCodec(rawCodec{}))
 			if err != nil {
 				t.Fatal(err)
 			}

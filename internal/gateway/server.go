@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -221,12 +222,12 @@ func New(opts Options) (*Server, error) {
 		grpc.ChainStreamInterceptor(stream...),
 	}
 	s.grpc = grpc.NewServer(append(sopts, opts.ServerOptions...)...)
-	mxgatewayv1.RegisterGatewayServer(s.grpc, s.service)
+	mxgatewayv1grpc.RegisterGatewayServer(s.grpc, s.service)
 	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, stop: s.stopCtx,
 		max: int64(opts.MaxHealthWatches), metrics: opts.Metrics})
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(mxgatewayv1.Gateway_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(mxgatewayv1grpc.Gateway_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil
 }
 
@@ -417,17 +418,27 @@ type watchStream struct {
 	ctx context.Context
 
 	mu      sync.Mutex
-	serving bool          // the last status sent was SERVING
-	sent    chan struct{} // closed and replaced on every Send
+	serving bool          // the last status handed to the watcher was SERVING
+	sent    chan struct{} // closed and replaced after every Send
 }
 
 func (w *watchStream) Context() context.Context { return w.ctx }
 
-// Send records the last status the watcher was sent.
+// Send records the last status the watcher was sent. It is recorded before
+// the message goes out: the watcher may read it (and the server start
+// stopping) before the transport's Send returns, and ending the watch then
+// must wait for the next status. Ending it while a NOT_SERVING is being
+// sent is safe: the Watch goroutine finishes that Send before it sees its
+// context end, so the message precedes the stream's end.
 func (w *watchStream) Send(m *healthpb.HealthCheckResponse) error {
+	w.mu.Lock()
+	w.serving = m.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	w.mu.Unlock()
 	err := w.Health_WatchServer.Send(m)
 	w.mu.Lock()
-	w.serving = err == nil && m.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	if err != nil {
+		w.serving = false // nothing more reaches this watcher
+	}
 	close(w.sent)
 	w.sent = make(chan struct{})
 	w.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/protocol"
@@ -110,7 +111,7 @@ func (w *fakeWorker) finish(err error) {
 
 type testGateway struct {
 	srv     *Server
-	client  mxgatewayv1.GatewayClient
+	client  mxgatewayv1grpc.GatewayClient
 	conn    *grpc.ClientConn
 	mu      sync.Mutex
 	workers []*fakeWorker
@@ -154,7 +155,7 @@ func startGateway(t testing.TB, opts Options, sopts session.Options, dial ...grp
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.srv, g.conn, g.client = srv, conn, mxgatewayv1.NewGatewayClient(conn)
+	g.srv, g.conn, g.client = srv, conn, mxgatewayv1grpc.NewGatewayClient(conn)
 	t.Cleanup(func() {
 		conn.Close()
 		if err := srv.Close(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
@@ -25,11 +26,11 @@ import (
 // APIVersion is the public API version reported by OpenSession.
 const APIVersion = 1
 
-// Service implements mxgatewayv1.GatewayServer on a session.Manager. It
+// Service implements mxgatewayv1grpc.GatewayServer on a session.Manager. It
 // validates every request before anything reaches a worker and maps every
 // error through toStatus.
 type Service struct {
-	mxgatewayv1.UnimplementedGatewayServer
+	mxgatewayv1grpc.UnimplementedGatewayServer
 
 	sessions *session.Manager
 	log      *slog.Logger
@@ -57,7 +58,7 @@ type Service struct {
 	stopping context.Context
 }
 
-var _ mxgatewayv1.GatewayServer = (*Service)(nil)
+var _ mxgatewayv1grpc.GatewayServer = (*Service)(nil)
 
 func (sv *Service) refusing() bool { return sv.stopping.Err() != nil }
 

@@ -189,6 +189,19 @@ type Options struct {
 	// opening, so that one key cannot take every slot; sessions without an
 	// owner ("") are not counted. 0 means no per-key cap.
 	MaxSessionsPerKey int
+	// MaxSecuredWrites bounds the secured and verified writes of one
+	// session that await their OnWriteComplete; further ones are refused
+	// with ErrPendingLimit. Default DefaultMaxSecuredWrites.
+	MaxSecuredWrites int
+	// OnSecuredWriteRefused is called for every secured or verified write
+	// whose OnWriteComplete said MxCategorySecurityError (its credentials
+	// were refused), with the context of the Invoke that made it (its
+	// values, without its cancellation). It runs before the completion is
+	// delivered to any subscriber: on the session's event goroutine, or on
+	// the Invoke's goroutine before its reply returns when the completion
+	// arrived first. It may block briefly (an audit write) and must not
+	// call back into the session. Nil reports nothing.
+	OnSecuredWriteRefused func(ctx context.Context, r SecuredWriteRefusal)
 	// Hooks are optional metric callbacks.
 	Hooks Hooks
 	// Now returns the current time; nil uses time.Now. Tests inject a clock.
@@ -216,6 +229,7 @@ func (o Options) withDefaults() (Options, error) {
 		{"MaxSubscribers", &o.MaxSubscribers, DefaultMaxSubscribers},
 		{"SubscriberQueue", &o.SubscriberQueue, DefaultSubscriberQueue},
 		{"ReplaySize", &o.ReplaySize, DefaultReplaySize},
+		{"MaxSecuredWrites", &o.MaxSecuredWrites, DefaultMaxSecuredWrites},
 	}
 	for _, f := range ints {
 		switch {

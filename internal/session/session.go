@@ -56,6 +56,8 @@ type Session struct {
 	ended         error // the pump's terminal error, for late subscribers
 	slowConsumers uint64
 	wd            watchdog
+
+	writes writeLedger // writes awaiting OnWriteComplete (securedwrites.go)
 }
 
 // Info is a snapshot of a session for listings.
@@ -295,6 +297,11 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
 	}
+	writes, err := s.writes.begin(ctx, kind, cmd, opts.MaxSecuredWrites)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	s.pending++
 	s.lastActivity = now
 	s.mu.Unlock()
@@ -308,6 +315,7 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 	start := time.Now()
 	reply, err := s.w.Invoke(ctx, cmd, guard, timeout)
 	elapsed := time.Since(start)
+	s.reportRefusals(s.writes.end(writes, kind, cmd, reply, err, s.itemAlive))
 
 	s.mu.Lock()
 	s.pending--
@@ -409,6 +417,7 @@ func (s *Session) pump() {
 		more := true
 		for i := range batch {
 			if more {
+				s.observeWriteComplete(batch[i].Event)
 				more = s.deliver(batch[i].Event, batch[i].Bytes)
 			}
 			batch[i] = protocol.SizedEvent{}

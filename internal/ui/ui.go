@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/peer"
 
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/session"
@@ -113,10 +113,10 @@ type Options struct {
 	Keys *auth.Manager
 	// Admin serves the API-key and audit pages, called as the logged-in
 	// key (required).
-	Admin mxgatewayv1.AdminServer
+	Admin mxgatewayv1grpc.AdminServer
 	// Galaxy serves the Galaxy and Browse pages, called as the logged-in
 	// key (its read constraints apply); nil: no Galaxy on this gateway.
-	Galaxy mxgatewayv1.GalaxyServer
+	Galaxy mxgatewayv1grpc.GalaxyServer
 	// Sessions are the gateway's sessions (required).
 	Sessions *session.Manager
 	// Workers, when set, feeds the Workers page.

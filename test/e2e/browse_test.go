@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -22,7 +23,7 @@ func TestBrowseDemoGalaxy(t *testing.T) {
 	t.Parallel()
 	dir := startRuntime(t)
 	g := harness.Start(t, "--sim-galaxy="+dir)
-	gx := mxgatewayv1.NewGalaxyClient(g.Conn())
+	gx := mxgatewayv1grpc.NewGalaxyClient(g.Conn())
 	ctx := harness.Context(t, step)
 
 	info, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
@@ -130,7 +131,7 @@ func TestBrowseDemoGalaxy(t *testing.T) {
 
 	// A constrained key sees only what it may read.
 	key := g.CreateKey(t, "tank1-reader", []string{"browse:read"}, []string{"Tank1.*"}, nil)
-	kx := mxgatewayv1.NewGalaxyClient(g.Dial(t, key))
+	kx := mxgatewayv1grpc.NewGalaxyClient(g.Dial(t, key))
 	seen, _ := func() ([]string, string) {
 		r, err := kx.DiscoverHierarchy(ctx, &mxgatewayv1.DiscoverHierarchyRequest{IncludeAttributes: true, IncludeBuiltin: true})
 		if err != nil {
@@ -155,7 +156,7 @@ func TestBrowseDemoGalaxy(t *testing.T) {
 	wantCode(t, err, codes.NotFound, mxgatewayv1.ReasonObjectNotFound)
 
 	// browse:read is needed.
-	noBrowse := mxgatewayv1.NewGalaxyClient(g.Dial(t, g.CreateKey(t, "no-browse", []string{"session:open"}, nil, nil)))
+	noBrowse := mxgatewayv1grpc.NewGalaxyClient(g.Dial(t, g.CreateKey(t, "no-browse", []string{"session:open"}, nil, nil)))
 	_, err = noBrowse.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
 	wantCode(t, err, codes.PermissionDenied, mxgatewayv1.ReasonPermissionDenied)
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -46,7 +47,7 @@ func newBypassSession(t *testing.T, g *harness.Gateway, name string) *bypassSess
 		allowRead:  []string{"TIC101.*", "Sim.*"},
 		allowWrite: []string{"TIC101.SP", "Sim.SlowCallMs"},
 	})
-	s := &bypassSession{client: openSession(t, mxgatewayv1.NewGatewayClient(g.Dial(t, k.raw)), name), g: g, keyID: k.id}
+	s := &bypassSession{client: openSession(t, mxgatewayv1grpc.NewGatewayClient(g.Dial(t, k.raw)), name), g: g, keyID: k.id}
 	s.ev = s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
 	s.sp = s.subscribe("TIC101.SP")
@@ -109,13 +110,13 @@ func (s *bypassSession) refusedAndAudited(err error) {
 	if len(r) != 1 || r[0].GetValue().GetDoubleValue() != 90 {
 		s.t.Fatalf("TIC101.HiLimit = %v, want it unchanged at 90", r)
 	}
-	resp, err := mxgatewayv1.NewAdminClient(s.g.Conn()).ListAuditEvents(harness.Context(s.t, step), &mxgatewayv1.ListAuditEventsRequest{Limit: 1000})
+	resp, err := mxgatewayv1grpc.NewAdminClient(s.g.Conn()).ListAuditEvents(harness.Context(s.t, step), &mxgatewayv1.ListAuditEventsRequest{Limit: 1000})
 	if err != nil {
 		s.t.Fatalf("ListAuditEvents: %v", err)
 	}
 	for _, e := range resp.GetEvents() {
 		if e.GetActorKeyId() == s.keyID && e.GetOutcome() == "denied" && e.GetTarget() == "session "+s.id &&
-			e.GetAction() == mxgatewayv1.Gateway_Invoke_FullMethodName+"#write" &&
+			e.GetAction() == mxgatewayv1grpc.Gateway_Invoke_FullMethodName+"#write" &&
 			strings.HasPrefix(e.GetDetail(), mxgatewayv1.ReasonReferenceForbidden) && strings.Contains(e.GetDetail(), "TIC101.HiLimit") {
 			return
 		}

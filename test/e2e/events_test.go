@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -132,7 +133,7 @@ func slowSetup(t *testing.T, g *harness.Gateway, mayFault bool) (s *client, fast
 	s = openSession(t, g.Client(), "slow")
 	fast = s.streamEvents(&mxgatewayv1.StreamEventsRequest{Conflate: true})
 	conn := g.Dial(t, g.AdminKey, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	slowClient := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
+	slowClient := &client{t: t, c: mxgatewayv1grpc.NewGatewayClient(conn), id: s.id}
 	stalled, _ = slowClient.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
 	h, final = storm(t, s, fast, 8000, mayFault)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -230,7 +231,7 @@ func TestFlowGatewayCannotKeepUp(t *testing.T) {
 		"--subscriber-stall-timeout=1h", "--shutdown-timeout=1s")
 	s := openSession(t, g.Client(), "cannot keep up")
 	conn := g.Dial(t, g.AdminKey, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	stalled := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
+	stalled := &client{t: t, c: mxgatewayv1grpc.NewGatewayClient(conn), id: s.id}
 	st, _ := stalled.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.hlmx = s.register()
 	s.subscribe("Sim.StormValue")

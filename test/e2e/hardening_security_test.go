@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -25,7 +26,7 @@ import (
 
 // sessionListed returns the admin's view of session id, or nil when it is
 // no longer listed.
-func sessionListed(t *testing.T, admin mxgatewayv1.GatewayClient, id string) *mxgatewayv1.SessionInfo {
+func sessionListed(t *testing.T, admin mxgatewayv1grpc.GatewayClient, id string) *mxgatewayv1.SessionInfo {
 	t.Helper()
 	resp, err := admin.ListSessions(harness.Context(t, step), &mxgatewayv1.ListSessionsRequest{})
 	if err != nil {
@@ -46,7 +47,7 @@ func sessionListed(t *testing.T, admin mxgatewayv1.GatewayClient, id string) *mx
 func TestHardeningRevocationEndsStreams(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--lease=1s", "--detach-grace=1s")
-	admin := mxgatewayv1.NewGatewayClient(g.Conn())
+	admin := mxgatewayv1grpc.NewGatewayClient(g.Conn())
 	full := []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite}
 
 	revokers := map[string]func(t *testing.T, id string){
@@ -64,7 +65,7 @@ func TestHardeningRevocationEndsStreams(t *testing.T) {
 	for name, revoke := range revokers {
 		t.Run(name, func(t *testing.T) {
 			k := createKey(t, g, keyspec{name: "revoked by " + name, scopes: full})
-			s := openSession(t, mxgatewayv1.NewGatewayClient(g.Dial(t, k.raw)), "revocation")
+			s := openSession(t, mxgatewayv1grpc.NewGatewayClient(g.Dial(t, k.raw)), "revocation")
 			s.register()
 			s.subscribe("Tank1.Level")
 			ev := s.streamEvents(&mxgatewayv1.StreamEventsRequest{})
@@ -114,8 +115,8 @@ func TestHardeningKeyQuotas(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--max-sessions=4", "--max-sessions-per-key=2", "--max-streams-per-key=2")
 	full := []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite}
-	a := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "greedy", scopes: full}).raw))
-	b := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "other", scopes: full}).raw))
+	a := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "greedy", scopes: full}).raw))
+	b := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "other", scopes: full}).raw))
 	ctx := harness.Context(t, step)
 
 	sa := openSession(t, a, "a1")
@@ -194,7 +195,7 @@ func TestHardeningBoundsBeforeAuth(t *testing.T) {
 
 	t.Run("undecodable request", func(t *testing.T) {
 		body, out := []byte{0x0a, 0x02, 0xff, 0xfe}, []byte(nil) // client_name: invalid UTF-8
-		err := g.Conn().Invoke(ctx, mxgatewayv1.Gateway_OpenSession_FullMethodName, &body, &out, grpc.ForceCodec(rawCodec{}))
+		err := g.Conn().Invoke(ctx, mxgatewayv1grpc.Gateway_OpenSession_FullMethodName, &body, &out, grpc.ForceCodec(rawCodec{}))
 		wantCode(t, err, codes.InvalidArgument, mxgatewayv1.ReasonInvalidRequest)
 	})
 	t.Run("header block", func(t *testing.T) {
@@ -234,7 +235,7 @@ func TestHardeningBoundsBeforeAuth(t *testing.T) {
 			}
 			socks = append(socks, conn)
 		}
-		late := mxgatewayv1.NewGatewayClient(g.Dial(t, g.AdminKey))
+		late := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, g.AdminKey))
 		short, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := late.ListSessions(short, &mxgatewayv1.ListSessionsRequest{})
 		cancel()
@@ -267,8 +268,8 @@ func TestHardeningClosedLooksUnknown(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t)
 	full := []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite}
-	a := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "owner", scopes: full}).raw))
-	b := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "prober", scopes: full}).raw))
+	a := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "owner", scopes: full}).raw))
+	b := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "prober", scopes: full}).raw))
 	ctx := harness.Context(t, step)
 
 	s := openSession(t, a, "closed soon")

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -22,7 +23,7 @@ func stuckSubscriber(t *testing.T, g *harness.Gateway) (*client, grpc.ServerStre
 	s := openSession(t, g.Client(), "stuck")
 	fast := s.streamEvents(&mxgatewayv1.StreamEventsRequest{Conflate: true})
 	conn := g.Dial(t, g.AdminKey, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	stuck := &client{t: t, c: mxgatewayv1.NewGatewayClient(conn), id: s.id}
+	stuck := &client{t: t, c: mxgatewayv1grpc.NewGatewayClient(conn), id: s.id}
 	st, _ := stuck.rawStream(&mxgatewayv1.StreamEventsRequest{})
 	s.register()
 	h, final := storm(t, s, fast, 8000, false) // below the subscriber queue: only the sends block

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -21,13 +22,13 @@ const step = 20 * time.Second
 // client is one session opened by a test.
 type client struct {
 	t    *testing.T
-	c    mxgatewayv1.GatewayClient
+	c    mxgatewayv1grpc.GatewayClient
 	id   string
 	pid  int
 	hlmx int32
 }
 
-func openSession(t *testing.T, c mxgatewayv1.GatewayClient, name string) *client {
+func openSession(t *testing.T, c mxgatewayv1grpc.GatewayClient, name string) *client {
 	t.Helper()
 	resp, err := c.OpenSession(harness.Context(t, step), &mxgatewayv1.OpenSessionRequest{ClientName: name})
 	if err != nil {
@@ -156,7 +157,7 @@ func (s *client) streamEvents(req *mxgatewayv1.StreamEventsRequest, opts ...grpc
 	return openStream(s.t, s.c, s.id, req, opts...)
 }
 
-func openStream(t *testing.T, c mxgatewayv1.GatewayClient, id string, req *mxgatewayv1.StreamEventsRequest, opts ...grpc.CallOption) *stream {
+func openStream(t *testing.T, c mxgatewayv1grpc.GatewayClient, id string, req *mxgatewayv1.StreamEventsRequest, opts ...grpc.CallOption) *stream {
 	t.Helper()
 	req.SessionId = id
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -42,7 +43,7 @@ func TestConcurrentSessionsIsolated(t *testing.T) {
 
 // isolatedSession runs one session's part and returns its worker pid. It
 // reports failures with t.Errorf (safe from goroutines) and returns early.
-func isolatedSession(t *testing.T, c mxgatewayv1.GatewayClient, i, n int) int {
+func isolatedSession(t *testing.T, c mxgatewayv1grpc.GatewayClient, i, n int) int {
 	ctx := harness.Context(t, step)
 	open, err := c.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: fmt.Sprintf("iso-%d", i)})
 	if err != nil {

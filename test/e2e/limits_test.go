@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -45,9 +46,9 @@ func TestCommandBurstMeetsPendingLimit(t *testing.T) {
 	// gRPC clients cap concurrent streams per connection too; spread the
 	// burst.
 	const conns = 6
-	clients := make([]mxgatewayv1.GatewayClient, conns)
+	clients := make([]mxgatewayv1grpc.GatewayClient, conns)
 	for i := range clients {
-		clients[i] = mxgatewayv1.NewGatewayClient(g.Dial(t, g.AdminKey))
+		clients[i] = mxgatewayv1grpc.NewGatewayClient(g.Dial(t, g.AdminKey))
 	}
 	n := protocol.CommandQueueSize + 400
 	var mu sync.Mutex

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -50,7 +51,7 @@ func TestOpsMetricsAfterRun(t *testing.T) {
 	}
 
 	// One authentication denial.
-	_, err := mxgatewayv1.NewGatewayClient(g.Dial(t, "")).ListSessions(harness.Context(t, step), &mxgatewayv1.ListSessionsRequest{})
+	_, err := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, "")).ListSessions(harness.Context(t, step), &mxgatewayv1.ListSessionsRequest{})
 	wantCode(t, err, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 
 	s.close()

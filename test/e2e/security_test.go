@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/tlsutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -49,20 +50,20 @@ const (
 // allRPCs calls every Gateway RPC and one Admin RPC on conn and returns
 // their errors by name. StreamEvents is checked at its first Recv.
 func allRPCs(ctx context.Context, conn *grpc.ClientConn, sessionID string) map[string]error {
-	c := mxgatewayv1.NewGatewayClient(conn)
+	c := mxgatewayv1grpc.NewGatewayClient(conn)
 	out := map[string]error{}
 	_, out["OpenSession"] = c.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "denied"})
 	_, out["ListSessions"] = c.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 	_, out["Invoke"] = c.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: sessionID, Command: registerCmd()})
 	_, out["CloseSession"] = c.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: sessionID})
 	out["StreamEvents"] = streamErr(ctx, c, sessionID)
-	_, out["Admin.ListApiKeys"] = mxgatewayv1.NewAdminClient(conn).ListApiKeys(ctx, &mxgatewayv1.ListApiKeysRequest{})
+	_, out["Admin.ListApiKeys"] = mxgatewayv1grpc.NewAdminClient(conn).ListApiKeys(ctx, &mxgatewayv1.ListApiKeysRequest{})
 	return out
 }
 
 // streamErr opens an event stream and returns the error of its first
 // receive (nil if an event arrived).
-func streamErr(ctx context.Context, c mxgatewayv1.GatewayClient, sessionID string) error {
+func streamErr(ctx context.Context, c mxgatewayv1grpc.GatewayClient, sessionID string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := c.StreamEvents(ctx, &mxgatewayv1.StreamEventsRequest{SessionId: sessionID})
@@ -116,7 +117,7 @@ func TestSecurityAuthentication(t *testing.T) {
 		if out := g.Stdout.String() + g.Stderr.String(); strings.Contains(out, admin) {
 			t.Fatalf("the first-run key is printed to a pipe; output:\n%s", redactKey(out, admin))
 		}
-		keys, err := mxgatewayv1.NewAdminClient(adminConn).ListApiKeys(ctx, &mxgatewayv1.ListApiKeysRequest{})
+		keys, err := mxgatewayv1grpc.NewAdminClient(adminConn).ListApiKeys(ctx, &mxgatewayv1.ListApiKeysRequest{})
 		if err != nil {
 			t.Fatalf("ListApiKeys with the first-run key: %v", err)
 		}
@@ -129,7 +130,7 @@ func TestSecurityAuthentication(t *testing.T) {
 		if !found {
 			t.Fatalf("the first-run key is not listed as an admin key: %v", keys)
 		}
-		s := openSession(t, mxgatewayv1.NewGatewayClient(adminConn), "first-run")
+		s := openSession(t, mxgatewayv1grpc.NewGatewayClient(adminConn), "first-run")
 		s.register()
 		s.close()
 	})
@@ -159,7 +160,7 @@ func TestSecurityAuthentication(t *testing.T) {
 			"two different keys":       {"authorization", "Bearer " + real, "x-api-key", fakeKey("")},
 			"secret of the wrong size": {"authorization", "Bearer " + real[:22] + "AAAA"},
 		}
-		c := mxgatewayv1.NewGatewayClient(anon)
+		c := mxgatewayv1grpc.NewGatewayClient(anon)
 		for name, md := range bad {
 			t.Run(name, func(t *testing.T) {
 				_, err := c.ListSessions(metadata.AppendToOutgoingContext(ctx, md...), &mxgatewayv1.ListSessionsRequest{})
@@ -170,7 +171,7 @@ func TestSecurityAuthentication(t *testing.T) {
 
 	t.Run("unknown id and wrong secret", func(t *testing.T) {
 		k := createKey(t, g, keyspec{name: "victim", scopes: []string{scSessionOpen}})
-		c := mxgatewayv1.NewGatewayClient(anon)
+		c := mxgatewayv1grpc.NewGatewayClient(anon)
 		_, errUnknown := c.ListSessions(withKey(ctx, fakeKey("")), &mxgatewayv1.ListSessionsRequest{})
 		wantCode(t, errUnknown, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 		_, errWrong := c.ListSessions(withKey(ctx, fakeKey(k.id)), &mxgatewayv1.ListSessionsRequest{})
@@ -190,11 +191,11 @@ func TestSecurityAuthentication(t *testing.T) {
 
 	t.Run("revoked key", func(t *testing.T) {
 		k := createKey(t, g, keyspec{name: "to revoke", scopes: []string{scSessionOpen}})
-		c := mxgatewayv1.NewGatewayClient(anon)
+		c := mxgatewayv1grpc.NewGatewayClient(anon)
 		if _, err := c.ListSessions(withKey(ctx, k.raw), &mxgatewayv1.ListSessionsRequest{}); err != nil {
 			t.Fatalf("before revocation: %v", err)
 		}
-		ac := mxgatewayv1.NewAdminClient(adminConn)
+		ac := mxgatewayv1grpc.NewAdminClient(adminConn)
 		rv, err := ac.RevokeApiKey(ctx, &mxgatewayv1.RevokeApiKeyRequest{Id: k.id})
 		if err != nil || rv.GetAlreadyRevoked() || rv.GetKey().GetRevokedAt() == nil {
 			t.Fatalf("RevokeApiKey = %v, %v", rv, err)
@@ -208,7 +209,7 @@ func TestSecurityAuthentication(t *testing.T) {
 
 	t.Run("rotated key", func(t *testing.T) {
 		old := createKey(t, g, keyspec{name: "to rotate", scopes: []string{scSessionOpen}, allowRead: []string{"Tank1.*"}})
-		rot, err := mxgatewayv1.NewAdminClient(adminConn).RotateApiKey(ctx, &mxgatewayv1.RotateApiKeyRequest{Id: old.id})
+		rot, err := mxgatewayv1grpc.NewAdminClient(adminConn).RotateApiKey(ctx, &mxgatewayv1.RotateApiKeyRequest{Id: old.id})
 		if err != nil {
 			t.Fatalf("RotateApiKey: %v", err)
 		}
@@ -217,7 +218,7 @@ func TestSecurityAuthentication(t *testing.T) {
 			nk.GetName() != "to rotate" || !slices.Equal(nk.GetScopes(), []string{scSessionOpen}) || !slices.Equal(nk.GetAllowRead(), []string{"Tank1.*"}) {
 			t.Fatalf("RotateApiKey returned %v", nk)
 		}
-		c := mxgatewayv1.NewGatewayClient(anon)
+		c := mxgatewayv1grpc.NewGatewayClient(anon)
 		_, err = c.ListSessions(withKey(ctx, old.raw), &mxgatewayv1.ListSessionsRequest{})
 		wantCode(t, err, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 		if _, err := c.ListSessions(withKey(ctx, rot.GetRawKey()), &mxgatewayv1.ListSessionsRequest{}); err != nil {
@@ -235,7 +236,7 @@ func TestSecurityAuthentication(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &k); err != nil || k.ID == "" || !strings.HasPrefix(k.Key, "mxgw_"+k.ID+"_") {
 			t.Fatalf("apikey create --json printed something else (%v)", err)
 		}
-		c := mxgatewayv1.NewGatewayClient(anon)
+		c := mxgatewayv1grpc.NewGatewayClient(anon)
 		if _, err := c.ListSessions(withKey(ctx, k.Key), &mxgatewayv1.ListSessionsRequest{}); err != nil {
 			t.Fatalf("a key created by the CLI while serving: %v", err)
 		}
@@ -260,7 +261,7 @@ func TestSecurityAuthentication(t *testing.T) {
 	})
 
 	t.Run("audit", func(t *testing.T) {
-		resp, err := mxgatewayv1.NewAdminClient(adminConn).ListAuditEvents(ctx, &mxgatewayv1.ListAuditEventsRequest{Limit: 1000})
+		resp, err := mxgatewayv1grpc.NewAdminClient(adminConn).ListAuditEvents(ctx, &mxgatewayv1.ListAuditEventsRequest{Limit: 1000})
 		if err != nil {
 			t.Fatalf("ListAuditEvents: %v", err)
 		}
@@ -273,7 +274,7 @@ func TestSecurityAuthentication(t *testing.T) {
 		}
 		for _, want := range []string{
 			"apikey.bootstrap ok", "apikey.create ok", "apikey.revoke ok", "apikey.rotate ok",
-			mxgatewayv1.Gateway_ListSessions_FullMethodName + " denied",
+			mxgatewayv1grpc.Gateway_ListSessions_FullMethodName + " denied",
 		} {
 			if !seen[want] {
 				t.Errorf("no audit event %q among %v", want, seen)
@@ -317,7 +318,7 @@ func TestSecurityScopes(t *testing.T) {
 	t.Run("per RPC", func(t *testing.T) {
 		// open-only: may open and list, nothing else.
 		openOnlyConn := keyConn("open only", scSessionOpen)
-		openOnly := mxgatewayv1.NewGatewayClient(openOnlyConn)
+		openOnly := mxgatewayv1grpc.NewGatewayClient(openOnlyConn)
 		s := openSession(t, openOnly, "open-only")
 		if _, err := openOnly.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
 			t.Fatalf("ListSessions with session:open: %v", err)
@@ -327,27 +328,27 @@ func TestSecurityScopes(t *testing.T) {
 		denied(t, "CloseSession without session:close", err)
 		_, err = openOnly.Invoke(ctx, &mxgatewayv1.InvokeRequest{SessionId: s.id, Command: registerCmd()})
 		denied(t, "Register without invoke:read", err)
-		_, err = mxgatewayv1.NewAdminClient(openOnlyConn).ListApiKeys(ctx, &mxgatewayv1.ListApiKeysRequest{})
+		_, err = mxgatewayv1grpc.NewAdminClient(openOnlyConn).ListApiKeys(ctx, &mxgatewayv1.ListApiKeysRequest{})
 		denied(t, "Admin.ListApiKeys without admin", err)
 
 		// close-only: may close (its own sessions), not open or list.
-		closeOnly := mxgatewayv1.NewGatewayClient(keyConn("close only", scSessionClose, scEventsRead))
+		closeOnly := mxgatewayv1grpc.NewGatewayClient(keyConn("close only", scSessionClose, scEventsRead))
 		_, err = closeOnly.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "x"})
 		denied(t, "OpenSession without session:open", err)
 		_, err = closeOnly.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 		denied(t, "ListSessions without session:open", err)
 
 		// The admin closes what the open-only key cannot.
-		if _, err := mxgatewayv1.NewGatewayClient(adminConn).CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: s.id}); err != nil {
+		if _, err := mxgatewayv1grpc.NewGatewayClient(adminConn).CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: s.id}); err != nil {
 			t.Fatalf("admin CloseSession: %v", err)
 		}
 	})
 
 	t.Run("per command kind", func(t *testing.T) {
-		reader := mxgatewayv1.NewGatewayClient(keyConn("reader", scSessionOpen, scSessionClose, scEventsRead, scInvokeRead))
-		writer := mxgatewayv1.NewGatewayClient(keyConn("writer", scSessionOpen, scSessionClose, scInvokeRead, scInvokeWrite))
-		secure := mxgatewayv1.NewGatewayClient(keyConn("secure", scSessionOpen, scSessionClose, scInvokeRead, scInvokeSecure))
-		noRead := mxgatewayv1.NewGatewayClient(keyConn("no read", scSessionOpen, scSessionClose, scInvokeWrite, scInvokeSecure))
+		reader := mxgatewayv1grpc.NewGatewayClient(keyConn("reader", scSessionOpen, scSessionClose, scEventsRead, scInvokeRead))
+		writer := mxgatewayv1grpc.NewGatewayClient(keyConn("writer", scSessionOpen, scSessionClose, scInvokeRead, scInvokeWrite))
+		secure := mxgatewayv1grpc.NewGatewayClient(keyConn("secure", scSessionOpen, scSessionClose, scInvokeRead, scInvokeSecure))
+		noRead := mxgatewayv1grpc.NewGatewayClient(keyConn("no read", scSessionOpen, scSessionClose, scInvokeWrite, scInvokeSecure))
 
 		// reader: read-side commands work, writes and secure ones do not.
 		r := openSession(t, reader, "reader")
@@ -431,7 +432,7 @@ func TestSecurityConstraints(t *testing.T) {
 		allowRead:  []string{"Tank1.*"},
 		allowWrite: []string{"Tank1.Volume"},
 	})
-	c := mxgatewayv1.NewGatewayClient(g.Dial(t, k.raw))
+	c := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, k.raw))
 	s := openSession(t, c, "constrained")
 	hlmx := s.register()
 
@@ -530,9 +531,9 @@ func TestSecuritySessionOwnership(t *testing.T) {
 	g := harness.Start(t)
 	adminConn := g.Conn()
 	full := []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeWrite}
-	a := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "A", scopes: full}).raw))
-	b := mxgatewayv1.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "B", scopes: full}).raw))
-	admin := mxgatewayv1.NewGatewayClient(adminConn)
+	a := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "A", scopes: full}).raw))
+	b := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, createKey(t, g, keyspec{name: "B", scopes: full}).raw))
+	admin := mxgatewayv1grpc.NewGatewayClient(adminConn)
 	ctx := harness.Context(t, step)
 
 	sa := openSession(t, a, "owned by A")
@@ -545,7 +546,7 @@ func TestSecuritySessionOwnership(t *testing.T) {
 	_, err = b.CloseSession(ctx, &mxgatewayv1.CloseSessionRequest{SessionId: sa.id})
 	wantCode(t, err, codes.PermissionDenied, mxgatewayv1.ReasonNotSessionOwner)
 
-	ids := func(c mxgatewayv1.GatewayClient) []string {
+	ids := func(c mxgatewayv1grpc.GatewayClient) []string {
 		t.Helper()
 		resp, err := c.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 		if err != nil {
@@ -612,7 +613,7 @@ func TestSecurityTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := harness.Context(t, step)
-	pinned := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfg))))
+	pinned := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfg))))
 	if _, err := pinned.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
 		t.Fatalf("ListSessions over TLS with the pinned CA: %v", err)
 	}
@@ -621,16 +622,16 @@ func TestSecurityTLS(t *testing.T) {
 	s.close()
 	// With the name "localhost" too (a SAN of the certificate).
 	cfgLocal, _ := tlsutil.ClientConfig(caFile, "localhost")
-	if _, err := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfgLocal)))).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
+	if _, err := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfgLocal)))).ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
 		t.Fatalf("TLS with server name localhost: %v", err)
 	}
 
-	plain := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(insecure.NewCredentials())))
+	plain := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(insecure.NewCredentials())))
 	_, err = plain.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 	wantCode(t, err, codes.Unavailable, "")
 
 	// System roots only: the self-signed certificate is not trusted.
-	unpinned := mxgatewayv1.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}))))
+	unpinned := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}))))
 	_, err = unpinned.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{})
 	wantCode(t, err, codes.Unavailable, "")
 
@@ -646,7 +647,7 @@ func TestSecurityTLS(t *testing.T) {
 	if !bytes.Equal(cert1, cert2) {
 		t.Fatal("the self-signed certificate was regenerated on restart")
 	}
-	again := mxgatewayv1.NewGatewayClient(g2.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfg))))
+	again := mxgatewayv1grpc.NewGatewayClient(g2.Dial(t, admin, grpc.WithTransportCredentials(credentials.NewTLS(cfg))))
 	if _, err := again.ListSessions(ctx, &mxgatewayv1.ListSessionsRequest{}); err != nil {
 		t.Fatalf("TLS after restart with the old CA file: %v", err)
 	}
@@ -667,14 +668,14 @@ func TestSecurityNoSecretsAtRestOrInLogs(t *testing.T) {
 	var keys []string // every full key used in this test
 	k1 := createKey(t, g, keyspec{name: "app", scopes: []string{scSessionOpen, scSessionClose, scEventsRead, scInvokeRead, scInvokeSecure}})
 	keys = append(keys, admin, k1.raw)
-	rot, err := mxgatewayv1.NewAdminClient(adminConn).RotateApiKey(ctx, &mxgatewayv1.RotateApiKeyRequest{Id: k1.id})
+	rot, err := mxgatewayv1grpc.NewAdminClient(adminConn).RotateApiKey(ctx, &mxgatewayv1.RotateApiKeyRequest{Id: k1.id})
 	if err != nil {
 		t.Fatalf("RotateApiKey: %v", err)
 	}
 	keys = append(keys, rot.GetRawKey())
 	k2 := createKey(t, g, keyspec{name: "revoked", scopes: []string{scSessionOpen}})
 	keys = append(keys, k2.raw)
-	if _, err := mxgatewayv1.NewAdminClient(adminConn).RevokeApiKey(ctx, &mxgatewayv1.RevokeApiKeyRequest{Id: k2.id}); err != nil {
+	if _, err := mxgatewayv1grpc.NewAdminClient(adminConn).RevokeApiKey(ctx, &mxgatewayv1.RevokeApiKeyRequest{Id: k2.id}); err != nil {
 		t.Fatalf("RevokeApiKey: %v", err)
 	}
 	code, out, errOut := runBinary(t, nil, "apikey", "create", "--data-dir", g.DataDir, "--name", "cli", "--scopes", scSessionOpen)
@@ -684,7 +685,7 @@ func TestSecurityNoSecretsAtRestOrInLogs(t *testing.T) {
 	keys = append(keys, strings.TrimSpace(out))
 
 	// Denied attempts with real-looking keys: wrong secret, revoked, rotated.
-	anon := mxgatewayv1.NewGatewayClient(g.Dial(t, ""))
+	anon := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, ""))
 	wrong := fakeKey(k1.id)
 	keys = append(keys, wrong)
 	for _, k := range []string{wrong, k2.raw, k1.raw, fakeKey("")} {
@@ -697,7 +698,7 @@ func TestSecurityNoSecretsAtRestOrInLogs(t *testing.T) {
 	wantCode(t, err, codes.Unauthenticated, mxgatewayv1.ReasonUnauthenticated)
 
 	// Use the rotated key, with MXAccess credentials.
-	app := mxgatewayv1.NewGatewayClient(g.Dial(t, rot.GetRawKey()))
+	app := mxgatewayv1grpc.NewGatewayClient(g.Dial(t, rot.GetRawKey()))
 	s := openSession(t, app, "secrets")
 	hlmx := s.register()
 	if r := s.invoke(authUserCmd(hlmx, demoUser, demoPassword)); r.GetUserId().GetUserId() == 0 {

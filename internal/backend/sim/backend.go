@@ -407,6 +407,17 @@ func (b *Backend) run() {
 		if b.halted {
 			return
 		}
+		// A waiting command goes before the next inbox pass: under a steady
+		// stream of the runtime's changes both are always ready, and a
+		// bulk command is one call per entry, each waiting for this turn.
+		select {
+		case req := <-b.reqs:
+			if !b.serve(req) {
+				return
+			}
+			continue
+		default:
+		}
 		var timer <-chan time.Time
 		stop := func() {}
 		if len(b.q) > 0 {
@@ -418,22 +429,31 @@ func (b *Backend) run() {
 			return
 		case req := <-b.reqs:
 			stop()
-			b.runDue()
-			if b.halted {
+			if !b.serve(req) {
 				return
 			}
-			if req.slow && b.fault.slowCall > 0 {
-				b.slowCallStarted()
-				b.wait(b.fault.slowCall)
-			}
-			b.now = b.clock.Now()
-			req.fn()
-			close(req.done)
 		case <-b.nudge:
 			stop()
 		case <-timer:
 		}
 	}
+}
+
+// serve runs a command on the STA after what is due; false when the
+// simulator halted instead.
+func (b *Backend) serve(req *request) bool {
+	b.runDue()
+	if b.halted {
+		return false
+	}
+	if req.slow && b.fault.slowCall > 0 {
+		b.slowCallStarted()
+		b.wait(b.fault.slowCall)
+	}
+	b.now = b.clock.Now()
+	req.fn()
+	close(req.done)
+	return true
 }
 
 // runsFault reports whether a scripted fault runs in this role: the

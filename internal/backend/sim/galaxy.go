@@ -219,23 +219,26 @@ func (b *Backend) post(fn func()) {
 	}
 }
 
-// drainInbox runs the posted functions in order (STA only).
+// drainInbox runs the functions posted before the call, in order (STA
+// only). What is posted meanwhile waits for the next pass (its post left a
+// nudge): a steady stream of the runtime's changes must not keep the STA
+// from the commands, the due actions and the flush of changes that come
+// between passes. Draining until the inbox was empty starved them: at
+// 100,000 changes/s a 10,000-item SubscribeBulk waited more than 30 s.
 func (b *Backend) drainInbox() {
-	for {
-		b.inMu.Lock()
-		fns := b.inbox
-		b.inbox = nil
-		b.inMu.Unlock()
-		if len(fns) == 0 {
+	b.inMu.Lock()
+	fns := b.inbox
+	b.inbox = nil
+	b.inMu.Unlock()
+	if len(fns) == 0 {
+		return
+	}
+	b.now = b.clock.Now()
+	for _, fn := range fns {
+		if b.halted {
 			return
 		}
-		b.now = b.clock.Now()
-		for _, fn := range fns {
-			if b.halted {
-				return
-			}
-			fn()
-		}
+		fn()
 	}
 }
 

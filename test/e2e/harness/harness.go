@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/tlsutil"
 )
 
@@ -328,13 +329,13 @@ func (g *Gateway) Conn() *grpc.ClientConn {
 }
 
 // Client returns the generated Gateway client on Conn.
-func (g *Gateway) Client() mxgatewayv1.GatewayClient {
-	return mxgatewayv1.NewGatewayClient(g.Conn())
+func (g *Gateway) Client() mxgatewayv1grpc.GatewayClient {
+	return mxgatewayv1grpc.NewGatewayClient(g.Conn())
 }
 
 // Admin returns the generated Admin client on Conn (the admin key).
-func (g *Gateway) Admin() mxgatewayv1.AdminClient {
-	return mxgatewayv1.NewAdminClient(g.Conn())
+func (g *Gateway) Admin() mxgatewayv1grpc.AdminClient {
+	return mxgatewayv1grpc.NewAdminClient(g.Conn())
 }
 
 // Dial returns a new connection that sends key as "authorization: Bearer

@@ -8,10 +8,11 @@
 // - protoc             (unknown)
 // source: mxgateway/v1/galaxy.proto
 
-package mxgatewayv1
+package mxgatewayv1grpc
 
 import (
 	context "context"
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -41,18 +42,18 @@ const (
 type GalaxyClient interface {
 	// GetGalaxy describes the Galaxy: name, deploy sequence and time, counts,
 	// where the model comes from and whether it is current.
-	GetGalaxy(ctx context.Context, in *GetGalaxyRequest, opts ...grpc.CallOption) (*GetGalaxyResponse, error)
+	GetGalaxy(ctx context.Context, in *mxgatewayv1.GetGalaxyRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetGalaxyResponse, error)
 	// BrowseChildren lists one level of the browse tree, in pages: the
 	// children of parent, or the roots when parent is unset. Areas come
 	// first, then the other objects, each group by case-insensitive browse
 	// name.
-	BrowseChildren(ctx context.Context, in *BrowseChildrenRequest, opts ...grpc.CallOption) (*BrowseChildrenResponse, error)
+	BrowseChildren(ctx context.Context, in *mxgatewayv1.BrowseChildrenRequest, opts ...grpc.CallOption) (*mxgatewayv1.BrowseChildrenResponse, error)
 	// GetObject returns one object and its attributes.
-	GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (*GetObjectResponse, error)
+	GetObject(ctx context.Context, in *mxgatewayv1.GetObjectRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetObjectResponse, error)
 	// DiscoverHierarchy walks a subtree depth first (each level in the order
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
-	DiscoverHierarchy(ctx context.Context, in *DiscoverHierarchyRequest, opts ...grpc.CallOption) (*DiscoverHierarchyResponse, error)
+	DiscoverHierarchy(ctx context.Context, in *mxgatewayv1.DiscoverHierarchyRequest, opts ...grpc.CallOption) (*mxgatewayv1.DiscoverHierarchyResponse, error)
 }
 
 type galaxyClient struct {
@@ -63,9 +64,9 @@ func NewGalaxyClient(cc grpc.ClientConnInterface) GalaxyClient {
 	return &galaxyClient{cc}
 }
 
-func (c *galaxyClient) GetGalaxy(ctx context.Context, in *GetGalaxyRequest, opts ...grpc.CallOption) (*GetGalaxyResponse, error) {
+func (c *galaxyClient) GetGalaxy(ctx context.Context, in *mxgatewayv1.GetGalaxyRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetGalaxyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetGalaxyResponse)
+	out := new(mxgatewayv1.GetGalaxyResponse)
 	err := c.cc.Invoke(ctx, Galaxy_GetGalaxy_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -73,9 +74,9 @@ func (c *galaxyClient) GetGalaxy(ctx context.Context, in *GetGalaxyRequest, opts
 	return out, nil
 }
 
-func (c *galaxyClient) BrowseChildren(ctx context.Context, in *BrowseChildrenRequest, opts ...grpc.CallOption) (*BrowseChildrenResponse, error) {
+func (c *galaxyClient) BrowseChildren(ctx context.Context, in *mxgatewayv1.BrowseChildrenRequest, opts ...grpc.CallOption) (*mxgatewayv1.BrowseChildrenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(BrowseChildrenResponse)
+	out := new(mxgatewayv1.BrowseChildrenResponse)
 	err := c.cc.Invoke(ctx, Galaxy_BrowseChildren_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -83,9 +84,9 @@ func (c *galaxyClient) BrowseChildren(ctx context.Context, in *BrowseChildrenReq
 	return out, nil
 }
 
-func (c *galaxyClient) GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (*GetObjectResponse, error) {
+func (c *galaxyClient) GetObject(ctx context.Context, in *mxgatewayv1.GetObjectRequest, opts ...grpc.CallOption) (*mxgatewayv1.GetObjectResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetObjectResponse)
+	out := new(mxgatewayv1.GetObjectResponse)
 	err := c.cc.Invoke(ctx, Galaxy_GetObject_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -93,9 +94,9 @@ func (c *galaxyClient) GetObject(ctx context.Context, in *GetObjectRequest, opts
 	return out, nil
 }
 
-func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *DiscoverHierarchyRequest, opts ...grpc.CallOption) (*DiscoverHierarchyResponse, error) {
+func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *mxgatewayv1.DiscoverHierarchyRequest, opts ...grpc.CallOption) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DiscoverHierarchyResponse)
+	out := new(mxgatewayv1.DiscoverHierarchyResponse)
 	err := c.cc.Invoke(ctx, Galaxy_DiscoverHierarchy_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -115,18 +116,18 @@ func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *DiscoverHierar
 type GalaxyServer interface {
 	// GetGalaxy describes the Galaxy: name, deploy sequence and time, counts,
 	// where the model comes from and whether it is current.
-	GetGalaxy(context.Context, *GetGalaxyRequest) (*GetGalaxyResponse, error)
+	GetGalaxy(context.Context, *mxgatewayv1.GetGalaxyRequest) (*mxgatewayv1.GetGalaxyResponse, error)
 	// BrowseChildren lists one level of the browse tree, in pages: the
 	// children of parent, or the roots when parent is unset. Areas come
 	// first, then the other objects, each group by case-insensitive browse
 	// name.
-	BrowseChildren(context.Context, *BrowseChildrenRequest) (*BrowseChildrenResponse, error)
+	BrowseChildren(context.Context, *mxgatewayv1.BrowseChildrenRequest) (*mxgatewayv1.BrowseChildrenResponse, error)
 	// GetObject returns one object and its attributes.
-	GetObject(context.Context, *GetObjectRequest) (*GetObjectResponse, error)
+	GetObject(context.Context, *mxgatewayv1.GetObjectRequest) (*mxgatewayv1.GetObjectResponse, error)
 	// DiscoverHierarchy walks a subtree depth first (each level in the order
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
-	DiscoverHierarchy(context.Context, *DiscoverHierarchyRequest) (*DiscoverHierarchyResponse, error)
+	DiscoverHierarchy(context.Context, *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error)
 	mustEmbedUnimplementedGalaxyServer()
 }
 
@@ -137,16 +138,16 @@ type GalaxyServer interface {
 // pointer dereference when methods are called.
 type UnimplementedGalaxyServer struct{}
 
-func (UnimplementedGalaxyServer) GetGalaxy(context.Context, *GetGalaxyRequest) (*GetGalaxyResponse, error) {
+func (UnimplementedGalaxyServer) GetGalaxy(context.Context, *mxgatewayv1.GetGalaxyRequest) (*mxgatewayv1.GetGalaxyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetGalaxy not implemented")
 }
-func (UnimplementedGalaxyServer) BrowseChildren(context.Context, *BrowseChildrenRequest) (*BrowseChildrenResponse, error) {
+func (UnimplementedGalaxyServer) BrowseChildren(context.Context, *mxgatewayv1.BrowseChildrenRequest) (*mxgatewayv1.BrowseChildrenResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method BrowseChildren not implemented")
 }
-func (UnimplementedGalaxyServer) GetObject(context.Context, *GetObjectRequest) (*GetObjectResponse, error) {
+func (UnimplementedGalaxyServer) GetObject(context.Context, *mxgatewayv1.GetObjectRequest) (*mxgatewayv1.GetObjectResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetObject not implemented")
 }
-func (UnimplementedGalaxyServer) DiscoverHierarchy(context.Context, *DiscoverHierarchyRequest) (*DiscoverHierarchyResponse, error) {
+func (UnimplementedGalaxyServer) DiscoverHierarchy(context.Context, *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DiscoverHierarchy not implemented")
 }
 func (UnimplementedGalaxyServer) mustEmbedUnimplementedGalaxyServer() {}
@@ -171,7 +172,7 @@ func RegisterGalaxyServer(s grpc.ServiceRegistrar, srv GalaxyServer) {
 }
 
 func _Galaxy_GetGalaxy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetGalaxyRequest)
+	in := new(mxgatewayv1.GetGalaxyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -183,13 +184,13 @@ func _Galaxy_GetGalaxy_Handler(srv interface{}, ctx context.Context, dec func(in
 		FullMethod: Galaxy_GetGalaxy_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).GetGalaxy(ctx, req.(*GetGalaxyRequest))
+		return srv.(GalaxyServer).GetGalaxy(ctx, req.(*mxgatewayv1.GetGalaxyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Galaxy_BrowseChildren_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(BrowseChildrenRequest)
+	in := new(mxgatewayv1.BrowseChildrenRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -201,13 +202,13 @@ func _Galaxy_BrowseChildren_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: Galaxy_BrowseChildren_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).BrowseChildren(ctx, req.(*BrowseChildrenRequest))
+		return srv.(GalaxyServer).BrowseChildren(ctx, req.(*mxgatewayv1.BrowseChildrenRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Galaxy_GetObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetObjectRequest)
+	in := new(mxgatewayv1.GetObjectRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -219,13 +220,13 @@ func _Galaxy_GetObject_Handler(srv interface{}, ctx context.Context, dec func(in
 		FullMethod: Galaxy_GetObject_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).GetObject(ctx, req.(*GetObjectRequest))
+		return srv.(GalaxyServer).GetObject(ctx, req.(*mxgatewayv1.GetObjectRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Galaxy_DiscoverHierarchy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DiscoverHierarchyRequest)
+	in := new(mxgatewayv1.DiscoverHierarchyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func _Galaxy_DiscoverHierarchy_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: Galaxy_DiscoverHierarchy_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GalaxyServer).DiscoverHierarchy(ctx, req.(*DiscoverHierarchyRequest))
+		return srv.(GalaxyServer).DiscoverHierarchy(ctx, req.(*mxgatewayv1.DiscoverHierarchyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

@@ -12,10 +12,11 @@
 // - protoc             (unknown)
 // source: mxgateway/v1/gateway.proto
 
-package mxgatewayv1
+package mxgatewayv1grpc
 
 import (
 	context "context"
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -46,18 +47,18 @@ const (
 type GatewayClient interface {
 	// OpenSession launches a worker, waits for it to be ready and returns the
 	// session. Scope session:open.
-	OpenSession(ctx context.Context, in *OpenSessionRequest, opts ...grpc.CallOption) (*OpenSessionResponse, error)
+	OpenSession(ctx context.Context, in *mxgatewayv1.OpenSessionRequest, opts ...grpc.CallOption) (*mxgatewayv1.OpenSessionResponse, error)
 	// CloseSession shuts the worker down in MXAccess teardown order. Idempotent.
 	// Scope session:close.
-	CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error)
+	CloseSession(ctx context.Context, in *mxgatewayv1.CloseSessionRequest, opts ...grpc.CallOption) (*mxgatewayv1.CloseSessionResponse, error)
 	// Invoke runs one command on a session. Scope per command kind.
-	Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error)
+	Invoke(ctx context.Context, in *mxgatewayv1.InvokeRequest, opts ...grpc.CallOption) (*mxgatewayv1.InvokeResponse, error)
 	// StreamEvents streams a session's events in sequence order, resumable with
 	// after_sequence. Several subscribers per session. Scope events:read.
-	StreamEvents(ctx context.Context, in *StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEventsResponse], error)
+	StreamEvents(ctx context.Context, in *mxgatewayv1.StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse], error)
 	// ListSessions lists the sessions (all of them for admin keys, otherwise the
 	// caller's own). Scope session:open.
-	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	ListSessions(ctx context.Context, in *mxgatewayv1.ListSessionsRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListSessionsResponse, error)
 }
 
 type gatewayClient struct {
@@ -68,9 +69,9 @@ func NewGatewayClient(cc grpc.ClientConnInterface) GatewayClient {
 	return &gatewayClient{cc}
 }
 
-func (c *gatewayClient) OpenSession(ctx context.Context, in *OpenSessionRequest, opts ...grpc.CallOption) (*OpenSessionResponse, error) {
+func (c *gatewayClient) OpenSession(ctx context.Context, in *mxgatewayv1.OpenSessionRequest, opts ...grpc.CallOption) (*mxgatewayv1.OpenSessionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(OpenSessionResponse)
+	out := new(mxgatewayv1.OpenSessionResponse)
 	err := c.cc.Invoke(ctx, Gateway_OpenSession_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -78,9 +79,9 @@ func (c *gatewayClient) OpenSession(ctx context.Context, in *OpenSessionRequest,
 	return out, nil
 }
 
-func (c *gatewayClient) CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error) {
+func (c *gatewayClient) CloseSession(ctx context.Context, in *mxgatewayv1.CloseSessionRequest, opts ...grpc.CallOption) (*mxgatewayv1.CloseSessionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CloseSessionResponse)
+	out := new(mxgatewayv1.CloseSessionResponse)
 	err := c.cc.Invoke(ctx, Gateway_CloseSession_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -88,9 +89,9 @@ func (c *gatewayClient) CloseSession(ctx context.Context, in *CloseSessionReques
 	return out, nil
 }
 
-func (c *gatewayClient) Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error) {
+func (c *gatewayClient) Invoke(ctx context.Context, in *mxgatewayv1.InvokeRequest, opts ...grpc.CallOption) (*mxgatewayv1.InvokeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(InvokeResponse)
+	out := new(mxgatewayv1.InvokeResponse)
 	err := c.cc.Invoke(ctx, Gateway_Invoke_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -98,13 +99,13 @@ func (c *gatewayClient) Invoke(ctx context.Context, in *InvokeRequest, opts ...g
 	return out, nil
 }
 
-func (c *gatewayClient) StreamEvents(ctx context.Context, in *StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEventsResponse], error) {
+func (c *gatewayClient) StreamEvents(ctx context.Context, in *mxgatewayv1.StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Gateway_ServiceDesc.Streams[0], Gateway_StreamEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[StreamEventsRequest, StreamEventsResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[mxgatewayv1.StreamEventsRequest, mxgatewayv1.StreamEventsResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -115,11 +116,11 @@ func (c *gatewayClient) StreamEvents(ctx context.Context, in *StreamEventsReques
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Gateway_StreamEventsClient = grpc.ServerStreamingClient[StreamEventsResponse]
+type Gateway_StreamEventsClient = grpc.ServerStreamingClient[mxgatewayv1.StreamEventsResponse]
 
-func (c *gatewayClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+func (c *gatewayClient) ListSessions(ctx context.Context, in *mxgatewayv1.ListSessionsRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListSessionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListSessionsResponse)
+	out := new(mxgatewayv1.ListSessionsResponse)
 	err := c.cc.Invoke(ctx, Gateway_ListSessions_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -139,18 +140,18 @@ func (c *gatewayClient) ListSessions(ctx context.Context, in *ListSessionsReques
 type GatewayServer interface {
 	// OpenSession launches a worker, waits for it to be ready and returns the
 	// session. Scope session:open.
-	OpenSession(context.Context, *OpenSessionRequest) (*OpenSessionResponse, error)
+	OpenSession(context.Context, *mxgatewayv1.OpenSessionRequest) (*mxgatewayv1.OpenSessionResponse, error)
 	// CloseSession shuts the worker down in MXAccess teardown order. Idempotent.
 	// Scope session:close.
-	CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error)
+	CloseSession(context.Context, *mxgatewayv1.CloseSessionRequest) (*mxgatewayv1.CloseSessionResponse, error)
 	// Invoke runs one command on a session. Scope per command kind.
-	Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error)
+	Invoke(context.Context, *mxgatewayv1.InvokeRequest) (*mxgatewayv1.InvokeResponse, error)
 	// StreamEvents streams a session's events in sequence order, resumable with
 	// after_sequence. Several subscribers per session. Scope events:read.
-	StreamEvents(*StreamEventsRequest, grpc.ServerStreamingServer[StreamEventsResponse]) error
+	StreamEvents(*mxgatewayv1.StreamEventsRequest, grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]) error
 	// ListSessions lists the sessions (all of them for admin keys, otherwise the
 	// caller's own). Scope session:open.
-	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	ListSessions(context.Context, *mxgatewayv1.ListSessionsRequest) (*mxgatewayv1.ListSessionsResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -161,19 +162,19 @@ type GatewayServer interface {
 // pointer dereference when methods are called.
 type UnimplementedGatewayServer struct{}
 
-func (UnimplementedGatewayServer) OpenSession(context.Context, *OpenSessionRequest) (*OpenSessionResponse, error) {
+func (UnimplementedGatewayServer) OpenSession(context.Context, *mxgatewayv1.OpenSessionRequest) (*mxgatewayv1.OpenSessionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method OpenSession not implemented")
 }
-func (UnimplementedGatewayServer) CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error) {
+func (UnimplementedGatewayServer) CloseSession(context.Context, *mxgatewayv1.CloseSessionRequest) (*mxgatewayv1.CloseSessionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CloseSession not implemented")
 }
-func (UnimplementedGatewayServer) Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error) {
+func (UnimplementedGatewayServer) Invoke(context.Context, *mxgatewayv1.InvokeRequest) (*mxgatewayv1.InvokeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Invoke not implemented")
 }
-func (UnimplementedGatewayServer) StreamEvents(*StreamEventsRequest, grpc.ServerStreamingServer[StreamEventsResponse]) error {
+func (UnimplementedGatewayServer) StreamEvents(*mxgatewayv1.StreamEventsRequest, grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method StreamEvents not implemented")
 }
-func (UnimplementedGatewayServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+func (UnimplementedGatewayServer) ListSessions(context.Context, *mxgatewayv1.ListSessionsRequest) (*mxgatewayv1.ListSessionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListSessions not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
@@ -198,7 +199,7 @@ func RegisterGatewayServer(s grpc.ServiceRegistrar, srv GatewayServer) {
 }
 
 func _Gateway_OpenSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(OpenSessionRequest)
+	in := new(mxgatewayv1.OpenSessionRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -210,13 +211,13 @@ func _Gateway_OpenSession_Handler(srv interface{}, ctx context.Context, dec func
 		FullMethod: Gateway_OpenSession_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GatewayServer).OpenSession(ctx, req.(*OpenSessionRequest))
+		return srv.(GatewayServer).OpenSession(ctx, req.(*mxgatewayv1.OpenSessionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Gateway_CloseSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CloseSessionRequest)
+	in := new(mxgatewayv1.CloseSessionRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -228,13 +229,13 @@ func _Gateway_CloseSession_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: Gateway_CloseSession_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GatewayServer).CloseSession(ctx, req.(*CloseSessionRequest))
+		return srv.(GatewayServer).CloseSession(ctx, req.(*mxgatewayv1.CloseSessionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Gateway_Invoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(InvokeRequest)
+	in := new(mxgatewayv1.InvokeRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -246,24 +247,24 @@ func _Gateway_Invoke_Handler(srv interface{}, ctx context.Context, dec func(inte
 		FullMethod: Gateway_Invoke_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GatewayServer).Invoke(ctx, req.(*InvokeRequest))
+		return srv.(GatewayServer).Invoke(ctx, req.(*mxgatewayv1.InvokeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Gateway_StreamEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(StreamEventsRequest)
+	m := new(mxgatewayv1.StreamEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(GatewayServer).StreamEvents(m, &grpc.GenericServerStream[StreamEventsRequest, StreamEventsResponse]{ServerStream: stream})
+	return srv.(GatewayServer).StreamEvents(m, &grpc.GenericServerStream[mxgatewayv1.StreamEventsRequest, mxgatewayv1.StreamEventsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Gateway_StreamEventsServer = grpc.ServerStreamingServer[StreamEventsResponse]
+type Gateway_StreamEventsServer = grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]
 
 func _Gateway_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListSessionsRequest)
+	in := new(mxgatewayv1.ListSessionsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -275,7 +276,7 @@ func _Gateway_ListSessions_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: Gateway_ListSessions_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GatewayServer).ListSessions(ctx, req.(*ListSessionsRequest))
+		return srv.(GatewayServer).ListSessions(ctx, req.(*mxgatewayv1.ListSessionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

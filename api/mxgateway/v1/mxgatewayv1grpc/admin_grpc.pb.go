@@ -12,10 +12,11 @@
 // - protoc             (unknown)
 // source: mxgateway/v1/admin.proto
 
-package mxgatewayv1
+package mxgatewayv1grpc
 
 import (
 	context "context"
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -43,17 +44,17 @@ const (
 // appear only in the responses of CreateApiKey and RotateApiKey, once.
 type AdminClient interface {
 	// CreateApiKey creates a key and returns it in full, once.
-	CreateApiKey(ctx context.Context, in *CreateApiKeyRequest, opts ...grpc.CallOption) (*CreateApiKeyResponse, error)
+	CreateApiKey(ctx context.Context, in *mxgatewayv1.CreateApiKeyRequest, opts ...grpc.CallOption) (*mxgatewayv1.CreateApiKeyResponse, error)
 	// ListApiKeys lists every key, revoked ones included, without secrets.
-	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
+	ListApiKeys(ctx context.Context, in *mxgatewayv1.ListApiKeysRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListApiKeysResponse, error)
 	// RevokeApiKey revokes a key at once. Revoking a revoked key changes
 	// nothing and reports already_revoked.
-	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	RevokeApiKey(ctx context.Context, in *mxgatewayv1.RevokeApiKeyRequest, opts ...grpc.CallOption) (*mxgatewayv1.RevokeApiKeyResponse, error)
 	// RotateApiKey replaces a key: a new key (new id, new secret, same name,
 	// scopes and constraints) is created and the old one is revoked at once.
-	RotateApiKey(ctx context.Context, in *RotateApiKeyRequest, opts ...grpc.CallOption) (*RotateApiKeyResponse, error)
+	RotateApiKey(ctx context.Context, in *mxgatewayv1.RotateApiKeyRequest, opts ...grpc.CallOption) (*mxgatewayv1.RotateApiKeyResponse, error)
 	// ListAuditEvents reads the append-only audit log.
-	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	ListAuditEvents(ctx context.Context, in *mxgatewayv1.ListAuditEventsRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListAuditEventsResponse, error)
 }
 
 type adminClient struct {
@@ -64,9 +65,9 @@ func NewAdminClient(cc grpc.ClientConnInterface) AdminClient {
 	return &adminClient{cc}
 }
 
-func (c *adminClient) CreateApiKey(ctx context.Context, in *CreateApiKeyRequest, opts ...grpc.CallOption) (*CreateApiKeyResponse, error) {
+func (c *adminClient) CreateApiKey(ctx context.Context, in *mxgatewayv1.CreateApiKeyRequest, opts ...grpc.CallOption) (*mxgatewayv1.CreateApiKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateApiKeyResponse)
+	out := new(mxgatewayv1.CreateApiKeyResponse)
 	err := c.cc.Invoke(ctx, Admin_CreateApiKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -74,9 +75,9 @@ func (c *adminClient) CreateApiKey(ctx context.Context, in *CreateApiKeyRequest,
 	return out, nil
 }
 
-func (c *adminClient) ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error) {
+func (c *adminClient) ListApiKeys(ctx context.Context, in *mxgatewayv1.ListApiKeysRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListApiKeysResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListApiKeysResponse)
+	out := new(mxgatewayv1.ListApiKeysResponse)
 	err := c.cc.Invoke(ctx, Admin_ListApiKeys_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -84,9 +85,9 @@ func (c *adminClient) ListApiKeys(ctx context.Context, in *ListApiKeysRequest, o
 	return out, nil
 }
 
-func (c *adminClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error) {
+func (c *adminClient) RevokeApiKey(ctx context.Context, in *mxgatewayv1.RevokeApiKeyRequest, opts ...grpc.CallOption) (*mxgatewayv1.RevokeApiKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RevokeApiKeyResponse)
+	out := new(mxgatewayv1.RevokeApiKeyResponse)
 	err := c.cc.Invoke(ctx, Admin_RevokeApiKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -94,9 +95,9 @@ func (c *adminClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest,
 	return out, nil
 }
 
-func (c *adminClient) RotateApiKey(ctx context.Context, in *RotateApiKeyRequest, opts ...grpc.CallOption) (*RotateApiKeyResponse, error) {
+func (c *adminClient) RotateApiKey(ctx context.Context, in *mxgatewayv1.RotateApiKeyRequest, opts ...grpc.CallOption) (*mxgatewayv1.RotateApiKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RotateApiKeyResponse)
+	out := new(mxgatewayv1.RotateApiKeyResponse)
 	err := c.cc.Invoke(ctx, Admin_RotateApiKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -104,9 +105,9 @@ func (c *adminClient) RotateApiKey(ctx context.Context, in *RotateApiKeyRequest,
 	return out, nil
 }
 
-func (c *adminClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+func (c *adminClient) ListAuditEvents(ctx context.Context, in *mxgatewayv1.ListAuditEventsRequest, opts ...grpc.CallOption) (*mxgatewayv1.ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListAuditEventsResponse)
+	out := new(mxgatewayv1.ListAuditEventsResponse)
 	err := c.cc.Invoke(ctx, Admin_ListAuditEvents_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -123,17 +124,17 @@ func (c *adminClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRe
 // appear only in the responses of CreateApiKey and RotateApiKey, once.
 type AdminServer interface {
 	// CreateApiKey creates a key and returns it in full, once.
-	CreateApiKey(context.Context, *CreateApiKeyRequest) (*CreateApiKeyResponse, error)
+	CreateApiKey(context.Context, *mxgatewayv1.CreateApiKeyRequest) (*mxgatewayv1.CreateApiKeyResponse, error)
 	// ListApiKeys lists every key, revoked ones included, without secrets.
-	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
+	ListApiKeys(context.Context, *mxgatewayv1.ListApiKeysRequest) (*mxgatewayv1.ListApiKeysResponse, error)
 	// RevokeApiKey revokes a key at once. Revoking a revoked key changes
 	// nothing and reports already_revoked.
-	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	RevokeApiKey(context.Context, *mxgatewayv1.RevokeApiKeyRequest) (*mxgatewayv1.RevokeApiKeyResponse, error)
 	// RotateApiKey replaces a key: a new key (new id, new secret, same name,
 	// scopes and constraints) is created and the old one is revoked at once.
-	RotateApiKey(context.Context, *RotateApiKeyRequest) (*RotateApiKeyResponse, error)
+	RotateApiKey(context.Context, *mxgatewayv1.RotateApiKeyRequest) (*mxgatewayv1.RotateApiKeyResponse, error)
 	// ListAuditEvents reads the append-only audit log.
-	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	ListAuditEvents(context.Context, *mxgatewayv1.ListAuditEventsRequest) (*mxgatewayv1.ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -144,19 +145,19 @@ type AdminServer interface {
 // pointer dereference when methods are called.
 type UnimplementedAdminServer struct{}
 
-func (UnimplementedAdminServer) CreateApiKey(context.Context, *CreateApiKeyRequest) (*CreateApiKeyResponse, error) {
+func (UnimplementedAdminServer) CreateApiKey(context.Context, *mxgatewayv1.CreateApiKeyRequest) (*mxgatewayv1.CreateApiKeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateApiKey not implemented")
 }
-func (UnimplementedAdminServer) ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error) {
+func (UnimplementedAdminServer) ListApiKeys(context.Context, *mxgatewayv1.ListApiKeysRequest) (*mxgatewayv1.ListApiKeysResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListApiKeys not implemented")
 }
-func (UnimplementedAdminServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
+func (UnimplementedAdminServer) RevokeApiKey(context.Context, *mxgatewayv1.RevokeApiKeyRequest) (*mxgatewayv1.RevokeApiKeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RevokeApiKey not implemented")
 }
-func (UnimplementedAdminServer) RotateApiKey(context.Context, *RotateApiKeyRequest) (*RotateApiKeyResponse, error) {
+func (UnimplementedAdminServer) RotateApiKey(context.Context, *mxgatewayv1.RotateApiKeyRequest) (*mxgatewayv1.RotateApiKeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RotateApiKey not implemented")
 }
-func (UnimplementedAdminServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+func (UnimplementedAdminServer) ListAuditEvents(context.Context, *mxgatewayv1.ListAuditEventsRequest) (*mxgatewayv1.ListAuditEventsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListAuditEvents not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
@@ -181,7 +182,7 @@ func RegisterAdminServer(s grpc.ServiceRegistrar, srv AdminServer) {
 }
 
 func _Admin_CreateApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateApiKeyRequest)
+	in := new(mxgatewayv1.CreateApiKeyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -193,13 +194,13 @@ func _Admin_CreateApiKey_Handler(srv interface{}, ctx context.Context, dec func(
 		FullMethod: Admin_CreateApiKey_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AdminServer).CreateApiKey(ctx, req.(*CreateApiKeyRequest))
+		return srv.(AdminServer).CreateApiKey(ctx, req.(*mxgatewayv1.CreateApiKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Admin_ListApiKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListApiKeysRequest)
+	in := new(mxgatewayv1.ListApiKeysRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -211,13 +212,13 @@ func _Admin_ListApiKeys_Handler(srv interface{}, ctx context.Context, dec func(i
 		FullMethod: Admin_ListApiKeys_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AdminServer).ListApiKeys(ctx, req.(*ListApiKeysRequest))
+		return srv.(AdminServer).ListApiKeys(ctx, req.(*mxgatewayv1.ListApiKeysRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Admin_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RevokeApiKeyRequest)
+	in := new(mxgatewayv1.RevokeApiKeyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -229,13 +230,13 @@ func _Admin_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec func(
 		FullMethod: Admin_RevokeApiKey_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AdminServer).RevokeApiKey(ctx, req.(*RevokeApiKeyRequest))
+		return srv.(AdminServer).RevokeApiKey(ctx, req.(*mxgatewayv1.RevokeApiKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Admin_RotateApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RotateApiKeyRequest)
+	in := new(mxgatewayv1.RotateApiKeyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -247,13 +248,13 @@ func _Admin_RotateApiKey_Handler(srv interface{}, ctx context.Context, dec func(
 		FullMethod: Admin_RotateApiKey_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AdminServer).RotateApiKey(ctx, req.(*RotateApiKeyRequest))
+		return srv.(AdminServer).RotateApiKey(ctx, req.(*mxgatewayv1.RotateApiKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Admin_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListAuditEventsRequest)
+	in := new(mxgatewayv1.ListAuditEventsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -265,7 +266,7 @@ func _Admin_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: Admin_ListAuditEvents_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AdminServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+		return srv.(AdminServer).ListAuditEvents(ctx, req.(*mxgatewayv1.ListAuditEventsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
