@@ -74,7 +74,8 @@ func (t *EventTap) cursor() uint64 {
 }
 
 // sse prepares a server-sent-events response. Live streams outlive the
-// listener's write timeout, so the deadline is lifted for this response.
+// listener's read and write timeouts, so both deadlines are lifted for
+// this response.
 type sse struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
@@ -83,6 +84,7 @@ type sse struct {
 func startSSE(w http.ResponseWriter) *sse {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
