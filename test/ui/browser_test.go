@@ -21,6 +21,8 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/internal/testutil"
+	"github.com/mxgateway/mxgateway/internal/ui"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -272,8 +274,31 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.open("workers")
-	p.until("the SDK session's worker is listed", `[...document.querySelectorAll("#workers tbody tr")].some(r => r.textContent.includes(`+js(s2.ID())+`))`)
+	p.until("the SDK session's worker is listed", `document.querySelector('#workers tr[data-session=`+js(s2.ID())+`]') !== null`)
 	p.shot("workers")
+
+	// Kill a third session's worker (behind a confirm step): the session
+	// faults, as when any worker dies.
+	victim, err := c.OpenSession(ctx, "sdk-victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.open("workers")
+	p.do("kill its worker", chromedp.Click(chromedp.CSS(`#workers tr[data-session=`+js(victim.ID())+`] a.kill`)),
+		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("workers")))
+	testutil.Eventually(t, stepTimeout, func() error {
+		list, err := c.ListSessions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, in := range list {
+			if in.GetSessionId() == victim.ID() && in.GetState() == mxgatewayv1.SessionState_SESSION_STATE_READY {
+				return fmt.Errorf("session %s is still READY after its worker was killed", victim.ID())
+			}
+		}
+		return nil
+	})
+	_ = victim.Close()
 
 	p.open("events?session=" + s2.ID())
 	p.until("the tail goes live", `document.getElementById("live-status").textContent === "Live: connected"`)
@@ -344,6 +369,11 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	p.open("audit")
 	p.until("the audit log has the revoke", `document.getElementById("audit").textContent.includes("apikey.revoke")`)
+	for _, action := range []string{"dashboard.login", "dashboard.session.close", "dashboard.worker.kill", "apikey.create"} {
+		if !strings.Contains(eval[string](p, `document.getElementById("audit").textContent`), action) {
+			t.Errorf("the audit log has no %s", action)
+		}
+	}
 	p.shot("audit")
 
 	// A forged CSRF token is refused and creates nothing.
@@ -379,6 +409,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	if loc := p.location(); loc != "/ui/login" {
 		t.Fatalf("after logout /ui/ went to %s", loc)
 	}
+	// The login's watch session ended with it.
+	testutil.Eventually(t, stepTimeout, func() error {
+		list, err := c.ListSessions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, in := range list {
+			if in.GetClientName() == ui.WatchClientName {
+				return fmt.Errorf("watch session %s still open after logout", in.GetSessionId())
+			}
+		}
+		return nil
+	})
 	_ = s2.Close()
 }
 
