@@ -140,6 +140,12 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// A browser that logs in again gives up its previous login.
+	if old, err := r.Cookie(SessionCookie); err == nil {
+		if lg, _ := s.logins.get(old.Value); lg != nil {
+			s.ended(s.logins.remove(lg))
+		}
+	}
 	tok, _, ended, err := s.logins.add(p.KeyID, p.Name, cred)
 	for _, lg := range ended {
 		s.ended(lg)

@@ -586,3 +586,18 @@ func TestLoginLimited(t *testing.T) {
 		t.Fatalf("%d bad logins in a row were never refused with 429", loginBurst+2)
 	}
 }
+
+// TestAuthNone: with auth=none any input logs in as the anonymous admin;
+// the cookie, CSRF and policy rules still apply.
+func TestAuthNone(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Mode = auth.ModeNone })
+	b := e.browser(t)
+	b.mustLogin("")
+	resp, body := b.get("/ui/keys")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, auth.AnonymousKeyID) {
+		t.Fatalf("keys page with auth=none: %s", resp.Status)
+	}
+	if resp, _ := b.post("/ui/keys", url.Values{"name": {"x"}, "scopes": {"admin"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a create without the CSRF token with auth=none: %s, want 403", resp.Status)
+	}
+}
