@@ -181,7 +181,10 @@ func (s *Server) snapshot(prev *overviewData) overviewData {
 		Logins: s.logins.len(), CommandsRate: "—", EventsRate: "—", at: now, Checks: []Check{}}
 	if s.opts.Health != nil {
 		h := s.opts.Health()
-		d.Ready, d.Checks = h.Ready, h.Checks
+		d.Ready = h.Ready
+		if h.Checks != nil {
+			d.Checks = h.Checks
+		}
 	}
 	if s.opts.Workers != nil {
 		d.Workers, d.Spares = len(s.opts.Workers.Workers()), s.opts.Workers.Spares()

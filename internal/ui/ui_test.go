@@ -601,3 +601,27 @@ func TestAuthNone(t *testing.T) {
 		t.Fatalf("a create without the CSRF token with auth=none: %s, want 403", resp.Status)
 	}
 }
+
+// TestEventTap: a reader gets every event after its cursor in order; one
+// that fell more than the tap's size behind skips to the oldest kept and
+// is told how many it missed; Publish wakes a waiting reader.
+func TestEventTap(t *testing.T) {
+	tap := NewEventTap(4)
+	cur := tap.cursor()
+	_, _, _, wait := tap.since(cur)
+	for i := range 6 {
+		tap.Publish(&mxgatewayv1.Event{Sequence: uint64(i + 1)})
+	}
+	select {
+	case <-wait:
+	default:
+		t.Fatal("Publish did not wake the reader")
+	}
+	evs, next, missed, _ := tap.since(cur)
+	if missed != 2 || next != 6 || len(evs) != 4 || evs[0].GetSequence() != 3 || evs[3].GetSequence() != 6 {
+		t.Fatalf("since(0): %d events from %d, next %d, missed %d; want 3..6, next 6, missed 2", len(evs), evs[0].GetSequence(), next, missed)
+	}
+	if evs, _, missed, _ := tap.since(next); len(evs) != 0 || missed != 0 {
+		t.Fatalf("since(end): %d events, missed %d", len(evs), missed)
+	}
+}
