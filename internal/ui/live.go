@@ -74,8 +74,8 @@ func (t *EventTap) cursor() uint64 {
 }
 
 // sse prepares a server-sent-events response. Live streams outlive the
-// listener's read and write timeouts, so both deadlines are lifted for
-// this response.
+// listener's read and write timeouts: the read deadline is lifted, and
+// the write deadline moves with every event (sseWriteTimeout).
 type sse struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
@@ -83,7 +83,7 @@ type sse struct {
 
 func startSSE(w http.ResponseWriter) *sse {
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -94,12 +94,17 @@ func startSSE(w http.ResponseWriter) *sse {
 	return &sse{w: w, rc: rc}
 }
 
+// sseWriteTimeout bounds one event's write: a client that stops reading
+// ends its stream instead of holding it (and the dashboard's Close).
+const sseWriteTimeout = 10 * time.Second
+
 // send writes one event with a JSON payload.
 func (e *sse) send(name string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	_ = e.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	if _, err := fmt.Fprintf(e.w, "event: %s\ndata: %s\n\n", name, b); err != nil {
 		return err
 	}
