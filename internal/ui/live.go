@@ -111,6 +111,31 @@ func (e *sse) send(name string, v any) error {
 	return e.rc.Flush()
 }
 
+// MaxStreamsPerLogin bounds the live streams one login holds at once (a
+// few tabs); past it a stream is refused with 429.
+const MaxStreamsPerLogin = 8
+
+// openStream counts a live stream against its login; ok is false (and
+// the request answered) when the login holds MaxStreamsPerLogin already.
+func (s *Server) openStream(w http.ResponseWriter, r *request) (release func(), ok bool) {
+	lg := r.login
+	lg.mu.Lock()
+	if lg.streams >= MaxStreamsPerLogin {
+		lg.mu.Unlock()
+		http.Error(w, fmt.Sprintf("this login has %d live streams open already", MaxStreamsPerLogin), http.StatusTooManyRequests)
+		return nil, false
+	}
+	lg.streams++
+	lg.mu.Unlock()
+	s.streams.Add(1)
+	return func() {
+		lg.mu.Lock()
+		lg.streams--
+		lg.mu.Unlock()
+		s.streams.Done()
+	}, true
+}
+
 // streamCtx is the context of a live stream: it ends with the request,
 // with the dashboard, and when the login's key is revoked.
 func (s *Server) streamCtx(r *request) (context.Context, context.CancelFunc) {
@@ -248,8 +273,11 @@ func label(m *dto.Metric, name string) string {
 // LiveInterval until the client leaves, the login ends or the dashboard
 // closes.
 func (s *Server) live(w http.ResponseWriter, r *request, tick func(e *sse) error) {
-	s.streams.Add(1)
-	defer s.streams.Done()
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := s.streamCtx(r)
 	defer cancel()
 	e := startSSE(w)
@@ -307,8 +335,11 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *request) {
 		http.Error(w, "no live tail on this gateway", http.StatusNotFound)
 		return
 	}
-	s.streams.Add(1)
-	defer s.streams.Done()
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := s.streamCtx(r)
 	defer cancel()
 	e := startSSE(w)

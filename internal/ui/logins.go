@@ -30,8 +30,9 @@ type login struct {
 	created  time.Time
 	lastSeen time.Time
 
-	mu    sync.Mutex
-	watch *watcher // the watch panel's session, nil until used
+	mu      sync.Mutex
+	watch   *watcher // the watch panel's session, nil until used
+	streams int      // live streams open (at most MaxStreamsPerLogin)
 }
 
 // logins is the bounded session table.

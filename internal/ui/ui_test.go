@@ -625,3 +625,50 @@ func TestEventTap(t *testing.T) {
 		t.Fatalf("since(end): %d events, missed %d", len(evs), missed)
 	}
 }
+
+// TestStreamsPerLogin: one login holds at most MaxStreamsPerLogin live
+// streams; the next is refused with 429 until one ends.
+func TestStreamsPerLogin(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser(t)
+	b.mustLogin(e.admin)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	open := func(sctx context.Context) *http.Response {
+		req, _ := http.NewRequestWithContext(sctx, http.MethodGet, e.srv.URL+"/ui/live/sessions", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var first context.CancelFunc
+	for i := range MaxStreamsPerLogin {
+		sctx, c := context.WithCancel(ctx)
+		if i == 0 {
+			first = c
+		} else {
+			defer c()
+		}
+		if resp := open(sctx); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %s", i+1, resp.Status)
+		} else {
+			defer resp.Body.Close()
+		}
+	}
+	resp := open(ctx)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("stream %d: %s, want 429", MaxStreamsPerLogin+1, resp.Status)
+	}
+	first()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		resp := open(ctx)
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
+}

@@ -369,8 +369,11 @@ func watchReply(w http.ResponseWriter, r *request, code int, msg string) {
 
 func (s *Server) liveWatch(w http.ResponseWriter, r *request) {
 	wt := s.watcherOf(r.login)
-	s.streams.Add(1)
-	defer s.streams.Done()
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := s.streamCtx(r)
 	defer cancel()
 	e := startSSE(w)
