@@ -232,6 +232,11 @@ func TestNothingWithoutLogin(t *testing.T) {
 			t.Errorf("GET %s: %s, want 200 without a login", p, resp.Status)
 		}
 	}
+	for _, p := range []string{"/ui/static/", "/ui/static/nothing.js", "/ui/static/../templates/base.html"} {
+		if resp, _ := b.get(p); resp.StatusCode == http.StatusOK {
+			t.Errorf("GET %s: %s, want no content", p, resp.Status)
+		}
+	}
 }
 
 // TestLoginCookie: a good key gets a session cookie that is HttpOnly,
