@@ -162,3 +162,39 @@ func (g *Galaxy) Walk(ctx context.Context, req *mxgatewayv1.DiscoverHierarchyReq
 		}
 	}
 }
+
+// Watch yields the Galaxy's changes (WatchGalaxy): the current state
+// first, then one change each time the model in force changes (a deploy,
+// or the source going stale or coming back), sequence increasing by one
+// per change. A change with Gap set follows changes the stream dropped
+// because the loop was slow: browse again. The sequence ends when ctx
+// ends (yielding nothing more) or the stream fails (yielding the error).
+func (g *Galaxy) Watch(ctx context.Context) iter.Seq2[*mxgatewayv1.WatchGalaxyResponse, error] {
+	return func(yield func(*mxgatewayv1.WatchGalaxyResponse, error) bool) {
+		if err := g.c.checkOpen(); err != nil {
+			yield(nil, err)
+			return
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		st, err := g.gc.WatchGalaxy(ctx, &mxgatewayv1.WatchGalaxyRequest{})
+		if err != nil {
+			if ctx.Err() == nil {
+				yield(nil, fromRPC(ctx, err))
+			}
+			return
+		}
+		for {
+			c, err := st.Recv()
+			if err != nil {
+				if ctx.Err() == nil {
+					yield(nil, fromRPC(ctx, err))
+				}
+				return
+			}
+			if !yield(c, nil) {
+				return
+			}
+		}
+	}
+}

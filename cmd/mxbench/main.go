@@ -54,10 +54,11 @@ type config struct {
 	invoke InvokeParams
 	open   OpenParams
 	memory MemoryParams
+	browse BrowseParams
 	peers  []PeerParams
 }
 
-var sections = []string{"events", "batch", "fanout", "runtime-storm", "invoke", "open", "memory", "peer"}
+var sections = []string{"events", "batch", "fanout", "runtime-storm", "invoke", "open", "memory", "peer", "browse"}
 
 func parseConfig(args []string) (config, error) {
 	var c config
@@ -91,6 +92,8 @@ func parseConfig(args []string) (config, error) {
 	peers := fs.String("peer", "1000x100ms,20000x100ms,50000x100ms,100x1ms", "peer workloads: VALUESxINTERVAL, comma-separated")
 	peerDur := fs.Int("peer-duration", 5, "seconds per peer repetition")
 	pubMs := fs.Int("opcua-publishing-ms", 50, "OPC UA requested publishing interval (node-opcua minimum 50)")
+	fs.IntVar(&c.browse.PlantAreas, "browse-plant", 50, "areas of the generated plant the browse figures read (about 2,100 attributes each)")
+	fs.IntVar(&c.browse.Calls, "browse-calls", 500, "timed BrowseChildren calls per repetition")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -129,6 +132,7 @@ func parseConfig(args []string) (config, error) {
 		}
 		c.memory.Levels = append(c.memory.Levels, n)
 	}
+	c.browse.WideObjects, c.browse.WideAttributes, c.browse.Warmup = 2000, 5, 50
 	c.memory.Samples, c.memory.SampleGapMs, c.memory.SettleMs = 3, 500, 2000
 	for s := range strings.SplitSeq(*peers, ",") {
 		s = strings.TrimSpace(s)
@@ -311,6 +315,15 @@ func runBench(ctx context.Context, args []string) int {
 			if err != nil {
 				fail("memory", err)
 			}
+		}
+	}
+
+	if cfg.only["browse"] && ctx.Err() == nil {
+		if rep.Browse, err = browseSection(ctx, bin, root, cfg.browse, cfg.reps, logf); err != nil {
+			fail("browse", err)
+		}
+		if rep.Auth == "" && rep.Browse != nil {
+			rep.Auth = rep.Browse.Auth
 		}
 	}
 

@@ -3,18 +3,42 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
 	galaxyclient "github.com/mxgateway/mxgateway/internal/galaxy/client"
+	"github.com/mxgateway/mxgateway/internal/galaxy/repository"
 	"github.com/mxgateway/mxgateway/internal/galaxy/wire"
 )
 
-// startBrowse returns the store the Galaxy service answers from and, when
-// the gateway has a simulated Galaxy (workerEnv names its runtime), the
-// watcher that keeps it at the runtime's model; stop is nil without one.
-func startBrowse(ctx context.Context, workerEnv []string, log *slog.Logger) (st *browse.Store, stop func(), err error) {
+// repositoryStartBudget bounds the first Galaxy Repository read at
+// start; past it the gateway serves (the snapshot file, or nothing) and
+// the source keeps polling.
+const repositoryStartBudget = 30 * time.Second
+
+// startBrowse returns the store the Galaxy service answers from and what
+// keeps it current: the Galaxy Repository source when galaxy_repository
+// is set, else, when the gateway has a simulated Galaxy (workerEnv names
+// its runtime), the watcher of the runtime's model; stop is nil without
+// either.
+func startBrowse(ctx context.Context, cfg *config.Config, workerEnv []string, log *slog.Logger) (st *browse.Store, stop func(), err error) {
 	st = new(browse.Store)
+	if cfg.GalaxyRepository != "" {
+		db, err := repository.OpenDB(cfg.GalaxyRepository)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts := repository.Options{DB: db, Store: st, Poll: cfg.GalaxyPoll, Log: log.With("component", "browse")}
+		if cfg.GalaxySnapshot == config.GalaxySnapshotOn {
+			opts.SnapshotPath = filepath.Join(cfg.DataDir, browse.SnapshotFileName)
+		}
+		ctx, cancel := context.WithTimeout(ctx, repositoryStartBudget)
+		defer cancel()
+		return st, repository.Start(ctx, opts).Close, nil
+	}
 	var dir string
 	var key []byte
 	for _, kv := range workerEnv {

@@ -392,14 +392,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	})
 	admin := auth.NewAdminServer(mgr).WithStatus(gateway.Status(log))
 	mxgatewayv1grpc.RegisterAdminServer(gw.GRPCServer(), admin)
-	galaxyStore, stopBrowse, err := startBrowse(ctx, workerEnv, log)
+	galaxyStore, stopBrowse, err := startBrowse(ctx, cfg, workerEnv, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if stopBrowse != nil {
 		cleanups = append(cleanups, stopBrowse)
 	}
-	galaxySvc := gateway.NewGalaxyService(galaxyStore, log)
+	galaxySvc := gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping())
 	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), galaxySvc)
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.

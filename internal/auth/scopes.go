@@ -91,6 +91,7 @@ var scopeTable = map[target]Scope{
 	{Method: mxgatewayv1grpc.Galaxy_BrowseChildren_FullMethodName}:    ScopeBrowseRead,
 	{Method: mxgatewayv1grpc.Galaxy_GetObject_FullMethodName}:         ScopeBrowseRead,
 	{Method: mxgatewayv1grpc.Galaxy_DiscoverHierarchy_FullMethodName}: ScopeBrowseRead,
+	{Method: mxgatewayv1grpc.Galaxy_WatchGalaxy_FullMethodName}:       ScopeBrowseRead,
 
 	// Server reflection reveals only the public schema; a key that may open
 	// sessions may discover the API (grpcurl and similar tools).

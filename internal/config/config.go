@@ -186,6 +186,22 @@ type Config struct {
 	// MXGATEWAY_SIM_PLANT.
 	SimPlant int
 
+	// GalaxyRepository is the connection string of the Galaxy Repository
+	// database browse reads (go-mssqldb syntax: Windows integrated login
+	// "server=localhost;database=ZB;Integrated Security=true", or SQL
+	// login with user id and password). Default empty: browse serves the
+	// simulated Galaxy with the sim backend, nothing otherwise;
+	// MXGATEWAY_GALAXY_REPOSITORY. Secret: config print masks it.
+	GalaxyRepository string
+	// GalaxyPoll is the period of the deploy probe of the Galaxy
+	// Repository. Default 30s; MXGATEWAY_GALAXY_POLL.
+	GalaxyPoll time.Duration
+	// GalaxySnapshot keeps the last model read from the Galaxy Repository
+	// in <data_dir>/galaxy-snapshot.json, served (stale) by a gateway that
+	// starts while the database is unreachable. Default on;
+	// MXGATEWAY_GALAXY_SNAPSHOT.
+	GalaxySnapshot string
+
 	// StartupTimeout bounds worker launch and handshake. Default 15s;
 	// MXGATEWAY_STARTUP_TIMEOUT.
 	StartupTimeout time.Duration
@@ -345,6 +361,8 @@ func defaults(env func(string) string, goos string) Config {
 		WorkerBackend:      BackendSim,
 		MXAccessProgID:     "LMXProxy.LMXProxyServer",
 		SimProfile:         "default",
+		GalaxyPoll:         30 * time.Second,
+		GalaxySnapshot:     GalaxySnapshotOn,
 		StartupTimeout:     protocol.DefaultStartupTimeout,
 		HeartbeatInterval:  protocol.DefaultHeartbeatInterval,
 		HeartbeatGrace:     protocol.DefaultHeartbeatGrace,
@@ -396,6 +414,12 @@ func defaults(env func(string) string, goos string) Config {
 		DashboardMaxLogins:   64,
 	}
 }
+
+// The values of galaxy_snapshot.
+const (
+	GalaxySnapshotOn  = "on"
+	GalaxySnapshotOff = "off"
+)
 
 // DefaultDataDir returns the default data directory for goos, reading the
 // environment through env:

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/gateway"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/worker"
@@ -33,6 +35,12 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"worker_event_queue", int64(c.WorkerEventQueue), worker.DefaultEventQueueSize},
 		{"worker_event_queue_bytes", int64(c.WorkerEventQueueBytes), worker.DefaultEventQueueBytes},
 		{"max_frame_bytes", int64(c.MaxFrameBytes), protocol.DefaultMaxFrameBytes},
+		// The gateway's gRPC bounds: config cannot import the gateway (mxctl
+		// links config), so the two are kept equal here.
+		{"max_message_bytes", int64(c.MaxMessageBytes), gateway.DefaultMaxMessageBytes},
+		{"max_header_list_bytes", int64(c.MaxHeaderListBytes), gateway.DefaultMaxHeaderListBytes},
+		{"max_concurrent_streams", int64(c.MaxConcurrentStreams), gateway.DefaultMaxConcurrentStreams},
+		{"max_health_watches", int64(c.MaxHealthWatches), gateway.DefaultMaxHealthWatches},
 	}
 	for _, tc := range ints {
 		if tc.got != tc.want {
@@ -53,6 +61,10 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"heartbeat_interval", c.HeartbeatInterval, protocol.DefaultHeartbeatInterval},
 		{"heartbeat_grace", c.HeartbeatGrace, protocol.DefaultHeartbeatGrace},
 		{"heartbeat_ceiling", c.HeartbeatCeiling, protocol.DefaultHeartbeatCeiling},
+		{"stream_write_timeout", c.StreamWriteTimeout, gateway.DefaultStreamWriteTimeout},
+		{"max_connection_idle", c.MaxConnectionIdle, gateway.DefaultMaxConnectionIdle},
+		{"credential_backoff", c.CredentialBackoff, auth.DefaultCredentialBackoff},
+		{"credential_backoff_max", c.CredentialBackoffMax, auth.DefaultCredentialBackoffMax},
 	}
 	for _, tc := range durs {
 		if tc.got != tc.want {

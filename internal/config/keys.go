@@ -203,6 +203,12 @@ func listKey(name, help string, p func(*Config) *[]string) key {
 	}
 }
 
+// secret marks k as holding a secret: config print masks it.
+func secret(k key) key {
+	k.secret = true
+	return k
+}
+
 // splitList splits a comma-separated list, trimming blanks and dropping
 // empty elements.
 func splitList(s string) []string {
@@ -251,6 +257,9 @@ var keys = []key{
 	stringKey("sim_model", "simulator Galaxy model file (empty: the built-in demo Galaxy)", func(c *Config) *string { return &c.SimModel }),
 	enumKey("sim_profile", "simulator behaviour profile", []string{"default", "test"}, func(c *Config) *string { return &c.SimProfile }),
 	stringKey("sim_galaxy", "directory of an external simulated Galaxy runtime to attach to (empty: start our own)", func(c *Config) *string { return &c.SimGalaxy }),
+	secret(stringKey("galaxy_repository", "Galaxy Repository connection string for browse (empty: the simulated Galaxy with the sim backend)", func(c *Config) *string { return &c.GalaxyRepository })),
+	durationKey("galaxy_poll", "period of the Galaxy Repository deploy probe", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.GalaxyPoll }),
+	enumKey("galaxy_snapshot", "keep the last Galaxy Repository model in <data_dir>/galaxy-snapshot.json, served stale while the database is unreachable", []string{GalaxySnapshotOn, GalaxySnapshotOff}, func(c *Config) *string { return &c.GalaxySnapshot }),
 	intKey("sim_plant", "serve the generated plant of N areas (0: sim_model or the demo Galaxy)", 0, MaxSimPlantAreas, func(c *Config) *int { return &c.SimPlant }),
 	durationKey("startup_timeout", "worker launch and handshake deadline", time.Second, 10*time.Minute, func(c *Config) *time.Duration { return &c.StartupTimeout }),
 	durationKey("heartbeat_interval", "worker heartbeat interval", 100*time.Millisecond, 5*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatInterval }),

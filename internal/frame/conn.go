@@ -26,6 +26,8 @@ type Conn struct {
 	session string
 
 	sent, recv uint64
+
+	scratch *workerv1.WorkerEnvelope // RecvEvent's header of an event envelope
 }
 
 // ConnOptions configure a Conn.
@@ -121,6 +123,34 @@ func (c *Conn) Recv() (*workerv1.WorkerEnvelope, int, error) {
 	}
 	c.recv++
 	return env, size, nil
+}
+
+// RecvEvent is Recv, except that an event envelope is not decoded: its
+// encoded mxgatewayv1.Event comes back in event (the caller's to keep) and
+// env holds only the envelope's header. Every other envelope comes back
+// decoded, with a nil event.
+//
+// The header of an event envelope is only valid until the next call: it
+// lives in a scratch envelope the Conn reuses, so that an event costs no
+// envelope of its own.
+func (c *Conn) RecvEvent() (env *workerv1.WorkerEnvelope, event []byte, size int, err error) {
+	if c.scratch == nil {
+		c.scratch = &workerv1.WorkerEnvelope{}
+	}
+	env = c.scratch
+	env.ProtocolVersion, env.SessionId, env.Sequence, env.CorrelationId = 0, "", 0, 0
+	event, size, err = c.r.ReadEventSized(env)
+	if event == nil {
+		c.scratch = nil // decoded in full: the caller keeps it
+	}
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if want := c.recv + 1; env.GetSequence() != want {
+		return nil, nil, 0, &Error{Code: CodeSequence, Detail: fmt.Sprintf("envelope sequence %d, want %d", env.GetSequence(), want)}
+	}
+	c.recv++
+	return env, event, size, nil
 }
 
 // byteCounter counts the bytes that reached the connection since the

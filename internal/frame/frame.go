@@ -281,3 +281,92 @@ func EventOverhead(sessionIDBytes int) int {
 		protowire.SizeTag(fieldSequence) + varint +
 		protowire.SizeTag(fieldEvent) + varint + protowire.SizeTag(fieldInner) + varint
 }
+
+// Field numbers of the envelope's header fields that an event envelope may
+// carry besides its body.
+var fieldCorrelation = fieldNumber(&workerv1.WorkerEnvelope{}, "correlation_id")
+
+// ReadEventSized is ReadSized, except that an event envelope is not decoded:
+// its encoded mxgatewayv1.Event is returned in event (a copy the caller
+// owns), with the envelope's header in env (its body left nil). Any other
+// envelope is decoded and validated as ReadSized does, and event is nil.
+func (r *Reader) ReadEventSized(env *workerv1.WorkerEnvelope) (event []byte, size int, err error) {
+	payload, err := r.ReadPayload()
+	if err != nil {
+		return nil, 0, err
+	}
+	if ev, ok := r.eventOf(payload, env); ok {
+		return ev, len(payload), nil
+	}
+	proto.Reset(env)
+	if err := r.um.Unmarshal(payload, env); err != nil {
+		return nil, 0, &Error{Code: CodeMalformed, Err: err}
+	}
+	return nil, len(payload), Validate(env, r.opts)
+}
+
+// eventOf reads payload as an event envelope: only the header fields and an
+// event body holding one event. ok is false for anything else (another body,
+// a field it does not know, a malformed encoding), which the caller decodes
+// in full. The header must pass Validate.
+func (r *Reader) eventOf(payload []byte, env *workerv1.WorkerEnvelope) (event []byte, ok bool) {
+	var inner []byte
+	found := false
+	var version uint64
+	var session []byte
+	for b := payload; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+		switch {
+		case (num == fieldVersion || num == fieldSequence || num == fieldCorrelation) && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, false
+			}
+			switch num {
+			case fieldVersion:
+				version = v
+			case fieldSequence:
+				env.Sequence = v
+			default:
+				env.CorrelationId = v
+			}
+			b = b[n:]
+		case num == fieldSession && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, false
+			}
+			session, b = v, b[n:]
+		case num == fieldEvent && typ == protowire.BytesType && !found:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, false
+			}
+			b = b[n:]
+			num, typ, m := protowire.ConsumeTag(v)
+			if m < 0 || num != fieldInner || typ != protowire.BytesType {
+				return nil, false
+			}
+			ev, k := protowire.ConsumeBytes(v[m:])
+			if k < 0 || m+k != len(v) {
+				return nil, false
+			}
+			inner, found = ev, true
+		default:
+			return nil, false
+		}
+	}
+	if !found || version != uint64(r.opts.version()) || r.opts.SessionID != "" && string(session) != r.opts.SessionID {
+		return nil, false // the full decode reports what is wrong
+	}
+	env.ProtocolVersion = uint32(version)
+	env.SessionId = r.opts.SessionID
+	if env.SessionId == "" {
+		env.SessionId = string(session)
+	}
+	return append(make([]byte, 0, len(inner)), inner...), true
+}

@@ -10,8 +10,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
@@ -125,14 +127,22 @@ func TestStreamEventsBatchBounds(t *testing.T) {
 	}
 }
 
-// captureStream records what a sender sends.
+// captureStream records what a sender sends, decoded as a client would.
 type captureStream struct {
-	grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]
+	grpc.ServerStream
 	sent []*mxgatewayv1.StreamEventsResponse
 }
 
-func (c *captureStream) Send(m *mxgatewayv1.StreamEventsResponse) error {
-	c.sent = append(c.sent, m)
+func (c *captureStream) SendMsg(m any) error {
+	r, ok := m.(*encodedResponse)
+	if !ok {
+		return fmt.Errorf("sent a %T, not an encoded response", m)
+	}
+	resp := &mxgatewayv1.StreamEventsResponse{}
+	if err := proto.Unmarshal(r.data.Materialize(), resp); err != nil {
+		return err
+	}
+	c.sent = append(c.sent, resp)
 	return nil
 }
 
@@ -141,9 +151,9 @@ func (c *captureStream) Send(m *mxgatewayv1.StreamEventsResponse) error {
 // the batch before it.
 func TestBatchDelayedEventComesAlone(t *testing.T) {
 	cs := &captureStream{}
-	fs := &filteredSender{stream: cs, sent: func(*mxgatewayv1.Event) {}, maxBatch: 4}
+	fs := &filteredSender{stream: cs, sent: func(*protocol.Event) {}, maxBatch: 4}
 	for _, seq := range []uint64{1, 3, 2, 4} {
-		if err := fs.send(&mxgatewayv1.Event{Sequence: seq}); err != nil {
+		if err := fs.send(protocol.EventOf(&mxgatewayv1.Event{Sequence: seq}, 10)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,18 +25,15 @@ func BenchmarkStreamEvents(b *testing.B) {
 	}{
 		{"one", 1, 0},
 		{"batched-1024", 1, 1024},
-		{"two-shared", 2, 0},
-		{"two-unshared", 2, 0},
-		{"eight-shared", 8, 0},
-		{"eight-unshared", 8, 0},
+		{"two", 2, 0},
+		{"eight", 8, 0},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchStream(b, bc.streams, bc.batch, strings.HasSuffix(bc.name, "-unshared")) })
+		b.Run(bc.name, func(b *testing.B) { benchStream(b, bc.streams, bc.batch) })
 	}
 }
 
-func benchStream(b *testing.B, streams int, batch uint32, unshared bool) {
+func benchStream(b *testing.B, streams int, batch uint32) {
 	g := startGateway(b, Options{}, session.Options{})
-	g.srv.service.noSharedEncodings = unshared
 	ctx := ctxT(b)
 	open, err := g.client.OpenSession(ctx, &mxgatewayv1.OpenSessionRequest{ClientName: "bench"})
 	if err != nil {

@@ -28,6 +28,15 @@ func newDecodeCodec() *decodeCodec {
 	return &decodeCodec{CodecV2: encoding.GetCodecV2(protocodec.Name)}
 }
 
+// Marshal encodes v; an encodedResponse is already encoded and goes out as
+// it is.
+func (c *decodeCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*encodedResponse); ok {
+		return r.data, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
 // Unmarshal decodes data into v, remembering a failure instead of
 // returning it.
 func (c *decodeCodec) Unmarshal(data mem.BufferSlice, v any) error {

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 )
 
@@ -64,31 +64,33 @@ func (v *validator) batching(req *mxgatewayv1.StreamEventsRequest) (int, time.Du
 
 // filteredSender sends one stream's events through its filter (nil: none),
 // one per message or, with maxBatch > 1, in batches. It runs in the
-// stream's one sending goroutine.
+// stream's one sending goroutine. Events are sent as they were encoded once
+// for all their streams (protocol.Event.Encoded): a response is only the
+// framing around those bytes (encodedResponse).
 type filteredSender struct {
-	stream  grpc.ServerStreamingServer[mxgatewayv1.StreamEventsResponse]
+	stream  grpc.ServerStream
 	filter  *session.Filter
 	lastSeq uint64 // the highest sequence sent or batched
-	sent    func(*mxgatewayv1.Event)
-
-	// shared, when set, shares the encoding of undelayed single events
-	// with the session's other streams.
-	shared *sharedPrepared
+	sent    func(*protocol.Event)
 
 	maxBatch   int           // 1: one event per message
 	maxDelay   time.Duration // how long fill waits for a batch to grow
-	batch      []*mxgatewayv1.Event
+	batch      []*protocol.Event
 	batchBytes int
-	drained    []*mxgatewayv1.Event // fill's scratch
+	drained    []*protocol.Event // fill's scratch
 }
 
-func (fs *filteredSender) send(ev *mxgatewayv1.Event) error {
-	delayed := ev.GetSequence() < fs.lastSeq
-	fs.lastSeq = max(fs.lastSeq, ev.GetSequence())
+func (fs *filteredSender) send(ev *protocol.Event) error {
+	delayed := ev.Sequence < fs.lastSeq
+	fs.lastSeq = max(fs.lastSeq, ev.Sequence)
 	if fs.maxBatch > 1 {
 		if !delayed {
+			enc, err := ev.Encoded()
+			if err != nil {
+				return err
+			}
 			fs.batch = append(fs.batch, ev)
-			fs.batchBytes += proto.Size(ev)
+			fs.batchBytes += len(enc)
 			if len(fs.batch) >= fs.maxBatch || fs.batchBytes >= maxBatchBytes {
 				return fs.sendBatch()
 			}
@@ -106,25 +108,13 @@ func (fs *filteredSender) send(ev *mxgatewayv1.Event) error {
 	return nil
 }
 
-func (fs *filteredSender) size(resp *mxgatewayv1.StreamEventsResponse) int { return proto.Size(resp) }
-
-func (fs *filteredSender) prepare(resp *mxgatewayv1.StreamEventsResponse, pm *grpc.PreparedMsg) error {
-	return pm.Encode(fs.stream, resp)
-}
-
-// sendOne sends ev in a message of its own, with the encoding the
-// session's other streams share when there is one.
-func (fs *filteredSender) sendOne(ev *mxgatewayv1.Event, delayed bool) error {
-	if c := fs.shared.current(); c != nil && !delayed {
-		msg, err := c.get(ev, fs)
-		if err != nil {
-			return err
-		}
-		if msg != nil {
-			return fs.stream.SendMsg(msg)
-		}
+// sendOne sends ev in a message of its own.
+func (fs *filteredSender) sendOne(ev *protocol.Event, delayed bool) error {
+	r, err := singleResponse(ev, delayed)
+	if err != nil {
+		return err
 	}
-	return fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Event: ev, Delayed: delayed})
+	return fs.stream.SendMsg(r)
 }
 
 // sendBatch sends the batched events, if any, in one message.
@@ -133,15 +123,18 @@ func (fs *filteredSender) sendBatch() error {
 		return nil
 	}
 	batch := fs.batch
-	// The sent message keeps its slice (gRPC allows no change to a message
-	// after SendMsg); the next batch gets a new one.
-	fs.batch, fs.batchBytes = make([]*mxgatewayv1.Event, 0, cap(batch)), 0
-	err := fs.stream.Send(&mxgatewayv1.StreamEventsResponse{Events: batch})
+	fs.batch, fs.batchBytes = fs.batch[:0], 0
+	encs := make([][]byte, len(batch))
+	for i, ev := range batch {
+		encs[i], _ = ev.Encoded() // made when it was batched
+	}
+	err := fs.stream.SendMsg(batchResponse(encs))
 	if err == nil {
 		for _, ev := range batch {
 			fs.sent(ev)
 		}
 	}
+	clear(batch)
 	return err
 }
 
@@ -199,7 +192,7 @@ func (fs *filteredSender) flush(now time.Time) error {
 }
 
 // offer sends ev now, or leaves it to the filter.
-func (fs *filteredSender) offer(ev *mxgatewayv1.Event, now time.Time) error {
+func (fs *filteredSender) offer(ev *protocol.Event, now time.Time) error {
 	if err := fs.flush(now); err != nil {
 		return err
 	}
@@ -212,7 +205,7 @@ func (fs *filteredSender) offer(ev *mxgatewayv1.Event, now time.Time) error {
 // next waits for the subscription's next event, waking up in time to send
 // a held event when it is due. After such a wake-up it returns a nil event
 // and the error of sending (sendErr); err is the subscription's.
-func (fs *filteredSender) next(ctx context.Context, sub *session.Subscription) (ev *mxgatewayv1.Event, sendErr, err error) {
+func (fs *filteredSender) next(ctx context.Context, sub *session.Subscription) (ev *protocol.Event, sendErr, err error) {
 	due := time.Time{}
 	if fs.filter != nil {
 		due = fs.filter.NextDue()

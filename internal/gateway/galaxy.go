@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 
+	"google.golang.org/grpc"
+
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
@@ -18,7 +20,12 @@ type GalaxyService struct {
 	mxgatewayv1grpc.UnimplementedGalaxyServer
 	store *browse.Store
 	log   *slog.Logger
+	stop  context.Context // ends WatchGalaxy streams (gateway shutdown)
 }
+
+// MaxChangedIDs bounds WatchGalaxyResponse.changed_object_ids; past it the
+// change says changed_truncated.
+const MaxChangedIDs = 10000
 
 // ErrGalaxyUnavailable is returned while the gateway has no Galaxy model
 // (no source on this gateway, or none read yet).
@@ -31,7 +38,14 @@ func NewGalaxyService(st *browse.Store, log *slog.Logger) *GalaxyService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &GalaxyService{store: st, log: log}
+	return &GalaxyService{store: st, log: log, stop: context.Background()}
+}
+
+// StopWith makes WatchGalaxy streams end with UNAVAILABLE (SHUTTING_DOWN)
+// when ctx ends (Server.Stopping). It returns g.
+func (g *GalaxyService) StopWith(ctx context.Context) *GalaxyService {
+	g.stop = ctx
+	return g
 }
 
 // viewer is the caller as browse sees it: its key id, and its read
@@ -105,4 +119,44 @@ func (g *GalaxyService) DiscoverHierarchy(ctx context.Context, req *mxgatewayv1.
 		return nil, toStatus(g.log, "DiscoverHierarchy", err)
 	}
 	return r, nil
+}
+
+// WatchGalaxy implements mxgatewayv1.GalaxyServer: the current state,
+// then every change of the model in force, until the client goes or the
+// gateway shuts down.
+func (g *GalaxyService) WatchGalaxy(_ *mxgatewayv1.WatchGalaxyRequest, stream grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error {
+	w, err := g.store.Watch()
+	if errors.Is(err, browse.ErrNoModel) {
+		err = ErrGalaxyUnavailable
+	}
+	if err != nil {
+		return toStatus(g.log, "WatchGalaxy", err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stopped := context.AfterFunc(g.stop, cancel)
+	defer stopped()
+	v := viewer(stream.Context())
+	for {
+		c, err := w.Next(ctx)
+		if err != nil {
+			if g.stop.Err() != nil && stream.Context().Err() == nil {
+				err = ErrShuttingDown
+			}
+			return toStatus(g.log, "WatchGalaxy", err)
+		}
+		msg := &mxgatewayv1.WatchGalaxyResponse{Sequence: c.Seq, Galaxy: c.Info, Gap: c.Gap}
+		if len(c.Changed) > 0 {
+			if s := g.store.Load(); s != nil {
+				msg.ChangedObjectIds = s.VisibleIDs(v, c.Changed)
+			}
+			if len(msg.ChangedObjectIds) > MaxChangedIDs {
+				msg.ChangedObjectIds, msg.ChangedTruncated = msg.ChangedObjectIds[:MaxChangedIDs], true
+			}
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
 }

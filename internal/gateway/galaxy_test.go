@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -52,5 +53,75 @@ func TestGalaxyServiceStatuses(t *testing.T) {
 	if _, err := g.GetObject(kctx, &mxgatewayv1.GetObjectRequest{Object: &mxgatewayv1.ObjectSelector{
 		By: &mxgatewayv1.ObjectSelector_TagName{TagName: "Tank1"}}}); err != nil {
 		t.Fatalf("Tank1: %v", err)
+	}
+}
+
+// galaxyWatchStream is the server side of one WatchGalaxy stream: what the
+// handler sends goes to sent.
+type galaxyWatchStream struct {
+	grpc.ServerStream
+	ctx  context.Context
+	sent chan *mxgatewayv1.WatchGalaxyResponse
+}
+
+func (w *galaxyWatchStream) Context() context.Context { return w.ctx }
+func (w *galaxyWatchStream) Send(c *mxgatewayv1.WatchGalaxyResponse) error {
+	w.sent <- c
+	return nil
+}
+
+// WatchGalaxy: UNAVAILABLE without a model; the current state first;
+// a constrained key learns only the changed ids it may see; the gateway's
+// stop ends the stream with SHUTTING_DOWN.
+func TestGalaxyServiceWatch(t *testing.T) {
+	var st browse.Store
+	stop, stopping := context.WithCancel(context.Background())
+	defer stopping()
+	g := NewGalaxyService(&st, nil).StopWith(stop)
+	err := g.WatchGalaxy(&mxgatewayv1.WatchGalaxyRequest{}, &galaxyWatchStream{ctx: context.Background()})
+	wantStatus(t, err, codes.Unavailable, mxgatewayv1.ReasonGalaxyUnavailable)
+
+	st.Set(browse.FromModel(sim.DemoModel(), 1, time.Now(), mxgatewayv1.Freshness_FRESHNESS_LIVE))
+	c := auth.Constraints{AllowRead: []string{"Tank1.*"}}
+	kctx := auth.NewContext(context.Background(), auth.NewPrincipal("k1", "reader", []auth.Scope{auth.ScopeBrowseRead}, c))
+	ws := &galaxyWatchStream{ctx: kctx, sent: make(chan *mxgatewayv1.WatchGalaxyResponse, 4)}
+	done := make(chan error, 1)
+	go func() { done <- g.WatchGalaxy(&mxgatewayv1.WatchGalaxyRequest{}, ws) }()
+	recv := func() *mxgatewayv1.WatchGalaxyResponse {
+		t.Helper()
+		select {
+		case c := <-ws.sent:
+			return c
+		case err := <-done:
+			t.Fatalf("stream ended: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing sent")
+		}
+		return nil
+	}
+	if first := recv(); first.GetSequence() != 1 || len(first.GetChangedObjectIds()) != 0 {
+		t.Fatalf("first %v", first)
+	}
+	// A deploy that changes Tank1 and Tank2: the key sees Tank1's id only.
+	m := sim.DemoModel()
+	var tank1 int32
+	for _, o := range m.Objects {
+		if o.Tag == "Tank1" || o.Tag == "Tank2" {
+			o.Attributes = o.Attributes[1:]
+		}
+		if o.Tag == "Tank1" {
+			tank1 = o.ID
+		}
+	}
+	st.Set(browse.FromModel(m, 2, time.Now(), mxgatewayv1.Freshness_FRESHNESS_LIVE))
+	if ch := recv(); ch.GetSequence() != 2 || len(ch.GetChangedObjectIds()) != 1 || ch.GetChangedObjectIds()[0] != tank1 {
+		t.Fatalf("change %v, want only Tank1 (%d)", ch, tank1)
+	}
+	stopping()
+	select {
+	case err := <-done:
+		wantStatus(t, err, codes.Unavailable, mxgatewayv1.ReasonShuttingDown)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived the gateway's stop")
 	}
 }

@@ -111,7 +111,7 @@ type watchedStream struct {
 // Send sends m unless the stream was abandoned.
 func (s watchedStream) Send(m *mxgatewayv1.StreamEventsResponse) error { return s.SendMsg(m) }
 
-// SendMsg sends m (a response or a *grpc.PreparedMsg of one) unless the
+// SendMsg sends m (a response or an *encodedResponse of one) unless the
 // stream was abandoned.
 func (s watchedStream) SendMsg(m any) error {
 	if !s.w.begin() {

@@ -239,6 +239,10 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 // status.
 func (s *Server) Health() *health.Server { return s.health }
 
+// Stopping returns a context that ends when Shutdown begins: long-lived
+// streams of other services (GalaxyService.StopWith) end with it.
+func (s *Server) Stopping() context.Context { return s.stopCtx }
+
 // Service returns the Gateway service implementation.
 func (s *Server) Service() *Service { return s.service }
 

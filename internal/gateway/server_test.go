@@ -73,24 +73,39 @@ func (w *fakeWorker) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard
 	return &mxgatewayv1.Reply{Status: mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK,
 		Result: &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: 1}}}, nil
 }
-func (w *fakeWorker) NextEvents(dst []protocol.SizedEvent) ([]protocol.SizedEvent, bool) {
+func (w *fakeWorker) NextEvents(dst []*protocol.Event) ([]*protocol.Event, bool) {
 	ev, ok := <-w.events
 	if !ok {
 		return dst, false
 	}
-	dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+	dst = append(dst, wireEvent(ev))
 	for {
 		select {
 		case ev, ok := <-w.events:
 			if !ok {
 				return dst, true // the next call reports the end
 			}
-			dst = append(dst, protocol.SizedEvent{Event: ev, Bytes: proto.Size(ev)})
+			dst = append(dst, wireEvent(ev))
 		default:
 			return dst, true
 		}
 	}
 }
+
+// wireEvent is ev as the worker client hands it over: encoded, as it
+// crossed the pipe.
+func wireEvent(ev *mxgatewayv1.Event) *protocol.Event {
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		panic(err)
+	}
+	e, err := protocol.DecodeEvent(b, len(b))
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
 func (w *fakeWorker) Done() <-chan struct{} { return w.done }
 func (w *fakeWorker) Err() error {
 	w.mu.Lock()

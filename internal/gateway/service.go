@@ -48,11 +48,6 @@ type Service struct {
 	// quotaExempt says whether the caller is above the per-key quota.
 	quotaExempt func(ctx context.Context) bool
 
-	// prepared shares event encodings between the streams of a session;
-	// noSharedEncodings turns that off (benchmarks compare).
-	prepared          preparedCaches
-	noSharedEncodings bool
-
 	// stopping is cancelled when the server shuts down: streams end and
 	// new sessions are refused.
 	stopping context.Context
@@ -248,14 +243,6 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 		return toStatus(sv.log, method, err)
 	}
 	defer sub.Close()
-	// Unbatched streams share encodings with the session's other streams;
-	// registered before the headers, like the subscription.
-	var shared *sharedPrepared
-	if maxBatch <= 1 && !sv.noSharedEncodings {
-		var detach func()
-		shared, detach = sv.prepared.attach(s)
-		defer detach()
-	}
 	// Headers tell the client the subscription is registered: every event
 	// from now on reaches it (useful with live_only).
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
@@ -271,16 +258,15 @@ func (sv *Service) StreamEvents(req *mxgatewayv1.StreamEventsRequest, stream grp
 	// Every send is bounded by the write timeout: a client that stopped
 	// reading ends its stream instead of holding the session.
 	watch := newSendWatch()
-	out := &filteredSender{stream: watchedStream{stream, watch}, filter: session.NewFilter(filter), sent: func(ev *mxgatewayv1.Event) {
+	out := &filteredSender{stream: watchedStream{stream, watch}, filter: session.NewFilter(filter), sent: func(ev *protocol.Event) {
 		if sv.metrics != nil {
 			var latency time.Duration
-			if gt := ev.GetGatewayTime(); gt != nil {
-				latency = max(0, time.Since(gt.AsTime()))
+			if !ev.GatewayTime.IsZero() {
+				latency = max(0, time.Since(ev.GatewayTime))
 			}
-			sv.metrics.EventSent(ev.GetFamily(), latency)
+			sv.metrics.EventSent(ev.Family, latency)
 		}
 	}, maxBatch: maxBatch, maxDelay: maxDelay}
-	out.shared = shared
 	sendFailed := func(err error) error {
 		if errors.Is(err, errSendAbandoned) {
 			return err // the handler already answered and counted it

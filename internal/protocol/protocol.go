@@ -4,8 +4,6 @@ package protocol
 
 import (
 	"time"
-
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 )
 
 // Version is the gateway-worker protocol version. Both sides refuse a peer
@@ -109,13 +107,6 @@ func ExitReason(code int, killed bool) string {
 	default:
 		return "other"
 	}
-}
-
-// SizedEvent is an event as it crossed the worker pipe, with the size of its
-// frame: the measure every byte bound on the event path counts.
-type SizedEvent struct {
-	Event *mxgatewayv1.Event
-	Bytes int
 }
 
 // Default bounds of the gateway's per-session queue between the worker pipe

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
@@ -16,7 +17,7 @@ func TestRing(t *testing.T) {
 	r := newRing(5, 1<<30)
 	at := time.Unix(100, 0)
 	for seq := uint64(1); seq <= 3; seq++ {
-		if r.push(&mxgatewayv1.Event{Sequence: seq}, 1, at.Add(time.Duration(seq)*time.Second)) != 0 {
+		if r.push(protocol.EventOf(&mxgatewayv1.Event{Sequence: seq}, 1), 1, at.Add(time.Duration(seq)*time.Second)) != 0 {
 			t.Fatalf("push %d evicted with room left", seq)
 		}
 	}
@@ -31,7 +32,7 @@ func TestRing(t *testing.T) {
 	}
 	evicted := 0
 	for seq := uint64(4); seq <= 70; seq++ { // grows past ringInitial? no: size 5 bounds it
-		evicted += r.push(&mxgatewayv1.Event{Sequence: seq}, 1, at.Add(time.Duration(seq)*time.Second))
+		evicted += r.push(protocol.EventOf(&mxgatewayv1.Event{Sequence: seq}, 1), 1, at.Add(time.Duration(seq)*time.Second))
 	}
 	if r.len() != 5 || evicted != 65 {
 		t.Fatalf("len %d evicted %d, want 5 and 65", r.len(), evicted)
@@ -58,7 +59,7 @@ func TestRing(t *testing.T) {
 func TestRingGrowsInOrder(t *testing.T) {
 	r := newRing(1000, 1<<30)
 	for seq := uint64(1); seq <= 700; seq++ {
-		r.push(&mxgatewayv1.Event{Sequence: seq}, 1, time.Time{})
+		r.push(protocol.EventOf(&mxgatewayv1.Event{Sequence: seq}, 1), 1, time.Time{})
 	}
 	got := r.since(0)
 	if len(got) != 700 {
@@ -74,10 +75,10 @@ func TestRingGrowsInOrder(t *testing.T) {
 	}
 }
 
-func seqsOf(evs []*mxgatewayv1.Event) []uint64 {
+func seqsOf(evs []*protocol.Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, ev := range evs {
-		out[i] = ev.GetSequence()
+		out[i] = ev.Sequence
 	}
 	return out
 }
@@ -338,7 +339,7 @@ func TestConflation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, ev.GetSequence())
+		got = append(got, ev.Sequence)
 	}
 	if !equalSeqs(got, 2, 3, 4, 5) || sub.Conflated() != 1 {
 		t.Fatalf("delivered %v with %d conflated; want 2 3 4 5 and 1", got, sub.Conflated())
@@ -432,14 +433,14 @@ func TestDrainTakesQueuedEventsInOrder(t *testing.T) {
 	waitLastSeq(t, s, 6)
 	var got []uint64
 	for _, ev := range sub.Drain(nil, 3) {
-		got = append(got, ev.GetSequence())
+		got = append(got, ev.Sequence)
 	}
 	if !equalSeqs(got, 2, 3, 5) {
 		t.Fatalf("first drain %v; want 2 3 5", got)
 	}
 	got = got[:0]
 	for _, ev := range sub.Drain(nil, 10) {
-		got = append(got, ev.GetSequence())
+		got = append(got, ev.Sequence)
 	}
 	if !equalSeqs(got, 6) {
 		t.Fatalf("second drain %v; want 6", got)

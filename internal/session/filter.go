@@ -6,8 +6,10 @@ import (
 	"slices"
 	"time"
 
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"google.golang.org/protobuf/proto"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // FilterOptions configure a Filter; the zero value filters nothing.
@@ -40,7 +42,7 @@ type Filter struct {
 type filterItem struct {
 	last   *mxgatewayv1.OnDataChange // the last delivered change
 	lastAt time.Time                 // when it was delivered
-	held   *mxgatewayv1.Event        // the latest change the interval holds back
+	held   *protocol.Event           // the latest change the interval holds back
 }
 
 // NewFilter returns a filter, or nil when opts filter nothing.
@@ -53,8 +55,11 @@ func NewFilter(opts FilterOptions) *Filter {
 
 // Offer decides about ev, received at now: true to send it now, false when
 // the filter dropped it or holds it for later (Due).
-func (f *Filter) Offer(ev *mxgatewayv1.Event, now time.Time) bool {
-	dc := ev.GetDataChange()
+func (f *Filter) Offer(ev *protocol.Event, now time.Time) bool {
+	if !ev.IsDataChange() {
+		return true
+	}
+	dc := ev.Msg().GetDataChange() // the value decides: decoded once
 	if dc == nil {
 		return true
 	}
@@ -91,19 +96,19 @@ func (f *Filter) drop(it *filterItem) {
 
 // Due returns the held events whose interval has passed at now, in
 // sequence order, and counts them as delivered.
-func (f *Filter) Due(now time.Time) []*mxgatewayv1.Event {
+func (f *Filter) Due(now time.Time) []*protocol.Event {
 	if f.held == 0 {
 		return nil
 	}
-	var out []*mxgatewayv1.Event
+	var out []*protocol.Event
 	for _, it := range f.items {
 		if it.held != nil && now.Sub(it.lastAt) >= f.opts.MinInterval {
 			out = append(out, it.held)
-			it.last, it.lastAt, it.held = it.held.GetDataChange(), now, nil
+			it.last, it.lastAt, it.held = it.held.Msg().GetDataChange(), now, nil
 			f.held--
 		}
 	}
-	slices.SortFunc(out, func(a, b *mxgatewayv1.Event) int { return cmp.Compare(a.GetSequence(), b.GetSequence()) })
+	slices.SortFunc(out, func(a, b *protocol.Event) int { return cmp.Compare(a.Sequence, b.Sequence) })
 	return out
 }
 

@@ -5,15 +5,16 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 var seqN uint64
 
-func change(item int32, v *mxgatewayv1.MxValue, quality uint32) *mxgatewayv1.Event {
+func change(item int32, v *mxgatewayv1.MxValue, quality uint32) *protocol.Event {
 	seqN++
-	return &mxgatewayv1.Event{Sequence: seqN, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE,
+	return wireEvent(&mxgatewayv1.Event{Sequence: seqN, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE,
 		Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{
-			ServerHandle: 1, ItemHandle: item, Value: v, Quality: &mxgatewayv1.Quality{Raw: quality}}}}
+			ServerHandle: 1, ItemHandle: item, Value: v, Quality: &mxgatewayv1.Quality{Raw: quality}}}})
 }
 
 func dbl(x float64) *mxgatewayv1.MxValue {
@@ -39,36 +40,36 @@ func TestFilterDeadbands(t *testing.T) {
 	cases := []struct {
 		name string
 		opts FilterOptions
-		in   []*mxgatewayv1.Event
+		in   []*protocol.Event
 		want []bool
 	}{
 		{"absolute", FilterOptions{AbsoluteDeadband: 1},
 			// first passes; 10.5 within 1 of 10; 11 is 1 away; 11.9 within 1 of 11; 9.9 away.
-			[]*mxgatewayv1.Event{change(1, dbl(10), 192), change(1, dbl(10.5), 192), change(1, dbl(11), 192), change(1, dbl(11.9), 192), change(1, dbl(9.9), 192)},
+			[]*protocol.Event{change(1, dbl(10), 192), change(1, dbl(10.5), 192), change(1, dbl(11), 192), change(1, dbl(11.9), 192), change(1, dbl(9.9), 192)},
 			[]bool{true, false, true, false, true}},
 		{"percent", FilterOptions{PercentDeadband: 10},
-			[]*mxgatewayv1.Event{change(1, dbl(100), 192), change(1, dbl(109), 192), change(1, dbl(110), 192), change(1, dbl(120), 192)},
+			[]*protocol.Event{change(1, dbl(100), 192), change(1, dbl(109), 192), change(1, dbl(110), 192), change(1, dbl(120), 192)},
 			[]bool{true, false, true, false}}, // 120 is within 10 % of 110 (11)
 		{"both must pass", FilterOptions{AbsoluteDeadband: 5, PercentDeadband: 10},
-			[]*mxgatewayv1.Event{change(1, dbl(10), 192), change(1, dbl(12), 192), change(1, dbl(16), 192), change(1, dbl(1000), 192), change(1, dbl(1050), 192)},
+			[]*protocol.Event{change(1, dbl(10), 192), change(1, dbl(12), 192), change(1, dbl(16), 192), change(1, dbl(1000), 192), change(1, dbl(1050), 192)},
 			[]bool{true, false, true, true, false}}, // 1050: 50 >= 5 but < 100
 		{"integers", FilterOptions{AbsoluteDeadband: 2},
-			[]*mxgatewayv1.Event{change(1, i32(1), 192), change(1, i32(2), 192), change(1, i32(3), 192)},
+			[]*protocol.Event{change(1, i32(1), 192), change(1, i32(2), 192), change(1, i32(3), 192)},
 			[]bool{true, false, true}},
 		{"quality change always passes", FilterOptions{AbsoluteDeadband: 100},
-			[]*mxgatewayv1.Event{change(1, dbl(1), 192), change(1, dbl(1.5), 0), change(1, dbl(1.6), 0), change(1, dbl(1.6), 192)},
+			[]*protocol.Event{change(1, dbl(1), 192), change(1, dbl(1.5), 0), change(1, dbl(1.6), 0), change(1, dbl(1.6), 192)},
 			[]bool{true, true, false, true}},
 		{"strings are never dropped", FilterOptions{AbsoluteDeadband: 100},
-			[]*mxgatewayv1.Event{change(1, str("a"), 192), change(1, str("b"), 192), change(1, str("b"), 192)},
+			[]*protocol.Event{change(1, str("a"), 192), change(1, str("b"), 192), change(1, str("b"), 192)},
 			[]bool{true, true, true}},
 		{"a change of type passes", FilterOptions{AbsoluteDeadband: 100},
-			[]*mxgatewayv1.Event{change(1, dbl(1), 192), change(1, i32(1), 192), change(1, nil, 192)},
+			[]*protocol.Event{change(1, dbl(1), 192), change(1, i32(1), 192), change(1, nil, 192)},
 			[]bool{true, true, true}},
 		{"items are independent", FilterOptions{AbsoluteDeadband: 1},
-			[]*mxgatewayv1.Event{change(1, dbl(0), 192), change(2, dbl(0.5), 192), change(1, dbl(0.5), 192), change(2, dbl(2), 192)},
+			[]*protocol.Event{change(1, dbl(0), 192), change(2, dbl(0.5), 192), change(1, dbl(0.5), 192), change(2, dbl(2), 192)},
 			[]bool{true, true, false, true}},
 		{"other families pass", FilterOptions{AbsoluteDeadband: 1},
-			[]*mxgatewayv1.Event{{Sequence: 1, Body: &mxgatewayv1.Event_WriteComplete{WriteComplete: &mxgatewayv1.OnWriteComplete{ItemHandle: 1}}}},
+			[]*protocol.Event{wireEvent(&mxgatewayv1.Event{Sequence: 1, Body: &mxgatewayv1.Event_WriteComplete{WriteComplete: &mxgatewayv1.OnWriteComplete{ItemHandle: 1}}})},
 			[]bool{true}},
 	}
 	for _, tc := range cases {
@@ -76,7 +77,7 @@ func TestFilterDeadbands(t *testing.T) {
 			f := NewFilter(tc.opts)
 			for i, ev := range tc.in {
 				if got := f.Offer(ev, now); got != tc.want[i] {
-					t.Fatalf("event %d (%v): Offer = %v, want %v", i, ev.GetDataChange().GetValue(), got, tc.want[i])
+					t.Fatalf("event %d (%v): Offer = %v, want %v", i, ev.Msg().GetDataChange().GetValue(), got, tc.want[i])
 				}
 			}
 			if !f.NextDue().IsZero() || f.Due(now.Add(time.Hour)) != nil {
@@ -148,7 +149,7 @@ func TestFilterDueInSequenceOrder(t *testing.T) {
 	for item := int32(1); item <= 5; item++ {
 		f.Offer(change(item, dbl(0), 192), t0)
 	}
-	var held []*mxgatewayv1.Event
+	var held []*protocol.Event
 	for item := int32(5); item >= 1; item-- {
 		ev := change(item, dbl(1), 192)
 		held = append(held, ev)
@@ -159,8 +160,8 @@ func TestFilterDueInSequenceOrder(t *testing.T) {
 		t.Fatalf("Due returned %d events", len(got))
 	}
 	for i := 1; i < len(got); i++ {
-		if got[i-1].GetSequence() >= got[i].GetSequence() {
-			t.Fatalf("Due not in sequence order: %d then %d", got[i-1].GetSequence(), got[i].GetSequence())
+		if got[i-1].Sequence >= got[i].Sequence {
+			t.Fatalf("Due not in sequence order: %d then %d", got[i-1].Sequence, got[i].Sequence)
 		}
 	}
 }

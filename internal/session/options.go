@@ -38,7 +38,7 @@ type Worker interface {
 	// the worker reached a terminal state and every event was handed out.
 	// While the session does not call it the worker's events wait upstream
 	// (flow control).
-	NextEvents(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool)
+	NextEvents(dst []*protocol.Event) (_ []*protocol.Event, ok bool)
 	// Done is closed when the worker reached a terminal state.
 	Done() <-chan struct{}
 	// Err is the terminal error (nil after a clean shutdown).
@@ -124,7 +124,7 @@ type Hooks struct {
 	// EventPublished runs for every worker event after the session
 	// numbered it and offered it to its subscribers (the dashboard's live
 	// tail). ev is shared: it must not be modified.
-	EventPublished func(ev *mxgatewayv1.Event)
+	EventPublished func(ev *protocol.Event)
 	// SlowConsumer runs for every subscriber queue overflow.
 	SlowConsumer func(policy SlowConsumerPolicy)
 	// DataHealthChanged runs for every change of a session's data health

@@ -3,7 +3,7 @@ package session
 import (
 	"time"
 
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // ring is the replay ring of one session: the most recent events, bounded by
@@ -23,7 +23,7 @@ type ring struct {
 }
 
 type ringEntry struct {
-	ev   *mxgatewayv1.Event
+	ev   *protocol.Event
 	size int
 	at   time.Time // gateway receive time, for the age bound
 }
@@ -37,7 +37,7 @@ func newRing(size int, maxBytes int64) *ring {
 // push appends ev (size bytes), evicting the oldest entries while the ring
 // is full by count or would exceed its byte bound. It reports how many
 // entries were evicted.
-func (r *ring) push(ev *mxgatewayv1.Event, size int, at time.Time) (evicted int) {
+func (r *ring) push(ev *protocol.Event, size int, at time.Time) (evicted int) {
 	for r.n > 0 && r.bytes+int64(size) > r.maxBytes {
 		r.dropOldest()
 		evicted++
@@ -92,12 +92,12 @@ func (r *ring) firstSeq() (seq uint64, ok bool) {
 	if r.n == 0 {
 		return 0, false
 	}
-	return r.buf[r.start].ev.GetSequence(), true
+	return r.buf[r.start].ev.Sequence, true
 }
 
 // since returns the held events with a sequence above after, oldest first,
 // in a new slice.
-func (r *ring) since(after uint64) []*mxgatewayv1.Event {
+func (r *ring) since(after uint64) []*protocol.Event {
 	first, ok := r.firstSeq()
 	if !ok {
 		return nil
@@ -109,7 +109,7 @@ func (r *ring) since(after uint64) []*mxgatewayv1.Event {
 	if skip >= r.n {
 		return nil
 	}
-	out := make([]*mxgatewayv1.Event, 0, r.n-skip)
+	out := make([]*protocol.Event, 0, r.n-skip)
 	for i := skip; i < r.n; i++ {
 		out = append(out, r.buf[(r.start+i)%len(r.buf)].ev)
 	}

@@ -29,6 +29,16 @@ import (
 // matched in the order their replies reached the session: no more than
 // FIFO per item is promised (MXACCESS.md §3.3).
 //
+// A write whose reply never reached the session (its caller timed out or
+// went away) may or may not have run, so the handle's FIFO can no longer
+// be trusted: the handle is unsynchronised from then on, and every
+// MxCategorySecurityError completion on it is reported, against the write
+// it matched if that was a secured one, else the first secured write still
+// queued for the handle, else the last secured write made to it. So a
+// caller cannot hide a verdict by abandoning writes; it can only be
+// counted once too often. Past maxUnsyncedHandles such handles the whole
+// session is unsynchronised.
+//
 // Bounds: plain writes are counted, not stored (a run of them is one
 // number); a session holds at most MaxSecuredWrites secured write entries
 // (further secured writes are refused with ErrPendingLimit until
@@ -41,6 +51,10 @@ const DefaultMaxSecuredWrites = 256
 // maxLedgerUsers bounds the user names a session remembers for its audit
 // rows (from AuthenticateUser and ArchestrAUserToId replies).
 const maxLedgerUsers = 256
+
+// maxUnsyncedHandles bounds the handles a session keeps unsynchronised
+// (see above) before it treats all of them as unsynchronised.
+const maxUnsyncedHandles = 1024
 
 // SecuredWriteRefusal is a secured or verified write whose OnWriteComplete
 // said MxCategorySecurityError: MXAccess refused its credentials.
@@ -100,9 +114,24 @@ type handleWrites struct {
 	inflight int        // writes sent whose reply the session has not seen
 	queue    []writeRun // accepted writes awaiting their final completion, oldest first
 	early    []*mxgatewayv1.OnWriteComplete
+	unsynced bool          // a write's outcome is unknown: see above
+	lastSec  *securedWrite // the last secured write made to the handle
 }
 
-func (h *handleWrites) empty() bool { return h.inflight == 0 && len(h.queue) == 0 && len(h.early) == 0 }
+func (h *handleWrites) empty() bool {
+	return h.inflight == 0 && len(h.queue) == 0 && len(h.early) == 0 && !h.unsynced
+}
+
+// firstSecured is the oldest secured write queued for the handle, else the
+// last one made to it (nil when none was).
+func (h *handleWrites) firstSecured() *securedWrite {
+	for _, r := range h.queue {
+		if r.sec != nil {
+			return r.sec
+		}
+	}
+	return h.lastSec
+}
 
 // writeTarget is one write a command makes.
 type writeTarget struct {
@@ -115,6 +144,7 @@ type writeTarget struct {
 type writeTicket struct {
 	kind    *catalog.Kind
 	targets []writeTarget
+	secured bool // the writes present credentials
 }
 
 // writeLedger is a session's write ledger. It may be locked under
@@ -123,6 +153,9 @@ type writeLedger struct {
 	mu        sync.Mutex
 	handles   map[writeKey]*handleWrites
 	secured   int                 // secured entries in flight or queued
+	unsynced  int                 // handles with unsynced set
+	allUnsync bool                // past maxUnsyncedHandles: every handle is unsynchronised
+	lastSec   *securedWrite       // the session's last secured write (for allUnsync)
 	users     map[writeKey]string // (server handle, user id) -> name
 	userOrder []writeKey          // oldest first, for eviction
 }
@@ -168,11 +201,11 @@ func userIDs(m proto.Message) (user, verifier int32) {
 	return 0, 0
 }
 
-// begin enters the writes cmd makes as in flight; nil when it makes none.
-// A secured write past max entries is refused with ErrPendingLimit.
-func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgatewayv1.Command, limit int) (*writeTicket, error) {
+// writesOf lists the writes cmd (of kind k) makes, for begin; nil when it
+// makes none. It locks nothing (callers run it before taking Session.mu).
+func writesOf(ctx context.Context, k *catalog.Kind, cmd *mxgatewayv1.Command) *writeTicket {
 	if k == nil || !writingKinds[k.Index()] {
-		return nil, nil
+		return nil
 	}
 	var targets []writeTarget
 	// The writes of an invoke:secure command present credentials.
@@ -202,12 +235,22 @@ func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgateway
 		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
-		return nil, nil
+		return nil
 	}
+	return &writeTicket{kind: k, targets: targets, secured: secured}
+}
+
+// begin enters the writes of tk (from writesOf; may be nil) as in flight.
+// Secured writes past limit entries are refused with ErrPendingLimit.
+func (l *writeLedger) begin(tk *writeTicket, limit int) error {
+	if tk == nil {
+		return nil
+	}
+	targets := tk.targets
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if secured && l.secured+len(targets) > limit {
-		return nil, fmt.Errorf("%w: %d secured writes await their OnWriteComplete (at most %d)", ErrPendingLimit, l.secured, limit)
+	if tk.secured && l.secured+len(targets) > limit {
+		return fmt.Errorf("%w: %d secured writes await their OnWriteComplete (at most %d)", ErrPendingLimit, l.secured, limit)
 	}
 	if l.handles == nil {
 		l.handles = make(map[writeKey]*handleWrites)
@@ -221,12 +264,13 @@ func (l *writeLedger) begin(ctx context.Context, k *catalog.Kind, cmd *mxgateway
 		}
 		h.inflight++
 		if t.sec != nil {
+			h.lastSec, l.lastSec = t.sec, t.sec
 			l.secured++
 			t.sec.userN = l.users[writeKey{t.key.server, t.sec.user}]
 			t.sec.verifierN = l.users[writeKey{t.key.server, t.sec.verifier}]
 		}
 	}
-	return &writeTicket{kind: k, targets: targets}, nil
+	return nil
 }
 
 // accepted reports whether the write of target t was accepted by MXAccess
@@ -265,14 +309,20 @@ func (l *writeLedger) end(tk *writeTicket, k *catalog.Kind, cmd *mxgatewayv1.Com
 			h.inflight--
 			ok := tk.accepted(i, reply, err)
 			switch {
+			case err != nil:
+				// No reply: the write may have run or not.
+				l.unsyncLocked(h)
+				if t.sec != nil {
+					l.secured--
+				}
 			case ok && len(h.early) > 0:
 				wc := h.early[0]
 				h.early = h.early[1:]
 				if t.sec != nil {
 					l.secured--
-					if r, refused := refusalOf(t.key, t.sec, wc); refused {
-						out = append(out, r)
-					}
+				}
+				if r, refused := l.verdictLocked(h, t.key, t.sec, wc); refused {
+					out = append(out, r)
 				}
 			case ok:
 				if t.sec != nil {
@@ -286,7 +336,14 @@ func (l *writeLedger) end(tk *writeTicket, k *catalog.Kind, cmd *mxgatewayv1.Com
 				l.secured--
 			}
 			if h.inflight == 0 {
-				h.early = nil // completions of writes the session did not see accepted
+				// Completions of writes the session did not see accepted:
+				// nobody's, unless the handle is unsynchronised.
+				for _, wc := range h.early {
+					if r, refused := l.verdictLocked(h, t.key, nil, wc); refused {
+						out = append(out, r)
+					}
+				}
+				h.early = nil
 			}
 			if h.empty() {
 				delete(l.handles, t.key)
@@ -302,6 +359,9 @@ func (l *writeLedger) end(tk *writeTicket, k *catalog.Kind, cmd *mxgatewayv1.Com
 					if r.sec != nil {
 						l.secured--
 					}
+				}
+				if h.unsynced {
+					l.unsynced--
 				}
 				delete(l.handles, key)
 			}
@@ -322,30 +382,60 @@ func (l *writeLedger) completed(wc *mxgatewayv1.OnWriteComplete) (refusal, bool)
 	defer l.mu.Unlock()
 	h := l.handles[key]
 	switch {
+	case h == nil && l.allUnsync && l.lastSec != nil:
+		return refusalOf(key, l.lastSec, wc)
 	case h == nil:
 		return refusal{}, false // a write the session did not send (or forgot)
-	case len(h.queue) == 0:
-		if len(h.early) < h.inflight {
-			h.early = append(h.early, wc)
-		}
+	case len(h.queue) == 0 && len(h.early) < h.inflight:
+		h.early = append(h.early, wc) // its write's reply is on its way
 		return refusal{}, false
+	case len(h.queue) == 0:
+		return l.verdictLocked(h, key, nil, wc) // nobody's, unless unsynchronised
 	}
-	run := &h.queue[0]
+	run := h.queue[0]
 	if run.sec == nil {
-		if run.plain--; run.plain == 0 {
+		if h.queue[0].plain--; h.queue[0].plain == 0 {
 			h.queue = h.queue[1:]
 		}
 	} else {
 		h.queue = h.queue[1:]
 		l.secured--
 	}
+	r, refused := l.verdictLocked(h, key, run.sec, wc)
 	if h.empty() {
 		delete(l.handles, key)
 	}
-	if run.sec == nil {
+	return r, refused
+}
+
+// verdictLocked judges completion wc of the write sec (nil: a plain write)
+// to handle h: a refusal when wc is MxCategorySecurityError and the write
+// was secured, or, on an unsynchronised handle, whenever a secured write
+// was made to it.
+func (l *writeLedger) verdictLocked(h *handleWrites, key writeKey, sec *securedWrite, wc *mxgatewayv1.OnWriteComplete) (refusal, bool) {
+	if sec == nil && h.unsynced {
+		sec = h.firstSecured()
+	}
+	if sec == nil && l.allUnsync {
+		sec = l.lastSec
+	}
+	if sec == nil {
 		return refusal{}, false
 	}
-	return refusalOf(key, run.sec, wc)
+	return refusalOf(key, sec, wc)
+}
+
+// unsyncLocked marks h unsynchronised (see the top of this file).
+func (l *writeLedger) unsyncLocked(h *handleWrites) {
+	if h.unsynced || l.allUnsync {
+		return
+	}
+	if l.unsynced >= maxUnsyncedHandles {
+		l.allUnsync = true
+		return
+	}
+	h.unsynced = true
+	l.unsynced++
 }
 
 // refusal is a refused secured write and the context of its Invoke.

@@ -345,3 +345,91 @@ func TestWritingKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestAbandonedWritesStillCounted: a write whose caller stopped waiting
+// (its reply never reached the session) may have run or not, so its
+// handle's FIFO is no longer trusted: every MxCategorySecurityError on
+// that handle is reported. A caller cannot hide a secured write's verdict
+// by abandoning it, or by abandoning a plain write before it.
+func TestAbandonedWritesStillCounted(t *testing.T) {
+	h, rs := ledgerHarness(t, Options{})
+	h.prepare = func(w *fakeWorker) {
+		w.invoke = func(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+			if v := ctx.Value(ctxKey{}); v == "abandon" {
+				return nil, context.DeadlineExceeded // the worker runs it anyway, or drops it
+			}
+			return okReply(), nil
+		}
+	}
+	s, w := h.open()
+	abandon := context.WithValue(context.Background(), ctxKey{}, "abandon")
+	wait := context.WithValue(context.Background(), ctxKey{}, "wait")
+	invokeErr := func(cmd *mxgatewayv1.Command) {
+		t.Helper()
+		if _, err := s.Invoke(abandon, cmd, 0); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("abandoned Invoke: %v", err)
+		}
+	}
+	// Item 5: an abandoned secured write that ran.
+	invokeErr(securedWriteCmd(1, 5, 2, 2))
+	// Item 6: an abandoned plain write the worker dropped, then a secured one.
+	invokeErr(plainWrite(1, 6))
+	mustInvoke(t, wait, s, securedWriteCmd(1, 6, 3, 3))
+	// Item 7: an abandoned plain write that ran, then a secured one.
+	invokeErr(plainWrite(1, 7))
+	mustInvoke(t, wait, s, securedWriteCmd(1, 7, 4, 4))
+	evs := []*mxgatewayv1.Event{
+		completion(1, 1, 5, catSecurity), // the abandoned secured write's
+		completion(2, 1, 6, catSecurity), // the secured write's
+		completion(3, 1, 7, catOK),       // the abandoned plain write's
+		completion(4, 1, 7, catSecurity), // the secured write's
+	}
+	for _, ev := range evs {
+		w.send(t, ev)
+	}
+	waitLastSeq(t, s, 4)
+	var users []int32
+	for _, r := range rs.list() {
+		users = append(users, r.UserID)
+	}
+	if !reflect.DeepEqual(users, []int32{2, 3, 4}) {
+		t.Fatalf("refusals reported for users %v, want [2 3 4]", users)
+	}
+	if ctx := rs.ctxVal; len(ctx) != 3 || ctx[0] != "abandon" || ctx[1] != "wait" {
+		t.Fatalf("refusal contexts %v", ctx)
+	}
+	if sec := ledgerSecured(s); sec != 0 {
+		t.Fatalf("%d secured writes still counted", sec)
+	}
+}
+
+// TestUnsyncedHandlesBounded: past maxUnsyncedHandles unsynchronised
+// handles the session keeps no more of them: every handle counts as
+// unsynchronised.
+func TestUnsyncedHandlesBounded(t *testing.T) {
+	h, rs := ledgerHarness(t, Options{})
+	h.prepare = func(w *fakeWorker) {
+		w.invoke = func(ctx context.Context, cmd *mxgatewayv1.Command, timeout time.Duration) (*mxgatewayv1.Reply, error) {
+			if cmd.GetWrite() != nil {
+				return nil, context.DeadlineExceeded
+			}
+			return okReply(), nil
+		}
+	}
+	s, w := h.open()
+	for i := range maxUnsyncedHandles + 1 {
+		if _, err := s.Invoke(context.Background(), plainWrite(1, int32(100+i)), 0); err == nil {
+			t.Fatal("abandoned write succeeded")
+		}
+	}
+	if n := ledgerSize(s); n != maxUnsyncedHandles {
+		t.Fatalf("ledger holds %d handles, want %d", n, maxUnsyncedHandles)
+	}
+	mustInvoke(t, context.Background(), s, securedWriteCmd(1, 9, 5, 5))
+	w.send(t, completion(1, 1, 9, catOK))
+	w.send(t, completion(2, 1, 5000, catSecurity)) // a handle the ledger holds nothing for
+	waitLastSeq(t, s, 2)
+	if got := rs.list(); len(got) != 1 || got[0].UserID != 5 || got[0].ItemHandle != 5000 {
+		t.Fatalf("refusals %+v, want one for item 5000 against user 5", got)
+	}
+}

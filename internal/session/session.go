@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -283,12 +284,13 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 	opts := &s.m.opts
 	now := opts.Now()
 	unanswered := s.w.Unanswered()
+	kind := catalog.Of(cmd)
+	writes := writesOf(ctx, kind, cmd) // the writes the ledger will track
 	s.mu.Lock()
 	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	kind := catalog.Of(cmd)
 	if s.wd.server != 0 && kind.ServerHandle(cmd) == s.wd.server {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: server handle %d is the data watchdog's registration", ErrReservedHandle, s.wd.server)
@@ -297,8 +299,7 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
 	}
-	writes, err := s.writes.begin(ctx, kind, cmd, opts.MaxSecuredWrites)
-	if err != nil {
+	if err := s.writes.begin(writes, opts.MaxSecuredWrites); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
@@ -347,7 +348,7 @@ func (s *Session) Subscribe(req SubscribeRequest) (*Subscription, error) {
 	if len(s.subs) >= opts.MaxSubscribers {
 		return nil, fmt.Errorf("%w: %d attached", ErrSubscriberLimit, opts.MaxSubscribers)
 	}
-	var replay []*mxgatewayv1.Event
+	var replay []*protocol.Event
 	if !req.LiveOnly {
 		if req.AfterSequence > s.lastSeq {
 			return nil, fmt.Errorf("%w: asked for events after %d, last is %d", ErrAfterSequence, req.AfterSequence, s.lastSeq)
@@ -359,7 +360,7 @@ func (s *Session) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		}
 		held := s.ring.since(req.AfterSequence)
 		if req.AfterSequence+1 < firstAvail {
-			replay = make([]*mxgatewayv1.Event, 0, 1+len(held))
+			replay = make([]*protocol.Event, 0, 1+len(held))
 			replay = append(replay, s.gapMarker(req.AfterSequence, firstAvail, now))
 		}
 		replay = append(replay, held...)
@@ -370,8 +371,8 @@ func (s *Session) Subscribe(req SubscribeRequest) (*Subscription, error) {
 	return sub, nil
 }
 
-func (s *Session) gapMarker(after, firstAvail uint64, now time.Time) *mxgatewayv1.Event {
-	return &mxgatewayv1.Event{
+func (s *Session) gapMarker(after, firstAvail uint64, now time.Time) *protocol.Event {
+	msg := &mxgatewayv1.Event{
 		SessionId:        s.id,
 		Sequence:         firstAvail,
 		Family:           mxgatewayv1.EventFamily_EVENT_FAMILY_REPLAY_GAP,
@@ -384,6 +385,7 @@ func (s *Session) gapMarker(after, firstAvail uint64, now time.Time) *mxgatewayv
 				after+1, firstAvail-1, s.m.opts.ReplaySize, s.m.opts.ReplayBytes, s.m.opts.ReplayAge),
 		}},
 	}
+	return protocol.EventOf(msg, proto.Size(msg))
 }
 
 // detach removes sub; the detach grace starts when the last one leaves.
@@ -410,17 +412,19 @@ func (s *Session) detach(sub *Subscription) {
 // worker pipe): see deliver.
 func (s *Session) pump() {
 	defer close(s.pumpDone)
-	var batch []protocol.SizedEvent
+	var batch []*protocol.Event
 	for {
 		var ok bool
 		batch, ok = s.w.NextEvents(batch[:0])
 		more := true
 		for i := range batch {
 			if more {
-				s.observeWriteComplete(batch[i].Event)
-				more = s.deliver(batch[i].Event, batch[i].Bytes)
+				if batch[i].IsWriteComplete() {
+					s.observeWriteComplete(batch[i].Decode())
+				}
+				more = s.deliver(batch[i], batch[i].Bytes)
 			}
-			batch[i] = protocol.SizedEvent{}
+			batch[i] = nil
 		}
 		if !ok || !more {
 			break
@@ -441,7 +445,7 @@ func (s *Session) stopWaiting() { s.noWaitOnce.Do(func() { close(s.noWait) }) }
 // the worker ended while a subscriber was waited for: the session then
 // faults with the worker's reason (its queued events are not delivered:
 // the fault says where the stream ends).
-func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
+func (s *Session) deliver(ev *protocol.Event, size int) (more bool) {
 	opts := &s.m.opts
 	var kill protocol.KillReason
 	slow := 0
@@ -462,10 +466,10 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 			// ones its clients see, since it leaves out the watchdog's and
 			// adds its own.
 			want := s.workerSeq + 1
-			switch ev.GetSequence() {
+			switch ev.Sequence {
 			case 0, want:
 			default:
-				reason := fmt.Sprintf("event sequence %d after %d", ev.GetSequence(), s.workerSeq)
+				reason := fmt.Sprintf("event sequence %d after %d", ev.Sequence, s.workerSeq)
 				s.faultLocked(reason, fmt.Errorf("%w: %s", ErrSequence, reason))
 				s.mu.Unlock()
 				s.w.Kill(protocol.KillProtocolError)
@@ -520,15 +524,12 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 		s.hooks(slow, 0, kill)
 		return true
 	}
-	if ev.GatewayTime == nil {
-		ev.GatewayTime = timestamppb.New(now)
-	}
 	n, k := s.publishLocked(ev, size, now)
 	s.mu.Unlock()
 	if h := opts.Hooks.EventPublished; h != nil {
 		h(ev)
 	}
-	s.hooks(slow+n, ev.GetFamily(), k)
+	s.hooks(slow+n, ev.Family, k)
 	return true
 }
 
@@ -538,10 +539,9 @@ func (s *Session) deliver(ev *mxgatewayv1.Event, size int) (more bool) {
 // gateway-generated event) gets the slow-consumer policy. It returns how
 // many subscribers were too slow and, when the policy faulted the session,
 // why the worker must be killed (after the lock is released: see hooks).
-func (s *Session) publishLocked(ev *mxgatewayv1.Event, size int, now time.Time) (slow int, kill protocol.KillReason) {
+func (s *Session) publishLocked(ev *protocol.Event, size int, now time.Time) (slow int, kill protocol.KillReason) {
 	opts := &s.m.opts
-	ev.SessionId = s.id
-	ev.Sequence = s.lastSeq + 1
+	ev.Stamp(s.id, s.lastSeq+1, now)
 	s.lastSeq = ev.Sequence
 	s.ring.push(ev, size, now)
 	s.ring.trimBefore(now.Add(-opts.ReplayAge))

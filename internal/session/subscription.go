@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // SubscribeRequest says where a new subscription starts.
@@ -35,14 +35,14 @@ type Subscription struct {
 	room     chan struct{} // capacity 1: "the live queue shrank or ended"
 
 	mu        sync.Mutex
-	replay    []*mxgatewayv1.Event // the snapshot taken at subscribe time
-	ri        int                  // next replay index
-	q         []qEntry             // live queue; nil events were conflated away
-	bytes     int64                // frame bytes of the live events in q
-	head      int                  // next live index in q
-	base      uint64               // absolute position of q[0]
-	live      int                  // non-nil entries in q[head:]
-	latest    map[itemKey]uint64   // conflation: item → absolute position in q
+	replay    []*protocol.Event  // the snapshot taken at subscribe time
+	ri        int                // next replay index
+	q         []qEntry           // live queue; nil events were conflated away
+	bytes     int64              // frame bytes of the live events in q
+	head      int                // next live index in q
+	base      uint64             // absolute position of q[0]
+	live      int                // non-nil entries in q[head:]
+	latest    map[itemKey]uint64 // conflation: item → absolute position in q
 	conflated uint64
 	err       error // terminal: delivered after the queue drains
 	abort     bool  // deliver err at once, dropping the queue (slow consumer)
@@ -51,12 +51,14 @@ type Subscription struct {
 
 type itemKey struct{ server, item int32 }
 
+func keyOf(ev *protocol.Event) itemKey { return itemKey{ev.ServerHandle, ev.ItemHandle} }
+
 type qEntry struct {
-	ev   *mxgatewayv1.Event
+	ev   *protocol.Event
 	size int
 }
 
-func newSubscription(s *Session, replay []*mxgatewayv1.Event, capacity int, capBytes int64, conflate bool) *Subscription {
+func newSubscription(s *Session, replay []*protocol.Event, capacity int, capBytes int64, conflate bool) *Subscription {
 	sub := &Subscription{
 		s:        s,
 		capacity: capacity,
@@ -78,7 +80,7 @@ func newSubscription(s *Session, replay []*mxgatewayv1.Event, capacity int, capB
 // wrapping ErrSlowConsumer when this subscriber was disconnected, or a
 // *FaultError. Events received before the end are delivered first, except
 // after a slow-consumer disconnect.
-func (sub *Subscription) Next(ctx context.Context) (*mxgatewayv1.Event, error) {
+func (sub *Subscription) Next(ctx context.Context) (*protocol.Event, error) {
 	for {
 		sub.mu.Lock()
 		if sub.abort {
@@ -118,7 +120,7 @@ func (sub *Subscription) Next(ctx context.Context) (*mxgatewayv1.Event, error) {
 // waiting, and returns it: what Next would return next, in the same order.
 // It reports no terminal error; the next Next does. Like Next, only the
 // stream's sender calls it.
-func (sub *Subscription) Drain(dst []*mxgatewayv1.Event, max int) []*mxgatewayv1.Event {
+func (sub *Subscription) Drain(dst []*protocol.Event, max int) []*protocol.Event {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	for n := 0; n < max && !sub.abort; n++ {
@@ -167,15 +169,15 @@ func (sub *Subscription) queued() int {
 // subscriber has ended, conflation replaces a queued value, or the live
 // queue is below both bounds (an empty queue takes any event). Called by the
 // pump with Session.mu held.
-func (sub *Subscription) hasRoom(ev *mxgatewayv1.Event, size int) bool {
+func (sub *Subscription) hasRoom(ev *protocol.Event, size int) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.err != nil || sub.closed {
 		return true
 	}
 	bytes := sub.bytes
-	if dc := ev.GetDataChange(); sub.conflate && dc != nil {
-		if pos, ok := sub.latest[itemKey{dc.GetServerHandle(), dc.GetItemHandle()}]; ok {
+	if sub.conflate && ev.IsDataChange() {
+		if pos, ok := sub.latest[keyOf(ev)]; ok {
 			bytes -= int64(sub.q[pos-sub.base].size)
 			return bytes+int64(size) <= sub.capBytes || sub.live == 1
 		}
@@ -185,7 +187,7 @@ func (sub *Subscription) hasRoom(ev *mxgatewayv1.Event, size int) bool {
 
 // offer queues ev (size bytes) without blocking and reports false when the
 // queue is full. Called by the pump with Session.mu held.
-func (sub *Subscription) offer(ev *mxgatewayv1.Event, size int) bool {
+func (sub *Subscription) offer(ev *protocol.Event, size int) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.err != nil || sub.closed {
@@ -193,8 +195,8 @@ func (sub *Subscription) offer(ev *mxgatewayv1.Event, size int) bool {
 	}
 	var key itemKey
 	keyed := false
-	if dc := ev.GetDataChange(); sub.conflate && dc != nil {
-		key, keyed = itemKey{dc.GetServerHandle(), dc.GetItemHandle()}, true
+	if sub.conflate && ev.IsDataChange() {
+		key, keyed = keyOf(ev), true
 		if pos, ok := sub.latest[key]; ok {
 			old := &sub.q[pos-sub.base]
 			sub.bytes -= int64(old.size)
@@ -220,7 +222,7 @@ func (sub *Subscription) offer(ev *mxgatewayv1.Event, size int) bool {
 }
 
 // popLocked takes the next live event, or nil.
-func (sub *Subscription) popLocked() *mxgatewayv1.Event {
+func (sub *Subscription) popLocked() *protocol.Event {
 	for sub.head < len(sub.q) {
 		pos := sub.base + uint64(sub.head)
 		e := sub.q[sub.head]
@@ -233,8 +235,8 @@ func (sub *Subscription) popLocked() *mxgatewayv1.Event {
 		sub.live--
 		sub.bytes -= int64(e.size)
 		signal(sub.room)
-		if dc := ev.GetDataChange(); sub.conflate && dc != nil {
-			key := itemKey{dc.GetServerHandle(), dc.GetItemHandle()}
+		if sub.conflate && ev.IsDataChange() {
+			key := keyOf(ev)
 			if sub.latest[key] == pos {
 				delete(sub.latest, key)
 			}
@@ -265,8 +267,8 @@ func (sub *Subscription) compactLocked() {
 	if sub.conflate {
 		clear(sub.latest)
 		for i, e := range sub.q {
-			if dc := e.ev.GetDataChange(); dc != nil {
-				sub.latest[itemKey{dc.GetServerHandle(), dc.GetItemHandle()}] = sub.base + uint64(i)
+			if e.ev.IsDataChange() {
+				sub.latest[keyOf(e.ev)] = sub.base + uint64(i)
 			}
 		}
 	}
@@ -313,7 +315,7 @@ func signal(ch chan struct{}) {
 // when there is room, false when the subscriber made no room at all for
 // stall (it is slow: the caller applies the policy) or stop or gone was
 // closed. Called by the pump without Session.mu.
-func (sub *Subscription) waitRoom(ev *mxgatewayv1.Event, size int, stall time.Duration, stop, gone <-chan struct{}) bool {
+func (sub *Subscription) waitRoom(ev *protocol.Event, size int, stall time.Duration, stop, gone <-chan struct{}) bool {
 	t := time.NewTimer(stall)
 	defer t.Stop()
 	for {

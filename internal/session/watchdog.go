@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // The data watchdog. A silently dead MXAccess connection answers every call
@@ -153,12 +154,12 @@ func (s *Session) watch() {
 // watchdogEventLocked takes an event of the watchdog's registration (true),
 // or reports that ev belongs to the client (false). after must run once the
 // session lock is released.
-func (s *Session) watchdogEventLocked(ev *mxgatewayv1.Event, now time.Time) (taken bool, after func()) {
-	if s.wd.server == 0 || eventServerHandle(ev) != s.wd.server {
+func (s *Session) watchdogEventLocked(e *protocol.Event, now time.Time) (taken bool, after func()) {
+	if s.wd.server == 0 || e.ServerHandle != s.wd.server {
 		return false, nil
 	}
 	var q *mxgatewayv1.Quality
-	switch b := ev.GetBody().(type) {
+	switch b := e.Decode().GetBody().(type) {
 	case *mxgatewayv1.Event_DataChange:
 		q = b.DataChange.GetQuality()
 	case *mxgatewayv1.Event_BufferedDataChange:
@@ -215,7 +216,7 @@ func (s *Session) classifyLocked(now time.Time) (after func()) {
 		GatewayGenerated: true,
 		Body:             &mxgatewayv1.Event_DataHealth{DataHealth: body},
 	}
-	slow, kill := s.publishLocked(ev, proto.Size(ev), now)
+	slow, kill := s.publishLocked(protocol.EventOf(ev, proto.Size(ev)), proto.Size(ev), now)
 	return func() { s.hooks(slow, 0, kill) }
 }
 
@@ -249,22 +250,6 @@ func classify(w *watchdog, o *WatchdogOptions, now time.Time) (mxgatewayv1.DataH
 		return mxgatewayv1.DataHealth_DATA_HEALTH_STARTING, ""
 	}
 	return mxgatewayv1.DataHealth_DATA_HEALTH_HEALTHY, ""
-}
-
-// eventServerHandle is the registration an MXAccess event belongs to (0 for
-// gateway events).
-func eventServerHandle(ev *mxgatewayv1.Event) int32 {
-	switch b := ev.GetBody().(type) {
-	case *mxgatewayv1.Event_DataChange:
-		return b.DataChange.GetServerHandle()
-	case *mxgatewayv1.Event_BufferedDataChange:
-		return b.BufferedDataChange.GetServerHandle()
-	case *mxgatewayv1.Event_WriteComplete:
-		return b.WriteComplete.GetServerHandle()
-	case *mxgatewayv1.Event_OperationComplete:
-		return b.OperationComplete.GetServerHandle()
-	}
-	return 0
 }
 
 // DataHealthCounts is how many READY sessions are in each data health (a

@@ -70,7 +70,7 @@ func TestRealWorkerWithSimulator(t *testing.T) {
 	go func() {
 		evs, _ := c.NextEvents(nil)
 		if len(evs) > 0 {
-			first <- evs[0].Event
+			first <- evs[0].Msg()
 		}
 		close(first)
 	}()

@@ -12,9 +12,9 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/metrics"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // DefaultTapSize is how many recent events the live tail keeps.
@@ -25,7 +25,7 @@ const DefaultTapSize = 1024
 // than the tap's size behind skips ahead and is told how many it missed.
 type EventTap struct {
 	mu     sync.Mutex
-	ring   []*mxgatewayv1.Event
+	ring   []*protocol.Event
 	total  uint64        // events published so far
 	notify chan struct{} // closed and replaced on every publish
 }
@@ -36,11 +36,12 @@ func NewEventTap(n int) *EventTap {
 	if n <= 0 {
 		n = DefaultTapSize
 	}
-	return &EventTap{ring: make([]*mxgatewayv1.Event, n), notify: make(chan struct{})}
+	return &EventTap{ring: make([]*protocol.Event, n), notify: make(chan struct{})}
 }
 
-// Publish records ev (the session hook EventPublished).
-func (t *EventTap) Publish(ev *mxgatewayv1.Event) {
+// Publish records ev (the session hook EventPublished). It never decodes
+// the event: only a row a viewer is sent is decoded.
+func (t *EventTap) Publish(ev *protocol.Event) {
 	t.mu.Lock()
 	t.ring[t.total%uint64(len(t.ring))] = ev
 	t.total++
@@ -52,7 +53,7 @@ func (t *EventTap) Publish(ev *mxgatewayv1.Event) {
 
 // since returns the events after cursor, the new cursor, how many were
 // missed, and a channel closed on the next publish.
-func (t *EventTap) since(cursor uint64) (evs []*mxgatewayv1.Event, next, missed uint64, wait <-chan struct{}) {
+func (t *EventTap) since(cursor uint64) (evs []*protocol.Event, next, missed uint64, wait <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := uint64(len(t.ring))
@@ -352,10 +353,10 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *request) {
 		cursor = next
 		var rows []eventRow
 		for _, ev := range evs {
-			if sid != "" && ev.GetSessionId() != sid {
+			if sid != "" && ev.SessionID != sid {
 				continue
 			}
-			if fam != "" && enumName(ev.GetFamily().String()) != fam {
+			if fam != "" && enumName(ev.Family.String()) != fam {
 				continue
 			}
 			rows = append(rows, s.eventRow(r.p, ev))
@@ -387,24 +388,25 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *request) {
 
 // eventRow describes ev for p: a data change's value only when p may read
 // its reference (hidden otherwise).
-func (s *Server) eventRow(p *auth.Principal, ev *mxgatewayv1.Event) eventRow {
-	row := eventRow{Session: ev.GetSessionId(), Sequence: ev.GetSequence(), Family: enumName(ev.GetFamily().String())}
-	if t := ev.GetGatewayTime(); t != nil {
-		row.Time = t.AsTime().UTC().Format("15:04:05.000Z")
+func (s *Server) eventRow(p *auth.Principal, ev *protocol.Event) eventRow {
+	row := eventRow{Session: ev.SessionID, Sequence: ev.Sequence, Family: enumName(ev.Family.String())}
+	if !ev.GatewayTime.IsZero() {
+		row.Time = ev.GatewayTime.UTC().Format("15:04:05.000Z")
 	}
-	dc := ev.GetDataChange()
-	if dc == nil {
+	if !ev.IsDataChange() {
 		return row
 	}
 	ref, ok := "", false
-	if ss, err := s.opts.Sessions.Get(ev.GetSessionId()); err == nil {
-		ref, ok = ss.ItemRef(dc.GetServerHandle(), dc.GetItemHandle())
+	if ss, err := s.opts.Sessions.Get(ev.SessionID); err == nil {
+		ref, ok = ss.ItemRef(ev.ServerHandle, ev.ItemHandle)
 	}
-	row.Item = fmt.Sprintf("(%d, %d)", dc.GetServerHandle(), dc.GetItemHandle())
+	row.Item = fmt.Sprintf("(%d, %d)", ev.ServerHandle, ev.ItemHandle)
 	if ok {
 		row.Item = ref
 	}
 	if ok && mayReadValues(p) && p.AllowRead(ref) {
+		// Decoded only here, for a viewer that may see the value.
+		dc := ev.Msg().GetDataChange()
 		row.Value, row.Quality = formatValue(dc.GetValue()), formatQuality(dc.GetQuality())
 	} else {
 		row.Value = "(hidden)"

@@ -20,6 +20,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 	"github.com/mxgateway/mxgateway/internal/store"
 	"github.com/mxgateway/mxgateway/internal/testutil"
@@ -615,7 +616,7 @@ func TestEventTap(t *testing.T) {
 	cur := tap.cursor()
 	_, _, _, wait := tap.since(cur)
 	for i := range 6 {
-		tap.Publish(&mxgatewayv1.Event{Sequence: uint64(i + 1)})
+		tap.Publish(protocol.EventOf(&mxgatewayv1.Event{Sequence: uint64(i + 1)}, 0))
 	}
 	select {
 	case <-wait:
@@ -623,8 +624,8 @@ func TestEventTap(t *testing.T) {
 		t.Fatal("Publish did not wake the reader")
 	}
 	evs, next, missed, _ := tap.since(cur)
-	if missed != 2 || next != 6 || len(evs) != 4 || evs[0].GetSequence() != 3 || evs[3].GetSequence() != 6 {
-		t.Fatalf("since(0): %d events from %d, next %d, missed %d; want 3..6, next 6, missed 2", len(evs), evs[0].GetSequence(), next, missed)
+	if missed != 2 || next != 6 || len(evs) != 4 || evs[0].Sequence != 3 || evs[3].Sequence != 6 {
+		t.Fatalf("since(0): %d events from %d, next %d, missed %d; want 3..6, next 6, missed 2", len(evs), evs[0].Sequence, next, missed)
 	}
 	if evs, _, missed, _ := tap.since(next); len(evs) != 0 || missed != 0 {
 		t.Fatalf("since(end): %d events, missed %d", len(evs), missed)

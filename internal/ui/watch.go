@@ -162,13 +162,13 @@ func (w *watcher) run(ctx context.Context, ss *session.Session, sub *session.Sub
 			w.mu.Unlock()
 			return
 		}
-		dc := ev.GetDataChange()
-		if dc == nil {
+		if !ev.IsDataChange() {
 			continue
 		}
+		dc := ev.Msg().GetDataChange()
 		w.mu.Lock()
 		for _, it := range w.items {
-			if it.handle == dc.GetItemHandle() && w.hlmx == dc.GetServerHandle() {
+			if it.handle == ev.ItemHandle && w.hlmx == ev.ServerHandle {
 				it.value, it.quality, it.changes = formatValue(dc.GetValue()), formatQuality(dc.GetQuality()), it.changes+1
 				if t := dc.GetTimestamp(); t != nil {
 					it.stamp = t.AsTime().UTC().Format("15:04:05.000Z")

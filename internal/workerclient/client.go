@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
@@ -325,7 +325,7 @@ func (c *Client) State() State {
 // stamped with the session id and the gateway receive time and sized by its
 // frame. It waits while none is queued; ok is false after the terminal
 // state, once every event was handed out. It has one intended caller.
-func (c *Client) NextEvents(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool) {
+func (c *Client) NextEvents(dst []*protocol.Event) (_ []*protocol.Event, ok bool) {
 	return c.events.take(dst)
 }
 
@@ -998,10 +998,16 @@ func (c *Client) readLoop() {
 	defer c.loops.Done()
 	var lastEvent uint64
 	for {
-		env, size, err := c.pc.Recv()
+		env, event, size, err := c.pc.RecvEvent()
 		if err != nil {
 			c.readFailed(err)
 			return
+		}
+		if event != nil {
+			if !c.deliverEvent(event, size, &lastEvent) {
+				return
+			}
+			continue
 		}
 		if !c.dispatch(env, size, &lastEvent) {
 			return
@@ -1040,7 +1046,18 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 	case *workerv1.WorkerEnvelope_CommandReply:
 		return c.completeCommand(env.GetCorrelationId(), b.CommandReply)
 	case *workerv1.WorkerEnvelope_Event:
-		return c.deliverEvent(b.Event.GetEvent(), size, lastEvent)
+		// An event envelope the fast path did not take (RecvEvent); it
+		// travels encoded like the others.
+		if b.Event.GetEvent() == nil {
+			c.terminate(StateFaulted, fmt.Errorf("%w: event envelope without an event", ErrProtocol))
+			return false
+		}
+		wire, err := proto.Marshal(b.Event.GetEvent())
+		if err != nil {
+			c.terminate(StateFaulted, fmt.Errorf("%w: event: %v", ErrProtocol, err))
+			return false
+		}
+		return c.deliverEvent(wire, size, lastEvent)
 	case *workerv1.WorkerEnvelope_Heartbeat:
 		c.mu.Lock()
 		c.lastHeartbeat = time.Now()
@@ -1124,26 +1141,28 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 // A full queue is waited on (flow control; at most EventStallTimeout when
 // set); meanwhile the heartbeat check is suspended, because the read loop is
 // not reading them.
-func (c *Client) deliverEvent(ev *mxgatewayv1.Event, size int, lastEvent *uint64) bool {
-	if ev == nil {
-		c.terminate(StateFaulted, fmt.Errorf("%w: event envelope without an event", ErrProtocol))
+func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
+	ev, err := protocol.DecodeEvent(wire, size)
+	if err != nil {
+		c.terminate(StateFaulted, fmt.Errorf("%w: event: %v", ErrProtocol, err))
 		return false
 	}
 	want := *lastEvent + 1
-	if ev.GetSequence() != want {
+	if ev.Sequence != want {
 		what := "gap"
-		if ev.GetSequence() <= *lastEvent {
+		if ev.Sequence <= *lastEvent {
 			what = "duplicate"
 		}
-		c.terminate(StateFaulted, fmt.Errorf("%w: event sequence %s: got %d, want %d", ErrProtocol, what, ev.GetSequence(), want))
+		c.terminate(StateFaulted, fmt.Errorf("%w: event sequence %s: got %d, want %d", ErrProtocol, what, ev.Sequence, want))
 		return false
 	}
 	*lastEvent = want
 	// Arrival time; the session, which numbers what its clients see,
-	// stamps the session id once (internal/session publishLocked).
-	ev.GatewayTime = timestamppb.Now()
+	// stamps the session id once (internal/session publishLocked). The
+	// event stays encoded as the worker sent it (protocol.Event).
+	ev.GatewayTime = time.Now()
 
-	sized := protocol.SizedEvent{Event: ev, Bytes: size}
+	sized := ev
 	if c.events.tryPush(sized) {
 		return true
 	}

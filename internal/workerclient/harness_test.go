@@ -197,12 +197,12 @@ func (h *harness) events() <-chan *mxgatewayv1.Event {
 		h.evch = make(chan *mxgatewayv1.Event)
 		go func() {
 			defer close(h.evch)
-			var buf []protocol.SizedEvent
+			var buf []*protocol.Event
 			for {
 				var ok bool
 				buf, ok = h.c.NextEvents(buf[:0])
 				for _, ev := range buf {
-					h.evch <- ev.Event
+					h.evch <- ev.Msg()
 				}
 				if !ok {
 					return

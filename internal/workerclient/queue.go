@@ -16,7 +16,7 @@ type eventQueue struct {
 	maxBytes  int64
 
 	mu       sync.Mutex
-	items    []protocol.SizedEvent
+	items    []*protocol.Event
 	head     int
 	bytes    int64
 	closed   bool
@@ -47,7 +47,7 @@ func (q *eventQueue) fullLocked(size int) bool {
 }
 
 // tryPush queues ev if it fits and reports whether it did.
-func (q *eventQueue) tryPush(ev protocol.SizedEvent) bool {
+func (q *eventQueue) tryPush(ev *protocol.Event) bool {
 	q.mu.Lock()
 	if q.fullLocked(ev.Bytes) {
 		q.mu.Unlock()
@@ -62,7 +62,7 @@ func (q *eventQueue) tryPush(ev protocol.SizedEvent) bool {
 
 // push queues ev, waiting for room until stop is closed or expire (nil:
 // never) fires; it reports whether ev was queued.
-func (q *eventQueue) push(ev protocol.SizedEvent, stop <-chan struct{}, expire <-chan struct{}) bool {
+func (q *eventQueue) push(ev *protocol.Event, stop <-chan struct{}, expire <-chan struct{}) bool {
 	for {
 		if q.tryPush(ev) {
 			return true
@@ -84,7 +84,7 @@ const takeBatch = 256
 // take moves up to takeBatch queued events to dst, oldest first, waiting
 // while the queue is empty and open; ok is false once it is closed and
 // drained.
-func (q *eventQueue) take(dst []protocol.SizedEvent) (_ []protocol.SizedEvent, ok bool) {
+func (q *eventQueue) take(dst []*protocol.Event) (_ []*protocol.Event, ok bool) {
 	for {
 		q.mu.Lock()
 		if n := len(q.items) - q.head; n > 0 {

@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
+	sdk "github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
+	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -159,4 +166,136 @@ func TestBrowseDemoGalaxy(t *testing.T) {
 	noBrowse := mxgatewayv1grpc.NewGalaxyClient(g.Dial(t, g.CreateKey(t, "no-browse", []string{"session:open"}, nil, nil)))
 	_, err = noBrowse.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
 	wantCode(t, err, codes.PermissionDenied, mxgatewayv1.ReasonPermissionDenied)
+}
+
+// TestWatchGalaxy: through the Go SDK, WatchGalaxy sends the current
+// state first, then one change per deploy with the next sequence; a key
+// without browse:read is refused; gateway shutdown ends the stream with
+// UNAVAILABLE (SHUTTING_DOWN) instead of holding the drain.
+func TestWatchGalaxy(t *testing.T) {
+	t.Parallel()
+	dir := startRuntime(t)
+	g := harness.Start(t, "--sim-galaxy="+dir)
+	ctx := harness.Context(t, step)
+	opts := []sdk.Option{sdk.WithAPIKey(g.AdminKey)}
+	if g.CAFile != "" {
+		opts = append(opts, sdk.WithCAFile(g.CAFile))
+	}
+	c, err := sdk.Dial(ctx, g.GRPCAddr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	changes := make(chan *mxgatewayv1.WatchGalaxyResponse, 8)
+	ended := make(chan error, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for ch, err := range c.Galaxy().Watch(wctx) {
+			if err != nil {
+				ended <- err
+				return
+			}
+			changes <- ch
+		}
+		ended <- nil
+	}()
+	recv := func() *mxgatewayv1.WatchGalaxyResponse {
+		t.Helper()
+		select {
+		case ch := <-changes:
+			return ch
+		case err := <-ended:
+			t.Fatalf("watch ended: %v", err)
+		case <-ctx.Done():
+			t.Fatal("no change in time")
+		}
+		return nil
+	}
+	first := recv()
+	if first.GetSequence() == 0 || first.GetGalaxy().GetDeploySequence() == 0 || first.GetGap() || len(first.GetChangedObjectIds()) != 0 ||
+		first.GetGalaxy().GetSource() != mxgatewayv1.ModelSource_MODEL_SOURCE_SIMULATOR {
+		t.Fatalf("first message %v", first)
+	}
+	if err := galaxyAdmin(t, dir, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	ch := recv()
+	if ch.GetSequence() != first.GetSequence()+1 || ch.GetGalaxy().GetDeploySequence() <= first.GetGalaxy().GetDeploySequence() || ch.GetGap() {
+		t.Fatalf("after a deploy %v, first %v", ch, first)
+	}
+
+	noBrowse := g.CreateKey(t, "no-browse-watch", []string{"session:open"}, nil, nil)
+	nc, err := sdk.Dial(ctx, g.GRPCAddr, append(opts, sdk.WithAPIKey(noBrowse))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, err := range nc.Galaxy().Watch(ctx) {
+		var ge *sdk.GatewayError
+		if !errors.As(err, &ge) || ge.Code != codes.PermissionDenied || ge.Reason != mxgatewayv1.ReasonPermissionDenied {
+			t.Fatalf("watch without browse:read: %v", err)
+		}
+		break
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- g.Stop() }()
+	select {
+	case err := <-ended:
+		var ge *sdk.GatewayError
+		if !errors.As(err, &ge) || ge.Code != codes.Unavailable || ge.Reason != mxgatewayv1.ReasonShuttingDown {
+			t.Fatalf("watch at shutdown ended with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("watch did not end at shutdown")
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("gateway stop: %v", err)
+	}
+}
+
+// unreachableRepository is a Galaxy Repository connection string (SQL
+// login) to a port where nothing listens.
+const unreachableRepository = "server=127.0.0.1;port=1;database=ZB;user id=mxgw;password=none;dial timeout=2;connection timeout=2;encrypt=disable"
+
+// TestBrowseRepositorySnapshotFile: a gateway configured for a Galaxy
+// Repository it cannot reach and without a snapshot file has no model
+// (UNAVAILABLE, GALAXY_UNAVAILABLE) but serves; restarted with a snapshot
+// file in its data directory it serves that model, source SNAPSHOT and
+// freshness STALE, tree and all.
+func TestBrowseRepositorySnapshotFile(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--galaxy-repository="+unreachableRepository, "--galaxy-poll=1h")
+	gx := mxgatewayv1grpc.NewGalaxyClient(g.Conn())
+	ctx := harness.Context(t, step)
+	_, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
+	wantCode(t, err, codes.Unavailable, mxgatewayv1.ReasonGalaxyUnavailable)
+	if err := g.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := browse.FromModel(sim.DemoModel(), 7, time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC), mxgatewayv1.Freshness_FRESHNESS_LIVE)
+	if err := browse.WriteFile(filepath.Join(g.DataDir, browse.SnapshotFileName), want); err != nil {
+		t.Fatal(err)
+	}
+	g = g.Restart(t)
+	gx = mxgatewayv1grpc.NewGalaxyClient(g.Conn())
+	info, err := gx.GetGalaxy(ctx, &mxgatewayv1.GetGalaxyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := info.GetGalaxy()
+	if in.GetSource() != mxgatewayv1.ModelSource_MODEL_SOURCE_SNAPSHOT || in.GetFreshness() != mxgatewayv1.Freshness_FRESHNESS_STALE ||
+		in.GetObjectCount() != want.Info().GetObjectCount() || !in.GetLastDeployTime().AsTime().Equal(want.Info().GetLastDeployTime().AsTime()) {
+		t.Fatalf("GetGalaxy %v, want the file's model %v", in, want.Info())
+	}
+	roots, err := gx.BrowseChildren(ctx, &mxgatewayv1.BrowseChildrenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := roots.GetChildren(); len(c) == 0 || c[0].GetContainedPath() != "Plant" {
+		t.Fatalf("roots from the snapshot file %v", c)
+	}
 }

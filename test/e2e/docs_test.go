@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
 
@@ -263,5 +264,33 @@ func runBrowseGrpcurl(t *testing.T, c docCommand) {
 	rs := protoObjects(t, out, func() *mxgatewayv1.BrowseChildrenResponse { return &mxgatewayv1.BrowseChildrenResponse{} })
 	if len(rs) != 1 || len(rs[0].GetChildren()) == 0 || rs[0].GetChildren()[0].GetContainedPath() != "Plant" || rs[0].GetNextPageToken() == "" {
 		t.Fatalf("%s prints\n%s", c.line, out)
+	}
+	// Following next_page_token with the same line walks every root, once
+	// each, as one page of them all lists them.
+	const body = `'{"page_size": 1}'`
+	if !strings.Contains(line, body) {
+		t.Fatalf("%s: no %s to extend with a page token", c.line, body)
+	}
+	walked := []string{rs[0].GetChildren()[0].GetContainedPath()}
+	for tok := rs[0].GetNextPageToken(); tok != ""; {
+		next := strings.Replace(line, body, `'{"page_size": 1, "page_token": "`+tok+`"}'`, 1)
+		r := protoObjects(t, runIn(t, dir, []string{"KEY=" + strings.TrimSpace(string(key))}, next),
+			func() *mxgatewayv1.BrowseChildrenResponse { return &mxgatewayv1.BrowseChildrenResponse{} })
+		if len(r) != 1 || len(r[0].GetChildren()) != 1 || len(walked) > 100 {
+			t.Fatalf("page %d: %v", len(walked)+1, r)
+		}
+		walked = append(walked, r[0].GetChildren()[0].GetContainedPath())
+		tok = r[0].GetNextPageToken()
+	}
+	all, err := mxgatewayv1grpc.NewGalaxyClient(g.Conn()).BrowseChildren(harness.Context(t, step), &mxgatewayv1.BrowseChildrenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, o := range all.GetChildren() {
+		want = append(want, o.GetContainedPath())
+	}
+	if !slices.Equal(walked, want) || len(want) < 2 {
+		t.Fatalf("grpcurl pages walked %v, one page lists %v", walked, want)
 	}
 }

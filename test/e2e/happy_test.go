@@ -49,7 +49,7 @@ func TestServeSurfaces(t *testing.T) {
 	for _, s := range lr.GetListServicesResponse().GetService() {
 		names[s.GetName()] = true
 	}
-	if !names["mxgateway.v1.Gateway"] || !names["grpc.health.v1.Health"] {
+	if !names["mxgateway.v1.Gateway"] || !names["mxgateway.v1.Galaxy"] || !names["grpc.health.v1.Health"] {
 		t.Fatalf("reflection lists %v", names)
 	}
 	rc.CloseSend()

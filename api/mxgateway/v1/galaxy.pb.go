@@ -34,9 +34,10 @@ const (
 	ModelSource_MODEL_SOURCE_UNSPECIFIED ModelSource = 0
 	// The simulated Galaxy runtime.
 	ModelSource_MODEL_SOURCE_SIMULATOR ModelSource = 1
-	// The Galaxy Repository database of a real Galaxy (not built yet).
+	// The Galaxy Repository database of a real Galaxy.
 	ModelSource_MODEL_SOURCE_REPOSITORY ModelSource = 2
-	// The snapshot file of the last model read (not built yet).
+	// The snapshot file of the last model read, loaded at start while the
+	// source was unreachable (always with freshness STALE).
 	ModelSource_MODEL_SOURCE_SNAPSHOT ModelSource = 3
 )
 
@@ -564,7 +565,8 @@ type GalaxyObject struct {
 	TemplateChain []string `protobuf:"bytes,11,rep,name=template_chain,json=templateChain,proto3" json:"template_chain,omitempty"`
 	// True when the object has children the caller may see.
 	HasChildren bool `protobuf:"varint,12,opt,name=has_children,json=hasChildren,proto3" json:"has_children,omitempty"`
-	// The attributes, when asked for (include_attributes), in model order.
+	// The attributes, when asked for (include_attributes), by
+	// case-insensitive name (so "Level.InAlarm" follows "Level").
 	Attributes    []*GalaxyAttribute `protobuf:"bytes,13,rep,name=attributes,proto3" json:"attributes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1326,6 +1328,134 @@ func (x *DiscoverHierarchyResponse) GetTotalCount() uint32 {
 	return 0
 }
 
+// WatchGalaxyRequest has no fields: every change is sent.
+type WatchGalaxyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchGalaxyRequest) Reset() {
+	*x = WatchGalaxyRequest{}
+	mi := &file_mxgateway_v1_galaxy_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchGalaxyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchGalaxyRequest) ProtoMessage() {}
+
+func (x *WatchGalaxyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_v1_galaxy_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchGalaxyRequest.ProtoReflect.Descriptor instead.
+func (*WatchGalaxyRequest) Descriptor() ([]byte, []int) {
+	return file_mxgateway_v1_galaxy_proto_rawDescGZIP(), []int{13}
+}
+
+// WatchGalaxyResponse is one change of the model in force (or, first, the
+// current state).
+type WatchGalaxyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The change's number: it increases by one per change of the model in
+	// force while the gateway runs (not per stream), so a watcher can tell
+	// which changes it missed.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The model in force after the change.
+	Galaxy *GalaxyInfo `protobuf:"bytes,2,opt,name=galaxy,proto3" json:"galaxy,omitempty"`
+	// The objects added, removed or changed (object or attributes) by the
+	// change, ascending; empty in the first message and when only freshness
+	// changed. A key with read constraints gets only the ids of objects it
+	// can see in the new model. At most 10,000: see changed_truncated.
+	ChangedObjectIds []int32 `protobuf:"varint,3,rep,packed,name=changed_object_ids,json=changedObjectIds,proto3" json:"changed_object_ids,omitempty"`
+	// True when changes were dropped before this one because the watcher
+	// did not keep up: changed_object_ids then covers only this change, so
+	// browse the model again.
+	Gap bool `protobuf:"varint,4,opt,name=gap,proto3" json:"gap,omitempty"`
+	// True when more objects changed than changed_object_ids carries:
+	// browse the model again.
+	ChangedTruncated bool `protobuf:"varint,5,opt,name=changed_truncated,json=changedTruncated,proto3" json:"changed_truncated,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *WatchGalaxyResponse) Reset() {
+	*x = WatchGalaxyResponse{}
+	mi := &file_mxgateway_v1_galaxy_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchGalaxyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchGalaxyResponse) ProtoMessage() {}
+
+func (x *WatchGalaxyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_v1_galaxy_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchGalaxyResponse.ProtoReflect.Descriptor instead.
+func (*WatchGalaxyResponse) Descriptor() ([]byte, []int) {
+	return file_mxgateway_v1_galaxy_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WatchGalaxyResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *WatchGalaxyResponse) GetGalaxy() *GalaxyInfo {
+	if x != nil {
+		return x.Galaxy
+	}
+	return nil
+}
+
+func (x *WatchGalaxyResponse) GetChangedObjectIds() []int32 {
+	if x != nil {
+		return x.ChangedObjectIds
+	}
+	return nil
+}
+
+func (x *WatchGalaxyResponse) GetGap() bool {
+	if x != nil {
+		return x.Gap
+	}
+	return false
+}
+
+func (x *WatchGalaxyResponse) GetChangedTruncated() bool {
+	if x != nil {
+		return x.ChangedTruncated
+	}
+	return false
+}
+
 var File_mxgateway_v1_galaxy_proto protoreflect.FileDescriptor
 
 const file_mxgateway_v1_galaxy_proto_rawDesc = "" +
@@ -1422,7 +1552,14 @@ const file_mxgateway_v1_galaxy_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12'\n" +
 	"\x0fdeploy_sequence\x18\x03 \x01(\x04R\x0edeploySequence\x12\x1f\n" +
 	"\vtotal_count\x18\x04 \x01(\rR\n" +
-	"totalCount*\x7f\n" +
+	"totalCount\"\x14\n" +
+	"\x12WatchGalaxyRequest\"\xd0\x01\n" +
+	"\x13WatchGalaxyResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x120\n" +
+	"\x06galaxy\x18\x02 \x01(\v2\x18.mxgateway.v1.GalaxyInfoR\x06galaxy\x12,\n" +
+	"\x12changed_object_ids\x18\x03 \x03(\x05R\x10changedObjectIds\x12\x10\n" +
+	"\x03gap\x18\x04 \x01(\bR\x03gap\x12+\n" +
+	"\x11changed_truncated\x18\x05 \x01(\bR\x10changedTruncated*\x7f\n" +
 	"\vModelSource\x12\x1c\n" +
 	"\x18MODEL_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16MODEL_SOURCE_SIMULATOR\x10\x01\x12\x1b\n" +
@@ -1439,12 +1576,13 @@ const file_mxgateway_v1_galaxy_proto_rawDesc = "" +
 	"&SECURITY_CLASSIFICATION_VERIFIED_WRITE\x10\x03\x12 \n" +
 	"\x1cSECURITY_CLASSIFICATION_TUNE\x10\x04\x12%\n" +
 	"!SECURITY_CLASSIFICATION_CONFIGURE\x10\x05\x12%\n" +
-	"!SECURITY_CLASSIFICATION_VIEW_ONLY\x10\x062\xe7\x02\n" +
+	"!SECURITY_CLASSIFICATION_VIEW_ONLY\x10\x062\xbd\x03\n" +
 	"\x06Galaxy\x12L\n" +
 	"\tGetGalaxy\x12\x1e.mxgateway.v1.GetGalaxyRequest\x1a\x1f.mxgateway.v1.GetGalaxyResponse\x12[\n" +
 	"\x0eBrowseChildren\x12#.mxgateway.v1.BrowseChildrenRequest\x1a$.mxgateway.v1.BrowseChildrenResponse\x12L\n" +
 	"\tGetObject\x12\x1e.mxgateway.v1.GetObjectRequest\x1a\x1f.mxgateway.v1.GetObjectResponse\x12d\n" +
-	"\x11DiscoverHierarchy\x12&.mxgateway.v1.DiscoverHierarchyRequest\x1a'.mxgateway.v1.DiscoverHierarchyResponseB=Z;github.com/mxgateway/mxgateway/api/mxgateway/v1;mxgatewayv1b\x06proto3"
+	"\x11DiscoverHierarchy\x12&.mxgateway.v1.DiscoverHierarchyRequest\x1a'.mxgateway.v1.DiscoverHierarchyResponse\x12T\n" +
+	"\vWatchGalaxy\x12 .mxgateway.v1.WatchGalaxyRequest\x1a!.mxgateway.v1.WatchGalaxyResponse0\x01B=Z;github.com/mxgateway/mxgateway/api/mxgateway/v1;mxgatewayv1b\x06proto3"
 
 var (
 	file_mxgateway_v1_galaxy_proto_rawDescOnce sync.Once
@@ -1459,7 +1597,7 @@ func file_mxgateway_v1_galaxy_proto_rawDescGZIP() []byte {
 }
 
 var file_mxgateway_v1_galaxy_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mxgateway_v1_galaxy_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_mxgateway_v1_galaxy_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_mxgateway_v1_galaxy_proto_goTypes = []any{
 	(ModelSource)(0),                  // 0: mxgateway.v1.ModelSource
 	(Freshness)(0),                    // 1: mxgateway.v1.Freshness
@@ -1477,14 +1615,16 @@ var file_mxgateway_v1_galaxy_proto_goTypes = []any{
 	(*GetObjectResponse)(nil),         // 13: mxgateway.v1.GetObjectResponse
 	(*DiscoverHierarchyRequest)(nil),  // 14: mxgateway.v1.DiscoverHierarchyRequest
 	(*DiscoverHierarchyResponse)(nil), // 15: mxgateway.v1.DiscoverHierarchyResponse
-	(MxDataType)(0),                   // 16: mxgateway.v1.MxDataType
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
+	(*WatchGalaxyRequest)(nil),        // 16: mxgateway.v1.WatchGalaxyRequest
+	(*WatchGalaxyResponse)(nil),       // 17: mxgateway.v1.WatchGalaxyResponse
+	(MxDataType)(0),                   // 18: mxgateway.v1.MxDataType
+	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
 }
 var file_mxgateway_v1_galaxy_proto_depIdxs = []int32{
-	16, // 0: mxgateway.v1.GalaxyAttribute.data_type:type_name -> mxgateway.v1.MxDataType
+	18, // 0: mxgateway.v1.GalaxyAttribute.data_type:type_name -> mxgateway.v1.MxDataType
 	2,  // 1: mxgateway.v1.GalaxyAttribute.security:type_name -> mxgateway.v1.SecurityClassification
 	5,  // 2: mxgateway.v1.GalaxyObject.attributes:type_name -> mxgateway.v1.GalaxyAttribute
-	17, // 3: mxgateway.v1.GalaxyInfo.last_deploy_time:type_name -> google.protobuf.Timestamp
+	19, // 3: mxgateway.v1.GalaxyInfo.last_deploy_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: mxgateway.v1.GalaxyInfo.source:type_name -> mxgateway.v1.ModelSource
 	1,  // 5: mxgateway.v1.GalaxyInfo.freshness:type_name -> mxgateway.v1.Freshness
 	7,  // 6: mxgateway.v1.GetGalaxyResponse.galaxy:type_name -> mxgateway.v1.GalaxyInfo
@@ -1496,19 +1636,22 @@ var file_mxgateway_v1_galaxy_proto_depIdxs = []int32{
 	3,  // 12: mxgateway.v1.DiscoverHierarchyRequest.root:type_name -> mxgateway.v1.ObjectSelector
 	4,  // 13: mxgateway.v1.DiscoverHierarchyRequest.filter:type_name -> mxgateway.v1.BrowseFilter
 	6,  // 14: mxgateway.v1.DiscoverHierarchyResponse.objects:type_name -> mxgateway.v1.GalaxyObject
-	8,  // 15: mxgateway.v1.Galaxy.GetGalaxy:input_type -> mxgateway.v1.GetGalaxyRequest
-	10, // 16: mxgateway.v1.Galaxy.BrowseChildren:input_type -> mxgateway.v1.BrowseChildrenRequest
-	12, // 17: mxgateway.v1.Galaxy.GetObject:input_type -> mxgateway.v1.GetObjectRequest
-	14, // 18: mxgateway.v1.Galaxy.DiscoverHierarchy:input_type -> mxgateway.v1.DiscoverHierarchyRequest
-	9,  // 19: mxgateway.v1.Galaxy.GetGalaxy:output_type -> mxgateway.v1.GetGalaxyResponse
-	11, // 20: mxgateway.v1.Galaxy.BrowseChildren:output_type -> mxgateway.v1.BrowseChildrenResponse
-	13, // 21: mxgateway.v1.Galaxy.GetObject:output_type -> mxgateway.v1.GetObjectResponse
-	15, // 22: mxgateway.v1.Galaxy.DiscoverHierarchy:output_type -> mxgateway.v1.DiscoverHierarchyResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	7,  // 15: mxgateway.v1.WatchGalaxyResponse.galaxy:type_name -> mxgateway.v1.GalaxyInfo
+	8,  // 16: mxgateway.v1.Galaxy.GetGalaxy:input_type -> mxgateway.v1.GetGalaxyRequest
+	10, // 17: mxgateway.v1.Galaxy.BrowseChildren:input_type -> mxgateway.v1.BrowseChildrenRequest
+	12, // 18: mxgateway.v1.Galaxy.GetObject:input_type -> mxgateway.v1.GetObjectRequest
+	14, // 19: mxgateway.v1.Galaxy.DiscoverHierarchy:input_type -> mxgateway.v1.DiscoverHierarchyRequest
+	16, // 20: mxgateway.v1.Galaxy.WatchGalaxy:input_type -> mxgateway.v1.WatchGalaxyRequest
+	9,  // 21: mxgateway.v1.Galaxy.GetGalaxy:output_type -> mxgateway.v1.GetGalaxyResponse
+	11, // 22: mxgateway.v1.Galaxy.BrowseChildren:output_type -> mxgateway.v1.BrowseChildrenResponse
+	13, // 23: mxgateway.v1.Galaxy.GetObject:output_type -> mxgateway.v1.GetObjectResponse
+	15, // 24: mxgateway.v1.Galaxy.DiscoverHierarchy:output_type -> mxgateway.v1.DiscoverHierarchyResponse
+	17, // 25: mxgateway.v1.Galaxy.WatchGalaxy:output_type -> mxgateway.v1.WatchGalaxyResponse
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_v1_galaxy_proto_init() }
@@ -1528,7 +1671,7 @@ func file_mxgateway_v1_galaxy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_v1_galaxy_proto_rawDesc), len(file_mxgateway_v1_galaxy_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -172,6 +172,9 @@ func (q *query) visibleChildren(list []*node) []*node {
 
 // object renders n for the viewer.
 func (q *query) object(n *node, attrs, builtin bool) *mxgatewayv1.GalaxyObject {
+	if q.open && !attrs {
+		return n.bare // the caller must not change it
+	}
 	o := proto.CloneOf(n.obj)
 	o.HasChildren = slices.ContainsFunc(n.children, q.show)
 	if attrs {

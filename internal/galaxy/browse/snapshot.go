@@ -4,11 +4,9 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/internal/backend/sim"
@@ -18,6 +16,7 @@ import (
 // snapshot is built.
 type node struct {
 	obj        *mxgatewayv1.GalaxyObject // without attributes and has_children
+	bare       *mxgatewayv1.GalaxyObject // obj with has_children for an open query: shared by every response, never changed
 	attrs      []*mxgatewayv1.GalaxyAttribute
 	parent     *node
 	children   []*node  // areas first, then case-insensitive browse name
@@ -46,95 +45,58 @@ func (s *Snapshot) Sequence() uint64 { return s.info.GetDeploySequence() }
 // model names only, get the ids after the last object's, in model order.
 // The built-in Sim object is a root like any object without an area.
 func FromModel(m *sim.Model, seq uint64, deployed time.Time, fresh mxgatewayv1.Freshness) *Snapshot {
-	s := &Snapshot{byID: map[int32]*node{}, byTag: map[string]*node{}, byPath: map[string]*node{}}
-	areas := map[string]*node{}
+	return Build(SimModel(m, deployed), seq, mxgatewayv1.ModelSource_MODEL_SOURCE_SIMULATOR, fresh)
+}
+
+// SimModel is the Model of a simulated Galaxy model deployed at deployed
+// (see FromModel).
+func SimModel(m *sim.Model, deployed time.Time) *Model {
+	out := &Model{Name: m.Galaxy, Deployed: deployed, Objects: make([]Object, 0, len(m.Areas)+len(m.Objects))}
+	areaID := map[string]int32{}
 	next := int32(len(m.Objects))
 	for _, o := range m.Objects {
 		next = max(next, o.ID)
 	}
 	for _, a := range m.Areas {
 		next++
-		n := &node{obj: &mxgatewayv1.GalaxyObject{ObjectId: next, TagName: a.Name, ContainedName: a.Name,
-			IsArea: true, CategoryId: sim.CategoryArea}}
-		areas[strings.ToLower(a.Name)] = n
-		s.add(n)
+		areaID[strings.ToLower(a.Name)] = next
 	}
 	for _, a := range m.Areas {
-		n := areas[strings.ToLower(a.Name)]
-		if p := areas[strings.ToLower(a.Parent)]; a.Parent != "" && p != nil {
-			n.parent = p
-			n.obj.AreaObjectId = p.obj.ObjectId
+		o := Object{ID: areaID[strings.ToLower(a.Name)], Tag: a.Name, Contained: a.Name, IsArea: true, Category: sim.CategoryArea}
+		if a.Parent != "" {
+			o.Area = areaID[strings.ToLower(a.Parent)]
+			o.Parent = o.Area
 		}
+		out.Objects = append(out.Objects, o)
 	}
-	objs := map[string]*node{}
-	attrCount := 0
+	objID := map[string]int32{}
 	for _, o := range m.Objects {
-		n := &node{obj: &mxgatewayv1.GalaxyObject{ObjectId: o.ID, TagName: o.Tag, ContainedName: o.Contained,
-			CategoryId: o.Category, TemplateChain: slices.Clone(o.Templates)}}
-		if len(n.obj.TemplateChain) == 0 && o.Template != "" {
-			n.obj.TemplateChain = []string{o.Template}
+		objID[strings.ToLower(o.Tag)] = o.ID
+	}
+	for _, o := range m.Objects {
+		x := Object{ID: o.ID, Tag: o.Tag, Contained: o.Contained, Category: o.Category, Templates: slices.Clone(o.Templates),
+			Area: areaID[strings.ToLower(o.Area)]}
+		if len(x.Templates) == 0 && o.Template != "" {
+			x.Templates = []string{o.Template}
 		}
-		for _, t := range n.obj.TemplateChain {
-			n.chain = append(n.chain, normTemplate(t))
+		x.Parent = x.Area
+		if c := objID[strings.ToLower(o.ContainedBy)]; o.ContainedBy != "" && c != 0 && c != o.ID {
+			x.Parent = c
+		}
+		if o.HostedBy != "" {
+			x.Host = objID[strings.ToLower(o.HostedBy)]
 		}
 		for _, a := range o.Attributes {
 			if a.Hidden() {
 				continue
 			}
-			attrCount++
-			n.attrs = append(n.attrs, attribute(o.Tag, a))
-			if a.Primitive == "" {
-				n.alarm = n.alarm || a.Alarm
-				n.historized = n.historized || a.Historized
-			}
+			x.Attributes = append(x.Attributes, Attribute{Name: a.Name, Type: a.Type, IsArray: a.Dimension > 0,
+				ArrayLength: uint32(max(a.Dimension, 0)), Security: int32(a.Security), Historized: a.Historized,
+				Alarm: a.Alarm, Builtin: a.Primitive != "", Primitive: a.Primitive, Locked: a.Locked})
 		}
-		objs[strings.ToLower(o.Tag)] = n
-		s.add(n)
+		out.Objects = append(out.Objects, x)
 	}
-	for _, o := range m.Objects {
-		n := objs[strings.ToLower(o.Tag)]
-		if a := areas[strings.ToLower(o.Area)]; a != nil {
-			n.obj.AreaObjectId = a.obj.ObjectId
-			n.parent = a
-		}
-		if c := objs[strings.ToLower(o.ContainedBy)]; o.ContainedBy != "" && c != nil && c != n {
-			n.parent = c
-		}
-		if h := objs[strings.ToLower(o.HostedBy)]; o.HostedBy != "" && h != nil {
-			n.obj.HostObjectId = h.obj.ObjectId
-		}
-	}
-	// Children lists, then paths from the roots down.
-	for _, n := range s.byID {
-		if n.parent == nil {
-			s.roots = append(s.roots, n)
-		} else {
-			n.parent.children = append(n.parent.children, n)
-			n.obj.ParentObjectId = n.parent.obj.ObjectId
-		}
-	}
-	var walk func(list []*node, prefix string)
-	walk = func(list []*node, prefix string) {
-		sortNodes(list)
-		for _, n := range list {
-			n.obj.BrowseName = cmp.Or(n.obj.ContainedName, n.obj.TagName)
-			n.obj.ContainedPath = prefix + n.obj.BrowseName
-			if _, dup := s.byPath[strings.ToLower(n.obj.ContainedPath)]; !dup {
-				s.byPath[strings.ToLower(n.obj.ContainedPath)] = n
-			}
-			walk(n.children, n.obj.ContainedPath+".")
-		}
-	}
-	walk(s.roots, "")
-	s.info = &mxgatewayv1.GalaxyInfo{Name: m.Galaxy, LastDeployTime: timestamppb.New(deployed), DeploySequence: seq,
-		ObjectCount: uint32(len(s.byID)), AttributeCount: uint32(attrCount),
-		Source: mxgatewayv1.ModelSource_MODEL_SOURCE_SIMULATOR, Freshness: fresh}
-	return s
-}
-
-func (s *Snapshot) add(n *node) {
-	s.byID[n.obj.ObjectId] = n
-	s.byTag[strings.ToLower(n.obj.TagName)] = n
+	return out
 }
 
 // sortNodes orders siblings: areas first, then by case-insensitive browse
@@ -153,29 +115,6 @@ func sortNodes(list []*node) {
 }
 
 func normTemplate(t string) string { return strings.ToLower(strings.TrimPrefix(t, "$")) }
-
-// attribute describes a of the object tag.
-func attribute(tag string, a *sim.Attribute) *mxgatewayv1.GalaxyAttribute {
-	ref := tag + "." + a.Name
-	if a.Dimension > 0 {
-		ref += "[]"
-	}
-	return &mxgatewayv1.GalaxyAttribute{Name: a.Name, Reference: ref, DataType: a.Type, IsArray: a.Dimension > 0,
-		ArrayLength: uint32(max(a.Dimension, 0)), Security: mxgatewayv1.SecurityClassification(a.Security),
-		Historized: a.Historized, Alarm: a.Alarm, Builtin: a.Primitive != "", PrimitiveName: a.Primitive,
-		Locked: a.Locked}
-}
-
-// Store holds the snapshot in force. The zero value holds none.
-type Store struct {
-	cur atomic.Pointer[Snapshot]
-}
-
-// Set puts s in force.
-func (st *Store) Set(s *Snapshot) { st.cur.Store(s) }
-
-// Load returns the snapshot in force, nil before the first.
-func (st *Store) Load() *Snapshot { return st.cur.Load() }
 
 // withFreshness returns a copy of s (sharing its tree) marked f.
 func (s *Snapshot) withFreshness(f mxgatewayv1.Freshness) *Snapshot {

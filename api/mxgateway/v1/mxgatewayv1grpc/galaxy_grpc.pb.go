@@ -28,6 +28,7 @@ const (
 	Galaxy_BrowseChildren_FullMethodName    = "/mxgateway.v1.Galaxy/BrowseChildren"
 	Galaxy_GetObject_FullMethodName         = "/mxgateway.v1.Galaxy/GetObject"
 	Galaxy_DiscoverHierarchy_FullMethodName = "/mxgateway.v1.Galaxy/DiscoverHierarchy"
+	Galaxy_WatchGalaxy_FullMethodName       = "/mxgateway.v1.Galaxy/WatchGalaxy"
 )
 
 // GalaxyClient is the client API for Galaxy service.
@@ -54,6 +55,13 @@ type GalaxyClient interface {
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
 	DiscoverHierarchy(ctx context.Context, in *mxgatewayv1.DiscoverHierarchyRequest, opts ...grpc.CallOption) (*mxgatewayv1.DiscoverHierarchyResponse, error)
+	// WatchGalaxy streams the model's changes: the current state first, then
+	// one message each time the model in force changes (a deploy, or the
+	// source going stale or coming back), with a sequence that increases by
+	// one per change for as long as the gateway runs. A watcher too slow to
+	// take every change gets the latest with gap set. With no model yet it
+	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
+	WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse], error)
 }
 
 type galaxyClient struct {
@@ -104,6 +112,25 @@ func (c *galaxyClient) DiscoverHierarchy(ctx context.Context, in *mxgatewayv1.Di
 	return out, nil
 }
 
+func (c *galaxyClient) WatchGalaxy(ctx context.Context, in *mxgatewayv1.WatchGalaxyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Galaxy_ServiceDesc.Streams[0], Galaxy_WatchGalaxy_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.WatchGalaxyResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Galaxy_WatchGalaxyClient = grpc.ServerStreamingClient[mxgatewayv1.WatchGalaxyResponse]
+
 // GalaxyServer is the server API for Galaxy service.
 // All implementations must embed UnimplementedGalaxyServer
 // for forward compatibility.
@@ -128,6 +155,13 @@ type GalaxyServer interface {
 	// of BrowseChildren), in pages. With a filter it lists only the objects
 	// the filter selects (their contained_path says where they are).
 	DiscoverHierarchy(context.Context, *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error)
+	// WatchGalaxy streams the model's changes: the current state first, then
+	// one message each time the model in force changes (a deploy, or the
+	// source going stale or coming back), with a sequence that increases by
+	// one per change for as long as the gateway runs. A watcher too slow to
+	// take every change gets the latest with gap set. With no model yet it
+	// is UNAVAILABLE (GALAXY_UNAVAILABLE), as the other calls.
+	WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error
 	mustEmbedUnimplementedGalaxyServer()
 }
 
@@ -149,6 +183,9 @@ func (UnimplementedGalaxyServer) GetObject(context.Context, *mxgatewayv1.GetObje
 }
 func (UnimplementedGalaxyServer) DiscoverHierarchy(context.Context, *mxgatewayv1.DiscoverHierarchyRequest) (*mxgatewayv1.DiscoverHierarchyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DiscoverHierarchy not implemented")
+}
+func (UnimplementedGalaxyServer) WatchGalaxy(*mxgatewayv1.WatchGalaxyRequest, grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchGalaxy not implemented")
 }
 func (UnimplementedGalaxyServer) mustEmbedUnimplementedGalaxyServer() {}
 func (UnimplementedGalaxyServer) testEmbeddedByValue()                {}
@@ -243,6 +280,17 @@ func _Galaxy_DiscoverHierarchy_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Galaxy_WatchGalaxy_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(mxgatewayv1.WatchGalaxyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GalaxyServer).WatchGalaxy(m, &grpc.GenericServerStream[mxgatewayv1.WatchGalaxyRequest, mxgatewayv1.WatchGalaxyResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Galaxy_WatchGalaxyServer = grpc.ServerStreamingServer[mxgatewayv1.WatchGalaxyResponse]
+
 // Galaxy_ServiceDesc is the grpc.ServiceDesc for Galaxy service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -267,6 +315,12 @@ var Galaxy_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Galaxy_DiscoverHierarchy_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchGalaxy",
+			Handler:       _Galaxy_WatchGalaxy_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mxgateway/v1/galaxy.proto",
 }

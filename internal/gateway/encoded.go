@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/protocol"
+)
+
+// encodedResponse is a StreamEventsResponse already in its wire form: the
+// framing of its fields around event encodings that are shared by every
+// stream of the session (protocol.Event.Encoded). The server's codec sends
+// it as it is (decodeCodec.Marshal). Its buffers are never changed once it
+// is built: gRPC writes them after SendMsg returns.
+type encodedResponse struct {
+	data mem.BufferSlice
+	bufs [2]mem.Buffer // data's backing array: one allocation per response
+}
+
+// Field numbers of StreamEventsResponse, read from the descriptor so that
+// their home stays the .proto file.
+var (
+	respEvent   = responseField("event")
+	respDelayed = responseField("delayed")
+	respEvents  = responseField("events")
+)
+
+func responseField(name protoreflect.Name) protowire.Number {
+	fd := (&mxgatewayv1.StreamEventsResponse{}).ProtoReflect().Descriptor().Fields().ByName(name)
+	if fd == nil {
+		panic("gateway: StreamEventsResponse has no field " + string(name))
+	}
+	return fd.Number()
+}
+
+// singleResponse is the response carrying one event (event), marked delayed
+// when the filter held it back. The event's framed encoding is made once
+// for all the session's streams (protocol.Event.Framed) and not copied.
+func singleResponse(ev *protocol.Event, delayed bool) (*encodedResponse, error) {
+	framed, err := ev.Framed(respEvent)
+	if err != nil {
+		return nil, err
+	}
+	r := &encodedResponse{}
+	r.bufs[0] = mem.SliceBuffer(framed)
+	r.data = r.bufs[:1]
+	if delayed {
+		r.bufs[1] = mem.SliceBuffer(delayedField)
+		r.data = r.bufs[:2]
+	}
+	return r, nil
+}
+
+// delayedField is the encoded delayed = true of a StreamEventsResponse.
+var delayedField = protowire.AppendVarint(protowire.AppendTag(nil, respDelayed, protowire.VarintType), 1)
+
+// batchResponse is the response carrying encoded events in events, oldest
+// first, in one buffer of its own.
+func batchResponse(encs [][]byte) *encodedResponse {
+	n := 0
+	for _, enc := range encs {
+		n += protowire.SizeTag(respEvents) + protowire.SizeBytes(len(enc))
+	}
+	b := make([]byte, 0, n)
+	for _, enc := range encs {
+		b = protowire.AppendTag(b, respEvents, protowire.BytesType)
+		b = protowire.AppendBytes(b, enc)
+	}
+	r := &encodedResponse{}
+	r.bufs[0] = mem.SliceBuffer(b)
+	r.data = r.bufs[:1]
+	return r
+}

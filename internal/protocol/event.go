@@ -1,0 +1,379 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
+
+// Event is one event on its way through the gateway, from the worker pipe
+// to the streams. A worker's event keeps the encoding the worker made of its
+// mxgatewayv1.Event (the gateway never decodes it to forward it); an event
+// the gateway makes itself (a replay gap, a data health change, a test's)
+// holds the message. Either way the few fields the gateway reads are
+// exported, decoded once, and Bytes is the size of its frame: the measure
+// every byte bound on the event path counts.
+//
+// The session stamps its session id and sequence (Stamp) before it shares
+// the event; after that an Event is immutable and safe for concurrent use.
+// Its client-visible encoding is made once, by whichever stream sends it
+// first, and shared by all (Encoded); the message is decoded at most once,
+// only for a reader that needs the value (Message).
+type Event struct {
+	// Bytes is the size of the event's frame on the worker pipe.
+	Bytes int
+	// Sequence is the worker's event sequence until the session stamps its
+	// own.
+	Sequence uint64
+	// Family is the kind of event.
+	Family mxgatewayv1.EventFamily
+	// Body is the field number of the body (0: none), ServerHandle and
+	// ItemHandle its handles (data, write and operation events).
+	Body                     protowire.Number
+	ServerHandle, ItemHandle int32
+	// SessionID is the session's id, stamped by the session.
+	SessionID string
+	// GatewayTime is when the gateway received the event (zero: not
+	// stamped; a gateway-generated event carries its own).
+	GatewayTime time.Time
+
+	wire []byte             // the worker's encoding; nil when msg is given
+	msg  *mxgatewayv1.Event // given, or decoded from enc by Message
+
+	encOnce sync.Once
+	buf     []byte // frameRoom bytes, then enc
+	enc     []byte
+	encErr  error
+	frOnce  sync.Once
+	frNum   protowire.Number
+	framed  []byte
+	msgOnce sync.Once
+	msgErr  error
+}
+
+// Field numbers of mxgatewayv1.Event and of its bodies' handles, read from
+// the descriptor so that their home stays the .proto file.
+var (
+	evSessionID       = eventField("session_id")
+	evSequence        = eventField("sequence")
+	evFamily          = eventField("family")
+	evGatewayTime     = eventField("gateway_time")
+	bodyDataChange    = eventField("data_change")
+	bodyWriteComplete = eventField("write_complete")
+	// bodyServer and bodyItem are the same in every body that has them
+	// (checked by the test of handleBodies).
+	bodyServer = protowire.Number(1)
+	bodyItem   = protowire.Number(2)
+	// handleBodies are the bodies with a server and an item handle.
+	handleBodies = map[protowire.Number]bool{
+		bodyDataChange:                     true,
+		bodyWriteComplete:                  true,
+		eventField("operation_complete"):   true,
+		eventField("buffered_data_change"): true,
+	}
+	// bodies are the members of the body oneof.
+	bodies = func() map[protowire.Number]bool {
+		m := map[protowire.Number]bool{}
+		fields := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor().Oneofs().ByName("body").Fields()
+		for i := range fields.Len() {
+			m[fields.Get(i).Number()] = true
+		}
+		return m
+	}()
+	tsSeconds = protowire.Number(1) // google.protobuf.Timestamp
+	tsNanos   = protowire.Number(2)
+)
+
+func eventField(name protoreflect.Name) protowire.Number {
+	fd := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor().Fields().ByName(name)
+	if fd == nil {
+		panic("protocol: mxgateway.v1.Event has no field " + string(name))
+	}
+	return fd.Number()
+}
+
+// ErrMalformedEvent is the error of DecodeEvent for an encoding that is not
+// an mxgatewayv1.Event.
+var ErrMalformedEvent = errors.New("malformed event")
+
+// DecodeEvent returns the Event of wire, a worker's encoding of an
+// mxgatewayv1.Event that arrived in a frame of size bytes. It reads only the
+// fields the gateway uses; wire is kept, not copied, and must not change.
+func DecodeEvent(wire []byte, size int) (*Event, error) {
+	e := &Event{Bytes: size, wire: wire}
+	for b := wire; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case num == evSequence && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, fmt.Errorf("%w: sequence: %v", ErrMalformedEvent, protowire.ParseError(n))
+			}
+			e.Sequence, b = v, b[n:]
+			continue
+		case num == evFamily && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, fmt.Errorf("%w: family: %v", ErrMalformedEvent, protowire.ParseError(n))
+			}
+			e.Family, b = mxgatewayv1.EventFamily(int32(v)), b[n:]
+			continue
+		case bodies[num] && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, fmt.Errorf("%w: body: %v", ErrMalformedEvent, protowire.ParseError(n))
+			}
+			if num != e.Body {
+				// Another member of the oneof replaces the body; the same
+				// one again merges into it, as protobuf decodes.
+				e.Body, e.ServerHandle, e.ItemHandle = num, 0, 0
+			}
+			if handleBodies[num] {
+				if err := e.handles(v); err != nil {
+					return nil, err
+				}
+			}
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, fmt.Errorf("%w: field %d: %v", ErrMalformedEvent, num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return e, nil
+}
+
+// handles reads the server and item handle of a body.
+func (e *Event) handles(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("%w: body: %v", ErrMalformedEvent, protowire.ParseError(n))
+		}
+		b = b[n:]
+		if (num == bodyServer || num == bodyItem) && typ == protowire.VarintType {
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return fmt.Errorf("%w: handle: %v", ErrMalformedEvent, protowire.ParseError(n))
+			}
+			if num == bodyServer {
+				e.ServerHandle = int32(v)
+			} else {
+				e.ItemHandle = int32(v)
+			}
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return fmt.Errorf("%w: body field %d: %v", ErrMalformedEvent, num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// EventOf returns the Event holding msg, sized size bytes: an event the
+// gateway makes itself, or one a test feeds. msg belongs to the Event from
+// now on.
+func EventOf(msg *mxgatewayv1.Event, size int) *Event {
+	e := &Event{
+		Bytes:     size,
+		Sequence:  msg.GetSequence(),
+		Family:    msg.GetFamily(),
+		SessionID: msg.GetSessionId(),
+		msg:       msg,
+	}
+	if gt := msg.GetGatewayTime(); gt != nil {
+		e.GatewayTime = gt.AsTime()
+	}
+	if fd := msg.ProtoReflect().WhichOneof(msg.ProtoReflect().Descriptor().Oneofs().ByName("body")); fd != nil {
+		e.Body = fd.Number()
+		if handleBodies[e.Body] {
+			body := msg.ProtoReflect().Get(fd).Message()
+			bd := body.Descriptor().Fields()
+			e.ServerHandle = int32(body.Get(bd.ByNumber(bodyServer)).Int())
+			e.ItemHandle = int32(body.Get(bd.ByNumber(bodyItem)).Int())
+		}
+	}
+	return e
+}
+
+// IsDataChange reports whether the body is an OnDataChange.
+func (e *Event) IsDataChange() bool { return e.Body == bodyDataChange }
+
+// IsWriteComplete reports whether the body is an OnWriteComplete.
+func (e *Event) IsWriteComplete() bool { return e.Body == bodyWriteComplete }
+
+// Decode returns a message of its own holding the event as it is now, for
+// a reader before the session stamps it (the watchdog, the write ledger):
+// it decodes the worker's encoding anew, or clones the message. An event
+// whose body does not decode comes back empty.
+func (e *Event) Decode() *mxgatewayv1.Event {
+	if e.wire == nil {
+		return proto.Clone(e.msg).(*mxgatewayv1.Event)
+	}
+	m := &mxgatewayv1.Event{}
+	if err := proto.Unmarshal(e.wire, m); err != nil {
+		return &mxgatewayv1.Event{}
+	}
+	return m
+}
+
+// Stamp gives the event the session's id and sequence, and the gateway
+// receive time at when it has none. Only the session calls it, before the
+// event is shared.
+func (e *Event) Stamp(sessionID string, seq uint64, at time.Time) {
+	e.SessionID, e.Sequence = sessionID, seq
+	if e.GatewayTime.IsZero() {
+		e.GatewayTime = at
+	}
+	if e.msg != nil {
+		e.msg.SessionId, e.msg.Sequence = sessionID, seq
+		if e.msg.GatewayTime == nil {
+			e.msg.GatewayTime = timestamppb.New(e.GatewayTime)
+		}
+	}
+}
+
+// Encoded returns the client-visible encoding of the event: an
+// mxgatewayv1.Event with the session's id, sequence and gateway time. A
+// worker's event is its encoding with those fields added (the worker's own
+// sequence, when it leads, is left out; a later field wins in protobuf
+// anyway). It is made once; the slice is shared and must not change.
+func (e *Event) Encoded() ([]byte, error) {
+	e.encOnce.Do(func() {
+		if e.wire == nil {
+			b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, frameRoom, frameRoom+proto.Size(e.msg)), e.msg)
+			e.buf, e.enc, e.encErr = b, b[frameRoom:], err
+			return
+		}
+		w := e.wire
+		if num, typ, n := protowire.ConsumeTag(w); n > 0 && num == evSequence && typ == protowire.VarintType {
+			if _, m := protowire.ConsumeVarint(w[n:]); m > 0 {
+				w = w[n+m:]
+			}
+		}
+		ts := 0
+		if !e.GatewayTime.IsZero() {
+			ts = timestampSize(e.GatewayTime)
+		}
+		size := len(w) +
+			protowire.SizeTag(evSessionID) + protowire.SizeBytes(len(e.SessionID)) +
+			protowire.SizeTag(evSequence) + protowire.SizeVarint(e.Sequence) +
+			protowire.SizeTag(evGatewayTime) + protowire.SizeBytes(ts)
+		// The session's fields follow the worker's: protobuf keeps the
+		// last of a scalar, and merges a message field (gateway_time)
+		// field by field, so both of its fields are always written.
+		b := make([]byte, frameRoom, frameRoom+size)
+		b = append(b, w...)
+		b = protowire.AppendTag(b, evSessionID, protowire.BytesType)
+		b = protowire.AppendString(b, e.SessionID)
+		b = protowire.AppendTag(b, evSequence, protowire.VarintType)
+		b = protowire.AppendVarint(b, e.Sequence)
+		if ts > 0 {
+			b = protowire.AppendTag(b, evGatewayTime, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(ts))
+			b = appendTimestamp(b, e.GatewayTime)
+		}
+		e.buf, e.enc = b, b[frameRoom:]
+	})
+	return e.enc, e.encErr
+}
+
+// frameRoom is the room Encoded leaves in front of the encoding for the tag
+// and length Framed puts there: a tag of up to 5 bytes and a length of up to
+// 10.
+const frameRoom = 15
+
+// Framed returns Encoded as field num of an enclosing message: its tag, its
+// length, then the encoding. The first call's field is made once and shared
+// (every stream of a session frames its events alike); another field is
+// built anew on each call. The slice must not change.
+func (e *Event) Framed(num protowire.Number) ([]byte, error) {
+	enc, err := e.Encoded()
+	if err != nil {
+		return nil, err
+	}
+	build := func() []byte {
+		b := make([]byte, 0, protowire.SizeTag(num)+protowire.SizeBytes(len(enc)))
+		b = protowire.AppendTag(b, num, protowire.BytesType)
+		return protowire.AppendBytes(b, enc)
+	}
+	e.frOnce.Do(func() {
+		// The first field goes into the room in front of the encoding:
+		// no copy. Those bytes are no reader's until now (Encoded hands
+		// out only what follows them).
+		start := frameRoom - protowire.SizeTag(num) - protowire.SizeVarint(uint64(len(enc)))
+		h := e.buf[start:start]
+		h = protowire.AppendTag(h, num, protowire.BytesType)
+		protowire.AppendVarint(h, uint64(len(enc)))
+		e.frNum, e.framed = num, e.buf[start:frameRoom+len(enc)]
+	})
+	if e.frNum != num {
+		return build(), nil
+	}
+	return e.framed, nil
+}
+
+// Message returns the event as a message, decoding a worker's encoding
+// (once) for the readers that need its value (filters, the watchdog,
+// tests). The message is shared and must not change. Like Encoded it is
+// made once: call it only after Stamp (before, use Decode).
+func (e *Event) Message() (*mxgatewayv1.Event, error) {
+	e.msgOnce.Do(func() {
+		if e.msg != nil {
+			return
+		}
+		m := &mxgatewayv1.Event{}
+		if err := proto.Unmarshal(e.wire, m); err != nil {
+			e.msgErr = fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+			return
+		}
+		m.SessionId, m.Sequence = e.SessionID, e.Sequence
+		if !e.GatewayTime.IsZero() {
+			m.GatewayTime = timestamppb.New(e.GatewayTime)
+		}
+		e.msg = m
+	})
+	return e.msg, e.msgErr
+}
+
+// Msg is Message for callers that treat an undecodable event as empty: it
+// returns an empty message instead of an error. The gateway decodes every
+// worker event's header when it arrives; only its body can still fail.
+func (e *Event) Msg() *mxgatewayv1.Event {
+	m, err := e.Message()
+	if err != nil || m == nil {
+		return &mxgatewayv1.Event{}
+	}
+	return m
+}
+
+// timestampSize and appendTimestamp encode a google.protobuf.Timestamp with
+// both fields present, also when zero.
+func timestampSize(t time.Time) int {
+	return protowire.SizeTag(tsSeconds) + protowire.SizeVarint(uint64(t.Unix())) +
+		protowire.SizeTag(tsNanos) + protowire.SizeVarint(uint64(t.Nanosecond()))
+}
+
+func appendTimestamp(b []byte, t time.Time) []byte {
+	b = protowire.AppendTag(b, tsSeconds, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(t.Unix()))
+	b = protowire.AppendTag(b, tsNanos, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(t.Nanosecond()))
+}

@@ -1,0 +1,246 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+)
+
+func sampleEvents() []*mxgatewayv1.Event {
+	wt := timestamppb.New(time.Unix(1700000000, 123456789))
+	return []*mxgatewayv1.Event{
+		{Sequence: 7, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, WorkerTime: wt,
+			Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{ServerHandle: 3, ItemHandle: 9,
+				Value:   &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_DoubleValue{DoubleValue: 1.5}},
+				Quality: &mxgatewayv1.Quality{Raw: 192}}}},
+		{Sequence: 8, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_WRITE_COMPLETE,
+			Body: &mxgatewayv1.Event_WriteComplete{WriteComplete: &mxgatewayv1.OnWriteComplete{ServerHandle: 4, ItemHandle: 2}}},
+		{Sequence: 9, Body: &mxgatewayv1.Event_OperationComplete{OperationComplete: &mxgatewayv1.OperationComplete{ServerHandle: -1, ItemHandle: -5}}},
+		{Sequence: 10, Body: &mxgatewayv1.Event_BufferedDataChange{BufferedDataChange: &mxgatewayv1.OnBufferedDataChange{ServerHandle: 5, ItemHandle: 6}}},
+		{Sequence: 11, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_DATA_HEALTH, Body: &mxgatewayv1.Event_DataHealth{DataHealth: &mxgatewayv1.DataHealthChange{Reason: "x"}}},
+		{}, // the worker's first event may carry sequence 0 in tests; an empty event is valid protobuf
+		// Fields the worker never sets: the session's stamps override them.
+		{SessionId: "worker's", Sequence: 12, GatewayTime: timestamppb.New(time.Unix(1, 5)), GatewayGenerated: true},
+	}
+}
+
+// TestDecodeEventHeader: the header DecodeEvent reads from a worker's
+// encoding is what EventOf reads from the message.
+func TestDecodeEventHeader(t *testing.T) {
+	for _, m := range sampleEvents() {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeEvent(b, 99)
+		if err != nil {
+			t.Fatalf("DecodeEvent(%v): %v", m, err)
+		}
+		want := EventOf(proto.Clone(m).(*mxgatewayv1.Event), 99)
+		if got.Sequence != want.Sequence || got.Family != want.Family || got.Body != want.Body ||
+			got.ServerHandle != want.ServerHandle || got.ItemHandle != want.ItemHandle || got.Bytes != 99 {
+			t.Errorf("event %v: decoded header %+v, want %+v", m, got, want)
+		}
+		if got.IsDataChange() != (m.GetDataChange() != nil) {
+			t.Errorf("event %v: IsDataChange %v", m, got.IsDataChange())
+		}
+	}
+}
+
+// TestEncodedIsTheStampedEvent: a worker's event, stamped and encoded by
+// the gateway without a decode, reads back as the message with the session's
+// id, sequence and gateway time; the same as a message event's encoding.
+func TestEncodedIsTheStampedEvent(t *testing.T) {
+	at := time.Unix(1800000000, 987654321).UTC()
+	for _, m := range sampleEvents() {
+		b, _ := proto.Marshal(m)
+		wire, err := DecodeEvent(b, len(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire.GatewayTime = at
+		wire.Stamp("sess-1", 42, time.Time{})
+		typed := EventOf(proto.Clone(m).(*mxgatewayv1.Event), len(b))
+		typed.GatewayTime = time.Time{}
+		typed.msg.GatewayTime = nil
+		typed.Stamp("sess-1", 42, at)
+
+		want := proto.Clone(m).(*mxgatewayv1.Event)
+		want.SessionId, want.Sequence, want.GatewayTime = "sess-1", 42, timestamppb.New(at)
+		for name, e := range map[string]*Event{"wire": wire, "message": typed} {
+			enc, err := e.Encoded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := &mxgatewayv1.Event{}
+			if err := proto.Unmarshal(enc, got); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !proto.Equal(got, want) {
+				t.Errorf("%s encoding reads back as %v, want %v", name, got, want)
+			}
+			if msg := e.Msg(); !proto.Equal(msg, want) {
+				t.Errorf("%s message %v, want %v", name, msg, want)
+			}
+			if again, _ := e.Encoded(); &again[0] != &enc[0] {
+				t.Errorf("%s: a second Encoded encoded again", name)
+			}
+		}
+	}
+}
+
+// TestHandleBodiesShareHandleNumbers: the bodies with handles number them
+// alike (DecodeEvent reads them by number).
+func TestHandleBodiesShareHandleNumbers(t *testing.T) {
+	od := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor()
+	for num := range handleBodies {
+		body := od.Fields().ByNumber(num).Message()
+		if f := body.Fields().ByNumber(bodyServer); f == nil || f.Name() != "server_handle" {
+			t.Errorf("%s: field %d is not server_handle", body.FullName(), bodyServer)
+		}
+		if f := body.Fields().ByNumber(bodyItem); f == nil || f.Name() != "item_handle" {
+			t.Errorf("%s: field %d is not item_handle", body.FullName(), bodyItem)
+		}
+	}
+}
+
+func TestDecodeEventMalformed(t *testing.T) {
+	good, _ := proto.Marshal(sampleEvents()[0])
+	for name, b := range map[string][]byte{
+		"truncated":      good[:len(good)-1],
+		"bad tag":        {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"truncated body": {0x52, 0x05, 0x08},
+	} {
+		if _, err := DecodeEvent(b, len(b)); !errors.Is(err, ErrMalformedEvent) {
+			t.Errorf("%s: err %v, want ErrMalformedEvent", name, err)
+		}
+	}
+}
+
+// TestFramed: the framed encoding is the field's tag, the length and the
+// encoding; made once for the first field, anew for another.
+func TestFramed(t *testing.T) {
+	e := EventOf(sampleEvents()[0], 10)
+	e.Stamp("s", 1, time.Unix(5, 0))
+	enc, _ := e.Encoded()
+	f1, err := e.Framed(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), enc)
+	if !bytes.Equal(f1, want) {
+		t.Fatalf("Framed(1) = %x, want %x", f1, want)
+	}
+	if again, _ := e.Framed(1); &again[0] != &f1[0] {
+		t.Fatal("Framed(1) built twice")
+	}
+	if &f1[len(f1)-len(enc)] != &enc[0] {
+		t.Fatal("Framed(1) copied the encoding")
+	}
+	f3, _ := e.Framed(3)
+	if want3 := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), enc); !bytes.Equal(f3, want3) {
+		t.Fatalf("Framed(3) = %x, want %x", f3, want3)
+	}
+}
+
+// FuzzDecodeEvent: DecodeEvent never panics, and for every encoding that
+// protobuf decodes it reads the header protobuf reads (duplicates, merged
+// bodies, unknown fields and wrong wire types included).
+func FuzzDecodeEvent(f *testing.F) {
+	for _, m := range sampleEvents() {
+		b, _ := proto.Marshal(m)
+		f.Add(b)
+		f.Add(append(b, b...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeEvent(b, len(b))
+		m := &mxgatewayv1.Event{}
+		if perr := proto.Unmarshal(b, m); perr != nil {
+			return // DecodeEvent may accept what it does not read
+		}
+		if err != nil {
+			t.Fatalf("protobuf decodes %x, DecodeEvent: %v", b, err)
+		}
+		want := EventOf(m, len(b))
+		if got.Sequence != want.Sequence || got.Family != want.Family || got.Body != want.Body ||
+			got.ServerHandle != want.ServerHandle || got.ItemHandle != want.ItemHandle {
+			t.Fatalf("%x: header %+v, protobuf reads %+v", b, got, want)
+		}
+	})
+}
+
+// TestEncodedOverridesWorkerTime: a gateway time on a whole second replaces
+// a worker-set gateway time entirely (a message field merges field by
+// field, so a zero nanos is written too).
+func TestEncodedOverridesWorkerTime(t *testing.T) {
+	b, _ := proto.Marshal(&mxgatewayv1.Event{Sequence: 1, GatewayTime: timestamppb.New(time.Unix(1, 5))})
+	e, err := DecodeEvent(b, len(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.GatewayTime = time.Unix(7, 0)
+	e.Stamp("s", 1, time.Time{})
+	enc, _ := e.Encoded()
+	m := &mxgatewayv1.Event{}
+	if err := proto.Unmarshal(enc, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetGatewayTime().AsTime(); !got.Equal(time.Unix(7, 0)) {
+		t.Fatalf("gateway time %v, want 7s", got)
+	}
+}
+
+// TestDecodeIsOwnAndUnstamped: Decode gives a message of its own with the
+// worker's numbering, before and after Stamp, and never the shared one.
+func TestDecodeIsOwnAndUnstamped(t *testing.T) {
+	m := sampleEvents()[1] // a write complete
+	b, _ := proto.Marshal(m)
+	e, _ := DecodeEvent(b, len(b))
+	if !e.IsWriteComplete() || e.IsDataChange() {
+		t.Fatalf("body %d: IsWriteComplete %v", e.Body, e.IsWriteComplete())
+	}
+	before := e.Decode()
+	e.Stamp("s", 99, time.Unix(3, 0))
+	after := e.Decode()
+	if !proto.Equal(before, m) || !proto.Equal(after, m) || after == e.Msg() {
+		t.Fatalf("Decode before %v, after %v; want %v, not the shared message", before, after, m)
+	}
+	if e.Msg().GetSequence() != 99 {
+		t.Fatalf("Msg sequence %d, want the session's 99", e.Msg().GetSequence())
+	}
+}
+
+// TestFramedConcurrent: streams that encode, frame and batch one event at
+// once share it without a race (run with -race).
+func TestFramedConcurrent(t *testing.T) {
+	for range 50 {
+		b, _ := proto.Marshal(sampleEvents()[0])
+		e, _ := DecodeEvent(b, len(b))
+		e.Stamp("s", 1, time.Unix(9, 9))
+		var wg sync.WaitGroup
+		sum := make([]int, 4)
+		for i := range 4 {
+			wg.Go(func() {
+				var x []byte
+				if i%2 == 0 {
+					x, _ = e.Framed(1)
+				} else {
+					x, _ = e.Encoded()
+					x = append([]byte(nil), x...) // a batch copies it
+				}
+				for _, c := range x {
+					sum[i] += int(c)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
