@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -20,14 +21,19 @@ import (
 // DefaultTapSize is how many recent events the live tail keeps.
 const DefaultTapSize = 1024
 
-// EventTap keeps the newest events of every session for the live tail.
-// Publish never blocks (it is a session hook); a reader that falls more
-// than the tap's size behind skips ahead and is told how many it missed.
+// EventTap keeps the newest events of every session for the live tail
+// while a tail is open (a tail starts with the events after it opened).
+// Publish never blocks (it is a session hook) and costs an atomic load
+// while nobody tails; a reader that falls more than the tap's size behind
+// skips ahead and is told how many it missed.
 type EventTap struct {
+	readers atomic.Int32 // open tails
+
 	mu     sync.Mutex
 	ring   []*protocol.Event
 	total  uint64        // events published so far
-	notify chan struct{} // closed and replaced on every publish
+	notify chan struct{} // closed and replaced on a publish while waited on
+	waited bool          // notify was handed to a reader
 }
 
 // NewEventTap returns a tap keeping the newest n events (DefaultTapSize
@@ -42,11 +48,18 @@ func NewEventTap(n int) *EventTap {
 // Publish records ev (the session hook EventPublished). It never decodes
 // the event: only a row a viewer is sent is decoded.
 func (t *EventTap) Publish(ev *protocol.Event) {
+	if t.readers.Load() == 0 {
+		return
+	}
 	t.mu.Lock()
 	t.ring[t.total%uint64(len(t.ring))] = ev
 	t.total++
+	if !t.waited {
+		t.mu.Unlock()
+		return // nobody waits: no channel to replace (the common case)
+	}
 	ch := t.notify
-	t.notify = make(chan struct{})
+	t.notify, t.waited = make(chan struct{}), false
 	t.mu.Unlock()
 	close(ch)
 }
@@ -64,8 +77,18 @@ func (t *EventTap) since(cursor uint64) (evs []*protocol.Event, next, missed uin
 	for c := cursor; c < t.total; c++ {
 		evs = append(evs, t.ring[c%n])
 	}
+	t.waited = true
 	return evs, t.total, missed, t.notify
 }
+
+// attach counts an open tail and returns the current end of the tap;
+// detach undoes it.
+func (t *EventTap) attach() uint64 {
+	t.readers.Add(1)
+	return t.cursor()
+}
+
+func (t *EventTap) detach() { t.readers.Add(-1) }
 
 // cursor is the current end of the tap.
 func (t *EventTap) cursor() uint64 {
@@ -344,7 +367,8 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *request) {
 	ctx, cancel := s.streamCtx(r)
 	defer cancel()
 	e := startSSE(w)
-	cursor := s.opts.Events.cursor()
+	cursor := s.opts.Events.attach()
+	defer s.opts.Events.detach()
 	check := time.NewTicker(s.opts.LiveInterval)
 	defer check.Stop()
 	_ = e.send("hello", struct{}{})

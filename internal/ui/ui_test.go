@@ -613,7 +613,12 @@ func TestAuthNone(t *testing.T) {
 // is told how many it missed; Publish wakes a waiting reader.
 func TestEventTap(t *testing.T) {
 	tap := NewEventTap(4)
-	cur := tap.cursor()
+	tap.Publish(protocol.EventOf(&mxgatewayv1.Event{Sequence: 99}, 0)) // nobody tails: not kept
+	cur := tap.attach()
+	defer tap.detach()
+	if cur != 0 {
+		t.Fatalf("an event published with no tail open was kept (cursor %d)", cur)
+	}
 	_, _, _, wait := tap.since(cur)
 	for i := range 6 {
 		tap.Publish(protocol.EventOf(&mxgatewayv1.Event{Sequence: uint64(i + 1)}, 0))
@@ -676,5 +681,24 @@ func TestStreamsPerLogin(t *testing.T) {
 			return errors.New(resp.Status)
 		}
 		return nil
+	})
+}
+
+// BenchmarkEventTapPublish is the cost the tap adds to every worker event
+// (the session hook), with nobody tailing and with one tail open.
+func BenchmarkEventTapPublish(b *testing.B) {
+	ev := protocol.EventOf(&mxgatewayv1.Event{Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE}, 64)
+	b.Run("idle", func(b *testing.B) {
+		tap := NewEventTap(0)
+		for b.Loop() {
+			tap.Publish(ev)
+		}
+	})
+	b.Run("tailed", func(b *testing.B) {
+		tap := NewEventTap(0)
+		tap.attach()
+		for b.Loop() {
+			tap.Publish(ev)
+		}
 	})
 }
