@@ -66,7 +66,7 @@ unit:
 ## (docs/dashboard/*.png) by running the browser test (needs chromium).
 dashboard-shots:
 	mkdir -p docs/dashboard
-	MXGATEWAY_UI_SHOTS=$(CURDIR)/docs/dashboard $(GO) test -count=1 -run 'TestDashboardInBrowser$$' ./test/ui
+	MXGATEWAY_UI_SHOTS=$(CURDIR)/docs/dashboard $(GO) test -count=1 -run 'TestDashboard(Alarms)?InBrowser$$' ./test/ui
 
 ## e2e-norace: the end-to-end suites once more without -race: timing
 ## differs (no race detector slowing every step), and races against

@@ -134,6 +134,13 @@ var reasonSentinel = map[string]error{
 	mxgatewayv1.ReasonPageTokenInvalid:  ErrInvalidRequest,
 	mxgatewayv1.ReasonPageTokenStale:    ErrPageTokenStale,
 	mxgatewayv1.ReasonGalaxyUnavailable: ErrUnavailable,
+
+	// Alarms service.
+	mxgatewayv1.ReasonAlarmNotFound:      ErrAlarmNotFound,
+	mxgatewayv1.ReasonAlarmInstanceStale: ErrAlarmInstanceStale,
+	mxgatewayv1.ReasonAlarmsUnavailable:  ErrUnavailable,
+	mxgatewayv1.ReasonAlarmFeedBehind:    ErrResourceExhausted,
+	mxgatewayv1.ReasonAlarmAckRefused:    ErrAckRefused,
 }
 
 var codeSentinel = map[codes.Code]error{

@@ -22,7 +22,7 @@ import (
 // gatewayStartTimeout bounds how long a gateway may take to print its
 // addresses; gatewayStopTimeout how long it may take to exit after SIGTERM.
 const (
-	gatewayStartTimeout = 60 * time.Second
+	gatewayStartTimeout = 3 * time.Minute // a Galaxy runtime of 50,000 changing values, under load
 	gatewayStopTimeout  = 60 * time.Second
 )
 

@@ -360,7 +360,8 @@ func memorySection(ctx context.Context, bin, root string, p MemoryParams, logf f
 		return nil, err
 	}
 	maxLevel := slices.Max(p.Levels)
-	g, err := startGateway(ctx, bin, root, "memory", "--sim-model="+model,
+	// No spare workers: every worker measured is a session's.
+	g, err := startGateway(ctx, bin, root, "memory", "--sim-model="+model, "--spare-workers=0",
 		"--max-sessions="+strconv.Itoa(maxLevel+2), "--max-sessions-per-key="+strconv.Itoa(maxLevel+2), "--lease=30m", "--log-level=warn")
 	if err != nil {
 		return nil, err

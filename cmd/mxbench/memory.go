@@ -38,7 +38,11 @@ type MemoryLevel struct {
 	WorkerMiB Spread `json:"worker_rss_mib"`
 	// WorkersTotalMiB is the sum over the workers (last sample).
 	WorkersTotalMiB float64 `json:"workers_total_rss_mib"`
-	Workers         int     `json:"workers"`
+	// WorkersTotalPSSMiB is the sum of the workers' proportional set
+	// sizes (last sample): the pages they share (the worker binary's text)
+	// counted once, so what the workers cost the machine together.
+	WorkersTotalPSSMiB float64 `json:"workers_total_pss_mib,omitempty"`
+	Workers            int     `json:"workers"`
 	// OpenSeconds is how long reaching this level took (opens + subscribes).
 	OpenSeconds float64 `json:"open_seconds"`
 }
@@ -74,9 +78,13 @@ func sampleMemory(ctx context.Context, g *gatewayProc, p MemoryParams, sessions,
 		}
 		gw = append(gw, float64(r)/mib)
 		workers = workers[:0]
-		for _, pid := range g.workers() {
+		lv.WorkersTotalPSSMiB = 0
+		for _, pid := range g.sessionWorkers() {
 			if r, err := rssBytes(pid); err == nil {
 				workers = append(workers, float64(r)/mib)
+			}
+			if p, err := pssBytes(pid); err == nil {
+				lv.WorkersTotalPSSMiB += float64(p) / mib
 			}
 		}
 	}

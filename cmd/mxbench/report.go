@@ -365,7 +365,7 @@ func printTable(w io.Writer, r *Report) {
 		for _, lv := range m.Levels {
 			rows = append(rows,
 				row{fmt.Sprintf("gateway RSS MiB, %d sessions", lv.Sessions), fmt.Sprintf("%d advised items each; %d samples", lv.Items, m.Params.Samples), spreadStr(lv.GatewayMiB, fmtMiB), "", "", ""},
-				row{fmt.Sprintf("worker RSS MiB, %d sessions", lv.Sessions), fmt.Sprintf("over %d workers; total %.0f MiB", lv.Workers, lv.WorkersTotalMiB), spreadStr(lv.WorkerMiB, fmtMiB), "", "", ""},
+				row{fmt.Sprintf("worker RSS MiB, %d sessions", lv.Sessions), fmt.Sprintf("over %d workers; total %.0f MiB, PSS %.0f MiB", lv.Workers, lv.WorkersTotalMiB, lv.WorkersTotalPSSMiB), spreadStr(lv.WorkerMiB, fmtMiB), "", "", ""},
 			)
 		}
 		if m.Note != "" {

@@ -140,7 +140,7 @@ func TestEveryExampleRuns(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	plain := harness.Start(t)
+	plain := harness.Start(t, "--alarms=on") // mxctl alarms and ack need the alarm monitor
 	tls := harness.Start(t, "--tls=self-signed")
 	const docCA = "/var/lib/mxgateway/tls-cert.pem"
 
@@ -161,7 +161,8 @@ func TestEveryExampleRuns(t *testing.T) {
 			for doc, real := range ids {
 				line = strings.ReplaceAll(line, doc, real)
 			}
-			interrupt := strings.Contains(line, "mxctl subscribe") && !strings.Contains(line, "--duration")
+			live := strings.Contains(line, "mxctl subscribe") || strings.Contains(line, "mxctl alarms") && !strings.Contains(line, "--list")
+			interrupt := live && !strings.Contains(line, "--duration")
 			if interrupt {
 				line = "exec " + line
 			}

@@ -52,7 +52,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		healthCmd(), sessionsCmd(), readCmd(), writeCmd(), subscribeCmd(), apikeyCmd(), browseCmd(), treeCmd(), benchCmd(), versionCmd(),
+		healthCmd(), sessionsCmd(), readCmd(), writeCmd(), subscribeCmd(), apikeyCmd(), browseCmd(), treeCmd(), alarmsCmd(), ackCmd(), benchCmd(), versionCmd(),
 	}
 }
 
@@ -461,6 +461,8 @@ func permissionDenied(ge *client.GatewayError) string {
 		return fmt.Sprintf("the API key may not use this reference (%s): %s", reason, msg)
 	case mxgatewayv1.ReasonNotSessionOwner:
 		return fmt.Sprintf("the session belongs to another API key (%s): %s", reason, msg)
+	case mxgatewayv1.ReasonAlarmAckRefused:
+		return fmt.Sprintf("the Galaxy refused the acknowledgement (%s): %s (check --user and the password)", reason, msg)
 	}
 	return fmt.Sprintf("the API key may not do this (%s): %s", reason, msg)
 }

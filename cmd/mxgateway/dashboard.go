@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
@@ -56,6 +57,15 @@ func (d dashboardWorkers) Kill(pid int) bool {
 	}
 	cl.Kill(protocol.KillGateway)
 	return true
+}
+
+// dashboardAlarms is the Alarms page's service: none while the alarm
+// monitor is off.
+func dashboardAlarms(cfg *config.Config, svc mxgatewayv1grpc.AlarmsServer) mxgatewayv1grpc.AlarmsServer {
+	if cfg.Alarms != config.AlarmsOn {
+		return nil
+	}
+	return svc
 }
 
 // dashboardHealth reads the ops server's cached readiness.

@@ -401,6 +401,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	}
 	galaxySvc := gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping())
 	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), galaxySvc)
+	alarmMon, stopAlarms, err := startAlarms(cfg, sessions, galaxyStore, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cleanups = append(cleanups, stopAlarms)
+	alarmsSvc := gateway.NewAlarmsService(alarmMon, log)
+	mxgatewayv1grpc.RegisterAlarmsServer(gw.GRPCServer(), alarmsSvc)
 
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {
@@ -435,7 +442,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	var dashLn *dashboardListener
 	if cfg.Dashboard == config.On {
 		dash, err = ui.New(ui.Options{
-			Mode: mode, Keys: mgr, Admin: admin, Galaxy: galaxySvc, Sessions: sessions,
+			Mode: mode, Keys: mgr, Admin: admin, Galaxy: galaxySvc, Alarms: dashboardAlarms(cfg, alarmsSvc), Sessions: sessions,
 			Workers: dashboardWorkers{t: tracker, spares: spares.Ready}, Events: tap,
 			Health: dashboardHealth(&ops), Gatherer: reg, Version: buildinfo.Get().String(), Started: started,
 			SessionIdle: cfg.DashboardSessionIdle, SessionMax: cfg.DashboardSessionMax, MaxLogins: cfg.DashboardMaxLogins,
@@ -593,6 +600,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if dashLn != nil {
 		dashLn.shutdown(sctx)
 	}
+	stopAlarms() // ends the alarm feeds and the monitor's session first
 	if err := gw.Shutdown(sctx); err != nil {
 		log.Warn("shutdown deadline passed", slog.Any(logging.KeyErr, err))
 	}

@@ -35,9 +35,10 @@ const goRunBuildTimeout = 5 * time.Minute
 //
 //  1. mxworker beside the gateway's executable (make build, go install
 //     ./cmd/..., mxbench), when it was built from the same source;
-//  2. under `go run ./cmd/mxgateway`, mxworker built now into go run's
-//     temporary directory beside the gateway (removed with it), so the
-//     quick start gets the lean worker with no step of its own;
+//  2. under `go run ./cmd/mxgateway`, mxworker built now beside the gateway
+//     (in go run's temporary directory, or in the build cache's directory
+//     of this gateway build), so the quick start gets the lean worker with
+//     no step of its own;
 //  3. the gateway itself, re-executed as `mxgateway worker`.
 //
 // It returns the executable, the arguments before the worker flags, and
@@ -63,7 +64,7 @@ func simWorkerFor(self string, log *slog.Logger) (exe string, args []string, how
 		} else {
 			return lean, nil, "mxworker beside the gateway"
 		}
-	} else if goRunBinary(self) {
+	} else if goRunBinary(self, goCache) {
 		began := time.Now()
 		if err := buildLeanWorker(lean); err != nil {
 			log.Warn("could not build mxworker for this go run; sim sessions re-execute the gateway", slog.String("error", err.Error()))
@@ -75,11 +76,36 @@ func simWorkerFor(self string, log *slog.Logger) (exe string, args []string, how
 }
 
 // goRunBinary reports whether exe was linked by `go run`, which puts the
-// program at <temp>/go-build<N>/b001/exe/<name> and removes that directory
-// when the program ends.
-func goRunBinary(exe string) bool {
+// program at <temp>/go-build<N>/b001/exe/<name> (removed when the program
+// ends), or, when it ran the same build before, runs it from the build
+// cache, <GOCACHE>/<2 hex digits>/<hash>-d/<name> (a directory of that one
+// build, where the mxworker built beside it is found by the next run).
+// cache returns the go command's GOCACHE; it is asked only for that shape.
+func goRunBinary(exe string, cache func() string) bool {
 	dir := filepath.Dir(exe)
-	return filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build")
+	if filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build") {
+		return true
+	}
+	if !strings.HasSuffix(filepath.Base(dir), "-d") || len(filepath.Base(filepath.Dir(dir))) != 2 {
+		return false
+	}
+	c := cache()
+	return c != "" && filepath.Clean(filepath.Dir(filepath.Dir(dir))) == filepath.Clean(c)
+}
+
+// goCache is the go command's build cache directory, or "".
+func goCache() string {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, goCmd, "env", "GOCACHE").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // sameBuild returns "" when the worker at path was built from the same

@@ -9,18 +9,22 @@ import (
 )
 
 func TestGoRunBinary(t *testing.T) {
+	cache := func() string { return "/root/.cache/go-build" }
 	cases := map[string]bool{
-		"/tmp/go-build2026626/b001/exe/mxgateway":         true,
-		`C:\Temp\go-build99\b001\exe\mxgateway.exe`:       filepath.Separator == '\\',
-		"/usr/local/bin/mxgateway":                        false,
-		"/tmp/go-build2026626/b001/mxgateway.test":        false,
-		"/home/me/exe/mxgateway":                          false,
-		"/home/me/go-build-tools/b001/exe/mxgateway":      true, // the shape is all go run leaves
-		"/tmp/mxg-e2e-123/bin/mxgateway":                  false,
-		"/tmp/go-build2026626/b001/exe/sub/exe/mxgateway": false,
+		"/root/.cache/go-build/b7/b7cf768f2872-d/mxgateway":  true, // go run of a build it ran before
+		"/root/.cache/other/b7/b7cf768f2872-d/mxgateway":     false,
+		"/root/.cache/go-build/b7x/b7cf768f2872-d/mxgateway": false,
+		"/tmp/go-build2026626/b001/exe/mxgateway":            true,
+		`C:\Temp\go-build99\b001\exe\mxgateway.exe`:          filepath.Separator == '\\',
+		"/usr/local/bin/mxgateway":                           false,
+		"/tmp/go-build2026626/b001/mxgateway.test":           false,
+		"/home/me/exe/mxgateway":                             false,
+		"/home/me/go-build-tools/b001/exe/mxgateway":         true, // the shape is all go run leaves
+		"/tmp/mxg-e2e-123/bin/mxgateway":                     false,
+		"/tmp/go-build2026626/b001/exe/sub/exe/mxgateway":    false,
 	}
 	for path, want := range cases {
-		if got := goRunBinary(path); got != want {
+		if got := goRunBinary(path, cache); got != want {
 			t.Errorf("goRunBinary(%s) = %v, want %v", path, got, want)
 		}
 	}

@@ -169,6 +169,7 @@ func newHarness(t *testing.T, mode Mode) *harness {
 	mxgatewayv1grpc.RegisterGatewayServer(srv, &fakeGateway{g: g, owners: map[string]string{}, handles: map[string]map[int32]string{}})
 	mxgatewayv1grpc.RegisterAdminServer(srv, NewAdminServer(e.mgr))
 	mxgatewayv1grpc.RegisterGalaxyServer(srv, mxgatewayv1grpc.UnimplementedGalaxyServer{})
+	mxgatewayv1grpc.RegisterAlarmsServer(srv, mxgatewayv1grpc.UnimplementedAlarmsServer{})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

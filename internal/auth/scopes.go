@@ -26,6 +26,8 @@ const (
 	ScopeInvokeSecure Scope = "invoke:secure"  // WriteSecured*, AuthenticateUser, ArchestrAUserToId
 	ScopeEventsRead   Scope = "events:read"    // StreamEvents
 	ScopeBrowseRead   Scope = "browse:read"    // the Galaxy service (browse)
+	ScopeAlarmsRead   Scope = "alarms:read"    // StreamAlarms, ListActiveAlarms
+	ScopeAlarmsAck    Scope = "alarms:ack"     // AcknowledgeAlarm
 	ScopeDashboard    Scope = "dashboard:read" // the pages of the web dashboard (docs/dashboard.md)
 	ScopeAdmin        Scope = "admin"          // the Admin service, every session, all of the above
 )
@@ -33,7 +35,7 @@ const (
 // AllScopes lists every scope in a stable order.
 var AllScopes = []Scope{
 	ScopeSessionOpen, ScopeSessionClose, ScopeInvokeRead, ScopeInvokeWrite,
-	ScopeInvokeSecure, ScopeEventsRead, ScopeBrowseRead, ScopeDashboard, ScopeAdmin,
+	ScopeInvokeSecure, ScopeEventsRead, ScopeBrowseRead, ScopeAlarmsRead, ScopeAlarmsAck, ScopeDashboard, ScopeAdmin,
 }
 
 // ParseScope returns the scope named s.
@@ -92,6 +94,11 @@ var scopeTable = map[target]Scope{
 	{Method: mxgatewayv1grpc.Galaxy_GetObject_FullMethodName}:         ScopeBrowseRead,
 	{Method: mxgatewayv1grpc.Galaxy_DiscoverHierarchy_FullMethodName}: ScopeBrowseRead,
 	{Method: mxgatewayv1grpc.Galaxy_WatchGalaxy_FullMethodName}:       ScopeBrowseRead,
+
+	// Service Alarms.
+	{Method: mxgatewayv1grpc.Alarms_StreamAlarms_FullMethodName}:     ScopeAlarmsRead,
+	{Method: mxgatewayv1grpc.Alarms_ListActiveAlarms_FullMethodName}: ScopeAlarmsRead,
+	{Method: mxgatewayv1grpc.Alarms_AcknowledgeAlarm_FullMethodName}: ScopeAlarmsAck,
 
 	// Server reflection reveals only the public schema; a key that may open
 	// sessions may discover the API (grpcurl and similar tools).

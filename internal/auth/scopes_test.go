@@ -23,6 +23,7 @@ func fullServer() *grpc.Server {
 	mxgatewayv1grpc.RegisterGatewayServer(s, mxgatewayv1grpc.UnimplementedGatewayServer{})
 	mxgatewayv1grpc.RegisterAdminServer(s, mxgatewayv1grpc.UnimplementedAdminServer{})
 	mxgatewayv1grpc.RegisterGalaxyServer(s, mxgatewayv1grpc.UnimplementedGalaxyServer{})
+	mxgatewayv1grpc.RegisterAlarmsServer(s, mxgatewayv1grpc.UnimplementedAlarmsServer{})
 	grpc_health_v1.RegisterHealthServer(s, health.NewServer())
 	reflection.Register(s)
 	return s

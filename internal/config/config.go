@@ -185,6 +185,10 @@ type Config struct {
 	// generated plant of that many areas instead of sim_model. Default 0;
 	// MXGATEWAY_SIM_PLANT.
 	SimPlant int
+	// Alarms runs the gateway's alarm monitor (docs/alarms.md): one
+	// gateway-internal session watching every alarm of the Galaxy model.
+	// Default "off"; MXGATEWAY_ALARMS.
+	Alarms string
 
 	// GalaxyRepository is the connection string of the Galaxy Repository
 	// database browse reads (go-mssqldb syntax: Windows integrated login
@@ -361,6 +365,7 @@ func defaults(env func(string) string, goos string) Config {
 		WorkerBackend:      BackendSim,
 		MXAccessProgID:     "LMXProxy.LMXProxyServer",
 		SimProfile:         "default",
+		Alarms:             AlarmsOff,
 		GalaxyPoll:         30 * time.Second,
 		GalaxySnapshot:     GalaxySnapshotOn,
 		StartupTimeout:     protocol.DefaultStartupTimeout,

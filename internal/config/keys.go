@@ -221,6 +221,12 @@ func splitList(s string) []string {
 	return out
 }
 
+// Values of the alarms key.
+const (
+	AlarmsOff = "off"
+	AlarmsOn  = "on"
+)
+
 // MaxSimPlantAreas bounds sim_plant (and mxgateway galaxy --sim-plant):
 // about 2,000 attributes per area.
 const MaxSimPlantAreas = 200
@@ -261,6 +267,7 @@ var keys = []key{
 	durationKey("galaxy_poll", "period of the Galaxy Repository deploy probe", time.Second, time.Hour, func(c *Config) *time.Duration { return &c.GalaxyPoll }),
 	enumKey("galaxy_snapshot", "keep the last Galaxy Repository model in <data_dir>/galaxy-snapshot.json, served stale while the database is unreachable", []string{GalaxySnapshotOn, GalaxySnapshotOff}, func(c *Config) *string { return &c.GalaxySnapshot }),
 	intKey("sim_plant", "serve the generated plant of N areas (0: sim_model or the demo Galaxy)", 0, MaxSimPlantAreas, func(c *Config) *int { return &c.SimPlant }),
+	enumKey("alarms", "run the alarm monitor: one gateway-internal session watching the Galaxy's alarms (docs/alarms.md)", []string{AlarmsOff, AlarmsOn}, func(c *Config) *string { return &c.Alarms }),
 	durationKey("startup_timeout", "worker launch and handshake deadline", time.Second, 10*time.Minute, func(c *Config) *time.Duration { return &c.StartupTimeout }),
 	durationKey("heartbeat_interval", "worker heartbeat interval", 100*time.Millisecond, 5*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatInterval }),
 	durationKey("heartbeat_grace", "silence after which an idle worker is faulted (> heartbeat_interval)", 200*time.Millisecond, 30*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatGrace }),

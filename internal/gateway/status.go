@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/internal/alarms"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
 	"github.com/mxgateway/mxgateway/internal/logging"
@@ -85,6 +86,16 @@ var errorTable = []errorMapping{
 	{err: browse.ErrStaleToken, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonPageTokenStale},
 	{err: browse.ErrPageToken, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonPageTokenInvalid},
 	{err: browse.ErrInvalid, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	// The Alarms service.
+	{err: errAckForbidden, code: codes.PermissionDenied, reason: mxgatewayv1.ReasonReferenceForbidden},
+	{err: alarms.ErrInvalid, code: codes.InvalidArgument, reason: mxgatewayv1.ReasonInvalidRequest},
+	{err: alarms.ErrNotFound, code: codes.NotFound, reason: mxgatewayv1.ReasonAlarmNotFound},
+	{err: alarms.ErrStaleInstance, code: codes.FailedPrecondition, reason: mxgatewayv1.ReasonAlarmInstanceStale},
+	{err: alarms.ErrUnavailable, code: codes.Unavailable, reason: mxgatewayv1.ReasonAlarmsUnavailable},
+	{err: alarms.ErrClosed, code: codes.Unavailable, reason: mxgatewayv1.ReasonShuttingDown},
+	{err: alarms.ErrFeedBehind, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonAlarmFeedBehind, quota: true},
+	{err: alarms.ErrFeedLimit, code: codes.ResourceExhausted, reason: mxgatewayv1.ReasonSubscriberLimit, quota: true},
+	{err: alarms.ErrAckRefused, code: codes.PermissionDenied, reason: mxgatewayv1.ReasonAlarmAckRefused},
 	{err: context.DeadlineExceeded, code: codes.DeadlineExceeded, reason: mxgatewayv1.ReasonCommandTimeout},
 	{err: context.Canceled, code: codes.Canceled},
 }

@@ -62,6 +62,7 @@ var funcs = template.FuncMap{
 		return t.AsTime().UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"join":  strings.Join,
+	"value": formatValue,
 	"state": stateName,
 	"enum": func(s fmt.Stringer) string {
 		return enumName(s.String())
@@ -89,7 +90,7 @@ func fmtAge(d time.Duration) string {
 // enumName turns SESSION_STATE_READY into READY: the part after the
 // enum's own prefix.
 func enumName(s string) string {
-	for _, p := range []string{"SESSION_STATE_", "DATA_HEALTH_", "EVENT_FAMILY_", "MODEL_SOURCE_", "FRESHNESS_", "MX_DATA_TYPE_", "SECURITY_CLASSIFICATION_"} {
+	for _, p := range []string{"ALARM_STATE_", "SESSION_STATE_", "DATA_HEALTH_", "EVENT_FAMILY_", "MODEL_SOURCE_", "FRESHNESS_", "MX_DATA_TYPE_", "SECURITY_CLASSIFICATION_"} {
 		if v, ok := strings.CutPrefix(s, p); ok {
 			return v
 		}
@@ -154,7 +155,7 @@ func (s *Server) fragment(w http.ResponseWriter, page, name string, data any) {
 var pageTitles = map[string]string{
 	"login": "Log in", "overview": "Overview", "sessions": "Sessions", "session": "Session",
 	"workers": "Workers", "events": "Events", "galaxy": "Galaxy", "browse": "Browse",
-	"keys": "API keys", "secret": "API key", "audit": "Audit log", "confirm": "Confirm", "error": "Error",
+	"keys": "API keys", "secret": "API key", "alarms": "Alarms", "audit": "Audit log", "confirm": "Confirm", "error": "Error",
 }
 
 // failed shows a service error as a page, with its gRPC code.

@@ -117,6 +117,9 @@ type Options struct {
 	// Galaxy serves the Galaxy and Browse pages, called as the logged-in
 	// key (its read constraints apply); nil: no Galaxy on this gateway.
 	Galaxy mxgatewayv1grpc.GalaxyServer
+	// Alarms serves the Alarms page, called as the logged-in key (its
+	// read and write constraints apply); nil: no alarm monitor.
+	Alarms mxgatewayv1grpc.AlarmsServer
 	// Sessions are the gateway's sessions (required).
 	Sessions *session.Manager
 	// Workers, when set, feeds the Workers page.
@@ -326,6 +329,8 @@ func (s *Server) routes() {
 	action("POST "+Prefix+"keys/{id}/rotate", s.keyRotate)
 	action("POST "+Prefix+"keys/{id}/revoke", s.keyRevoke)
 	adminPage("GET "+Prefix+"audit", s.auditPage)
+	page("GET "+Prefix+"alarms", s.alarmsPage)
+	mux.Handle("POST "+Prefix+"alarms/ack", s.secure(s.authed(s.csrf(s.need(auth.ScopeAlarmsAck, s.alarmAck)))))
 
 	page("GET "+Prefix+"live/overview", s.liveOverview)
 	page("GET "+Prefix+"live/sessions", s.liveSessions)

@@ -188,12 +188,12 @@ func (b *browser) mustLogin(key string) {
 // pages are the GET routes behind the login.
 var pages = []string{"/ui/", "/ui/sessions", "/ui/sessions/abc", "/ui/sessions/abc/close", "/ui/workers", "/ui/workers/1/kill",
 	"/ui/events", "/ui/galaxy", "/ui/browse", "/ui/browse/children?parent=Plant", "/ui/browse/object?tag=Sim",
-	"/ui/keys", "/ui/keys/k/revoke", "/ui/audit"}
+	"/ui/keys", "/ui/keys/k/revoke", "/ui/audit", "/ui/alarms"}
 
 var streams = []string{"/ui/live/overview", "/ui/live/sessions", "/ui/live/events", "/ui/live/watch"}
 
 var actions = []string{"/ui/logout", "/ui/sessions/abc/close", "/ui/workers/1/kill", "/ui/browse/watch", "/ui/browse/unwatch",
-	"/ui/keys", "/ui/keys/k/rotate", "/ui/keys/k/revoke"}
+	"/ui/keys", "/ui/keys/k/rotate", "/ui/keys/k/revoke", "/ui/alarms/ack"}
 
 // TestNothingWithoutLogin: without a login every page redirects to the
 // login form, every stream and action is 401, and only the login form and
@@ -441,10 +441,13 @@ func TestScopes(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser(t)
 	b.mustLogin(e.key(t, "viewer", nil, auth.ScopeDashboard))
-	for _, p := range []string{"/ui/", "/ui/sessions", "/ui/workers", "/ui/events", "/ui/galaxy"} {
+	for _, p := range []string{"/ui/", "/ui/sessions", "/ui/workers", "/ui/events", "/ui/galaxy", "/ui/alarms"} {
 		if resp, _ := b.get(p); resp.StatusCode != http.StatusOK {
 			t.Errorf("viewer GET %s: %s", p, resp.Status)
 		}
+	}
+	if resp, _ := b.post("/ui/alarms/ack", url.Values{FieldCSRF: {b.csrf}, "reference": {"Tank1.HighLevel"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer acknowledges an alarm: %s, want 403 (alarms:ack)", resp.Status)
 	}
 	for _, p := range []string{"/ui/keys", "/ui/audit", "/ui/sessions/abc/close", "/ui/workers/1/kill", "/ui/keys/k/revoke"} {
 		if resp, _ := b.get(p); resp.StatusCode != http.StatusForbidden {

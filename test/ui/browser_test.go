@@ -447,3 +447,77 @@ func ancestors(t *testing.T, c *client.Client, tag string) []string {
 	}
 	return chain
 }
+
+// TestDashboardAlarmsInBrowser: with the alarm monitor on, an alarm raised
+// by an SDK write (Valve1.Position past its HiHi limit) shows on the
+// Alarms page, and acknowledging it there with a comment acknowledges it
+// in the Alarms service.
+func TestDashboardAlarmsInBrowser(t *testing.T) {
+	g := harness.Start(t, "--alarms=on")
+	p := newPage(t, "http://"+g.HTTPAddr+"/ui/")
+	c := sdk(t, g)
+	ctx := harness.Context(t, browserTimeout)
+
+	p.open("login")
+	p.do("log in", chromedp.SendKeys(chromedp.ID("api_key"), g.AdminKey), chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("overview")))
+
+	s, err := c.OpenSession(ctx, "sdk-alarm-writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mx := s.MX()
+	hlmx, err := mx.Register(ctx, "alarms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := mx.AddItem(ctx, hlmx, "Valve1.Position")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mx.Advise(ctx, hlmx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := mx.Write(ctx, hlmx, h, client.MustValue(97.0), 0); err != nil {
+		t.Fatal(err)
+	}
+	const ref = "Valve1.Position.HiHi"
+	row := `document.querySelector('#alarms tr[data-ref=` + js(ref) + `]')`
+	testutil.Eventually(t, stepTimeout, func() error {
+		p.open("alarms")
+		if !eval[bool](p, row+` !== null && `+row+`.querySelector("form.ack") !== null`) {
+			return fmt.Errorf("%s is not listed unacknowledged on the Alarms page", ref)
+		}
+		return nil
+	})
+	p.shot("alarms")
+	p.do("write a comment", chromedp.SendKeys(chromedp.CSS(`#alarms tr[data-ref=`+js(ref)+`] input[name="comment"]`), "valve checked"))
+	actx, cancel := context.WithTimeout(p.ctx, stepTimeout)
+	resp, err := chromedp.RunResponse(actx, chromedp.Click(chromedp.CSS(`#alarms tr[data-ref=`+js(ref)+`] form.ack button`)))
+	cancel()
+	if err != nil {
+		t.Fatalf("acknowledge: %v", err)
+	}
+	if resp.Status != 200 {
+		t.Fatalf("acknowledge: the page after it is %d", resp.Status)
+	}
+	if msg := eval[string](p, `(document.getElementById("alarms-error") || {textContent: ""}).textContent`); msg != "" {
+		t.Fatalf("acknowledge: %s", msg)
+	}
+	testutil.Eventually(t, stepTimeout, func() error {
+		list, err := c.Alarms().List(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, a := range list.Alarms {
+			if a.GetReference() == ref && a.GetAcked() && a.GetAckComment() == "valve checked" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not acknowledged with the comment in the Alarms service", ref)
+	})
+	p.open("alarms")
+	p.until("the page shows it acknowledged", row+` !== null && `+row+`.textContent.includes("valve checked")`)
+	p.shot("alarms-acked")
+}

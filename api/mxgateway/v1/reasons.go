@@ -46,3 +46,12 @@ const (
 	ReasonPageTokenStale    = "PAGE_TOKEN_STALE"   // INVALID_ARGUMENT: the token was made before the last deploy
 	ReasonGalaxyUnavailable = "GALAXY_UNAVAILABLE" // UNAVAILABLE: no Galaxy model yet (or no source on this gateway)
 )
+
+// ErrorInfo reasons of the Alarms service (docs/alarms.md).
+const (
+	ReasonAlarmNotFound      = "ALARM_NOT_FOUND"      // NOT_FOUND: the reference names no watched alarm
+	ReasonAlarmInstanceStale = "ALARM_INSTANCE_STALE" // FAILED_PRECONDITION: the alarm was raised again since that instance
+	ReasonAlarmsUnavailable  = "ALARMS_UNAVAILABLE"   // UNAVAILABLE: the alarm monitor has no provider yet (or none on this gateway)
+	ReasonAlarmFeedBehind    = "ALARM_FEED_BEHIND"    // RESOURCE_EXHAUSTED: a StreamAlarms client fell too far behind
+	ReasonAlarmAckRefused    = "ALARM_ACK_REFUSED"    // PERMISSION_DENIED: the Galaxy refused the operator's credentials or the AckMsg write
+)

@@ -93,13 +93,14 @@ type Runtime struct {
 
 // deployment is one deployed model and its value engine.
 type deployment struct {
-	src   *galaxyv1.Model
-	model *sim.Model
-	seq   uint64
-	time  time.Time
-	hub   *sim.Backend
-	raw   []sim.Change // latest hub value by ordinal (Value nil for Sim)
-	hosts [][]string   // by ordinal: the object's tag and its hosts, lower-case
+	src    *galaxyv1.Model
+	model  *sim.Model
+	seq    uint64
+	time   time.Time
+	hub    *sim.Backend
+	raw    []sim.Change // latest hub value by ordinal (Value nil for Sim)
+	hosts  [][]string   // by ordinal: the object's tag and its hosts, lower-case
+	alarms *alarmEngine // the alarm evaluation (alarms.go)
 }
 
 // New deploys the model and starts the value engine.
@@ -175,7 +176,7 @@ func (r *Runtime) deploy(src *galaxyv1.Model, seq uint64) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &deployment{src: src, model: m, seq: seq, time: time.Now().UTC()}
+	d := &deployment{src: src, model: m, seq: seq, time: time.Now().UTC(), alarms: newAlarmEngine(m)}
 	hub, err := sim.New(sim.Options{Model: m, Profile: sim.ProfileTest, Clock: r.opts.Clock, Seed: int64(seq),
 		Logger: r.log.With("component", "galaxy-hub"), OnChange: func(b []sim.Change) { r.changed(d, b) },
 		Exit: func(int) {}})
@@ -210,6 +211,7 @@ func (r *Runtime) deploy(src *galaxyv1.Model, seq uint64) (*deployment, error) {
 			d.raw[c.Attr] = c
 		}
 	}
+	d.alarms.start(hub, d.raw)
 	r.mu.Unlock()
 	return d, nil
 }
@@ -225,6 +227,7 @@ func (r *Runtime) changed(d *deployment, batch []sim.Change) {
 	for _, c := range batch {
 		d.raw[c.Attr] = c
 	}
+	d.alarms.changed(batch, d.raw)
 	if r.cur != d {
 		return // not installed yet, or replaced: nobody sees it
 	}
