@@ -241,19 +241,23 @@ func (w *watcher) add(ctx context.Context, p *auth.Principal, ref string) error 
 // advise adds and advises one item (w.op held).
 func (w *watcher) advise(ctx context.Context, ss *session.Session, hlmx int32, it *watchItem) error {
 	reply, err := w.invoke(ctx, ss, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AddItem{AddItem: &mxgatewayv1.AddItemCommand{ServerHandle: hlmx, ItemDefinition: it.ref}}})
-	var h int32
 	if err == nil {
-		h = reply.GetItemHandle().GetItemHandle()
+		// The handle is known before the Advise: its first data change
+		// may arrive before the Advise's reply.
+		h := reply.GetItemHandle().GetItemHandle()
+		w.mu.Lock()
+		it.handle = h
+		w.mu.Unlock()
 		_, err = w.invoke(ctx, ss, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Advise{Advise: &mxgatewayv1.AdviseCommand{ServerHandle: hlmx, ItemHandle: h}}})
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
-		it.err = err.Error()
+		it.err, it.handle = err.Error(), 0 // a later watch of it tries again
 		w.signalLocked()
 		return err
 	}
-	it.handle, it.err = h, ""
+	it.err = ""
 	w.signalLocked()
 	return nil
 }
