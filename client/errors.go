@@ -135,6 +135,11 @@ var reasonSentinel = map[string]error{
 	mxgatewayv1.ReasonPageTokenStale:    ErrPageTokenStale,
 	mxgatewayv1.ReasonGalaxyUnavailable: ErrUnavailable,
 
+	// Shared subscriptions (client/shared).
+	mxgatewayv1.ReasonLeaseLimit:   ErrResourceExhausted,
+	mxgatewayv1.ReasonAdviseFailed: ErrInvalidRequest,
+	mxgatewayv1.ReasonUnavailable:  ErrUnavailable,
+
 	// Alarms service.
 	mxgatewayv1.ReasonAlarmNotFound:      ErrAlarmNotFound,
 	mxgatewayv1.ReasonAlarmInstanceStale: ErrAlarmInstanceStale,
@@ -142,6 +147,11 @@ var reasonSentinel = map[string]error{
 	mxgatewayv1.ReasonAlarmFeedBehind:    ErrResourceExhausted,
 	mxgatewayv1.ReasonAlarmAckRefused:    ErrAckRefused,
 }
+
+// SentinelOf returns the package sentinel an mxgateway reason matches
+// (ErrPermissionDenied for REFERENCE_NOT_ALLOWED, ...), or nil: for errors
+// that carry a reason outside gRPC, such as client/shared's.
+func SentinelOf(reason string) error { return reasonSentinel[reason] }
 
 var codeSentinel = map[codes.Code]error{
 	codes.NotFound:          ErrSessionNotFound,

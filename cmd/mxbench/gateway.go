@@ -98,8 +98,9 @@ func startGateway(ctx context.Context, bin, root, name string, args ...string) (
 		}
 	}
 	full := append([]string{"serve",
-		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0",
 		"--data-dir=" + g.dataDir, "--sim-profile=test",
+		"--alarms=off", // its session and worker would count in every figure
 	}, args...)
 	g.cmd = exec.Command(bin, full...)
 	g.cmd.Env = append(os.Environ(), "TMPDIR="+tmp)

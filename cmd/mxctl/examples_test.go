@@ -171,7 +171,8 @@ func TestEveryExampleRuns(t *testing.T) {
 			cmd := exec.CommandContext(ctx, "bash", "-c", "set -o pipefail; "+line)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-				"MXGATEWAY_ADDR="+g.GRPCAddr, "MXGATEWAY_DATA_DIR="+g.DataDir, "MXGATEWAY_API_KEY=", "MXGATEWAY_CA_FILE=")
+				"MXGATEWAY_ADDR="+g.GRPCAddr, "MXGATEWAY_DATA_DIR="+g.DataDir, "MXGATEWAY_API_KEY=", "MXGATEWAY_CA_FILE=",
+				"MXGATEWAY_NATS_URL=nats://"+g.NATSAddr)
 			var stdout, stderr harness.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {

@@ -10,12 +10,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/subject"
 	"github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/client/shared"
 	"golang.org/x/term"
 )
 
 func subscribeCmd() *command {
-	cmd := &command{name: "subscribe", summary: "watch references change live", usage: "REF... [--json] [--duration D] [--conflate] [--deadband X] [--deadband-percent P] [--min-interval D]",
+	cmd := &command{name: "subscribe", summary: "watch references change live", usage: "REF... [--json] [--duration D] [--conflate] [--deadband X] [--deadband-percent P] [--min-interval D] [--shared [--nats-url URL] [--galaxy G]]",
 		help: `Subscribes to each reference (Register + SubscribeBulk) and shows every
 OnDataChange. On a terminal it draws a table updated in place: value,
 quality, timestamp and age. When standard output is not a terminal, or with
@@ -34,11 +36,18 @@ Non-parity filters, applied by the gateway to this subscriber only:
 shown, --deadband-percent P one smaller than P % of it; --min-interval D
 shows at most one value per item per D (the latest, once D has passed).
 
+--shared subscribes through the gateway's NATS server instead (docs/nats.md):
+the gateway advises each reference once for every consumer, and mxctl
+starts with the last known value. --nats-url (MXGATEWAY_NATS_URL, default
+nats://127.0.0.1:4222) and --galaxy (the gateway's nats_galaxy) name it;
+the API key is the same as for gRPC. The gRPC-only filters do not apply.
+
 Examples:
   mxctl subscribe TIC101.PV Tank2.Level
   mxctl subscribe TIC101.PV --duration 5s --json > changes.jsonl
   mxctl subscribe TIC101.PV --conflate --duration 3s
-  mxctl subscribe Tank2.Level TIC101.PV --deadband 2.5 --min-interval 2s --duration 5s`}
+  mxctl subscribe Tank2.Level TIC101.PV --deadband 2.5 --min-interval 2s --duration 5s
+  mxctl subscribe TIC101.PV --shared --duration 3s --json`}
 	cmd.run = func(ctx context.Context, c *cli, args []string) int {
 		var conn connFlags
 		fs := c.flagSet(cmd, &conn)
@@ -48,6 +57,10 @@ Examples:
 		deadband := fs.Float64("deadband", 0, "skip numeric changes smaller than this (non-parity)")
 		deadbandPct := fs.Float64("deadband-percent", 0, "skip numeric changes smaller than this percentage of the last value (non-parity)")
 		minInterval := fs.Duration("min-interval", 0, "at most one value per item per interval (non-parity)")
+		var sf sharedFlags
+		fs.BoolVar(&sf.on, "shared", false, "subscribe through the gateway's NATS server (docs/nats.md)")
+		fs.StringVar(&sf.url, "nats-url", "", "the gateway's NATS server with --shared (env "+envNATSURL+", default "+shared.DefaultURL+")")
+		fs.StringVar(&sf.galaxy, "galaxy", "", "the gateway's nats_galaxy with --shared (default "+subject.DefaultGalaxy+")")
 		pos, code, ok := c.parse(cmd, fs, args)
 		if !ok {
 			return code
@@ -60,6 +73,12 @@ Examples:
 		}
 		if *deadband < 0 || *deadbandPct < 0 || *deadbandPct > 100 || *minInterval < 0 || *minInterval > time.Hour {
 			return c.fail(cmd.name, "", usageError("need --deadband >= 0, --deadband-percent from 0 to 100 and --min-interval from 0 to 1h"))
+		}
+		if sf.on {
+			if *conflate || *deadband != 0 || *deadbandPct != 0 || *minInterval != 0 {
+				return c.fail(cmd.name, "", usageError("--conflate, --deadband, --deadband-percent and --min-interval apply to gRPC subscriptions only, not with --shared"))
+			}
+			return subscribeShared(ctx, c, &conn, &sf, pos, *asJSON, *duration)
 		}
 		cl, addr, err := c.dial(ctx, &conn)
 		if err != nil {

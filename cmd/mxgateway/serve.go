@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -174,16 +175,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			retErr = &startupError{err: retErr}
 		}
 	}()
-	exe, wargs, err := workerCommand(cfg, log)
-	if err != nil {
-		return err
-	}
 	mode, err := auth.ParseMode(string(cfg.Auth))
 	if err != nil {
 		return err
 	}
 	grpcLis, httpLis, err := bindListeners(cfg)
 	if err != nil {
+		return err
+	}
+	if err := probeNATS(cfg); err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return err
+	}
+	// The worker is chosen (and under go run built) once the addresses are
+	// ours: a taken port is reported at once, as the only line.
+	exe, wargs, err := workerCommand(cfg, log)
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
 		return err
 	}
 
@@ -236,6 +246,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	}
 
 	var serverOpts []grpc.ServerOption
+	var natsTLS *tls.Config // the same certificate for the NATS listener
 	caFile := ""
 	switch cfg.TLS {
 	case config.TLSFiles:
@@ -244,6 +255,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			return fmt.Errorf("serve: %w", err)
 		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsutil.ServerConfig(cert))))
+		natsTLS = tlsutil.ServerConfig(cert)
 	case config.TLSSelfSigned:
 		res, err := tlsutil.EnsureSelfSigned(tlsutil.SelfSignedConfig{Dir: cfg.DataDir, ExtraNames: cfg.TLSExtraNames})
 		if err != nil {
@@ -253,6 +265,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			log.Info("generated a self-signed TLS certificate", slog.String("cert", res.CertFile), slog.Time("not_after", res.NotAfter))
 		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsutil.ServerConfig(res.Certificate))))
+		natsTLS = tlsutil.ServerConfig(res.Certificate)
 		caFile = res.CertFile
 	}
 
@@ -409,6 +422,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	alarmsSvc := gateway.NewAlarmsService(alarmMon, log)
 	mxgatewayv1grpc.RegisterAlarmsServer(gw.GRPCServer(), alarmsSvc)
 
+	// Shared subscriptions on NATS (docs/nats.md), closed before the
+	// sessions: its own session unadvises first.
+	bus, err := startNATS(ctx, cfg, sessions, mgr, st, guard, mode, natsTLS, log)
+	if err != nil {
+		return fmt.Errorf("serve: NATS: %w", err)
+	}
+	if bus != nil {
+		cleanups = append(cleanups, func() {
+			cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			bus.Close(cctx)
+		})
+	}
+
 	// Readiness: /readyz and the gRPC health status follow the same checks.
 	setServing := func(ready bool) {
 		st := healthpb.HealthCheckResponse_NOT_SERVING
@@ -519,6 +546,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if err := ops.Listen(); err != nil {
 		return fmt.Errorf("serve: HTTP listener: %w", err)
 	}
+	if bus != nil && bus.Addr() != "" {
+		log.Info("NATS listening", slog.String(logging.KeyAddr, bus.Addr()))
+		fmt.Fprintf(stdout, "mxgateway: NATS listening on %s\n", bus.Addr())
+	}
+	if bus != nil && bus.LeafAddr() != "" {
+		log.Info("NATS leaf nodes listening", slog.String(logging.KeyAddr, bus.LeafAddr()))
+		fmt.Fprintf(stdout, "mxgateway: NATS leaf nodes listening on %s\n", bus.LeafAddr())
+	}
 	for _, l := range []struct{ what, addr string }{{"gRPC", grpcLis.Addr().String()}, {"HTTP", ops.Addr().String()}} {
 		log.Info(l.what+" listening", slog.String(logging.KeyAddr, l.addr))
 		fmt.Fprintf(stdout, "mxgateway: %s listening on %s\n", l.what, l.addr)
@@ -565,6 +600,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		})
 	}
 	bg.Go(func() { _ = st.RunLastUsedFlusher(bgCtx, 0) })
+	if bus != nil && galaxyStore != nil {
+		bg.Go(func() { publishDeploys(bgCtx, galaxyStore, bus, log) })
+	}
 	if mode == auth.ModeNone {
 		bg.Go(func() {
 			t := time.NewTicker(noAuthWarnInterval)
@@ -599,6 +637,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	}
 	if dashLn != nil {
 		dashLn.shutdown(sctx)
+	}
+	if bus != nil {
+		bus.Close(sctx)
 	}
 	stopAlarms() // ends the alarm feeds and the monitor's session first
 	if err := gw.Shutdown(sctx); err != nil {

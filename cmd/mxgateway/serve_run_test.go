@@ -79,9 +79,10 @@ func startServe(t *testing.T, adjust func(*config.Config)) *running {
 	}
 	t.Setenv("TMPDIR", tmp) // the supervisor's runtime directory
 	cfg := config.Default()
-	cfg.Listen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.HTTPListen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.SimProfile = "test"
+	cfg.Alarms = config.AlarmsOff // its session would be in every listing
 	cfg.ShutdownGrace = 30 * time.Second
 	if adjust != nil {
 		adjust(&cfg)

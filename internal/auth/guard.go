@@ -466,3 +466,19 @@ func (g *Guard) CheckSession(ctx context.Context, sessionID, ownerKeyID string) 
 	}
 	return nil
 }
+
+// Deny records a denial made outside the gRPC API (the NATS bus, docs/nats.md):
+// counted, rate-limited per source, logged and audited like the API's own.
+// remote is the caller's address as the other transport knows it.
+func (g *Guard) Deny(ctx context.Context, p *Principal, reason, action, target, detail, remote string) {
+	if remote != "" {
+		ctx = peer.NewContext(ctx, &peer.Peer{Addr: textAddr(remote)})
+	}
+	g.deny(ctx, p, reason, action, target, detail)
+}
+
+// textAddr is an address known only as text.
+type textAddr string
+
+func (a textAddr) Network() string { return "nats" }
+func (a textAddr) String() string  { return string(a) }

@@ -187,7 +187,7 @@ type Config struct {
 	SimPlant int
 	// Alarms runs the gateway's alarm monitor (docs/alarms.md): one
 	// gateway-internal session watching every alarm of the Galaxy model.
-	// Default "off"; MXGATEWAY_ALARMS.
+	// Default "on"; MXGATEWAY_ALARMS.
 	Alarms string
 
 	// GalaxyRepository is the connection string of the Galaxy Repository
@@ -345,6 +345,9 @@ type Config struct {
 	// CredentialBackoffMax bounds that wait. Default 5m;
 	// MXGATEWAY_CREDENTIAL_BACKOFF_MAX.
 	CredentialBackoffMax time.Duration
+
+	// NATS is the nats_* section: shared subscriptions on NATS (nats.go).
+	NATS NATSConfig
 }
 
 // Default returns the default configuration for this machine: the data
@@ -365,7 +368,7 @@ func defaults(env func(string) string, goos string) Config {
 		WorkerBackend:      BackendSim,
 		MXAccessProgID:     "LMXProxy.LMXProxyServer",
 		SimProfile:         "default",
-		Alarms:             AlarmsOff,
+		Alarms:             AlarmsOn,
 		GalaxyPoll:         30 * time.Second,
 		GalaxySnapshot:     GalaxySnapshotOn,
 		StartupTimeout:     protocol.DefaultStartupTimeout,
@@ -411,6 +414,7 @@ func defaults(env func(string) string, goos string) Config {
 		MaxConnectionIdle:    5 * time.Minute,
 		CredentialBackoff:    time.Second,
 		CredentialBackoffMax: 5 * time.Minute,
+		NATS:                 defaultNATS(),
 
 		Dashboard:            On,
 		DashboardTLS:         TLSOff,

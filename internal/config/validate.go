@@ -122,6 +122,7 @@ func (c *Config) Validate() error {
 		bad("credential_backoff_max", "%s must be at least credential_backoff (%s)",
 			FormatDuration(c.CredentialBackoffMax), FormatDuration(c.CredentialBackoff))
 	}
+	c.validateNATS(bad)
 	return errors.Join(errs...)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	sdk "github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/internal/alarms"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/test/e2e/harness"
 )
@@ -288,7 +289,7 @@ func TestAlarmsMonitorRestart(t *testing.T) {
 	// Kill the monitor's worker.
 	pid := 0
 	for _, si := range listSessions(t, ctx, g) {
-		if si.GetClientName() == "gateway:alarm-monitor" {
+		if si.GetClientName() == alarmMonitorClient {
 			pid = int(si.GetWorkerPid())
 		}
 	}
@@ -428,21 +429,22 @@ func TestAlarmsBurst(t *testing.T) {
 	}
 }
 
-// runAlarmsServe runs docs/alarms.md's "mxgateway serve --alarms on": the
-// monitor comes up and lists the demo Galaxy's alarms.
+// runAlarmsServe runs docs/alarms.md's "mxgateway serve --alarms off": no
+// monitor session, and the Alarms service says why it cannot serve.
 func runAlarmsServe(t *testing.T, c docCommand) {
 	g := harness.Start(t, strings.Fields(strings.TrimPrefix(c.line, "mxgateway serve "))...)
 	ctx := harness.Context(t, time.Minute)
-	al := sdkDial(t, ctx, g, g.AdminKey).Alarms()
-	waitReady(t, ctx, al)
-	found := false
+	_, err := sdkDial(t, ctx, g, g.AdminKey).Alarms().List(ctx, nil)
+	wantReason(t, err, sdk.ErrUnavailable, mxgatewayv1.ReasonAlarmsUnavailable)
 	for _, si := range listSessions(t, ctx, g) {
-		found = found || si.GetClientName() == "gateway:alarm-monitor"
-	}
-	if !found {
-		t.Fatal("no gateway:alarm-monitor session")
+		if si.GetClientName() == alarmMonitorClient {
+			t.Fatalf("a %s session with --alarms off", alarmMonitorClient)
+		}
 	}
 }
+
+// alarmMonitorClient is the client name of the monitor's session.
+const alarmMonitorClient = alarms.ClientName
 
 // TestAlarmsScopesAndConstraints: a key with alarms:read only lists and
 // streams but may not acknowledge; its read constraints hide the alarms it

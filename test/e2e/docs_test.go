@@ -196,7 +196,7 @@ func TestEveryDocCommandRuns(t *testing.T) {
 			}
 		}},
 		{page: "docs/browse.md", re: regexp.MustCompile(`^grpcurl .*mxgateway\.v1\.Galaxy/BrowseChildren$`), run: runBrowseGrpcurl},
-		{page: "docs/alarms.md", re: regexp.MustCompile(`^mxgateway serve --alarms on$`), run: runAlarmsServe},
+		{page: "docs/alarms.md", re: regexp.MustCompile(`^mxgateway serve --alarms off$`), run: runAlarmsServe},
 	}
 	cmds := docCommands(t)
 	if len(cmds) < 40 {

@@ -32,7 +32,7 @@ func TestQuickstartGoRunUsesTheLeanWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("go", "run", "./cmd/mxgateway", "serve",
-		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--data-dir="+filepath.Join(dir, "data"),
+		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0", "--data-dir="+filepath.Join(dir, "data"),
 		"--sim-profile=test", "--auth=none")
 	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)

@@ -204,7 +204,7 @@ func TestOpsConfigValidate(t *testing.T) {
 	}
 
 	code, out, errOut := runBinary(t, []string{"TMPDIR=" + dir}, "serve", "--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
-		"--data-dir", filepath.Join(dir, "data"), "--max-sessions", "0")
+		"--nats-listen=127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--max-sessions", "0")
 	if code == 0 || strings.Contains(out, "listening on") || !strings.Contains(errOut, "max_sessions") {
 		t.Errorf("serve --max-sessions 0 = exit %d, want non-zero before listening, naming max_sessions\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -320,7 +320,7 @@ func TestOpsBadWorkerExecutable(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			data := filepath.Join(dir, fmt.Sprintf("data%d", i))
-			args := append([]string{"serve", "--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--data-dir", data, "--sim-profile=test"}, c.args...)
+			args := append([]string{"serve", "--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0", "--data-dir", data, "--sim-profile=test"}, c.args...)
 			code, out, errOut := runBinary(t, []string{"TMPDIR=" + dir}, args...)
 			if code == 0 || strings.Contains(out, "listening on") {
 				t.Fatalf("serve %v = exit %d, want non-zero before listening\nstdout:\n%s\nstderr:\n%s", c.args, code, out, errOut)

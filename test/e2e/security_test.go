@@ -784,7 +784,7 @@ func TestSecurityNoAuth(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		code, out, errOut := runBinary(t, []string{"TMPDIR=" + dir}, "serve", "--auth=none", "--listen=0.0.0.0:0",
-			"--http-listen=127.0.0.1:0", "--data-dir="+filepath.Join(dir, "data"), "--sim-profile=test")
+			"--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0", "--data-dir="+filepath.Join(dir, "data"), "--sim-profile=test")
 		if code == 0 {
 			t.Fatalf("serve --auth=none on 0.0.0.0 exited 0\nstdout:\n%s\nstderr:\n%s", out, errOut)
 		}
@@ -800,7 +800,7 @@ func TestSecurityNoAuth(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		code, out, errOut := runBinary(t, []string{"TMPDIR=" + dir}, "serve", "--listen=0.0.0.0:0",
-			"--http-listen=127.0.0.1:0", "--data-dir="+filepath.Join(dir, "data"), "--sim-profile=test")
+			"--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0", "--data-dir="+filepath.Join(dir, "data"), "--sim-profile=test")
 		if code == 0 || strings.Contains(out, "listening on") {
 			t.Fatalf("serve on 0.0.0.0 without TLS = exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}

@@ -36,7 +36,7 @@ func TestServePortTaken(t *testing.T) {
 			data := filepath.Join(dir, "data")
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "serve", "--listen="+tc.grpc, "--http-listen="+tc.http, "--data-dir="+data)
+			cmd := exec.CommandContext(ctx, bin, "serve", "--listen="+tc.grpc, "--http-listen="+tc.http, "--nats-listen=127.0.0.1:0", "--data-dir="+data)
 			cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr

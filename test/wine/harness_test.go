@@ -105,9 +105,9 @@ func startGateway(t *testing.T, o gwOptions) *gateway {
 		t.Fatal(err)
 	}
 	model, _ := filepath.Abs("testdata/standin.yaml")
-	args := []string{"serve", "--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+	args := []string{"serve", "--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0",
 		"--data-dir=" + winPath(g.dataDir), "--log-format=json", "--worker-backend=" + o.backend,
-		"--sim-profile=test", "--sim-model=" + winPath(model)}
+		"--sim-profile=test", "--sim-model=" + winPath(model), "--alarms=off"}
 	if o.backend == "mxaccess" {
 		// A copy per gateway, so that its worker processes are found by
 		// their path.

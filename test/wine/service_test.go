@@ -53,6 +53,7 @@ func TestWindowsService(t *testing.T) {
 	cfg := filepath.Join(dir, "mxgateway.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
 http_listen: 127.0.0.1:%d
+nats_listen: 127.0.0.1:0
 data_dir: %s
 log_file: %s
 log_format: json

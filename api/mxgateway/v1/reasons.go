@@ -47,6 +47,14 @@ const (
 	ReasonGalaxyUnavailable = "GALAXY_UNAVAILABLE" // UNAVAILABLE: no Galaxy model yet (or no source on this gateway)
 )
 
+// Reasons of shared subscriptions on NATS (docs/nats.md), carried in the
+// reason fields of SharedLeaseReply, SharedLeaseEntry and SharedWriteReply.
+const (
+	ReasonLeaseLimit   = "LEASE_LIMIT"   // nats_max_references or nats_max_leases_per_key reached
+	ReasonAdviseFailed = "ADVISE_FAILED" // MXAccess refused AddItem or Advise of the reference (message has the HRESULT)
+	ReasonUnavailable  = "UNAVAILABLE"   // the gateway-owned session could not be opened or failed; retry
+)
+
 // ErrorInfo reasons of the Alarms service (docs/alarms.md).
 const (
 	ReasonAlarmNotFound      = "ALARM_NOT_FOUND"      // NOT_FOUND: the reference names no watched alarm

@@ -74,8 +74,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Binary returns the path of the mxgateway binary, building it on first use
-// (with -race when the tests run with -race).
+// Binary returns the path of the mxgateway binary, building it and mxworker
+// beside it on first use (with -race when the tests run with -race).
 func Binary(t testing.TB) string {
 	t.Helper()
 	if !suite.mainCalled.Load() {
@@ -90,15 +90,18 @@ func Binary(t testing.TB) string {
 		if runtime.GOOS == "windows" {
 			exe += ".exe"
 		}
-		suite.binary = filepath.Join(suite.root, "bin", exe)
-		args := []string{"build", "-o", suite.binary}
+		// mxworker beside mxgateway, from the same build, as make build and
+		// go install leave them: sim sessions run the lean worker.
+		bin := filepath.Join(suite.root, "bin")
+		suite.binary = filepath.Join(bin, exe)
+		args := []string{"build", "-o", bin + string(filepath.Separator)}
 		env := append(os.Environ(), "CGO_ENABLED=0")
 		if raceEnabled {
 			// The gateway and its workers run with the race detector too.
 			args = append(args, "-race")
 			env = append(os.Environ(), "CGO_ENABLED=1")
 		}
-		cmd := exec.Command("go", append(args, modulePath+"/cmd/mxgateway")...)
+		cmd := exec.Command("go", append(args, modulePath+"/cmd/mxgateway", modulePath+"/cmd/mxworker")...)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			suite.err = fmt.Errorf("go build: %v\n%s", err, out)
@@ -115,6 +118,12 @@ type Gateway struct {
 	// GRPCAddr and HTTPAddr are the addresses the gateway printed.
 	GRPCAddr string
 	HTTPAddr string
+	// NATSAddr is the embedded NATS server's client address ("" with
+	// --nats-mode off); the harness starts it on a port the kernel picks.
+	NATSAddr string
+	// NATSLeafAddr is the embedded NATS server's leaf-node address, with
+	// --nats-leaf-listen.
+	NATSLeafAddr string
 	// Dir is this gateway's own directory; DataDir (--data-dir), TempDir
 	// (its $TMPDIR, where worker endpoints live) and gateway.log (its
 	// stderr) are inside it.
@@ -141,10 +150,13 @@ type Gateway struct {
 	conn    *grpc.ClientConn
 	stopped bool
 	killed  bool
+	// natsAddr is the NATS line's address (a string), stored by the
+	// stdout reader before it sends the other addresses.
+	natsAddr, natsLeafAddr atomic.Value
 }
 
 // Start starts `mxgateway serve` on loopback ports chosen by the kernel,
-// with --sim-profile test, its own data and temp directories, and
+// with --sim-profile test and --alarms off, its own data and temp directories, and
 // extraArgs appended (later flags win, so extraArgs may override the
 // defaults). It waits until the gateway printed both addresses. Cleanup
 // closes the connection, stops the gateway (SIGTERM), fails the test if it
@@ -209,8 +221,11 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 		}
 	}
 	args := append([]string{"serve",
-		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+		"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--nats-listen=127.0.0.1:0",
 		"--data-dir=" + g.DataDir, "--sim-profile=test", "--log-format=json",
+		// The alarm monitor (on by default) is one more session and worker
+		// per gateway; the tests of alarms turn it on.
+		"--alarms=off",
 	}, extraArgs...)
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Env = append(os.Environ(), "TMPDIR="+g.TempDir)
@@ -239,6 +254,12 @@ func start(t testing.TB, dir string, extraArgs []string) *Gateway {
 	select {
 	case a := <-addrs:
 		g.GRPCAddr, g.HTTPAddr, g.CAFile = a[0], a[1], a[2]
+		if a, ok := g.natsAddr.Load().(string); ok {
+			g.NATSAddr = a
+		}
+		if a, ok := g.natsLeafAddr.Load().(string); ok {
+			g.NATSLeafAddr = a
+		}
 	case <-g.exited:
 		t.Fatalf("harness: gateway exited before listening (%v)\nstderr:\n%s", g.err, g.Stderr.String())
 	case <-time.After(StartTimeout):
@@ -287,6 +308,12 @@ func (g *Gateway) readStdout(r io.Reader, addrs chan<- [3]string) {
 		g.Stdout.Write([]byte(line + "\n"))
 		if a, ok := strings.CutPrefix(line, "mxgateway: gRPC listening on "); ok {
 			grpcAddr = strings.TrimSpace(a)
+		}
+		if a, ok := strings.CutPrefix(line, "mxgateway: NATS listening on "); ok {
+			g.natsAddr.Store(strings.TrimSpace(a))
+		}
+		if a, ok := strings.CutPrefix(line, "mxgateway: NATS leaf nodes listening on "); ok {
+			g.natsLeafAddr.Store(strings.TrimSpace(a))
 		}
 		if a, ok := strings.CutPrefix(line, "mxgateway: HTTP listening on "); ok {
 			httpAddr = strings.TrimSpace(a)

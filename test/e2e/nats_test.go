@@ -1,0 +1,555 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/subject"
+	mxclient "github.com/mxgateway/mxgateway/client"
+	"github.com/mxgateway/mxgateway/client/shared"
+	"github.com/mxgateway/mxgateway/internal/testutil"
+	"github.com/mxgateway/mxgateway/test/e2e/harness"
+)
+
+// Shared subscriptions on NATS (docs/nats.md): the real gateway with its
+// embedded NATS server and real sim workers, consumers on nats.go and the
+// SDK's client.Shared.
+
+// readScopes are what a key needs to receive shared values.
+var readScopes = []string{"invoke:read", "events:read"}
+
+// natsConn connects to g's NATS server with key the way docs/nats.md says:
+// the key as token, replies under the key's own inbox.
+func natsConn(t *testing.T, g *harness.Gateway, key newKey) *nats.Conn {
+	t.Helper()
+	nc, err := natsDial(g, key)
+	if err != nil {
+		t.Fatalf("connect to NATS %s: %v", g.NATSAddr, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func natsDial(g *harness.Gateway, key newKey) (*nats.Conn, error) {
+	return nats.Connect("nats://"+g.NATSAddr, nats.Token(key.raw), nats.CustomInboxPrefix(subject.Inbox(key.id)),
+		nats.NoReconnect(), nats.Timeout(10*time.Second))
+}
+
+// lease sends a protobuf lease request for refs on nc as key.
+func lease(t *testing.T, nc *nats.Conn, keyID string, refs ...string) *mxgatewayv1.SharedLeaseReply {
+	t.Helper()
+	s, _ := subject.NewSubjects(subject.DefaultGalaxy)
+	data, _ := proto.Marshal(&mxgatewayv1.SharedLeaseRequest{Consumer: "e2e", References: refs})
+	msg, err := nc.Request(s.Subscribe(keyID), data, 30*time.Second)
+	if err != nil {
+		t.Fatalf("lease request: %v", err)
+	}
+	reply := &mxgatewayv1.SharedLeaseReply{}
+	if err := proto.Unmarshal(msg.Data, reply); err != nil {
+		t.Fatal(err)
+	}
+	return reply
+}
+
+// values collects the SharedValues published on one subject.
+type values struct {
+	mu  sync.Mutex
+	got []*mxgatewayv1.SharedValue
+}
+
+func collectValues(t *testing.T, nc *nats.Conn, subj string) *values {
+	t.Helper()
+	v := &values{}
+	_, err := nc.Subscribe(subj, func(m *nats.Msg) {
+		sv := &mxgatewayv1.SharedValue{}
+		if err := proto.Unmarshal(m.Data, sv); err != nil {
+			t.Errorf("%s: not a SharedValue: %v", subj, err)
+			return
+		}
+		v.mu.Lock()
+		v.got = append(v.got, sv)
+		v.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (v *values) snapshot() []*mxgatewayv1.SharedValue {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]*mxgatewayv1.SharedValue(nil), v.got...)
+}
+
+// waitValues waits for n values and checks they are TIC101.PV-like: the
+// reference, a double, good quality, increasing per-subject sequences.
+func (v *values) waitValues(t *testing.T, ref string, n int) []*mxgatewayv1.SharedValue {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if got := len(v.snapshot()); got < n {
+			return fmt.Errorf("%d of %d values of %s", got, n, ref)
+		}
+		return nil
+	})
+	got := v.snapshot()
+	for i, sv := range got {
+		if sv.GetReference() != ref || sv.GetValue().GetKind() == nil || sv.GetQuality().GetRaw() != 192 || sv.GetSourceTime() == nil {
+			t.Fatalf("value %d of %s: %v", i, ref, sv)
+		}
+		if i > 0 && sv.GetSequence() <= got[i-1].GetSequence() {
+			t.Fatalf("sequences not increasing: %d then %d", got[i-1].GetSequence(), sv.GetSequence())
+		}
+	}
+	return got
+}
+
+func adviseCount(t *testing.T, g *harness.Gateway) float64 {
+	n, _ := scrape(t, g).sum("mxgateway_commands_total", `command="advise"`, `outcome="ok"`)
+	return n
+}
+
+// TestNATSSharedValues: a nats.go client with an API key declares interest
+// in TIC101.PV and receives its values on the documented subject; a second
+// consumer (the SDK) shares the one advise and starts with the last value.
+func TestNATSSharedValues(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	if g.NATSAddr == "" {
+		t.Fatal("the gateway printed no NATS address")
+	}
+	key := createKey(t, g, keyspec{name: "nats-reader", scopes: readScopes, allowRead: []string{"TIC101.*"}})
+	nc := natsConn(t, g, key)
+	const subj = "mxgw.v1.galaxy.tag.TIC101.PV"
+	vals := collectValues(t, nc, subj)
+	reply := lease(t, nc, key.id, "TIC101.PV")
+	if reply.GetReason() != "" || len(reply.GetEntries()) != 1 || reply.GetEntries()[0].GetReason() != "" {
+		t.Fatalf("lease refused: %v", reply)
+	}
+	if e := reply.GetEntries()[0]; e.GetSubject() != subj || reply.GetTtl().AsDuration() <= 0 {
+		t.Fatalf("lease entry %v, ttl %v", e, reply.GetTtl())
+	}
+	first := vals.waitValues(t, "TIC101.PV", 2)
+
+	// The SDK, a second consumer of the same reference: its first value is
+	// the last one (from the lease reply), and the gateway advised once.
+	sh, err := shared.Dial(harness.Context(t, 30*time.Second), shared.Options{URL: "nats://" + g.NATSAddr, APIKey: key.raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	got := make(chan shared.Value, 100)
+	sub, err := sh.Subscribe(harness.Context(t, 30*time.Second), []string{"TIC101.PV"}, func(v shared.Value) {
+		select {
+		case got <- v:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := <-got
+	if !v.Last || v.Reference != "TIC101.PV" || v.Sequence < first[0].GetSequence() {
+		t.Fatalf("first SDK value %+v, want the last value (sequence >= %d)", v, first[0].GetSequence())
+	}
+	if _, err := v.Value.AsFloat64(); err != nil || !v.Quality.IsGood() {
+		t.Fatalf("SDK value %+v: %v", v, err)
+	}
+	select {
+	case live := <-got:
+		if live.Last || live.Sequence <= v.Sequence {
+			t.Fatalf("live value %+v after %+v", live, v)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no live value through the SDK")
+	}
+	if n := adviseCount(t, g); n != 1 {
+		t.Fatalf("two consumers of TIC101.PV: %v Advise commands, want 1", n)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNATSSecurity: NATS clients authenticate with API keys and get the
+// subject permissions of their scopes and constraints, like the gRPC
+// security suite.
+func TestNATSSecurity(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	url := "nats://" + g.NATSAddr
+	ctx := harness.Context(t, 2*time.Minute)
+
+	t.Run("no key refused", func(t *testing.T) {
+		nc, err := nats.Connect(url, nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			t.Fatal("connected without a key")
+		}
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("connect without a key: %v, want an authorization violation", err)
+		}
+	})
+	t.Run("unknown key refused", func(t *testing.T) {
+		if _, err := natsDial(g, newKey{id: "x", raw: fakeKey("")}); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("connect with an unknown key: %v", err)
+		}
+	})
+	t.Run("revoked key refused", func(t *testing.T) {
+		k := createKey(t, g, keyspec{name: "nats-revoked", scopes: readScopes})
+		nc := natsConn(t, g, k) // connected before the revocation
+		if _, err := g.Admin().RevokeApiKey(ctx, &mxgatewayv1.RevokeApiKeyRequest{Id: k.id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := natsDial(g, k); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("connect with a revoked key: %v", err)
+		}
+		// The connection made before: its requests are refused too.
+		if r := lease(t, nc, k.id, "TIC101.PV"); r.GetReason() != mxgatewayv1.ReasonUnauthenticated {
+			t.Fatalf("lease with a key revoked after connecting: %v", r)
+		}
+		if _, err := shared.Dial(ctx, shared.Options{URL: url, APIKey: k.raw}); !errors.Is(err, mxclient.ErrUnauthenticated) {
+			t.Fatalf("DialShared with a revoked key: %v", err)
+		}
+	})
+	t.Run("key without read rights refused", func(t *testing.T) {
+		k := createKey(t, g, keyspec{name: "nats-noread", scopes: []string{"session:open"}})
+		sh, err := shared.Dial(ctx, shared.Options{URL: url, APIKey: k.raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sh.Close()
+		_, err = sh.Subscribe(ctx, []string{"TIC101.PV"}, func(shared.Value) {})
+		if !errors.Is(err, mxclient.ErrPermissionDenied) {
+			t.Fatalf("Subscribe without read scopes: %v, want permission denied", err)
+		}
+	})
+	t.Run("reference outside allow_read refused", func(t *testing.T) {
+		k := createKey(t, g, keyspec{name: "nats-tic101", scopes: readScopes, allowRead: []string{"TIC101.*"}})
+		nc := natsConn(t, g, k)
+		r := lease(t, nc, k.id, "TIC101.PV", "FIC101.PV")
+		if len(r.GetEntries()) != 2 || r.GetEntries()[0].GetReason() != "" || r.GetEntries()[1].GetReason() != mxgatewayv1.ReasonReferenceForbidden {
+			t.Fatalf("lease of TIC101.PV and FIC101.PV with allow_read TIC101.*: %v", r)
+		}
+		sh, err := shared.Dial(ctx, shared.Options{URL: url, APIKey: k.raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sh.Close()
+		// The NATS server itself refuses the subscription.
+		if _, err := sh.Subscribe(ctx, []string{"FIC101.PV"}, func(shared.Value) {}); !errors.Is(err, mxclient.ErrPermissionDenied) {
+			t.Fatalf("Subscribe FIC101.PV with allow_read TIC101.*: %v", err)
+		}
+		// No one may publish values but the gateway.
+		if err := nc.Publish("mxgw.v1.galaxy.tag.TIC101.PV", []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if err := nc.LastError(); !errors.Is(err, nats.ErrPermissionViolation) {
+				return fmt.Errorf("a publish on a value subject: last error %v, want a permissions violation", err)
+			}
+			return nil
+		})
+	})
+	t.Run("writes checked against allow_write", func(t *testing.T) {
+		k := createKey(t, g, keyspec{name: "nats-writer", scopes: []string{"invoke:write"}, allowWrite: []string{"TIC101.SP"}})
+		sh, err := shared.Dial(ctx, shared.Options{URL: url, APIKey: k.raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sh.Close()
+		if _, err := sh.Write(ctx, "TIC101.SP", mxclient.MustValue(70.5)); err != nil {
+			t.Fatalf("write TIC101.SP: %v", err)
+		}
+		_, err = sh.Write(ctx, "TIC101.HiLimit", mxclient.MustValue(99.0))
+		var se *shared.Error
+		if !errors.As(err, &se) || se.Reason != mxgatewayv1.ReasonReferenceForbidden {
+			t.Fatalf("write TIC101.HiLimit with allow_write TIC101.SP: %v", err)
+		}
+		// The denial is audited like the gRPC API's.
+		testutil.Eventually(t, 10*time.Second, func() error {
+			r, err := g.Admin().ListAuditEvents(ctx, &mxgatewayv1.ListAuditEventsRequest{ActorKeyId: k.id})
+			if err != nil {
+				return err
+			}
+			for _, e := range r.GetEvents() {
+				if e.GetOutcome() == "denied" && strings.Contains(e.GetTarget(), "TIC101.HiLimit") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no audit row for the refused write among %v", r.GetEvents())
+		})
+		// A reader cannot write at all: the server refuses the publish.
+		rk := createKey(t, g, keyspec{name: "nats-reader-only", scopes: readScopes})
+		rsh, err := shared.Dial(ctx, shared.Options{URL: url, APIKey: rk.raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rsh.Close()
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if _, err := rsh.Write(wctx, "TIC101.SP", mxclient.MustValue(1.0)); err == nil {
+			t.Fatal("a key without invoke:write wrote")
+		}
+	})
+}
+
+// TestNATSRestartKeepsLastValue: after a gateway restart a consumer that
+// declares its interest again starts from the last value (kept in the
+// JetStream bucket under the data directory) and the sequence goes on.
+func TestNATSRestartKeepsLastValue(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	key := createKey(t, g, keyspec{name: "nats-restart", scopes: readScopes})
+	nc := natsConn(t, g, key)
+	vals := collectValues(t, nc, "mxgw.v1.galaxy.tag.TIC101.PV")
+	if r := lease(t, nc, key.id, "TIC101.PV"); r.GetEntries()[0].GetReason() != "" {
+		t.Fatalf("lease: %v", r)
+	}
+	before := vals.waitValues(t, "TIC101.PV", 2)
+	nc.Close()
+	if err := g.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	last := before[len(before)-1].GetSequence()
+
+	g2 := g.Restart(t)
+	nc2 := natsConn(t, g2, key)
+	vals2 := collectValues(t, nc2, "mxgw.v1.galaxy.tag.TIC101.PV")
+	r := lease(t, nc2, key.id, "TIC101.PV")
+	e := r.GetEntries()[0]
+	if e.GetReason() != "" || e.GetLast() == nil || e.GetLast().GetSequence() < last {
+		t.Fatalf("lease after restart: %v, want the last value (sequence >= %d)", r, last)
+	}
+	// The sequence goes on from the stored one: the first value after the
+	// restart is newer than every value before it (the lease reply's last
+	// value may already be that first live one).
+	after := vals2.waitValues(t, "TIC101.PV", 1)
+	if after[0].GetSequence() <= last {
+		t.Fatalf("first live sequence %d after the restart, last before it %d", after[0].GetSequence(), last)
+	}
+}
+
+// TestNATSPortTaken: a gateway whose NATS address is taken does not start,
+// and says which address and flag.
+func TestNATSPortTaken(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	addr := l.Addr().String()
+	code, out, errOut := runBinary(t, []string{"TMPDIR=" + dir}, "serve", "--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+		"--nats-listen="+addr, "--data-dir="+filepath.Join(dir, "data"), "--sim-profile=test")
+	if code != 1 || strings.Contains(out, "listening on") {
+		t.Fatalf("serve with NATS on a taken port = exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "cannot listen for NATS on "+addr) || !strings.Contains(errOut, "--nats-listen") {
+		t.Fatalf("the refusal does not name the NATS address and flag:\n%s", errOut)
+	}
+}
+
+// TestNATSLeafNode: a second gateway's embedded server joins the first as
+// a leaf node (with the first's admin key); a value the second gateway
+// shares reaches a consumer connected to the first, and a leaf with a
+// non-admin key is refused.
+func TestNATSLeafNode(t *testing.T) {
+	t.Parallel()
+	hub := harness.Start(t, "--nats-leaf-listen=127.0.0.1:0")
+	if hub.NATSLeafAddr == "" {
+		t.Fatal("the hub printed no leaf-node address")
+	}
+	reader := createKey(t, hub, keyspec{name: "leaf-refused", scopes: readScopes})
+	refused := harness.Start(t, "--nats-leaf-remotes=nats-leaf://"+reader.raw+"@"+hub.NATSLeafAddr)
+	leaf := harness.Start(t, "--nats-leaf-remotes=nats-leaf://"+hub.AdminKey+"@"+hub.NATSLeafAddr)
+
+	// A consumer on the hub listens; a consumer on the leaf declares the
+	// interest, which the leaf gateway serves (its own server is nearest).
+	hubKey := createKey(t, hub, keyspec{name: "hub-reader", scopes: readScopes})
+	onHub := collectValues(t, natsConn(t, hub, hubKey), "mxgw.v1.galaxy.tag.TIC101.PV")
+	leafKey := createKey(t, leaf, keyspec{name: "leaf-reader", scopes: readScopes})
+	testutil.Eventually(t, 30*time.Second, func() error {
+		nc, err := natsDial(leaf, leafKey)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if n := len(onHub.snapshot()); n > 0 {
+			return nil
+		}
+		r := lease(t, nc, leafKey.id, "TIC101.PV")
+		if e := r.GetEntries(); len(e) != 1 || e[0].GetReason() != "" {
+			return fmt.Errorf("lease on the leaf: %v", r)
+		}
+		return fmt.Errorf("no value on the hub yet")
+	})
+	onHub.waitValues(t, "TIC101.PV", 1)
+	if n := adviseCount(t, hub); n != 0 {
+		t.Fatalf("the hub advised %v times for a lease its leaf served", n)
+	}
+	if n := adviseCount(t, leaf); n != 1 {
+		t.Fatalf("the leaf advised %v times, want 1", n)
+	}
+	// The leaf with a reader's key was refused, and the hub audited it.
+	_ = refused
+	testutil.Eventually(t, 30*time.Second, func() error {
+		r, err := hub.Admin().ListAuditEvents(harness.Context(t, 10*time.Second), &mxgatewayv1.ListAuditEventsRequest{Action: "nats.leaf"})
+		if err != nil {
+			return err
+		}
+		for _, e := range r.GetEvents() {
+			if e.GetActorKeyId() == reader.id && e.GetOutcome() == "denied" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no denied nats.leaf audit row for the reader's key: %v", r.GetEvents())
+	})
+}
+
+// TestNATSLeaseLapses: the advise is released when the last lease lapses
+// (a consumer that stops renewing), not while another lease holds it.
+func TestNATSLeaseLapses(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	key := createKey(t, g, keyspec{name: "nats-lapse", scopes: readScopes})
+	nc := natsConn(t, g, key)
+	unadvised := func() float64 {
+		n, _ := scrape(t, g).sum("mxgateway_commands_total", `command="un_advise"`, `outcome="ok"`)
+		return n
+	}
+	leaseAs := func(consumer string, ttl time.Duration, release bool) *mxgatewayv1.SharedLeaseReply {
+		data, _ := proto.Marshal(&mxgatewayv1.SharedLeaseRequest{Consumer: consumer, References: []string{"TIC101.PV"},
+			Ttl: durationpb.New(ttl), Release: release})
+		msg, err := nc.Request("mxgw.v1.galaxy.subscribe."+key.id, data, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &mxgatewayv1.SharedLeaseReply{}
+		if err := proto.Unmarshal(msg.Data, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// "lapsing" holds the reference for 5s and never renews; "leaving"
+	// releases its lease at once.
+	for _, c := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"lapsing", 5 * time.Second}, {"leaving", time.Minute}} {
+		if r := leaseAs(c.name, c.ttl, false); r.GetEntries()[0].GetReason() != "" || r.GetTtl().AsDuration() != c.ttl {
+			t.Fatalf("lease %s: %v", c.name, r)
+		}
+	}
+	if n := adviseCount(t, g); n != 1 {
+		t.Fatalf("two leases: %v advises, want 1", n)
+	}
+	leaseAs("leaving", time.Minute, true)
+	if n := unadvised(); n != 0 {
+		t.Fatalf("a lease remains, yet %v UnAdvise", n)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if n := unadvised(); n != 1 {
+			return fmt.Errorf("%v UnAdvise after the last lease lapsed, want 1", n)
+		}
+		return nil
+	})
+}
+
+// TestNATSDeployEvents: a deploy of the Galaxy is published on
+// mxgw.v1.<galaxy>.deploy to the keys with read rights.
+func TestNATSDeployEvents(t *testing.T) {
+	t.Parallel()
+	dir := startRuntime(t)
+	g := harness.Start(t, "--sim-galaxy="+dir)
+	key := createKey(t, g, keyspec{name: "nats-deploys", scopes: readScopes})
+	nc := natsConn(t, g, key)
+	got := make(chan *mxgatewayv1.SharedDeployEvent, 10)
+	if _, err := nc.Subscribe("mxgw.v1.galaxy.deploy", func(m *nats.Msg) {
+		ev := &mxgatewayv1.SharedDeployEvent{}
+		if proto.Unmarshal(m.Data, ev) == nil {
+			got <- ev
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := mxgatewayv1grpc.NewGalaxyClient(g.Conn()).GetGalaxy(harness.Context(t, step), &mxgatewayv1.GetGalaxyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := info.GetGalaxy().GetDeploySequence()
+	if err := galaxyAdmin(t, dir, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		if ev.GetDeploySequence() <= before || ev.GetGatewayTime() == nil {
+			t.Fatalf("deploy event %v after deploy sequence %d", ev, before)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no deploy event on mxgw.v1.galaxy.deploy")
+	}
+}
+
+// TestNATSFilters: a lease's deadband suppresses small changes and its
+// at_least_every republishes the last value, with new sequences.
+func TestNATSFilters(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t)
+	key := createKey(t, g, keyspec{name: "nats-filters", scopes: readScopes})
+	sh, err := shared.Dial(harness.Context(t, 30*time.Second), shared.Options{URL: "nats://" + g.NATSAddr, APIKey: key.raw,
+		Deadband: 1000, AtLeastEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	var mu sync.Mutex
+	var got []shared.Value
+	sub, err := sh.Subscribe(harness.Context(t, 30*time.Second), []string{"TIC101.PV"}, func(v shared.Value) {
+		mu.Lock()
+		got = append(got, v)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// TIC101.PV is a sine of amplitude 15: with a deadband of 1000 every
+	// value after the first is a republication of it.
+	testutil.Eventually(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < 4 {
+			return fmt.Errorf("%d values", len(got))
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, v := range got[1:] {
+		if !v.Value.Equal(got[0].Value) || !v.SourceTime.Equal(got[0].SourceTime) || v.Sequence <= got[i].Sequence {
+			t.Fatalf("value %d %+v after %+v: want the same value republished with a new sequence", i+1, v, got[i])
+		}
+	}
+}
