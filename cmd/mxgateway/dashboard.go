@@ -15,6 +15,7 @@ import (
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/metrics"
+	"github.com/mxgateway/mxgateway/internal/natsbus"
 	"github.com/mxgateway/mxgateway/internal/opshttp"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/tlsutil"
@@ -84,6 +85,24 @@ func dashboardHealth(ops **opshttp.Server) func() ui.Health {
 			h.Checks = append(h.Checks, c)
 		}
 		return h
+	}
+}
+
+// dashboardNATS is the overview's NATS summary of bus (nil when the
+// gateway runs without NATS).
+func dashboardNATS(cfg *config.Config, bus *natsbus.Bus) func() ui.NATSSummary {
+	if bus == nil {
+		return nil
+	}
+	return func() ui.NATSSummary {
+		n := ui.NATSSummary{Mode: string(cfg.NATS.Mode), Addr: bus.Addr(), Shared: bus.Advised()}
+		if ns := bus.Server(); ns != nil {
+			n.Clients, n.SlowConsumers = ns.NumClients(), ns.NumSlowConsumers()
+			if v, err := ns.Varz(nil); err == nil {
+				n.InMsgs, n.OutMsgs = v.InMsgs, v.OutMsgs
+			}
+		}
+		return n
 	}
 }
 

@@ -471,7 +471,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		dash, err = ui.New(ui.Options{
 			Mode: mode, Keys: mgr, Admin: admin, Galaxy: galaxySvc, Alarms: dashboardAlarms(cfg, alarmsSvc), Sessions: sessions,
 			Workers: dashboardWorkers{t: tracker, spares: spares.Ready}, Events: tap,
-			Health: dashboardHealth(&ops), Gatherer: reg, Version: buildinfo.Get().String(), Started: started,
+			Health: dashboardHealth(&ops), NATS: dashboardNATS(cfg, bus), Gatherer: reg, Version: buildinfo.Get().String(), Started: started,
 			SessionIdle: cfg.DashboardSessionIdle, SessionMax: cfg.DashboardSessionMax, MaxLogins: cfg.DashboardMaxLogins,
 			Logger: log,
 		})

@@ -199,6 +199,19 @@ func (s *Server) stillLoggedIn(ctx context.Context, r *request) bool {
 
 // overviewData is the overview's content, rendered at first and then sent
 // live every LiveInterval.
+// NATSSummary is the overview's view of the gateway's NATS: the mode, the
+// embedded server's address and counters (zero in external mode), and the
+// references the gateway advises for shared subscriptions.
+type NATSSummary struct {
+	Mode          string
+	Addr          string
+	Clients       int
+	SlowConsumers int64
+	InMsgs        int64
+	OutMsgs       int64
+	Shared        int
+}
+
 type overviewData struct {
 	Ready        bool    `json:"ready"`
 	Checks       []Check `json:"checks"`
@@ -216,7 +229,16 @@ type overviewData struct {
 	AuthDenials  float64 `json:"auth_denials"`
 	CommandsRate string  `json:"commands_rate"`
 	EventsRate   string  `json:"events_rate"`
-	at           time.Time
+	// HasNATS shows the NATS card; the nats_* values fill it.
+	HasNATS     bool   `json:"has_nats"`
+	NATSMode    string `json:"nats_mode"`
+	NATSAddr    string `json:"nats_addr"`
+	NATSClients int    `json:"nats_clients"`
+	NATSSlow    int64  `json:"nats_slow_consumers"`
+	NATSInMsgs  int64  `json:"nats_in_msgs"`
+	NATSOutMsgs int64  `json:"nats_out_msgs"`
+	NATSShared  int    `json:"nats_shared"`
+	at          time.Time
 }
 
 // Metric names the overview reads, from the metrics package's namespace.
@@ -242,6 +264,11 @@ func (s *Server) snapshot(prev *overviewData) overviewData {
 	}
 	if s.opts.Workers != nil {
 		d.Workers, d.Spares = len(s.opts.Workers.Workers()), s.opts.Workers.Spares()
+	}
+	if s.opts.NATS != nil {
+		n := s.opts.NATS()
+		d.HasNATS, d.NATSMode, d.NATSAddr, d.NATSClients = true, n.Mode, n.Addr, n.Clients
+		d.NATSSlow, d.NATSInMsgs, d.NATSOutMsgs, d.NATSShared = n.SlowConsumers, n.InMsgs, n.OutMsgs, n.Shared
 	}
 	if s.opts.Gatherer != nil {
 		if mfs, err := s.opts.Gatherer.Gather(); err == nil {

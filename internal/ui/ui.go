@@ -129,6 +129,9 @@ type Options struct {
 	Events *EventTap
 	// Health reports readiness (nil: the overview shows none).
 	Health func() Health
+	// NATS, when set, is read for the overview's NATS summary (nil: the
+	// gateway runs without NATS and the overview shows none).
+	NATS func() NATSSummary
 	// Gatherer is read for the overview's counters (nil: none).
 	Gatherer prometheus.Gatherer
 	// Version is the build's version line.

@@ -705,3 +705,28 @@ func BenchmarkEventTapPublish(b *testing.B) {
 		}
 	})
 }
+
+// TestOverviewNATS: the overview has a NATS card filled from Options.NATS
+// when the gateway runs NATS, and none without it.
+func TestOverviewNATS(t *testing.T) {
+	without := newEnv(t)
+	b := without.browser(t)
+	b.mustLogin(without.key(t, "viewer", nil, auth.ScopeDashboard))
+	if _, body := b.get("/ui/"); strings.Contains(body, `id="nats"`) {
+		t.Error("a NATS card on a gateway without NATS")
+	}
+	with := newEnv(t, func(o *Options) {
+		o.NATS = func() NATSSummary {
+			return NATSSummary{Mode: "embedded", Addr: "127.0.0.1:4222", Clients: 3, SlowConsumers: 1, Shared: 7}
+		}
+	})
+	b = with.browser(t)
+	b.mustLogin(with.key(t, "viewer", nil, auth.ScopeDashboard))
+	_, body := b.get("/ui/")
+	for _, want := range []string{`id="nats"`, `id="nats-mode">embedded<`, `data-k="nats_addr">127.0.0.1:4222<`,
+		`data-k="nats_clients">3<`, `data-k="nats_shared">7<`, `data-k="nats_slow_consumers">1<`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("overview lacks %s", want)
+		}
+	}
+}

@@ -221,6 +221,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("overview")))
 	p.until("the overview goes live", `document.getElementById("live-status").textContent === "Live: connected"`)
 	p.until("the overview says ready", `document.getElementById("ready").textContent === "ready"`)
+	p.until("the overview shows the embedded NATS", `document.getElementById("nats-mode") !== null && document.getElementById("nats-mode").textContent === "embedded"`)
 	p.until("the rates are measured", `document.querySelector('[data-k="commands_rate"]').textContent !== "—"`)
 	p.shot("overview")
 
