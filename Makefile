@@ -7,6 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/mxgateway/mxgateway/internal/buildinfo.Version=$(VERSION) -X github.com/mxgateway/mxgateway/internal/buildinfo.Commit=$(COMMIT)
 
+.PHONY: dashboard-shots
 .PHONY: all test generate check-generated lint fmt-check vet cross build bench fuzz unit e2e-norace test-windows clean
 
 all: build
@@ -60,6 +61,12 @@ cross:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## dashboard-shots: refresh the screenshots of docs/dashboard.md
+## (docs/dashboard/*.png) by running the browser test (needs chromium).
+dashboard-shots:
+	mkdir -p docs/dashboard
+	MXGATEWAY_UI_SHOTS=$(CURDIR)/docs/dashboard $(GO) test -count=1 -run 'TestDashboard(Alarms)?InBrowser$$' ./test/ui
 
 ## e2e-norace: the end-to-end suites once more without -race: timing
 ## differs (no race detector slowing every step), and races against

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	mxgatewayv1grpc "github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/auth"
+	"github.com/mxgateway/mxgateway/internal/buildinfo"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/gateway"
 	"github.com/mxgateway/mxgateway/internal/logging"
@@ -34,6 +36,7 @@ import (
 	"github.com/mxgateway/mxgateway/internal/store"
 	"github.com/mxgateway/mxgateway/internal/supervisor"
 	"github.com/mxgateway/mxgateway/internal/tlsutil"
+	"github.com/mxgateway/mxgateway/internal/ui"
 	"github.com/mxgateway/mxgateway/internal/winsvc"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
@@ -166,6 +169,7 @@ func workerCommand(c *config.Config, log *slog.Logger) (string, []string, error)
 // fmt (never through the logger, whose redaction would mask the key).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) (retErr error) {
 	served := false
+	started := time.Now()
 	defer func() {
 		if retErr != nil && !served {
 			retErr = &startupError{err: retErr}
@@ -322,6 +326,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	}
 	cleanups = append(cleanups, spares.Close)
 
+	// The dashboard's live tail is fed by every session's events.
+	var tap *ui.EventTap
+	hooks := sessionHooks(m)
+	if cfg.Dashboard == config.On {
+		tap = ui.NewEventTap(0)
+		hooks.EventPublished = tap.Publish
+	}
 	sessions, err := session.New(session.Options{
 		Acquire:            acquireFrom(spares, tracker),
 		Logger:             log,
@@ -342,7 +353,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		ReplayAge:              cfg.ReplayAge,
 		Watchdog:               watchdogOptions(cfg),
 		MaxSessionsPerKey:      sessionsPerKey(cfg, mode),
-		Hooks:                  sessionHooks(m),
+		Hooks:                  hooks,
 		OnSecuredWriteRefused: func(ctx context.Context, r session.SecuredWriteRefusal) {
 			guard.SecuredWriteRefused(ctx, r.SessionID, r.Command.Name(), r.Users())
 		},
@@ -392,7 +403,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			gw.Close()
 		}
 	})
-	mxgatewayv1grpc.RegisterAdminServer(gw.GRPCServer(), auth.NewAdminServer(mgr).WithStatus(gateway.Status(log)))
+	admin := auth.NewAdminServer(mgr).WithStatus(gateway.Status(log))
+	mxgatewayv1grpc.RegisterAdminServer(gw.GRPCServer(), admin)
 	galaxyStore, stopBrowse, err := startBrowse(ctx, cfg, workerEnv, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -400,13 +412,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if stopBrowse != nil {
 		cleanups = append(cleanups, stopBrowse)
 	}
-	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping()))
+	galaxySvc := gateway.NewGalaxyService(galaxyStore, log).StopWith(gw.Stopping())
+	mxgatewayv1grpc.RegisterGalaxyServer(gw.GRPCServer(), galaxySvc)
 	alarmMon, stopAlarms, err := startAlarms(cfg, sessions, galaxyStore, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	cleanups = append(cleanups, stopAlarms)
-	mxgatewayv1grpc.RegisterAlarmsServer(gw.GRPCServer(), gateway.NewAlarmsService(alarmMon, log))
+	alarmsSvc := gateway.NewAlarmsService(alarmMon, log)
+	mxgatewayv1grpc.RegisterAlarmsServer(gw.GRPCServer(), alarmsSvc)
 
 	// Shared subscriptions on NATS (docs/nats.md), closed before the
 	// sessions: its own session unadvises first.
@@ -447,13 +461,42 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if watchdogReference(cfg) != "" {
 		checks = append(checks, dataHealthCheck(sessions))
 	}
-	ops, err := opshttp.New(opshttp.Options{
+	// The dashboard (docs/dashboard.md): under /ui/ of http_listen, or on
+	// its own listener.
+	var ops *opshttp.Server
+	var dash *ui.Server
+	var dashUI http.Handler
+	var dashLn *dashboardListener
+	if cfg.Dashboard == config.On {
+		dash, err = ui.New(ui.Options{
+			Mode: mode, Keys: mgr, Admin: admin, Galaxy: galaxySvc, Alarms: dashboardAlarms(cfg, alarmsSvc), Sessions: sessions,
+			Workers: dashboardWorkers{t: tracker, spares: spares.Ready}, Events: tap,
+			Health: dashboardHealth(&ops), NATS: dashboardNATS(cfg, bus), Gatherer: reg, Version: buildinfo.Get().String(), Started: started,
+			SessionIdle: cfg.DashboardSessionIdle, SessionMax: cfg.DashboardSessionMax, MaxLogins: cfg.DashboardMaxLogins,
+			Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, dash.Close)
+		if cfg.DashboardOnHTTP() {
+			dashUI = dash.Handler()
+		}
+		if dashLn, err = listenDashboard(cfg, dash.Handler(), m, log); err != nil {
+			return err
+		}
+		if dashLn != nil {
+			cleanups = append(cleanups, func() { dashLn.srv.Close() })
+		}
+	}
+	ops, err = opshttp.New(opshttp.Options{
 		Addr:          cfg.HTTPListen,
 		Listener:      httpLis,
 		Gatherer:      reg,
 		Checks:        followChecks(checks, setServing),
 		OnReadyChange: setServing,
 		Logger:        log,
+		UI:            dashUI,
 	})
 	if err != nil {
 		return err
@@ -515,6 +558,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		log.Info(l.what+" listening", slog.String(logging.KeyAddr, l.addr))
 		fmt.Fprintf(stdout, "mxgateway: %s listening on %s\n", l.what, l.addr)
 	}
+	switch {
+	case dashLn != nil:
+		printDashboard(stdout, log, dashLn.url)
+	case dashUI != nil:
+		printDashboard(stdout, log, "http://"+ops.Addr().String()+ui.Prefix)
+	case cfg.Dashboard == config.On:
+		log.Warn("the dashboard is not served: http_listen is not a loopback address; set dashboard_listen (with dashboard_tls) to serve it (docs/dashboard.md)")
+	}
 	if caFile != "" {
 		log.Info("TLS certificate for clients to pin", slog.String("ca_file", caFile))
 		fmt.Fprintf(stdout, "mxgateway: TLS CA file %s (clients: MXGATEWAY_CA_FILE=%s)\n", caFile, caFile)
@@ -527,7 +578,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	// Background work, each goroutine owned and waited for here.
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var srv sync.WaitGroup
 	srv.Go(func() {
 		if err := gw.Serve(grpcLis); !errors.Is(err, gateway.ErrServerClosed) {
@@ -541,6 +592,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 			errc <- err
 		}
 	})
+	if dashLn != nil {
+		srv.Go(func() {
+			if err := dashLn.serve(); err != nil {
+				errc <- err
+			}
+		})
+	}
 	bg.Go(func() { _ = st.RunLastUsedFlusher(bgCtx, 0) })
 	if bus != nil && galaxyStore != nil {
 		bg.Go(func() { publishDeploys(bgCtx, galaxyStore, bus, log) })
@@ -572,6 +630,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	ops.SetDraining()
+	if dash != nil {
+		// Live streams end and watch sessions close before the listeners
+		// wait for requests in flight.
+		dash.Close()
+	}
+	if dashLn != nil {
+		dashLn.shutdown(sctx)
+	}
 	if bus != nil {
 		bus.Close(sctx)
 	}

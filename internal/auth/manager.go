@@ -369,3 +369,10 @@ func (m *Manager) audit(ctx context.Context, actor Actor, action, target, outcom
 		m.log.Warn("auth: audit write failed", "action", action, logging.KeyErr, err)
 	}
 }
+
+// Audit appends one audit row for an action taken outside the key
+// lifecycle (the dashboard's logins, session closes and worker kills);
+// a failed write is logged, not returned.
+func (m *Manager) Audit(ctx context.Context, actor Actor, action, target, outcome, detail string) {
+	m.audit(ctx, actor, action, target, outcome, detail)
+}

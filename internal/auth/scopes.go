@@ -19,22 +19,23 @@ type Scope string
 
 // The scopes. ScopeAdmin implies every other scope.
 const (
-	ScopeSessionOpen  Scope = "session:open"  // OpenSession, ListSessions
-	ScopeSessionClose Scope = "session:close" // CloseSession
-	ScopeInvokeRead   Scope = "invoke:read"   // Register, AddItem, Advise, ReadBulk, ...
-	ScopeInvokeWrite  Scope = "invoke:write"  // Write, Write2 and their bulk forms
-	ScopeInvokeSecure Scope = "invoke:secure" // WriteSecured*, AuthenticateUser, ArchestrAUserToId
-	ScopeEventsRead   Scope = "events:read"   // StreamEvents
-	ScopeBrowseRead   Scope = "browse:read"   // the Galaxy service (browse)
-	ScopeAlarmsRead   Scope = "alarms:read"   // StreamAlarms, ListActiveAlarms
-	ScopeAlarmsAck    Scope = "alarms:ack"    // AcknowledgeAlarm
-	ScopeAdmin        Scope = "admin"         // the Admin service, every session, all of the above
+	ScopeSessionOpen  Scope = "session:open"   // OpenSession, ListSessions
+	ScopeSessionClose Scope = "session:close"  // CloseSession
+	ScopeInvokeRead   Scope = "invoke:read"    // Register, AddItem, Advise, ReadBulk, ...
+	ScopeInvokeWrite  Scope = "invoke:write"   // Write, Write2 and their bulk forms
+	ScopeInvokeSecure Scope = "invoke:secure"  // WriteSecured*, AuthenticateUser, ArchestrAUserToId
+	ScopeEventsRead   Scope = "events:read"    // StreamEvents
+	ScopeBrowseRead   Scope = "browse:read"    // the Galaxy service (browse)
+	ScopeAlarmsRead   Scope = "alarms:read"    // StreamAlarms, ListActiveAlarms
+	ScopeAlarmsAck    Scope = "alarms:ack"     // AcknowledgeAlarm
+	ScopeDashboard    Scope = "dashboard:read" // the pages of the web dashboard (docs/dashboard.md)
+	ScopeAdmin        Scope = "admin"          // the Admin service, every session, all of the above
 )
 
 // AllScopes lists every scope in a stable order.
 var AllScopes = []Scope{
 	ScopeSessionOpen, ScopeSessionClose, ScopeInvokeRead, ScopeInvokeWrite,
-	ScopeInvokeSecure, ScopeEventsRead, ScopeBrowseRead, ScopeAlarmsRead, ScopeAlarmsAck, ScopeAdmin,
+	ScopeInvokeSecure, ScopeEventsRead, ScopeBrowseRead, ScopeAlarmsRead, ScopeAlarmsAck, ScopeDashboard, ScopeAdmin,
 }
 
 // ParseScope returns the scope named s.

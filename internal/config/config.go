@@ -23,6 +23,23 @@ const (
 // TLSMode says where the gRPC listener's certificate comes from.
 type TLSMode string
 
+// OnOff is a switch key's value.
+type OnOff string
+
+// The values of a switch key.
+const (
+	On  OnOff = "on"
+	Off OnOff = "off"
+)
+
+// DashboardOnHTTP reports whether the dashboard is served under /ui/ of
+// http_listen: it is on, has no listener of its own, and http_listen is
+// a loopback address (API keys typed into the login form must not cross
+// a network in the clear; /metrics on a plant address stays scrape-only).
+func (c *Config) DashboardOnHTTP() bool {
+	return c.Dashboard == On && c.DashboardListen == "" && IsLoopbackAddr(c.HTTPListen)
+}
+
 // TLS modes.
 const (
 	TLSOff        TLSMode = "off"         // plaintext h2c (default)
@@ -123,6 +140,26 @@ type Config struct {
 	// TLSExtraNames are extra DNS names or IPs for the self-signed
 	// certificate. Default none; MXGATEWAY_TLS_EXTRA_NAMES (comma-separated).
 	TLSExtraNames []string
+
+	// Dashboard turns the web dashboard (docs/dashboard.md) on or off.
+	// Default on; MXGATEWAY_DASHBOARD.
+	Dashboard OnOff
+	// DashboardListen, when set, serves the dashboard on its own listener
+	// instead of under /ui/ of http_listen. Default empty;
+	// MXGATEWAY_DASHBOARD_LISTEN.
+	DashboardListen string
+	// DashboardTLS is off, files (tls_cert, tls_key) or self-signed for
+	// dashboard_listen. Default off; MXGATEWAY_DASHBOARD_TLS.
+	DashboardTLS TLSMode
+	// DashboardSessionIdle ends a dashboard login unused this long.
+	// Default 30m; MXGATEWAY_DASHBOARD_SESSION_IDLE.
+	DashboardSessionIdle time.Duration
+	// DashboardSessionMax ends a dashboard login this long after it began.
+	// Default 12h; MXGATEWAY_DASHBOARD_SESSION_MAX.
+	DashboardSessionMax time.Duration
+	// DashboardMaxLogins bounds the dashboard's logins held at once.
+	// Default 64; MXGATEWAY_DASHBOARD_MAX_LOGINS.
+	DashboardMaxLogins int
 
 	// WorkerBackend is sim or mxaccess. Default sim; MXGATEWAY_WORKER_BACKEND.
 	WorkerBackend Backend
@@ -378,6 +415,12 @@ func defaults(env func(string) string, goos string) Config {
 		CredentialBackoff:    time.Second,
 		CredentialBackoffMax: 5 * time.Minute,
 		NATS:                 defaultNATS(),
+
+		Dashboard:            On,
+		DashboardTLS:         TLSOff,
+		DashboardSessionIdle: 30 * time.Minute,
+		DashboardSessionMax:  12 * time.Hour,
+		DashboardMaxLogins:   64,
 	}
 }
 

@@ -250,6 +250,13 @@ var keys = []key{
 	stringKey("tls_cert", "PEM certificate chain file (tls=files)", func(c *Config) *string { return &c.TLSCert }),
 	stringKey("tls_key", "PEM private key file (tls=files)", func(c *Config) *string { return &c.TLSKey }),
 	listKey("tls_extra_names", "extra DNS names or IP addresses for the self-signed certificate (comma-separated)", func(c *Config) *[]string { return &c.TLSExtraNames }),
+	// The web dashboard (docs/dashboard.md).
+	enumKey("dashboard", "the web dashboard under /ui/", []OnOff{On, Off}, func(c *Config) *OnOff { return &c.Dashboard }),
+	stringKey("dashboard_listen", "serve the dashboard on this address of its own instead of http_listen (host:port; empty: http_listen when it is loopback)", func(c *Config) *string { return &c.DashboardListen }),
+	enumKey("dashboard_tls", "TLS of dashboard_listen: off, certificate files (tls_cert, tls_key), or the persisted self-signed certificate", []TLSMode{TLSOff, TLSFiles, TLSSelfSigned}, func(c *Config) *TLSMode { return &c.DashboardTLS }),
+	durationKey("dashboard_session_idle", "a dashboard login unused this long ends", time.Minute, 24*time.Hour, func(c *Config) *time.Duration { return &c.DashboardSessionIdle }),
+	durationKey("dashboard_session_max", "a dashboard login ends this long after it began", time.Minute, 7*24*time.Hour, func(c *Config) *time.Duration { return &c.DashboardSessionMax }),
+	intKey("dashboard_max_logins", "most dashboard logins held at once", 1, 10000, func(c *Config) *int { return &c.DashboardMaxLogins }),
 	enumKey("worker_backend", "worker backend", []Backend{BackendSim, BackendMXAccess}, func(c *Config) *Backend { return &c.WorkerBackend }),
 	stringKey("worker_exe", "worker executable (empty: mxworker beside the gateway, else the gateway re-executes itself; required for mxaccess)", func(c *Config) *string { return &c.WorkerExe }),
 	stringKey("mxaccess_prog_id", "COM ProgID of the MXAccess server", func(c *Config) *string { return &c.MXAccessProgID }),

@@ -72,6 +72,28 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.DashboardListen != "" {
+		switch msg := checkAddr(c.DashboardListen); {
+		case msg != "":
+			bad("dashboard_listen", "%s", msg)
+		case listenOK && sameAddr(c.Listen, c.DashboardListen), httpOK && sameAddr(c.HTTPListen, c.DashboardListen):
+			bad("dashboard_listen", "%q is the same address as listen or http_listen", c.DashboardListen)
+		case c.DashboardTLS == TLSOff && !IsLoopbackAddr(c.DashboardListen):
+			bad("dashboard_tls", "off is allowed only when dashboard_listen is a loopback address (dashboard_listen is %q): the login form carries API keys", c.DashboardListen)
+		}
+	}
+	if c.DashboardTLS == TLSFiles && c.TLS != TLSFiles {
+		for _, f := range []struct{ key, path string }{{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}} {
+			if f.path == "" {
+				bad(f.key, "must be set when dashboard_tls is files")
+			}
+		}
+	}
+	if c.DashboardSessionMax < c.DashboardSessionIdle {
+		bad("dashboard_session_max", "%s must be at least dashboard_session_idle (%s)",
+			FormatDuration(c.DashboardSessionMax), FormatDuration(c.DashboardSessionIdle))
+	}
+
 	if c.WorkerBackend == BackendMXAccess {
 		if c.WorkerExe == "" {
 			bad("worker_exe", "must be set when worker_backend is mxaccess (the path of mxworker.exe)")

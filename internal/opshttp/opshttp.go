@@ -66,6 +66,9 @@ type Options struct {
 	OnReadyChange func(ready bool)
 	// Logger receives lifecycle and check-transition logs (discarded when nil).
 	Logger *slog.Logger
+	// UI, when set, is served under /ui/ (the dashboard, internal/ui). Its
+	// live streams lift the listener's write timeout for themselves.
+	UI http.Handler
 }
 
 // Server is the HTTP side listener: /metrics, /healthz and /readyz. It
@@ -126,6 +129,10 @@ func New(opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if opts.UI != nil {
+		mux.Handle("/ui/", opts.UI)
+		mux.Handle("/ui", opts.UI)
+	}
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -121,6 +121,10 @@ type Hooks struct {
 	CommandDone func(kind *catalog.Kind, elapsed time.Duration, reply *mxgatewayv1.Reply, err error)
 	// EventReceived runs for every event accepted from a worker.
 	EventReceived func(family mxgatewayv1.EventFamily)
+	// EventPublished runs for every worker event after the session
+	// numbered it and offered it to its subscribers (the dashboard's live
+	// tail). ev is shared: it must not be modified.
+	EventPublished func(ev *protocol.Event)
 	// SlowConsumer runs for every subscriber queue overflow.
 	SlowConsumer func(policy SlowConsumerPolicy)
 	// DataHealthChanged runs for every change of a session's data health

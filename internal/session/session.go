@@ -143,6 +143,26 @@ func (s *Session) QueuedEvents() int {
 	return n
 }
 
+// SubscriberInfo describes one attached event subscriber.
+type SubscriberInfo struct {
+	// Queued is how many events wait in its queue (replay backlog
+	// included): how far it lags behind the session's last sequence.
+	Queued int
+	// Conflated counts the events its conflation replaced.
+	Conflated uint64
+}
+
+// Subscribers returns a snapshot of the attached subscribers.
+func (s *Session) Subscribers() []SubscriberInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SubscriberInfo, 0, len(s.subs))
+	for sub := range s.subs {
+		out = append(out, SubscriberInfo{Queued: sub.queued(), Conflated: sub.Conflated()})
+	}
+	return out
+}
+
 // ID is the session id.
 func (s *Session) ID() string { return s.id }
 
@@ -506,6 +526,9 @@ func (s *Session) deliver(ev *protocol.Event, size int) (more bool) {
 	}
 	n, k := s.publishLocked(ev, size, now)
 	s.mu.Unlock()
+	if h := opts.Hooks.EventPublished; h != nil {
+		h(ev)
+	}
 	s.hooks(slow+n, ev.Family, k)
 	return true
 }

@@ -306,6 +306,14 @@ func (c *Client) Unanswered() int {
 	return c.abandoned
 }
 
+// LastHeartbeat is when the worker was last heard from (a heartbeat, or
+// any frame that counts as one).
+func (c *Client) LastHeartbeat() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastHeartbeat
+}
+
 // State returns the current state.
 func (c *Client) State() State {
 	c.mu.Lock()

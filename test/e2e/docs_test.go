@@ -132,6 +132,8 @@ func TestEveryDocCommandRuns(t *testing.T) {
 		{page: "docs/clients/node.md", re: regexp.MustCompile(``), by: "TestNodeQuickstart runs every sh block of the page"},
 		{page: "README.md", re: regexp.MustCompile(`^go run \./cmd/mxgateway serve$`), by: "every e2e test starts mxgateway serve (test/e2e/harness), on ports the kernel picks so that tests never take 5000"},
 		{page: "README.md", re: regexp.MustCompile(`^make test$`), by: ".ci/run runs make test"},
+		{page: "docs/dashboard.md", re: regexp.MustCompile(`^go run \./cmd/mxgateway serve$`), by: "TestDashboardInBrowser (test/ui) starts mxgateway serve (test/e2e/harness, on ports the kernel picks), opens /ui/ and logs in with the first-run key"},
+		{page: "docs/dashboard.md", re: regexp.MustCompile(`^make dashboard-shots$`), by: "make dashboard-shots is TestDashboardInBrowser and TestDashboardAlarmsInBrowser with MXGATEWAY_UI_SHOTS set; make test runs those tests"},
 		{page: "docs/performance.md", re: regexp.MustCompile(`^(make bench|go run \./cmd/mxbench profile)`), by: "the benchmarks take minutes and never decide pass or fail; make bench runs them"},
 		{page: "docs/windows.md", re: regexp.MustCompile(``), by: "Windows only: the Windows service and the real MXAccess worker (windows/386) do not run on Linux"},
 		{page: "docs/clients/README.md", re: regexp.MustCompile(`^protoc -I api `), by: "needs protoc 22 or newer, which Debian 12 does not have (the reason for the descriptor-set line after it)"},
