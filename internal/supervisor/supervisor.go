@@ -407,8 +407,10 @@ func (s *Supervisor) wait(p *process, log *slog.Logger) {
 	if err := os.Remove(filepath.Join(s.runDir, workerRecordName(p.pid))); err != nil && !os.IsNotExist(err) {
 		log.Warn("supervisor: cannot remove worker record", logging.KeyErr, err)
 	}
-	close(p.exited)
+	// The exit is logged before it is announced: whoever waited for it (a
+	// closed session, the readiness probe) logs after it, never before.
 	log.Info("supervisor: worker exited", logging.KeyWorkerPID, p.pid, "status", p.status(), "killed", killed)
+	close(p.exited)
 	if s.opts.OnExit != nil {
 		s.opts.OnExit(p.pid, code, killed)
 	}
