@@ -195,7 +195,10 @@ func TestGalaxyRuntimeCrashSessionsSurvive(t *testing.T) {
 // attributes) shares it between sessions like any model.
 func TestGalaxyGeneratedPlant(t *testing.T) {
 	t.Parallel()
-	g := harness.Start(t, "--sim-plant=50")
+	// A worker loading the plant under -race, beside the rest of the suite,
+	// can take longer than the default 15 s start-up deadline; spare
+	// workers would load it twice more at the same time.
+	g := harness.Start(t, "--sim-plant=50", "--spare-workers=0", "--startup-timeout=2m")
 	a, b := openSession(t, g.Client(), "plant-a"), openSession(t, g.Client(), "plant-b")
 	a.register()
 	b.register()

@@ -31,8 +31,9 @@ import (
 // Timeouts of the harness itself.
 const (
 	// StartTimeout bounds how long a gateway may take to print its
-	// addresses.
-	StartTimeout = 30 * time.Second
+	// addresses (its readiness probe starts a worker first, which a test
+	// may give a longer start-up deadline than the default 15 s).
+	StartTimeout = 150 * time.Second
 	// StopTimeout bounds how long a gateway may take to exit after SIGTERM.
 	StopTimeout = 30 * time.Second
 	// LeftoverTimeout bounds how long worker processes and sockets may take
