@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxgatewayv1grpc"
 	"github.com/mxgateway/mxgateway/internal/config"
@@ -149,15 +148,7 @@ func listenDashboard(cfg *config.Config, h http.Handler, m *metrics.Metrics, log
 	mux.Handle("/ui/", h)
 	mux.Handle("/ui", h)
 	mux.Handle("GET /{$}", http.RedirectHandler(ui.Prefix, http.StatusSeeOther))
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := opshttp.NewHTTPServer(mux, log)
 	return &dashboardListener{srv: srv, ln: ln, url: scheme + "://" + ln.Addr().String() + ui.Prefix}, nil
 }
 

@@ -92,6 +92,21 @@ type Server struct {
 	stopOnce    sync.Once
 }
 
+// NewHTTPServer is the gateway's HTTP server for h, with the one set of
+// timeouts and header bound every HTTP listener of the gateway uses (the
+// ops listener and the dashboard's own), its errors logged at WARN.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 // New validates opts and returns a server that is not yet listening.
 func New(opts Options) (*Server, error) {
 	if opts.Addr == "" {
@@ -133,15 +148,7 @@ func New(opts Options) (*Server, error) {
 		mux.Handle("/ui/", opts.UI)
 		mux.Handle("/ui", opts.UI)
 	}
-	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.http = NewHTTPServer(mux, s.log)
 	return s, nil
 }
 

@@ -180,6 +180,19 @@ func (s *Server) streamCtx(r *request) (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
+// beginStream starts a live stream: counted against its login
+// (openStream), with its context (streamCtx) and the SSE response begun.
+// ok is false when the login holds its limit already (the request is
+// answered); otherwise end releases the stream.
+func (s *Server) beginStream(w http.ResponseWriter, r *request) (ctx context.Context, e *sse, end func(), ok bool) {
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	ctx, cancel := s.streamCtx(r)
+	return ctx, startSSE(w), func() { cancel(); release() }, true
+}
+
 // stillLoggedIn reports whether the stream's login is still held and its
 // key still verifies; a live stream checks it on every tick.
 func (s *Server) stillLoggedIn(ctx context.Context, r *request) bool {
@@ -324,14 +337,11 @@ func label(m *dto.Metric, name string) string {
 // LiveInterval until the client leaves, the login ends or the dashboard
 // closes.
 func (s *Server) live(w http.ResponseWriter, r *request, tick func(e *sse) error) {
-	release, ok := s.openStream(w, r)
+	ctx, e, end, ok := s.beginStream(w, r)
 	if !ok {
 		return
 	}
-	defer release()
-	ctx, cancel := s.streamCtx(r)
-	defer cancel()
-	e := startSSE(w)
+	defer end()
 	t := time.NewTicker(s.opts.LiveInterval)
 	defer t.Stop()
 	for {
@@ -386,14 +396,11 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *request) {
 		http.Error(w, "no live tail on this gateway", http.StatusNotFound)
 		return
 	}
-	release, ok := s.openStream(w, r)
+	ctx, e, end, ok := s.beginStream(w, r)
 	if !ok {
 		return
 	}
-	defer release()
-	ctx, cancel := s.streamCtx(r)
-	defer cancel()
-	e := startSSE(w)
+	defer end()
 	cursor := s.opts.Events.attach()
 	defer s.opts.Events.detach()
 	check := time.NewTicker(s.opts.LiveInterval)

@@ -373,14 +373,11 @@ func watchReply(w http.ResponseWriter, r *request, code int, msg string) {
 
 func (s *Server) liveWatch(w http.ResponseWriter, r *request) {
 	wt := s.watcherOf(r.login)
-	release, ok := s.openStream(w, r)
+	ctx, e, end, ok := s.beginStream(w, r)
 	if !ok {
 		return
 	}
-	defer release()
-	ctx, cancel := s.streamCtx(r)
-	defer cancel()
-	e := startSSE(w)
+	defer end()
 	check := time.NewTicker(s.opts.LiveInterval)
 	defer check.Stop()
 	for {
