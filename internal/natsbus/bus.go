@@ -435,8 +435,12 @@ func validConsumer(c string) bool {
 	return c != "" && len(c) <= MaxConsumerLen && subject.EscapeToken(c) == c
 }
 
+// requestTimeout bounds the work of one lease or write request (advises,
+// the write and its completion).
+const requestTimeout = 30 * time.Second
+
 func (b *Bus) handleLease(msg *nats.Msg) {
-	ctx, cancel := context.WithTimeout(b.stopCtx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.stopCtx, requestTimeout)
 	defer cancel()
 	keyID := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
 	req := &mxgatewayv1.SharedLeaseRequest{}
@@ -931,7 +935,7 @@ func (b *Bus) resyncer() {
 // ---- writes ----
 
 func (b *Bus) handleWrite(msg *nats.Msg) {
-	ctx, cancel := context.WithTimeout(b.stopCtx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.stopCtx, requestTimeout)
 	defer cancel()
 	req := &mxgatewayv1.SharedWriteRequest{}
 	isJSON, err := decode(msg.Data, req)
