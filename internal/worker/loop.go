@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -20,222 +19,6 @@ import (
 	"github.com/mxgateway/mxgateway/internal/logging"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
-
-// outItem is one queued outbound message: a control envelope (reply,
-// heartbeat, ack) or an event. The writer stamps version, session and
-// sequence.
-type outItem struct {
-	env *workerv1.WorkerEnvelope
-	ev  []byte // an encoded mxgateway.v1.Event
-	seq uint64 // its event sequence
-}
-
-// outbox is the single FIFO the writer drains. Events and control messages
-// share it, so a reply never overtakes an event the backend produced before
-// it. Only events are bounded, by count and by encoded bytes (control
-// messages are bounded by the command queue and the heartbeat cadence); a
-// fault jumps the queue and ends it.
-type outbox struct {
-	mu         sync.Mutex
-	items      []outItem
-	limit      int
-	limitBytes int64
-	fault      *workerv1.Fault
-	faultTaken bool
-	final      bool
-	wake       chan struct{}
-
-	// events counts events queued or in the writer's hands; it is only
-	// increased under mu.
-	events  atomic.Int64
-	bytes   atomic.Int64 // encoded bytes of those events
-	faulted atomic.Bool
-	// unsent counts items queued or written but not yet flushed to the
-	// connection (Exiter waits for it to reach zero).
-	unsent atomic.Int64
-}
-
-func newOutbox(limit int, limitBytes int64) *outbox {
-	return &outbox{limit: limit, limitBytes: limitBytes, wake: make(chan struct{}, 1)}
-}
-
-// setLimits replaces the bounds where n or b is positive.
-func (o *outbox) setLimits(n int, b int64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if n > 0 {
-		o.limit = n
-	}
-	if b > 0 {
-		o.limitBytes = b
-	}
-}
-
-func (o *outbox) signal() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-}
-
-// push queues a control envelope. After a fault or finish it is dropped:
-// nothing follows a Fault, and nothing follows the ShutdownAck.
-func (o *outbox) push(env *workerv1.WorkerEnvelope) {
-	o.mu.Lock()
-	if o.fault != nil || o.final {
-		o.mu.Unlock()
-		return
-	}
-	o.items = append(o.items, outItem{env: env})
-	o.unsent.Add(1)
-	o.mu.Unlock()
-	o.signal()
-}
-
-// pushEvent queues an encoded event without blocking. It returns false,
-// with what is queued, when the event does not fit the bounds. An event is
-// always admitted to an empty queue, so one larger than the byte bound (but
-// within the frame limit) still goes.
-func (o *outbox) pushEvent(ev []byte, seq uint64) (ok bool, queued int, queuedBytes int64) {
-	o.mu.Lock()
-	if o.fault != nil || o.final {
-		o.mu.Unlock()
-		return true, 0, 0
-	}
-	n, b := o.events.Load(), o.bytes.Load()
-	if n > 0 && (n >= int64(o.limit) || b+int64(len(ev)) > o.limitBytes) {
-		o.mu.Unlock()
-		return false, int(n), b
-	}
-	o.events.Add(1)
-	o.bytes.Add(int64(len(ev)))
-	o.unsent.Add(1)
-	o.items = append(o.items, outItem{ev: ev, seq: seq})
-	o.mu.Unlock()
-	o.signal()
-	return true, 0, 0
-}
-
-// setFault makes f the next and last thing the writer sends.
-func (o *outbox) setFault(f *workerv1.Fault) {
-	o.mu.Lock()
-	if o.fault == nil {
-		o.fault = f
-		o.faulted.Store(true)
-	}
-	o.mu.Unlock()
-	o.signal()
-}
-
-// finish lets the writer end once everything queued is written.
-func (o *outbox) finish() {
-	o.mu.Lock()
-	o.final = true
-	o.mu.Unlock()
-	o.signal()
-}
-
-// take blocks until there is something to write. It returns the queued
-// items (swapping in buf as the new queue), or the fault, or done.
-func (o *outbox) take(buf []outItem) (items []outItem, fault *workerv1.Fault, done bool) {
-	o.mu.Lock()
-	for {
-		if o.fault != nil && !o.faultTaken {
-			o.faultTaken = true
-			f := o.fault
-			o.mu.Unlock()
-			return nil, f, false
-		}
-		if o.faultTaken {
-			o.mu.Unlock()
-			return nil, nil, true
-		}
-		if len(o.items) > 0 {
-			items = o.items
-			o.items = buf[:0]
-			o.mu.Unlock()
-			return items, nil, false
-		}
-		if o.final {
-			o.mu.Unlock()
-			return nil, nil, true
-		}
-		o.mu.Unlock()
-		<-o.wake
-		o.mu.Lock()
-	}
-}
-
-// writeLoop is the only user of the frame.Writer after the handshake.
-func (w *worker) writeLoop() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			w.log.Error("worker: panic in writer", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = fmt.Errorf("worker: panic in writer: %v", r)
-			w.terminate(ending{code: protocol.ExitInternal, reason: err.Error()})
-		}
-		if err != nil {
-			w.terminate(ending{code: protocol.ExitConnectionLost, reason: "worker: write to gateway failed: " + err.Error()})
-		}
-	}()
-	var lastEvent uint64 // the sequence of the last event written
-	var spare []outItem
-	for {
-		items, fault, done := w.out.take(spare)
-		if done {
-			return nil
-		}
-		if fault != nil {
-			if fault.GetCode() == workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW {
-				fault = &workerv1.Fault{Code: fault.GetCode(),
-					Message: fmt.Sprintf("%s; events after sequence %d were not sent", fault.GetMessage(), lastEvent)}
-			}
-			if _, err := w.pc.Send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: fault}}); err != nil {
-				return err
-			}
-			if err := w.pc.Flush(); err != nil {
-				return err
-			}
-			w.log.Debug("worker: fault sent", "code", fault.GetCode().String())
-			continue // take reports done next
-		}
-		for i := range items {
-			if w.out.faulted.Load() {
-				break
-			}
-			it := items[i]
-			items[i] = outItem{}
-			var err error
-			if it.ev != nil {
-				// The sink encoded the event; only the envelope is added.
-				_, err = w.pc.SendEvent(it.ev)
-			} else {
-				_, err = w.pc.Send(it.env)
-			}
-			if err != nil {
-				if frame.CodeOf(err) == frame.CodeOversized {
-					// Nothing was sent (the sink and the reply check
-					// make this unreachable).
-					w.fatal(protocol.ExitInternal, workerv1.FaultCode_FAULT_CODE_INTERNAL,
-						"worker: outbound message exceeds the frame limit: "+err.Error())
-					break
-				}
-				return err
-			}
-			if it.ev != nil {
-				w.out.events.Add(-1)
-				w.out.bytes.Add(-int64(len(it.ev)))
-				lastEvent = it.seq
-			}
-		}
-		clear(items)
-		spare = items[:0]
-		if err := w.pc.Flush(); err != nil {
-			return err
-		}
-		w.out.unsent.Add(-int64(len(items)))
-	}
-}
 
 // readLoop reads the gateway's frames until the connection ends.
 func (w *worker) readLoop() {
@@ -376,7 +159,7 @@ func (w *worker) runCommand(c *queuedCmd) (ok bool) {
 		body.Reply, body.Denial = nil, nil
 		body.OversizedReplyBytes = uint64(size)
 	}
-	w.out.push(env)
+	w.sendControl(env)
 	return true
 }
 
@@ -404,7 +187,7 @@ func (w *worker) heartbeatLoop(ctx context.Context) {
 		if err != nil {
 			w.log.Warn("worker: backend liveness probe failed", logging.KeyErr, err)
 		}
-		w.out.push(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Heartbeat{Heartbeat: w.heartbeatBody(err == nil)}})
+		w.sendControl(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Heartbeat{Heartbeat: w.heartbeatBody(err == nil)}})
 	}
 }
 
