@@ -3,10 +3,14 @@ package worker
 import (
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"testing"
+	"time"
 
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/backend/sim"
 	"github.com/mxgateway/mxgateway/internal/frame"
 )
 
@@ -76,4 +80,59 @@ func BenchmarkEventPath(b *testing.B) {
 		b.Fatalf("worker faulted: %s", w.ending().reason)
 	}
 	b.ReportMetric(float64(peak), "peak-queue")
+}
+
+// BenchmarkCommandRoundTrip is one Write through a real worker on the
+// simulator (test profile) over a real Unix socket, as the gateway sees
+// it: the command frame out, the reply frame back. It is the worker's
+// share of an Invoke, wake-ups and hand-offs included (the gateway's is
+// BenchmarkInvoke in internal/workerclient). In process, goroutine
+// hand-offs are cheap; the Process variant runs the worker in a child
+// process, as the gateway does, where every wake-up is a thread's.
+func BenchmarkCommandRoundTrip(b *testing.B) {
+	be, err := sim.New(sim.Options{Profile: "test", Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := start(b, be, harnessOpts{cfg: func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }})
+	commandRoundTrips(b, h)
+}
+
+func BenchmarkCommandRoundTripProcess(b *testing.B) {
+	h, _ := startProcess(b, nonceLine(), "--backend", os.Getenv("MXB_BE"), "--sim-profile", "test", "--log-level", "error")
+	commandRoundTrips(b, h)
+}
+
+func commandRoundTrips(b *testing.B, h *harness) {
+	h.ready(time.Hour)
+	sh := h.call(1, register(), nil).GetRegister().GetServerHandle()
+	ih := h.call(2, addItem(sh, "Pump1.StartCount"), nil).GetItemHandle().GetItemHandle()
+	write := &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{
+		ServerHandle: sh, ItemHandle: ih, Value: int32Value(5)}}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		corr := uint64(10 + i)
+		if os.Getenv("MXB_REG") != "" {
+			h.command(corr, register())
+		} else {
+			h.command(corr, write)
+		}
+		for {
+			env := h.recv()
+			if env.GetCommandReply() != nil {
+				if env.GetCorrelationId() != corr {
+					b.Fatalf("reply %d, want %d", env.GetCorrelationId(), corr)
+				}
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	h.shutdown()
+	if h.inProcess {
+		return
+	}
+	h.exitCode()
+	reportProcessUsage(b, h.proc)
 }

@@ -40,7 +40,7 @@ func nonceLine() string { return hex.EncodeToString(testNonce) + "\n" }
 // harness is an in-test gateway: it listens on a real Unix socket, runs the
 // worker in a goroutine and speaks the protocol frame by frame.
 type harness struct {
-	t         *testing.T
+	t         testing.TB
 	ln        net.Listener
 	conn      net.Conn
 	w         *frame.Writer
@@ -53,6 +53,7 @@ type harness struct {
 	recvSeq   uint64
 	code      chan int
 	logs      *syncBuffer
+	proc      *os.ProcessState // a child worker's, set before code
 }
 
 type harnessOpts struct {
@@ -76,7 +77,7 @@ func dialUnix(ctx context.Context, endpoint string) (net.Conn, error) {
 }
 
 // start runs the worker against be and accepts its connection.
-func start(t *testing.T, be backend.Backend, o harnessOpts) *harness {
+func start(t testing.TB, be backend.Backend, o harnessOpts) *harness {
 	t.Helper()
 	return launch(t, func(h *harness, path string) {
 		stdin := nonceLine()
@@ -107,7 +108,7 @@ func start(t *testing.T, be backend.Backend, o harnessOpts) *harness {
 // launch listens on a fresh socket, lets run start a worker that reports
 // its exit code on h.code, and accepts the worker's connection (unless the
 // worker exits first).
-func launch(t *testing.T, run func(h *harness, path string)) *harness {
+func launch(t testing.TB, run func(h *harness, path string)) *harness {
 	t.Helper()
 	path := socketPath(t)
 	ln, err := net.Listen("unix", path)

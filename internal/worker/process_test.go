@@ -49,7 +49,7 @@ func childMain() int {
 }
 
 // startProcess runs the worker as a child process with stdin as its input.
-func startProcess(t *testing.T, stdin string, extra ...string) (*harness, *bytes.Buffer) {
+func startProcess(t testing.TB, stdin string, extra ...string) (*harness, *bytes.Buffer) {
 	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("the process test uses a Unix socket endpoint")
@@ -66,6 +66,7 @@ func startProcess(t *testing.T, stdin string, extra ...string) (*harness, *bytes
 		}
 		go func() {
 			err := cmd.Wait()
+			h.proc = cmd.ProcessState
 			var ee *exec.ExitError
 			switch {
 			case err == nil:

@@ -68,7 +68,7 @@ func waitFor[T any](t *testing.T, ch <-chan T) T {
 	}
 }
 
-func wantStatus(t *testing.T, what string, rep *mxgatewayv1.Reply, want mxgatewayv1.GatewayStatusCode) {
+func wantStatus(t testing.TB, what string, rep *mxgatewayv1.Reply, want mxgatewayv1.GatewayStatusCode) {
 	t.Helper()
 	if rep.GetStatus() != want {
 		t.Fatalf("%s: status %v (%s), want %v", what, rep.GetStatus(), rep.GetMessage(), want)

@@ -92,6 +92,13 @@ type Backend struct {
 	changes  []Change // hub: changes since the last flush (STA only)
 	origin   uint64   // hub: the session whose write is being applied
 
+	// sta is held by whoever runs on the simulated STA: the STA goroutine
+	// between its waits, or a caller of do that found it idle and runs its
+	// request itself (no hand-off to the STA goroutine and back). The
+	// goroutine keeps it once it has returned, so nothing runs on a dead
+	// STA.
+	sta sync.Mutex
+
 	inMu  sync.Mutex // guards inbox
 	inbox []func()   // posted by Apply and friends, run on the STA
 	nudge chan struct{}
@@ -361,6 +368,9 @@ func (b *Backend) do(ctx context.Context, slow bool, fn func()) error {
 		return backend.ErrClosed
 	}
 	req := &request{fn: fn, slow: slow, done: make(chan struct{})}
+	if ran, err := b.doInline(req); ran {
+		return err
+	}
 	select {
 	case b.reqs <- req:
 	case <-b.dead:
@@ -397,9 +407,52 @@ func (b *Backend) call(fn func()) error {
 	return b.do(context.Background(), true, fn)
 }
 
+// doInline runs req on the caller's goroutine when the STA goroutine is
+// idle (waiting, not running anything): the simulated STA is whoever holds
+// b.sta, so the request runs exactly as the STA goroutine would run it,
+// without two goroutine hand-offs. ran is false when the STA is busy (or
+// dead): the caller then queues the request. The hub keeps its STA
+// goroutine (OnChange is the runtime's, called on it).
+func (b *Backend) doInline(req *request) (ran bool, err error) {
+	if b.onChange != nil || !b.sta.TryLock() {
+		return false, nil
+	}
+	if b.halted {
+		b.sta.Unlock()
+		b.poke()
+		return false, nil
+	}
+	var top time.Time
+	if len(b.q) > 0 {
+		top = b.q[0].due
+	}
+	ok := b.serve(req)
+	// The STA goroutine's wait was set for what was due before: wake it
+	// when the call scheduled something sooner, posted something, or
+	// halted the simulator (then it returns and closes dead).
+	wake := !ok || len(b.q) > 0 && (top.IsZero() || b.q[0].due.Before(top))
+	b.sta.Unlock()
+	if wake || !b.inboxEmpty() {
+		b.poke()
+	}
+	if !ok {
+		return true, b.deadError()
+	}
+	return true, nil
+}
+
+// poke wakes the STA goroutine for a pass.
+func (b *Backend) poke() {
+	select {
+	case b.nudge <- struct{}{}:
+	default:
+	}
+}
+
 func (b *Backend) run() {
 	defer b.wg.Done()
 	defer close(b.dead)
+	b.sta.Lock() // kept on return: see sta
 	for {
 		b.drainInbox()
 		b.runDue()
@@ -423,18 +476,23 @@ func (b *Backend) run() {
 		if len(b.q) > 0 {
 			timer, stop = b.clock.At(b.q[0].due)
 		}
+		b.sta.Unlock() // a caller may run its request meanwhile (doInline)
+		var req *request
+		quit := false
 		select {
 		case <-b.quit:
-			stop()
-			return
-		case req := <-b.reqs:
-			stop()
-			if !b.serve(req) {
-				return
-			}
+			quit = true
+		case req = <-b.reqs:
 		case <-b.nudge:
-			stop()
 		case <-timer:
+		}
+		stop()
+		b.sta.Lock()
+		if quit || b.halted {
+			return
+		}
+		if req != nil && !b.serve(req) {
+			return
 		}
 	}
 }
