@@ -3,7 +3,6 @@ package worker
 import (
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -99,7 +98,7 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 }
 
 func BenchmarkCommandRoundTripProcess(b *testing.B) {
-	h, _ := startProcess(b, nonceLine(), "--backend", os.Getenv("MXB_BE"), "--sim-profile", "test", "--log-level", "error")
+	h, _ := startProcess(b, nonceLine(), "--backend", "simreal", "--sim-profile", "test", "--log-level", "error")
 	commandRoundTrips(b, h)
 }
 
@@ -113,11 +112,7 @@ func commandRoundTrips(b *testing.B, h *harness) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		corr := uint64(10 + i)
-		if os.Getenv("MXB_REG") != "" {
-			h.command(corr, register())
-		} else {
-			h.command(corr, write)
-		}
+		h.command(corr, write)
 		for {
 			env := h.recv()
 			if env.GetCommandReply() != nil {
