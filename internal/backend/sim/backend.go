@@ -63,6 +63,11 @@ type Options struct {
 	// Snapshot is the runtime's current values, applied by Open before
 	// anything is delivered (session role).
 	Snapshot []Change
+	// InboxChanges and InboxBytes bound the runtime's changes waiting for
+	// the STA (session role; see Apply); 0 means DefaultInboxChanges and
+	// DefaultInboxBytes.
+	InboxChanges int
+	InboxBytes   int64
 	// OnChange, when set, makes this the runtime's value engine (hub role):
 	// it is called on the STA with each batch of changed shared attributes.
 	// It must not block.
@@ -99,9 +104,15 @@ type Backend struct {
 	// STA.
 	sta sync.Mutex
 
-	inMu  sync.Mutex // guards inbox
-	inbox []func()   // posted by Apply and friends, run on the STA
-	nudge chan struct{}
+	inMu         sync.Mutex // guards inbox and its counts
+	inbox        []posted   // posted by Apply and friends, run on the STA
+	inChanges    int        // Apply's changes in inbox (and in the pass running them)
+	inBytes      int64      // their estimated bytes
+	inWaiting    int        // Apply calls waiting for room (tests)
+	inboxChanges int        // the bounds (Options.InboxChanges, InboxBytes)
+	inboxBytes   int64
+	inRoom       chan struct{} // signalled when room is released
+	nudge        chan struct{}
 
 	mu        sync.Mutex // guards the fields below; never held across sink calls
 	state     int        // stateNew, stateOpen, stateClosed
@@ -182,12 +193,22 @@ func New(opts Options) (*Backend, error) {
 		dead:  make(chan struct{}),
 		nudge: make(chan struct{}, 1),
 
+		inRoom:       make(chan struct{}, 1),
+		inboxChanges: opts.InboxChanges,
+		inboxBytes:   opts.InboxBytes,
+
 		galaxy:   opts.Galaxy,
 		snapshot: opts.Snapshot,
 		onChange: opts.OnChange,
 	}
 	if b.galaxy != nil && b.onChange != nil {
 		return nil, errors.New("sim: Galaxy and OnChange are exclusive (session or hub)")
+	}
+	if b.inboxChanges <= 0 {
+		b.inboxChanges = DefaultInboxChanges
+	}
+	if b.inboxBytes <= 0 {
+		b.inboxBytes = DefaultInboxBytes
 	}
 	if b.clock == nil {
 		b.clock = RealClock{}

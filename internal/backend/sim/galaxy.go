@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/mxgateway/mxgateway/internal/itemref"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -59,15 +61,70 @@ type Galaxy interface {
 	Write(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool)
 }
 
+// Default bounds of the changes Apply queues for the STA (Options
+// InboxChanges, InboxBytes).
+const (
+	DefaultInboxChanges = 100_000
+	DefaultInboxBytes   = 32 << 20
+)
+
+// changeOverhead is what a Change costs in the inbox besides its value.
+const changeOverhead = 64
+
 // Apply queues changes from the Galaxy runtime onto the STA, where they
-// reach the advised items like any other change. Safe from any goroutine;
-// it never blocks.
+// reach the advised items like any other change. Safe from any goroutine.
+//
+// The changes waiting for the STA are bounded by count and by bytes
+// (Options.InboxChanges, InboxBytes): while they are full Apply waits for
+// the STA to make room, so a runtime that sends faster than the session
+// applies is held back by its connection (flow control), and nothing is
+// coalesced or dropped here. A batch is always admitted to an empty inbox.
+// Apply returns without queueing once the simulator is closed or dead.
 func (b *Backend) Apply(changes []Change) {
-	b.post(func() {
+	if len(changes) == 0 {
+		return
+	}
+	size := int64(0)
+	for i := range changes {
+		size += int64(proto.Size(changes[i].Value)) + changeOverhead
+	}
+	b.inMu.Lock()
+	for b.inChanges > 0 && (b.inChanges+len(changes) > b.inboxChanges || b.inBytes+size > b.inboxBytes) {
+		b.inWaiting++
+		b.inMu.Unlock()
+		select {
+		case <-b.inRoom:
+		case <-b.abort:
+		case <-b.dead:
+		}
+		b.inMu.Lock()
+		b.inWaiting--
+		if b.closing() {
+			b.inMu.Unlock()
+			return
+		}
+	}
+	b.inChanges += len(changes)
+	b.inBytes += size
+	b.inbox = append(b.inbox, posted{changes: len(changes), bytes: size, fn: func() {
 		for i := range changes {
 			b.applyChange(changes[i])
 		}
-	})
+	}})
+	b.inMu.Unlock()
+	b.poke()
+}
+
+// closing reports whether Close began or the STA died.
+func (b *Backend) closing() bool {
+	select {
+	case <-b.abort:
+		return true
+	case <-b.dead:
+		return true
+	default:
+		return false
+	}
 }
 
 // ApplyWrite applies a write that session origin accepted (hub role): the
@@ -208,15 +265,21 @@ func (b *Backend) flushChanges() {
 	b.onChange(batch)
 }
 
-// post queues fn for the STA without waiting.
+// posted is one function queued for the STA; changes and bytes are what
+// it holds of Apply's bound.
+type posted struct {
+	fn      func()
+	changes int
+	bytes   int64
+}
+
+// post queues fn for the STA without waiting. Only Apply's changes count
+// toward the inbox bound; the other posts are one per control action.
 func (b *Backend) post(fn func()) {
 	b.inMu.Lock()
-	b.inbox = append(b.inbox, fn)
+	b.inbox = append(b.inbox, posted{fn: fn})
 	b.inMu.Unlock()
-	select {
-	case b.nudge <- struct{}{}:
-	default:
-	}
+	b.poke()
 }
 
 // drainInbox runs the functions posted before the call, in order (STA
@@ -234,11 +297,35 @@ func (b *Backend) drainInbox() {
 		return
 	}
 	b.now = b.clock.Now()
-	for _, fn := range fns {
+	for i, p := range fns {
 		if b.halted {
+			b.release(fns[i:])
 			return
 		}
-		fn()
+		p.fn()
+		if p.changes > 0 {
+			b.release(fns[i : i+1])
+		}
+	}
+}
+
+// release gives back the room of posts that ran (or never will).
+func (b *Backend) release(ps []posted) {
+	n, size := 0, int64(0)
+	for _, p := range ps {
+		n += p.changes
+		size += p.bytes
+	}
+	if n == 0 {
+		return
+	}
+	b.inMu.Lock()
+	b.inChanges -= n
+	b.inBytes -= size
+	b.inMu.Unlock()
+	select {
+	case b.inRoom <- struct{}{}:
+	default:
 	}
 }
 

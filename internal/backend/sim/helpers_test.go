@@ -119,6 +119,9 @@ type envOpt struct {
 	model      string
 	knobs      func(*Knobs)
 	hook       func(*mxgatewayv1.Event)
+	// inbox bounds the runtime's changes waiting for the session's STA
+	// (Options.InboxChanges; 0 is the default).
+	inbox int
 }
 
 // newEnv starts a simulator on a fake clock with the default profile's
@@ -144,7 +147,7 @@ func newEnv(t *testing.T, o envOpt) *env {
 		o.knobs(&k)
 	}
 	e := &env{t: t, table: itemtable.New(), rec: &recorder{hook: o.hook}, clk: NewFakeClock(testStart), exits: make(chan int, 4)}
-	opts := Options{Model: m, Knobs: &k, Clock: e.clk, Seed: 1, Exit: func(c int) { e.exits <- c }}
+	opts := Options{Model: m, Knobs: &k, Clock: e.clk, Seed: 1, Exit: func(c int) { e.exits <- c }, InboxChanges: o.inbox}
 	if !o.standalone {
 		e.hub, opts.Snapshot = newTestHub(t, src, e.clk, func(batch []Change) {
 			for i := range batch {

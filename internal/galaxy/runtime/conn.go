@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -24,7 +25,9 @@ type conn struct {
 	nc        net.Conn
 	wc        *wire.Conn
 
+	log     *slog.Logger
 	mu      sync.Mutex
+	lagging bool // dropped for falling behind (logged once)
 	queue   []entry
 	changes int
 	wake    chan struct{}
@@ -45,11 +48,21 @@ func (c *conn) push(env *galaxyv1.GalaxyEnvelope) {
 	c.flush()
 }
 
-// pushChange queues a change; a connection too far behind is dropped.
+// pushChange queues a change. A connection too far behind (its worker
+// applies changes slower than the Galaxy makes them, and its bounded inbox
+// holds the rest back: sim.Backend.Apply) is dropped, said in the log: its
+// worker marks every value bad (communication failure), reconnects and
+// re-reads every value from the snapshot.
 func (c *conn) pushChange(v *galaxyv1.ValueChange) {
 	c.mu.Lock()
 	if c.changes >= maxQueued {
+		first := !c.lagging
+		c.lagging = true
 		c.mu.Unlock()
+		if first {
+			c.log.Warn("galaxy: session too far behind; connection dropped, its worker resynchronises",
+				"client", c.name, "connection", c.id, "queued_changes", maxQueued)
+		}
 		go c.close()
 		return
 	}
@@ -148,7 +161,7 @@ func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	_ = nc.SetReadDeadline(time.Time{})
-	cn := &conn{name: hello.GetClientName(), subscribe: hello.GetSubscribe(), watch: hello.GetWatchDeploys(), nc: nc, wc: wc,
+	cn := &conn{log: log, name: hello.GetClientName(), subscribe: hello.GetSubscribe(), watch: hello.GetWatchDeploys(), nc: nc, wc: wc,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	r.mu.Lock()
 	if r.closed {
