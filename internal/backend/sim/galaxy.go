@@ -288,6 +288,9 @@ func (b *Backend) post(fn func()) {
 // from the commands, the due actions and the flush of changes that come
 // between passes. Draining until the inbox was empty starved them: at
 // 100,000 changes/s a 10,000-item SubscribeBulk waited more than 30 s.
+// A command that arrives during a pass runs after the post in progress,
+// not after the pass: a bulk command is one call per entry, and a pass
+// under load is up to the inbox bound (Options.InboxChanges) long.
 func (b *Backend) drainInbox() {
 	b.inMu.Lock()
 	fns := b.inbox
@@ -305,6 +308,14 @@ func (b *Backend) drainInbox() {
 		p.fn()
 		if p.changes > 0 {
 			b.release(fns[i : i+1])
+		}
+		select {
+		case req := <-b.reqs:
+			if !b.serve(req) {
+				b.release(fns[i+1:])
+				return
+			}
+		default:
 		}
 	}
 }
