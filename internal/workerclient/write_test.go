@@ -188,8 +188,8 @@ func TestStalledWriteFaults(t *testing.T) {
 	if err := h.waitDone(); !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("client err %v", err)
 	}
-	if h.kills.Load() != 1 {
-		t.Fatalf("worker killed %d times, want 1", h.kills.Load())
+	if h.kills() != 1 {
+		t.Fatalf("worker killed %d times, want 1", h.kills())
 	}
 	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, waitFor); !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("invoke after the fault: %v", err)
