@@ -2,7 +2,6 @@ package workerclient
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -405,37 +404,33 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		return fail(c.classify(err), "%s: %v", step, err)
 	}
 
-	hello := &workerv1.WorkerEnvelope{
-		Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
-			ProtocolVersion:     protocol.Version,
-			Nonce:               c.nonce,
-			HeartbeatInterval:   durationpb.New(c.opts.HeartbeatInterval),
-			MaxFrameBytes:       uint32(c.opts.MaxFrameBytes),
-			GatewayVersion:      c.opts.GatewayVersion,
-			MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
-			MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
-		}},
+	// The exchange and its checks are frame.Conn's (Offer, AwaitReady);
+	// what they mean for the gateway is decided here.
+	stepFail := func(step string, err error) error {
+		var he *frame.HandshakeError
+		if !errors.As(err, &he) {
+			return ioFail(step, err)
+		}
+		switch he.Reason {
+		case frame.HandshakeFault:
+			return fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: he.Fault.GetCode(), Message: he.Fault.GetMessage()})
+		case frame.HandshakeVersion:
+			return fail(ErrVersionMismatch, "%s", he.Detail)
+		case frame.HandshakeNonce:
+			return fail(ErrNonceMismatch, "%s", he.Detail)
+		}
+		return fail(ErrProtocol, "expected %s, %s", step, he.Detail)
 	}
-	if _, err := c.pc.Send(hello); err != nil {
-		return nil, ioFail("send GatewayHello", err)
-	}
-
-	env, _, err := c.pc.Recv()
+	wh, err := c.pc.Offer(&workerv1.GatewayHello{
+		Nonce:               c.nonce,
+		HeartbeatInterval:   durationpb.New(c.opts.HeartbeatInterval),
+		MaxFrameBytes:       uint32(c.opts.MaxFrameBytes),
+		GatewayVersion:      c.opts.GatewayVersion,
+		MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
+		MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
+	})
 	if err != nil {
-		return nil, ioFail("read WorkerHello", err)
-	}
-	if f := env.GetFault(); f != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
-	}
-	wh := env.GetWorkerHello()
-	if wh == nil {
-		return nil, fail(ErrProtocol, "expected WorkerHello, got %s", bodyName(env))
-	}
-	if wh.GetProtocolVersion() != protocol.Version {
-		return nil, fail(ErrVersionMismatch, "worker speaks %d, gateway speaks %d", wh.GetProtocolVersion(), protocol.Version)
-	}
-	if subtle.ConstantTimeCompare(wh.GetNonce(), c.nonce) != 1 {
-		return nil, fail(ErrNonceMismatch, "WorkerHello echoed another nonce")
+		return nil, stepFail("WorkerHello", err)
 	}
 	c.mu.Lock()
 	switch {
@@ -448,16 +443,9 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 	}
 	c.mu.Unlock()
 
-	env, _, err = c.pc.Recv()
+	ready, err := c.pc.AwaitReady()
 	if err != nil {
-		return nil, ioFail("read WorkerReady", err)
-	}
-	if f := env.GetFault(); f != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
-	}
-	ready := env.GetWorkerReady()
-	if ready == nil {
-		return nil, fail(ErrProtocol, "expected WorkerReady, got %s", bodyName(env))
+		return nil, stepFail("WorkerReady", err)
 	}
 	return ready, nil
 }
@@ -889,7 +877,7 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 		}
 		return true // run completes the close once the worker is gone
 	default:
-		c.terminate(CauseProtocol, fmt.Errorf("%w: unexpected body %s", ErrProtocol, bodyName(env)))
+		c.terminate(CauseProtocol, fmt.Errorf("%w: unexpected body %s", ErrProtocol, frame.BodyName(env)))
 		return false
 	}
 }
@@ -996,14 +984,4 @@ func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	c.lastHeartbeat = time.Now()
 	c.mu.Unlock()
 	return ok
-}
-
-// bodyName names an envelope's body for errors ("worker_hello").
-func bodyName(env *workerv1.WorkerEnvelope) string {
-	m := env.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("body"))
-	if fd == nil {
-		return "none"
-	}
-	return string(fd.Name())
 }

@@ -12,6 +12,7 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/frame"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
@@ -74,7 +75,7 @@ func TestInvokeMatchingReply(t *testing.T) {
 	env := h.w.read()
 	cmd := env.GetCommand()
 	if cmd == nil || env.GetCorrelationId() == 0 {
-		t.Fatalf("worker got %s with correlation %d", bodyName(env), env.GetCorrelationId())
+		t.Fatalf("worker got %s with correlation %d", frame.BodyName(env), env.GetCorrelationId())
 	}
 	if cmd.GetCommand().GetRegister().GetClientName() != "t" || cmd.GetTimeout().AsDuration() != waitFor {
 		t.Fatalf("command %v", cmd)

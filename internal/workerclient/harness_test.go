@@ -307,7 +307,7 @@ func (h *harness) start() {
 	env := h.w.read()
 	gh := env.GetGatewayHello()
 	if gh == nil {
-		h.t.Fatalf("first frame is %s, want gateway_hello", bodyName(env))
+		h.t.Fatalf("first frame is %s, want gateway_hello", frame.BodyName(env))
 	}
 	if env.GetSequence() != 1 || gh.GetProtocolVersion() != protocol.Version || !bytes.Equal(gh.GetNonce(), testNonce) {
 		h.t.Fatalf("bad GatewayHello: seq %d version %d", env.GetSequence(), gh.GetProtocolVersion())

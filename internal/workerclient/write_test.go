@@ -71,7 +71,7 @@ func TestOutboundSequenceContiguous(t *testing.T) {
 			case env.GetCancel() != nil:
 				wantCancels--
 			default:
-				t.Fatalf("unexpected %s", bodyName(env))
+				t.Fatalf("unexpected %s", frame.BodyName(env))
 			}
 		}
 	}
@@ -132,7 +132,7 @@ func TestOversizedCommandFailsOnlyThatCommand(t *testing.T) {
 	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
 	env := h.w.read()
 	if env.GetSequence() != 2 || env.GetCommand() == nil {
-		t.Fatalf("next envelope: %s with sequence %d, want a command with 2", bodyName(env), env.GetSequence())
+		t.Fatalf("next envelope: %s with sequence %d, want a command with 2", frame.BodyName(env), env.GetSequence())
 	}
 	h.w.reply(env.GetCorrelationId(), &mxgatewayv1.Reply{})
 	if r := wait(t, res); r.err != nil {
@@ -242,7 +242,7 @@ func TestCancelQueuedBehindBlockedWrite(t *testing.T) {
 	a, b, c := h.w.read(), h.w.read(), h.w.read()
 	if a.GetCommand() == nil || b.GetCommand() == nil || c.GetCancel().GetTargetCorrelationId() != a.GetCorrelationId() {
 		t.Fatalf("worker got %s, %s, %s (cancel of %d), want command, command, cancel of the first",
-			bodyName(a), bodyName(b), bodyName(c), c.GetCancel().GetTargetCorrelationId())
+			frame.BodyName(a), frame.BodyName(b), frame.BodyName(c), c.GetCancel().GetTargetCorrelationId())
 	}
 	if a.GetSequence() != 2 || b.GetSequence() != 3 || c.GetSequence() != 4 {
 		t.Fatalf("sequences %d %d %d", a.GetSequence(), b.GetSequence(), c.GetSequence())
