@@ -11,6 +11,6 @@
 // receives SIGKILL when the gateway's spawning thread dies (Pdeathsig); on
 // Windows every worker runs in a Job Object with kill-on-close. One waiter
 // goroutine per worker reaps it, cleans up its records, logs the exit and
-// only then reports it to its client. CleanupLeftovers removes what a previous run of the
-// gateway left behind.
+// only then reports it to its client. CleanupLeftovers removes what a
+// previous run of the gateway left behind.
 package supervisor
