@@ -658,8 +658,8 @@ func (c *Client) notReadyErr() error {
 }
 
 // Shutdown asks the worker to tear down (Shutdown frame) and waits for its
-// ShutdownAck and, when Options.Exited is set, its exit (otherwise for the
-// pipe to close). It returns the worker's teardown warnings. If ctx ends first
+// ShutdownAck and for the worker's going: its pipe's end and, with
+// Options.Process, its exit. It returns the worker's teardown warnings. If ctx ends first
 // (protocol.DefaultShutdownTimeout when ctx has no deadline) the worker is
 // killed and the error wraps ErrShutdownTimeout. Shutdown of a closed client
 // returns nil; of a faulted client, its terminal reason. Concurrent calls all
@@ -715,9 +715,9 @@ func (c *Client) Shutdown(ctx context.Context) (teardownWarnings []string, err e
 	return append([]string(nil), c.warnings...), c.end.Err
 }
 
-// Kill kills the worker process (Options.Kill) and faults the client with a
-// *KillError carrying reason (it matches ErrKilled). It does not wait; use
-// Done.
+// Kill faults the client with a *KillError carrying reason (it matches
+// ErrKilled); the owner then kills the worker process (Options.Process). It
+// does not wait; use Done.
 func (c *Client) Kill(reason protocol.KillReason) {
 	c.terminate(CauseKilled, &KillError{Reason: reason})
 }
