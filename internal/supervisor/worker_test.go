@@ -29,6 +29,7 @@ const (
 	modeExitEarly    = "exit-early"     // logs to stderr and exits 3 before connecting
 	modeHang         = "hang"           // never connects
 	modeDieOnCommand = "die-on-command" // exits 7 when a command arrives
+	modeDieInHello   = "die-in-hello"   // accepts the GatewayHello, logs, exits 9
 	modeChild        = "child"          // starts a grandchild, logs its pid, hangs
 )
 
@@ -94,6 +95,10 @@ func testWorker(mode string) int {
 	hello, err := pc.Accept(nonce)
 	if err != nil {
 		return protocol.ExitHandshakeFailed
+	}
+	if mode == modeDieInHello {
+		fmt.Fprintln(os.Stderr, "dying in the handshake")
+		return 9
 	}
 	if mode == modeWrongNonce {
 		echo := append([]byte(nil), nonce...)
