@@ -22,9 +22,14 @@ import (
 // string. Anything decodeResponse does not know falls back to proto.Unmarshal.
 // One eventCodec serves one stream (RecvMsg is never called concurrently).
 type eventCodec struct {
-	base encoding.CodecV2
-	sid  string // the session id of the last event, shared by the next
+	base    encoding.CodecV2
+	sid     string // the session id of the last event, shared by the next
+	scratch []byte // a response that came in several buffers, joined
 }
+
+// maxScratch bounds the joined response kept for the next one: the
+// gateway's batches stop at 1 MiB.
+const maxScratch = 2 << 20
 
 func newEventCodec() *eventCodec { return &eventCodec{base: encoding.GetCodecV2("proto")} }
 
@@ -41,13 +46,19 @@ func (c *eventCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.base.Unmarshal(data, v)
 	}
-	// gRPC reuses data's buffers once Unmarshal returns; the decoded
-	// message keeps nothing of it (strings are copied, like protobuf-go's).
-	var b []byte
+	// gRPC reuses data's buffers once Unmarshal returns, and the decoded
+	// message keeps nothing of b (strings are copied, as protobuf-go does
+	// too), so a response in several buffers is joined in scratch, which
+	// the next one reuses.
 	if len(data) == 1 {
-		b = data[0].ReadOnlyData()
-	} else {
-		b = data.Materialize()
+		return c.decodeResponse(data[0].ReadOnlyData(), r)
+	}
+	b := c.scratch[:0]
+	for _, buf := range data {
+		b = append(b, buf.ReadOnlyData()...)
+	}
+	if cap(b) <= maxScratch {
+		c.scratch = b
 	}
 	return c.decodeResponse(b, r)
 }

@@ -114,19 +114,38 @@ func TestDecodeMatchesProto(t *testing.T) {
 }
 
 // TestDecodeSplitBuffers: a response that arrives in several buffers
-// decodes as one.
+// decodes as one, and decoding the next one (which reuses the joining
+// buffer) leaves the first as it was.
 func TestDecodeSplitBuffers(t *testing.T) {
-	b, err := proto.Marshal(&mxgatewayv1.StreamEventsResponse{Events: decodeCorpus()})
+	want := &mxgatewayv1.StreamEventsResponse{Events: decodeCorpus()}
+	b, err := proto.Marshal(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := &mxgatewayv1.StreamEventsResponse{}
 	c := newEventCodec()
-	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:7]), mem.SliceBuffer(b[7:])}, got); err != nil {
+	split := func(b []byte) mem.BufferSlice {
+		return mem.BufferSlice{mem.SliceBuffer(b[:7]), mem.SliceBuffer(b[7:])}
+	}
+	got := &mxgatewayv1.StreamEventsResponse{}
+	if err := c.Unmarshal(split(b), got); err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(got, &mxgatewayv1.StreamEventsResponse{Events: decodeCorpus()}) {
+	if !proto.Equal(got, want) {
 		t.Fatalf("split decode differs: %v", got)
+	}
+	other := proto.Clone(want).(*mxgatewayv1.StreamEventsResponse)
+	for _, ev := range other.Events {
+		ev.SessionId, ev.Sequence = "another-session", ev.Sequence+1000
+	}
+	ob, err := proto.Marshal(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unmarshal(split(ob), &mxgatewayv1.StreamEventsResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, want) {
+		t.Fatalf("the next decode changed the first: %v", got)
 	}
 }
 
