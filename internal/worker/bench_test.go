@@ -66,7 +66,7 @@ func BenchmarkEventPath(b *testing.B) {
 			peak = d
 		}
 	}
-	w.out.finish()
+	w.out.finish(nil)
 	if err := <-writerDone; err != nil {
 		b.Fatal(err)
 	}

@@ -140,9 +140,16 @@ func (o *outbox) setFault(f *workerv1.Fault) {
 	o.signal()
 }
 
-// finish lets the writer end once everything queued is written.
-func (o *outbox) finish() {
+// finish lets the writer end once everything queued is written. last,
+// when set, is queued first, under the same lock, so that nothing can
+// follow it (the ShutdownAck).
+func (o *outbox) finish(last *workerv1.WorkerEnvelope) {
 	o.mu.Lock()
+	if last != nil && !o.closedLocked() {
+		o.ctl = append(o.ctl, last)
+		o.ctlQueued.Store(int32(len(o.ctl)))
+		o.unsent.Add(1)
+	}
 	o.final = true
 	o.mu.Unlock()
 	o.signal()

@@ -536,14 +536,14 @@ func (w *worker) loop(ctx context.Context) int {
 	}
 
 	code := end.code
+	var ack *workerv1.WorkerEnvelope
 	if end.shutdown != nil && teardownDone {
-		ack := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_ShutdownAck{
+		ack = &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_ShutdownAck{
 			ShutdownAck: &workerv1.ShutdownAck{TeardownWarnings: warnings}}}
-		w.out.push(ack)
 	} else if end.shutdown != nil {
 		code = protocol.ExitInternal
 	}
-	w.out.finish()
+	w.out.finish(ack) // nothing follows the ack
 
 	if end.fault != nil {
 		// A pipe the gateway stopped reading (the overflow's cause) takes

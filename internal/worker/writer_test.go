@@ -125,7 +125,7 @@ func TestWriterReusesEnvelopeWithoutLeakingState(t *testing.T) {
 		return nil
 	})
 
-	w.out.finish()
+	w.out.finish(nil)
 	if err := <-writerDone; err != nil {
 		t.Fatal(err)
 	}
