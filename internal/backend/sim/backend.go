@@ -91,6 +91,7 @@ type Backend struct {
 	onChange func([]Change)
 	changes  []Change // hub: changes since the last flush (STA only)
 	origin   uint64   // hub: the session whose write is being applied
+	operator string   // hub: who that write is attributed to
 
 	inMu  sync.Mutex // guards inbox
 	inbox []func()   // posted by Apply and friends, run on the STA
