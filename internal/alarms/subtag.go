@@ -326,10 +326,12 @@ func (r *subtagRun) apply(evs []*mxgatewayv1.Event, sink Sink) {
 }
 
 // complete reports whether every advised sub-attribute of alarm i has its
-// first value (mu held). An incomplete view is never reported.
+// first value (mu held). An incomplete view is never reported. AckOperator
+// is not waited for: a node has no such attribute, and whether MXAccess
+// reports one it lacks is not known (GALAXY.md §2.3).
 func (r *subtagRun) complete(i int) bool {
 	for f := range nFields {
-		if r.mapped[i][f] && !r.have[i][f] {
+		if f != fAckOp && r.mapped[i][f] && !r.have[i][f] {
 			return false
 		}
 	}
