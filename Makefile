@@ -112,6 +112,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=$(FUZZTIME) ./internal/itemref
 	$(GO) test -run='^$$' -fuzz=FuzzParseKey -fuzztime=$(FUZZTIME) ./internal/auth
 	$(GO) test -run='^$$' -fuzz=FuzzLoadYAML -fuzztime=$(FUZZTIME) ./internal/config
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./client
 
 clean:
 	rm -rf bin

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -436,7 +437,7 @@ func (s *Session) streamEvents(ctx context.Context, eo eventsOptions, yield func
 		if !anchored {
 			req.LiveOnly = true
 		}
-		stream, err := s.c.gw.StreamEvents(ctx, req)
+		stream, err := s.c.gw.StreamEvents(ctx, req, grpc.ForceCodecV2(newEventCodec()))
 		for err == nil {
 			var resp *mxgatewayv1.StreamEventsResponse
 			resp, err = stream.Recv()

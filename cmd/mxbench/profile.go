@@ -170,20 +170,21 @@ func runProfile(ctx context.Context, args []string) int {
 	dir := fs.String("dir", "bench/results/profiles", "output directory")
 	events := fs.Int("events", 300000, "storm events of the event-path profile")
 	calls := fs.Int("calls", 20000, "Write calls of the command-path profile")
+	phases := fs.String("phases", "events,batch,invoke", "comma-separated phases: events (one event per message), batch (client.Batch(1024, 0)), invoke")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if err := profile(ctx, *dir, *events, *calls); err != nil {
+	if err := profile(ctx, *dir, strings.Split(*phases, ","), *events, *calls); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
 }
 
-func profile(ctx context.Context, dir string, events, calls int) error {
+func profile(ctx context.Context, dir string, phases []string, events, calls int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -199,7 +200,10 @@ func profile(ctx context.Context, dir string, events, calls int) error {
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "mxbench profile: "+format+"\n", a...) }
 
-	for _, phase := range []string{"events", "invoke"} {
+	for _, phase := range phases {
+		if phase != "events" && phase != "batch" && phase != "invoke" {
+			return fmt.Errorf("mxbench profile: unknown phase %q (want events, batch, invoke)", phase)
+		}
 		pdir := filepath.Join(dir, phase)
 		if err := os.MkdirAll(pdir, 0o755); err != nil {
 			return err
@@ -315,6 +319,10 @@ func profilePhase(ctx context.Context, g *inProcessGateway, phase, dir string, e
 		var rate float64
 		rate, _, _, err = gatewayStorm(ctx, gp, EventParams{Subscribers: 1, Events: events, Chunk: 2000, Window: 4000})
 		logf("events: %d events at %.0f/s", events, rate)
+	case "batch":
+		var rate float64
+		rate, _, _, err = gatewayStorm(ctx, gp, EventParams{Subscribers: 1, Events: events, Batch: 1024, Chunk: 4000, Window: 8000})
+		logf("batch: %d events at %.0f/s, batches of <= 1024", events, rate)
 	case "invoke":
 		g.mu.Lock()
 		g.worker = g.worker[:0]

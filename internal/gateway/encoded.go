@@ -56,20 +56,30 @@ func singleResponse(ev *protocol.Event, delayed bool) (*encodedResponse, error) 
 // delayedField is the encoded delayed = true of a StreamEventsResponse.
 var delayedField = protowire.AppendVarint(protowire.AppendTag(nil, respDelayed, protowire.VarintType), 1)
 
-// batchResponse is the response carrying encoded events in events, oldest
-// first, in one buffer of its own.
-func batchResponse(encs [][]byte) *encodedResponse {
+// batchResponse is the response carrying evs in events, oldest first, in
+// one buffer of its own: each event's client-visible encoding is written
+// into it (protocol.Event.AppendEncoded), with no copy of its own.
+func batchResponse(evs []*protocol.Event) (*encodedResponse, error) {
 	n := 0
-	for _, enc := range encs {
-		n += protowire.SizeTag(respEvents) + protowire.SizeBytes(len(enc))
+	for _, ev := range evs {
+		size, err := ev.EncodedSize()
+		if err != nil {
+			return nil, err
+		}
+		n += protowire.SizeTag(respEvents) + protowire.SizeBytes(size)
 	}
 	b := make([]byte, 0, n)
-	for _, enc := range encs {
+	for _, ev := range evs {
+		size, _ := ev.EncodedSize() // known to succeed: sized above
 		b = protowire.AppendTag(b, respEvents, protowire.BytesType)
-		b = protowire.AppendBytes(b, enc)
+		b = protowire.AppendVarint(b, uint64(size))
+		var err error
+		if b, err = ev.AppendEncoded(b); err != nil {
+			return nil, err
+		}
 	}
 	r := &encodedResponse{}
 	r.bufs[0] = mem.SliceBuffer(b)
 	r.data = r.bufs[:1]
-	return r
+	return r, nil
 }

@@ -66,7 +66,8 @@ func (v *validator) batching(req *mxgatewayv1.StreamEventsRequest) (int, time.Du
 // one per message or, with maxBatch > 1, in batches. It runs in the
 // stream's one sending goroutine. Events are sent as they were encoded once
 // for all their streams (protocol.Event.Encoded): a response is only the
-// framing around those bytes (encodedResponse).
+// framing around those bytes (encodedResponse); a batch is written straight
+// from the worker's encodings into its message (batchResponse).
 type filteredSender struct {
 	stream  grpc.ServerStream
 	filter  *session.Filter
@@ -85,12 +86,12 @@ func (fs *filteredSender) send(ev *protocol.Event) error {
 	fs.lastSeq = max(fs.lastSeq, ev.Sequence)
 	if fs.maxBatch > 1 {
 		if !delayed {
-			enc, err := ev.Encoded()
+			n, err := ev.EncodedSize()
 			if err != nil {
 				return err
 			}
 			fs.batch = append(fs.batch, ev)
-			fs.batchBytes += len(enc)
+			fs.batchBytes += n
 			if len(fs.batch) >= fs.maxBatch || fs.batchBytes >= maxBatchBytes {
 				return fs.sendBatch()
 			}
@@ -124,11 +125,10 @@ func (fs *filteredSender) sendBatch() error {
 	}
 	batch := fs.batch
 	fs.batch, fs.batchBytes = fs.batch[:0], 0
-	encs := make([][]byte, len(batch))
-	for i, ev := range batch {
-		encs[i], _ = ev.Encoded() // made when it was batched
+	r, err := batchResponse(batch)
+	if err == nil {
+		err = fs.stream.SendMsg(r)
 	}
-	err := fs.stream.SendMsg(batchResponse(encs))
 	if err == nil {
 		for _, ev := range batch {
 			fs.sent(ev)

@@ -73,24 +73,48 @@ var (
 	bodyServer = protowire.Number(1)
 	bodyItem   = protowire.Number(2)
 	// handleBodies are the bodies with a server and an item handle.
-	handleBodies = map[protowire.Number]bool{
-		bodyDataChange:                     true,
-		bodyWriteComplete:                  true,
-		eventField("operation_complete"):   true,
-		eventField("buffered_data_change"): true,
-	}
+	handleBodies = fieldSetOf(bodyDataChange, bodyWriteComplete, eventField("operation_complete"), eventField("buffered_data_change"))
 	// bodies are the members of the body oneof.
-	bodies = func() map[protowire.Number]bool {
-		m := map[protowire.Number]bool{}
+	bodies = func() fieldSet {
+		var nums []protowire.Number
 		fields := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor().Oneofs().ByName("body").Fields()
 		for i := range fields.Len() {
-			m[fields.Get(i).Number()] = true
+			nums = append(nums, fields.Get(i).Number())
 		}
-		return m
+		return fieldSetOf(nums...)
 	}()
 	tsSeconds = protowire.Number(1) // google.protobuf.Timestamp
 	tsNanos   = protowire.Number(2)
 )
+
+// fieldSet is a set of field numbers below 64: a test per field of every
+// event, cheaper than a map.
+type fieldSet uint64
+
+func fieldSetOf(nums ...protowire.Number) fieldSet {
+	var s fieldSet
+	for _, n := range nums {
+		if n <= 0 || n >= 64 {
+			panic(fmt.Sprintf("protocol: field %d outside a fieldSet", n))
+		}
+		s |= 1 << n
+	}
+	return s
+}
+
+// has reports whether num is in the set.
+func (s fieldSet) has(num protowire.Number) bool { return num > 0 && num < 64 && s&(1<<num) != 0 }
+
+// members lists the set's numbers.
+func (s fieldSet) members() []protowire.Number {
+	var out []protowire.Number
+	for n := protowire.Number(1); n < 64; n++ {
+		if s.has(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 func eventField(name protoreflect.Name) protowire.Number {
 	fd := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor().Fields().ByName(name)
@@ -130,7 +154,7 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 			}
 			e.Family, b = mxgatewayv1.EventFamily(int32(v)), b[n:]
 			continue
-		case bodies[num] && typ == protowire.BytesType:
+		case bodies.has(num) && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return nil, fmt.Errorf("%w: body: %v", ErrMalformedEvent, protowire.ParseError(n))
@@ -140,7 +164,7 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 				// one again merges into it, as protobuf decodes.
 				e.Body, e.ServerHandle, e.ItemHandle = num, 0, 0
 			}
-			if handleBodies[num] {
+			if handleBodies.has(num) {
 				if err := e.handles(v); err != nil {
 					return nil, err
 				}
@@ -203,7 +227,7 @@ func EventOf(msg *mxgatewayv1.Event, size int) *Event {
 	}
 	if fd := msg.ProtoReflect().WhichOneof(msg.ProtoReflect().Descriptor().Oneofs().ByName("body")); fd != nil {
 		e.Body = fd.Number()
-		if handleBodies[e.Body] {
+		if handleBodies.has(e.Body) {
 			body := msg.ProtoReflect().Get(fd).Message()
 			bd := body.Descriptor().Fields()
 			e.ServerHandle = int32(body.Get(bd.ByNumber(bodyServer)).Int())
@@ -262,37 +286,78 @@ func (e *Event) Encoded() ([]byte, error) {
 			e.buf, e.enc, e.encErr = b, b[frameRoom:], err
 			return
 		}
-		w := e.wire
-		if num, typ, n := protowire.ConsumeTag(w); n > 0 && num == evSequence && typ == protowire.VarintType {
-			if _, m := protowire.ConsumeVarint(w[n:]); m > 0 {
-				w = w[n+m:]
-			}
-		}
-		ts := 0
-		if !e.GatewayTime.IsZero() {
-			ts = timestampSize(e.GatewayTime)
-		}
-		size := len(w) +
-			protowire.SizeTag(evSessionID) + protowire.SizeBytes(len(e.SessionID)) +
-			protowire.SizeTag(evSequence) + protowire.SizeVarint(e.Sequence) +
-			protowire.SizeTag(evGatewayTime) + protowire.SizeBytes(ts)
-		// The session's fields follow the worker's: protobuf keeps the
-		// last of a scalar, and merges a message field (gateway_time)
-		// field by field, so both of its fields are always written.
-		b := make([]byte, frameRoom, frameRoom+size)
-		b = append(b, w...)
-		b = protowire.AppendTag(b, evSessionID, protowire.BytesType)
-		b = protowire.AppendString(b, e.SessionID)
-		b = protowire.AppendTag(b, evSequence, protowire.VarintType)
-		b = protowire.AppendVarint(b, e.Sequence)
-		if ts > 0 {
-			b = protowire.AppendTag(b, evGatewayTime, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(ts))
-			b = appendTimestamp(b, e.GatewayTime)
-		}
+		b := make([]byte, frameRoom, frameRoom+e.workerEncodedSize())
+		b = e.appendWorkerEncoded(b)
 		e.buf, e.enc = b, b[frameRoom:]
 	})
 	return e.enc, e.encErr
+}
+
+// EncodedSize is the length of Encoded, without making it.
+func (e *Event) EncodedSize() (int, error) {
+	if e.wire == nil {
+		enc, err := e.Encoded()
+		return len(enc), err
+	}
+	return e.workerEncodedSize(), nil
+}
+
+// AppendEncoded appends Encoded to b. A worker's event is written straight
+// into b, without making (or keeping) the shared encoding: a batch costs
+// one copy of each event, not two.
+func (e *Event) AppendEncoded(b []byte) ([]byte, error) {
+	if e.wire == nil {
+		enc, err := e.Encoded()
+		return append(b, enc...), err
+	}
+	return e.appendWorkerEncoded(b), nil
+}
+
+// workerWire is the worker's encoding without its own sequence when that
+// leads (the session's follows).
+func (e *Event) workerWire() []byte {
+	w := e.wire
+	if num, typ, n := protowire.ConsumeTag(w); n > 0 && num == evSequence && typ == protowire.VarintType {
+		if _, m := protowire.ConsumeVarint(w[n:]); m > 0 {
+			w = w[n+m:]
+		}
+	}
+	return w
+}
+
+// gatewayTimeSize is the size of the gateway_time the session adds (0:
+// none).
+func (e *Event) gatewayTimeSize() int {
+	if e.GatewayTime.IsZero() {
+		return 0
+	}
+	return timestampSize(e.GatewayTime)
+}
+
+// workerEncodedSize is the length of appendWorkerEncoded's output.
+func (e *Event) workerEncodedSize() int {
+	return len(e.workerWire()) +
+		protowire.SizeTag(evSessionID) + protowire.SizeBytes(len(e.SessionID)) +
+		protowire.SizeTag(evSequence) + protowire.SizeVarint(e.Sequence) +
+		protowire.SizeTag(evGatewayTime) + protowire.SizeBytes(e.gatewayTimeSize())
+}
+
+// appendWorkerEncoded appends the client-visible encoding of a worker's
+// event. The session's fields follow the worker's: protobuf keeps the last
+// of a scalar, and merges a message field (gateway_time) field by field, so
+// both of its fields are always written.
+func (e *Event) appendWorkerEncoded(b []byte) []byte {
+	b = append(b, e.workerWire()...)
+	b = protowire.AppendTag(b, evSessionID, protowire.BytesType)
+	b = protowire.AppendString(b, e.SessionID)
+	b = protowire.AppendTag(b, evSequence, protowire.VarintType)
+	b = protowire.AppendVarint(b, e.Sequence)
+	if ts := e.gatewayTimeSize(); ts > 0 {
+		b = protowire.AppendTag(b, evGatewayTime, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(ts))
+		b = appendTimestamp(b, e.GatewayTime)
+	}
+	return b
 }
 
 // frameRoom is the room Encoded leaves in front of the encoding for the tag

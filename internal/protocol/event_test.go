@@ -93,6 +93,15 @@ func TestEncodedIsTheStampedEvent(t *testing.T) {
 			if again, _ := e.Encoded(); &again[0] != &enc[0] {
 				t.Errorf("%s: a second Encoded encoded again", name)
 			}
+			// AppendEncoded writes the same bytes after what is there;
+			// EncodedSize is their length.
+			app, err := e.AppendEncoded([]byte("prefix"))
+			if err != nil || !bytes.Equal(app, append([]byte("prefix"), enc...)) {
+				t.Errorf("%s: AppendEncoded = %x, %v; want prefix then %x", name, app, err, enc)
+			}
+			if n, err := e.EncodedSize(); err != nil || n != len(enc) {
+				t.Errorf("%s: EncodedSize = %d, %v; want %d", name, n, err, len(enc))
+			}
 		}
 	}
 }
@@ -101,7 +110,7 @@ func TestEncodedIsTheStampedEvent(t *testing.T) {
 // alike (DecodeEvent reads them by number).
 func TestHandleBodiesShareHandleNumbers(t *testing.T) {
 	od := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor()
-	for num := range handleBodies {
+	for _, num := range handleBodies.members() {
 		body := od.Fields().ByNumber(num).Message()
 		if f := body.Fields().ByNumber(bodyServer); f == nil || f.Name() != "server_handle" {
 			t.Errorf("%s: field %d is not server_handle", body.FullName(), bodyServer)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,19 +42,23 @@ type Session struct {
 	noWait     chan struct{}
 	noWaitOnce sync.Once
 
-	mu            sync.Mutex
-	state         mxgatewayv1.SessionState
-	fault         *FaultError
-	closing       bool // a close has started
-	final         mxgatewayv1.SessionState
-	lastActivity  time.Time
-	lastDetach    time.Time
-	pending       int
-	completed     uint64
-	ring          *ring
-	lastSeq       uint64 // the last sequence given to a client-visible event
-	workerSeq     uint64 // the last sequence the worker sent
-	subs          map[*Subscription]struct{}
+	mu           sync.Mutex
+	state        mxgatewayv1.SessionState
+	fault        *FaultError
+	closing      bool // a close has started
+	final        mxgatewayv1.SessionState
+	lastActivity time.Time
+	lastDetach   time.Time
+	pending      int
+	completed    uint64
+	ring         *ring
+	lastSeq      uint64 // the last sequence given to a client-visible event
+	workerSeq    uint64 // the last sequence the worker sent
+	subs         map[*Subscription]struct{}
+	// subList is subs as a slice, for the loops run per event (ranging a
+	// map costs more than the offer). It is replaced, never changed in
+	// place, so a loop over it may detach the subscriber it is at.
+	subList       []*Subscription
 	ended         error // the pump's terminal error, for late subscribers
 	slowConsumers uint64
 	wd            watchdog
@@ -366,7 +371,7 @@ func (s *Session) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		replay = append(replay, held...)
 	}
 	sub := newSubscription(s, replay, opts.SubscriberQueue, opts.SubscriberQueueBytes, req.Conflate)
-	s.subs[sub] = struct{}{}
+	s.addSubLocked(sub)
 	s.lastActivity = now
 	return sub, nil
 }
@@ -388,12 +393,25 @@ func (s *Session) gapMarker(after, firstAvail uint64, now time.Time) *protocol.E
 	return protocol.EventOf(msg, proto.Size(msg))
 }
 
+// addSubLocked attaches sub.
+func (s *Session) addSubLocked(sub *Subscription) {
+	s.subs[sub] = struct{}{}
+	s.subList = append(slices.Clip(s.subList), sub)
+}
+
+// removeSubLocked detaches sub; a loop over the old subList goes on
+// unchanged.
+func (s *Session) removeSubLocked(sub *Subscription) {
+	delete(s.subs, sub)
+	s.subList = slices.DeleteFunc(slices.Clone(s.subList), func(x *Subscription) bool { return x == sub })
+}
+
 // detach removes sub; the detach grace starts when the last one leaves.
 func (s *Session) detach(sub *Subscription) {
 	now := s.m.opts.Now()
 	s.mu.Lock()
 	if _, ok := s.subs[sub]; ok {
-		delete(s.subs, sub)
+		s.removeSubLocked(sub)
 		if len(s.subs) == 0 {
 			s.lastDetach = now
 		}
@@ -485,7 +503,7 @@ func (s *Session) deliver(ev *protocol.Event, size int) (more bool) {
 		}
 		var blocked *Subscription
 		if !s.closing {
-			for sub := range s.subs {
+			for _, sub := range s.subList {
 				if !sub.hasRoom(ev, size) {
 					blocked = sub
 					break
@@ -545,7 +563,7 @@ func (s *Session) publishLocked(ev *protocol.Event, size int, now time.Time) (sl
 	s.lastSeq = ev.Sequence
 	s.ring.push(ev, size, now)
 	s.ring.trimBefore(now.Add(-opts.ReplayAge))
-	for sub := range s.subs {
+	for _, sub := range s.subList {
 		if sub.offer(ev, size) {
 			continue
 		}
@@ -573,7 +591,7 @@ func (s *Session) slowLocked(sub *Subscription, seq uint64, now time.Time) (kill
 	}
 	sub.fail(fmt.Errorf("%w: queue of %d events (%d bytes) stayed full for %v at sequence %d",
 		ErrSlowConsumer, opts.SubscriberQueue, opts.SubscriberQueueBytes, opts.SubscriberStallTimeout, seq))
-	delete(s.subs, sub)
+	s.removeSubLocked(sub)
 	if len(s.subs) == 0 {
 		s.lastDetach = now
 	}

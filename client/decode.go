@@ -1,0 +1,581 @@
+package client
+
+import (
+	"errors"
+	"math"
+	"unicode/utf8"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// eventCodec is the codec of one StreamEvents call. Requests are marshalled
+// by the proto codec; a StreamEventsResponse is decoded by decodeResponse,
+// which gives the same message as proto.Unmarshal with far fewer
+// allocations: the events of one response share one allocation per message
+// type (a batch of 1,024 events costs a few dozen allocations, not ten per
+// event), and the session id, the same in every event of a stream, is one
+// string. Anything decodeResponse does not know falls back to proto.Unmarshal.
+// One eventCodec serves one stream (RecvMsg is never called concurrently).
+type eventCodec struct {
+	base    encoding.CodecV2
+	sid     string // the session id of the last event, shared by the next
+	scratch []byte // a response that came in several buffers, joined
+}
+
+// maxScratch bounds the joined response kept for the next one: the
+// gateway's batches stop at 1 MiB.
+const maxScratch = 2 << 20
+
+func newEventCodec() *eventCodec { return &eventCodec{base: encoding.GetCodecV2("proto")} }
+
+// Name is the content subtype the gateway serves: proto.
+func (c *eventCodec) Name() string { return c.base.Name() }
+
+// Marshal marshals a request with the proto codec.
+func (c *eventCodec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+
+// Unmarshal decodes a StreamEventsResponse by hand and anything else with
+// the proto codec.
+func (c *eventCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(*mxgatewayv1.StreamEventsResponse)
+	if !ok {
+		return c.base.Unmarshal(data, v)
+	}
+	// gRPC reuses data's buffers once Unmarshal returns, and the decoded
+	// message keeps nothing of b (strings are copied, as protobuf-go does
+	// too), so a response in several buffers is joined in scratch, which
+	// the next one reuses.
+	if len(data) == 1 {
+		return c.decodeResponse(data[0].ReadOnlyData(), r)
+	}
+	b := c.scratch[:0]
+	for _, buf := range data {
+		b = append(b, buf.ReadOnlyData()...)
+	}
+	if cap(b) <= maxScratch {
+		c.scratch = b
+	}
+	return c.decodeResponse(b, r)
+}
+
+// errFallback means the fast decoder met something it does not handle:
+// proto.Unmarshal decodes that message instead (and reports its errors).
+var errFallback = errors.New("client: decode by reflection")
+
+// decodeResponse decodes b into r (a fresh message), exactly as
+// proto.Unmarshal would.
+func (c *eventCodec) decodeResponse(b []byte, r *mxgatewayv1.StreamEventsResponse) error {
+	if err := c.fastResponse(b, r); err != nil {
+		proto.Reset(r)
+		return proto.Unmarshal(b, r)
+	}
+	return nil
+}
+
+// Field numbers of the messages decoded by hand (events.proto,
+// gateway.proto, values.proto).
+const (
+	respEvent   = 1
+	respDelayed = 2
+	respEvents  = 3
+
+	evSessionID     = 1
+	evSequence      = 2
+	evFamily        = 3
+	evWorkerTime    = 4
+	evGatewayTime   = 5
+	evGatewayGen    = 6
+	evDataChange    = 10
+	evWriteComplete = 11
+	evReplayGap     = 14
+)
+
+// eventBlock holds the messages of one storm-shaped event (an
+// OnDataChange with a scalar value, quality, timestamps and one status) in
+// one allocation; the blocks of a response are one slice.
+type eventBlock struct {
+	ev        mxgatewayv1.Event
+	body      mxgatewayv1.Event_DataChange
+	dc        mxgatewayv1.OnDataChange
+	val       mxgatewayv1.MxValue
+	qual      mxgatewayv1.Quality
+	times     [3]timestamppb.Timestamp
+	ntimes    int
+	stat      mxgatewayv1.MxStatus
+	statTaken bool
+	stats     [1]*mxgatewayv1.MxStatus
+	i32       mxgatewayv1.MxValue_Int32Value
+	f64       mxgatewayv1.MxValue_DoubleValue
+}
+
+// arena hands out the event blocks of one response.
+type arena struct {
+	blocks []eventBlock
+	cur    *eventBlock // the block of the event being decoded
+}
+
+// next starts the block of the next event; n is the number of events in
+// the response.
+func (a *arena) next(n int) *eventBlock {
+	if len(a.blocks) == 0 {
+		a.blocks = make([]eventBlock, max(n, 1))
+	}
+	a.cur = &a.blocks[0]
+	a.blocks = a.blocks[1:]
+	return a.cur
+}
+
+// timestamp returns the next unused timestamp of the block.
+func (a *arena) timestamp() *timestamppb.Timestamp {
+	b := a.cur
+	if b.ntimes == len(b.times) {
+		return &timestamppb.Timestamp{}
+	}
+	b.ntimes++
+	return &b.times[b.ntimes-1]
+}
+
+func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse) error {
+	count := countEvents(b)
+	if count > 1 {
+		r.Events = make([]*mxgatewayv1.Event, 0, count)
+	}
+	var a arena
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errFallback
+		}
+		b = b[n:]
+		switch {
+		case (num == respEvent || num == respEvents) && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 || (num == respEvent && r.Event != nil) {
+				return errFallback // a second event field merges: leave it to proto
+			}
+			b = b[n:]
+			ev, err := c.event(v, &a, count)
+			if err != nil {
+				return err
+			}
+			if num == respEvent {
+				r.Event = ev
+			} else {
+				r.Events = append(r.Events, ev)
+			}
+		case num == respDelayed && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return errFallback
+			}
+			b = b[n:]
+			r.Delayed = v != 0
+		default:
+			return errFallback
+		}
+	}
+	return nil
+}
+
+// countEvents counts the event fields of a response (0 on a malformed one:
+// the decode then fails and falls back).
+func countEvents(b []byte) int {
+	count := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		if num == respEvent || num == respEvents {
+			count++
+		}
+	}
+	return count
+}
+
+// event decodes one Event; an event the fast path does not handle is
+// decoded by proto.Unmarshal on its own.
+func (c *eventCodec) event(b []byte, a *arena, count int) (*mxgatewayv1.Event, error) {
+	ev := &a.next(count).ev
+	if c.fastEvent(b, ev, a) == nil {
+		return ev, nil
+	}
+	ev = &mxgatewayv1.Event{}
+	if err := proto.Unmarshal(b, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func (c *eventCodec) fastEvent(b []byte, ev *mxgatewayv1.Event, a *arena) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errFallback
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return errFallback
+			}
+			b = b[n:]
+			switch num {
+			case evSequence:
+				ev.Sequence = v
+			case evFamily:
+				ev.Family = mxgatewayv1.EventFamily(int32(v))
+			case evGatewayGen:
+				ev.GatewayGenerated = v != 0
+			default:
+				return errFallback
+			}
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errFallback
+			}
+			b = b[n:]
+			if err := c.eventBytes(num, v, ev, a); err != nil {
+				return err
+			}
+		default:
+			return errFallback
+		}
+	}
+	return nil
+}
+
+// eventBytes decodes one length-delimited field of an Event. A message
+// field seen twice (which proto merges) falls back.
+func (c *eventCodec) eventBytes(num protowire.Number, v []byte, ev *mxgatewayv1.Event, a *arena) error {
+	switch num {
+	case evSessionID:
+		if string(v) != c.sid { // compares without allocating
+			if !utf8.Valid(v) {
+				return errFallback
+			}
+			c.sid = string(v)
+		}
+		ev.SessionId = c.sid
+		return nil
+	case evWorkerTime, evGatewayTime:
+		p := &ev.WorkerTime
+		if num == evGatewayTime {
+			p = &ev.GatewayTime
+		}
+		if *p != nil {
+			return errFallback
+		}
+		*p = a.timestamp()
+		return decodeTimestamp(v, *p)
+	}
+	if ev.Body != nil {
+		return errFallback
+	}
+	switch num {
+	case evDataChange:
+		dc, body := &a.cur.dc, &a.cur.body
+		body.DataChange = dc
+		ev.Body = body
+		return decodeDataChange(v, dc, a)
+	case evWriteComplete:
+		wc := &mxgatewayv1.OnWriteComplete{}
+		ev.Body = &mxgatewayv1.Event_WriteComplete{WriteComplete: wc}
+		return decodeWriteComplete(v, wc, a)
+	case evReplayGap:
+		g := &mxgatewayv1.ReplayGap{}
+		ev.Body = &mxgatewayv1.Event_ReplayGap{ReplayGap: g}
+		return decodeReplayGap(v, g)
+	}
+	return errFallback
+}
+
+// fields walks the fields of one message: varint fields go to onVarint,
+// length-delimited ones to onBytes; any other wire type falls back.
+func fields(b []byte, onVarint func(protowire.Number, uint64) error, onBytes func(protowire.Number, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errFallback
+		}
+		b = b[n:]
+		switch {
+		case typ == protowire.VarintType && onVarint != nil:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return errFallback
+			}
+			b = b[n:]
+			if err := onVarint(num, v); err != nil {
+				return err
+			}
+		case typ == protowire.BytesType && onBytes != nil:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errFallback
+			}
+			b = b[n:]
+			if err := onBytes(num, v); err != nil {
+				return err
+			}
+		default:
+			return errFallback
+		}
+	}
+	return nil
+}
+
+// decodeTimestamp decodes a google.protobuf.Timestamp.
+func decodeTimestamp(b []byte, t *timestamppb.Timestamp) error {
+	return fields(b, func(num protowire.Number, v uint64) error {
+		switch num {
+		case 1:
+			t.Seconds = int64(v)
+		case 2:
+			t.Nanos = int32(v)
+		default:
+			return errFallback
+		}
+		return nil
+	}, nil)
+}
+
+// decodeDataChange decodes an OnDataChange.
+func decodeDataChange(b []byte, dc *mxgatewayv1.OnDataChange, a *arena) error {
+	return fields(b, func(num protowire.Number, v uint64) error {
+		switch num {
+		case 1:
+			dc.ServerHandle = int32(v)
+		case 2:
+			dc.ItemHandle = int32(v)
+		default:
+			return errFallback
+		}
+		return nil
+	}, func(num protowire.Number, v []byte) error {
+		switch num {
+		case 3:
+			if dc.Value != nil {
+				return errFallback
+			}
+			dc.Value = &a.cur.val
+			return decodeValue(v, dc.Value, a)
+		case 4:
+			if dc.Quality != nil {
+				return errFallback
+			}
+			dc.Quality = &a.cur.qual
+			return decodeQuality(v, dc.Quality)
+		case 5:
+			if dc.Timestamp != nil {
+				return errFallback
+			}
+			dc.Timestamp = a.timestamp()
+			return decodeTimestamp(v, dc.Timestamp)
+		case 6:
+			s, err := decodeMxStatus(v, a)
+			dc.Statuses = appendStatus(dc.Statuses, s, a)
+			return err
+		}
+		return errFallback
+	})
+}
+
+// decodeWriteComplete decodes an OnWriteComplete.
+func decodeWriteComplete(b []byte, wc *mxgatewayv1.OnWriteComplete, a *arena) error {
+	return fields(b, func(num protowire.Number, v uint64) error {
+		switch num {
+		case 1:
+			wc.ServerHandle = int32(v)
+		case 2:
+			wc.ItemHandle = int32(v)
+		default:
+			return errFallback
+		}
+		return nil
+	}, func(num protowire.Number, v []byte) error {
+		if num != 3 {
+			return errFallback
+		}
+		s, err := decodeMxStatus(v, a)
+		wc.Statuses = appendStatus(wc.Statuses, s, a)
+		return err
+	})
+}
+
+// decodeReplayGap decodes a ReplayGap.
+func decodeReplayGap(b []byte, g *mxgatewayv1.ReplayGap) error {
+	return fields(b, func(num protowire.Number, v uint64) error {
+		switch num {
+		case 1:
+			g.RequestedAfterSequence = v
+		case 2:
+			g.FirstAvailableSequence = v
+		default:
+			return errFallback
+		}
+		return nil
+	}, func(num protowire.Number, v []byte) error {
+		if num != 3 || !utf8.Valid(v) {
+			return errFallback
+		}
+		g.Reason = string(v)
+		return nil
+	})
+}
+
+// appendStatus appends s to a statuses list; the first list of an event
+// is the block's (capacity one, so a second append copies).
+func appendStatus(list []*mxgatewayv1.MxStatus, s *mxgatewayv1.MxStatus, a *arena) []*mxgatewayv1.MxStatus {
+	if list != nil {
+		return append(list, s)
+	}
+	one := a.cur.stats[:]
+	one[0] = s
+	return one
+}
+
+// decodeMxStatus decodes an MxStatus.
+func decodeMxStatus(b []byte, a *arena) (*mxgatewayv1.MxStatus, error) {
+	s := &a.cur.stat
+	if a.cur.statTaken {
+		s = &mxgatewayv1.MxStatus{}
+	}
+	a.cur.statTaken = true
+	return s, fields(b, func(num protowire.Number, v uint64) error {
+		switch num {
+		case 1:
+			s.Success = v != 0
+		case 2:
+			s.SuccessRaw = int32(v)
+		case 3:
+			s.Category = mxgatewayv1.MxStatusCategory(int32(v))
+		case 4:
+			s.DetectedBy = mxgatewayv1.MxStatusSource(int32(v))
+		case 5:
+			s.Detail = int32(v)
+		case 6:
+			s.CategoryRaw = int32(v)
+		case 7:
+			s.DetectedByRaw = int32(v)
+		default:
+			return errFallback
+		}
+		return nil
+	}, nil)
+}
+
+// decodeQuality decodes a Quality.
+func decodeQuality(b []byte, q *mxgatewayv1.Quality) error {
+	return fields(b, func(num protowire.Number, v uint64) error {
+		switch num {
+		case 1:
+			q.Raw = uint32(v)
+		case 3:
+			q.OpcuaStatusCode = uint32(v)
+		case 4:
+			q.QualityClass = mxgatewayv1.QualityClass(int32(v))
+		default:
+			return errFallback
+		}
+		return nil
+	}, nil)
+}
+
+// decodeValue decodes an MxValue with a scalar kind; arrays and durations fall
+// back.
+func decodeValue(b []byte, m *mxgatewayv1.MxValue, a *arena) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errFallback
+		}
+		b = b[n:]
+		if num >= 10 && m.Kind != nil {
+			return errFallback // a second kind: replaced or merged by proto
+		}
+		switch typ {
+		case protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return errFallback
+			}
+			b = b[n:]
+			switch num {
+			case 1:
+				m.DataType = mxgatewayv1.MxDataType(int32(v))
+			case 2:
+				m.VariantType = uint32(v)
+			case 3:
+				m.IsNull = v != 0
+			case 10:
+				m.Kind = &mxgatewayv1.MxValue_BoolValue{BoolValue: v != 0}
+			case 11:
+				k := &a.cur.i32
+				k.Int32Value = int32(v)
+				m.Kind = k
+			case 12:
+				m.Kind = &mxgatewayv1.MxValue_Int64Value{Int64Value: int64(v)}
+			default:
+				return errFallback
+			}
+		case protowire.Fixed32Type:
+			v, n := protowire.ConsumeFixed32(b)
+			if n < 0 || num != 13 {
+				return errFallback
+			}
+			b = b[n:]
+			m.Kind = &mxgatewayv1.MxValue_FloatValue{FloatValue: math.Float32frombits(v)}
+		case protowire.Fixed64Type:
+			v, n := protowire.ConsumeFixed64(b)
+			if n < 0 || num != 14 {
+				return errFallback
+			}
+			b = b[n:]
+			k := &a.cur.f64
+			k.DoubleValue = math.Float64frombits(v)
+			m.Kind = k
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errFallback
+			}
+			b = b[n:]
+			switch num {
+			case 4, 15:
+				if !utf8.Valid(v) {
+					return errFallback
+				}
+				if num == 4 {
+					m.Diagnostic = string(v)
+				} else {
+					m.Kind = &mxgatewayv1.MxValue_StringValue{StringValue: string(v)}
+				}
+			case 16:
+				t := &timestamppb.Timestamp{}
+				m.Kind = &mxgatewayv1.MxValue_TimestampValue{TimestampValue: t}
+				if err := decodeTimestamp(v, t); err != nil {
+					return err
+				}
+			default:
+				return errFallback
+			}
+		default:
+			return errFallback
+		}
+	}
+	return nil
+}
