@@ -42,6 +42,10 @@ type Observation struct {
 	TimeOff     time.Time
 	TimeAcked   time.Time
 	AckComment  string
+	// AckOperator is who the Galaxy says acknowledged the instance (the
+	// native consumer's Operator, the simulator's AckOperator); "" when
+	// it does not say.
+	AckOperator string
 	Mode        mxgatewayv1.AlarmMode
 	// NativeID is the native consumer's alarm GUID, "" for the subtag
 	// provider.
@@ -54,7 +58,7 @@ type record struct {
 	seen    bool // an observation arrived
 	obs     Observation
 	state   mxgatewayv1.AlarmState
-	ackOp   string // who acknowledged the current instance through us
+	ackOp   string // who acknowledged the current instance through us (wins over obs.AckOperator)
 	pending string // operator of an acknowledgement on its way
 	// msg is the Alarm message of the current state, built once per change
 	// and never mutated (feeds share it).
@@ -104,13 +108,17 @@ func (r *record) build(degraded bool) *mxgatewayv1.Alarm {
 	if desc == "" {
 		desc = r.src.Reference
 	}
+	op := r.ackOp
+	if op == "" && o.Acked {
+		op = o.AckOperator
+	}
 	return &mxgatewayv1.Alarm{
 		AlarmId: alarmID(r.src.Reference, o), Reference: r.src.Reference, SourceObject: r.src.Object,
 		AlarmName: r.src.Name, Area: r.src.Area, State: r.state, InAlarm: o.InAlarm, Acked: o.Acked,
 		Priority: o.Priority, Severity: Severity(o.Priority), Category: o.Category, Description: desc,
 		Value: proto.CloneOf(o.Value), Limit: proto.CloneOf(o.Limit),
 		TimeAlarmOn: ts(o.TimeOn), TimeAlarmOff: ts(o.TimeOff), TimeAcked: ts(o.TimeAcked),
-		AckOperator: r.ackOp, AckComment: o.AckComment, Mode: o.Mode, Degraded: degraded,
+		AckOperator: op, AckComment: o.AckComment, Mode: o.Mode, Degraded: degraded,
 		Instance: o.Instance, LimitKind: r.src.LimitKind,
 	}
 }

@@ -189,7 +189,8 @@ func (p *Native) observations(srcs []Source, idx map[string]int, list []NativeAl
 		in, acked := nativeState(na.State)
 		o := Observation{Reference: srcs[i].Reference, InAlarm: in, Acked: acked, Instance: instanceOf(na.GUID),
 			Priority: min(na.Priority, 999), Category: na.Category, Description: na.Description, AckComment: na.Comment,
-			TimeOn: na.TimeOn, Mode: mxgatewayv1.AlarmMode_ALARM_MODE_ENABLED, NativeID: na.GUID}
+			AckOperator: na.Operator,
+			TimeOn:      na.TimeOn, Mode: mxgatewayv1.AlarmMode_ALARM_MODE_ENABLED, NativeID: na.GUID}
 		if na.Value != "" {
 			o.Value = mxtypes.StringValue(na.Value)
 		}
@@ -231,7 +232,7 @@ func (p *Native) observations(srcs []Source, idx map[string]int, list []NativeAl
 
 func sameView(a, b Observation) bool {
 	return a.InAlarm == b.InAlarm && a.Acked == b.Acked && a.Instance == b.Instance && a.Priority == b.Priority &&
-		a.AckComment == b.AckComment && a.Description == b.Description
+		a.AckComment == b.AckComment && a.AckOperator == b.AckOperator && a.Description == b.Description
 }
 
 // nativeState reads the consumer's state names.

@@ -83,6 +83,17 @@ func TestNativeProvider(t *testing.T) {
 		t.Fatalf("acks %v", fc.acks)
 	}
 	fc.mu.Unlock()
+	// Acknowledged elsewhere (another HMI): the record's operator and
+	// comment are the consumer's.
+	fc.set(`<ALARMS><ALARM GUID="{A1}" Reference="MxDemo!TankFarm.Tank1.HighLevel" State="ACK_ALM" Priority="250"
+	  Operator="op2" OperatorComment="from the panel" OriginationTime="2026-12-03T06:00:00.000Z" TransitionTime="2026-12-03T06:01:00.000Z"/></ALARMS>`, nil)
+	testutil.Eventually(t, wait, func() error {
+		l, _, _, _ := m.List(nil, 0, "", nil)
+		if len(l) != 1 || l[0].GetState() != stAckAlm || l[0].GetAckComment() != "from the panel" || l[0].GetAckOperator() != "op2" {
+			return fmt.Errorf("acknowledged elsewhere: %v", l)
+		}
+		return nil
+	})
 	// The alarm leaves the consumer's list: normal and acknowledged.
 	fc.set(`<ALARMS/>`, nil)
 	testutil.Eventually(t, wait, func() error {

@@ -43,6 +43,7 @@ const (
 	fTimeOff
 	fTimeAcked
 	fMode
+	fAckOp  // the simulator's AckOperator; on a node it reads nothing
 	fAnalog // limit alarms only
 	fLimit
 	nFields
@@ -50,7 +51,8 @@ const (
 
 // subNames are the sub-attributes of the fields before fAnalog.
 var subNames = [...]string{sim.AlarmInAlarm, sim.AlarmAcked, sim.AlarmAckMsg, sim.AlarmPriority, sim.AlarmCategory,
-	sim.AlarmDescAttrName, sim.AlarmTimeAlarmOn, sim.AlarmTimeAlarmOff, sim.AlarmTimeAlarmAcked, sim.AlarmMode}
+	sim.AlarmDescAttrName, sim.AlarmTimeAlarmOn, sim.AlarmTimeAlarmOff, sim.AlarmTimeAlarmAcked, sim.AlarmMode,
+	sim.AlarmAckOperator}
 
 // SubtagChunk is how many references one SubscribeBulk carries.
 const SubtagChunk = 2_000
@@ -324,10 +326,12 @@ func (r *subtagRun) apply(evs []*mxgatewayv1.Event, sink Sink) {
 }
 
 // complete reports whether every advised sub-attribute of alarm i has its
-// first value (mu held). An incomplete view is never reported.
+// first value (mu held). An incomplete view is never reported. AckOperator
+// is not waited for: a node has no such attribute, and whether MXAccess
+// reports one it lacks is not known (GALAXY.md §2.3).
 func (r *subtagRun) complete(i int) bool {
 	for f := range nFields {
-		if r.mapped[i][f] && !r.have[i][f] {
+		if f != fAckOp && r.mapped[i][f] && !r.have[i][f] {
 			return false
 		}
 	}
@@ -378,7 +382,7 @@ func (r *subtagRun) observation(i int) Observation {
 	v := &r.vals[i]
 	o := Observation{Reference: r.srcs[i].Reference, InAlarm: v[fInAlarm].GetBoolValue(), Acked: v[fAcked].GetBoolValue(),
 		Category: categoryString(v[fCategory]), Description: v[fDesc].GetStringValue(), AckComment: v[fAckMsg].GetStringValue(),
-		Mode: modeOf(v[fMode].GetStringValue()), Value: v[fAnalog], Limit: v[fLimit]}
+		Mode: modeOf(v[fMode].GetStringValue()), Value: v[fAnalog], Limit: v[fLimit], AckOperator: goodString(v[fAckOp])}
 	if !r.have[i][fAcked] {
 		o.Acked = !o.InAlarm
 	}
@@ -393,6 +397,15 @@ func (r *subtagRun) observation(i int) Observation {
 		o.Instance = uint64(o.TimeOn.UnixMilli())
 	}
 	return o
+}
+
+// goodString is a string value, "" for any other (an attribute a node
+// does not have reads as a configuration error without a string).
+func goodString(v *mxgatewayv1.MxValue) string {
+	if s, ok := v.GetKind().(*mxgatewayv1.MxValue_StringValue); ok {
+		return s.StringValue
+	}
+	return ""
 }
 
 func timeOf(v *mxgatewayv1.MxValue) time.Time {

@@ -16,6 +16,7 @@ func TestSubtagSettled(t *testing.T) {
 	r := &subtagRun{srcs: []Source{{Reference: "T.A"}}, vals: make([][nFields]*mxgatewayv1.MxValue, 1), have: make([][nFields]bool, 1), mapped: make([][nFields]bool, 1)}
 	set := func(f field, v *mxgatewayv1.MxValue) { r.vals[0][f], r.have[0][f], r.mapped[0][f] = v, true, true }
 	r.mapped[0][fPriority] = true // mapped, not arrived
+	r.mapped[0][fAckOp] = true    // never arrives (a node has no AckOperator): not waited for
 	set(fInAlarm, mxtypes.BoolValue(false))
 	set(fAcked, mxtypes.BoolValue(true))
 	set(fTimeOn, mxtypes.TimeValue(t0))
@@ -47,7 +48,17 @@ func TestSubtagSettled(t *testing.T) {
 	if !r.settled(0) {
 		t.Fatal("the ack is complete")
 	}
-	if o := r.observation(0); o.Instance != uint64(t0.Add(time.Second).UnixMilli()) || !o.InAlarm || !o.Acked || o.Priority != 500 {
+	if o := r.observation(0); o.Instance != uint64(t0.Add(time.Second).UnixMilli()) || !o.InAlarm || !o.Acked || o.Priority != 500 || o.AckOperator != "" {
 		t.Fatalf("observation %+v", o)
+	}
+	// The simulator's AckOperator names the Galaxy's operator; a value of
+	// another type (a node's configuration error) names none.
+	set(fAckOp, mxtypes.StringValue("operator"))
+	if o := r.observation(0); o.AckOperator != "operator" {
+		t.Fatalf("AckOperator %q", o.AckOperator)
+	}
+	set(fAckOp, mxtypes.IntegerValue(0))
+	if o := r.observation(0); o.AckOperator != "" {
+		t.Fatalf("AckOperator %q from a non-string", o.AckOperator)
 	}
 }

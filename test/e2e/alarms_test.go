@@ -286,23 +286,7 @@ func TestAlarmsMonitorRestart(t *testing.T) {
 		t.Fatalf("before: %v %v", before, err)
 	}
 
-	// Kill the monitor's worker.
-	pid := 0
-	for _, si := range listSessions(t, ctx, g) {
-		if si.GetClientName() == alarmMonitorClient {
-			pid = int(si.GetWorkerPid())
-		}
-	}
-	if pid == 0 {
-		t.Fatal("no gateway:alarm-monitor session")
-	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	killMonitorWorker(t, ctx, g)
 	// The provider goes unhealthy, then healthy again on a new session.
 	testutil.Eventually(t, 60*time.Second, func() error {
 		down, up := false, false
@@ -531,4 +515,103 @@ func TestAlarmsDeploy(t *testing.T) {
 	}
 	write(t, ctx, s2, "Added.Trip", true)
 	feed.waitTransition(t, "Added.Trip", 1, kRaise, sUnackAlm)
+}
+
+// TestAlarmsAckOperator: the Galaxy stamps who acknowledged (the
+// simulator's AckOperator, GALAXY.md §2.3): an AckMsg written by another
+// client as a secured write reaches the feed as an ACKNOWLEDGE naming its
+// Galaxy user and with its ack time; the monitor's own plain
+// acknowledgement names the API key; and a monitor that lost its worker
+// rebuilds the operator from the Galaxy.
+func TestAlarmsAckOperator(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--alarms=on")
+	ctx := harness.Context(t, 2*time.Minute)
+	c := sdkDial(t, ctx, g, g.AdminKey)
+	al := c.Alarms()
+	waitReady(t, ctx, al)
+	tanks := &mxgatewayv1.AlarmFilter{ReferencePrefixes: []string{"tank1."}}
+	feed := watchAlarms(t, al, tanks)
+	s, err := c.OpenSession(ctx, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ref = "Tank1.HighLevel"
+
+	// Raised, then acknowledged by a secured AckMsg write of another
+	// session: the Galaxy's operator is the authenticated user.
+	write(t, ctx, s, ref, true)
+	feed.waitTransition(t, ref, 1, kRaise, sUnackAlm)
+	uid, err := s.Authenticate(ctx, "operator", "operator1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteValue(ctx, ref+".AckMsg", "seen from the panel", sdk.Secured(uid, uid)); err != nil {
+		t.Fatal(err)
+	}
+	tr := feed.waitTransition(t, ref, 2, kAck, sAckAlm)
+	if a := tr.GetAlarm(); a.GetAckOperator() != "operator" || a.GetAckComment() != "seen from the panel" || a.GetTimeAcked() == nil ||
+		a.GetTimeAcked().AsTime().Before(a.GetTimeAlarmOn().AsTime()) {
+		t.Fatalf("acknowledged by another client: %v", a)
+	}
+
+	// A return and a new raise clear it; the monitor's plain
+	// acknowledgement names the API key it was made with.
+	write(t, ctx, s, ref, false)
+	feed.waitTransition(t, ref, 3, kReturn, mxgatewayv1.AlarmState_ALARM_STATE_ACK_RTN)
+	feed.waitTransition(t, ref, 4, kRemoved, mxgatewayv1.AlarmState_ALARM_STATE_ACK_RTN)
+	write(t, ctx, s, ref, true)
+	if a := feed.waitTransition(t, ref, 5, kRaise, sUnackAlm).GetAlarm(); a.GetAckOperator() != "" {
+		t.Fatalf("a new raise names operator %q", a.GetAckOperator())
+	}
+	if _, err := al.Acknowledge(ctx, ref, sdk.Comment("from the gateway")); err != nil {
+		t.Fatal(err)
+	}
+	byKey := feed.waitTransition(t, ref, 6, kAck, sAckAlm).GetAlarm().GetAckOperator()
+	if byKey == "" || byKey == "operator" {
+		t.Fatalf("the monitor's plain acknowledgement names %q, want the API key's name", byKey)
+	}
+
+	// A new instance acknowledged by the secured write again, then the
+	// monitor's worker killed: the rebuilt state names the Galaxy user.
+	write(t, ctx, s, ref, false)
+	feed.waitTransition(t, ref, 8, kRemoved, mxgatewayv1.AlarmState_ALARM_STATE_ACK_RTN)
+	write(t, ctx, s, ref, true)
+	feed.waitTransition(t, ref, 9, kRaise, sUnackAlm)
+	if _, err := s.WriteValue(ctx, ref+".AckMsg", "again", sdk.Secured(uid, uid)); err != nil {
+		t.Fatal(err)
+	}
+	feed.waitTransition(t, ref, 10, kAck, sAckAlm)
+	killMonitorWorker(t, ctx, g)
+	testutil.Eventually(t, 60*time.Second, func() error {
+		res, err := al.List(ctx, tanks)
+		if err != nil {
+			return err
+		}
+		if len(res.Alarms) != 1 || res.Alarms[0].GetAckOperator() != "operator" || res.Alarms[0].GetAckComment() != "again" {
+			return fmt.Errorf("after the restart: %v", res.Alarms)
+		}
+		return nil
+	})
+}
+
+// killMonitorWorker kills the worker of the monitor's session.
+func killMonitorWorker(t *testing.T, ctx context.Context, g *harness.Gateway) {
+	t.Helper()
+	pid := 0
+	for _, si := range listSessions(t, ctx, g) {
+		if si.GetClientName() == alarmMonitorClient {
+			pid = int(si.GetWorkerPid())
+		}
+	}
+	if pid == 0 {
+		t.Fatal("no gateway:alarm-monitor session")
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -398,8 +398,10 @@ type Alarm struct {
 	TimeAlarmOff *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=time_alarm_off,json=timeAlarmOff,proto3" json:"time_alarm_off,omitempty"`
 	// TimeAlarmAcked: the last acknowledgement time.
 	TimeAcked *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=time_acked,json=timeAcked,proto3" json:"time_acked,omitempty"`
-	// Who acknowledged through this gateway (the Galaxy user of a secured
-	// acknowledgement, else the API key's name); empty otherwise.
+	// Who acknowledged: through this gateway, the Galaxy user of a secured
+	// acknowledgement, else the API key's name; otherwise who the Galaxy
+	// says acknowledged (the native consumer's operator, the simulator's
+	// AckOperator), empty when it does not say.
 	AckOperator string `protobuf:"bytes,18,opt,name=ack_operator,json=ackOperator,proto3" json:"ack_operator,omitempty"`
 	// AckMsg: the acknowledgement comment.
 	AckComment string `protobuf:"bytes,19,opt,name=ack_comment,json=ackComment,proto3" json:"ack_comment,omitempty"`

@@ -30,6 +30,12 @@ const (
 	AlarmTimeAlarmAcked = "TimeAlarmAcked"
 	AlarmMode           = "AlarmMode"
 	AlarmModeCmd        = "AlarmModeCmd"
+	// AlarmAckOperator is the simulator's own sub-attribute (no AVEVA
+	// name for it was found, GALAXY.md §2.3): who the acknowledging
+	// AckMsg write is attributed to (Change.Operator), stamped with
+	// TimeAlarmAcked and cleared by a raise. On a node the alarm record
+	// holds the operator (the native consumer's Operator field).
+	AlarmAckOperator = "AckOperator"
 	// LimitSuffix and DeadbandSuffix name a limit alarm's limit and
 	// deadband attributes (<Analog>.<Kind>.Limit).
 	LimitSuffix    = "Limit"

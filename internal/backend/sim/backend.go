@@ -96,6 +96,7 @@ type Backend struct {
 	onChange func([]Change)
 	changes  []Change // hub: changes since the last flush (STA only)
 	origin   uint64   // hub: the session whose write is being applied
+	operator string   // hub: who that write is attributed to
 
 	// sta is held by whoever runs on the simulated STA: the STA goroutine
 	// between its waits, or a caller of do that found it idle and runs its

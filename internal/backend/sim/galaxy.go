@@ -51,14 +51,19 @@ type Change struct {
 	// session applied it already, and skips it while later writes of its
 	// own are still on their way.
 	Own bool
+	// Operator is who a session's write is attributed to (WriteRecord's
+	// Attribution: the Galaxy user of a secured write or of a write with
+	// a user id, else the registration's client name); hub role, for the
+	// runtime's alarm evaluation (the acknowledging operator).
+	Operator string
 }
 
 // Galaxy is a session's link to the shared Galaxy runtime.
 type Galaxy interface {
 	// Write hands an accepted write to the runtime: the attribute's value
-	// and timestamp after the write. It is called on the STA and must not
-	// block.
-	Write(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool)
+	// and timestamp after the write, and who the write is attributed to
+	// (Change.Operator). It is called on the STA and must not block.
+	Write(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool, operator string)
 }
 
 // Default bounds of the changes Apply queues for the STA (Options
@@ -132,8 +137,10 @@ func (b *Backend) closing() bool {
 // is echoed with its origin, changed or not, so the session can count its
 // writes in flight. A value of another shape than the attribute's is
 // echoed with the runtime's value. It returns at once.
-func (b *Backend) ApplyWrite(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool, origin uint64) {
-	b.post(func() { b.applyWrite1(Change{Attr: attr, Value: value, Time: ts, ForceTime: forceTime}, origin) })
+func (b *Backend) ApplyWrite(attr int32, value *mxgatewayv1.MxValue, ts time.Time, forceTime bool, origin uint64, operator string) {
+	b.post(func() {
+		b.applyWrite1(Change{Attr: attr, Value: value, Time: ts, ForceTime: forceTime, Operator: operator}, origin)
+	})
 }
 
 // ApplyWrites applies a batch of writes of session origin and waits until
@@ -152,8 +159,8 @@ func (b *Backend) applyWrite1(w Change, origin uint64) {
 	if st == nil {
 		return
 	}
-	b.origin = origin
-	defer func() { b.origin = 0 }()
+	b.origin, b.operator = origin, w.Operator
+	defer func() { b.origin, b.operator = 0, "" }()
 	v, ok := coerce(w.Value, st.attr.Type, st.attr.Dimension, true)
 	if !ok {
 		b.log.Warn("galaxy: write of the wrong shape ignored", "attribute", st.obj.Tag+"."+st.attr.Name)
@@ -250,7 +257,7 @@ func (b *Backend) noteChange(st *attrState, forceTime bool) {
 		return
 	}
 	c := st.change(forceTime)
-	c.Origin = b.origin
+	c.Origin, c.Operator = b.origin, b.operator
 	b.changes = append(b.changes, c)
 }
 

@@ -196,8 +196,8 @@ func newTestHub(t *testing.T, src string, clk Clock, onChange func([]Change)) (*
 // hubLink is the in-process Galaxy link of a test session.
 type hubLink struct{ hub *Backend }
 
-func (l hubLink) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force bool) {
-	l.hub.ApplyWrite(attr, v, ts, force, 1)
+func (l hubLink) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force bool, operator string) {
+	l.hub.ApplyWrite(attr, v, ts, force, 1, operator)
 }
 
 type discardSink struct{}

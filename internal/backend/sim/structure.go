@@ -70,6 +70,7 @@ var alarmExtension = []struct {
 	{"TimeAlarmOn", tTime, ViewOnly, nil},
 	{"TimeAlarmOff", tTime, ViewOnly, nil},
 	{"TimeAlarmAcked", tTime, ViewOnly, nil},
+	{AlarmAckOperator, tString, ViewOnly, nil},
 	{"AlarmMode", tString, ViewOnly, func() *mxgatewayv1.MxValue { return mxtypes.StringValue("Enable") }},
 	{"AlarmModeCmd", tString, Operate, func() *mxgatewayv1.MxValue { return mxtypes.StringValue("Enable") }},
 }

@@ -223,7 +223,7 @@ func (b *Backend) applyWrite(pw *pendingWrite) {
 	}
 	if b.galaxy != nil && !st.obj.builtin {
 		st.inFlight++
-		b.galaxy.Write(st.attr.ord, st.value, st.ts, pw.req.ts != nil)
+		b.galaxy.Write(st.attr.ord, st.value, st.ts, pw.req.ts != nil, rec.Attribution)
 	}
 	if dataFirst {
 		b.writeComplete(it, b.statuses(b.knobs.StatusSuccessValue, catOk, srcRespondingAO, 0))

@@ -180,7 +180,7 @@ func (s *Session) applySettingsTo(st *galaxyv1.Settings, b *sim.Backend) {
 }
 
 // Write queues an accepted write (sim.Galaxy; never blocks).
-func (s *Session) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force bool) {
+func (s *Session) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force bool, operator string) {
 	s.mu.Lock()
 	if len(s.writes) >= MaxQueuedWrites {
 		// The runtime does not keep up (or is gone): drop the queue and
@@ -192,7 +192,7 @@ func (s *Session) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force 
 		nc.Close()
 		return
 	}
-	s.writes = append(s.writes, wire.ToProto(sim.Change{Attr: attr, Value: v, Time: ts, ForceTime: force}))
+	s.writes = append(s.writes, wire.ToProto(sim.Change{Attr: attr, Value: v, Time: ts, ForceTime: force, Operator: operator}))
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

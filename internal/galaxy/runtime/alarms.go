@@ -22,7 +22,10 @@ import (
 //     strictly later than the previous raise (the raise time identifies the
 //     instance); a return stamps TimeAlarmOff;
 //   - a session's write of AckMsg acknowledges an unacknowledged alarm:
-//     Acked true and TimeAlarmAcked stamped;
+//     Acked true, TimeAlarmAcked stamped and AckOperator set to who the
+//     write is attributed to (sim.Change.Operator: the Galaxy user of a
+//     secured write or of a write with a user id, else the writing
+//     registration's client name); a raise clears AckOperator;
 //   - a session's write of AlarmModeCmd (Enable, Disable, Silence) sets
 //     AlarmMode; Disable forces InAlarm off.
 //
@@ -38,7 +41,7 @@ type alarmState struct {
 	analog, limit, deadband    int32 // -1 for none
 	inAlarm, acked, ackMsg     int32 // sub-attribute ordinals, -1 for none
 	timeOn, timeOff, timeAcked int32
-	mode, modeCmd              int32
+	mode, modeCmd, ackOp       int32
 
 	condition bool // the raw condition
 	active    bool // InAlarm as last written
@@ -74,6 +77,7 @@ func newAlarmEngine(m *sim.Model) *alarmEngine {
 				ackMsg: ordOf(d.Sub(sim.AlarmAckMsg)), timeOn: ordOf(d.Sub(sim.AlarmTimeAlarmOn)),
 				timeOff: ordOf(d.Sub(sim.AlarmTimeAlarmOff)), timeAcked: ordOf(d.Sub(sim.AlarmTimeAlarmAcked)),
 				mode: ordOf(d.Sub(sim.AlarmMode)), modeCmd: ordOf(d.Sub(sim.AlarmModeCmd)),
+				ackOp:   ordOf(d.Sub(sim.AlarmAckOperator)),
 				isAcked: true, modeVal: sim.AlarmModeEnable}
 			for _, ord := range []int32{s.cond, s.analog, s.limit, s.deadband, s.ackMsg, s.modeCmd} {
 				if ord >= 0 {
@@ -100,7 +104,7 @@ func (w *writer) set(ord int32, v *mxgatewayv1.MxValue, ts time.Time) {
 
 func (w *writer) flush() {
 	for _, c := range w.ws {
-		w.e.hub.ApplyWrite(c.Attr, c.Value, c.Time, false, 0)
+		w.e.hub.ApplyWrite(c.Attr, c.Value, c.Time, false, 0, "")
 	}
 	w.ws = nil
 }
@@ -154,6 +158,7 @@ func (e *alarmEngine) changed(batch []sim.Change, raw []sim.Change) {
 				if c.Origin != 0 && !s.isAcked {
 					s.isAcked = true
 					ts = s.stamp(ts, false)
+					w.set(s.ackOp, mxtypes.StringValue(c.Operator), ts)
 					w.set(s.timeAcked, mxtypes.TimeValue(ts), ts)
 					w.set(s.acked, mxtypes.BoolValue(true), ts)
 				}
@@ -217,6 +222,9 @@ func (s *alarmState) update(w *writer, ts time.Time, raw []sim.Change) {
 	if want {
 		on := s.stamp(ts, true)
 		s.isAcked = false
+		if v := value(raw, s.ackOp); v.GetStringValue() != "" {
+			w.set(s.ackOp, mxtypes.StringValue(""), on)
+		}
 		w.set(s.acked, mxtypes.BoolValue(false), on)
 		w.set(s.timeOn, mxtypes.TimeValue(on), on)
 		w.set(s.inAlarm, mxtypes.BoolValue(true), on)

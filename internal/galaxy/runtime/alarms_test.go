@@ -9,6 +9,8 @@ import (
 
 const alarmModel = `
 galaxy: AlGalaxy
+users:
+  - {name: op, password: op1, permissions: [operate]}
 objects:
   - tag: Tank
     attributes:
@@ -60,13 +62,18 @@ func TestLimitAlarmDeadband(t *testing.T) {
 }
 
 // TestDiscreteAlarmAckAndMode: a discrete alarm follows its own value; an
-// AckMsg write acknowledges and stamps the time; Disable forces InAlarm off.
+// AckMsg write acknowledges and stamps the time and the operator (the
+// registration's client name for a plain write, the Galaxy user of a
+// secured one; a raise clears it); Disable forces InAlarm off.
 func TestDiscreteAlarmAckAndMode(t *testing.T) {
 	r := startRig(t, shortDir(t), nil, alarmModel)
 	s := openSession(t, r.dir, r.key)
 	leak, in, acked := s.sub(t, "Tank.Leak"), s.sub(t, "Tank.Leak.InAlarm"), s.sub(t, "Tank.Leak.Acked")
 	ackMsg, ackTime, mode := s.sub(t, "Tank.Leak.AckMsg"), s.sub(t, "Tank.Leak.TimeAlarmAcked"), s.sub(t, "Tank.Leak.AlarmMode")
-	cmd := s.sub(t, "Tank.Leak.AlarmModeCmd")
+	cmd, op := s.sub(t, "Tank.Leak.AlarmModeCmd"), s.sub(t, "Tank.Leak.AckOperator")
+	operator := func(name string) func(*mxgatewayv1.OnDataChange) bool {
+		return func(dc *mxgatewayv1.OnDataChange) bool { return dc.GetValue().GetStringValue() == name }
+	}
 	write := func(h int32, v *mxgatewayv1.MxValue) {
 		t.Helper()
 		if err := s.b.Write(s.h, h, v, 0); err != nil {
@@ -77,12 +84,23 @@ func TestDiscreteAlarmAckAndMode(t *testing.T) {
 	s.rec.waitData(t, "unacked", acked, boolean(false))
 	s.rec.waitData(t, "raise", in, boolean(true))
 	write(ackMsg, mxtypes.StringValue("seen it"))
+	s.rec.waitData(t, "ack operator: the client name", op, operator("test"))
 	s.rec.waitData(t, "ack time", ackTime, func(*mxgatewayv1.OnDataChange) bool { return true })
 	s.rec.waitData(t, "acked", acked, boolean(true))
 	write(cmd, mxtypes.StringValue("disable"))
 	s.rec.waitData(t, "mode", mode, func(dc *mxgatewayv1.OnDataChange) bool { return dc.GetValue().GetStringValue() == "Disable" })
 	s.rec.waitData(t, "disabled: off", in, boolean(false))
 	write(cmd, mxtypes.StringValue("Enable"))
+	s.rec.waitData(t, "a raise clears the operator", op, operator(""))
 	s.rec.waitData(t, "a new raise is unacknowledged", acked, boolean(false))
 	s.rec.waitData(t, "enabled: raised again", in, boolean(true))
+	uid, err := s.b.AuthenticateUser(s.h, "op", "op1")
+	if err != nil || uid == 0 {
+		t.Fatalf("AuthenticateUser: %d, %v", uid, err)
+	}
+	if err := s.b.WriteSecured(s.h, ackMsg, uid, 0, mxtypes.StringValue("mine")); err != nil {
+		t.Fatal(err)
+	}
+	s.rec.waitData(t, "ack operator: the Galaxy user", op, operator("op"))
+	s.rec.waitData(t, "acked by op", acked, boolean(true))
 }

@@ -244,8 +244,10 @@ func (r *Runtime) changed(d *deployment, batch []sim.Change) {
 	}
 }
 
-// effective applies the platform overrides to a raw value (mu held).
+// effective applies the platform overrides to a raw value (mu held). It
+// is what leaves the runtime: a write's operator stays in it.
 func (r *Runtime) effective(d *deployment, c sim.Change) sim.Change {
+	c.Operator = ""
 	for _, h := range d.hosts[c.Attr] {
 		if r.down[h] {
 			c.Quality, c.Category = mxtypes.QualityBadCommFailure, int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_COMMUNICATION_ERROR)

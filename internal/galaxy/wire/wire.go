@@ -129,13 +129,13 @@ func (c *Conn) Write(env *galaxyv1.GalaxyEnvelope) error { return c.w.WriteMessa
 // ToProto converts a change for the wire.
 func ToProto(c sim.Change) *galaxyv1.ValueChange {
 	return &galaxyv1.ValueChange{Attribute: c.Attr, Value: c.Value, Quality: uint32(c.Quality),
-		Category: c.Category, TimeUnixMs: c.Time.UnixMilli(), ForceTime: c.ForceTime, Own: c.Own}
+		Category: c.Category, TimeUnixMs: c.Time.UnixMilli(), ForceTime: c.ForceTime, Own: c.Own, Operator: c.Operator}
 }
 
 // FromProto converts a change from the wire.
 func FromProto(v *galaxyv1.ValueChange) sim.Change {
 	return sim.Change{Attr: v.GetAttribute(), Value: v.GetValue(), Quality: uint16(v.GetQuality()),
-		Category: v.GetCategory(), Time: time.UnixMilli(v.GetTimeUnixMs()).UTC(), ForceTime: v.GetForceTime(), Own: v.GetOwn()}
+		Category: v.GetCategory(), Time: time.UnixMilli(v.GetTimeUnixMs()).UTC(), ForceTime: v.GetForceTime(), Own: v.GetOwn(), Operator: v.GetOperator()}
 }
 
 // BuildModel builds the model a description names.

@@ -551,7 +551,12 @@ type ValueChange struct {
 	// A timestamp-only change.
 	ForceTime bool `protobuf:"varint,6,opt,name=force_time,json=forceTime,proto3" json:"force_time,omitempty"`
 	// The echo of this connection's own write.
-	Own           bool `protobuf:"varint,7,opt,name=own,proto3" json:"own,omitempty"`
+	Own bool `protobuf:"varint,7,opt,name=own,proto3" json:"own,omitempty"`
+	// A session's write only: who the write is attributed to, as MXAccess
+	// attributes it (the Galaxy user authenticated for a secured write or a
+	// write with a user id, else the registration's client name). The
+	// runtime stamps it on an acknowledgement (AckMsg); changes carry none.
+	Operator      string `protobuf:"bytes,8,opt,name=operator,proto3" json:"operator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -633,6 +638,13 @@ func (x *ValueChange) GetOwn() bool {
 		return x.Own
 	}
 	return false
+}
+
+func (x *ValueChange) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
 }
 
 // ValueBatch carries changes in runtime order.
@@ -997,7 +1009,7 @@ const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"\bsettings\x18\x04 \x01(\v2\x1d.mxgateway.galaxy.v1.SettingsR\bsettings\x12#\n" +
 	"\rconnection_id\x18\x05 \x01(\x04R\fconnectionId\"9\n" +
 	"\bSettings\x12-\n" +
-	"\x13first_bind_delay_ms\x18\x01 \x01(\x03R\x10firstBindDelayMs\"\xe1\x01\n" +
+	"\x13first_bind_delay_ms\x18\x01 \x01(\x03R\x10firstBindDelayMs\"\xfd\x01\n" +
 	"\vValueChange\x12\x1c\n" +
 	"\tattribute\x18\x01 \x01(\x05R\tattribute\x12+\n" +
 	"\x05value\x18\x02 \x01(\v2\x15.mxgateway.v1.MxValueR\x05value\x12\x18\n" +
@@ -1007,7 +1019,8 @@ const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"timeUnixMs\x12\x1d\n" +
 	"\n" +
 	"force_time\x18\x06 \x01(\bR\tforceTime\x12\x10\n" +
-	"\x03own\x18\a \x01(\bR\x03own\"\x94\x01\n" +
+	"\x03own\x18\a \x01(\bR\x03own\x12\x1a\n" +
+	"\boperator\x18\b \x01(\tR\boperator\"\x94\x01\n" +
 	"\n" +
 	"ValueBatch\x12'\n" +
 	"\x0fdeploy_sequence\x18\x01 \x01(\x04R\x0edeploySequence\x12:\n" +
