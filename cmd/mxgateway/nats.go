@@ -75,9 +75,10 @@ func startNATS(ctx context.Context, cfg *config.Config, sessions *session.Manage
 			}
 			return nil
 		},
-		Denied:   guard.Deny,
-		Sessions: sessions,
-		Logger:   log,
+		WatchRevocation: mgr.WatchRevocation,
+		Denied:          guard.Deny,
+		Sessions:        sessions,
+		Logger:          log,
 	})
 }
 

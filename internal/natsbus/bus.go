@@ -84,6 +84,10 @@ type Options struct {
 	// KeyActive returns an error when the key id is revoked or gone; asked
 	// on every request of a key that authenticated at connect time.
 	KeyActive func(ctx context.Context, keyID string) error
+	// WatchRevocation (auth.Manager.WatchRevocation) returns a context
+	// cancelled with an auth.ErrKeyRevoked cause when the key is revoked;
+	// the embedded server then closes the key's connections (optional).
+	WatchRevocation func(ctx context.Context, keyID string) (context.Context, context.CancelFunc)
 	// Denied records refusals (optional).
 	Denied Denied
 	// Sessions opens the gateway-owned session.
@@ -241,7 +245,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 			return nil, err
 		}
 		b.hook = &authHook{internal: token, none: o.AuthNone, authn: o.Authenticator, subj: subj,
-			denied: o.Denied, log: log, who: map[string]*auth.Principal{}}
+			denied: o.Denied, log: log, who: map[string]*auth.Principal{},
+			watch: o.WatchRevocation, watches: map[string]*keyWatch{}}
+		b.hook.base, b.hook.cancelBase = context.WithCancel(context.Background())
 		if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
 			return nil, fmt.Errorf("natsbus: store directory: %w", err)
 		}
@@ -250,6 +256,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		if err != nil {
 			return nil, err
 		}
+		b.hook.mu.Lock()
+		b.hook.ns = b.ns
+		b.hook.mu.Unlock()
 		copts = append(copts, nats.InProcessServer(b.ns), nats.Token(token))
 		b.nc, err = nats.Connect("", copts...)
 	case ModeExternal:
@@ -297,6 +306,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
 	b.wg.Go(b.peering)
+	if b.hook != nil {
+		b.wg.Go(b.pruner)
+	}
 	b.wg.Go(b.sweeper)
 	b.wg.Go(b.kvWriter)
 	b.wg.Go(b.resyncer)
@@ -367,6 +379,9 @@ func (b *Bus) Close(ctx context.Context) {
 }
 
 func (b *Bus) shutdownNATS() {
+	if b.hook != nil {
+		b.hook.stopWatches()
+	}
 	if b.nc != nil {
 		_ = b.nc.FlushTimeout(time.Second)
 		b.nc.Close()

@@ -70,8 +70,16 @@ type authHook struct {
 	denied   Denied
 	log      *slog.Logger
 
-	mu  sync.Mutex
-	who map[string]*auth.Principal // key id → principal at its last connect
+	// watch watches a key for revocation (nil: connections are not cut).
+	watch func(ctx context.Context, keyID string) (context.Context, context.CancelFunc)
+
+	mu         sync.Mutex
+	who        map[string]*auth.Principal // key id → principal at its last connect
+	ns         *server.Server             // set once the server runs (revoke.go)
+	watches    map[string]*keyWatch       // key id → revocation watch
+	base       context.Context            // the watches' parent, ended by stopWatches
+	cancelBase context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func newToken() (string, error) {
@@ -129,6 +137,9 @@ func (h *authHook) Check(c server.ClientAuthentication) bool {
 	h.mu.Lock()
 	h.who[p.KeyID] = p
 	h.mu.Unlock()
+	if !p.Anonymous {
+		h.watchKey(p.KeyID)
+	}
 	c.RegisterUser(&server.User{Username: p.KeyID, Permissions: permissions(h.subj, p)})
 	return true
 }
