@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -167,10 +168,12 @@ type Bus struct {
 	log  *slog.Logger
 	subj subject.Subjects
 	id   string // this gateway among its peers (peers.go)
-	hook *authHook
-	ns   *server.Server // nil in external mode
-	nc   *nats.Conn
-	kv   jetstream.KeyValue
+	// alarms is set while PublishAlarms runs (announced to the peers).
+	alarms atomic.Bool
+	hook   *authHook
+	ns     *server.Server // nil in external mode
+	nc     *nats.Conn
+	kv     jetstream.KeyValue
 
 	cmdMu  sync.Mutex // serialises commands on the shared session (held before mu)
 	pubMu  sync.Mutex // orders publications (held before mu)
@@ -181,8 +184,8 @@ type Bus struct {
 	refs   map[string]*ref
 	byItem map[int32]*ref
 	perKey map[string]int
-	dirty  map[string][]byte    // kv key → last encoded value not yet put
-	peers  map[string]time.Time // peer gateway id → when last heard
+	dirty  map[string][]byte   // kv key → last encoded value not yet put
+	peers  map[string]peerInfo // peer gateway id → what is known of it
 	closed bool
 
 	rebalance chan struct{}
@@ -217,7 +220,7 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	b := &Bus{
 		opts: o, log: log, subj: subj,
 		refs: map[string]*ref{}, byItem: map[int32]*ref{}, perKey: map[string]int{}, dirty: map[string][]byte{},
-		peers:  map[string]time.Time{},
+		peers:  map[string]peerInfo{},
 		kvWake: make(chan struct{}, 1), resync: make(chan struct{}, 1), rebalance: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	id, err := newToken()

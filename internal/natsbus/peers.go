@@ -107,22 +107,40 @@ func (b *Bus) startPeers() error {
 		}
 		b.subs = append(b.subs, sub)
 	}
-	return b.nc.Publish(b.peerHello(), []byte(b.id))
+	return b.nc.Publish(b.peerHello(), b.hello())
+}
+
+// peerInfo is what a gateway knows of a peer.
+type peerInfo struct {
+	seen   time.Time // when last heard
+	alarms bool      // it publishes alarm transitions
+}
+
+// helloAlarms marks a hello from a gateway that publishes alarms.
+const helloAlarms = "alarms"
+
+// hello is this gateway's announcement: its id, and helloAlarms after a
+// space while it publishes alarms.
+func (b *Bus) hello() []byte {
+	if b.alarms.Load() {
+		return []byte(b.id + " " + helloAlarms)
+	}
+	return []byte(b.id)
 }
 
 func (b *Bus) handleHello(msg *nats.Msg) {
-	id := string(msg.Data)
+	id, flag, _ := strings.Cut(string(msg.Data), " ")
 	if id == b.id || !validConsumer(id) {
 		return
 	}
 	b.mu.Lock()
 	_, known := b.peers[id]
-	b.peers[id] = time.Now()
+	b.peers[id] = peerInfo{seen: time.Now(), alarms: flag == helloAlarms}
 	b.mu.Unlock()
 	if !known {
 		b.log.Info("nats: peer gateway joined", slog.String("peer", id))
 		// Answer at once, so the newcomer need not wait a beat for us.
-		_ = b.nc.Publish(b.peerHello(), []byte(b.id))
+		_ = b.nc.Publish(b.peerHello(), b.hello())
 		signal(b.rebalance)
 	}
 }
@@ -152,11 +170,11 @@ func (b *Bus) peering() {
 		case <-b.stop:
 			return
 		case now := <-beat.C:
-			_ = b.nc.Publish(b.peerHello(), []byte(b.id))
+			_ = b.nc.Publish(b.peerHello(), b.hello())
 			b.mu.Lock()
 			gone := false
-			for id, seen := range b.peers {
-				if now.Sub(seen) >= peerDead {
+			for id, p := range b.peers {
+				if now.Sub(p.seen) >= peerDead {
 					delete(b.peers, id)
 					b.dropPeerLeasesLocked(id)
 					b.log.Info("nats: peer gateway silent; gone", slog.String("peer", id))

@@ -49,6 +49,9 @@ func permissions(s subject.Subjects, p *auth.Principal) *server.Permissions {
 		sub = append(sub, readSubjects(s, p.Constraints.AllowRead)...)
 		sub = append(sub, s.Deploy())
 	}
+	if p.Has(auth.ScopeAlarmsRead) {
+		sub = append(sub, alarmSubjects(s, p.Constraints.AllowRead)...)
+	}
 	if p.Has(auth.ScopeInvokeWrite) {
 		pub = append(pub, s.Prefix+"write."+p.KeyID+".>")
 	}

@@ -757,3 +757,88 @@ func TestNATSTwoGatewaysShareInterest(t *testing.T) {
 	survivorC.waitLive(t, "TIC101.PV", seq)
 	held(2, survivor, back)
 }
+
+// TestNATSAlarms: alarm transitions are published on
+// mxgw.v1.<galaxy>.alarm.<alarm reference> to keys with alarms:read whose
+// allow_read covers the alarm; other keys may not subscribe there.
+func TestNATSAlarms(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--alarms=on")
+	ctx := harness.Context(t, 2*time.Minute)
+	c := sdkDial(t, ctx, g, g.AdminKey)
+	waitReady(t, ctx, c.Alarms())
+
+	valve := createKey(t, g, keyspec{name: "nats-alarms-valve", scopes: []string{"alarms:read"}, allowRead: []string{"Valve1.*"}})
+	nc := natsConn(t, g, valve)
+	const hihi = "Valve1.Position.HiHi"
+	got := make(chan *mxgatewayv1.StreamAlarmsResponse, 100)
+	if _, err := nc.Subscribe("mxgw.v1.galaxy.alarm.Valve1.>", func(m *nats.Msg) {
+		msg := &mxgatewayv1.StreamAlarmsResponse{}
+		if err := proto.Unmarshal(m.Data, msg); err != nil {
+			t.Errorf("%s: not a StreamAlarmsResponse: %v", m.Subject, err)
+			return
+		}
+		if ref := msg.GetTransition().GetAlarm().GetReference(); m.Subject != "mxgw.v1.galaxy.alarm."+ref {
+			t.Errorf("transition of %s on %s", ref, m.Subject)
+		}
+		select {
+		case got <- msg:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Keys without alarms:read, or whose allow_read does not cover the
+	// alarm, may not subscribe to it.
+	for _, k := range []keyspec{
+		{name: "nats-alarms-tic", scopes: []string{"alarms:read"}, allowRead: []string{"TIC101.*"}},
+		{name: "nats-alarms-none", scopes: readScopes},
+	} {
+		other := natsConn(t, g, createKey(t, g, k))
+		if _, err := other.Subscribe("mxgw.v1.galaxy.alarm."+hihi, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 30*time.Second, func() error {
+			if err := other.LastError(); !errors.Is(err, nats.ErrPermissionViolation) {
+				return fmt.Errorf("%s subscribing to %s: last error %v, want a permissions violation", k.name, hihi, err)
+			}
+			return nil
+		})
+	}
+
+	s, err := c.OpenSession(ctx, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(kind mxgatewayv1.AlarmTransitionKind, after uint64) *mxgatewayv1.StreamAlarmsResponse {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for {
+			select {
+			case msg := <-got:
+				tr := msg.GetTransition()
+				if tr.GetAlarm().GetReference() == hihi && tr.GetKind() == kind {
+					if msg.GetSequence() <= after {
+						t.Fatalf("sequence %d after %d", msg.GetSequence(), after)
+					}
+					return msg
+				}
+			case <-deadline:
+				t.Fatalf("no %s transition of %s on NATS", kind, hihi)
+			}
+		}
+	}
+	write(t, ctx, s, "Valve1.Position", 97.0)
+	raise := next(kRaise, 0)
+	if a := raise.GetTransition().GetAlarm(); a.GetState() != sUnackAlm || a.GetValue().GetFloatValue() != 97 {
+		t.Fatalf("raise on NATS: %v", raise)
+	}
+	write(t, ctx, s, "Valve1.Position", 50.0)
+	ret := next(kReturn, raise.GetSequence())
+	if ret.GetTransition().GetPrevious() != sUnackAlm || ret.GetTransition().GetAlarm().GetState() != sUnackRtn {
+		t.Fatalf("return on NATS: %v", ret)
+	}
+}
