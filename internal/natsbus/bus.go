@@ -308,6 +308,7 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	if err := b.nc.Flush(); err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
+	b.wg.Go(b.beating)
 	b.wg.Go(b.peering)
 	if b.hook != nil {
 		b.wg.Go(b.pruner)

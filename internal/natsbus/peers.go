@@ -50,7 +50,7 @@ const (
 	// peerDead is how long a silent peer counts as live.
 	peerDead = 3 * peerBeat
 	// peerRequestTimeout bounds one forwarded lease or write.
-	peerRequestTimeout = 5 * time.Second
+	peerRequestTimeout = 10 * time.Second
 )
 
 // peer subjects, below mxgw.v1.<galaxy>.peer.
@@ -71,13 +71,22 @@ func (b *Bus) Peers() int {
 	return len(b.peers)
 }
 
-// rendezvous is the weight of gateway id for reference name.
+// rendezvous is the weight of gateway id for reference name: FNV-1a of
+// both, then a 64-bit finalizer (MurmurHash3's fmix64), since FNV's high
+// bits hardly depend on the last bytes and references often differ only
+// there (TIC101.PV, TIC101.SP).
 func rendezvous(id, name string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	h.Write([]byte{0})
 	h.Write([]byte(name))
-	return h.Sum64()
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
 }
 
 // ownerLocked is the gateway that owns name among the live ones. b.mu must
@@ -158,13 +167,11 @@ func (b *Bus) handleBye(msg *nats.Msg) {
 	signal(b.rebalance)
 }
 
-// peering announces this gateway, forgets silent peers, renews forwarded
-// interest and settles every reference when the peers change.
-func (b *Bus) peering() {
+// beating announces this gateway every peerBeat and forgets silent peers.
+// It does nothing else, so that slow peer requests never delay a beat.
+func (b *Bus) beating() {
 	beat := time.NewTicker(peerBeat)
 	defer beat.Stop()
-	renew := time.NewTicker(b.peerRenew())
-	defer renew.Stop()
 	for {
 		select {
 		case <-b.stop:
@@ -183,8 +190,21 @@ func (b *Bus) peering() {
 			}
 			b.mu.Unlock()
 			if gone {
-				b.settleAll()
+				signal(b.rebalance)
 			}
+		}
+	}
+}
+
+// peering renews forwarded interest and settles every reference when the
+// peers change.
+func (b *Bus) peering() {
+	renew := time.NewTicker(b.peerRenew())
+	defer renew.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
 		case <-b.rebalance:
 			b.settleAll()
 		case <-renew.C:
