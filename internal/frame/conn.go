@@ -26,6 +26,7 @@ type Conn struct {
 	session string
 
 	sent, recv uint64
+	nonce      []byte // the worker's end: the nonce Accept checked, Answer echoes
 
 	scratch *workerv1.WorkerEnvelope // RecvEvent's header of an event envelope
 }

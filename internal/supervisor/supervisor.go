@@ -150,11 +150,9 @@ type Supervisor struct {
 	initDone bool
 }
 
-// exitReportWait bounds how long a failed launch waits for the worker's own
-// exit, so that the error can carry its exit status and stderr.
-const exitReportWait = 500 * time.Millisecond
-
-// process is one launched worker.
+// process is one launched worker. Until its connection is accepted the
+// supervisor watches it; from then on it is the workerclient.Process of the
+// client that owns its life.
 type process struct {
 	pid     int
 	cmd     *exec.Cmd
@@ -293,19 +291,17 @@ func (s *Supervisor) Launch(ctx context.Context, sessionID string) (*workerclien
 		WorkerQueueEvents: s.opts.WorkerQueueEvents,
 		WorkerQueueBytes:  s.opts.WorkerQueueBytes,
 		MaxFrameBytes:     s.opts.MaxFrameBytes,
-		PID:               p.pid,
 		Logger:            s.opts.Logger,
-		Exited:            p.exited,
-		ExitStatus:        p.status,
-		ExitCode:          p.exitCode,
-		Kill:              p.kill,
+		Process:           p,
 	})
 	if err != nil {
 		conn.Close()
 		return fail(err)
 	}
 	if err := client.Start(ctx); err != nil {
-		return fail(s.launchError(ctx, p, "handshake", err))
+		// The client owns the process now: its end comes after the exit.
+		<-client.Done()
+		return fail(s.handshakeError(ctx, p, client.End(), err))
 	}
 	d := time.Since(began)
 	if s.opts.OnStartup != nil {
@@ -416,6 +412,27 @@ func (s *Supervisor) wait(p *process, log *slog.Logger) {
 	}
 }
 
+// PID implements workerclient.Process.
+func (p *process) PID() int { return p.pid }
+
+// Exited implements workerclient.Process: closed once reaped, after the
+// exit was logged.
+func (p *process) Exited() <-chan struct{} { return p.exited }
+
+// Exit implements workerclient.Process.
+func (p *process) Exit() workerclient.Exit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	x := workerclient.Exit{Code: -1, Status: "running", Killed: p.killed}
+	if p.state != nil {
+		x.Code, x.Status = p.state.ExitCode(), p.state.String()
+	}
+	return x
+}
+
+// Kill implements workerclient.Process.
+func (p *process) Kill() { p.kill() }
+
 // kill kills the process and its group or job. Safe to call at any time and
 // more than once; it never signals a reaped pid.
 func (p *process) kill() {
@@ -426,17 +443,6 @@ func (p *process) kill() {
 	if sent, _ := p.os.kill(); sent {
 		p.killed = true
 	}
-}
-
-// exitCode is the process's exit code, -1 when a signal ended it or while
-// it runs.
-func (p *process) exitCode() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state == nil {
-		return -1
-	}
-	return p.state.ExitCode()
 }
 
 // status describes how the process ended ("exit status 3", "signal:
@@ -481,24 +487,34 @@ func (s *Supervisor) accept(ctx context.Context, ln ipc.Listener, p *process) (n
 	}
 }
 
-// launchError turns a failed step into the most precise error: the process
-// exited (with its status and stderr), the start-up deadline passed, or the
-// step's own error.
+// launchError turns a failed connect into the most precise error: the
+// process exited (with its status and stderr), the start-up deadline
+// passed, or the step's own error.
 func (s *Supervisor) launchError(ctx context.Context, p *process, step string, err error) error {
-	// A worker that fails its handshake usually exits by itself a moment
-	// later; unless the deadline already passed, give it a short while so
-	// the error can say how it exited.
-	wait := exitReportWait
-	if ctx.Err() != nil {
-		wait = 0
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
 	select {
 	case <-p.exited:
 		return s.exitError(p, fmt.Errorf("%s: %w", step, err))
-	case <-t.C:
+	default:
 	}
+	return s.deadlineError(ctx, step, err)
+}
+
+// handshakeError is launchError for a failed handshake, from the client's
+// end: a worker that exited by itself (its pipe ended first, or the exit)
+// is ErrWorkerExited with its status and stderr.
+func (s *Supervisor) handshakeError(ctx context.Context, p *process, end workerclient.End, err error) error {
+	if end.Exit != nil && !end.Exit.Killed {
+		return s.exitError(p, fmt.Errorf("handshake: %w", err))
+	}
+	if lines := p.stderr.lastLines(); len(lines) > 0 {
+		err = fmt.Errorf("%w; last stderr: %s", err, strings.Join(lines, " | "))
+	}
+	return s.deadlineError(ctx, "handshake", err)
+}
+
+// deadlineError is a failed step's error: ErrStartTimeout when the
+// start-up deadline passed.
+func (s *Supervisor) deadlineError(ctx context.Context, step string, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %s (startup timeout %v): %w", ErrStartTimeout, step, s.opts.StartupTimeout, err)
 	}

@@ -277,6 +277,26 @@ func TestWorkerExitsBeforeHandshake(t *testing.T) {
 	f.assertNoEndpoints()
 }
 
+// A worker that exits by itself during the handshake is not killed: the
+// client waits for its exit, and the launch error carries its status and
+// stderr.
+func TestWorkerExitsDuringHandshake(t *testing.T) {
+	f := newFixture(t, modeDieInHello)
+	_, err := f.s.Launch(context.Background(), "sess-hello")
+	if !errors.Is(err, ErrWorkerExited) || !errors.Is(err, workerclient.ErrHandshake) {
+		t.Fatalf("err %v, want ErrWorkerExited wrapping the handshake error", err)
+	}
+	for _, want := range []string{"exit status 9", "dying in the handshake"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if e := f.exit(); e.code != 9 || e.killed {
+		t.Fatalf("exit %+v, want 9 and not killed", e)
+	}
+	f.assertNoEndpoints()
+}
+
 func TestStartupTimeoutKills(t *testing.T) {
 	f := newFixture(t, modeHang, func(o *Options) { o.StartupTimeout = 300 * time.Millisecond })
 	_, err := f.s.Launch(context.Background(), "sess-hang")

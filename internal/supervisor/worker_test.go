@@ -3,7 +3,6 @@ package supervisor
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -30,6 +29,7 @@ const (
 	modeExitEarly    = "exit-early"     // logs to stderr and exits 3 before connecting
 	modeHang         = "hang"           // never connects
 	modeDieOnCommand = "die-on-command" // exits 7 when a command arrives
+	modeDieInHello   = "die-in-hello"   // accepts the GatewayHello, logs, exits 9
 	modeChild        = "child"          // starts a grandchild, logs its pid, hangs
 )
 
@@ -80,46 +80,43 @@ func testWorker(mode string) int {
 		return protocol.ExitHandshakeFailed
 	}
 	defer conn.Close()
-	r := frame.NewReader(conn, frame.Options{SessionID: session})
-	fw := frame.NewWriter(conn, frame.Options{})
+	// The worker's end of the protocol connection, as internal/worker
+	// speaks it.
+	pc := frame.NewConn(conn, conn, frame.ConnOptions{SessionID: session})
 	var mu sync.Mutex
-	var seq uint64
 	send := func(corr uint64, env *workerv1.WorkerEnvelope) error {
 		mu.Lock()
 		defer mu.Unlock()
-		seq++
-		env.ProtocolVersion, env.SessionId, env.Sequence, env.CorrelationId = protocol.Version, session, seq, corr
-		return fw.Write(env)
+		env.CorrelationId = corr
+		_, err := pc.Send(env)
+		return err
 	}
 
-	env, err := r.Read()
-	if err != nil || env.GetGatewayHello() == nil {
+	hello, err := pc.Accept(nonce)
+	if err != nil {
 		return protocol.ExitHandshakeFailed
 	}
-	if subtle.ConstantTimeCompare(env.GetGatewayHello().GetNonce(), nonce) != 1 {
-		return protocol.ExitHandshakeFailed
+	if mode == modeDieInHello {
+		fmt.Fprintln(os.Stderr, "dying in the handshake")
+		return 9
 	}
-	echo := nonce
 	if mode == modeWrongNonce {
-		echo = append([]byte(nil), nonce...)
+		echo := append([]byte(nil), nonce...)
 		echo[0] ^= 0xFF
-	}
-	if err := send(0, &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerHello{WorkerHello: &workerv1.WorkerHello{
-		ProtocolVersion: protocol.Version, Nonce: echo, Pid: int32(os.Getpid()), WorkerVersion: "test-worker",
-	}}}); err != nil {
+		_ = send(0, &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerHello{WorkerHello: &workerv1.WorkerHello{
+			ProtocolVersion: protocol.Version, Nonce: echo, Pid: int32(os.Getpid()), WorkerVersion: "test-worker",
+		}}})
+		_, _, _ = pc.Recv() // the gateway hangs up
 		return protocol.ExitHandshakeFailed
 	}
-	if mode == modeWrongNonce {
-		_, _ = r.Read() // the gateway hangs up
+	if err := pc.Answer(&workerv1.WorkerHello{Pid: int32(os.Getpid()), WorkerVersion: "test-worker"}); err != nil {
 		return protocol.ExitHandshakeFailed
 	}
-	if err := send(0, &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{
-		Backend: &mxgatewayv1.BackendInfo{Kind: "sim", ModelName: "test", Simulated: true},
-	}}}); err != nil {
+	if err := pc.Ready(&mxgatewayv1.BackendInfo{Kind: "sim", ModelName: "test", Simulated: true}); err != nil {
 		return protocol.ExitConnectionLost
 	}
 
-	interval := env.GetGatewayHello().GetHeartbeatInterval().AsDuration()
+	interval := hello.GetHeartbeatInterval().AsDuration()
 	stop := make(chan struct{})
 	var hb sync.WaitGroup
 	hb.Add(1)
@@ -141,7 +138,7 @@ func testWorker(mode string) int {
 	defer func() { close(stop); hb.Wait() }()
 
 	for {
-		env, err := r.Read()
+		env, _, err := pc.Recv()
 		if err != nil {
 			return protocol.ExitConnectionLost
 		}

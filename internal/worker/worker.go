@@ -3,7 +3,6 @@ package worker
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -362,61 +361,47 @@ func (w *worker) handshake(nonce []byte) (code int, ok bool) {
 	_ = w.conn.SetDeadline(time.Now().Add(w.cfg.HandshakeTimeout))
 	defer func() { _ = w.conn.SetDeadline(time.Time{}) }()
 
-	env, _, err := w.pc.Recv()
-	if err != nil {
-		switch frame.CodeOf(err) {
-		case frame.CodeVersionMismatch:
-			w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, fmt.Sprintf("worker: protocol version mismatch: %v; worker speaks %d", err, protocol.Version))
-			w.log.Error("worker: gateway speaks another protocol version", logging.KeyErr, err)
-			return protocol.ExitVersionMismatch, false
-		case frame.CodeSessionMismatch, frame.CodeMalformed, frame.CodeOversized, frame.CodeZeroLength, frame.CodeNoBody, frame.CodeSequence:
-			w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: bad GatewayHello: "+err.Error())
-			w.log.Error("worker: bad GatewayHello", logging.KeyErr, err)
-			return protocol.ExitProtocolError, false
-		default:
-			w.log.Error("worker: no GatewayHello", logging.KeyErr, err)
-			return protocol.ExitHandshakeFailed, false
+	// The exchange and its checks are frame.Conn's (Accept, Answer); what
+	// a failure means for the worker is decided here.
+	hello, err := w.pc.Accept(nonce)
+	var he *frame.HandshakeError
+	switch {
+	case err == nil:
+	case errors.As(err, &he):
+		code := protocol.ExitProtocolError
+		switch he.Reason {
+		case frame.HandshakeVersion:
+			code = protocol.ExitVersionMismatch
+		case frame.HandshakeNonce:
+			code = protocol.ExitHandshakeFailed
 		}
-	}
-	hello := env.GetGatewayHello()
-	if hello == nil {
-		msg := fmt.Sprintf("worker: expected GatewayHello, got %T", env.GetBody())
+		msg := "worker: " + err.Error()
 		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, msg)
-		w.log.Error(msg)
-		return protocol.ExitProtocolError, false
-	}
-	if hello.GetProtocolVersion() != protocol.Version {
-		msg := fmt.Sprintf("worker: protocol version mismatch: gateway speaks %d, worker speaks %d", hello.GetProtocolVersion(), protocol.Version)
-		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, msg)
-		w.log.Error(msg)
+		w.log.Error("worker: handshake refused", logging.KeyErr, err)
+		return code, false
+	case frame.CodeOf(err) == frame.CodeVersionMismatch:
+		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, fmt.Sprintf("worker: protocol version mismatch: %v; worker speaks %d", err, protocol.Version))
+		w.log.Error("worker: gateway speaks another protocol version", logging.KeyErr, err)
 		return protocol.ExitVersionMismatch, false
-	}
-	// The gateway proves it is the process that started us before we echo
-	// the nonce; a stranger on the endpoint learns nothing.
-	if subtle.ConstantTimeCompare(hello.GetNonce(), nonce) != 1 {
-		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: nonce mismatch")
-		w.log.Error("worker: GatewayHello carried the wrong nonce")
+	case frame.CodeOf(err) != 0 && frame.CodeOf(err) != frame.CodeEndOfStream && frame.CodeOf(err) != frame.CodeTruncated:
+		w.handshakeFault(workerv1.FaultCode_FAULT_CODE_PROTOCOL, "worker: bad GatewayHello: "+err.Error())
+		w.log.Error("worker: bad GatewayHello", logging.KeyErr, err)
+		return protocol.ExitProtocolError, false
+	default:
+		w.log.Error("worker: no GatewayHello", logging.KeyErr, err)
 		return protocol.ExitHandshakeFailed, false
 	}
 	if d := hello.GetHeartbeatInterval(); d != nil && d.AsDuration() > 0 {
 		w.heartbeat = d.AsDuration()
 	}
 	if n := hello.GetMaxFrameBytes(); n > 0 {
-		w.maxFrame = int(n)
+		w.maxFrame = int(n) // Accept applied it to the connection, both ways
 	}
 	// The gateway sizes the burst we buffer for it; the loop has not
 	// started, so nothing is queued yet.
 	w.out.setLimits(int(hello.GetMaxQueuedEvents()), int64(hello.GetMaxQueuedEventBytes()))
-	// Frames from now on respect the gateway's limit, both ways.
-	w.pc.SetMaxFrameBytes(w.maxFrame)
 
-	reply := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerHello{WorkerHello: &workerv1.WorkerHello{
-		ProtocolVersion: protocol.Version,
-		Nonce:           nonce,
-		Pid:             int32(os.Getpid()),
-		WorkerVersion:   buildinfo.Get().Version,
-	}}}
-	if err := w.send(reply); err != nil {
+	if err := w.pc.Answer(&workerv1.WorkerHello{Pid: int32(os.Getpid()), WorkerVersion: buildinfo.Get().Version}); err != nil {
 		w.log.Error("worker: cannot send WorkerHello", logging.KeyErr, err)
 		return protocol.ExitHandshakeFailed, false
 	}
@@ -426,20 +411,10 @@ func (w *worker) handshake(nonce []byte) (code int, ok bool) {
 	return 0, true
 }
 
-// send writes one envelope at once (the handshake's; the writer goroutine
-// does not exist yet).
-func (w *worker) send(env *workerv1.WorkerEnvelope) error {
-	if _, err := w.pc.Send(env); err != nil {
-		return err
-	}
-	return w.pc.Flush()
-}
-
 // handshakeFault sends a Fault during the handshake, best effort.
 func (w *worker) handshakeFault(code workerv1.FaultCode, msg string) {
-	env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Fault{Fault: &workerv1.Fault{Code: code, Message: msg}}}
 	_ = w.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if err := w.send(env); err != nil {
+	if err := w.pc.SendFault(code, msg); err != nil {
 		w.log.Debug("worker: cannot send fault", logging.KeyErr, err)
 	}
 }
@@ -463,8 +438,7 @@ func (w *worker) run(ctx context.Context, nonce []byte) int {
 	if info.GetWorkerVersion() == "" {
 		info.WorkerVersion = buildinfo.Get().Version
 	}
-	ready := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{Backend: info}}}
-	if err := w.send(ready); err != nil {
+	if err := w.pc.Ready(info); err != nil {
 		w.log.Error("worker: cannot send WorkerReady", logging.KeyErr, err)
 		w.closeBackend(w.cfg.CloseTimeout)
 		return protocol.ExitConnectionLost

@@ -80,7 +80,7 @@ func benchClient(b *testing.B) (c *Client, stop func()) {
 	g, w := connPair(b)
 	werr := make(chan error, 1)
 	go func() { werr <- echoWorker(w) }()
-	c, err := New(g, testSession, testNonce, Options{PID: testPID})
+	c, err := New(g, testSession, testNonce, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

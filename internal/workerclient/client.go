@@ -2,7 +2,6 @@ package workerclient
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,11 +58,6 @@ const (
 	// cancelWriteWait bounds the write of a Cancel frame on a full pipe; a
 	// Cancel that cannot start within it is dropped (best effort).
 	cancelWriteWait = time.Second
-	// goneWait bounds how long the first sign that the worker is gone (the
-	// pipe's end, or the process exit) waits for the other: the exit
-	// status makes the reason precise, and the pipe may still hold frames
-	// the worker wrote before it died (a ShutdownAck, a Fault, replies).
-	goneWait = 500 * time.Millisecond
 )
 
 // Options configure a Client. The zero value uses the defaults.
@@ -103,27 +97,14 @@ type Options struct {
 	MaxFrameBytes int
 	// GatewayVersion is announced in GatewayHello; default the build version.
 	GatewayVersion string
-	// PID is the process id the supervisor started (and verified as the
-	// pipe's peer). When set, WorkerHello must report the same pid; when 0
-	// the client takes the pid from WorkerHello.
-	PID int
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
-	// Exited, when set, is closed by the owner of the worker process when
-	// the process has exited. A pending command then fails with
-	// ErrWorkerGone, and a clean Shutdown waits for it.
-	Exited <-chan struct{}
-	// ExitStatus, when set, describes how the process exited ("exit status
-	// 3"); it is called only after Exited is closed.
-	ExitStatus func() string
-	// ExitCode, when set, is the process's exit code (-1 when a signal
-	// ended it); it is called only after Exited is closed. A worker that
-	// exited with protocol.ExitEventOverflow overflowed even when its Fault
-	// could not reach the pipe (flow control had filled it).
-	ExitCode func() int
-	// Kill, when set, kills the worker process (and its group or job). The
-	// client calls it at most once, on any fault and on Kill.
-	Kill func()
+	// Process, when set, is the worker process behind the connection: its
+	// pid must be the one WorkerHello reports, the client kills it on any
+	// fault, and the client's life ends only once it exited. Without it
+	// (tests) the pipe's end is the worker's end, and the pid is taken from
+	// WorkerHello.
+	Process Process
 }
 
 func (o *Options) setDefaults() {
@@ -209,17 +190,19 @@ type Client struct {
 	// (if still waiting) sees it.
 	items *itemtable.Table
 
-	events *eventQueue    // filled by the read loop; closed by run
-	stop   chan struct{}  // closed on the terminal transition
-	done   chan struct{}  // closed when every goroutine has ended
-	loops  sync.WaitGroup // the read loop
-
-	killOnce sync.Once
+	events  *eventQueue    // filled by the read loop; closed by run
+	stop    chan struct{}  // closed on the terminal transition
+	done    chan struct{}  // closed by run once the life is over
+	loops   sync.WaitGroup // the read loop
+	runOnce sync.Once      // run, the owner of the life, starts once
+	// pipeEnd carries the read loop's error when the pipe ended (buffered
+	// 1); what it means, together with the process exit, run decides.
+	pipeEnd chan error
 
 	mu            sync.Mutex
 	state         State
-	err           error
-	started       bool // loops running; run owns closing events and done
+	end           End   // the terminal point, set once by terminate
+	going         Cause // run's first sign of the worker's going, if any
 	pid           int
 	backend       *mxgatewayv1.BackendInfo
 	pending       map[uint64]*pendingCmd
@@ -230,13 +213,6 @@ type Client struct {
 	eventsBlocked bool
 	ackReceived   bool
 	warnings      []string
-
-	// The read loop reports the pipe's end (with its error) and the
-	// ShutdownAck to run, which alone decides what they mean together
-	// with the process exit.
-	eof    chan struct{} // closed by the read loop at the pipe's end
-	eofErr error
-	acked  chan struct{} // closed by the read loop on ShutdownAck
 }
 
 // New returns a Client in state Created for conn, which must already be
@@ -257,6 +233,10 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		return nil, err
 	}
 	opts.setDefaults()
+	pid := 0
+	if opts.Process != nil {
+		pid = opts.Process.PID()
+	}
 	return &Client{
 		conn:      conn,
 		sessionID: sessionID,
@@ -268,9 +248,8 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		events:    newEventQueue(opts.EventBuffer, opts.EventBufferBytes),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
-		eof:       make(chan struct{}),
-		acked:     make(chan struct{}),
-		pid:       opts.PID,
+		pipeEnd:   make(chan error, 1),
+		pid:       pid,
 		pending:   make(map[uint64]*pendingCmd),
 		items:     itemtable.New(),
 	}, nil
@@ -342,7 +321,7 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.err
+	return c.end.Err
 }
 
 // Start runs the handshake: GatewayHello → WorkerHello (protocol version,
@@ -353,7 +332,7 @@ func (c *Client) Err() error {
 func (c *Client) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.state != StateCreated {
-		st, err := c.state, c.err
+		st, err := c.state, c.end.Err
 		c.mu.Unlock()
 		if err != nil {
 			return err
@@ -365,26 +344,34 @@ func (c *Client) Start(ctx context.Context) error {
 
 	ready, err := c.handshake(ctx)
 	if err != nil {
-		c.terminate(StateFaulted, err)
+		if errors.Is(err, ErrWorkerGone) && c.opts.Process != nil {
+			// The pipe ended: the worker is on its way out. Its exit, not
+			// a kill, says why (within the start-up deadline).
+			select {
+			case <-c.exited():
+			case <-ctx.Done():
+			case <-c.stop: // Kill, Shutdown: already ending
+			}
+		}
+		c.terminate(CauseHandshake, err)
 		return c.Err()
 	}
 
 	c.mu.Lock()
 	if c.state != StateHandshaking { // Kill during the handshake
-		err := c.err
+		err := c.end.Err
 		c.mu.Unlock()
 		return err
 	}
 	c.state = StateReady
-	c.started = true
 	c.backend = ready.GetBackend()
 	c.lastHeartbeat = time.Now()
 	pid := c.pid
+	c.loops.Add(1) // under mu: a terminate from now on waits for the loop
 	c.mu.Unlock()
 
-	c.loops.Add(1)
 	go c.readLoop()
-	go c.run()
+	c.startRun()
 	c.log.Info("workerclient: ready", logging.KeyWorkerPID, pid,
 		"backend", ready.GetBackend().GetKind(), "worker_version", ready.GetBackend().GetWorkerVersion())
 	return nil
@@ -417,37 +404,33 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		return fail(c.classify(err), "%s: %v", step, err)
 	}
 
-	hello := &workerv1.WorkerEnvelope{
-		Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
-			ProtocolVersion:     protocol.Version,
-			Nonce:               c.nonce,
-			HeartbeatInterval:   durationpb.New(c.opts.HeartbeatInterval),
-			MaxFrameBytes:       uint32(c.opts.MaxFrameBytes),
-			GatewayVersion:      c.opts.GatewayVersion,
-			MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
-			MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
-		}},
+	// The exchange and its checks are frame.Conn's (Offer, AwaitReady);
+	// what they mean for the gateway is decided here.
+	stepFail := func(step string, err error) error {
+		var he *frame.HandshakeError
+		if !errors.As(err, &he) {
+			return ioFail(step, err)
+		}
+		switch he.Reason {
+		case frame.HandshakeFault:
+			return fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: he.Fault.GetCode(), Message: he.Fault.GetMessage()})
+		case frame.HandshakeVersion:
+			return fail(ErrVersionMismatch, "%s", he.Detail)
+		case frame.HandshakeNonce:
+			return fail(ErrNonceMismatch, "%s", he.Detail)
+		}
+		return fail(ErrProtocol, "expected %s, %s", step, he.Detail)
 	}
-	if _, err := c.pc.Send(hello); err != nil {
-		return nil, ioFail("send GatewayHello", err)
-	}
-
-	env, _, err := c.pc.Recv()
+	wh, err := c.pc.Offer(&workerv1.GatewayHello{
+		Nonce:               c.nonce,
+		HeartbeatInterval:   durationpb.New(c.opts.HeartbeatInterval),
+		MaxFrameBytes:       uint32(c.opts.MaxFrameBytes),
+		GatewayVersion:      c.opts.GatewayVersion,
+		MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
+		MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
+	})
 	if err != nil {
-		return nil, ioFail("read WorkerHello", err)
-	}
-	if f := env.GetFault(); f != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
-	}
-	wh := env.GetWorkerHello()
-	if wh == nil {
-		return nil, fail(ErrProtocol, "expected WorkerHello, got %s", bodyName(env))
-	}
-	if wh.GetProtocolVersion() != protocol.Version {
-		return nil, fail(ErrVersionMismatch, "worker speaks %d, gateway speaks %d", wh.GetProtocolVersion(), protocol.Version)
-	}
-	if subtle.ConstantTimeCompare(wh.GetNonce(), c.nonce) != 1 {
-		return nil, fail(ErrNonceMismatch, "WorkerHello echoed another nonce")
+		return nil, stepFail("WorkerHello", err)
 	}
 	c.mu.Lock()
 	switch {
@@ -460,16 +443,9 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 	}
 	c.mu.Unlock()
 
-	env, _, err = c.pc.Recv()
+	ready, err := c.pc.AwaitReady()
 	if err != nil {
-		return nil, ioFail("read WorkerReady", err)
-	}
-	if f := env.GetFault(); f != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, &FaultError{Code: f.GetCode(), Message: f.GetMessage()})
-	}
-	ready := env.GetWorkerReady()
-	if ready == nil {
-		return nil, fail(ErrProtocol, "expected WorkerReady, got %s", bodyName(env))
+		return nil, stepFail("WorkerReady", err)
 	}
 	return ready, nil
 }
@@ -672,8 +648,8 @@ func (c *Client) writeCancelsLocked() {
 // notReadyErr explains why a command cannot run. c.mu must be held.
 func (c *Client) notReadyErr() error {
 	switch {
-	case c.state.terminal() && c.err != nil:
-		return c.err
+	case c.state.terminal() && c.end.Err != nil:
+		return c.end.Err
 	case c.state.terminal():
 		return ErrClosed
 	default:
@@ -682,8 +658,8 @@ func (c *Client) notReadyErr() error {
 }
 
 // Shutdown asks the worker to tear down (Shutdown frame) and waits for its
-// ShutdownAck and, when Options.Exited is set, its exit (otherwise for the
-// pipe to close). It returns the worker's teardown warnings. If ctx ends first
+// ShutdownAck and for the worker's going: its pipe's end and, with
+// Options.Process, its exit. It returns the worker's teardown warnings. If ctx ends first
 // (protocol.DefaultShutdownTimeout when ctx has no deadline) the worker is
 // killed and the error wraps ErrShutdownTimeout. Shutdown of a closed client
 // returns nil; of a faulted client, its terminal reason. Concurrent calls all
@@ -699,7 +675,7 @@ func (c *Client) Shutdown(ctx context.Context) (teardownWarnings []string, err e
 	case StateCreated, StateHandshaking:
 		c.mu.Unlock()
 		// No worker protocol yet: nothing to tear down gracefully.
-		c.terminate(StateFaulted, fmt.Errorf("%w: shut down before ready", ErrClosed))
+		c.terminate(CauseKilled, fmt.Errorf("%w: shut down before ready", ErrClosed))
 		<-c.done
 		return nil, nil
 	case StateReady:
@@ -731,199 +707,19 @@ func (c *Client) Shutdown(ctx context.Context) (teardownWarnings []string, err e
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		c.terminate(StateFaulted, fmt.Errorf("%w: no ShutdownAck and exit before the deadline (%v)", ErrShutdownTimeout, ctx.Err()))
+		c.terminate(CauseShutdownTimeout, fmt.Errorf("%w: no ShutdownAck and exit before the deadline (%v)", ErrShutdownTimeout, ctx.Err()))
 		<-c.done
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]string(nil), c.warnings...), c.err
+	return append([]string(nil), c.warnings...), c.end.Err
 }
 
-// Kill kills the worker process (Options.Kill) and faults the client with a
-// *KillError carrying reason (it matches ErrKilled). It does not wait; use
-// Done.
+// Kill faults the client with a *KillError carrying reason (it matches
+// ErrKilled); the owner then kills the worker process (Options.Process). It
+// does not wait; use Done.
 func (c *Client) Kill(reason protocol.KillReason) {
-	c.terminate(StateFaulted, &KillError{Reason: reason})
-}
-
-// kill runs Options.Kill at most once.
-func (c *Client) kill() {
-	c.killOnce.Do(func() {
-		if c.opts.Kill != nil {
-			c.opts.Kill()
-		}
-	})
-}
-
-// terminate moves the client to a terminal state once: it records err, stops
-// the loops, closes the connection, kills the worker on a fault and fails
-// every pending command. Later calls do nothing.
-func (c *Client) terminate(state State, err error) {
-	c.mu.Lock()
-	if c.state.terminal() {
-		c.mu.Unlock()
-		return
-	}
-	prev := c.state
-	c.state = state
-	c.err = err
-	pending := c.pending
-	c.pending = make(map[uint64]*pendingCmd)
-	c.abandoned = 0
-	started := c.started
-	pid := c.pid
-	c.mu.Unlock()
-
-	if state == StateFaulted {
-		c.log.Warn("workerclient: faulted", "from", prev.String(), logging.KeyWorkerPID, pid, logging.KeyErr, err)
-		c.kill()
-	} else {
-		c.log.Info("workerclient: closed", logging.KeyWorkerPID, pid)
-	}
-	close(c.stop)
-	_ = c.conn.Close()
-	perr := err
-	if perr == nil {
-		perr = ErrClosed
-	}
-	for _, p := range pending {
-		p.ch <- result{err: perr}
-	}
-	if !started {
-		c.events.close()
-		close(c.done)
-	}
-}
-
-// run owns the loops once Ready: it watches heartbeats, and it is the one
-// place that decides what the worker's going means: the pipe's end (from
-// the read loop), the process exit (Options.Exited) and the ShutdownAck are
-// events here, and one timer bounds the wait for the second of the first
-// two. After the terminal transition it waits for the loops, then closes
-// the event queue and Done.
-func (c *Client) run() {
-	check := min(c.opts.HeartbeatGrace/4, time.Second)
-	check = max(check, time.Millisecond)
-	ticker := time.NewTicker(check)
-	g := gone{exitKnown: c.opts.Exited != nil}
-	eof, exited, acked := c.eof, c.opts.Exited, c.acked
-	var grace *time.Timer
-	var graceC <-chan time.Time
-loop:
-	for {
-		select {
-		case <-c.stop:
-			break loop
-		case <-eof:
-			eof, g.eof = nil, true
-		case <-exited:
-			exited, g.exit = nil, true
-		case <-acked:
-			acked = nil
-		case <-graceC:
-			graceC, g.waited = nil, true
-		case now := <-ticker.C:
-			c.checkHeartbeat(now)
-			continue
-		}
-		if c.workerGone(g) && grace == nil && (g.eof || g.exit) {
-			grace = time.NewTimer(goneWait)
-			graceC = grace.C
-		}
-	}
-	if grace != nil {
-		grace.Stop()
-	}
-	ticker.Stop()
-	_ = c.conn.Close()
-	c.loops.Wait()
-	c.events.close()
-	close(c.done)
-}
-
-// gone is what run knows of the worker's going.
-type gone struct {
-	eof, exit bool // the pipe ended; the process exit was reported
-	exitKnown bool // the process exit is reported at all (Options.Exited)
-	waited    bool // goneWait passed since the first of them
-}
-
-// workerGone acts on what run knows: a clean close once the ack arrived and
-// the worker is gone, a fault once the worker is gone (both signs, or one
-// and goneWait). It reports whether run should wait for more.
-func (c *Client) workerGone(g gone) (wait bool) {
-	c.mu.Lock()
-	closing, acked := c.state == StateClosing, c.ackReceived
-	eofErr := c.eofErr
-	c.mu.Unlock()
-	done := g.exit || !g.exitKnown && g.eof // the process is gone
-	switch {
-	case closing && acked && done:
-		c.terminate(StateClosed, nil)
-		return false
-	case closing && acked:
-		return true // the ack is in; the worker is on its way out
-	case g.exit && c.opts.ExitCode != nil && c.opts.ExitCode() == protocol.ExitEventOverflow && (g.eof || g.waited):
-		c.terminate(StateFaulted, &FaultError{Code: workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW,
-			Message: fmt.Sprintf("the worker exited with code %d: its event queue overflowed; the gateway did not keep up", protocol.ExitEventOverflow)})
-		return false
-	case g.eof && (g.exit || !g.exitKnown || g.waited):
-		detail := "pipe closed"
-		if eofErr != nil {
-			detail += ": " + eofErr.Error()
-		}
-		if g.exit {
-			detail = "process exited: " + c.exitStatus()
-		}
-		c.terminate(StateFaulted, fmt.Errorf("%w: %s", ErrWorkerGone, detail))
-		return false
-	case g.exit && g.waited:
-		c.terminate(StateFaulted, fmt.Errorf("%w: process exited: %s", ErrWorkerGone, c.exitStatus()))
-		return false
-	}
-	return g.eof || g.exit
-}
-
-func (c *Client) exitStatus() string {
-	if c.opts.ExitStatus == nil {
-		return "status unknown"
-	}
-	return c.opts.ExitStatus()
-}
-
-// checkHeartbeat faults the client when the worker has been silent too long.
-// Only Ready is watched: during Closing the worker stops heartbeating to tear
-// down, and the Shutdown deadline bounds it instead.
-func (c *Client) checkHeartbeat(now time.Time) {
-	c.mu.Lock()
-	if c.state != StateReady || c.eventsBlocked {
-		c.mu.Unlock()
-		return
-	}
-	silence := now.Sub(c.lastHeartbeat)
-	pending := len(c.pending)
-	if silence <= c.opts.HeartbeatGrace {
-		c.ceilingLogged = false
-		c.mu.Unlock()
-		return
-	}
-	if pending > 0 && silence <= c.opts.HeartbeatCeiling {
-		first := !c.ceilingLogged
-		c.ceilingLogged = true
-		c.mu.Unlock()
-		if first {
-			c.log.Warn("workerclient: worker silent past the heartbeat grace while a command runs",
-				"silence", silence.String(), "ceiling", c.opts.HeartbeatCeiling.String(), "pending", pending)
-		}
-		return
-	}
-	c.mu.Unlock()
-	limit := c.opts.HeartbeatGrace
-	if pending > 0 {
-		limit = c.opts.HeartbeatCeiling
-	}
-	c.terminate(StateFaulted, fmt.Errorf("%w: no heartbeat for %v (limit %v, %d commands pending)",
-		ErrHeartbeatExpired, silence.Round(time.Millisecond), limit, pending))
+	c.terminate(CauseKilled, &KillError{Reason: reason})
 }
 
 // notSentError reports a write that put nothing of its frame on the pipe
@@ -975,9 +771,9 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 	default:
 	}
 	if isTimeout(err) {
-		c.terminate(StateFaulted, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, written))
+		c.terminate(CauseWriteFailed, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, written))
 	} else {
-		c.terminate(StateFaulted, fmt.Errorf("%w: write: %v", ErrWorkerGone, err))
+		c.terminate(CauseWriteFailed, fmt.Errorf("%w: write: %v", ErrWorkerGone, err))
 	}
 	return c.terminalErr()
 }
@@ -987,8 +783,8 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 func (c *Client) terminalErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
+	if c.end.Err != nil {
+		return c.end.Err
 	}
 	return ErrClosed
 }
@@ -1027,17 +823,14 @@ func (c *Client) readFailed(err error) {
 	if cause == ErrWorkerGone {
 		// What the pipe's end means (a clean close, a crash) run decides,
 		// with the process exit.
-		c.mu.Lock()
-		c.eofErr = err
-		c.mu.Unlock()
-		close(c.eof)
+		c.pipeEnd <- err
 		return
 	}
 	if errors.Is(cause, ErrVersionMismatch) {
-		c.terminate(StateFaulted, fmt.Errorf("%w: %w: %v", ErrProtocol, ErrVersionMismatch, err))
+		c.terminate(CauseProtocol, fmt.Errorf("%w: %w: %v", ErrProtocol, ErrVersionMismatch, err))
 		return
 	}
-	c.terminate(StateFaulted, fmt.Errorf("%w: %v", ErrProtocol, err))
+	c.terminate(CauseProtocol, fmt.Errorf("%w: %v", ErrProtocol, err))
 }
 
 // dispatch handles one envelope; it returns false when the loop must end.
@@ -1049,12 +842,12 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 		// An event envelope the fast path did not take (RecvEvent); it
 		// travels encoded like the others.
 		if b.Event.GetEvent() == nil {
-			c.terminate(StateFaulted, fmt.Errorf("%w: event envelope without an event", ErrProtocol))
+			c.terminate(CauseProtocol, fmt.Errorf("%w: event envelope without an event", ErrProtocol))
 			return false
 		}
 		wire, err := proto.Marshal(b.Event.GetEvent())
 		if err != nil {
-			c.terminate(StateFaulted, fmt.Errorf("%w: event: %v", ErrProtocol, err))
+			c.terminate(CauseProtocol, fmt.Errorf("%w: event: %v", ErrProtocol, err))
 			return false
 		}
 		return c.deliverEvent(wire, size, lastEvent)
@@ -1064,7 +857,7 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 		c.mu.Unlock()
 		return true
 	case *workerv1.WorkerEnvelope_Fault:
-		c.terminate(StateFaulted, &FaultError{Code: b.Fault.GetCode(), Message: b.Fault.GetMessage()})
+		c.terminate(CauseFault, &FaultError{Code: b.Fault.GetCode(), Message: b.Fault.GetMessage()})
 		return false
 	case *workerv1.WorkerEnvelope_ShutdownAck:
 		c.mu.Lock()
@@ -1076,16 +869,15 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 		c.mu.Unlock()
 		switch {
 		case !closing:
-			c.terminate(StateFaulted, fmt.Errorf("%w: ShutdownAck without Shutdown", ErrProtocol))
+			c.terminate(CauseProtocol, fmt.Errorf("%w: ShutdownAck without Shutdown", ErrProtocol))
 			return false
 		case again:
-			c.terminate(StateFaulted, fmt.Errorf("%w: a second ShutdownAck", ErrProtocol))
+			c.terminate(CauseProtocol, fmt.Errorf("%w: a second ShutdownAck", ErrProtocol))
 			return false
 		}
-		close(c.acked) // run completes the close once the worker is gone
-		return true
+		return true // run completes the close once the worker is gone
 	default:
-		c.terminate(StateFaulted, fmt.Errorf("%w: unexpected body %s", ErrProtocol, bodyName(env)))
+		c.terminate(CauseProtocol, fmt.Errorf("%w: unexpected body %s", ErrProtocol, frame.BodyName(env)))
 		return false
 	}
 }
@@ -1104,7 +896,7 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 	c.mu.Unlock()
 	switch {
 	case corr == 0 || corr > issued:
-		c.terminate(StateFaulted, fmt.Errorf("%w: reply to correlation id %d, never issued", ErrProtocol, corr))
+		c.terminate(CauseProtocol, fmt.Errorf("%w: reply to correlation id %d, never issued", ErrProtocol, corr))
 		return false
 	case !ok:
 		// Never pending, or already failed by a fault: nothing to apply.
@@ -1118,7 +910,7 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 		return true
 	case reply.GetReply() == nil:
 		p.ch <- result{err: fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr)}
-		c.terminate(StateFaulted, fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr))
+		c.terminate(CauseProtocol, fmt.Errorf("%w: reply %d has no body", ErrProtocol, corr))
 		return false
 	}
 	if p.cmd != nil && reply.GetDenial() == nil {
@@ -1144,7 +936,7 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	ev, err := protocol.DecodeEvent(wire, size)
 	if err != nil {
-		c.terminate(StateFaulted, fmt.Errorf("%w: event: %v", ErrProtocol, err))
+		c.terminate(CauseProtocol, fmt.Errorf("%w: event: %v", ErrProtocol, err))
 		return false
 	}
 	want := *lastEvent + 1
@@ -1153,7 +945,7 @@ func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 		if ev.Sequence <= *lastEvent {
 			what = "duplicate"
 		}
-		c.terminate(StateFaulted, fmt.Errorf("%w: event sequence %s: got %d, want %d", ErrProtocol, what, ev.Sequence, want))
+		c.terminate(CauseProtocol, fmt.Errorf("%w: event sequence %s: got %d, want %d", ErrProtocol, what, ev.Sequence, want))
 		return false
 	}
 	*lastEvent = want
@@ -1182,7 +974,7 @@ func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 		case <-c.stop:
 		default:
 			n, b := c.events.depth()
-			c.terminate(StateFaulted, fmt.Errorf("%w: %d events (%d bytes) unread for %v", ErrEventOverflow, n, b, c.opts.EventStallTimeout))
+			c.terminate(CauseEventStall, fmt.Errorf("%w: %d events (%d bytes) unread for %v", ErrEventOverflow, n, b, c.opts.EventStallTimeout))
 		}
 	}
 	c.mu.Lock()
@@ -1192,14 +984,4 @@ func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	c.lastHeartbeat = time.Now()
 	c.mu.Unlock()
 	return ok
-}
-
-// bodyName names an envelope's body for errors ("worker_hello").
-func bodyName(env *workerv1.WorkerEnvelope) string {
-	m := env.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("body"))
-	if fd == nil {
-		return "none"
-	}
-	return string(fd.Name())
 }

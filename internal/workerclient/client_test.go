@@ -12,13 +12,14 @@ import (
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/frame"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
 // Seed: StartAsync_WithWorkerHelloAndReady_EntersReadyState.
 func TestStartEntersReady(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.PID = 0 })
+	h := newHarness(t, noProcess)
 	if h.c.State() != StateCreated {
 		t.Fatalf("state before Start: %v", h.c.State())
 	}
@@ -74,7 +75,7 @@ func TestInvokeMatchingReply(t *testing.T) {
 	env := h.w.read()
 	cmd := env.GetCommand()
 	if cmd == nil || env.GetCorrelationId() == 0 {
-		t.Fatalf("worker got %s with correlation %d", bodyName(env), env.GetCorrelationId())
+		t.Fatalf("worker got %s with correlation %d", frame.BodyName(env), env.GetCorrelationId())
 	}
 	if cmd.GetCommand().GetRegister().GetClientName() != "t" || cmd.GetTimeout().AsDuration() != waitFor {
 		t.Fatalf("command %v", cmd)
@@ -237,11 +238,14 @@ func TestEventSequenceViolationsFault(t *testing.T) {
 // Seed: ReadLoop_WhenPipeDisconnects_FaultsClient. Also: every pending
 // command fails with the reason and Events ends.
 func TestPipeDisconnectFaults(t *testing.T) {
-	h := newHarness(t, noExitChannel)
+	h := newHarness(t)
 	h.start()
 	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
 	h.w.read()
 	h.w.conn.Close()
+	// The life ends with the process, which exits by itself: no kill.
+	h.waitGoing(CausePipeEnded)
+	h.exit()
 	err := h.waitDone()
 	if !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("err %v, want ErrWorkerGone", err)
@@ -255,8 +259,11 @@ func TestPipeDisconnectFaults(t *testing.T) {
 	if len(h.drainEvents()) != 0 {
 		t.Fatal("unexpected events")
 	}
-	if h.kills.Load() != 1 {
-		t.Fatalf("worker killed %d times, want 1", h.kills.Load())
+	if h.kills() != 0 {
+		t.Fatalf("worker killed %d times; it exited by itself", h.kills())
+	}
+	if e := h.c.End(); e.Cause != CausePipeEnded || e.Exit == nil || e.Exit.Code != 42 {
+		t.Fatalf("end %+v, want the pipe's end first, then exit 42", e)
 	}
 	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, time.Second); !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("Invoke after the fault: %v, want the terminal reason", err)
@@ -271,7 +278,7 @@ func TestHeartbeatExpiryFaults(t *testing.T) {
 	if !errors.Is(err, ErrHeartbeatExpired) {
 		t.Fatalf("err %v, want ErrHeartbeatExpired", err)
 	}
-	if h.kills.Load() != 1 {
+	if h.kills() != 1 {
 		t.Fatal("a silent worker must be killed")
 	}
 }
@@ -288,11 +295,11 @@ func TestHeartbeatGraceAndCeiling(t *testing.T) {
 		h.w.heartbeat()
 		h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
 		wait(t, h.events()) // the heartbeat before it has been handled
-		h.c.checkHeartbeat(time.Now().Add(grace - time.Second))
+		h.c.checkHeartbeat(time.Now().Add(grace-time.Second), CauseNone)
 		if h.c.State() != StateReady {
 			t.Fatalf("faulted within the grace: %v", h.c.Err())
 		}
-		h.c.checkHeartbeat(time.Now().Add(grace + time.Second))
+		h.c.checkHeartbeat(time.Now().Add(grace+time.Second), CauseNone)
 		if !errors.Is(h.waitDone(), ErrHeartbeatExpired) {
 			t.Fatalf("err %v", h.c.Err())
 		}
@@ -304,12 +311,12 @@ func TestHeartbeatGraceAndCeiling(t *testing.T) {
 		res := h.invokeAsync(context.Background(), registerCmd(), time.Hour)
 		h.w.read()
 		now := time.Now()
-		h.c.checkHeartbeat(now.Add(grace + time.Second))
-		h.c.checkHeartbeat(now.Add(ceiling - time.Second))
+		h.c.checkHeartbeat(now.Add(grace+time.Second), CauseNone)
+		h.c.checkHeartbeat(now.Add(ceiling-time.Second), CauseNone)
 		if h.c.State() != StateReady {
 			t.Fatalf("faulted before the ceiling: %v", h.c.Err())
 		}
-		h.c.checkHeartbeat(now.Add(ceiling + time.Second))
+		h.c.checkHeartbeat(now.Add(ceiling+time.Second), CauseNone)
 		err := h.waitDone()
 		if !errors.Is(err, ErrHeartbeatExpired) {
 			t.Fatalf("err %v", err)
@@ -322,7 +329,7 @@ func TestHeartbeatGraceAndCeiling(t *testing.T) {
 	t.Run("no pending command: grace only", func(t *testing.T) {
 		h := newHarness(t, long)
 		h.start()
-		h.c.checkHeartbeat(time.Now().Add(grace + time.Second))
+		h.c.checkHeartbeat(time.Now().Add(grace+time.Second), CauseNone)
 		if !errors.Is(h.waitDone(), ErrHeartbeatExpired) {
 			t.Fatalf("err %v", h.c.Err())
 		}
@@ -352,7 +359,7 @@ func assertHandshakeFailed(t *testing.T, h *harness, err error) {
 	if !errors.Is(h.waitDone(), ErrHandshake) || h.c.Err() != err {
 		t.Fatalf("Err %v, want the Start error", h.c.Err())
 	}
-	if h.kills.Load() != 1 {
+	if h.kills() != 1 {
 		t.Fatal("worker not killed after a failed handshake")
 	}
 	if len(h.drainEvents()) != 0 {
@@ -533,13 +540,36 @@ func TestWorkerFault(t *testing.T) {
 }
 
 func TestHandshakeWorkerGone(t *testing.T) {
-	h := newHarness(t, noExitChannel)
+	h := newHarness(t, noProcess)
 	errc := h.startAsync(context.Background())
 	h.w.read()
 	h.w.conn.Close()
 	err := wait(t, errc)
 	if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// A worker whose pipe ends during the handshake is leaving by itself: Start
+// waits for its exit rather than kill it, so the End says how it exited.
+func TestHandshakeWorkerGoneWaitsForExit(t *testing.T) {
+	h := newHarness(t)
+	errc := h.startAsync(context.Background())
+	h.w.read()
+	h.w.conn.Close()
+	// Had Start killed the worker, the exit below would not count: the
+	// End would say "killed".
+	h.exit()
+	err := wait(t, errc)
+	if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrWorkerGone) {
+		t.Fatalf("err %v", err)
+	}
+	h.waitDone()
+	if e := h.c.End(); e.Cause != CauseHandshake || e.Exit == nil || e.Exit.Code != 42 || e.Exit.Killed {
+		t.Fatalf("end %+v", e)
+	}
+	if h.kills() != 0 {
+		t.Fatalf("killed %d times", h.kills())
 	}
 }
 
@@ -569,7 +599,7 @@ func TestHandshakeCancelled(t *testing.T) {
 }
 
 func TestHandshakePIDMismatch(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.PID = testPID + 1 })
+	h := newHarness(t, func(o *Options) { o.Process = newFakeProcess(testPID + 1) })
 	errc := h.startAsync(context.Background())
 	h.w.read()
 	h.w.hello(testNonce)
@@ -585,7 +615,7 @@ func TestProcessExitMidCommand(t *testing.T) {
 	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
 	h.w.read()
 	// The process dies; its end of the pipe closes with it.
-	close(h.exited)
+	h.exit()
 	h.w.conn.Close()
 	r := wait(t, res)
 	if !errors.Is(r.err, ErrWorkerGone) {
@@ -602,7 +632,7 @@ func TestProcessExitMidCommand(t *testing.T) {
 func TestProcessExitWithPipeOpen(t *testing.T) {
 	h := newHarness(t)
 	h.start()
-	close(h.exited)
+	h.exit()
 	err := h.waitDone()
 	if !errors.Is(err, ErrWorkerGone) || !strings.Contains(err.Error(), "exit status 42") {
 		t.Fatalf("err %v", err)
@@ -640,7 +670,7 @@ func TestShutdownClean(t *testing.T) {
 	h.w.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_ShutdownAck{ShutdownAck: &workerv1.ShutdownAck{
 		TeardownWarnings: []string{"unadvise 1 failed"}}}})
 	h.w.conn.Close()
-	close(h.exited)
+	h.exit()
 	r := wait(t, done)
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -651,7 +681,7 @@ func TestShutdownClean(t *testing.T) {
 	if h.c.State() != StateClosed || h.c.Err() != nil {
 		t.Fatalf("state %v err %v", h.c.State(), h.c.Err())
 	}
-	if h.kills.Load() != 0 {
+	if h.kills() != 0 {
 		t.Fatal("a clean shutdown killed the worker")
 	}
 	if got := h.drainEvents(); len(got) != 1 {
@@ -670,7 +700,7 @@ func TestShutdownClean(t *testing.T) {
 // the exit may also be seen before the ack is read.
 func TestShutdownOrderings(t *testing.T) {
 	t.Run("no exit channel", func(t *testing.T) {
-		h := newHarness(t, noExitChannel)
+		h := newHarness(t, noProcess)
 		h.start()
 		done := make(chan error, 1)
 		go func() { _, err := h.c.Shutdown(context.Background()); done <- err }()
@@ -690,7 +720,7 @@ func TestShutdownOrderings(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { _, err := h.c.Shutdown(context.Background()); done <- err }()
 		h.w.readUntil(func(e *workerv1.WorkerEnvelope) bool { return e.GetShutdown() != nil })
-		close(h.exited)
+		h.exit()
 		h.w.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_ShutdownAck{ShutdownAck: &workerv1.ShutdownAck{}}})
 		h.w.conn.Close()
 		if err := wait(t, done); err != nil {
@@ -703,7 +733,7 @@ func TestShutdownOrderings(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { _, err := h.c.Shutdown(context.Background()); done <- err }()
 		h.w.readUntil(func(e *workerv1.WorkerEnvelope) bool { return e.GetShutdown() != nil })
-		close(h.exited)
+		h.exit()
 		h.w.conn.Close()
 		if err := wait(t, done); !errors.Is(err, ErrWorkerGone) {
 			t.Fatalf("err %v, want ErrWorkerGone", err)
@@ -724,7 +754,7 @@ func TestShutdownTimeoutKills(t *testing.T) {
 	if !errors.Is(err, ErrShutdownTimeout) {
 		t.Fatalf("err %v, want ErrShutdownTimeout", err)
 	}
-	if h.kills.Load() != 1 {
+	if h.kills() != 1 {
 		t.Fatal("worker not killed after the shutdown deadline")
 	}
 	if h.c.State() != StateFaulted || !errors.Is(h.c.Err(), ErrShutdownTimeout) {
@@ -740,7 +770,7 @@ func TestShutdownBeforeStart(t *testing.T) {
 	if !h.c.State().terminal() {
 		t.Fatalf("state %v", h.c.State())
 	}
-	if h.kills.Load() != 1 {
+	if h.kills() != 1 {
 		t.Fatal("an unstarted worker must be killed")
 	}
 	if err := h.c.Start(context.Background()); err == nil {
@@ -763,8 +793,8 @@ func TestKill(t *testing.T) {
 	if r := wait(t, res); !errors.Is(r.err, ErrKilled) {
 		t.Fatalf("pending: %v", r.err)
 	}
-	if h.kills.Load() != 1 {
-		t.Fatalf("kill func called %d times", h.kills.Load())
+	if h.kills() != 1 {
+		t.Fatalf("kill func called %d times", h.kills())
 	}
 	if _, err := h.c.Shutdown(context.Background()); !errors.Is(err, ErrKilled) {
 		t.Fatalf("Shutdown of a killed client: %v", err)

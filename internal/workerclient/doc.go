@@ -14,10 +14,21 @@
 // command may carry an item guard; the worker's refusal of it is a
 // *GuardError.
 //
-// A Client moves Created → Handshaking → Ready → Closing → Closed, or to
-// Faulted from anywhere. Closed and Faulted are terminal: Done is closed, Err
-// tells why (nil after a clean close), every pending command has failed with
-// that reason and the Events channel is closed once drained.
+// A Client owns its worker's life: the connection and, through Process, the
+// worker process. It moves Created → Handshaking → Ready → Closing → Closed,
+// or to Faulted from anywhere, and reaches Closed or Faulted once, at one
+// terminal point (End) that records the first cause typed (Cause): a clean
+// close, the process exit or the pipe's end (whichever came first), a
+// failed handshake, heartbeat silence, a worker Fault, a protocol violation,
+// a stalled reader, a failed write, the Shutdown deadline, or Kill. After a
+// fault the client kills the process; either way Done is closed only once
+// the read loop ended and the process was reaped, so End.Exit says how it
+// exited, every pending command has failed with Err, and NextEvents reports
+// the end once drained. One goroutine, run, watches the pipe's end, the
+// process exit and the heartbeats; a worker is gone when both its pipe ended
+// and its process exited (after the exit the pipe is read out for a bounded
+// while; a pipe that ended without an exit is bounded by the heartbeat
+// grace).
 //
 // Lock order: the write lock (held across one frame write) before Client.mu
 // and the Cancel queue's mutex; Client.mu is a leaf, never held across I/O, a

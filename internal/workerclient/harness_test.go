@@ -3,6 +3,8 @@ package workerclient
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -177,14 +179,53 @@ func (f *fakeWorker) heartbeat() {
 	f.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_Heartbeat{Heartbeat: &workerv1.Heartbeat{BackendResponsive: true}}})
 }
 
+// fakeProcess is a worker process the test ends: Kill is counted and ends
+// it at once ("signal: killed"), exitWith ends it by itself.
+type fakeProcess struct {
+	pid    int
+	kills  atomic.Int32
+	exited chan struct{}
+	once   sync.Once
+
+	mu sync.Mutex
+	x  Exit
+}
+
+func newFakeProcess(pid int) *fakeProcess {
+	return &fakeProcess{pid: pid, exited: make(chan struct{})}
+}
+
+func (p *fakeProcess) PID() int                { return p.pid }
+func (p *fakeProcess) Exited() <-chan struct{} { return p.exited }
+
+func (p *fakeProcess) Exit() Exit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.x
+}
+
+func (p *fakeProcess) Kill() {
+	p.kills.Add(1)
+	p.exitWith(Exit{Code: -1, Status: "signal: killed", Killed: true})
+}
+
+// exitWith ends the process with x, unless it already ended.
+func (p *fakeProcess) exitWith(x Exit) {
+	p.once.Do(func() {
+		p.mu.Lock()
+		p.x = x
+		p.mu.Unlock()
+		close(p.exited)
+	})
+}
+
 // harness is a Client wired to a fake worker, with a fake process: kills are
 // counted and the test decides when the "process" exits.
 type harness struct {
-	t      *testing.T
-	c      *Client
-	w      *fakeWorker
-	kills  atomic.Int32
-	exited chan struct{}
+	t    *testing.T
+	c    *Client
+	w    *fakeWorker
+	proc *fakeProcess // nil with noProcess
 
 	evOnce sync.Once
 	evch   chan *mxgatewayv1.Event
@@ -218,15 +259,13 @@ type harnessOpt func(*Options)
 func newHarness(t *testing.T, mods ...harnessOpt) *harness {
 	t.Helper()
 	g, w := connPair(t)
-	h := &harness{t: t, w: newFakeWorker(t, w), exited: make(chan struct{})}
-	opts := Options{
-		PID:        testPID,
-		Exited:     h.exited,
-		ExitStatus: func() string { return "exit status 42" },
-		Kill:       func() { h.kills.Add(1) },
-	}
+	h := &harness{t: t, w: newFakeWorker(t, w), proc: newFakeProcess(testPID)}
+	opts := Options{Process: h.proc}
 	for _, m := range mods {
 		m(&opts)
+	}
+	if opts.Process == nil {
+		h.proc = nil
 	}
 	c, err := New(g, testSession, testNonce, opts)
 	if err != nil {
@@ -244,7 +283,15 @@ func newHarness(t *testing.T, mods ...harnessOpt) *harness {
 	return h
 }
 
-func noExitChannel(o *Options) { o.Exited = nil; o.ExitStatus = nil }
+// noProcess runs the client without a process: the pipe's end is the
+// worker's end.
+func noProcess(o *Options) { o.Process = nil }
+
+// exit ends the fake process by itself with exit status 42.
+func (h *harness) exit() { h.proc.exitWith(Exit{Code: 42, Status: "exit status 42"}) }
+
+// kills is how often the client killed the process.
+func (h *harness) kills() int32 { return h.proc.kills.Load() }
 
 // startAsync runs Start in the background.
 func (h *harness) startAsync(ctx context.Context) <-chan error {
@@ -260,7 +307,7 @@ func (h *harness) start() {
 	env := h.w.read()
 	gh := env.GetGatewayHello()
 	if gh == nil {
-		h.t.Fatalf("first frame is %s, want gateway_hello", bodyName(env))
+		h.t.Fatalf("first frame is %s, want gateway_hello", frame.BodyName(env))
 	}
 	if env.GetSequence() != 1 || gh.GetProtocolVersion() != protocol.Version || !bytes.Equal(gh.GetNonce(), testNonce) {
 		h.t.Fatalf("bad GatewayHello: seq %d version %d", env.GetSequence(), gh.GetProtocolVersion())
@@ -335,3 +382,21 @@ func unregisterCmd() *mxgatewayv1.Command {
 }
 
 func isCommand(env *workerv1.WorkerEnvelope) bool { return env.GetCommand() != nil }
+
+// waitGoing waits until the client saw the first sign of the worker's
+// going, and checks it is want.
+func (h *harness) waitGoing(want Cause) {
+	h.t.Helper()
+	testutil.Eventually(h.t, waitFor, func() error {
+		h.c.mu.Lock()
+		got := h.c.going
+		h.c.mu.Unlock()
+		switch got {
+		case CauseNone:
+			return errors.New("no sign of the worker's going yet")
+		case want:
+			return nil
+		}
+		return fmt.Errorf("first sign %v, want %v", got, want)
+	})
+}

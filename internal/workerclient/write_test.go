@@ -71,7 +71,7 @@ func TestOutboundSequenceContiguous(t *testing.T) {
 			case env.GetCancel() != nil:
 				wantCancels--
 			default:
-				t.Fatalf("unexpected %s", bodyName(env))
+				t.Fatalf("unexpected %s", frame.BodyName(env))
 			}
 		}
 	}
@@ -132,7 +132,7 @@ func TestOversizedCommandFailsOnlyThatCommand(t *testing.T) {
 	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
 	env := h.w.read()
 	if env.GetSequence() != 2 || env.GetCommand() == nil {
-		t.Fatalf("next envelope: %s with sequence %d, want a command with 2", bodyName(env), env.GetSequence())
+		t.Fatalf("next envelope: %s with sequence %d, want a command with 2", frame.BodyName(env), env.GetSequence())
 	}
 	h.w.reply(env.GetCorrelationId(), &mxgatewayv1.Reply{})
 	if r := wait(t, res); r.err != nil {
@@ -188,8 +188,8 @@ func TestStalledWriteFaults(t *testing.T) {
 	if err := h.waitDone(); !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("client err %v", err)
 	}
-	if h.kills.Load() != 1 {
-		t.Fatalf("worker killed %d times, want 1", h.kills.Load())
+	if h.kills() != 1 {
+		t.Fatalf("worker killed %d times, want 1", h.kills())
 	}
 	if _, err := h.c.Invoke(context.Background(), registerCmd(), nil, waitFor); !errors.Is(err, ErrWorkerGone) {
 		t.Fatalf("invoke after the fault: %v", err)
@@ -242,7 +242,7 @@ func TestCancelQueuedBehindBlockedWrite(t *testing.T) {
 	a, b, c := h.w.read(), h.w.read(), h.w.read()
 	if a.GetCommand() == nil || b.GetCommand() == nil || c.GetCancel().GetTargetCorrelationId() != a.GetCorrelationId() {
 		t.Fatalf("worker got %s, %s, %s (cancel of %d), want command, command, cancel of the first",
-			bodyName(a), bodyName(b), bodyName(c), c.GetCancel().GetTargetCorrelationId())
+			frame.BodyName(a), frame.BodyName(b), frame.BodyName(c), c.GetCancel().GetTargetCorrelationId())
 	}
 	if a.GetSequence() != 2 || b.GetSequence() != 3 || c.GetSequence() != 4 {
 		t.Fatalf("sequences %d %d %d", a.GetSequence(), b.GetSequence(), c.GetSequence())
