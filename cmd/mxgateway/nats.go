@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgateway/mxgateway/internal/alarms"
 	"github.com/mxgateway/mxgateway/internal/auth"
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/galaxy/browse"
@@ -75,10 +76,22 @@ func startNATS(ctx context.Context, cfg *config.Config, sessions *session.Manage
 			}
 			return nil
 		},
-		Denied:   guard.Deny,
-		Sessions: sessions,
-		Logger:   log,
+		WatchRevocation: mgr.WatchRevocation,
+		Denied:          guard.Deny,
+		Sessions:        sessions,
+		Logger:          log,
 	})
+}
+
+// alarmFeeds opens feeds of every alarm of mon for the bus (docs/nats.md).
+func alarmFeeds(mon *alarms.Monitor) func(after uint64) (natsbus.AlarmFeed, error) {
+	return func(after uint64) (natsbus.AlarmFeed, error) {
+		f, err := mon.Subscribe(nil, after, nil)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
 }
 
 // deployPoll is how often publishDeploys looks for the first Galaxy model.

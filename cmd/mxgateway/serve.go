@@ -603,6 +603,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 	if bus != nil && galaxyStore != nil {
 		bg.Go(func() { publishDeploys(bgCtx, galaxyStore, bus, log) })
 	}
+	if bus != nil && alarmMon != nil {
+		bg.Go(func() { bus.PublishAlarms(bgCtx, alarmFeeds(alarmMon)) })
+	}
 	if mode == auth.ModeNone {
 		bg.Go(func() {
 			t := time.NewTicker(noAuthWarnInterval)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -84,6 +85,10 @@ type Options struct {
 	// KeyActive returns an error when the key id is revoked or gone; asked
 	// on every request of a key that authenticated at connect time.
 	KeyActive func(ctx context.Context, keyID string) error
+	// WatchRevocation (auth.Manager.WatchRevocation) returns a context
+	// cancelled with an auth.ErrKeyRevoked cause when the key is revoked;
+	// the embedded server then closes the key's connections (optional).
+	WatchRevocation func(ctx context.Context, keyID string) (context.Context, context.CancelFunc)
 	// Denied records refusals (optional).
 	Denied Denied
 	// Sessions opens the gateway-owned session.
@@ -99,11 +104,18 @@ type ref struct {
 	item                 int32                 // 0 while not advised
 	seq                  uint64                // the last published sequence
 	last                 *mxgatewayv1.SharedValue
-	published            time.Time // when the last value was published (at_least_every)
+	published            time.Time          // when the last value was published (at_least_every)
+	forward              string             // the owner gateway this one forwards its consumers' interest to ("": none)
+	follower             *nats.Subscription // follows the owner's values while forwarding
+
+	settleMu sync.Mutex // serialises settle (held before Bus.cmdMu and Bus.mu)
 }
 
+// leaseEntry is one lease: a consumer's (keyID its key) or, with peer, another
+// gateway's (keyID its id).
 type leaseEntry struct {
 	keyID   string
+	peer    bool
 	expires time.Time
 	filter  filter
 }
@@ -155,10 +167,13 @@ type Bus struct {
 	opts Options
 	log  *slog.Logger
 	subj subject.Subjects
-	hook *authHook
-	ns   *server.Server // nil in external mode
-	nc   *nats.Conn
-	kv   jetstream.KeyValue
+	id   string // this gateway among its peers (peers.go)
+	// alarms is set while PublishAlarms runs (announced to the peers).
+	alarms atomic.Bool
+	hook   *authHook
+	ns     *server.Server // nil in external mode
+	nc     *nats.Conn
+	kv     jetstream.KeyValue
 
 	cmdMu  sync.Mutex // serialises commands on the shared session (held before mu)
 	pubMu  sync.Mutex // orders publications (held before mu)
@@ -169,8 +184,11 @@ type Bus struct {
 	refs   map[string]*ref
 	byItem map[int32]*ref
 	perKey map[string]int
-	dirty  map[string][]byte // kv key → last encoded value not yet put
+	dirty  map[string][]byte   // kv key → last encoded value not yet put
+	peers  map[string]peerInfo // peer gateway id → what is known of it
 	closed bool
+
+	rebalance chan struct{}
 
 	kvWake  chan struct{}
 	resync  chan struct{}
@@ -202,8 +220,14 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 	b := &Bus{
 		opts: o, log: log, subj: subj,
 		refs: map[string]*ref{}, byItem: map[int32]*ref{}, perKey: map[string]int{}, dirty: map[string][]byte{},
-		kvWake: make(chan struct{}, 1), resync: make(chan struct{}, 1), stop: make(chan struct{}),
+		peers:  map[string]peerInfo{},
+		kvWake: make(chan struct{}, 1), resync: make(chan struct{}, 1), rebalance: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
+	id, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	b.id = id[:16]
 	b.stopCtx, b.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -224,7 +248,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 			return nil, err
 		}
 		b.hook = &authHook{internal: token, none: o.AuthNone, authn: o.Authenticator, subj: subj,
-			denied: o.Denied, log: log, who: map[string]*auth.Principal{}}
+			denied: o.Denied, log: log, who: map[string]*auth.Principal{},
+			watch: o.WatchRevocation, watches: map[string]*keyWatch{}}
+		b.hook.base, b.hook.cancelBase = context.WithCancel(context.Background())
 		if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
 			return nil, fmt.Errorf("natsbus: store directory: %w", err)
 		}
@@ -233,6 +259,9 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		if err != nil {
 			return nil, err
 		}
+		b.hook.mu.Lock()
+		b.hook.ns = b.ns
+		b.hook.mu.Unlock()
 		copts = append(copts, nats.InProcessServer(b.ns), nats.Token(token))
 		b.nc, err = nats.Connect("", copts...)
 	case ModeExternal:
@@ -273,8 +302,16 @@ func Start(ctx context.Context, o Options) (*Bus, error) {
 		// cut there as a slow consumer of ours, never queued without end.
 		b.subs = append(b.subs, sub)
 	}
+	if err := b.startPeers(); err != nil {
+		return nil, err
+	}
 	if err := b.nc.Flush(); err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
+	}
+	b.wg.Go(b.beating)
+	b.wg.Go(b.peering)
+	if b.hook != nil {
+		b.wg.Go(b.pruner)
 	}
 	b.wg.Go(b.sweeper)
 	b.wg.Go(b.kvWriter)
@@ -327,6 +364,8 @@ func (b *Bus) Close(ctx context.Context) {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	// The peers settle without this gateway at once (its leases lapse).
+	_ = b.nc.Publish(b.peerBye(), []byte(b.id))
 	for _, s := range b.subs {
 		_ = s.Unsubscribe()
 	}
@@ -344,6 +383,9 @@ func (b *Bus) Close(ctx context.Context) {
 }
 
 func (b *Bus) shutdownNATS() {
+	if b.hook != nil {
+		b.hook.stopWatches()
+	}
 	if b.nc != nil {
 		_ = b.nc.FlushTimeout(time.Second)
 		b.nc.Close()
@@ -503,7 +545,7 @@ func (b *Bus) handleLease(msg *nats.Msg) {
 			denied++
 			continue
 		}
-		last, reason, why := b.acquire(ctx, name, sbj, leaseID, keyID, time.Now().Add(ttl), f)
+		last, reason, why := b.acquire(ctx, name, sbj, leaseID, leaseEntry{keyID: keyID, expires: time.Now().Add(ttl), filter: f})
 		e.Reason, e.Message, e.Last = reason, why, last
 	}
 	if denied > 0 {
@@ -515,7 +557,7 @@ func (b *Bus) handleLease(msg *nats.Msg) {
 
 // acquire adds or renews a lease and makes sure the reference is advised.
 // It returns the last value known, or a reason why the lease is not held.
-func (b *Bus) acquire(ctx context.Context, name, sbj, leaseID, keyID string, exp time.Time, f filter) (*mxgatewayv1.SharedValue, string, string) {
+func (b *Bus) acquire(ctx context.Context, name, sbj, leaseID string, l leaseEntry) (*mxgatewayv1.SharedValue, string, string) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -532,23 +574,23 @@ func (b *Bus) acquire(ctx context.Context, name, sbj, leaseID, keyID string, exp
 		r = &ref{name: name, subject: sbj, kvKey: kvKey, leases: map[string]leaseEntry{}}
 		b.refs[name] = r
 	}
-	if _, had := r.leases[leaseID]; !had {
-		if b.perKey[keyID] >= b.opts.MaxLeasesPerKey {
+	if _, had := r.leases[leaseID]; !had && !l.peer {
+		if b.perKey[l.keyID] >= b.opts.MaxLeasesPerKey {
 			if fresh {
 				delete(b.refs, name)
 			}
 			b.mu.Unlock()
 			return nil, mxgatewayv1.ReasonLeaseLimit, fmt.Sprintf("the key holds nats_max_leases_per_key (%d) leases", b.opts.MaxLeasesPerKey)
 		}
-		b.perKey[keyID]++
+		b.perKey[l.keyID]++
 	}
-	r.leases[leaseID] = leaseEntry{keyID: keyID, expires: exp, filter: f}
+	r.leases[leaseID] = l
 	b.mu.Unlock()
 
 	if fresh {
 		b.loadLast(ctx, r)
 	}
-	if reason, why := b.advise(ctx, r); reason != "" {
+	if reason, why := b.settle(ctx, r); reason != "" {
 		b.release(ctx, name, leaseID)
 		return nil, reason, why
 	}
@@ -588,18 +630,22 @@ func (b *Bus) release(ctx context.Context, name, leaseID string) {
 		b.mu.Unlock()
 		return
 	}
-	if l, ok := r.leases[leaseID]; ok {
+	l, had := r.leases[leaseID]
+	if had {
 		delete(r.leases, leaseID)
-		b.dropKeyLocked(l.keyID)
+		b.dropLeaseLocked(l)
 	}
-	empty := len(r.leases) == 0
 	b.mu.Unlock()
-	if empty {
-		b.unadvise(ctx, r)
+	if had {
+		b.settle(ctx, r)
 	}
 }
 
-func (b *Bus) dropKeyLocked(keyID string) {
+func (b *Bus) dropLeaseLocked(l leaseEntry) {
+	if l.peer {
+		return
+	}
+	keyID := l.keyID
 	if b.perKey[keyID]--; b.perKey[keyID] <= 0 {
 		delete(b.perKey, keyID)
 	}
@@ -700,6 +746,23 @@ func (b *Bus) unadvise(ctx context.Context, r *ref) {
 		return
 	}
 	if _, err := s.Invoke(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnAdvise{UnAdvise: &mxgatewayv1.UnAdviseCommand{ServerHandle: b.server, ItemHandle: r.item}}}, 0); err != nil {
+		b.log.Debug("nats: UnAdvise", slog.String("reference", r.name), slog.Any(logging.KeyErr, err))
+	}
+	b.removeItemLocked(ctx, s, r)
+}
+
+// dropAdvise stops and removes r's advise here (another gateway advises it
+// now), keeping r and its leases.
+func (b *Bus) dropAdvise(ctx context.Context, r *ref) {
+	b.cmdMu.Lock()
+	defer b.cmdMu.Unlock()
+	b.mu.Lock()
+	item, s := r.item, b.sess
+	b.mu.Unlock()
+	if item == 0 || s == nil {
+		return
+	}
+	if _, err := s.Invoke(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_UnAdvise{UnAdvise: &mxgatewayv1.UnAdviseCommand{ServerHandle: b.server, ItemHandle: item}}}, 0); err != nil {
 		b.log.Debug("nats: UnAdvise", slog.String("reference", r.name), slog.Any(logging.KeyErr, err))
 	}
 	b.removeItemLocked(ctx, s, r)
@@ -873,22 +936,24 @@ func (b *Bus) sweeper() {
 }
 
 func (b *Bus) expire(now time.Time) {
-	var empty []*ref
+	var changed []*ref
 	b.mu.Lock()
 	for _, r := range b.refs {
+		lapsed := false
 		for id, l := range r.leases {
 			if !now.Before(l.expires) {
 				delete(r.leases, id)
-				b.dropKeyLocked(l.keyID)
+				b.dropLeaseLocked(l)
+				lapsed = true
 			}
 		}
-		if len(r.leases) == 0 {
-			empty = append(empty, r)
+		if lapsed {
+			changed = append(changed, r)
 		}
 	}
 	b.mu.Unlock()
-	for _, r := range empty {
-		b.unadvise(b.stopCtx, r)
+	for _, r := range changed {
+		b.settle(b.stopCtx, r)
 	}
 }
 
@@ -905,14 +970,14 @@ func (b *Bus) resyncer() {
 		b.mu.Lock()
 		var todo []*ref
 		for _, r := range b.refs {
-			if r.item == 0 && len(r.leases) > 0 {
+			if r.item == 0 && r.forward == "" && len(r.leases) > 0 {
 				todo = append(todo, r)
 			}
 		}
 		b.mu.Unlock()
 		failed := false
 		for _, r := range todo {
-			if reason, why := b.advise(b.stopCtx, r); reason == mxgatewayv1.ReasonUnavailable {
+			if reason, why := b.settle(b.stopCtx, r); reason == mxgatewayv1.ReasonUnavailable {
 				b.log.Warn("nats: reference not advised again yet", slog.String("reference", r.name), slog.String("why", why))
 				failed = true
 				break
@@ -969,31 +1034,46 @@ func (b *Bus) handleWrite(msg *nats.Msg) {
 		fail(mxgatewayv1.ReasonReferenceForbidden, "the API key's allow_write does not cover "+name)
 		return
 	}
+	reply.Reply, reply.Reason, reply.Message = b.write(ctx, keyID, name, req, true)
+	b.respond(msg, isJSON, reply)
+}
+
+// write runs an accepted write of keyID: on this gateway's item when it
+// advises name, else (mayForward) on the owner gateway's, to which this
+// gateway forwards its interest.
+func (b *Bus) write(ctx context.Context, keyID, name string, req *mxgatewayv1.SharedWriteRequest, mayForward bool) (*mxgatewayv1.Reply, string, string) {
 	sbj, _ := b.subj.Tag(name)
 	// The write holds the reference (an item must be advised to be
 	// written) for one default lease, like a consumer would.
 	// The write's own lease asks for every change while it holds.
-	if _, reason, why := b.acquire(ctx, name, sbj, "write\x00"+keyID, keyID, time.Now().Add(b.opts.Lease), filter{}); reason != "" {
-		fail(reason, why)
-		return
+	if _, reason, why := b.acquire(ctx, name, sbj, "write\x00"+keyID, leaseEntry{keyID: keyID, expires: time.Now().Add(b.opts.Lease)}); reason != "" {
+		return nil, reason, why
 	}
 	b.cmdMu.Lock()
 	s := b.sess
 	b.mu.Lock()
-	item := b.refs[name].itemOrZero()
+	r := b.refs[name]
+	item, owner := r.itemOrZero(), ""
+	if r != nil {
+		owner = r.forward
+	}
 	b.mu.Unlock()
 	b.cmdMu.Unlock()
+	if item == 0 && owner != "" && mayForward {
+		rep, err := b.forwardWrite(ctx, owner, keyID, name, req)
+		if err != nil {
+			return nil, mxgatewayv1.ReasonUnavailable, "the gateway that advises " + name + " did not answer the write: " + err.Error()
+		}
+		return rep.GetReply(), rep.GetReason(), rep.GetMessage()
+	}
 	if s == nil || item == 0 {
-		fail(mxgatewayv1.ReasonUnavailable, "the shared session is being reopened; retry")
-		return
+		return nil, mxgatewayv1.ReasonUnavailable, "the shared session is being reopened; retry"
 	}
 	rep, err := s.Invoke(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Write{Write: &mxgatewayv1.WriteCommand{ServerHandle: b.server, ItemHandle: item, Value: req.GetValue()}}}, 0)
 	if err != nil {
-		fail(mxgatewayv1.ReasonUnavailable, "Write: "+err.Error())
-		return
+		return nil, mxgatewayv1.ReasonUnavailable, "Write: " + err.Error()
 	}
-	reply.Reply = rep
-	b.respond(msg, isJSON, reply)
+	return rep, "", ""
 }
 
 func (r *ref) itemOrZero() int32 {

@@ -24,7 +24,8 @@ var errNoWorker = errors.New("no worker in this test")
 
 // TestBusLifecycle: the embedded server authenticates with the real key
 // store, a lease the gateway cannot advise (no worker) is answered with
-// UNAVAILABLE, and Close leaves no goroutine behind.
+// UNAVAILABLE, revoking the key closes its connection, and Close leaves no
+// goroutine behind.
 func TestBusLifecycle(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ctx := context.Background()
@@ -56,7 +57,7 @@ func TestBusLifecycle(t *testing.T) {
 	defer sessions.Close()
 	b, err := Start(ctx, Options{Mode: ModeEmbedded, Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), Galaxy: "g",
 		Lease: time.Second, LeaseMax: time.Minute, MaxReferences: 10, MaxLeasesPerKey: 10,
-		Authenticator: mgr, Sessions: sessions})
+		Authenticator: mgr, WatchRevocation: mgr.WatchRevocation, Sessions: sessions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,19 @@ func TestBusLifecycle(t *testing.T) {
 		}
 		return nil
 	})
-	nc.Close()
+	// Revoking the key closes its connection; it cannot connect again.
+	if _, err := mgr.RevokeKey(ctx, k.ID, auth.Actor{KeyID: auth.CLIActor}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !nc.IsClosed() {
+			return errors.New("the revoked key's connection is still open")
+		}
+		return nil
+	})
+	if _, err := nats.Connect("nats://"+b.Addr(), nats.Token(raw.Reveal()), nats.NoReconnect()); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("connect with the revoked key: %v", err)
+	}
 	b.Close(ctx)
 	b.Close(ctx) // idempotent
 }

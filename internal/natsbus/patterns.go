@@ -13,21 +13,34 @@ import (
 // glob, never wider). A pattern with "?", "\" or a star inside a part has no
 // subject form: it grants nothing on NATS (the gRPC API still honours it).
 func readSubjects(s subject.Subjects, patterns []string) []string {
+	return patternSubjects(s.TagAll(), s.Prefix+"tag.", patterns)
+}
+
+// alarmSubjects maps a key's allow_read patterns to alarm-subject patterns
+// the same way (the gRPC alarms service checks an alarm's reference
+// against allow_read).
+func alarmSubjects(s subject.Subjects, patterns []string) []string {
+	return patternSubjects(s.AlarmAll(), s.Prefix+"alarm.", patterns)
+}
+
+// patternSubjects maps patterns below base; all matches every subject
+// there (no patterns, or "*").
+func patternSubjects(all, base string, patterns []string) []string {
 	if len(patterns) == 0 {
-		return []string{s.TagAll()}
+		return []string{all}
 	}
 	var out []string
 	for _, p := range patterns {
-		if sub, ok := patternSubject(s, p); ok {
+		if sub, ok := patternSubject(all, base, p); ok {
 			out = append(out, sub)
 		}
 	}
 	return out
 }
 
-func patternSubject(s subject.Subjects, p string) (string, bool) {
+func patternSubject(all, base, p string) (string, bool) {
 	if p == "*" {
-		return s.TagAll(), true
+		return all, true
 	}
 	if strings.ContainsAny(p, `?\`) {
 		return "", false
@@ -44,5 +57,5 @@ func patternSubject(s subject.Subjects, p string) (string, bool) {
 			parts[i] = subject.EscapeToken(part)
 		}
 	}
-	return s.Prefix + "tag." + strings.Join(parts, "."), true
+	return base + strings.Join(parts, "."), true
 }

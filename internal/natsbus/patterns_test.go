@@ -28,5 +28,11 @@ func TestReadSubjects(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
 			t.Errorf("readSubjects(%q) = %q, want %q", tc.patterns, got, tc.want)
 		}
+		// Alarm subjects map alike, below alarm. instead of tag.
+		got = alarmSubjects(s, tc.patterns)
+		want := strings.ReplaceAll(strings.Join(tc.want, " "), "mxgw.v1.g.tag.", "mxgw.v1.g.alarm.")
+		if strings.Join(got, " ") != want {
+			t.Errorf("alarmSubjects(%q) = %q, want %q", tc.patterns, got, want)
+		}
 	}
 }

@@ -49,6 +49,9 @@ func permissions(s subject.Subjects, p *auth.Principal) *server.Permissions {
 		sub = append(sub, readSubjects(s, p.Constraints.AllowRead)...)
 		sub = append(sub, s.Deploy())
 	}
+	if p.Has(auth.ScopeAlarmsRead) {
+		sub = append(sub, alarmSubjects(s, p.Constraints.AllowRead)...)
+	}
 	if p.Has(auth.ScopeInvokeWrite) {
 		pub = append(pub, s.Prefix+"write."+p.KeyID+".>")
 	}
@@ -70,8 +73,16 @@ type authHook struct {
 	denied   Denied
 	log      *slog.Logger
 
-	mu  sync.Mutex
-	who map[string]*auth.Principal // key id → principal at its last connect
+	// watch watches a key for revocation (nil: connections are not cut).
+	watch func(ctx context.Context, keyID string) (context.Context, context.CancelFunc)
+
+	mu         sync.Mutex
+	who        map[string]*auth.Principal // key id → principal at its last connect
+	ns         *server.Server             // set once the server runs (revoke.go)
+	watches    map[string]*keyWatch       // key id → revocation watch
+	base       context.Context            // the watches' parent, ended by stopWatches
+	cancelBase context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func newToken() (string, error) {
@@ -129,6 +140,9 @@ func (h *authHook) Check(c server.ClientAuthentication) bool {
 	h.mu.Lock()
 	h.who[p.KeyID] = p
 	h.mu.Unlock()
+	if !p.Anonymous {
+		h.watchKey(p.KeyID)
+	}
 	c.RegisterUser(&server.User{Username: p.KeyID, Permissions: permissions(h.subj, p)})
 	return true
 }

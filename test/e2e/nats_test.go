@@ -220,10 +220,14 @@ func TestNATSSecurity(t *testing.T) {
 		if _, err := natsDial(g, k); !errors.Is(err, nats.ErrAuthorization) {
 			t.Fatalf("connect with a revoked key: %v", err)
 		}
-		// The connection made before: its requests are refused too.
-		if r := lease(t, nc, k.id, "TIC101.PV"); r.GetReason() != mxgatewayv1.ReasonUnauthenticated {
-			t.Fatalf("lease with a key revoked after connecting: %v", r)
-		}
+		// The connection made before is closed by the gateway, subscriptions
+		// and all.
+		testutil.Eventually(t, 30*time.Second, func() error {
+			if !nc.IsClosed() {
+				return errors.New("the connection of the revoked key is still open")
+			}
+			return nil
+		})
 		if _, err := shared.Dial(ctx, shared.Options{URL: url, APIKey: k.raw}); !errors.Is(err, mxclient.ErrUnauthenticated) {
 			t.Fatalf("DialShared with a revoked key: %v", err)
 		}
@@ -369,9 +373,9 @@ func TestNATSPortTaken(t *testing.T) {
 }
 
 // TestNATSLeafNode: a second gateway's embedded server joins the first as
-// a leaf node (with the first's admin key); a value the second gateway
-// shares reaches a consumer connected to the first, and a leaf with a
-// non-admin key is refused.
+// a leaf node (with the first's admin key); a value a consumer of the
+// second gateway leases reaches a consumer connected to the first, and a
+// leaf with a non-admin key is refused.
 func TestNATSLeafNode(t *testing.T) {
 	t.Parallel()
 	hub := harness.Start(t, "--nats-leaf-listen=127.0.0.1:0")
@@ -383,7 +387,8 @@ func TestNATSLeafNode(t *testing.T) {
 	leaf := harness.Start(t, "--nats-leaf-remotes=nats-leaf://"+hub.AdminKey+"@"+hub.NATSLeafAddr)
 
 	// A consumer on the hub listens; a consumer on the leaf declares the
-	// interest, which the leaf gateway serves (its own server is nearest).
+	// interest, which the leaf gateway takes (its own server is nearest)
+	// and serves itself or forwards to the hub, whichever owns TIC101.PV.
 	hubKey := createKey(t, hub, keyspec{name: "hub-reader", scopes: readScopes})
 	onHub := collectValues(t, natsConn(t, hub, hubKey), "mxgw.v1.galaxy.tag.TIC101.PV")
 	leafKey := createKey(t, leaf, keyspec{name: "leaf-reader", scopes: readScopes})
@@ -403,11 +408,9 @@ func TestNATSLeafNode(t *testing.T) {
 		return fmt.Errorf("no value on the hub yet")
 	})
 	onHub.waitValues(t, "TIC101.PV", 1)
-	if n := adviseCount(t, hub); n != 0 {
-		t.Fatalf("the hub advised %v times for a lease its leaf served", n)
-	}
-	if n := adviseCount(t, leaf); n != 1 {
-		t.Fatalf("the leaf advised %v times, want 1", n)
+	// One of the two advises it (the reference's owner, docs/nats.md).
+	if h, l := adviseCount(t, hub), adviseCount(t, leaf); h+l != 1 {
+		t.Fatalf("the hub advised %v times and the leaf %v, want 1 in all", h, l)
 	}
 	// The leaf with a reader's key was refused, and the hub audited it.
 	_ = refused
@@ -551,5 +554,291 @@ func TestNATSFilters(t *testing.T) {
 		if !v.Value.Equal(got[0].Value) || !v.SourceTime.Equal(got[0].SourceTime) || v.Sequence <= got[i].Sequence {
 			t.Fatalf("value %d %+v after %+v: want the same value republished with a new sequence", i+1, v, got[i])
 		}
+	}
+}
+
+// heldAdvises is the number of advises g's shared session holds: its
+// Advise commands less its UnAdvise commands (the test opens no other
+// session on g).
+func heldAdvises(t *testing.T, g *harness.Gateway) float64 {
+	m := scrape(t, g)
+	a, _ := m.sum("mxgateway_commands_total", `command="advise"`, `outcome="ok"`)
+	u, _ := m.sum("mxgateway_commands_total", `command="un_advise"`, `outcome="ok"`)
+	return a - u
+}
+
+// sharedConsumer is an SDK consumer of one gateway, recording what it
+// receives.
+type sharedConsumer struct {
+	sh  *shared.Client
+	sub *shared.Subscription
+	mu  sync.Mutex
+	got []shared.Value
+}
+
+func consume(t *testing.T, g *harness.Gateway, key newKey, refs ...string) *sharedConsumer {
+	t.Helper()
+	c := &sharedConsumer{}
+	var err error
+	c.sh, err = shared.Dial(harness.Context(t, 30*time.Second), shared.Options{URL: "nats://" + g.NATSAddr, APIKey: key.raw,
+		Lease: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.sh.Close() })
+	c.sub, err = c.sh.Subscribe(harness.Context(t, 30*time.Second), refs, func(v shared.Value) {
+		c.mu.Lock()
+		c.got = append(c.got, v)
+		c.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitLive waits for a live value of ref with a sequence past after and
+// returns its sequence.
+func (c *sharedConsumer) waitLive(t *testing.T, ref string, after uint64) uint64 {
+	t.Helper()
+	var seq uint64
+	testutil.Eventually(t, 60*time.Second, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, v := range c.got {
+			if v.Reference == ref && !v.Last && v.Sequence > after {
+				seq = v.Sequence
+				return nil
+			}
+		}
+		return fmt.Errorf("no live value of %s past sequence %d (%d values)", ref, after, len(c.got))
+	})
+	return seq
+}
+
+func (c *sharedConsumer) sequences(ref string) map[uint64]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[uint64]bool{}
+	for _, v := range c.got {
+		if v.Reference == ref && !v.Last {
+			m[v.Sequence] = true
+		}
+	}
+	return m
+}
+
+// TestNATSTwoGatewaysShareInterest: two gateways on one simulated Galaxy,
+// the second's embedded NATS server a leaf node of the first's, hold one
+// advise per reference between them whichever gateway its consumers use;
+// killing the one that advises moves the advise to the other without
+// losing its consumers; the killed gateway, restarted, takes its
+// consumers back (they declare again and start from the last value) and
+// the two still hold one advise per reference.
+func TestNATSTwoGatewaysShareInterest(t *testing.T) {
+	t.Parallel()
+	rt := startRuntime(t)
+	// A fixed leaf port, so that the hub restarted in place is found again
+	// by its leaf.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafAddr := l.Addr().String()
+	l.Close()
+	hub := harness.Start(t, "--sim-galaxy="+rt, "--nats-leaf-listen="+leafAddr)
+	leaf := harness.Start(t, "--sim-galaxy="+rt, "--nats-leaf-remotes=nats-leaf://"+hub.AdminKey+"@"+leafAddr)
+	gws := map[string]*harness.Gateway{"hub": hub, "leaf": leaf}
+	for name, g := range gws {
+		testutil.Eventually(t, 60*time.Second, func() error {
+			if !strings.Contains(g.Stderr.String(), "peer gateway joined") {
+				return fmt.Errorf("the %s gateway has not seen the other", name)
+			}
+			return nil
+		})
+	}
+	keys := map[string]newKey{}
+	for name, g := range gws {
+		keys[name] = createKey(t, g, keyspec{name: "shared-" + name, scopes: []string{"invoke:read", "events:read", "invoke:write"}})
+	}
+	refs := []string{"TIC101.PV", "TIC101.SP"}
+	onHub, onLeaf := consume(t, hub, keys["hub"], refs...), consume(t, leaf, keys["leaf"], refs...)
+
+	held := func(want float64, gs ...*harness.Gateway) {
+		t.Helper()
+		testutil.Eventually(t, 60*time.Second, func() error {
+			sum, each := 0.0, []float64{}
+			for _, g := range gs {
+				n := heldAdvises(t, g)
+				sum += n
+				each = append(each, n)
+			}
+			if sum != want {
+				return fmt.Errorf("advises held %v (each %v), want %v in all", sum, each, want)
+			}
+			return nil
+		})
+	}
+	held(2, hub, leaf)
+	// Both consumers receive the one publication of each value: the same
+	// sequences.
+	seq := onHub.waitLive(t, "TIC101.PV", 0)
+	onLeaf.waitLive(t, "TIC101.PV", seq)
+	testutil.Eventually(t, 30*time.Second, func() error {
+		h, l := onHub.sequences("TIC101.PV"), onLeaf.sequences("TIC101.PV")
+		for s := range h {
+			if l[s] {
+				return nil
+			}
+		}
+		return fmt.Errorf("no sequence seen by both consumers (hub %v, leaf %v)", h, l)
+	})
+	held(2, hub, leaf)
+
+	// A write through either gateway reaches the Galaxy without an advise of
+	// its own.
+	for name, g := range gws {
+		w, err := shared.Dial(harness.Context(t, 30*time.Second), shared.Options{URL: "nats://" + g.NATSAddr, APIKey: keys[name].raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 40.0 + float64(len(name))
+		if _, err := w.Write(harness.Context(t, 30*time.Second), "TIC101.SP", mxclient.MustValue(want)); err != nil {
+			t.Fatalf("write through the %s gateway: %v", name, err)
+		}
+		w.Close()
+		for _, c := range []*sharedConsumer{onHub, onLeaf} {
+			testutil.Eventually(t, 30*time.Second, func() error {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for _, v := range c.got {
+					if f, err := v.Value.AsFloat64(); err == nil && v.Reference == "TIC101.SP" && f == want {
+						return nil
+					}
+				}
+				return fmt.Errorf("TIC101.SP = %v (written through the %s gateway) not received", want, name)
+			})
+		}
+	}
+	held(2, hub, leaf)
+
+	// Kill a gateway that advises (the one with more advises): the other
+	// takes its references over and its consumer keeps receiving.
+	victim, survivor, victimName := hub, leaf, "hub"
+	if heldAdvises(t, leaf) > heldAdvises(t, hub) {
+		victim, survivor, victimName = leaf, hub, "leaf"
+	}
+	survivorC := map[*harness.Gateway]*sharedConsumer{hub: onHub, leaf: onLeaf}[survivor]
+	before := survivorC.waitLive(t, "TIC101.PV", 0)
+	t.Logf("killing the %s gateway (advises held: hub %v, leaf %v)", victimName, heldAdvises(t, hub), heldAdvises(t, leaf))
+	victim.Kill()
+	survivorC.waitLive(t, "TIC101.PV", before+2)
+	held(2, survivor)
+
+	// The killed gateway restarts (in place for the hub, whose leaf
+	// reconnects); its consumer declares again and starts from the last
+	// value; the two hold one advise per reference again.
+	back := victim.Restart(t)
+	testutil.Eventually(t, 60*time.Second, func() error {
+		if strings.Count(survivor.Stderr.String(), "peer gateway joined") < 2 {
+			return fmt.Errorf("the survivor has not seen the restarted gateway")
+		}
+		return nil
+	})
+	last := survivorC.waitLive(t, "TIC101.PV", 0)
+	again := consume(t, back, keys[victimName], refs...)
+	again.mu.Lock()
+	first := again.got
+	again.mu.Unlock()
+	if len(first) == 0 || first[0].Sequence < last {
+		t.Fatalf("the re-declared consumer's first values %+v: want the last value (sequence >= %d)", first, last)
+	}
+	seq = again.waitLive(t, "TIC101.PV", last)
+	survivorC.waitLive(t, "TIC101.PV", seq)
+	held(2, survivor, back)
+}
+
+// TestNATSAlarms: alarm transitions are published on
+// mxgw.v1.<galaxy>.alarm.<alarm reference> to keys with alarms:read whose
+// allow_read covers the alarm; other keys may not subscribe there.
+func TestNATSAlarms(t *testing.T) {
+	t.Parallel()
+	g := harness.Start(t, "--alarms=on")
+	ctx := harness.Context(t, 2*time.Minute)
+	c := sdkDial(t, ctx, g, g.AdminKey)
+	waitReady(t, ctx, c.Alarms())
+
+	valve := createKey(t, g, keyspec{name: "nats-alarms-valve", scopes: []string{"alarms:read"}, allowRead: []string{"Valve1.*"}})
+	nc := natsConn(t, g, valve)
+	const hihi = "Valve1.Position.HiHi"
+	got := make(chan *mxgatewayv1.StreamAlarmsResponse, 100)
+	if _, err := nc.Subscribe("mxgw.v1.galaxy.alarm.Valve1.>", func(m *nats.Msg) {
+		msg := &mxgatewayv1.StreamAlarmsResponse{}
+		if err := proto.Unmarshal(m.Data, msg); err != nil {
+			t.Errorf("%s: not a StreamAlarmsResponse: %v", m.Subject, err)
+			return
+		}
+		if ref := msg.GetTransition().GetAlarm().GetReference(); m.Subject != "mxgw.v1.galaxy.alarm."+ref {
+			t.Errorf("transition of %s on %s", ref, m.Subject)
+		}
+		select {
+		case got <- msg:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Keys without alarms:read, or whose allow_read does not cover the
+	// alarm, may not subscribe to it.
+	for _, k := range []keyspec{
+		{name: "nats-alarms-tic", scopes: []string{"alarms:read"}, allowRead: []string{"TIC101.*"}},
+		{name: "nats-alarms-none", scopes: readScopes},
+	} {
+		other := natsConn(t, g, createKey(t, g, k))
+		if _, err := other.Subscribe("mxgw.v1.galaxy.alarm."+hihi, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 30*time.Second, func() error {
+			if err := other.LastError(); !errors.Is(err, nats.ErrPermissionViolation) {
+				return fmt.Errorf("%s subscribing to %s: last error %v, want a permissions violation", k.name, hihi, err)
+			}
+			return nil
+		})
+	}
+
+	s, err := c.OpenSession(ctx, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(kind mxgatewayv1.AlarmTransitionKind, after uint64) *mxgatewayv1.StreamAlarmsResponse {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for {
+			select {
+			case msg := <-got:
+				tr := msg.GetTransition()
+				if tr.GetAlarm().GetReference() == hihi && tr.GetKind() == kind {
+					if msg.GetSequence() <= after {
+						t.Fatalf("sequence %d after %d", msg.GetSequence(), after)
+					}
+					return msg
+				}
+			case <-deadline:
+				t.Fatalf("no %s transition of %s on NATS", kind, hihi)
+			}
+		}
+	}
+	write(t, ctx, s, "Valve1.Position", 97.0)
+	raise := next(kRaise, 0)
+	if a := raise.GetTransition().GetAlarm(); a.GetState() != sUnackAlm || a.GetValue().GetFloatValue() != 97 {
+		t.Fatalf("raise on NATS: %v", raise)
+	}
+	write(t, ctx, s, "Valve1.Position", 50.0)
+	ret := next(kReturn, raise.GetSequence())
+	if ret.GetTransition().GetPrevious() != sUnackAlm || ret.GetTransition().GetAlarm().GetState() != sUnackRtn {
+		t.Fatalf("return on NATS: %v", ret)
 	}
 }

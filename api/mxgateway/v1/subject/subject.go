@@ -153,6 +153,28 @@ func (s Subjects) RefOfTag(subject string) (string, error) {
 	return UnescapeReference(t)
 }
 
+// Alarm is the subject the transitions of the alarm ref (its MXAccess
+// reference, "Tank1.Level.HiHi") are published on.
+func (s Subjects) Alarm(ref string) (string, error) {
+	t, err := EscapeReference(ref)
+	if err != nil {
+		return "", err
+	}
+	return s.Prefix + "alarm." + t, nil
+}
+
+// AlarmAll matches every alarm subject.
+func (s Subjects) AlarmAll() string { return s.Prefix + "alarm.>" }
+
+// RefOfAlarm returns the alarm reference an alarm subject carries.
+func (s Subjects) RefOfAlarm(subject string) (string, error) {
+	t, ok := strings.CutPrefix(subject, s.Prefix+"alarm.")
+	if !ok {
+		return "", fmt.Errorf("%w: %q is not an alarm subject", ErrBadReference, subject)
+	}
+	return UnescapeReference(t)
+}
+
 // Subscribe is the lease subject of the key keyID.
 func (s Subjects) Subscribe(keyID string) string { return s.Prefix + "subscribe." + keyID }
 

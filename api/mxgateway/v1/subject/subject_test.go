@@ -79,6 +79,16 @@ func TestSubjects(t *testing.T) {
 	if ref, err := s.RefOfTag(tag); err != nil || ref != "Tank01.Level[1]" {
 		t.Fatalf("RefOfTag = %q, %v", ref, err)
 	}
+	al, _ := s.Alarm("Area1.Alarm!Hi.HiHi")
+	if al != "mxgw.v1.demo.alarm.Area1.Alarm=21Hi.HiHi" || !Match(s.AlarmAll(), al) {
+		t.Fatalf("Alarm = %q", al)
+	}
+	if ref, err := s.RefOfAlarm(al); err != nil || ref != "Area1.Alarm!Hi.HiHi" {
+		t.Fatalf("RefOfAlarm = %q, %v", ref, err)
+	}
+	if _, err := s.RefOfAlarm(tag); err == nil {
+		t.Fatal("RefOfAlarm accepted a value subject")
+	}
 	w, _ := s.Write("abc", "TIC101.SP")
 	if k, r, err := s.ParseWrite(w); err != nil || k != "abc" || r != "TIC101.SP" {
 		t.Fatalf("parseWrite(%q) = %q %q %v", w, k, r, err)
