@@ -198,6 +198,9 @@ type Client struct {
 	// pipeEnd carries the read loop's error when the pipe ended (buffered
 	// 1); what it means, together with the process exit, run decides.
 	pipeEnd chan error
+	// drainWait is the package's drainWait; a test may shorten or lengthen
+	// it before Start.
+	drainWait time.Duration
 
 	mu            sync.Mutex
 	state         State
@@ -249,6 +252,7 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		pipeEnd:   make(chan error, 1),
+		drainWait: drainWait,
 		pid:       pid,
 		pending:   make(map[uint64]*pendingCmd),
 		items:     itemtable.New(),

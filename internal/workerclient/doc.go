@@ -26,9 +26,10 @@
 // exited, every pending command has failed with Err, and NextEvents reports
 // the end once drained. One goroutine, run, watches the pipe's end, the
 // process exit and the heartbeats; a worker is gone when both its pipe ended
-// and its process exited (after the exit the pipe is read out for a bounded
-// while; a pipe that ended without an exit is bounded by the heartbeat
-// grace).
+// and its process exited (after the exit the pipe is read out, and its
+// events handed to the queue, for at most drainWait: a reader that does not
+// take them does not hold the end back; a pipe that ended without an exit
+// is bounded by the heartbeat grace).
 //
 // Lock order: the write lock (held across one frame write) before Client.mu
 // and the Cancel queue's mutex; Client.mu is a leaf, never held across I/O, a

@@ -106,10 +106,14 @@ func (c *Client) End() End {
 	return e
 }
 
-// drainWait bounds how long the pipe is still read after the process
-// exited: it may hold frames the worker wrote before it died (a
-// ShutdownAck, a Fault, replies), and it normally ends at once, unless a
-// grandchild holds the worker's end open.
+// drainWait bounds the worker's life after its process exited. The pipe
+// may still hold frames the worker wrote before it died (a ShutdownAck, a
+// Fault, replies, events): they are read out, and its events handed to the
+// session's queue, for at most this long. It normally ends at once, unless a
+// grandchild holds the worker's end open, or the session is not taking
+// events (the read loop waits for room in the queue): then run ends the life
+// without the pipe's end, so the session, waiting on Done, ends with the
+// worker's reason rather than its own stall bound.
 const drainWait = 500 * time.Millisecond
 
 // terminate is the terminal transition, taken once: it records the cause
@@ -182,6 +186,8 @@ func (c *Client) run() {
 	exited, pipeEnd := c.exited(), c.pipeEnd
 	var first Cause // the first of CausePipeEnded and CauseExited (c.going)
 	var pipeErr error
+	var drained <-chan time.Time // the drainWait bound, running once the process exited
+	var drain *time.Timer
 loop:
 	for {
 		select {
@@ -193,18 +199,30 @@ loop:
 		case <-exited:
 			exited = nil
 			first = c.goingBy(first, CauseExited)
-			// The pipe holds what the worker wrote before it died; read it
-			// out, for a bounded while.
-			_ = c.conn.SetReadDeadline(time.Now().Add(drainWait))
+			if pipeEnd != nil {
+				// The pipe holds what the worker wrote before it died: the
+				// read loop reads it out, for a bounded while.
+				drain = time.NewTimer(c.drainWait)
+				drained = drain.C
+			}
+		case <-drained:
+			// The pipe did not end within the bound (a grandchild holds
+			// it, or the read loop waits for the session to take events).
+			drained = nil
+			c.workerGone(first, nil, true) // terminal: the next round stops
+			continue
 		case now := <-ticker.C:
 			c.checkHeartbeat(now, first)
 			continue
 		}
 		if pipeEnd == nil && exited == nil {
-			c.workerGone(first, pipeErr) // terminal: the next round stops
+			c.workerGone(first, pipeErr, false) // terminal: the next round stops
 		}
 	}
 	ticker.Stop()
+	if drain != nil {
+		drain.Stop()
+	}
 	_ = c.conn.Close()
 	c.loops.Wait()
 	if p := c.opts.Process; p != nil {
@@ -238,8 +256,9 @@ func (c *Client) goingBy(first, sign Cause) Cause {
 
 // workerGone ends the life of a worker whose pipe ended and whose process
 // exited: a clean close after a ShutdownAck, otherwise a fault caused by
-// the first of the two.
-func (c *Client) workerGone(first Cause, pipeErr error) {
+// the first of the two. pipeOpen is a pipe that had not ended drainWait
+// after the exit (the cause is then CauseExited).
+func (c *Client) workerGone(first Cause, pipeErr error, pipeOpen bool) {
 	c.mu.Lock()
 	clean := c.state == StateClosing && c.ackReceived
 	c.mu.Unlock()
@@ -264,6 +283,8 @@ func (c *Client) workerGone(first Cause, pipeErr error) {
 	}
 	switch {
 	case c.opts.Process == nil:
+	case pipeOpen:
+		detail = fmt.Sprintf("process exited: %s; its pipe was not read out within %v", x.Status, c.drainWait)
 	case first == CauseExited:
 		detail = "process exited: " + x.Status
 	default:

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/protocol"
+	"github.com/mxgateway/mxgateway/internal/testutil"
 )
 
 // endLog counts the client's terminal log records ("workerclient: faulted",
@@ -209,5 +211,112 @@ func TestCauseString(t *testing.T) {
 	}
 	if Cause(99).String() != "cause(99)" {
 		t.Error(Cause(99).String())
+	}
+}
+
+// blockedReadLoop starts a client whose event queue holds one event and has
+// the fake worker write n events, then waits until the read loop is waiting
+// for room (nobody takes events). The writes run in the background (the
+// socket may fill); the returned channel is closed once all were written
+// and, with closePipe, the worker's end closed.
+func blockedReadLoop(t *testing.T, h *harness, n int, closePipe bool) <-chan struct{} {
+	t.Helper()
+	h.start()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for range n {
+			h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+		}
+		if closePipe {
+			h.w.conn.Close()
+		}
+	}()
+	testutil.Eventually(t, waitFor, func() error {
+		h.c.mu.Lock()
+		blocked := h.c.eventsBlocked
+		h.c.mu.Unlock()
+		if !blocked {
+			return errors.New("the read loop is not waiting for room yet")
+		}
+		return nil
+	})
+	return written
+}
+
+// TestExitWhileEventsUntaken: the worker overflowed and exited while the
+// read loop waits for the session to take events, and nobody takes them
+// (the session waits for a stalled subscriber). The life still ends, at
+// the drainWait bound, with the worker's reason (EVENT_OVERFLOW, from the
+// exit code), without a kill; so a session waiting on Done ends with the
+// worker's fault, not with its own stall bound.
+func TestExitWhileEventsUntaken(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
+	h.c.drainWait = time.Millisecond           // the bound's length is not under test
+	written := blockedReadLoop(t, h, 2, false) // the pipe stays open, as after a crash with a grandchild
+	h.proc.exitWith(Exit{Code: protocol.ExitEventOverflow, Status: "exit status 9"})
+	err := h.waitDone()
+	var fe *FaultError
+	if !errors.As(err, &fe) || fe.Code != workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW || !errors.Is(err, ErrWorkerOverflow) {
+		t.Fatalf("err %v, want the EVENT_OVERFLOW fault", err)
+	}
+	end := h.c.End()
+	if end.Cause != CauseExited || end.Exit == nil || end.Exit.Code != protocol.ExitEventOverflow || end.Exit.Killed {
+		t.Fatalf("end %+v (exit %+v), want exited by itself with code %d", end, end.Exit, protocol.ExitEventOverflow)
+	}
+	if h.kills() != 0 {
+		t.Fatalf("killed %d times, want 0", h.kills())
+	}
+	// What was queued before the end is still handed out, then the end.
+	if got := h.drainEvents(); len(got) != 1 || got[0].GetSequence() != 1 {
+		t.Fatalf("drained %v, want event 1", got)
+	}
+	<-written
+}
+
+// TestExitWhileEventsUntakenOtherCode: the same wait for a worker that
+// exited with another code ends as ErrWorkerGone naming the exit status and
+// the pipe that was not read out.
+func TestExitWhileEventsUntakenOtherCode(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
+	h.c.drainWait = time.Millisecond
+	blockedReadLoop(t, h, 2, true)
+	h.exit()
+	err := h.waitDone()
+	if !errors.Is(err, ErrWorkerGone) || !strings.Contains(err.Error(), "exit status 42") || !strings.Contains(err.Error(), "not read out") {
+		t.Fatalf("err %v", err)
+	}
+	if end := h.c.End(); end.Cause != CauseExited || h.kills() != 0 {
+		t.Fatalf("cause %v, kills %d", end.Cause, h.kills())
+	}
+}
+
+// TestExitThenReaderResumes: the process exited while the read loop waits
+// for room; the reader resumes within the bound (here: one that does not
+// pass), so every event the worker wrote before it died is delivered, in
+// order, and the life ends at the pipe's end with the exit's reason.
+func TestExitThenReaderResumes(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
+	h.c.drainWait = time.Hour
+	const n = 20
+	written := blockedReadLoop(t, h, n, true)
+	h.proc.exitWith(Exit{Code: protocol.ExitEventOverflow, Status: "exit status 9"})
+	h.waitGoing(CauseExited)
+	got := h.drainEvents()
+	if len(got) != n {
+		t.Fatalf("delivered %d events, want %d", len(got), n)
+	}
+	for i, ev := range got {
+		if ev.GetSequence() != uint64(i+1) {
+			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
+		}
+	}
+	<-written
+	err := h.waitDone()
+	if !errors.Is(err, ErrWorkerOverflow) {
+		t.Fatalf("err %v, want the EVENT_OVERFLOW fault", err)
+	}
+	if end := h.c.End(); end.Cause != CauseExited || h.kills() != 0 {
+		t.Fatalf("cause %v, kills %d", end.Cause, h.kills())
 	}
 }
