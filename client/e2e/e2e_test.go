@@ -426,19 +426,27 @@ func TestValueTypes(t *testing.T) {
 			t.Errorf("WriteValue %s: %v", w.ref, err)
 			continue
 		}
-		r, err := s.Read(ctx, w.ref)
-		if err != nil || r[0].Err() != nil {
-			t.Errorf("read back %s: %v %v", w.ref, err, r[0].Err())
-			continue
-		}
-		want, err := client.ConvertValue(r[0].Value.DataType(), w.in)
-		if err != nil {
-			t.Errorf("%s: %v", w.ref, err)
-			continue
-		}
-		if !r[0].WasCached || !reflect.DeepEqual(r[0].Value.Interface(), want.Interface()) {
-			t.Errorf("%s read back %v (cached %v), want %v", w.ref, r[0].Value, r[0].WasCached, want)
-		}
+		// The simulator sends OnWriteComplete before the OnDataChange that
+		// echoes the write (writeEchoOrder completionFirst, as MXAccess
+		// usually does), so the cache may hold the old value for an instant
+		// after WriteValue returns: poll until the echo is in it.
+		testutil.Eventually(t, 10*time.Second, func() error {
+			r, err := s.Read(ctx, w.ref)
+			if err != nil {
+				return err
+			}
+			if err := r[0].Err(); err != nil {
+				return err
+			}
+			want, err := client.ConvertValue(r[0].Value.DataType(), w.in)
+			if err != nil {
+				return err
+			}
+			if !r[0].WasCached || !reflect.DeepEqual(r[0].Value.Interface(), want.Interface()) {
+				return fmt.Errorf("%s read back %v (cached %v), want %v", w.ref, r[0].Value, r[0].WasCached, want)
+			}
+			return nil
+		})
 	}
 }
 
