@@ -5,30 +5,30 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/mxgateway/mxgateway/internal/frame"
 )
 
-// TestMarshalVTMatchesProto: the generated MarshalVT, which the worker
-// encodes every event with, writes the bytes proto.Marshal writes for every
-// family and value kind, and they decode to the same event.
+// TestMarshalVTMatchesProto: frame.Marshal, which the worker encodes every
+// event with (through the generated MarshalVT), writes the bytes
+// proto.Marshal writes for every family and value kind, and they decode to
+// the same event.
 func TestMarshalVTMatchesProto(t *testing.T) {
 	for i, ev := range decodeCorpus() {
-		vt, err := ev.MarshalVT()
+		got, err := frame.Marshal(ev)
 		if err != nil {
-			t.Fatalf("event %d: MarshalVT: %v", i, err)
-		}
-		if n := ev.SizeVT(); n != len(vt) {
-			t.Errorf("event %d: SizeVT %d, MarshalVT wrote %d bytes", i, n, len(vt))
+			t.Fatalf("event %d: frame.Marshal: %v", i, err)
 		}
 		want, err := proto.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(vt, want) {
-			t.Errorf("event %d: MarshalVT\n%x\nproto.Marshal\n%x", i, vt, want)
+		if !bytes.Equal(got, want) {
+			t.Errorf("event %d: frame.Marshal\n%x\nproto.Marshal\n%x", i, got, want)
 		}
-		got := ev.ProtoReflect().New().Interface()
-		if err := proto.Unmarshal(vt, got); err != nil || !proto.Equal(got, ev) {
-			t.Errorf("event %d: decodes to %v (%v), want %v", i, got, err, ev)
+		back := ev.ProtoReflect().New().Interface()
+		if err := proto.Unmarshal(got, back); err != nil || !proto.Equal(back, ev) {
+			t.Errorf("event %d: decodes to %v (%v), want %v", i, back, err, ev)
 		}
 	}
 }

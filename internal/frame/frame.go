@@ -201,7 +201,7 @@ func (w *Writer) Write(env *workerv1.WorkerEnvelope) error {
 // WriteMessage writes any message as one frame, for the other local
 // protocols that share the framing (the Galaxy runtime's).
 func (w *Writer) WriteMessage(env proto.Message) error {
-	b, err := w.marshal(env)
+	b, err := AppendMarshal(w.buf[:HeaderBytes], env)
 	if err != nil {
 		return &Error{Code: CodeMalformed, Err: err}
 	}
@@ -219,11 +219,6 @@ func (w *Writer) WriteMessage(env proto.Message) error {
 	}
 	_, err = w.w.Write(b)
 	return err
-}
-
-// marshal appends the encoding of m to the frame header in w.buf.
-func (w *Writer) marshal(m proto.Message) ([]byte, error) {
-	return AppendMarshal(w.buf[:HeaderBytes], m)
 }
 
 // Field numbers of the envelope around an encoded event, read from the

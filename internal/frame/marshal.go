@@ -66,18 +66,20 @@ type fieldKinds struct {
 
 var (
 	kindsMu    sync.Mutex
-	kindsCache sync.Map // protoreflect.FullName -> *fieldKinds, complete
+	kindsCache sync.Map // protoreflect.MessageDescriptor -> *fieldKinds, complete
 )
 
 func kindsOf(md protoreflect.MessageDescriptor) *fieldKinds {
-	if k, ok := kindsCache.Load(md.FullName()); ok {
+	// Keyed by the descriptor itself, one per message type: hashing its
+	// pointer is cheaper, per event, than hashing its full name.
+	if k, ok := kindsCache.Load(md); ok {
 		return k.(*fieldKinds)
 	}
 	kindsMu.Lock()
 	defer kindsMu.Unlock()
 	k := buildKinds(md, map[protoreflect.FullName]*fieldKinds{})
 	k.prune(map[*fieldKinds]bool{})
-	kindsCache.Store(md.FullName(), k)
+	kindsCache.Store(md, k)
 	return k
 }
 
