@@ -304,7 +304,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		WorkerQueueEvents: cfg.WorkerEventQueue,
 		WorkerQueueBytes:  int64(cfg.WorkerEventQueueBytes),
 		Logger:            log,
-		OnExit:            tracker.exited,
 	})
 	if err != nil {
 		return err
@@ -315,12 +314,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		if err := sup.Close(); err != nil {
 			log.Warn("supervisor close", slog.Any(logging.KeyErr, err))
 		}
+		// Every worker is reaped, so every counted one is at its end:
+		// the tracker reports the last of them.
+		tracker.wait()
 	})
 	if err := sup.CleanupLeftovers(); err != nil {
 		log.Warn("could not clean up after a previous run", slog.Any(logging.KeyErr, err))
 	}
 
-	spares, err := newSparePool(cfg, sup, tracker, log)
+	spares, err := newSparePool(cfg, sup, log)
 	if err != nil {
 		return err
 	}
@@ -450,7 +452,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, st
 		checks = append(checks, opshttp.Check{Name: "key_store", Func: st.Ping})
 	}
 	probe := &workerProbe{interval: workerProbeInterval, run: func(ctx context.Context) error {
-		return probeWorker(ctx, sup, tracker)
+		return probeWorker(ctx, sup)
 	}}
 	checks = append(checks,
 		opshttp.Check{Name: "worker_executable", Func: func(context.Context) error {

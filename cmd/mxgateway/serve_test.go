@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/mxgateway/mxgateway/internal/metrics"
 	"github.com/mxgateway/mxgateway/internal/opshttp"
 	"github.com/mxgateway/mxgateway/internal/protocol"
+	"github.com/mxgateway/mxgateway/internal/testutil"
 	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
 
@@ -87,50 +89,68 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	return 0
 }
 
-// TestWorkerTracker: exits are counted once per started session worker,
-// whatever order the launch and the exit report arrive in; probes and
-// failed launches are not counted.
+// TestWorkerTracker: a worker counts from its adoption by a session to its
+// terminal point, reported once with its typed cause, however the end and
+// the adoption are ordered; a spare that ended before a session took it is
+// not counted.
 func TestWorkerTracker(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	tr := newWorkerTracker(metrics.New(reg))
-	client := func(pid int) trackedWorker { return fakeTracked(pid) }
-	running := func() float64 { return metricValue(t, reg, "mxgateway_workers_running", nil) }
+	value := func(name string, labels map[string]string) float64 { return metricValue(t, reg, name, labels) }
+	want := func(name string, labels map[string]string, v float64) func() error {
+		return func() error {
+			if got := value(name, labels); got != v {
+				return fmt.Errorf("%s%v = %v, want %v", name, labels, got, v)
+			}
+			return nil
+		}
+	}
 
-	tr.started(client(10), time.Millisecond, true)
-	if running() != 1 {
-		t.Fatalf("running %v after a start", running())
+	clean := newFakeTracked(10)
+	tr.adopt(clean, time.Millisecond)
+	if r := value("mxgateway_workers_running", nil); r != 1 {
+		t.Fatalf("running %v after an adoption", r)
 	}
-	tr.exited(10, 0, false)
-	// The exit overtakes the launch's return.
-	tr.exited(11, 3, true)
-	if running() != 0 {
-		t.Fatalf("running %v", running())
-	}
-	tr.started(client(11), time.Millisecond, true)
-	// A probe and a failed launch.
-	tr.started(client(12), 0, false)
-	tr.exited(12, 0, false)
-	tr.exited(13, -1, true)
+	clean.end(workerclient.End{Cause: workerclient.CauseClosed, Exit: &workerclient.Exit{Code: protocol.ExitOK}})
+	testutil.Eventually(t, 10*time.Second, want("mxgateway_workers_running", nil, 0))
 
-	if r := running(); r != 0 {
-		t.Fatalf("running %v, want 0", r)
-	}
-	if v := metricValue(t, reg, "mxgateway_workers_started_total", nil); v != 2 {
-		t.Fatalf("started %v, want 2", v)
-	}
-	if v := metricValue(t, reg, "mxgateway_workers_exited_total", map[string]string{"reason": "ok"}); v != 1 {
-		t.Fatalf("exited ok %v, want 1", v)
-	}
-	if v := metricValue(t, reg, "mxgateway_workers_exited_total", map[string]string{"reason": "killed"}); v != 1 {
-		t.Fatalf("exited killed %v, want 1", v)
-	}
-	if v := metricValue(t, reg, "mxgateway_workers_killed_total", nil); v != 1 {
-		t.Fatalf("killed %v, want 1", v)
+	// A worker the gateway killed after a heartbeat expiry.
+	hung := newFakeTracked(11)
+	tr.adopt(hung, time.Millisecond)
+	hung.end(workerclient.End{Cause: workerclient.CauseHeartbeat,
+		Err:  fmt.Errorf("%w: silent", workerclient.ErrHeartbeatExpired),
+		Exit: &workerclient.Exit{Code: -1, Killed: true}})
+
+	// A spare that ended in the pool is not counted.
+	gone := newFakeTracked(12)
+	gone.end(workerclient.End{Cause: workerclient.CauseExited, Exit: &workerclient.Exit{Code: protocol.ExitCrashed}})
+	tr.adopt(gone, time.Millisecond)
+
+	// Every counted worker ended: the tracker reports them all.
+	tr.wait()
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		v      float64
+	}{
+		{"mxgateway_workers_running", nil, 0},
+		{"mxgateway_workers_started_total", nil, 2},
+		{"mxgateway_workers_ended_total", map[string]string{"cause": "closed"}, 1},
+		{"mxgateway_workers_ended_total", map[string]string{"cause": "heartbeat"}, 1},
+		{"mxgateway_workers_ended_total", map[string]string{"cause": "exited"}, 0},
+		{"mxgateway_workers_exited_total", map[string]string{"reason": "ok"}, 1},
+		{"mxgateway_workers_exited_total", map[string]string{"reason": "killed"}, 1},
+		{"mxgateway_workers_exited_total", map[string]string{"reason": "crashed"}, 0},
+		{"mxgateway_workers_killed_total", map[string]string{"reason": "heartbeat"}, 1},
+	} {
+		if err := want(c.name, c.labels, c.v)(); err != nil {
+			t.Error(err)
+		}
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if len(tr.live) != 0 || len(tr.ignore) != 0 || len(tr.early) != 1 {
-		t.Fatalf("tracker state live=%v ignore=%v early=%v", tr.live, tr.ignore, tr.early)
+	if len(tr.live) != 0 {
+		t.Fatalf("tracker still holds %v", tr.live)
 	}
 }
 
@@ -181,7 +201,28 @@ func TestWorkerProbeCaches(t *testing.T) {
 	}
 }
 
-type fakeTracked int
+// fakeTracked is a worker client's life: end makes it terminal.
+type fakeTracked struct {
+	pid  int
+	done chan struct{}
 
-func (f fakeTracked) PID() int   { return int(f) }
-func (f fakeTracked) Err() error { return nil }
+	mu  sync.Mutex
+	fin workerclient.End
+}
+
+func newFakeTracked(pid int) *fakeTracked { return &fakeTracked{pid: pid, done: make(chan struct{})} }
+
+func (f *fakeTracked) end(e workerclient.End) {
+	f.mu.Lock()
+	f.fin = e
+	f.mu.Unlock()
+	close(f.done)
+}
+
+func (f *fakeTracked) PID() int              { return f.pid }
+func (f *fakeTracked) Done() <-chan struct{} { return f.done }
+func (f *fakeTracked) End() workerclient.End {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fin
+}

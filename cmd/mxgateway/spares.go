@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/mxgateway/mxgateway/internal/config"
 	"github.com/mxgateway/mxgateway/internal/logging"
@@ -16,17 +15,11 @@ import (
 // newSparePool keeps spare_workers workers started and handshaken for the
 // next sessions (docs/sessions.md). A spare counts in the worker metrics
 // only once a session takes it.
-func newSparePool(cfg *config.Config, sup *supervisor.Supervisor, tracker *workerTracker, log *slog.Logger) (*workerpool.Pool[*workerclient.Client], error) {
+func newSparePool(cfg *config.Config, sup *supervisor.Supervisor, log *slog.Logger) (*workerpool.Pool[*workerclient.Client], error) {
 	return workerpool.New(workerpool.Options[*workerclient.Client]{
 		Size: cfg.EffectiveSpareWorkers(),
 		Launch: func(ctx context.Context, id string) (*workerclient.Client, error) {
-			began := time.Now()
-			c, err := sup.Launch(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			tracker.started(c, time.Since(began), false)
-			return c, nil
+			return sup.Launch(ctx, id)
 		},
 		NewID:  session.NewID,
 		Logger: log.With(logging.KeyComponent, "workerpool"),

@@ -16,105 +16,79 @@ import (
 	"github.com/mxgateway/mxgateway/internal/workerclient"
 )
 
-// earlyExitKeep bounds how long the tracker remembers the exit of a worker
-// it was not told about (a failed launch, or an exit that overtook the end
-// of its launch).
-const earlyExitKeep = time.Minute
-
-// workerTracker turns worker launches and process exits into the worker
-// metrics. Only session workers count (not readiness probes), so that
-// workers_running never goes negative and matches the sessions' workers:
-// the supervisor reports every exit, including launches that never
-// finished their handshake.
+// workerTracker turns the lives of session workers into the worker
+// metrics. A worker counts from the moment a session takes it (adopt) to
+// its terminal point (workerclient.Client.End): one goroutine per counted
+// worker waits for Done and reports the End, so every counted worker is
+// reported exactly once, with its typed cause. Readiness probes and spares
+// no session took are never counted, so workers_running matches the
+// sessions' workers and never goes negative.
 type workerTracker struct {
-	m   *metrics.Metrics
-	now func() time.Time
+	m *metrics.Metrics
 
-	mu     sync.Mutex
-	live   map[int]trackedWorker // counted, still running
-	ignore map[int]bool          // probes, still running
-	early  map[int]earlyExit     // exits of pids not (yet) known
-}
-
-type earlyExit struct {
-	code   int
-	killed bool
-	at     time.Time
+	mu   sync.Mutex
+	live map[int]trackedWorker // counted, not yet ended
+	wg   sync.WaitGroup        // one per counted worker, until reported
 }
 
 // trackedWorker is what the tracker needs of a worker client.
 type trackedWorker interface {
 	PID() int
-	Err() error
+	// Done is closed at the worker's terminal point, once End is complete.
+	Done() <-chan struct{}
+	End() workerclient.End
 }
 
 func newWorkerTracker(m *metrics.Metrics) *workerTracker {
-	return &workerTracker{m: m, now: time.Now, live: map[int]trackedWorker{},
-		ignore: map[int]bool{}, early: map[int]earlyExit{}}
+	return &workerTracker{m: m, live: map[int]trackedWorker{}}
 }
 
-// started records a worker whose launch succeeded after startup; count is
-// false for readiness probes.
-func (t *workerTracker) started(c trackedWorker, startup time.Duration, count bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	pid := c.PID()
-	e, exited := t.early[pid]
-	delete(t.early, pid)
-	if !count {
-		if !exited {
-			t.ignore[pid] = true
-		}
-		return
-	}
-	t.m.WorkerStarted(startup)
-	if exited {
-		t.report(e.code, e.killed, c)
-		return
-	}
-	t.live[pid] = c
-}
-
-// adopt starts counting a spare worker (started with count false) when a
-// session takes it. A spare that already exited is not counted.
+// adopt starts counting a worker when a session takes it, startup being its
+// launch-to-ready time. A spare that ended while it waited in the pool is
+// not counted: no session ran on it.
 func (t *workerTracker) adopt(c trackedWorker, startup time.Duration) {
+	select {
+	case <-c.Done():
+		return
+	default:
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	pid := c.PID()
-	if !t.ignore[pid] {
-		return
-	}
-	delete(t.ignore, pid)
 	t.m.WorkerStarted(startup)
-	t.live[pid] = c
+	t.live[c.PID()] = c
+	t.wg.Add(1)
+	go t.watch(c)
 }
 
-// exited is the supervisor's OnExit.
-func (t *workerTracker) exited(pid, code int, killed bool) {
+// watch reports c's end once it is terminal.
+func (t *workerTracker) watch(c trackedWorker) {
+	defer t.wg.Done()
+	<-c.Done()
+	end := c.End()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if c, ok := t.live[pid]; ok {
-		delete(t.live, pid)
-		t.report(code, killed, c)
-		return
-	}
-	if t.ignore[pid] {
-		delete(t.ignore, pid)
-		return
-	}
-	now := t.now()
-	for p, e := range t.early {
-		if now.Sub(e.at) > earlyExitKeep {
-			delete(t.early, p)
-		}
-	}
-	t.early[pid] = earlyExit{code: code, killed: killed, at: now}
+	delete(t.live, c.PID())
+	t.mu.Unlock()
+	t.report(end)
 }
 
-func (t *workerTracker) report(code int, killed bool, c trackedWorker) {
-	t.m.WorkerExited(protocol.ExitReason(code, killed))
-	if killed {
-		t.m.WorkerKilled(killReason(c.Err()))
+// wait returns once every counted worker's end was reported (after the
+// supervisor reaped them all, at shutdown).
+func (t *workerTracker) wait() { t.wg.Wait() }
+
+// exitUnknown is the exit reason of a worker whose End has no process exit.
+const exitUnknown = "other"
+
+// report counts one worker's end: its typed cause, how its process exited,
+// and the kill with its reason when the gateway killed it.
+func (t *workerTracker) report(end workerclient.End) {
+	t.m.WorkerEnded(end.Cause.String())
+	if end.Exit == nil { // a client without a process: no exit to name
+		t.m.WorkerExited(exitUnknown)
+		return
+	}
+	t.m.WorkerExited(protocol.ExitReason(end.Exit.Code, end.Exit.Killed))
+	if end.Exit.Killed {
+		t.m.WorkerKilled(killReason(end.Err))
 	}
 }
 
@@ -186,7 +160,7 @@ func (p *workerProbe) check(ctx context.Context) error {
 }
 
 // probeWorker starts a worker, waits for its handshake and shuts it down.
-func probeWorker(ctx context.Context, sup *supervisor.Supervisor, t *workerTracker) error {
+func probeWorker(ctx context.Context, sup *supervisor.Supervisor) error {
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return err
@@ -195,7 +169,6 @@ func probeWorker(ctx context.Context, sup *supervisor.Supervisor, t *workerTrack
 	if err != nil {
 		return fmt.Errorf("start a worker: %w", err)
 	}
-	t.started(c, 0, false)
 	if _, err := c.Shutdown(ctx); err != nil {
 		c.Kill(protocol.KillGateway)
 	}

@@ -50,6 +50,7 @@ type Metrics struct {
 	workersStarted  prometheus.Counter
 	workersExited   *prometheus.CounterVec
 	workersKilled   *prometheus.CounterVec
+	workersEnded    *prometheus.CounterVec
 	workerStartup   prometheus.Histogram
 	commandsStarted *prometheus.CounterVec
 	commands        *prometheus.CounterVec
@@ -102,6 +103,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Worker processes that ended, by reason."}, []string{"reason"}),
 		workersKilled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "workers_killed_total",
 			Help: "Worker processes the gateway killed, by reason."}, []string{"reason"}),
+		workersEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "workers_ended_total",
+			Help: "Session workers whose life ended, by the first cause (the worker client's terminal point)."}, []string{"cause"}),
 		workerStartup: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "worker_startup_duration_seconds",
 			Help: "Time from launching a worker to the end of its handshake.", Buckets: startupBuckets}),
 		commandsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "commands_started_total",
@@ -179,7 +182,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 
 	reg.MustRegister(m.sessionsOpened, m.sessionsClosed, m.sessionsOpen, m.workersRunning, m.workersStarted,
-		m.workersExited, m.workersKilled, m.workerStartup, m.commandsStarted, m.commands, m.commandDuration,
+		m.workersExited, m.workersKilled, m.workersEnded, m.workerStartup, m.commandsStarted, m.commands, m.commandDuration,
 		m.eventsReceived, m.eventsSent, m.sendLatency, queueDepth, m.overflows, m.heartbeatFails, m.faults,
 		m.authDenials, m.disconnects, build, m.healthChanges, &dataHealthCollector{m: m}, spares)
 	m.limits = newLimitMetrics(reg)
@@ -309,6 +312,17 @@ func (m *Metrics) WorkerExited(reason string) {
 	}
 	m.workersExited.WithLabelValues(reason).Inc()
 	m.workersRunning.Dec()
+}
+
+// WorkerEnded counts a started worker whose life ended, with the typed
+// first cause of its end (workerclient.Cause's name: "closed", "exited",
+// "pipe_ended", "heartbeat", "fault", "killed", ...). Call it once per
+// WorkerStarted, with WorkerExited.
+func (m *Metrics) WorkerEnded(cause string) {
+	if m == nil {
+		return
+	}
+	m.workersEnded.WithLabelValues(cause).Inc()
 }
 
 // WorkerKilled counts a worker the gateway killed, with a bounded reason

@@ -56,6 +56,7 @@ func TestMetricsMove(t *testing.T) {
 	m.WorkerStarted(time.Second)
 	m.WorkerExited("crash")
 	m.WorkerKilled("heartbeat")
+	m.WorkerEnded("fault")
 	write, read := catalog.ByName("write"), catalog.ByName("read_bulk")
 	m.CommandStarted(write)
 	m.CommandDone(write, OutcomeOK, 2*time.Millisecond)
@@ -89,6 +90,7 @@ func TestMetricsMove(t *testing.T) {
 		"mxgateway_workers_running":                                           1,
 		"mxgateway_workers_exited_total{reason=crash}":                        1,
 		"mxgateway_workers_killed_total{reason=heartbeat}":                    1,
+		"mxgateway_workers_ended_total{cause=fault}":                          1,
 		"mxgateway_worker_startup_duration_seconds#count":                     2,
 		"mxgateway_worker_startup_duration_seconds#sum":                       1.25,
 		"mxgateway_commands_started_total{command=write}":                     1,

@@ -68,6 +68,7 @@ func TestOpsMetricsAfterRun(t *testing.T) {
 		{"mxgateway_sessions_closed_total", nil, 1},
 		{"mxgateway_workers_started_total", nil, 1},
 		{"mxgateway_workers_exited_total", nil, 1},
+		{"mxgateway_workers_ended_total", []string{`cause="closed"`}, 1},
 		{"mxgateway_worker_startup_duration_seconds_count", nil, 1},
 		{"mxgateway_commands_started_total", []string{`command="write"`}, 1},
 		{"mxgateway_commands_total", []string{`command="register"`, `outcome="ok"`}, 1},
