@@ -47,6 +47,7 @@ type config struct {
 	keep       bool
 	only       map[string]bool
 	peerBatch  int
+	peerSpares int
 
 	events EventParams
 	batch  EventParams
@@ -80,6 +81,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.batch.Batch, "batch", 1024, "max_batch of the batched subscriber (client.Batch)")
 	batchChunk := fs.Int("batch-storm-chunk", 4000, "Sim.Storm value per trigger, batched figure")
 	batchWindow := fs.Int("batch-storm-window", 8000, "events triggered but not yet received, batched figure")
+	fs.IntVar(&c.peerSpares, "peer-spare-workers", 0, "spare_workers of the peer workloads' gateway (idle sessions' workers attached to the same Galaxy runtime)")
 	fs.IntVar(&c.peerBatch, "peer-batch", 1024, "max_batch of the mxgateway peer subscriber (0: one event per message)")
 	fs.IntVar(&c.fanout.Events, "fanout-events", 50000, "storm events per subscriber per repetition, fan-out")
 	fs.IntVar(&c.fanout.Subscribers, "fanout-subscribers", 8, "subscribers of the fan-out figure")
@@ -413,7 +415,7 @@ func peerSection(ctx context.Context, bin, root string, cfg config, logf func(st
 			fail("peer", err)
 			break
 		}
-		g, err := startGateway(ctx, bin, root, fmt.Sprintf("peer%d", i), peerGatewayArgs(model)...)
+		g, err := startGateway(ctx, bin, root, fmt.Sprintf("peer%d", i), peerGatewayArgs(model, cfg.peerSpares)...)
 		if err != nil {
 			fail("peer", err)
 			break

@@ -406,7 +406,7 @@ func peerReady(ctx context.Context, dir string) (node, opcua, skip string) {
 }
 
 // peerGatewayArgs are the flags of a peer workload's gateway. No spare
-// workers: the simulated Galaxy runtime sends every value change to every
+// workers by default (-peer-spare-workers): the simulated Galaxy runtime sends every value change to every
 // worker connected to it, advised or not, so each spare worker would take
 // the whole offered load (200,000 changes/s at 20,000 values/100 ms) off
 // the two cores the measured session shares; a real Galaxy publishes only
@@ -414,7 +414,7 @@ func peerReady(ctx context.Context, dir string) (node, opcua, skip string) {
 // measured client. Commands and the start get the subscribe's deadline: a
 // command's reply waits behind the events made before it, and a runtime
 // of 50,000 changing values starts slowly on a loaded machine.
-func peerGatewayArgs(model string) []string {
-	return []string{"--sim-model=" + model, "--spare-workers=0",
+func peerGatewayArgs(model string, spares int) []string {
+	return []string{"--sim-model=" + model, "--spare-workers=" + strconv.Itoa(spares),
 		"--command-timeout=" + peerSubscribeTimeout.String(), "--startup-timeout=" + peerSubscribeTimeout.String()}
 }
