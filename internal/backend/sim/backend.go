@@ -92,6 +92,9 @@ type Backend struct {
 	wg    sync.WaitGroup
 
 	galaxy   Galaxy
+	interest InterestGalaxy // galaxy, when it filters by interest (interest.go)
+	awaiting []awaited      // followed attributes waiting for their current value, by id (STA only)
+	lost     bool           // session: the runtime is gone until the next snapshot (STA only)
 	snapshot []Change
 	onChange func([]Change)
 	changes  []Change // hub: changes since the last flush (STA only)
@@ -202,6 +205,7 @@ func New(opts Options) (*Backend, error) {
 		snapshot: opts.Snapshot,
 		onChange: opts.OnChange,
 	}
+	b.interest, _ = opts.Galaxy.(InterestGalaxy)
 	if b.galaxy != nil && b.onChange != nil {
 		return nil, errors.New("sim: Galaxy and OnChange are exclusive (session or hub)")
 	}

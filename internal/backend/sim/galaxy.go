@@ -175,6 +175,7 @@ func (b *Backend) applyWrite1(w Change, origin uint64) {
 // kept, until the next snapshot re-reports them.
 func (b *Backend) GalaxyLost() {
 	b.post(func() {
+		b.lost = true
 		for _, a := range b.model.attrList {
 			st := b.attrs[a]
 			if st == nil || st.obj.builtin {
@@ -183,6 +184,7 @@ func (b *Backend) GalaxyLost() {
 			st.category = catCommunication
 			b.setAttr(st, st.value, mxtypes.QualityBadCommFailure, b.now, false)
 		}
+		b.runtimeLost()
 	})
 }
 
@@ -362,6 +364,7 @@ const catCommunication = int32(mxgatewayv1.MxStatusCategory_MX_STATUS_CATEGORY_C
 // connection, and every value is re-reported as the runtime holds it.
 func (b *Backend) Resync(snapshot []Change) {
 	b.post(func() {
+		b.lost = false
 		for _, a := range b.model.attrList {
 			if st := b.attrs[a]; st != nil {
 				st.inFlight = 0
@@ -389,7 +392,9 @@ func (b *Backend) Redeploy(m *Model, snapshot []Change) {
 				return
 			}
 		}
+		b.lost = false
 		old := b.attrs
+		prev := b.followedByRef()
 		b.attrs = make(map[*Attribute]*attrState, len(m.attrList))
 		for _, o := range m.Objects {
 			for _, a := range o.Attributes {
@@ -402,8 +407,10 @@ func (b *Backend) Redeploy(m *Model, snapshot []Change) {
 						continue
 					}
 				}
-				b.attrs[a] = &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now),
+				st := &attrState{obj: o, attr: a, quality: a.Quality, ts: mxtypes.TruncateTime(b.now),
 					value: initialValue(a, b.now)}
+				b.carryInterest(st, prev)
+				b.attrs[a] = st
 			}
 		}
 		b.mu.Lock()
@@ -427,6 +434,7 @@ func (b *Backend) Redeploy(m *Model, snapshot []Change) {
 				b.deliver(it)
 			}
 		}
+		b.refollow(prev)
 		b.log.Info("simulator redeployed", "galaxy", m.Galaxy, "objects", len(m.Objects))
 	})
 }

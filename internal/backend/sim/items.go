@@ -26,6 +26,12 @@ type attrState struct {
 	category int32 // Galaxy-level failure status category; 0 none
 	inFlight int   // session: own writes sent to the runtime, not echoed yet
 
+	// Session role with an interest link (interest.go).
+	followed bool     // in the interest set (an item advises it)
+	fresh    bool     // followed, and the Galaxy's current value arrived
+	addID    uint64   // the Interest change that added it
+	waiting  []func() // first values and writes waiting for fresh
+
 	gen     genState
 	flipped bool   // quality flip in progress
 	saved   uint16 // quality to restore after the flip
@@ -349,6 +355,9 @@ func (b *Backend) deliver(it *item) {
 	if !it.alive || !it.advised || !it.delivered || it.suspended {
 		return
 	}
+	if it.readsAttribute() && b.stale(it.st) {
+		return // freshened delivers it
+	}
 	val, q, ts, sts := b.view(it)
 	if b.changed(it, val, q, ts) {
 		b.send(it, val, q, ts, sts)
@@ -358,6 +367,10 @@ func (b *Backend) deliver(it *item) {
 // bind delivers the initial value of an advise (the first OnDataChange).
 func (b *Backend) bind(it *item, gen uint64) {
 	if !it.alive || !it.advised || it.adviseGen != gen || it.delivered {
+		return
+	}
+	if it.readsAttribute() && b.stale(it.st) {
+		it.st.waiting = append(it.st.waiting, func() { b.bind(it, gen) })
 		return
 	}
 	it.delivered = true
@@ -460,5 +473,6 @@ func (b *Backend) unadvise(it *item) {
 	it.samples = nil
 	if it.readsAttribute() {
 		it.st.unsubscribe(it)
+		b.unfollow(it.st)
 	}
 }

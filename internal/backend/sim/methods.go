@@ -189,6 +189,7 @@ func (b *Backend) advise(it *item, supervisory bool) {
 	it.adviseGen++
 	if it.readsAttribute() {
 		it.st.subscribe(it)
+		b.follow(it.st)
 	}
 	key := strings.ToLower(it.ref)
 	delay := b.knobs.RebindDelay

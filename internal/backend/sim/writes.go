@@ -159,6 +159,12 @@ func (b *Backend) checkSecurity(reg *registration, it *item, w writeReq) (bool, 
 func (b *Backend) applyWrite(pw *pendingWrite) {
 	it := pw.it
 	st := it.st
+	if st != nil && b.stale(st) {
+		// The item advised just now: the write applies to the Galaxy's
+		// value (an element or a bit of it), once it is here.
+		st.waiting = append(st.waiting, func() { b.applyWrite(pw) })
+		return
+	}
 	if st == nil {
 		// A deploy removed the attribute while the write was in flight.
 		b.writeComplete(it, b.failStatuses(catConfig, srcRespondingLmx, 0))

@@ -67,9 +67,20 @@ type Session struct {
 	wg            sync.WaitGroup
 	firstSettings *galaxyv1.Settings
 	ownFirstBind  time.Duration // the session's own first-bind knob
+
+	// The interest set (sim.InterestGalaxy): the runtime sends only the
+	// changes of the attributes the session's items advise.
+	filtered bool             // the runtime filters this session (Welcome.filtered)
+	all      bool             // the set went past its bounds: every change, for good
+	want     wire.InterestSet // what the session follows
+	pending  map[string]bool  // changes of want not sent on this connection: true add, false remove
+	sendAll  bool             // an Interest.all not sent yet
+	nextID   uint64           // the last Interest number handed out
+	sentID   uint64           // the last number the runtime has (sent, or in a Hello)
+	live     bool             // wc is the connection pending changes go to
 }
 
-var _ sim.Galaxy = (*Session)(nil)
+var _ sim.InterestGalaxy = (*Session)(nil)
 
 // Dial connects, reads the model and the snapshot, and returns a session
 // link ready for Attach.
@@ -88,6 +99,7 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 		return nil, err
 	}
 	s.nc, s.wc, s.seq, s.snapshot = nc, wc, w.GetDeploySequence(), snap
+	s.filtered, s.live = w.GetFiltered(), true
 	return s, nil
 }
 
@@ -108,8 +120,15 @@ func (s *Session) connect(ctx context.Context) (net.Conn, *wire.Conn, *galaxyv1.
 		return nil, nil, nil, nil, err
 	}
 	wc := wire.NewConn(nc)
+	// The interest set as of now goes in the Hello: the changes not sent
+	// on the old connection are in it, and the snapshot resolves them.
+	s.mu.Lock()
+	filtered, interest := !s.all, s.want.Refs()
+	s.pending, s.sendAll, s.sentID, s.live = nil, false, s.nextID, false
+	s.mu.Unlock()
 	if err := wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Hello{Hello: &galaxyv1.Hello{
-		ProtocolVersion: wire.ProtocolVersion, Credential: key, ClientName: s.opts.Name, Subscribe: true}}}); err != nil {
+		ProtocolVersion: wire.ProtocolVersion, Credential: key, ClientName: s.opts.Name, Subscribe: true,
+		Filtered: filtered, Interest: interest}}}); err != nil {
 		nc.Close()
 		return nil, nil, nil, nil, err
 	}
@@ -200,6 +219,80 @@ func (s *Session) Write(attr int32, v *mxgatewayv1.MxValue, ts time.Time, force 
 	}
 }
 
+// Interest adds ref to the interest set or removes it
+// (sim.InterestGalaxy; never blocks): the change goes to the runtime with
+// its number, which comes back in ValueBatch.interest_applied once the
+// runtime sent the current value of what it added; the simulator hears of
+// it through InterestApplied. A set that would go past its bounds
+// (wire.MaxInterest, MaxInterestBytes) is given up, said in the log: the
+// session then receives every change, as from a runtime that does not
+// filter. Such a runtime (Welcome.filtered false) sends every value
+// already, and the number is applied at once.
+func (s *Session) Interest(ref string, on bool) uint64 {
+	s.mu.Lock()
+	s.nextID++
+	id := s.nextID
+	if !s.filtered {
+		b := s.b
+		s.mu.Unlock()
+		if b != nil {
+			b.InterestApplied(id)
+		}
+		return id
+	}
+	var err error
+	if !s.all {
+		if on {
+			err = s.want.Update([]string{ref}, nil)
+		} else {
+			s.want.Remove(ref)
+		}
+		if err != nil {
+			s.all, s.sendAll, s.pending, s.want = true, true, nil, wire.InterestSet{}
+		} else {
+			if s.pending == nil {
+				s.pending = map[string]bool{}
+			}
+			s.pending[wire.InterestKey(ref)] = on
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Warn("galaxy: interest set given up; the session receives every change", "error", err)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return id
+}
+
+// takeInterest returns the Interest messages owed to the runtime on the
+// live connection (mu held): the pending changes in batches of at most
+// wire.MaxBatch references, the last one numbered.
+func (s *Session) takeInterest() []*galaxyv1.Interest {
+	if !s.live || s.sentID == s.nextID {
+		return nil
+	}
+	var out []*galaxyv1.Interest
+	cur := &galaxyv1.Interest{All: s.sendAll}
+	for k, on := range s.pending {
+		if len(cur.Add)+len(cur.Remove) == wire.MaxBatch {
+			out = append(out, cur)
+			cur = &galaxyv1.Interest{}
+		}
+		if on {
+			cur.Add = append(cur.Add, k)
+		} else {
+			cur.Remove = append(cur.Remove, k)
+		}
+	}
+	cur.Id = s.nextID
+	out = append(out, cur)
+	s.pending, s.sendAll, s.sentID = nil, false, s.nextID
+	return out
+}
+
 // Close ends the link.
 func (s *Session) Close() {
 	s.mu.Lock()
@@ -226,7 +319,13 @@ func (s *Session) writeLoop() {
 		s.mu.Lock()
 		ws, wc, seq := s.writes, s.wc, s.seq
 		s.writes = nil
+		interest := s.takeInterest()
 		s.mu.Unlock()
+		for _, in := range interest {
+			// Lost with the connection, like a write: the reconnect's
+			// Hello carries the whole set.
+			_ = wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Interest{Interest: in}})
+		}
 		for len(ws) > 0 {
 			n := min(len(ws), wire.MaxBatch)
 			// A failed write is lost with the connection: the reconnect's
@@ -256,6 +355,9 @@ func (s *Session) readLoop() {
 					batch[i] = wire.FromProto(v)
 				}
 				b.Apply(batch)
+				if id := body.Values.GetInterestApplied(); id != 0 {
+					b.InterestApplied(id)
+				}
 			case *galaxyv1.GalaxyEnvelope_Settings:
 				s.applySettingsTo(body.Settings, b)
 			case *galaxyv1.GalaxyEnvelope_Deployed:
@@ -333,6 +435,8 @@ func (s *Session) reconnect(b *sim.Backend) bool {
 		s.nc, s.wc = nc, wc
 		changed := w.GetDeploySequence() != s.seq
 		s.seq = w.GetDeploySequence()
+		s.filtered, s.live = w.GetFiltered(), true
+		helloID := s.sentID // what the Hello's interest set covers
 		s.mu.Unlock()
 		s.applySettingsTo(w.GetSettings(), b)
 		if changed {
@@ -344,6 +448,11 @@ func (s *Session) reconnect(b *sim.Backend) bool {
 			}
 		} else {
 			b.Resync(snap)
+		}
+		b.InterestApplied(helloID)
+		select {
+		case s.wake <- struct{}{}: // what changed since the Hello
+		default:
 		}
 		s.log.Info("galaxy runtime connection restored")
 		return true

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -22,8 +23,14 @@ type conn struct {
 	name      string
 	subscribe bool
 	watch     bool // Deployed without snapshots (browse)
-	nc        net.Conn
-	wc        *wire.Conn
+	// A filtered session (Hello.filtered): its interest set, and by
+	// ordinal of the current deployment whether it wants the attribute;
+	// wants is nil for a session that receives every change. Both under
+	// Runtime.mu.
+	interest wire.InterestSet
+	wants    []bool
+	nc       net.Conn
+	wc       *wire.Conn
 
 	log     *slog.Logger
 	mu      sync.Mutex
@@ -163,6 +170,16 @@ func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
 	_ = nc.SetReadDeadline(time.Time{})
 	cn := &conn{log: log, name: hello.GetClientName(), subscribe: hello.GetSubscribe(), watch: hello.GetWatchDeploys(), nc: nc, wc: wc,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	filtered := cn.subscribe && hello.GetFiltered()
+	if filtered {
+		if err := cn.interest.Update(hello.GetInterest(), nil); err != nil {
+			log.Warn("galaxy: hello refused", "client", cn.name, "error", err)
+			_ = wc.Write(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_AdminReply{AdminReply: &galaxyv1.AdminReply{
+				Error: err.Error()}}})
+			nc.Close()
+			return
+		}
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -173,9 +190,12 @@ func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
 	cn.id = r.nextConn
 	r.conns[cn.id] = cn
 	d := r.cur
+	if filtered {
+		cn.wants = cn.interest.Ordinals(d.model)
+	}
 	cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Welcome{Welcome: &galaxyv1.Welcome{
 		Model: d.src, DeploySequence: d.seq, LastDeployTime: timestamppb.New(d.time),
-		Settings: r.settings(), ConnectionId: cn.id}}})
+		Settings: r.settings(), ConnectionId: cn.id, Filtered: filtered}}})
 	if cn.subscribe {
 		r.snapshot(cn)
 	}
@@ -218,6 +238,11 @@ func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
 		case *galaxyv1.GalaxyEnvelope_Admin:
 			reply := r.Admin(b.Admin)
 			cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_AdminReply{AdminReply: reply}})
+		case *galaxyv1.GalaxyEnvelope_Interest:
+			if err := r.interest(cn, b.Interest); err != nil {
+				log.Warn("galaxy: interest refused; connection dropped", "client", cn.name, "connection", cn.id, "error", err)
+				cn.close()
+			}
 		}
 	}
 	cn.close()
@@ -226,4 +251,57 @@ func (r *Runtime) handle(ctx context.Context, nc net.Conn) {
 	delete(r.conns, cn.id)
 	r.mu.Unlock()
 	log.Info("galaxy: client disconnected", "client", cn.name, "connection", cn.id)
+}
+
+// errNotSession refuses an Interest from a client that receives no values.
+var errNotSession = errors.New("galaxy: Interest from a client that is not a session")
+
+// interest applies a session's Interest, in order with what the runtime
+// sends it: from here on the changes of the attributes it removed stop,
+// the current values of those it added follow (and then their changes),
+// then the interest_applied batch. An Interest that would take the set past
+// its bounds (wire.MaxInterest, MaxInterestBytes) is refused whole.
+func (r *Runtime) interest(cn *conn, in *galaxyv1.Interest) error {
+	if !cn.subscribe {
+		return errNotSession
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.cur
+	switch {
+	case in.GetAll():
+		cn.wants, cn.interest = nil, wire.InterestSet{}
+		for _, c := range d.raw {
+			if c.Value != nil {
+				cn.pushChange(wire.ToProto(r.effective(d, c)))
+			}
+		}
+	case cn.wants == nil:
+		// Every change reaches this session already.
+	default:
+		if err := cn.interest.Update(in.GetAdd(), in.GetRemove()); err != nil {
+			return err
+		}
+		for _, ref := range in.GetRemove() {
+			if ord, ok := d.model.SharedAttribute(ref); ok && !cn.interest.Has(ref) {
+				cn.wants[ord] = false
+			}
+		}
+		for _, ref := range in.GetAdd() {
+			ord, ok := d.model.SharedAttribute(ref)
+			if !ok {
+				continue // kept in the set for a later deploy
+			}
+			cn.wants[ord] = true
+			if c := d.raw[ord]; c.Value != nil {
+				cn.pushChange(wire.ToProto(r.effective(d, c)))
+			}
+		}
+	}
+	if id := in.GetId(); id != 0 {
+		cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Values{Values: &galaxyv1.ValueBatch{
+			DeploySequence: d.seq, InterestApplied: id}}})
+	}
+	cn.flush()
+	return nil
 }

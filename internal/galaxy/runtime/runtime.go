@@ -236,6 +236,9 @@ func (r *Runtime) changed(d *deployment, batch []sim.Change) {
 			continue
 		}
 		for _, c := range batch {
+			if cn.wants != nil && !cn.wants[c.Attr] {
+				continue
+			}
 			e := r.effective(d, c)
 			e.Own = c.Origin != 0 && c.Origin == cn.id
 			cn.pushChange(wire.ToProto(e))
@@ -266,8 +269,8 @@ func (r *Runtime) effective(d *deployment, c sim.Change) sim.Change {
 // snapshot queues the current effective values for cn (mu held).
 func (r *Runtime) snapshot(cn *conn) {
 	d := r.cur
-	for _, c := range d.raw {
-		if c.Value == nil {
+	for i, c := range d.raw {
+		if c.Value == nil || cn.wants != nil && !cn.wants[i] {
 			continue
 		}
 		cn.pushChange(wire.ToProto(r.effective(d, c)))
@@ -285,7 +288,7 @@ func (r *Runtime) rebroadcast(tag string) {
 			continue
 		}
 		for i, c := range d.raw {
-			if c.Value == nil || !contains(d.hosts[i], tag) {
+			if c.Value == nil || !contains(d.hosts[i], tag) || cn.wants != nil && !cn.wants[i] {
 				continue
 			}
 			cn.pushChange(wire.ToProto(r.effective(d, c)))
@@ -455,6 +458,9 @@ func (r *Runtime) redeploy(src *galaxyv1.Model) *galaxyv1.AdminReply {
 	r.scheduleFaults(d)
 	for _, cn := range r.conns {
 		if cn.subscribe {
+			if cn.wants != nil {
+				cn.wants = cn.interest.Ordinals(d.model) // the set, resolved against the new model
+			}
 			cn.push(&galaxyv1.GalaxyEnvelope{Body: &galaxyv1.GalaxyEnvelope_Deployed{Deployed: &galaxyv1.Deployed{
 				Model: d.src, DeploySequence: d.seq, LastDeployTime: timestamppb.New(d.time)}}})
 			r.snapshot(cn)

@@ -3,8 +3,10 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +82,47 @@ func TestBuildModel(t *testing.T) {
 	}
 	if _, err := BuildModel(&galaxyv1.Model{}); err == nil {
 		t.Fatal("a model without a source was accepted")
+	}
+}
+
+// TestInterestSet: references compare case-insensitively, a change past
+// the bounds is refused whole with the counts it would reach, and removes
+// make room in the same change.
+func TestInterestSet(t *testing.T) {
+	var s InterestSet
+	if err := s.Update([]string{"Tank.Level", "TANK.level", "Tank.Name"}, nil); err != nil || s.Len() != 2 || !s.Has("tank.LEVEL") {
+		t.Fatalf("update: %v, %d refs", err, s.Len())
+	}
+	refs := make([]string, MaxInterest-2)
+	for i := range refs {
+		refs[i] = fmt.Sprintf("O%d.PV", i)
+	}
+	err := s.Update(append(refs, "Extra.PV"), nil)
+	var lim *InterestLimitError
+	if !errors.As(err, &lim) || lim.Refs != MaxInterest+1 || s.Len() != 2 {
+		t.Fatalf("past the count bound: %v (%+v), %d refs kept", err, lim, s.Len())
+	}
+	if err := s.Update(append(refs, "Extra.PV"), []string{"Tank.Name"}); err != nil || s.Len() != MaxInterest || s.Has("Tank.Name") {
+		t.Fatalf("a remove making room: %v, %d refs", err, s.Len())
+	}
+	var big InterestSet
+	long := strings.Repeat("x", MaxInterestBytes/2)
+	err = big.Update([]string{"A." + long, "B." + long}, nil)
+	if !errors.As(err, &lim) || lim.Bytes != 2*(len(long)+2) || big.Len() != 0 {
+		t.Fatalf("past the byte bound: %v, %d refs", err, big.Len())
+	}
+	if !s.Remove("O0.PV") || s.Remove("O0.PV") {
+		t.Fatal("remove")
+	}
+	// A reference names its attribute's ordinal; the Sim object's are not
+	// the Galaxy's.
+	m := sim.DemoModel()
+	for i := 0; i < m.AttributeCount(); i++ {
+		o, a := m.AttributeAt(i)
+		ref := sim.AttributeRef(o, a)
+		ord, ok := m.SharedAttribute(strings.ToUpper(ref))
+		if o.Builtin() == ok || ok && ord != int32(i) {
+			t.Fatalf("SharedAttribute(%q) = %d, %v", ref, ord, ok)
+		}
 	}
 }

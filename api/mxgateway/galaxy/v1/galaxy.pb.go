@@ -45,6 +45,7 @@ type GalaxyEnvelope struct {
 	//	*GalaxyEnvelope_Settings
 	//	*GalaxyEnvelope_Admin
 	//	*GalaxyEnvelope_AdminReply
+	//	*GalaxyEnvelope_Interest
 	Body          isGalaxyEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -159,6 +160,15 @@ func (x *GalaxyEnvelope) GetAdminReply() *AdminReply {
 	return nil
 }
 
+func (x *GalaxyEnvelope) GetInterest() *Interest {
+	if x != nil {
+		if x, ok := x.Body.(*GalaxyEnvelope_Interest); ok {
+			return x.Interest
+		}
+	}
+	return nil
+}
+
 type isGalaxyEnvelope_Body interface {
 	isGalaxyEnvelope_Body()
 }
@@ -203,6 +213,11 @@ type GalaxyEnvelope_AdminReply struct {
 	AdminReply *AdminReply `protobuf:"bytes,8,opt,name=admin_reply,json=adminReply,proto3,oneof"`
 }
 
+type GalaxyEnvelope_Interest struct {
+	// Client → runtime: a filtered session's change of its interest set.
+	Interest *Interest `protobuf:"bytes,9,opt,name=interest,proto3,oneof"`
+}
+
 func (*GalaxyEnvelope_Hello) isGalaxyEnvelope_Body() {}
 
 func (*GalaxyEnvelope_Welcome) isGalaxyEnvelope_Body() {}
@@ -219,6 +234,8 @@ func (*GalaxyEnvelope_Admin) isGalaxyEnvelope_Body() {}
 
 func (*GalaxyEnvelope_AdminReply) isGalaxyEnvelope_Body() {}
 
+func (*GalaxyEnvelope_Interest) isGalaxyEnvelope_Body() {}
+
 // Hello opens a connection.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -232,7 +249,18 @@ type Hello struct {
 	Subscribe bool `protobuf:"varint,4,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
 	// With subscribe false: receive Deployed (without its snapshot) on every
 	// deploy. Gateway browse watches the model this way.
-	WatchDeploys  bool `protobuf:"varint,5,opt,name=watch_deploys,json=watchDeploys,proto3" json:"watch_deploys,omitempty"`
+	WatchDeploys bool `protobuf:"varint,5,opt,name=watch_deploys,json=watchDeploys,proto3" json:"watch_deploys,omitempty"`
+	// With subscribe: a filtered session, which receives (snapshots
+	// included) only the changes of the attributes in its interest set:
+	// interest, then what Interest adds and removes. A runtime that filters
+	// says so in Welcome.filtered; without it every change is sent.
+	Filtered bool `protobuf:"varint,6,opt,name=filtered,proto3" json:"filtered,omitempty"`
+	// With filtered: the interest set the session starts with, as attribute
+	// references ("Tag.Attribute", case-insensitive; a reference that does
+	// not name an attribute of the model is kept for a later deploy). At
+	// most 262,144 references of 8 MiB in all (the runtime refuses more);
+	// a reconnecting session sends its whole set here.
+	Interest      []string `protobuf:"bytes,7,rep,name=interest,proto3" json:"interest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -300,6 +328,20 @@ func (x *Hello) GetWatchDeploys() bool {
 		return x.WatchDeploys
 	}
 	return false
+}
+
+func (x *Hello) GetFiltered() bool {
+	if x != nil {
+		return x.Filtered
+	}
+	return false
+}
+
+func (x *Hello) GetInterest() []string {
+	if x != nil {
+		return x.Interest
+	}
+	return nil
 }
 
 // Model names the Galaxy model every client builds the same way.
@@ -418,7 +460,9 @@ type Welcome struct {
 	// The Galaxy-wide settings.
 	Settings *Settings `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
 	// The runtime's id of this connection (the origin of its writes).
-	ConnectionId  uint64 `protobuf:"varint,5,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId uint64 `protobuf:"varint,5,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// The runtime filters this session by its interest set (Hello.filtered).
+	Filtered      bool `protobuf:"varint,6,opt,name=filtered,proto3" json:"filtered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -486,6 +530,13 @@ func (x *Welcome) GetConnectionId() uint64 {
 		return x.ConnectionId
 	}
 	return 0
+}
+
+func (x *Welcome) GetFiltered() bool {
+	if x != nil {
+		return x.Filtered
+	}
+	return false
 }
 
 // Settings are Galaxy-wide behaviours a session applies.
@@ -655,9 +706,13 @@ type ValueBatch struct {
 	// The changes.
 	Changes []*ValueChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
 	// The last batch of the snapshot that follows Welcome or Deployed.
-	SnapshotEnd   bool `protobuf:"varint,3,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SnapshotEnd bool `protobuf:"varint,3,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
+	// A filtered session's Interest of this id (0 none) is in force: the
+	// changes before this batch include the current value of every
+	// attribute it added, and no change of an attribute it removed follows.
+	InterestApplied uint64 `protobuf:"varint,4,opt,name=interest_applied,json=interestApplied,proto3" json:"interest_applied,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ValueBatch) Reset() {
@@ -711,6 +766,92 @@ func (x *ValueBatch) GetSnapshotEnd() bool {
 	return false
 }
 
+func (x *ValueBatch) GetInterestApplied() uint64 {
+	if x != nil {
+		return x.InterestApplied
+	}
+	return 0
+}
+
+// Interest changes a filtered session's interest set (Hello.filtered). The
+// runtime applies it in order with the session's other messages, sends the
+// current value of every attribute it adds, then a ValueBatch whose
+// interest_applied is its id. An Interest that would take the set past the
+// bounds of Hello.interest ends the connection.
+type Interest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Attribute references to add ("Tag.Attribute", case-insensitive).
+	Add []string `protobuf:"bytes,1,rep,name=add,proto3" json:"add,omitempty"`
+	// Attribute references to remove.
+	Remove []string `protobuf:"bytes,2,rep,name=remove,proto3" json:"remove,omitempty"`
+	// The client's number of this change, increasing; 0 asks for no
+	// interest_applied.
+	Id uint64 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	// Receive every change from now on, as an unfiltered session (the set is
+	// no longer kept): the current value of every attribute follows.
+	All           bool `protobuf:"varint,4,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interest) Reset() {
+	*x = Interest{}
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interest) ProtoMessage() {}
+
+func (x *Interest) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interest.ProtoReflect.Descriptor instead.
+func (*Interest) Descriptor() ([]byte, []int) {
+	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Interest) GetAdd() []string {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
+func (x *Interest) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+func (x *Interest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Interest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
 // WriteBatch carries writes a session accepted.
 type WriteBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -725,7 +866,7 @@ type WriteBatch struct {
 
 func (x *WriteBatch) Reset() {
 	*x = WriteBatch{}
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[7]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +878,7 @@ func (x *WriteBatch) String() string {
 func (*WriteBatch) ProtoMessage() {}
 
 func (x *WriteBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[7]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +891,7 @@ func (x *WriteBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteBatch.ProtoReflect.Descriptor instead.
 func (*WriteBatch) Descriptor() ([]byte, []int) {
-	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{7}
+	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WriteBatch) GetDeploySequence() uint64 {
@@ -782,7 +923,7 @@ type Deployed struct {
 
 func (x *Deployed) Reset() {
 	*x = Deployed{}
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[8]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +935,7 @@ func (x *Deployed) String() string {
 func (*Deployed) ProtoMessage() {}
 
 func (x *Deployed) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[8]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +948,7 @@ func (x *Deployed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployed.ProtoReflect.Descriptor instead.
 func (*Deployed) Descriptor() ([]byte, []int) {
-	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{8}
+	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Deployed) GetModel() *Model {
@@ -851,7 +992,7 @@ type AdminRequest struct {
 
 func (x *AdminRequest) Reset() {
 	*x = AdminRequest{}
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[9]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1004,7 @@ func (x *AdminRequest) String() string {
 func (*AdminRequest) ProtoMessage() {}
 
 func (x *AdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[9]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1017,7 @@ func (x *AdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminRequest.ProtoReflect.Descriptor instead.
 func (*AdminRequest) Descriptor() ([]byte, []int) {
-	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{9}
+	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AdminRequest) GetAction() string {
@@ -922,7 +1063,7 @@ type AdminReply struct {
 
 func (x *AdminReply) Reset() {
 	*x = AdminReply{}
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[10]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1075,7 @@ func (x *AdminReply) String() string {
 func (*AdminReply) ProtoMessage() {}
 
 func (x *AdminReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[10]
+	mi := &file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1088,7 @@ func (x *AdminReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminReply.ProtoReflect.Descriptor instead.
 func (*AdminReply) Descriptor() ([]byte, []int) {
-	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{10}
+	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AdminReply) GetError() string {
@@ -975,7 +1116,7 @@ var File_mxgateway_galaxy_v1_galaxy_proto protoreflect.FileDescriptor
 
 const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"\n" +
-	" mxgateway/galaxy/v1/galaxy.proto\x12\x13mxgateway.galaxy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mxgateway/v1/values.proto\"\xf5\x03\n" +
+	" mxgateway/galaxy/v1/galaxy.proto\x12\x13mxgateway.galaxy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mxgateway/v1/values.proto\"\xb2\x04\n" +
 	"\x0eGalaxyEnvelope\x122\n" +
 	"\x05hello\x18\x01 \x01(\v2\x1a.mxgateway.galaxy.v1.HelloH\x00R\x05hello\x128\n" +
 	"\awelcome\x18\x02 \x01(\v2\x1c.mxgateway.galaxy.v1.WelcomeH\x00R\awelcome\x129\n" +
@@ -985,8 +1126,9 @@ const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"\bsettings\x18\x06 \x01(\v2\x1d.mxgateway.galaxy.v1.SettingsH\x00R\bsettings\x129\n" +
 	"\x05admin\x18\a \x01(\v2!.mxgateway.galaxy.v1.AdminRequestH\x00R\x05admin\x12B\n" +
 	"\vadmin_reply\x18\b \x01(\v2\x1f.mxgateway.galaxy.v1.AdminReplyH\x00R\n" +
-	"adminReplyB\x06\n" +
-	"\x04body\"\xb6\x01\n" +
+	"adminReply\x12;\n" +
+	"\binterest\x18\t \x01(\v2\x1d.mxgateway.galaxy.v1.InterestH\x00R\binterestB\x06\n" +
+	"\x04body\"\xee\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1e\n" +
 	"\n" +
@@ -995,19 +1137,22 @@ const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"\vclient_name\x18\x03 \x01(\tR\n" +
 	"clientName\x12\x1c\n" +
 	"\tsubscribe\x18\x04 \x01(\bR\tsubscribe\x12#\n" +
-	"\rwatch_deploys\x18\x05 \x01(\bR\fwatchDeploys\"`\n" +
+	"\rwatch_deploys\x18\x05 \x01(\bR\fwatchDeploys\x12\x1a\n" +
+	"\bfiltered\x18\x06 \x01(\bR\bfiltered\x12\x1a\n" +
+	"\binterest\x18\a \x03(\tR\binterest\"`\n" +
 	"\x05Model\x12\x14\n" +
 	"\x04yaml\x18\x01 \x01(\fH\x00R\x04yaml\x12\x14\n" +
 	"\x04demo\x18\x02 \x01(\bH\x00R\x04demo\x12!\n" +
 	"\vplant_areas\x18\x03 \x01(\rH\x00R\n" +
 	"plantAreasB\b\n" +
-	"\x06source\"\x8a\x02\n" +
+	"\x06source\"\xa6\x02\n" +
 	"\aWelcome\x120\n" +
 	"\x05model\x18\x01 \x01(\v2\x1a.mxgateway.galaxy.v1.ModelR\x05model\x12'\n" +
 	"\x0fdeploy_sequence\x18\x02 \x01(\x04R\x0edeploySequence\x12D\n" +
 	"\x10last_deploy_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastDeployTime\x129\n" +
 	"\bsettings\x18\x04 \x01(\v2\x1d.mxgateway.galaxy.v1.SettingsR\bsettings\x12#\n" +
-	"\rconnection_id\x18\x05 \x01(\x04R\fconnectionId\"9\n" +
+	"\rconnection_id\x18\x05 \x01(\x04R\fconnectionId\x12\x1a\n" +
+	"\bfiltered\x18\x06 \x01(\bR\bfiltered\"9\n" +
 	"\bSettings\x12-\n" +
 	"\x13first_bind_delay_ms\x18\x01 \x01(\x03R\x10firstBindDelayMs\"\xfd\x01\n" +
 	"\vValueChange\x12\x1c\n" +
@@ -1020,12 +1165,18 @@ const file_mxgateway_galaxy_v1_galaxy_proto_rawDesc = "" +
 	"\n" +
 	"force_time\x18\x06 \x01(\bR\tforceTime\x12\x10\n" +
 	"\x03own\x18\a \x01(\bR\x03own\x12\x1a\n" +
-	"\boperator\x18\b \x01(\tR\boperator\"\x94\x01\n" +
+	"\boperator\x18\b \x01(\tR\boperator\"\xbf\x01\n" +
 	"\n" +
 	"ValueBatch\x12'\n" +
 	"\x0fdeploy_sequence\x18\x01 \x01(\x04R\x0edeploySequence\x12:\n" +
 	"\achanges\x18\x02 \x03(\v2 .mxgateway.galaxy.v1.ValueChangeR\achanges\x12!\n" +
-	"\fsnapshot_end\x18\x03 \x01(\bR\vsnapshotEnd\"o\n" +
+	"\fsnapshot_end\x18\x03 \x01(\bR\vsnapshotEnd\x12)\n" +
+	"\x10interest_applied\x18\x04 \x01(\x04R\x0finterestApplied\"V\n" +
+	"\bInterest\x12\x10\n" +
+	"\x03add\x18\x01 \x03(\tR\x03add\x12\x16\n" +
+	"\x06remove\x18\x02 \x03(\tR\x06remove\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\x04R\x02id\x12\x10\n" +
+	"\x03all\x18\x04 \x01(\bR\x03all\"o\n" +
 	"\n" +
 	"WriteBatch\x12'\n" +
 	"\x0fdeploy_sequence\x18\x01 \x01(\x04R\x0edeploySequence\x128\n" +
@@ -1058,7 +1209,7 @@ func file_mxgateway_galaxy_v1_galaxy_proto_rawDescGZIP() []byte {
 	return file_mxgateway_galaxy_v1_galaxy_proto_rawDescData
 }
 
-var file_mxgateway_galaxy_v1_galaxy_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_mxgateway_galaxy_v1_galaxy_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_mxgateway_galaxy_v1_galaxy_proto_goTypes = []any{
 	(*GalaxyEnvelope)(nil),        // 0: mxgateway.galaxy.v1.GalaxyEnvelope
 	(*Hello)(nil),                 // 1: mxgateway.galaxy.v1.Hello
@@ -1067,36 +1218,38 @@ var file_mxgateway_galaxy_v1_galaxy_proto_goTypes = []any{
 	(*Settings)(nil),              // 4: mxgateway.galaxy.v1.Settings
 	(*ValueChange)(nil),           // 5: mxgateway.galaxy.v1.ValueChange
 	(*ValueBatch)(nil),            // 6: mxgateway.galaxy.v1.ValueBatch
-	(*WriteBatch)(nil),            // 7: mxgateway.galaxy.v1.WriteBatch
-	(*Deployed)(nil),              // 8: mxgateway.galaxy.v1.Deployed
-	(*AdminRequest)(nil),          // 9: mxgateway.galaxy.v1.AdminRequest
-	(*AdminReply)(nil),            // 10: mxgateway.galaxy.v1.AdminReply
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*v1.MxValue)(nil),            // 12: mxgateway.v1.MxValue
+	(*Interest)(nil),              // 7: mxgateway.galaxy.v1.Interest
+	(*WriteBatch)(nil),            // 8: mxgateway.galaxy.v1.WriteBatch
+	(*Deployed)(nil),              // 9: mxgateway.galaxy.v1.Deployed
+	(*AdminRequest)(nil),          // 10: mxgateway.galaxy.v1.AdminRequest
+	(*AdminReply)(nil),            // 11: mxgateway.galaxy.v1.AdminReply
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*v1.MxValue)(nil),            // 13: mxgateway.v1.MxValue
 }
 var file_mxgateway_galaxy_v1_galaxy_proto_depIdxs = []int32{
 	1,  // 0: mxgateway.galaxy.v1.GalaxyEnvelope.hello:type_name -> mxgateway.galaxy.v1.Hello
 	3,  // 1: mxgateway.galaxy.v1.GalaxyEnvelope.welcome:type_name -> mxgateway.galaxy.v1.Welcome
 	6,  // 2: mxgateway.galaxy.v1.GalaxyEnvelope.values:type_name -> mxgateway.galaxy.v1.ValueBatch
-	7,  // 3: mxgateway.galaxy.v1.GalaxyEnvelope.writes:type_name -> mxgateway.galaxy.v1.WriteBatch
-	8,  // 4: mxgateway.galaxy.v1.GalaxyEnvelope.deployed:type_name -> mxgateway.galaxy.v1.Deployed
+	8,  // 3: mxgateway.galaxy.v1.GalaxyEnvelope.writes:type_name -> mxgateway.galaxy.v1.WriteBatch
+	9,  // 4: mxgateway.galaxy.v1.GalaxyEnvelope.deployed:type_name -> mxgateway.galaxy.v1.Deployed
 	4,  // 5: mxgateway.galaxy.v1.GalaxyEnvelope.settings:type_name -> mxgateway.galaxy.v1.Settings
-	9,  // 6: mxgateway.galaxy.v1.GalaxyEnvelope.admin:type_name -> mxgateway.galaxy.v1.AdminRequest
-	10, // 7: mxgateway.galaxy.v1.GalaxyEnvelope.admin_reply:type_name -> mxgateway.galaxy.v1.AdminReply
-	2,  // 8: mxgateway.galaxy.v1.Welcome.model:type_name -> mxgateway.galaxy.v1.Model
-	11, // 9: mxgateway.galaxy.v1.Welcome.last_deploy_time:type_name -> google.protobuf.Timestamp
-	4,  // 10: mxgateway.galaxy.v1.Welcome.settings:type_name -> mxgateway.galaxy.v1.Settings
-	12, // 11: mxgateway.galaxy.v1.ValueChange.value:type_name -> mxgateway.v1.MxValue
-	5,  // 12: mxgateway.galaxy.v1.ValueBatch.changes:type_name -> mxgateway.galaxy.v1.ValueChange
-	5,  // 13: mxgateway.galaxy.v1.WriteBatch.writes:type_name -> mxgateway.galaxy.v1.ValueChange
-	2,  // 14: mxgateway.galaxy.v1.Deployed.model:type_name -> mxgateway.galaxy.v1.Model
-	11, // 15: mxgateway.galaxy.v1.Deployed.last_deploy_time:type_name -> google.protobuf.Timestamp
-	2,  // 16: mxgateway.galaxy.v1.AdminRequest.model:type_name -> mxgateway.galaxy.v1.Model
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	10, // 6: mxgateway.galaxy.v1.GalaxyEnvelope.admin:type_name -> mxgateway.galaxy.v1.AdminRequest
+	11, // 7: mxgateway.galaxy.v1.GalaxyEnvelope.admin_reply:type_name -> mxgateway.galaxy.v1.AdminReply
+	7,  // 8: mxgateway.galaxy.v1.GalaxyEnvelope.interest:type_name -> mxgateway.galaxy.v1.Interest
+	2,  // 9: mxgateway.galaxy.v1.Welcome.model:type_name -> mxgateway.galaxy.v1.Model
+	12, // 10: mxgateway.galaxy.v1.Welcome.last_deploy_time:type_name -> google.protobuf.Timestamp
+	4,  // 11: mxgateway.galaxy.v1.Welcome.settings:type_name -> mxgateway.galaxy.v1.Settings
+	13, // 12: mxgateway.galaxy.v1.ValueChange.value:type_name -> mxgateway.v1.MxValue
+	5,  // 13: mxgateway.galaxy.v1.ValueBatch.changes:type_name -> mxgateway.galaxy.v1.ValueChange
+	5,  // 14: mxgateway.galaxy.v1.WriteBatch.writes:type_name -> mxgateway.galaxy.v1.ValueChange
+	2,  // 15: mxgateway.galaxy.v1.Deployed.model:type_name -> mxgateway.galaxy.v1.Model
+	12, // 16: mxgateway.galaxy.v1.Deployed.last_deploy_time:type_name -> google.protobuf.Timestamp
+	2,  // 17: mxgateway.galaxy.v1.AdminRequest.model:type_name -> mxgateway.galaxy.v1.Model
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_galaxy_v1_galaxy_proto_init() }
@@ -1113,6 +1266,7 @@ func file_mxgateway_galaxy_v1_galaxy_proto_init() {
 		(*GalaxyEnvelope_Settings)(nil),
 		(*GalaxyEnvelope_Admin)(nil),
 		(*GalaxyEnvelope_AdminReply)(nil),
+		(*GalaxyEnvelope_Interest)(nil),
 	}
 	file_mxgateway_galaxy_v1_galaxy_proto_msgTypes[2].OneofWrappers = []any{
 		(*Model_Yaml)(nil),
@@ -1125,7 +1279,7 @@ func file_mxgateway_galaxy_v1_galaxy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_galaxy_v1_galaxy_proto_rawDesc), len(file_mxgateway_galaxy_v1_galaxy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -244,6 +244,29 @@ func (m *GalaxyEnvelope_AdminReply) MarshalToSizedBufferVT(dAtA []byte) (int, er
 	}
 	return len(dAtA) - i, nil
 }
+func (m *GalaxyEnvelope_Interest) MarshalToVT(dAtA []byte) (int, error) {
+	size := m.SizeVT()
+	return m.MarshalToSizedBufferVT(dAtA[:size])
+}
+
+func (m *GalaxyEnvelope_Interest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	if m.Interest != nil {
+		size, err := m.Interest.MarshalToSizedBufferVT(dAtA[:i])
+		if err != nil {
+			return 0, err
+		}
+		i -= size
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
+		i--
+		dAtA[i] = 0x4a
+	} else {
+		i = protohelpers.EncodeVarint(dAtA, i, 0)
+		i--
+		dAtA[i] = 0x4a
+	}
+	return len(dAtA) - i, nil
+}
 func (m *Hello) MarshalVT() (dAtA []byte, err error) {
 	if m == nil {
 		return nil, nil
@@ -273,6 +296,25 @@ func (m *Hello) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if len(m.Interest) > 0 {
+		for iNdEx := len(m.Interest) - 1; iNdEx >= 0; iNdEx-- {
+			i -= len(m.Interest[iNdEx])
+			copy(dAtA[i:], m.Interest[iNdEx])
+			i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.Interest[iNdEx])))
+			i--
+			dAtA[i] = 0x3a
+		}
+	}
+	if m.Filtered {
+		i--
+		if m.Filtered {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x30
 	}
 	if m.WatchDeploys {
 		i--
@@ -430,6 +472,16 @@ func (m *Welcome) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.Filtered {
+		i--
+		if m.Filtered {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x30
 	}
 	if m.ConnectionId != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ConnectionId))
@@ -644,6 +696,11 @@ func (m *ValueBatch) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.InterestApplied != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.InterestApplied))
+		i--
+		dAtA[i] = 0x20
+	}
 	if m.SnapshotEnd {
 		i--
 		if m.SnapshotEnd {
@@ -670,6 +727,72 @@ func (m *ValueBatch) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.DeploySequence))
 		i--
 		dAtA[i] = 0x8
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *Interest) MarshalVT() (dAtA []byte, err error) {
+	if m == nil {
+		return nil, nil
+	}
+	size := m.SizeVT()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBufferVT(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *Interest) MarshalToVT(dAtA []byte) (int, error) {
+	size := m.SizeVT()
+	return m.MarshalToSizedBufferVT(dAtA[:size])
+}
+
+func (m *Interest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
+	if m == nil {
+		return 0, nil
+	}
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.unknownFields != nil {
+		i -= len(m.unknownFields)
+		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.All {
+		i--
+		if m.All {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x20
+	}
+	if m.Id != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Id))
+		i--
+		dAtA[i] = 0x18
+	}
+	if len(m.Remove) > 0 {
+		for iNdEx := len(m.Remove) - 1; iNdEx >= 0; iNdEx-- {
+			i -= len(m.Remove[iNdEx])
+			copy(dAtA[i:], m.Remove[iNdEx])
+			i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.Remove[iNdEx])))
+			i--
+			dAtA[i] = 0x12
+		}
+	}
+	if len(m.Add) > 0 {
+		for iNdEx := len(m.Add) - 1; iNdEx >= 0; iNdEx-- {
+			i -= len(m.Add[iNdEx])
+			copy(dAtA[i:], m.Add[iNdEx])
+			i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.Add[iNdEx])))
+			i--
+			dAtA[i] = 0xa
+		}
 	}
 	return len(dAtA) - i, nil
 }
@@ -1021,6 +1144,20 @@ func (m *GalaxyEnvelope_AdminReply) SizeVT() (n int) {
 	}
 	return n
 }
+func (m *GalaxyEnvelope_Interest) SizeVT() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.Interest != nil {
+		l = m.Interest.SizeVT()
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	} else {
+		n += 3
+	}
+	return n
+}
 func (m *Hello) SizeVT() (n int) {
 	if m == nil {
 		return 0
@@ -1043,6 +1180,15 @@ func (m *Hello) SizeVT() (n int) {
 	}
 	if m.WatchDeploys {
 		n += 2
+	}
+	if m.Filtered {
+		n += 2
+	}
+	if len(m.Interest) > 0 {
+		for _, s := range m.Interest {
+			l = len(s)
+			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+		}
 	}
 	n += len(m.unknownFields)
 	return n
@@ -1112,6 +1258,9 @@ func (m *Welcome) SizeVT() (n int) {
 	}
 	if m.ConnectionId != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.ConnectionId))
+	}
+	if m.Filtered {
+		n += 2
 	}
 	n += len(m.unknownFields)
 	return n
@@ -1188,6 +1337,37 @@ func (m *ValueBatch) SizeVT() (n int) {
 		}
 	}
 	if m.SnapshotEnd {
+		n += 2
+	}
+	if m.InterestApplied != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.InterestApplied))
+	}
+	n += len(m.unknownFields)
+	return n
+}
+
+func (m *Interest) SizeVT() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if len(m.Add) > 0 {
+		for _, s := range m.Add {
+			l = len(s)
+			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+		}
+	}
+	if len(m.Remove) > 0 {
+		for _, s := range m.Remove {
+			l = len(s)
+			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+		}
+	}
+	if m.Id != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.Id))
+	}
+	if m.All {
 		n += 2
 	}
 	n += len(m.unknownFields)
