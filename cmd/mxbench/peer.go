@@ -406,14 +406,14 @@ func peerReady(ctx context.Context, dir string) (node, opcua, skip string) {
 }
 
 // peerGatewayArgs are the flags of a peer workload's gateway. No spare
-// workers by default (-peer-spare-workers): the simulated Galaxy runtime sends every value change to every
-// worker connected to it, advised or not, so each spare worker would take
-// the whole offered load (200,000 changes/s at 20,000 values/100 ms) off
-// the two cores the measured session shares; a real Galaxy publishes only
-// what a client advised. node-opcua's server likewise serves only the one
-// measured client. Commands and the start get the subscribe's deadline: a
-// command's reply waits behind the events made before it, and a runtime
-// of 50,000 changing values starts slowly on a loaded machine.
+// workers by default (-peer-spare-workers), as node-opcua's server serves
+// only the one measured client. Spares cost little under the load since
+// the simulated Galaxy runtime sends a worker only the changes of what it
+// advised (docs/performance.md, "The runtime's interest filter"); before
+// it did, each spare took the whole offered load off the two cores the
+// measured session shares. Commands and the start get the subscribe's
+// deadline: a command's reply waits behind the events made before it, and
+// a runtime of 50,000 changing values starts slowly on a loaded machine.
 func peerGatewayArgs(model string, spares int) []string {
 	return []string{"--sim-model=" + model, "--spare-workers=" + strconv.Itoa(spares),
 		"--command-timeout=" + peerSubscribeTimeout.String(), "--startup-timeout=" + peerSubscribeTimeout.String()}

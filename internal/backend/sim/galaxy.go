@@ -19,7 +19,9 @@ import (
 //   - session (Options.Galaxy set): the per-client MXAccess state of one
 //     worker; values come from the shared Galaxy runtime through Apply, and
 //     accepted writes go to it through Galaxy.Write. Generators do not run
-//     here (they run once, in the runtime);
+//     here (they run once, in the runtime). A link that is an
+//     InterestGalaxy delivers only the attributes the session advises
+//     (interest.go);
 //   - hub (Options.OnChange set): the value engine of the Galaxy runtime.
 //     It runs the generators and applies writes; every change of a shared
 //     attribute is reported to OnChange in batches.

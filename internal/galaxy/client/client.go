@@ -1,7 +1,8 @@
 // Package client is a sim worker's link to the simulated Galaxy runtime
 // (internal/galaxy/runtime): it connects and authenticates, builds the
-// model the runtime serves, feeds the runtime's value changes to the
-// session's simulator, sends the session's accepted writes back in
+// model the runtime serves, keeps the runtime told of the attributes the
+// session advises (its interest set), feeds the runtime's changes of them
+// to the session's simulator, sends the session's accepted writes back in
 // batches, and when the runtime goes away marks every value bad and
 // reconnects until it is back, so the session survives a runtime restart.
 package client
