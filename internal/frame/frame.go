@@ -185,7 +185,6 @@ type Writer struct {
 	w    io.Writer
 	opts Options
 	buf  []byte
-	mo   proto.MarshalOptions
 }
 
 // NewWriter returns a Writer on w.
@@ -202,7 +201,7 @@ func (w *Writer) Write(env *workerv1.WorkerEnvelope) error {
 // WriteMessage writes any message as one frame, for the other local
 // protocols that share the framing (the Galaxy runtime's).
 func (w *Writer) WriteMessage(env proto.Message) error {
-	b, err := w.mo.MarshalAppend(w.buf[:HeaderBytes], env)
+	b, err := AppendMarshal(w.buf[:HeaderBytes], env)
 	if err != nil {
 		return &Error{Code: CodeMalformed, Err: err}
 	}

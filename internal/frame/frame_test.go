@@ -122,6 +122,11 @@ func TestRoundTrip(t *testing.T) {
 			if got := binary.LittleEndian.Uint32(data); int(got) != len(data)-HeaderBytes {
 				t.Fatalf("header says %d, payload is %d", got, len(data)-HeaderBytes)
 			}
+			// The Writer encodes through the generated MarshalVT: the
+			// payload is what proto.Marshal writes.
+			if want := mustMarshal(t, env); !bytes.Equal(data[HeaderBytes:], want) {
+				t.Fatalf("payload\n%x\nproto.Marshal\n%x", data[HeaderBytes:], want)
+			}
 			r := NewReader(bytes.NewReader(data), Options{SessionID: testSession})
 			got, err := r.Read()
 			if err != nil {

@@ -59,7 +59,9 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	ev.Sequence = seq
 	// Encoded here, once: the queue is bounded by what goes on the pipe, and
 	// the event is not touched again after the backend handed it over.
-	enc, err := proto.Marshal(ev)
+	// frame.Marshal writes the bytes proto.Marshal would, through the
+	// generated code, at a fraction of the cost.
+	enc, err := frame.Marshal(ev)
 	var fatalCode workerv1.FaultCode
 	exit := protocol.ExitEventOverflow
 	switch {
