@@ -157,7 +157,12 @@ func (c *Conn) Answer(hello *workerv1.WorkerHello) error {
 // Ready is the worker's last step: WorkerReady with what it drives, sent at
 // once.
 func (c *Conn) Ready(backend *mxgatewayv1.BackendInfo) error {
-	return c.sendNow(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{Backend: backend}}})
+	return c.SendReady(&workerv1.WorkerReady{Backend: backend})
+}
+
+// SendReady sends a WorkerReady at once.
+func (c *Conn) SendReady(ready *workerv1.WorkerReady) error {
+	return c.sendNow(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: ready}})
 }
 
 // SendFault sends a Fault at once: the worker's answer to a failed step.

@@ -338,7 +338,7 @@ func (w *worker) terminate(e ending) {
 	if e.shutdown != nil {
 		// Queued commands will never run: answer them so nobody waits.
 		for _, c := range w.cmds.close() {
-			w.replyCancelled(c.correlation, "worker: shutting down")
+			w.replyNotRun(c, "worker: shutting down")
 		}
 	} else {
 		w.cmds.close()
@@ -438,7 +438,7 @@ func (w *worker) run(ctx context.Context, nonce []byte) int {
 	if info.GetWorkerVersion() == "" {
 		info.WorkerVersion = buildinfo.Get().Version
 	}
-	if err := w.pc.Ready(info); err != nil {
+	if err := w.pc.SendReady(&workerv1.WorkerReady{Backend: info, AlarmConsumer: w.hasAlarmConsumer()}); err != nil {
 		w.log.Error("worker: cannot send WorkerReady", logging.KeyErr, err)
 		w.closeBackend(w.cfg.CloseTimeout)
 		return protocol.ExitConnectionLost

@@ -121,6 +121,8 @@ type WorkerEnvelope struct {
 	//	*WorkerEnvelope_Event
 	//	*WorkerEnvelope_Heartbeat
 	//	*WorkerEnvelope_Fault
+	//	*WorkerEnvelope_AlarmConsumerRequest
+	//	*WorkerEnvelope_AlarmConsumerReply
 	Body          isWorkerEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -290,6 +292,24 @@ func (x *WorkerEnvelope) GetFault() *Fault {
 	return nil
 }
 
+func (x *WorkerEnvelope) GetAlarmConsumerRequest() *AlarmConsumerRequest {
+	if x != nil {
+		if x, ok := x.Body.(*WorkerEnvelope_AlarmConsumerRequest); ok {
+			return x.AlarmConsumerRequest
+		}
+	}
+	return nil
+}
+
+func (x *WorkerEnvelope) GetAlarmConsumerReply() *AlarmConsumerReply {
+	if x != nil {
+		if x, ok := x.Body.(*WorkerEnvelope_AlarmConsumerReply); ok {
+			return x.AlarmConsumerReply
+		}
+	}
+	return nil
+}
+
 type isWorkerEnvelope_Body interface {
 	isWorkerEnvelope_Body()
 }
@@ -349,6 +369,18 @@ type WorkerEnvelope_Fault struct {
 	Fault *Fault `protobuf:"bytes,20,opt,name=fault,proto3,oneof"`
 }
 
+type WorkerEnvelope_AlarmConsumerRequest struct {
+	// Gateway → worker: a gateway-internal request to the native alarm
+	// consumer (only the gateway's alarm monitor session sends it; no
+	// public command reaches it).
+	AlarmConsumerRequest *AlarmConsumerRequest `protobuf:"bytes,21,opt,name=alarm_consumer_request,json=alarmConsumerRequest,proto3,oneof"`
+}
+
+type WorkerEnvelope_AlarmConsumerReply struct {
+	// Worker → gateway: the answer to an AlarmConsumerRequest.
+	AlarmConsumerReply *AlarmConsumerReply `protobuf:"bytes,22,opt,name=alarm_consumer_reply,json=alarmConsumerReply,proto3,oneof"`
+}
+
 func (*WorkerEnvelope_GatewayHello) isWorkerEnvelope_Body() {}
 
 func (*WorkerEnvelope_WorkerHello) isWorkerEnvelope_Body() {}
@@ -370,6 +402,10 @@ func (*WorkerEnvelope_Event) isWorkerEnvelope_Body() {}
 func (*WorkerEnvelope_Heartbeat) isWorkerEnvelope_Body() {}
 
 func (*WorkerEnvelope_Fault) isWorkerEnvelope_Body() {}
+
+func (*WorkerEnvelope_AlarmConsumerRequest) isWorkerEnvelope_Body() {}
+
+func (*WorkerEnvelope_AlarmConsumerReply) isWorkerEnvelope_Body() {}
 
 // GatewayHello opens the handshake.
 type GatewayHello struct {
@@ -551,7 +587,10 @@ func (x *WorkerHello) GetWorkerVersion() string {
 type WorkerReady struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What the worker drives.
-	Backend       *v1.BackendInfo `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	Backend *v1.BackendInfo `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	// Whether the backend has the native alarm consumer (GALAXY.md §2.4), so
+	// the gateway's native alarm provider can run on this worker.
+	AlarmConsumer bool `protobuf:"varint,2,opt,name=alarm_consumer,json=alarmConsumer,proto3" json:"alarm_consumer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +630,13 @@ func (x *WorkerReady) GetBackend() *v1.BackendInfo {
 		return x.Backend
 	}
 	return nil
+}
+
+func (x *WorkerReady) GetAlarmConsumer() bool {
+	if x != nil {
+		return x.AlarmConsumer
+	}
+	return false
 }
 
 // WorkerCommand carries one public command to run.
@@ -1222,11 +1268,394 @@ func (x *Fault) GetMessage() string {
 	return ""
 }
 
+// AlarmConsumerRequest is one call of the worker's native alarm consumer
+// (one per worker), run by the command loop like a command, correlated
+// like one.
+type AlarmConsumerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one operation.
+	//
+	// Types that are valid to be assigned to Op:
+	//
+	//	*AlarmConsumerRequest_Open
+	//	*AlarmConsumerRequest_Poll
+	//	*AlarmConsumerRequest_Ack
+	//	*AlarmConsumerRequest_Close
+	Op            isAlarmConsumerRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerRequest) Reset() {
+	*x = AlarmConsumerRequest{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerRequest) ProtoMessage() {}
+
+func (x *AlarmConsumerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerRequest.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerRequest) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AlarmConsumerRequest) GetOp() isAlarmConsumerRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetOpen() *AlarmConsumerOpen {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetPoll() *AlarmConsumerPoll {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Poll); ok {
+			return x.Poll
+		}
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetAck() *AlarmConsumerAck {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetClose() *AlarmConsumerClose {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Close); ok {
+			return x.Close
+		}
+	}
+	return nil
+}
+
+type isAlarmConsumerRequest_Op interface {
+	isAlarmConsumerRequest_Op()
+}
+
+type AlarmConsumerRequest_Open struct {
+	// Register the consumer for an alarm query (\\Node\Galaxy!Area);
+	// replaces an open one.
+	Open *AlarmConsumerOpen `protobuf:"bytes,1,opt,name=open,proto3,oneof"`
+}
+
+type AlarmConsumerRequest_Poll struct {
+	// Read the current-alarm document.
+	Poll *AlarmConsumerPoll `protobuf:"bytes,2,opt,name=poll,proto3,oneof"`
+}
+
+type AlarmConsumerRequest_Ack struct {
+	// Acknowledge one current alarm.
+	Ack *AlarmConsumerAck `protobuf:"bytes,3,opt,name=ack,proto3,oneof"`
+}
+
+type AlarmConsumerRequest_Close struct {
+	// Release the consumer.
+	Close *AlarmConsumerClose `protobuf:"bytes,4,opt,name=close,proto3,oneof"`
+}
+
+func (*AlarmConsumerRequest_Open) isAlarmConsumerRequest_Op() {}
+
+func (*AlarmConsumerRequest_Poll) isAlarmConsumerRequest_Op() {}
+
+func (*AlarmConsumerRequest_Ack) isAlarmConsumerRequest_Op() {}
+
+func (*AlarmConsumerRequest_Close) isAlarmConsumerRequest_Op() {}
+
+// AlarmConsumerOpen registers the consumer.
+type AlarmConsumerOpen struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alarm query.
+	Query         string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerOpen) Reset() {
+	*x = AlarmConsumerOpen{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerOpen) ProtoMessage() {}
+
+func (x *AlarmConsumerOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerOpen.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerOpen) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AlarmConsumerOpen) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+// AlarmConsumerPoll reads the current alarms.
+type AlarmConsumerPoll struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerPoll) Reset() {
+	*x = AlarmConsumerPoll{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerPoll) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerPoll) ProtoMessage() {}
+
+func (x *AlarmConsumerPoll) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerPoll.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerPoll) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{16}
+}
+
+// AlarmConsumerAck acknowledges an alarm by its consumer GUID.
+type AlarmConsumerAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alarm's GUID, as the document names it.
+	Guid string `protobuf:"bytes,1,opt,name=guid,proto3" json:"guid,omitempty"`
+	// The acknowledgement comment.
+	Comment string `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The Galaxy user acknowledging; "" for the consumer's own identity.
+	User          string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerAck) Reset() {
+	*x = AlarmConsumerAck{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerAck) ProtoMessage() {}
+
+func (x *AlarmConsumerAck) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerAck.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerAck) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AlarmConsumerAck) GetGuid() string {
+	if x != nil {
+		return x.Guid
+	}
+	return ""
+}
+
+func (x *AlarmConsumerAck) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *AlarmConsumerAck) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// AlarmConsumerClose releases the consumer.
+type AlarmConsumerClose struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerClose) Reset() {
+	*x = AlarmConsumerClose{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerClose) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerClose) ProtoMessage() {}
+
+func (x *AlarmConsumerClose) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerClose.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerClose) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{18}
+}
+
+// AlarmConsumerReply answers an AlarmConsumerRequest.
+type AlarmConsumerReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// OK, MXACCESS_FAILURE (refused: hresult), NOT_SUPPORTED (no consumer on
+	// this worker) or CANCELLED.
+	Status v1.GatewayStatusCode `protobuf:"varint,1,opt,name=status,proto3,enum=mxgateway.v1.GatewayStatusCode" json:"status,omitempty"`
+	// The consumer's HRESULT when it refused.
+	Hresult int32 `protobuf:"varint,2,opt,name=hresult,proto3" json:"hresult,omitempty"`
+	// Why, when not OK.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Poll only: the current-alarm document, bounded so the reply fits one
+	// frame (a longer one is refused as MXACCESS_FAILURE).
+	Document      string `protobuf:"bytes,4,opt,name=document,proto3" json:"document,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerReply) Reset() {
+	*x = AlarmConsumerReply{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerReply) ProtoMessage() {}
+
+func (x *AlarmConsumerReply) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerReply.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerReply) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AlarmConsumerReply) GetStatus() v1.GatewayStatusCode {
+	if x != nil {
+		return x.Status
+	}
+	return v1.GatewayStatusCode(0)
+}
+
+func (x *AlarmConsumerReply) GetHresult() int32 {
+	if x != nil {
+		return x.Hresult
+	}
+	return 0
+}
+
+func (x *AlarmConsumerReply) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AlarmConsumerReply) GetDocument() string {
+	if x != nil {
+		return x.Document
+	}
+	return ""
+}
+
 var File_mxgateway_worker_v1_worker_proto protoreflect.FileDescriptor
 
 const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	" mxgateway/worker/v1/worker.proto\x12\x13mxgateway.worker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmxgateway/v1/commands.proto\x1a\x19mxgateway/v1/events.proto\x1a\x1amxgateway/v1/gateway.proto\"\xf6\x06\n" +
+	" mxgateway/worker/v1/worker.proto\x12\x13mxgateway.worker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmxgateway/v1/commands.proto\x1a\x19mxgateway/v1/events.proto\x1a\x1amxgateway/v1/gateway.proto\"\xb6\b\n" +
 	"\x0eWorkerEnvelope\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1d\n" +
 	"\n" +
@@ -1244,7 +1673,9 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\fshutdown_ack\x18\x11 \x01(\v2 .mxgateway.worker.v1.ShutdownAckH\x00R\vshutdownAck\x128\n" +
 	"\x05event\x18\x12 \x01(\v2 .mxgateway.worker.v1.WorkerEventH\x00R\x05event\x12>\n" +
 	"\theartbeat\x18\x13 \x01(\v2\x1e.mxgateway.worker.v1.HeartbeatH\x00R\theartbeat\x122\n" +
-	"\x05fault\x18\x14 \x01(\v2\x1a.mxgateway.worker.v1.FaultH\x00R\x05faultB\x06\n" +
+	"\x05fault\x18\x14 \x01(\v2\x1a.mxgateway.worker.v1.FaultH\x00R\x05fault\x12a\n" +
+	"\x16alarm_consumer_request\x18\x15 \x01(\v2).mxgateway.worker.v1.AlarmConsumerRequestH\x00R\x14alarmConsumerRequest\x12[\n" +
+	"\x14alarm_consumer_reply\x18\x16 \x01(\v2'.mxgateway.worker.v1.AlarmConsumerReplyH\x00R\x12alarmConsumerReplyB\x06\n" +
 	"\x04body\"\xd0\x02\n" +
 	"\fGatewayHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
@@ -1258,9 +1689,10 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\x05nonce\x18\x02 \x01(\fB\x03\x80\x01\x01R\x05nonce\x12\x10\n" +
 	"\x03pid\x18\x03 \x01(\x05R\x03pid\x12%\n" +
-	"\x0eworker_version\x18\x04 \x01(\tR\rworkerVersion\"B\n" +
+	"\x0eworker_version\x18\x04 \x01(\tR\rworkerVersion\"i\n" +
 	"\vWorkerReady\x123\n" +
-	"\abackend\x18\x01 \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend\"\xb4\x01\n" +
+	"\abackend\x18\x01 \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend\x12%\n" +
+	"\x0ealarm_consumer\x18\x02 \x01(\bR\ralarmConsumer\"\xb4\x01\n" +
 	"\rWorkerCommand\x12/\n" +
 	"\acommand\x18\x01 \x01(\v2\x15.mxgateway.v1.CommandR\acommand\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12=\n" +
@@ -1299,7 +1731,26 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x11event_queue_bytes\x18\t \x01(\x04R\x0feventQueueBytes\"U\n" +
 	"\x05Fault\x122\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1e.mxgateway.worker.v1.FaultCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\xb2\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x94\x02\n" +
+	"\x14AlarmConsumerRequest\x12<\n" +
+	"\x04open\x18\x01 \x01(\v2&.mxgateway.worker.v1.AlarmConsumerOpenH\x00R\x04open\x12<\n" +
+	"\x04poll\x18\x02 \x01(\v2&.mxgateway.worker.v1.AlarmConsumerPollH\x00R\x04poll\x129\n" +
+	"\x03ack\x18\x03 \x01(\v2%.mxgateway.worker.v1.AlarmConsumerAckH\x00R\x03ack\x12?\n" +
+	"\x05close\x18\x04 \x01(\v2'.mxgateway.worker.v1.AlarmConsumerCloseH\x00R\x05closeB\x04\n" +
+	"\x02op\")\n" +
+	"\x11AlarmConsumerOpen\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\"\x13\n" +
+	"\x11AlarmConsumerPoll\"T\n" +
+	"\x10AlarmConsumerAck\x12\x12\n" +
+	"\x04guid\x18\x01 \x01(\tR\x04guid\x12\x18\n" +
+	"\acomment\x18\x02 \x01(\tR\acomment\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\x14\n" +
+	"\x12AlarmConsumerClose\"\x9d\x01\n" +
+	"\x12AlarmConsumerReply\x127\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1f.mxgateway.v1.GatewayStatusCodeR\x06status\x12\x18\n" +
+	"\ahresult\x18\x02 \x01(\x05R\ahresult\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1a\n" +
+	"\bdocument\x18\x04 \x01(\tR\bdocument*\xb2\x01\n" +
 	"\tFaultCode\x12\x1a\n" +
 	"\x16FAULT_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17FAULT_CODE_BACKEND_INIT\x10\x01\x12\x1d\n" +
@@ -1321,7 +1772,7 @@ func file_mxgateway_worker_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_mxgateway_worker_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_mxgateway_worker_v1_worker_proto_goTypes = []any{
 	(FaultCode)(0),                // 0: mxgateway.worker.v1.FaultCode
 	(*WorkerEnvelope)(nil),        // 1: mxgateway.worker.v1.WorkerEnvelope
@@ -1338,13 +1789,20 @@ var file_mxgateway_worker_v1_worker_proto_goTypes = []any{
 	(*WorkerEvent)(nil),           // 12: mxgateway.worker.v1.WorkerEvent
 	(*Heartbeat)(nil),             // 13: mxgateway.worker.v1.Heartbeat
 	(*Fault)(nil),                 // 14: mxgateway.worker.v1.Fault
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
-	(*v1.BackendInfo)(nil),        // 16: mxgateway.v1.BackendInfo
-	(*v1.Command)(nil),            // 17: mxgateway.v1.Command
-	(*v1.Reply)(nil),              // 18: mxgateway.v1.Reply
-	(*v1.EntryDenial)(nil),        // 19: mxgateway.v1.EntryDenial
-	(*v1.Event)(nil),              // 20: mxgateway.v1.Event
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*AlarmConsumerRequest)(nil),  // 15: mxgateway.worker.v1.AlarmConsumerRequest
+	(*AlarmConsumerOpen)(nil),     // 16: mxgateway.worker.v1.AlarmConsumerOpen
+	(*AlarmConsumerPoll)(nil),     // 17: mxgateway.worker.v1.AlarmConsumerPoll
+	(*AlarmConsumerAck)(nil),      // 18: mxgateway.worker.v1.AlarmConsumerAck
+	(*AlarmConsumerClose)(nil),    // 19: mxgateway.worker.v1.AlarmConsumerClose
+	(*AlarmConsumerReply)(nil),    // 20: mxgateway.worker.v1.AlarmConsumerReply
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(*v1.BackendInfo)(nil),        // 22: mxgateway.v1.BackendInfo
+	(*v1.Command)(nil),            // 23: mxgateway.v1.Command
+	(*v1.Reply)(nil),              // 24: mxgateway.v1.Reply
+	(*v1.EntryDenial)(nil),        // 25: mxgateway.v1.EntryDenial
+	(*v1.Event)(nil),              // 26: mxgateway.v1.Event
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(v1.GatewayStatusCode)(0),     // 28: mxgateway.v1.GatewayStatusCode
 }
 var file_mxgateway_worker_v1_worker_proto_depIdxs = []int32{
 	2,  // 0: mxgateway.worker.v1.WorkerEnvelope.gateway_hello:type_name -> mxgateway.worker.v1.GatewayHello
@@ -1358,25 +1816,32 @@ var file_mxgateway_worker_v1_worker_proto_depIdxs = []int32{
 	12, // 8: mxgateway.worker.v1.WorkerEnvelope.event:type_name -> mxgateway.worker.v1.WorkerEvent
 	13, // 9: mxgateway.worker.v1.WorkerEnvelope.heartbeat:type_name -> mxgateway.worker.v1.Heartbeat
 	14, // 10: mxgateway.worker.v1.WorkerEnvelope.fault:type_name -> mxgateway.worker.v1.Fault
-	15, // 11: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	16, // 12: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
-	17, // 13: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
-	15, // 14: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
-	6,  // 15: mxgateway.worker.v1.WorkerCommand.item_guard:type_name -> mxgateway.worker.v1.ItemGuard
-	7,  // 16: mxgateway.worker.v1.ItemGuard.items:type_name -> mxgateway.worker.v1.GuardedItem
-	18, // 17: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
-	15, // 18: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
-	19, // 19: mxgateway.worker.v1.WorkerCommandReply.denial:type_name -> mxgateway.v1.EntryDenial
-	15, // 20: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
-	20, // 21: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
-	21, // 22: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	15, // 23: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
-	0,  // 24: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	15, // 11: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_request:type_name -> mxgateway.worker.v1.AlarmConsumerRequest
+	20, // 12: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_reply:type_name -> mxgateway.worker.v1.AlarmConsumerReply
+	21, // 13: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	22, // 14: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
+	23, // 15: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
+	21, // 16: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
+	6,  // 17: mxgateway.worker.v1.WorkerCommand.item_guard:type_name -> mxgateway.worker.v1.ItemGuard
+	7,  // 18: mxgateway.worker.v1.ItemGuard.items:type_name -> mxgateway.worker.v1.GuardedItem
+	24, // 19: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
+	21, // 20: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
+	25, // 21: mxgateway.worker.v1.WorkerCommandReply.denial:type_name -> mxgateway.v1.EntryDenial
+	21, // 22: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
+	26, // 23: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
+	27, // 24: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	21, // 25: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
+	0,  // 26: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
+	16, // 27: mxgateway.worker.v1.AlarmConsumerRequest.open:type_name -> mxgateway.worker.v1.AlarmConsumerOpen
+	17, // 28: mxgateway.worker.v1.AlarmConsumerRequest.poll:type_name -> mxgateway.worker.v1.AlarmConsumerPoll
+	18, // 29: mxgateway.worker.v1.AlarmConsumerRequest.ack:type_name -> mxgateway.worker.v1.AlarmConsumerAck
+	19, // 30: mxgateway.worker.v1.AlarmConsumerRequest.close:type_name -> mxgateway.worker.v1.AlarmConsumerClose
+	28, // 31: mxgateway.worker.v1.AlarmConsumerReply.status:type_name -> mxgateway.v1.GatewayStatusCode
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_worker_v1_worker_proto_init() }
@@ -1396,6 +1861,14 @@ func file_mxgateway_worker_v1_worker_proto_init() {
 		(*WorkerEnvelope_Event)(nil),
 		(*WorkerEnvelope_Heartbeat)(nil),
 		(*WorkerEnvelope_Fault)(nil),
+		(*WorkerEnvelope_AlarmConsumerRequest)(nil),
+		(*WorkerEnvelope_AlarmConsumerReply)(nil),
+	}
+	file_mxgateway_worker_v1_worker_proto_msgTypes[14].OneofWrappers = []any{
+		(*AlarmConsumerRequest_Open)(nil),
+		(*AlarmConsumerRequest_Poll)(nil),
+		(*AlarmConsumerRequest_Ack)(nil),
+		(*AlarmConsumerRequest_Close)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1403,7 +1876,7 @@ func file_mxgateway_worker_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_worker_v1_worker_proto_rawDesc), len(file_mxgateway_worker_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
