@@ -81,6 +81,8 @@ type fakeWorker struct {
 	w     *frame.Writer
 	seq   uint64
 	evSeq uint64
+	// alarmConsumer is what WorkerReady reports.
+	alarmConsumer bool
 }
 
 func newFakeWorker(t *testing.T, conn net.Conn) *fakeWorker {
@@ -155,7 +157,8 @@ func (f *fakeWorker) hello(nonce []byte) {
 
 func (f *fakeWorker) ready() {
 	f.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{
-		Backend: &mxgatewayv1.BackendInfo{Kind: "sim", ModelName: "fake", Simulated: true, WorkerVersion: "fake-worker"},
+		Backend:       &mxgatewayv1.BackendInfo{Kind: "sim", ModelName: "fake", Simulated: true, WorkerVersion: "fake-worker"},
+		AlarmConsumer: f.alarmConsumer,
 	}}})
 }
 
