@@ -111,4 +111,3 @@ func (w *worker) alarmCall(req *workerv1.AlarmConsumerRequest) (*workerv1.AlarmC
 	}
 	return &workerv1.AlarmConsumerReply{Status: o.status, Hresult: o.hresult, Message: o.message, Document: doc}, nil
 }
-
