@@ -38,6 +38,8 @@ const (
 	HandshakeNonce
 	// HandshakeFault: the peer sent a Fault instead (HandshakeError.Fault).
 	HandshakeFault
+	// HandshakeInvalid: the hello lacks a field the protocol requires.
+	HandshakeInvalid
 )
 
 var handshakeReasonNames = map[HandshakeReason]string{
@@ -45,6 +47,7 @@ var handshakeReasonNames = map[HandshakeReason]string{
 	HandshakeVersion:    "protocol version mismatch",
 	HandshakeNonce:      "nonce mismatch",
 	HandshakeFault:      "fault",
+	HandshakeInvalid:    "invalid hello",
 }
 
 // String names the reason.
@@ -138,6 +141,10 @@ func (c *Conn) Accept(nonce []byte) (*workerv1.GatewayHello, error) {
 	}
 	if subtle.ConstantTimeCompare(hello.GetNonce(), nonce) != 1 {
 		return nil, &HandshakeError{Step: "GatewayHello", Reason: HandshakeNonce, Detail: "GatewayHello carried another nonce"}
+	}
+	if hello.GetEventCredit() == 0 || hello.GetEventCreditBytes() == 0 {
+		return nil, &HandshakeError{Step: "GatewayHello", Reason: HandshakeInvalid,
+			Detail: fmt.Sprintf("GatewayHello grants %d events and %d bytes of event credit; both must be positive", hello.GetEventCredit(), hello.GetEventCreditBytes())}
 	}
 	if n := hello.GetMaxFrameBytes(); n > 0 {
 		c.SetMaxFrameBytes(int(n))

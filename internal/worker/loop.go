@@ -44,6 +44,11 @@ func (w *worker) readLoop() {
 				w.log.Debug("worker: cancelled queued command", logging.KeyCorrelation, target)
 				w.replyNotRun(c, "worker: cancelled before it ran")
 			}
+		case *workerv1.WorkerEnvelope_EventCredit:
+			if err := w.out.addCredit(b.EventCredit.GetEvents(), b.EventCredit.GetBytes()); err != nil {
+				w.fatal(protocol.ExitProtocolError, workerv1.FaultCode_FAULT_CODE_PROTOCOL, err.Error())
+				return
+			}
 		case *workerv1.WorkerEnvelope_AlarmConsumerRequest:
 			w.onAlarmRequest(env.GetCorrelationId(), b.AlarmConsumerRequest)
 		case *workerv1.WorkerEnvelope_Shutdown:

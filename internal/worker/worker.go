@@ -400,6 +400,8 @@ func (w *worker) handshake(nonce []byte) (code int, ok bool) {
 	// The gateway sizes the burst we buffer for it; the loop has not
 	// started, so nothing is queued yet.
 	w.out.setLimits(int(hello.GetMaxQueuedEvents()), int64(hello.GetMaxQueuedEventBytes()))
+	// What the gateway has room for (Accept checked it is positive).
+	w.out.setCredit(hello.GetEventCredit(), hello.GetEventCreditBytes())
 
 	if err := w.pc.Answer(&workerv1.WorkerHello{Pid: int32(os.Getpid()), WorkerVersion: buildinfo.Get().Version}); err != nil {
 		w.log.Error("worker: cannot send WorkerHello", logging.KeyErr, err)

@@ -123,6 +123,7 @@ type WorkerEnvelope struct {
 	//	*WorkerEnvelope_Fault
 	//	*WorkerEnvelope_AlarmConsumerRequest
 	//	*WorkerEnvelope_AlarmConsumerReply
+	//	*WorkerEnvelope_EventCredit
 	Body          isWorkerEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -310,6 +311,15 @@ func (x *WorkerEnvelope) GetAlarmConsumerReply() *AlarmConsumerReply {
 	return nil
 }
 
+func (x *WorkerEnvelope) GetEventCredit() *EventCredit {
+	if x != nil {
+		if x, ok := x.Body.(*WorkerEnvelope_EventCredit); ok {
+			return x.EventCredit
+		}
+	}
+	return nil
+}
+
 type isWorkerEnvelope_Body interface {
 	isWorkerEnvelope_Body()
 }
@@ -381,6 +391,11 @@ type WorkerEnvelope_AlarmConsumerReply struct {
 	AlarmConsumerReply *AlarmConsumerReply `protobuf:"bytes,22,opt,name=alarm_consumer_reply,json=alarmConsumerReply,proto3,oneof"`
 }
 
+type WorkerEnvelope_EventCredit struct {
+	// Gateway → worker: more room for events (flow control).
+	EventCredit *EventCredit `protobuf:"bytes,23,opt,name=event_credit,json=eventCredit,proto3,oneof"`
+}
+
 func (*WorkerEnvelope_GatewayHello) isWorkerEnvelope_Body() {}
 
 func (*WorkerEnvelope_WorkerHello) isWorkerEnvelope_Body() {}
@@ -407,6 +422,8 @@ func (*WorkerEnvelope_AlarmConsumerRequest) isWorkerEnvelope_Body() {}
 
 func (*WorkerEnvelope_AlarmConsumerReply) isWorkerEnvelope_Body() {}
 
+func (*WorkerEnvelope_EventCredit) isWorkerEnvelope_Body() {}
+
 // GatewayHello opens the handshake.
 type GatewayHello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -427,8 +444,17 @@ type GatewayHello struct {
 	// The most encoded event bytes the worker may queue for the pipe; 0 means
 	// the protocol default.
 	MaxQueuedEventBytes uint64 `protobuf:"varint,7,opt,name=max_queued_event_bytes,json=maxQueuedEventBytes,proto3" json:"max_queued_event_bytes,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The worker's initial event credit: how many events, and how many
+	// encoded event bytes (the mxgateway.v1.Event encodings), it may send
+	// before the gateway grants more with EventCredit. It is the room of the
+	// gateway's event queue, so the gateway's read loop never waits for room
+	// and a reply or heartbeat never waits behind events in the pipe. An
+	// event larger than the byte credit may go while the worker holds all of
+	// it (nothing it sent is unaccounted for). Both must be positive.
+	EventCredit      uint32 `protobuf:"varint,8,opt,name=event_credit,json=eventCredit,proto3" json:"event_credit,omitempty"`
+	EventCreditBytes uint64 `protobuf:"varint,9,opt,name=event_credit_bytes,json=eventCreditBytes,proto3" json:"event_credit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GatewayHello) Reset() {
@@ -510,6 +536,75 @@ func (x *GatewayHello) GetMaxQueuedEventBytes() uint64 {
 	return 0
 }
 
+func (x *GatewayHello) GetEventCredit() uint32 {
+	if x != nil {
+		return x.EventCredit
+	}
+	return 0
+}
+
+func (x *GatewayHello) GetEventCreditBytes() uint64 {
+	if x != nil {
+		return x.EventCreditBytes
+	}
+	return 0
+}
+
+// EventCredit returns room for events to the worker: the events, and their
+// encoded bytes, the gateway's session took from its queue since the last
+// grant.
+type EventCredit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        uint32                 `protobuf:"varint,1,opt,name=events,proto3" json:"events,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventCredit) Reset() {
+	*x = EventCredit{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventCredit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventCredit) ProtoMessage() {}
+
+func (x *EventCredit) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventCredit.ProtoReflect.Descriptor instead.
+func (*EventCredit) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *EventCredit) GetEvents() uint32 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *EventCredit) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 // WorkerHello answers GatewayHello.
 type WorkerHello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -527,7 +622,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +634,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +647,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{2}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WorkerHello) GetProtocolVersion() uint32 {
@@ -597,7 +692,7 @@ type WorkerReady struct {
 
 func (x *WorkerReady) Reset() {
 	*x = WorkerReady{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +704,7 @@ func (x *WorkerReady) String() string {
 func (*WorkerReady) ProtoMessage() {}
 
 func (x *WorkerReady) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +717,7 @@ func (x *WorkerReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerReady.ProtoReflect.Descriptor instead.
 func (*WorkerReady) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{3}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WorkerReady) GetBackend() *v1.BackendInfo {
@@ -660,7 +755,7 @@ type WorkerCommand struct {
 
 func (x *WorkerCommand) Reset() {
 	*x = WorkerCommand{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +767,7 @@ func (x *WorkerCommand) String() string {
 func (*WorkerCommand) ProtoMessage() {}
 
 func (x *WorkerCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +780,7 @@ func (x *WorkerCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerCommand.ProtoReflect.Descriptor instead.
 func (*WorkerCommand) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{4}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WorkerCommand) GetCommand() *v1.Command {
@@ -720,7 +815,7 @@ type ItemGuard struct {
 
 func (x *ItemGuard) Reset() {
 	*x = ItemGuard{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +827,7 @@ func (x *ItemGuard) String() string {
 func (*ItemGuard) ProtoMessage() {}
 
 func (x *ItemGuard) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +840,7 @@ func (x *ItemGuard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemGuard.ProtoReflect.Descriptor instead.
 func (*ItemGuard) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{5}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ItemGuard) GetItems() []*GuardedItem {
@@ -772,7 +867,7 @@ type GuardedItem struct {
 
 func (x *GuardedItem) Reset() {
 	*x = GuardedItem{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +879,7 @@ func (x *GuardedItem) String() string {
 func (*GuardedItem) ProtoMessage() {}
 
 func (x *GuardedItem) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +892,7 @@ func (x *GuardedItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuardedItem.ProtoReflect.Descriptor instead.
 func (*GuardedItem) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{6}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GuardedItem) GetServerHandle() int32 {
@@ -844,7 +939,7 @@ type WorkerCommandReply struct {
 
 func (x *WorkerCommandReply) Reset() {
 	*x = WorkerCommandReply{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +951,7 @@ func (x *WorkerCommandReply) String() string {
 func (*WorkerCommandReply) ProtoMessage() {}
 
 func (x *WorkerCommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +964,7 @@ func (x *WorkerCommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerCommandReply.ProtoReflect.Descriptor instead.
 func (*WorkerCommandReply) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{7}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkerCommandReply) GetReply() *v1.Reply {
@@ -912,7 +1007,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1019,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1032,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{8}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cancel) GetTargetCorrelationId() uint64 {
@@ -961,7 +1056,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1068,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1081,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{9}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Shutdown) GetTimeout() *durationpb.Duration {
@@ -1014,7 +1109,7 @@ type ShutdownAck struct {
 
 func (x *ShutdownAck) Reset() {
 	*x = ShutdownAck{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1121,7 @@ func (x *ShutdownAck) String() string {
 func (*ShutdownAck) ProtoMessage() {}
 
 func (x *ShutdownAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1134,7 @@ func (x *ShutdownAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownAck.ProtoReflect.Descriptor instead.
 func (*ShutdownAck) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{10}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShutdownAck) GetTeardownWarnings() []string {
@@ -1060,7 +1155,7 @@ type WorkerEvent struct {
 
 func (x *WorkerEvent) Reset() {
 	*x = WorkerEvent{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1167,7 @@ func (x *WorkerEvent) String() string {
 func (*WorkerEvent) ProtoMessage() {}
 
 func (x *WorkerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1180,7 @@ func (x *WorkerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerEvent.ProtoReflect.Descriptor instead.
 func (*WorkerEvent) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{11}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WorkerEvent) GetEvent() *v1.Event {
@@ -1122,7 +1217,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1229,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1242,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{12}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
@@ -1226,7 +1321,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1333,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1346,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{13}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Fault) GetCode() FaultCode {
@@ -1288,7 +1383,7 @@ type AlarmConsumerRequest struct {
 
 func (x *AlarmConsumerRequest) Reset() {
 	*x = AlarmConsumerRequest{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1395,7 @@ func (x *AlarmConsumerRequest) String() string {
 func (*AlarmConsumerRequest) ProtoMessage() {}
 
 func (x *AlarmConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1408,7 @@ func (x *AlarmConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmConsumerRequest.ProtoReflect.Descriptor instead.
 func (*AlarmConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{14}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AlarmConsumerRequest) GetOp() isAlarmConsumerRequest_Op {
@@ -1403,7 +1498,7 @@ type AlarmConsumerOpen struct {
 
 func (x *AlarmConsumerOpen) Reset() {
 	*x = AlarmConsumerOpen{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1510,7 @@ func (x *AlarmConsumerOpen) String() string {
 func (*AlarmConsumerOpen) ProtoMessage() {}
 
 func (x *AlarmConsumerOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1523,7 @@ func (x *AlarmConsumerOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmConsumerOpen.ProtoReflect.Descriptor instead.
 func (*AlarmConsumerOpen) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{15}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AlarmConsumerOpen) GetQuery() string {
@@ -1447,7 +1542,7 @@ type AlarmConsumerPoll struct {
 
 func (x *AlarmConsumerPoll) Reset() {
 	*x = AlarmConsumerPoll{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1554,7 @@ func (x *AlarmConsumerPoll) String() string {
 func (*AlarmConsumerPoll) ProtoMessage() {}
 
 func (x *AlarmConsumerPoll) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1567,7 @@ func (x *AlarmConsumerPoll) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmConsumerPoll.ProtoReflect.Descriptor instead.
 func (*AlarmConsumerPoll) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{16}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{17}
 }
 
 // AlarmConsumerAck acknowledges an alarm by its consumer GUID.
@@ -1490,7 +1585,7 @@ type AlarmConsumerAck struct {
 
 func (x *AlarmConsumerAck) Reset() {
 	*x = AlarmConsumerAck{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1597,7 @@ func (x *AlarmConsumerAck) String() string {
 func (*AlarmConsumerAck) ProtoMessage() {}
 
 func (x *AlarmConsumerAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1610,7 @@ func (x *AlarmConsumerAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmConsumerAck.ProtoReflect.Descriptor instead.
 func (*AlarmConsumerAck) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{17}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AlarmConsumerAck) GetGuid() string {
@@ -1548,7 +1643,7 @@ type AlarmConsumerClose struct {
 
 func (x *AlarmConsumerClose) Reset() {
 	*x = AlarmConsumerClose{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1655,7 @@ func (x *AlarmConsumerClose) String() string {
 func (*AlarmConsumerClose) ProtoMessage() {}
 
 func (x *AlarmConsumerClose) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1668,7 @@ func (x *AlarmConsumerClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmConsumerClose.ProtoReflect.Descriptor instead.
 func (*AlarmConsumerClose) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{18}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{19}
 }
 
 // AlarmConsumerReply answers an AlarmConsumerRequest.
@@ -1595,7 +1690,7 @@ type AlarmConsumerReply struct {
 
 func (x *AlarmConsumerReply) Reset() {
 	*x = AlarmConsumerReply{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1702,7 @@ func (x *AlarmConsumerReply) String() string {
 func (*AlarmConsumerReply) ProtoMessage() {}
 
 func (x *AlarmConsumerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1715,7 @@ func (x *AlarmConsumerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmConsumerReply.ProtoReflect.Descriptor instead.
 func (*AlarmConsumerReply) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{19}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AlarmConsumerReply) GetStatus() v1.GatewayStatusCode {
@@ -1655,7 +1750,7 @@ var File_mxgateway_worker_v1_worker_proto protoreflect.FileDescriptor
 
 const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	" mxgateway/worker/v1/worker.proto\x12\x13mxgateway.worker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmxgateway/v1/commands.proto\x1a\x19mxgateway/v1/events.proto\x1a\x1amxgateway/v1/gateway.proto\"\xb6\b\n" +
+	" mxgateway/worker/v1/worker.proto\x12\x13mxgateway.worker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmxgateway/v1/commands.proto\x1a\x19mxgateway/v1/events.proto\x1a\x1amxgateway/v1/gateway.proto\"\xfd\b\n" +
 	"\x0eWorkerEnvelope\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1d\n" +
 	"\n" +
@@ -1675,8 +1770,9 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\theartbeat\x18\x13 \x01(\v2\x1e.mxgateway.worker.v1.HeartbeatH\x00R\theartbeat\x122\n" +
 	"\x05fault\x18\x14 \x01(\v2\x1a.mxgateway.worker.v1.FaultH\x00R\x05fault\x12a\n" +
 	"\x16alarm_consumer_request\x18\x15 \x01(\v2).mxgateway.worker.v1.AlarmConsumerRequestH\x00R\x14alarmConsumerRequest\x12[\n" +
-	"\x14alarm_consumer_reply\x18\x16 \x01(\v2'.mxgateway.worker.v1.AlarmConsumerReplyH\x00R\x12alarmConsumerReplyB\x06\n" +
-	"\x04body\"\xd0\x02\n" +
+	"\x14alarm_consumer_reply\x18\x16 \x01(\v2'.mxgateway.worker.v1.AlarmConsumerReplyH\x00R\x12alarmConsumerReply\x12E\n" +
+	"\fevent_credit\x18\x17 \x01(\v2 .mxgateway.worker.v1.EventCreditH\x00R\veventCreditB\x06\n" +
+	"\x04body\"\xa1\x03\n" +
 	"\fGatewayHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\x05nonce\x18\x02 \x01(\fB\x03\x80\x01\x01R\x05nonce\x12H\n" +
@@ -1684,7 +1780,12 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x0fmax_frame_bytes\x18\x04 \x01(\rR\rmaxFrameBytes\x12'\n" +
 	"\x0fgateway_version\x18\x05 \x01(\tR\x0egatewayVersion\x12*\n" +
 	"\x11max_queued_events\x18\x06 \x01(\rR\x0fmaxQueuedEvents\x123\n" +
-	"\x16max_queued_event_bytes\x18\a \x01(\x04R\x13maxQueuedEventBytes\"\x8c\x01\n" +
+	"\x16max_queued_event_bytes\x18\a \x01(\x04R\x13maxQueuedEventBytes\x12!\n" +
+	"\fevent_credit\x18\b \x01(\rR\veventCredit\x12,\n" +
+	"\x12event_credit_bytes\x18\t \x01(\x04R\x10eventCreditBytes\";\n" +
+	"\vEventCredit\x12\x16\n" +
+	"\x06events\x18\x01 \x01(\rR\x06events\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"\x8c\x01\n" +
 	"\vWorkerHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\x05nonce\x18\x02 \x01(\fB\x03\x80\x01\x01R\x05nonce\x12\x10\n" +
@@ -1772,76 +1873,78 @@ func file_mxgateway_worker_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_mxgateway_worker_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_mxgateway_worker_v1_worker_proto_goTypes = []any{
 	(FaultCode)(0),                // 0: mxgateway.worker.v1.FaultCode
 	(*WorkerEnvelope)(nil),        // 1: mxgateway.worker.v1.WorkerEnvelope
 	(*GatewayHello)(nil),          // 2: mxgateway.worker.v1.GatewayHello
-	(*WorkerHello)(nil),           // 3: mxgateway.worker.v1.WorkerHello
-	(*WorkerReady)(nil),           // 4: mxgateway.worker.v1.WorkerReady
-	(*WorkerCommand)(nil),         // 5: mxgateway.worker.v1.WorkerCommand
-	(*ItemGuard)(nil),             // 6: mxgateway.worker.v1.ItemGuard
-	(*GuardedItem)(nil),           // 7: mxgateway.worker.v1.GuardedItem
-	(*WorkerCommandReply)(nil),    // 8: mxgateway.worker.v1.WorkerCommandReply
-	(*Cancel)(nil),                // 9: mxgateway.worker.v1.Cancel
-	(*Shutdown)(nil),              // 10: mxgateway.worker.v1.Shutdown
-	(*ShutdownAck)(nil),           // 11: mxgateway.worker.v1.ShutdownAck
-	(*WorkerEvent)(nil),           // 12: mxgateway.worker.v1.WorkerEvent
-	(*Heartbeat)(nil),             // 13: mxgateway.worker.v1.Heartbeat
-	(*Fault)(nil),                 // 14: mxgateway.worker.v1.Fault
-	(*AlarmConsumerRequest)(nil),  // 15: mxgateway.worker.v1.AlarmConsumerRequest
-	(*AlarmConsumerOpen)(nil),     // 16: mxgateway.worker.v1.AlarmConsumerOpen
-	(*AlarmConsumerPoll)(nil),     // 17: mxgateway.worker.v1.AlarmConsumerPoll
-	(*AlarmConsumerAck)(nil),      // 18: mxgateway.worker.v1.AlarmConsumerAck
-	(*AlarmConsumerClose)(nil),    // 19: mxgateway.worker.v1.AlarmConsumerClose
-	(*AlarmConsumerReply)(nil),    // 20: mxgateway.worker.v1.AlarmConsumerReply
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
-	(*v1.BackendInfo)(nil),        // 22: mxgateway.v1.BackendInfo
-	(*v1.Command)(nil),            // 23: mxgateway.v1.Command
-	(*v1.Reply)(nil),              // 24: mxgateway.v1.Reply
-	(*v1.EntryDenial)(nil),        // 25: mxgateway.v1.EntryDenial
-	(*v1.Event)(nil),              // 26: mxgateway.v1.Event
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
-	(v1.GatewayStatusCode)(0),     // 28: mxgateway.v1.GatewayStatusCode
+	(*EventCredit)(nil),           // 3: mxgateway.worker.v1.EventCredit
+	(*WorkerHello)(nil),           // 4: mxgateway.worker.v1.WorkerHello
+	(*WorkerReady)(nil),           // 5: mxgateway.worker.v1.WorkerReady
+	(*WorkerCommand)(nil),         // 6: mxgateway.worker.v1.WorkerCommand
+	(*ItemGuard)(nil),             // 7: mxgateway.worker.v1.ItemGuard
+	(*GuardedItem)(nil),           // 8: mxgateway.worker.v1.GuardedItem
+	(*WorkerCommandReply)(nil),    // 9: mxgateway.worker.v1.WorkerCommandReply
+	(*Cancel)(nil),                // 10: mxgateway.worker.v1.Cancel
+	(*Shutdown)(nil),              // 11: mxgateway.worker.v1.Shutdown
+	(*ShutdownAck)(nil),           // 12: mxgateway.worker.v1.ShutdownAck
+	(*WorkerEvent)(nil),           // 13: mxgateway.worker.v1.WorkerEvent
+	(*Heartbeat)(nil),             // 14: mxgateway.worker.v1.Heartbeat
+	(*Fault)(nil),                 // 15: mxgateway.worker.v1.Fault
+	(*AlarmConsumerRequest)(nil),  // 16: mxgateway.worker.v1.AlarmConsumerRequest
+	(*AlarmConsumerOpen)(nil),     // 17: mxgateway.worker.v1.AlarmConsumerOpen
+	(*AlarmConsumerPoll)(nil),     // 18: mxgateway.worker.v1.AlarmConsumerPoll
+	(*AlarmConsumerAck)(nil),      // 19: mxgateway.worker.v1.AlarmConsumerAck
+	(*AlarmConsumerClose)(nil),    // 20: mxgateway.worker.v1.AlarmConsumerClose
+	(*AlarmConsumerReply)(nil),    // 21: mxgateway.worker.v1.AlarmConsumerReply
+	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
+	(*v1.BackendInfo)(nil),        // 23: mxgateway.v1.BackendInfo
+	(*v1.Command)(nil),            // 24: mxgateway.v1.Command
+	(*v1.Reply)(nil),              // 25: mxgateway.v1.Reply
+	(*v1.EntryDenial)(nil),        // 26: mxgateway.v1.EntryDenial
+	(*v1.Event)(nil),              // 27: mxgateway.v1.Event
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(v1.GatewayStatusCode)(0),     // 29: mxgateway.v1.GatewayStatusCode
 }
 var file_mxgateway_worker_v1_worker_proto_depIdxs = []int32{
 	2,  // 0: mxgateway.worker.v1.WorkerEnvelope.gateway_hello:type_name -> mxgateway.worker.v1.GatewayHello
-	3,  // 1: mxgateway.worker.v1.WorkerEnvelope.worker_hello:type_name -> mxgateway.worker.v1.WorkerHello
-	4,  // 2: mxgateway.worker.v1.WorkerEnvelope.worker_ready:type_name -> mxgateway.worker.v1.WorkerReady
-	5,  // 3: mxgateway.worker.v1.WorkerEnvelope.command:type_name -> mxgateway.worker.v1.WorkerCommand
-	8,  // 4: mxgateway.worker.v1.WorkerEnvelope.command_reply:type_name -> mxgateway.worker.v1.WorkerCommandReply
-	9,  // 5: mxgateway.worker.v1.WorkerEnvelope.cancel:type_name -> mxgateway.worker.v1.Cancel
-	10, // 6: mxgateway.worker.v1.WorkerEnvelope.shutdown:type_name -> mxgateway.worker.v1.Shutdown
-	11, // 7: mxgateway.worker.v1.WorkerEnvelope.shutdown_ack:type_name -> mxgateway.worker.v1.ShutdownAck
-	12, // 8: mxgateway.worker.v1.WorkerEnvelope.event:type_name -> mxgateway.worker.v1.WorkerEvent
-	13, // 9: mxgateway.worker.v1.WorkerEnvelope.heartbeat:type_name -> mxgateway.worker.v1.Heartbeat
-	14, // 10: mxgateway.worker.v1.WorkerEnvelope.fault:type_name -> mxgateway.worker.v1.Fault
-	15, // 11: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_request:type_name -> mxgateway.worker.v1.AlarmConsumerRequest
-	20, // 12: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_reply:type_name -> mxgateway.worker.v1.AlarmConsumerReply
-	21, // 13: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	22, // 14: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
-	23, // 15: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
-	21, // 16: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
-	6,  // 17: mxgateway.worker.v1.WorkerCommand.item_guard:type_name -> mxgateway.worker.v1.ItemGuard
-	7,  // 18: mxgateway.worker.v1.ItemGuard.items:type_name -> mxgateway.worker.v1.GuardedItem
-	24, // 19: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
-	21, // 20: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
-	25, // 21: mxgateway.worker.v1.WorkerCommandReply.denial:type_name -> mxgateway.v1.EntryDenial
-	21, // 22: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
-	26, // 23: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
-	27, // 24: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	21, // 25: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
-	0,  // 26: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
-	16, // 27: mxgateway.worker.v1.AlarmConsumerRequest.open:type_name -> mxgateway.worker.v1.AlarmConsumerOpen
-	17, // 28: mxgateway.worker.v1.AlarmConsumerRequest.poll:type_name -> mxgateway.worker.v1.AlarmConsumerPoll
-	18, // 29: mxgateway.worker.v1.AlarmConsumerRequest.ack:type_name -> mxgateway.worker.v1.AlarmConsumerAck
-	19, // 30: mxgateway.worker.v1.AlarmConsumerRequest.close:type_name -> mxgateway.worker.v1.AlarmConsumerClose
-	28, // 31: mxgateway.worker.v1.AlarmConsumerReply.status:type_name -> mxgateway.v1.GatewayStatusCode
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 1: mxgateway.worker.v1.WorkerEnvelope.worker_hello:type_name -> mxgateway.worker.v1.WorkerHello
+	5,  // 2: mxgateway.worker.v1.WorkerEnvelope.worker_ready:type_name -> mxgateway.worker.v1.WorkerReady
+	6,  // 3: mxgateway.worker.v1.WorkerEnvelope.command:type_name -> mxgateway.worker.v1.WorkerCommand
+	9,  // 4: mxgateway.worker.v1.WorkerEnvelope.command_reply:type_name -> mxgateway.worker.v1.WorkerCommandReply
+	10, // 5: mxgateway.worker.v1.WorkerEnvelope.cancel:type_name -> mxgateway.worker.v1.Cancel
+	11, // 6: mxgateway.worker.v1.WorkerEnvelope.shutdown:type_name -> mxgateway.worker.v1.Shutdown
+	12, // 7: mxgateway.worker.v1.WorkerEnvelope.shutdown_ack:type_name -> mxgateway.worker.v1.ShutdownAck
+	13, // 8: mxgateway.worker.v1.WorkerEnvelope.event:type_name -> mxgateway.worker.v1.WorkerEvent
+	14, // 9: mxgateway.worker.v1.WorkerEnvelope.heartbeat:type_name -> mxgateway.worker.v1.Heartbeat
+	15, // 10: mxgateway.worker.v1.WorkerEnvelope.fault:type_name -> mxgateway.worker.v1.Fault
+	16, // 11: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_request:type_name -> mxgateway.worker.v1.AlarmConsumerRequest
+	21, // 12: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_reply:type_name -> mxgateway.worker.v1.AlarmConsumerReply
+	3,  // 13: mxgateway.worker.v1.WorkerEnvelope.event_credit:type_name -> mxgateway.worker.v1.EventCredit
+	22, // 14: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	23, // 15: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
+	24, // 16: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
+	22, // 17: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
+	7,  // 18: mxgateway.worker.v1.WorkerCommand.item_guard:type_name -> mxgateway.worker.v1.ItemGuard
+	8,  // 19: mxgateway.worker.v1.ItemGuard.items:type_name -> mxgateway.worker.v1.GuardedItem
+	25, // 20: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
+	22, // 21: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
+	26, // 22: mxgateway.worker.v1.WorkerCommandReply.denial:type_name -> mxgateway.v1.EntryDenial
+	22, // 23: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
+	27, // 24: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
+	28, // 25: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	22, // 26: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
+	0,  // 27: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
+	17, // 28: mxgateway.worker.v1.AlarmConsumerRequest.open:type_name -> mxgateway.worker.v1.AlarmConsumerOpen
+	18, // 29: mxgateway.worker.v1.AlarmConsumerRequest.poll:type_name -> mxgateway.worker.v1.AlarmConsumerPoll
+	19, // 30: mxgateway.worker.v1.AlarmConsumerRequest.ack:type_name -> mxgateway.worker.v1.AlarmConsumerAck
+	20, // 31: mxgateway.worker.v1.AlarmConsumerRequest.close:type_name -> mxgateway.worker.v1.AlarmConsumerClose
+	29, // 32: mxgateway.worker.v1.AlarmConsumerReply.status:type_name -> mxgateway.v1.GatewayStatusCode
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_worker_v1_worker_proto_init() }
@@ -1863,8 +1966,9 @@ func file_mxgateway_worker_v1_worker_proto_init() {
 		(*WorkerEnvelope_Fault)(nil),
 		(*WorkerEnvelope_AlarmConsumerRequest)(nil),
 		(*WorkerEnvelope_AlarmConsumerReply)(nil),
+		(*WorkerEnvelope_EventCredit)(nil),
 	}
-	file_mxgateway_worker_v1_worker_proto_msgTypes[14].OneofWrappers = []any{
+	file_mxgateway_worker_v1_worker_proto_msgTypes[15].OneofWrappers = []any{
 		(*AlarmConsumerRequest_Open)(nil),
 		(*AlarmConsumerRequest_Poll)(nil),
 		(*AlarmConsumerRequest_Ack)(nil),
@@ -1876,7 +1980,7 @@ func file_mxgateway_worker_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_worker_v1_worker_proto_rawDesc), len(file_mxgateway_worker_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

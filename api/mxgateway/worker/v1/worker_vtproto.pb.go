@@ -410,6 +410,33 @@ func (m *WorkerEnvelope_AlarmConsumerReply) MarshalToSizedBufferVT(dAtA []byte) 
 	}
 	return len(dAtA) - i, nil
 }
+func (m *WorkerEnvelope_EventCredit) MarshalToVT(dAtA []byte) (int, error) {
+	size := m.SizeVT()
+	return m.MarshalToSizedBufferVT(dAtA[:size])
+}
+
+func (m *WorkerEnvelope_EventCredit) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	if m.EventCredit != nil {
+		size, err := m.EventCredit.MarshalToSizedBufferVT(dAtA[:i])
+		if err != nil {
+			return 0, err
+		}
+		i -= size
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xba
+	} else {
+		i = protohelpers.EncodeVarint(dAtA, i, 0)
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xba
+	}
+	return len(dAtA) - i, nil
+}
 func (m *GatewayHello) MarshalVT() (dAtA []byte, err error) {
 	if m == nil {
 		return nil, nil
@@ -439,6 +466,16 @@ func (m *GatewayHello) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.EventCreditBytes != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.EventCreditBytes))
+		i--
+		dAtA[i] = 0x48
+	}
+	if m.EventCredit != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.EventCredit))
+		i--
+		dAtA[i] = 0x40
 	}
 	if m.MaxQueuedEventBytes != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.MaxQueuedEventBytes))
@@ -481,6 +518,49 @@ func (m *GatewayHello) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	}
 	if m.ProtocolVersion != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ProtocolVersion))
+		i--
+		dAtA[i] = 0x8
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *EventCredit) MarshalVT() (dAtA []byte, err error) {
+	if m == nil {
+		return nil, nil
+	}
+	size := m.SizeVT()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBufferVT(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *EventCredit) MarshalToVT(dAtA []byte) (int, error) {
+	size := m.SizeVT()
+	return m.MarshalToSizedBufferVT(dAtA[:size])
+}
+
+func (m *EventCredit) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
+	if m == nil {
+		return 0, nil
+	}
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.unknownFields != nil {
+		i -= len(m.unknownFields)
+		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.Bytes != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Bytes))
+		i--
+		dAtA[i] = 0x10
+	}
+	if m.Events != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Events))
 		i--
 		dAtA[i] = 0x8
 	}
@@ -1755,6 +1835,20 @@ func (m *WorkerEnvelope_AlarmConsumerReply) SizeVT() (n int) {
 	}
 	return n
 }
+func (m *WorkerEnvelope_EventCredit) SizeVT() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.EventCredit != nil {
+		l = m.EventCredit.SizeVT()
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	} else {
+		n += 3
+	}
+	return n
+}
 func (m *GatewayHello) SizeVT() (n int) {
 	if m == nil {
 		return 0
@@ -1784,6 +1878,28 @@ func (m *GatewayHello) SizeVT() (n int) {
 	}
 	if m.MaxQueuedEventBytes != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.MaxQueuedEventBytes))
+	}
+	if m.EventCredit != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.EventCredit))
+	}
+	if m.EventCreditBytes != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.EventCreditBytes))
+	}
+	n += len(m.unknownFields)
+	return n
+}
+
+func (m *EventCredit) SizeVT() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.Events != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.Events))
+	}
+	if m.Bytes != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.Bytes))
 	}
 	n += len(m.unknownFields)
 	return n
