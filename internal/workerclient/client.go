@@ -58,6 +58,8 @@ const (
 	// cancelWriteWait bounds the write of a Cancel frame on a full pipe; a
 	// Cancel that cannot start within it is dropped (best effort).
 	cancelWriteWait = time.Second
+	// grantWriteWait bounds the write of an EventCredit.
+	grantWriteWait = 10 * time.Second
 )
 
 // Options configure a Client. The zero value uses the defaults.
@@ -76,10 +78,12 @@ type Options struct {
 	// EventBuffer bounds the events queued between the pipe and
 	// NextEvents; default DefaultEventBuffer.
 	EventBuffer int
-	// EventBufferBytes bounds the frame bytes of those events; default
-	// DefaultEventBufferBytes. While either bound is reached the read loop
-	// stops reading the pipe (flow control): the pipe fills and the worker
-	// buffers up to WorkerQueueEvents and WorkerQueueBytes.
+	// EventBufferBytes bounds the worker-encoded bytes of those events;
+	// default DefaultEventBufferBytes. Both are the worker's event credit
+	// (flow control): the worker sends no more than the queue has room
+	// for, so the read loop never waits and a reply or heartbeat never
+	// waits behind events in the pipe; the rest waits in the worker, up to
+	// WorkerQueueEvents and WorkerQueueBytes.
 	EventBufferBytes int64
 	// WorkerQueueEvents and WorkerQueueBytes bound the worker's outbound
 	// event queue; they are announced in GatewayHello. Default
@@ -88,10 +92,6 @@ type Options struct {
 	// did not keep up at all.
 	WorkerQueueEvents int
 	WorkerQueueBytes  int64
-	// EventStallTimeout, when positive, is how long the read loop waits for
-	// room in a full event queue before faulting with ErrEventOverflow. The
-	// default, 0, waits as long as the queue's reader lives (flow control).
-	EventStallTimeout time.Duration
 	// MaxFrameBytes limits frames both ways and is announced in
 	// GatewayHello; default protocol.DefaultMaxFrameBytes.
 	MaxFrameBytes int
@@ -195,6 +195,7 @@ type Client struct {
 	items *itemtable.Table
 
 	events  *eventQueue    // filled by the read loop; closed by run
+	credit  *credit        // the worker's event credit: the queue's room
 	stop    chan struct{}  // closed on the terminal transition
 	done    chan struct{}  // closed by run once the life is over
 	loops   sync.WaitGroup // the read loop
@@ -218,7 +219,6 @@ type Client struct {
 	lastCorr      uint64
 	lastHeartbeat time.Time
 	ceilingLogged bool
-	eventsBlocked bool
 	ackReceived   bool
 	warnings      []string
 }
@@ -253,7 +253,8 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		log:       opts.Logger.With(logging.KeySession, sessionID),
 		pc:        frame.NewConn(conn, conn, frame.ConnOptions{SessionID: sessionID, MaxFrameBytes: opts.MaxFrameBytes}),
 		wlock:     make(chan struct{}, 1),
-		events:    newEventQueue(opts.EventBuffer, opts.EventBufferBytes),
+		events:    newEventQueue(),
+		credit:    newCredit(opts.EventBuffer, opts.EventBufferBytes),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		pipeEnd:   make(chan error, 1),
@@ -322,7 +323,13 @@ func (c *Client) State() State {
 // frame. It waits while none is queued; ok is false after the terminal
 // state, once every event was handed out. It has one intended caller.
 func (c *Client) NextEvents(dst []*protocol.Event) (_ []*protocol.Event, ok bool) {
-	return c.events.take(dst)
+	from := len(dst)
+	dst, ok = c.events.take(dst)
+	if taken := dst[from:]; len(taken) > 0 {
+		c.credit.taken(taken, c.events.empty())
+		c.sendCredit()
+	}
+	return dst, ok
 }
 
 // QueuedEvents reports the events (and their frame bytes) received from the
@@ -446,6 +453,8 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		GatewayVersion:      c.opts.GatewayVersion,
 		MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
 		MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
+		EventCredit:         uint32(c.opts.EventBuffer),
+		EventCreditBytes:    uint64(c.opts.EventBufferBytes),
 	})
 	if err != nil {
 		return nil, stepFail("WorkerHello", err)
@@ -657,6 +666,7 @@ func (c *Client) unlockWrite() {
 		c.cancelMu.Lock()
 		more := len(c.cancels) > 0
 		c.cancelMu.Unlock()
+		more = more || c.credit.due()
 		if !more {
 			return
 		}
@@ -683,6 +693,30 @@ func (c *Client) writeCancelsLocked() {
 		if err != nil && !errors.As(err, &ns) {
 			return
 		}
+	}
+	if events, bytes, ok := c.credit.grant(); ok {
+		env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_EventCredit{
+			EventCredit: &workerv1.EventCredit{Events: events, Bytes: bytes}}}
+		var ns *notSentError
+		if err := c.writeLocked(env, time.Now().Add(grantWriteWait)); errors.As(err, &ns) {
+			// A grant that is not written leaves the worker without
+			// credit for good: a worker that does not read its pipe for
+			// that long is gone.
+			c.terminate(CauseWriteFailed, fmt.Errorf("%w: event credit not written within %v: %v", ErrWorkerGone, grantWriteWait, ns.err))
+		}
+	}
+}
+
+// sendCredit writes a due grant. It never waits: when another sender
+// holds the write lock, that sender writes the grant before releasing it.
+func (c *Client) sendCredit() {
+	if !c.credit.due() {
+		return
+	}
+	select {
+	case c.wlock <- struct{}{}:
+		c.unlockWrite()
+	default:
 	}
 }
 
@@ -1007,10 +1041,9 @@ func (c *Client) completeAlarm(corr uint64, reply *workerv1.AlarmConsumerReply) 
 	return valid
 }
 
-// deliverEvent validates the event sequence, stamps the event and queues it.
-// A full queue is waited on (flow control; at most EventStallTimeout when
-// set); meanwhile the heartbeat check is suspended, because the read loop is
-// not reading them.
+// deliverEvent validates the event sequence and the worker's credit,
+// stamps the event and queues it. It never waits: the credit kept the
+// queue's room.
 func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	ev, err := protocol.DecodeEvent(wire, size)
 	if err != nil {
@@ -1032,34 +1065,10 @@ func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	// event stays encoded as the worker sent it (protocol.Event).
 	ev.GatewayTime = time.Now()
 
-	sized := ev
-	if c.events.tryPush(sized) {
-		return true
+	if err := c.credit.spend(ev.WorkerBytes); err != nil {
+		c.terminate(CauseProtocol, fmt.Errorf("%w: event %d: %w", ErrProtocol, ev.Sequence, err))
+		return false
 	}
-	c.mu.Lock()
-	c.eventsBlocked = true
-	c.mu.Unlock()
-	var expire <-chan struct{}
-	if d := c.opts.EventStallTimeout; d > 0 {
-		ch := make(chan struct{})
-		t := time.AfterFunc(d, func() { close(ch) })
-		defer t.Stop()
-		expire = ch
-	}
-	ok := c.events.push(sized, c.stop, expire)
-	if !ok {
-		select {
-		case <-c.stop:
-		default:
-			n, b := c.events.depth()
-			c.terminate(CauseEventStall, fmt.Errorf("%w: %d events (%d bytes) unread for %v", ErrEventOverflow, n, b, c.opts.EventStallTimeout))
-		}
-	}
-	c.mu.Lock()
-	c.eventsBlocked = false
-	// Heartbeats queued in the pipe while we waited were not read; restart
-	// the silence clock rather than blame the worker for our stall.
-	c.lastHeartbeat = time.Now()
-	c.mu.Unlock()
-	return ok
+	c.events.put(ev)
+	return true
 }

@@ -306,6 +306,12 @@ func (h *harness) startAsync(ctx context.Context) <-chan error {
 // start completes the handshake and checks the GatewayHello.
 func (h *harness) start() {
 	h.t.Helper()
+	h.startHello()
+}
+
+// startHello is start, returning the GatewayHello.
+func (h *harness) startHello() *workerv1.GatewayHello {
+	h.t.Helper()
 	errc := h.startAsync(context.Background())
 	env := h.w.read()
 	gh := env.GetGatewayHello()
@@ -320,6 +326,7 @@ func (h *harness) start() {
 	if err := wait(h.t, errc); err != nil {
 		h.t.Fatalf("Start: %v", err)
 	}
+	return gh
 }
 
 func wait[T any](t *testing.T, ch <-chan T) T {
