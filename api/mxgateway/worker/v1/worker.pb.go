@@ -451,7 +451,8 @@ type GatewayHello struct {
 	// and a reply or heartbeat never waits behind events in the pipe. An
 	// event larger than the byte credit may go while the worker holds all of
 	// it (nothing it sent is unaccounted for). Both must be positive.
-	EventCredit      uint32 `protobuf:"varint,8,opt,name=event_credit,json=eventCredit,proto3" json:"event_credit,omitempty"`
+	EventCredit uint32 `protobuf:"varint,8,opt,name=event_credit,json=eventCredit,proto3" json:"event_credit,omitempty"`
+	// The initial byte credit: encoded event bytes (see event_credit).
 	EventCreditBytes uint64 `protobuf:"varint,9,opt,name=event_credit_bytes,json=eventCreditBytes,proto3" json:"event_credit_bytes,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -554,9 +555,11 @@ func (x *GatewayHello) GetEventCreditBytes() uint64 {
 // encoded bytes, the gateway's session took from its queue since the last
 // grant.
 type EventCredit struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        uint32                 `protobuf:"varint,1,opt,name=events,proto3" json:"events,omitempty"`
-	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events granted back.
+	Events uint32 `protobuf:"varint,1,opt,name=events,proto3" json:"events,omitempty"`
+	// Their encoded bytes.
+	Bytes         uint64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
