@@ -6,14 +6,17 @@ import (
 	"github.com/mxgateway/mxgateway/internal/session"
 )
 
-// alarmProviders lists the monitor's providers in order of preference:
-// with real MXAccess on a build that has the native alarm consumer
-// (windows/386), the consumer first and the subtag provider as its
-// standby; otherwise the subtag provider over a gateway-internal session.
+// alarmProviders lists the monitor's providers in order of preference
+// (the alarm_provider key): the native alarm consumer, in a
+// gateway-internal session's worker, first with the subtag provider as its
+// standby, or the subtag provider alone. auto puts the native consumer
+// first with real MXAccess only.
 func alarmProviders(cfg *config.Config, sessions *session.Manager) []alarms.Provider {
 	subtag := alarms.NewSubtag(alarms.SessionOpener(sessions))
-	if f := alarms.NativeConsumers(); f != nil && cfg.WorkerBackend == config.BackendMXAccess {
-		return []alarms.Provider{alarms.NewNative(f, "", 0), subtag}
+	native := cfg.AlarmProvider == config.AlarmProviderNative ||
+		cfg.AlarmProvider == config.AlarmProviderAuto && cfg.WorkerBackend == config.BackendMXAccess
+	if native {
+		return []alarms.Provider{alarms.NewNative(alarms.NativeConsumers(sessions), "", 0), subtag}
 	}
 	return []alarms.Provider{subtag}
 }

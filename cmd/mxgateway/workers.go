@@ -112,8 +112,6 @@ func killReason(err error) string {
 		return "shutdown_timeout"
 	case errors.Is(err, workerclient.ErrProtocol):
 		return "protocol_error"
-	case errors.Is(err, workerclient.ErrEventOverflow):
-		return "event_overflow"
 	case errors.Is(err, workerclient.ErrWorkerGone):
 		return "worker_gone"
 	}

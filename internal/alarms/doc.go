@@ -8,7 +8,7 @@
 // Providers report observations (the whole current view of one alarm);
 // the monitor alone decides what transition an observation is, so both
 // providers (the alarm sub-attributes over a gateway-internal session, and
-// the native alarm consumer on the windows/386 worker) share one state
-// machine. Failover switches between them and reports the provider in the
-// feed.
+// the native alarm consumer in such a session's worker: the COM one on
+// windows/386, the simulator's elsewhere) share one state machine.
+// Failover switches between them and reports the provider in the feed.
 package alarms

@@ -16,10 +16,11 @@ import (
 
 // Provider (b): the native alarm consumer of a System Platform node
 // (GALAXY.md §2.4: the wnwrap consumer, polled for its current alarms on
-// the STA of an x86 process). The COM calls live in native_windows_386.go
-// behind Consumer; everything else (polling, parsing the current-alarm XML,
-// mapping native alarms to the watch list, acknowledgement routing) is here
-// and tested on every OS with a fake consumer.
+// the STA of an x86 process). The consumer lives in the worker of a
+// gateway-internal session (NativeConsumers, session.go) behind Consumer;
+// everything else (polling, parsing the current-alarm XML, mapping native
+// alarms to the watch list, acknowledgement routing) is here and tested on
+// every OS with a fake consumer.
 //
 // The consumer's method names and the XML layout below follow what the
 // upstream projects report; they are [inferred], not checked against a

@@ -2,9 +2,11 @@ package alarms
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/protocol"
 	"github.com/mxgateway/mxgateway/internal/session"
 )
@@ -65,4 +67,95 @@ func (x *managed) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, _ = x.m.CloseSession(ctx, x.s.ID())
+}
+
+// NativeConsumers is the native provider's consumer factory: each consumer
+// is a gateway-internal session whose worker's backend has the native
+// alarm consumer (the COM consumer in the windows/386 worker with real
+// MXAccess, the simulator's own elsewhere). The consumer's calls travel
+// as gateway-internal AlarmConsumerRequests on that session; no public
+// command reaches them. A worker without a consumer fails the open with
+// ErrUnavailable, and the monitor fails over.
+func NativeConsumers(m *session.Manager) ConsumerFactory {
+	return func(ctx context.Context, query string) (Consumer, error) {
+		s, err := m.Open(ctx, session.OpenRequest{ClientName: ClientName, QuotaExempt: true})
+		if err != nil {
+			return nil, err
+		}
+		c := &workerConsumer{m: m, s: s}
+		if !s.HasAlarmConsumer() {
+			c.closeSession()
+			return nil, fmt.Errorf("%w: the worker (%s) has no native alarm consumer", ErrUnavailable, s.Backend().GetKind())
+		}
+		if err := c.call(ctx, "open", &workerv1.AlarmConsumerRequest{Op: &workerv1.AlarmConsumerRequest_Open{
+			Open: &workerv1.AlarmConsumerOpen{Query: query}}}, nil); err != nil {
+			c.closeSession()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// ConsumerError is the native consumer's refusal of a call.
+type ConsumerError struct {
+	Op      string // open, poll, ack, close
+	Status  mxgatewayv1.GatewayStatusCode
+	HRESULT int32
+	Message string
+}
+
+func (e *ConsumerError) Error() string {
+	return fmt.Sprintf("alarms: native consumer %s: %s (HRESULT 0x%08X): %s", e.Op, e.Status, uint32(e.HRESULT), e.Message)
+}
+
+type workerConsumer struct {
+	m *session.Manager
+	s *session.Session
+}
+
+// call makes one request; a reply that is not OK is a *ConsumerError.
+func (c *workerConsumer) call(ctx context.Context, op string, req *workerv1.AlarmConsumerRequest, rep **workerv1.AlarmConsumerReply) error {
+	r, err := c.s.AlarmConsumer(ctx, req, 0)
+	if err != nil {
+		return fmt.Errorf("alarms: native consumer %s: %w", op, err)
+	}
+	if r.GetStatus() != mxgatewayv1.GatewayStatusCode_GATEWAY_STATUS_CODE_OK {
+		return &ConsumerError{Op: op, Status: r.GetStatus(), HRESULT: r.GetHresult(), Message: r.GetMessage()}
+	}
+	if rep != nil {
+		*rep = r
+	}
+	return nil
+}
+
+func (c *workerConsumer) CurrentXML(ctx context.Context) (string, error) {
+	var r *workerv1.AlarmConsumerReply
+	if err := c.call(ctx, "poll", &workerv1.AlarmConsumerRequest{Op: &workerv1.AlarmConsumerRequest_Poll{Poll: &workerv1.AlarmConsumerPoll{}}}, &r); err != nil {
+		return "", err
+	}
+	return r.GetDocument(), nil
+}
+
+func (c *workerConsumer) Ack(ctx context.Context, guid, comment string, operator *Credentials) error {
+	user := ""
+	if operator != nil {
+		user = operator.User
+	}
+	return c.call(ctx, "ack", &workerv1.AlarmConsumerRequest{Op: &workerv1.AlarmConsumerRequest_Ack{
+		Ack: &workerv1.AlarmConsumerAck{Guid: guid, Comment: comment, User: user}}}, nil)
+}
+
+// Close releases the consumer, then the session (its worker tears the
+// consumer down anyway).
+func (c *workerConsumer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = c.call(ctx, "close", &workerv1.AlarmConsumerRequest{Op: &workerv1.AlarmConsumerRequest_Close{Close: &workerv1.AlarmConsumerClose{}}}, nil)
+	c.closeSession()
+}
+
+func (c *workerConsumer) closeSession() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = c.m.CloseSession(ctx, c.s.ID())
 }

@@ -189,6 +189,9 @@ type Config struct {
 	// gateway-internal session watching every alarm of the Galaxy model.
 	// Default "on"; MXGATEWAY_ALARMS.
 	Alarms string
+	// AlarmProvider chooses the alarm monitor's providers (AlarmProvider*
+	// constants). Default "auto"; MXGATEWAY_ALARM_PROVIDER.
+	AlarmProvider string
 
 	// GalaxyRepository is the connection string of the Galaxy Repository
 	// database browse reads (go-mssqldb syntax: Windows integrated login
@@ -369,6 +372,7 @@ func defaults(env func(string) string, goos string) Config {
 		MXAccessProgID:     "LMXProxy.LMXProxyServer",
 		SimProfile:         "default",
 		Alarms:             AlarmsOn,
+		AlarmProvider:      AlarmProviderAuto,
 		GalaxyPoll:         30 * time.Second,
 		GalaxySnapshot:     GalaxySnapshotOn,
 		StartupTimeout:     protocol.DefaultStartupTimeout,

@@ -227,6 +227,20 @@ const (
 	AlarmsOn  = "on"
 )
 
+// Values of the alarm_provider key.
+const (
+	// AlarmProviderAuto: the native alarm consumer first, the subtag
+	// provider as its standby, with real MXAccess; the subtag provider
+	// alone with the simulator.
+	AlarmProviderAuto = "auto"
+	// AlarmProviderNative: the native alarm consumer first, the subtag
+	// provider as its standby, whatever the backend (the simulator has a
+	// consumer too).
+	AlarmProviderNative = "native"
+	// AlarmProviderSubtag: the subtag provider alone.
+	AlarmProviderSubtag = "subtag"
+)
+
 // MaxSimPlantAreas bounds sim_plant (and mxgateway galaxy --sim-plant):
 // about 2,000 attributes per area.
 const MaxSimPlantAreas = 200
@@ -268,6 +282,7 @@ var keys = []key{
 	enumKey("galaxy_snapshot", "keep the last Galaxy Repository model in <data_dir>/galaxy-snapshot.json, served stale while the database is unreachable", []string{GalaxySnapshotOn, GalaxySnapshotOff}, func(c *Config) *string { return &c.GalaxySnapshot }),
 	intKey("sim_plant", "serve the generated plant of N areas (0: sim_model or the demo Galaxy)", 0, MaxSimPlantAreas, func(c *Config) *int { return &c.SimPlant }),
 	enumKey("alarms", "run the alarm monitor: one gateway-internal session watching the Galaxy's alarms (docs/alarms.md)", []string{AlarmsOff, AlarmsOn}, func(c *Config) *string { return &c.Alarms }),
+	enumKey("alarm_provider", "the alarm monitor's providers: auto (native consumer then subtags with MXAccess, subtags with the simulator), native (native consumer then subtags), subtag (docs/alarms.md)", []string{AlarmProviderAuto, AlarmProviderNative, AlarmProviderSubtag}, func(c *Config) *string { return &c.AlarmProvider }),
 	durationKey("startup_timeout", "worker launch and handshake deadline", time.Second, 10*time.Minute, func(c *Config) *time.Duration { return &c.StartupTimeout }),
 	durationKey("heartbeat_interval", "worker heartbeat interval", 100*time.Millisecond, 5*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatInterval }),
 	durationKey("heartbeat_grace", "silence after which an idle worker is faulted (> heartbeat_interval)", 200*time.Millisecond, 30*time.Minute, func(c *Config) *time.Duration { return &c.HeartbeatGrace }),

@@ -38,6 +38,8 @@ const (
 	HandshakeNonce
 	// HandshakeFault: the peer sent a Fault instead (HandshakeError.Fault).
 	HandshakeFault
+	// HandshakeInvalid: the hello lacks a field the protocol requires.
+	HandshakeInvalid
 )
 
 var handshakeReasonNames = map[HandshakeReason]string{
@@ -45,6 +47,7 @@ var handshakeReasonNames = map[HandshakeReason]string{
 	HandshakeVersion:    "protocol version mismatch",
 	HandshakeNonce:      "nonce mismatch",
 	HandshakeFault:      "fault",
+	HandshakeInvalid:    "invalid hello",
 }
 
 // String names the reason.
@@ -139,6 +142,10 @@ func (c *Conn) Accept(nonce []byte) (*workerv1.GatewayHello, error) {
 	if subtle.ConstantTimeCompare(hello.GetNonce(), nonce) != 1 {
 		return nil, &HandshakeError{Step: "GatewayHello", Reason: HandshakeNonce, Detail: "GatewayHello carried another nonce"}
 	}
+	if hello.GetEventCredit() == 0 || hello.GetEventCreditBytes() == 0 {
+		return nil, &HandshakeError{Step: "GatewayHello", Reason: HandshakeInvalid,
+			Detail: fmt.Sprintf("GatewayHello grants %d events and %d bytes of event credit; both must be positive", hello.GetEventCredit(), hello.GetEventCreditBytes())}
+	}
 	if n := hello.GetMaxFrameBytes(); n > 0 {
 		c.SetMaxFrameBytes(int(n))
 	}
@@ -157,7 +164,12 @@ func (c *Conn) Answer(hello *workerv1.WorkerHello) error {
 // Ready is the worker's last step: WorkerReady with what it drives, sent at
 // once.
 func (c *Conn) Ready(backend *mxgatewayv1.BackendInfo) error {
-	return c.sendNow(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{Backend: backend}}})
+	return c.SendReady(&workerv1.WorkerReady{Backend: backend})
+}
+
+// SendReady sends a WorkerReady at once.
+func (c *Conn) SendReady(ready *workerv1.WorkerReady) error {
+	return c.sendNow(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: ready}})
 }
 
 // SendFault sends a Fault at once: the worker's answer to a failed step.

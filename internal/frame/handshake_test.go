@@ -43,7 +43,7 @@ func TestHandshakeBothEnds(t *testing.T) {
 		}
 		done <- wk.Ready(&mxgatewayv1.BackendInfo{Kind: "sim"})
 	}()
-	wh, err := gw.Offer(&workerv1.GatewayHello{Nonce: hsNonce, MaxFrameBytes: 4096})
+	wh, err := gw.Offer(&workerv1.GatewayHello{Nonce: hsNonce, MaxFrameBytes: 4096, EventCredit: 1, EventCreditBytes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestHandshakeRefusals(t *testing.T) {
 			wk.nonce = []byte("another")
 			_ = wk.Answer(&workerv1.WorkerHello{})
 		}()
-		_, err := gw.Offer(&workerv1.GatewayHello{Nonce: hsNonce})
+		_, err := gw.Offer(&workerv1.GatewayHello{Nonce: hsNonce, EventCredit: 1, EventCreditBytes: 1})
 		reason(t, err, "WorkerHello", HandshakeNonce)
 	})
 	t.Run("hello of another version", func(t *testing.T) {
@@ -101,6 +101,17 @@ func TestHandshakeRefusals(t *testing.T) {
 		}()
 		_, err := wk.Accept(hsNonce)
 		reason(t, err, "GatewayHello", HandshakeVersion)
+	})
+	t.Run("hello without event credit", func(t *testing.T) {
+		for _, hello := range []*workerv1.GatewayHello{
+			{Nonce: hsNonce, EventCreditBytes: 1},
+			{Nonce: hsNonce, EventCredit: 1},
+		} {
+			gw, wk := handshakePair(t)
+			go func() { _, _ = gw.Offer(hello) }()
+			_, err := wk.Accept(hsNonce)
+			reason(t, err, "GatewayHello", HandshakeInvalid)
+		}
 	})
 	t.Run("another body", func(t *testing.T) {
 		gw, wk := handshakePair(t)
@@ -119,7 +130,7 @@ func TestHandshakeRefusals(t *testing.T) {
 			_ = wk.Answer(&workerv1.WorkerHello{})
 			_ = wk.SendFault(workerv1.FaultCode_FAULT_CODE_BACKEND_INIT, "no COM")
 		}()
-		if _, err := gw.Offer(&workerv1.GatewayHello{Nonce: hsNonce}); err != nil {
+		if _, err := gw.Offer(&workerv1.GatewayHello{Nonce: hsNonce, EventCredit: 1, EventCreditBytes: 1}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := gw.AwaitReady()

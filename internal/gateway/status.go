@@ -78,7 +78,6 @@ var errorTable = []errorMapping{
 	{err: workerclient.ErrWorkerFault, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrProtocol, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: workerclient.ErrShutdownTimeout, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
-	{err: workerclient.ErrEventOverflow, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	{err: session.ErrWorkerFailed, code: codes.Unavailable, reason: mxgatewayv1.ReasonWorkerExited},
 	// The Galaxy service (browse).
 	{err: ErrGalaxyUnavailable, code: codes.Unavailable, reason: mxgatewayv1.ReasonGalaxyUnavailable},

@@ -10,7 +10,9 @@ import (
 // that speaks another one. Version 2 added the item guard
 // (WorkerCommand.item_guard, WorkerCommandReply.denial): a worker that
 // ignored it would run writes the gateway's constraints no longer allow.
-const Version uint32 = 2
+// Version 3 added event credit (GatewayHello.event_credit, EventCredit):
+// a worker without it would send events the gateway has no room for.
+const Version uint32 = 3
 
 // DefaultMaxFrameBytes is the default largest frame payload (16 MiB).
 const DefaultMaxFrameBytes = 16 << 20

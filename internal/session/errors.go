@@ -23,6 +23,9 @@ var (
 	// ErrPendingLimit means the session already has max_pending_commands
 	// commands in flight.
 	ErrPendingLimit = errors.New("session: too many pending commands")
+	// ErrNoAlarmConsumer means the session's worker has no native alarm
+	// consumer (only the gateway's alarm monitor asks).
+	ErrNoAlarmConsumer = errors.New("session: the worker has no native alarm consumer")
 	// ErrSubscriberLimit means the session already has the maximum number of
 	// event subscribers.
 	ErrSubscriberLimit = errors.New("session: too many subscribers")

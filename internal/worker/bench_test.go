@@ -37,6 +37,7 @@ func BenchmarkEventPath(b *testing.B) {
 
 	cfg := Config{SessionID: testSession, EventQueueSize: DefaultEventQueueSize, Logger: slog.New(slog.DiscardHandler)}
 	w := newWorker(cfg, cfg.Logger, client)
+	w.out.setCredit(1<<31, 1<<40) // no handshake here: credit for everything
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- w.writeLoop() }()
 

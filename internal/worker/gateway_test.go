@@ -198,6 +198,10 @@ func (h *harness) hello(interval time.Duration, mut ...func(*workerv1.GatewayHel
 		HeartbeatInterval: durationpb.New(interval),
 		MaxFrameBytes:     1 << 20,
 		GatewayVersion:    "test",
+		// Credit for more than any test sends: the tests that are about
+		// credit set their own.
+		EventCredit:      1 << 30,
+		EventCreditBytes: 1 << 40,
 	}
 	for _, m := range mut {
 		m(gh)

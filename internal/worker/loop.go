@@ -14,6 +14,7 @@ import (
 
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/catalog"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
+	"github.com/mxgateway/mxgateway/internal/backend"
 	"github.com/mxgateway/mxgateway/internal/frame"
 	"github.com/mxgateway/mxgateway/internal/itemtable"
 	"github.com/mxgateway/mxgateway/internal/logging"
@@ -39,10 +40,17 @@ func (w *worker) readLoop() {
 			w.onCommand(env.GetCorrelationId(), b.Command)
 		case *workerv1.WorkerEnvelope_Cancel:
 			target := b.Cancel.GetTargetCorrelationId()
-			if w.cmds.cancel(target) {
+			if c := w.cmds.cancel(target); c != nil {
 				w.log.Debug("worker: cancelled queued command", logging.KeyCorrelation, target)
-				w.replyCancelled(target, "worker: cancelled before it ran")
+				w.replyNotRun(c, "worker: cancelled before it ran")
 			}
+		case *workerv1.WorkerEnvelope_EventCredit:
+			if err := w.out.addCredit(b.EventCredit.GetEvents(), b.EventCredit.GetBytes()); err != nil {
+				w.fatal(protocol.ExitProtocolError, workerv1.FaultCode_FAULT_CODE_PROTOCOL, err.Error())
+				return
+			}
+		case *workerv1.WorkerEnvelope_AlarmConsumerRequest:
+			w.onAlarmRequest(env.GetCorrelationId(), b.AlarmConsumerRequest)
 		case *workerv1.WorkerEnvelope_Shutdown:
 			w.log.Info("worker: shutdown requested", "reason", b.Shutdown.GetReason())
 			w.terminate(ending{code: protocol.ExitOK, reason: "shutdown: " + b.Shutdown.GetReason(), shutdown: b.Shutdown})
@@ -109,12 +117,20 @@ func (w *worker) teardown() (warnings []string) {
 			warnings = append(warnings, fmt.Sprintf("panic in backend teardown: %v", r))
 		}
 	}()
-	warnings = itemtable.Teardown(w.table, w.be)
+	if ac, ok := w.be.(backend.AlarmConsumer); ok {
+		if err := ac.CloseAlarmConsumer(); err != nil {
+			warnings = append(warnings, "close the alarm consumer: "+err.Error())
+		}
+	}
+	warnings = append(warnings, itemtable.Teardown(w.table, w.be)...)
 	w.be.TakeParityWarnings()
 	return append(warnings, w.be.Close()...)
 }
 
 func (w *worker) runCommand(c *queuedCmd) (ok bool) {
+	if c.alarm != nil {
+		return w.runAlarm(c)
+	}
 	kind := catalog.Of(c.cmd.GetCommand()).Name()
 	defer w.cmds.done()
 	defer func() {
@@ -216,7 +232,18 @@ func (w *worker) heartbeatBody(responsive bool) *workerv1.Heartbeat {
 type queuedCmd struct {
 	correlation uint64
 	cmd         *workerv1.WorkerCommand
-	received    time.Time
+	// alarm, instead of cmd, is a gateway-internal alarm consumer request
+	// (alarms.go).
+	alarm    *workerv1.AlarmConsumerRequest
+	received time.Time
+}
+
+// kind names c for logs and heartbeats.
+func (c *queuedCmd) kind() string {
+	if c.alarm != nil {
+		return alarmKind
+	}
+	return catalog.Of(c.cmd.GetCommand()).Name()
 }
 
 var (
@@ -262,17 +289,18 @@ func (q *cmdQueue) push(c *queuedCmd) error {
 	return nil
 }
 
-// cancel removes a queued command; it reports whether it was still queued.
-func (q *cmdQueue) cancel(correlation uint64) bool {
+// cancel removes a queued command and returns it; nil when it was no
+// longer queued.
+func (q *cmdQueue) cancel(correlation uint64) *queuedCmd {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, c := range q.items {
 		if c.correlation == correlation {
 			q.items = append(q.items[:i], q.items[i+1:]...)
-			return true
+			return c
 		}
 	}
-	return false
+	return nil
 }
 
 // next blocks for the next command; false once the queue is closed.
@@ -288,7 +316,7 @@ func (q *cmdQueue) next() (*queuedCmd, bool) {
 			q.items[0] = nil
 			q.items = q.items[1:]
 			q.running = c.correlation
-			q.kind = catalog.Of(c.cmd.GetCommand()).Name()
+			q.kind = c.kind()
 			q.started = time.Now()
 			q.mu.Unlock()
 			return c, true

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -27,6 +28,13 @@ type outEvent struct {
 //   - the event lane: encoded events, strictly in sequence order, bounded
 //     by count and by encoded bytes (the burst buffer of the flow control).
 //
+// Events also wait for credit (flow control): the gateway grants room for
+// a number of events and of encoded event bytes (GatewayHello, then
+// EventCredit as its session takes them), and the writer takes only the
+// events the credit covers. An event larger than the byte credit goes
+// while the worker holds all of its credit. Events without credit stay
+// queued, within the lane's bounds; control messages never need credit.
+//
 // The ordering rule between the lanes: a control message may overtake
 // events queued before it, but an event never overtakes a control message
 // queued before it (the writer takes both lanes under one lock and writes
@@ -39,15 +47,22 @@ type outEvent struct {
 // while the writer is idle (sendControl), saving the hand-off to the
 // writer and its wake-up on the path of every command.
 type outbox struct {
-	mu         sync.Mutex
-	ctl        []*workerv1.WorkerEnvelope
-	evs        []outEvent
+	mu  sync.Mutex
+	ctl []*workerv1.WorkerEnvelope
+	evs []outEvent // evs[head:] are queued
+	// head is the first queued event of evs.
+	head       int
 	limit      int
 	limitBytes int64
 	fault      *workerv1.Fault
 	faultTaken bool
 	final      bool
 	wake       chan struct{}
+
+	// The event credit (mu): what the gateway has room for, and all of
+	// it (the initial grant).
+	creditEvents, creditBytes int64
+	fullEvents, fullBytes     int64
 
 	wire sync.Mutex
 
@@ -78,6 +93,40 @@ func (o *outbox) setLimits(n int, b int64) {
 	if b > 0 {
 		o.limitBytes = b
 	}
+}
+
+// setCredit sets the initial credit, all of it (before the writer runs).
+func (o *outbox) setCredit(events uint32, bytes uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.creditEvents, o.creditBytes = int64(events), int64(bytes)
+	o.fullEvents, o.fullBytes = o.creditEvents, o.creditBytes
+}
+
+// errCreditOverflow: a grant beyond what was sent.
+var errCreditOverflow = errors.New("worker: EventCredit grants more than the events sent")
+
+// addCredit adds a grant. The gateway returns only what it got, so a
+// grant that takes the credit past the initial one is a protocol error.
+func (o *outbox) addCredit(events uint32, bytes uint64) error {
+	o.mu.Lock()
+	e, b := o.creditEvents+int64(events), o.creditBytes+int64(bytes)
+	if e > o.fullEvents || b > o.fullBytes {
+		o.mu.Unlock()
+		return fmt.Errorf("%w: %d events and %d bytes of credit after the grant, at most %d and %d",
+			errCreditOverflow, e, b, o.fullEvents, o.fullBytes)
+	}
+	o.creditEvents, o.creditBytes = e, b
+	o.mu.Unlock()
+	o.signal()
+	return nil
+}
+
+// creditLeft reports the credit (for heartbeats and tests).
+func (o *outbox) creditLeft() (events, bytes int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.creditEvents, o.creditBytes
 }
 
 func (o *outbox) signal() {
@@ -155,23 +204,45 @@ func (o *outbox) finish(last *workerv1.WorkerEnvelope) {
 	o.signal()
 }
 
-// take returns what there is to write without blocking: both lanes
-// (swapping in the spare slices), or the fault, or done. All empty means
-// wait for a wake-up.
+// take returns what there is to write without blocking: the control lane
+// (swapping in the spare slice) and the queued events the credit covers
+// (copied to evBuf, the credit spent), or the fault, or done. All empty
+// means wait for a wake-up (a message, a grant).
 func (o *outbox) take(ctlBuf []*workerv1.WorkerEnvelope, evBuf []outEvent) (ctl []*workerv1.WorkerEnvelope, evs []outEvent, fault *workerv1.Fault, done bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	queued := o.evs[o.head:]
 	switch {
 	case o.fault != nil && !o.faultTaken:
 		o.faultTaken = true
 		return nil, nil, o.fault, false
 	case o.faultTaken:
 		return nil, nil, nil, true
-	case len(o.ctl) == 0 && len(o.evs) == 0:
+	case len(o.ctl) == 0 && len(queued) == 0:
 		return nil, nil, nil, o.final
 	}
+	k := 0
+	for k < len(queued) && o.creditEvents > 0 {
+		n := int64(len(queued[k].ev))
+		if n > o.creditBytes && (o.creditBytes != o.fullBytes || o.creditEvents != o.fullEvents) {
+			break
+		}
+		o.creditEvents--
+		o.creditBytes -= n
+		k++
+	}
+	evs = append(evBuf[:0], queued[:k]...)
+	clear(queued[:k])
+	o.head += k
+	switch {
+	case o.head == len(o.evs):
+		o.evs, o.head = o.evs[:0], 0
+	case o.head >= 4096 && 2*o.head >= len(o.evs):
+		m := copy(o.evs, o.evs[o.head:])
+		clear(o.evs[m:])
+		o.evs, o.head = o.evs[:m], 0
+	}
 	ctl, o.ctl = o.ctl, ctlBuf[:0]
-	evs, o.evs = o.evs, evBuf[:0]
 	o.ctlQueued.Store(0)
 	return ctl, evs, nil, false
 }

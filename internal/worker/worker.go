@@ -338,7 +338,7 @@ func (w *worker) terminate(e ending) {
 	if e.shutdown != nil {
 		// Queued commands will never run: answer them so nobody waits.
 		for _, c := range w.cmds.close() {
-			w.replyCancelled(c.correlation, "worker: shutting down")
+			w.replyNotRun(c, "worker: shutting down")
 		}
 	} else {
 		w.cmds.close()
@@ -400,6 +400,8 @@ func (w *worker) handshake(nonce []byte) (code int, ok bool) {
 	// The gateway sizes the burst we buffer for it; the loop has not
 	// started, so nothing is queued yet.
 	w.out.setLimits(int(hello.GetMaxQueuedEvents()), int64(hello.GetMaxQueuedEventBytes()))
+	// What the gateway has room for (Accept checked it is positive).
+	w.out.setCredit(hello.GetEventCredit(), hello.GetEventCreditBytes())
 
 	if err := w.pc.Answer(&workerv1.WorkerHello{Pid: int32(os.Getpid()), WorkerVersion: buildinfo.Get().Version}); err != nil {
 		w.log.Error("worker: cannot send WorkerHello", logging.KeyErr, err)
@@ -438,7 +440,7 @@ func (w *worker) run(ctx context.Context, nonce []byte) int {
 	if info.GetWorkerVersion() == "" {
 		info.WorkerVersion = buildinfo.Get().Version
 	}
-	if err := w.pc.Ready(info); err != nil {
+	if err := w.pc.SendReady(&workerv1.WorkerReady{Backend: info, AlarmConsumer: w.hasAlarmConsumer()}); err != nil {
 		w.log.Error("worker: cannot send WorkerReady", logging.KeyErr, err)
 		w.closeBackend(w.cfg.CloseTimeout)
 		return protocol.ExitConnectionLost

@@ -136,6 +136,7 @@ func TestHandshakeFailures(t *testing.T) {
 		return func(h *harness) {
 			env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_GatewayHello{GatewayHello: &workerv1.GatewayHello{
 				ProtocolVersion: protocol.Version, Nonce: testNonce, HeartbeatInterval: durationpb.New(noHeartbeats),
+				EventCredit: 1, EventCreditBytes: 1,
 			}}}
 			mut(env)
 			h.sendSeq++
@@ -166,6 +167,10 @@ func TestHandshakeFailures(t *testing.T) {
 			nil, workerv1.FaultCode_FAULT_CODE_PROTOCOL, protocol.ExitProtocolError},
 		{"wrong nonce", hello(func(e *workerv1.WorkerEnvelope) { e.GetGatewayHello().Nonce = make([]byte, protocol.NonceBytes) }),
 			nil, workerv1.FaultCode_FAULT_CODE_PROTOCOL, protocol.ExitHandshakeFailed},
+		{"no event credit", hello(func(e *workerv1.WorkerEnvelope) { e.GetGatewayHello().EventCredit = 0 }),
+			nil, workerv1.FaultCode_FAULT_CODE_PROTOCOL, protocol.ExitProtocolError},
+		{"no event byte credit", hello(func(e *workerv1.WorkerEnvelope) { e.GetGatewayHello().EventCreditBytes = 0 }),
+			nil, workerv1.FaultCode_FAULT_CODE_PROTOCOL, protocol.ExitProtocolError},
 		{"not a hello", func(h *harness) { h.command(1, register()) },
 			nil, workerv1.FaultCode_FAULT_CODE_PROTOCOL, protocol.ExitProtocolError},
 		{"gateway hangs up", func(h *harness) { h.conn.Close() },

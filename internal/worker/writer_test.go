@@ -41,6 +41,7 @@ func TestWriterReusesEnvelopeWithoutLeakingState(t *testing.T) {
 
 	cfg := Config{SessionID: testSession, EventQueueSize: 100, Logger: slog.New(slog.DiscardHandler)}
 	w := newWorker(cfg, cfg.Logger, client)
+	w.out.setCredit(1<<31, 1<<40) // no handshake here: credit for everything
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- w.writeLoop() }()
 

@@ -58,6 +58,8 @@ const (
 	// cancelWriteWait bounds the write of a Cancel frame on a full pipe; a
 	// Cancel that cannot start within it is dropped (best effort).
 	cancelWriteWait = time.Second
+	// grantWriteWait bounds the write of an EventCredit.
+	grantWriteWait = 10 * time.Second
 )
 
 // Options configure a Client. The zero value uses the defaults.
@@ -76,10 +78,12 @@ type Options struct {
 	// EventBuffer bounds the events queued between the pipe and
 	// NextEvents; default DefaultEventBuffer.
 	EventBuffer int
-	// EventBufferBytes bounds the frame bytes of those events; default
-	// DefaultEventBufferBytes. While either bound is reached the read loop
-	// stops reading the pipe (flow control): the pipe fills and the worker
-	// buffers up to WorkerQueueEvents and WorkerQueueBytes.
+	// EventBufferBytes bounds the worker-encoded bytes of those events;
+	// default DefaultEventBufferBytes. Both are the worker's event credit
+	// (flow control): the worker sends no more than the queue has room
+	// for, so the read loop never waits and a reply or heartbeat never
+	// waits behind events in the pipe; the rest waits in the worker, up to
+	// WorkerQueueEvents and WorkerQueueBytes.
 	EventBufferBytes int64
 	// WorkerQueueEvents and WorkerQueueBytes bound the worker's outbound
 	// event queue; they are announced in GatewayHello. Default
@@ -88,10 +92,6 @@ type Options struct {
 	// did not keep up at all.
 	WorkerQueueEvents int
 	WorkerQueueBytes  int64
-	// EventStallTimeout, when positive, is how long the read loop waits for
-	// room in a full event queue before faulting with ErrEventOverflow. The
-	// default, 0, waits as long as the queue's reader lives (flow control).
-	EventStallTimeout time.Duration
 	// MaxFrameBytes limits frames both ways and is announced in
 	// GatewayHello; default protocol.DefaultMaxFrameBytes.
 	MaxFrameBytes int
@@ -141,13 +141,17 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// result completes one pending command.
+// result completes one pending command or alarm consumer request.
 type result struct {
 	reply *mxgatewayv1.Reply
+	alarm *workerv1.AlarmConsumerReply
 	err   error
 }
 
 type pendingCmd struct {
+	name string // what the request is, for logs and errors
+	// kind is the command's kind; nil for an alarm consumer request, which
+	// is answered by an AlarmConsumerReply instead.
 	kind *catalog.Kind
 	// cmd is kept while the reply may change the item table, so that the
 	// reply is applied even after the caller stopped waiting.
@@ -191,6 +195,7 @@ type Client struct {
 	items *itemtable.Table
 
 	events  *eventQueue    // filled by the read loop; closed by run
+	credit  *credit        // the worker's event credit: the queue's room
 	stop    chan struct{}  // closed on the terminal transition
 	done    chan struct{}  // closed by run once the life is over
 	loops   sync.WaitGroup // the read loop
@@ -208,12 +213,12 @@ type Client struct {
 	going         Cause // run's first sign of the worker's going, if any
 	pid           int
 	backend       *mxgatewayv1.BackendInfo
+	alarmConsumer bool // WorkerReady: the backend has the native alarm consumer
 	pending       map[uint64]*pendingCmd
 	abandoned     int // entries of pending whose caller stopped waiting
 	lastCorr      uint64
 	lastHeartbeat time.Time
 	ceilingLogged bool
-	eventsBlocked bool
 	ackReceived   bool
 	warnings      []string
 }
@@ -248,7 +253,8 @@ func New(conn net.Conn, sessionID string, nonce []byte, opts Options) (*Client, 
 		log:       opts.Logger.With(logging.KeySession, sessionID),
 		pc:        frame.NewConn(conn, conn, frame.ConnOptions{SessionID: sessionID, MaxFrameBytes: opts.MaxFrameBytes}),
 		wlock:     make(chan struct{}, 1),
-		events:    newEventQueue(opts.EventBuffer, opts.EventBufferBytes),
+		events:    newEventQueue(),
+		credit:    newCredit(opts.EventBuffer, opts.EventBufferBytes),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		pipeEnd:   make(chan error, 1),
@@ -273,6 +279,14 @@ func (c *Client) Backend() *mxgatewayv1.BackendInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.backend
+}
+
+// HasAlarmConsumer reports whether the worker's backend has the native
+// alarm consumer (WorkerReady); false before Ready.
+func (c *Client) HasAlarmConsumer() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.alarmConsumer
 }
 
 // Items returns the gateway's mirror of the worker's item table. It holds
@@ -309,7 +323,13 @@ func (c *Client) State() State {
 // frame. It waits while none is queued; ok is false after the terminal
 // state, once every event was handed out. It has one intended caller.
 func (c *Client) NextEvents(dst []*protocol.Event) (_ []*protocol.Event, ok bool) {
-	return c.events.take(dst)
+	from := len(dst)
+	dst, ok = c.events.take(dst)
+	if taken := dst[from:]; len(taken) > 0 {
+		c.credit.taken(taken, c.events.empty())
+		c.sendCredit()
+	}
+	return dst, ok
 }
 
 // QueuedEvents reports the events (and their frame bytes) received from the
@@ -369,6 +389,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	c.state = StateReady
 	c.backend = ready.GetBackend()
+	c.alarmConsumer = ready.GetAlarmConsumer()
 	c.lastHeartbeat = time.Now()
 	pid := c.pid
 	c.loops.Add(1) // under mu: a terminate from now on waits for the loop
@@ -432,6 +453,8 @@ func (c *Client) handshake(ctx context.Context) (*workerv1.WorkerReady, error) {
 		GatewayVersion:      c.opts.GatewayVersion,
 		MaxQueuedEvents:     uint32(c.opts.WorkerQueueEvents),
 		MaxQueuedEventBytes: uint64(c.opts.WorkerQueueBytes),
+		EventCredit:         uint32(c.opts.EventBuffer),
+		EventCreditBytes:    uint64(c.opts.EventBufferBytes),
 	})
 	if err != nil {
 		return nil, stepFail("WorkerHello", err)
@@ -493,20 +516,51 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *wo
 	if k == nil {
 		return nil, errors.New("workerclient: command has no kind")
 	}
-	kind := k.Name()
 	if timeout <= 0 {
 		timeout = DefaultCommandTimeout
 	}
-
-	p := &pendingCmd{kind: k, ch: make(chan result, 1)}
+	p := &pendingCmd{name: k.Name(), kind: k, ch: make(chan result, 1)}
 	if k.Changes() {
 		p.cmd = cmd
 	}
+	r := c.roundTrip(ctx, p, timeout, func(corr uint64) *workerv1.WorkerEnvelope {
+		return &workerv1.WorkerEnvelope{
+			CorrelationId: corr,
+			Body: &workerv1.WorkerEnvelope_Command{Command: &workerv1.WorkerCommand{
+				Command:   cmd,
+				Timeout:   durationpb.New(timeout),
+				ItemGuard: guard,
+			}},
+		}
+	})
+	return r.reply, r.err
+}
+
+// AlarmConsumer sends one gateway-internal request to the worker's native
+// alarm consumer (only the alarm monitor's session makes them) and waits
+// for its reply, with the same pipe, timeout and cancellation rules as
+// Invoke. A refusal by the consumer is the reply's status, not an error.
+func (c *Client) AlarmConsumer(ctx context.Context, req *workerv1.AlarmConsumerRequest, timeout time.Duration) (*workerv1.AlarmConsumerReply, error) {
+	if timeout <= 0 {
+		timeout = DefaultCommandTimeout
+	}
+	p := &pendingCmd{name: "alarm consumer request", ch: make(chan result, 1)}
+	r := c.roundTrip(ctx, p, timeout, func(corr uint64) *workerv1.WorkerEnvelope {
+		return &workerv1.WorkerEnvelope{CorrelationId: corr,
+			Body: &workerv1.WorkerEnvelope_AlarmConsumerRequest{AlarmConsumerRequest: req}}
+	})
+	return r.alarm, r.err
+}
+
+// roundTrip registers p under a new correlation id, writes the envelope
+// body builds for it and waits for its outcome.
+func (c *Client) roundTrip(ctx context.Context, p *pendingCmd, timeout time.Duration, body func(corr uint64) *workerv1.WorkerEnvelope) result {
+	kind := p.name
 	c.mu.Lock()
 	if c.state != StateReady {
 		err := c.notReadyErr()
 		c.mu.Unlock()
-		return nil, err
+		return result{err: err}
 	}
 	c.lastCorr++
 	corr := c.lastCorr
@@ -519,18 +573,11 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *wo
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	env := &workerv1.WorkerEnvelope{
-		CorrelationId: corr,
-		Body: &workerv1.WorkerEnvelope_Command{Command: &workerv1.WorkerCommand{
-			Command:   cmd,
-			Timeout:   durationpb.New(timeout),
-			ItemGuard: guard,
-		}},
-	}
+	env := body(corr)
 	select {
 	case c.wlock <- struct{}{}:
 	case r := <-p.ch: // terminal fault while waiting for the pipe
-		return r.reply, r.err
+		return r
 	case <-timer.C:
 		return c.abandon(corr, p, fmt.Errorf("%w: %s not sent within %v", ErrCommandTimeout, kind, timeout), false)
 	case <-ctx.Done():
@@ -557,7 +604,7 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *wo
 
 	select {
 	case r := <-p.ch:
-		return r.reply, r.err
+		return r
 	case <-timer.C:
 		return c.abandon(corr, p, fmt.Errorf("%w: %s after %v", ErrCommandTimeout, kind, timeout), true)
 	case <-ctx.Done():
@@ -570,7 +617,7 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *wo
 // reply: the worker may run it anyway, and its reply must still reach the
 // item table. If a reply or the terminal fault won the race, that outcome
 // is returned instead.
-func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) (*mxgatewayv1.Reply, error) {
+func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) result {
 	c.mu.Lock()
 	_, still := c.pending[corr]
 	switch {
@@ -583,16 +630,15 @@ func (c *Client) abandon(corr uint64, p *pendingCmd, err error, sent bool) (*mxg
 	}
 	c.mu.Unlock()
 	if !still {
-		r := <-p.ch
-		return r.reply, r.err
+		return <-p.ch
 	}
 	if sent {
 		// Best effort: a queued command is dropped by the worker; a running
 		// one completes and its reply is discarded as late.
 		c.sendCancel(corr)
 	}
-	c.log.Debug("workerclient: command abandoned", logging.KeyCorrelation, corr, logging.KeyCommand, p.kind.Name(), logging.KeyErr, err)
-	return nil, err
+	c.log.Debug("workerclient: command abandoned", logging.KeyCorrelation, corr, logging.KeyCommand, p.name, logging.KeyErr, err)
+	return result{err: err}
 }
 
 // sendCancel asks the worker to drop command corr, which was written. It
@@ -620,6 +666,7 @@ func (c *Client) unlockWrite() {
 		c.cancelMu.Lock()
 		more := len(c.cancels) > 0
 		c.cancelMu.Unlock()
+		more = more || c.credit.due()
 		if !more {
 			return
 		}
@@ -646,6 +693,30 @@ func (c *Client) writeCancelsLocked() {
 		if err != nil && !errors.As(err, &ns) {
 			return
 		}
+	}
+	if events, bytes, ok := c.credit.grant(); ok {
+		env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_EventCredit{
+			EventCredit: &workerv1.EventCredit{Events: events, Bytes: bytes}}}
+		var ns *notSentError
+		if err := c.writeLocked(env, time.Now().Add(grantWriteWait)); errors.As(err, &ns) {
+			// A grant that is not written leaves the worker without
+			// credit for good: a worker that does not read its pipe for
+			// that long is gone.
+			c.terminate(CauseWriteFailed, fmt.Errorf("%w: event credit not written within %v: %v", ErrWorkerGone, grantWriteWait, ns.err))
+		}
+	}
+}
+
+// sendCredit writes a due grant. It never waits: when another sender
+// holds the write lock, that sender writes the grant before releasing it.
+func (c *Client) sendCredit() {
+	if !c.credit.due() {
+		return
+	}
+	select {
+	case c.wlock <- struct{}{}:
+		c.unlockWrite()
+	default:
 	}
 }
 
@@ -842,6 +913,8 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 	switch b := env.GetBody().(type) {
 	case *workerv1.WorkerEnvelope_CommandReply:
 		return c.completeCommand(env.GetCorrelationId(), b.CommandReply)
+	case *workerv1.WorkerEnvelope_AlarmConsumerReply:
+		return c.completeAlarm(env.GetCorrelationId(), b.AlarmConsumerReply)
 	case *workerv1.WorkerEnvelope_Event:
 		// An event envelope the fast path did not take (RecvEvent); it
 		// travels encoded like the others.
@@ -890,26 +963,16 @@ func (c *Client) dispatch(env *workerv1.WorkerEnvelope, size int, lastEvent *uin
 // worker ran the command, whether or not its caller still waits), then
 // hands it to the caller, if any.
 func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply) bool {
-	c.mu.Lock()
-	p, ok := c.pending[corr]
-	delete(c.pending, corr)
-	if ok && p.abandoned {
-		c.abandoned--
-	}
-	issued := c.lastCorr
-	c.mu.Unlock()
+	p, ok, valid := c.takePending(corr, true)
 	switch {
-	case corr == 0 || corr > issued:
-		c.terminate(CauseProtocol, fmt.Errorf("%w: reply to correlation id %d, never issued", ErrProtocol, corr))
+	case !valid:
 		return false
 	case !ok:
-		// Never pending, or already failed by a fault: nothing to apply.
-		c.log.Debug("workerclient: reply without a pending command dropped", logging.KeyCorrelation, corr)
 		return true
 	case reply.GetOversizedReplyBytes() > 0 && (p.cmd == nil || p.abandoned):
 		if !p.abandoned {
 			p.ch <- result{err: fmt.Errorf("%w: the reply of %s is %d bytes, the limit %d", ErrReplyTooLarge,
-				p.kind.Name(), reply.GetOversizedReplyBytes(), c.opts.MaxFrameBytes)}
+				p.name, reply.GetOversizedReplyBytes(), c.opts.MaxFrameBytes)}
 		}
 		return true
 	case reply.GetReply() == nil:
@@ -922,7 +985,7 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 	}
 	if p.abandoned {
 		c.log.Debug("workerclient: late reply applied to the item table", logging.KeyCorrelation, corr,
-			logging.KeyCommand, p.kind.Name(), "status", reply.GetReply().GetStatus().String())
+			logging.KeyCommand, p.name, "status", reply.GetReply().GetStatus().String())
 		return true
 	}
 	if d := reply.GetDenial(); d != nil {
@@ -933,10 +996,54 @@ func (c *Client) completeCommand(corr uint64, reply *workerv1.WorkerCommandReply
 	return true
 }
 
-// deliverEvent validates the event sequence, stamps the event and queues it.
-// A full queue is waited on (flow control; at most EventStallTimeout when
-// set); meanwhile the heartbeat check is suspended, because the read loop is
-// not reading them.
+// takePending removes the pending entry a reply answers. ok is false for
+// a reply nobody waits for any more (dropped); valid is false when the
+// reply is a protocol violation (a correlation id never issued, or the
+// wrong kind of reply for the request), and the client is then terminal.
+func (c *Client) takePending(corr uint64, command bool) (p *pendingCmd, ok, valid bool) {
+	c.mu.Lock()
+	p, ok = c.pending[corr]
+	mismatch := ok && (p.kind != nil) != command
+	if ok && !mismatch {
+		delete(c.pending, corr)
+		if p.abandoned {
+			c.abandoned--
+		}
+	}
+	issued := c.lastCorr
+	c.mu.Unlock()
+	want := "CommandReply"
+	if !command {
+		want = "AlarmConsumerReply"
+	}
+	switch {
+	case corr == 0 || corr > issued:
+		c.terminate(CauseProtocol, fmt.Errorf("%w: %s to correlation id %d, never issued", ErrProtocol, want, corr))
+		return nil, false, false
+	case mismatch:
+		c.terminate(CauseProtocol, fmt.Errorf("%w: %s to correlation id %d, a %s", ErrProtocol, want, corr, p.name))
+		return nil, false, false
+	case !ok:
+		// Never pending, or already failed by a fault: nothing to apply.
+		c.log.Debug("workerclient: reply without a pending request dropped", logging.KeyCorrelation, corr)
+		return nil, false, true
+	}
+	return p, true, true
+}
+
+// completeAlarm hands an alarm consumer reply to its caller, if it still
+// waits.
+func (c *Client) completeAlarm(corr uint64, reply *workerv1.AlarmConsumerReply) bool {
+	p, ok, valid := c.takePending(corr, false)
+	if ok && !p.abandoned {
+		p.ch <- result{alarm: reply}
+	}
+	return valid
+}
+
+// deliverEvent validates the event sequence and the worker's credit,
+// stamps the event and queues it. It never waits: the credit kept the
+// queue's room.
 func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	ev, err := protocol.DecodeEvent(wire, size)
 	if err != nil {
@@ -958,34 +1065,10 @@ func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	// event stays encoded as the worker sent it (protocol.Event).
 	ev.GatewayTime = time.Now()
 
-	sized := ev
-	if c.events.tryPush(sized) {
-		return true
+	if err := c.credit.spend(ev.WorkerBytes); err != nil {
+		c.terminate(CauseProtocol, fmt.Errorf("%w: event %d: %w", ErrProtocol, ev.Sequence, err))
+		return false
 	}
-	c.mu.Lock()
-	c.eventsBlocked = true
-	c.mu.Unlock()
-	var expire <-chan struct{}
-	if d := c.opts.EventStallTimeout; d > 0 {
-		ch := make(chan struct{})
-		t := time.AfterFunc(d, func() { close(ch) })
-		defer t.Stop()
-		expire = ch
-	}
-	ok := c.events.push(sized, c.stop, expire)
-	if !ok {
-		select {
-		case <-c.stop:
-		default:
-			n, b := c.events.depth()
-			c.terminate(CauseEventStall, fmt.Errorf("%w: %d events (%d bytes) unread for %v", ErrEventOverflow, n, b, c.opts.EventStallTimeout))
-		}
-	}
-	c.mu.Lock()
-	c.eventsBlocked = false
-	// Heartbeats queued in the pipe while we waited were not read; restart
-	// the silence clock rather than blame the worker for our stall.
-	c.lastHeartbeat = time.Now()
-	c.mu.Unlock()
-	return ok
+	c.events.put(ev)
+	return true
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -812,43 +811,78 @@ func TestKillDuringHandshake(t *testing.T) {
 	}
 }
 
-func TestEventOverflowFaults(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.EventBuffer = 2; o.EventStallTimeout = 20 * time.Millisecond })
+// TestEventBeyondCreditFaults: the worker's credit is the queue's room;
+// an event past it is a protocol violation, and what was queued is still
+// handed out.
+func TestEventBeyondCreditFaults(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBuffer = 2 })
 	h.start()
 	for range 3 {
 		h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
 	}
 	err := h.waitDone()
-	if !errors.Is(err, ErrEventOverflow) {
-		t.Fatalf("err %v", err)
+	if !errors.Is(err, ErrProtocol) || !errors.Is(err, errOverCredit) {
+		t.Fatalf("err %v, want ErrProtocol (beyond the credit)", err)
 	}
 	if got := h.drainEvents(); len(got) != 2 {
 		t.Fatalf("drained %d events, want the 2 buffered", len(got))
 	}
 }
 
-// A reader that catches up within the stall timeout loses nothing.
-func TestEventStallRecovers(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.EventBuffer = 1; o.EventStallTimeout = time.Hour })
-	h.start()
+// TestEventCreditGranted: with room for one event, each event the session
+// takes is granted back, and a worker that sends only within its credit
+// delivers everything, in order.
+func TestEventCreditGranted(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
+	hello := h.startHello()
+	if hello.GetEventCredit() != 1 || hello.GetEventCreditBytes() != uint64(DefaultEventBufferBytes) {
+		t.Fatalf("GatewayHello grants %d events, %d bytes; want 1 and %d", hello.GetEventCredit(), hello.GetEventCreditBytes(), DefaultEventBufferBytes)
+	}
 	const n = 50
-	var wg sync.WaitGroup
-	wg.Add(1)
+	done := make(chan error, 1)
 	go func() {
-		defer wg.Done()
-		for range n {
+		for i := range n {
 			h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+			if i == n-1 {
+				break
+			}
+			g := h.w.readUntil(func(env *workerv1.WorkerEnvelope) bool { return env.GetEventCredit() != nil }).GetEventCredit()
+			if g.GetEvents() != 1 || g.GetBytes() == 0 {
+				done <- fmt.Errorf("grant %v, want one event and its bytes", g)
+				return
+			}
 		}
+		done <- nil
 	}()
 	for i := range n {
-		ev := wait(t, h.events())
-		if ev.GetSequence() != uint64(i+1) {
+		if ev := wait(t, h.events()); ev.GetSequence() != uint64(i+1) {
 			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
 		}
 	}
-	wg.Wait()
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
 	if h.c.State() != StateReady {
 		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
+	}
+}
+
+// TestRepliesNotHeldBehindEvents: with the event queue full and nobody
+// taking events, the read loop still reads: a command's reply and
+// heartbeats arrive, and the client stays ready.
+func TestRepliesNotHeldBehindEvents(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
+	h.start()
+	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
+	env := h.w.readUntil(func(env *workerv1.WorkerEnvelope) bool { return env.GetCommand() != nil })
+	h.w.heartbeat()
+	h.w.reply(env.GetCorrelationId(), &mxgatewayv1.Reply{Result: &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: 3}}})
+	if r := wait(t, res); r.err != nil || r.reply.GetRegister().GetServerHandle() != 3 {
+		t.Fatalf("reply %v %v", r.reply, r.err)
+	}
+	if q, _ := h.c.QueuedEvents(); q != 1 || h.c.State() != StateReady {
+		t.Fatalf("%d events queued, state %v", q, h.c.State())
 	}
 }
 
@@ -870,37 +904,34 @@ func TestStateString(t *testing.T) {
 	}
 }
 
-// TestFlowControlByBytes: with a queue bound of one frame's bytes and no
-// stall timeout, a burst the reader does not take makes the read loop wait
-// (the rest stays in the pipe) instead of faulting, and nothing is lost or
-// reordered once the reader takes them.
+// TestFlowControlByBytes: with a byte bound smaller than any event, the
+// worker may send one event at a time (all of its credit), and a second
+// one before the first is taken is beyond the credit.
 func TestFlowControlByBytes(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.EventBufferBytes = 1 })
-	h.start()
-	const n = 200
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for range n {
-			h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
-		}
-	}()
-	testutil.Eventually(t, waitFor, func() error {
-		if ev, b := h.c.QueuedEvents(); ev != 1 || b == 0 {
-			return fmt.Errorf("%d events (%d bytes) queued, want the one the byte bound admits", ev, b)
-		}
-		return nil
-	})
-	if h.c.State() != StateReady {
-		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
+	hello := h.startHello()
+	if hello.GetEventCreditBytes() != 1 {
+		t.Fatalf("GatewayHello grants %d bytes, want 1", hello.GetEventCreditBytes())
 	}
-	for i := range n {
-		if ev := wait(t, h.events()); ev.GetSequence() != uint64(i+1) {
-			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
-		}
+	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	if ev := wait(t, h.events()); ev.GetSequence() != 1 {
+		t.Fatalf("event sequence %d", ev.GetSequence())
 	}
-	<-sent
-	if h.c.State() != StateReady {
-		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
+	g := h.w.readUntil(func(env *workerv1.WorkerEnvelope) bool { return env.GetEventCredit() != nil }).GetEventCredit()
+	if g.GetEvents() != 1 || g.GetBytes() < 2 {
+		t.Fatalf("grant %v, want the event and its bytes back", g)
+	}
+	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	if ev := wait(t, h.events()); ev.GetSequence() != 2 {
+		t.Fatalf("event sequence %d", ev.GetSequence())
+	}
+	h.w.readUntil(func(env *workerv1.WorkerEnvelope) bool { return env.GetEventCredit() != nil })
+	// Two without a grant between them: the second is beyond the credit.
+	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	if err := h.waitDone(); !errors.Is(err, errOverCredit) {
+		t.Fatalf("err %v, want beyond the credit", err)
+	}
+	for range h.events() { // the first of the two was queued
 	}
 }

@@ -44,10 +44,6 @@ var (
 	ErrShutdownTimeout = errors.New("workerclient: shutdown timeout")
 	// ErrKilled: Kill was called.
 	ErrKilled = errors.New("workerclient: killed")
-	// ErrEventOverflow: the Events channel stayed full for longer than
-	// Options.EventStallTimeout (its reader stalled), so the worker pipe
-	// could not be drained.
-	ErrEventOverflow = errors.New("workerclient: event buffer overflow")
 	// ErrCommandTooLarge: the command's frame would exceed the frame limit;
 	// it was not sent, and only that command fails.
 	ErrCommandTooLarge = errors.New("workerclient: command exceeds the frame limit")

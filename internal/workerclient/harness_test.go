@@ -81,6 +81,8 @@ type fakeWorker struct {
 	w     *frame.Writer
 	seq   uint64
 	evSeq uint64
+	// alarmConsumer is what WorkerReady reports.
+	alarmConsumer bool
 }
 
 func newFakeWorker(t *testing.T, conn net.Conn) *fakeWorker {
@@ -155,7 +157,8 @@ func (f *fakeWorker) hello(nonce []byte) {
 
 func (f *fakeWorker) ready() {
 	f.send(&workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_WorkerReady{WorkerReady: &workerv1.WorkerReady{
-		Backend: &mxgatewayv1.BackendInfo{Kind: "sim", ModelName: "fake", Simulated: true, WorkerVersion: "fake-worker"},
+		Backend:       &mxgatewayv1.BackendInfo{Kind: "sim", ModelName: "fake", Simulated: true, WorkerVersion: "fake-worker"},
+		AlarmConsumer: f.alarmConsumer,
 	}}})
 }
 
@@ -303,6 +306,12 @@ func (h *harness) startAsync(ctx context.Context) <-chan error {
 // start completes the handshake and checks the GatewayHello.
 func (h *harness) start() {
 	h.t.Helper()
+	h.startHello()
+}
+
+// startHello is start, returning the GatewayHello.
+func (h *harness) startHello() *workerv1.GatewayHello {
+	h.t.Helper()
 	errc := h.startAsync(context.Background())
 	env := h.w.read()
 	gh := env.GetGatewayHello()
@@ -317,6 +326,7 @@ func (h *harness) start() {
 	if err := wait(h.t, errc); err != nil {
 		h.t.Fatalf("Start: %v", err)
 	}
+	return gh
 }
 
 func wait[T any](t *testing.T, ch <-chan T) T {

@@ -59,9 +59,6 @@ const (
 	CauseFault
 	// CauseProtocol: the worker broke the protocol.
 	CauseProtocol
-	// CauseEventStall: the event queue's reader stalled past
-	// Options.EventStallTimeout.
-	CauseEventStall
 	// CauseWriteFailed: a write to the pipe failed or was cut short.
 	CauseWriteFailed
 	// CauseShutdownTimeout: Shutdown's deadline passed.
@@ -71,7 +68,7 @@ const (
 )
 
 var causeNames = [...]string{"none", "closed", "exited", "pipe_ended", "handshake", "heartbeat",
-	"fault", "protocol", "event_stall", "write_failed", "shutdown_timeout", "killed"}
+	"fault", "protocol", "write_failed", "shutdown_timeout", "killed"}
 
 // String names the cause (a bounded label).
 func (c Cause) String() string {
@@ -300,7 +297,7 @@ func (c *Client) workerGone(first Cause, pipeErr error, pipeOpen bool) {
 // then, and a fault then keeps that cause.
 func (c *Client) checkHeartbeat(now time.Time, first Cause) {
 	c.mu.Lock()
-	if c.state != StateReady || c.eventsBlocked {
+	if c.state != StateReady {
 		c.mu.Unlock()
 		return
 	}

@@ -3,6 +3,7 @@ package workerclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -214,46 +215,33 @@ func TestCauseString(t *testing.T) {
 	}
 }
 
-// blockedReadLoop starts a client whose event queue holds one event and has
-// the fake worker write n events, then waits until the read loop is waiting
-// for room (nobody takes events). The writes run in the background (the
-// socket may fill); the returned channel is closed once all were written
-// and, with closePipe, the worker's end closed.
-func blockedReadLoop(t *testing.T, h *harness, n int, closePipe bool) <-chan struct{} {
+// fullQueue starts a client and has the fake worker send n events, its
+// whole credit (the options' EventBuffer), which nobody takes; it returns
+// once the client queued them all.
+func fullQueue(t *testing.T, h *harness, n int) {
 	t.Helper()
 	h.start()
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		for range n {
-			h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
-		}
-		if closePipe {
-			h.w.conn.Close()
-		}
-	}()
+	for range n {
+		h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	}
 	testutil.Eventually(t, waitFor, func() error {
-		h.c.mu.Lock()
-		blocked := h.c.eventsBlocked
-		h.c.mu.Unlock()
-		if !blocked {
-			return errors.New("the read loop is not waiting for room yet")
+		if q, _ := h.c.QueuedEvents(); q != n {
+			return fmt.Errorf("%d events queued, want %d", q, n)
 		}
 		return nil
 	})
-	return written
 }
 
-// TestExitWhileEventsUntaken: the worker overflowed and exited while the
-// read loop waits for the session to take events, and nobody takes them
-// (the session waits for a stalled subscriber). The life still ends, at
+// TestExitWhileEventsUntaken: the worker overflowed and exited while its
+// credit is spent and nobody takes the events (the session waits for a
+// stalled subscriber), its pipe held open (a grandchild). The life still ends, at
 // the drainWait bound, with the worker's reason (EVENT_OVERFLOW, from the
 // exit code), without a kill; so a session waiting on Done ends with the
 // worker's fault, not with its own stall bound.
 func TestExitWhileEventsUntaken(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
-	h.c.drainWait = time.Millisecond           // the bound's length is not under test
-	written := blockedReadLoop(t, h, 2, false) // the pipe stays open, as after a crash with a grandchild
+	h.c.drainWait = time.Millisecond // the bound's length is not under test
+	fullQueue(t, h, 1)               // the pipe stays open, as after a crash with a grandchild
 	h.proc.exitWith(Exit{Code: protocol.ExitEventOverflow, Status: "exit status 9"})
 	err := h.waitDone()
 	var fe *FaultError
@@ -271,7 +259,6 @@ func TestExitWhileEventsUntaken(t *testing.T) {
 	if got := h.drainEvents(); len(got) != 1 || got[0].GetSequence() != 1 {
 		t.Fatalf("drained %v, want event 1", got)
 	}
-	<-written
 }
 
 // TestExitWhileEventsUntakenOtherCode: the same wait for a worker that
@@ -280,7 +267,7 @@ func TestExitWhileEventsUntaken(t *testing.T) {
 func TestExitWhileEventsUntakenOtherCode(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
 	h.c.drainWait = time.Millisecond
-	blockedReadLoop(t, h, 2, true)
+	fullQueue(t, h, 1)
 	h.exit()
 	err := h.waitDone()
 	if !errors.Is(err, ErrWorkerGone) || !strings.Contains(err.Error(), "exit status 42") || !strings.Contains(err.Error(), "not read out") {
@@ -291,17 +278,18 @@ func TestExitWhileEventsUntakenOtherCode(t *testing.T) {
 	}
 }
 
-// TestExitThenReaderResumes: the process exited while the read loop waits
-// for room; the reader resumes within the bound (here: one that does not
-// pass), so every event the worker wrote before it died is delivered, in
-// order, and the life ends at the pipe's end with the exit's reason.
+// TestExitThenReaderResumes: the process exited with its credit spent and
+// nobody taking events; the reader resumes, so every event the worker
+// wrote before it died is delivered, in order, and the life ends at the
+// pipe's end with the exit's reason.
 func TestExitThenReaderResumes(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.EventBuffer = 1 })
-	h.c.drainWait = time.Hour
 	const n = 20
-	written := blockedReadLoop(t, h, n, true)
+	h := newHarness(t, func(o *Options) { o.EventBuffer = n })
+	h.c.drainWait = time.Hour
+	fullQueue(t, h, n)
 	h.proc.exitWith(Exit{Code: protocol.ExitEventOverflow, Status: "exit status 9"})
 	h.waitGoing(CauseExited)
+	h.w.conn.Close()
 	got := h.drainEvents()
 	if len(got) != n {
 		t.Fatalf("delivered %d events, want %d", len(got), n)
@@ -311,7 +299,6 @@ func TestExitThenReaderResumes(t *testing.T) {
 			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
 		}
 	}
-	<-written
 	err := h.waitDone()
 	if !errors.Is(err, ErrWorkerOverflow) {
 		t.Fatalf("err %v, want the EVENT_OVERFLOW fault", err)

@@ -1,36 +1,28 @@
 package workerclient
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/mxgateway/mxgateway/internal/protocol"
 )
 
 // eventQueue is the per-session queue between the read loop and the
-// session's distributor, bounded by count and by frame bytes. A full queue
-// makes the read loop wait (flow control: the pipe fills and the worker
-// buffers), never drops. An event is always admitted to an empty queue, so
-// one larger than the byte bound still passes.
+// session's distributor. It is bounded by the worker's event credit
+// (credit), not by itself: the read loop puts what the worker was allowed
+// to send and never waits.
 type eventQueue struct {
-	maxEvents int
-	maxBytes  int64
-
 	mu       sync.Mutex
 	items    []*protocol.Event
 	head     int
-	bytes    int64
+	bytes    int64 // frame bytes, for QueuedEvents
 	closed   bool
 	notEmpty chan struct{} // capacity 1
-	notFull  chan struct{} // capacity 1
 }
 
-func newEventQueue(maxEvents int, maxBytes int64) *eventQueue {
-	return &eventQueue{
-		maxEvents: maxEvents,
-		maxBytes:  maxBytes,
-		notEmpty:  make(chan struct{}, 1),
-		notFull:   make(chan struct{}, 1),
-	}
+func newEventQueue() *eventQueue {
+	return &eventQueue{notEmpty: make(chan struct{}, 1)}
 }
 
 func signal(ch chan struct{}) {
@@ -40,41 +32,101 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// fullLocked reports whether ev of size bytes must wait.
-func (q *eventQueue) fullLocked(size int) bool {
-	n := len(q.items) - q.head
-	return n > 0 && (n >= q.maxEvents || q.bytes+int64(size) > q.maxBytes)
-}
-
-// tryPush queues ev if it fits and reports whether it did.
-func (q *eventQueue) tryPush(ev *protocol.Event) bool {
+// put queues ev.
+func (q *eventQueue) put(ev *protocol.Event) {
 	q.mu.Lock()
-	if q.fullLocked(ev.Bytes) {
-		q.mu.Unlock()
-		return false
-	}
 	q.items = append(q.items, ev)
 	q.bytes += int64(ev.Bytes)
 	q.mu.Unlock()
 	signal(q.notEmpty)
-	return true
 }
 
-// push queues ev, waiting for room until stop is closed or expire (nil:
-// never) fires; it reports whether ev was queued.
-func (q *eventQueue) push(ev *protocol.Event, stop <-chan struct{}, expire <-chan struct{}) bool {
-	for {
-		if q.tryPush(ev) {
-			return true
-		}
-		select {
-		case <-q.notFull:
-		case <-stop:
-			return false
-		case <-expire:
-			return false
-		}
+// empty reports whether nothing is queued.
+func (q *eventQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == len(q.items)
+}
+
+// credit is the worker's event credit, kept by the gateway: how many
+// events and worker-encoded bytes the worker may still send (its own view
+// plus the grants on their way), and what the session took since the last
+// grant. It equals the queue's room: what the worker may send, what is in
+// the pipe or the queue, and what was taken but not yet granted back add
+// up to the full credit.
+type credit struct {
+	mu                      sync.Mutex
+	events, bytes           int64 // may still be sent
+	fullEvents, fullBytes   int64
+	takenEvents, takenBytes int64 // to grant back
+	drained                 bool  // the queue was empty after the last take
+}
+
+func newCredit(events int, bytes int64) *credit {
+	return &credit{events: int64(events), bytes: bytes, fullEvents: int64(events), fullBytes: bytes}
+}
+
+// errOverCredit: the worker sent an event it had no credit for.
+var errOverCredit = errors.New("the worker sent beyond its event credit")
+
+// spend accounts for one event of n worker-encoded bytes received. An
+// event larger than the byte credit is allowed while the worker held all
+// of its credit.
+func (c *credit) spend(n int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	full := c.events == c.fullEvents && c.bytes == c.fullBytes
+	if c.events < 1 || int64(n) > c.bytes && !full {
+		return fmt.Errorf("%w: an event of %d bytes with %d events and %d bytes of credit left", errOverCredit, n, c.events, c.bytes)
 	}
+	c.events--
+	c.bytes -= int64(n)
+	return nil
+}
+
+// taken records events the session took; drained says the queue is empty
+// now.
+func (c *credit) taken(evs []*protocol.Event, drained bool) {
+	var b int64
+	for _, ev := range evs {
+		b += int64(ev.WorkerBytes)
+	}
+	c.mu.Lock()
+	c.takenEvents += int64(len(evs))
+	c.takenBytes += b
+	c.drained = drained
+	c.mu.Unlock()
+}
+
+// dueLocked: a grant is worth a frame once half of either credit is
+// waiting, or the queue was drained (then the worker may be waiting for
+// every bit of it).
+func (c *credit) dueLocked() bool {
+	if c.takenEvents == 0 {
+		return false
+	}
+	return c.drained || 2*c.takenEvents >= c.fullEvents || 2*c.takenBytes >= c.fullBytes
+}
+
+func (c *credit) due() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dueLocked()
+}
+
+// grant returns the grant to send, if one is due, and counts it as the
+// worker's (the write follows at once).
+func (c *credit) grant() (events uint32, bytes uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dueLocked() {
+		return 0, 0, false
+	}
+	events, bytes = uint32(c.takenEvents), uint64(c.takenBytes)
+	c.events += c.takenEvents
+	c.bytes += c.takenBytes
+	c.takenEvents, c.takenBytes, c.drained = 0, 0, false
+	return events, bytes, true
 }
 
 // takeBatch is the most events one take hands over: what the distributor
@@ -104,7 +156,6 @@ func (q *eventQueue) take(dst []*protocol.Event) (_ []*protocol.Event, ok bool) 
 			}
 			more := q.head < len(q.items)
 			q.mu.Unlock()
-			signal(q.notFull)
 			if more {
 				signal(q.notEmpty)
 			}

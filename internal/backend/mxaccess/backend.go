@@ -106,6 +106,10 @@ type Backend struct {
 	// state of this backend: the worker's item table knows the rest.
 	mu     sync.Mutex
 	attrVT map[itemKey]variant.VT
+
+	// consumer is the open native alarm consumer, or nil (command loop
+	// only).
+	consumer Dispatcher
 }
 
 type queued struct {
@@ -586,6 +590,7 @@ func (b *Backend) Ping(ctx context.Context) error {
 // still queued are delivered before Close returns; none after.
 func (b *Backend) Close() []string {
 	b.closeOnce.Do(func() {
+		_ = b.CloseAlarmConsumer() // released on the STA before the object
 		if b.obj != nil {
 			b.closeWarn = b.obj.Close()
 		}

@@ -142,6 +142,7 @@ type Backend struct {
 	halted     bool
 	silenced   bool // teardown: no more events
 	fault      faultState
+	consumer   *consumerState // the open native alarm consumer, or nil
 }
 
 const (

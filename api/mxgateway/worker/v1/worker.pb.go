@@ -121,6 +121,9 @@ type WorkerEnvelope struct {
 	//	*WorkerEnvelope_Event
 	//	*WorkerEnvelope_Heartbeat
 	//	*WorkerEnvelope_Fault
+	//	*WorkerEnvelope_AlarmConsumerRequest
+	//	*WorkerEnvelope_AlarmConsumerReply
+	//	*WorkerEnvelope_EventCredit
 	Body          isWorkerEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -290,6 +293,33 @@ func (x *WorkerEnvelope) GetFault() *Fault {
 	return nil
 }
 
+func (x *WorkerEnvelope) GetAlarmConsumerRequest() *AlarmConsumerRequest {
+	if x != nil {
+		if x, ok := x.Body.(*WorkerEnvelope_AlarmConsumerRequest); ok {
+			return x.AlarmConsumerRequest
+		}
+	}
+	return nil
+}
+
+func (x *WorkerEnvelope) GetAlarmConsumerReply() *AlarmConsumerReply {
+	if x != nil {
+		if x, ok := x.Body.(*WorkerEnvelope_AlarmConsumerReply); ok {
+			return x.AlarmConsumerReply
+		}
+	}
+	return nil
+}
+
+func (x *WorkerEnvelope) GetEventCredit() *EventCredit {
+	if x != nil {
+		if x, ok := x.Body.(*WorkerEnvelope_EventCredit); ok {
+			return x.EventCredit
+		}
+	}
+	return nil
+}
+
 type isWorkerEnvelope_Body interface {
 	isWorkerEnvelope_Body()
 }
@@ -349,6 +379,23 @@ type WorkerEnvelope_Fault struct {
 	Fault *Fault `protobuf:"bytes,20,opt,name=fault,proto3,oneof"`
 }
 
+type WorkerEnvelope_AlarmConsumerRequest struct {
+	// Gateway → worker: a gateway-internal request to the native alarm
+	// consumer (only the gateway's alarm monitor session sends it; no
+	// public command reaches it).
+	AlarmConsumerRequest *AlarmConsumerRequest `protobuf:"bytes,21,opt,name=alarm_consumer_request,json=alarmConsumerRequest,proto3,oneof"`
+}
+
+type WorkerEnvelope_AlarmConsumerReply struct {
+	// Worker → gateway: the answer to an AlarmConsumerRequest.
+	AlarmConsumerReply *AlarmConsumerReply `protobuf:"bytes,22,opt,name=alarm_consumer_reply,json=alarmConsumerReply,proto3,oneof"`
+}
+
+type WorkerEnvelope_EventCredit struct {
+	// Gateway → worker: more room for events (flow control).
+	EventCredit *EventCredit `protobuf:"bytes,23,opt,name=event_credit,json=eventCredit,proto3,oneof"`
+}
+
 func (*WorkerEnvelope_GatewayHello) isWorkerEnvelope_Body() {}
 
 func (*WorkerEnvelope_WorkerHello) isWorkerEnvelope_Body() {}
@@ -371,6 +418,12 @@ func (*WorkerEnvelope_Heartbeat) isWorkerEnvelope_Body() {}
 
 func (*WorkerEnvelope_Fault) isWorkerEnvelope_Body() {}
 
+func (*WorkerEnvelope_AlarmConsumerRequest) isWorkerEnvelope_Body() {}
+
+func (*WorkerEnvelope_AlarmConsumerReply) isWorkerEnvelope_Body() {}
+
+func (*WorkerEnvelope_EventCredit) isWorkerEnvelope_Body() {}
+
 // GatewayHello opens the handshake.
 type GatewayHello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -391,8 +444,18 @@ type GatewayHello struct {
 	// The most encoded event bytes the worker may queue for the pipe; 0 means
 	// the protocol default.
 	MaxQueuedEventBytes uint64 `protobuf:"varint,7,opt,name=max_queued_event_bytes,json=maxQueuedEventBytes,proto3" json:"max_queued_event_bytes,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The worker's initial event credit: how many events, and how many
+	// encoded event bytes (the mxgateway.v1.Event encodings), it may send
+	// before the gateway grants more with EventCredit. It is the room of the
+	// gateway's event queue, so the gateway's read loop never waits for room
+	// and a reply or heartbeat never waits behind events in the pipe. An
+	// event larger than the byte credit may go while the worker holds all of
+	// it (nothing it sent is unaccounted for). Both must be positive.
+	EventCredit uint32 `protobuf:"varint,8,opt,name=event_credit,json=eventCredit,proto3" json:"event_credit,omitempty"`
+	// The initial byte credit: encoded event bytes (see event_credit).
+	EventCreditBytes uint64 `protobuf:"varint,9,opt,name=event_credit_bytes,json=eventCreditBytes,proto3" json:"event_credit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GatewayHello) Reset() {
@@ -474,6 +537,77 @@ func (x *GatewayHello) GetMaxQueuedEventBytes() uint64 {
 	return 0
 }
 
+func (x *GatewayHello) GetEventCredit() uint32 {
+	if x != nil {
+		return x.EventCredit
+	}
+	return 0
+}
+
+func (x *GatewayHello) GetEventCreditBytes() uint64 {
+	if x != nil {
+		return x.EventCreditBytes
+	}
+	return 0
+}
+
+// EventCredit returns room for events to the worker: the events, and their
+// encoded bytes, the gateway's session took from its queue since the last
+// grant.
+type EventCredit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events granted back.
+	Events uint32 `protobuf:"varint,1,opt,name=events,proto3" json:"events,omitempty"`
+	// Their encoded bytes.
+	Bytes         uint64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventCredit) Reset() {
+	*x = EventCredit{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventCredit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventCredit) ProtoMessage() {}
+
+func (x *EventCredit) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventCredit.ProtoReflect.Descriptor instead.
+func (*EventCredit) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *EventCredit) GetEvents() uint32 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *EventCredit) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 // WorkerHello answers GatewayHello.
 type WorkerHello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -491,7 +625,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +637,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[2]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +650,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{2}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WorkerHello) GetProtocolVersion() uint32 {
@@ -551,14 +685,17 @@ func (x *WorkerHello) GetWorkerVersion() string {
 type WorkerReady struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What the worker drives.
-	Backend       *v1.BackendInfo `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	Backend *v1.BackendInfo `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	// Whether the backend has the native alarm consumer (GALAXY.md §2.4), so
+	// the gateway's native alarm provider can run on this worker.
+	AlarmConsumer bool `protobuf:"varint,2,opt,name=alarm_consumer,json=alarmConsumer,proto3" json:"alarm_consumer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerReady) Reset() {
 	*x = WorkerReady{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +707,7 @@ func (x *WorkerReady) String() string {
 func (*WorkerReady) ProtoMessage() {}
 
 func (x *WorkerReady) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[3]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +720,7 @@ func (x *WorkerReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerReady.ProtoReflect.Descriptor instead.
 func (*WorkerReady) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{3}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WorkerReady) GetBackend() *v1.BackendInfo {
@@ -591,6 +728,13 @@ func (x *WorkerReady) GetBackend() *v1.BackendInfo {
 		return x.Backend
 	}
 	return nil
+}
+
+func (x *WorkerReady) GetAlarmConsumer() bool {
+	if x != nil {
+		return x.AlarmConsumer
+	}
+	return false
 }
 
 // WorkerCommand carries one public command to run.
@@ -614,7 +758,7 @@ type WorkerCommand struct {
 
 func (x *WorkerCommand) Reset() {
 	*x = WorkerCommand{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +770,7 @@ func (x *WorkerCommand) String() string {
 func (*WorkerCommand) ProtoMessage() {}
 
 func (x *WorkerCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[4]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +783,7 @@ func (x *WorkerCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerCommand.ProtoReflect.Descriptor instead.
 func (*WorkerCommand) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{4}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WorkerCommand) GetCommand() *v1.Command {
@@ -674,7 +818,7 @@ type ItemGuard struct {
 
 func (x *ItemGuard) Reset() {
 	*x = ItemGuard{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +830,7 @@ func (x *ItemGuard) String() string {
 func (*ItemGuard) ProtoMessage() {}
 
 func (x *ItemGuard) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[5]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +843,7 @@ func (x *ItemGuard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemGuard.ProtoReflect.Descriptor instead.
 func (*ItemGuard) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{5}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ItemGuard) GetItems() []*GuardedItem {
@@ -726,7 +870,7 @@ type GuardedItem struct {
 
 func (x *GuardedItem) Reset() {
 	*x = GuardedItem{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +882,7 @@ func (x *GuardedItem) String() string {
 func (*GuardedItem) ProtoMessage() {}
 
 func (x *GuardedItem) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[6]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +895,7 @@ func (x *GuardedItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuardedItem.ProtoReflect.Descriptor instead.
 func (*GuardedItem) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{6}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GuardedItem) GetServerHandle() int32 {
@@ -798,7 +942,7 @@ type WorkerCommandReply struct {
 
 func (x *WorkerCommandReply) Reset() {
 	*x = WorkerCommandReply{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +954,7 @@ func (x *WorkerCommandReply) String() string {
 func (*WorkerCommandReply) ProtoMessage() {}
 
 func (x *WorkerCommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[7]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +967,7 @@ func (x *WorkerCommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerCommandReply.ProtoReflect.Descriptor instead.
 func (*WorkerCommandReply) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{7}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkerCommandReply) GetReply() *v1.Reply {
@@ -866,7 +1010,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1022,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[8]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1035,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{8}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cancel) GetTargetCorrelationId() uint64 {
@@ -915,7 +1059,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1071,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[9]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1084,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{9}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Shutdown) GetTimeout() *durationpb.Duration {
@@ -968,7 +1112,7 @@ type ShutdownAck struct {
 
 func (x *ShutdownAck) Reset() {
 	*x = ShutdownAck{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1124,7 @@ func (x *ShutdownAck) String() string {
 func (*ShutdownAck) ProtoMessage() {}
 
 func (x *ShutdownAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[10]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1137,7 @@ func (x *ShutdownAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownAck.ProtoReflect.Descriptor instead.
 func (*ShutdownAck) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{10}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShutdownAck) GetTeardownWarnings() []string {
@@ -1014,7 +1158,7 @@ type WorkerEvent struct {
 
 func (x *WorkerEvent) Reset() {
 	*x = WorkerEvent{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1170,7 @@ func (x *WorkerEvent) String() string {
 func (*WorkerEvent) ProtoMessage() {}
 
 func (x *WorkerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[11]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1183,7 @@ func (x *WorkerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerEvent.ProtoReflect.Descriptor instead.
 func (*WorkerEvent) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{11}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WorkerEvent) GetEvent() *v1.Event {
@@ -1076,7 +1220,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1232,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[12]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1245,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{12}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
@@ -1180,7 +1324,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1336,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[13]
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1349,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{13}
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Fault) GetCode() FaultCode {
@@ -1222,11 +1366,394 @@ func (x *Fault) GetMessage() string {
 	return ""
 }
 
+// AlarmConsumerRequest is one call of the worker's native alarm consumer
+// (one per worker), run by the command loop like a command, correlated
+// like one.
+type AlarmConsumerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one operation.
+	//
+	// Types that are valid to be assigned to Op:
+	//
+	//	*AlarmConsumerRequest_Open
+	//	*AlarmConsumerRequest_Poll
+	//	*AlarmConsumerRequest_Ack
+	//	*AlarmConsumerRequest_Close
+	Op            isAlarmConsumerRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerRequest) Reset() {
+	*x = AlarmConsumerRequest{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerRequest) ProtoMessage() {}
+
+func (x *AlarmConsumerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerRequest.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerRequest) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AlarmConsumerRequest) GetOp() isAlarmConsumerRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetOpen() *AlarmConsumerOpen {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetPoll() *AlarmConsumerPoll {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Poll); ok {
+			return x.Poll
+		}
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetAck() *AlarmConsumerAck {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *AlarmConsumerRequest) GetClose() *AlarmConsumerClose {
+	if x != nil {
+		if x, ok := x.Op.(*AlarmConsumerRequest_Close); ok {
+			return x.Close
+		}
+	}
+	return nil
+}
+
+type isAlarmConsumerRequest_Op interface {
+	isAlarmConsumerRequest_Op()
+}
+
+type AlarmConsumerRequest_Open struct {
+	// Register the consumer for an alarm query (\\Node\Galaxy!Area);
+	// replaces an open one.
+	Open *AlarmConsumerOpen `protobuf:"bytes,1,opt,name=open,proto3,oneof"`
+}
+
+type AlarmConsumerRequest_Poll struct {
+	// Read the current-alarm document.
+	Poll *AlarmConsumerPoll `protobuf:"bytes,2,opt,name=poll,proto3,oneof"`
+}
+
+type AlarmConsumerRequest_Ack struct {
+	// Acknowledge one current alarm.
+	Ack *AlarmConsumerAck `protobuf:"bytes,3,opt,name=ack,proto3,oneof"`
+}
+
+type AlarmConsumerRequest_Close struct {
+	// Release the consumer.
+	Close *AlarmConsumerClose `protobuf:"bytes,4,opt,name=close,proto3,oneof"`
+}
+
+func (*AlarmConsumerRequest_Open) isAlarmConsumerRequest_Op() {}
+
+func (*AlarmConsumerRequest_Poll) isAlarmConsumerRequest_Op() {}
+
+func (*AlarmConsumerRequest_Ack) isAlarmConsumerRequest_Op() {}
+
+func (*AlarmConsumerRequest_Close) isAlarmConsumerRequest_Op() {}
+
+// AlarmConsumerOpen registers the consumer.
+type AlarmConsumerOpen struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alarm query.
+	Query         string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerOpen) Reset() {
+	*x = AlarmConsumerOpen{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerOpen) ProtoMessage() {}
+
+func (x *AlarmConsumerOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerOpen.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerOpen) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AlarmConsumerOpen) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+// AlarmConsumerPoll reads the current alarms.
+type AlarmConsumerPoll struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerPoll) Reset() {
+	*x = AlarmConsumerPoll{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerPoll) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerPoll) ProtoMessage() {}
+
+func (x *AlarmConsumerPoll) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerPoll.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerPoll) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{17}
+}
+
+// AlarmConsumerAck acknowledges an alarm by its consumer GUID.
+type AlarmConsumerAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alarm's GUID, as the document names it.
+	Guid string `protobuf:"bytes,1,opt,name=guid,proto3" json:"guid,omitempty"`
+	// The acknowledgement comment.
+	Comment string `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The Galaxy user acknowledging; "" for the consumer's own identity.
+	User          string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerAck) Reset() {
+	*x = AlarmConsumerAck{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerAck) ProtoMessage() {}
+
+func (x *AlarmConsumerAck) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerAck.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerAck) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AlarmConsumerAck) GetGuid() string {
+	if x != nil {
+		return x.Guid
+	}
+	return ""
+}
+
+func (x *AlarmConsumerAck) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *AlarmConsumerAck) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// AlarmConsumerClose releases the consumer.
+type AlarmConsumerClose struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerClose) Reset() {
+	*x = AlarmConsumerClose{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerClose) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerClose) ProtoMessage() {}
+
+func (x *AlarmConsumerClose) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerClose.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerClose) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{19}
+}
+
+// AlarmConsumerReply answers an AlarmConsumerRequest.
+type AlarmConsumerReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// OK, MXACCESS_FAILURE (refused: hresult), NOT_SUPPORTED (no consumer on
+	// this worker) or CANCELLED.
+	Status v1.GatewayStatusCode `protobuf:"varint,1,opt,name=status,proto3,enum=mxgateway.v1.GatewayStatusCode" json:"status,omitempty"`
+	// The consumer's HRESULT when it refused.
+	Hresult int32 `protobuf:"varint,2,opt,name=hresult,proto3" json:"hresult,omitempty"`
+	// Why, when not OK.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Poll only: the current-alarm document, bounded so the reply fits one
+	// frame (a longer one is refused as MXACCESS_FAILURE).
+	Document      string `protobuf:"bytes,4,opt,name=document,proto3" json:"document,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlarmConsumerReply) Reset() {
+	*x = AlarmConsumerReply{}
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlarmConsumerReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlarmConsumerReply) ProtoMessage() {}
+
+func (x *AlarmConsumerReply) ProtoReflect() protoreflect.Message {
+	mi := &file_mxgateway_worker_v1_worker_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlarmConsumerReply.ProtoReflect.Descriptor instead.
+func (*AlarmConsumerReply) Descriptor() ([]byte, []int) {
+	return file_mxgateway_worker_v1_worker_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AlarmConsumerReply) GetStatus() v1.GatewayStatusCode {
+	if x != nil {
+		return x.Status
+	}
+	return v1.GatewayStatusCode(0)
+}
+
+func (x *AlarmConsumerReply) GetHresult() int32 {
+	if x != nil {
+		return x.Hresult
+	}
+	return 0
+}
+
+func (x *AlarmConsumerReply) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AlarmConsumerReply) GetDocument() string {
+	if x != nil {
+		return x.Document
+	}
+	return ""
+}
+
 var File_mxgateway_worker_v1_worker_proto protoreflect.FileDescriptor
 
 const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	" mxgateway/worker/v1/worker.proto\x12\x13mxgateway.worker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmxgateway/v1/commands.proto\x1a\x19mxgateway/v1/events.proto\x1a\x1amxgateway/v1/gateway.proto\"\xf6\x06\n" +
+	" mxgateway/worker/v1/worker.proto\x12\x13mxgateway.worker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmxgateway/v1/commands.proto\x1a\x19mxgateway/v1/events.proto\x1a\x1amxgateway/v1/gateway.proto\"\xfd\b\n" +
 	"\x0eWorkerEnvelope\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1d\n" +
 	"\n" +
@@ -1244,8 +1771,11 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\fshutdown_ack\x18\x11 \x01(\v2 .mxgateway.worker.v1.ShutdownAckH\x00R\vshutdownAck\x128\n" +
 	"\x05event\x18\x12 \x01(\v2 .mxgateway.worker.v1.WorkerEventH\x00R\x05event\x12>\n" +
 	"\theartbeat\x18\x13 \x01(\v2\x1e.mxgateway.worker.v1.HeartbeatH\x00R\theartbeat\x122\n" +
-	"\x05fault\x18\x14 \x01(\v2\x1a.mxgateway.worker.v1.FaultH\x00R\x05faultB\x06\n" +
-	"\x04body\"\xd0\x02\n" +
+	"\x05fault\x18\x14 \x01(\v2\x1a.mxgateway.worker.v1.FaultH\x00R\x05fault\x12a\n" +
+	"\x16alarm_consumer_request\x18\x15 \x01(\v2).mxgateway.worker.v1.AlarmConsumerRequestH\x00R\x14alarmConsumerRequest\x12[\n" +
+	"\x14alarm_consumer_reply\x18\x16 \x01(\v2'.mxgateway.worker.v1.AlarmConsumerReplyH\x00R\x12alarmConsumerReply\x12E\n" +
+	"\fevent_credit\x18\x17 \x01(\v2 .mxgateway.worker.v1.EventCreditH\x00R\veventCreditB\x06\n" +
+	"\x04body\"\xa1\x03\n" +
 	"\fGatewayHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\x05nonce\x18\x02 \x01(\fB\x03\x80\x01\x01R\x05nonce\x12H\n" +
@@ -1253,14 +1783,20 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x0fmax_frame_bytes\x18\x04 \x01(\rR\rmaxFrameBytes\x12'\n" +
 	"\x0fgateway_version\x18\x05 \x01(\tR\x0egatewayVersion\x12*\n" +
 	"\x11max_queued_events\x18\x06 \x01(\rR\x0fmaxQueuedEvents\x123\n" +
-	"\x16max_queued_event_bytes\x18\a \x01(\x04R\x13maxQueuedEventBytes\"\x8c\x01\n" +
+	"\x16max_queued_event_bytes\x18\a \x01(\x04R\x13maxQueuedEventBytes\x12!\n" +
+	"\fevent_credit\x18\b \x01(\rR\veventCredit\x12,\n" +
+	"\x12event_credit_bytes\x18\t \x01(\x04R\x10eventCreditBytes\";\n" +
+	"\vEventCredit\x12\x16\n" +
+	"\x06events\x18\x01 \x01(\rR\x06events\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"\x8c\x01\n" +
 	"\vWorkerHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\x05nonce\x18\x02 \x01(\fB\x03\x80\x01\x01R\x05nonce\x12\x10\n" +
 	"\x03pid\x18\x03 \x01(\x05R\x03pid\x12%\n" +
-	"\x0eworker_version\x18\x04 \x01(\tR\rworkerVersion\"B\n" +
+	"\x0eworker_version\x18\x04 \x01(\tR\rworkerVersion\"i\n" +
 	"\vWorkerReady\x123\n" +
-	"\abackend\x18\x01 \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend\"\xb4\x01\n" +
+	"\abackend\x18\x01 \x01(\v2\x19.mxgateway.v1.BackendInfoR\abackend\x12%\n" +
+	"\x0ealarm_consumer\x18\x02 \x01(\bR\ralarmConsumer\"\xb4\x01\n" +
 	"\rWorkerCommand\x12/\n" +
 	"\acommand\x18\x01 \x01(\v2\x15.mxgateway.v1.CommandR\acommand\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12=\n" +
@@ -1299,7 +1835,26 @@ const file_mxgateway_worker_v1_worker_proto_rawDesc = "" +
 	"\x11event_queue_bytes\x18\t \x01(\x04R\x0feventQueueBytes\"U\n" +
 	"\x05Fault\x122\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1e.mxgateway.worker.v1.FaultCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\xb2\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x94\x02\n" +
+	"\x14AlarmConsumerRequest\x12<\n" +
+	"\x04open\x18\x01 \x01(\v2&.mxgateway.worker.v1.AlarmConsumerOpenH\x00R\x04open\x12<\n" +
+	"\x04poll\x18\x02 \x01(\v2&.mxgateway.worker.v1.AlarmConsumerPollH\x00R\x04poll\x129\n" +
+	"\x03ack\x18\x03 \x01(\v2%.mxgateway.worker.v1.AlarmConsumerAckH\x00R\x03ack\x12?\n" +
+	"\x05close\x18\x04 \x01(\v2'.mxgateway.worker.v1.AlarmConsumerCloseH\x00R\x05closeB\x04\n" +
+	"\x02op\")\n" +
+	"\x11AlarmConsumerOpen\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\"\x13\n" +
+	"\x11AlarmConsumerPoll\"T\n" +
+	"\x10AlarmConsumerAck\x12\x12\n" +
+	"\x04guid\x18\x01 \x01(\tR\x04guid\x12\x18\n" +
+	"\acomment\x18\x02 \x01(\tR\acomment\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\x14\n" +
+	"\x12AlarmConsumerClose\"\x9d\x01\n" +
+	"\x12AlarmConsumerReply\x127\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1f.mxgateway.v1.GatewayStatusCodeR\x06status\x12\x18\n" +
+	"\ahresult\x18\x02 \x01(\x05R\ahresult\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1a\n" +
+	"\bdocument\x18\x04 \x01(\tR\bdocument*\xb2\x01\n" +
 	"\tFaultCode\x12\x1a\n" +
 	"\x16FAULT_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17FAULT_CODE_BACKEND_INIT\x10\x01\x12\x1d\n" +
@@ -1321,62 +1876,78 @@ func file_mxgateway_worker_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_mxgateway_worker_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_mxgateway_worker_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_mxgateway_worker_v1_worker_proto_goTypes = []any{
 	(FaultCode)(0),                // 0: mxgateway.worker.v1.FaultCode
 	(*WorkerEnvelope)(nil),        // 1: mxgateway.worker.v1.WorkerEnvelope
 	(*GatewayHello)(nil),          // 2: mxgateway.worker.v1.GatewayHello
-	(*WorkerHello)(nil),           // 3: mxgateway.worker.v1.WorkerHello
-	(*WorkerReady)(nil),           // 4: mxgateway.worker.v1.WorkerReady
-	(*WorkerCommand)(nil),         // 5: mxgateway.worker.v1.WorkerCommand
-	(*ItemGuard)(nil),             // 6: mxgateway.worker.v1.ItemGuard
-	(*GuardedItem)(nil),           // 7: mxgateway.worker.v1.GuardedItem
-	(*WorkerCommandReply)(nil),    // 8: mxgateway.worker.v1.WorkerCommandReply
-	(*Cancel)(nil),                // 9: mxgateway.worker.v1.Cancel
-	(*Shutdown)(nil),              // 10: mxgateway.worker.v1.Shutdown
-	(*ShutdownAck)(nil),           // 11: mxgateway.worker.v1.ShutdownAck
-	(*WorkerEvent)(nil),           // 12: mxgateway.worker.v1.WorkerEvent
-	(*Heartbeat)(nil),             // 13: mxgateway.worker.v1.Heartbeat
-	(*Fault)(nil),                 // 14: mxgateway.worker.v1.Fault
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
-	(*v1.BackendInfo)(nil),        // 16: mxgateway.v1.BackendInfo
-	(*v1.Command)(nil),            // 17: mxgateway.v1.Command
-	(*v1.Reply)(nil),              // 18: mxgateway.v1.Reply
-	(*v1.EntryDenial)(nil),        // 19: mxgateway.v1.EntryDenial
-	(*v1.Event)(nil),              // 20: mxgateway.v1.Event
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*EventCredit)(nil),           // 3: mxgateway.worker.v1.EventCredit
+	(*WorkerHello)(nil),           // 4: mxgateway.worker.v1.WorkerHello
+	(*WorkerReady)(nil),           // 5: mxgateway.worker.v1.WorkerReady
+	(*WorkerCommand)(nil),         // 6: mxgateway.worker.v1.WorkerCommand
+	(*ItemGuard)(nil),             // 7: mxgateway.worker.v1.ItemGuard
+	(*GuardedItem)(nil),           // 8: mxgateway.worker.v1.GuardedItem
+	(*WorkerCommandReply)(nil),    // 9: mxgateway.worker.v1.WorkerCommandReply
+	(*Cancel)(nil),                // 10: mxgateway.worker.v1.Cancel
+	(*Shutdown)(nil),              // 11: mxgateway.worker.v1.Shutdown
+	(*ShutdownAck)(nil),           // 12: mxgateway.worker.v1.ShutdownAck
+	(*WorkerEvent)(nil),           // 13: mxgateway.worker.v1.WorkerEvent
+	(*Heartbeat)(nil),             // 14: mxgateway.worker.v1.Heartbeat
+	(*Fault)(nil),                 // 15: mxgateway.worker.v1.Fault
+	(*AlarmConsumerRequest)(nil),  // 16: mxgateway.worker.v1.AlarmConsumerRequest
+	(*AlarmConsumerOpen)(nil),     // 17: mxgateway.worker.v1.AlarmConsumerOpen
+	(*AlarmConsumerPoll)(nil),     // 18: mxgateway.worker.v1.AlarmConsumerPoll
+	(*AlarmConsumerAck)(nil),      // 19: mxgateway.worker.v1.AlarmConsumerAck
+	(*AlarmConsumerClose)(nil),    // 20: mxgateway.worker.v1.AlarmConsumerClose
+	(*AlarmConsumerReply)(nil),    // 21: mxgateway.worker.v1.AlarmConsumerReply
+	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
+	(*v1.BackendInfo)(nil),        // 23: mxgateway.v1.BackendInfo
+	(*v1.Command)(nil),            // 24: mxgateway.v1.Command
+	(*v1.Reply)(nil),              // 25: mxgateway.v1.Reply
+	(*v1.EntryDenial)(nil),        // 26: mxgateway.v1.EntryDenial
+	(*v1.Event)(nil),              // 27: mxgateway.v1.Event
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(v1.GatewayStatusCode)(0),     // 29: mxgateway.v1.GatewayStatusCode
 }
 var file_mxgateway_worker_v1_worker_proto_depIdxs = []int32{
 	2,  // 0: mxgateway.worker.v1.WorkerEnvelope.gateway_hello:type_name -> mxgateway.worker.v1.GatewayHello
-	3,  // 1: mxgateway.worker.v1.WorkerEnvelope.worker_hello:type_name -> mxgateway.worker.v1.WorkerHello
-	4,  // 2: mxgateway.worker.v1.WorkerEnvelope.worker_ready:type_name -> mxgateway.worker.v1.WorkerReady
-	5,  // 3: mxgateway.worker.v1.WorkerEnvelope.command:type_name -> mxgateway.worker.v1.WorkerCommand
-	8,  // 4: mxgateway.worker.v1.WorkerEnvelope.command_reply:type_name -> mxgateway.worker.v1.WorkerCommandReply
-	9,  // 5: mxgateway.worker.v1.WorkerEnvelope.cancel:type_name -> mxgateway.worker.v1.Cancel
-	10, // 6: mxgateway.worker.v1.WorkerEnvelope.shutdown:type_name -> mxgateway.worker.v1.Shutdown
-	11, // 7: mxgateway.worker.v1.WorkerEnvelope.shutdown_ack:type_name -> mxgateway.worker.v1.ShutdownAck
-	12, // 8: mxgateway.worker.v1.WorkerEnvelope.event:type_name -> mxgateway.worker.v1.WorkerEvent
-	13, // 9: mxgateway.worker.v1.WorkerEnvelope.heartbeat:type_name -> mxgateway.worker.v1.Heartbeat
-	14, // 10: mxgateway.worker.v1.WorkerEnvelope.fault:type_name -> mxgateway.worker.v1.Fault
-	15, // 11: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	16, // 12: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
-	17, // 13: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
-	15, // 14: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
-	6,  // 15: mxgateway.worker.v1.WorkerCommand.item_guard:type_name -> mxgateway.worker.v1.ItemGuard
-	7,  // 16: mxgateway.worker.v1.ItemGuard.items:type_name -> mxgateway.worker.v1.GuardedItem
-	18, // 17: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
-	15, // 18: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
-	19, // 19: mxgateway.worker.v1.WorkerCommandReply.denial:type_name -> mxgateway.v1.EntryDenial
-	15, // 20: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
-	20, // 21: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
-	21, // 22: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	15, // 23: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
-	0,  // 24: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	4,  // 1: mxgateway.worker.v1.WorkerEnvelope.worker_hello:type_name -> mxgateway.worker.v1.WorkerHello
+	5,  // 2: mxgateway.worker.v1.WorkerEnvelope.worker_ready:type_name -> mxgateway.worker.v1.WorkerReady
+	6,  // 3: mxgateway.worker.v1.WorkerEnvelope.command:type_name -> mxgateway.worker.v1.WorkerCommand
+	9,  // 4: mxgateway.worker.v1.WorkerEnvelope.command_reply:type_name -> mxgateway.worker.v1.WorkerCommandReply
+	10, // 5: mxgateway.worker.v1.WorkerEnvelope.cancel:type_name -> mxgateway.worker.v1.Cancel
+	11, // 6: mxgateway.worker.v1.WorkerEnvelope.shutdown:type_name -> mxgateway.worker.v1.Shutdown
+	12, // 7: mxgateway.worker.v1.WorkerEnvelope.shutdown_ack:type_name -> mxgateway.worker.v1.ShutdownAck
+	13, // 8: mxgateway.worker.v1.WorkerEnvelope.event:type_name -> mxgateway.worker.v1.WorkerEvent
+	14, // 9: mxgateway.worker.v1.WorkerEnvelope.heartbeat:type_name -> mxgateway.worker.v1.Heartbeat
+	15, // 10: mxgateway.worker.v1.WorkerEnvelope.fault:type_name -> mxgateway.worker.v1.Fault
+	16, // 11: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_request:type_name -> mxgateway.worker.v1.AlarmConsumerRequest
+	21, // 12: mxgateway.worker.v1.WorkerEnvelope.alarm_consumer_reply:type_name -> mxgateway.worker.v1.AlarmConsumerReply
+	3,  // 13: mxgateway.worker.v1.WorkerEnvelope.event_credit:type_name -> mxgateway.worker.v1.EventCredit
+	22, // 14: mxgateway.worker.v1.GatewayHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	23, // 15: mxgateway.worker.v1.WorkerReady.backend:type_name -> mxgateway.v1.BackendInfo
+	24, // 16: mxgateway.worker.v1.WorkerCommand.command:type_name -> mxgateway.v1.Command
+	22, // 17: mxgateway.worker.v1.WorkerCommand.timeout:type_name -> google.protobuf.Duration
+	7,  // 18: mxgateway.worker.v1.WorkerCommand.item_guard:type_name -> mxgateway.worker.v1.ItemGuard
+	8,  // 19: mxgateway.worker.v1.ItemGuard.items:type_name -> mxgateway.worker.v1.GuardedItem
+	25, // 20: mxgateway.worker.v1.WorkerCommandReply.reply:type_name -> mxgateway.v1.Reply
+	22, // 21: mxgateway.worker.v1.WorkerCommandReply.duration:type_name -> google.protobuf.Duration
+	26, // 22: mxgateway.worker.v1.WorkerCommandReply.denial:type_name -> mxgateway.v1.EntryDenial
+	22, // 23: mxgateway.worker.v1.Shutdown.timeout:type_name -> google.protobuf.Duration
+	27, // 24: mxgateway.worker.v1.WorkerEvent.event:type_name -> mxgateway.v1.Event
+	28, // 25: mxgateway.worker.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	22, // 26: mxgateway.worker.v1.Heartbeat.command_running_for:type_name -> google.protobuf.Duration
+	0,  // 27: mxgateway.worker.v1.Fault.code:type_name -> mxgateway.worker.v1.FaultCode
+	17, // 28: mxgateway.worker.v1.AlarmConsumerRequest.open:type_name -> mxgateway.worker.v1.AlarmConsumerOpen
+	18, // 29: mxgateway.worker.v1.AlarmConsumerRequest.poll:type_name -> mxgateway.worker.v1.AlarmConsumerPoll
+	19, // 30: mxgateway.worker.v1.AlarmConsumerRequest.ack:type_name -> mxgateway.worker.v1.AlarmConsumerAck
+	20, // 31: mxgateway.worker.v1.AlarmConsumerRequest.close:type_name -> mxgateway.worker.v1.AlarmConsumerClose
+	29, // 32: mxgateway.worker.v1.AlarmConsumerReply.status:type_name -> mxgateway.v1.GatewayStatusCode
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_mxgateway_worker_v1_worker_proto_init() }
@@ -1396,6 +1967,15 @@ func file_mxgateway_worker_v1_worker_proto_init() {
 		(*WorkerEnvelope_Event)(nil),
 		(*WorkerEnvelope_Heartbeat)(nil),
 		(*WorkerEnvelope_Fault)(nil),
+		(*WorkerEnvelope_AlarmConsumerRequest)(nil),
+		(*WorkerEnvelope_AlarmConsumerReply)(nil),
+		(*WorkerEnvelope_EventCredit)(nil),
+	}
+	file_mxgateway_worker_v1_worker_proto_msgTypes[15].OneofWrappers = []any{
+		(*AlarmConsumerRequest_Open)(nil),
+		(*AlarmConsumerRequest_Poll)(nil),
+		(*AlarmConsumerRequest_Ack)(nil),
+		(*AlarmConsumerRequest_Close)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1403,7 +1983,7 @@ func file_mxgateway_worker_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mxgateway_worker_v1_worker_proto_rawDesc), len(file_mxgateway_worker_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

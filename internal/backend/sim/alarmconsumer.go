@@ -1,0 +1,246 @@
+package sim
+
+import (
+	"encoding/xml"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
+	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
+	"github.com/mxgateway/mxgateway/internal/backend"
+)
+
+// The simulator's native alarm consumer (backend.AlarmConsumer): the
+// current alarms of the Galaxy as the session's simulator sees them (the
+// runtime's alarm sub-attributes), rendered in the document layout the
+// gateway's native provider parses (alarms.ParseCurrentAlarms), so that the
+// native provider runs end to end without a System Platform node.
+
+// AlarmConsumerIdentity is who a native acknowledgement without a user is
+// attributed to (the consumer's own identity).
+const AlarmConsumerIdentity = "mxgateway"
+
+var _ backend.AlarmConsumer = (*Backend)(nil)
+
+// consumerAlarm is one element of the current-alarm document.
+type consumerAlarm struct {
+	XMLName         xml.Name `xml:"ALARM"`
+	GUID            string   `xml:"GUID,attr"`
+	Reference       string   `xml:"Reference,attr"`
+	State           string   `xml:"State,attr"`
+	Priority        string   `xml:"Priority,attr"`
+	Type            string   `xml:"Type,attr"`
+	Comment         string   `xml:"Comment,attr,omitempty"`
+	OperatorComment string   `xml:"OperatorComment,attr,omitempty"`
+	Operator        string   `xml:"Operator,attr,omitempty"`
+	OriginationTime string   `xml:"OriginationTime,attr,omitempty"`
+	TransitionTime  string   `xml:"TransitionTime,attr,omitempty"`
+	Value           string   `xml:"Value,attr,omitempty"`
+	Limit           string   `xml:"Limit,attr,omitempty"`
+}
+
+// HasAlarmConsumer implements backend.AlarmConsumer: the simulator has one.
+func (*Backend) HasAlarmConsumer() bool { return true }
+
+// OpenAlarmConsumer implements backend.AlarmConsumer. The query's area
+// (after '!') limits the alarms to that area's objects; none means every
+// area.
+func (b *Backend) OpenAlarmConsumer(query string) error {
+	i := strings.LastIndexByte(query, '!')
+	if i < 0 {
+		return backend.NewCallError("SetXmlAlarmQuery", mxtypes.E_INVALIDARG, fmt.Sprintf("alarm query %q has no '!'", query))
+	}
+	area := query[i+1:]
+	return b.call(func() { b.consumer = &consumerState{area: area} })
+}
+
+// CloseAlarmConsumer implements backend.AlarmConsumer.
+func (b *Backend) CloseAlarmConsumer() error {
+	return b.call(func() { b.consumer = nil })
+}
+
+// PollAlarmConsumer implements backend.AlarmConsumer.
+func (b *Backend) PollAlarmConsumer(maxBytes int) (string, error) {
+	var doc string
+	var cerr error
+	err := b.call(func() {
+		if b.consumer == nil {
+			cerr = backend.NewCallError("GetXmlCurrentAlarms2", mxtypes.E_FAIL, "the alarm consumer is not open")
+			return
+		}
+		doc, cerr = b.renderAlarms(maxBytes)
+	})
+	return doc, firstErr(err, cerr)
+}
+
+// AckAlarm implements backend.AlarmConsumer: the acknowledgement is the
+// alarm's AckMsg write, attributed to user (AlarmConsumerIdentity when
+// empty), as the Galaxy's alarm evaluation takes it.
+func (b *Backend) AckAlarm(guid, comment, user string) error {
+	var cerr error
+	err := b.call(func() {
+		if b.consumer == nil {
+			cerr = backend.NewCallError("AckAlarm", mxtypes.E_FAIL, "the alarm consumer is not open")
+			return
+		}
+		d, ok := b.currentAlarm(guid)
+		if !ok {
+			cerr = backend.NewCallError("AckAlarm", mxtypes.E_INVALIDARG, fmt.Sprintf("no current alarm %s", guid))
+			return
+		}
+		st := b.attrs[d.Sub(AlarmAckMsg)]
+		if st == nil {
+			cerr = backend.NewCallError("AckAlarm", mxtypes.E_FAIL, "the alarm has no "+AlarmAckMsg)
+			return
+		}
+		if r := []rune(comment); len(r) > AckMsgMaxLen {
+			comment = string(r[:AckMsgMaxLen])
+		}
+		if user == "" {
+			user = AlarmConsumerIdentity
+		}
+		b.setAttr(st, mxtypes.StringValue(comment), st.quality, b.now, false)
+		if b.galaxy != nil {
+			st.inFlight++
+			b.galaxy.Write(st.attr.ord, st.value, st.ts, false, user)
+		}
+	})
+	return firstErr(err, cerr)
+}
+
+// consumerState is the open consumer (STA only).
+type consumerState struct {
+	area string // "" every area
+}
+
+// alarmDefs lists the alarms the open consumer covers (STA only).
+func (b *Backend) alarmDefs() []AlarmDef {
+	b.mu.Lock()
+	m := b.model
+	b.mu.Unlock()
+	var out []AlarmDef
+	for _, o := range m.Objects {
+		if o.builtin || b.consumer.area != "" && !strings.EqualFold(o.Area, b.consumer.area) {
+			continue
+		}
+		out = append(out, o.Alarms()...)
+	}
+	return out
+}
+
+func (b *Backend) subValue(d *AlarmDef, sub string) *mxgatewayv1.MxValue {
+	if st := b.attrs[d.Sub(sub)]; st != nil {
+		return st.value
+	}
+	return nil
+}
+
+// currentAlarm finds the current alarm guid names (STA only).
+func (b *Backend) currentAlarm(guid string) (AlarmDef, bool) {
+	for _, d := range b.alarmDefs() {
+		if a, ok := b.consumerAlarm(&d); ok && strings.EqualFold(a.GUID, guid) {
+			return d, true
+		}
+	}
+	return AlarmDef{}, false
+}
+
+// consumerAlarm renders one alarm; ok is false when it is not current
+// (returned to normal and acknowledged).
+func (b *Backend) consumerAlarm(d *AlarmDef) (consumerAlarm, bool) {
+	in := b.subValue(d, AlarmInAlarm).GetBoolValue()
+	acked := b.subValue(d, AlarmAcked).GetBoolValue()
+	var state string
+	switch {
+	case in && !acked:
+		state = "UNACK_ALM"
+	case in:
+		state = "ACK_ALM"
+	case !acked:
+		state = "UNACK_RTN"
+	default:
+		return consumerAlarm{}, false
+	}
+	on := b.subValue(d, AlarmTimeAlarmOn).GetTimestampValue().AsTime()
+	last := on
+	for _, sub := range []string{AlarmTimeAlarmOff, AlarmTimeAlarmAcked} {
+		if t := b.subValue(d, sub).GetTimestampValue().AsTime(); t.After(last) {
+			last = t
+		}
+	}
+	ref := d.Object.Tag + "." + d.Attr.Name
+	if d.Object.Area != "" {
+		ref = d.Object.Area + "." + ref
+	}
+	b.mu.Lock()
+	galaxy := b.model.Galaxy
+	b.mu.Unlock()
+	a := consumerAlarm{
+		GUID:            consumerGUID(galaxy, d.Object.Tag+"."+d.Attr.Name, on),
+		Reference:       galaxy + "!" + ref,
+		State:           state,
+		Priority:        strconv.FormatInt(int64(numeric(b.subValue(d, AlarmPriority))), 10),
+		Type:            b.subValue(d, AlarmCategory).GetStringValue(),
+		Comment:         b.subValue(d, AlarmDescAttrName).GetStringValue(),
+		OperatorComment: b.subValue(d, AlarmAckMsg).GetStringValue(),
+		Operator:        b.subValue(d, AlarmAckOperator).GetStringValue(),
+		OriginationTime: consumerTime(on),
+		TransitionTime:  consumerTime(last),
+	}
+	if d.Analog != nil {
+		if st := b.attrs[d.Analog]; st != nil {
+			a.Value = strconv.FormatFloat(numeric(st.value), 'g', -1, 64)
+		}
+		if st := b.attrs[d.Limit]; st != nil {
+			a.Limit = strconv.FormatFloat(numeric(st.value), 'g', -1, 64)
+		}
+	}
+	return a, true
+}
+
+// renderAlarms writes the current-alarm document (STA only), failing
+// when it would exceed maxBytes (0: no bound).
+func (b *Backend) renderAlarms(maxBytes int) (string, error) {
+	var sb strings.Builder
+	sb.WriteString("<ALARM_RECORDS>")
+	for _, d := range b.alarmDefs() {
+		a, ok := b.consumerAlarm(&d)
+		if !ok {
+			continue
+		}
+		el, err := xml.Marshal(a)
+		if err != nil {
+			return "", err
+		}
+		sb.Write(el)
+		if maxBytes > 0 && sb.Len() > maxBytes {
+			return "", backend.NewCallError("GetXmlCurrentAlarms2", mxtypes.E_FAIL,
+				fmt.Sprintf("the current-alarm document exceeds %d bytes", maxBytes))
+		}
+	}
+	sb.WriteString("</ALARM_RECORDS>")
+	if maxBytes > 0 && sb.Len() > maxBytes {
+		return "", backend.NewCallError("GetXmlCurrentAlarms2", mxtypes.E_FAIL,
+			fmt.Sprintf("the current-alarm document exceeds %d bytes", maxBytes))
+	}
+	return sb.String(), nil
+}
+
+// consumerGUID names one raise of an alarm: a new raise (a new
+// TimeAlarmOn) is a new GUID, as with the native consumer.
+func consumerGUID(galaxy, ref string, on time.Time) string {
+	h := fnv.New128a()
+	fmt.Fprintf(h, "%s!%s@%d", strings.ToLower(galaxy), strings.ToLower(ref), on.UnixNano())
+	s := h.Sum(nil)
+	return fmt.Sprintf("{%X-%X-%X-%X-%X}", s[0:4], s[4:6], s[6:8], s[8:10], s[10:16])
+}
+
+func consumerTime(t time.Time) string {
+	if t.IsZero() || t.Unix() <= 0 {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
