@@ -54,12 +54,57 @@ func (b *Backend) OpenAlarmConsumer(query string) error {
 		return backend.NewCallError("SetXmlAlarmQuery", mxtypes.E_INVALIDARG, fmt.Sprintf("alarm query %q has no '!'", query))
 	}
 	area := query[i+1:]
-	return b.call(func() { b.consumer = &consumerState{area: area} })
+	var fresh <-chan struct{}
+	err := b.call(func() {
+		if b.consumer != nil {
+			b.unpin(b.consumer.pinned)
+		}
+		b.consumer = &consumerState{area: area}
+		fresh = b.notifyFresh(b.pinConsumer())
+	})
+	if err == nil {
+		// A filtered session follows what the consumer reads from now on:
+		// the first poll reads the Galaxy's values, not stale copies.
+		b.awaitFresh(fresh)
+	}
+	return err
+}
+
+// consumerSubs are the alarm sub-attributes consumerAlarm reads.
+var consumerSubs = []string{AlarmInAlarm, AlarmAcked, AlarmTimeAlarmOn, AlarmTimeAlarmOff, AlarmTimeAlarmAcked,
+	AlarmPriority, AlarmCategory, AlarmDescAttrName, AlarmAckMsg, AlarmAckOperator}
+
+// pinConsumer follows every attribute the open consumer reads (a filtered
+// session receives only what it follows) and returns the Interest change
+// the last of them waits for.
+func (b *Backend) pinConsumer() uint64 {
+	var sts []*attrState
+	add := func(a *Attribute) {
+		if st := b.attrs[a]; a != nil && st != nil {
+			sts = append(sts, st)
+		}
+	}
+	for _, d := range b.alarmDefs() {
+		for _, sub := range consumerSubs {
+			add(d.Sub(sub))
+		}
+		if d.Analog != nil {
+			add(d.Analog)
+			add(d.Limit)
+		}
+	}
+	b.consumer.pinned = sts
+	return b.pin(sts)
 }
 
 // CloseAlarmConsumer implements backend.AlarmConsumer.
 func (b *Backend) CloseAlarmConsumer() error {
-	return b.call(func() { b.consumer = nil })
+	return b.call(func() {
+		if b.consumer != nil {
+			b.unpin(b.consumer.pinned)
+		}
+		b.consumer = nil
+	})
 }
 
 // PollAlarmConsumer implements backend.AlarmConsumer.
@@ -113,7 +158,8 @@ func (b *Backend) AckAlarm(guid, comment, user string) error {
 
 // consumerState is the open consumer (STA only).
 type consumerState struct {
-	area string // "" every area
+	area   string       // "" every area
+	pinned []*attrState // what pinConsumer follows
 }
 
 // alarmDefs lists the alarms the open consumer covers (STA only).

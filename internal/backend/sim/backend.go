@@ -95,11 +95,13 @@ type Backend struct {
 	interest InterestGalaxy // galaxy, when it filters by interest (interest.go)
 	awaiting []awaited      // followed attributes waiting for their current value, by id (STA only)
 	lost     bool           // session: the runtime is gone until the next snapshot (STA only)
-	snapshot []Change
-	onChange func([]Change)
-	changes  []Change // hub: changes since the last flush (STA only)
-	origin   uint64   // hub: the session whose write is being applied
-	operator string   // hub: who that write is attributed to
+	// freshWaiters wait off the STA for Interest changes (STA only).
+	freshWaiters []freshWaiter
+	snapshot     []Change
+	onChange     func([]Change)
+	changes      []Change // hub: changes since the last flush (STA only)
+	origin       uint64   // hub: the session whose write is being applied
+	operator     string   // hub: who that write is attributed to
 
 	// sta is held by whoever runs on the simulated STA: the STA goroutine
 	// between its waits, or a caller of do that found it idle and runs its

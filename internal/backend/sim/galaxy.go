@@ -436,6 +436,9 @@ func (b *Backend) Redeploy(m *Model, snapshot []Change) {
 				b.deliver(it)
 			}
 		}
+		if b.consumer != nil {
+			b.pinConsumer() // the new model's alarms; the old states are gone
+		}
 		b.refollow(prev)
 		b.log.Info("simulator redeployed", "galaxy", m.Galaxy, "objects", len(m.Objects))
 	})

@@ -80,7 +80,7 @@ func (b *Backend) follow(st *attrState) {
 // unfollow removes st from the interest set when its last item stopped.
 // Its own writes in flight are forgotten: their echoes may not come.
 func (b *Backend) unfollow(st *attrState) {
-	if b.interest == nil || !st.followed || len(st.subs) > 0 {
+	if b.interest == nil || !st.followed || len(st.subs) > 0 || st.pins > 0 {
 		return
 	}
 	st.followed, st.fresh, st.inFlight = false, false, 0
@@ -102,6 +102,7 @@ func (b *Backend) interestApplied(id uint64) {
 	}
 	done := b.awaiting[:n:n]
 	b.awaiting = b.awaiting[n:]
+	defer b.wakeFresh(id, false)
 	for _, a := range done {
 		if st := a.st; st.followed && st.addID == a.id && !st.fresh {
 			st.fresh = true
@@ -133,6 +134,7 @@ func (b *Backend) runWaiting(st *attrState) {
 // and the session's values (bad, communication failure) are what an
 // advise reads until it is back.
 func (b *Backend) runtimeLost() {
+	b.wakeFresh(0, true)
 	for _, a := range b.awaiting {
 		b.runWaiting(a.st)
 	}
@@ -185,10 +187,10 @@ func (b *Backend) refollow(prev map[string]*attrState) {
 			continue
 		}
 		switch {
-		case len(st.subs) > 0 && !st.followed:
+		case (len(st.subs) > 0 || st.pins > 0) && !st.followed:
 			b.follow(st)
-		case len(st.subs) == 0 && st.followed:
-			b.unfollow(st)
+		case st.followed:
+			b.unfollow(st) // unless an item or a pin still reads it
 		}
 		if st.followed {
 			kept[strings.ToLower(attrRef(st))] = true
@@ -203,5 +205,74 @@ func (b *Backend) refollow(prev map[string]*attrState) {
 			b.interest.Interest(attrRef(p), false)
 			b.runWaiting(p)
 		}
+	}
+}
+
+// pin follows the attributes a reader other than the items reads (the
+// alarm consumer) and returns the Interest change the last of them waits
+// for (0: none waits).
+func (b *Backend) pin(sts []*attrState) uint64 {
+	if b.interest == nil {
+		return 0
+	}
+	var last uint64
+	for _, st := range sts {
+		st.pins++
+		b.follow(st)
+		if b.stale(st) {
+			last = max(last, st.addID)
+		}
+	}
+	return last
+}
+
+// unpin undoes pin.
+func (b *Backend) unpin(sts []*attrState) {
+	if b.interest == nil {
+		return
+	}
+	for _, st := range sts {
+		st.pins--
+		b.unfollow(st)
+	}
+}
+
+// freshWaiter is a caller waiting (off the STA) for Interest change id.
+type freshWaiter struct {
+	id uint64
+	ch chan struct{}
+}
+
+// notifyFresh returns a channel closed once Interest change id is applied
+// or the runtime is lost (STA only; id 0 is closed at once).
+func (b *Backend) notifyFresh(id uint64) <-chan struct{} {
+	ch := make(chan struct{})
+	if id == 0 || b.lost {
+		close(ch)
+		return ch
+	}
+	b.freshWaiters = append(b.freshWaiters, freshWaiter{id: id, ch: ch})
+	return ch
+}
+
+// wakeFresh closes the waiters of changes up to id (all of them, lost).
+func (b *Backend) wakeFresh(id uint64, lost bool) {
+	keep := b.freshWaiters[:0]
+	for _, w := range b.freshWaiters {
+		if lost || w.id <= id {
+			close(w.ch)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	b.freshWaiters = keep
+}
+
+// awaitFresh waits off the STA for ch, or for the simulator's end.
+func (b *Backend) awaitFresh(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	case <-b.abort:
+	case <-b.dead:
 	}
 }

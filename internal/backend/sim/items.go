@@ -27,7 +27,8 @@ type attrState struct {
 	inFlight int   // session: own writes sent to the runtime, not echoed yet
 
 	// Session role with an interest link (interest.go).
-	followed bool     // in the interest set (an item advises it)
+	followed bool     // in the interest set (an item advises it, or pins > 0)
+	pins     int      // followed for a reader other than items (the alarm consumer)
 	fresh    bool     // followed, and the Galaxy's current value arrived
 	addID    uint64   // the Interest change that added it
 	waiting  []func() // first values and writes waiting for fresh
