@@ -47,6 +47,12 @@ type NativeAlarm struct {
 type Consumer interface {
 	// CurrentXML returns the consumer's current alarms (GetXmlCurrentAlarms2).
 	CurrentXML(ctx context.Context) (string, error)
+	// Authenticate checks a Galaxy user's credentials (MXAccess
+	// AuthenticateUser on the consumer's session): nil when the Galaxy
+	// accepts them. The consumer's acknowledgement names a user but
+	// verifies no password, so a secured or verified acknowledgement
+	// checks its credentials here first.
+	Authenticate(ctx context.Context, c Credentials) error
 	// Ack acknowledges a native alarm by GUID as operator (nil: the
 	// consumer's own identity).
 	Ack(ctx context.Context, guid, comment string, operator *Credentials) error
@@ -266,6 +272,14 @@ func (p *Native) Acknowledge(ctx context.Context, a Ack) (*mxgatewayv1.MxStatus,
 	}
 	if guid == "" {
 		return nil, fmt.Errorf("%w: %s has no current native alarm", ErrNotFound, a.Source.Reference)
+	}
+	for _, cred := range []*Credentials{a.Operator, a.Verifier} {
+		if cred == nil {
+			continue
+		}
+		if err := c.Authenticate(ctx, *cred); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrAckRefused, err)
+		}
 	}
 	if err := c.Ack(ctx, guid, a.Comment, a.Operator); err != nil {
 		return nil, fmt.Errorf("%w: native acknowledgement: %v", ErrAckRefused, err)

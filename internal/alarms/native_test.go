@@ -39,6 +39,14 @@ func (f *fakeConsumer) Ack(_ context.Context, guid, comment string, op *Credenti
 	return nil
 }
 
+// Authenticate accepts the password "right".
+func (f *fakeConsumer) Authenticate(_ context.Context, c Credentials) error {
+	if c.Password != "right" {
+		return errors.New("not authenticated")
+	}
+	return nil
+}
+
 func (f *fakeConsumer) Close() {}
 
 const nativeDoc = `<ALARMS>
@@ -74,6 +82,16 @@ func TestNativeProvider(t *testing.T) {
 	if a.GetReference() != "Tank1.HighLevel" || a.GetAlarmId() != "{A1}" || a.GetDegraded() || a.GetPriority() != 250 ||
 		a.GetSeverity() != 900 || a.GetState() != stUnackAlm || a.GetDescription() != "Level high" {
 		t.Fatalf("native alarm %v", a)
+	}
+	// Secured and verified: the consumer verifies no password, so the
+	// credentials are checked first; a wrong one acknowledges nothing.
+	for _, req := range []AckRequest{
+		{Reference: "Tank1.HighLevel", Comment: "bad", Operator: &Credentials{User: "op", Password: "wrong"}},
+		{Reference: "Tank1.HighLevel", Comment: "bad", Operator: &Credentials{User: "op", Password: "right"}, Verifier: &Credentials{User: "sup", Password: "wrong"}},
+	} {
+		if _, err := m.Acknowledge(context.Background(), req); !errors.Is(err, ErrAckRefused) {
+			t.Fatalf("ack with %+v / %+v: %v, want ErrAckRefused", req.Operator, req.Verifier, err)
+		}
 	}
 	if _, err := m.Acknowledge(context.Background(), AckRequest{Reference: "Tank1.HighLevel", Instance: a.GetInstance(), Comment: "ok"}); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,9 @@ package alarms
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -111,6 +113,38 @@ func (e *ConsumerError) Error() string {
 type workerConsumer struct {
 	m *session.Manager
 	s *session.Session
+
+	mu     sync.Mutex
+	server int32 // the registration AuthenticateUser runs on, once made
+}
+
+// errNotAuthenticated: the Galaxy did not accept the credentials.
+var errNotAuthenticated = errors.New("alarms: the Galaxy user was not authenticated")
+
+// Authenticate runs AuthenticateUser on a registration of the consumer's
+// session, made on first use.
+func (c *workerConsumer) Authenticate(ctx context.Context, cred Credentials) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.server == 0 {
+		rep, err := c.s.Invoke(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_Register{Register: &mxgatewayv1.RegisterCommand{
+			ClientName: ClientName}}}, 0)
+		if err != nil {
+			return err
+		}
+		if c.server = rep.GetRegister().GetServerHandle(); c.server == 0 {
+			return fmt.Errorf("alarms: Register for the native consumer's credentials failed: HRESULT 0x%08X", uint32(rep.GetHresult()))
+		}
+	}
+	rep, err := c.s.Invoke(ctx, &mxgatewayv1.Command{Kind: &mxgatewayv1.Command_AuthenticateUser{AuthenticateUser: &mxgatewayv1.AuthenticateUserCommand{
+		ServerHandle: c.server, UserName: cred.User, Password: cred.Password}}}, 0)
+	if err != nil {
+		return err
+	}
+	if rep.GetUserId().GetUserId() == 0 {
+		return fmt.Errorf("%w: %q", errNotAuthenticated, cred.User)
+	}
+	return nil
 }
 
 // call makes one request; a reply that is not OK is a *ConsumerError.

@@ -29,8 +29,9 @@ func (l *feedLog) providerStates() []*mxgatewayv1.AlarmProviderStatus {
 // windows/386 worker): the feed names the provider, records carry the
 // consumer's GUID and are not degraded, an acknowledgement goes to the
 // consumer by GUID, a re-raise is a new instance (the old one refused as
-// stale), a return ends the alarm, and after the worker is killed the
-// provider comes back with the same state.
+// stale), a return ends the alarm, after the worker is killed the provider
+// comes back with the same state, and a secured acknowledgement has its
+// credentials checked.
 func TestAlarmsNativeProvider(t *testing.T) {
 	t.Parallel()
 	g := harness.Start(t, "--alarms=on", "--alarm-provider=native")
@@ -111,8 +112,14 @@ func TestAlarmsNativeProvider(t *testing.T) {
 	if n := len(feed.transitions(ref)); n != 5 {
 		t.Fatalf("%d transitions, want 5 (none from the restart): %v", n, feed.transitions(ref))
 	}
-	if _, err := al.Acknowledge(ctx, ref, sdk.Instance(r2.GetAlarm().GetInstance())); err != nil {
+	// Secured: the consumer checks no password, so the gateway does; a
+	// wrong one is refused, the right one acknowledges as the Galaxy user.
+	_, err = al.Acknowledge(ctx, ref, sdk.AckAs("operator", "wrong"))
+	wantReason(t, err, sdk.ErrAckRefused, mxgatewayv1.ReasonAlarmAckRefused)
+	if _, err := al.Acknowledge(ctx, ref, sdk.Instance(r2.GetAlarm().GetInstance()), sdk.AckAs("operator", "operator1"), sdk.Comment("secured")); err != nil {
 		t.Fatal(err)
 	}
-	feed.waitTransition(t, ref, 6, kAck, sAckAlm)
+	if tr := feed.waitTransition(t, ref, 6, kAck, sAckAlm); tr.GetAlarm().GetAckOperator() != "operator" || tr.GetAlarm().GetAckComment() != "secured" {
+		t.Fatalf("secured ack %v", tr.GetAlarm())
+	}
 }
