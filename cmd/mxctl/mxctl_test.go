@@ -137,7 +137,11 @@ func TestGolden(t *testing.T) {
 		{"write_password_stdin", env, "operator1\n", []string{"write", "Pump1.StartCmd", "true", "--secured", "--user", "operator"}},
 		{"write_bad_password", with("MXCTL_PASSWORD", "wrong"), "", []string{"write", "Pump1.StartCmd", "true", "--user", "operator"}},
 		{"write_no_password", env, "", []string{"write", "Pump1.StartCmd", "true", "--secured", "--user", "operator"}},
-		{"subscribe_json", env, "", []string{"subscribe", "Tank1.Material", "Pump1.StartCount", "Nope.Missing", "--duration", "500ms"}},
+		// The first values of several items come in their advise order;
+		// a bad reference's error is not ordered with them (the valid ones
+		// wait for the Galaxy's current value), so it has a case of its own.
+		{"subscribe_json", env, "", []string{"subscribe", "Tank1.Material", "Pump1.StartCount", "--duration", "2s"}},
+		{"subscribe_json_bad_reference", env, "", []string{"subscribe", "Nope.Missing", "--duration", "500ms"}},
 		{"health", env, "", []string{"health"}},
 		{"health_json", env, "", []string{"health", "--json"}},
 		{"usage_read_no_args", env, "", []string{"read"}},

@@ -926,12 +926,17 @@ func TestFlowControlByBytes(t *testing.T) {
 		t.Fatalf("event sequence %d", ev.GetSequence())
 	}
 	h.w.readUntil(func(env *workerv1.WorkerEnvelope) bool { return env.GetEventCredit() != nil })
-	// Two without a grant between them: the second is beyond the credit.
-	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
-	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
-	if err := h.waitDone(); !errors.Is(err, errOverCredit) {
+
+	// Nobody takes events here: two in a row, and the second is beyond
+	// the credit (the first spent all of it).
+	h2 := newHarness(t, func(o *Options) { o.EventBufferBytes = 1 })
+	h2.start()
+	h2.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	h2.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	if err := h2.waitDone(); !errors.Is(err, errOverCredit) {
 		t.Fatalf("err %v, want beyond the credit", err)
 	}
-	for range h.events() { // the first of the two was queued
+	if got := h2.drainEvents(); len(got) != 1 {
+		t.Fatalf("drained %d events, want the first", len(got))
 	}
 }
