@@ -698,7 +698,7 @@ func (c *Client) writeCancelsLocked() {
 		env := &workerv1.WorkerEnvelope{Body: &workerv1.WorkerEnvelope_EventCredit{
 			EventCredit: &workerv1.EventCredit{Events: events, Bytes: bytes}}}
 		var ns *notSentError
-		if err := c.writeLocked(env, time.Now().Add(grantWriteWait)); errors.As(err, &ns) {
+		if err := c.writeFrameLocked(env, time.Now().Add(grantWriteWait), false); errors.As(err, &ns) {
 			// A grant that is not written leaves the worker without
 			// credit for good: a worker that does not read its pipe for
 			// that long is gone.
@@ -820,13 +820,20 @@ func isTimeout(err error) bool {
 // number is then reused); any other error means the client is terminal
 // (faulted here if it was not already).
 func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) error {
+	return c.writeFrameLocked(env, deadline, true)
+}
+
+// writeFrameLocked is writeLocked; with faultOnBreak false a broken pipe
+// does not end the life by itself (an EventCredit: the worker is gone, and
+// its pipe's end and exit, which the read loop and run see, say why).
+func (c *Client) writeFrameLocked(env *workerv1.WorkerEnvelope, deadline time.Time, faultOnBreak bool) error {
 	select {
 	case <-c.stop:
 		return c.terminalErr()
 	default:
 	}
 	if c.wbroken {
-		return c.terminalErr()
+		return c.brokenErr()
 	}
 	_ = c.conn.SetWriteDeadline(deadline)
 	written, err := c.pc.Send(env)
@@ -845,6 +852,15 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 		return c.terminalErr()
 	default:
 	}
+	c.mu.Lock()
+	going := c.going
+	c.mu.Unlock()
+	if !isTimeout(err) && (!faultOnBreak || going != CauseNone) {
+		// The worker is going (its process exited or its pipe ended, or
+		// the pipe broke under a grant): run ends the life with the
+		// worker's reason; the failed write is only a consequence.
+		return fmt.Errorf("%w: write: %v", ErrWorkerGone, err)
+	}
 	if isTimeout(err) {
 		c.terminate(CauseWriteFailed, fmt.Errorf("%w: write stalled: the worker did not read its pipe before the deadline; frame cut short after %d bytes", ErrWorkerGone, written))
 	} else {
@@ -855,6 +871,16 @@ func (c *Client) writeLocked(env *workerv1.WorkerEnvelope, deadline time.Time) e
 
 // terminalErr is the error of a write refused because the client is
 // terminal.
+// brokenErr is the error of a write after one broke the pipe.
+func (c *Client) brokenErr() error {
+	select {
+	case <-c.stop:
+		return c.terminalErr()
+	default:
+		return fmt.Errorf("%w: the pipe broke on an earlier write", ErrWorkerGone)
+	}
+}
+
 func (c *Client) terminalErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
