@@ -30,9 +30,6 @@ import (
 type Event struct {
 	// Bytes is the size of the event's frame on the worker pipe.
 	Bytes int
-	// WorkerBytes is the size of the worker's encoding of the event, the
-	// unit of the worker's event credit (0 for a gateway-generated event).
-	WorkerBytes int
 	// Sequence is the worker's event sequence until the session stamps its
 	// own.
 	Sequence uint64
@@ -135,7 +132,7 @@ var ErrMalformedEvent = errors.New("malformed event")
 // mxgatewayv1.Event that arrived in a frame of size bytes. It reads only the
 // fields the gateway uses; wire is kept, not copied, and must not change.
 func DecodeEvent(wire []byte, size int) (*Event, error) {
-	e := &Event{Bytes: size, WorkerBytes: len(wire), wire: wire}
+	e := &Event{Bytes: size, wire: wire}
 	for b := wire; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -260,6 +257,10 @@ func (e *Event) Decode() *mxgatewayv1.Event {
 	}
 	return m
 }
+
+// WorkerBytes is the size of the worker's encoding of the event, the unit
+// of the worker's event credit (0 for a gateway-generated event).
+func (e *Event) WorkerBytes() int { return len(e.wire) }
 
 // Stamp gives the event the session's id and sequence, and the gateway
 // receive time at when it has none. Only the session calls it, before the

@@ -1091,7 +1091,7 @@ func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
 	// event stays encoded as the worker sent it (protocol.Event).
 	ev.GatewayTime = time.Now()
 
-	if err := c.credit.spend(ev.WorkerBytes); err != nil {
+	if err := c.credit.spend(ev.WorkerBytes()); err != nil {
 		c.terminate(CauseProtocol, fmt.Errorf("%w: event %d: %w", ErrProtocol, ev.Sequence, err))
 		return false
 	}

@@ -89,7 +89,7 @@ func (c *credit) spend(n int) error {
 func (c *credit) taken(evs []*protocol.Event, drained bool) {
 	var b int64
 	for _, ev := range evs {
-		b += int64(ev.WorkerBytes)
+		b += int64(ev.WorkerBytes())
 	}
 	c.mu.Lock()
 	c.takenEvents += int64(len(evs))
