@@ -34,14 +34,7 @@ func (w *worker) hasAlarmConsumer() bool {
 }
 
 func (w *worker) onAlarmRequest(correlation uint64, req *workerv1.AlarmConsumerRequest) {
-	err := w.cmds.push(&queuedCmd{correlation: correlation, alarm: req, received: time.Now()})
-	switch {
-	case err == nil:
-	case err == errQueueClosed:
-		w.replyNotRun(&queuedCmd{correlation: correlation, alarm: req}, "worker: shutting down")
-	default:
-		w.fatal(protocol.ExitProtocolError, workerv1.FaultCode_FAULT_CODE_PROTOCOL, err.Error())
-	}
+	w.enqueue(&queuedCmd{correlation: correlation, alarm: req, received: time.Now()})
 }
 
 // replyNotRun answers a queued command or alarm request that never ran.

@@ -83,11 +83,17 @@ func (w *worker) readFailed(err error) {
 }
 
 func (w *worker) onCommand(correlation uint64, cmd *workerv1.WorkerCommand) {
-	err := w.cmds.push(&queuedCmd{correlation: correlation, cmd: cmd, received: time.Now()})
+	w.enqueue(&queuedCmd{correlation: correlation, cmd: cmd, received: time.Now()})
+}
+
+// enqueue queues a command or an alarm consumer request for the command
+// loop; one that comes after shutdown is answered at once.
+func (w *worker) enqueue(c *queuedCmd) {
+	err := w.cmds.push(c)
 	switch {
 	case err == nil:
 	case errors.Is(err, errQueueClosed):
-		w.replyCancelled(correlation, "worker: shutting down")
+		w.replyNotRun(c, "worker: shutting down")
 	default:
 		w.fatal(protocol.ExitProtocolError, workerv1.FaultCode_FAULT_CODE_PROTOCOL, err.Error())
 	}

@@ -122,13 +122,6 @@ func (o *outbox) addCredit(events uint32, bytes uint64) error {
 	return nil
 }
 
-// creditLeft reports the credit (for heartbeats and tests).
-func (o *outbox) creditLeft() (events, bytes int64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.creditEvents, o.creditBytes
-}
-
 func (o *outbox) signal() {
 	select {
 	case o.wake <- struct{}{}:
