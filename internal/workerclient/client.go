@@ -324,9 +324,9 @@ func (c *Client) State() State {
 // state, once every event was handed out. It has one intended caller.
 func (c *Client) NextEvents(dst []*protocol.Event) (_ []*protocol.Event, ok bool) {
 	from := len(dst)
-	dst, ok = c.events.take(dst)
+	dst, ok, drained := c.events.take(dst)
 	if taken := dst[from:]; len(taken) > 0 {
-		c.credit.taken(taken, c.events.empty())
+		c.credit.taken(taken, drained)
 		c.sendCredit()
 	}
 	return dst, ok
@@ -516,14 +516,11 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *wo
 	if k == nil {
 		return nil, errors.New("workerclient: command has no kind")
 	}
-	if timeout <= 0 {
-		timeout = DefaultCommandTimeout
-	}
 	p := &pendingCmd{name: k.Name(), kind: k, ch: make(chan result, 1)}
 	if k.Changes() {
 		p.cmd = cmd
 	}
-	r := c.roundTrip(ctx, p, timeout, func(corr uint64) *workerv1.WorkerEnvelope {
+	r := c.roundTrip(ctx, p, timeout, func(corr uint64, timeout time.Duration) *workerv1.WorkerEnvelope {
 		return &workerv1.WorkerEnvelope{
 			CorrelationId: corr,
 			Body: &workerv1.WorkerEnvelope_Command{Command: &workerv1.WorkerCommand{
@@ -541,11 +538,8 @@ func (c *Client) Invoke(ctx context.Context, cmd *mxgatewayv1.Command, guard *wo
 // for its reply, with the same pipe, timeout and cancellation rules as
 // Invoke. A refusal by the consumer is the reply's status, not an error.
 func (c *Client) AlarmConsumer(ctx context.Context, req *workerv1.AlarmConsumerRequest, timeout time.Duration) (*workerv1.AlarmConsumerReply, error) {
-	if timeout <= 0 {
-		timeout = DefaultCommandTimeout
-	}
 	p := &pendingCmd{name: "alarm consumer request", ch: make(chan result, 1)}
-	r := c.roundTrip(ctx, p, timeout, func(corr uint64) *workerv1.WorkerEnvelope {
+	r := c.roundTrip(ctx, p, timeout, func(corr uint64, _ time.Duration) *workerv1.WorkerEnvelope {
 		return &workerv1.WorkerEnvelope{CorrelationId: corr,
 			Body: &workerv1.WorkerEnvelope_AlarmConsumerRequest{AlarmConsumerRequest: req}}
 	})
@@ -553,8 +547,12 @@ func (c *Client) AlarmConsumer(ctx context.Context, req *workerv1.AlarmConsumerR
 }
 
 // roundTrip registers p under a new correlation id, writes the envelope
-// body builds for it and waits for its outcome.
-func (c *Client) roundTrip(ctx context.Context, p *pendingCmd, timeout time.Duration, body func(corr uint64) *workerv1.WorkerEnvelope) result {
+// body builds for it (with the timeout in force: DefaultCommandTimeout
+// when timeout <= 0) and waits for its outcome.
+func (c *Client) roundTrip(ctx context.Context, p *pendingCmd, timeout time.Duration, body func(corr uint64, timeout time.Duration) *workerv1.WorkerEnvelope) result {
+	if timeout <= 0 {
+		timeout = DefaultCommandTimeout
+	}
 	kind := p.name
 	c.mu.Lock()
 	if c.state != StateReady {
@@ -573,7 +571,7 @@ func (c *Client) roundTrip(ctx context.Context, p *pendingCmd, timeout time.Dura
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	env := body(corr)
+	env := body(corr, timeout)
 	select {
 	case c.wlock <- struct{}{}:
 	case r := <-p.ch: // terminal fault while waiting for the pipe

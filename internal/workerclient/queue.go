@@ -41,13 +41,6 @@ func (q *eventQueue) put(ev *protocol.Event) {
 	signal(q.notEmpty)
 }
 
-// empty reports whether nothing is queued.
-func (q *eventQueue) empty() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.head == len(q.items)
-}
-
 // credit is the worker's event credit, kept by the gateway: how many
 // events and worker-encoded bytes the worker may still send (its own view
 // plus the grants on their way), and what the session took since the last
@@ -135,8 +128,8 @@ const takeBatch = 256
 
 // take moves up to takeBatch queued events to dst, oldest first, waiting
 // while the queue is empty and open; ok is false once it is closed and
-// drained.
-func (q *eventQueue) take(dst []*protocol.Event) (_ []*protocol.Event, ok bool) {
+// drained. drained reports that the take emptied the queue.
+func (q *eventQueue) take(dst []*protocol.Event) (_ []*protocol.Event, ok, drained bool) {
 	for {
 		q.mu.Lock()
 		if n := len(q.items) - q.head; n > 0 {
@@ -159,11 +152,11 @@ func (q *eventQueue) take(dst []*protocol.Event) (_ []*protocol.Event, ok bool) 
 			if more {
 				signal(q.notEmpty)
 			}
-			return dst, true
+			return dst, true, !more
 		}
 		if q.closed {
 			q.mu.Unlock()
-			return dst, false
+			return dst, false, true
 		}
 		q.mu.Unlock()
 		<-q.notEmpty
