@@ -42,9 +42,9 @@ func (s *Session) AlarmConsumer(ctx context.Context, req *workerv1.AlarmConsumer
 		s.mu.Unlock()
 		return nil, err
 	}
-	if n := s.pending + unanswered; n >= opts.MaxPendingCommands {
+	if err := s.pendingRoomLocked(unanswered); err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
+		return nil, err
 	}
 	s.pending++
 	s.lastActivity = opts.Now()

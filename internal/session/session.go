@@ -300,9 +300,9 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: server handle %d is the data watchdog's registration", ErrReservedHandle, s.wd.server)
 	}
-	if n := s.pending + unanswered; n >= opts.MaxPendingCommands {
+	if err := s.pendingRoomLocked(unanswered); err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
+		return nil, err
 	}
 	if err := s.writes.begin(writes, opts.MaxSecuredWrites); err != nil {
 		s.mu.Unlock()
@@ -332,6 +332,16 @@ func (s *Session) InvokeGuarded(ctx context.Context, cmd *mxgatewayv1.Command, g
 		h(kind, elapsed, reply, err)
 	}
 	return reply, err
+}
+
+// pendingRoomLocked refuses a request when the session already has
+// MaxPendingCommands in flight, counting those whose callers stopped
+// waiting (unanswered) but that the worker still runs. s.mu is held.
+func (s *Session) pendingRoomLocked(unanswered int) error {
+	if n := s.pending + unanswered; n >= s.m.opts.MaxPendingCommands {
+		return fmt.Errorf("%w: %d in flight (%d of them no longer awaited)", ErrPendingLimit, n, unanswered)
+	}
+	return nil
 }
 
 // Subscribe attaches an event subscriber. The replay snapshot and the live
