@@ -17,17 +17,29 @@ import (
 // session listings show it.
 const ClientName = "gateway:alarm-monitor"
 
-// SessionOpener opens the monitor's sessions in m: ordinary sessions (a
-// worker each) owned by the gateway, listed as ClientName.
+// openSession opens one of the monitor's sessions in m: an ordinary
+// session (a worker) owned by the gateway, listed as ClientName.
+func openSession(ctx context.Context, m *session.Manager) (*session.Session, error) {
+	return m.Open(ctx, session.OpenRequest{ClientName: ClientName, QuotaExempt: true})
+}
+
+// closeSession closes one of them, within a bound of its own.
+func closeSession(m *session.Manager, s *session.Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = m.CloseSession(ctx, s.ID())
+}
+
+// SessionOpener opens the subtag provider's sessions in m.
 func SessionOpener(m *session.Manager) Opener {
 	return func(ctx context.Context) (Session, error) {
-		s, err := m.Open(ctx, session.OpenRequest{ClientName: ClientName, QuotaExempt: true})
+		s, err := openSession(ctx, m)
 		if err != nil {
 			return nil, err
 		}
 		sub, err := s.Subscribe(session.SubscribeRequest{LiveOnly: true})
 		if err != nil {
-			_, _ = m.CloseSession(context.Background(), s.ID())
+			closeSession(m, s)
 			return nil, err
 		}
 		return &managed{m: m, s: s, sub: sub}, nil
@@ -66,9 +78,7 @@ func (x *managed) Events(ctx context.Context) ([]*mxgatewayv1.Event, error) {
 
 func (x *managed) Close() {
 	x.sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, _ = x.m.CloseSession(ctx, x.s.ID())
+	closeSession(x.m, x.s)
 }
 
 // NativeConsumers is the native provider's consumer factory: each consumer
@@ -80,18 +90,18 @@ func (x *managed) Close() {
 // ErrUnavailable, and the monitor fails over.
 func NativeConsumers(m *session.Manager) ConsumerFactory {
 	return func(ctx context.Context, query string) (Consumer, error) {
-		s, err := m.Open(ctx, session.OpenRequest{ClientName: ClientName, QuotaExempt: true})
+		s, err := openSession(ctx, m)
 		if err != nil {
 			return nil, err
 		}
 		c := &workerConsumer{m: m, s: s}
 		if !s.HasAlarmConsumer() {
-			c.closeSession()
+			closeSession(c.m, c.s)
 			return nil, fmt.Errorf("%w: the worker (%s) has no native alarm consumer", ErrUnavailable, s.Backend().GetKind())
 		}
 		if err := c.call(ctx, "open", &workerv1.AlarmConsumerRequest{Op: &workerv1.AlarmConsumerRequest_Open{
 			Open: &workerv1.AlarmConsumerOpen{Query: query}}}, nil); err != nil {
-			c.closeSession()
+			closeSession(c.m, c.s)
 			return nil, err
 		}
 		return c, nil
@@ -185,11 +195,5 @@ func (c *workerConsumer) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = c.call(ctx, "close", &workerv1.AlarmConsumerRequest{Op: &workerv1.AlarmConsumerRequest_Close{Close: &workerv1.AlarmConsumerClose{}}}, nil)
-	c.closeSession()
-}
-
-func (c *workerConsumer) closeSession() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, _ = c.m.CloseSession(ctx, c.s.ID())
+	closeSession(c.m, c.s)
 }
