@@ -141,24 +141,42 @@ func validStrings(b []byte, md protoreflect.MessageDescriptor) bool {
 
 func (k *fieldKinds) valid(b []byte) bool {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
+		// One-byte tags (field numbers 1 to 15), varints and lengths,
+		// nearly all of those in an event, are read inline; the rest as
+		// protowire reads them.
+		var num protowire.Number
+		var typ protowire.Type
+		if c := b[0]; c >= 1<<3 && c < 0x80 {
+			num, typ, b = protowire.Number(c>>3), protowire.Type(c&7), b[1:]
+		} else {
+			var n int
+			if num, typ, n = protowire.ConsumeTag(b); n < 0 {
+				return false
+			}
+			b = b[n:]
 		}
-		b = b[n:]
 		if typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
+			if typ == protowire.VarintType && len(b) > 0 && b[0] < 0x80 {
+				b = b[1:]
+				continue
+			}
+			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
 				return false
 			}
 			b = b[n:]
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return false
+		var v []byte
+		if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) { // a length below 128, all there
+			v, b = b[1:1+b[0]], b[1+b[0]:]
+		} else {
+			var n int
+			if v, n = protowire.ConsumeBytes(b); n < 0 {
+				return false
+			}
+			b = b[n:]
 		}
-		b = b[n:]
 		if int(num) >= len(k.str) {
 			continue // unknown
 		}
