@@ -47,6 +47,8 @@ type Event struct {
 
 	wire []byte             // the worker's encoding; nil when msg is given
 	msg  *mxgatewayv1.Event // given, or decoded from enc by Message
+	// encSize is workerEncodedSize, fixed by Stamp (0: not stamped).
+	encSize int
 
 	encOnce sync.Once
 	buf     []byte // frameRoom bytes, then enc
@@ -134,7 +136,14 @@ var ErrMalformedEvent = errors.New("malformed event")
 func DecodeEvent(wire []byte, size int) (*Event, error) {
 	e := &Event{Bytes: size, wire: wire}
 	for b := wire; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := b[0]; c >= 1<<3 && c < 0x80 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else {
+			num, typ, n = protowire.ConsumeTag(b)
+		}
 		if n < 0 {
 			return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, protowire.ParseError(n))
 		}
@@ -172,7 +181,9 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 			b = b[n:]
 			continue
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n = skipLen(typ, b); n == 0 {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
 		if n < 0 {
 			return nil, fmt.Errorf("%w: field %d: %v", ErrMalformedEvent, num, protowire.ParseError(n))
 		}
@@ -181,10 +192,34 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 	return e, nil
 }
 
+// skipLen is the length of the field value at the start of b when it is
+// a one-byte varint or a length-delimited value with a one-byte length,
+// nearly every field an event has (0: anything else). The loops over an
+// event read those, and one-byte tags, inline; protowire reads the rest.
+func skipLen(typ protowire.Type, b []byte) int {
+	if len(b) == 0 || b[0] >= 0x80 {
+		return 0
+	}
+	if typ == protowire.VarintType {
+		return 1
+	}
+	if typ == protowire.BytesType && int(b[0]) < len(b) {
+		return 1 + int(b[0])
+	}
+	return 0
+}
+
 // handles reads the server and item handle of a body.
 func (e *Event) handles(b []byte) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := b[0]; c >= 1<<3 && c < 0x80 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else {
+			num, typ, n = protowire.ConsumeTag(b)
+		}
 		if n < 0 {
 			return fmt.Errorf("%w: body: %v", ErrMalformedEvent, protowire.ParseError(n))
 		}
@@ -202,7 +237,9 @@ func (e *Event) handles(b []byte) error {
 			b = b[n:]
 			continue
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n = skipLen(typ, b); n == 0 {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
 		if n < 0 {
 			return fmt.Errorf("%w: body field %d: %v", ErrMalformedEvent, num, protowire.ParseError(n))
 		}
@@ -275,7 +312,11 @@ func (e *Event) Stamp(sessionID string, seq uint64, at time.Time) {
 		if e.msg.GatewayTime == nil {
 			e.msg.GatewayTime = timestamppb.New(e.GatewayTime)
 		}
+		return
 	}
+	// Every input of the size is fixed now; a batch asks for it twice.
+	e.encSize = 0
+	e.encSize = e.workerEncodedSize()
 }
 
 // Encoded returns the client-visible encoding of the event: an
@@ -340,6 +381,9 @@ func (e *Event) gatewayTimeSize() int {
 
 // workerEncodedSize is the length of appendWorkerEncoded's output.
 func (e *Event) workerEncodedSize() int {
+	if e.encSize > 0 {
+		return e.encSize
+	}
 	return len(e.workerWire()) +
 		protowire.SizeTag(evSessionID) + protowire.SizeBytes(len(e.SessionID)) +
 		protowire.SizeTag(evSequence) + protowire.SizeVarint(e.Sequence) +
