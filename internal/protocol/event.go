@@ -47,8 +47,6 @@ type Event struct {
 
 	wire []byte             // the worker's encoding; nil when msg is given
 	msg  *mxgatewayv1.Event // given, or decoded from enc by Message
-	// encSize is workerEncodedSize, fixed by Stamp (0: not stamped).
-	encSize int
 
 	encOnce sync.Once
 	buf     []byte // frameRoom bytes, then enc
@@ -58,6 +56,9 @@ type Event struct {
 	frNum   protowire.Number
 	framed  []byte
 	msgOnce sync.Once
+	// encSize is workerEncodedSize, fixed by Stamp (0: not stamped); an
+	// int32 in what would be padding, so that an Event stays 256 bytes.
+	encSize int32
 	msgErr  error
 }
 
@@ -316,7 +317,7 @@ func (e *Event) Stamp(sessionID string, seq uint64, at time.Time) {
 	}
 	// Every input of the size is fixed now; a batch asks for it twice.
 	e.encSize = 0
-	e.encSize = e.workerEncodedSize()
+	e.encSize = int32(e.workerEncodedSize())
 }
 
 // Encoded returns the client-visible encoding of the event: an
@@ -382,7 +383,7 @@ func (e *Event) gatewayTimeSize() int {
 // workerEncodedSize is the length of appendWorkerEncoded's output.
 func (e *Event) workerEncodedSize() int {
 	if e.encSize > 0 {
-		return e.encSize
+		return int(e.encSize)
 	}
 	return len(e.workerWire()) +
 		protowire.SizeTag(evSessionID) + protowire.SizeBytes(len(e.SessionID)) +
