@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -67,9 +68,27 @@ type fieldKinds struct {
 var (
 	kindsMu    sync.Mutex
 	kindsCache sync.Map // protoreflect.MessageDescriptor -> *fieldKinds, complete
+	// kindsLast is the last type looked up: the worker marshals events
+	// one after another, and comparing it costs less than the map.
+	kindsLast atomic.Pointer[typeKinds]
 )
 
+// typeKinds is one entry of kindsCache.
+type typeKinds struct {
+	md    protoreflect.MessageDescriptor
+	kinds *fieldKinds
+}
+
 func kindsOf(md protoreflect.MessageDescriptor) *fieldKinds {
+	if last := kindsLast.Load(); last != nil && last.md == md {
+		return last.kinds
+	}
+	k := kindsFor(md)
+	kindsLast.Store(&typeKinds{md: md, kinds: k})
+	return k
+}
+
+func kindsFor(md protoreflect.MessageDescriptor) *fieldKinds {
 	// Keyed by the descriptor itself, one per message type: hashing its
 	// pointer is cheaper, per event, than hashing its full name.
 	if k, ok := kindsCache.Load(md); ok {
