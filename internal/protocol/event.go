@@ -48,16 +48,17 @@ type Event struct {
 	wire []byte             // the worker's encoding; nil when msg is given
 	msg  *mxgatewayv1.Event // given, or decoded from enc by Message
 
+	// The fields below are ordered so that the int32s fill what would be
+	// padding: an Event is 208 bytes, a size class of its own (a 64-bit
+	// build).
 	encOnce sync.Once
-	buf     []byte // frameRoom bytes, then enc
-	enc     []byte
+	frStart int32  // where Framed's field starts in buf
+	buf     []byte // frameRoom bytes, then the encoding (nil until made)
 	encErr  error
 	frOnce  sync.Once
 	frNum   protowire.Number
-	framed  []byte
 	msgOnce sync.Once
-	// encSize is workerEncodedSize, fixed by Stamp (0: not stamped); an
-	// int32 in what would be padding, so that an Event stays 256 bytes.
+	// encSize is workerEncodedSize, fixed by Stamp (0: not stamped).
 	encSize int32
 	msgErr  error
 }
@@ -329,14 +330,21 @@ func (e *Event) Encoded() ([]byte, error) {
 	e.encOnce.Do(func() {
 		if e.wire == nil {
 			b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, frameRoom, frameRoom+proto.Size(e.msg)), e.msg)
-			e.buf, e.enc, e.encErr = b, b[frameRoom:], err
+			e.buf, e.encErr = b, err
 			return
 		}
 		b := make([]byte, frameRoom, frameRoom+e.workerEncodedSize())
-		b = e.appendWorkerEncoded(b)
-		e.buf, e.enc = b, b[frameRoom:]
+		e.buf = e.appendWorkerEncoded(b)
 	})
-	return e.enc, e.encErr
+	return e.enc(), e.encErr
+}
+
+// enc is the encoding made by Encoded, behind the room left for Framed.
+func (e *Event) enc() []byte {
+	if len(e.buf) < frameRoom {
+		return nil
+	}
+	return e.buf[frameRoom:]
 }
 
 // EncodedSize is the length of Encoded, without making it.
@@ -436,12 +444,12 @@ func (e *Event) Framed(num protowire.Number) ([]byte, error) {
 		h := e.buf[start:start]
 		h = protowire.AppendTag(h, num, protowire.BytesType)
 		protowire.AppendVarint(h, uint64(len(enc)))
-		e.frNum, e.framed = num, e.buf[start:frameRoom+len(enc)]
+		e.frNum, e.frStart = num, int32(start)
 	})
 	if e.frNum != num {
 		return build(), nil
 	}
-	return e.framed, nil
+	return e.buf[e.frStart : frameRoom+len(enc)], nil
 }
 
 // Message returns the event as a message, decoding a worker's encoding
