@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -26,9 +27,25 @@ type InvokeFigure struct {
 	Echo    LatencySpread `json:"echo"`
 	// RatioP50 is median gateway p50 / median echo p50.
 	RatioP50 float64 `json:"ratio_p50"`
+	// CPU is the CPU time per call of each process (nil when /proc cannot
+	// be read).
+	CPU *InvokeCPU `json:"cpu_us_per_call,omitempty"`
 	// RequestBytes and ReplyBytes are the encoded message sizes.
 	RequestBytes int `json:"request_bytes"`
 	ReplyBytes   int `json:"reply_bytes"`
+}
+
+// InvokeCPU is the CPU time per call, in µs: the gateway, its children
+// (the session's worker, spare workers, the Galaxy runtime) and the driver
+// (the SDK client) on the gateway; the driver alone (SDK client and echo
+// server in one process) on the echo.
+type InvokeCPU struct {
+	Gateway Spread `json:"gateway"`
+	Workers Spread `json:"workers"`
+	Driver  Spread `json:"driver"`
+	Echo    Spread `json:"echo"`
+	// Ratio is the sum of the gateway's medians over the echo's median.
+	Ratio float64 `json:"ratio"`
 }
 
 // InvokeResult holds the Write and AddItem figures.
@@ -93,6 +110,8 @@ func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams,
 	for _, kind := range kinds {
 		fig := InvokeFigure{Command: map[string]string{"write": "Write", "add_item": "AddItem"}[kind]}
 		var gw, echo []Latency
+		var cg, cw, cd, cecho []float64
+		perCall := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(p.Calls) }
 		for rep := range reps {
 			// A fresh session per repetition: AddItem handles and the
 			// write events do not pile up across repetitions.
@@ -129,7 +148,9 @@ func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams,
 			fig.RequestBytes = proto.Size(&mxgatewayv1.InvokeRequest{SessionId: s.ID(), Command: cmd})
 			fig.ReplyBytes = proto.Size(&mxgatewayv1.InvokeResponse{Reply: reply})
 
+			cpu0 := stormCPU{cpuTime(strconv.Itoa(g.pid())), cpuOf(g.workers()), cpuTime("self")}
 			ds, err := timedCalls(ctx, invokeTarget{mx, h, hw}, kind, p.Calls, p.Warmup)
+			cpu1 := stormCPU{cpuTime(strconv.Itoa(g.pid())), cpuOf(g.workers()), cpuTime("self")}
 			s.Close()
 			if err != nil {
 				return nil, err
@@ -140,9 +161,15 @@ func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams,
 			if err != nil {
 				return nil, err
 			}
+			e0 := cpuTime("self")
 			eds, err := timedCalls(ctx, invokeTarget{es.MX(), h, hw}, kind, p.Calls, p.Warmup)
 			if err != nil {
 				return nil, err
+			}
+			if e1 := cpuTime("self"); cpu1.gateway > 0 && e1 > 0 {
+				// The warm-up calls are inside both intervals alike.
+				cg, cw = append(cg, perCall(cpu1.gateway-cpu0.gateway)), append(cw, perCall(cpu1.workers-cpu0.workers))
+				cd, cecho = append(cd, perCall(cpu1.driver-cpu0.driver)), append(cecho, perCall(e1-e0))
 			}
 			echo = append(echo, latencyOf(eds))
 			logf("invoke %s (auth %s) rep %d: gateway p50 %.3f ms p99 %.3f ms, echo p50 %.3f ms p99 %.3f ms",
@@ -150,6 +177,11 @@ func runInvoke(ctx context.Context, g *gatewayProc, ce *ceiling, p InvokeParams,
 		}
 		fig.Gateway, fig.Echo = latencySpread(gw), latencySpread(echo)
 		fig.RatioP50 = ratio(fig.Gateway.P50.Median, fig.Echo.P50.Median)
+		if len(cg) > 0 {
+			c := &InvokeCPU{Gateway: spreadOf(cg), Workers: spreadOf(cw), Driver: spreadOf(cd), Echo: spreadOf(cecho)}
+			c.Ratio = ratio(c.Gateway.Median+c.Workers.Median+c.Driver.Median, c.Echo.Median)
+			fig.CPU = c
+		}
 		res.Figures = append(res.Figures, fig)
 	}
 	return res, nil

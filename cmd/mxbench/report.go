@@ -340,6 +340,12 @@ func printTable(w io.Writer, r *Report) {
 				row{name + " p99 ms", "", spreadStr(f.Gateway.P99, fmtMs), spreadStr(f.Echo.P99, fmtMs), fmt.Sprintf("%.2f", ratio(f.Gateway.P99.Median, f.Echo.P99.Median)), ""},
 				row{name + " max ms", "", spreadStr(f.Gateway.Max, fmtMs), spreadStr(f.Echo.Max, fmtMs), "", ""},
 			)
+			if c := f.CPU; c != nil {
+				us := func(v float64) string { return fmt.Sprintf("%.1f", v) }
+				rows = append(rows, row{"  CPU µs/call (medians)",
+					fmt.Sprintf("gateway %s + children %s + SDK %s; ref: SDK and echo in one process", us(c.Gateway.Median), us(c.Workers.Median), us(c.Driver.Median)),
+					us(c.Gateway.Median + c.Workers.Median + c.Driver.Median), us(c.Echo.Median), fmt.Sprintf("%.2f", c.Ratio), ""})
+			}
 		}
 	}
 	for _, o := range []*OpenResult{r.Open, r.OpenSlim, r.OpenSpare} {
