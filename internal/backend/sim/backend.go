@@ -145,6 +145,7 @@ type Backend struct {
 	silenced   bool // teardown: no more events
 	fault      faultState
 	consumer   *consumerState // the open native alarm consumer, or nil
+	qmemo      qualityMemo    // the last quality an event carried
 }
 
 const (
@@ -634,19 +635,49 @@ func (b *Backend) emitting() bool {
 }
 
 func (b *Backend) okStatuses() []*mxgatewayv1.MxStatus {
-	return b.statuses(b.knobs.StatusSuccessValue, 0, 0, 0)
+	return b.okSpec().build()
 }
 
 func (b *Backend) failStatuses(category, source int32, detail int16) []*mxgatewayv1.MxStatus {
-	return b.statuses(0, category, source, detail)
+	return b.failSpec(category, source, detail).build()
 }
 
 func (b *Backend) statuses(success int16, category, source int32, detail int16) []*mxgatewayv1.MxStatus {
-	out := make([]*mxgatewayv1.MxStatus, b.knobs.StatusArrayLength)
+	return statusSpec{n: b.knobs.StatusArrayLength, success: success, category: category, source: source, detail: detail}.build()
+}
+
+// statusSpec describes a status array before it is built: n copies of one
+// entry (mxtypes.NewStatus's arguments). An event built in one block
+// (dataChangeEvent) fills a one-entry array in place.
+type statusSpec struct {
+	n                int
+	success, detail  int16
+	category, source int32
+}
+
+func (b *Backend) okSpec() statusSpec {
+	return statusSpec{n: b.knobs.StatusArrayLength, success: b.knobs.StatusSuccessValue}
+}
+
+func (b *Backend) failSpec(category, source int32, detail int16) statusSpec {
+	return statusSpec{n: b.knobs.StatusArrayLength, category: category, source: source, detail: detail}
+}
+
+// build makes the array.
+func (s statusSpec) build() []*mxgatewayv1.MxStatus {
+	out := make([]*mxgatewayv1.MxStatus, s.n)
 	for i := range out {
-		out[i] = mxtypes.NewStatus(success, category, source, detail)
+		out[i] = mxtypes.NewStatus(s.success, s.category, s.source, s.detail)
 	}
 	return out
+}
+
+// fill stores the entry in dst as mxtypes.NewStatus would make it.
+func (s statusSpec) fill(dst *mxgatewayv1.MxStatus) {
+	dst.Success, dst.SuccessRaw = s.success != 0, int32(s.success)
+	dst.Category, dst.CategoryRaw = mxgatewayv1.MxStatusCategory(s.category), s.category
+	dst.DetectedBy, dst.DetectedByRaw = mxgatewayv1.MxStatusSource(s.source), s.source
+	dst.Detail = int32(s.detail)
 }
 
 // Status sources and categories used by the simulator.

@@ -288,6 +288,18 @@ func valueHasUnknown(v *mxgatewayv1.MxValue) bool {
 	return false
 }
 
+// cloneInto is cloneValue that copies an MxInteger value (the storm's)
+// into box, so an event and its value can be one allocation.
+func cloneInto(v *mxgatewayv1.MxValue, box *int32Box) *mxgatewayv1.MxValue {
+	if k, ok := v.GetKind().(*mxgatewayv1.MxValue_Int32Value); ok && k != nil && !valueHasUnknown(v) {
+		box.k.Int32Value = k.Int32Value
+		box.v.Kind = &box.k
+		copyHeader(&box.v, v)
+		return &box.v
+	}
+	return cloneValue(v)
+}
+
 // cloneValue returns a deep copy of v that proto.Equal finds equal to
 // proto.Clone(v) and that shares no mutable memory with v.
 func cloneValue(v *mxgatewayv1.MxValue) *mxgatewayv1.MxValue {

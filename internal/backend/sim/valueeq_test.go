@@ -212,12 +212,19 @@ func TestValueEqualFloatRules(t *testing.T) {
 	}
 }
 
-// TestCloneValueMatchesProtoClone checks that cloneValue gives what
-// proto.Clone gives and that the copy shares nothing mutable.
+// TestCloneValueMatchesProtoClone checks that cloneValue and cloneInto
+// give what proto.Clone gives and that the copy shares nothing mutable.
 func TestCloneValueMatchesProtoClone(t *testing.T) {
+	t.Run("cloneValue", func(t *testing.T) { testClone(t, cloneValue) })
+	t.Run("cloneInto", func(t *testing.T) {
+		testClone(t, func(v *mxgatewayv1.MxValue) *mxgatewayv1.MxValue { return cloneInto(v, &int32Box{}) })
+	})
+}
+
+func testClone(t *testing.T, clone func(*mxgatewayv1.MxValue) *mxgatewayv1.MxValue) {
 	det := proto.MarshalOptions{Deterministic: true}
 	for name, v := range valueCases() {
-		got := cloneValue(v)
+		got := clone(v)
 		want := proto.Clone(v)
 		if v == nil {
 			if got != nil {
@@ -442,6 +449,35 @@ func TestInPlaceBuildersMatchBackend(t *testing.T) {
 		setQuality(&got, uint16(q))
 		if want := mxtypes.NewQuality(uint16(q)); !proto.Equal(&got, want) {
 			t.Fatalf("quality %#x: %v, mxtypes.NewQuality gives %v", q, &got, want)
+		}
+	}
+	// The memo, fed repeats and changes of quality, into a used message.
+	var memo qualityMemo
+	var got mxgatewayv1.Quality
+	for _, q := range []uint16{mxtypes.QualityGood, mxtypes.QualityGood, mxtypes.QualityBad, 0x44, 0x44, mxtypes.QualityGood, 0xFFFF, 0} {
+		memo.set(&got, q)
+		if want := mxtypes.NewQuality(q); !proto.Equal(&got, want) {
+			t.Errorf("memo, quality %#x: %v, mxtypes.NewQuality gives %v", q, &got, want)
+		}
+	}
+	for _, s := range []statusSpec{
+		{n: 1, success: -1}, {n: 1, success: 1}, {n: 3, category: catConfig, source: srcRespondingLmx, detail: detailArrayWithoutBrackets},
+		{n: 1, category: -7, source: 99, detail: -2},
+	} {
+		got := &mxgatewayv1.MxStatus{Success: true, Detail: 5, CategoryRaw: 8}
+		s.fill(got)
+		want := mxtypes.NewStatus(s.success, s.category, s.source, s.detail)
+		if !proto.Equal(got, want) {
+			t.Errorf("%+v: fill gives %v, mxtypes.NewStatus %v", s, got, want)
+		}
+		arr := s.build()
+		if len(arr) != s.n {
+			t.Errorf("%+v: build gives %d entries", s, len(arr))
+		}
+		for _, e := range arr {
+			if !proto.Equal(e, want) {
+				t.Errorf("%+v: build gives %v, mxtypes.NewStatus %v", s, e, want)
+			}
 		}
 	}
 	for _, v := range []int32{0, 1, -1, math.MaxInt32, math.MinInt32} {
