@@ -41,6 +41,14 @@ func valueEqual(a, b *mxgatewayv1.MxValue) bool {
 	if a.DataType != b.DataType || a.VariantType != b.VariantType || a.IsNull != b.IsNull || a.Diagnostic != b.Diagnostic {
 		return false
 	}
+	// Two integers that differ are unequal whatever unknown fields either
+	// carries (proto.Equal finds them unequal too): a storm's changes skip
+	// the unknown-field look-ups.
+	if x, ok := a.Kind.(*mxgatewayv1.MxValue_Int32Value); ok && x != nil {
+		if y, ok := b.Kind.(*mxgatewayv1.MxValue_Int32Value); ok && y != nil && x.Int32Value != y.Int32Value {
+			return false
+		}
+	}
 	if valueHasUnknown(a) || valueHasUnknown(b) {
 		return proto.Equal(a, b)
 	}
