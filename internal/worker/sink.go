@@ -61,7 +61,7 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	// the event is not touched again after the backend handed it over.
 	// frame.Marshal writes the bytes proto.Marshal would, through the
 	// generated code, at a fraction of the cost.
-	enc, err := frame.Marshal(ev)
+	enc, err := w.encode(ev)
 	var fatalCode workerv1.FaultCode
 	exit := protocol.ExitEventOverflow
 	switch {
@@ -97,6 +97,31 @@ func (w *worker) sink(ev *mxgatewayv1.Event) {
 	if overflow != "" {
 		w.fatal(exit, workerv1.FaultCode_FAULT_CODE_EVENT_OVERFLOW, overflow)
 	}
+}
+
+// encChunkSize is the size of the blocks the sink carves encodings from:
+// one allocation for a few hundred small events instead of one each. The
+// queue holds the encodings in order and drops each once written, so the
+// blocks it keeps alive are those its queued bytes span: at most the
+// queue's byte limit plus two blocks.
+const encChunkSize = 32 << 10
+
+// encode marshals ev into the current chunk (w.mu held), or on its own
+// when it does not fit in what is left, starting a new chunk for the next
+// one. The result is clipped: an append to it cannot reach the next
+// event's bytes.
+func (w *worker) encode(ev *mxgatewayv1.Event) ([]byte, error) {
+	free := w.encChunk[len(w.encChunk):]
+	enc, err := frame.AppendMarshal(free, ev)
+	if err != nil {
+		return nil, err
+	}
+	if len(enc) <= cap(free) {
+		w.encChunk = w.encChunk[:len(w.encChunk)+len(enc)]
+	} else {
+		w.encChunk = make([]byte, 0, encChunkSize)
+	}
+	return enc[:len(enc):len(enc)], nil
 }
 
 func eventKey(ev *mxgatewayv1.Event) (itemtable.Key, bool) {

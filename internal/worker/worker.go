@@ -287,6 +287,7 @@ type worker struct {
 	eventSeq  uint64
 	cache     map[itemtable.Key]cached
 	transient map[itemtable.Key]chan *mxgatewayv1.OnDataChange
+	encChunk  []byte // the sink's encodings are carved from it (sink.go)
 
 	endMu    sync.Mutex
 	end      *ending
