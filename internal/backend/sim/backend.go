@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -109,6 +110,9 @@ type Backend struct {
 	// goroutine keeps it once it has returned, so nothing runs on a dead
 	// STA.
 	sta sync.Mutex
+	// staWant counts STA goroutines waiting for sta with a call in hand
+	// (0 or 1).
+	staWant atomic.Int32
 
 	inMu         sync.Mutex // guards inbox and its counts
 	inbox        []posted   // posted by Apply and friends, run on the STA
@@ -516,7 +520,15 @@ func (b *Backend) run() {
 		case <-timer:
 		}
 		stop()
+		if req != nil {
+			// Holding a call: a batch applied inline (applyInline) hands
+			// its rest to the inbox instead of keeping the call waiting.
+			b.staWant.Add(1)
+		}
 		b.sta.Lock()
+		if req != nil {
+			b.staWant.Add(-1)
+		}
 		if quit || b.halted {
 			return
 		}
