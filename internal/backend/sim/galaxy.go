@@ -135,14 +135,18 @@ func (b *Backend) applyChanges(changes []Change) {
 // changes are applied, and their events made, exactly as an inbox pass
 // would, without the hand-off to the STA goroutine and its wake-up on the
 // path of every batch. It reports whether it took the batch; false leaves
-// it to the inbox. The hub never applies through here.
+// it to the inbox. The hub never applies through here, and neither does a
+// batch of more than inlineMax changes: the runtime sends those when the
+// session falls behind, and then the reader decoding the next batch while
+// the STA goroutine applies this one carries more than one goroutine doing
+// both.
 //
 // A call keeps its turn as in a pass: every applyYield changes a call
 // waiting in the queue is served, and once the STA goroutine holds one
 // (it took it and waits for b.sta) the rest of the batch goes to the
 // front of the inbox, behind that call.
 func (b *Backend) applyInline(changes []Change) bool {
-	if b.onChange != nil || !b.sta.TryLock() {
+	if len(changes) > inlineMax || b.onChange != nil || !b.sta.TryLock() {
 		return false
 	}
 	if b.halted || !b.inboxEmpty() {
@@ -203,6 +207,11 @@ func (b *Backend) requeue(changes []Change) {
 // under the interest filter) made a 20,000-item SubscribeBulk under load
 // take tens of seconds.
 const applyYield = 64
+
+// inlineMax is the largest batch applyInline takes: a paced load (100,000
+// changes/s come as about 100 a millisecond) is applied on the reader, a
+// backlog (batches of up to wire.MaxBatch) by the STA goroutine.
+const inlineMax = 4 * applyYield
 
 // serveWaiting runs a call that waits for the STA, if any (STA only, in
 // the middle of a posted function: the call sees the batch half applied,

@@ -193,7 +193,7 @@ func TestInlineApplyKeepsTheCallsTurn(t *testing.T) {
 	ord := e.b.model.Object("Obj").Attribute("Int").ord
 	e.settle()
 	e.rec.take()
-	const n = 5 * applyYield
+	const n = inlineMax
 	batch := make([]Change, n)
 	for i := range batch {
 		batch[i] = Change{Attr: ord, Value: intValue(int32(1000 + i)), Quality: 192, Time: e.clk.Now()}
