@@ -146,7 +146,9 @@ func (b *Backend) applyChanges(changes []Change) {
 // (it took it and waits for b.sta) the rest of the batch goes to the
 // front of the inbox, behind that call.
 func (b *Backend) applyInline(changes []Change) bool {
-	if len(changes) > inlineMax || b.onChange != nil || !b.sta.TryLock() {
+	// A STA goroutine with a call in hand, waiting for b.sta, goes first:
+	// TryLock would win against it every time the reader came back.
+	if len(changes) > inlineMax || b.onChange != nil || b.staWant.Load() > 0 || !b.sta.TryLock() {
 		return false
 	}
 	if b.halted || !b.inboxEmpty() {
