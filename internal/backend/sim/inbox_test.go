@@ -261,3 +261,45 @@ func TestInlineApplyKeepsTheCallsTurn(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyYieldsToAWaitingCall: while the STA goroutine waits for the
+// STA with a call in hand (staWant, set here as run sets it), a batch is
+// left to the inbox instead of being applied inline ahead of the call.
+func TestApplyYieldsToAWaitingCall(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	h := e.reg()
+	hi, _ := e.sub(h, "Obj.Int")
+	ord := e.b.model.Object("Obj").Attribute("Int").ord
+	e.settle()
+	e.rec.take()
+	var onCaller atomic.Int64
+	e.rec.hook = func(*mxgatewayv1.Event) {
+		buf := make([]byte, 64<<10)
+		if bytes.Contains(buf[:runtime.Stack(buf, false)], []byte("sim.applyFromTest(")) {
+			onCaller.Add(1)
+		}
+	}
+	e.b.staWant.Add(1)
+	for v := range int32(20) {
+		applyFromTest(e.b, []Change{{Attr: ord, Value: intValue(200 + v), Quality: 192, Time: e.clk.Now()}})
+	}
+	e.b.staWant.Add(-1)
+	var got []int32
+	testutil.Eventually(t, 30*time.Second, func() error {
+		for _, dc := range dataChanges(e.rec.take()) {
+			if dc.GetItemHandle() == hi {
+				got = append(got, dc.GetValue().GetInt32Value())
+			}
+		}
+		if len(got) < 20 {
+			return fmt.Errorf("%d of 20 values", len(got))
+		}
+		return nil
+	})
+	if n := onCaller.Load(); n != 0 {
+		t.Fatalf("%d changes applied inline ahead of the waiting call", n)
+	}
+	if got[0] != 200 || got[19] != 219 {
+		t.Fatalf("values %v, want 200..219 in order", got)
+	}
+}
