@@ -113,6 +113,11 @@ type Backend struct {
 	// staWant counts STA goroutines waiting for sta with a call in hand
 	// (0 or 1).
 	staWant atomic.Int32
+	// calls counts the calls of do in progress: while there are any (a
+	// bulk command is one call per entry, back to back) the runtime's
+	// batches go through the inbox, where the STA goroutine serves the
+	// calls between them without waking another goroutine for each.
+	calls atomic.Int32
 
 	inMu         sync.Mutex // guards inbox and its counts
 	inbox        []posted   // posted by Apply and friends, run on the STA
@@ -400,6 +405,8 @@ func (b *Backend) do(ctx context.Context, slow bool, fn func()) error {
 	case stateClosed:
 		return backend.ErrClosed
 	}
+	b.calls.Add(1)
+	defer b.calls.Add(-1)
 	req := &request{fn: fn, slow: slow, done: make(chan struct{})}
 	if ran, err := b.doInline(req); ran {
 		return err

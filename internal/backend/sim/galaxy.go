@@ -146,9 +146,10 @@ func (b *Backend) applyChanges(changes []Change) {
 // (it took it and waits for b.sta) the rest of the batch goes to the
 // front of the inbox, behind that call.
 func (b *Backend) applyInline(changes []Change) bool {
-	// A STA goroutine with a call in hand, waiting for b.sta, goes first:
-	// TryLock would win against it every time the reader came back.
-	if len(changes) > inlineMax || b.onChange != nil || b.staWant.Load() > 0 || !b.sta.TryLock() {
+	// Calls go first: a STA goroutine with a call in hand, waiting for
+	// b.sta, would lose to TryLock every time the reader came back, and
+	// each call of a bulk command would cost a hand-off between the two.
+	if len(changes) > inlineMax || b.onChange != nil || b.calls.Load() > 0 || b.staWant.Load() > 0 || !b.sta.TryLock() {
 		return false
 	}
 	if b.halted || !b.inboxEmpty() {
