@@ -27,6 +27,9 @@ func main() {
 	if len(args) > 0 && args[0] == workerArg {
 		os.Exit(runProfileWorker(args[1:]))
 	}
+	if len(args) == 1 && args[0] == echoArg {
+		os.Exit(runEchoProcess(os.Stdin, os.Stdout))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) > 0 && args[0] == "profile" {
@@ -241,8 +244,16 @@ func runBench(ctx context.Context, args []string) int {
 			}
 		}
 		if cfg.only["invoke"] {
-			if rep.Invoke, err = runInvoke(ctx, g, ce, cfg.invoke, []string{"write", "add_item"}, cfg.reps, logf); err != nil {
+			ep, err := startEchoProcess()
+			if err != nil {
+				logf("echo process: %v (its figures are left out)", err)
+				ep = nil
+			}
+			if rep.Invoke, err = runInvoke(ctx, g, ce, ep, cfg.invoke, []string{"write", "add_item"}, cfg.reps, logf); err != nil {
 				fail("invoke", err)
+			}
+			if ep != nil {
+				ep.close()
 			}
 		}
 		// Write once more without authentication, to show what the per-call
@@ -252,7 +263,7 @@ func runBench(ctx context.Context, args []string) int {
 			if err != nil {
 				fail("invoke (auth off)", err)
 			} else {
-				if rep.InvokeNoAuth, err = runInvoke(ctx, na, ce, cfg.invoke, []string{"write"}, cfg.reps, logf); err != nil {
+				if rep.InvokeNoAuth, err = runInvoke(ctx, na, ce, nil, cfg.invoke, []string{"write"}, cfg.reps, logf); err != nil {
 					fail("invoke (auth off)", err)
 				}
 				if err := na.stop(); err != nil {

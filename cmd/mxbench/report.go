@@ -166,6 +166,9 @@ func (r *Report) finish() {
 				if r.InvokeNoAuth != nil && len(r.InvokeNoAuth.Figures) > 0 {
 					v += fmt.Sprintf(" (auth off: %.1fx)", r.InvokeNoAuth.Figures[0].RatioP50)
 				}
+				if f.EchoProcess != nil {
+					v += fmt.Sprintf("; echo in its own process: %.1fx", f.RatioP50Process)
+				}
 				add(t, v, f.RatioP50 <= targetWriteRatio, true)
 				found = true
 			}
@@ -340,6 +343,15 @@ func printTable(w io.Writer, r *Report) {
 				row{name + " p99 ms", "", spreadStr(f.Gateway.P99, fmtMs), spreadStr(f.Echo.P99, fmtMs), fmt.Sprintf("%.2f", ratio(f.Gateway.P99.Median, f.Echo.P99.Median)), ""},
 				row{name + " max ms", "", spreadStr(f.Gateway.Max, fmtMs), spreadStr(f.Echo.Max, fmtMs), "", ""},
 			)
+			if e := f.EchoProcess; e != nil {
+				rows = append(rows, row{"  p50 ms, echo apart", "ref: the echo in a process of its own", spreadStr(f.Gateway.P50, fmtMs), spreadStr(e.P50, fmtMs), fmt.Sprintf("%.2f", f.RatioP50Process), ""})
+			}
+			if c := f.CPU; c != nil {
+				us := func(v float64) string { return fmt.Sprintf("%.1f", v) }
+				rows = append(rows, row{"  CPU µs/call (medians)",
+					fmt.Sprintf("gateway %s + children %s + SDK %s; ref: SDK and echo in one process", us(c.Gateway.Median), us(c.Workers.Median), us(c.Driver.Median)),
+					us(c.Gateway.Median + c.Workers.Median + c.Driver.Median), us(c.Echo.Median), fmt.Sprintf("%.2f", c.Ratio), ""})
+			}
 		}
 	}
 	for _, o := range []*OpenResult{r.Open, r.OpenSlim, r.OpenSpare} {

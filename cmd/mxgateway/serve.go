@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -148,6 +149,9 @@ func workerCommand(c *config.Config, log *slog.Logger) (string, []string, error)
 		log.Info("sim worker: "+how, slog.String("exe", exe))
 	}
 	args = append(args, "--backend="+string(c.WorkerBackend), "--log-level="+c.LogLevel)
+	if c.WorkerMaxProcs > 0 {
+		args = append(args, "--max-procs="+strconv.Itoa(c.WorkerMaxProcs))
+	}
 	switch c.WorkerBackend {
 	case config.BackendSim:
 		args = append(args, "--sim-profile="+c.SimProfile)

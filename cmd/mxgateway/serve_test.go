@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,8 +35,12 @@ func TestWorkerCommand(t *testing.T) {
 	c.WorkerExe, c.WorkerBackend, c.MXAccessProgID = "/opt/mxworker.exe", config.BackendMXAccess, "My.ProgID"
 	exe, args, _ = workerCommand(&c, slog.New(slog.DiscardHandler))
 	if exe != "/opt/mxworker.exe" || args[0] != "--backend=mxaccess" || !slices.Contains(args, "--prog-id=My.ProgID") ||
-		slices.Contains(args, "--sim-profile=default") {
+		slices.Contains(args, "--sim-profile=default") || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--max-procs") }) {
 		t.Fatalf("configured worker command %s %q", exe, args)
+	}
+	c.WorkerMaxProcs = 2
+	if _, args, _ = workerCommand(&c, slog.New(slog.DiscardHandler)); !slices.Contains(args, "--max-procs=2") {
+		t.Fatalf("worker_max_procs 2: worker command %q", args)
 	}
 }
 

@@ -33,6 +33,10 @@ const (
 // PENDING_LIMIT at the gateway and never reaches a full worker queue.
 const CommandQueueSize = 4096
 
+// MaxWorkerProcs is the largest GOMAXPROCS a worker may be given
+// (--max-procs, the gateway's worker_max_procs).
+const MaxWorkerProcs = 256
+
 // Default timings of the worker protocol.
 const (
 	DefaultHeartbeatInterval = 5 * time.Second

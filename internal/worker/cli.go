@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -33,7 +34,31 @@ type Flags struct {
 	ProgID          string // --prog-id
 	LogLevel        string // --log-level: debug, info, warn, error
 	LogFormat       string // --log-format: json or text
+	MaxProcs        int    // --max-procs: GOMAXPROCS; 0 is DefaultMaxProcs of the backend
 }
+
+// DefaultMaxProcs is the worker's GOMAXPROCS when --max-procs is 0: one
+// for every backend but mxaccess, whose GOMAXPROCS stays Go's default (0
+// here: left alone).
+//
+// A simulator worker's work is a chain of hand-offs between a few
+// goroutines (pipe reader, command loop, the simulator's STA goroutine,
+// pipe writer). On one P each hand-off is a switch on the same thread;
+// with more, each readied goroutine may wake a second thread that spins
+// looking for work, which on a gateway host with many workers is CPU
+// taken from the gateway and the other sessions. The MXAccess worker's STA
+// goroutine blocks in COM calls and message waits: with one P, a P held
+// by such a call would keep the pipe's goroutines waiting until the
+// runtime takes it back.
+func DefaultMaxProcs(backend string) int {
+	if backend == backendMXAccess {
+		return 0
+	}
+	return 1
+}
+
+// backendMXAccess is the --backend value of the MXAccess COM backend.
+const backendMXAccess = "mxaccess"
 
 // ParseFlags parses the worker command line. backends lists the accepted
 // --backend values. Usage and errors are written to out; -h yields
@@ -52,6 +77,7 @@ func ParseFlags(prog string, args []string, backends []string, out io.Writer) (F
 	fs.StringVar(&f.ProgID, "prog-id", DefaultProgID, "ProgID of the MXAccess COM class")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", "json", "log format on stderr: json or text")
+	fs.IntVar(&f.MaxProcs, "max-procs", 0, "GOMAXPROCS of the worker (0: 1, or Go's default with --backend mxaccess)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: %s --session-id ID --endpoint EP [flags]\n\n"+
 			"Launched by the gateway, which writes the one-time nonce on stdin.\n\n", prog)
@@ -82,6 +108,9 @@ func ParseFlags(prog string, args []string, backends []string, out io.Writer) (F
 	}
 	if _, err := parseLevel(f.LogLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if f.MaxProcs < 0 || f.MaxProcs > protocol.MaxWorkerProcs {
+		errs = append(errs, fmt.Errorf("worker: --max-procs %d is out of range [0, %d]", f.MaxProcs, protocol.MaxWorkerProcs))
 	}
 	if f.LogFormat != "json" && f.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("worker: --log-format %q is not json or text", f.LogFormat))
@@ -169,6 +198,13 @@ func Main(ctx context.Context, args []string, opts MainOptions) int {
 		fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Prog, err)
 		return protocol.ExitBadArguments
 	}
+	procs := f.MaxProcs
+	if procs == 0 {
+		procs = DefaultMaxProcs(f.Backend)
+	}
+	if procs > 0 {
+		runtime.GOMAXPROCS(procs)
+	}
 	signal.Ignore(os.Interrupt)
 	logger = logger.With(logging.KeyComponent, opts.Prog, logging.KeyWorkerPID, os.Getpid())
 	exiter := NewExiter(opts.exit())
@@ -176,7 +212,8 @@ func Main(ctx context.Context, args []string, opts MainOptions) int {
 	if err != nil {
 		be = failedBackend{err: err}
 	}
-	logger.Info("worker: starting", logging.KeySession, f.SessionID, "backend", f.Backend, "protocol_version", f.ProtocolVersion)
+	logger.Info("worker: starting", logging.KeySession, f.SessionID, "backend", f.Backend, "protocol_version", f.ProtocolVersion,
+		"max_procs", runtime.GOMAXPROCS(0))
 	return Run(ctx, Config{
 		SessionID:       f.SessionID,
 		Endpoint:        f.Endpoint,

@@ -3,11 +3,13 @@ package worker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -121,6 +123,8 @@ func TestProcessExitCodes(t *testing.T) {
 	}{
 		{"bad flag", nonceLine(), []string{"--no-such-flag"}, false, protocol.ExitBadArguments},
 		{"bad backend", nonceLine(), []string{"--backend", "opc"}, false, protocol.ExitBadArguments},
+		{"negative max procs", nonceLine(), []string{"--max-procs", "-1"}, false, protocol.ExitBadArguments},
+		{"too many max procs", nonceLine(), []string{"--max-procs", strconv.Itoa(protocol.MaxWorkerProcs + 1)}, false, protocol.ExitBadArguments},
 		{"no nonce", "", nil, false, protocol.ExitNoNonce},
 		{"mxaccess elsewhere", nonceLine(), []string{"--backend", "mxaccess"}, true, protocol.ExitBackendInit},
 	}
@@ -142,6 +146,44 @@ func TestProcessExitCodes(t *testing.T) {
 				t.Fatalf("exit code %d, want %d\n%s", code, tc.want, stderr)
 			}
 		})
+	}
+}
+
+// TestProcessMaxProcs: a worker runs on one P unless --max-procs says
+// otherwise (DefaultMaxProcs), and says so in its starting line.
+func TestProcessMaxProcs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 1},
+		{[]string{"--max-procs", "3"}, 3},
+	} {
+		h, stderr := startProcess(t, nonceLine(), tc.args...)
+		h.ready(noHeartbeats)
+		h.shutdown()
+		if code := h.exitCode(); code != protocol.ExitOK {
+			t.Fatalf("%q: exit code %d\n%s", tc.args, code, stderr)
+		}
+		got := -1
+		for line := range strings.Lines(stderr.String()) {
+			var rec struct {
+				Msg      string `json:"msg"`
+				MaxProcs *int   `json:"max_procs"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "worker: starting" && rec.MaxProcs != nil {
+				got = *rec.MaxProcs
+			}
+		}
+		if got != tc.want {
+			t.Fatalf("%q: the worker ran with GOMAXPROCS %d, want %d\n%s", tc.args, got, tc.want, stderr)
+		}
+	}
+}
+
+func TestDefaultMaxProcs(t *testing.T) {
+	if DefaultMaxProcs("sim") != 1 || DefaultMaxProcs(backendMXAccess) != 0 {
+		t.Fatalf("DefaultMaxProcs: sim %d, mxaccess %d; want 1 and 0 (Go's default)", DefaultMaxProcs("sim"), DefaultMaxProcs(backendMXAccess))
 	}
 }
 

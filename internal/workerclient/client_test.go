@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/prototext"
+
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	workerv1 "github.com/mxgateway/mxgateway/api/mxgateway/worker/v1"
 	"github.com/mxgateway/mxgateway/internal/frame"
@@ -864,6 +866,57 @@ func TestEventCreditGranted(t *testing.T) {
 	}
 	if h.c.State() != StateReady {
 		t.Fatalf("state %v: %v", h.c.State(), h.c.Err())
+	}
+}
+
+// TestEventCreditGrantedAtHalf: while the worker has ample credit left, a
+// drained queue grants nothing (no frame each way per event of a quiet
+// session); the grant comes once half of the credit was taken, for all of
+// it, and the worker can always send meanwhile.
+func TestEventCreditGrantedAtHalf(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.EventBuffer = 8 })
+	h.start()
+	evs := h.events()
+	for i := range 3 {
+		h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+		if ev := wait(t, evs); ev.GetSequence() != uint64(i+1) {
+			t.Fatalf("event %d has sequence %d", i, ev.GetSequence())
+		}
+	}
+	// Frames reach the worker in the order written: a command written now
+	// comes after any grant of the three takes.
+	res := h.invokeAsync(context.Background(), registerCmd(), waitFor)
+	env := h.w.read()
+	if env.GetCommand() == nil {
+		t.Fatalf("after three of eight events taken the worker read %s, want the command (no grant yet)", prototext.Format(env))
+	}
+	h.w.reply(env.GetCorrelationId(), &mxgatewayv1.Reply{Result: &mxgatewayv1.Reply_Register{Register: &mxgatewayv1.RegisterResult{ServerHandle: 1}}})
+	if r := wait(t, res); r.err != nil {
+		t.Fatal(r.err)
+	}
+	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	wait(t, evs)
+	g := h.w.readUntil(func(env *workerv1.WorkerEnvelope) bool { return env.GetEventCredit() != nil }).GetEventCredit()
+	if g.GetEvents() != 4 || g.GetBytes() == 0 {
+		t.Fatalf("grant %v, want the four events taken and their bytes", g)
+	}
+}
+
+// TestEventCreditGrantedWhenShort: when what the worker may still send
+// would not cover a frame of the largest size, a drained queue grants at
+// once: the worker may be holding such an event.
+func TestEventCreditGrantedWhenShort(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.EventBuffer = 1000
+		o.MaxFrameBytes = 1 << 20
+		o.EventBufferBytes = 1 << 20
+	})
+	h.start()
+	h.w.event(mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE)
+	wait(t, h.events())
+	g := h.w.readUntil(func(env *workerv1.WorkerEnvelope) bool { return env.GetEventCredit() != nil }).GetEventCredit()
+	if g.GetEvents() != 1 || g.GetBytes() == 0 {
+		t.Fatalf("grant %v, want the one event taken and its bytes", g)
 	}
 }
 

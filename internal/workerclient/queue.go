@@ -53,10 +53,11 @@ type credit struct {
 	fullEvents, fullBytes   int64
 	takenEvents, takenBytes int64 // to grant back
 	drained                 bool  // the queue was empty after the last take
+	maxEvent                int64 // the largest event the worker may send: a frame
 }
 
-func newCredit(events int, bytes int64) *credit {
-	return &credit{events: int64(events), bytes: bytes, fullEvents: int64(events), fullBytes: bytes}
+func newCredit(events int, bytes int64, maxEvent int) *credit {
+	return &credit{events: int64(events), bytes: bytes, fullEvents: int64(events), fullBytes: bytes, maxEvent: int64(maxEvent)}
 }
 
 // errOverCredit: the worker sent an event it had no credit for.
@@ -92,13 +93,19 @@ func (c *credit) taken(evs []*protocol.Event, drained bool) {
 }
 
 // dueLocked: a grant is worth a frame once half of either credit is
-// waiting, or the queue was drained (then the worker may be waiting for
-// every bit of it).
+// waiting, or when the queue was drained and what the worker may still
+// send might not cover its next event (one more event, or a frame of the
+// largest size): only then can the worker be waiting for it. Below that,
+// a drained queue grants nothing, so a quiet session does not pay a
+// frame each way for every event it receives.
 func (c *credit) dueLocked() bool {
 	if c.takenEvents == 0 {
 		return false
 	}
-	return c.drained || 2*c.takenEvents >= c.fullEvents || 2*c.takenBytes >= c.fullBytes
+	if 2*c.takenEvents >= c.fullEvents || 2*c.takenBytes >= c.fullBytes {
+		return true
+	}
+	return c.drained && (c.events < 1 || c.bytes < c.maxEvent)
 }
 
 func (c *credit) due() bool {
