@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
@@ -110,14 +109,6 @@ type Backend struct {
 	// goroutine keeps it once it has returned, so nothing runs on a dead
 	// STA.
 	sta sync.Mutex
-	// staWant counts STA goroutines waiting for sta with a call in hand
-	// (0 or 1).
-	staWant atomic.Int32
-	// calls counts the calls of do in progress: while there are any (a
-	// bulk command is one call per entry, back to back) the runtime's
-	// batches go through the inbox, where the STA goroutine serves the
-	// calls between them without waking another goroutine for each.
-	calls atomic.Int32
 
 	inMu         sync.Mutex // guards inbox and its counts
 	inbox        []posted   // posted by Apply and friends, run on the STA
@@ -405,8 +396,6 @@ func (b *Backend) do(ctx context.Context, slow bool, fn func()) error {
 	case stateClosed:
 		return backend.ErrClosed
 	}
-	b.calls.Add(1)
-	defer b.calls.Add(-1)
 	req := &request{fn: fn, slow: slow, done: make(chan struct{})}
 	if ran, err := b.doInline(req); ran {
 		return err
@@ -527,15 +516,7 @@ func (b *Backend) run() {
 		case <-timer:
 		}
 		stop()
-		if req != nil {
-			// Holding a call: a batch applied inline (applyInline) hands
-			// its rest to the inbox instead of keeping the call waiting.
-			b.staWant.Add(1)
-		}
 		b.sta.Lock()
-		if req != nil {
-			b.staWant.Add(-1)
-		}
 		if quit || b.halted {
 			return
 		}

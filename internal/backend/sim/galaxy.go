@@ -88,7 +88,7 @@ const changeOverhead = 64
 // coalesced or dropped here. A batch is always admitted to an empty inbox.
 // Apply returns without queueing once the simulator is closed or dead.
 func (b *Backend) Apply(changes []Change) {
-	if len(changes) == 0 || b.applyInline(changes) {
+	if len(changes) == 0 {
 		return
 	}
 	size := int64(0)
@@ -113,95 +113,16 @@ func (b *Backend) Apply(changes []Change) {
 	}
 	b.inChanges += len(changes)
 	b.inBytes += size
-	b.inbox = append(b.inbox, posted{changes: len(changes), bytes: size, fn: func() { b.applyChanges(changes) }})
+	b.inbox = append(b.inbox, posted{changes: len(changes), bytes: size, fn: func() {
+		for i := range changes {
+			b.applyChange(changes[i])
+			if i%applyYield == applyYield-1 {
+				b.serveWaiting()
+			}
+		}
+	}})
 	b.inMu.Unlock()
 	b.poke()
-}
-
-// applyChanges applies a batch from the runtime (STA only), looking for a
-// waiting call every applyYield changes.
-func (b *Backend) applyChanges(changes []Change) {
-	for i := range changes {
-		b.applyChange(changes[i])
-		if i%applyYield == applyYield-1 {
-			b.serveWaiting()
-		}
-	}
-}
-
-// applyInline applies a batch on the caller's goroutine (the runtime
-// link's reader) when the STA goroutine is idle and nothing posted waits
-// before the batch: whoever holds b.sta is the STA (doInline), so the
-// changes are applied, and their events made, exactly as an inbox pass
-// would, without the hand-off to the STA goroutine and its wake-up on the
-// path of every batch. It reports whether it took the batch; false leaves
-// it to the inbox. The hub never applies through here, and neither does a
-// batch of more than inlineMax changes: the runtime sends those when the
-// session falls behind, and then the reader decoding the next batch while
-// the STA goroutine applies this one carries more than one goroutine doing
-// both.
-//
-// A call keeps its turn as in a pass: every applyYield changes a call
-// waiting in the queue is served, and once the STA goroutine holds one
-// (it took it and waits for b.sta) the rest of the batch goes to the
-// front of the inbox, behind that call.
-func (b *Backend) applyInline(changes []Change) bool {
-	// Calls go first: a STA goroutine with a call in hand, waiting for
-	// b.sta, would lose to TryLock every time the reader came back, and
-	// each call of a bulk command would cost a hand-off between the two.
-	if len(changes) > inlineMax || b.onChange != nil || b.calls.Load() > 0 || b.staWant.Load() > 0 || !b.sta.TryLock() {
-		return false
-	}
-	if b.halted || !b.inboxEmpty() {
-		b.sta.Unlock()
-		b.poke()
-		return false
-	}
-	var top time.Time
-	if len(b.q) > 0 {
-		top = b.q[0].due
-	}
-	b.now = b.clock.Now()
-	for len(changes) > 0 && !b.halted {
-		n := min(len(changes), applyYield)
-		for i := range changes[:n] {
-			b.applyChange(changes[i])
-		}
-		changes = changes[n:]
-		if len(changes) == 0 {
-			break
-		}
-		b.serveWaiting()
-		if b.staWant.Load() > 0 {
-			b.requeue(changes)
-			break
-		}
-	}
-	// As doInline: wake the STA goroutine when the batch scheduled
-	// something sooner than its wait, a call it served halted the
-	// simulator, or something was posted meanwhile.
-	wake := b.halted || len(b.q) > 0 && (top.IsZero() || b.q[0].due.Before(top))
-	b.sta.Unlock()
-	if wake || !b.inboxEmpty() {
-		b.poke()
-	}
-	return true
-}
-
-// requeue puts the rest of a batch applyInline began at the front of the
-// inbox (STA held). It is counted in the inbox bound but does not wait for
-// room: it was admitted already, so the bound may be passed by the rest of
-// one batch.
-func (b *Backend) requeue(changes []Change) {
-	size := int64(0)
-	for i := range changes {
-		size += int64(proto.Size(changes[i].Value)) + changeOverhead
-	}
-	b.inMu.Lock()
-	b.inChanges += len(changes)
-	b.inBytes += size
-	b.inbox = append([]posted{{changes: len(changes), bytes: size, fn: func() { b.applyChanges(changes) }}}, b.inbox...)
-	b.inMu.Unlock()
 }
 
 // applyYield is how many changes of a batch from the runtime are applied
@@ -210,11 +131,6 @@ func (b *Backend) requeue(changes []Change) {
 // under the interest filter) made a 20,000-item SubscribeBulk under load
 // take tens of seconds.
 const applyYield = 64
-
-// inlineMax is the largest batch applyInline takes: a paced load (100,000
-// changes/s come as about 100 a millisecond) is applied on the reader, a
-// backlog (batches of up to wire.MaxBatch) by the STA goroutine.
-const inlineMax = 4 * applyYield
 
 // serveWaiting runs a call that waits for the STA, if any (STA only, in
 // the middle of a posted function: the call sees the batch half applied,
