@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -67,9 +68,27 @@ type fieldKinds struct {
 var (
 	kindsMu    sync.Mutex
 	kindsCache sync.Map // protoreflect.MessageDescriptor -> *fieldKinds, complete
+	// kindsLast is the last type looked up: the worker marshals events
+	// one after another, and comparing it costs less than the map.
+	kindsLast atomic.Pointer[typeKinds]
 )
 
+// typeKinds is one entry of kindsCache.
+type typeKinds struct {
+	md    protoreflect.MessageDescriptor
+	kinds *fieldKinds
+}
+
 func kindsOf(md protoreflect.MessageDescriptor) *fieldKinds {
+	if last := kindsLast.Load(); last != nil && last.md == md {
+		return last.kinds
+	}
+	k := kindsFor(md)
+	kindsLast.Store(&typeKinds{md: md, kinds: k})
+	return k
+}
+
+func kindsFor(md protoreflect.MessageDescriptor) *fieldKinds {
 	// Keyed by the descriptor itself, one per message type: hashing its
 	// pointer is cheaper, per event, than hashing its full name.
 	if k, ok := kindsCache.Load(md); ok {
@@ -141,24 +160,42 @@ func validStrings(b []byte, md protoreflect.MessageDescriptor) bool {
 
 func (k *fieldKinds) valid(b []byte) bool {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
+		// One-byte tags (field numbers 1 to 15), varints and lengths,
+		// nearly all of those in an event, are read inline; the rest as
+		// protowire reads them.
+		var num protowire.Number
+		var typ protowire.Type
+		if c := b[0]; c >= 1<<3 && c < 0x80 {
+			num, typ, b = protowire.Number(c>>3), protowire.Type(c&7), b[1:]
+		} else {
+			var n int
+			if num, typ, n = protowire.ConsumeTag(b); n < 0 {
+				return false
+			}
+			b = b[n:]
 		}
-		b = b[n:]
 		if typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
+			if typ == protowire.VarintType && len(b) > 0 && b[0] < 0x80 {
+				b = b[1:]
+				continue
+			}
+			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
 				return false
 			}
 			b = b[n:]
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return false
+		var v []byte
+		if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) { // a length below 128, all there
+			v, b = b[1:1+b[0]], b[1+b[0]:]
+		} else {
+			var n int
+			if v, n = protowire.ConsumeBytes(b); n < 0 {
+				return false
+			}
+			b = b[n:]
 		}
-		b = b[n:]
 		if int(num) >= len(k.str) {
 			continue // unknown
 		}

@@ -76,3 +76,31 @@ func BenchmarkMarshalEvent(b *testing.B) {
 		}
 	})
 }
+
+// FuzzValidStrings: the check of an encoding's strings agrees with
+// proto.Unmarshal, which refuses a proto3 string that is not UTF-8: what
+// it decodes passes, and so does the re-encoding of what it decoded when
+// the strings are valid (short and long lengths, one- and two-byte tags).
+func FuzzValidStrings(f *testing.F) {
+	long := stringEvent(string(bytes.Repeat([]byte("é"), 200)))
+	long.SessionId = "a session id"
+	for _, m := range []proto.Message{stringEvent("héllo"), stringEvent(""), long, &mxgatewayv1.Event{}} {
+		f.Add(mustMarshal(f, m))
+	}
+	f.Add(append(mustMarshal(f, stringEvent("ok")), 0xf8, 0x01, 0x05)) // an unknown field 31
+	f.Add([]byte{0x0a, 0x02, 0xc3, 0x28})                              // session id "\xc3("
+	md := (&mxgatewayv1.Event{}).ProtoReflect().Descriptor()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev := &mxgatewayv1.Event{}
+		if err := proto.Unmarshal(b, ev); err != nil {
+			return
+		}
+		if !validStrings(b, md) {
+			t.Fatalf("proto.Unmarshal decoded %x, validStrings refused it", b)
+		}
+		enc := mustMarshal(t, ev)
+		if !validStrings(enc, md) {
+			t.Fatalf("validStrings refused the encoding %x of a decoded event", enc)
+		}
+	})
+}

@@ -48,14 +48,18 @@ type Event struct {
 	wire []byte             // the worker's encoding; nil when msg is given
 	msg  *mxgatewayv1.Event // given, or decoded from enc by Message
 
+	// The fields below are ordered so that the int32s fill what would be
+	// padding: an Event is 208 bytes, a size class of its own (a 64-bit
+	// build).
 	encOnce sync.Once
-	buf     []byte // frameRoom bytes, then enc
-	enc     []byte
+	frStart int32  // where Framed's field starts in buf
+	buf     []byte // frameRoom bytes, then the encoding (nil until made)
 	encErr  error
 	frOnce  sync.Once
 	frNum   protowire.Number
-	framed  []byte
 	msgOnce sync.Once
+	// encSize is workerEncodedSize, fixed by Stamp (0: not stamped).
+	encSize int32
 	msgErr  error
 }
 
@@ -134,7 +138,14 @@ var ErrMalformedEvent = errors.New("malformed event")
 func DecodeEvent(wire []byte, size int) (*Event, error) {
 	e := &Event{Bytes: size, wire: wire}
 	for b := wire; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := b[0]; c >= 1<<3 && c < 0x80 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else {
+			num, typ, n = protowire.ConsumeTag(b)
+		}
 		if n < 0 {
 			return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, protowire.ParseError(n))
 		}
@@ -172,7 +183,9 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 			b = b[n:]
 			continue
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n = skipLen(typ, b); n == 0 {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
 		if n < 0 {
 			return nil, fmt.Errorf("%w: field %d: %v", ErrMalformedEvent, num, protowire.ParseError(n))
 		}
@@ -181,10 +194,34 @@ func DecodeEvent(wire []byte, size int) (*Event, error) {
 	return e, nil
 }
 
+// skipLen is the length of the field value at the start of b when it is
+// a one-byte varint or a length-delimited value with a one-byte length,
+// nearly every field an event has (0: anything else). The loops over an
+// event read those, and one-byte tags, inline; protowire reads the rest.
+func skipLen(typ protowire.Type, b []byte) int {
+	if len(b) == 0 || b[0] >= 0x80 {
+		return 0
+	}
+	if typ == protowire.VarintType {
+		return 1
+	}
+	if typ == protowire.BytesType && int(b[0]) < len(b) {
+		return 1 + int(b[0])
+	}
+	return 0
+}
+
 // handles reads the server and item handle of a body.
 func (e *Event) handles(b []byte) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := b[0]; c >= 1<<3 && c < 0x80 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else {
+			num, typ, n = protowire.ConsumeTag(b)
+		}
 		if n < 0 {
 			return fmt.Errorf("%w: body: %v", ErrMalformedEvent, protowire.ParseError(n))
 		}
@@ -202,7 +239,9 @@ func (e *Event) handles(b []byte) error {
 			b = b[n:]
 			continue
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n = skipLen(typ, b); n == 0 {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
 		if n < 0 {
 			return fmt.Errorf("%w: body field %d: %v", ErrMalformedEvent, num, protowire.ParseError(n))
 		}
@@ -275,7 +314,11 @@ func (e *Event) Stamp(sessionID string, seq uint64, at time.Time) {
 		if e.msg.GatewayTime == nil {
 			e.msg.GatewayTime = timestamppb.New(e.GatewayTime)
 		}
+		return
 	}
+	// Every input of the size is fixed now; a batch asks for it twice.
+	e.encSize = 0
+	e.encSize = int32(e.workerEncodedSize())
 }
 
 // Encoded returns the client-visible encoding of the event: an
@@ -287,14 +330,21 @@ func (e *Event) Encoded() ([]byte, error) {
 	e.encOnce.Do(func() {
 		if e.wire == nil {
 			b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, frameRoom, frameRoom+proto.Size(e.msg)), e.msg)
-			e.buf, e.enc, e.encErr = b, b[frameRoom:], err
+			e.buf, e.encErr = b, err
 			return
 		}
 		b := make([]byte, frameRoom, frameRoom+e.workerEncodedSize())
-		b = e.appendWorkerEncoded(b)
-		e.buf, e.enc = b, b[frameRoom:]
+		e.buf = e.appendWorkerEncoded(b)
 	})
-	return e.enc, e.encErr
+	return e.enc(), e.encErr
+}
+
+// enc is the encoding made by Encoded, behind the room left for Framed.
+func (e *Event) enc() []byte {
+	if len(e.buf) < frameRoom {
+		return nil
+	}
+	return e.buf[frameRoom:]
 }
 
 // EncodedSize is the length of Encoded, without making it.
@@ -340,6 +390,9 @@ func (e *Event) gatewayTimeSize() int {
 
 // workerEncodedSize is the length of appendWorkerEncoded's output.
 func (e *Event) workerEncodedSize() int {
+	if e.encSize > 0 {
+		return int(e.encSize)
+	}
 	return len(e.workerWire()) +
 		protowire.SizeTag(evSessionID) + protowire.SizeBytes(len(e.SessionID)) +
 		protowire.SizeTag(evSequence) + protowire.SizeVarint(e.Sequence) +
@@ -391,12 +444,12 @@ func (e *Event) Framed(num protowire.Number) ([]byte, error) {
 		h := e.buf[start:start]
 		h = protowire.AppendTag(h, num, protowire.BytesType)
 		protowire.AppendVarint(h, uint64(len(enc)))
-		e.frNum, e.framed = num, e.buf[start:frameRoom+len(enc)]
+		e.frNum, e.frStart = num, int32(start)
 	})
 	if e.frNum != num {
 		return build(), nil
 	}
-	return e.framed, nil
+	return e.buf[e.frStart : frameRoom+len(enc)], nil
 }
 
 // Message returns the event as a message, decoding a worker's encoding
