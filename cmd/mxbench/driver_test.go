@@ -159,3 +159,21 @@ func TestEventsTargetUnclearWhenTheCeilingLoses(t *testing.T) {
 		t.Fatalf("target %+v", ts)
 	}
 }
+
+// The peer rows split the mxgateway latency at the gateway: worker time
+// -> receipt and gateway time -> receipt are both printed.
+func TestPeerRowsSplitAtTheGateway(t *testing.T) {
+	one := func(v float64) Spread { return Spread{Min: v, Median: v, Max: v, N: 1} }
+	r := &Report{Peer: &PeerResult{Figures: []PeerFigure{{
+		Params: PeerParams{Values: 100, IntervalMs: 1, OfferedPerS: 100000},
+		MxGateway: &PeerSide{UpdatesPerS: one(100000), WorkerLatency: &LatencySpread{P50: one(1.25)},
+			GatewayLatency: &LatencySpread{P50: one(0.375)}},
+	}}}}
+	var b strings.Builder
+	printTable(&b, r)
+	for _, want := range []string{"worker time -> receipt (mxgateway)", "1.25", "gateway time -> receipt (mxgateway)", "0.375"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

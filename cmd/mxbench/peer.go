@@ -49,6 +49,10 @@ type PeerSide struct {
 	// at full clock resolution: the value timestamps of both sides are
 	// whole milliseconds.
 	WorkerLatency *LatencySpread `json:"worker_latency,omitempty"`
+	// GatewayLatency (mxgateway only) is receipt - the event's gateway
+	// time (when the gateway read it from the worker's pipe): the part of
+	// WorkerLatency after the worker.
+	GatewayLatency *LatencySpread `json:"gateway_latency,omitempty"`
 	// Note says what else happened (gaps, errors, revised intervals).
 	Note string `json:"note,omitempty"`
 }
@@ -78,6 +82,7 @@ type peerWindow struct {
 	count int
 	lat   []float64
 	wlat  []float64 // receipt - worker time
+	glat  []float64 // receipt - gateway time
 }
 
 // gatewayPeer runs the mxgateway side of a peer workload on g (which
@@ -146,6 +151,7 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, batch, reps 
 				win.count++
 				win.lat = append(win.lat, float64(now.Sub(dc.Timestamp))/float64(time.Millisecond))
 				win.wlat = append(win.wlat, float64(now.Sub(ev.WorkerTime()))/float64(time.Millisecond))
+				win.glat = append(win.glat, float64(now.Sub(ev.GatewayTime()))/float64(time.Millisecond))
 			}
 			mu.Unlock()
 		}
@@ -178,7 +184,7 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, batch, reps 
 		return nil, err
 	}
 	var rates []float64
-	var lats, wlats []Latency
+	var lats, wlats, glats []Latency
 	var notes []string
 	if subscribed > 5*time.Second {
 		notes = append(notes, fmt.Sprintf("subscribing took %.1f s", subscribed.Seconds()))
@@ -186,7 +192,8 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, batch, reps 
 	measuredS := 0.0
 	for range reps {
 		mu.Lock()
-		win, counting = peerWindow{lat: make([]float64, 0, int(p.OfferedPerS)*p.DurationS), wlat: make([]float64, 0, int(p.OfferedPerS)*p.DurationS)}, true
+		n := int(p.OfferedPerS) * p.DurationS
+		win, counting = peerWindow{lat: make([]float64, 0, n), wlat: make([]float64, 0, n), glat: make([]float64, 0, n)}, true
 		mu.Unlock()
 		start := time.Now()
 		// A stream that ends (the session faults) ends the window early:
@@ -219,13 +226,14 @@ func gatewayPeer(ctx context.Context, g *gatewayProc, p PeerParams, batch, reps 
 		rates = append(rates, float64(w.count)/elapsed)
 		lats = append(lats, latencyOfMs(w.lat))
 		wlats = append(wlats, latencyOfMs(w.wlat))
+		glats = append(glats, latencyOfMs(w.glat))
 		if rerr != nil {
 			notes = append(notes, fmt.Sprintf("the session ended after %.1f s of measurement (the last window is partial): %v", measuredS, rerr))
 			break
 		}
 	}
-	wl := latencySpread(wlats)
-	side := &PeerSide{UpdatesPerS: spreadOf(rates), Latency: latencySpread(lats), WorkerLatency: &wl}
+	wl, gl := latencySpread(wlats), latencySpread(glats)
+	side := &PeerSide{UpdatesPerS: spreadOf(rates), Latency: latencySpread(lats), WorkerLatency: &wl, GatewayLatency: &gl}
 	mu.Lock()
 	if gaps > 0 {
 		notes = append(notes, fmt.Sprintf("%d replay gaps (the subscriber fell behind)", gaps))

@@ -396,11 +396,14 @@ func printTable(w io.Writer, r *Report) {
 			if f.Params.Batch > 1 {
 				wl += fmt.Sprintf(", mxgateway batches <= %d", f.Params.Batch)
 			}
-			ours, ref, ourLat, refLat, ourP99, refP99, ourW50, ourW99 := "-", "-", "-", "-", "-", "-", "-", "-"
+			ours, ref, ourLat, refLat, ourP99, refP99, ourW50, ourW99, ourG50, ourG99 := "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"
 			if f.MxGateway != nil {
 				ours, ourLat, ourP99 = spreadStr(f.MxGateway.UpdatesPerS, fmtRate), spreadStr(f.MxGateway.Latency.P50, fmtMs), spreadStr(f.MxGateway.Latency.P99, fmtMs)
 				if wl := f.MxGateway.WorkerLatency; wl != nil {
 					ourW50, ourW99 = spreadStr(wl.P50, fmtMs), spreadStr(wl.P99, fmtMs)
+				}
+				if gl := f.MxGateway.GatewayLatency; gl != nil {
+					ourG50, ourG99 = spreadStr(gl.P50, fmtMs), spreadStr(gl.P99, fmtMs)
 				}
 			}
 			if f.OPCUA != nil {
@@ -418,6 +421,8 @@ func printTable(w io.Writer, r *Report) {
 				row{"peer latency p99 ms", "", ourP99, refP99, "", ""},
 				row{"peer latency p50 ms", "worker time -> receipt (mxgateway)", ourW50, "", "", latTarget(f.Params.OfferedPerS)},
 				row{"peer latency p99 ms", "", ourW99, "", "", ""},
+				row{"peer latency p50 ms", "gateway time -> receipt (mxgateway)", ourG50, "", "", ""},
+				row{"peer latency p99 ms", "", ourG99, "", "", ""},
 			)
 			what := fmt.Sprintf("peer %d values/%d ms", f.Params.Values, f.Params.IntervalMs)
 			if f.MxGateway != nil && f.MxGateway.Note != "" {

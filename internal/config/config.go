@@ -177,8 +177,8 @@ type Config struct {
 	// Default default; MXGATEWAY_SIM_PROFILE.
 	SimProfile string
 	// WorkerMaxProcs is the GOMAXPROCS of every worker process. Default 0:
-	// the worker's own choice (worker.DefaultMaxProcs: one, or Go's default
-	// for the mxaccess backend); MXGATEWAY_WORKER_MAX_PROCS.
+	// the worker's own choice (worker.DefaultMaxProcs: two at most, or Go's
+	// default for the mxaccess backend); MXGATEWAY_WORKER_MAX_PROCS.
 	WorkerMaxProcs int
 	// SimGalaxy is the directory of an external simulated Galaxy runtime
 	// (mxgateway galaxy --listen DIR) the sim workers attach to, so that

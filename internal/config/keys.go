@@ -273,7 +273,7 @@ var keys = []key{
 	intKey("dashboard_max_logins", "most dashboard logins held at once", 1, 10000, func(c *Config) *int { return &c.DashboardMaxLogins }),
 	enumKey("worker_backend", "worker backend", []Backend{BackendSim, BackendMXAccess}, func(c *Config) *Backend { return &c.WorkerBackend }),
 	stringKey("worker_exe", "worker executable (empty: mxworker beside the gateway, else the gateway re-executes itself; required for mxaccess)", func(c *Config) *string { return &c.WorkerExe }),
-	intKey("worker_max_procs", "GOMAXPROCS of each worker process (0: the worker's default, 1 except for mxaccess, which keeps Go's)", 0, protocol.MaxWorkerProcs, func(c *Config) *int { return &c.WorkerMaxProcs }),
+	intKey("worker_max_procs", "GOMAXPROCS of each worker process (0: the worker's default, 2 at most except for mxaccess, which keeps Go's)", 0, protocol.MaxWorkerProcs, func(c *Config) *int { return &c.WorkerMaxProcs }),
 	stringKey("mxaccess_prog_id", "COM ProgID of the MXAccess server", func(c *Config) *string { return &c.MXAccessProgID }),
 	stringKey("sim_model", "simulator Galaxy model file (empty: the built-in demo Galaxy)", func(c *Config) *string { return &c.SimModel }),
 	enumKey("sim_profile", "simulator behaviour profile", []string{"default", "test"}, func(c *Config) *string { return &c.SimProfile }),

@@ -149,14 +149,15 @@ func TestProcessExitCodes(t *testing.T) {
 	}
 }
 
-// TestProcessMaxProcs: a worker runs on one P unless --max-procs says
-// otherwise (DefaultMaxProcs), and says so in its starting line.
+// TestProcessMaxProcs: a worker runs on DefaultMaxProcs Ps unless
+// --max-procs says otherwise, and says so in its starting line.
 func TestProcessMaxProcs(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want int
 	}{
-		{nil, 1},
+		{nil, min(2, runtime.NumCPU())},
+		{[]string{"--max-procs", "1"}, 1},
 		{[]string{"--max-procs", "3"}, 3},
 	} {
 		h, stderr := startProcess(t, nonceLine(), tc.args...)
@@ -182,8 +183,8 @@ func TestProcessMaxProcs(t *testing.T) {
 }
 
 func TestDefaultMaxProcs(t *testing.T) {
-	if DefaultMaxProcs("sim") != 1 || DefaultMaxProcs(backendMXAccess) != 0 {
-		t.Fatalf("DefaultMaxProcs: sim %d, mxaccess %d; want 1 and 0 (Go's default)", DefaultMaxProcs("sim"), DefaultMaxProcs(backendMXAccess))
+	if want := min(2, runtime.NumCPU()); DefaultMaxProcs("sim") != want || DefaultMaxProcs(backendMXAccess) != 0 {
+		t.Fatalf("DefaultMaxProcs: sim %d, mxaccess %d; want %d and 0 (Go's default)", DefaultMaxProcs("sim"), DefaultMaxProcs(backendMXAccess), want)
 	}
 }
 
