@@ -408,3 +408,96 @@ func TestSlowFirstBind(t *testing.T) {
 	r.rt.Admin(&galaxyv1.AdminRequest{Action: runtime.ActionSlowFirstBind, DurationMs: 0})
 	want(0) // the test profile's own
 }
+
+// galaxyValue is b's own copy of the shared attribute ref, as its
+// simulator holds it now.
+func galaxyValue(t *testing.T, b *sim.Backend, ref string) *mxgatewayv1.MxValue {
+	t.Helper()
+	ord, ok := b.Model().SharedAttribute(ref)
+	if !ok {
+		t.Fatalf("no shared attribute %s", ref)
+	}
+	vals, err := b.Values(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range vals {
+		if c.Attr == ord {
+			return c.Value
+		}
+	}
+	return nil
+}
+
+// TestInterestGivenUp: a session whose interest set would pass
+// wire.MaxInterest gives the set up (client.Session.Interest) and from
+// then on receives every change, starting with the current value of every
+// attribute, as from a runtime that does not filter; what it advised
+// before goes on as it did.
+func TestInterestGivenUp(t *testing.T) {
+	r := startRig(t, shortDir(t), nil, model)
+	ctx := context.Background()
+	link, err := client.Dial(ctx, client.Options{Dir: r.dir, Key: r.key, Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sim.New(sim.Options{Profile: sim.ProfileTest, Model: link.Model(), Galaxy: link, Snapshot: link.Snapshot()})
+	if err != nil {
+		link.Close()
+		t.Fatal(err)
+	}
+	a := &session{b: b, rec: &recorder{}}
+	if _, err := b.Open(ctx, a.rec); err != nil {
+		link.Close()
+		t.Fatal(err)
+	}
+	link.Attach(b)
+	t.Cleanup(func() { b.Close(); link.Close() })
+	if a.h, err = b.Register("test"); err != nil {
+		t.Fatal(err)
+	}
+	other := openSession(t, r.dir, r.key)
+	level, ho := a.sub(t, "Tank.Level"), other.sub(t, "Tank.Name")
+	str := func(s string) func(*mxgatewayv1.OnDataChange) bool {
+		return func(dc *mxgatewayv1.OnDataChange) bool { return dc.GetValue().GetStringValue() == s }
+	}
+
+	// Filtered: a change of Tank.Name, which a does not advise, does not
+	// reach a; a change sent after it, of what a advises, does.
+	if err := other.b.Write(other.h, ho, mxtypes.StringValue("T2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	other.rec.waitData(t, "T2", ho, str("T2"))
+	hl := other.sub(t, "Tank.Level")
+	if err := other.b.Write(other.h, hl, mxtypes.DoubleValue(5), 0); err != nil {
+		t.Fatal(err)
+	}
+	a.rec.waitData(t, "Level 5", level, double(5))
+	if v := galaxyValue(t, b, "Tank.Name"); v.GetStringValue() != "T1" {
+		t.Fatalf("filtered session holds Tank.Name %v, want its stale T1", v)
+	}
+
+	// One reference past the bound: the set is given up.
+	for i := range wire.MaxInterest {
+		link.Interest(fmt.Sprintf("Bogus%d.PV", i), true)
+	}
+	testutil.Eventually(t, waitFor, func() error {
+		if v := galaxyValue(t, b, "Tank.Name"); v.GetStringValue() != "T2" {
+			return fmt.Errorf("Tank.Name %v, want the current T2", v)
+		}
+		return nil
+	})
+	if err := other.b.Write(other.h, ho, mxtypes.StringValue("T3"), 0); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, waitFor, func() error {
+		if v := galaxyValue(t, b, "Tank.Name"); v.GetStringValue() != "T3" {
+			return fmt.Errorf("Tank.Name %v, want the change to T3", v)
+		}
+		return nil
+	})
+	if err := other.b.Write(other.h, hl, mxtypes.DoubleValue(6), 0); err != nil {
+		t.Fatal(err)
+	}
+	a.rec.waitData(t, "Level 6", level, double(6))
+}
