@@ -144,7 +144,9 @@ func setting(bi *debug.BuildInfo, key string) string {
 // the module in the working directory (where `go run ./cmd/mxgateway`
 // ran), with the gateway's own race setting and without cgo (unless the
 // race detector needs it). The packages are the gateway's, already in the
-// build cache, so this is mostly a link.
+// build cache (but for the few of the standard library that build
+// differently without cgo, compiled on the first run), so this is mostly a
+// link.
 //
 // A worker has no use for cgo (it dials a Unix socket or a named pipe and
 // resolves no names), and with it the binary is linked against the C
