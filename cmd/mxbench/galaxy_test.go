@@ -32,7 +32,7 @@ func startTestRuntime(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := wire.WriteKey(dir)
+	key, err := runtime.WriteKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func serveGalaxy(ctx context.Context, dir, model string, plant int, keyHex strin
 			err = writeKeyFile(dir, keyHex)
 		}
 	} else {
-		key, err = wire.WriteKey(dir)
+		key, err = runtime.WriteKey(dir)
 	}
 	if err != nil {
 		return err

@@ -102,3 +102,21 @@ func TestSameBuild(t *testing.T) {
 		t.Error("a file without build information passed as the same build")
 	}
 }
+
+func TestLeanWorkerBuiltWithoutCgo(t *testing.T) {
+	for _, c := range []struct {
+		race      bool
+		gateway   string
+		wantBuild string
+	}{
+		{false, "1", "0"},
+		{false, "0", "0"},
+		{false, "", "0"},
+		{true, "1", "1"}, // the race detector needs cgo
+		{true, "", ""},
+	} {
+		if got := leanWorkerCgo(c.race, c.gateway); got != c.wantBuild {
+			t.Errorf("leanWorkerCgo(race %v, gateway %q) = %q, want %q", c.race, c.gateway, got, c.wantBuild)
+		}
+	}
+}

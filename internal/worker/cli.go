@@ -207,6 +207,13 @@ func Main(ctx context.Context, args []string, opts MainOptions) int {
 		runtime.GOMAXPROCS(procs)
 	}
 	signal.Ignore(os.Interrupt)
+	// The start-up (the backend with its model, the handshake) runs without
+	// collections; Run restores the collector once the worker is ready.
+	collectAgain := func() {}
+	if f.Backend != backendMXAccess {
+		collectAgain = relaxStartupGC()
+	}
+	defer collectAgain()
 	logger = logger.With(logging.KeyComponent, opts.Prog, logging.KeyWorkerPID, os.Getpid())
 	exiter := NewExiter(opts.exit())
 	be, err := opts.Backends[f.Backend](f, logger, exiter.Exit)
@@ -224,6 +231,7 @@ func Main(ctx context.Context, args []string, opts MainOptions) int {
 		Dial:            opts.Dial,
 		Logger:          logger,
 		Exiter:          exiter,
+		ready:           collectAgain,
 	})
 }
 

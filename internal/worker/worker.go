@@ -91,6 +91,11 @@ type Config struct {
 	// an exit requested by the backend first flushes the reply and events
 	// already queued. Run itself never exits the process.
 	Exiter *Exiter
+
+	// ready, when set, is called once WorkerReady is sent, before the
+	// start-up garbage is returned to the OS: Main's end of the relaxed
+	// start-up collector (relaxStartupGC).
+	ready func()
 }
 
 func (c *Config) setDefaults() {
@@ -453,7 +458,12 @@ func (w *worker) run(ctx context.Context, nonce []byte) int {
 	// back now rather than when the scavenger gets to them, since an idle
 	// worker may wait a long time (a spare) and a gateway runs hundreds.
 	// Done before the loop, not beside it: a heap this small is collected
-	// in about a millisecond, and nothing outlives the worker's run.
+	// in about a millisecond, and nothing outlives the worker's run. The
+	// collector is back to its settings first (it was off during a
+	// simulator's start-up: see relaxStartupGC).
+	if w.cfg.ready != nil {
+		w.cfg.ready()
+	}
 	debug.FreeOSMemory()
 	return w.loop(ctx)
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,23 @@ func TestQuickstartGoRunUsesTheLeanWorker(t *testing.T) {
 	for _, exe := range workers {
 		if filepath.Base(exe) != "mxworker" {
 			t.Errorf("worker %s is not the lean mxworker", exe)
+			continue
+		}
+		// Built without cgo: a cgo worker links the C library, about
+		// 1.7 MiB more RSS in every worker (docs/performance.md).
+		bi, err := buildinfo.ReadFile(exe)
+		if err != nil {
+			t.Errorf("worker %s: %v", exe, err)
+			continue
+		}
+		cgo := ""
+		for _, s := range bi.Settings {
+			if s.Key == "CGO_ENABLED" {
+				cgo = s.Value
+			}
+		}
+		if cgo != "0" {
+			t.Errorf("worker %s built with CGO_ENABLED=%q, want 0", exe, cgo)
 		}
 	}
 }

@@ -28,7 +28,7 @@ objects:
 `
 
 type consumerDoc struct {
-	Alarms []consumerAlarm `xml:"ALARM"`
+	Alarms []xmlAlarm `xml:"ALARM"`
 }
 
 func pollDoc(t *testing.T, b *Backend) []consumerAlarm {
@@ -41,7 +41,13 @@ func pollDoc(t *testing.T, b *Backend) []consumerAlarm {
 	if err := xml.Unmarshal([]byte(doc), &d); err != nil {
 		t.Fatalf("document %q: %v", doc, err)
 	}
-	return d.Alarms
+	out := make([]consumerAlarm, len(d.Alarms))
+	for i, a := range d.Alarms {
+		out[i] = consumerAlarm{GUID: a.GUID, Reference: a.Reference, State: a.State, Priority: a.Priority, Type: a.Type,
+			Comment: a.Comment, OperatorComment: a.OperatorComment, Operator: a.Operator, OriginationTime: a.OriginationTime,
+			TransitionTime: a.TransitionTime, Value: a.Value, Limit: a.Limit}
+	}
+	return out
 }
 
 // setAlarm applies the runtime's view of one alarm to the session.

@@ -57,7 +57,7 @@ func TestWatchRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	key, err := wire.WriteKey(dir)
+	key, err := runtime.WriteKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

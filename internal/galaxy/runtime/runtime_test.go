@@ -74,7 +74,7 @@ func startRig(t *testing.T, dir string, key []byte, src string) *rig {
 	t.Helper()
 	if key == nil {
 		var err error
-		if key, err = wire.WriteKey(dir); err != nil {
+		if key, err = runtime.WriteKey(dir); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,7 +312,7 @@ func benchDir(b *testing.B) string {
 }
 
 func startBenchRig(b *testing.B, dir string) *benchRig {
-	key, err := wire.WriteKey(dir)
+	key, err := runtime.WriteKey(dir)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,6 @@
 package wire
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -54,24 +53,6 @@ var ErrBadCredential = errors.New("galaxy: bad credential")
 
 // Endpoint returns the endpoint of the runtime serving dir.
 func Endpoint(dir string) string { return ipc.NamedEndpoint(dir, EndpointName) }
-
-// WriteKey creates a fresh credential in dir (file mode 0600) and returns
-// it.
-func WriteKey(dir string) ([]byte, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	p := filepath.Join(dir, KeyFileName)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("galaxy: write key: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return nil, fmt.Errorf("galaxy: write key: %w", err)
-	}
-	return key, nil
-}
 
 // ReadKey reads the credential of the runtime serving dir.
 func ReadKey(dir string) ([]byte, error) {

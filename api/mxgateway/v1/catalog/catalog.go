@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -458,15 +459,19 @@ type table struct {
 	problems []error
 }
 
-// cat is built once from the descriptors of commands.proto.
-var cat = build()
+// cat is the table, built from the descriptors of commands.proto on first
+// use rather than at package initialisation: building it unpacks the full
+// descriptors of the public API's files, about 0.5 MiB that a worker
+// which never runs a command (a spare, an idle session) does without
+// (docs/performance.md, "Lean workers").
+var cat = sync.OnceValue(build)
 
 // Kinds returns every command kind in oneof declaration order. The slice is
 // shared: do not modify it.
-func Kinds() []*Kind { return cat.kinds }
+func Kinds() []*Kind { return cat().kinds }
 
 // Len is the number of command kinds.
-func Len() int { return len(cat.kinds) }
+func Len() int { return len(cat().kinds) }
 
 // Of returns the kind of cmd; nil when none is set or the kind is unknown
 // to this build.
@@ -474,24 +479,24 @@ func Of(cmd *mxgatewayv1.Command) *Kind {
 	if cmd == nil {
 		return nil
 	}
-	fd := cmd.ProtoReflect().WhichOneof(cat.oneof)
+	fd := cmd.ProtoReflect().WhichOneof(cat().oneof)
 	if fd == nil {
 		return nil
 	}
-	return cat.byField[fd.Number()]
+	return cat().byField[fd.Number()]
 }
 
 // ByName returns the kind whose oneof field is name ("add_item"), or nil.
-func ByName(name string) *Kind { return cat.byName[name] }
+func ByName(name string) *Kind { return cat().byName[name] }
 
 // ByMethod returns the single command that calls the MXAccess method
 // (exact spelling, "AddItem"), or nil.
-func ByMethod(method string) *Kind { return cat.byMethod[method] }
+func ByMethod(method string) *Kind { return cat().byMethod[method] }
 
 // CanonicalMethod returns the MXAccess spelling of a method name given in
 // any case ("additem" → "AddItem").
 func CanonicalMethod(s string) (string, bool) {
-	for _, m := range cat.methods {
+	for _, m := range cat().methods {
 		if strings.EqualFold(m, s) {
 			return m, true
 		}
@@ -501,7 +506,7 @@ func CanonicalMethod(s string) (string, bool) {
 
 // Methods lists the MXAccess methods of the single commands, in oneof
 // declaration order.
-func Methods() []string { return cat.methods }
+func Methods() []string { return cat().methods }
 
 // MethodLevel returns the lowest interface level with the MXAccess method,
 // or 0 when it is not in the catalogue.
@@ -532,7 +537,7 @@ type failFunc func(cmd, field, format string, args ...any)
 // Check returns every problem found while building the catalogue, each a
 // *FactError: a command or field without its facts, a bulk step that does
 // not fit. The catalogue test fails on any.
-func Check() error { return errors.Join(cat.problems...) }
+func Check() error { return errors.Join(cat().problems...) }
 
 // SpecOf returns the CommandSpec option of a message descriptor.
 func SpecOf(md protoreflect.MessageDescriptor) *mxgatewayv1.CommandSpec {
