@@ -14,6 +14,7 @@ import (
 	mxgatewayv1 "github.com/mxgateway/mxgateway/api/mxgateway/v1"
 	"github.com/mxgateway/mxgateway/api/mxgateway/v1/mxtypes"
 	"github.com/mxgateway/mxgateway/internal/backend"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // The real component's identity; the simulator reports it with Simulated
@@ -625,7 +626,8 @@ func (b *Backend) emit(ev *mxgatewayv1.Event) {
 	if !b.emitting() {
 		return
 	}
-	ev.WorkerTime = mxtypes.Timestamp(b.clock.Now())
+	ev.WorkerTime = &timestamppb.Timestamp{}
+	setWorkerTime(ev.WorkerTime, b.clock.Now())
 	b.sink.Event(ev)
 }
 

@@ -327,7 +327,7 @@ func (b *Backend) send(it *item, val *mxgatewayv1.MxValue, q uint16, ts time.Tim
 	e.body.DataChange = &e.dc
 	e.ev.Family = mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE
 	e.ev.Body = &e.body
-	setTimestamp(&e.workerTime, b.clock.Now())
+	setWorkerTime(&e.workerTime, b.clock.Now())
 	e.ev.WorkerTime = &e.workerTime
 	b.sink.Event(&e.ev)
 }
@@ -376,6 +376,14 @@ func (m *qualityMemo) set(dst *mxgatewayv1.Quality, q uint16) {
 // millisecond precision).
 func setTimestamp(dst *timestamppb.Timestamp, t time.Time) {
 	t = mxtypes.TruncateTime(t)
+	dst.Seconds, dst.Nanos = t.Unix(), int32(t.Nanosecond())
+}
+
+// setWorkerTime stores t in dst at the clock's full resolution, as the
+// MXAccess backend stamps worker_time: it is the gateway's own field, not
+// an MXAccess timestamp, and the latency measured from it (mxbench's
+// worker time → receipt) must not gain up to a millisecond of truncation.
+func setWorkerTime(dst *timestamppb.Timestamp, t time.Time) {
 	dst.Seconds, dst.Nanos = t.Unix(), int32(t.Nanosecond())
 }
 
