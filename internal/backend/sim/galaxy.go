@@ -326,6 +326,8 @@ func (b *Backend) drainInbox() {
 	if len(fns) == 0 {
 		return
 	}
+	// TestBatchServesWaitingCallAfterEachChange holds the STA on this
+	// clock read, the one point where it holds a batch not yet started.
 	b.now = b.clock.Now()
 	for i, p := range fns {
 		if b.halted {
