@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +22,8 @@ func TestEventsStayAsSent(t *testing.T) {
 	for _, length := range []int{1, 3} {
 		t.Run(map[int]string{1: "one status", 3: "three statuses"}[length], func(t *testing.T) {
 			det := proto.MarshalOptions{Deterministic: true}
-			var sent [][]byte
+			var mu sync.Mutex
+			var sent [][]byte // the encoding of every event as it arrived
 			e := newEnv(t, envOpt{
 				knobs: func(k *Knobs) { k.StatusArrayLength = length },
 				hook: func(ev *mxgatewayv1.Event) {
@@ -29,7 +31,9 @@ func TestEventsStayAsSent(t *testing.T) {
 					if err != nil {
 						t.Errorf("marshal: %v", err)
 					}
+					mu.Lock()
 					sent = append(sent, b)
+					mu.Unlock()
 				},
 			})
 			h := e.reg()
@@ -56,6 +60,8 @@ func TestEventsStayAsSent(t *testing.T) {
 				e.write(h, arr, buildArray(tInt, []*mxgatewayv1.MxValue{mxtypes.IntegerValue(int32(n)), mxtypes.IntegerValue(2), mxtypes.IntegerValue(3)}))
 				e.advance(700 * time.Millisecond)
 			}
+			mu.Lock() // an event now would wait: sent and evs stay aligned
+			defer mu.Unlock()
 			evs := e.rec.take()
 			if len(sent) < 300 || len(evs) == 0 {
 				t.Fatalf("%d events recorded", len(sent))
