@@ -283,3 +283,80 @@ func BenchmarkEventPath(b *testing.B) {
 		}
 	}
 }
+
+// TestFramedLengths: the field Framed puts in the room in front of the
+// encoding is right for every size of its tag and of its length (one to
+// three bytes each), for a worker's event and a message event alike, and a
+// second field number is built apart without touching the first.
+func TestFramedLengths(t *testing.T) {
+	nums := []protowire.Number{1, 15, 16, 2047, 2048, 1 << 20}
+	framed := func(num protowire.Number, enc []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), enc)
+	}
+	for _, n := range []int{0, 100, 200, 20_000, 3_000_000} {
+		m := &mxgatewayv1.Event{Sequence: 3, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE,
+			Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{ServerHandle: 1, ItemHandle: 2,
+				Value: &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_StringValue{StringValue: string(bytes.Repeat([]byte{'v'}, n))}}}}}
+		b, _ := proto.Marshal(m)
+		for _, first := range nums {
+			wire, err := DecodeEvent(b, len(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, e := range map[string]*Event{"wire": wire, "message": EventOf(proto.Clone(m).(*mxgatewayv1.Event), len(b))} {
+				e.Stamp("sess", 77, time.Unix(11, 12))
+				enc, err := e.Encoded()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if size, _ := e.EncodedSize(); size != len(enc) {
+					t.Fatalf("%s, %d bytes: EncodedSize %d, Encoded has %d", name, n, size, len(enc))
+				}
+				want := append([]byte(nil), enc...)
+				// The first field number is the shared one; the others
+				// are built apart.
+				for _, num := range append([]protowire.Number{first}, nums...) {
+					f, err := e.Framed(num)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(f, framed(num, want)) {
+						t.Fatalf("%s, %d bytes, first field %d: Framed(%d) is %d bytes, want %d", name, n, first, num, len(f), len(framed(num, want)))
+					}
+				}
+				if f, _ := e.Framed(first); &f[len(f)-len(enc)] != &enc[0] {
+					t.Fatalf("%s, %d bytes: Framed(%d) copied the encoding", name, n, first)
+				}
+				if again, _ := e.Encoded(); !bytes.Equal(again, want) {
+					t.Fatalf("%s, %d bytes: Encoded changed after Framed", name, n)
+				}
+			}
+		}
+	}
+}
+
+// TestStampAgainResizes: the size Stamp fixes follows the last Stamp (a
+// longer session id, a larger sequence, another gateway time): EncodedSize
+// is the length of what AppendEncoded writes after each.
+func TestStampAgainResizes(t *testing.T) {
+	b, _ := proto.Marshal(sampleEvents()[0])
+	e, err := DecodeEvent(b, len(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		id  string
+		seq uint64
+	}{{"s", 1}, {"a-much-longer-session-id", 1 << 40}, {"", 0}, {"x", 300}} {
+		e.GatewayTime = time.Time{}
+		e.Stamp(s.id, s.seq, time.Unix(1<<33, 999_999_999))
+		app, _ := e.AppendEncoded(nil)
+		if size, _ := e.EncodedSize(); size != len(app) {
+			t.Fatalf("after Stamp(%q, %d): EncodedSize %d, AppendEncoded writes %d", s.id, s.seq, size, len(app))
+		}
+		got := &mxgatewayv1.Event{}
+		if err := proto.Unmarshal(app, got); err != nil || got.GetSessionId() != s.id || got.GetSequence() != s.seq {
+			t.Fatalf("after Stamp(%q, %d): reads back %v, %v", s.id, s.seq, got, err)
+		}
+	}
+}

@@ -319,10 +319,24 @@ func (b *Backend) Close() []string {
 		}
 		close(b.abort)
 		req := &request{fn: func() { b.closeWarn = b.releaseAll() }, done: make(chan struct{})}
+		// The STA may halt instead of running the call (a crash that was
+		// due when it took it): dead is closed then, and done never is.
+		ran := false
 		select {
 		case b.reqs <- req:
-			<-req.done
+			select {
+			case <-req.done:
+				ran = true
+			case <-b.dead:
+				select {
+				case <-req.done:
+					ran = true
+				default:
+				}
+			}
 		case <-b.dead:
+		}
+		if !ran {
 			b.closeWarn = append(b.closeWarn, "sim: backend had crashed; nothing to tear down")
 		}
 		close(b.quit)

@@ -215,7 +215,7 @@ func (e *env) settle() {
 				continue
 			}
 			err := b.do(context.Background(), false, func() {
-				busy = busy || len(b.q) > 0 && !b.q[0].due.After(b.clock.Now()) || !b.inboxEmpty()
+				busy = busy || len(b.q) > 0 && !b.q[0].due.After(b.clock.Now()) || !b.inboxEmpty() || b.applying()
 			})
 			if err != nil {
 				e.t.Fatalf("settle: %v", err)
@@ -226,6 +226,16 @@ func (e *env) settle() {
 		}
 	}
 	e.t.Fatal("simulator never settled")
+}
+
+// applying reports whether changes from Apply are queued or in the pass
+// running them: a call can be served in the middle of a batch
+// (serveWaiting), where the inbox is empty but the rest of the batch, and
+// its events, are still to come.
+func (b *Backend) applying() bool {
+	b.inMu.Lock()
+	defer b.inMu.Unlock()
+	return b.inChanges > 0
 }
 
 // advance moves the fake clock forward by d, stopping at every due action
