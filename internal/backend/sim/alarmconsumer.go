@@ -48,31 +48,29 @@ type consumerAlarm struct {
 // EscapeString does); written by hand so that a worker does not link
 // encoding/xml for one flat element (docs/performance.md, "Lean workers").
 func (a *consumerAlarm) appendXML(sb *strings.Builder) {
+	values := [len(alarmAttrs)]string{a.GUID, a.Reference, a.State, a.Priority, a.Type,
+		a.Comment, a.OperatorComment, a.Operator, a.OriginationTime, a.TransitionTime, a.Value, a.Limit}
 	sb.WriteString("<ALARM")
-	attr := func(name, value string, always bool) {
-		if value == "" && !always {
-			return
+	for i, v := range values {
+		if v == "" && i >= alarmRequired {
+			continue
 		}
 		sb.WriteByte(' ')
-		sb.WriteString(name)
+		sb.WriteString(alarmAttrs[i])
 		sb.WriteString(`="`)
-		escapeXMLAttr(sb, value)
+		escapeXMLAttr(sb, v)
 		sb.WriteByte('"')
 	}
-	attr("GUID", a.GUID, true)
-	attr("Reference", a.Reference, true)
-	attr("State", a.State, true)
-	attr("Priority", a.Priority, true)
-	attr("Type", a.Type, true)
-	attr("Comment", a.Comment, false)
-	attr("OperatorComment", a.OperatorComment, false)
-	attr("Operator", a.Operator, false)
-	attr("OriginationTime", a.OriginationTime, false)
-	attr("TransitionTime", a.TransitionTime, false)
-	attr("Value", a.Value, false)
-	attr("Limit", a.Limit, false)
 	sb.WriteString("></ALARM>")
 }
+
+// alarmAttrs names the ALARM element's attributes in the order it writes
+// them (consumerAlarm's fields); the first alarmRequired are always
+// written, the others only when not empty.
+var alarmAttrs = [...]string{"GUID", "Reference", "State", "Priority", "Type",
+	"Comment", "OperatorComment", "Operator", "OriginationTime", "TransitionTime", "Value", "Limit"}
+
+const alarmRequired = 5
 
 // escapeXMLAttr writes s escaped as encoding/xml escapes an attribute
 // value: the five markup characters and tab, newline and carriage return
