@@ -16,7 +16,11 @@ import (
 // is built: gRPC writes them after SendMsg returns.
 type encodedResponse struct {
 	data mem.BufferSlice
-	bufs [2]mem.Buffer // data's backing array: one allocation per response
+	bufs [2]mem.Buffer // data's backing array
+	// own is the response's first buffer; bufs[0] points to it, so the
+	// buffer's interface value needs no allocation of its own: one
+	// allocation per response.
+	own mem.SliceBuffer
 }
 
 // Field numbers of StreamEventsResponse, read from the descriptor so that
@@ -43,11 +47,11 @@ func singleResponse(ev *protocol.Event, delayed bool) (*encodedResponse, error) 
 	if err != nil {
 		return nil, err
 	}
-	r := &encodedResponse{}
-	r.bufs[0] = mem.SliceBuffer(framed)
+	r := &encodedResponse{own: framed}
+	r.bufs[0] = &r.own
 	r.data = r.bufs[:1]
 	if delayed {
-		r.bufs[1] = mem.SliceBuffer(delayedField)
+		r.bufs[1] = delayedBuffer
 		r.data = r.bufs[:2]
 	}
 	return r, nil
@@ -55,6 +59,10 @@ func singleResponse(ev *protocol.Event, delayed bool) (*encodedResponse, error) 
 
 // delayedField is the encoded delayed = true of a StreamEventsResponse.
 var delayedField = protowire.AppendVarint(protowire.AppendTag(nil, respDelayed, protowire.VarintType), 1)
+
+// delayedBuffer is delayedField as a buffer, made once (its bytes never
+// change, and freeing a SliceBuffer does nothing).
+var delayedBuffer mem.Buffer = mem.SliceBuffer(delayedField)
 
 // batchResponse is the response carrying evs in events, oldest first, in
 // one buffer of its own: each event's client-visible encoding is written
@@ -78,8 +86,8 @@ func batchResponse(evs []*protocol.Event) (*encodedResponse, error) {
 			return nil, err
 		}
 	}
-	r := &encodedResponse{}
-	r.bufs[0] = mem.SliceBuffer(b)
+	r := &encodedResponse{own: b}
+	r.bufs[0] = &r.own
 	r.data = r.bufs[:1]
 	return r, nil
 }
