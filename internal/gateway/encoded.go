@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/binary"
+
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -16,11 +18,13 @@ import (
 // is built: gRPC writes them after SendMsg returns.
 type encodedResponse struct {
 	data mem.BufferSlice
-	bufs [2]mem.Buffer // data's backing array
-	// own is the response's first buffer; bufs[0] points to it, so the
-	// buffer's interface value needs no allocation of its own: one
-	// allocation per response.
-	own mem.SliceBuffer
+	bufs [3]mem.Buffer // data's backing array
+	// own and enc are the response's buffers; bufs points to them, so their
+	// interface values need no allocation of their own: one allocation per
+	// response.
+	own, enc mem.SliceBuffer
+	// head holds a single response's tag and length of its event.
+	head [2 * binary.MaxVarintLen64]byte
 }
 
 // Field numbers of StreamEventsResponse, read from the descriptor so that
@@ -40,19 +44,22 @@ func responseField(name protoreflect.Name) protowire.Number {
 }
 
 // singleResponse is the response carrying one event (event), marked delayed
-// when the filter held it back. The event's framed encoding is made once
-// for all the session's streams (protocol.Event.Framed) and not copied.
+// when the filter held it back: the field's tag and length, then the event's
+// encoding, made once for all the session's streams (protocol.Event.Encoded)
+// and not copied.
 func singleResponse(ev *protocol.Event, delayed bool) (*encodedResponse, error) {
-	framed, err := ev.Framed(respEvent)
+	enc, err := ev.Encoded()
 	if err != nil {
 		return nil, err
 	}
-	r := &encodedResponse{own: framed}
-	r.bufs[0] = &r.own
-	r.data = r.bufs[:1]
+	r := &encodedResponse{enc: enc}
+	h := protowire.AppendTag(r.head[:0], respEvent, protowire.BytesType)
+	r.own = protowire.AppendVarint(h, uint64(len(enc)))
+	r.bufs[0], r.bufs[1] = &r.own, &r.enc
+	r.data = r.bufs[:2]
 	if delayed {
-		r.bufs[1] = delayedBuffer
-		r.data = r.bufs[:2]
+		r.bufs[2] = delayedBuffer
+		r.data = r.bufs[:3]
 	}
 	return r, nil
 }
