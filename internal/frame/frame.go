@@ -287,7 +287,8 @@ var fieldCorrelation = fieldNumber(&workerv1.WorkerEnvelope{}, "correlation_id")
 
 // ReadEventSized is ReadSized, except that an event envelope is not decoded:
 // its encoded mxgatewayv1.Event is returned in event (a copy the caller
-// owns), with the envelope's header in env (its body left nil). Any other
+// owns, with protocol.EncodedRoom of spare capacity for the envelope's
+// session id), with the envelope's header in env (its body left nil). Any other
 // envelope is decoded and validated as ReadSized does, and event is nil.
 func (r *Reader) ReadEventSized(env *workerv1.WorkerEnvelope) (event []byte, size int, err error) {
 	payload, err := r.ReadPayload()
@@ -367,5 +368,7 @@ func (r *Reader) eventOf(payload []byte, env *workerv1.WorkerEnvelope) (event []
 	if env.SessionId == "" {
 		env.SessionId = string(session)
 	}
-	return append(make([]byte, 0, len(inner)), inner...), true
+	// The copy keeps room after the event for the session's fields, which
+	// the gateway writes there (protocol.DecodeEventInPlace).
+	return append(make([]byte, 0, len(inner)+protocol.EncodedRoom(len(env.SessionId))), inner...), true
 }

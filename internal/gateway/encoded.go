@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/binary"
+
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -16,7 +18,13 @@ import (
 // is built: gRPC writes them after SendMsg returns.
 type encodedResponse struct {
 	data mem.BufferSlice
-	bufs [2]mem.Buffer // data's backing array: one allocation per response
+	bufs [3]mem.Buffer // data's backing array
+	// own and enc are the response's buffers; bufs points to them, so their
+	// interface values need no allocation of their own: one allocation per
+	// response.
+	own, enc mem.SliceBuffer
+	// head holds a single response's tag and length of its event.
+	head [2 * binary.MaxVarintLen64]byte
 }
 
 // Field numbers of StreamEventsResponse, read from the descriptor so that
@@ -36,25 +44,32 @@ func responseField(name protoreflect.Name) protowire.Number {
 }
 
 // singleResponse is the response carrying one event (event), marked delayed
-// when the filter held it back. The event's framed encoding is made once
-// for all the session's streams (protocol.Event.Framed) and not copied.
+// when the filter held it back: the field's tag and length, then the event's
+// encoding, made once for all the session's streams (protocol.Event.Encoded)
+// and not copied.
 func singleResponse(ev *protocol.Event, delayed bool) (*encodedResponse, error) {
-	framed, err := ev.Framed(respEvent)
+	enc, err := ev.Encoded()
 	if err != nil {
 		return nil, err
 	}
-	r := &encodedResponse{}
-	r.bufs[0] = mem.SliceBuffer(framed)
-	r.data = r.bufs[:1]
+	r := &encodedResponse{enc: enc}
+	h := protowire.AppendTag(r.head[:0], respEvent, protowire.BytesType)
+	r.own = protowire.AppendVarint(h, uint64(len(enc)))
+	r.bufs[0], r.bufs[1] = &r.own, &r.enc
+	r.data = r.bufs[:2]
 	if delayed {
-		r.bufs[1] = mem.SliceBuffer(delayedField)
-		r.data = r.bufs[:2]
+		r.bufs[2] = delayedBuffer
+		r.data = r.bufs[:3]
 	}
 	return r, nil
 }
 
 // delayedField is the encoded delayed = true of a StreamEventsResponse.
 var delayedField = protowire.AppendVarint(protowire.AppendTag(nil, respDelayed, protowire.VarintType), 1)
+
+// delayedBuffer is delayedField as a buffer, made once (its bytes never
+// change, and freeing a SliceBuffer does nothing).
+var delayedBuffer mem.Buffer = mem.SliceBuffer(delayedField)
 
 // batchResponse is the response carrying evs in events, oldest first, in
 // one buffer of its own: each event's client-visible encoding is written
@@ -78,8 +93,8 @@ func batchResponse(evs []*protocol.Event) (*encodedResponse, error) {
 			return nil, err
 		}
 	}
-	r := &encodedResponse{}
-	r.bufs[0] = mem.SliceBuffer(b)
+	r := &encodedResponse{own: b}
+	r.bufs[0] = &r.own
 	r.data = r.bufs[:1]
 	return r, nil
 }

@@ -191,6 +191,16 @@ func (fs *filteredSender) flush(now time.Time) error {
 	return nil
 }
 
+// now is the time offer needs: the clock's with a filter, and the zero
+// time without one, which reads nothing of it (a clock read is a tenth of
+// the send loop's CPU on the unbatched path).
+func (fs *filteredSender) now() time.Time {
+	if fs.filter == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
 // offer sends ev now, or leaves it to the filter.
 func (fs *filteredSender) offer(ev *protocol.Event, now time.Time) error {
 	if err := fs.flush(now); err != nil {

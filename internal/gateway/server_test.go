@@ -93,13 +93,14 @@ func (w *fakeWorker) NextEvents(dst []*protocol.Event) ([]*protocol.Event, bool)
 }
 
 // wireEvent is ev as the worker client hands it over: encoded, as it
-// crossed the pipe.
+// crossed the pipe, with room after it for the session's fields.
 func wireEvent(ev *mxgatewayv1.Event) *protocol.Event {
 	b, err := proto.Marshal(ev)
 	if err != nil {
 		panic(err)
 	}
-	e, err := protocol.DecodeEvent(b, len(b))
+	b = append(make([]byte, 0, len(b)+protocol.EncodedRoom(64)), b...)
+	e, err := protocol.DecodeEventInPlace(b, len(b))
 	if err != nil {
 		panic(err)
 	}

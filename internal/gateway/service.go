@@ -336,7 +336,7 @@ func (sv *Service) sendLoop(ctx context.Context, method string, streamCtx contex
 			}
 			return toStatus(sv.log, method, err)
 		}
-		err = out.offer(ev, time.Now())
+		err = out.offer(ev, out.now())
 		if err == nil {
 			err = out.fill(ctx, sub) // batching: what else is queued
 		}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -48,19 +49,19 @@ type Event struct {
 	wire []byte             // the worker's encoding; nil when msg is given
 	msg  *mxgatewayv1.Event // given, or decoded from enc by Message
 
-	// The fields below are ordered so that the int32s fill what would be
-	// padding: an Event is 208 bytes, a size class of its own (a 64-bit
-	// build).
+	// The fields below are ordered so that the int32 and the bool fill what
+	// would be padding: an Event is 192 bytes, a size class of its own (a
+	// 64-bit build).
 	encOnce sync.Once
-	frStart int32  // where Framed's field starts in buf
-	buf     []byte // frameRoom bytes, then the encoding (nil until made)
-	encErr  error
-	frOnce  sync.Once
-	frNum   protowire.Number
-	msgOnce sync.Once
 	// encSize is workerEncodedSize, fixed by Stamp (0: not stamped).
 	encSize int32
-	msgErr  error
+	enc     []byte // the encoding (nil until made)
+	encErr  error
+	msgOnce sync.Once
+	// room: wire's spare capacity is the event's, for Encoded to write the
+	// encoding in place (DecodeEventInPlace).
+	room   bool
+	msgErr error
 }
 
 // Field numbers of mxgatewayv1.Event and of its bodies' handles, read from
@@ -136,7 +137,32 @@ var ErrMalformedEvent = errors.New("malformed event")
 // mxgatewayv1.Event that arrived in a frame of size bytes. It reads only the
 // fields the gateway uses; wire is kept, not copied, and must not change.
 func DecodeEvent(wire []byte, size int) (*Event, error) {
-	e := &Event{Bytes: size, wire: wire}
+	return decodeEvent(wire[:len(wire):len(wire)], size, false)
+}
+
+// DecodeEventInPlace is DecodeEvent for a wire whose spare capacity
+// (wire[len(wire):cap(wire)]) is given to the event with it: Encoded writes
+// the session's fields there, after the worker's bytes, instead of copying
+// them into an encoding of its own, when the room suffices (EncodedRoom).
+// Nothing else may use that capacity.
+func DecodeEventInPlace(wire []byte, size int) (*Event, error) {
+	return decodeEvent(wire, size, true)
+}
+
+// EncodedRoom is the most bytes Encoded adds to a worker's event for a
+// session id of sessionIDBytes bytes: the room DecodeEventInPlace needs.
+func EncodedRoom(sessionIDBytes int) int {
+	return protowire.SizeTag(evSessionID) + protowire.SizeBytes(sessionIDBytes) +
+		protowire.SizeTag(evSequence) + binary.MaxVarintLen64 +
+		protowire.SizeTag(evGatewayTime) + 1 + maxTimestampSize
+}
+
+// maxTimestampSize bounds timestampSize (seconds and nanos of any time).
+var maxTimestampSize = protowire.SizeTag(tsSeconds) + binary.MaxVarintLen64 +
+	protowire.SizeTag(tsNanos) + protowire.SizeVarint(999_999_999)
+
+func decodeEvent(wire []byte, size int, room bool) (*Event, error) {
+	e := &Event{Bytes: size, wire: wire, room: room}
 	for b := wire; len(b) > 0; {
 		var num protowire.Number
 		var typ protowire.Type
@@ -325,26 +351,25 @@ func (e *Event) Stamp(sessionID string, seq uint64, at time.Time) {
 // mxgatewayv1.Event with the session's id, sequence and gateway time. A
 // worker's event is its encoding with those fields added (the worker's own
 // sequence, when it leads, is left out; a later field wins in protobuf
-// anyway). It is made once; the slice is shared and must not change.
+// anyway), written in place after the worker's bytes when the event has the
+// room (DecodeEventInPlace). It is made once; the slice is shared and must
+// not change.
 func (e *Event) Encoded() ([]byte, error) {
 	e.encOnce.Do(func() {
 		if e.wire == nil {
-			b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, frameRoom, frameRoom+proto.Size(e.msg)), e.msg)
-			e.buf, e.encErr = b, err
+			e.enc, e.encErr = proto.Marshal(e.msg)
 			return
 		}
-		b := make([]byte, frameRoom, frameRoom+e.workerEncodedSize())
-		e.buf = e.appendWorkerEncoded(b)
+		w := e.workerWire()
+		if n := e.workerEncodedSize(); e.room && cap(w) >= n {
+			// The worker's bytes stay where they are (readers of wire see
+			// only wire[:len(wire)]); the fields go into the room after them.
+			e.enc = e.appendSessionFields(w)
+			return
+		}
+		e.enc = e.appendWorkerEncoded(make([]byte, 0, e.workerEncodedSize()))
 	})
-	return e.enc(), e.encErr
-}
-
-// enc is the encoding made by Encoded, behind the room left for Framed.
-func (e *Event) enc() []byte {
-	if len(e.buf) < frameRoom {
-		return nil
-	}
-	return e.buf[frameRoom:]
+	return e.enc, e.encErr
 }
 
 // EncodedSize is the length of Encoded, without making it.
@@ -404,7 +429,12 @@ func (e *Event) workerEncodedSize() int {
 // of a scalar, and merges a message field (gateway_time) field by field, so
 // both of its fields are always written.
 func (e *Event) appendWorkerEncoded(b []byte) []byte {
-	b = append(b, e.workerWire()...)
+	return e.appendSessionFields(append(b, e.workerWire()...))
+}
+
+// appendSessionFields appends the session's fields of the client-visible
+// encoding: id, sequence and gateway time.
+func (e *Event) appendSessionFields(b []byte) []byte {
 	b = protowire.AppendTag(b, evSessionID, protowire.BytesType)
 	b = protowire.AppendString(b, e.SessionID)
 	b = protowire.AppendTag(b, evSequence, protowire.VarintType)
@@ -415,41 +445,6 @@ func (e *Event) appendWorkerEncoded(b []byte) []byte {
 		b = appendTimestamp(b, e.GatewayTime)
 	}
 	return b
-}
-
-// frameRoom is the room Encoded leaves in front of the encoding for the tag
-// and length Framed puts there: a tag of up to 5 bytes and a length of up to
-// 10.
-const frameRoom = 15
-
-// Framed returns Encoded as field num of an enclosing message: its tag, its
-// length, then the encoding. The first call's field is made once and shared
-// (every stream of a session frames its events alike); another field is
-// built anew on each call. The slice must not change.
-func (e *Event) Framed(num protowire.Number) ([]byte, error) {
-	enc, err := e.Encoded()
-	if err != nil {
-		return nil, err
-	}
-	build := func() []byte {
-		b := make([]byte, 0, protowire.SizeTag(num)+protowire.SizeBytes(len(enc)))
-		b = protowire.AppendTag(b, num, protowire.BytesType)
-		return protowire.AppendBytes(b, enc)
-	}
-	e.frOnce.Do(func() {
-		// The first field goes into the room in front of the encoding:
-		// no copy. Those bytes are no reader's until now (Encoded hands
-		// out only what follows them).
-		start := frameRoom - protowire.SizeTag(num) - protowire.SizeVarint(uint64(len(enc)))
-		h := e.buf[start:start]
-		h = protowire.AppendTag(h, num, protowire.BytesType)
-		protowire.AppendVarint(h, uint64(len(enc)))
-		e.frNum, e.frStart = num, int32(start)
-	})
-	if e.frNum != num {
-		return build(), nil
-	}
-	return e.buf[e.frStart : frameRoom+len(enc)], nil
 }
 
 // Message returns the event as a message, decoding a worker's encoding

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -134,29 +135,89 @@ func TestDecodeEventMalformed(t *testing.T) {
 	}
 }
 
-// TestFramed: the framed encoding is the field's tag, the length and the
-// encoding; made once for the first field, anew for another.
-func TestFramed(t *testing.T) {
-	e := EventOf(sampleEvents()[0], 10)
-	e.Stamp("s", 1, time.Unix(5, 0))
-	enc, _ := e.Encoded()
-	f1, err := e.Framed(1)
-	if err != nil {
-		t.Fatal(err)
+// TestEncodedInPlace: an event decoded in place writes its encoding in the
+// wire's spare capacity, right after the worker's bytes, which stay as they
+// were; without the room, or decoded by DecodeEvent, it makes an encoding of
+// its own and never writes past the wire.
+func TestEncodedInPlace(t *testing.T) {
+	const sid = "sess-1"
+	at := time.Unix(1800000000, 987654321)
+	for _, m := range sampleEvents() {
+		b, _ := proto.Marshal(m)
+		for _, c := range []struct {
+			name    string
+			room    int
+			inPlace bool
+			shares  bool
+		}{
+			{"in place", EncodedRoom(len(sid)), true, true},
+			{"in place, no room", 0, true, false},
+			{"in place, exact room", -1, true, true},
+			{"in place, room short by one", -2, true, false},
+			{"DecodeEvent", EncodedRoom(len(sid)), false, false},
+		} {
+			room := c.room
+			if room < 0 {
+				// What this event needs (-1), or one byte less (-2).
+				e, _ := DecodeEvent(b, len(b))
+				e.Stamp(sid, 42, at)
+				n, _ := e.EncodedSize()
+				room = n - len(e.workerWire()) + room + 1
+			}
+			buf := append(make([]byte, 0, len(b)+room), b...)
+			spare := buf[len(buf):cap(buf)]
+			for i := range spare {
+				spare[i] = 0xaa
+			}
+			decode := DecodeEvent
+			if c.inPlace {
+				decode = DecodeEventInPlace
+			}
+			e, err := decode(buf, len(buf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Stamp(sid, 42, at)
+			enc, err := e.Encoded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := &mxgatewayv1.Event{}
+			if err := proto.Unmarshal(enc, got); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			want := proto.Clone(m).(*mxgatewayv1.Event)
+			want.SessionId, want.Sequence, want.GatewayTime = sid, 42, timestamppb.New(at)
+			if !proto.Equal(got, want) {
+				t.Errorf("%s: encoding reads back as %v, want %v", c.name, got, want)
+			}
+			if !bytes.Equal(buf, b) {
+				t.Errorf("%s: the worker's bytes changed", c.name)
+			}
+			k := len(b) - len(e.workerWire())
+			full := buf[:cap(buf)]
+			if shares := k < len(full) && &enc[0] == &full[k]; shares != c.shares {
+				t.Errorf("%s: encoding in the wire's buffer %v, want %v", c.name, shares, c.shares)
+			}
+			if !c.shares && !bytes.Equal(full[len(buf):], bytes.Repeat([]byte{0xaa}, cap(buf)-len(buf))) {
+				t.Errorf("%s: wrote past the wire", c.name)
+			}
+			if m, err := e.Message(); err != nil || !proto.Equal(m, want) {
+				t.Errorf("%s: Message %v, %v; want %v", c.name, m, err, want)
+			}
+		}
 	}
-	want := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), enc)
-	if !bytes.Equal(f1, want) {
-		t.Fatalf("Framed(1) = %x, want %x", f1, want)
-	}
-	if again, _ := e.Framed(1); &again[0] != &f1[0] {
-		t.Fatal("Framed(1) built twice")
-	}
-	if &f1[len(f1)-len(enc)] != &enc[0] {
-		t.Fatal("Framed(1) copied the encoding")
-	}
-	f3, _ := e.Framed(3)
-	if want3 := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), enc); !bytes.Equal(f3, want3) {
-		t.Fatalf("Framed(3) = %x, want %x", f3, want3)
+}
+
+// TestEncodedRoomBounds: EncodedRoom covers the largest sequence and gateway
+// time the session can stamp.
+func TestEncodedRoomBounds(t *testing.T) {
+	b, _ := proto.Marshal(sampleEvents()[0])
+	e, _ := DecodeEvent(b, len(b))
+	e.Stamp("id", math.MaxUint64, time.Unix(math.MaxInt64/2, 999_999_999))
+	n, _ := e.EncodedSize()
+	if added := n - len(e.workerWire()); added > EncodedRoom(2) {
+		t.Fatalf("the session's fields take %d bytes, EncodedRoom says %d", added, EncodedRoom(2))
 	}
 }
 
@@ -227,23 +288,27 @@ func TestDecodeIsOwnAndUnstamped(t *testing.T) {
 	}
 }
 
-// TestFramedConcurrent: streams that encode, frame and batch one event at
-// once share it without a race (run with -race).
-func TestFramedConcurrent(t *testing.T) {
+// TestEncodedConcurrent: streams that encode, batch and decode one event
+// decoded in place at once share it without a race (run with -race).
+func TestEncodedConcurrent(t *testing.T) {
 	for range 50 {
 		b, _ := proto.Marshal(sampleEvents()[0])
-		e, _ := DecodeEvent(b, len(b))
+		b = append(make([]byte, 0, len(b)+EncodedRoom(1)), b...)
+		e, _ := DecodeEventInPlace(b, len(b))
 		e.Stamp("s", 1, time.Unix(9, 9))
 		var wg sync.WaitGroup
 		sum := make([]int, 4)
 		for i := range 4 {
 			wg.Go(func() {
 				var x []byte
-				if i%2 == 0 {
-					x, _ = e.Framed(1)
-				} else {
+				switch i {
+				case 0, 1:
 					x, _ = e.Encoded()
-					x = append([]byte(nil), x...) // a batch copies it
+				case 2:
+					x, _ = e.AppendEncoded(nil) // a batch copies it
+				default:
+					m, _ := e.Message()
+					x = []byte(m.GetSessionId())
 				}
 				for _, c := range x {
 					sum[i] += int(c)

@@ -1069,7 +1069,7 @@ func (c *Client) completeAlarm(corr uint64, reply *workerv1.AlarmConsumerReply) 
 // stamps the event and queues it. It never waits: the credit kept the
 // queue's room.
 func (c *Client) deliverEvent(wire []byte, size int, lastEvent *uint64) bool {
-	ev, err := protocol.DecodeEvent(wire, size)
+	ev, err := protocol.DecodeEventInPlace(wire, size) // the frame reader left the room
 	if err != nil {
 		c.terminate(CauseProtocol, fmt.Errorf("%w: event: %v", ErrProtocol, err))
 		return false
