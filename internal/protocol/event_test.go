@@ -349,53 +349,62 @@ func BenchmarkEventPath(b *testing.B) {
 	}
 }
 
-// TestFramedLengths: the field Framed puts in the room in front of the
-// encoding is right for every size of its tag and of its length (one to
-// three bytes each), for a worker's event and a message event alike, and a
-// second field number is built apart without touching the first.
-func TestFramedLengths(t *testing.T) {
-	nums := []protowire.Number{1, 15, 16, 2047, 2048, 1 << 20}
-	framed := func(num protowire.Number, enc []byte) []byte {
-		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), enc)
-	}
+// TestEncodedLengths: for events whose encodings have lengths of one to
+// four bytes, Encoded carries the session's fields for a message event and
+// for a worker's event, copied or written in place in the room
+// DecodeEventInPlace was given (the same bytes either way), EncodedSize is
+// its length, and the in-place encoding leaves the worker's bytes as they
+// were.
+func TestEncodedLengths(t *testing.T) {
 	for _, n := range []int{0, 100, 200, 20_000, 3_000_000} {
 		m := &mxgatewayv1.Event{Sequence: 3, Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE,
 			Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{ServerHandle: 1, ItemHandle: 2,
 				Value: &mxgatewayv1.MxValue{Kind: &mxgatewayv1.MxValue_StringValue{StringValue: string(bytes.Repeat([]byte{'v'}, n))}}}}}
 		b, _ := proto.Marshal(m)
-		for _, first := range nums {
-			wire, err := DecodeEvent(b, len(b))
+		copied, err := DecodeEvent(b, len(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		roomy := append(make([]byte, 0, len(b)+EncodedRoom(len("sess"))), b...)
+		inPlace, err := DecodeEventInPlace(roomy, len(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		for _, c := range []struct {
+			name string
+			e    *Event
+		}{{"message", EventOf(proto.Clone(m).(*mxgatewayv1.Event), len(b))}, {"copied", copied}, {"in place", inPlace}} {
+			c.e.Stamp("sess", 77, time.Unix(11, 12))
+			enc, err := c.e.Encoded()
 			if err != nil {
 				t.Fatal(err)
 			}
-			for name, e := range map[string]*Event{"wire": wire, "message": EventOf(proto.Clone(m).(*mxgatewayv1.Event), len(b))} {
-				e.Stamp("sess", 77, time.Unix(11, 12))
-				enc, err := e.Encoded()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if size, _ := e.EncodedSize(); size != len(enc) {
-					t.Fatalf("%s, %d bytes: EncodedSize %d, Encoded has %d", name, n, size, len(enc))
-				}
-				want := append([]byte(nil), enc...)
-				// The first field number is the shared one; the others
-				// are built apart.
-				for _, num := range append([]protowire.Number{first}, nums...) {
-					f, err := e.Framed(num)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !bytes.Equal(f, framed(num, want)) {
-						t.Fatalf("%s, %d bytes, first field %d: Framed(%d) is %d bytes, want %d", name, n, first, num, len(f), len(framed(num, want)))
-					}
-				}
-				if f, _ := e.Framed(first); &f[len(f)-len(enc)] != &enc[0] {
-					t.Fatalf("%s, %d bytes: Framed(%d) copied the encoding", name, n, first)
-				}
-				if again, _ := e.Encoded(); !bytes.Equal(again, want) {
-					t.Fatalf("%s, %d bytes: Encoded changed after Framed", name, n)
-				}
+			if size, _ := c.e.EncodedSize(); size != len(enc) {
+				t.Fatalf("%s, %d bytes: EncodedSize %d, Encoded has %d", c.name, n, size, len(enc))
 			}
+			got := &mxgatewayv1.Event{}
+			if err := proto.Unmarshal(enc, got); err != nil {
+				t.Fatalf("%s, %d bytes: %v", c.name, n, err)
+			}
+			if got.GetSessionId() != "sess" || got.GetSequence() != 77 || !got.GetGatewayTime().AsTime().Equal(time.Unix(11, 12)) ||
+				got.GetDataChange().GetValue().GetStringValue() != m.GetDataChange().GetValue().GetStringValue() {
+				t.Fatalf("%s, %d bytes: Encoded decodes to session %q, sequence %d, gateway time %v", c.name, n, got.GetSessionId(), got.GetSequence(), got.GetGatewayTime())
+			}
+			switch {
+			case c.name == "copied":
+				want = append([]byte(nil), enc...)
+			case c.name == "in place" && !bytes.Equal(enc, want):
+				t.Fatalf("%d bytes: the in-place encoding differs from the copied one", n)
+			}
+		}
+		// In place: the encoding ends where the room ends (it may start
+		// after a leading worker sequence, which it leaves out).
+		if enc, _ := inPlace.Encoded(); &enc[:cap(enc)][cap(enc)-1] != &roomy[:cap(roomy)][cap(roomy)-1] {
+			t.Fatalf("%d bytes: the in-place event's encoding was copied", n)
+		}
+		if !bytes.Equal(roomy, b) {
+			t.Fatalf("%d bytes: the worker's bytes changed under the in-place encoding", n)
 		}
 	}
 }
