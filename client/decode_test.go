@@ -179,13 +179,18 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, newEventCodec(), b) })
 }
 
-// benchResponse is a batch of storm events as the gateway sends them.
+// benchResponse is a batch of storm events as the gateway sends them: a
+// worker and a gateway time of its own for each event, the value time of
+// the generator's tick shared by all.
 func benchResponse(b *testing.B, n int) []byte {
-	ts := timestamppb.Now()
+	now := time.Now()
+	ts := timestamppb.New(now.Truncate(time.Millisecond))
 	evs := make([]*mxgatewayv1.Event, n)
 	for i := range evs {
+		at := now.Add(time.Duration(i) * 3 * time.Microsecond)
 		evs[i] = &mxgatewayv1.Event{SessionId: "0123456789abcdef0123456789abcdef", Sequence: uint64(i + 1),
-			Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, WorkerTime: ts, GatewayTime: ts,
+			Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, WorkerTime: timestamppb.New(at),
+			GatewayTime: timestamppb.New(at.Add(20 * time.Microsecond)),
 			Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{ServerHandle: 1, ItemHandle: 2,
 				Value: MustValue(int32(i)).Proto(), Quality: &mxgatewayv1.Quality{Raw: 192, QualityClass: mxgatewayv1.QualityClass_QUALITY_CLASS_GOOD},
 				Timestamp: ts, Statuses: []*mxgatewayv1.MxStatus{{Success: true, SuccessRaw: -1}}}}}
