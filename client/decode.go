@@ -174,14 +174,14 @@ func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse)
 	}
 	a := arena{sh: &c.shared}
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errFallback
 		}
 		b = b[n:]
 		switch {
 		case (num == respEvent || num == respEvents) && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 || (num == respEvent && r.Event != nil) {
 				return errFallback // a second event field merges: leave it to proto
 			}
@@ -196,7 +196,7 @@ func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse)
 				r.Events = append(r.Events, ev)
 			}
 		case num == respDelayed && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -209,12 +209,43 @@ func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse)
 	return nil
 }
 
+// consumeTag is protowire.ConsumeTag with a one-byte tag (field numbers 1
+// to 15, as nearly all of an event's are) read inline.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 && b[0] >= 1<<3 {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+// consumeVarint is protowire.ConsumeVarint with a one-byte varint read
+// inline.
+func consumeVarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return protowire.ConsumeVarint(b)
+}
+
+// consumeBytes is protowire.ConsumeBytes with a length below 128 read
+// inline; like it, n < 0 when b is too short.
+func consumeBytes(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		n := int(b[0])
+		if len(b)-1 < n {
+			return nil, -1
+		}
+		return b[1 : 1+n], 1 + n
+	}
+	return protowire.ConsumeBytes(b)
+}
+
 // countEvents counts the event fields of a response (0 on a malformed one:
 // the decode then fails and falls back).
 func countEvents(b []byte) int {
 	count := 0
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return 0
 		}
@@ -247,14 +278,14 @@ func (c *eventCodec) event(b []byte, a *arena, count int) (*mxgatewayv1.Event, e
 
 func (c *eventCodec) fastEvent(b []byte, ev *mxgatewayv1.Event, a *arena) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errFallback
 		}
 		b = b[n:]
 		switch typ {
 		case protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -270,7 +301,7 @@ func (c *eventCodec) fastEvent(b []byte, ev *mxgatewayv1.Event, a *arena) error 
 				return errFallback
 			}
 		case protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -335,14 +366,14 @@ func (c *eventCodec) eventBytes(num protowire.Number, v []byte, ev *mxgatewayv1.
 // length-delimited ones to onBytes; any other wire type falls back.
 func fields(b []byte, onVarint func(protowire.Number, uint64) error, onBytes func(protowire.Number, []byte) error) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errFallback
 		}
 		b = b[n:]
 		switch {
 		case typ == protowire.VarintType && onVarint != nil:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -351,7 +382,7 @@ func fields(b []byte, onVarint func(protowire.Number, uint64) error, onBytes fun
 				return err
 			}
 		case typ == protowire.BytesType && onBytes != nil:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -590,7 +621,7 @@ func (a *arena) quality(b []byte) (*mxgatewayv1.Quality, error) {
 // back.
 func decodeValue(b []byte, m *mxgatewayv1.MxValue, a *arena) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errFallback
 		}
@@ -600,7 +631,7 @@ func decodeValue(b []byte, m *mxgatewayv1.MxValue, a *arena) error {
 		}
 		switch typ {
 		case protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -640,7 +671,7 @@ func decodeValue(b []byte, m *mxgatewayv1.MxValue, a *arena) error {
 			k.DoubleValue = math.Float64frombits(v)
 			m.Kind = k
 		case protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return errFallback
 			}
