@@ -366,18 +366,31 @@ func (c *eventCodec) eventBytes(num protowire.Number, v []byte, ev *mxgatewayv1.
 // length-delimited ones to onBytes; any other wire type falls back.
 func fields(b []byte, onVarint func(protowire.Number, uint64) error, onBytes func(protowire.Number, []byte) error) error {
 	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errFallback
-		}
-		b = b[n:]
-		switch {
-		case typ == protowire.VarintType && onVarint != nil:
-			v, n := consumeVarint(b)
-			if n < 0 {
+		// consumeTag and consumeVarint written out: the loop of every
+		// small message, and they are too big to inline.
+		var num protowire.Number
+		var typ protowire.Type
+		if c := b[0]; c < 0x80 && c >= 1<<3 {
+			num, typ, b = protowire.Number(c>>3), protowire.Type(c&7), b[1:]
+		} else {
+			var n int
+			if num, typ, n = protowire.ConsumeTag(b); n < 0 {
 				return errFallback
 			}
 			b = b[n:]
+		}
+		switch {
+		case typ == protowire.VarintType && onVarint != nil:
+			var v uint64
+			if len(b) > 0 && b[0] < 0x80 {
+				v, b = uint64(b[0]), b[1:]
+			} else {
+				var n int
+				if v, n = protowire.ConsumeVarint(b); n < 0 {
+					return errFallback
+				}
+				b = b[n:]
+			}
 			if err := onVarint(num, v); err != nil {
 				return err
 			}
