@@ -26,7 +26,8 @@ type Event struct {
 // EventFromProto wraps a wire event.
 func EventFromProto(p *mxgatewayv1.Event) Event { return Event{p: p} }
 
-// Proto returns the wire form; it must not be modified.
+// Proto returns the wire form; it must not be modified (the decoder shares
+// equal sub-messages, such as a quality or a status, between events).
 func (e Event) Proto() *mxgatewayv1.Event { return e.p }
 
 // Sequence is the contiguous per-session sequence number (for a gap marker,
@@ -178,7 +179,7 @@ type DataChange struct {
 	Value        Value     // null when there is none
 	Quality      Quality   // OPC DA quality word
 	Timestamp    time.Time // the value's time, UTC
-	Statuses     Statuses  // the MXSTATUS_PROXY array
+	Statuses     Statuses  // the MXSTATUS_PROXY array (the event's own: read only)
 }
 
 // Err returns an *MxAccessError when the statuses report a failure.
