@@ -179,7 +179,7 @@ type DataChange struct {
 	Value        Value     // null when there is none
 	Quality      Quality   // OPC DA quality word
 	Timestamp    time.Time // the value's time, UTC
-	Statuses     Statuses  // the MXSTATUS_PROXY array (the event's own: read only)
+	Statuses     Statuses  // the MXSTATUS_PROXY array (the event's: read only)
 }
 
 // Err returns an *MxAccessError when the statuses report a failure.
