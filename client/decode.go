@@ -18,8 +18,10 @@ import (
 // which gives the same message as proto.Unmarshal with far fewer
 // allocations: the events of one response share one allocation per message
 // type (a batch of 1,024 events costs a few dozen allocations, not ten per
-// event), and the session id, the same in every event of a stream, is one
-// string. Anything decodeResponse does not know falls back to proto.Unmarshal.
+// event), the session id, the same in every event of a stream, is one
+// string, and an event's quality, status or time equal to the last one
+// decoded is that one (see shared). Anything decodeResponse does not know
+// falls back to proto.Unmarshal.
 // One eventCodec serves one stream (RecvMsg is never called concurrently).
 type eventCodec struct {
 	base    encoding.CodecV2
