@@ -18,14 +18,38 @@ import (
 // which gives the same message as proto.Unmarshal with far fewer
 // allocations: the events of one response share one allocation per message
 // type (a batch of 1,024 events costs a few dozen allocations, not ten per
-// event), and the session id, the same in every event of a stream, is one
-// string. Anything decodeResponse does not know falls back to proto.Unmarshal.
+// event), the session id, the same in every event of a stream, is one
+// string, and an event's quality, status or time equal to the last one
+// decoded is that one (see shared). Anything decodeResponse does not know
+// falls back to proto.Unmarshal.
 // One eventCodec serves one stream (RecvMsg is never called concurrently).
 type eventCodec struct {
 	base    encoding.CodecV2
 	sid     string // the session id of the last event, shared by the next
 	scratch []byte // a response that came in several buffers, joined
+	shared  shared // the last sub-messages decoded, shared by equal ones
 }
+
+// shared holds the last message of each kind the decoder made, which the
+// next event with an equal one points to instead of a copy of its own (a
+// storm's events mostly carry the same quality, status and value time).
+// The SDK hands its messages out read-only (Event.Proto), and protobuf-go
+// reads a message concurrently without writes of its own but atomic ones
+// (the size cache), so one message may belong to any number of events, of
+// any number of responses. Only a message decoded in full is kept.
+type shared struct {
+	times    [3]*timestamppb.Timestamp // worker, gateway and value time
+	qual     *mxgatewayv1.Quality
+	stat     *mxgatewayv1.MxStatus
+	statList []*mxgatewayv1.MxStatus // {stat}, capacity one: an append copies
+}
+
+// The roles of a timestamp in shared.times.
+const (
+	tsWorker = iota
+	tsGateway
+	tsValue
+)
 
 // maxScratch bounds the joined response kept for the next one: the
 // gateway's batches stop at 1 MiB.
@@ -99,45 +123,50 @@ const (
 // OnDataChange with a scalar value, quality, timestamps and one status) in
 // one allocation; the blocks of a response are one slice.
 type eventBlock struct {
-	ev        mxgatewayv1.Event
-	body      mxgatewayv1.Event_DataChange
-	dc        mxgatewayv1.OnDataChange
-	val       mxgatewayv1.MxValue
-	qual      mxgatewayv1.Quality
-	times     [3]timestamppb.Timestamp
-	ntimes    int
-	stat      mxgatewayv1.MxStatus
-	statTaken bool
-	stats     [1]*mxgatewayv1.MxStatus
-	i32       mxgatewayv1.MxValue_Int32Value
-	f64       mxgatewayv1.MxValue_DoubleValue
+	ev   mxgatewayv1.Event
+	body mxgatewayv1.Event_DataChange
+	dc   mxgatewayv1.OnDataChange
+	val  mxgatewayv1.MxValue
+	i32  mxgatewayv1.MxValue_Int32Value
+	f64  mxgatewayv1.MxValue_DoubleValue
 }
 
-// arena hands out the event blocks of one response.
+// arena hands out the event blocks of one response, and the timestamps,
+// qualities and statuses that differ from the shared ones, from slabs
+// sized by the events left (refilled, should they run out, the same way).
 type arena struct {
 	blocks []eventBlock
 	cur    *eventBlock // the block of the event being decoded
+	left   int         // events of the response not started yet
+	times  []timestamppb.Timestamp
+	quals  []mxgatewayv1.Quality
+	stats  []mxgatewayv1.MxStatus
+	lists  []*mxgatewayv1.MxStatus
+	sh     *shared
 }
 
 // next starts the block of the next event; n is the number of events in
 // the response.
 func (a *arena) next(n int) *eventBlock {
 	if len(a.blocks) == 0 {
-		a.blocks = make([]eventBlock, max(n, 1))
+		a.left = max(n, 1)
+		a.blocks = make([]eventBlock, a.left)
 	}
 	a.cur = &a.blocks[0]
 	a.blocks = a.blocks[1:]
+	a.left = len(a.blocks)
 	return a.cur
 }
 
-// timestamp returns the next unused timestamp of the block.
-func (a *arena) timestamp() *timestamppb.Timestamp {
-	b := a.cur
-	if b.ntimes == len(b.times) {
-		return &timestamppb.Timestamp{}
+// take returns the next unused element of a slab, making a slab of
+// per*(the events left, this one included) when it is empty.
+func take[T any](slab *[]T, per, left int) *T {
+	if len(*slab) == 0 {
+		*slab = make([]T, per*(left+1))
 	}
-	b.ntimes++
-	return &b.times[b.ntimes-1]
+	p := &(*slab)[0]
+	*slab = (*slab)[1:]
+	return p
 }
 
 func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse) error {
@@ -145,16 +174,16 @@ func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse)
 	if count > 1 {
 		r.Events = make([]*mxgatewayv1.Event, 0, count)
 	}
-	var a arena
+	a := arena{sh: &c.shared}
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errFallback
 		}
 		b = b[n:]
 		switch {
 		case (num == respEvent || num == respEvents) && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 || (num == respEvent && r.Event != nil) {
 				return errFallback // a second event field merges: leave it to proto
 			}
@@ -169,7 +198,7 @@ func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse)
 				r.Events = append(r.Events, ev)
 			}
 		case num == respDelayed && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -182,12 +211,43 @@ func (c *eventCodec) fastResponse(b []byte, r *mxgatewayv1.StreamEventsResponse)
 	return nil
 }
 
+// consumeTag is protowire.ConsumeTag with a one-byte tag (field numbers 1
+// to 15, as nearly all of an event's are) read inline.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 && b[0] >= 1<<3 {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+// consumeVarint is protowire.ConsumeVarint with a one-byte varint read
+// inline.
+func consumeVarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return protowire.ConsumeVarint(b)
+}
+
+// consumeBytes is protowire.ConsumeBytes with a length below 128 read
+// inline; like it, n < 0 when b is too short.
+func consumeBytes(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		n := int(b[0])
+		if len(b)-1 < n {
+			return nil, -1
+		}
+		return b[1 : 1+n], 1 + n
+	}
+	return protowire.ConsumeBytes(b)
+}
+
 // countEvents counts the event fields of a response (0 on a malformed one:
 // the decode then fails and falls back).
 func countEvents(b []byte) int {
 	count := 0
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return 0
 		}
@@ -220,14 +280,14 @@ func (c *eventCodec) event(b []byte, a *arena, count int) (*mxgatewayv1.Event, e
 
 func (c *eventCodec) fastEvent(b []byte, ev *mxgatewayv1.Event, a *arena) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errFallback
 		}
 		b = b[n:]
 		switch typ {
 		case protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -243,7 +303,7 @@ func (c *eventCodec) fastEvent(b []byte, ev *mxgatewayv1.Event, a *arena) error 
 				return errFallback
 			}
 		case protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -272,15 +332,16 @@ func (c *eventCodec) eventBytes(num protowire.Number, v []byte, ev *mxgatewayv1.
 		ev.SessionId = c.sid
 		return nil
 	case evWorkerTime, evGatewayTime:
-		p := &ev.WorkerTime
+		p, role := &ev.WorkerTime, tsWorker
 		if num == evGatewayTime {
-			p = &ev.GatewayTime
+			p, role = &ev.GatewayTime, tsGateway
 		}
 		if *p != nil {
 			return errFallback
 		}
-		*p = a.timestamp()
-		return decodeTimestamp(v, *p)
+		t, err := a.timestamp(v, role)
+		*p = t
+		return err
 	}
 	if ev.Body != nil {
 		return errFallback
@@ -307,23 +368,36 @@ func (c *eventCodec) eventBytes(num protowire.Number, v []byte, ev *mxgatewayv1.
 // length-delimited ones to onBytes; any other wire type falls back.
 func fields(b []byte, onVarint func(protowire.Number, uint64) error, onBytes func(protowire.Number, []byte) error) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errFallback
-		}
-		b = b[n:]
-		switch {
-		case typ == protowire.VarintType && onVarint != nil:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
+		// consumeTag and consumeVarint written out: the loop of every
+		// small message, and they are too big to inline.
+		var num protowire.Number
+		var typ protowire.Type
+		if c := b[0]; c < 0x80 && c >= 1<<3 {
+			num, typ, b = protowire.Number(c>>3), protowire.Type(c&7), b[1:]
+		} else {
+			var n int
+			if num, typ, n = protowire.ConsumeTag(b); n < 0 {
 				return errFallback
 			}
 			b = b[n:]
+		}
+		switch {
+		case typ == protowire.VarintType && onVarint != nil:
+			var v uint64
+			if len(b) > 0 && b[0] < 0x80 {
+				v, b = uint64(b[0]), b[1:]
+			} else {
+				var n int
+				if v, n = protowire.ConsumeVarint(b); n < 0 {
+					return errFallback
+				}
+				b = b[n:]
+			}
 			if err := onVarint(num, v); err != nil {
 				return err
 			}
 		case typ == protowire.BytesType && onBytes != nil:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -336,6 +410,35 @@ func fields(b []byte, onVarint func(protowire.Number, uint64) error, onBytes fun
 		}
 	}
 	return nil
+}
+
+// timestamp decodes a google.protobuf.Timestamp in one of the roles of
+// shared.times: the shared one when equal, else a new one, shared from
+// then on.
+func (a *arena) timestamp(b []byte, role int) (*timestamppb.Timestamp, error) {
+	var sec int64
+	var nanos int32
+	err := fields(b, func(num protowire.Number, v uint64) error {
+		switch num {
+		case 1:
+			sec = int64(v)
+		case 2:
+			nanos = int32(v)
+		default:
+			return errFallback
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if t := a.sh.times[role]; t != nil && t.Seconds == sec && t.Nanos == nanos {
+		return t, nil
+	}
+	t := take(&a.times, 2, a.left)
+	t.Seconds, t.Nanos = sec, nanos
+	a.sh.times[role] = t
+	return t, nil
 }
 
 // decodeTimestamp decodes a google.protobuf.Timestamp.
@@ -377,18 +480,23 @@ func decodeDataChange(b []byte, dc *mxgatewayv1.OnDataChange, a *arena) error {
 			if dc.Quality != nil {
 				return errFallback
 			}
-			dc.Quality = &a.cur.qual
-			return decodeQuality(v, dc.Quality)
+			q, err := a.quality(v)
+			dc.Quality = q
+			return err
 		case 5:
 			if dc.Timestamp != nil {
 				return errFallback
 			}
-			dc.Timestamp = a.timestamp()
-			return decodeTimestamp(v, dc.Timestamp)
-		case 6:
-			s, err := decodeMxStatus(v, a)
-			dc.Statuses = appendStatus(dc.Statuses, s, a)
+			t, err := a.timestamp(v, tsValue)
+			dc.Timestamp = t
 			return err
+		case 6:
+			s, err := a.status(v)
+			if err != nil {
+				return err
+			}
+			dc.Statuses = a.appendStatus(dc.Statuses, s)
+			return nil
 		}
 		return errFallback
 	})
@@ -410,9 +518,12 @@ func decodeWriteComplete(b []byte, wc *mxgatewayv1.OnWriteComplete, a *arena) er
 		if num != 3 {
 			return errFallback
 		}
-		s, err := decodeMxStatus(v, a)
-		wc.Statuses = appendStatus(wc.Statuses, s, a)
-		return err
+		s, err := a.status(v)
+		if err != nil {
+			return err
+		}
+		wc.Statuses = a.appendStatus(wc.Statuses, s)
+		return nil
 	})
 }
 
@@ -437,69 +548,95 @@ func decodeReplayGap(b []byte, g *mxgatewayv1.ReplayGap) error {
 	})
 }
 
-// appendStatus appends s to a statuses list; the first list of an event
-// is the block's (capacity one, so a second append copies).
-func appendStatus(list []*mxgatewayv1.MxStatus, s *mxgatewayv1.MxStatus, a *arena) []*mxgatewayv1.MxStatus {
+// appendStatus appends s to a statuses list. A list of the shared status
+// alone is the shared list; any other first list has capacity one too, so
+// that appending to one event's list never writes into another's.
+func (a *arena) appendStatus(list []*mxgatewayv1.MxStatus, s *mxgatewayv1.MxStatus) []*mxgatewayv1.MxStatus {
 	if list != nil {
 		return append(list, s)
 	}
-	one := a.cur.stats[:]
+	if s == a.sh.stat {
+		if a.sh.statList == nil {
+			a.sh.statList = []*mxgatewayv1.MxStatus{s}
+		}
+		return a.sh.statList
+	}
+	if len(a.lists) == 0 {
+		a.lists = make([]*mxgatewayv1.MxStatus, a.left+1)
+	}
+	one := a.lists[:1:1]
+	a.lists = a.lists[1:]
 	one[0] = s
 	return one
 }
 
-// decodeMxStatus decodes an MxStatus.
-func decodeMxStatus(b []byte, a *arena) (*mxgatewayv1.MxStatus, error) {
-	s := &a.cur.stat
-	if a.cur.statTaken {
-		s = &mxgatewayv1.MxStatus{}
-	}
-	a.cur.statTaken = true
-	return s, fields(b, func(num protowire.Number, v uint64) error {
-		switch num {
-		case 1:
-			s.Success = v != 0
-		case 2:
-			s.SuccessRaw = int32(v)
-		case 3:
-			s.Category = mxgatewayv1.MxStatusCategory(int32(v))
-		case 4:
-			s.DetectedBy = mxgatewayv1.MxStatusSource(int32(v))
-		case 5:
-			s.Detail = int32(v)
-		case 6:
-			s.CategoryRaw = int32(v)
-		case 7:
-			s.DetectedByRaw = int32(v)
-		default:
+// status decodes an MxStatus: the shared one when equal, else a new one,
+// shared from then on.
+func (a *arena) status(b []byte) (*mxgatewayv1.MxStatus, error) {
+	var f [7]int32 // fields 1 to 7, all varints
+	err := fields(b, func(num protowire.Number, v uint64) error {
+		if num < 1 || num > 7 {
 			return errFallback
+		}
+		if num == 1 {
+			f[0] = 0
+			if v != 0 {
+				f[0] = 1
+			}
+		} else {
+			f[num-1] = int32(v)
 		}
 		return nil
 	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s := a.sh.stat; s != nil && s.Success == (f[0] != 0) && s.SuccessRaw == f[1] && int32(s.Category) == f[2] &&
+		int32(s.DetectedBy) == f[3] && s.Detail == f[4] && s.CategoryRaw == f[5] && s.DetectedByRaw == f[6] {
+		return s, nil
+	}
+	s := take(&a.stats, 1, a.left)
+	s.Success, s.SuccessRaw, s.Category, s.DetectedBy = f[0] != 0, f[1], mxgatewayv1.MxStatusCategory(f[2]), mxgatewayv1.MxStatusSource(f[3])
+	s.Detail, s.CategoryRaw, s.DetectedByRaw = f[4], f[5], f[6]
+	a.sh.stat, a.sh.statList = s, nil
+	return s, nil
 }
 
-// decodeQuality decodes a Quality.
-func decodeQuality(b []byte, q *mxgatewayv1.Quality) error {
-	return fields(b, func(num protowire.Number, v uint64) error {
+// quality decodes a Quality: the shared one when equal, else a new one,
+// shared from then on.
+func (a *arena) quality(b []byte) (*mxgatewayv1.Quality, error) {
+	var raw, opc uint32
+	var class int32
+	err := fields(b, func(num protowire.Number, v uint64) error {
 		switch num {
 		case 1:
-			q.Raw = uint32(v)
+			raw = uint32(v)
 		case 3:
-			q.OpcuaStatusCode = uint32(v)
+			opc = uint32(v)
 		case 4:
-			q.QualityClass = mxgatewayv1.QualityClass(int32(v))
+			class = int32(v)
 		default:
 			return errFallback
 		}
 		return nil
 	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if q := a.sh.qual; q != nil && q.Raw == raw && q.OpcuaStatusCode == opc && int32(q.QualityClass) == class {
+		return q, nil
+	}
+	q := take(&a.quals, 1, a.left)
+	q.Raw, q.OpcuaStatusCode, q.QualityClass = raw, opc, mxgatewayv1.QualityClass(class)
+	a.sh.qual = q
+	return q, nil
 }
 
 // decodeValue decodes an MxValue with a scalar kind; arrays and durations fall
 // back.
 func decodeValue(b []byte, m *mxgatewayv1.MxValue, a *arena) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errFallback
 		}
@@ -509,7 +646,7 @@ func decodeValue(b []byte, m *mxgatewayv1.MxValue, a *arena) error {
 		}
 		switch typ {
 		case protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return errFallback
 			}
@@ -549,7 +686,7 @@ func decodeValue(b []byte, m *mxgatewayv1.MxValue, a *arena) error {
 			k.DoubleValue = math.Float64frombits(v)
 			m.Kind = k
 		case protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return errFallback
 			}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -179,13 +180,18 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, newEventCodec(), b) })
 }
 
-// benchResponse is a batch of storm events as the gateway sends them.
+// benchResponse is a batch of storm events as the gateway sends them: a
+// worker and a gateway time of its own for each event, the value time of
+// the generator's tick shared by all.
 func benchResponse(b *testing.B, n int) []byte {
-	ts := timestamppb.Now()
+	now := time.Now()
+	ts := timestamppb.New(now.Truncate(time.Millisecond))
 	evs := make([]*mxgatewayv1.Event, n)
 	for i := range evs {
+		at := now.Add(time.Duration(i) * 3 * time.Microsecond)
 		evs[i] = &mxgatewayv1.Event{SessionId: "0123456789abcdef0123456789abcdef", Sequence: uint64(i + 1),
-			Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, WorkerTime: ts, GatewayTime: ts,
+			Family: mxgatewayv1.EventFamily_EVENT_FAMILY_ON_DATA_CHANGE, WorkerTime: timestamppb.New(at),
+			GatewayTime: timestamppb.New(at.Add(20 * time.Microsecond)),
 			Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{ServerHandle: 1, ItemHandle: 2,
 				Value: MustValue(int32(i)).Proto(), Quality: &mxgatewayv1.Quality{Raw: 192, QualityClass: mxgatewayv1.QualityClass_QUALITY_CLASS_GOOD},
 				Timestamp: ts, Statuses: []*mxgatewayv1.MxStatus{{Success: true, SuccessRaw: -1}}}}}
@@ -240,5 +246,55 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSharedMessagesConcurrentReads: events of two responses, whose equal
+// qualities, statuses and times the decoder shares, are marshalled from
+// several goroutines at once (protobuf-go caches sizes in the messages),
+// each to the encoding of the event that was sent; -race checks that
+// readers of one shared message do not race.
+func TestSharedMessagesConcurrentReads(t *testing.T) {
+	ts := timestamppb.New(time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC))
+	var sent []*mxgatewayv1.Event
+	for i := range 64 {
+		sent = append(sent, &mxgatewayv1.Event{SessionId: "s", Sequence: uint64(i + 1), WorkerTime: ts, GatewayTime: ts,
+			Body: &mxgatewayv1.Event_DataChange{DataChange: &mxgatewayv1.OnDataChange{ItemHandle: int32(i), Value: MustValue(int32(i)).Proto(),
+				Quality: &mxgatewayv1.Quality{Raw: 192}, Timestamp: ts, Statuses: []*mxgatewayv1.MxStatus{{Success: true, SuccessRaw: -1}}}}})
+	}
+	c := newEventCodec()
+	var got []*mxgatewayv1.Event
+	for _, half := range [][]*mxgatewayv1.Event{sent[:32], sent[32:]} {
+		b, err := proto.Marshal(&mxgatewayv1.StreamEventsResponse{Events: half})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &mxgatewayv1.StreamEventsResponse{}
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.Events...)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for i, ev := range got {
+				want, _ := proto.Marshal(sent[i])
+				b, err := proto.Marshal(ev)
+				if err == nil && string(b) != string(want) {
+					err = fmt.Errorf("event %d marshals to %x, want %x", i, b, want)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

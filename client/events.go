@@ -26,7 +26,8 @@ type Event struct {
 // EventFromProto wraps a wire event.
 func EventFromProto(p *mxgatewayv1.Event) Event { return Event{p: p} }
 
-// Proto returns the wire form; it must not be modified.
+// Proto returns the wire form; it must not be modified (the decoder shares
+// equal sub-messages, such as a quality or a status, between events).
 func (e Event) Proto() *mxgatewayv1.Event { return e.p }
 
 // Sequence is the contiguous per-session sequence number (for a gap marker,
@@ -69,14 +70,28 @@ func (e Event) Recreated() *SessionRecreated { return e.rec }
 
 // DataChange returns the OnDataChange body, or nil.
 func (e Event) DataChange() *DataChange {
-	d := e.p.GetDataChange()
-	if d == nil {
+	// Small enough to inline, so that a caller that keeps the result to
+	// itself (the usual loop over Events) has it on its stack, not one heap
+	// allocation per event.
+	out := new(DataChange)
+	if !out.fill(e.p) {
 		return nil
 	}
-	return &DataChange{
-		ServerHandle: d.GetServerHandle(), ItemHandle: d.GetItemHandle(), Value: ValueFromProto(d.GetValue()),
-		Quality: QualityFromProto(d.GetQuality()), Timestamp: tsOrZero(d.GetTimestamp()), Statuses: d.GetStatuses(),
+	return out
+}
+
+// fill sets d from the event's OnDataChange body and reports whether it
+// has one.
+func (d *DataChange) fill(ev *mxgatewayv1.Event) bool {
+	p := ev.GetDataChange()
+	if p == nil {
+		return false
 	}
+	*d = DataChange{
+		ServerHandle: p.GetServerHandle(), ItemHandle: p.GetItemHandle(), Value: ValueFromProto(p.GetValue()),
+		Quality: QualityFromProto(p.GetQuality()), Timestamp: tsOrZero(p.GetTimestamp()), Statuses: p.GetStatuses(),
+	}
+	return true
 }
 
 // WriteComplete returns the OnWriteComplete body, or nil.
@@ -164,7 +179,7 @@ type DataChange struct {
 	Value        Value     // null when there is none
 	Quality      Quality   // OPC DA quality word
 	Timestamp    time.Time // the value's time, UTC
-	Statuses     Statuses  // the MXSTATUS_PROXY array
+	Statuses     Statuses  // the MXSTATUS_PROXY array (the event's: read only)
 }
 
 // Err returns an *MxAccessError when the statuses report a failure.
