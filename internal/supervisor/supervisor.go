@@ -473,6 +473,12 @@ func (s *Supervisor) accept(ctx context.Context, ln ipc.Listener, p *process) (n
 	case a := <-ch:
 		return a.c, a.err
 	case <-ctx.Done():
+		// The launch is given up (deadline, or a gateway shutting down
+		// with a spare worker on its way): the process goes first, so that
+		// it does not see its endpoint vanish or its connection reset and
+		// log that as an error of its own; a pending SIGKILL (or a
+		// terminated job) lets it run no further code.
+		p.kill()
 		ln.Close()
 		if a := <-ch; a.c != nil {
 			a.c.Close()
@@ -491,10 +497,12 @@ func (s *Supervisor) accept(ctx context.Context, ln ipc.Listener, p *process) (n
 // process exited (with its status and stderr), the start-up deadline
 // passed, or the step's own error.
 func (s *Supervisor) launchError(ctx context.Context, p *process, step string, err error) error {
-	select {
-	case <-p.exited:
-		return s.exitError(p, fmt.Errorf("%s: %w", step, err))
-	default:
+	if ctx.Err() == nil { // else accept killed it: the deadline or the cancel is the cause
+		select {
+		case <-p.exited:
+			return s.exitError(p, fmt.Errorf("%s: %w", step, err))
+		default:
+		}
 	}
 	return s.deadlineError(ctx, step, err)
 }
