@@ -376,6 +376,12 @@ func (c *Client) Start(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-c.stop: // Kill, Shutdown: already ending
 			}
+		} else if ctx.Err() != nil && c.opts.Process != nil {
+			// Given up (the start-up deadline, or a launch cancelled by a
+			// gateway shutting down): the process goes before its
+			// connection, so that it does not log the closed connection
+			// as an error of its own.
+			c.opts.Process.Kill()
 		}
 		c.terminate(CauseHandshake, err)
 		return c.Err()
