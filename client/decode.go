@@ -416,19 +416,7 @@ func fields(b []byte, onVarint func(protowire.Number, uint64) error, onBytes fun
 // shared.times: the shared one when equal, else a new one, shared from
 // then on.
 func (a *arena) timestamp(b []byte, role int) (*timestamppb.Timestamp, error) {
-	var sec int64
-	var nanos int32
-	err := fields(b, func(num protowire.Number, v uint64) error {
-		switch num {
-		case 1:
-			sec = int64(v)
-		case 2:
-			nanos = int32(v)
-		default:
-			return errFallback
-		}
-		return nil
-	}, nil)
+	sec, nanos, err := timestampFields(b)
 	if err != nil {
 		return nil, err
 	}
@@ -443,17 +431,26 @@ func (a *arena) timestamp(b []byte, role int) (*timestamppb.Timestamp, error) {
 
 // decodeTimestamp decodes a google.protobuf.Timestamp.
 func decodeTimestamp(b []byte, t *timestamppb.Timestamp) error {
-	return fields(b, func(num protowire.Number, v uint64) error {
+	sec, nanos, err := timestampFields(b)
+	t.Seconds, t.Nanos = sec, nanos
+	return err
+}
+
+// timestampFields reads the seconds and nanos of an encoded
+// google.protobuf.Timestamp.
+func timestampFields(b []byte) (sec int64, nanos int32, err error) {
+	err = fields(b, func(num protowire.Number, v uint64) error {
 		switch num {
 		case 1:
-			t.Seconds = int64(v)
+			sec = int64(v)
 		case 2:
-			t.Nanos = int32(v)
+			nanos = int32(v)
 		default:
 			return errFallback
 		}
 		return nil
 	}, nil)
+	return sec, nanos, err
 }
 
 // decodeDataChange decodes an OnDataChange.
